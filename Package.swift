@@ -1,0 +1,80 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Header search paths of the Debian -dev packages the C++ bridges compile against.
+let eigenInclude = "-I/usr/include/eigen3"
+let openCVInclude = "-I/usr/include/opencv4"
+
+let package = Package(
+    name: "Lumen",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "lumen", targets: ["lumen"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // MARK: Native bridges — narrow extern "C" headers, no C++ type crosses into Swift.
+        .systemLibrary(
+            name: "CLibSerialPort",
+            pkgConfig: "libserialport",
+            providers: [.apt(["libserialport-dev"])]
+        ),
+        .target(
+            name: "CEigen",
+            cxxSettings: [.unsafeFlags([eigenInclude, "-O3", "-DNDEBUG"])]
+        ),
+        .target(
+            name: "COpenCV",
+            cxxSettings: [.unsafeFlags([openCVInclude])],
+            linkerSettings: [
+                .linkedLibrary("opencv_imgcodecs"),
+                .linkedLibrary("opencv_imgproc"),
+                .linkedLibrary("opencv_core"),
+            ]
+        ),
+        // Audited system calls of the real-time path and the C reference loop of `bench loop`.
+        .target(name: "CRealtime"),
+        // Per-thread heap-allocation counter (malloc interposition) for the zero-allocation checks.
+        .target(name: "CAllocCount"),
+
+        // MARK: Lumen modules
+        .target(
+            name: "Core",
+            dependencies: ["CRealtime", .product(name: "Yams", package: "Yams")]
+        ),
+        .target(
+            name: "Control",
+            dependencies: [
+                "Core", "CEigen", "CRealtime",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .target(name: "Drivers", dependencies: ["Core", "CLibSerialPort"]),
+        .target(name: "Imaging", dependencies: ["Core", "COpenCV"]),
+        .target(name: "Safety", dependencies: ["Core", "Drivers"]),
+        .target(name: "Sim", dependencies: ["Core", "Drivers"]),
+        .target(name: "Console", dependencies: ["Core"]),
+        .target(name: "Recording", dependencies: ["Core"]),
+        .executableTarget(
+            name: "lumen",
+            dependencies: [
+                "Core", "Control", "Drivers", "Imaging", "Safety", "Sim", "Console", "Recording",
+                "CAllocCount", "CEigen", "COpenCV", "CRealtime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // MARK: Tests — one target per module
+        .testTarget(name: "CoreTests", dependencies: ["Core"]),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "Core", "Sim", "CAllocCount", "CEigen"]),
+        .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Core"]),
+        .testTarget(name: "SimTests", dependencies: ["Sim", "Core", "Drivers"]),
+    ],
+    swiftLanguageModes: [.v6],
+    cxxLanguageStandard: .cxx17
+)

@@ -1,0 +1,55 @@
+// Narrow C interface over OpenCV 4.6 (core, imgproc, imgcodecs): images are plain
+// pointer + width + height buffers owned by the caller. No OpenCV type crosses this header.
+// Every function returns LUMEN_CV_OK or an error code and, on error, writes a message into
+// `err` (`err_len` bytes, NUL-terminated) when `err` is not NULL.
+#ifndef LUMEN_CV_H
+#define LUMEN_CV_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    LUMEN_CV_OK = 0,
+    LUMEN_CV_IO = 1,          ///< the file could not be read or written
+    LUMEN_CV_FORMAT = 2,      ///< decoded, but not the expected kind of image
+    LUMEN_CV_CAPACITY = 3,    ///< the caller's buffer is too small (see width/height)
+    LUMEN_CV_ARGUMENT = 4,    ///< a bad size or pointer
+    LUMEN_CV_INTERNAL = 5,    ///< OpenCV raised an exception
+};
+
+/// Writes a single-channel 16-bit PNG.
+int lumen_cv_write_png16(const char *path, const uint16_t *pixels, int width, int height,
+                         char *err, int err_len);
+
+/// Reads a single-channel 8- or 16-bit image (8-bit values are widened, not rescaled).
+/// Call with `pixels` NULL to learn `width` and `height`; then with a buffer of width × height.
+int lumen_cv_read_gray16(const char *path, uint16_t *pixels, int64_t capacity, int *width,
+                         int *height, char *err, int err_len);
+
+/// Writes an 8-bit RGB image (row-major, 3 bytes a pixel) as PNG.
+int lumen_cv_write_png_rgb8(const char *path, const uint8_t *rgb, int width, int height,
+                            char *err, int err_len);
+
+/// Gaussian blur of a float image in place-free form (`src` and `dst` may not alias).
+int lumen_cv_gaussian_blur_f32(const float *src, float *dst, int width, int height,
+                               double sigma, char *err, int err_len);
+
+/// Anti-aliased polyline on an RGB8 canvas; `xy` holds `count` (x, y) pixel pairs.
+int lumen_cv_draw_polyline(uint8_t *rgb, int width, int height, const double *xy, int count,
+                           uint8_t r, uint8_t g, uint8_t b, int thickness, int closed);
+
+/// Filled or outlined (thickness > 0) circle on an RGB8 canvas.
+int lumen_cv_draw_circle(uint8_t *rgb, int width, int height, double x, double y, double radius,
+                         uint8_t r, uint8_t g, uint8_t b, int thickness);
+
+/// Text on an RGB8 canvas with its baseline-left corner at (x, y).
+int lumen_cv_draw_text(uint8_t *rgb, int width, int height, const char *text, int x, int y,
+                       double scale, uint8_t r, uint8_t g, uint8_t b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,135 @@
+#include "lumen_cv.h"
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+namespace {
+
+int fail(int code, char *err, int err_len, const char *what, const char *detail = "") {
+    if (err != nullptr && err_len > 0) std::snprintf(err, (size_t)err_len, "%s%s", what, detail);
+    return code;
+}
+
+bool canvasOK(const uint8_t *rgb, int width, int height) {
+    return rgb != nullptr && width > 0 && height > 0;
+}
+
+cv::Scalar bgr(uint8_t r, uint8_t g, uint8_t b) { return cv::Scalar(b, g, r); }
+
+}  // namespace
+
+extern "C" int lumen_cv_write_png16(const char *path, const uint16_t *pixels, int width, int height,
+                                    char *err, int err_len) {
+    if (path == nullptr || pixels == nullptr || width <= 0 || height <= 0)
+        return fail(LUMEN_CV_ARGUMENT, err, err_len, "bad image size or pointer");
+    try {
+        cv::Mat m(height, width, CV_16UC1, const_cast<uint16_t *>(pixels));
+        if (!cv::imwrite(path, m)) return fail(LUMEN_CV_IO, err, err_len, "cannot write ", path);
+        return LUMEN_CV_OK;
+    } catch (const std::exception &e) {
+        return fail(LUMEN_CV_INTERNAL, err, err_len, e.what());
+    }
+}
+
+extern "C" int lumen_cv_read_gray16(const char *path, uint16_t *pixels, int64_t capacity, int *width,
+                                    int *height, char *err, int err_len) {
+    if (path == nullptr || width == nullptr || height == nullptr)
+        return fail(LUMEN_CV_ARGUMENT, err, err_len, "null argument");
+    try {
+        cv::Mat m = cv::imread(path, cv::IMREAD_ANYDEPTH | cv::IMREAD_GRAYSCALE);
+        if (m.empty()) return fail(LUMEN_CV_IO, err, err_len, "cannot read or decode ", path);
+        if (m.channels() != 1 || (m.depth() != CV_8U && m.depth() != CV_16U))
+            return fail(LUMEN_CV_FORMAT, err, err_len, "not an 8- or 16-bit grey image: ", path);
+        *width = m.cols;
+        *height = m.rows;
+        if (pixels == nullptr) return LUMEN_CV_OK;
+        if (capacity < (int64_t)m.cols * m.rows)
+            return fail(LUMEN_CV_CAPACITY, err, err_len, "buffer too small for ", path);
+        cv::Mat out(m.rows, m.cols, CV_16UC1, pixels);
+        m.convertTo(out, CV_16U);
+        return LUMEN_CV_OK;
+    } catch (const std::exception &e) {
+        return fail(LUMEN_CV_INTERNAL, err, err_len, e.what());
+    }
+}
+
+extern "C" int lumen_cv_write_png_rgb8(const char *path, const uint8_t *rgb, int width, int height,
+                                       char *err, int err_len) {
+    if (path == nullptr || !canvasOK(rgb, width, height))
+        return fail(LUMEN_CV_ARGUMENT, err, err_len, "bad image size or pointer");
+    try {
+        cv::Mat m(height, width, CV_8UC3, const_cast<uint8_t *>(rgb));
+        cv::Mat bgrImage;
+        cv::cvtColor(m, bgrImage, cv::COLOR_RGB2BGR);
+        if (!cv::imwrite(path, bgrImage)) return fail(LUMEN_CV_IO, err, err_len, "cannot write ", path);
+        return LUMEN_CV_OK;
+    } catch (const std::exception &e) {
+        return fail(LUMEN_CV_INTERNAL, err, err_len, e.what());
+    }
+}
+
+extern "C" int lumen_cv_gaussian_blur_f32(const float *src, float *dst, int width, int height,
+                                          double sigma, char *err, int err_len) {
+    if (src == nullptr || dst == nullptr || width <= 0 || height <= 0 || !(sigma > 0))
+        return fail(LUMEN_CV_ARGUMENT, err, err_len, "bad image size, pointer or sigma");
+    try {
+        cv::Mat in(height, width, CV_32FC1, const_cast<float *>(src));
+        cv::Mat out(height, width, CV_32FC1, dst);
+        cv::GaussianBlur(in, out, cv::Size(0, 0), sigma, sigma, cv::BORDER_REPLICATE);
+        return LUMEN_CV_OK;
+    } catch (const std::exception &e) {
+        return fail(LUMEN_CV_INTERNAL, err, err_len, e.what());
+    }
+}
+
+extern "C" int lumen_cv_draw_polyline(uint8_t *rgb, int width, int height, const double *xy, int count,
+                                      uint8_t r, uint8_t g, uint8_t b, int thickness, int closed) {
+    if (!canvasOK(rgb, width, height) || xy == nullptr || count < 2) return LUMEN_CV_ARGUMENT;
+    try {
+        cv::Mat m(height, width, CV_8UC3, rgb);
+        // Sub-pixel coordinates through OpenCV's fixed-point shift.
+        const int shift = 4;
+        const double scale = 1 << shift;
+        std::vector<cv::Point> pts;
+        pts.reserve((size_t)count);
+        for (int i = 0; i < count; i++)
+            pts.emplace_back(cv::saturate_cast<int>(xy[2 * i] * scale), cv::saturate_cast<int>(xy[2 * i + 1] * scale));
+        cv::polylines(m, pts, closed != 0, bgr(r, g, b), thickness, cv::LINE_AA, shift);
+        return LUMEN_CV_OK;
+    } catch (const std::exception &) {
+        return LUMEN_CV_INTERNAL;
+    }
+}
+
+extern "C" int lumen_cv_draw_circle(uint8_t *rgb, int width, int height, double x, double y, double radius,
+                                    uint8_t r, uint8_t g, uint8_t b, int thickness) {
+    if (!canvasOK(rgb, width, height)) return LUMEN_CV_ARGUMENT;
+    try {
+        cv::Mat m(height, width, CV_8UC3, rgb);
+        const int shift = 4;
+        const double scale = 1 << shift;
+        cv::circle(m, cv::Point(cv::saturate_cast<int>(x * scale), cv::saturate_cast<int>(y * scale)),
+                   cv::saturate_cast<int>(radius * scale), bgr(r, g, b), thickness > 0 ? thickness : cv::FILLED,
+                   cv::LINE_AA, shift);
+        return LUMEN_CV_OK;
+    } catch (const std::exception &) {
+        return LUMEN_CV_INTERNAL;
+    }
+}
+
+extern "C" int lumen_cv_draw_text(uint8_t *rgb, int width, int height, const char *text, int x, int y,
+                                  double scale, uint8_t r, uint8_t g, uint8_t b) {
+    if (!canvasOK(rgb, width, height) || text == nullptr) return LUMEN_CV_ARGUMENT;
+    try {
+        cv::Mat m(height, width, CV_8UC3, rgb);
+        cv::putText(m, text, cv::Point(x, y), cv::FONT_HERSHEY_SIMPLEX, scale, bgr(r, g, b), 1, cv::LINE_AA);
+        return LUMEN_CV_OK;
+    } catch (const std::exception &) {
+        return LUMEN_CV_INTERNAL;
+    }
+}
