@@ -24,8 +24,8 @@ public struct Mat3: Equatable, Sendable {
         self.init(columns: Vec3(r0.x, r1.x, r2.x), Vec3(r0.y, r1.y, r2.y), Vec3(r0.z, r1.z, r2.z))
     }
 
-    public static let identity = Mat3(columns: Vec3(1, 0, 0), Vec3(0, 1, 0), Vec3(0, 0, 1))
-    public static let zero = Mat3(columns: .zero, .zero, .zero)
+    @inlinable public static var identity: Mat3 { Mat3(columns: Vec3(1, 0, 0), Vec3(0, 1, 0), Vec3(0, 0, 1)) }
+    @inlinable public static var zero: Mat3 { Mat3(columns: .zero, .zero, .zero) }
 
     @inlinable public var transposed: Mat3 {
         Mat3(columns: Vec3(c0.x, c1.x, c2.x), Vec3(c0.y, c1.y, c2.y), Vec3(c0.z, c1.z, c2.z))
@@ -95,7 +95,7 @@ public struct Pose: Equatable, Sendable {
         self.rotation = rotation; self.translation = translation
     }
 
-    public static let identity = Pose()
+    @inlinable public static var identity: Pose { Pose() }
 
     @inlinable public static func * (a: Pose, b: Pose) -> Pose {
         Pose(rotation: a.rotation * b.rotation, translation: a.rotation * b.translation + a.translation)

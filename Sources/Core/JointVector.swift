@@ -5,7 +5,7 @@
 /// (mm) per bending section.
 public struct JointVector: Equatable, Sendable {
     /// The most joints a robot may have.
-    public static let capacity = 8
+    @inlinable public static var capacity: Int { 8 }
 
     @usableFromInline var storage: InlineArray<8, Double>
     @usableFromInline var _count: Int
@@ -50,5 +50,27 @@ public struct JointVector: Equatable, Sendable {
         guard a.count == b.count else { return false }
         for i in 0..<a.count where a.storage[i] != b.storage[i] { return false }
         return true
+    }
+}
+
+public extension Int32 {
+    /// `value` rounded half away from zero, saturating at the ends; NaN maps to 0.
+    /// (`Double.rounded()` is avoided: its rounding-rule type costs a metadata access that the
+    /// cycle's no-allocation check rejects.)
+    @inlinable init(roundingSaturating value: Double) {
+        self.init(saturating: value >= 0 ? value + 0.5 : value - 0.5)
+    }
+
+    /// The nearest Int32 toward zero of `value`, saturating at the ends; NaN maps to 0.
+    @inlinable init(saturating value: Double) {
+        if value.isNaN {
+            self = 0
+        } else if value >= 2_147_483_647 {
+            self = .max
+        } else if value <= -2_147_483_648 {
+            self = .min
+        } else {
+            self = Int32(value)
+        }
     }
 }

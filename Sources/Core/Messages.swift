@@ -4,13 +4,13 @@ public struct DriveStatus: OptionSet, Sendable, Equatable {
     @inlinable public init(rawValue: UInt16) { self.rawValue = rawValue }
 
     /// Power stage on: the axis holds or follows its command.
-    public static let enabled = DriveStatus(rawValue: 1 << 0)
+    @inlinable public static var enabled: DriveStatus { DriveStatus(rawValue: 1 << 0) }
     /// The drive latched a fault and will not move until it is reset.
-    public static let fault = DriveStatus(rawValue: 1 << 1)
+    @inlinable public static var fault: DriveStatus { DriveStatus(rawValue: 1 << 1) }
     /// The axis sits at a limit switch or software limit.
-    public static let atLimit = DriveStatus(rawValue: 1 << 2)
+    @inlinable public static var atLimit: DriveStatus { DriveStatus(rawValue: 1 << 2) }
     /// The drive's enable watchdog expired: it disabled itself.
-    public static let watchdogExpired = DriveStatus(rawValue: 1 << 3)
+    @inlinable public static var watchdogExpired: DriveStatus { DriveStatus(rawValue: 1 << 3) }
 }
 
 /// What the robot's axes measured in one cycle.

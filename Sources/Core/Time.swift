@@ -5,9 +5,9 @@
 public typealias Nanoseconds = Int64
 
 public extension Nanoseconds {
-    static let perSecond: Nanoseconds = 1_000_000_000
-    static let perMillisecond: Nanoseconds = 1_000_000
-    static let perMicrosecond: Nanoseconds = 1_000
+    @inlinable static var perSecond: Nanoseconds { 1_000_000_000 }
+    @inlinable static var perMillisecond: Nanoseconds { 1_000_000 }
+    @inlinable static var perMicrosecond: Nanoseconds { 1_000 }
 
     /// The duration in seconds.
     @inlinable var seconds: Double { Double(self) * 1e-9 }

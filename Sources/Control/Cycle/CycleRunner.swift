@@ -1,0 +1,258 @@
+import Core
+import Synchronization
+
+/// How the cycle reacts to a failing link.
+public struct CycleFaultPolicy: Sendable, Equatable {
+    /// Consecutive failed reads after which the cycle stops motion itself and goes inactive.
+    public var maxConsecutiveReadFaults: Int
+    public init(maxConsecutiveReadFaults: Int = 10) { self.maxConsecutiveReadFaults = maxConsecutiveReadFaults }
+}
+
+/// Counters of the cycle's stages, reported with the timing.
+public struct CycleCounters: Sendable, Equatable {
+    public var readFaults: Int64 = 0
+    public var writeFaults: Int64 = 0
+    /// Commands with a NaN or infinity, replaced by a hold.
+    public var invalidCommands: Int64 = 0
+    /// Times the cycle stopped motion itself after too many failed reads.
+    public var faultStops: Int64 = 0
+    public var lastFault: HardwareFault?
+}
+
+/// The fixed-rate control cycle: read → update → write, then sleep to the next absolute deadline.
+///
+/// The runner owns the hardware and the controller (Drake's system/context split: the model
+/// lives in the controller, the mutable data here). It enforces the lifecycle: whatever the
+/// controller computes, only `active` writes it; every other state writes a hold with the power
+/// off. Lifecycle transitions requested while the loop runs are carried out by the loop thread
+/// between cycles, so the hardware is only ever touched from one thread at a time.
+public final class CycleRunner<Hardware: RobotHardware, Controller: CycleController, Clock: CycleClock> {
+    @usableFromInline var _hardware: Hardware
+    @inlinable public var hardware: Hardware { _hardware }
+    @usableFromInline var _controller: Controller
+    @inlinable public var controller: Controller { _controller }
+    @usableFromInline var _clock: Clock
+    @inlinable public var clock: Clock { _clock }
+    public let faultPolicy: CycleFaultPolicy
+
+    /// The latest state read (the previous one when a read failed).
+    @usableFromInline var _state: JointState
+    @inlinable public var state: JointState { _state }
+    /// The command last written.
+    @usableFromInline var _command: JointCommand
+    @inlinable public var command: JointCommand { _command }
+    @usableFromInline var _timing: CycleTiming
+    @inlinable public var timing: CycleTiming { _timing }
+    @usableFromInline var _counters = CycleCounters()
+    public var counters: CycleCounters { _counters }
+
+    @usableFromInline var consecutiveReadFaults = 0
+    @usableFromInline let lifecycleRaw = Atomic<UInt8>(LifecycleState.unconfigured.rawValue)
+    @usableFromInline let pending = Atomic<UInt8>(0)
+    @usableFromInline let stopRequested = Atomic<Bool>(false)
+    @usableFromInline let running = Atomic<Bool>(false)
+    private var pendingResult: LifecycleError?
+
+    public init(hardware: Hardware, controller: Controller, clock: Clock, period: Nanoseconds,
+                faultPolicy: CycleFaultPolicy = CycleFaultPolicy()) {
+        _hardware = hardware
+        _controller = controller
+        _clock = clock
+        self.faultPolicy = faultPolicy
+        _state = JointState(jointCount: hardware.jointCount)
+        _command = JointCommand(jointCount: hardware.jointCount)
+        _timing = CycleTiming(period: period)
+    }
+
+    public var lifecycle: LifecycleState {
+        LifecycleState(rawValue: lifecycleRaw.load(ordering: .acquiring)) ?? .finalized
+    }
+
+    public var isRunning: Bool { running.load(ordering: .acquiring) }
+
+    // MARK: Lifecycle (not real-time)
+
+    /// unconfigured → inactive: the hardware opens its links and sizes its buffers.
+    public func configure() throws(LifecycleError) {
+        try requireStopped("configure")
+        guard lifecycle == .unconfigured else { throw .invalidTransition(from: lifecycle, transition: "configure") }
+        do { try _hardware.configure() } catch { throw .hardware(transition: "configure", error) }
+        _state = JointState(jointCount: _hardware.jointCount)
+        _command = JointCommand(jointCount: _hardware.jointCount)
+        _ = _hardware.read(into: &_state, now: _clock.now())
+        setLifecycle(.inactive)
+    }
+
+    /// inactive → active: motion may be commanded from the next cycle. While the loop runs, the
+    /// loop thread carries it out before its next cycle and this call waits for it.
+    public func activate() throws(LifecycleError) {
+        try transition(.activate)
+    }
+
+    /// active → inactive: the next write is a hold with the power off.
+    public func deactivate() throws(LifecycleError) {
+        try transition(.deactivate)
+    }
+
+    /// inactive → unconfigured.
+    public func cleanup() throws(LifecycleError) {
+        try requireStopped("cleanup")
+        guard lifecycle == .inactive else { throw .invalidTransition(from: lifecycle, transition: "cleanup") }
+        _hardware.shutdown()
+        setLifecycle(.unconfigured)
+    }
+
+    /// any → finalized: stops the loop, removes power and closes the hardware. Terminal.
+    public func finalize() {
+        requestStop()
+        while isRunning { _ = MonotonicClock.sleep(until: MonotonicClock.now() + 100_000) }
+        if lifecycle == .active { performDeactivate() }
+        if lifecycle != .unconfigured && lifecycle != .finalized { _hardware.shutdown() }
+        setLifecycle(.finalized)
+    }
+
+    @usableFromInline enum Transition: UInt8 { case activate = 1, deactivate = 2 }
+
+    private func transition(_ t: Transition) throws(LifecycleError) {
+        if isRunning {
+            pendingResult = nil
+            pending.store(t.rawValue, ordering: .releasing)
+            while pending.load(ordering: .acquiring) != 0 && isRunning {
+                _ = MonotonicClock.sleep(until: MonotonicClock.now() + 100_000)
+            }
+            if pending.load(ordering: .acquiring) == 0 {
+                if let e = pendingResult { throw e }
+                return
+            }
+            // The loop stopped before it took the request: carry it out here.
+            pending.store(0, ordering: .releasing)
+        }
+        if let e = perform(t) { throw e }
+    }
+
+    private func perform(_ t: Transition) -> LifecycleError? {
+        switch t {
+        case .activate:
+            guard lifecycle == .inactive else { return .invalidTransition(from: lifecycle, transition: "activate") }
+            do { try _hardware.activate() } catch { return .hardware(transition: "activate", error) }
+            _controller.reset(to: _state)
+            consecutiveReadFaults = 0
+            setLifecycle(.active)
+        case .deactivate:
+            guard lifecycle == .active else { return .invalidTransition(from: lifecycle, transition: "deactivate") }
+            performDeactivate()
+        }
+        return nil
+    }
+
+    private func performDeactivate() {
+        _command.setHold(enable: false)
+        _ = _hardware.write(_command, now: _clock.now())
+        _hardware.deactivate()
+        setLifecycle(.inactive)
+    }
+
+    /// Carries out a transition posted while the loop runs. Called by the loop thread only.
+    @usableFromInline func servicePendingTransition() {
+        let raw = pending.load(ordering: .acquiring)
+        guard raw != 0, let t = Transition(rawValue: raw) else { return }
+        pendingResult = perform(t)
+        pending.store(0, ordering: .releasing)
+    }
+
+    private func requireStopped(_ what: String) throws(LifecycleError) {
+        if isRunning { throw .invalidTransition(from: lifecycle, transition: "\(what) while the cycle runs") }
+    }
+
+    @usableFromInline func setLifecycle(_ s: LifecycleState) {
+        lifecycleRaw.store(s.rawValue, ordering: .releasing)
+    }
+
+    // MARK: The loop
+
+    /// Asks a running loop to return after its current cycle. Safe from any thread.
+    public func requestStop() { stopRequested.store(true, ordering: .releasing) }
+
+    /// Runs the loop on the calling thread until `cycles` cycles have run (nil: until
+    /// `requestStop`). The lifecycle must be inactive or active. Returns the cycles run.
+    @discardableResult
+    public func run(cycles limit: Int64? = nil) throws(LifecycleError) -> Int64 {
+        guard lifecycle == .inactive || lifecycle == .active else {
+            throw .invalidTransition(from: lifecycle, transition: "run the cycle")
+        }
+        stopRequested.store(false, ordering: .releasing)
+        running.store(true, ordering: .releasing)
+        defer {
+            servicePendingTransition()
+            running.store(false, ordering: .releasing)
+        }
+        _timing.start(at: _clock.now())
+        var done: Int64 = 0
+        while !stopRequested.load(ordering: .acquiring) {
+            if let limit, done >= limit { break }
+            if pending.load(ordering: .relaxed) != 0 { servicePendingTransition() }
+            runOneCycle()
+            done += 1
+        }
+        return done
+    }
+
+    /// One cycle: sleep to the deadline, read, update, write, account.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @inlinable public func runOneCycle() {
+        _clock.sleep(until: _timing.nextDeadline)
+        var tick = _timing.wake(at: _clock.now())
+        let allowed = lifecycle.mayCommandMotion
+
+        if let fault = _hardware.read(into: &_state, now: tick.wake) {
+            tick.readFault = fault
+            _counters.readFaults += 1
+            _counters.lastFault = fault
+            consecutiveReadFaults += 1
+        } else {
+            consecutiveReadFaults = 0
+        }
+
+        _controller.update(state: _state, tick: tick, command: &_command)
+
+        if !allowed {
+            _command.setHold(enable: false)
+        } else if !_command.position.isFinite || !_command.velocity.isFinite {
+            _counters.invalidCommands += 1
+            _command.setHold(enable: true)
+        }
+        if allowed && consecutiveReadFaults >= faultPolicy.maxConsecutiveReadFaults {
+            // A lost link is a safe stop: power off and out of `active` until someone re-activates.
+            _command.setHold(enable: false)
+            _counters.faultStops += 1
+            setLifecycle(.inactive)
+        }
+
+        if let fault = _hardware.write(_command, now: _clock.now()) {
+            _counters.writeFaults += 1
+            _counters.lastFault = fault
+        }
+        _timing.finish(tick, at: _clock.now())
+    }
+
+    /// Clears timing statistics and counters, e.g. after a warm-up.
+    public func resetStatistics() {
+        _timing.resetStatistics()
+        _counters = CycleCounters()
+    }
+
+    /// Timing and counters so far.
+    public func report() -> CycleReport { CycleReport(timing: _timing, counters: _counters) }
+}
+
+extension CycleRunner where Clock == MonotonicCycleClock {
+    public convenience init(hardware: Hardware, controller: Controller, period: Nanoseconds,
+                            faultPolicy: CycleFaultPolicy = CycleFaultPolicy()) {
+        self.init(hardware: hardware, controller: controller, clock: MonotonicCycleClock(), period: period, faultPolicy: faultPolicy)
+    }
+}
+
+/// Shared between the loop thread and its controllers: while the loop runs, only the loop
+/// thread touches the hardware, the controller and the data; other threads only post
+/// transitions and stop requests through atomics, and read reports after the loop returned.
+extension CycleRunner: @unchecked Sendable {}

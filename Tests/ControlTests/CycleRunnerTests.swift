@@ -1,0 +1,239 @@
+import CAllocCount
+import Core
+import Testing
+@testable import Control
+
+/// Hardware that records what the cycle wrote and can be told to fail its reads.
+final class ScriptedHardware: RobotHardware {
+    let jointCount = 2
+    var position = JointVector(count: 2)
+    var writes = 0
+    var lastCommand = JointCommand(jointCount: 2)
+    var movingWrites = 0
+    var failReads = false
+    var refuseActivate = false
+    var calls: [String] = []
+
+    func configure() throws(HardwareError) { calls.append("configure") }
+    func activate() throws(HardwareError) {
+        calls.append("activate")
+        if refuseActivate { throw HardwareError("drive 1 reports a fault") }
+    }
+    func deactivate() { calls.append("deactivate") }
+    func shutdown() { calls.append("shutdown") }
+
+    func read(into state: inout JointState, now: Nanoseconds) -> HardwareFault? {
+        if failReads { return .linkLost }
+        state.position = position
+        state.sampledAt = now
+        return nil
+    }
+
+    func write(_ command: JointCommand, now: Nanoseconds) -> HardwareFault? {
+        writes += 1
+        lastCommand = command
+        if command.enable && command.mode == .position {
+            movingWrites += 1
+            position = command.position
+        }
+        return nil
+    }
+}
+
+/// Asks for +1 on every joint each cycle; optionally burns time or emits NaN.
+struct RampController: CycleController {
+    var workPerCycle: Nanoseconds = 0
+    var emitNaN = false
+    var resets = 0
+    var lastPeriod: Nanoseconds = 0
+    var advance: ((Nanoseconds) -> Void)?
+
+    mutating func reset(to state: JointState) { resets += 1 }
+
+    mutating func update(state: JointState, tick: CycleTick, command: inout JointCommand) {
+        lastPeriod = tick.period
+        command.mode = .position
+        command.enable = true
+        for i in 0..<state.position.count {
+            command.position[i] = emitNaN ? .nan : state.position[i] + 1
+        }
+        if workPerCycle > 0 { advance?(workPerCycle) }
+    }
+}
+
+final class ClockBox {
+    var clock = ManualCycleClock()
+}
+
+@Suite struct CycleRunnerTests {
+    let period: Nanoseconds = 1_000_000
+
+    func makeRunner(controller: RampController = RampController()) -> CycleRunner<ScriptedHardware, RampController, ManualCycleClock> {
+        CycleRunner(hardware: ScriptedHardware(), controller: controller, clock: ManualCycleClock(), period: period)
+    }
+
+    @Test func lifecycleFollowsUnconfiguredInactiveActiveFinalized() throws {
+        let r = makeRunner()
+        #expect(r.lifecycle == .unconfigured)
+        try r.configure()
+        #expect(r.lifecycle == .inactive)
+        try r.activate()
+        #expect(r.lifecycle == .active)
+        #expect(r.controller.resets == 1)
+        try r.deactivate()
+        #expect(r.lifecycle == .inactive)
+        r.finalize()
+        #expect(r.lifecycle == .finalized)
+        #expect(r.hardware.calls == ["configure", "activate", "deactivate", "shutdown"])
+    }
+
+    @Test func invalidTransitionsAreRefusedAndLeaveTheStateAlone() throws {
+        let r = makeRunner()
+        #expect(throws: LifecycleError.invalidTransition(from: .unconfigured, transition: "activate")) { try r.activate() }
+        #expect(throws: LifecycleError.self) { try r.run(cycles: 1) }
+        try r.configure()
+        #expect(throws: LifecycleError.invalidTransition(from: .inactive, transition: "configure")) { try r.configure() }
+        #expect(throws: LifecycleError.invalidTransition(from: .inactive, transition: "deactivate")) { try r.deactivate() }
+        r.finalize()
+        #expect(throws: LifecycleError.self) { try r.activate() }
+        #expect(r.lifecycle == .finalized)
+    }
+
+    @Test func hardwareRefusingActivationKeepsTheCycleInactive() throws {
+        let r = makeRunner()
+        try r.configure()
+        r.hardware.refuseActivate = true
+        #expect(throws: LifecycleError.hardware(transition: "activate", HardwareError("drive 1 reports a fault"))) { try r.activate() }
+        #expect(r.lifecycle == .inactive)
+    }
+
+    @Test func onlyActiveCommandsMotion() throws {
+        let r = makeRunner()
+        try r.configure()
+        try r.run(cycles: 20)
+        #expect(r.hardware.writes == 20)
+        #expect(r.hardware.movingWrites == 0, "inactive must write holds with the power off")
+        #expect(r.hardware.lastCommand.enable == false)
+        #expect(r.hardware.lastCommand.mode == .hold)
+        try r.activate()
+        try r.run(cycles: 20)
+        #expect(r.hardware.movingWrites == 20)
+        #expect(r.hardware.position[0] == 20)
+        try r.deactivate()
+        try r.run(cycles: 5)
+        #expect(r.hardware.movingWrites == 20)
+        #expect(r.hardware.position[0] == 20)
+    }
+
+    @Test func stagesGetTheMeasuredPeriod() throws {
+        var clock = ManualCycleClock(wakeDelay: 0)
+        clock.wakeDelay = 0
+        let r = CycleRunner(hardware: ScriptedHardware(), controller: RampController(), clock: clock, period: period)
+        try r.configure()
+        try r.run(cycles: 3)
+        #expect(r.controller.lastPeriod == period)
+        #expect(r.report().lateness.max == 0)
+    }
+
+    @Test func overrunsAreCountedAndTheGridSkipsMissedDeadlines() throws {
+        // The controller's work moves the manual clock: 2.5 periods of work per cycle.
+        let box = ClockBox()
+        var c = RampController()
+        c.workPerCycle = 2_500_000
+        c.advance = { box.clock.advance(by: $0) }
+        let r = CycleRunner(hardware: ScriptedHardware(), controller: c, clock: ProxyClock(box: box), period: period)
+        try r.configure()
+        try r.run(cycles: 10)
+        let report = r.report()
+        #expect(report.cycles == 10)
+        #expect(report.overruns == 10)
+        // Each cycle ends 2.5 periods after waking: the next deadline and one more are missed.
+        #expect(report.missedDeadlines == 20)
+        #expect(report.compute.p50 >= 2_490_000 && report.compute.p50 <= 2_510_000)
+    }
+
+    @Test func noOverrunsWhenWorkFitsThePeriod() throws {
+        let box = ClockBox()
+        var c = RampController()
+        c.workPerCycle = 400_000
+        c.advance = { box.clock.advance(by: $0) }
+        let r = CycleRunner(hardware: ScriptedHardware(), controller: c, clock: ProxyClock(box: box), period: period)
+        try r.configure()
+        try r.run(cycles: 100)
+        #expect(r.report().overruns == 0)
+        #expect(r.report().missedDeadlines == 0)
+    }
+
+    @Test func nanCommandsBecomeAHoldAndAreCounted() throws {
+        var c = RampController()
+        c.emitNaN = true
+        let r = makeRunner(controller: c)
+        try r.configure()
+        try r.activate()
+        try r.run(cycles: 5)
+        #expect(r.counters.invalidCommands == 5)
+        #expect(r.hardware.movingWrites == 0)
+        #expect(r.hardware.lastCommand.mode == .hold)
+        #expect(r.hardware.position[0] == 0)
+    }
+
+    @Test func lostLinkStopsMotionAndLeavesActive() throws {
+        let r = makeRunner()
+        try r.configure()
+        try r.activate()
+        try r.run(cycles: 3)
+        r.hardware.failReads = true
+        try r.run(cycles: 20)
+        #expect(r.lifecycle == .inactive)
+        #expect(r.counters.faultStops == 1)
+        #expect(r.counters.readFaults == 20)
+        #expect(r.counters.lastFault == .linkLost)
+        #expect(r.hardware.lastCommand.enable == false)
+        // Motion stopped at the fault threshold: 3 good cycles, then 9 with the stale state.
+        #expect(r.hardware.movingWrites == 3 + r.faultPolicy.maxConsecutiveReadFaults - 1)
+    }
+
+    @Test func transitionsRequestedWhileRunningAreCarriedOutByTheLoop() async throws {
+        let r = CycleRunner(hardware: ScriptedHardware(), controller: RampController(), period: 200_000)
+        try r.configure()
+        let loop = Task.detached { try r.run() }
+        while !r.isRunning { await Task.yield() }
+        try r.activate()
+        #expect(r.lifecycle == .active)
+        try await Task.sleep(nanoseconds: 20_000_000)
+        try r.deactivate()
+        #expect(r.lifecycle == .inactive)
+        r.requestStop()
+        _ = try await loop.value
+        #expect(r.hardware.movingWrites > 0)
+        #expect(r.hardware.lastCommand.enable == false)
+    }
+
+    @Test func allocationCounterSeesAllocationsOnThisThread() throws {
+        try #require(lumen_alloc_count_is_active() == 1, "the allocation counter is not interposed in this process")
+        lumen_alloc_count_begin()
+        let boxes = (0..<10).map { [Double](repeating: Double($0), count: 100 + $0) }
+        let allocations = lumen_alloc_count_end()
+        #expect(boxes.count == 10)
+        #expect(allocations >= 10)
+    }
+
+    @Test func steadyStateCyclesDoNotAllocate() throws {
+        try #require(lumen_alloc_count_is_active() == 1, "the allocation counter is not interposed in this process")
+        let r = CycleRunner(hardware: ScriptedHardware(), controller: RampController(), clock: ManualCycleClock(), period: period)
+        try r.configure()
+        try r.activate()
+        try r.run(cycles: 100)  // warm-up: lazy runtime metadata
+        lumen_alloc_count_begin()
+        try r.run(cycles: 10_000)
+        let allocations = lumen_alloc_count_end()
+        #expect(allocations == 0)
+    }
+}
+
+/// A clock shared with the controller, so that "work" in the update stage moves time.
+struct ProxyClock: CycleClock {
+    let box: ClockBox
+    func now() -> Nanoseconds { box.clock.now() }
+    func sleep(until deadline: Nanoseconds) { box.clock.sleep(until: deadline) }
+}
