@@ -120,8 +120,6 @@ public enum ConfigLoader {
             value = try decode()
         } catch let error as DecodingError {
             throw .invalid(file: file, problems: [problem(from: error)])
-        } catch let error as UnknownFieldError {
-            throw .invalid(file: file, problems: [ConfigProblem(field: error.path, message: "unknown field")])
         } catch {
             throw .malformed(file: file, reason: "\(error)")
         }
@@ -170,11 +168,6 @@ public enum ConfigLoader {
     }
 }
 
-/// Thrown by `rejectUnknownKeys` so a typo in a file is an error, not a silently ignored field.
-struct UnknownFieldError: Error {
-    var path: String
-}
-
 private struct AnyCodingKey: CodingKey {
     var stringValue: String
     var intValue: Int?
@@ -183,12 +176,14 @@ private struct AnyCodingKey: CodingKey {
 }
 
 public extension Decoder {
-    /// Fails when the object being decoded has a field that `Keys` does not name.
+    /// Fails when the object being decoded has a field that `Keys` does not name, so a typo in
+    /// a file is an error rather than a silently ignored field. Thrown as a `DecodingError`,
+    /// which every decoder passes through unchanged.
     func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
         let known = Set(Keys.allCases.map(\.stringValue))
         let container = try container(keyedBy: AnyCodingKey.self)
         for key in container.allKeys where !known.contains(key.stringValue) {
-            throw UnknownFieldError(path: ConfigLoader.fieldPath(codingPath + [key]))
+            throw DecodingError.dataCorrupted(.init(codingPath: codingPath + [key], debugDescription: "unknown field"))
         }
     }
 }

@@ -36,3 +36,11 @@ public struct ManualCycleClock: CycleClock {
     }
     public mutating func advance(by ns: Nanoseconds) { time += ns }
 }
+
+/// The monotonic clock without the sleep: cycles run back to back. For measuring what one
+/// cycle costs (`bench cycle`), where waiting would only add noise.
+public struct FreeRunningCycleClock: CycleClock {
+    public init() {}
+    @inlinable public func now() -> Nanoseconds { MonotonicClock.now() }
+    @inlinable public func sleep(until deadline: Nanoseconds) {}
+}

@@ -1,0 +1,29 @@
+import Control
+import Foundation
+
+/// Runs `body` on a thread of its own with the real-time options applied to it, and waits for
+/// it. The cycle thread is a plain OS thread, not a Swift concurrency task, so that the
+/// scheduler policy, affinity and stack belong to it alone.
+enum CycleThread {
+    static func run<T>(options: RealtimeOptions, _ body: @escaping () -> T) -> (result: T, warnings: [String]) {
+        let box = ResultBox<T>()
+        // The caller blocks until the thread is done, so `body` never runs concurrently with it.
+        nonisolated(unsafe) let work = body
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            box.warnings = options.applyToCurrentThread()
+            box.result = work()
+            done.signal()
+        }
+        thread.stackSize = 1 << 20
+        thread.name = "lumen-cycle"
+        thread.start()
+        done.wait()
+        return (box.result!, box.warnings)
+    }
+}
+
+private final class ResultBox<T>: @unchecked Sendable {
+    var result: T?
+    var warnings: [String] = []
+}
