@@ -19,7 +19,8 @@ bool canvasOK(const uint8_t *rgb, int width, int height) {
     return rgb != nullptr && width > 0 && height > 0;
 }
 
-cv::Scalar bgr(uint8_t r, uint8_t g, uint8_t b) { return cv::Scalar(b, g, r); }
+// Canvases are RGB in memory (converted to BGR only when written), so colours go in as RGB.
+cv::Scalar rgbColour(uint8_t r, uint8_t g, uint8_t b) { return cv::Scalar(r, g, b); }
 
 }  // namespace
 
@@ -99,7 +100,7 @@ extern "C" int lumen_cv_draw_polyline(uint8_t *rgb, int width, int height, const
         pts.reserve((size_t)count);
         for (int i = 0; i < count; i++)
             pts.emplace_back(cv::saturate_cast<int>(xy[2 * i] * scale), cv::saturate_cast<int>(xy[2 * i + 1] * scale));
-        cv::polylines(m, pts, closed != 0, bgr(r, g, b), thickness, cv::LINE_AA, shift);
+        cv::polylines(m, pts, closed != 0, rgbColour(r, g, b), thickness, cv::LINE_AA, shift);
         return LUMEN_CV_OK;
     } catch (const std::exception &) {
         return LUMEN_CV_INTERNAL;
@@ -114,7 +115,7 @@ extern "C" int lumen_cv_draw_circle(uint8_t *rgb, int width, int height, double 
         const int shift = 4;
         const double scale = 1 << shift;
         cv::circle(m, cv::Point(cv::saturate_cast<int>(x * scale), cv::saturate_cast<int>(y * scale)),
-                   cv::saturate_cast<int>(radius * scale), bgr(r, g, b), thickness > 0 ? thickness : cv::FILLED,
+                   cv::saturate_cast<int>(radius * scale), rgbColour(r, g, b), thickness > 0 ? thickness : cv::FILLED,
                    cv::LINE_AA, shift);
         return LUMEN_CV_OK;
     } catch (const std::exception &) {
@@ -127,7 +128,7 @@ extern "C" int lumen_cv_draw_text(uint8_t *rgb, int width, int height, const cha
     if (!canvasOK(rgb, width, height) || text == nullptr) return LUMEN_CV_ARGUMENT;
     try {
         cv::Mat m(height, width, CV_8UC3, rgb);
-        cv::putText(m, text, cv::Point(x, y), cv::FONT_HERSHEY_SIMPLEX, scale, bgr(r, g, b), 1, cv::LINE_AA);
+        cv::putText(m, text, cv::Point(x, y), cv::FONT_HERSHEY_SIMPLEX, scale, rgbColour(r, g, b), 1, cv::LINE_AA);
         return LUMEN_CV_OK;
     } catch (const std::exception &) {
         return LUMEN_CV_INTERNAL;

@@ -6,7 +6,7 @@ public extension SIMD3 where Scalar == Double {
     @inlinable func cross(_ o: Vec3) -> Vec3 {
         Vec3(y * o.z - z * o.y, z * o.x - x * o.z, x * o.y - y * o.x)
     }
-    @inlinable var length: Double { dot(self).squareRoot() }
+    @inlinable var length: Double { squareRootOf(dot(self)) }
     @inlinable var isFinite: Bool { x.isFinite && y.isFinite && z.isFinite }
 }
 
@@ -80,7 +80,7 @@ public struct Mat3: Equatable, Sendable {
     @inlinable public func maxAbsDifference(_ o: Mat3) -> Double {
         var m = 0.0
         for r in 0..<3 {
-            m = max(m, abs(c0[r] - o.c0[r]), abs(c1[r] - o.c1[r]), abs(c2[r] - o.c2[r]))
+            m = max(m, max(abs(c0[r] - o.c0[r]), max(abs(c1[r] - o.c1[r]), abs(c2[r] - o.c2[r]))))
         }
         return m
     }
@@ -107,3 +107,23 @@ public struct Pose: Equatable, Sendable {
 
 
 
+
+public extension Mat3 {
+    @inlinable var determinant: Double { c0.dot(c1.cross(c2)) }
+
+    /// Solves `self * x = b` by Cramer's rule on the cofactors; nil when the matrix is
+    /// singular to working precision. Meant for the small, well-conditioned (damped) systems
+    /// of the cycle.
+    @inlinable func solve(_ b: Vec3) -> Vec3? {
+        let det = determinant
+        let scale = max(max(c0.length, c1.length), c2.length)
+        if !(abs(det) > 1e-14 * scale * scale * scale) { return nil }
+        let inv = 1 / det
+        return Vec3(b.dot(c1.cross(c2)), c0.dot(b.cross(c2)), c0.dot(c1.cross(b))) * inv
+    }
+
+    /// The outer product `a bᵀ`.
+    @inlinable static func outer(_ a: Vec3, _ b: Vec3) -> Mat3 {
+        Mat3(columns: a * b.x, a * b.y, a * b.z)
+    }
+}

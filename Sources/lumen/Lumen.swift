@@ -5,6 +5,29 @@ struct Lumen: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lumen",
         abstract: "Lumen: an open control stack for image-guided catheter robots.",
-        subcommands: []
+        subcommands: [Demo.self, Bench.self, Robot.self]
     )
 }
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks. Each prints JSON with --json; figures are medians and tails of one run.",
+        subcommands: [BenchLoop.self, BenchCycle.self, BenchKinematics.self]
+    )
+}
+
+/// Options that put the cycle thread on real-time settings, where the system allows them.
+struct RealtimeFlags: ParsableArguments {
+    @Option(name: .customLong("fifo"), help: "Run the cycle thread SCHED_FIFO at this priority (1-99).")
+    var fifoPriority: Int32?
+
+    @Flag(name: .customLong("mlock"), help: "Lock all memory pages (mlockall).")
+    var lockMemory = false
+
+    @Option(name: .customLong("cpu"), help: "Pin the cycle thread to this CPU.")
+    var cpu: Int32?
+
+    var options: RealtimeOptions { RealtimeOptions(fifoPriority: fifoPriority, lockMemory: lockMemory, cpu: cpu) }
+}
+
+import Control

@@ -5,7 +5,10 @@ import Foundation
 /// it. The cycle thread is a plain OS thread, not a Swift concurrency task, so that the
 /// scheduler policy, affinity and stack belong to it alone.
 enum CycleThread {
-    static func run<T>(options: RealtimeOptions, _ body: @escaping () -> T) -> (result: T, warnings: [String]) {
+    /// `whileWaiting` runs on the calling thread every `interval` seconds until `body` is done
+    /// (for progress lines, which the cycle thread itself must never print).
+    static func run<T>(options: RealtimeOptions, interval: Double = 0.5, whileWaiting: (() -> Void)? = nil,
+                       _ body: @escaping () -> T) -> (result: T, warnings: [String]) {
         let box = ResultBox<T>()
         // The caller blocks until the thread is done, so `body` never runs concurrently with it.
         nonisolated(unsafe) let work = body
@@ -18,7 +21,7 @@ enum CycleThread {
         thread.stackSize = 1 << 20
         thread.name = "lumen-cycle"
         thread.start()
-        done.wait()
+        while done.wait(timeout: .now() + interval) == .timedOut { whileWaiting?() }
         return (box.result!, box.warnings)
     }
 }

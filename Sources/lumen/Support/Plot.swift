@@ -22,7 +22,7 @@ struct LinePlot {
     /// Equal scale on both axes (for paths in space).
     var equalAspect = false
 
-    private let margin = (left: 90.0, right: 30.0, top: 50.0, bottom: 70.0)
+    private let margin = (left: 90.0, right: 30.0, top: 66.0, bottom: 70.0)
 
     func write(to path: String) throws {
         var rgb = [UInt8](repeating: 255, count: width * height * 3)
@@ -62,7 +62,7 @@ struct LinePlot {
             }
             line([margin.left, margin.top, margin.left, margin.top + plotH, margin.left + plotW, margin.top + plotH,
                   margin.left + plotW, margin.top, margin.left, margin.top], (60, 60, 60), 1)
-            text(title, margin.left, 30, 0.7)
+            text(title, margin.left, 28, 0.7)
             text(xLabel, margin.left + plotW / 2 - 40, Double(height) - 20, 0.55)
             text(yLabel, 10, margin.top - 12, 0.55)
             // Data.
@@ -117,6 +117,7 @@ struct LinePlot {
     }
 
     static func format(_ v: Double) -> String {
-        abs(v) >= 100 || v == v.rounded() ? String(format: "%.0f", v) : String(format: "%.2g", v)
+        if abs(v) < 1e-12 { return "0" }
+        return abs(v) >= 100 || v == v.rounded() ? String(format: "%.0f", v) : String(format: "%.3g", v)
     }
 }

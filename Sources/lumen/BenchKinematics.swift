@@ -1,0 +1,116 @@
+import ArgumentParser
+import Control
+import Core
+import Foundation
+
+/// `lumen bench kinematics`: the kinematics the cycle runs, and the DLS solve in plain Swift
+/// against Eigen through the bridge.
+struct BenchKinematics: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kinematics",
+        abstract: "Forward kinematics, Jacobian and one DLS step: plain Swift SIMD against Eigen through the C++ bridge."
+    )
+
+    @Option(help: "Robot file.") var robot = DemoRigFiles.defaultRobot
+    @Option(help: "Batches to time (each of --batch calls).") var batches = 400
+    @Option(help: "Calls per timed batch.") var batch = 500
+    @Flag(help: "Print JSON on stdout.") var json = false
+
+    struct Figure: Encodable {
+        var p50_ns: Double
+        var p99_ns: Double
+    }
+
+    struct Result: Encodable {
+        var robot: String
+        var joints: Int
+        var forward_kinematics: Figure
+        var pose_and_jacobian: Figure
+        var dls_step_swift: Figure
+        var dls_step_eigen: Figure
+        var ratio_eigen_over_swift_p50: Double
+        var max_step_difference: Double
+        var chosen: String
+        var note: String
+    }
+
+    func run() throws {
+        let file = DemoRigFiles.locate(robot)
+        let description: RobotDescription
+        do { description = try ConfigLoader.load(RobotDescription.self, from: file) } catch { throw CommandFailure(error.description) }
+        let model = CatheterModel(description)
+        var rng = SplitMix64(seed: 7)
+        // Random in-limit postures and reachable targets near their tips.
+        let postures: [JointVector] = (0..<256).map { _ in
+            var q = JointVector(count: model.jointCount)
+            for j in 0..<model.jointCount { q[j] = model.lowerLimit[j] + rng.unit() * (model.upperLimit[j] - model.lowerLimit[j]) }
+            return model.clampToLimits(q)
+        }
+        let targets = postures.map { model.calcTipPose($0).translation + Vec3(rng.unit() - 0.5, rng.unit() - 0.5, rng.unit() - 0.5) * 4 }
+        let swiftOptions = DLSOptions(solver: .swift), eigenOptions = DLSOptions(solver: .eigen)
+
+        var maxDifference = 0.0
+        for (q, t) in zip(postures, targets) {
+            let a = model.dlsStep(q, target: t, options: swiftOptions), b = model.dlsStep(q, target: t, options: eigenOptions)
+            maxDifference = max(maxDifference, a.maxAbsDifference(b))
+        }
+
+        Output.progress("bench kinematics: \(batches) batches of \(batch) calls, 4 functions")
+        var sink = 0.0
+        func time(_ body: (Int) -> Double) -> Figure {
+            var perCall: [Double] = []
+            perCall.reserveCapacity(batches)
+            for b in 0..<batches {
+                let start = MonotonicClock.now()
+                for i in 0..<batch { sink += body((b * batch + i) & 255) }
+                perCall.append(Double(MonotonicClock.now() - start) / Double(batch))
+            }
+            perCall.sort()
+            return Figure(p50_ns: (perCall[perCall.count / 2] * 10).rounded() / 10,
+                          p99_ns: (perCall[min(perCall.count - 1, perCall.count * 99 / 100)] * 10).rounded() / 10)
+        }
+        let fk = time { model.calcTipPose(postures[$0]).translation.x }
+        let jac = time { i in
+            var j = Jacobian6(count: model.jointCount)
+            return model.calcTipPoseAndJacobian(postures[i], into: &j).translation.x + j.linear(2).x
+        }
+        let dlsSwift = time { model.dlsStep(postures[$0], target: targets[$0], options: swiftOptions)[0] }
+        let dlsEigen = time { model.dlsStep(postures[$0], target: targets[$0], options: eigenOptions)[0] }
+        if sink.isNaN { Output.progress("(unexpected NaN in the benchmark sink)") }
+
+        let ratio = (dlsEigen.p50_ns / dlsSwift.p50_ns * 100).rounded() / 100
+        let r = Result(
+            robot: description.name, joints: model.jointCount, forward_kinematics: fk, pose_and_jacobian: jac,
+            dls_step_swift: dlsSwift, dls_step_eigen: dlsEigen, ratio_eigen_over_swift_p50: ratio,
+            max_step_difference: maxDifference, chosen: "swift",
+            note: "a DLS step = pose + analytic Jacobian + damped 3x3 solve (+ the clamping loop); the two solvers differ only in the solve"
+        )
+        if json {
+            try Output.json(r)
+        } else {
+            print("""
+            kinematics of \(r.robot) (\(r.joints) joints), ns per call (p50 / p99 of batch means)
+              forward kinematics        \(fk.p50_ns) / \(fk.p99_ns)
+              pose + Jacobian           \(jac.p50_ns) / \(jac.p99_ns)
+              DLS step, Swift solve     \(dlsSwift.p50_ns) / \(dlsSwift.p99_ns)
+              DLS step, Eigen solve     \(dlsEigen.p50_ns) / \(dlsEigen.p99_ns)   (×\(ratio) of Swift)
+              largest difference between the two steps: \(maxDifference)
+            """)
+        }
+    }
+}
+
+/// A small seeded generator (SplitMix64) so benchmark inputs are the same every run.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    mutating func unit() -> Double { Double(next() >> 11) * 0x1p-53 }
+}

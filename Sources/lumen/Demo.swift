@@ -1,0 +1,159 @@
+import ArgumentParser
+import CAllocCount
+import Control
+import Core
+import Foundation
+
+/// `lumen demo`: the control cycle on the simulated robot, servoing the tip along a scripted path.
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the 1 kHz control cycle on the simulated robot, servoing the catheter tip along a scripted path."
+    )
+
+    @Option(help: "Robot file (YAML or JSON).") var robot = DemoRigFiles.defaultRobot
+    @Option(help: "How long to run (s).") var seconds = 6.0
+    @Option(help: "Cycle rate (Hz).") var rate = 1000
+    @Option(help: "Folder for summary.json and the plots.") var out = "out/demo"
+    @Option(help: "Circle radius of the scripted path (mm).") var radius = 8.0
+    @Flag(help: "Print the summary as JSON on stdout.") var json = false
+    @OptionGroup var realtime: RealtimeFlags
+
+    struct Summary: Encodable {
+        struct Tracking: Encodable {
+            var rms_mm: Double
+            var p95_mm: Double
+            var max_mm: Double
+            var final_mm: Double
+            var max_after_approach_mm: Double
+        }
+        struct Timing: Encodable {
+            var lateness_us_p50: Double
+            var lateness_us_p99: Double
+            var lateness_us_max: Double
+            var compute_us_p50: Double
+            var compute_us_p99: Double
+            var compute_us_max: Double
+            var overruns: Int64
+            var missed_deadlines: Int64
+        }
+        var robot: String
+        var rate_hz: Int
+        var seconds: Double
+        var cycles: Int64
+        var path: [String: Double]
+        var tracking: Tracking
+        var timing: Timing
+        var cycle_allocations: Int64
+        var read_faults: Int64
+        var write_faults: Int64
+        var invalid_commands: Int64
+        var warnings: [String]
+        var plots: [String]
+    }
+
+    func validate() throws {
+        guard (10...20_000).contains(rate) else { throw ValidationError("--rate must be 10…20000 Hz") }
+        guard seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600]") }
+        guard radius >= 0, radius <= 30 else { throw ValidationError("--radius must be 0…30 mm") }
+    }
+
+    func run() throws {
+        let period = Nanoseconds.perSecond / Nanoseconds(rate)
+        let path = TipPath(radius: radius)
+        let rig = try DemoRig(robotPath: robot, period: period, path: path)
+        let runner = rig.runner
+        try runner.configure()
+        try runner.activate()
+
+        let total = Int64((seconds * Double(rate)).rounded())
+        let warmup = min(Int64(200), total)
+        let started = Date()
+        Output.progress("demo: \(rig.description.name), \(rig.model.jointCount) joints, \(rate) Hz for \(seconds) s")
+        let (outcome, warnings) = CycleThread.run(options: realtime.options, whileWaiting: {
+            Output.status(String(format: "demo: %.1f / %.1f s", Date().timeIntervalSince(started), seconds))
+        }) { () -> Result<Int64, Error> in
+            do {
+                try runner.run(cycles: warmup)
+                // Count heap allocations on this thread over the steady-state cycles.
+                lumen_alloc_count_begin()
+                try runner.run(cycles: total - warmup)
+                return .success(lumen_alloc_count_end())
+            } catch {
+                _ = lumen_alloc_count_end()
+                return .failure(error)
+            }
+        }
+        Output.endStatus()
+        let allocations = try outcome.get()
+        try runner.deactivate()
+        let report = runner.report()
+        let stats = runner.controller.stats
+        runner.finalize()
+
+        let samples = rig.log.all
+        let errors = samples.map(\.error)
+        let afterApproach = samples.filter { $0.time > path.approach }.map(\.error)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let plots = try writePlots(samples: samples, model: rig.model)
+
+        let summary = Summary(
+            robot: rig.description.name, rate_hz: rate, seconds: seconds, cycles: report.cycles,
+            path: ["radius_mm": path.radius, "circle_period_s": path.circlePeriod, "axial_travel_mm": path.axialTravel,
+                   "axial_period_s": path.axialPeriod, "approach_s": path.approach],
+            tracking: .init(rms_mm: round3(stats.rms), p95_mm: round3(percentile(errors, 95)), max_mm: round3(stats.max),
+                            final_mm: round3(stats.last), max_after_approach_mm: round3(afterApproach.max() ?? 0)),
+            timing: .init(lateness_us_p50: us(report.lateness.p50), lateness_us_p99: us(report.lateness.p99), lateness_us_max: us(report.lateness.max),
+                          compute_us_p50: us(report.compute.p50), compute_us_p99: us(report.compute.p99), compute_us_max: us(report.compute.max),
+                          overruns: report.overruns, missed_deadlines: report.missedDeadlines),
+            cycle_allocations: allocations, read_faults: report.counters.readFaults, write_faults: report.counters.writeFaults,
+            invalid_commands: report.counters.invalidCommands, warnings: warnings, plots: plots
+        )
+        try Output.writeJSON(summary, to: out + "/summary.json")
+        for w in warnings { Output.progress("warning: \(w)") }
+        if json {
+            try Output.json(summary)
+        } else {
+            print("""
+            Lumen demo — \(summary.robot), \(report.cycles) cycles at \(rate) Hz on the simulated robot
+              tip tracking:  rms \(summary.tracking.rms_mm) mm, p95 \(summary.tracking.p95_mm) mm, max \(summary.tracking.max_mm) mm, final \(summary.tracking.final_mm) mm
+              path:          circles of \(path.radius) mm every \(path.circlePeriod) s, \(path.axialTravel) mm in and out every \(path.axialPeriod) s
+              wake-up late:  p50 \(summary.timing.lateness_us_p50) µs, p99 \(summary.timing.lateness_us_p99) µs, max \(summary.timing.lateness_us_max) µs
+              cycle compute: p50 \(summary.timing.compute_us_p50) µs, p99 \(summary.timing.compute_us_p99) µs
+              overruns:      \(report.overruns) (\(report.missedDeadlines) deadlines missed)
+              allocations:   \(allocations) in \(report.cycles - warmup) steady-state cycles
+              written:       \(out)/summary.json, \(plots.joined(separator: ", "))
+            """)
+        }
+    }
+
+    private func writePlots(samples: [TipSample], model: CatheterModel) throws -> [String] {
+        // Tip path seen along the catheter's base axis: the two across-axis coordinates.
+        let r = model.basePose.rotation
+        func across(_ p: Vec3) -> (Double, Double) {
+            let d = p - model.basePose.translation
+            return (d.dot(r.c0), d.dot(r.c1))
+        }
+        var pathPlot = LinePlot(title: "Tip path across the catheter axis", xLabel: "x (mm)", yLabel: "y (mm)")
+        pathPlot.equalAspect = true
+        pathPlot.series = [
+            .init(label: "target", points: samples.map { across($0.target) }.map { (x: $0.0, y: $0.1) }, color: (40, 110, 220), thickness: 4),
+            .init(label: "tip (kinematics of encoders)", points: samples.map { across($0.tip) }.map { (x: $0.0, y: $0.1) }, color: (230, 90, 30), thickness: 1),
+        ]
+        let pathFile = out + "/tip_path.png"
+        try pathPlot.write(to: pathFile)
+
+        var errPlot = LinePlot(title: "Tip tracking error", xLabel: "time (s)", yLabel: "error (mm)")
+        errPlot.series = [.init(label: "|target - tip|", points: samples.map { (x: $0.time, y: $0.error) }, color: (200, 40, 40))]
+        let errFile = out + "/tracking_error.png"
+        try errPlot.write(to: errFile)
+        return [pathFile, errFile]
+    }
+}
+
+func us(_ ns: UInt64) -> Double { (Double(ns) / 100).rounded() / 10 }
+func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    guard !values.isEmpty else { return 0 }
+    let s = values.sorted()
+    return s[min(s.count - 1, Int((p / 100 * Double(s.count - 1)).rounded()))]
+}
