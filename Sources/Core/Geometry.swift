@@ -2,12 +2,12 @@
 public typealias Vec3 = SIMD3<Double>
 
 public extension SIMD3 where Scalar == Double {
-    @inlinable func dot(_ o: Vec3) -> Double { (self * o).sum() }
-    @inlinable func cross(_ o: Vec3) -> Vec3 {
+    @_noAllocation @_noLocks @inlinable func dot(_ o: Vec3) -> Double { (self * o).sum() }
+    @_noAllocation @_noLocks @inlinable func cross(_ o: Vec3) -> Vec3 {
         Vec3(y * o.z - z * o.y, z * o.x - x * o.z, x * o.y - y * o.x)
     }
-    @inlinable var length: Double { squareRootOf(dot(self)) }
-    @inlinable var isFinite: Bool { x.isFinite && y.isFinite && z.isFinite }
+    @inlinable var length: Double { @_noAllocation @_noLocks get { squareRootOf(dot(self)) } }
+    @inlinable var isFinite: Bool { @_noAllocation @_noLocks get { x.isFinite && y.isFinite && z.isFinite } }
 }
 
 /// A 3×3 matrix stored by columns; used for rotations and small linear algebra in the cycle.
@@ -24,11 +24,12 @@ public struct Mat3: Equatable, Sendable {
         self.init(columns: Vec3(r0.x, r1.x, r2.x), Vec3(r0.y, r1.y, r2.y), Vec3(r0.z, r1.z, r2.z))
     }
 
-    @inlinable public static var identity: Mat3 { Mat3(columns: Vec3(1, 0, 0), Vec3(0, 1, 0), Vec3(0, 0, 1)) }
-    @inlinable public static var zero: Mat3 { Mat3(columns: .zero, .zero, .zero) }
+    @inlinable public static var identity: Mat3 { @_noAllocation @_noLocks get { Mat3(columns: Vec3(1, 0, 0), Vec3(0, 1, 0), Vec3(0, 0, 1)) } }
+    @inlinable public static var zero: Mat3 { @_noAllocation @_noLocks get { Mat3(columns: .zero, .zero, .zero) } }
 
-    @inlinable public var transposed: Mat3 {
-        Mat3(columns: Vec3(c0.x, c1.x, c2.x), Vec3(c0.y, c1.y, c2.y), Vec3(c0.z, c1.z, c2.z))
+    @inlinable public var transposed: Mat3 { @_noAllocation @_noLocks get {
+            Mat3(columns: Vec3(c0.x, c1.x, c2.x), Vec3(c0.y, c1.y, c2.y), Vec3(c0.z, c1.z, c2.z))
+        }
     }
 
     /// Element at (row, column).
@@ -40,44 +41,45 @@ public struct Mat3: Equatable, Sendable {
         }
     }
 
-    @inlinable public static func * (m: Mat3, v: Vec3) -> Vec3 { m.c0 * v.x + m.c1 * v.y + m.c2 * v.z }
-    @inlinable public static func * (a: Mat3, b: Mat3) -> Mat3 { Mat3(columns: a * b.c0, a * b.c1, a * b.c2) }
-    @inlinable public static func * (a: Mat3, s: Double) -> Mat3 { Mat3(columns: a.c0 * s, a.c1 * s, a.c2 * s) }
-    @inlinable public static func + (a: Mat3, b: Mat3) -> Mat3 { Mat3(columns: a.c0 + b.c0, a.c1 + b.c1, a.c2 + b.c2) }
-    @inlinable public static func - (a: Mat3, b: Mat3) -> Mat3 { Mat3(columns: a.c0 - b.c0, a.c1 - b.c1, a.c2 - b.c2) }
+    @_noAllocation @_noLocks @inlinable public static func * (m: Mat3, v: Vec3) -> Vec3 { m.c0 * v.x + m.c1 * v.y + m.c2 * v.z }
+    @_noAllocation @_noLocks @inlinable public static func * (a: Mat3, b: Mat3) -> Mat3 { Mat3(columns: a * b.c0, a * b.c1, a * b.c2) }
+    @_noAllocation @_noLocks @inlinable public static func * (a: Mat3, s: Double) -> Mat3 { Mat3(columns: a.c0 * s, a.c1 * s, a.c2 * s) }
+    @_noAllocation @_noLocks @inlinable public static func + (a: Mat3, b: Mat3) -> Mat3 { Mat3(columns: a.c0 + b.c0, a.c1 + b.c1, a.c2 + b.c2) }
+    @_noAllocation @_noLocks @inlinable public static func - (a: Mat3, b: Mat3) -> Mat3 { Mat3(columns: a.c0 - b.c0, a.c1 - b.c1, a.c2 - b.c2) }
 
     /// The cross-product matrix: `skew(w) * v == w × v`.
-    @inlinable public static func skew(_ w: Vec3) -> Mat3 {
+    @_noAllocation @_noLocks @inlinable public static func skew(_ w: Vec3) -> Mat3 {
         Mat3(columns: Vec3(0, w.z, -w.y), Vec3(-w.z, 0, w.x), Vec3(w.y, -w.x, 0))
     }
 
     /// The vector `w` of a skew-symmetric matrix; the skew part of any matrix otherwise.
-    @inlinable public var vee: Vec3 {
-        Vec3(c1.z - c2.y, c2.x - c0.z, c0.y - c1.x) * 0.5
+    @inlinable public var vee: Vec3 { @_noAllocation @_noLocks get {
+            Vec3(c1.z - c2.y, c2.x - c0.z, c0.y - c1.x) * 0.5
+        }
     }
 
-    @inlinable public static func rotationZ(_ angle: Double) -> Mat3 {
+    @_noAllocation @_noLocks @inlinable public static func rotationZ(_ angle: Double) -> Mat3 {
         let c = cosine(angle), s = sine(angle)
         return Mat3(columns: Vec3(c, s, 0), Vec3(-s, c, 0), Vec3(0, 0, 1))
     }
 
-    @inlinable public static func rotationY(_ angle: Double) -> Mat3 {
+    @_noAllocation @_noLocks @inlinable public static func rotationY(_ angle: Double) -> Mat3 {
         let c = cosine(angle), s = sine(angle)
         return Mat3(columns: Vec3(c, 0, -s), Vec3(0, 1, 0), Vec3(s, 0, c))
     }
 
-    @inlinable public static func rotationX(_ angle: Double) -> Mat3 {
+    @_noAllocation @_noLocks @inlinable public static func rotationX(_ angle: Double) -> Mat3 {
         let c = cosine(angle), s = sine(angle)
         return Mat3(columns: Vec3(1, 0, 0), Vec3(0, c, s), Vec3(0, -s, c))
     }
 
     /// Roll-pitch-yaw (fixed axes x, then y, then z): `Rz(yaw) * Ry(pitch) * Rx(roll)`.
-    @inlinable public static func rpy(_ roll: Double, _ pitch: Double, _ yaw: Double) -> Mat3 {
+    @_noAllocation @_noLocks @inlinable public static func rpy(_ roll: Double, _ pitch: Double, _ yaw: Double) -> Mat3 {
         rotationZ(yaw) * rotationY(pitch) * rotationX(roll)
     }
 
     /// Largest absolute element difference, for tests and validation.
-    @inlinable public func maxAbsDifference(_ o: Mat3) -> Double {
+    @_noAllocation @_noLocks @inlinable public func maxAbsDifference(_ o: Mat3) -> Double {
         var m = 0.0
         for r in 0..<3 {
             m = max(m, max(abs(c0[r] - o.c0[r]), max(abs(c1[r] - o.c1[r]), abs(c2[r] - o.c2[r]))))
@@ -95,13 +97,13 @@ public struct Pose: Equatable, Sendable {
         self.rotation = rotation; self.translation = translation
     }
 
-    @inlinable public static var identity: Pose { Pose() }
+    @inlinable public static var identity: Pose { @_noAllocation @_noLocks get { Pose() } }
 
-    @inlinable public static func * (a: Pose, b: Pose) -> Pose {
+    @_noAllocation @_noLocks @inlinable public static func * (a: Pose, b: Pose) -> Pose {
         Pose(rotation: a.rotation * b.rotation, translation: a.rotation * b.translation + a.translation)
     }
 
-    @inlinable public func transform(_ p: Vec3) -> Vec3 { rotation * p + translation }
+    @_noAllocation @_noLocks @inlinable public func transform(_ p: Vec3) -> Vec3 { rotation * p + translation }
 }
 
 
@@ -109,12 +111,12 @@ public struct Pose: Equatable, Sendable {
 
 
 public extension Mat3 {
-    @inlinable var determinant: Double { c0.dot(c1.cross(c2)) }
+    @inlinable var determinant: Double { @_noAllocation @_noLocks get { c0.dot(c1.cross(c2)) } }
 
     /// Solves `self * x = b` by Cramer's rule on the cofactors; nil when the matrix is
     /// singular to working precision. Meant for the small, well-conditioned (damped) systems
     /// of the cycle.
-    @inlinable func solve(_ b: Vec3) -> Vec3? {
+    @_noAllocation @_noLocks @inlinable func solve(_ b: Vec3) -> Vec3? {
         let det = determinant
         let scale = max(max(c0.length, c1.length), c2.length)
         if !(abs(det) > 1e-14 * scale * scale * scale) { return nil }
@@ -123,7 +125,7 @@ public extension Mat3 {
     }
 
     /// The outer product `a bᵀ`.
-    @inlinable static func outer(_ a: Vec3, _ b: Vec3) -> Mat3 {
+    @_noAllocation @_noLocks @inlinable static func outer(_ a: Vec3, _ b: Vec3) -> Mat3 {
         Mat3(columns: a * b.x, a * b.y, a * b.z)
     }
 }

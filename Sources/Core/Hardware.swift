@@ -27,7 +27,11 @@ public struct HardwareError: Error, Sendable, Equatable, CustomStringConvertible
 ///
 /// Lifecycle (driven by the cycle's lifecycle): `configure` (may allocate, open links) →
 /// `activate` (power may come on) → the cycle's `read`/`write` → `deactivate` → `shutdown`.
-public protocol RobotHardware {
+///
+/// Hardware may be noncopyable: a robot that owns buffers and links is a single thing with one
+/// owner (the cycle runner), and a noncopyable struct lets the cycle reach it without any
+/// reference counting.
+public protocol RobotHardware: ~Copyable {
     /// The number of joints this robot reads and writes.
     var jointCount: Int { get }
 

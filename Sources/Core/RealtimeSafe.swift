@@ -17,31 +17,31 @@ import Darwin
 import CRealtime
 
 /// `cos` from the C library, callable from code that runs in the control cycle.
-@inlinable @inline(__always) public func cosine(_ x: Double) -> Double { _unsafePerformance { cos(x) } }
+@_noAllocation @_noLocks @inlinable @inline(__always) public func cosine(_ x: Double) -> Double { _unsafePerformance { cos(x) } }
 /// `sin` from the C library, callable from code that runs in the control cycle.
-@inlinable @inline(__always) public func sine(_ x: Double) -> Double { _unsafePerformance { sin(x) } }
+@_noAllocation @_noLocks @inlinable @inline(__always) public func sine(_ x: Double) -> Double { _unsafePerformance { sin(x) } }
 /// `atan2` from the C library, callable from code that runs in the control cycle.
-@inlinable @inline(__always) public func arcTangent2(_ y: Double, _ x: Double) -> Double {
+@_noAllocation @_noLocks @inlinable @inline(__always) public func arcTangent2(_ y: Double, _ x: Double) -> Double {
     _unsafePerformance { atan2(y, x) }
 }
 /// `acos` from the C library with its argument clamped to [-1, 1], callable from the cycle.
-@inlinable @inline(__always) public func arcCosine(_ x: Double) -> Double {
+@_noAllocation @_noLocks @inlinable @inline(__always) public func arcCosine(_ x: Double) -> Double {
     _unsafePerformance { acos(min(1, max(-1, x))) }
 }
 
 /// The square root, callable from code that runs in the control cycle.
-@inlinable @inline(__always) public func squareRootOf(_ x: Double) -> Double { _unsafePerformance { x.squareRoot() } }
+@_noAllocation @_noLocks @inlinable @inline(__always) public func squareRootOf(_ x: Double) -> Double { _unsafePerformance { x.squareRoot() } }
 
 /// The monotonic clock the cycle runs on.
 public enum MonotonicClock {
     /// Now, in nanoseconds of `CLOCK_MONOTONIC`. The corresponding C function is `clock_gettime`.
-    @inlinable @inline(__always) public static func now() -> Nanoseconds {
+    @_noAllocation @_noLocks @inlinable @inline(__always) public static func now() -> Nanoseconds {
         _unsafePerformance { lumen_rt_now_ns() }
     }
 
     /// Sleeps until the absolute time `deadline`; returns 0 or an errno.
     /// The corresponding C function is `clock_nanosleep` with `TIMER_ABSTIME`.
-    @inlinable @inline(__always) public static func sleep(until deadline: Nanoseconds) -> Int32 {
+    @_noAllocation @_noLocks @inlinable @inline(__always) public static func sleep(until deadline: Nanoseconds) -> Int32 {
         _unsafePerformance { lumen_rt_sleep_until_ns(deadline) }
     }
 }

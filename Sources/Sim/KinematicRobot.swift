@@ -7,9 +7,9 @@ import Drivers
 /// (`CyclicImage`), so the cycle pays the real decode and encode.
 ///
 /// It is the first implementation of `RobotHardware`; the physics simulator slots in behind the
-/// same protocol.
-public final class KinematicRobot: RobotHardware {
-    public let axes: [AxisSpec]
+/// same protocol. Noncopyable: it owns its buffers, and the cycle reaches it without reference
+/// counting.
+public struct KinematicRobot: ~Copyable, RobotHardware {
     public let jointCount: Int
 
     /// (nJoints) counts per mm or rad.
@@ -44,7 +44,6 @@ public final class KinematicRobot: RobotHardware {
     /// A robot with `axes`, starting at `start` (joint units; clamped into the limits).
     public init(axes: [AxisSpec], start: JointVector? = nil) {
         precondition(!axes.isEmpty && axes.count <= JointVector.capacity, "1…\(JointVector.capacity) axes")
-        self.axes = axes
         jointCount = axes.count
         let n = axes.count
         countsPerUnit = JointVector(axes.map(\.countsPerUnit))
@@ -76,10 +75,10 @@ public final class KinematicRobot: RobotHardware {
         stateImage.deallocate(); commandImage.deallocate()
     }
 
-    public func configure() throws(HardwareError) {}
-    public func activate() throws(HardwareError) { activated = true }
-    public func deactivate() { activated = false; enabled = false }
-    public func shutdown() { activated = false; enabled = false }
+    public mutating func configure() throws(HardwareError) {}
+    public mutating func activate() throws(HardwareError) { activated = true }
+    public mutating func deactivate() { activated = false; enabled = false }
+    public mutating func shutdown() { activated = false; enabled = false }
 
     /// The joint positions the encoders measure now (joint units), for tests and reports.
     public var measuredPositions: JointVector {
@@ -93,7 +92,7 @@ public final class KinematicRobot: RobotHardware {
 
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
-    public func read(into state: inout JointState, now: Nanoseconds) -> HardwareFault? {
+    public mutating func read(into state: inout JointState, now: Nanoseconds) -> HardwareFault? {
         let n = jointCount
         for i in 0..<n {
             var s: UInt16 = enabled ? DriveStatus.enabled.rawValue : 0
@@ -113,7 +112,7 @@ public final class KinematicRobot: RobotHardware {
 
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
-    public func write(_ command: JointCommand, now: Nanoseconds) -> HardwareFault? {
+    public mutating func write(_ command: JointCommand, now: Nanoseconds) -> HardwareFault? {
         let n = jointCount
         guard command.position.count == n else { return .shapeMismatch }
         let dt = lastStep == 0 ? 0 : Double(now - lastStep) * 1e-9

@@ -18,7 +18,7 @@ import Testing
     }
 
     /// Writes `cmd` every millisecond for `cycles` cycles, starting at `t`.
-    func drive(_ robot: KinematicRobot, _ cmd: JointCommand, cycles: Int, from t: inout Nanoseconds) {
+    func drive(_ robot: inout KinematicRobot, _ cmd: JointCommand, cycles: Int, from t: inout Nanoseconds) {
         for _ in 0..<cycles {
             t += ms
             _ = robot.write(cmd, now: t)
@@ -26,35 +26,35 @@ import Testing
     }
 
     @Test func refusesPowerUntilActivated() throws {
-        let robot = KinematicRobot(axes: axes, start: JointVector([10, 0]))
+        var robot = KinematicRobot(axes: axes, start: JointVector([10, 0]))
         var t: Nanoseconds = 1
-        drive(robot, command([50, 1]), cycles: 100, from: &t)
-        #expect(!robot.isEnabled)
+        drive(&robot, command([50, 1]), cycles: 100, from: &t)
+        #expect(robot.isEnabled == false)
         #expect(robot.measuredPositions.array == [10, 0])
         try robot.activate()
-        drive(robot, command([50, 1]), cycles: 2, from: &t)
-        #expect(robot.isEnabled)
+        drive(&robot, command([50, 1]), cycles: 2, from: &t)
+        #expect(robot.isEnabled == true)
         #expect(robot.measuredPositions[0] > 10)
     }
 
     @Test func followsTargetsNoFasterThanTheAxisMaximum() throws {
-        let robot = KinematicRobot(axes: axes, start: JointVector([10, 0]))
+        var robot = KinematicRobot(axes: axes, start: JointVector([10, 0]))
         try robot.activate()
         var t: Nanoseconds = 1
-        drive(robot, command([10, 0]), cycles: 1, from: &t)
-        drive(robot, command([50, 1]), cycles: 500, from: &t)
+        drive(&robot, command([10, 0]), cycles: 1, from: &t)
+        drive(&robot, command([50, 1]), cycles: 500, from: &t)
         // 0.5 s at 20 mm/s and 1 rad/s.
         #expect(abs(robot.measuredPositions[0] - 20) < 0.01)
         #expect(abs(robot.measuredPositions[1] - 0.5) < 0.001)
-        drive(robot, command([50, 1]), cycles: 2000, from: &t)
+        drive(&robot, command([50, 1]), cycles: 2000, from: &t)
         #expect(robot.measuredPositions.array == [50, 1])
     }
 
     @Test func stopsAtTravelLimits() throws {
-        let robot = KinematicRobot(axes: axes, start: JointVector([99, 0]))
+        var robot = KinematicRobot(axes: axes, start: JointVector([99, 0]))
         try robot.activate()
         var t: Nanoseconds = 1
-        drive(robot, command([500, -10]), cycles: 5000, from: &t)
+        drive(&robot, command([500, -10]), cycles: 5000, from: &t)
         #expect(robot.measuredPositions.array == [100, -3])
         var state = JointState(jointCount: 2)
         #expect(robot.read(into: &state, now: t) == nil)
@@ -62,7 +62,7 @@ import Testing
     }
 
     @Test func encoderQuantisesPositions() throws {
-        let robot = KinematicRobot(axes: axes, start: JointVector([10.00049, 0]))
+        var robot = KinematicRobot(axes: axes, start: JointVector([10.00049, 0]))
         var state = JointState(jointCount: 2)
         _ = robot.read(into: &state, now: 5)
         #expect(state.position[0] == 10.0)
@@ -70,22 +70,22 @@ import Testing
     }
 
     @Test func disablingHoldsPosition() throws {
-        let robot = KinematicRobot(axes: axes, start: JointVector([10, 0]))
+        var robot = KinematicRobot(axes: axes, start: JointVector([10, 0]))
         try robot.activate()
         var t: Nanoseconds = 1
-        drive(robot, command([10, 0]), cycles: 1, from: &t)
-        drive(robot, command([60, 0]), cycles: 100, from: &t)
+        drive(&robot, command([10, 0]), cycles: 1, from: &t)
+        drive(&robot, command([60, 0]), cycles: 100, from: &t)
         let held = robot.measuredPositions
-        drive(robot, command([60, 0], enable: false), cycles: 100, from: &t)
+        drive(&robot, command([60, 0], enable: false), cycles: 100, from: &t)
         #expect(robot.measuredPositions == held)
-        #expect(!robot.isEnabled)
+        #expect(robot.isEnabled == false)
         robot.deactivate()
-        drive(robot, command([60, 0]), cycles: 100, from: &t)
+        drive(&robot, command([60, 0]), cycles: 100, from: &t)
         #expect(robot.measuredPositions == held)
     }
 
     @Test func wrongShapedCommandIsRefused() throws {
-        let robot = KinematicRobot(axes: axes)
+        var robot = KinematicRobot(axes: axes)
         #expect(robot.write(command([1, 2, 3]), now: 10) == .shapeMismatch)
     }
 }

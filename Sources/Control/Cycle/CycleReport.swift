@@ -31,7 +31,7 @@ public struct CycleReport: Sendable, Equatable {
     public var compute: TimingSummary
     public var counters: CycleCounters
 
-    public init(timing: CycleTiming, counters: CycleCounters) {
+    public init(timing: borrowing CycleTiming, counters: CycleCounters) {
         period = timing.period
         cycles = timing.cycles
         overruns = timing.overruns

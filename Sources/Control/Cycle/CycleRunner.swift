@@ -26,9 +26,8 @@ public struct CycleCounters: Sendable, Equatable {
 /// controller computes, only `active` writes it; every other state writes a hold with the power
 /// off. Lifecycle transitions requested while the loop runs are carried out by the loop thread
 /// between cycles, so the hardware is only ever touched from one thread at a time.
-public final class CycleRunner<Hardware: RobotHardware, Controller: CycleController, Clock: CycleClock> {
+public final class CycleRunner<Hardware: RobotHardware & ~Copyable, Controller: CycleController, Clock: CycleClock> {
     @usableFromInline var _hardware: Hardware
-    @inlinable public var hardware: Hardware { _hardware }
     @usableFromInline var _controller: Controller
     @inlinable public var controller: Controller { _controller }
     @usableFromInline var _clock: Clock
@@ -42,7 +41,6 @@ public final class CycleRunner<Hardware: RobotHardware, Controller: CycleControl
     @usableFromInline var _command: JointCommand
     @inlinable public var command: JointCommand { _command }
     @usableFromInline var _timing: CycleTiming
-    @inlinable public var timing: CycleTiming { _timing }
     @usableFromInline var _counters = CycleCounters()
     public var counters: CycleCounters { _counters }
 
@@ -53,15 +51,21 @@ public final class CycleRunner<Hardware: RobotHardware, Controller: CycleControl
     @usableFromInline let running = Atomic<Bool>(false)
     private var pendingResult: LifecycleError?
 
-    public init(hardware: Hardware, controller: Controller, clock: Clock, period: Nanoseconds,
+    public init(hardware: consuming Hardware, controller: Controller, clock: Clock, period: Nanoseconds,
                 faultPolicy: CycleFaultPolicy = CycleFaultPolicy()) {
+        let joints = hardware.jointCount
         _hardware = hardware
         _controller = controller
         _clock = clock
         self.faultPolicy = faultPolicy
-        _state = JointState(jointCount: hardware.jointCount)
-        _command = JointCommand(jointCount: hardware.jointCount)
+        _state = JointState(jointCount: joints)
+        _command = JointCommand(jointCount: joints)
         _timing = CycleTiming(period: period)
+    }
+
+    /// Lets `body` look at the hardware (for reports and tests). Not while the loop runs.
+    public func withHardware<R>(_ body: (borrowing Hardware) throws -> R) rethrows -> R {
+        try body(_hardware)
     }
 
     public var lifecycle: LifecycleState {
@@ -164,7 +168,7 @@ public final class CycleRunner<Hardware: RobotHardware, Controller: CycleControl
         if isRunning { throw .invalidTransition(from: lifecycle, transition: "\(what) while the cycle runs") }
     }
 
-    @usableFromInline func setLifecycle(_ s: LifecycleState) {
+    @inlinable func setLifecycle(_ s: LifecycleState) {
         lifecycleRaw.store(s.rawValue, ordering: .releasing)
     }
 
@@ -202,7 +206,7 @@ public final class CycleRunner<Hardware: RobotHardware, Controller: CycleControl
     @inlinable public func runOneCycle() {
         _clock.sleep(until: _timing.nextDeadline)
         var tick = _timing.wake(at: _clock.now())
-        let allowed = lifecycle.mayCommandMotion
+        let allowed = lifecycleRaw.load(ordering: .acquiring) == LifecycleState.active.rawValue
 
         if let fault = _hardware.read(into: &_state, now: tick.wake) {
             tick.readFault = fault
@@ -215,13 +219,15 @@ public final class CycleRunner<Hardware: RobotHardware, Controller: CycleControl
 
         _controller.update(state: _state, tick: tick, command: &_command)
 
+        // No `||`/`&&` here: their autoclosures would retain self inside the cycle.
+        let finite = _command.position.isFinite ? _command.velocity.isFinite : false
         if !allowed {
             _command.setHold(enable: false)
-        } else if !_command.position.isFinite || !_command.velocity.isFinite {
+        } else if !finite {
             _counters.invalidCommands += 1
             _command.setHold(enable: true)
         }
-        if allowed && consecutiveReadFaults >= faultPolicy.maxConsecutiveReadFaults {
+        if allowed, consecutiveReadFaults >= faultPolicy.maxConsecutiveReadFaults {
             // A lost link is a safe stop: power off and out of `active` until someone re-activates.
             _command.setHold(enable: false)
             _counters.faultStops += 1
@@ -245,8 +251,13 @@ public final class CycleRunner<Hardware: RobotHardware, Controller: CycleControl
     public func report() -> CycleReport { CycleReport(timing: _timing, counters: _counters) }
 }
 
+extension CycleRunner where Hardware: Copyable {
+    /// The hardware (a copy for value types; the instance for classes).
+    public var hardware: Hardware { _hardware }
+}
+
 extension CycleRunner where Clock == MonotonicCycleClock {
-    public convenience init(hardware: Hardware, controller: Controller, period: Nanoseconds,
+    public convenience init(hardware: consuming Hardware, controller: Controller, period: Nanoseconds,
                             faultPolicy: CycleFaultPolicy = CycleFaultPolicy()) {
         self.init(hardware: hardware, controller: controller, clock: MonotonicCycleClock(), period: period, faultPolicy: faultPolicy)
     }

@@ -19,12 +19,12 @@ public struct CycleTick: Sendable, Equatable {
     public var readFault: HardwareFault?
 }
 
-/// The cycle's time bookkeeping, sized once: deadlines on an absolute grid, wake-up _lateness and
-/// _compute time into preallocated histograms, _overruns and missed deadlines counted.
+/// The cycle's time bookkeeping, sized once: deadlines on an absolute grid, wake-up lateness and
+/// compute time into preallocated histograms, overruns and missed deadlines counted.
 ///
 /// Overrun: a cycle whose work ended at or after the following deadline. The grid then skips
 /// to the first deadline still in the future, and the skipped ones are counted as missed.
-public struct CycleTiming {
+public struct CycleTiming: ~Copyable {
     /// Nominal period (ns).
     public let period: Nanoseconds
     /// Next deadline (ns, absolute).
@@ -39,27 +39,40 @@ public struct CycleTiming {
     /// Cycles that ended at or after the following deadline.
     @usableFromInline var _overruns: Int64 = 0
     @inlinable public var overruns: Int64 { _overruns }
-    /// Deadlines skipped after _overruns.
+    /// Deadlines skipped after overruns.
     @usableFromInline var _missedDeadlines: Int64 = 0
     @inlinable public var missedDeadlines: Int64 { _missedDeadlines }
     /// Largest measured period (ns).
     @usableFromInline var _maxPeriod: Nanoseconds = 0
     @inlinable public var maxPeriod: Nanoseconds { _maxPeriod }
-    /// Wake-up _lateness (ns past the deadline).
-    @usableFromInline var _lateness: Histogram<UInt64>
-    @inlinable public var lateness: Histogram<UInt64> { _lateness }
+    /// The histograms live behind pointers, allocated once at init and freed with the timing
+    /// (it is noncopyable): the cycle records into them without touching a reference count,
+    /// which a histogram held in a field would cost through its array's copy-on-write checks.
+    @usableFromInline let latenessSlot: UnsafeMutablePointer<Histogram<UInt64>>
+    @usableFromInline let computeSlot: UnsafeMutablePointer<Histogram<UInt64>>
+    /// Wake-up lateness (ns past the deadline).
+    public var lateness: Histogram<UInt64> { latenessSlot.pointee }
     /// Compute time from wake-up to the end of write (ns).
-    @usableFromInline var _compute: Histogram<UInt64>
-    @inlinable public var compute: Histogram<UInt64> { _compute }
+    public var compute: Histogram<UInt64> { computeSlot.pointee }
 
-    /// Values above this are recorded as this (and still counted as _overruns); 10 s.
+    /// Values above this are recorded as this (and still counted as overruns); 10 s.
     public static let histogramCeiling: UInt64 = 10_000_000_000
 
     public init(period: Nanoseconds) {
         precondition(period > 0, "the cycle period must be positive")
         self.period = period
-        _lateness = Histogram(lowestDiscernibleValue: 1, highestTrackableValue: Self.histogramCeiling, numberOfSignificantValueDigits: .three)
-        _compute = Histogram(lowestDiscernibleValue: 1, highestTrackableValue: Self.histogramCeiling, numberOfSignificantValueDigits: .three)
+        latenessSlot = .allocate(capacity: 1)
+        computeSlot = .allocate(capacity: 1)
+        for slot in [latenessSlot, computeSlot] {
+            slot.initialize(to: Histogram(lowestDiscernibleValue: 1, highestTrackableValue: Self.histogramCeiling, numberOfSignificantValueDigits: .three))
+        }
+    }
+
+    deinit {
+        for slot in [latenessSlot, computeSlot] {
+            slot.deinitialize(count: 1)
+            slot.deallocate()
+        }
     }
 
     /// Starts the deadline grid one period after `now`.
@@ -70,18 +83,20 @@ public struct CycleTiming {
 
     /// Accounts a wake-up; returns the tick the stages get.
     /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
     @inlinable public mutating func wake(at wake: Nanoseconds) -> CycleTick {
         let measured = _lastWake == 0 ? period : wake - _lastWake
         _maxPeriod = max(_maxPeriod, measured)
         _lastWake = wake
-        Self.record(&_lateness, wake - _nextDeadline)
+        Self.record(latenessSlot, wake - _nextDeadline)
         return CycleTick(index: _cycles, deadline: _nextDeadline, wake: wake, period: measured, readFault: nil)
     }
 
     /// Accounts the end of the cycle's work and moves the deadline on.
     /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
     @inlinable public mutating func finish(_ tick: CycleTick, at end: Nanoseconds) {
-        Self.record(&_compute, end - tick.wake)
+        Self.record(computeSlot, end - tick.wake)
         _cycles += 1
         _nextDeadline = tick.deadline + period
         if end >= _nextDeadline {
@@ -95,15 +110,17 @@ public struct CycleTiming {
     /// Clears the statistics (not the grid), e.g. after a warm-up.
     public mutating func resetStatistics() {
         _cycles = 0; _overruns = 0; _missedDeadlines = 0; _maxPeriod = 0
-        _lateness.reset()
-        _compute.reset()
+        latenessSlot.pointee.reset()
+        computeSlot.pointee.reset()
     }
 
-    @inlinable static func record(_ h: inout Histogram<UInt64>, _ value: Nanoseconds) {
+    @_noAllocation @_noLocks
+    @inlinable static func record(_ h: UnsafeMutablePointer<Histogram<UInt64>>, _ value: Nanoseconds) {
         // Clamped, never dropped: a value past the ceiling still counts, at the ceiling.
-        let v = UInt64(clamping: value)
-        // The counts array is uniquely owned and sized at init, so recording never reallocates;
-        // the compiler cannot prove that through Array's copy-on-write path.
-        _ = _unsafePerformance { h.record(min(v, Self.histogramCeiling)) }
+        let v = min(UInt64(clamping: value), 10_000_000_000)  // histogramCeiling
+        // Audited: the counts array is uniquely owned by the store and sized at init (no
+        // auto-resize), so recording never reallocates; the compiler cannot prove that through
+        // Array's copy-on-write path. The allocation tests check it at run time.
+        _ = _unsafePerformance { h.pointee.record(v) }
     }
 }

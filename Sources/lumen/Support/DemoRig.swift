@@ -9,7 +9,6 @@ import Sim
 struct DemoRig<Clock: CycleClock> {
     let description: RobotDescription
     let model: CatheterModel
-    let robot: KinematicRobot
     let log: TipLog
     let runner: CycleRunner<KinematicRobot, TipServo, Clock>
 
@@ -21,7 +20,7 @@ struct DemoRig<Clock: CycleClock> {
             throw CommandFailure(error.description)
         }
         model = CatheterModel(description)
-        robot = KinematicRobot(axes: description.axes, start: Self.startPosture(model))
+        let robot = KinematicRobot(axes: description.axes, start: Self.startPosture(model))
         // One sample every 10 ms.
         log = TipLog(capacity: logCapacity, decimation: max(1, Int(10_000_000 / period)))
         runner = CycleRunner(hardware: robot, controller: TipServo(model: model, path: path, log: log.writer), clock: clock, period: period)
