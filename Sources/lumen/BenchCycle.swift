@@ -1,5 +1,4 @@
 import ArgumentParser
-import CAllocCount
 import Control
 import Core
 import Foundation
@@ -41,17 +40,9 @@ struct BenchCycle: ParsableCommand {
         try runner.configure()
         try runner.activate()
         Output.progress("bench cycle: \(cycles) cycles of \(rig.description.name)")
-        let (outcome, warnings) = CycleThread.run(options: realtime.options) { () -> Swift.Result<Int64, Error> in
-            do {
-                try runner.run(cycles: 2000)
-                runner.resetStatistics()
-                lumen_alloc_count_begin()
-                try runner.run(cycles: Int64(cycles))
-                return .success(lumen_alloc_count_end())
-            } catch {
-                _ = lumen_alloc_count_end()
-                return .failure(error)
-            }
+        let (outcome, warnings) = CycleThread.run(options: realtime.options) {
+            CycleThread.countingAllocations(warmUp: { try runner.run(cycles: 2000); runner.resetStatistics() },
+                                            measured: { try runner.run(cycles: Int64(cycles)) })
         }
         let allocations = try outcome.get()
         let report = runner.report()

@@ -35,9 +35,7 @@ struct BenchKinematics: ParsableCommand {
     }
 
     func run() throws {
-        let file = DemoRigFiles.locate(robot)
-        let description: RobotDescription
-        do { description = try ConfigLoader.load(RobotDescription.self, from: file) } catch { throw CommandFailure(error.description) }
+        let description = try DemoRigFiles.loadRobot(robot)
         let model = CatheterModel(description)
         var rng = SplitMix64(seed: 7)
         // Random in-limit postures and reachable targets near their tips.
@@ -98,19 +96,4 @@ struct BenchKinematics: ParsableCommand {
             """)
         }
     }
-}
-
-/// A small seeded generator (SplitMix64) so benchmark inputs are the same every run.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) * 0x1p-53 }
 }

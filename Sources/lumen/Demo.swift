@@ -1,5 +1,4 @@
 import ArgumentParser
-import CAllocCount
 import Control
 import Core
 import Foundation
@@ -71,17 +70,9 @@ struct Demo: ParsableCommand {
         Output.progress("demo: \(rig.description.name), \(rig.model.jointCount) joints, \(rate) Hz for \(seconds) s")
         let (outcome, warnings) = CycleThread.run(options: realtime.options, whileWaiting: {
             Output.status(String(format: "demo: %.1f / %.1f s", Date().timeIntervalSince(started), seconds))
-        }) { () -> Result<Int64, Error> in
-            do {
-                try runner.run(cycles: warmup)
-                // Count heap allocations on this thread over the steady-state cycles.
-                lumen_alloc_count_begin()
-                try runner.run(cycles: total - warmup)
-                return .success(lumen_alloc_count_end())
-            } catch {
-                _ = lumen_alloc_count_end()
-                return .failure(error)
-            }
+        }) {
+            CycleThread.countingAllocations(warmUp: { try runner.run(cycles: warmup) },
+                                            measured: { try runner.run(cycles: total - warmup) })
         }
         Output.endStatus()
         let allocations = try outcome.get()

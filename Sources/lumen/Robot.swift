@@ -27,8 +27,7 @@ struct RobotCheck: ParsableCommand {
     }
 
     func run() throws {
-        let description: RobotDescription
-        do { description = try ConfigLoader.load(RobotDescription.self, from: file) } catch { throw CommandFailure(error.description) }
+        let description = try DemoRigFiles.loadRobot(file)
         let model = CatheterModel(description)
         let home = model.clampToLimits(JointVector(count: model.jointCount))
         let tip = model.calcTipPose(home).translation

@@ -1,3 +1,4 @@
+import CAllocCount
 import Control
 import Foundation
 
@@ -23,6 +24,22 @@ enum CycleThread {
         thread.start()
         while done.wait(timeout: .now() + interval) == .timedOut { whileWaiting?() }
         return (box.result!, box.warnings)
+    }
+}
+
+extension CycleThread {
+    /// Runs `warmUp` (lazy runtime set-up may allocate there), then `measured` while counting
+    /// the calling thread's heap allocations; returns the count. Call it on the cycle thread.
+    static func countingAllocations(warmUp: () throws -> Void, measured: () throws -> Void) -> Result<Int64, Error> {
+        do {
+            try warmUp()
+            lumen_alloc_count_begin()
+            defer { _ = lumen_alloc_count_end() }
+            try measured()
+            return .success(lumen_alloc_count_end())
+        } catch {
+            return .failure(error)
+        }
     }
 }
 

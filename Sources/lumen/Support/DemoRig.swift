@@ -13,12 +13,7 @@ struct DemoRig<Clock: CycleClock> {
     let runner: CycleRunner<KinematicRobot, TipServo, Clock>
 
     init(robotPath: String, period: Nanoseconds, clock: Clock, path: TipPath = TipPath(), logCapacity: Int = 50_000) throws {
-        let file = DemoRigFiles.locate(robotPath)
-        do {
-            description = try ConfigLoader.load(RobotDescription.self, from: file)
-        } catch {
-            throw CommandFailure(error.description)
-        }
+        description = try DemoRigFiles.loadRobot(robotPath)
         model = CatheterModel(description)
         let robot = KinematicRobot(axes: description.axes, start: Self.startPosture(model))
         // One sample every 10 ms.
@@ -44,6 +39,15 @@ extension DemoRig where Clock == MonotonicCycleClock {
 
 enum DemoRigFiles {
     static let defaultRobot = "robots/lumen-2s.yaml"
+
+    /// Loads and validates a robot file; a bad file is a command failure naming file and field.
+    static func loadRobot(_ path: String) throws -> RobotDescription {
+        do {
+            return try ConfigLoader.load(RobotDescription.self, from: locate(path))
+        } catch {
+            throw CommandFailure(error.description)
+        }
+    }
 
     /// `path` as given when it exists; otherwise, for a relative path, the same path under the
     /// package root the executable was built in (so the tool works from any directory).
