@@ -74,6 +74,8 @@ let package = Package(
         .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Core"]),
         .testTarget(name: "SimTests", dependencies: ["Sim", "Core", "Drivers"]),
+        // Runs the built `lumen` tool as a user would; depends on it so it is built first.
+        .testTarget(name: "LumenCLITests", dependencies: ["lumen"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

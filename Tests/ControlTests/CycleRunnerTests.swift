@@ -237,3 +237,16 @@ struct ProxyClock: CycleClock {
     func now() -> Nanoseconds { box.clock.now() }
     func sleep(until deadline: Nanoseconds) { box.clock.sleep(until: deadline) }
 }
+
+@Suite struct RealtimeOptionsTests {
+    @Test func impossibleSettingsWarnInsteadOfFailing() {
+        let warnings = RealtimeOptions(fifoPriority: 150, lockMemory: false, cpu: 100_000).applyToCurrentThread()
+        #expect(warnings.count == 2)
+        #expect(warnings.contains { $0.contains("outside 1…99") })
+        #expect(warnings.contains { $0.contains("CPU 100000") })
+    }
+
+    @Test func noOptionsMeanNoWarnings() {
+        #expect(RealtimeOptions().applyToCurrentThread().isEmpty)
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+
+/// Runs the built `lumen` tool as a user would and checks what it prints and how it exits.
+struct Tool {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The `lumen` binary next to this test bundle (same build configuration).
+    static var binary: URL {
+        let bundleDir = Bundle.main.bundleURL.deletingLastPathComponent()
+        let candidates = [bundleDir.appendingPathComponent("lumen"),
+                          root.appendingPathComponent(".build/debug/lumen")]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[1]
+    }
+
+    struct Outcome {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var json: [String: Any]? {
+            (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any]
+        }
+    }
+
+    static func run(_ args: [String]) throws -> Outcome {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        p.currentDirectoryURL = root
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Outcome(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+}
+
+@Suite(.serialized) struct CommandTests {
+    let scratch: URL = {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-cli-\(UUID())")
+        try? FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }()
+
+    @Test func robotCheckAcceptsTheExampleRobotsAsJSON() throws {
+        let r = try Tool.run(["robot", "check", "robots/lumen-2s.yaml", "--json"])
+        #expect(r.status == 0)
+        let json = try #require(r.json)
+        #expect(json["name"] as? String == "lumen-2s")
+        #expect((json["joints"] as? [Any])?.count == 6)
+        #expect((json["home_tip_mm"] as? [Double])?.last == 50)
+    }
+
+    @Test func aBadRobotFileExitsNonZeroNamingFileAndField() throws {
+        let text = try String(contentsOf: Tool.root.appendingPathComponent("robots/lumen-2s.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "length_mm: 15", with: "length_mm: -15")
+        let file = scratch.appendingPathComponent("bad.yaml").path
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        let r = try Tool.run(["robot", "check", file])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains(file))
+        #expect(r.stderr.contains("sections[1].length_mm"))
+        #expect(r.stdout.isEmpty)
+    }
+
+    @Test func aMissingRobotFileIsAClearError() throws {
+        let r = try Tool.run(["demo", "--robot", "/nonexistent/robot.yaml", "--seconds", "0.1"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("/nonexistent/robot.yaml"))
+    }
+
+    @Test func benchCycleReportsZeroAllocationsAsJSON() throws {
+        let r = try Tool.run(["bench", "cycle", "--cycles", "5000", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(r.json)
+        #expect(json["allocs_per_cycle"] as? Double == 0)
+        #expect((json["p50_ns"] as? Int ?? 0) > 0)
+        #expect((json["p99_ns"] as? Int ?? 0) >= (json["p50_ns"] as? Int ?? 0))
+        #expect(json["cycles"] as? Int == 5000)
+    }
+
+    @Test func demoWritesItsSummaryAndPlots() throws {
+        let out = scratch.appendingPathComponent("demo").path
+        let r = try Tool.run(["demo", "--seconds", "1", "--json", "--out", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(r.json)
+        #expect(json["cycles"] as? Int == 1000)
+        #expect(json["cycle_allocations"] as? Int == 0)
+        let tracking = try #require(json["tracking"] as? [String: Any])
+        #expect((tracking["max_mm"] as? Double ?? 99) < 0.5)
+        for file in ["summary.json", "tip_path.png", "tracking_error.png"] {
+            let attrs = try FileManager.default.attributesOfItem(atPath: out + "/" + file)
+            #expect((attrs[.size] as? Int ?? 0) > 200, "\(file) is missing or empty")
+        }
+        // Progress goes to stderr, never into the JSON on stdout.
+        #expect(r.stderr.contains("demo:"))
+    }
+
+    @Test func invalidOptionsAreRefusedBeforeRunning() throws {
+        let r = try Tool.run(["bench", "loop", "--rate", "0"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("--rate"))
+    }
+}
