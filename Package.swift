@@ -38,6 +38,16 @@ let package = Package(
         ),
         // Audited system calls of the real-time path and the C reference loop of `bench loop`.
         .target(name: "CRealtime"),
+        // The DriveLink device-side reference for firmware (portable C99), built here so the
+        // Swift host is cross-tested against it; its own unit tests build with `make` in hil/firmware.
+        .target(
+            name: "CDriveLinkReference",
+            path: "hil/firmware",
+            exclude: ["test", "Makefile", "README.md"],
+            sources: ["src"],
+            publicHeadersPath: "include",
+            cSettings: [.unsafeFlags(["-std=c99"])]
+        ),
         // Per-thread heap-allocation counter (malloc interposition) for the zero-allocation checks.
         .target(name: "CAllocCount"),
 
@@ -71,7 +81,7 @@ let package = Package(
         // MARK: Tests — one target per module
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "Core", "Sim", "CAllocCount", "CEigen"]),
-        .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core"]),
+        .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core", "CDriveLinkReference"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Core"]),
         .testTarget(name: "SimTests", dependencies: ["Sim", "Core", "Drivers"]),
         // Runs the built `lumen` tool as a user would; depends on it so it is built first.

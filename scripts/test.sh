@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The firmware reference's own C99 unit tests, with the system compiler.
+make -C hil/firmware test
 swift build --build-tests
 swift test --skip-build
