@@ -63,7 +63,7 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
-        .target(name: "Drivers", dependencies: ["Core", "CLibSerialPort"]),
+        .target(name: "Drivers", dependencies: ["Core", "CLibSerialPort", "CRealtime"]),
         .target(name: "Imaging", dependencies: ["Core", "COpenCV"]),
         .target(name: "Safety", dependencies: ["Core", "Drivers"]),
         .target(name: "Sim", dependencies: ["Core", "Drivers"]),

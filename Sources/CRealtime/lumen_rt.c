@@ -2,6 +2,11 @@
 #include "lumen_rt.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <termios.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
@@ -48,6 +53,14 @@ int lumen_rt_unlock_memory(void) {
     return munlockall() == 0 ? 0 : errno;
 }
 
+int lumen_rt_wait_readable(int fd, int64_t timeout_ns) {
+    struct pollfd p = { .fd = fd, .events = POLLIN, .revents = 0 };
+    struct timespec ts = { .tv_sec = timeout_ns / kNsPerSec, .tv_nsec = timeout_ns % kNsPerSec };
+    int rc = ppoll(&p, 1, &ts, NULL);
+    if (rc < 0) return -errno;
+    return rc > 0 && (p.revents & POLLIN) ? 1 : 0;
+}
+
 lumen_ref_loop_result lumen_ref_loop_run(int64_t period_ns, int64_t cycles, int64_t *lateness_ns) {
     lumen_ref_loop_result r = { 0, 0, 0 };
     if (period_ns <= 0 || cycles <= 0 || lateness_ns == NULL) return r;
@@ -67,4 +80,41 @@ lumen_ref_loop_result lumen_ref_loop_run(int64_t period_ns, int64_t cycles, int6
         r.cycles += 1;
     }
     return r;
+}
+
+static int raw_nonblocking(int fd) {
+    struct termios t;
+    int flags;
+    if (tcgetattr(fd, &t) != 0) return errno;
+    cfmakeraw(&t);
+    if (tcsetattr(fd, TCSANOW, &t) != 0) return errno;
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return errno;
+    return 0;
+}
+
+int lumen_pty_open(int *master, int *slave, char *path, int path_len) {
+    int m, s, rc;
+    if (master == NULL || slave == NULL || path == NULL || path_len < 16) return EINVAL;
+    m = posix_openpt(O_RDWR | O_NOCTTY);
+    if (m < 0) return errno;
+    if (grantpt(m) != 0 || unlockpt(m) != 0 || ptsname_r(m, path, (size_t)path_len) != 0) {
+        rc = errno;
+        close(m);
+        return rc;
+    }
+    s = open(path, O_RDWR | O_NOCTTY);
+    if (s < 0) {
+        rc = errno;
+        close(m);
+        return rc;
+    }
+    if ((rc = raw_nonblocking(s)) != 0 || (rc = raw_nonblocking(m)) != 0) {
+        close(m);
+        close(s);
+        return rc;
+    }
+    *master = m;
+    *slave = s;
+    return 0;
 }

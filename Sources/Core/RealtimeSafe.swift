@@ -6,7 +6,9 @@
 //   - libm `cos`, `sin`, `atan2`, `acos`: pure functions of their arguments;
 //   - `Double.squareRoot()`: one `sqrtsd` instruction (the checker cannot see through it);
 //   - `clock_gettime(CLOCK_MONOTONIC)`: a vDSO read;
-//   - `clock_nanosleep(TIMER_ABSTIME)`: a system call that blocks the thread, nothing else.
+//   - `clock_nanosleep(TIMER_ABSTIME)`: a system call that blocks the thread, nothing else;
+//   - `read`, `write` on a non-blocking descriptor and `poll` on one descriptor: system calls
+//     that copy bytes or wait, and never allocate in user space.
 // Anything added here needs the same audit, and a line in this list.
 
 #if canImport(Glibc)
@@ -43,5 +45,39 @@ public enum MonotonicClock {
     /// The corresponding C function is `clock_nanosleep` with `TIMER_ABSTIME`.
     @_noAllocation @_noLocks @inlinable @inline(__always) public static func sleep(until deadline: Nanoseconds) -> Int32 {
         _unsafePerformance { lumen_rt_sleep_until_ns(deadline) }
+    }
+}
+
+/// Non-blocking I/O on a file descriptor for the cycle's links (serial ports, ptys, sockets).
+public enum DescriptorIO {
+    /// Reads what is waiting into `buffer`: the count, 0 when nothing is waiting, or −errno.
+    /// The corresponding C function is `read`.
+    @_noAllocation @_noLocks @inlinable @inline(__always)
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        _unsafePerformance {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n >= 0 { return n }
+            let e = errno
+            return e == EAGAIN || e == EWOULDBLOCK || e == EINTR ? 0 : -Int(e)
+        }
+    }
+
+    /// Writes `bytes`: the count written (possibly short), or −errno.
+    /// The corresponding C function is `write`.
+    @_noAllocation @_noLocks @inlinable @inline(__always)
+    public static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
+        _unsafePerformance {
+            let n = Glibc.write(fd, bytes.baseAddress, bytes.count)
+            if n >= 0 { return n }
+            let e = errno
+            return e == EAGAIN || e == EWOULDBLOCK || e == EINTR ? 0 : -Int(e)
+        }
+    }
+
+    /// Waits until `fd` is readable or `timeout` (ns) passes; true when readable.
+    /// The corresponding C function is `ppoll`.
+    @_noAllocation @_noLocks @inlinable @inline(__always)
+    public static func waitReadable(_ fd: Int32, timeout: Nanoseconds) -> Bool {
+        _unsafePerformance { lumen_rt_wait_readable(fd, timeout) == 1 }
     }
 }

@@ -30,6 +30,14 @@ int lumen_rt_lock_memory(void);
 /// Releases `lumen_rt_lock_memory`.
 int lumen_rt_unlock_memory(void);
 
+/// Waits until `fd` is readable or `timeout_ns` passes (ppoll): 1 readable, 0 timed out, −errno.
+int lumen_rt_wait_readable(int fd, int64_t timeout_ns);
+
+/// Opens a pseudo-terminal pair (posix_openpt, grantpt, unlockpt, ptsname_r, open), both ends
+/// in raw mode and non-blocking. Writes the slave's path into `path` (`path_len` bytes).
+/// Returns 0 or an errno; on error nothing stays open. Not for the cycle: it allocates in libc.
+int lumen_pty_open(int *master, int *slave, char *path, int path_len);
+
 /// Result of one run of the reference loop.
 typedef struct {
     int64_t cycles;     ///< wake-ups recorded

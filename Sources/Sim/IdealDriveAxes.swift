@@ -1,0 +1,97 @@
+import Core
+
+/// The drives' side of an ideal robot, in encoder counts: each enabled axis reaches its target
+/// within the step, bounded only by its travel limits and its maximum speed; a disabled axis
+/// stands still. Noncopyable: it owns its buffers.
+///
+/// Buffers are (nAxes) each; targets are written by whoever decodes the host's command (the
+/// in-process image, or a DriveLink device), feedback is read by whoever encodes the state.
+public struct IdealDriveAxes: ~Copyable {
+    public let count: Int
+    /// (nAxes) counts per mm or rad.
+    public let countsPerUnit: JointVector
+    /// (nAxes) travel limits, counts.
+    public let lowerCounts: UnsafeMutablePointer<Int32>
+    public let upperCounts: UnsafeMutablePointer<Int32>
+    /// (nAxes) largest speed, counts/s.
+    public let maxSpeedCounts: UnsafeMutablePointer<Double>
+    /// (nAxes) encoder position, counts.
+    public let position: UnsafeMutablePointer<Int32>
+    /// (nAxes) measured velocity over the last step, counts/s.
+    public let velocity: UnsafeMutablePointer<Int32>
+    /// (nAxes) position targets, counts.
+    public let targetPosition: UnsafeMutablePointer<Int32>
+    /// (nAxes) velocity targets, counts/s.
+    public let targetVelocity: UnsafeMutablePointer<Int32>
+    /// (nAxes) sub-count remainder of each axis's motion, so slow motion is not lost to rounding.
+    let residual: UnsafeMutablePointer<Double>
+
+    /// Axes at `start` (joint units; clamped into the limits; nil starts at 0 or the nearest limit).
+    public init(axes: [AxisSpec], start: JointVector?) {
+        precondition(!axes.isEmpty && axes.count <= JointVector.capacity, "1…\(JointVector.capacity) axes")
+        let n = axes.count
+        count = n
+        countsPerUnit = JointVector(axes.map(\.countsPerUnit))
+        func buffer<T>(_ v: T) -> UnsafeMutablePointer<T> {
+            let p = UnsafeMutablePointer<T>.allocate(capacity: n)
+            p.initialize(repeating: v, count: n)
+            return p
+        }
+        lowerCounts = buffer(0); upperCounts = buffer(0); maxSpeedCounts = buffer(0)
+        position = buffer(0); velocity = buffer(0); targetPosition = buffer(0); targetVelocity = buffer(0); residual = buffer(0)
+        for (i, a) in axes.enumerated() {
+            lowerCounts[i] = Int32((a.lower * a.countsPerUnit).rounded(.up))
+            upperCounts[i] = Int32((a.upper * a.countsPerUnit).rounded(.down))
+            maxSpeedCounts[i] = a.maxVelocity * a.countsPerUnit
+            let q = start.map { $0[i] } ?? min(max(0, a.lower), a.upper)
+            position[i] = min(max(Int32((q * a.countsPerUnit).rounded()), lowerCounts[i]), upperCounts[i])
+            targetPosition[i] = position[i]
+        }
+    }
+
+    deinit {
+        for p in [lowerCounts, upperCounts, position, velocity, targetPosition, targetVelocity] { p.deallocate() }
+        maxSpeedCounts.deallocate()
+        residual.deallocate()
+    }
+
+    /// True when axis `i` sits at a travel limit.
+    @_noAllocation @_noLocks
+    @inlinable public func atLimit(_ i: Int) -> Bool {
+        let p = position[i]
+        if p <= lowerCounts[i] { return true }
+        return p >= upperCounts[i]
+    }
+
+    /// The encoder positions in joint units (allocates nothing; for reports and tests).
+    public var positions: JointVector {
+        var q = JointVector(count: count)
+        for i in 0..<count { q[i] = Double(position[i]) / countsPerUnit[i] }
+        return q
+    }
+
+    /// Moves every axis for `dt` seconds toward its target.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public func step(mode: JointCommand.Mode, enabled: Bool, dt: Double) {
+        for i in 0..<count {
+            var moved = 0.0
+            if enabled, dt > 0 {
+                let maxStep = maxSpeedCounts[i] * dt
+                var want = 0.0
+                switch mode {
+                case .hold: want = 0
+                case .position: want = Double(targetPosition[i]) - Double(position[i])
+                case .velocity: want = Double(targetVelocity[i]) * dt
+                }
+                moved = min(max(want + residual[i], -maxStep), maxStep)
+            }
+            let whole = Double(Int64(moved))  // toward zero; |moved| is bounded by one step of travel
+            residual[i] = enabled ? moved - whole : 0
+            let before = position[i]
+            let after = min(max(Int64(before) + Int64(whole), Int64(lowerCounts[i])), Int64(upperCounts[i]))
+            position[i] = Int32(after)
+            velocity[i] = dt > 0 ? Int32(saturating: Double(after - Int64(before)) / dt) : 0
+        }
+    }
+}
