@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "Drivers", dependencies: ["Core", "CLibSerialPort", "CRealtime"]),
         .target(name: "Imaging", dependencies: ["Core", "COpenCV"]),
         .target(name: "Safety", dependencies: ["Core", "Drivers"]),
-        .target(name: "Sim", dependencies: ["Core", "Drivers"]),
+        .target(name: "Sim", dependencies: ["Core", "Drivers", "CDriveLinkReference"]),
         .target(name: "Console", dependencies: ["Core"]),
         .target(name: "Recording", dependencies: ["Core"]),
         .executableTarget(
@@ -80,7 +80,7 @@ let package = Package(
 
         // MARK: Tests — one target per module
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
-        .testTarget(name: "ControlTests", dependencies: ["Control", "Core", "Sim", "CAllocCount", "CEigen"]),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "Core", "Sim", "Drivers", "CAllocCount", "CEigen"]),
         .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core", "CDriveLinkReference"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Core"]),
         .testTarget(name: "SimTests", dependencies: ["Sim", "Core", "Drivers"]),

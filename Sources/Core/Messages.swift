@@ -21,6 +21,8 @@ public struct JointState: Equatable, Sendable {
     public var velocity: JointVector
     /// (nJoints) A — motor currents.
     public var current: JointVector
+    /// N — the insertion force sensor, where the robot has one (0 otherwise).
+    public var insertionForce: Double
     /// Drive status, or-ed over all axes.
     public var status: DriveStatus
     /// When the drives sampled this state (monotonic ns).
@@ -30,6 +32,7 @@ public struct JointState: Equatable, Sendable {
         position = JointVector(count: jointCount)
         velocity = JointVector(count: jointCount)
         current = JointVector(count: jointCount)
+        insertionForce = 0
         status = []
         sampledAt = 0
     }

@@ -26,7 +26,9 @@ import Core
 /// | 4 + 8·i     | i32  | axis i target position, counts          |
 /// | 8 + 8·i     | i32  | axis i target velocity, counts/s        |
 public enum CyclicImage {
+    @_noAllocation @_noLocks
     @inlinable public static func stateSize(axes n: Int) -> Int { 8 + 12 * n }
+    @_noAllocation @_noLocks
     @inlinable public static func commandSize(axes n: Int) -> Int { 4 + 8 * n }
 
     /// Why an image could not be decoded.

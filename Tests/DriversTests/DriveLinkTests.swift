@@ -189,10 +189,8 @@ struct Vector: Decodable {
             var i = 0
             while i < stream.count {
                 let part = Array(stream[i..<min(stream.count, i + chunk)])
-                part.withUnsafeBytes { bytes in
-                    assembler.feed(bytes) { frame in
-                        if case .success(let (f, _)) = Wire.decode(Array(frame)) { seen.append(f.seq) }
-                    }
+                for b in part {
+                    if let frame = assembler.push(b), case .success(let (f, _)) = Wire.decode(Array(frame)) { seen.append(f.seq) }
                 }
                 i += chunk
             }
@@ -202,7 +200,7 @@ struct Vector: Decodable {
         var assembler = FrameAssembler(capacity: 32)
         var got = 0
         let junk = [UInt8](repeating: 0x11, count: 100) + [0] + frames[0]
-        junk.withUnsafeBytes { assembler.feed($0) { _ in got += 1 } }
+        for b in junk where assembler.push(b) != nil { got += 1 }
         #expect(got == 1)
         #expect(assembler.oversized == 1)
     }

@@ -50,6 +50,11 @@ public struct TipServo: CycleController {
     @_noAllocation @_noLocks
     public mutating func update(state: JointState, tick: CycleTick, command: inout JointCommand) {
         let q = state.position
+        if needsStart, tick.readFault != nil {
+            // No measured state yet (a link's first cycle): hold until there is one to start from.
+            command.setHold(enable: true)
+            return
+        }
         let tip = model.calcTipPose(q).translation
         if needsStart {
             needsStart = false

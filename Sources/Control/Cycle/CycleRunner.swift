@@ -256,7 +256,7 @@ extension CycleRunner where Hardware: Copyable {
     public var hardware: Hardware { _hardware }
 }
 
-extension CycleRunner where Clock == MonotonicCycleClock {
+extension CycleRunner where Hardware: ~Copyable, Clock == MonotonicCycleClock {
     public convenience init(hardware: consuming Hardware, controller: Controller, period: Nanoseconds,
                             faultPolicy: CycleFaultPolicy = CycleFaultPolicy()) {
         self.init(hardware: hardware, controller: controller, clock: MonotonicCycleClock(), period: period, faultPolicy: faultPolicy)
@@ -266,4 +266,4 @@ extension CycleRunner where Clock == MonotonicCycleClock {
 /// Shared between the loop thread and its controllers: while the loop runs, only the loop
 /// thread touches the hardware, the controller and the data; other threads only post
 /// transitions and stop requests through atomics, and read reports after the loop returned.
-extension CycleRunner: @unchecked Sendable {}
+extension CycleRunner: @unchecked Sendable where Hardware: ~Copyable {}

@@ -131,8 +131,9 @@ public struct FrameAssembler: ~Copyable {
     @usableFromInline let buffer: UnsafeMutableRawBufferPointer
     @usableFromInline var count = 0
     @usableFromInline var discarding = false
+    @usableFromInline var _oversized = 0
     /// Frames dropped for being longer than the buffer.
-    public private(set) var oversized = 0
+    public var oversized: Int { _oversized }
 
     public init(capacity: Int = DriveLink.maxWireFrame) {
         buffer = .allocate(byteCount: capacity, alignment: 8)
@@ -140,25 +141,27 @@ public struct FrameAssembler: ~Copyable {
 
     deinit { buffer.deallocate() }
 
-    /// Feeds `bytes`; calls `frame` with each complete frame (without its delimiter).
+    /// Takes one byte; returns the completed frame (without its delimiter) when `byte` ends one.
+    /// The frame is valid until the next call.
     /// - Important: runs in the control cycle; must not allocate, lock or log.
-    public mutating func feed(_ bytes: UnsafeRawBufferPointer, _ frame: (UnsafeRawBufferPointer) -> Void) {
-        for i in 0..<bytes.count {
-            let b = bytes[i]
-            if b == 0 {
-                if !discarding, count > 0 { frame(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) }
-                count = 0
-                discarding = false
-            } else if discarding {
-                continue
-            } else if count == buffer.count {
-                discarding = true
-                oversized += 1
-                count = 0
-            } else {
-                buffer[count] = b
-                count += 1
-            }
+    @_noAllocation @_noLocks
+    @inlinable public mutating func push(_ byte: UInt8) -> UnsafeRawBufferPointer? {
+        if byte == 0 {
+            let complete = !discarding ? count : 0
+            count = 0
+            discarding = false
+            if complete > 0 { return UnsafeRawBufferPointer(rebasing: buffer[0..<complete]) }
+            return nil
         }
+        if discarding { return nil }
+        if count == buffer.count {
+            discarding = true
+            _oversized += 1
+            count = 0
+            return nil
+        }
+        buffer[count] = byte
+        count += 1
+        return nil
     }
 }

@@ -1,0 +1,250 @@
+import CDriveLinkReference
+import Core
+import Drivers
+import Foundation
+import Synchronization
+
+/// What to do to the bytes between host and emulated drive, to test the link's defences.
+public struct LinkImpairment: Sendable, Equatable {
+    /// Probability of flipping each bit, both directions.
+    public var bitErrorRate: Double
+    /// Probability of losing each frame, both directions.
+    public var dropRate: Double
+    /// Probability of sending a reply twice.
+    public var duplicateRate: Double
+    /// Probability of holding a reply back and sending it after the next one.
+    public var reorderRate: Double
+    /// Extra latency of every reply (ns).
+    public var delay: Nanoseconds
+
+    public init(bitErrorRate: Double = 0, dropRate: Double = 0, duplicateRate: Double = 0, reorderRate: Double = 0, delay: Nanoseconds = 0) {
+        self.bitErrorRate = bitErrorRate
+        self.dropRate = dropRate
+        self.duplicateRate = duplicateRate
+        self.reorderRate = reorderRate
+        self.delay = delay
+    }
+
+    public static let none = LinkImpairment()
+}
+
+/// Simulated drives on the device end of a byte stream (a pty): the DriveLink protocol engine
+/// is the C99 firmware reference from hil/firmware, the motion is `IdealDriveAxes`, and an
+/// optional `LinkImpairment` corrupts, drops, duplicates, reorders and delays frames. It runs on
+/// a thread of its own, as a drive runs on its own processor.
+public final class DriveLinkDriveEmulator: @unchecked Sendable {
+    /// What the impairment did, frame by frame (so tests can account for every frame).
+    public struct ImpairmentCounts: Sendable, Equatable {
+        public var fromHost = 0, corruptedFromHost = 0, droppedFromHost = 0
+        /// Frames written toward the host (duplicates included, drops excluded), and how many of
+        /// those were corrupted.
+        public var toHost = 0, corruptedToHost = 0, droppedToHost = 0, duplicatedToHost = 0, reorderedToHost = 0
+    }
+
+    public struct Report: Sendable, Equatable {
+        public var impairment: ImpairmentCounts
+        public var framesAccepted: Int
+        public var framesRejected: Int
+        public var framesStale: Int
+        public var watchdogTrips: Int
+        public var enabled: Bool
+        public var faultCode: UInt16
+        public var positions: JointVector
+    }
+
+    private let device: UnsafeMutablePointer<dl_device>
+    private let axes: IdealDriveAxes
+    private let transport: DescriptorTransport
+    private let impairment: LinkImpairment
+    private var rng: SplitMix64
+    private let running = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var counts = ImpairmentCounts()
+    /// The host's bytes since the last delimiter.
+    private var incomingFrame: [UInt8] = []
+    /// Replies waiting for their delay or a reordering partner: (release time, bytes).
+    private var pending: [(release: Nanoseconds, bytes: [UInt8], corrupted: Bool)] = []
+    private var heldForReorder: (bytes: [UInt8], corrupted: Bool)?
+    /// Set when the emulator was killed: it stops answering at once, like a drive that lost power.
+    private let killed = Atomic<Bool>(false)
+
+    /// Drives for `axes` at `start`, on the device end `deviceFD` (which it will close).
+    public init(axes specs: [AxisSpec], start: JointVector?, deviceFD: Int32, watchdogMicroseconds: UInt32 = 20_000,
+                firmwareID: String = "lumen-sim", impairment: LinkImpairment = .none, seed: UInt64 = 1) {
+        axes = IdealDriveAxes(axes: specs, start: start)
+        transport = DescriptorTransport(fd: deviceFD, owns: true, name: "emulated drive")
+        self.impairment = impairment
+        rng = SplitMix64(seed: seed)
+        device = .allocate(capacity: 1)
+        device.initialize(to: dl_device())
+        dl_device_init(device, UInt8(specs.count), watchdogMicroseconds, firmwareID)
+        copyFeedback(now: MonotonicClock.now())
+    }
+
+    deinit {
+        stop()
+        device.deallocate()
+    }
+
+    /// Starts the drives' thread.
+    public func start() {
+        guard !running.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let thread = Thread { [self] in
+            self.loop()
+            self.finished.signal()
+        }
+        thread.name = "lumen-sim-drive"
+        thread.start()
+    }
+
+    /// Stops the thread and waits for it.
+    public func stop() {
+        if running.exchange(false, ordering: .acquiringAndReleasing) { finished.wait() }
+    }
+
+    /// Stops answering at once and for good, like a drive that lost power or a cut cable.
+    public func kill() {
+        killed.store(true, ordering: .releasing)
+        stop()
+    }
+
+    public var report: Report {
+        lock.lock()
+        defer { lock.unlock() }
+        let d = device.pointee
+        return Report(impairment: counts, framesAccepted: Int(d.rx_frames), framesRejected: Int(d.rx_errors), framesStale: Int(d.rx_stale),
+                      watchdogTrips: Int(d.watchdog_trips), enabled: d.enabled != 0, faultCode: d.fault_code,
+                      positions: axes.positions)
+    }
+
+    private func micros(_ ns: Nanoseconds) -> UInt32 { UInt32(truncatingIfNeeded: ns / 1000) }
+
+    private func loop() {
+        var rx = [UInt8](repeating: 0, count: 4096)
+        var out = [UInt8](repeating: 0, count: 4 * Int(DriveLink.maxWireFrame))
+        var last = MonotonicClock.now()
+        while running.load(ordering: .acquiring) {
+            let readable = transport.waitReadable(timeout: 200_000)
+            let now = MonotonicClock.now()
+            if killed.load(ordering: .acquiring) { break }
+            lock.lock()
+            if readable {
+                let n = rx.withUnsafeMutableBytes { transport.receive(into: $0) }
+                for i in 0..<max(0, n) {
+                    if rx[i] != 0 {
+                        incomingFrame.append(rx[i])
+                        continue
+                    }
+                    // A whole frame from the host: impair it, then hand it to the drive.
+                    var frame = incomingFrame + [0]
+                    incomingFrame.removeAll(keepingCapacity: true)
+                    counts.fromHost += 1
+                    if rng.unit() < impairment.dropRate {
+                        counts.droppedFromHost += 1
+                        continue
+                    }
+                    if corrupt(&frame) { counts.corruptedFromHost += 1 }
+                    let produced = dl_device_receive(device, frame, frame.count, micros(now), &out, out.count)
+                    queueReplies(Array(out.prefix(produced)), now: now)
+                }
+            }
+            // Motion since the last pass, then feedback for the next STATE.
+            let dt = Double(now - last) * 1e-9
+            last = now
+            copyTargets()
+            let mode = JointCommand.Mode(rawValue: device.pointee.mode) ?? .hold
+            axes.step(mode: mode, enabled: device.pointee.enabled != 0, dt: dt)
+            copyFeedback(now: now)
+            let faults = dl_device_poll(device, micros(now), &out, out.count)
+            queueReplies(Array(out.prefix(faults)), now: now)
+            lock.unlock()
+            flush(now: now)
+        }
+    }
+
+    /// Bit errors at the configured rate inside a frame; the delimiter is left alone, so each
+    /// corrupted frame is one frame the receiver must reject (a flip that makes a 0x00 splits it
+    /// into pieces, each rejected). Returns whether any bit flipped.
+    private func corrupt(_ frame: inout [UInt8]) -> Bool {
+        guard impairment.bitErrorRate > 0 else { return false }
+        var flipped = false
+        for i in 0..<(frame.count - 1) {
+            for bit in 0..<8 where rng.unit() < impairment.bitErrorRate {
+                frame[i] ^= 1 << UInt8(bit)
+                flipped = true
+            }
+        }
+        return flipped
+    }
+
+    /// Splits replies into frames and applies drop, duplicate, reorder and delay.
+    private func queueReplies(_ bytes: [UInt8], now: Nanoseconds) {
+        guard !bytes.isEmpty else { return }
+        for body in bytes.split(separator: 0, omittingEmptySubsequences: true) {
+            var frame = Array(body) + [0]
+            if rng.unit() < impairment.dropRate {
+                counts.droppedToHost += 1
+                continue
+            }
+            let corrupted = corrupt(&frame)
+            let release = now + impairment.delay
+            if let held = heldForReorder {
+                pending.append((release, frame, corrupted))
+                pending.append((release, held.bytes, held.corrupted))
+                heldForReorder = nil
+                continue
+            }
+            if rng.unit() < impairment.reorderRate {
+                heldForReorder = (frame, corrupted)
+                counts.reorderedToHost += 1
+                continue
+            }
+            pending.append((release, frame, corrupted))
+            if rng.unit() < impairment.duplicateRate {
+                pending.append((release, frame, corrupted))
+                counts.duplicatedToHost += 1
+            }
+        }
+    }
+
+    private func flush(now: Nanoseconds) {
+        lock.lock()
+        var due: [[UInt8]] = []
+        while let first = pending.first, first.release <= now {
+            due.append(first.bytes)
+            counts.toHost += 1
+            if first.corrupted { counts.corruptedToHost += 1 }
+            pending.removeFirst()
+        }
+        lock.unlock()
+        for frame in due { _ = frame.withUnsafeBytes { transport.send($0) } }
+    }
+
+    private func copyTargets() {
+        withUnsafeMutableBytes(of: &device.pointee.target_position) { raw in
+            let p = raw.bindMemory(to: Int32.self)
+            for i in 0..<axes.count { axes.targetPosition[i] = p[i] }
+        }
+        withUnsafeMutableBytes(of: &device.pointee.target_velocity) { raw in
+            let v = raw.bindMemory(to: Int32.self)
+            for i in 0..<axes.count { axes.targetVelocity[i] = v[i] }
+        }
+    }
+
+    private func copyFeedback(now: Nanoseconds) {
+        withUnsafeMutableBytes(of: &device.pointee.position) { raw in
+            let p = raw.bindMemory(to: Int32.self)
+            for i in 0..<axes.count { p[i] = axes.position[i] }
+        }
+        withUnsafeMutableBytes(of: &device.pointee.velocity) { raw in
+            let v = raw.bindMemory(to: Int32.self)
+            for i in 0..<axes.count { v[i] = axes.velocity[i] }
+        }
+        withUnsafeMutableBytes(of: &device.pointee.status) { raw in
+            let s = raw.bindMemory(to: UInt16.self)
+            for i in 0..<axes.count { s[i] = axes.atLimit(i) ? DriveStatus.atLimit.rawValue : 0 }
+        }
+        device.pointee.sample_time_ns = UInt64(now)
+    }
+}
