@@ -57,6 +57,15 @@ public final class SerialPort {
 
     deinit { close() }
 
+    /// The operating system's descriptor of the open port, for non-blocking I/O in the cycle
+    /// (the port still owns it). The corresponding C function is `sp_get_port_handle`.
+    public var descriptor: Int32 {
+        guard let port else { return -1 }
+        var fd: Int32 = -1
+        _ = withUnsafeMutablePointer(to: &fd) { sp_get_port_handle(port, $0) }
+        return fd
+    }
+
     /// Reads what is waiting, up to `buffer.count` bytes; returns the count (0 when none).
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(SerialPortError) -> Int {
         guard let port else { throw .closed(path: path) }

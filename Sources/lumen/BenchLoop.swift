@@ -16,7 +16,7 @@ struct BenchLoop: ParsableCommand {
     @Option(help: "Cycle rate (Hz).") var rate = 1000
     @Option(help: "Total time (s), shared equally between the two loops.") var seconds = 10.0
     @Option(help: "Length of each alternating block (s).") var block = 0.5
-    @Option(help: "Robot file for the Swift cycle's stages.") var robot = DemoRig.defaultRobot
+    @Option(help: "Robot file for the Swift cycle's stages.") var robot = DemoRigFiles.defaultRobot
     @Flag(help: "Print JSON on stdout.") var json = false
     @OptionGroup var realtime: RealtimeFlags
 

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Control
 import Core
+import Drivers
 import Foundation
+import Sim
 
 /// `lumen demo`: the control cycle on the simulated robot, servoing the tip along a scripted path.
 struct Demo: ParsableCommand {
@@ -14,6 +16,8 @@ struct Demo: ParsableCommand {
     @Option(help: "Cycle rate (Hz).") var rate = 1000
     @Option(help: "Folder for summary.json and the plots.") var out = "out/demo"
     @Option(help: "Circle radius of the scripted path (mm).") var radius = 8.0
+    @Option(help: "Where the drives are: sim (in-process), serial (simulated drives speaking DriveLink over a pty), or serial:/dev/ttyUSB0@1000000 (real drives).")
+    var link = "sim"
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
     @OptionGroup var realtime: RealtimeFlags
 
@@ -36,6 +40,8 @@ struct Demo: ParsableCommand {
             var missed_deadlines: Int64
         }
         var robot: String
+        var link: String
+        var link_stats: [String: Int]?
         var rate_hz: Int
         var seconds: Double
         var cycles: Int64
@@ -59,15 +65,59 @@ struct Demo: ParsableCommand {
     func run() throws {
         let period = Nanoseconds.perSecond / Nanoseconds(rate)
         let path = TipPath(radius: radius)
-        let rig = try DemoRig(robotPath: robot, period: period, path: path)
+        let description = try DemoRigFiles.loadRobot(robot)
+        let start = DemoRig<KinematicRobot, MonotonicCycleClock>.startPosture(CatheterModel(description))
+        let address: LinkAddress
+        do { address = link == "serial" ? .serial(path: "", baud: LinkAddress.defaultBaud) : try LinkAddress(parsing: link) } catch {
+            throw ValidationError(error.description)
+        }
+        switch address {
+        case .sim:
+            let rig = DemoRig(description: description, hardware: KinematicRobot(axes: description.axes, start: start),
+                              period: period, clock: MonotonicCycleClock(), path: path)
+            try execute(rig, path: path, linkName: "sim") { _ in nil }
+        case .serial(let device, let baud) where device.isEmpty:
+            // Simulated drives on the far end of a pty, speaking DriveLink through the C reference.
+            let pty = try PseudoTerminal.openPair()
+            let drives = DriveLinkDriveEmulator(axes: description.axes, start: start, deviceFD: pty.deviceFD)
+            drives.start()
+            defer { drives.stop() }
+            let host = DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path), cyclePeriod: period)
+            let rig = DemoRig(description: description, hardware: host, period: period, clock: MonotonicCycleClock(), path: path)
+            try execute(rig, path: path, linkName: "serial (simulated drives on \(pty.path), baud not applicable)") { runner in
+                runner.withHardware { Self.linkStats($0.stats) }
+            }
+        case .serial(let device, let baud):
+            let port: SerialPort
+            do { port = try SerialPort(path: device, baud: baud) } catch { throw CommandFailure(error.description) }
+            let host = DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: port.descriptor, owns: false, name: device),
+                                      owner: port, cyclePeriod: period)
+            let rig = DemoRig(description: description, hardware: host, period: period, clock: MonotonicCycleClock(), path: path)
+            try execute(rig, path: path, linkName: "serial:\(device)@\(baud)") { runner in
+                runner.withHardware { Self.linkStats($0.stats) }
+            }
+        case .ethercat, .ethercatUDP:
+            throw CommandFailure("EtherCAT links are not implemented yet; use --link sim or --link serial")
+        }
+    }
+
+    static func linkStats(_ s: DriveLinkStats) -> [String: Int] {
+        ["frames_sent": s.framesSent, "states_received": s.statesReceived, "rejected": s.rejected, "stale": s.stale,
+         "cycles_without_state": s.cyclesWithoutState, "drive_faults": s.faultsReported, "send_errors": s.sendErrors]
+    }
+
+    private func execute<H: RobotHardware & ~Copyable>(
+        _ rig: DemoRig<H, MonotonicCycleClock>, path: TipPath, linkName: String,
+        linkReport: (CycleRunner<H, TipServo, MonotonicCycleClock>) -> [String: Int]?
+    ) throws {
         let runner = rig.runner
-        try runner.configure()
+        do { try runner.configure() } catch { throw CommandFailure(error.description) }
         try runner.activate()
 
         let total = Int64((seconds * Double(rate)).rounded())
         let warmup = min(Int64(200), total)
         let started = Date()
-        Output.progress("demo: \(rig.description.name), \(rig.model.jointCount) joints, \(rate) Hz for \(seconds) s")
+        Output.progress("demo: \(rig.description.name), \(rig.model.jointCount) joints, \(rate) Hz for \(seconds) s, drives: \(linkName)")
         let (outcome, warnings) = CycleThread.run(options: realtime.options, whileWaiting: {
             Output.status(String(format: "demo: %.1f / %.1f s", Date().timeIntervalSince(started), seconds))
         }) {
@@ -79,6 +129,7 @@ struct Demo: ParsableCommand {
         try runner.deactivate()
         let report = runner.report()
         let stats = runner.controller.stats
+        let linkFigures = linkReport(runner)
         runner.finalize()
 
         let samples = rig.log.all
@@ -88,7 +139,7 @@ struct Demo: ParsableCommand {
         let plots = try writePlots(samples: samples, model: rig.model)
 
         let summary = Summary(
-            robot: rig.description.name, rate_hz: rate, seconds: seconds, cycles: report.cycles,
+            robot: rig.description.name, link: linkName, link_stats: linkFigures, rate_hz: rate, seconds: seconds, cycles: report.cycles,
             path: ["radius_mm": path.radius, "circle_period_s": path.circlePeriod, "axial_travel_mm": path.axialTravel,
                    "axial_period_s": path.axialPeriod, "approach_s": path.approach],
             tracking: .init(rms_mm: round3(stats.rms), p95_mm: round3(percentile(errors, 95)), max_mm: round3(stats.max),
@@ -105,12 +156,13 @@ struct Demo: ParsableCommand {
             try Output.json(summary)
         } else {
             print("""
-            Lumen demo — \(summary.robot), \(report.cycles) cycles at \(rate) Hz on the simulated robot
+            Lumen demo — \(summary.robot), \(report.cycles) cycles at \(rate) Hz
               tip tracking:  rms \(summary.tracking.rms_mm) mm, p95 \(summary.tracking.p95_mm) mm, max \(summary.tracking.max_mm) mm, final \(summary.tracking.final_mm) mm
               path:          circles of \(path.radius) mm every \(path.circlePeriod) s, \(path.axialTravel) mm in and out every \(path.axialPeriod) s
               wake-up late:  p50 \(summary.timing.lateness_us_p50) µs, p99 \(summary.timing.lateness_us_p99) µs, max \(summary.timing.lateness_us_max) µs
               cycle compute: p50 \(summary.timing.compute_us_p50) µs, p99 \(summary.timing.compute_us_p99) µs
               overruns:      \(report.overruns) (\(report.missedDeadlines) deadlines missed)
+              drives:        \(linkName)\(linkFigures.map { f in ", " + f.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") } ?? "")
               allocations:   \(allocations) in \(report.cycles - warmup) steady-state cycles
               written:       \(out)/summary.json, \(plots.joined(separator: ", "))
             """)

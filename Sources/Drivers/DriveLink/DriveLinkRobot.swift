@@ -114,6 +114,9 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
         driveWatchdog = us
     }
 
+    /// Waits up to `timeout` (ns) for bytes from the drive (for measurements, not the cycle).
+    public func waitReadable(timeout: Nanoseconds) -> Bool { transport.waitReadable(timeout: timeout) }
+
     public mutating func activate() throws(HardwareError) {}
     public mutating func deactivate() {}
     public mutating func shutdown() {}

@@ -3,22 +3,23 @@ import Core
 import Foundation
 import Sim
 
-/// The demo's parts, built from a robot file: the catheter model, the simulated robot with
-/// ideal drives, the tip servo on a scripted path, and the cycle runner around them.
-/// `demo`, `bench loop` and `bench cycle` all run this same cycle.
-struct DemoRig<Clock: CycleClock> {
+/// The demo's parts, built from a robot file: the catheter model, a robot (the in-process
+/// simulated robot, simulated drives over DriveLink, or real drives), the tip servo on a
+/// scripted path, and the cycle runner around them. `demo`, `bench loop` and `bench cycle` all
+/// run this same cycle.
+struct DemoRig<Hardware: RobotHardware & ~Copyable, Clock: CycleClock> {
     let description: RobotDescription
     let model: CatheterModel
     let log: TipLog
-    let runner: CycleRunner<KinematicRobot, TipServo, Clock>
+    let runner: CycleRunner<Hardware, TipServo, Clock>
 
-    init(robotPath: String, period: Nanoseconds, clock: Clock, path: TipPath = TipPath(), logCapacity: Int = 50_000) throws {
-        description = try DemoRigFiles.loadRobot(robotPath)
+    init(description: RobotDescription, hardware: consuming Hardware, period: Nanoseconds, clock: Clock,
+         path: TipPath = TipPath(), logCapacity: Int = 50_000) {
+        self.description = description
         model = CatheterModel(description)
-        let robot = KinematicRobot(axes: description.axes, start: Self.startPosture(model))
         // One sample every 10 ms.
         log = TipLog(capacity: logCapacity, decimation: max(1, Int(10_000_000 / period)))
-        runner = CycleRunner(hardware: robot, controller: TipServo(model: model, path: path, log: log.writer), clock: clock, period: period)
+        runner = CycleRunner(hardware: hardware, controller: TipServo(model: model, path: path, log: log.writer), clock: clock, period: period)
     }
 
     /// A quarter of the insertion travel, no roll, sections straight.
@@ -29,9 +30,16 @@ struct DemoRig<Clock: CycleClock> {
     }
 }
 
-extension DemoRig where Clock == MonotonicCycleClock {
-    static var defaultRobot: String { DemoRigFiles.defaultRobot }
+extension DemoRig where Hardware == KinematicRobot {
+    /// The in-process simulated robot with ideal drives.
+    init(robotPath: String, period: Nanoseconds, clock: Clock, path: TipPath = TipPath()) throws {
+        let description = try DemoRigFiles.loadRobot(robotPath)
+        let start = Self.startPosture(CatheterModel(description))
+        self.init(description: description, hardware: KinematicRobot(axes: description.axes, start: start), period: period, clock: clock, path: path)
+    }
+}
 
+extension DemoRig where Hardware == KinematicRobot, Clock == MonotonicCycleClock {
     init(robotPath: String, period: Nanoseconds, path: TipPath = TipPath()) throws {
         try self.init(robotPath: robotPath, period: period, clock: MonotonicCycleClock(), path: path)
     }

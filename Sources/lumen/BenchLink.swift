@@ -1,0 +1,144 @@
+import ArgumentParser
+import CAllocCount
+import Control
+import Core
+import Drivers
+import Foundation
+import Sim
+
+/// `lumen bench link`: what a cycle's exchange with the drives costs on each link.
+struct BenchLink: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "link",
+        abstract: "Round trip of one cycle's command and state over DriveLink on a pty, host encode+decode time, allocations per cycle."
+    )
+
+    @Option(help: "Exchanges to time.") var exchanges = 5000
+    @Option(help: "Robot file.") var robot = DemoRigFiles.defaultRobot
+    @Flag(help: "Print JSON on stdout.") var json = false
+
+    struct Serial: Encodable {
+        var transport: String
+        var exchanges: Int
+        var rtt_us_p50: Double
+        var rtt_us_p99: Double
+        var rtt_us_max: Double
+        var timeouts: Int
+        var encode_decode_ns_p50: Double
+        var encode_decode_ns_p99: Double
+        var allocs_per_cycle: Double
+        var command_bytes_on_wire: Int
+        var state_bytes_on_wire: Int
+    }
+
+    struct Result: Encodable {
+        var robot: String
+        var joints: Int
+        var serial_pty: Serial
+        var ethercat: String
+    }
+
+    func validate() throws {
+        guard (100...1_000_000).contains(exchanges) else { throw ValidationError("--exchanges must be 100…1000000") }
+    }
+
+    func run() throws {
+        let description = try DemoRigFiles.loadRobot(robot)
+        let axes = description.axes
+        let n = axes.count
+        let pty = try PseudoTerminal.openPair()
+        let drives = DriveLinkDriveEmulator(axes: axes, start: nil, deviceFD: pty.deviceFD)
+        drives.start()
+        defer { drives.stop() }
+        var host = DriveLinkRobot(axes: axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path))
+        do { try host.configure() } catch { throw CommandFailure(error.description) }
+        try host.activate()
+
+        Output.progress("bench link: \(exchanges) command/state exchanges over DriveLink on \(pty.path)")
+        var command = JointCommand(jointCount: n)
+        command.mode = .hold
+        var state = JointState(jointCount: n)
+        var rtt = [Double]()
+        rtt.reserveCapacity(exchanges)
+        var timeouts = 0
+        // Round trip: write one COMMAND, wait for its STATE.
+        for k in 0..<(exchanges + 100) {
+            let t0 = MonotonicClock.now()
+            _ = host.write(command, now: t0)
+            var fresh = false
+            let deadline = t0 + 50_000_000
+            while !fresh, MonotonicClock.now() < deadline {
+                _ = host.waitReadable(timeout: 1_000_000)
+                fresh = host.read(into: &state, now: MonotonicClock.now()) == nil
+            }
+            let t1 = MonotonicClock.now()
+            if k < 100 { continue }  // warm-up
+            if fresh { rtt.append(Double(t1 - t0) / 1000) } else { timeouts += 1 }
+        }
+        // Allocations of the host's cycle work (write + read) on this thread.
+        lumen_alloc_count_begin()
+        for _ in 0..<1000 {
+            _ = host.write(command, now: MonotonicClock.now())
+            _ = host.waitReadable(timeout: 5_000_000)
+            _ = host.read(into: &state, now: MonotonicClock.now())
+        }
+        let allocations = lumen_alloc_count_end()
+
+        // Host-side codec cost alone: encode a COMMAND frame, decode a STATE frame, in memory.
+        let codec = measureCodec(axes: n)
+        rtt.sort()
+        func pick(_ v: [Double], _ p: Double) -> Double { v.isEmpty ? .nan : (v[min(v.count - 1, Int(p * Double(v.count - 1)))] * 10).rounded() / 10 }
+        let serial = Serial(
+            transport: "pty to simulated drives (C99 firmware reference)", exchanges: rtt.count,
+            rtt_us_p50: pick(rtt, 0.5), rtt_us_p99: pick(rtt, 0.99), rtt_us_max: pick(rtt, 1), timeouts: timeouts,
+            encode_decode_ns_p50: codec.p50, encode_decode_ns_p99: codec.p99, allocs_per_cycle: Double(allocations) / 1000,
+            command_bytes_on_wire: codec.commandBytes, state_bytes_on_wire: codec.stateBytes)
+        let r = Result(robot: description.name, joints: n, serial_pty: serial,
+                       ethercat: "not measured: the EtherCAT master is not built yet")
+        if json {
+            try Output.json(r)
+        } else {
+            print("""
+            DriveLink over a pty, \(n) axes (\(serial.exchanges) exchanges, \(timeouts) timeouts)
+              round trip:     p50 \(serial.rtt_us_p50) µs, p99 \(serial.rtt_us_p99) µs, max \(serial.rtt_us_max) µs
+              encode+decode:  p50 \(serial.encode_decode_ns_p50) ns, p99 \(serial.encode_decode_ns_p99) ns per cycle
+              frames:         \(serial.command_bytes_on_wire) B command, \(serial.state_bytes_on_wire) B state on the wire
+              allocations:    \(serial.allocs_per_cycle) per cycle
+            EtherCAT: \(r.ethercat)
+            """)
+        }
+    }
+
+    /// Times encoding a COMMAND and decoding a STATE (what the host does per cycle), in batches.
+    private func measureCodec(axes n: Int) -> (p50: Double, p99: Double, commandBytes: Int, stateBytes: Int) {
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: DriveLink.maxFrame + 16, alignment: 8)
+        let wire = UnsafeMutableRawBufferPointer.allocate(byteCount: DriveLink.maxWireFrame, alignment: 8)
+        let stateWire = UnsafeMutableRawBufferPointer.allocate(byteCount: DriveLink.maxWireFrame, alignment: 8)
+        let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: DriveLink.maxPayload, alignment: 8)
+        defer { scratch.deallocate(); wire.deallocate(); stateWire.deallocate(); payload.deallocate() }
+        payload.initializeMemory(as: UInt8.self, repeating: 0x5A)
+        let stateSize = 4 + CyclicImage.stateSize(axes: n) + 4
+        let stateLen = DriveLink.encode(type: .state, seq: 1, payload: UnsafeRawBufferPointer(rebasing: payload[0..<stateSize]), scratch: scratch, into: stateWire)!
+        var command = JointCommand(jointCount: n)
+        command.mode = .position
+        command.position = JointVector(count: n, repeating: 1.25)
+        let cpu = JointVector(count: n, repeating: 1000)
+        var state = JointState(jointCount: n)
+        var perCycle: [Double] = []
+        var commandLen = 0
+        for _ in 0..<300 {
+            let t0 = MonotonicClock.now()
+            for k in 0..<200 {
+                _ = CyclicImage.encodeCommand(command, countsPerUnit: cpu, into: payload)
+                commandLen = DriveLink.encode(type: .command, seq: UInt16(k), payload: UnsafeRawBufferPointer(rebasing: payload[0..<CyclicImage.commandSize(axes: n)]),
+                                              scratch: scratch, into: wire) ?? 0
+                if case .success(let f) = DriveLink.decode(UnsafeRawBufferPointer(rebasing: stateWire[0..<(stateLen - 1)]), scratch: scratch) {
+                    _ = CyclicImage.decodeState(UnsafeRawBufferPointer(rebasing: scratch[(f.payloadOffset + 4)...]), countsPerUnit: cpu, into: &state)
+                }
+            }
+            perCycle.append(Double(MonotonicClock.now() - t0) / 200)
+        }
+        perCycle.sort()
+        return ((perCycle[150] * 10).rounded() / 10, (perCycle[297] * 10).rounded() / 10, commandLen, stateLen)
+    }
+}
