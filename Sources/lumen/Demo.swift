@@ -16,7 +16,7 @@ struct Demo: ParsableCommand {
     @Option(help: "Cycle rate (Hz).") var rate = 1000
     @Option(help: "Folder for summary.json and the plots.") var out = "out/demo"
     @Option(help: "Circle radius of the scripted path (mm).") var radius = 8.0
-    @Option(help: "Where the drives are: sim (in-process), serial (simulated drives speaking DriveLink over a pty), or serial:/dev/ttyUSB0@1000000 (real drives).")
+    @Option(help: "Where the drives are: sim (in-process), serial (simulated drives speaking DriveLink over a pty), serial:/dev/ttyUSB0@1000000 (real DriveLink drives), ethercat-udp (simulated CiA 402 slaves behind EtherCAT over UDP) or ethercat-udp:HOST:PORT.")
     var link = "sim"
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
     @OptionGroup var realtime: RealtimeFlags
@@ -68,7 +68,13 @@ struct Demo: ParsableCommand {
         let description = try DemoRigFiles.loadRobot(robot)
         let start = DemoRig<KinematicRobot, MonotonicCycleClock>.startPosture(CatheterModel(description))
         let address: LinkAddress
-        do { address = link == "serial" ? .serial(path: "", baud: LinkAddress.defaultBaud) : try LinkAddress(parsing: link) } catch {
+        do {
+            switch link {
+            case "serial": address = .serial(path: "", baud: LinkAddress.defaultBaud)
+            case "ethercat-udp": address = .ethercatUDP(host: "", port: 0)
+            default: address = try LinkAddress(parsing: link)
+            }
+        } catch {
             throw ValidationError(error.description)
         }
         switch address {
@@ -96,8 +102,31 @@ struct Demo: ParsableCommand {
             try execute(rig, path: path, linkName: "serial:\(device)@\(baud)") { runner in
                 runner.withHardware { Self.linkStats($0.stats) }
             }
-        case .ethercat, .ethercatUDP:
-            throw CommandFailure("EtherCAT links are not implemented yet; use --link sim or --link serial")
+        case .ethercatUDP(let host, let port):
+            var server: EtherCATUDPServer?
+            var target = (host, port)
+            if host.isEmpty {
+                // Simulated CiA 402 slaves behind an EtherCAT segment on a loopback UDP port.
+                let s = try EtherCATUDPServer(segment: EtherCATSegment(axes: description.axes, start: start))
+                s.start()
+                server = s
+                target = ("127.0.0.1", s.port)
+            }
+            defer { server?.stop() }
+            let transport: DescriptorTransport
+            do { transport = try EtherCATMaster.udpTransport(host: target.0, port: target.1) } catch { throw CommandFailure(error.description) }
+            let robotHW = EtherCATRobot(axes: description.axes, master: EtherCATMaster(transport: transport))
+            let rig = DemoRig(description: description, hardware: robotHW, period: period, clock: MonotonicCycleClock(), path: path)
+            let name = server == nil ? "ethercat-udp:\(target.0):\(target.1)" : "ethercat-udp (simulated CiA 402 slaves on 127.0.0.1:\(target.1))"
+            try execute(rig, path: path, linkName: name) { runner in
+                runner.withHardware { h in
+                    let s = h.stats
+                    return ["frames_sent": s.framesSent, "frames_received": s.framesReceived, "wkc_shortfalls": s.workingCounterShortfalls,
+                            "malformed": s.malformed, "missing": s.missing]
+                }
+            }
+        case .ethercat(let interface):
+            throw CommandFailure("raw EtherCAT on \(interface) (AF_PACKET) is not implemented yet; use --link ethercat-udp")
         }
     }
 

@@ -1,0 +1,127 @@
+import Core
+
+/// A robot whose axes are single-axis CiA 402 drives on EtherCAT: the host side behind the
+/// `RobotHardware` protocol. Each cycle `write` fills the outputs (controlword, mode, targets)
+/// and sends one LRW; the next cycle's `read` takes its reply, checks the working counter and
+/// decodes the inputs. A missing reply is `.noData`, a short working counter or a malformed
+/// reply `.corruptFrame`: the cycle stops motion after its configured number of those.
+///
+/// Power follows `JointCommand.enable` through the CiA 402 state machine: the host steps each
+/// drive shutdown → switch on → enable operation, and back to ready when disabled. A drive in
+/// fault is reset (rising edge of bit 7) once per activation, never silently in the cycle.
+public struct EtherCATRobot: ~Copyable, RobotHardware {
+    public let jointCount: Int
+    let countsPerUnit: JointVector
+    var master: EtherCATMaster
+    /// (nJoints) last controlword sent, last statusword and position (counts) received.
+    let controlwords: UnsafeMutablePointer<UInt16>
+    let statuswords: UnsafeMutablePointer<UInt16>
+    let positions: UnsafeMutablePointer<Int32>
+    var resetFaults = false
+
+    public init(axes: [AxisSpec], master: consuming EtherCATMaster) {
+        jointCount = axes.count
+        countsPerUnit = JointVector(axes.map(\.countsPerUnit))
+        self.master = master
+        controlwords = .allocate(capacity: axes.count)
+        controlwords.initialize(repeating: 0, count: axes.count)
+        statuswords = .allocate(capacity: axes.count)
+        statuswords.initialize(repeating: 0, count: axes.count)
+        positions = .allocate(capacity: axes.count)
+        positions.initialize(repeating: 0, count: axes.count)
+    }
+
+    deinit {
+        controlwords.deallocate(); statuswords.deallocate(); positions.deallocate()
+    }
+
+    public var stats: EtherCATStats { master.stats }
+
+    /// The CiA 402 state of axis `i`, from its last statusword.
+    public func driveState(_ i: Int) -> CiA402.State { CiA402.state(statusword: statuswords[i]) }
+
+    /// Slaves not in OP are asked back (after a working-counter shortfall). Not real-time.
+    public mutating func recover() throws(HardwareError) -> [Int] {
+        do { return try master.recover() } catch { throw HardwareError(error.description) }
+    }
+
+    public mutating func configure() throws(HardwareError) {
+        do { try master.configure(expectedSlaves: jointCount) } catch { throw HardwareError(error.description) }
+        // Start the targets where the drives are, so enabling them moves nothing.
+        _ = master.sendProcessData()
+        for _ in 0..<20 {
+            _ = master.transport.waitReadable(timeout: 5_000_000)
+            var scratch = JointState(jointCount: jointCount)
+            if read(into: &scratch, now: 0) == nil { break }
+            _ = master.sendProcessData()
+        }
+    }
+
+    public mutating func activate() throws(HardwareError) { resetFaults = true }
+    public mutating func deactivate() {}
+    public mutating func shutdown() {}
+
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func read(into state: inout JointState, now: Nanoseconds) -> HardwareFault? {
+        switch master.receiveProcessData() {
+        case .noReply: return .noData
+        case .malformed, .workingCounter: return .corruptFrame
+        case .ok: break
+        }
+        var enabled = true
+        var fault = false
+        let input = master.inputs
+        for i in 0..<jointCount {
+            let o = i * 12
+            let sw = UInt16(littleEndian: input.loadUnaligned(fromByteOffset: o, as: UInt16.self))
+            let p = Int32(littleEndian: input.loadUnaligned(fromByteOffset: o + 4, as: Int32.self))
+            let v = Int32(littleEndian: input.loadUnaligned(fromByteOffset: o + 8, as: Int32.self))
+            statuswords[i] = sw
+            positions[i] = p
+            state.position[i] = Double(p) / countsPerUnit[i]
+            state.velocity[i] = Double(v) / countsPerUnit[i]
+            // No `&&`/`||`: their autoclosures would cost reference counting in the cycle.
+            if sw & 0x6F != 0x27 { enabled = false }
+            if sw & 0x4F == 0x08 { fault = true }
+            if sw & 0x4F == 0x0F { fault = true }
+        }
+        var status = DriveStatus(rawValue: 0)
+        if enabled { status.insert(.enabled) }
+        if fault { status.insert(.fault) }
+        state.status = status
+        state.sampledAt = now
+        return nil
+    }
+
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func write(_ command: JointCommand, now: Nanoseconds) -> HardwareFault? {
+        guard command.position.count == jointCount else { return .shapeMismatch }
+        let out = master.outputs
+        for i in 0..<jointCount {
+            let cw = CiA402.controlword(toward: command.enable, statusword: statuswords[i], previous: controlwords[i], resetFaults: resetFaults)
+            controlwords[i] = cw
+            let o = i * 11
+            var target = positions[i]
+            var velocity: Int32 = 0
+            var mode: Int8 = 8  // CSP (CiA402.Mode.cyclicSynchronousPosition)
+            switch command.mode {
+            case .hold: break
+            case .position:
+                target = Int32(roundingSaturating: command.position[i] * countsPerUnit[i])
+                velocity = Int32(roundingSaturating: command.velocity[i] * countsPerUnit[i])
+            case .velocity:
+                mode = 9  // CSV
+                velocity = Int32(roundingSaturating: command.velocity[i] * countsPerUnit[i])
+            }
+            out.storeBytes(of: cw.littleEndian, toByteOffset: o, as: UInt16.self)
+            out.storeBytes(of: mode, toByteOffset: o + 2, as: Int8.self)
+            out.storeBytes(of: target.littleEndian, toByteOffset: o + 3, as: Int32.self)
+            out.storeBytes(of: velocity.littleEndian, toByteOffset: o + 7, as: Int32.self)
+        }
+        // The fault reset is one rising edge per activation.
+        for i in 0..<jointCount where controlwords[i] == CiA402.Command.faultReset { resetFaults = false }
+        return master.sendProcessData() ? nil : .linkLost
+    }
+}

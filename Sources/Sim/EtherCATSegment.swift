@@ -1,0 +1,310 @@
+import Core
+import Drivers
+import Foundation
+import Synchronization
+
+/// A segment of emulated EtherCAT slaves, each an ESC (EtherCAT slave controller) with a
+/// CiA 402 single-axis drive behind it. Frames pass the slaves in order, as on a real line:
+/// positional addressing counts up, configured addresses match register 0x0010, broadcasts reach
+/// all, and logical datagrams go through each slave's FMMUs. Every slave that serves a datagram
+/// raises its working counter (read +1, write +1, read-write +3 for LRW: +1 read, +2 write).
+///
+/// Enough of an ESC for a master to scan, address, walk INIT → PRE-OP → SAFE-OP → OP, map its
+/// process data and exchange it every cycle: the AL control/status registers, the station
+/// address, two FMMUs and the process-data memory. A sync-manager watchdog drops a slave to
+/// SAFE-OP with an error when its outputs stop arriving in OP.
+public final class EtherCATSegment: @unchecked Sendable {
+    /// AL status codes the emulated slaves use.
+    public enum StatusCode {
+        public static let none: UInt16 = 0x0000
+        public static let invalidStateChange: UInt16 = 0x0011
+        public static let syncManagerWatchdog: UInt16 = 0x001B
+        public static let invalidOutputConfiguration: UInt16 = 0x001D
+    }
+
+    final class Slave {
+        var memory = [UInt8](repeating: 0, count: 0x1200)
+        var drive: CiA402.State = .notReadyToSwitchOn
+        var previousControlword: UInt16 = 0
+        let axis: IdealDriveAxes
+        var lastOutputs: Nanoseconds = 0
+        var lastStep: Nanoseconds = 0
+        var outputsWritten = false
+
+        init(axis spec: AxisSpec, start: Double?) {
+            axis = IdealDriveAxes(axes: [spec], start: start.map { JointVector([$0]) })
+            memory[0] = 0x11  // ESC type: an emulated ESC
+            setAL(.initial, error: false, code: 0)
+        }
+
+        func reg16(_ a: UInt16) -> UInt16 { UInt16(memory[Int(a)]) | UInt16(memory[Int(a) + 1]) << 8 }
+        func setReg16(_ a: UInt16, _ v: UInt16) { memory[Int(a)] = UInt8(v & 0xFF); memory[Int(a) + 1] = UInt8(v >> 8) }
+        var alState: UInt8 { memory[Int(ESCRegister.alStatus)] & 0x0F }
+        var alError: Bool { memory[Int(ESCRegister.alStatus)] & 0x10 != 0 }
+
+        func setAL(_ s: ALState, error: Bool, code: UInt16) {
+            setReg16(ESCRegister.alStatus, UInt16(s.rawValue) | (error ? 0x10 : 0))
+            setReg16(ESCRegister.alStatusCode, code)
+        }
+
+        /// FMMU k: logical start, length, physical start, type (1 read = inputs to master, 2 write), active.
+        func fmmu(_ k: Int) -> (logical: UInt32, length: Int, physical: Int, type: UInt8, active: Bool) {
+            let b = Int(ESCRegister.fmmu0) + 16 * k
+            let logical = UInt32(memory[b]) | UInt32(memory[b + 1]) << 8 | UInt32(memory[b + 2]) << 16 | UInt32(memory[b + 3]) << 24
+            let length = Int(memory[b + 4]) | Int(memory[b + 5]) << 8
+            let physical = Int(memory[b + 8]) | Int(memory[b + 9]) << 8
+            return (logical, length, physical, memory[b + 11], memory[b + 12] & 1 == 1)
+        }
+
+        var fmmusConfigured: Bool {
+            let a = fmmu(0), b = fmmu(1)
+            return a.active && b.active && a.length >= CiA402PDO.outputSize && b.length >= CiA402PDO.inputSize
+                && a.physical + a.length <= memory.count && b.physical + b.length <= memory.count
+        }
+
+        /// A write to AL control: carry out the requested state change if allowed.
+        func requestState(_ control: UInt16) {
+            let requested = UInt8(control & 0x0F)
+            let acknowledge = control & 0x10 != 0
+            if alError && !acknowledge && requested > alState { return }
+            guard let target = ALState(rawValue: requested) else {
+                setAL(ALState(rawValue: alState) ?? .initial, error: true, code: StatusCode.invalidStateChange)
+                return
+            }
+            let current = ALState(rawValue: alState) ?? .initial
+            switch (current, target) {
+            case (_, .initial), (_, .preOp):
+                setAL(target, error: false, code: 0)
+            case (.preOp, .safeOp):
+                if fmmusConfigured { setAL(.safeOp, error: false, code: 0) } else { setAL(.preOp, error: true, code: StatusCode.invalidOutputConfiguration) }
+            case (.safeOp, .safeOp), (.op, .safeOp):
+                setAL(.safeOp, error: false, code: 0)
+            case (.safeOp, .op), (.op, .op):
+                setAL(.op, error: false, code: 0)
+                outputsWritten = false
+            default:
+                setAL(current, error: true, code: StatusCode.invalidStateChange)
+            }
+            if alState != ALState.op.rawValue { disableDrive() }
+        }
+
+        func disableDrive() {
+            if drive == .operationEnabled || drive == .switchedOn || drive == .readyToSwitchOn { drive = .switchOnDisabled }
+        }
+
+        /// Runs the drive after outputs arrived (OP only) and refreshes the inputs.
+        func runDrive(now: Nanoseconds) {
+            let out = fmmu(0).physical, inp = fmmu(1).physical
+            let dt = lastStep == 0 ? 0 : Double(now - lastStep) * 1e-9
+            lastStep = now
+            if alState == ALState.op.rawValue, outputsWritten {
+                let cw = UInt16(memory[out]) | UInt16(memory[out + 1]) << 8
+                drive = CiA402.transition(drive, controlword: cw, previous: previousControlword)
+                previousControlword = cw
+                let mode = Int8(bitPattern: memory[out + 2])
+                axis.targetPosition[0] = Int32(bitPattern: UInt32(memory[out + 3]) | UInt32(memory[out + 4]) << 8 | UInt32(memory[out + 5]) << 16 | UInt32(memory[out + 6]) << 24)
+                axis.targetVelocity[0] = Int32(bitPattern: UInt32(memory[out + 7]) | UInt32(memory[out + 8]) << 8 | UInt32(memory[out + 9]) << 16 | UInt32(memory[out + 10]) << 24)
+                let m: JointCommand.Mode = mode == CiA402.Mode.cyclicSynchronousVelocity.rawValue ? .velocity : .position
+                axis.step(mode: m, enabled: drive == .operationEnabled, dt: dt)
+            } else if drive == .notReadyToSwitchOn {
+                drive = .switchOnDisabled
+            }
+            let sw = CiA402.statusword(drive)
+            memory[inp] = UInt8(sw & 0xFF); memory[inp + 1] = UInt8(sw >> 8)
+            memory[inp + 2] = UInt8(bitPattern: CiA402.Mode.cyclicSynchronousPosition.rawValue)
+            memory[inp + 3] = 0
+            let p = UInt32(bitPattern: axis.position[0]), v = UInt32(bitPattern: axis.velocity[0])
+            for k in 0..<4 {
+                memory[inp + 4 + k] = UInt8((p >> (8 * UInt32(k))) & 0xFF)
+                memory[inp + 8 + k] = UInt8((v >> (8 * UInt32(k))) & 0xFF)
+            }
+        }
+    }
+
+    private let slaves: [Slave]
+    private let lock = NSLock()
+    /// Outputs missing for longer than this in OP trip the sync-manager watchdog (ns).
+    public var watchdog: Nanoseconds = 100_000_000
+    /// Frames processed and frames that were not well-formed.
+    public private(set) var framesProcessed = 0
+    public private(set) var framesMalformed = 0
+
+    /// One slave per axis, in line order.
+    public init(axes: [AxisSpec], start: JointVector? = nil) {
+        slaves = axes.indices.map { i in Slave(axis: axes[i], start: start.map { $0[i] }) }
+    }
+
+    public var slaveCount: Int { slaves.count }
+
+    /// The AL state and error flag of slave `i`.
+    public func alStatus(_ i: Int) -> (state: UInt8, error: Bool, code: UInt16) {
+        lock.lock(); defer { lock.unlock() }
+        return (slaves[i].alState, slaves[i].alError, slaves[i].reg16(ESCRegister.alStatusCode))
+    }
+
+    /// The CiA 402 state and measured position (joint units) of slave `i`.
+    public func drive(_ i: Int) -> (state: CiA402.State, position: Double) {
+        lock.lock(); defer { lock.unlock() }
+        return (slaves[i].drive, slaves[i].axis.positions[0])
+    }
+
+    /// Passes a frame through every slave, in place, as the line does.
+    public func process(_ frame: UnsafeMutableRawBufferPointer, now: Nanoseconds) {
+        lock.lock()
+        defer { lock.unlock() }
+        framesProcessed += 1
+        // The sync-manager watchdog runs on time, before this frame's outputs count.
+        for s in slaves where s.alState == ALState.op.rawValue && s.outputsWritten && now - s.lastOutputs > watchdog {
+            s.setAL(.safeOp, error: true, code: StatusCode.syncManagerWatchdog)
+            s.disableDrive()
+        }
+        var datagrams: [EtherCAT.Datagram] = []
+        if EtherCAT.forEachDatagram(in: UnsafeRawBufferPointer(frame), { datagrams.append($0) }) != nil {
+            framesMalformed += 1
+            return
+        }
+        var touched = Set<Int>()
+        for d in datagrams {
+            var wkc = UInt16(littleEndian: frame.loadUnaligned(fromByteOffset: d.wkcOffset, as: UInt16.self))
+            var adp = d.adp
+            for (i, s) in slaves.enumerated() {
+                switch d.command {
+                case .nop:
+                    break
+                case .aprd, .apwr, .aprw:
+                    if adp == 0 { wkc &+= access(s, d, frame) }
+                    adp &+= 1
+                case .fprd, .fpwr, .fprw:
+                    if s.reg16(ESCRegister.stationAddress) == d.adp { wkc &+= access(s, d, frame) }
+                case .brd, .bwr, .brw:
+                    wkc &+= access(s, d, frame, broadcast: true)
+                    adp &+= 1
+                case .lrd, .lwr, .lrw:
+                    let served = logical(s, d, frame)
+                    wkc &+= served
+                    if served & 2 != 0 { touched.insert(i) }
+                case .armw, .frmw:
+                    break
+                }
+            }
+            if d.command == .aprd || d.command == .apwr || d.command == .aprw || d.command == .brd || d.command == .bwr || d.command == .brw {
+                frame.storeBytes(of: adp.littleEndian, toByteOffset: d.dataOffset - 8, as: UInt16.self)
+            }
+            frame.storeBytes(of: wkc.littleEndian, toByteOffset: d.wkcOffset, as: UInt16.self)
+        }
+        for (i, s) in slaves.enumerated() {
+            if touched.contains(i) { s.lastOutputs = now; s.outputsWritten = true }
+            s.runDrive(now: now)
+        }
+    }
+
+    /// A register read and/or write on one slave; returns the working-counter increment.
+    private func access(_ s: Slave, _ d: EtherCAT.Datagram, _ frame: UnsafeMutableRawBufferPointer, broadcast: Bool = false) -> UInt16 {
+        let base = Int(d.ado)
+        guard base + d.dataCount <= s.memory.count else { return 0 }
+        var inc: UInt16 = 0
+        if d.command.reads {
+            for k in 0..<d.dataCount {
+                // A broadcast read ORs every slave's bytes together.
+                frame[d.dataOffset + k] = broadcast ? frame[d.dataOffset + k] | s.memory[base + k] : s.memory[base + k]
+            }
+            inc += 1
+        }
+        if d.command.writes {
+            for k in 0..<d.dataCount { s.memory[base + k] = frame[d.dataOffset + k] }
+            // AL control writes start a state change.
+            if base <= Int(ESCRegister.alControl), base + d.dataCount >= Int(ESCRegister.alControl) + 2 {
+                s.requestState(s.reg16(ESCRegister.alControl))
+            }
+            inc += d.command.reads ? 2 : 1
+        }
+        return inc
+    }
+
+    /// A logical datagram through the slave's FMMUs; returns the working-counter increment
+    /// (bit 0 read served, bit 1 write served).
+    private func logical(_ s: Slave, _ d: EtherCAT.Datagram, _ frame: UnsafeMutableRawBufferPointer) -> UInt16 {
+        guard s.alState == ALState.safeOp.rawValue || s.alState == ALState.op.rawValue else { return 0 }
+        var inc: UInt16 = 0
+        for k in 0..<2 {
+            let f = s.fmmu(k)
+            guard f.active else { continue }
+            let lo = max(Int(f.logical), Int(d.address)), hi = min(Int(f.logical) + f.length, Int(d.address) + d.dataCount)
+            guard lo < hi else { continue }
+            if f.type == 1, d.command == .lrd || d.command == .lrw {
+                for a in lo..<hi { frame[d.dataOffset + a - Int(d.address)] = s.memory[f.physical + a - Int(f.logical)] }
+                inc += 1
+            }
+            // Outputs are taken only in OP; in SAFE-OP the slave keeps its outputs safe.
+            if f.type == 2, d.command == .lwr || d.command == .lrw, s.alState == ALState.op.rawValue {
+                for a in lo..<hi { s.memory[f.physical + a - Int(f.logical)] = frame[d.dataOffset + a - Int(d.address)] }
+                inc += 2
+            }
+        }
+        return inc
+    }
+}
+
+/// The segment behind a UDP port on this machine: EtherCAT frames in, processed frames back,
+/// as `ethercat-udp:127.0.0.1:PORT` expects.
+public final class EtherCATUDPServer: @unchecked Sendable {
+    public let segment: EtherCATSegment
+    public let port: UInt16
+    private let fd: Int32
+    private let running = Atomic<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
+
+    /// Binds 127.0.0.1:`port` (0 picks a free port).
+    public init(segment: EtherCATSegment, port: UInt16 = 0) throws(TransportError) {
+        self.segment = segment
+        let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        if s < 0 { throw .open(what: "a UDP socket", errno: errno) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if rc != 0 {
+            let e = errno
+            close(s)
+            throw .open(what: "UDP port \(port)", errno: e)
+        }
+        var bound = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
+        self.port = UInt16(bigEndian: bound.sin_port)
+        fd = s
+    }
+
+    deinit {
+        stop()
+        close(fd)
+    }
+
+    public func start() {
+        guard !running.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let t = Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 2048)
+            while running.load(ordering: .acquiring) {
+                guard DescriptorIO.waitReadable(fd, timeout: 5_000_000) else { continue }
+                var from = sockaddr_in()
+                var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+                let n = buffer.withUnsafeMutableBytes { b in
+                    withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, b.baseAddress, b.count, 0, $0, &len) } }
+                }
+                guard n > 0 else { continue }
+                buffer.withUnsafeMutableBytes { segment.process(UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), now: MonotonicClock.now()) }
+                _ = buffer.withUnsafeBytes { b in
+                    withUnsafePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, b.baseAddress, n, 0, $0, len) } }
+                }
+            }
+            done.signal()
+        }
+        t.name = "lumen-sim-ethercat"
+        t.start()
+    }
+
+    public func stop() {
+        if running.exchange(false, ordering: .acquiringAndReleasing) { done.wait() }
+    }
+}

@@ -1,0 +1,62 @@
+import Core
+import Drivers
+import Foundation
+import Sim
+import Testing
+@testable import Control
+
+/// The control cycle driving emulated CiA 402 slaves over EtherCAT frames (UDP on loopback).
+@Suite(.serialized) struct EtherCATLoopTests {
+    typealias Cycle = CycleRunner<EtherCATRobot, TipServo, MonotonicCycleClock>
+
+    func makeRig(faultPolicy: CycleFaultPolicy = CycleFaultPolicy(maxConsecutiveReadFaults: 200)) throws -> (Cycle, EtherCATSegment, EtherCATUDPServer, TipLog) {
+        let description = try loadRobot("lumen-2s.yaml")
+        let model = CatheterModel(description)
+        var start = JointVector(count: model.jointCount)
+        start[0] = 100
+        let segment = EtherCATSegment(axes: description.axes, start: start)
+        let server = try EtherCATUDPServer(segment: segment)
+        server.start()
+        let master = EtherCATMaster(transport: try EtherCATMaster.udpTransport(host: "127.0.0.1", port: server.port))
+        let robot = EtherCATRobot(axes: description.axes, master: master)
+        let log = TipLog(capacity: 20_000, decimation: 1)
+        let runner = Cycle(hardware: robot, controller: TipServo(model: model, path: TipPath(), log: log.writer),
+                           period: 1_000_000, faultPolicy: faultPolicy)
+        return (runner, segment, server, log)
+    }
+
+    @Test func theServoRunsOverEtherCATWithCiA402Drives() throws {
+        let (runner, segment, server, log) = try makeRig()
+        defer { server.stop() }
+        try runner.configure()
+        try runner.activate()
+        try runner.run(cycles: 3000)
+        let stats = runner.withHardware { $0.stats }
+        #expect(stats.workingCounterShortfalls == 0 && stats.malformed == 0, "\(stats)")
+        #expect(runner.report().counters.faultStops == 0)
+        for i in 0..<6 { #expect(segment.drive(i).state == .operationEnabled) }
+        #expect(runner.state.status.contains(.enabled))
+        // The drives needed a few cycles to step through the CiA 402 states; then the tip follows.
+        let errors = log.all.filter { $0.time > 2 }.map(\.error).sorted()
+        #expect(!errors.isEmpty)
+        #expect(errors[errors.count / 2] < 0.1)
+        #expect(errors.last! < 3)
+        // Deactivating switches the drives off through the state machine.
+        try runner.deactivate()
+        try runner.run(cycles: 10)
+        for i in 0..<6 { #expect(segment.drive(i).state != .operationEnabled) }
+    }
+
+    @Test func aLostSegmentEndsInASafeStop() throws {
+        let (runner, _, server, _) = try makeRig(faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 40))
+        try runner.configure()
+        try runner.activate()
+        try runner.run(cycles: 300)
+        #expect(runner.lifecycle == .active)
+        server.stop()
+        try runner.run(cycles: 100)
+        #expect(runner.lifecycle == .inactive)
+        #expect(runner.report().counters.faultStops == 1)
+        #expect(runner.command.enable == false)
+    }
+}
