@@ -43,7 +43,7 @@ let package = Package(
         .target(
             name: "CDriveLinkReference",
             path: "hil/firmware",
-            exclude: ["test", "Makefile", "README.md"],
+            exclude: ["test", "Makefile"],
             sources: ["src"],
             publicHeadersPath: "include",
             cSettings: [.unsafeFlags(["-std=c99"])]
@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "Drivers", dependencies: ["Core", "CLibSerialPort", "CRealtime"]),
         .target(name: "Imaging", dependencies: ["Core", "COpenCV"]),
         .target(name: "Safety", dependencies: ["Core", "Drivers"]),
-        .target(name: "Sim", dependencies: ["Core", "Drivers", "CDriveLinkReference"]),
+        .target(name: "Sim", dependencies: ["Core", "Drivers", "CDriveLinkReference", "CRealtime"]),
         .target(name: "Console", dependencies: ["Core"]),
         .target(name: "Recording", dependencies: ["Core"]),
         .executableTarget(

@@ -1,8 +1,15 @@
 #define _GNU_SOURCE
+#include <stdio.h>
 #include "lumen_rt.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <termios.h>
@@ -117,4 +124,43 @@ int lumen_pty_open(int *master, int *slave, char *path, int path_len) {
     *master = m;
     *slave = s;
     return 0;
+}
+
+int lumen_raw_open(const char *ifname, uint16_t ethertype, int *fd, uint8_t *mac) {
+    struct sockaddr_ll addr;
+    struct ifreq req;
+    int s, one = 1, rc;
+    unsigned int index;
+    if (ifname == NULL || fd == NULL || mac == NULL || strlen(ifname) >= IFNAMSIZ) return EINVAL;
+    index = if_nametoindex(ifname);
+    if (index == 0) return errno;
+    s = socket(AF_PACKET, SOCK_RAW, htons(ethertype));
+    if (s < 0) return errno;
+#ifdef PACKET_IGNORE_OUTGOING
+    (void)setsockopt(s, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+#endif
+    memset(&addr, 0, sizeof addr);
+    addr.sll_family = AF_PACKET;
+    addr.sll_protocol = htons(ethertype);
+    addr.sll_ifindex = (int)index;
+    if (bind(s, (struct sockaddr *)&addr, sizeof addr) != 0) { rc = errno; close(s); return rc; }
+    memset(&req, 0, sizeof req);
+    strncpy(req.ifr_name, ifname, IFNAMSIZ - 1);
+    if (ioctl(s, SIOCGIFHWADDR, &req) != 0) { rc = errno; close(s); return rc; }
+    memcpy(mac, req.ifr_hwaddr.sa_data, 6);
+    if (fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK) != 0) { rc = errno; close(s); return rc; }
+    *fd = s;
+    return 0;
+}
+
+int lumen_netns_enter(const char *name) {
+    char path[256];
+    int f, rc;
+    if (name == NULL || strlen(name) > 200) return EINVAL;
+    snprintf(path, sizeof path, "/var/run/netns/%s", name);
+    f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0) return errno;
+    rc = setns(f, CLONE_NEWNET) == 0 ? 0 : errno;
+    close(f);
+    return rc;
 }

@@ -1,3 +1,4 @@
+import CRealtime
 import Core
 import Drivers
 import Foundation
@@ -302,6 +303,73 @@ public final class EtherCATUDPServer: @unchecked Sendable {
         }
         t.name = "lumen-sim-ethercat"
         t.start()
+    }
+
+    public func stop() {
+        if running.exchange(false, ordering: .acquiringAndReleasing) { done.wait() }
+    }
+}
+
+/// The segment on a network interface, as raw Ethernet frames (EtherType 0x88A4): one end of a
+/// veth pair, optionally inside a network namespace, so a master on the other end talks to it
+/// exactly as to slaves on a cable. Needs root (or CAP_NET_RAW, and CAP_SYS_ADMIN for a namespace).
+public final class EtherCATRawServer: @unchecked Sendable {
+    public let segment: EtherCATSegment
+    public let interface: String
+    public let namespace: String?
+    private let running = Atomic<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
+
+    public init(segment: EtherCATSegment, interface: String, namespace: String? = nil) {
+        self.segment = segment
+        self.interface = interface
+        self.namespace = namespace
+    }
+
+    deinit { stop() }
+
+    /// Starts serving; throws if the namespace or the socket cannot be had.
+    public func start() throws(TransportError) {
+        guard !running.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let ready = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var failure: TransportError?
+        let t = Thread { [self] in
+            // Only this thread moves into the namespace.
+            if let ns = namespace {
+                let rc = lumen_netns_enter(ns)
+                if rc != 0 {
+                    failure = .open(what: "network namespace \(ns)", errno: rc)
+                    ready.signal(); done.signal(); return
+                }
+            }
+            var fd: Int32 = -1
+            var mac = [UInt8](repeating: 0, count: 6)
+            let rc = lumen_raw_open(interface, EtherCAT.etherType, &fd, &mac)
+            if rc != 0 {
+                failure = .open(what: "raw socket on \(interface)", errno: rc)
+                ready.signal(); done.signal(); return
+            }
+            ready.signal()
+            let transport = DescriptorTransport(fd: fd, owns: true, name: interface)
+            var frame = [UInt8](repeating: 0, count: 1536)
+            while running.load(ordering: .acquiring) {
+                guard transport.waitReadable(timeout: 5_000_000) else { continue }
+                let n = frame.withUnsafeMutableBytes { transport.receive(into: $0) }
+                // EtherCAT frames from a master only (replies carry bit 1 of the source set).
+                guard n >= 16, frame[12] == 0x88, frame[13] == 0xA4, frame[6] & 0x02 == 0 else { continue }
+                frame.withUnsafeMutableBytes { segment.process(UnsafeMutableRawBufferPointer(rebasing: $0[14..<n]), now: MonotonicClock.now()) }
+                frame[6] |= 0x02
+                _ = frame.withUnsafeBytes { transport.send(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            }
+            done.signal()
+        }
+        t.name = "lumen-sim-ethercat-raw"
+        t.start()
+        ready.wait()
+        if let failure {
+            running.store(false, ordering: .releasing)
+            throw failure
+        }
     }
 
     public func stop() {

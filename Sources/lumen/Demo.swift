@@ -126,7 +126,17 @@ struct Demo: ParsableCommand {
                 }
             }
         case .ethercat(let interface):
-            throw CommandFailure("raw EtherCAT on \(interface) (AF_PACKET) is not implemented yet; use --link ethercat-udp")
+            let master: EtherCATMaster
+            do { master = try EtherCATMaster.raw(interface: interface) } catch { throw CommandFailure(error.description) }
+            let rig = DemoRig(description: description, hardware: EtherCATRobot(axes: description.axes, master: master),
+                              period: period, clock: MonotonicCycleClock(), path: path)
+            try execute(rig, path: path, linkName: "ethercat:\(interface)") { runner in
+                runner.withHardware { h in
+                    let s = h.stats
+                    return ["frames_sent": s.framesSent, "frames_received": s.framesReceived, "wkc_shortfalls": s.workingCounterShortfalls,
+                            "malformed": s.malformed, "missing": s.missing]
+                }
+            }
         }
     }
 

@@ -38,6 +38,14 @@ int lumen_rt_wait_readable(int fd, int64_t timeout_ns);
 /// Returns 0 or an errno; on error nothing stays open. Not for the cycle: it allocates in libc.
 int lumen_pty_open(int *master, int *slave, char *path, int path_len);
 
+/// Opens a raw packet socket for EtherType `ethertype` on interface `ifname`, non-blocking,
+/// not seeing its own outgoing frames; writes the interface's MAC address to `mac` (6 bytes).
+/// Returns 0 or an errno (EPERM without CAP_NET_RAW). Not for the cycle.
+int lumen_raw_open(const char *ifname, uint16_t ethertype, int *fd, uint8_t *mac);
+
+/// Moves the calling thread into the network namespace /var/run/netns/NAME. Returns 0 or errno.
+int lumen_netns_enter(const char *name);
+
 /// Result of one run of the reference loop.
 typedef struct {
     int64_t cycles;     ///< wake-ups recorded

@@ -1,4 +1,5 @@
 import Core
+import CRealtime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -65,10 +66,25 @@ public struct EtherCATMaster: ~Copyable {
     public private(set) var stats = EtherCATStats()
     public var expectedWorkingCounter: UInt16 { @_noAllocation @_noLocks get { UInt16(3 * slaveCount) } }
 
-    public init(transport: consuming DescriptorTransport, maxSlaves: Int = 8) {
+    /// Bytes before the EtherCAT header: 0 over UDP, 14 (the Ethernet header) on a raw socket.
+    let headerOffset: Int
+
+    /// A master on `transport`. `ethernetSource` (6 bytes) means the transport is a raw
+    /// packet socket: frames get an Ethernet II header (broadcast destination, EtherType
+    /// 0x88A4, padded to 60 bytes), and replies are recognised by the source address the
+    /// slaves changed on the way (bit 1 of its first byte set), never taken for our own frames.
+    public init(transport: consuming DescriptorTransport, maxSlaves: Int = 8, ethernetSource: [UInt8]? = nil) {
         self.transport = transport
         tx = .allocate(byteCount: 1536, alignment: 8)
         rx = .allocate(byteCount: 1536, alignment: 8)
+        tx.initializeMemory(as: UInt8.self, repeating: 0)
+        if let mac = ethernetSource, mac.count == 6 {
+            headerOffset = 14
+            for k in 0..<6 { tx[k] = 0xFF; tx[6 + k] = mac[k] }
+            tx[12] = 0x88; tx[13] = 0xA4
+        } else {
+            headerOffset = 0
+        }
         outputs = .allocate(byteCount: maxSlaves * CiA402PDO.outputSize, alignment: 8)
         inputs = .allocate(byteCount: maxSlaves * CiA402PDO.inputSize, alignment: 8)
         outputs.initializeMemory(as: UInt8.self, repeating: 0)
@@ -77,6 +93,19 @@ public struct EtherCATMaster: ~Copyable {
 
     deinit {
         tx.deallocate(); rx.deallocate(); outputs.deallocate(); inputs.deallocate()
+    }
+
+    /// A master on raw Ethernet on `interface` (AF_PACKET; needs root or CAP_NET_RAW).
+    public static func raw(interface: String, maxSlaves: Int = 8) throws(TransportError) -> EtherCATMaster {
+        var fd: Int32 = -1
+        var mac = [UInt8](repeating: 0, count: 6)
+        let rc = lumen_raw_open(interface, EtherCAT.etherType, &fd, &mac)
+        if rc != 0 { throw .open(what: "raw EtherCAT socket on \(interface)\(rc == EPERM ? " (needs root or CAP_NET_RAW)" : "")", errno: rc) }
+        // The interface's address with bit 1 of its first byte clear: slaves set that bit on the
+        // way back, which tells their replies from our own frames.
+        mac[0] &= ~0x02
+        return EtherCATMaster(transport: DescriptorTransport(fd: fd, owns: true, name: "ethercat:\(interface)"),
+                              maxSlaves: maxSlaves, ethernetSource: mac)
     }
 
     /// A UDP transport to `host:port` (EtherCAT frames as UDP payloads).
@@ -108,25 +137,53 @@ public struct EtherCATMaster: ~Copyable {
     mutating func transact(_ command: EtherCAT.Command, address: UInt32, data: [UInt8] = [], length: Int = 0) throws(EtherCATError) -> EtherCAT.Datagram {
         while transport.receive(into: rx) > 0 {}  // nothing stale may be taken for the reply
         let idx = nextIndex()
-        var b = EtherCAT.FrameBuilder(buffer: tx)
+        var b = EtherCAT.FrameBuilder(buffer: UnsafeMutableRawBufferPointer(rebasing: tx[headerOffset...]))
         _ = data.withUnsafeBytes { p in b.append(command, index: idx, address: address, data: data.isEmpty ? nil : p, length: length) }
-        let n = b.finish()
+        let n = wireLength(b.finish())
         guard transport.send(UnsafeRawBufferPointer(rebasing: tx[0..<n])) == n else { throw .transport("cannot send on \(transport.name)") }
         stats.framesSent += 1
         let deadline = MonotonicClock.now() + setupTimeout
         while MonotonicClock.now() < deadline {
             _ = transport.waitReadable(timeout: 1_000_000)
             let got = transport.receive(into: rx)
-            guard got > 0 else { continue }
+            guard got > 0, let payload = payload(of: got) else { continue }
             stats.framesReceived += 1
             var datagrams: [EtherCAT.Datagram] = []
-            if let e = EtherCAT.forEachDatagram(in: UnsafeRawBufferPointer(rebasing: rx[0..<got]), { datagrams.append($0) }) {
+            if let e = EtherCAT.forEachDatagram(in: payload, { datagrams.append($0) }) {
                 throw .malformed(e)
             }
             guard let d = datagrams.first, d.index == idx, d.command == command else { continue }
             return d
         }
         throw .timeout("a set-up frame on \(transport.name)")
+    }
+
+    /// Frame length on the wire for an EtherCAT frame of `n` bytes.
+    @_noAllocation @_noLocks
+    func wireLength(_ n: Int) -> Int {
+        if headerOffset == 0 { return n }
+        let total = n + headerOffset
+        if total < 60 {
+            for k in total..<60 { tx[k] = 0 }
+            return 60
+        }
+        return total
+    }
+
+    /// The EtherCAT part of a received frame, moved to the start of `rx`; nil for a frame that
+    /// is not a reply (wrong EtherType, or our own frame seen on the way out).
+    @_noAllocation @_noLocks
+    func payload(of got: Int) -> UnsafeRawBufferPointer? {
+        if headerOffset == 0 { return UnsafeRawBufferPointer(rebasing: rx[0..<got]) }
+        if got < 16 { return nil }
+        if rx[12] != 0x88 { return nil }
+        if rx[13] != 0xA4 { return nil }
+        var own = true
+        for k in 6..<12 where rx[k] != tx[k] { own = false }
+        if own { return nil }
+        let n = got - 14
+        for k in 0..<n { rx[k] = rx[14 + k] }
+        return UnsafeRawBufferPointer(rebasing: rx[0..<n])
     }
 
     private mutating func nextIndex() -> UInt8 {
@@ -252,11 +309,11 @@ public struct EtherCATMaster: ~Copyable {
     @_noAllocation @_noLocks
     public mutating func sendProcessData() -> Bool {
         cyclicIndex = cyclicIndex == 0xFF ? 0x80 : max(cyclicIndex &+ 1, 0x80)
-        var b = EtherCAT.FrameBuilder(buffer: tx)
+        var b = EtherCAT.FrameBuilder(buffer: UnsafeMutableRawBufferPointer(rebasing: tx[headerOffset...]))
         let outBytes = slaveCount * CiA402PDO.outputSize
         guard let d = b.append(raw: 12, index: cyclicIndex, address: 0, data: nil, length: cyclicLength) else { return false }  // 12: LRW
-        for k in 0..<outBytes { tx[d.dataOffset + k] = outputs[k] }
-        let n = b.finish()
+        for k in 0..<outBytes { tx[headerOffset + d.dataOffset + k] = outputs[k] }
+        let n = wireLength(b.finish())
         let sent = transport.send(UnsafeRawBufferPointer(rebasing: tx[0..<n]))
         if sent == n { stats.framesSent += 1 }
         return sent == n
@@ -277,8 +334,10 @@ public struct EtherCATMaster: ~Copyable {
         var result = Exchange.noReply
         var n = transport.receive(into: rx)
         while n > 0 {
-            stats.framesReceived += 1
-            result = takeReply(UnsafeRawBufferPointer(rebasing: rx[0..<n]))
+            if let frame = payload(of: n) {
+                stats.framesReceived += 1
+                result = takeReply(frame)
+            }
             n = transport.receive(into: rx)
         }
         switch result {
