@@ -1,33 +1,39 @@
 #!/usr/bin/env bash
-# Builds and runs the DriveLink fuzz targets (libFuzzer with AddressSanitizer): the Swift host
-# decoder and the C99 firmware reference's receive path. Fails on any crash, leak, timeout or
+# Builds and runs the fuzz targets (libFuzzer with AddressSanitizer): the DriveLink host decoder
+# (Swift), the C99 firmware reference's receive path, and the EtherCAT frame decoder (Swift). Fails on any crash, leak, timeout or
 # memory blow-up. Usage: fuzz/run.sh [RUNS]   (default 1000000 inputs per target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-1000000}
 out=.build-fuzz
-mkdir -p "$out/corpus-swift" "$out/corpus-c"
+mkdir -p "$out/corpus-swift" "$out/corpus-c" "$out/corpus-ethercat"
 cp fuzz/corpus/drivelink/* "$out/corpus-swift/"
 cp fuzz/corpus/drivelink/* "$out/corpus-c/"
+cp fuzz/corpus/ethercat/* "$out/corpus-ethercat/"
 
 # The linker's notes about sanitizer symbols are noise; a failed build still stops the script.
 swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name DriveLinkFuzz \
     fuzz/DriveLinkFuzz.swift Sources/Drivers/DriveLink/COBS.swift Sources/Drivers/DriveLink/CRC32C.swift \
     Sources/Drivers/DriveLink/DriveLinkFrame.swift -o "$out/drivelink-swift" 2>"$out/build-swift.log" \
     || { cat "$out/build-swift.log" >&2; exit 1; }
+swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name EtherCATFuzz \
+    fuzz/EtherCATFuzz.swift Sources/Drivers/EtherCAT/EtherCATFrame.swift -o "$out/ethercat-swift" 2>"$out/build-ethercat.log" \
+    || { cat "$out/build-ethercat.log" >&2; exit 1; }
 clang -O1 -g -std=c99 -fsanitize=fuzzer,address -Ihil/firmware/include \
     fuzz/drivelink_reference_fuzz.c hil/firmware/src/drivelink.c -o "$out/drivelink-c" 2>"$out/build-c.log" \
     || { cat "$out/build-c.log" >&2; exit 1; }
 
-for target in swift c; do
+for target in drivelink-swift drivelink-c ethercat-swift; do
     log="$out/run-$target.log"
-    if ! "$out/drivelink-$target" -runs="$runs" -max_len=1024 -rss_limit_mb=512 -timeout=5 \
-        -print_final_stats=1 "$out/corpus-$target" >"$log" 2>&1; then
+    corpus="$out/corpus-${target#drivelink-}"
+    [ "$target" = ethercat-swift ] && corpus="$out/corpus-ethercat"
+    if ! "$out/$target" -runs="$runs" -max_len=1600 -rss_limit_mb=512 -timeout=5 \
+        -print_final_stats=1 "$corpus" >"$log" 2>&1; then
         tail -40 "$log" >&2
-        echo "fuzz: drivelink-$target FAILED (log: $log)" >&2
+        echo "fuzz: $target FAILED (log: $log)" >&2
         exit 1
     fi
     units=$(grep -m1 '^stat::number_of_executed_units' "$log" | awk '{print $2}')
     rss=$(grep -m1 '^stat::peak_rss_mb' "$log" | awk '{print $2}')
-    echo "fuzz: drivelink-$target: $units inputs, no crash, peak RSS ${rss} MB"
+    echo "fuzz: $target: $units inputs, no crash, peak RSS ${rss} MB"
 done

@@ -10,7 +10,7 @@ import Sim
 struct BenchLink: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "link",
-        abstract: "Round trip of one cycle's command and state over DriveLink on a pty, host encode+decode time, allocations per cycle."
+        abstract: "Round trip of one cycle's command and state over DriveLink on a pty and EtherCAT over UDP; host encode+decode time; allocations per cycle."
     )
 
     @Option(help: "Exchanges to time.") var exchanges = 5000
@@ -31,11 +31,27 @@ struct BenchLink: ParsableCommand {
         var state_bytes_on_wire: Int
     }
 
+    struct EtherCATFigures: Encodable {
+        var transport: String
+        var slaves: Int
+        var exchanges: Int
+        var rtt_us_p50: Double
+        var rtt_us_p99: Double
+        var rtt_us_max: Double
+        var timeouts: Int
+        var wkc_shortfalls: Int
+        var encode_decode_ns_p50: Double
+        var encode_decode_ns_p99: Double
+        var allocs_per_cycle: Double
+        var frame_bytes: Int
+    }
+
     struct Result: Encodable {
         var robot: String
         var joints: Int
         var serial_pty: Serial
-        var ethercat: String
+        var ethercat_udp: EtherCATFigures
+        var note: String
     }
 
     func validate() throws {
@@ -93,8 +109,10 @@ struct BenchLink: ParsableCommand {
             rtt_us_p50: pick(rtt, 0.5), rtt_us_p99: pick(rtt, 0.99), rtt_us_max: pick(rtt, 1), timeouts: timeouts,
             encode_decode_ns_p50: codec.p50, encode_decode_ns_p99: codec.p99, allocs_per_cycle: Double(allocations) / 1000,
             command_bytes_on_wire: codec.commandBytes, state_bytes_on_wire: codec.stateBytes)
-        let r = Result(robot: description.name, joints: n, serial_pty: serial,
-                       ethercat: "not measured: the EtherCAT master is not built yet")
+        drives.stop()
+        let ethercat = try measureEtherCAT(axes: axes)
+        let r = Result(robot: description.name, joints: n, serial_pty: serial, ethercat_udp: ethercat,
+                       note: "round trip = send one cycle's command until its state is back, on this machine (not a real-time target); raw-Ethernet EtherCAT over veth needs root and is exercised by the tests, not timed here")
         if json {
             try Output.json(r)
         } else {
@@ -104,9 +122,77 @@ struct BenchLink: ParsableCommand {
               encode+decode:  p50 \(serial.encode_decode_ns_p50) ns, p99 \(serial.encode_decode_ns_p99) ns per cycle
               frames:         \(serial.command_bytes_on_wire) B command, \(serial.state_bytes_on_wire) B state on the wire
               allocations:    \(serial.allocs_per_cycle) per cycle
-            EtherCAT: \(r.ethercat)
+            EtherCAT over UDP on loopback, \(ethercat.slaves) CiA 402 slaves (\(ethercat.exchanges) exchanges, \(ethercat.timeouts) timeouts, \(ethercat.wkc_shortfalls) WKC shortfalls)
+              round trip:     p50 \(ethercat.rtt_us_p50) µs, p99 \(ethercat.rtt_us_p99) µs, max \(ethercat.rtt_us_max) µs
+              encode+decode:  p50 \(ethercat.encode_decode_ns_p50) ns, p99 \(ethercat.encode_decode_ns_p99) ns per cycle
+              frame:          \(ethercat.frame_bytes) B LRW
+              allocations:    \(ethercat.allocs_per_cycle) per cycle
             """)
         }
+    }
+
+    /// EtherCAT over UDP to the emulated segment: one LRW per exchange.
+    private func measureEtherCAT(axes: [AxisSpec]) throws -> EtherCATFigures {
+        let segment = EtherCATSegment(axes: axes)
+        let server: EtherCATUDPServer
+        do { server = try EtherCATUDPServer(segment: segment) } catch { throw CommandFailure(error.description) }
+        server.start()
+        defer { server.stop() }
+        var master: EtherCATMaster
+        do { master = EtherCATMaster(transport: try EtherCATMaster.udpTransport(host: "127.0.0.1", port: server.port)) } catch { throw CommandFailure(error.description) }
+        do { try master.configure(expectedSlaves: axes.count) } catch { throw CommandFailure(error.description) }
+        Output.progress("bench link: \(exchanges) LRW exchanges over EtherCAT/UDP with \(axes.count) slaves")
+        var rtt: [Double] = []
+        rtt.reserveCapacity(exchanges)
+        var timeouts = 0
+        for k in 0..<(exchanges + 100) {
+            let t0 = MonotonicClock.now()
+            _ = master.sendProcessData()
+            var result = EtherCATMaster.Exchange.noReply
+            let deadline = t0 + 50_000_000
+            while result == .noReply, MonotonicClock.now() < deadline {
+                _ = master.waitReadable(timeout: 1_000_000)
+                result = master.receiveProcessData()
+            }
+            let t1 = MonotonicClock.now()
+            if k < 100 { continue }
+            if result == .ok { rtt.append(Double(t1 - t0) / 1000) } else { timeouts += 1 }
+        }
+        lumen_alloc_count_begin()
+        for _ in 0..<1000 {
+            _ = master.sendProcessData()
+            _ = master.waitReadable(timeout: 5_000_000)
+            _ = master.receiveProcessData()
+        }
+        let allocations = lumen_alloc_count_end()
+        // Host codec alone: build the LRW, then take a reply, in memory.
+        let reply = UnsafeMutableRawBufferPointer.allocate(byteCount: 1536, alignment: 8)
+        defer { reply.deallocate() }
+        var perCycle: [Double] = []
+        var frameBytes = 0
+        for _ in 0..<300 {
+            let t0 = MonotonicClock.now()
+            for _ in 0..<200 {
+                var b = EtherCAT.FrameBuilder(buffer: reply)
+                if let d = b.append(raw: 12, index: 0x80, address: 0, data: nil, length: axes.count * 23) {
+                    for k in 0..<(axes.count * 11) { reply[d.dataOffset + k] = master.outputs[k] }
+                }
+                frameBytes = b.finish()
+                _ = EtherCAT.forEachDatagram(in: UnsafeRawBufferPointer(rebasing: reply[0..<frameBytes])) { d in
+                    for k in 0..<(axes.count * 12) { master.inputs[k] = reply[d.dataOffset + axes.count * 11 + k] }
+                }
+            }
+            perCycle.append(Double(MonotonicClock.now() - t0) / 200)
+        }
+        perCycle.sort()
+        rtt.sort()
+        func pick(_ v: [Double], _ p: Double) -> Double { v.isEmpty ? .nan : (v[min(v.count - 1, Int(p * Double(v.count - 1)))] * 10).rounded() / 10 }
+        return EtherCATFigures(
+            transport: "UDP on loopback to emulated ESCs with CiA 402 drives", slaves: axes.count, exchanges: rtt.count,
+            rtt_us_p50: pick(rtt, 0.5), rtt_us_p99: pick(rtt, 0.99), rtt_us_max: pick(rtt, 1), timeouts: timeouts,
+            wkc_shortfalls: master.stats.workingCounterShortfalls,
+            encode_decode_ns_p50: (perCycle[150] * 10).rounded() / 10, encode_decode_ns_p99: (perCycle[297] * 10).rounded() / 10,
+            allocs_per_cycle: Double(allocations) / 1000, frame_bytes: frameBytes)
     }
 
     /// Times encoding a COMMAND and decoding a STATE (what the host does per cycle), in batches.

@@ -64,6 +64,9 @@ public struct EtherCATMaster: ~Copyable {
     /// (slaves × 12) bytes, filled by each exchange.
     public let inputs: UnsafeMutableRawBufferPointer
     public private(set) var stats = EtherCATStats()
+    /// Waits up to `timeout` (ns) for a reply to be there (for measurements and set-up, not the cycle).
+    public func waitReadable(timeout: Nanoseconds) -> Bool { transport.waitReadable(timeout: timeout) }
+
     public var expectedWorkingCounter: UInt16 { @_noAllocation @_noLocks get { UInt16(3 * slaveCount) } }
 
     /// Bytes before the EtherCAT header: 0 over UDP, 14 (the Ethernet header) on a raw socket.
