@@ -164,4 +164,27 @@ import Testing
         let model = CatheterModel(try loadRobot("lumen-2s.yaml"))
         #expect(model.isWithinLimits(drive.positions, tolerance: 1e-3))
     }
+
+    @Test func delayedStatesAreUsedInOrderAndALinkDelayedPastThePolicyIsALostLink() throws {
+        // 3 ms of extra latency: states come back three cycles late, still in order and checked.
+        let slow = try makeRig(impairment: LinkImpairment(delay: 3_000_000), faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 200))
+        try slow.runner.configure()
+        try slow.runner.activate()
+        try slow.runner.run(cycles: 1000)
+        let stats = slow.runner.withHardware { $0.stats }
+        slow.emulator.stop()
+        #expect(stats.rejected == 0 && stats.stale == 0)
+        #expect(stats.statesReceived > 900)
+        #expect(slow.runner.lifecycle == .active)
+
+        // 50 ms of latency against a 10-cycle policy: the cycle must call it a lost link and stop.
+        let late = try makeRig(impairment: LinkImpairment(delay: 50_000_000), faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 10))
+        defer { late.emulator.stop() }
+        try late.runner.configure()
+        try late.runner.activate()
+        try late.runner.run(cycles: 200)
+        #expect(late.runner.report().counters.faultStops >= 1)
+        #expect(late.runner.lifecycle == .inactive)
+        #expect(late.runner.command.enable == false)
+    }
 }

@@ -59,4 +59,36 @@ import Testing
         #expect(runner.report().counters.faultStops == 1)
         #expect(runner.command.enable == false)
     }
+
+    @Test func velocityModeDrivesTheAxesInCSV() throws {
+        let axes = try loadRobot("lumen-2s.yaml").axes
+        let segment = EtherCATSegment(axes: axes, start: JointVector([100, 0, 0, 0, 0, 0]))
+        let server = try EtherCATUDPServer(segment: segment)
+        server.start()
+        defer { server.stop() }
+        var robot = EtherCATRobot(axes: axes, master: EtherCATMaster(transport: try EtherCATMaster.udpTransport(host: "127.0.0.1", port: server.port)))
+        try robot.configure()
+        try robot.activate()
+        var command = JointCommand(jointCount: 6)
+        command.mode = .velocity
+        command.enable = true
+        command.velocity = JointVector([5, 0, 0, 0, 0, 0])  // 5 mm/s of insertion
+        var state = JointState(jointCount: 6)
+        // Step the drives up to operation enabled, then let them run for about half a second.
+        var cycles = 0
+        let start = MonotonicClock.now()
+        while MonotonicClock.now() - start < 500_000_000, cycles < 5000 {
+            _ = robot.write(command, now: MonotonicClock.now())
+            _ = robot.waitReadableForTests(timeout: 10_000_000)
+            _ = robot.read(into: &state, now: MonotonicClock.now())
+            Thread.sleep(forTimeInterval: 0.001)
+            cycles += 1
+        }
+        let elapsed = Double(MonotonicClock.now() - start) * 1e-9
+        #expect(segment.drive(0).state == .operationEnabled)
+        let moved = segment.drive(0).position - 100
+        // Velocity integrates on the drive's own clock; allow for the enable steps at the start.
+        #expect(moved > 0.5 * 5 * elapsed && moved <= 5 * elapsed + 0.05, "moved \(moved) mm in \(elapsed) s")
+        #expect(abs(segment.drive(1).position) < 1e-9)
+    }
 }

@@ -37,6 +37,9 @@ public struct EtherCATRobot: ~Copyable, RobotHardware {
 
     public var stats: EtherCATStats { master.stats }
 
+    /// Waits up to `timeout` (ns) for the drives' reply (for tests and measurements).
+    public func waitReadableForTests(timeout: Nanoseconds) -> Bool { master.waitReadable(timeout: timeout) }
+
     /// The CiA 402 state of axis `i`, from its last statusword.
     public func driveState(_ i: Int) -> CiA402.State { CiA402.state(statusword: statuswords[i]) }
 
