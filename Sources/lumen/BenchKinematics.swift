@@ -63,9 +63,7 @@ struct BenchKinematics: ParsableCommand {
                 for i in 0..<batch { sink += body((b * batch + i) & 255) }
                 perCall.append(Double(MonotonicClock.now() - start) / Double(batch))
             }
-            perCall.sort()
-            return Figure(p50_ns: (perCall[perCall.count / 2] * 10).rounded() / 10,
-                          p99_ns: (perCall[min(perCall.count - 1, perCall.count * 99 / 100)] * 10).rounded() / 10)
+            return Figure(p50_ns: round1(percentile(perCall, 50)), p99_ns: round1(percentile(perCall, 99)))
         }
         let fk = time { model.calcTipPose(postures[$0]).translation.x }
         let jac = time { i in
@@ -76,10 +74,10 @@ struct BenchKinematics: ParsableCommand {
         let dlsEigen = time { model.dlsStep(postures[$0], target: targets[$0], options: eigenOptions)[0] }
         if sink.isNaN { Output.progress("(unexpected NaN in the benchmark sink)") }
 
-        let ratio = (dlsEigen.p50_ns / dlsSwift.p50_ns * 100).rounded() / 100
+        let eigenOverSwift = ratio(dlsEigen.p50_ns, dlsSwift.p50_ns)
         let r = Result(
             robot: description.name, joints: model.jointCount, forward_kinematics: fk, pose_and_jacobian: jac,
-            dls_step_swift: dlsSwift, dls_step_eigen: dlsEigen, ratio_eigen_over_swift_p50: ratio,
+            dls_step_swift: dlsSwift, dls_step_eigen: dlsEigen, ratio_eigen_over_swift_p50: eigenOverSwift,
             max_step_difference: maxDifference, chosen: "swift",
             note: "a DLS step = pose + analytic Jacobian + damped 3x3 solve (+ the clamping loop); the two solvers differ only in the solve"
         )
@@ -91,7 +89,7 @@ struct BenchKinematics: ParsableCommand {
               forward kinematics        \(fk.p50_ns) / \(fk.p99_ns)
               pose + Jacobian           \(jac.p50_ns) / \(jac.p99_ns)
               DLS step, Swift solve     \(dlsSwift.p50_ns) / \(dlsSwift.p99_ns)
-              DLS step, Eigen solve     \(dlsEigen.p50_ns) / \(dlsEigen.p99_ns)   (×\(ratio) of Swift)
+              DLS step, Eigen solve     \(dlsEigen.p50_ns) / \(dlsEigen.p99_ns)   (×\(eigenOverSwift) of Swift)
               largest difference between the two steps: \(maxDifference)
             """)
         }

@@ -102,11 +102,9 @@ struct BenchLink: ParsableCommand {
 
         // Host-side codec cost alone: encode a COMMAND frame, decode a STATE frame, in memory.
         let codec = measureCodec(axes: n)
-        rtt.sort()
-        func pick(_ v: [Double], _ p: Double) -> Double { v.isEmpty ? .nan : (v[min(v.count - 1, Int(p * Double(v.count - 1)))] * 10).rounded() / 10 }
         let serial = Serial(
             transport: "pty to simulated drives (C99 firmware reference)", exchanges: rtt.count,
-            rtt_us_p50: pick(rtt, 0.5), rtt_us_p99: pick(rtt, 0.99), rtt_us_max: pick(rtt, 1), timeouts: timeouts,
+            rtt_us_p50: round1(percentile(rtt, 50)), rtt_us_p99: round1(percentile(rtt, 99)), rtt_us_max: round1(percentile(rtt, 100)), timeouts: timeouts,
             encode_decode_ns_p50: codec.p50, encode_decode_ns_p99: codec.p99, allocs_per_cycle: Double(allocations) / 1000,
             command_bytes_on_wire: codec.commandBytes, state_bytes_on_wire: codec.stateBytes)
         drives.stop()
@@ -184,14 +182,11 @@ struct BenchLink: ParsableCommand {
             }
             perCycle.append(Double(MonotonicClock.now() - t0) / 200)
         }
-        perCycle.sort()
-        rtt.sort()
-        func pick(_ v: [Double], _ p: Double) -> Double { v.isEmpty ? .nan : (v[min(v.count - 1, Int(p * Double(v.count - 1)))] * 10).rounded() / 10 }
         return EtherCATFigures(
             transport: "UDP on loopback to emulated ESCs with CiA 402 drives", slaves: axes.count, exchanges: rtt.count,
-            rtt_us_p50: pick(rtt, 0.5), rtt_us_p99: pick(rtt, 0.99), rtt_us_max: pick(rtt, 1), timeouts: timeouts,
+            rtt_us_p50: round1(percentile(rtt, 50)), rtt_us_p99: round1(percentile(rtt, 99)), rtt_us_max: round1(percentile(rtt, 100)), timeouts: timeouts,
             wkc_shortfalls: master.stats.workingCounterShortfalls,
-            encode_decode_ns_p50: (perCycle[150] * 10).rounded() / 10, encode_decode_ns_p99: (perCycle[297] * 10).rounded() / 10,
+            encode_decode_ns_p50: round1(percentile(perCycle, 50)), encode_decode_ns_p99: round1(percentile(perCycle, 99)),
             allocs_per_cycle: Double(allocations) / 1000, frame_bytes: frameBytes)
     }
 
@@ -224,7 +219,6 @@ struct BenchLink: ParsableCommand {
             }
             perCycle.append(Double(MonotonicClock.now() - t0) / 200)
         }
-        perCycle.sort()
-        return ((perCycle[150] * 10).rounded() / 10, (perCycle[297] * 10).rounded() / 10, commandLen, stateLen)
+        return (round1(percentile(perCycle, 50)), round1(percentile(perCycle, 99)), commandLen, stateLen)
     }
 }

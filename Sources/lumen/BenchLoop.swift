@@ -103,6 +103,4 @@ struct BenchLoop: ParsableCommand {
         }
     }
 
-    private func us(_ ns: UInt64) -> Double { (Double(ns) / 1000 * 10).rounded() / 10 }
-    private func ratio(_ a: Double, _ b: Double) -> Double { b > 0 ? (a / b * 1000).rounded() / 1000 : .nan }
 }

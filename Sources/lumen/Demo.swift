@@ -118,26 +118,19 @@ struct Demo: ParsableCommand {
             let robotHW = EtherCATRobot(axes: description.axes, master: EtherCATMaster(transport: transport))
             let rig = DemoRig(description: description, hardware: robotHW, period: period, clock: MonotonicCycleClock(), path: path)
             let name = server == nil ? "ethercat-udp:\(target.0):\(target.1)" : "ethercat-udp (simulated CiA 402 slaves on 127.0.0.1:\(target.1))"
-            try execute(rig, path: path, linkName: name) { runner in
-                runner.withHardware { h in
-                    let s = h.stats
-                    return ["frames_sent": s.framesSent, "frames_received": s.framesReceived, "wkc_shortfalls": s.workingCounterShortfalls,
-                            "malformed": s.malformed, "missing": s.missing]
-                }
-            }
+            try execute(rig, path: path, linkName: name) { runner in runner.withHardware { Self.linkStats($0.stats) } }
         case .ethercat(let interface):
             let master: EtherCATMaster
             do { master = try EtherCATMaster.raw(interface: interface) } catch { throw CommandFailure(error.description) }
             let rig = DemoRig(description: description, hardware: EtherCATRobot(axes: description.axes, master: master),
                               period: period, clock: MonotonicCycleClock(), path: path)
-            try execute(rig, path: path, linkName: "ethercat:\(interface)") { runner in
-                runner.withHardware { h in
-                    let s = h.stats
-                    return ["frames_sent": s.framesSent, "frames_received": s.framesReceived, "wkc_shortfalls": s.workingCounterShortfalls,
-                            "malformed": s.malformed, "missing": s.missing]
-                }
-            }
+            try execute(rig, path: path, linkName: "ethercat:\(interface)") { runner in runner.withHardware { Self.linkStats($0.stats) } }
         }
+    }
+
+    static func linkStats(_ s: EtherCATStats) -> [String: Int] {
+        ["frames_sent": s.framesSent, "frames_received": s.framesReceived, "wkc_shortfalls": s.workingCounterShortfalls,
+         "malformed": s.malformed, "missing": s.missing]
     }
 
     static func linkStats(_ s: DriveLinkStats) -> [String: Int] {
@@ -230,12 +223,4 @@ struct Demo: ParsableCommand {
         try errPlot.write(to: errFile)
         return [pathFile, errFile]
     }
-}
-
-func us(_ ns: UInt64) -> Double { (Double(ns) / 100).rounded() / 10 }
-func round3(_ v: Double) -> Double { (v * 1000).rounded() / 1000 }
-func percentile(_ values: [Double], _ p: Double) -> Double {
-    guard !values.isEmpty else { return 0 }
-    let s = values.sorted()
-    return s[min(s.count - 1, Int((p / 100 * Double(s.count - 1)).rounded()))]
 }
