@@ -32,10 +32,30 @@ public final class EtherCATSegment: @unchecked Sendable {
         var lastStep: Nanoseconds = 0
         var outputsWritten = false
 
-        init(axis spec: AxisSpec, start: Double?) {
+        /// The slave information interface (SII) EEPROM, as 16-bit words.
+        let sii: [UInt16]
+
+        init(axis spec: AxisSpec, start: Double?, serial: UInt32) {
             axis = IdealDriveAxes(axes: [spec], start: start.map { JointVector([$0]) })
+            sii = SII.image(serial: serial)
             memory[0] = 0x11  // ESC type: an emulated ESC
             setAL(.initial, error: false, code: 0)
+        }
+
+        /// A write to the EEPROM control register: carry out a read at once (the emulated EEPROM
+        /// is never busy), offering 8 bytes at a time as a fast ESC does.
+        func eepromCommand() {
+            let control = reg16(ESCRegister.eepromControl)
+            let command = (control >> 8) & 0x7
+            if command == 1 {
+                let word = Int(reg16(ESCRegister.eepromAddress))
+                for k in 0..<4 {
+                    let w = word + k < sii.count ? sii[word + k] : 0xFFFF
+                    setReg16(ESCRegister.eepromData + UInt16(2 * k), w)
+                }
+            }
+            // Command done, not busy, no error; bit 6: reads return 8 bytes.
+            setReg16(ESCRegister.eepromControl, 0x0040)
         }
 
         func reg16(_ a: UInt16) -> UInt16 { UInt16(memory[Int(a)]) | UInt16(memory[Int(a) + 1]) << 8 }
@@ -48,6 +68,15 @@ public final class EtherCATSegment: @unchecked Sendable {
             setReg16(ESCRegister.alStatusCode, code)
         }
 
+        /// The active FMMU of `type` (1 read: inputs to the master; 2 write: outputs), if any.
+        func fmmu(ofType type: UInt8) -> (logical: UInt32, length: Int, physical: Int, type: UInt8, active: Bool)? {
+            for k in 0..<4 {
+                let f = fmmu(k)
+                if f.active, f.type == type { return f }
+            }
+            return nil
+        }
+
         /// FMMU k: logical start, length, physical start, type (1 read = inputs to master, 2 write), active.
         func fmmu(_ k: Int) -> (logical: UInt32, length: Int, physical: Int, type: UInt8, active: Bool) {
             let b = Int(ESCRegister.fmmu0) + 16 * k
@@ -58,8 +87,8 @@ public final class EtherCATSegment: @unchecked Sendable {
         }
 
         var fmmusConfigured: Bool {
-            let a = fmmu(0), b = fmmu(1)
-            return a.active && b.active && a.length >= CiA402PDO.outputSize && b.length >= CiA402PDO.inputSize
+            guard let a = fmmu(ofType: 2), let b = fmmu(ofType: 1) else { return false }
+            return a.length >= CiA402PDO.outputSize && b.length >= CiA402PDO.inputSize
                 && a.physical + a.length <= memory.count && b.physical + b.length <= memory.count
         }
 
@@ -95,7 +124,8 @@ public final class EtherCATSegment: @unchecked Sendable {
 
         /// Runs the drive after outputs arrived (OP only) and refreshes the inputs.
         func runDrive(now: Nanoseconds) {
-            let out = fmmu(0).physical, inp = fmmu(1).physical
+            guard let outputs = fmmu(ofType: 2), let inputs = fmmu(ofType: 1) else { return }
+            let out = outputs.physical, inp = inputs.physical
             let dt = lastStep == 0 ? 0 : Double(now - lastStep) * 1e-9
             lastStep = now
             if alState == ALState.op.rawValue, outputsWritten {
@@ -132,7 +162,7 @@ public final class EtherCATSegment: @unchecked Sendable {
 
     /// One slave per axis, in line order.
     public init(axes: [AxisSpec], start: JointVector? = nil) {
-        slaves = axes.indices.map { i in Slave(axis: axes[i], start: start.map { $0[i] }) }
+        slaves = axes.indices.map { i in Slave(axis: axes[i], start: start.map { $0[i] }, serial: UInt32(i + 1)) }
     }
 
     public var slaveCount: Int { slaves.count }
@@ -204,6 +234,8 @@ public final class EtherCATSegment: @unchecked Sendable {
         let base = Int(d.ado)
         guard base + d.dataCount <= s.memory.count else { return 0 }
         var inc: UInt16 = 0
+        // A read-write stores what the datagram brought and returns what was there before.
+        let incoming = d.command.writes ? Array(UnsafeRawBufferPointer(rebasing: frame[d.dataOffset..<(d.dataOffset + d.dataCount)])) : []
         if d.command.reads {
             for k in 0..<d.dataCount {
                 // A broadcast read ORs every slave's bytes together.
@@ -212,10 +244,13 @@ public final class EtherCATSegment: @unchecked Sendable {
             inc += 1
         }
         if d.command.writes {
-            for k in 0..<d.dataCount { s.memory[base + k] = frame[d.dataOffset + k] }
-            // AL control writes start a state change.
+            for k in 0..<d.dataCount { s.memory[base + k] = incoming[k] }
+            // AL control writes start a state change; EEPROM control writes run a command.
             if base <= Int(ESCRegister.alControl), base + d.dataCount >= Int(ESCRegister.alControl) + 2 {
                 s.requestState(s.reg16(ESCRegister.alControl))
+            }
+            if base <= Int(ESCRegister.eepromControl), base + d.dataCount >= Int(ESCRegister.eepromControl) + 2 {
+                s.eepromCommand()
             }
             inc += d.command.reads ? 2 : 1
         }
@@ -227,7 +262,7 @@ public final class EtherCATSegment: @unchecked Sendable {
     private func logical(_ s: Slave, _ d: EtherCAT.Datagram, _ frame: UnsafeMutableRawBufferPointer) -> UInt16 {
         guard s.alState == ALState.safeOp.rawValue || s.alState == ALState.op.rawValue else { return 0 }
         var inc: UInt16 = 0
-        for k in 0..<2 {
+        for k in 0..<4 {
             let f = s.fmmu(k)
             guard f.active else { continue }
             let lo = max(Int(f.logical), Int(d.address)), hi = min(Int(f.logical) + f.length, Int(d.address) + d.dataCount)
@@ -374,5 +409,57 @@ public final class EtherCATRawServer: @unchecked Sendable {
 
     public func stop() {
         if running.exchange(false, ordering: .acquiringAndReleasing) { done.wait() }
+    }
+}
+
+/// The SII EEPROM image of an emulated slave (ETG.2010 layout): identity, no mailbox, and the
+/// categories a master maps process data from — sync managers (SM2 outputs at 0x1000, SM3
+/// inputs at 0x1100) and the RxPDO/TxPDO of `CiA402PDO`.
+enum SII {
+    static let vendorID: UInt32 = 0x0000_4C55  // "LU": Lumen's emulated devices
+    static let productCode: UInt32 = 0x0000_0402
+
+    static func image(serial: UInt32) -> [UInt16] {
+        var w = [UInt16](repeating: 0, count: 0x40)
+        func put32(_ at: Int, _ v: UInt32) { w[at] = UInt16(v & 0xFFFF); w[at + 1] = UInt16(v >> 16) }
+        put32(0x08, vendorID)
+        put32(0x0A, productCode)
+        put32(0x0C, 1)  // revision
+        put32(0x0E, serial)
+        w[0x3E] = 0x0F  // EEPROM size: (0x0F + 1) kbit = 2 KiB
+        w[0x3F] = 1  // SII version
+        var bytes: [UInt8] = []
+        func category(_ type: UInt16, _ data: [UInt8]) {
+            let padded = data.count % 2 == 0 ? data : data + [0]
+            bytes += [UInt8(type & 0xFF), UInt8(type >> 8), UInt8((padded.count / 2) & 0xFF), UInt8((padded.count / 2) >> 8)] + padded
+        }
+        func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8)] }
+        // Strings (10): one string, the device name.
+        let name = Array("Lumen CiA 402 axis".utf8)
+        category(10, [1, UInt8(name.count)] + name)
+        // General (30): name = string 1; no CoE, no FoE (32 bytes).
+        var general = [UInt8](repeating: 0, count: 32)
+        general[3] = 1
+        category(30, general)
+        // Sync managers (41): SM0/SM1 unused mailboxes, SM2 outputs, SM3 inputs.
+        var sms: [UInt8] = []
+        sms += le16(0x0000) + le16(0) + [0x26, 0, 0, 1]
+        sms += le16(0x0000) + le16(0) + [0x22, 0, 0, 2]
+        sms += le16(0x1000) + le16(UInt16(CiA402PDO.outputSize)) + [0x64, 0, 1, 3]
+        sms += le16(0x1100) + le16(UInt16(CiA402PDO.inputSize)) + [0x20, 0, 1, 4]
+        category(41, sms)
+        // TxPDO (50) 0x1A00 on SM3: statusword, mode display, padding, position, velocity.
+        func entry(_ index: UInt16, _ sub: UInt8, _ bits: UInt8, type: UInt8) -> [UInt8] { le16(index) + [sub, 0, type, bits] + le16(0) }
+        var tx = le16(0x1A00) + [5, 3, 0, 0] + le16(0)
+        tx += entry(0x6041, 0, 16, type: 6) + entry(0x6061, 0, 8, type: 2) + entry(0x0000, 0, 8, type: 0)
+        tx += entry(0x6064, 0, 32, type: 4) + entry(0x606C, 0, 32, type: 4)
+        category(50, tx)
+        // RxPDO (51) 0x1600 on SM2: controlword, mode, target position, target velocity.
+        var rx = le16(0x1600) + [4, 2, 0, 0] + le16(0)
+        rx += entry(0x6040, 0, 16, type: 6) + entry(0x6060, 0, 8, type: 2) + entry(0x607A, 0, 32, type: 4) + entry(0x60FF, 0, 32, type: 4)
+        category(51, rx)
+        bytes += [0xFF, 0xFF]
+        for i in stride(from: 0, to: bytes.count - 1, by: 2) { w.append(UInt16(bytes[i]) | UInt16(bytes[i + 1]) << 8) }
+        return w
     }
 }

@@ -132,4 +132,30 @@ import Testing
         let exchange4 = master.receiveProcessData()
         #expect(exchange4 == .ok)
     }
+
+    @Test func theSIIEEPROMReadsBackIdentityAndProcessDataCategories() throws {
+        let segment = EtherCATSegment(axes: axes)
+        let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
+        defer { frame.deallocate() }
+        func transact(_ cmd: EtherCAT.Command, ado: UInt16, _ data: [UInt8]) -> [UInt8] {
+            var b = EtherCAT.FrameBuilder(buffer: frame)
+            let d = data.withUnsafeBytes { b.append(cmd, index: 1, address: EtherCAT.address(adp: 0, ado: ado), data: $0) }!
+            _ = b.finish()
+            segment.process(frame, now: 1)
+            return Array(frame[d.dataOffset..<(d.dataOffset + d.dataCount)])
+        }
+        // Read command (0x0100) at word 0x0008, as a master reads the vendor ID.
+        func readWords(_ word: UInt16) -> [UInt8] {
+            _ = transact(.aprw, ado: ESCRegister.eepromControl, [0x00, 0x01, UInt8(word & 0xFF), UInt8(word >> 8), 0, 0])
+            return transact(.aprd, ado: ESCRegister.eepromData, [UInt8](repeating: 0, count: 8))
+        }
+        let identity = readWords(0x0008)
+        #expect(identity[0..<4] == [0x55, 0x4C, 0, 0], "vendor ID")
+        #expect(identity[4..<8] == [0x02, 0x04, 0, 0], "product code")
+        // Not busy, reads 8 bytes at a time.
+        let status = transact(.aprd, ado: ESCRegister.eepromControl, [0, 0])
+        #expect(status == [0x40, 0x00])
+        // The first category after the header is the strings category (10).
+        #expect(readWords(0x0040)[0..<2] == [10, 0])
+    }
 }

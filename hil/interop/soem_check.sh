@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Brings SOEM (PyPI pysoem) up against Lumen's emulated EtherCAT slaves on a veth pair whose
-# slave end sits in a network namespace. Needs root. Not part of CI: it reports, it does not assert.
-# Usage: hil/interop/soem_check.sh   (from the repository root, after swift build -c release)
+# slave end sits in a network namespace, and fails unless SOEM reaches OP and exchanges process
+# data with the expected working counter. Needs root.
+# Usage: hil/interop/soem_check.sh   (LUMEN=path/to/lumen; default .build/release/lumen)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv=.build-interop/venv
-[ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q pysoem; }
+[ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q pysoem==1.1.13; }
 ns=lumen-soem-$$
 cleanup() { ip netns del "$ns" 2>/dev/null || true; }
 trap cleanup EXIT
@@ -14,8 +15,11 @@ ip link add lsm$$ type veth peer name lss$$
 ip link set lss$$ netns "$ns"
 ip link set lsm$$ up
 ip netns exec "$ns" ip link set lss$$ up
-.build/release/lumen sim ethercat-slaves --interface lss$$ --namespace "$ns" --seconds 20 &
+"${LUMEN:-.build/release/lumen}" sim ethercat-slaves --interface lss$$ --namespace "$ns" --seconds 20 &
 sim=$!
 sleep 1
-timeout 18 "$venv/bin/python" hil/interop/soem_check.py lsm$$ || true
-wait "$sim" || true
+status=0
+timeout 18 "$venv/bin/python" hil/interop/soem_check.py lsm$$ || status=$?
+kill "$sim" 2>/dev/null || true
+wait "$sim" 2>/dev/null || true
+exit $status

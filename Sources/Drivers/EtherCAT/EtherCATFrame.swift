@@ -162,6 +162,9 @@ public enum ESCRegister {
     public static let alControl: UInt16 = 0x0120
     public static let alStatus: UInt16 = 0x0130
     public static let alStatusCode: UInt16 = 0x0134
+    public static let eepromControl: UInt16 = 0x0502
+    public static let eepromAddress: UInt16 = 0x0504
+    public static let eepromData: UInt16 = 0x0508
     public static let fmmu0: UInt16 = 0x0600
     public static let fmmuSize: UInt16 = 16
     public static let processData: UInt16 = 0x1000
