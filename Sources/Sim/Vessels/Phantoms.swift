@@ -1,0 +1,102 @@
+import Core
+
+/// Built-in vessel phantoms. Coordinates in mm: x to the patient's left, y posterior,
+/// z superior; radii are lumen radii.
+public enum Phantoms {
+    public static let names = ["straight", "arch", "coronary"]
+
+    public static func named(_ name: String) -> VesselTreeDescription? {
+        switch name {
+        case "straight": straightTube()
+        case "arch": aorticArch()
+        case "coronary": coronaryTree()
+        default: nil
+        }
+    }
+
+    /// A straight tube along z, 300 mm long, 4 mm radius: for validation against closed forms.
+    public static func straightTube(length: Double = 300, radius: Double = 4) -> VesselTreeDescription {
+        let n = 31
+        let points = (0..<n).map { k in [0, 0, length * Double(k) / Double(n - 1), radius] }
+        return VesselTreeDescription(name: "straight", vessels: [VesselDescription(name: "tube", parent: nil, points: points)])
+    }
+
+    /// An aortic arch with its three supra-aortic branches: ascending aorta (12 → 11 mm),
+    /// the arch (a half turn of 30 mm radius from anterior-right to posterior-left), the descending aorta
+    /// (11 → 9 mm), and the brachiocephalic trunk (6 mm, dividing into the right subclavian and
+    /// right common carotid), the left common carotid (4 mm) and the left subclavian (5 mm).
+    public static func aorticArch() -> VesselTreeDescription {
+        func lerp(_ a: Double, _ b: Double, _ t: Double) -> Double { a + (b - a) * t }
+        var aorta: [[Double]] = []
+        // Ascending: 50 mm up from the root.
+        for k in 0..<10 {
+            let t = Double(k) / 10
+            aorta.append([-15, 0, 50 * t, lerp(12, 11.5, t)])
+        }
+        // Arch: θ 0…π, a 30 mm half turn from anterior-right to posterior-left (30 mm to the left).
+        let arch = (0...24).map { k -> [Double] in
+            let th = Double.pi * Double(k) / 24
+            return [-15 + 30 * th / .pi, 30 - 30 * cosine(th), 50 + 30 * sine(th), lerp(11.5, 11, Double(k) / 24)]
+        }
+        aorta += arch
+        // Descending: 200 mm down.
+        for k in 1...20 {
+            let t = Double(k) / 20
+            aorta.append([15, 60, 50 - 200 * t, lerp(11, 9, t)])
+        }
+        func archPoint(_ fraction: Double) -> [Double] {
+            let th = Double.pi * fraction
+            return [-15 + 30 * fraction, 30 - 30 * cosine(th), 50 + 30 * sine(th)]
+        }
+        /// A branch from the arch at `fraction` of the half turn, rising with a sideways lean.
+        func branch(_ name: String, parent: String, from start: [Double], direction: Vec3, length: Double,
+                    radius: (Double, Double), curl: Double = 0) -> VesselDescription {
+            let d = direction * (1 / direction.length)
+            let n = 16
+            let points = (0...n).map { k -> [Double] in
+                let t = Double(k) / Double(n)
+                let s = length * t
+                return [start[0] + d.x * s + curl * sine(t * .pi), start[1] + d.y * s, start[2] + d.z * s,
+                        radius.0 + (radius.1 - radius.0) * t]
+            }
+            return VesselDescription(name: name, parent: parent, points: points)
+        }
+        let bcStart = archPoint(0.3)
+        let brachiocephalic = branch("brachiocephalic", parent: "aorta", from: bcStart, direction: Vec3(-0.45, -0.1, 1), length: 45, radius: (6, 5.5))
+        let bcEnd = brachiocephalic.points.last!
+        let rightSubclavian = branch("right_subclavian", parent: "brachiocephalic", from: bcEnd, direction: Vec3(-1, 0.1, 0.25), length: 60, radius: (4.5, 4), curl: 3)
+        let rightCarotid = branch("right_common_carotid", parent: "brachiocephalic", from: bcEnd, direction: Vec3(-0.05, 0, 1), length: 90, radius: (3.8, 3.5))
+        let leftCarotid = branch("left_common_carotid", parent: "aorta", from: archPoint(0.48), direction: Vec3(0.1, 0, 1), length: 100, radius: (4, 3.5), curl: 2)
+        let leftSubclavian = branch("left_subclavian", parent: "aorta", from: archPoint(0.64), direction: Vec3(0.5, 0.1, 1), length: 70, radius: (5, 4.5), curl: 4)
+        return VesselTreeDescription(name: "arch", vessels: [
+            VesselDescription(name: "aorta", parent: nil, points: aorta),
+            brachiocephalic, rightSubclavian, rightCarotid, leftCarotid, leftSubclavian,
+        ])
+    }
+
+    /// A coronary-like tree: a tortuous main artery (2.2 → 1.5 mm over 90 mm) with a proximal
+    /// side branch and a mid diagonal, both tortuous.
+    public static func coronaryTree() -> VesselTreeDescription {
+        func tortuous(from start: [Double], along axis: Vec3, side: Vec3, up: Vec3, length: Double, radius: (Double, Double),
+                      waves: Double, amplitude: Double, n: Int = 60) -> [[Double]] {
+            (0...n).map { k in
+                let t = Double(k) / Double(n)
+                let s = length * t
+                let w1 = amplitude * sine(2 * .pi * waves * t)
+                let w2 = 0.6 * amplitude * sine(2 * .pi * (waves * 0.7) * t + 1)
+                let p = Vec3(start[0], start[1], start[2]) + axis * s + side * w1 + up * w2
+                return [p.x, p.y, p.z, radius.0 + (radius.1 - radius.0) * t]
+            }
+        }
+        let main = tortuous(from: [0, 0, 0], along: Vec3(1, 0, 0), side: Vec3(0, 1, 0), up: Vec3(0, 0, 1), length: 90, radius: (2.2, 1.5), waves: 3, amplitude: 4)
+        let circumflex = tortuous(from: Array(main[4].prefix(3)), along: Vec3(0.2, -0.98, 0), side: Vec3(1, 0, 0), up: Vec3(0, 0, 1),
+                                  length: 60, radius: (2.0, 1.5), waves: 2, amplitude: 3, n: 40)
+        let diagonal = tortuous(from: Array(main[24].prefix(3)), along: Vec3(0.7, 0.7, 0), side: Vec3(-0.7, 0.7, 0), up: Vec3(0, 0, 1),
+                                length: 40, radius: (1.7, 1.5), waves: 2, amplitude: 2.5, n: 30)
+        return VesselTreeDescription(name: "coronary", vessels: [
+            VesselDescription(name: "main", parent: nil, points: main),
+            VesselDescription(name: "circumflex", parent: "main", points: circumflex),
+            VesselDescription(name: "diagonal", parent: "main", points: diagonal),
+        ])
+    }
+}

@@ -1,0 +1,203 @@
+import Core
+
+/// One vessel of a tree: a centerline polyline with a lumen radius at every point, hanging off
+/// a parent vessel (or the root).
+public struct VesselDescription: Decodable, Equatable, Sendable {
+    public var name: String
+    /// The vessel it branches from; nil for the root.
+    public var parent: String?
+    /// (points) x, y, z (mm) and lumen radius (mm).
+    public var points: [[Double]]
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, parent, points }
+
+    public init(name: String, parent: String?, points: [[Double]]) {
+        self.name = name
+        self.parent = parent
+        self.points = points
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        parent = try c.decodeIfPresent(String.self, forKey: .parent)
+        points = try c.decode([[Double]].self, forKey: .points)
+    }
+}
+
+/// A vessel tree file: branching centerlines with lumen radii, validated at load.
+public struct VesselTreeDescription: ValidatedConfig, Equatable, Sendable {
+    public var name: String
+    public var vessels: [VesselDescription]
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, vessels }
+
+    public init(name: String, vessels: [VesselDescription]) {
+        self.name = name
+        self.vessels = vessels
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        vessels = try c.decode([VesselDescription].self, forKey: .vessels)
+    }
+
+    public func validate(into v: inout ConfigValidator) {
+        v.check(!vessels.isEmpty, "vessels", "must list at least one vessel")
+        var seen: [String: Int] = [:]
+        for (i, vessel) in vessels.enumerated() {
+            let f = "vessels[\(i)]"
+            v.check(!vessel.name.isEmpty, "\(f).name", "must not be empty")
+            if seen[vessel.name] != nil { v.fail("\(f).name", "'\(vessel.name)' is used twice") }
+            v.check(vessel.points.count >= 2, "\(f).points", "needs at least 2 points, got \(vessel.points.count)")
+            for (k, p) in vessel.points.enumerated() {
+                guard p.count == 4 else {
+                    v.fail("\(f).points[\(k)]", "must be [x, y, z, radius], got \(p.count) numbers")
+                    continue
+                }
+                for j in 0..<3 { v.check(p[j], in: -5000...5000, "\(f).points[\(k)][\(j)]") }
+                v.check(p[3], in: 0.3...40, "\(f).points[\(k)][3]")
+                if k > 0, vessel.points[k - 1].count == 4 {
+                    let a = vessel.points[k - 1]
+                    let d = ((p[0] - a[0]) * (p[0] - a[0]) + (p[1] - a[1]) * (p[1] - a[1]) + (p[2] - a[2]) * (p[2] - a[2])).squareRoot()
+                    v.check(d > 1e-6, "\(f).points[\(k)]", "repeats the previous point")
+                }
+            }
+            switch vessel.parent {
+            case nil:
+                v.check(i == 0, "\(f).parent", "only the first vessel may be the root; name its parent")
+            case let parent?:
+                if let pi = seen[parent] {
+                    // The branch must start inside its parent's lumen.
+                    if let start = vessel.points.first, start.count == 4, vessels[pi].points.allSatisfy({ $0.count == 4 }) {
+                        let d = Self.distanceToCenterline(Vec3(start[0], start[1], start[2]), vessels[pi].points)
+                        v.check(d.distance <= d.radius + 1e-6, "\(f).points[0]",
+                                "starts \(d.distance) mm from '\(parent)''s centerline, outside its \(d.radius) mm lumen")
+                    }
+                } else {
+                    v.fail("\(f).parent", "'\(parent)' is not a vessel listed before this one")
+                }
+            }
+            seen[vessel.name] = i
+        }
+    }
+
+    /// Distance from `p` to a polyline and the radius there (set-up use only).
+    static func distanceToCenterline(_ p: Vec3, _ points: [[Double]]) -> (distance: Double, radius: Double) {
+        var best = (distance: Double.infinity, radius: 0.0)
+        for k in 1..<points.count {
+            let a = Vec3(points[k - 1][0], points[k - 1][1], points[k - 1][2])
+            let b = Vec3(points[k][0], points[k][1], points[k][2])
+            let (t, q) = VesselTree.closestOnSegment(p, a, b)
+            let d = (p - q).length
+            if d < best.distance { best = (d, points[k - 1][3] + t * (points[k][3] - points[k - 1][3])) }
+        }
+        return best
+    }
+}
+
+/// The vessel lumen as a set of conical frusta (one per centerline segment), with a bounding
+/// volume hierarchy built at load for point queries that never allocate. The lumen is the union
+/// of the frusta, so the signed distance to the wall is the smallest (distance to a segment's
+/// centerline − its radius there): negative inside, positive outside.
+public struct VesselTree: Sendable {
+    public let name: String
+    public let vesselNames: [String]
+    /// (segments) endpoints and radii (mm).
+    public let segmentStart: [Vec3]
+    public let segmentEnd: [Vec3]
+    public let radiusStart: [Double]
+    public let radiusEnd: [Double]
+    /// (segments) the vessel each segment belongs to.
+    public let segmentVessel: [Int32]
+    /// (vessels) the first segment of each vessel and its count.
+    public let vesselSegments: [Range<Int>]
+    let bvh: BVH
+
+    /// The answer to a point query.
+    public struct Nearest: Sendable, Equatable {
+        public var segment: Int
+        public var vessel: Int
+        /// Position along the segment, 0…1.
+        public var t: Double
+        /// The closest centerline point (mm).
+        public var centerline: Vec3
+        /// The lumen radius there (mm).
+        public var radius: Double
+        /// Distance to the wall (mm): negative inside the lumen.
+        public var signedDistance: Double
+    }
+
+    public init(_ d: VesselTreeDescription) {
+        name = d.name
+        vesselNames = d.vessels.map(\.name)
+        var s: [Vec3] = [], e: [Vec3] = [], rs: [Double] = [], re: [Double] = [], owner: [Int32] = [], ranges: [Range<Int>] = []
+        for (vi, v) in d.vessels.enumerated() {
+            let first = s.count
+            for k in 1..<v.points.count {
+                let a = v.points[k - 1], b = v.points[k]
+                s.append(Vec3(a[0], a[1], a[2])); e.append(Vec3(b[0], b[1], b[2]))
+                rs.append(a[3]); re.append(b[3]); owner.append(Int32(vi))
+            }
+            ranges.append(first..<s.count)
+        }
+        segmentStart = s; segmentEnd = e; radiusStart = rs; radiusEnd = re; segmentVessel = owner; vesselSegments = ranges
+        bvh = BVH(start: s, end: e, radiusStart: rs, radiusEnd: re)
+    }
+
+    public var segmentCount: Int { segmentStart.count }
+
+    /// The closest point on segment ab to p, and its parameter t in 0…1.
+    @inlinable static func closestOnSegment(_ p: Vec3, _ a: Vec3, _ b: Vec3) -> (Double, Vec3) {
+        let ab = b - a
+        let len2 = ab.dot(ab)
+        let t = len2 > 0 ? min(1, max(0, (p - a).dot(ab) / len2)) : 0
+        return (t, a + ab * t)
+    }
+
+    /// (distance − radius) of `p` to segment `i`, with the closest point and t.
+    @inline(__always) func evaluate(_ p: Vec3, segment i: Int) -> (signed: Double, t: Double, q: Vec3, r: Double) {
+        let (t, q) = Self.closestOnSegment(p, segmentStart[i], segmentEnd[i])
+        let r = radiusStart[i] + t * (radiusEnd[i] - radiusStart[i])
+        return ((p - q).length - r, t, q, r)
+    }
+
+    /// The segment whose wall is nearest `p` (smallest signed distance), through the BVH.
+    public func nearest(_ p: Vec3) -> Nearest {
+        var best = (signed: Double.infinity, index: 0, t: 0.0, q: Vec3.zero, r: 0.0)
+        bvh.query(p) { i, bound in
+            if bound >= best.signed { return best.signed }
+            let e = evaluate(p, segment: i)
+            if e.signed < best.signed { best = (e.signed, i, e.t, e.q, e.r) }
+            return best.signed
+        }
+        return Nearest(segment: best.index, vessel: Int(segmentVessel[best.index]), t: best.t, centerline: best.q,
+                       radius: best.r, signedDistance: best.signed)
+    }
+
+    /// The same by checking every segment (for tests of the index).
+    public func nearestBruteForce(_ p: Vec3) -> Nearest {
+        var best = Nearest(segment: 0, vessel: 0, t: 0, centerline: .zero, radius: 0, signedDistance: .infinity)
+        for i in 0..<segmentCount {
+            let e = evaluate(p, segment: i)
+            if e.signed < best.signedDistance {
+                best = Nearest(segment: i, vessel: Int(segmentVessel[i]), t: e.t, centerline: e.q, radius: e.r, signedDistance: e.signed)
+            }
+        }
+        return best
+    }
+
+    /// True when `p` lies inside the lumen.
+    public func contains(_ p: Vec3) -> Bool { nearest(p).signedDistance < 0 }
+
+    /// The index of the vessel called `name`.
+    public func vessel(named name: String) -> Int? { vesselNames.firstIndex(of: name) }
+
+    /// Centerline length of vessel `v` (mm).
+    public func length(ofVessel v: Int) -> Double {
+        vesselSegments[v].reduce(0) { $0 + (segmentEnd[$1] - segmentStart[$1]).length }
+    }
+}
