@@ -18,6 +18,8 @@ struct Demo: ParsableCommand {
     @Option(help: "Circle radius of the scripted path (mm).") var radius = 8.0
     @Option(help: "Where the drives are: sim (in-process), serial (simulated drives speaking DriveLink over a pty), serial:/dev/ttyUSB0@1000000 (real DriveLink drives), ethercat-udp (simulated CiA 402 slaves behind EtherCAT over UDP) or ethercat-udp:HOST:PORT.")
     var link = "sim"
+    @Option(help: "With --link sim: ideal drives, or emulated ones (motor, gearbox with backlash, encoder, the drives' own loops).")
+    var drives = "ideal"
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
     @OptionGroup var realtime: RealtimeFlags
 
@@ -60,6 +62,7 @@ struct Demo: ParsableCommand {
         guard (10...20_000).contains(rate) else { throw ValidationError("--rate must be 10…20000 Hz") }
         guard seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600]") }
         guard radius >= 0, radius <= 30 else { throw ValidationError("--radius must be 0…30 mm") }
+        guard ["ideal", "emulated"].contains(drives) else { throw ValidationError("--drives must be ideal or emulated") }
     }
 
     func run() throws {
@@ -78,6 +81,10 @@ struct Demo: ParsableCommand {
             throw ValidationError(error.description)
         }
         switch address {
+        case .sim where drives == "emulated":
+            let rig = DemoRig(description: description, hardware: EmulatedDriveRobot(axes: description.axes, start: start),
+                              period: period, clock: MonotonicCycleClock(), path: path)
+            try execute(rig, path: path, linkName: "sim, emulated drives") { _ in nil }
         case .sim:
             let rig = DemoRig(description: description, hardware: KinematicRobot(axes: description.axes, start: start),
                               period: period, clock: MonotonicCycleClock(), path: path)
