@@ -29,7 +29,7 @@ public struct LinkImpairment: Sendable, Equatable {
 }
 
 /// Simulated drives on the device end of a byte stream (a pty): the DriveLink protocol engine
-/// is the C99 firmware reference from hil/firmware, the motion is `IdealDriveAxes`, and an
+/// is the C99 firmware reference from hil/firmware, the motion is `SimulatedDriveAxes`, and an
 /// optional `LinkImpairment` corrupts, drops, duplicates, reorders and delays frames. It runs on
 /// a thread of its own, as a drive runs on its own processor.
 public final class DriveLinkDriveEmulator: @unchecked Sendable {
@@ -53,7 +53,7 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
     }
 
     private let device: UnsafeMutablePointer<dl_device>
-    private let axes: IdealDriveAxes
+    private let axes: SimulatedDriveAxes
     private let transport: DescriptorTransport
     private let impairment: LinkImpairment
     private var rng: SplitMix64
@@ -71,8 +71,9 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
 
     /// Drives for `axes` at `start`, on the device end `deviceFD` (which it will close).
     public init(axes specs: [AxisSpec], start: JointVector?, deviceFD: Int32, watchdogMicroseconds: UInt32 = 20_000,
-                firmwareID: String = "lumen-sim", impairment: LinkImpairment = .none, seed: UInt64 = 1) {
-        axes = IdealDriveAxes(axes: specs, start: start)
+                firmwareID: String = "lumen-sim", impairment: LinkImpairment = .none, seed: UInt64 = 1,
+                dynamics: DriveDynamics = .ideal) {
+        axes = SimulatedDriveAxes(axes: specs, start: start, dynamics: dynamics)
         transport = DescriptorTransport(fd: deviceFD, owns: true, name: "emulated drive")
         self.impairment = impairment
         rng = SplitMix64(seed: seed)

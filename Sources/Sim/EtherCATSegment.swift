@@ -27,7 +27,7 @@ public final class EtherCATSegment: @unchecked Sendable {
         var memory = [UInt8](repeating: 0, count: 0x1200)
         var drive: CiA402.State = .notReadyToSwitchOn
         var previousControlword: UInt16 = 0
-        let axis: IdealDriveAxes
+        let axis: SimulatedDriveAxes
         var lastOutputs: Nanoseconds = 0
         var lastStep: Nanoseconds = 0
         var outputsWritten = false
@@ -35,8 +35,8 @@ public final class EtherCATSegment: @unchecked Sendable {
         /// The slave information interface (SII) EEPROM, as 16-bit words.
         let sii: [UInt16]
 
-        init(axis spec: AxisSpec, start: Double?, serial: UInt32) {
-            axis = IdealDriveAxes(axes: [spec], start: start.map { JointVector([$0]) })
+        init(axis spec: AxisSpec, start: Double?, serial: UInt32, dynamics: DriveDynamics) {
+            axis = SimulatedDriveAxes(axes: [spec], start: start.map { JointVector([$0]) }, dynamics: dynamics)
             sii = SII.image(serial: serial)
             memory[0] = 0x11  // ESC type: an emulated ESC
             setAL(.initial, error: false, code: 0)
@@ -137,6 +137,8 @@ public final class EtherCATSegment: @unchecked Sendable {
                 axis.targetVelocity[0] = Int32(bitPattern: UInt32(memory[out + 7]) | UInt32(memory[out + 8]) << 8 | UInt32(memory[out + 9]) << 16 | UInt32(memory[out + 10]) << 24)
                 let m: JointCommand.Mode = mode == CiA402.Mode.cyclicSynchronousVelocity.rawValue ? .velocity : .position
                 axis.step(mode: m, enabled: drive == .operationEnabled, dt: dt)
+                // A drive fault (overcurrent, its own watchdog) is a CiA 402 fault.
+                if axis.faulted(0) { drive = .fault }
             } else if drive == .notReadyToSwitchOn {
                 drive = .switchOnDisabled
             }
@@ -161,8 +163,13 @@ public final class EtherCATSegment: @unchecked Sendable {
     public private(set) var framesMalformed = 0
 
     /// One slave per axis, in line order.
-    public init(axes: [AxisSpec], start: JointVector? = nil) {
-        slaves = axes.indices.map { i in Slave(axis: axes[i], start: start.map { $0[i] }, serial: UInt32(i + 1)) }
+    public init(axes: [AxisSpec], start: JointVector? = nil, dynamics: DriveDynamics = .ideal) {
+        slaves = axes.indices.map { i in
+            // Each slave drives one axis: it takes that axis's model.
+            var own = dynamics
+            if case .emulated(let models?) = dynamics { own = .emulated([models[min(i, models.count - 1)]]) }
+            return Slave(axis: axes[i], start: start.map { $0[i] }, serial: UInt32(i + 1), dynamics: own)
+        }
     }
 
     public var slaveCount: Int { slaves.count }

@@ -13,7 +13,7 @@ public struct KinematicRobot: ~Copyable, RobotHardware {
     public let jointCount: Int
 
     /// The drives' side, in counts.
-    private let drives: IdealDriveAxes
+    private let drives: SimulatedDriveAxes
     private let currentMilliamp: UnsafeMutablePointer<Int16>
     private let statusBits: UnsafeMutablePointer<UInt16>
 
@@ -28,9 +28,10 @@ public struct KinematicRobot: ~Copyable, RobotHardware {
     /// Commands the drives refused to decode.
     public private(set) var rejectedCommands = 0
 
-    /// A robot with `axes`, starting at `start` (joint units; clamped into the limits).
-    public init(axes: [AxisSpec], start: JointVector? = nil) {
-        drives = IdealDriveAxes(axes: axes, start: start)
+    /// A robot with `axes`, starting at `start` (joint units; clamped into the limits), whose
+    /// drives move ideally or as emulated drives.
+    public init(axes: [AxisSpec], start: JointVector? = nil, dynamics: DriveDynamics = .ideal) {
+        drives = SimulatedDriveAxes(axes: axes, start: start, dynamics: dynamics)
         let n = axes.count
         jointCount = n
         currentMilliamp = .allocate(capacity: n)
@@ -51,7 +52,16 @@ public struct KinematicRobot: ~Copyable, RobotHardware {
     }
 
     public mutating func configure() throws(HardwareError) {}
-    public mutating func activate() throws(HardwareError) { activated = true }
+    public mutating func activate() throws(HardwareError) {
+        activated = true
+        drives.resetFaults()
+    }
+
+    /// Injects (or clears, with []) faults on axis `i` (emulated dynamics only).
+    public func inject(_ faults: DriveFaultInjection, axis i: Int) { drives.inject(faults, axis: i) }
+
+    /// Axis `i`'s emulated drive (nil for ideal dynamics), for tests and reports.
+    public func emulatedAxis(_ i: Int) -> EmulatedDriveAxis? { drives.emulatedAxis(i) }
     public mutating func deactivate() { activated = false; enabled = false }
     public mutating func shutdown() { activated = false; enabled = false }
 
@@ -65,8 +75,13 @@ public struct KinematicRobot: ~Copyable, RobotHardware {
     @_noAllocation @_noLocks
     public mutating func read(into state: inout JointState, now: Nanoseconds) -> HardwareFault? {
         let n = jointCount
+        var anyFault = false
         for i in 0..<n {
             var s: UInt16 = enabled ? DriveStatus.enabled.rawValue : 0
+            if drives.faulted(i) {
+                s = DriveStatus.fault.rawValue
+                anyFault = true
+            }
             if drives.atLimit(i) { s |= DriveStatus.atLimit.rawValue }
             statusBits[i] = s
         }
@@ -75,7 +90,7 @@ public struct KinematicRobot: ~Copyable, RobotHardware {
         if case .some = CyclicImage.decodeState(UnsafeRawBufferPointer(stateImage), countsPerUnit: drives.countsPerUnit, into: &state) {
             return .corruptFrame
         }
-        return nil
+        return anyFault ? .driveFault : nil
     }
 
     /// - Important: runs in the control cycle; must not allocate, lock or log.

@@ -18,7 +18,7 @@ struct Demo: ParsableCommand {
     @Option(help: "Circle radius of the scripted path (mm).") var radius = 8.0
     @Option(help: "Where the drives are: sim (in-process), serial (simulated drives speaking DriveLink over a pty), serial:/dev/ttyUSB0@1000000 (real DriveLink drives), ethercat-udp (simulated CiA 402 slaves behind EtherCAT over UDP) or ethercat-udp:HOST:PORT.")
     var link = "sim"
-    @Option(help: "With --link sim: ideal drives, or emulated ones (motor, gearbox with backlash, encoder, the drives' own loops).")
+    @Option(help: "Simulated drives: ideal, or emulated (motor, gearbox with backlash, encoder, the drives' own loops), on any simulated link.")
     var drives = "ideal"
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
     @OptionGroup var realtime: RealtimeFlags
@@ -69,6 +69,7 @@ struct Demo: ParsableCommand {
         let period = Nanoseconds.perSecond / Nanoseconds(rate)
         let path = TipPath(radius: radius)
         let description = try DemoRigFiles.loadRobot(robot)
+        let dynamics: DriveDynamics = drives == "emulated" ? .emulated(nil) : .ideal
         let start = DemoRig<KinematicRobot, MonotonicCycleClock>.startPosture(CatheterModel(description))
         let address: LinkAddress
         do {
@@ -81,23 +82,19 @@ struct Demo: ParsableCommand {
             throw ValidationError(error.description)
         }
         switch address {
-        case .sim where drives == "emulated":
-            let rig = DemoRig(description: description, hardware: EmulatedDriveRobot(axes: description.axes, start: start),
-                              period: period, clock: MonotonicCycleClock(), path: path)
-            try execute(rig, path: path, linkName: "sim, emulated drives") { _ in nil }
         case .sim:
-            let rig = DemoRig(description: description, hardware: KinematicRobot(axes: description.axes, start: start),
+            let rig = DemoRig(description: description, hardware: KinematicRobot(axes: description.axes, start: start, dynamics: dynamics),
                               period: period, clock: MonotonicCycleClock(), path: path)
-            try execute(rig, path: path, linkName: "sim") { _ in nil }
+            try execute(rig, path: path, linkName: "sim, \(drives) drives") { _ in nil }
         case .serial(let device, let baud) where device.isEmpty:
             // Simulated drives on the far end of a pty, speaking DriveLink through the C reference.
             let pty = try PseudoTerminal.openPair()
-            let drives = DriveLinkDriveEmulator(axes: description.axes, start: start, deviceFD: pty.deviceFD)
-            drives.start()
-            defer { drives.stop() }
+            let emulator = DriveLinkDriveEmulator(axes: description.axes, start: start, deviceFD: pty.deviceFD, dynamics: dynamics)
+            emulator.start()
+            defer { emulator.stop() }
             let host = DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path), cyclePeriod: period)
             let rig = DemoRig(description: description, hardware: host, period: period, clock: MonotonicCycleClock(), path: path)
-            try execute(rig, path: path, linkName: "serial (simulated drives on \(pty.path), baud not applicable)") { runner in
+            try execute(rig, path: path, linkName: "serial (simulated \(drives) drives on \(pty.path), baud not applicable)") { runner in
                 runner.withHardware { Self.linkStats($0.stats) }
             }
         case .serial(let device, let baud):
@@ -114,7 +111,7 @@ struct Demo: ParsableCommand {
             var target = (host, port)
             if host.isEmpty {
                 // Simulated CiA 402 slaves behind an EtherCAT segment on a loopback UDP port.
-                let s = try EtherCATUDPServer(segment: EtherCATSegment(axes: description.axes, start: start))
+                let s = try EtherCATUDPServer(segment: EtherCATSegment(axes: description.axes, start: start, dynamics: dynamics))
                 s.start()
                 server = s
                 target = ("127.0.0.1", s.port)
@@ -124,7 +121,7 @@ struct Demo: ParsableCommand {
             do { transport = try EtherCATMaster.udpTransport(host: target.0, port: target.1) } catch { throw CommandFailure(error.description) }
             let robotHW = EtherCATRobot(axes: description.axes, master: EtherCATMaster(transport: transport))
             let rig = DemoRig(description: description, hardware: robotHW, period: period, clock: MonotonicCycleClock(), path: path)
-            let name = server == nil ? "ethercat-udp:\(target.0):\(target.1)" : "ethercat-udp (simulated CiA 402 slaves on 127.0.0.1:\(target.1))"
+            let name = server == nil ? "ethercat-udp:\(target.0):\(target.1)" : "ethercat-udp (simulated CiA 402 slaves, \(drives) drives, on 127.0.0.1:\(target.1))"
             try execute(rig, path: path, linkName: name) { runner in runner.withHardware { Self.linkStats($0.stats) } }
         case .ethercat(let interface):
             let master: EtherCATMaster

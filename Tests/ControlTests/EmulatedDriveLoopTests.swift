@@ -1,19 +1,21 @@
 import CAllocCount
 import Core
+import Drivers
+import Foundation
 import Sim
 import Testing
 @testable import Control
 
 /// The cycle on drives with dynamics (motor, gearbox, backlash, the drives' own loops).
 @Suite struct EmulatedDriveLoopTests {
-    typealias Cycle = CycleRunner<EmulatedDriveRobot, TipServo, ManualCycleClock>
+    typealias Cycle = CycleRunner<KinematicRobot, TipServo, ManualCycleClock>
 
     func makeCycle(log: TipLog) throws -> Cycle {
         let description = try loadRobot("lumen-2s.yaml")
         let model = CatheterModel(description)
         var start = JointVector(count: model.jointCount)
         start[0] = 100
-        return Cycle(hardware: EmulatedDriveRobot(axes: description.axes, start: start),
+        return Cycle(hardware: KinematicRobot(axes: description.axes, start: start, dynamics: .emulated(nil)),
                      controller: TipServo(model: model, path: TipPath(), log: log.writer), clock: ManualCycleClock(), period: 1_000_000)
     }
 
@@ -40,11 +42,53 @@ import Testing
         try runner.configure()
         try runner.activate()
         try runner.run(cycles: 500)
-        runner.withHardwareMutating { $0.inject([.overcurrent], axis: 2) }
+        runner.withHardware { $0.inject([.overcurrent], axis: 2) }
         try runner.run(cycles: 30)
         #expect(runner.lifecycle == .inactive)
         #expect(runner.report().counters.lastFault == .driveFault)
-        #expect(runner.withHardware { $0.axis(2).fault } == .overcurrent)
-        #expect(!runner.withHardware { $0.axis(0).enabled })
+        #expect(runner.withHardware { $0.emulatedAxis(2)?.fault } == .overcurrent)
+        #expect(runner.withHardware { $0.emulatedAxis(0)?.enabled } == false)
+    }
+}
+
+/// The same emulated drives behind both wire protocols.
+@Suite(.serialized) struct EmulatedDrivesOverLinksTests {
+    @Test func theServoRunsOnEmulatedDrivesOverDriveLinkAndEtherCAT() throws {
+        let description = try loadRobot("lumen-2s.yaml")
+        let model = CatheterModel(description)
+        var start = JointVector(count: model.jointCount)
+        start[0] = 100
+
+        let pty = try PseudoTerminal.openPair()
+        let emulator = DriveLinkDriveEmulator(axes: description.axes, start: start, deviceFD: pty.deviceFD, dynamics: .emulated(nil))
+        emulator.start()
+        defer { emulator.stop() }
+        let serialLog = TipLog(capacity: 5000, decimation: 10)
+        let serial = CycleRunner(hardware: DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path)),
+                                 controller: TipServo(model: model, path: TipPath(), log: serialLog.writer), period: 1_000_000,
+                                 faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 200))
+        try serial.configure()
+        try serial.activate()
+        try serial.run(cycles: 3000)
+
+        let segment = EtherCATSegment(axes: description.axes, start: start, dynamics: .emulated(nil))
+        let server = try EtherCATUDPServer(segment: segment)
+        server.start()
+        defer { server.stop() }
+        let ecatLog = TipLog(capacity: 5000, decimation: 10)
+        let ecat = CycleRunner(hardware: EtherCATRobot(axes: description.axes, master: EtherCATMaster(transport: try EtherCATMaster.udpTransport(host: "127.0.0.1", port: server.port))),
+                               controller: TipServo(model: model, path: TipPath(), log: ecatLog.writer), period: 1_000_000,
+                               faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 200))
+        try ecat.configure()
+        try ecat.activate()
+        try ecat.run(cycles: 3000)
+
+        for (name, log, runner) in [("DriveLink", serialLog, serial.report()), ("EtherCAT", ecatLog, ecat.report())] {
+            let errors = log.all.filter { $0.time > 2 }.map(\.error).sorted()
+            #expect(!errors.isEmpty)
+            #expect(errors[errors.count / 2] < 0.3, "\(name): median \(errors[errors.count / 2]) mm")
+            #expect(errors.last! < 3, "\(name): max \(errors.last!) mm")
+            #expect(runner.counters.faultStops == 0)
+        }
     }
 }

@@ -16,9 +16,14 @@ public struct TrackingStats: Sendable, Equatable {
     }
 }
 
-/// Servoes the catheter tip along a `TipPath`: every cycle, forward kinematics of the measured
-/// joints, the error to the path's target, and one damped-least-squares step bounded by the
-/// joints' speed limits and kept inside their travel limits. The command is a position target with the step's velocity as
+/// Servoes the catheter tip along a `TipPath`: every cycle one damped-least-squares step from
+/// the joint reference toward the path's next target, bounded by the joints' speed limits and
+/// kept inside their travel limits, sent as position targets with velocity feed-forward.
+///
+/// The step starts from the reference it commanded last, not from the measured joints: the
+/// drives close their own position loops (CSP), and feeding measurements that are a cycle or
+/// two old (a link's round trip) plus the drives' lag back into a full step per cycle turns the
+/// loop into an oscillator. The measured tip is what the figures and the log report. The command is a position target with the step's velocity as
 /// feed-forward.
 public struct TipServo: CycleController {
     public let model: CatheterModel
@@ -32,6 +37,8 @@ public struct TipServo: CycleController {
     /// Time the path started (ns), at the first cycle after `reset`.
     public private(set) var startTime: Nanoseconds = 0
     public private(set) var stats = TrackingStats()
+    /// (nJoints) the joint reference commanded last.
+    public private(set) var reference = JointVector(count: 0)
     @usableFromInline var needsStart = true
 
     public init(model: CatheterModel, path: TipPath, dls: DLSOptions = DLSOptions(), log: TipLogWriter) {
@@ -60,6 +67,7 @@ public struct TipServo: CycleController {
             needsStart = false
             start = tip
             startTime = tick.wake
+            reference = q
         }
         let t = Double(tick.wake - startTime) * 1e-9
         // Aim at where the path will be at the end of this cycle, not where it was at its start.
@@ -75,13 +83,15 @@ public struct TipServo: CycleController {
         var options = dls
         options.maxStep = model.maxVelocity
         for i in 0..<q.count { options.maxStep[i] *= dt }
-        var next = model.dlsStep(q, target: target, options: options)
+        let base = reference
+        var next = model.dlsStep(base, target: target, options: options)
         for i in 0..<q.count {
-            let step = min(max(next[i] - q[i], -options.maxStep[i]), options.maxStep[i])
-            next[i] = q[i] + step
+            let step = min(max(next[i] - base[i], -options.maxStep[i]), options.maxStep[i])
+            next[i] = base[i] + step
             command.velocity[i] = dt > 0 ? step / dt : 0
         }
-        command.position = model.clampToLimits(next)
+        reference = model.clampToLimits(next)
+        command.position = reference
         command.mode = .position
         command.enable = true
     }

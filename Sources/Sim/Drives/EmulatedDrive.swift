@@ -47,13 +47,14 @@ public struct DriveAxisModel: Sendable, Equatable, Codable {
 /// Faults that can be injected into an emulated axis.
 public struct DriveFaultInjection: OptionSet, Sendable {
     public let rawValue: UInt8
+    @_noAllocation @_noLocks
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     /// The encoder stops updating: the drive (and the host) see a stale position.
-    public static let encoderFreeze = DriveFaultInjection(rawValue: 1 << 0)
+    @inlinable public static var encoderFreeze: DriveFaultInjection { @_noAllocation @_noLocks get { DriveFaultInjection(rawValue: 1 << 0) } }
     /// The current command saturates positive whatever the loop asks: the axis runs away.
-    public static let runaway = DriveFaultInjection(rawValue: 1 << 1)
+    @inlinable public static var runaway: DriveFaultInjection { @_noAllocation @_noLocks get { DriveFaultInjection(rawValue: 1 << 1) } }
     /// The current measurement jumps past the trip level.
-    public static let overcurrent = DriveFaultInjection(rawValue: 1 << 2)
+    @inlinable public static var overcurrent: DriveFaultInjection { @_noAllocation @_noLocks get { DriveFaultInjection(rawValue: 1 << 2) } }
 }
 
 /// Why an emulated drive disabled itself.
@@ -94,28 +95,35 @@ public struct EmulatedDriveAxis: Sendable {
         encoder = (motorAngle / Self.countAngle(model)).rounded() * Self.countAngle(model)
     }
 
+    @_noAllocation @_noLocks
     static func countAngle(_ m: DriveAxisModel) -> Double { 2 * .pi / m.encoderCountsPerRev }
 
+    /// True while a fault is latched.
+    public var faulted: Bool { @_noAllocation @_noLocks get { fault.rawValue != 0 } }
+
     /// The measured joint position (from the quantised motor encoder), joint units.
-    public var measuredPosition: Double { encoder / model.motorRadPerUnit }
+    public var measuredPosition: Double { @_noAllocation @_noLocks get { encoder / model.motorRadPerUnit } }
     /// The measured joint speed, joint units/s.
-    public var measuredVelocity: Double { motorSpeed / model.motorRadPerUnit }
+    public var measuredVelocity: Double { @_noAllocation @_noLocks get { motorSpeed / model.motorRadPerUnit } }
 
     /// The enable input: true asks for power; every call refreshes the watchdog.
+    @_noAllocation @_noLocks
     public mutating func setEnable(_ on: Bool) {
         enableRequested = on
         sinceRefresh = 0
         if !on { enabled = false }
-        if on, fault == .none { enabled = true }
+        if on, fault.rawValue == 0 { enabled = true }
     }
 
     /// Clears a latched fault (the enable must be asked for again).
+    @_noAllocation @_noLocks
     public mutating func resetFault() {
-        fault = .none
+        fault = DriveFault(rawValue: 0)!
         overcurrentTime = 0
     }
 
     /// Advances `dt` seconds following `target` (joint units) with `velocityFeedForward`.
+    @_noAllocation @_noLocks
     public mutating func step(target: Double, velocityFeedForward: Double = 0, dt: Double) {
         let h = 1e-4
         var remaining = dt
@@ -126,6 +134,7 @@ public struct EmulatedDriveAxis: Sendable {
         }
     }
 
+    @_noAllocation @_noLocks
     mutating func substep(target: Double, feedForward: Double, h: Double) {
         let m = model
         sinceRefresh += h
@@ -139,7 +148,7 @@ public struct EmulatedDriveAxis: Sendable {
             let error = target - measuredPosition
             // Proportional, but never faster than the speed from which the axis can still brake
             // to the target at its acceleration limit: no overshoot on a step.
-            let brake = (2 * m.maxAcceleration * abs(error)).squareRoot()
+            let brake = squareRootOf(2 * m.maxAcceleration * abs(error))
             var v = (error >= 0 ? 1 : -1) * min(m.positionGain * abs(error), brake) + feedForward
             v = min(max(v, -m.maxVelocity), m.maxVelocity)
             // Acceleration limit on the profile speed.
@@ -188,7 +197,8 @@ public struct EmulatedDriveAxis: Sendable {
         if drive - load > half { load = drive - half } else if load - drive > half { load = drive + half }
         if !injected.contains(.encoderFreeze) {
             let q = Self.countAngle(m)
-            encoder = (motorAngle / q).rounded() * q
+            let c = motorAngle / q
+            encoder = Double(Int64(c >= 0 ? c + 0.5 : c - 0.5)) * q  // nearest count
         }
     }
 }

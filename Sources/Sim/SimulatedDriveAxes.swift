@@ -1,12 +1,21 @@
 import Core
 
-/// The drives' side of an ideal robot, in encoder counts: each enabled axis reaches its target
-/// within the step, bounded only by its travel limits and its maximum speed; a disabled axis
-/// stands still. Noncopyable: it owns its buffers.
+/// How simulated drives move.
+public enum DriveDynamics: Sendable {
+    /// Each enabled axis reaches its target within the step, bounded only by its travel limits
+    /// and maximum speed.
+    case ideal
+    /// `EmulatedDriveAxis` per axis: motor, gearbox with backlash, encoder, the drive's own loop,
+    /// enable watchdog, fault injection. nil models: `DriveAxisModel.catheterAxis` for each.
+    case emulated([DriveAxisModel]?)
+}
+
+/// The drives' side of a simulated robot, in encoder counts. Noncopyable: it owns its buffers.
 ///
 /// Buffers are (nAxes) each; targets are written by whoever decodes the host's command (the
-/// in-process image, or a DriveLink device), feedback is read by whoever encodes the state.
-public struct IdealDriveAxes: ~Copyable {
+/// in-process image, a DriveLink device, an EtherCAT slave), feedback is read by whoever encodes
+/// the state. The same axes serve every simulated robot, so all of them can run either dynamics.
+public struct SimulatedDriveAxes: ~Copyable {
     public let count: Int
     /// (nAxes) counts per mm or rad.
     public let countsPerUnit: JointVector
@@ -25,9 +34,11 @@ public struct IdealDriveAxes: ~Copyable {
     public let targetVelocity: UnsafeMutablePointer<Int32>
     /// (nAxes) sub-count remainder of each axis's motion, so slow motion is not lost to rounding.
     let residual: UnsafeMutablePointer<Double>
+    /// (nAxes) the emulated drives, when the dynamics are emulated.
+    let emulated: UnsafeMutablePointer<EmulatedDriveAxis>?
 
     /// Axes at `start` (joint units; clamped into the limits; nil starts at 0 or the nearest limit).
-    public init(axes: [AxisSpec], start: JointVector?) {
+    public init(axes: [AxisSpec], start: JointVector?, dynamics: DriveDynamics = .ideal) {
         precondition(!axes.isEmpty && axes.count <= JointVector.capacity, "1…\(JointVector.capacity) axes")
         let n = axes.count
         count = n
@@ -47,12 +58,45 @@ public struct IdealDriveAxes: ~Copyable {
             position[i] = min(max(Int32((q * a.countsPerUnit).rounded()), lowerCounts[i]), upperCounts[i])
             targetPosition[i] = position[i]
         }
+        if case .emulated(let models) = dynamics {
+            let e = UnsafeMutablePointer<EmulatedDriveAxis>.allocate(capacity: n)
+            for (i, a) in axes.enumerated() {
+                let m = models.map { $0[min(i, $0.count - 1)] } ?? .catheterAxis(unit: a.unit, maxVelocity: a.maxVelocity)
+                (e + i).initialize(to: EmulatedDriveAxis(model: m, position: Double(position[i]) / a.countsPerUnit))
+            }
+            emulated = e
+        } else {
+            emulated = nil
+        }
     }
 
     deinit {
         for p in [lowerCounts, upperCounts, position, velocity, targetPosition, targetVelocity] { p.deallocate() }
         maxSpeedCounts.deallocate()
         residual.deallocate()
+        if let emulated {
+            emulated.deinitialize(count: count)
+            emulated.deallocate()
+        }
+    }
+
+    /// Axis `i`'s emulated drive (nil for ideal dynamics), for tests and reports.
+    public func emulatedAxis(_ i: Int) -> EmulatedDriveAxis? { emulated.map { $0[i] } }
+
+    /// Injects (or clears, with []) faults on axis `i`'s emulated drive.
+    public func inject(_ faults: DriveFaultInjection, axis i: Int) { emulated?[i].injected = faults }
+
+    /// Clears latched drive faults (on activation).
+    public func resetFaults() {
+        guard let emulated else { return }
+        for i in 0..<count { emulated[i].resetFault() }
+    }
+
+    /// True when axis `i`'s drive has latched a fault.
+    @_noAllocation @_noLocks
+    public func faulted(_ i: Int) -> Bool {
+        guard let emulated else { return false }
+        return emulated[i].faulted
     }
 
     /// True when axis `i` sits at a travel limit.
@@ -74,6 +118,10 @@ public struct IdealDriveAxes: ~Copyable {
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
     public func step(mode: JointCommand.Mode, enabled: Bool, dt: Double) {
+        if let emulated {
+            stepEmulated(emulated, mode: mode, enabled: enabled, dt: dt)
+            return
+        }
         for i in 0..<count {
             var moved = 0.0
             if enabled, dt > 0 {
@@ -92,6 +140,33 @@ public struct IdealDriveAxes: ~Copyable {
             let after = min(max(Int64(before) + Int64(whole), Int64(lowerCounts[i])), Int64(upperCounts[i]))
             position[i] = Int32(after)
             velocity[i] = dt > 0 ? Int32(saturating: Double(after - Int64(before)) / dt) : 0
+        }
+    }
+}
+
+extension SimulatedDriveAxes {
+    /// The emulated drives follow the decoded targets with their own loops.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    func stepEmulated(_ axes: UnsafeMutablePointer<EmulatedDriveAxis>, mode: JointCommand.Mode, enabled: Bool, dt: Double) {
+        for i in 0..<count {
+            axes[i].setEnable(enabled)
+            let scale = countsPerUnit[i]
+            let measured = axes[i].measuredPosition
+            var target = measured
+            var feedForward = 0.0
+            switch mode {
+            case .hold: break
+            case .position:
+                target = Double(targetPosition[i]) / scale
+                feedForward = Double(targetVelocity[i]) / scale
+            case .velocity:
+                feedForward = Double(targetVelocity[i]) / scale
+                target = measured + feedForward * dt
+            }
+            if dt > 0 { axes[i].step(target: target, velocityFeedForward: feedForward, dt: dt) }
+            position[i] = Int32(roundingSaturating: axes[i].measuredPosition * scale)
+            velocity[i] = Int32(roundingSaturating: axes[i].measuredVelocity * scale)
         }
     }
 }
