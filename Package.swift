@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "Drivers", dependencies: ["Core", "CLibSerialPort", "CRealtime"]),
         .target(name: "Imaging", dependencies: ["Core", "COpenCV"]),
         .target(name: "Safety", dependencies: ["Core", "Drivers"]),
-        .target(name: "Sim", dependencies: ["Core", "Drivers", "CDriveLinkReference", "CRealtime"]),
+        .target(name: "Sim", dependencies: ["Core", "Drivers", "Imaging", "CDriveLinkReference", "CRealtime", "COpenCV"]),
         .target(name: "Console", dependencies: ["Core"]),
         .target(name: "Recording", dependencies: ["Core"]),
         .executableTarget(
@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "ControlTests", dependencies: ["Control", "Core", "Sim", "Drivers", "CAllocCount", "CEigen"]),
         .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core", "CDriveLinkReference"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Core"]),
-        .testTarget(name: "SimTests", dependencies: ["Sim", "Core", "Drivers"]),
+        .testTarget(name: "SimTests", dependencies: ["Sim", "Core", "Drivers", "Imaging"]),
         // Runs the built `lumen` tool as a user would; depends on it so it is built first.
         .testTarget(name: "LumenCLITests", dependencies: ["lumen"]),
     ],

@@ -3,13 +3,15 @@ import Control
 import Core
 import Drivers
 import Foundation
+import COpenCV
+import Imaging
 import Sim
 
 struct SimCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sim",
         abstract: "Simulated devices for other programs to talk to.",
-        subcommands: [SimEtherCATSlaves.self, SimPhantom.self]
+        subcommands: [SimEtherCATSlaves.self, SimPhantom.self, SimRender.self]
     )
 }
 
@@ -111,4 +113,120 @@ struct AnyEncodable: Encodable {
     let encodeValue: (Encoder) throws -> Void
     init(_ value: some Encodable) { encodeValue = value.encode }
     func encode(to encoder: Encoder) throws { try encodeValue(encoder) }
+}
+
+/// `lumen sim render`: synthetic fluoroscopy of a phantom with a catheter advancing along the
+/// aorta from below, as 16-bit PNG frames and a ground-truth JSON.
+struct SimRender: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "render",
+        abstract: "Render synthetic fluoroscopy frames of a phantom with a catheter, with per-frame ground truth."
+    )
+
+    @Option(help: "Phantom: straight, arch or coronary.") var phantom = "arch"
+    @Option(help: "Frames to render.") var frames = 10
+    @Option(help: "Noise seed.") var seed: UInt64 = 1
+    @Option(help: "Folder for the frames and truth.json.") var out = "out/render"
+    @Option(help: "LAO (+) / RAO (−) angle, degrees.") var primary = 0.0
+    @Option(help: "Cranial (+) / caudal (−) angle, degrees.") var secondary = 0.0
+    @Option(help: "Photons per pixel with nothing in the beam.") var photons = 5000.0
+    @Option(help: "Frame rate (fps): 7.5, 15 or 30.") var fps = 15.0
+    @Flag(help: "No contrast in the vessels.") var noContrast = false
+    @Flag(help: "Print the summary as JSON on stdout.") var json = false
+
+    func validate() throws {
+        guard Phantoms.names.contains(phantom) else { throw ValidationError("--phantom must be one of \(Phantoms.names.joined(separator: ", "))") }
+        guard (1...10_000).contains(frames) else { throw ValidationError("--frames must be 1…10000") }
+        guard photons >= 10, photons <= 1e7 else { throw ValidationError("--photons must be 10…1e7") }
+        guard [7.5, 15, 30].contains(fps) else { throw ValidationError("--fps must be 7.5, 15 or 30") }
+    }
+
+    struct Summary: Encodable {
+        var phantom: String
+        var frames: Int
+        var photons_per_pixel: Double
+        var render_ms_median: Double
+        var geometry: CArmGeometry
+        var truth: String
+    }
+
+    func run() throws {
+        let tree = Phantoms.named(phantom)!
+        // Centre the view on the phantom's middle.
+        let all = tree.vessels.flatMap { $0.points }
+        let mid = Vec3((all.map { $0[0] }.min()! + all.map { $0[0] }.max()!) / 2, (all.map { $0[1] }.min()! + all.map { $0[1] }.max()!) / 2,
+                       (all.map { $0[2] }.min()! + all.map { $0[2] }.max()!) / 2)
+        let geometry = CArmGeometry(sourceToDetector: 1020, sourceToIsocenter: 700, columns: 1024, rows: 1024, pixelSpacing: 0.3,
+                                    primaryAngle: primary * .pi / 180, secondaryAngle: secondary * .pi / 180, isocenter: mid)
+        var settings = FluoroSettings()
+        settings.photonsPerPixel = photons
+        if noContrast { settings.contrast = 0 }
+        let renderer = FluoroRenderer(geometry: geometry, settings: settings, seed: seed)
+        // The catheter follows the first vessel's centerline from its far end, 3 mm more per frame.
+        let route = tree.vessels[0].points.reversed().map { Vec3($0[0], $0[1], $0[2]) }
+        let routeLength = zip(route, route.dropFirst()).reduce(0) { $0 + ($1.1 - $1.0).length }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        var truths: [FluoroTruth] = []
+        var times: [Double] = []
+        for f in 0..<frames {
+            let inserted = min(routeLength, 0.4 * routeLength + 3 * Double(f))
+            let catheter = Self.resample(route, length: inserted, step: 1)
+            let t0 = Date()
+            let (frame, truth) = try renderer.render(tree: tree, catheter: catheter, frame: f, acquiredAt: Nanoseconds.fromSeconds(Double(f) / fps))
+            times.append(Date().timeIntervalSince(t0) * 1000)
+            do { try PNGFrameFile.write(frame, to: out + String(format: "/frame_%04d.png", f)) } catch { throw CommandFailure(error.description) }
+            truths.append(truth)
+            if f == 0 { try Self.writePreview(frame, truth: truth, to: out + "/preview_0000.png") }
+            if frames > 5 { Output.status("render: frame \(f + 1)/\(frames)") }
+        }
+        Output.endStatus()
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        try enc.encode(truths).write(to: URL(fileURLWithPath: out + "/truth.json"))
+        let summary = Summary(phantom: phantom, frames: frames, photons_per_pixel: photons, render_ms_median: round1(percentile(times, 50)),
+                              geometry: geometry, truth: out + "/truth.json")
+        if json {
+            try Output.json(summary)
+        } else {
+            print("rendered \(frames) frames of '\(phantom)' to \(out) (median \(summary.render_ms_median) ms a frame), truth in \(summary.truth)")
+        }
+    }
+
+    /// An 8-bit view of a 12-bit frame (full range stretched), with the true tip ringed, for eyes.
+    static func writePreview(_ frame: Frame, truth: FluoroTruth, to path: String) throws {
+        let lo = Double(frame.pixels.min() ?? 0), hi = Double(max(frame.pixels.max() ?? 1, UInt16(lo) + 1))
+        var rgb = [UInt8](repeating: 0, count: frame.width * frame.height * 3)
+        for (i, p) in frame.pixels.enumerated() {
+            let g = UInt8(min(255, max(0, (Double(p) - lo) / (hi - lo) * 255)))
+            rgb[3 * i] = g; rgb[3 * i + 1] = g; rgb[3 * i + 2] = g
+        }
+        _ = rgb.withUnsafeMutableBufferPointer {
+            lumen_cv_draw_circle($0.baseAddress, Int32(frame.width), Int32(frame.height), truth.tip2D[0], truth.tip2D[1], 12, 255, 60, 40, 2)
+        }
+        var err = [CChar](repeating: 0, count: 256)
+        if lumen_cv_write_png_rgb8(path, rgb, Int32(frame.width), Int32(frame.height), &err, Int32(err.count)) != 0 {
+            throw CommandFailure("cannot write \(path)")
+        }
+    }
+
+    /// The first `length` mm of a polyline, sampled every `step` mm (the end point exact).
+    static func resample(_ route: [Vec3], length: Double, step: Double) -> [Vec3] {
+        var out = [route[0]]
+        var travelled = 0.0, next = step
+        for k in 1..<route.count {
+            let a = route[k - 1], b = route[k]
+            let seg = (b - a).length
+            while next <= min(length, travelled + seg) {
+                out.append(a + (b - a) * ((next - travelled) / seg))
+                next += step
+            }
+            travelled += seg
+            if travelled >= length {
+                let end = a + (b - a) * ((length - (travelled - seg)) / seg)
+                if (end - out.last!).length > 1e-9 { out.append(end) }
+                break
+            }
+        }
+        return out
+    }
 }
