@@ -69,4 +69,21 @@ func runOneDemoCycle(_ runner: DemoCycle) {
         #expect(runner.withHardware { $0.measuredPositions } == before)
         #expect(!runner.withHardware { $0.isEnabled })
     }
+
+    @Test func aNaNMeasurementHoldsInsteadOfBecomingATarget() throws {
+        let description = try loadRobot("lumen-2s.yaml")
+        let model = CatheterModel(description)
+        let log = TipLog(capacity: 10, decimation: 1)
+        var servo = TipServo(model: model, path: TipPath(), log: log.writer)
+        var state = JointState(jointCount: model.jointCount)
+        state.position[0] = 100
+        var command = JointCommand(jointCount: model.jointCount)
+        let tick = CycleTick(index: 0, deadline: 1_000_000, wake: 1_000_000, period: 1_000_000, readFault: nil)
+        servo.update(state: state, tick: tick, command: &command)
+        #expect(command.mode == .position)
+        state.position[1] = .nan
+        servo.update(state: state, tick: tick, command: &command)
+        #expect(command.mode == .hold)
+        #expect(command.velocity.array.allSatisfy { $0 == 0 })
+    }
 }

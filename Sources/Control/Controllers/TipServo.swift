@@ -57,6 +57,13 @@ public struct TipServo: CycleController {
     @_noAllocation @_noLocks
     public mutating func update(state: JointState, tick: CycleTick, command: inout JointCommand) {
         let q = state.position
+        if !q.isFinite {
+            // A NaN measurement must never become a target (the limit clamp would turn it into
+            // a joint limit): hold where the drives are, and start afresh once it is finite.
+            command.setHold(enable: true)
+            needsStart = true
+            return
+        }
         if needsStart, tick.readFault != nil {
             // No measured state yet (a link's first cycle): hold until there is one to start from.
             command.setHold(enable: true)
