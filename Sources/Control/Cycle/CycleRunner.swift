@@ -63,11 +63,6 @@ public final class CycleRunner<Hardware: RobotHardware & ~Copyable, Controller: 
         _timing = CycleTiming(period: period)
     }
 
-    /// Lets `body` change the hardware (fault injection in tests). Not while the loop runs.
-    public func withHardwareMutating<R>(_ body: (inout Hardware) throws -> R) rethrows -> R {
-        try body(&_hardware)
-    }
-
     /// Lets `body` look at the hardware (for reports and tests). Not while the loop runs.
     public func withHardware<R>(_ body: (borrowing Hardware) throws -> R) rethrows -> R {
         try body(_hardware)
