@@ -1,0 +1,423 @@
+import Core
+
+/// What drives the rod in one step.
+public struct RodInput: Sendable, Equatable {
+    /// Length of catheter out of the sheath (m) at the end of the step.
+    public var insertion: Double
+    /// Roll of the proximal end about the sheath axis (rad) at the end of the step.
+    public var roll: Double
+    /// Tendon-commanded curvature of the bendable section (1/m), towards the material
+    /// directors d1 and d2.
+    public var curvature: SIMD2<Double> = .zero
+    /// External force on the distal node (N) and torque about the distal tangent (N·m): for
+    /// validation against closed forms.
+    public var tipForce: Vec3 = .zero
+    public var tipTorque: Double = 0
+
+    public init(insertion: Double, roll: Double = 0, curvature: SIMD2<Double> = .zero) {
+        self.insertion = insertion; self.roll = roll; self.curvature = curvature
+    }
+}
+
+/// The mutable part of the rod, sized once from its model: positions, velocities, twist and
+/// the solver's scratch. `ElasticRod.step` updates it without allocating.
+///
+/// The model is a discrete elastic rod: nodes carry positions, edges carry a twist angle of
+/// their material frame relative to a reference frame that is parallel-transported in time.
+/// Stretch is a non-linear spring per edge; bending is the quadratic energy of the discrete
+/// second difference (exact for an inextensible rod up to O(θ²) per element, with a constant
+/// Hessian), with the tendon curvature as a rest shape expressed in the material frame;
+/// twist is the discrete twist with its reference twist. Each step is backward Euler,
+/// linearised once (one Newton step) and solved as a banded system for the nodes and a
+/// tridiagonal one for the twist, so a 1 ms step is stable however stiff the shaft is.
+/// Contact with the lumen is a stiff implicit penalty along the wall normal with
+/// regularised Coulomb friction, followed by a projection that keeps every node's surface
+/// inside the lumen.
+public struct RodState: ~Copyable {
+    public let nodes: Int
+    public let edges: Int
+    public internal(set) var time: Double = 0
+    public internal(set) var insertion: Double
+    public internal(set) var roll: Double
+    /// Number of proximal nodes held by the sheath this step.
+    public internal(set) var heldNodes: Int = 2
+    public internal(set) var diverged = false
+
+    let x: UnsafeMutablePointer<Vec3>
+    let v: UnsafeMutablePointer<Vec3>
+    let force: UnsafeMutablePointer<Vec3>
+    let contact: UnsafeMutablePointer<Vec3>      // nodes: contact force on the catheter (N)
+    let gap: UnsafeMutablePointer<Double>        // nodes: penetration of the catheter surface (m), > 0 in contact
+    let normal: UnsafeMutablePointer<Vec3>       // nodes: outward wall normal
+    let segment: UnsafeMutablePointer<Int>       // nodes: nearest lumen segment (search hint)
+    let tangent: UnsafeMutablePointer<Vec3>      // edges
+    let refFrame: UnsafeMutablePointer<Vec3>     // edges: reference director a1
+    let phi: UnsafeMutablePointer<Double>        // edges: material angle from a1
+    let omega: UnsafeMutablePointer<Double>      // edges: twist rate
+    let refTwist: UnsafeMutablePointer<Double>   // nodes: reference twist
+    let rhs: UnsafeMutablePointer<Double>
+    let tri: UnsafeMutablePointer<Double>        // 4 × edges: lower, diagonal, upper, rhs
+    let matrix: BandedMatrix
+
+    public init(model: RodModel, insertion: Double, roll: Double = 0) {
+        nodes = model.nodes
+        edges = model.edges
+        self.insertion = insertion
+        self.roll = roll
+        x = .allocate(capacity: nodes); v = .allocate(capacity: nodes); force = .allocate(capacity: nodes)
+        contact = .allocate(capacity: nodes); gap = .allocate(capacity: nodes); normal = .allocate(capacity: nodes)
+        segment = .allocate(capacity: nodes); refTwist = .allocate(capacity: nodes)
+        tangent = .allocate(capacity: edges); refFrame = .allocate(capacity: edges)
+        phi = .allocate(capacity: edges); omega = .allocate(capacity: edges)
+        rhs = .allocate(capacity: 3 * nodes); tri = .allocate(capacity: 4 * edges)
+        matrix = BandedMatrix(size: 3 * nodes, bandwidth: 8)
+        // Straight along the sheath axis, the tip `insertion` beyond the exit.
+        let a1 = perpendicular(model.sheathAxis)
+        for i in 0..<nodes {
+            let s = insertion - model.totalLength + Double(i) * model.restLength
+            x[i] = model.sheathExit + model.sheathAxis * s
+            v[i] = .zero; force[i] = .zero; contact[i] = .zero; gap[i] = -1; normal[i] = a1; refTwist[i] = 0
+            segment[i] = model.lumen.map { $0.nearestSegment(x[i]) } ?? 0
+        }
+        for e in 0..<edges {
+            tangent[e] = model.sheathAxis; refFrame[e] = a1; phi[e] = roll; omega[e] = 0
+        }
+        rhs.initialize(repeating: 0, count: 3 * nodes)
+        tri.initialize(repeating: 0, count: 4 * edges)
+        heldNodes = ElasticRod.heldNodes(model, insertion)
+    }
+
+    deinit {
+        x.deallocate(); v.deallocate(); force.deallocate(); contact.deallocate(); gap.deallocate(); normal.deallocate()
+        segment.deallocate(); refTwist.deallocate(); tangent.deallocate(); refFrame.deallocate()
+        phi.deallocate(); omega.deallocate(); rhs.deallocate(); tri.deallocate(); matrix.deallocate()
+    }
+
+    public func position(_ i: Int) -> Vec3 { x[i] }
+    public func velocity(_ i: Int) -> Vec3 { v[i] }
+    /// Contact force of the wall on node `i` (N): normal reaction plus friction.
+    public func contactForce(_ i: Int) -> Vec3 { contact[i] }
+    public func twist(_ e: Int) -> Double { phi[e] }
+    /// The distal end point of the centerline (m).
+    public var tip: Vec3 { x[nodes - 1] }
+    /// The material director d1 of edge `e`.
+    public func director(_ e: Int) -> Vec3 {
+        let t = tangent[e], a1 = refFrame[e]
+        return a1 * cosine(phi[e]) + t.cross(a1) * sine(phi[e])
+    }
+    /// The centerline in millimetres (set-up / rendering; allocates).
+    public func centerlineMillimetres() -> [Vec3] { (0..<nodes).map { x[$0] * 1e3 } }
+    public var peakContactForce: Double { (0..<nodes).reduce(0) { max($0, contact[$1].length) } }
+}
+
+public enum ElasticRod {
+    /// Proximal nodes inside the sheath for an insertion (at least two: the clamp).
+    @_noAllocation @_noLocks
+    static func heldNodes(_ model: RodModel, _ insertion: Double) -> Int {
+        let outside = insertion / model.restLength
+        var free = outside.isFinite ? Int(outside + 1e-9) : 0
+        if free < 0 { free = 0 }
+        if free > model.nodes - 2 { free = model.nodes - 2 }
+        return model.nodes - free
+    }
+
+    /// Parallel transport of `a` from tangent `t0` to `t1` (unit vectors).
+    @_noAllocation @_noLocks @inline(__always)
+    static func transport(_ a: Vec3, _ t0: Vec3, _ t1: Vec3) -> Vec3 {
+        let b = t0.cross(t1)
+        let c = t0.dot(t1)
+        if c <= -0.999999 { return a }
+        return a * c + b.cross(a) + b * (b.dot(a) / (1 + c))
+    }
+
+    /// One backward-Euler step of `dt` seconds. Returns false (and marks the state diverged,
+    /// keeping the last good configuration) when the step fails numerically.
+    @_noAllocation @_noLocks
+    public static func step(_ model: RodModel, _ s: inout RodState, _ input: RodInput, dt h: Double) -> Bool {
+        if s.diverged { return false }
+        // A non-finite command keeps the last one: a NaN must never become a jump.
+        var insertion = input.insertion.isFinite ? input.insertion : s.insertion
+        let maxInsertion = model.totalLength - 2 * model.restLength
+        if insertion < 0 { insertion = 0 }
+        if insertion > maxInsertion { insertion = maxInsertion }
+        let roll = input.roll.isFinite ? input.roll : s.roll
+        let n = s.nodes, l0 = model.restLength
+        let x = s.x, v = s.v, f = s.force, A = s.matrix, b = s.rhs
+        let axis = model.sheathAxis
+        let pushSpeed = (insertion - s.insertion) / h
+        let held = heldNodes(model, insertion)
+        // Nodes that left the sheath keep their state; nodes pulled back in are held again.
+        s.heldNodes = held
+        let mu = model.friction, kc = model.contactStiffness, vStick = model.stickSpeed
+        let g = model.gravity
+        let curvature = input.curvature.x.isFinite && input.curvature.y.isFinite ? input.curvature : .zero
+
+        // Forces at x_n and the matrix A = M(1 + hν) + hC + h²K.
+        A.clear()
+        for i in 0..<n {
+            f[i] = g * model.mass[i]
+            let mi = model.mass[i] * (1 + h * model.dampingRate)
+            for r in 0..<3 { A.add(3 * i + r, 3 * i + r, mi) }
+        }
+        f[n - 1] += input.tipForce
+        // Stretch.
+        let h2 = h * h
+        for e in 0..<s.edges {
+            let ed = x[e + 1] - x[e]
+            let len = ed.length
+            let t = ed * (1 / len)
+            s.tangent[e] = t
+            let k = model.stretchStiffness[e]
+            let fe = t * (k * (len - l0))
+            f[e] += fe; f[e + 1] -= fe
+            var geo = 1 - l0 / len
+            if geo < 0 { geo = 0 }
+            // H = k (t tᵀ + geo (I − t tᵀ)) = k ((1 − geo) t tᵀ + geo I)
+            let a = k * (1 - geo) * h2, c = k * geo * h2
+            let i0 = 3 * e, i1 = 3 * (e + 1)
+            for r in 0..<3 {
+                for q in 0...r {
+                    let hv = a * t[r] * t[q] + (r == q ? c : 0)
+                    A.add(i0 + r, i0 + q, hv)
+                    A.add(i1 + r, i1 + q, hv)
+                }
+                for q in 0..<3 {
+                    let hv = a * t[r] * t[q] + (r == q ? c : 0)
+                    A.add(i1 + r, i0 + q, -hv)
+                }
+            }
+        }
+        // Bending: E = kb/2 |x[i-1] − 2x[i] + x[i+1] − c|², c the tendon rest shape.
+        let exitScale = clampScale(model, insertion, held)
+        for i in 1..<(n - 1) {
+            var kb = model.bendStiffness[i]
+            if i == held - 1 { kb *= exitScale.0 } else if i == held { kb *= exitScale.1 }
+            let target = bendTarget(model, s, i, curvature)
+            let r = x[i - 1] - x[i] * 2 + x[i + 1] - target
+            f[i - 1] -= r * kb; f[i] += r * (2 * kb); f[i + 1] -= r * kb
+            let k = kb * h2
+            for c in 0..<3 {
+                let a0 = 3 * (i - 1) + c, a1 = 3 * i + c, a2 = 3 * (i + 1) + c
+                A.add(a0, a0, k); A.add(a1, a1, 4 * k); A.add(a2, a2, k)
+                A.add(a1, a0, -2 * k); A.add(a2, a0, k); A.add(a2, a1, -2 * k)
+            }
+        }
+        // Wall contact from the configuration at the start of the step (found by last step's projection).
+        if model.hasLumen {
+            for i in held..<n {
+                let pen = s.gap[i]
+                if pen > 0 {
+                    let nrm = s.normal[i]
+                    let fn = kc * pen
+                    let vt = v[i] - nrm * v[i].dot(nrm)
+                    let speed = vt.length
+                    let cf = mu * fn / (speed > vStick ? speed : vStick)
+                    f[i] -= nrm * fn
+                    s.contact[i] = nrm * (-fn) - vt * cf
+                    // K += kc n nᵀ ; C += cf (I − n nᵀ)
+                    for r in 0..<3 {
+                        for q in 0...r {
+                            let nn = nrm[r] * nrm[q]
+                            A.add(3 * i + r, 3 * i + q, kc * h2 * nn + h * cf * ((r == q ? 1 : 0) - nn))
+                        }
+                    }
+                } else {
+                    s.contact[i] = .zero
+                }
+            }
+        }
+        // Right-hand side M v + h f, then the held nodes' velocities as boundary values.
+        for i in 0..<n {
+            let mv = v[i] * model.mass[i] + f[i] * h
+            b[3 * i] = mv.x; b[3 * i + 1] = mv.y; b[3 * i + 2] = mv.z
+        }
+        let held3 = 3 * held
+        let vHeld = axis * pushSpeed
+        for row in held3..<min(held3 + 8, 3 * n) {
+            var col = row - 8 > 0 ? row - 8 : 0
+            while col < held3 {
+                b[row] -= A.get(row, col) * vHeld[col % 3]
+                A.storage[row * A.stride + (col - row + 8)] = 0
+                col += 1
+            }
+        }
+        for row in 0..<held3 {
+            var col = row - 8 > 0 ? row - 8 : 0
+            while col < row { A.storage[row * A.stride + (col - row + 8)] = 0; col += 1 }
+            A.storage[row * A.stride + 8] = 1
+            b[row] = vHeld[row % 3]
+        }
+        if !A.factorize() { s.diverged = true; return false }
+        A.solve(b)
+        for i in 0..<n {
+            let vn = Vec3(b[3 * i], b[3 * i + 1], b[3 * i + 2])
+            if !vn.isFinite { s.diverged = true; return false }
+        }
+        // Advance; the held nodes sit exactly on the sheath axis.
+        for i in 0..<n {
+            let vn = Vec3(b[3 * i], b[3 * i + 1], b[3 * i + 2])
+            if i < held {
+                v[i] = vHeld
+                x[i] = model.sheathExit + axis * (insertion - model.totalLength + Double(i) * l0)
+            } else {
+                v[i] = vn
+                x[i] += vn * h
+            }
+        }
+        // Keep every free node's surface inside the lumen; remember the wall for the next step.
+        if case .some(let lumen) = model.lumenGeometry {
+            for i in held..<n {
+                let w = lumen.nearestWall(x[i], hint: s.segment[i])
+                s.segment[i] = w.segment
+                let pen = w.signed + model.radius[i]
+                s.normal[i] = w.normal
+                // The penalty carries the load; the projection only removes what exceeds a
+                // small tolerance, so contact forces stay those of the implicit solve.
+                let tolerance = 0.2 * model.radius[i]
+                if pen > tolerance {
+                    let excess = pen - tolerance
+                    x[i] -= w.normal * excess
+                    let vn = v[i].dot(w.normal)
+                    if vn > 0 { v[i] -= w.normal * vn }
+                    s.contact[i] -= w.normal * (model.mass[i] * excess / h2)
+                    s.gap[i] = tolerance
+                } else {
+                    s.gap[i] = pen
+                }
+            }
+        }
+        twistStep(model, &s, roll: roll, held: held, torque: input.tipTorque.isFinite ? input.tipTorque : 0, dt: h)
+        s.insertion = insertion
+        s.roll = roll
+        s.time += h
+        return true
+    }
+
+    /// The rest second difference the tendons ask for at node `i`: the curvature in the
+    /// material frame (d1, d2) at the node, times l².
+    @_noAllocation @_noLocks @inline(__always)
+    static func bendTarget(_ model: RodModel, _ s: borrowing RodState, _ i: Int, _ curvature: SIMD2<Double>) -> Vec3 {
+        let w = model.bendable[i]
+        if w == 0 { return .zero }
+        let tn0 = s.tangent[i - 1] + s.tangent[i]
+        let tn = tn0 * (1 / tn0.length)
+        let d1raw = directorOf(s, i - 1) + directorOf(s, i)
+        let d1p = d1raw - tn * d1raw.dot(tn)
+        let d1 = d1p * (1 / d1p.length)
+        let d2 = tn.cross(d1)
+        let l0 = model.restLength
+        return (d1 * curvature.x + d2 * curvature.y) * (w * l0 * l0)
+    }
+
+    /// Bending-stiffness factors of the last held node and the first free one. Each node's
+    /// rotational spring stands for its Voronoi half-lengths; the part of that region inside
+    /// the sheath is rigid, so the spring of the node nearest the exit represents a shorter
+    /// free length and is stiffer. Without this the clamp sits half an element too far out
+    /// and a cantilever comes out 1/n too soft.
+    @_noAllocation @_noLocks
+    static func clampScale(_ model: RodModel, _ insertion: Double, _ held: Int) -> (Double, Double) {
+        let l = model.restLength
+        let sHeld = insertion - model.totalLength + Double(held - 1) * l  // in (−l, 0]
+        let cap = 4.0
+        if sHeld >= -0.5 * l {
+            let free = sHeld + 0.5 * l
+            let k = free > l / cap ? l / free : cap
+            return (k, 1)
+        }
+        return (cap, l / (sHeld + 1.5 * l))
+    }
+
+    @_noAllocation @_noLocks @inline(__always)
+    static func directorOf(_ s: borrowing RodState, _ e: Int) -> Vec3 {
+        let t = s.tangent[e], a1 = s.refFrame[e]
+        return a1 * cosine(s.phi[e]) + t.cross(a1) * sine(s.phi[e])
+    }
+
+    /// Transports the reference frames to the new tangents, then advances the twist angles by
+    /// backward Euler (a tridiagonal solve), with the held edges at the commanded roll.
+    @_noAllocation @_noLocks
+    static func twistStep(_ model: RodModel, _ s: inout RodState, roll: Double, held: Int, torque: Double, dt h: Double) {
+        let x = s.x, m = s.edges
+        for e in 0..<m {
+            let ed = x[e + 1] - x[e]
+            let t1 = ed * (1 / ed.length)
+            var a = transport(s.refFrame[e], s.tangent[e], t1)
+            a -= t1 * a.dot(t1)
+            s.refFrame[e] = a * (1 / a.length)
+            s.tangent[e] = t1
+        }
+        for i in 1..<m {
+            let p = transport(s.refFrame[i - 1], s.tangent[i - 1], s.tangent[i])
+            let a1 = s.refFrame[i]
+            s.refTwist[i] = arcTangent2(p.cross(a1).dot(s.tangent[i]), p.dot(a1))
+        }
+        let heldEdges = held - 1
+        let rollRate = (roll - s.roll) / h
+        for e in 0..<heldEdges { s.phi[e] = roll; s.omega[e] = rollRate }
+        if heldEdges >= m { return }
+        let lo = s.tri, di = s.tri + m, up = s.tri + 2 * m, r = s.tri + 3 * m
+        let h2 = h * h, damp = 1 + h * model.dampingRate
+        let mu = model.friction, vStick = model.stickSpeed
+        for e in heldEdges..<m {
+            // Torque on edge e from the twist at its two end nodes.
+            var tau = 0.0
+            let kL = model.twistStiffness[e], kR = e + 1 < m ? model.twistStiffness[e + 1] : 0
+            if e > 0 { tau -= kL * (s.phi[e] - s.phi[e - 1] + s.refTwist[e]) }
+            if e + 1 < m { tau += kR * (s.phi[e + 1] - s.phi[e] + s.refTwist[e + 1]) }
+            if e == m - 1 { tau += torque }
+            // Contact friction resists rolling against the wall: μ |F_n| r per contacting end node.
+            let fn = 0.5 * (s.contact[e].length + s.contact[e + 1].length)
+            let rad = model.radius[e]
+            let spin = abs(s.omega[e]) * rad
+            let cf = mu * fn * rad * rad / (spin > vStick ? spin : vStick)
+            let J = model.twistInertia[e]
+            di[e] = J * damp + h * cf + h2 * (kL * (e > 0 ? 1 : 0) + kR)
+            lo[e] = e > 0 ? -h2 * kL : 0
+            up[e] = e + 1 < m ? -h2 * kR : 0
+            r[e] = J * s.omega[e] + h * tau
+        }
+        // The held edge next to the first free one enters as a known rate.
+        if heldEdges > 0 { r[heldEdges] -= lo[heldEdges] * rollRate; lo[heldEdges] = 0 }
+        // Thomas algorithm.
+        var e = heldEdges + 1
+        while e < m {
+            let w = lo[e] / di[e - 1]
+            di[e] -= w * up[e - 1]
+            r[e] -= w * r[e - 1]
+            e += 1
+        }
+        s.omega[m - 1] = r[m - 1] / di[m - 1]
+        e = m - 2
+        while e >= heldEdges {
+            s.omega[e] = (r[e] - up[e] * s.omega[e + 1]) / di[e]
+            e -= 1
+        }
+        for k in heldEdges..<m { s.phi[k] += h * s.omega[k] }
+    }
+
+    /// Total mechanical energy (J): kinetic (translation and twist), stretch, bending, twist,
+    /// gravity (relative to the sheath exit) and wall penalty. For tests and reports.
+    public static func energy(_ model: RodModel, _ s: borrowing RodState, curvature: SIMD2<Double> = .zero) -> Double {
+        let scale = clampScale(model, s.insertion, s.heldNodes)
+        var e = 0.0
+        let l0 = model.restLength
+        for i in 0..<s.nodes {
+            e += 0.5 * model.mass[i] * s.v[i].dot(s.v[i])
+            e -= model.mass[i] * model.gravity.dot(s.x[i] - model.sheathExit)
+            if s.gap[i] > 0, model.lumen != nil { e += 0.5 * model.contactStiffness * s.gap[i] * s.gap[i] }
+        }
+        for k in 0..<s.edges {
+            let len = (s.x[k + 1] - s.x[k]).length
+            e += 0.5 * model.stretchStiffness[k] * (len - l0) * (len - l0)
+            e += 0.5 * model.twistInertia[k] * s.omega[k] * s.omega[k]
+        }
+        for i in 1..<(s.nodes - 1) {
+            let r = s.x[i - 1] - s.x[i] * 2 + s.x[i + 1] - bendTarget(model, s, i, curvature)
+            let kb = model.bendStiffness[i] * (i == s.heldNodes - 1 ? scale.0 : (i == s.heldNodes ? scale.1 : 1))
+            e += 0.5 * kb * r.dot(r)
+            let tw = s.phi[i] - s.phi[i - 1] + s.refTwist[i]
+            e += 0.5 * model.twistStiffness[i] * tw * tw
+        }
+        return e
+    }
+}
