@@ -27,7 +27,7 @@ public struct Mat3: Equatable, Sendable {
     @inlinable public static var identity: Mat3 { @_noAllocation @_noLocks get { Mat3(columns: Vec3(1, 0, 0), Vec3(0, 1, 0), Vec3(0, 0, 1)) } }
     @inlinable public static var zero: Mat3 { @_noAllocation @_noLocks get { Mat3(columns: .zero, .zero, .zero) } }
 
-    @inlinable public var transposed: Mat3 { @_noAllocation @_noLocks get {
+    @inlinable public var transposed: Mat3 { @_noAllocation @_noLocks @inline(__always) get {
             Mat3(columns: Vec3(c0.x, c1.x, c2.x), Vec3(c0.y, c1.y, c2.y), Vec3(c0.z, c1.z, c2.z))
         }
     }
@@ -41,11 +41,11 @@ public struct Mat3: Equatable, Sendable {
         }
     }
 
-    @_noAllocation @_noLocks @inlinable public static func * (m: Mat3, v: Vec3) -> Vec3 { m.c0 * v.x + m.c1 * v.y + m.c2 * v.z }
-    @_noAllocation @_noLocks @inlinable public static func * (a: Mat3, b: Mat3) -> Mat3 { Mat3(columns: a * b.c0, a * b.c1, a * b.c2) }
-    @_noAllocation @_noLocks @inlinable public static func * (a: Mat3, s: Double) -> Mat3 { Mat3(columns: a.c0 * s, a.c1 * s, a.c2 * s) }
-    @_noAllocation @_noLocks @inlinable public static func + (a: Mat3, b: Mat3) -> Mat3 { Mat3(columns: a.c0 + b.c0, a.c1 + b.c1, a.c2 + b.c2) }
-    @_noAllocation @_noLocks @inlinable public static func - (a: Mat3, b: Mat3) -> Mat3 { Mat3(columns: a.c0 - b.c0, a.c1 - b.c1, a.c2 - b.c2) }
+    @_noAllocation @_noLocks @inlinable @inline(__always) public static func * (m: Mat3, v: Vec3) -> Vec3 { m.c0 * v.x + m.c1 * v.y + m.c2 * v.z }
+    @_noAllocation @_noLocks @inlinable @inline(__always) public static func * (a: Mat3, b: Mat3) -> Mat3 { Mat3(columns: a * b.c0, a * b.c1, a * b.c2) }
+    @_noAllocation @_noLocks @inlinable @inline(__always) public static func * (a: Mat3, s: Double) -> Mat3 { Mat3(columns: a.c0 * s, a.c1 * s, a.c2 * s) }
+    @_noAllocation @_noLocks @inlinable @inline(__always) public static func + (a: Mat3, b: Mat3) -> Mat3 { Mat3(columns: a.c0 + b.c0, a.c1 + b.c1, a.c2 + b.c2) }
+    @_noAllocation @_noLocks @inlinable @inline(__always) public static func - (a: Mat3, b: Mat3) -> Mat3 { Mat3(columns: a.c0 - b.c0, a.c1 - b.c1, a.c2 - b.c2) }
 
     /// The cross-product matrix: `skew(w) * v == w × v`.
     @_noAllocation @_noLocks @inlinable public static func skew(_ w: Vec3) -> Mat3 {
@@ -99,7 +99,7 @@ public struct Pose: Equatable, Sendable {
 
     @inlinable public static var identity: Pose { @_noAllocation @_noLocks get { Pose() } }
 
-    @_noAllocation @_noLocks @inlinable public static func * (a: Pose, b: Pose) -> Pose {
+    @_noAllocation @_noLocks @inlinable @inline(__always) public static func * (a: Pose, b: Pose) -> Pose {
         Pose(rotation: a.rotation * b.rotation, translation: a.rotation * b.translation + a.translation)
     }
 

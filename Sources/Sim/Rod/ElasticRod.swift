@@ -55,9 +55,9 @@ public struct RodState: ~Copyable {
     let phi: UnsafeMutablePointer<Double>        // edges: material angle from a1
     let omega: UnsafeMutablePointer<Double>      // edges: twist rate
     let refTwist: UnsafeMutablePointer<Double>   // nodes: reference twist
-    let rhs: UnsafeMutablePointer<Double>
+    let rhs: UnsafeMutablePointer<Vec3>
     let tri: UnsafeMutablePointer<Double>        // 4 × edges: lower, diagonal, upper, rhs
-    let matrix: BandedMatrix
+    let matrix: BlockPentadiagonal
 
     public init(model: RodModel, insertion: Double, roll: Double = 0) {
         nodes = model.nodes
@@ -69,8 +69,8 @@ public struct RodState: ~Copyable {
         segment = .allocate(capacity: nodes); refTwist = .allocate(capacity: nodes)
         tangent = .allocate(capacity: edges); refFrame = .allocate(capacity: edges)
         phi = .allocate(capacity: edges); omega = .allocate(capacity: edges)
-        rhs = .allocate(capacity: 3 * nodes); tri = .allocate(capacity: 4 * edges)
-        matrix = BandedMatrix(size: 3 * nodes, bandwidth: 8)
+        rhs = .allocate(capacity: nodes); tri = .allocate(capacity: 4 * edges)
+        matrix = BlockPentadiagonal(count: nodes)
         // Straight along the sheath axis, the tip `insertion` beyond the exit.
         let a1 = perpendicular(model.sheathAxis)
         for i in 0..<nodes {
@@ -82,7 +82,7 @@ public struct RodState: ~Copyable {
         for e in 0..<edges {
             tangent[e] = model.sheathAxis; refFrame[e] = a1; phi[e] = roll; omega[e] = 0
         }
-        rhs.initialize(repeating: 0, count: 3 * nodes)
+        rhs.initialize(repeating: .zero, count: nodes)
         tri.initialize(repeating: 0, count: 4 * edges)
         heldNodes = ElasticRod.heldNodes(model, insertion)
     }
@@ -152,15 +152,15 @@ public enum ElasticRod {
         let g = model.gravity
         let curvature = input.curvature.x.isFinite && input.curvature.y.isFinite ? input.curvature : .zero
 
-        // Forces at x_n and the matrix A = M(1 + hν) + hC + h²K.
+        // Forces at x_n and the matrix A = M(1 + hν) + hC + h²K, by 3×3 blocks.
         A.clear()
+        let D = A.diagonal, S1 = A.sub1, S2 = A.sub2
         for i in 0..<n {
             f[i] = g * model.mass[i]
-            let mi = model.mass[i] * (1 + h * model.dampingRate)
-            for r in 0..<3 { A.add(3 * i + r, 3 * i + r, mi) }
+            D[i].addIdentity(model.mass[i] * (1 + h * model.dampingRate))
         }
         f[n - 1] += input.tipForce
-        // Stretch.
+        // Stretch: H = k (t tᵀ + geo (I − t tᵀ)), geo = max(0, 1 − l0/|e|).
         let h2 = h * h
         for e in 0..<s.edges {
             let ed = x[e + 1] - x[e]
@@ -172,22 +172,14 @@ public enum ElasticRod {
             f[e] += fe; f[e + 1] -= fe
             var geo = 1 - l0 / len
             if geo < 0 { geo = 0 }
-            // H = k (t tᵀ + geo (I − t tᵀ)) = k ((1 − geo) t tᵀ + geo I)
-            let a = k * (1 - geo) * h2, c = k * geo * h2
-            let i0 = 3 * e, i1 = 3 * (e + 1)
-            for r in 0..<3 {
-                for q in 0...r {
-                    let hv = a * t[r] * t[q] + (r == q ? c : 0)
-                    A.add(i0 + r, i0 + q, hv)
-                    A.add(i1 + r, i1 + q, hv)
-                }
-                for q in 0..<3 {
-                    let hv = a * t[r] * t[q] + (r == q ? c : 0)
-                    A.add(i1 + r, i0 + q, -hv)
-                }
-            }
+            var hk = Mat3.outer(t, k * (1 - geo) * h2)
+            hk.addIdentity(k * geo * h2)
+            D[e] = D[e] + hk
+            D[e + 1] = D[e + 1] + hk
+            S1[e + 1] = S1[e + 1] - hk
         }
-        // Bending: E = kb/2 |x[i-1] − 2x[i] + x[i+1] − c|², c the tendon rest shape.
+        // Bending: E = kb/2 |x[i-1] − 2x[i] + x[i+1] − c|², c the tendon rest shape; its
+        // Hessian is kb (1, −2, 1)ᵀ(1, −2, 1) ⊗ I.
         let exitScale = clampScale(model, insertion, held)
         for i in 1..<(n - 1) {
             var kb = model.bendStiffness[i]
@@ -196,11 +188,8 @@ public enum ElasticRod {
             let r = x[i - 1] - x[i] * 2 + x[i + 1] - target
             f[i - 1] -= r * kb; f[i] += r * (2 * kb); f[i + 1] -= r * kb
             let k = kb * h2
-            for c in 0..<3 {
-                let a0 = 3 * (i - 1) + c, a1 = 3 * i + c, a2 = 3 * (i + 1) + c
-                A.add(a0, a0, k); A.add(a1, a1, 4 * k); A.add(a2, a2, k)
-                A.add(a1, a0, -2 * k); A.add(a2, a0, k); A.add(a2, a1, -2 * k)
-            }
+            D[i - 1].addIdentity(k); D[i].addIdentity(4 * k); D[i + 1].addIdentity(k)
+            S1[i].addIdentity(-2 * k); S1[i + 1].addIdentity(-2 * k); S2[i + 1].addIdentity(k)
         }
         // Wall contact from the configuration at the start of the step (found by last step's projection).
         if model.hasLumen {
@@ -215,47 +204,26 @@ public enum ElasticRod {
                     f[i] -= nrm * fn
                     s.contact[i] = nrm * (-fn) - vt * cf
                     // K += kc n nᵀ ; C += cf (I − n nᵀ)
-                    for r in 0..<3 {
-                        for q in 0...r {
-                            let nn = nrm[r] * nrm[q]
-                            A.add(3 * i + r, 3 * i + q, kc * h2 * nn + h * cf * ((r == q ? 1 : 0) - nn))
-                        }
-                    }
+                    var kcn = Mat3.outer(nrm, kc * h2 - h * cf)
+                    kcn.addIdentity(h * cf)
+                    D[i] = D[i] + kcn
                 } else {
                     s.contact[i] = .zero
                 }
             }
         }
-        // Right-hand side M v + h f, then the held nodes' velocities as boundary values.
-        for i in 0..<n {
-            let mv = v[i] * model.mass[i] + f[i] * h
-            b[3 * i] = mv.x; b[3 * i + 1] = mv.y; b[3 * i + 2] = mv.z
-        }
-        let held3 = 3 * held
+        // Right-hand side M v + h f; the held nodes' known velocities move to it.
+        for i in 0..<n { b[i] = v[i] * model.mass[i] + f[i] * h }
         let vHeld = axis * pushSpeed
-        for row in held3..<min(held3 + 8, 3 * n) {
-            var col = row - 8 > 0 ? row - 8 : 0
-            while col < held3 {
-                b[row] -= A.get(row, col) * vHeld[col % 3]
-                A.storage[row * A.stride + (col - row + 8)] = 0
-                col += 1
-            }
-        }
-        for row in 0..<held3 {
-            var col = row - 8 > 0 ? row - 8 : 0
-            while col < row { A.storage[row * A.stride + (col - row + 8)] = 0; col += 1 }
-            A.storage[row * A.stride + 8] = 1
-            b[row] = vHeld[row % 3]
-        }
-        if !A.factorize() { s.diverged = true; return false }
-        A.solve(b)
-        for i in 0..<n {
-            let vn = Vec3(b[3 * i], b[3 * i + 1], b[3 * i + 2])
-            if !vn.isFinite { s.diverged = true; return false }
-        }
+        if held < n { b[held] -= S1[held] * vHeld }
+        if held >= 2, held < n { b[held] -= S2[held] * vHeld }
+        if held + 1 < n { b[held + 1] -= S2[held + 1] * vHeld }
+        if !A.factorize(from: held) { s.diverged = true; return false }
+        A.solve(b, from: held)
+        for i in held..<n where !b[i].isFinite { s.diverged = true; return false }
         // Advance; the held nodes sit exactly on the sheath axis.
         for i in 0..<n {
-            let vn = Vec3(b[3 * i], b[3 * i + 1], b[3 * i + 2])
+            let vn = b[i]
             if i < held {
                 v[i] = vHeld
                 x[i] = model.sheathExit + axis * (insertion - model.totalLength + Double(i) * l0)

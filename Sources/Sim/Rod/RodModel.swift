@@ -67,11 +67,11 @@ public struct CatheterRodDescription: Sendable {
 
     public var length: Double { sections.reduce(0) { $0 + $1.length } }
 
-    /// The default 0.5 m working length of a 6 F steerable catheter: 445 mm shaft, a 50 mm
-    /// tendon-bent distal section and a 5 mm radiopaque tip.
-    public static func catheter(elements: Int = 100) -> CatheterRodDescription {
+    /// A 6 F steerable catheter's simulated working length (default 0.5 m): the braided shaft,
+    /// a 50 mm tendon-bent distal section and a 5 mm radiopaque tip.
+    public static func catheter(elements: Int = 100, length: Double = 0.5) -> CatheterRodDescription {
         CatheterRodDescription(sections: [
-            Section(length: 0.445, material: .shaft),
+            Section(length: length - 0.055, material: .shaft),
             Section(length: 0.050, material: .distal, bendable: true),
             Section(length: 0.005, material: .tip),
         ], elements: elements)
