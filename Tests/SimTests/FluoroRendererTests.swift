@@ -80,3 +80,42 @@ import Testing
         #expect(a.pixels.max()! <= 4095, "12-bit values in 16-bit frames")
     }
 }
+
+@Suite struct FluoroMotionTests {
+    let geometry = CArmGeometry(sourceToDetector: 1020, sourceToIsocenter: 700, columns: 256, rows: 256, pixelSpacing: 1.2,
+                                isocenter: Vec3(0, 30, 20))
+
+    @Test("Breathing moves the truth and the vessels together; the spine stays")
+    func breathingMovesTheScene() throws {
+        var settings = FluoroSettings()
+        settings.motion = SceneMotion(breathingAmplitude: 10)
+        settings.photonsPerPixel = 1e7
+        settings.electronicNoise = 0
+        let catheter = (0...40).map { Vec3(15, 60, -100 + Double($0) * 2) }
+        let renderer = FluoroRenderer(geometry: geometry, settings: settings, seed: 2)
+        let (f0, t0) = try renderer.render(tree: Phantoms.aorticArch(), catheter: catheter, frame: 0, acquiredAt: 0)
+        // Half a breathing period later the scene is 10 mm further caudal (−z) and 3.3 mm anterior.
+        let (f1, t1) = try renderer.render(tree: Phantoms.aorticArch(), catheter: catheter, frame: 1, acquiredAt: 2_000_000_000)
+        #expect(abs((t1.tip3D[2] - t0.tip3D[2]) + 10) < 1e-9)
+        let moved = geometry.project(Vec3(t1.tip3D[0], t1.tip3D[1], t1.tip3D[2]))
+        #expect(abs(moved.v - t1.tip2D[1]) < 1e-9)
+        #expect(t1.tip2D[1] - t0.tip2D[1] > 8, "the tip moves down the image (rows grow caudally)")
+        // The frame changed where the vessels are, by far more than noise.
+        var changed = 0
+        for i in 0..<f0.pixels.count where abs(Int(f0.pixels[i]) - Int(f1.pixels[i])) > 40 { changed += 1 }
+        #expect(changed > 500)
+        // The motion model itself: zero at t = 0, peak at half the period.
+        #expect(SceneMotion.typical.offset(at: 0).z == 0)
+        #expect(abs(SceneMotion(breathingAmplitude: 8).offset(at: 2).z + 8) < 1e-12)
+    }
+
+    @Test("The table normal deviates have mean 0 and unit variance")
+    func normalTable() {
+        let t = NormalTable.shared.values
+        let mean = t.reduce(0.0) { $0 + Double($1) } / Double(t.count)
+        let variance = t.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(t.count) - mean * mean
+        #expect(abs(mean) < 1e-6)
+        #expect(abs(variance - 1) < 2e-3, "variance \(variance)")
+        #expect(abs(NormalTable.inverseNormal(0.975) - 1.959964) < 1e-5)
+    }
+}

@@ -18,7 +18,34 @@ public struct FluoroSettings: Sendable, Equatable {
     /// Detector blur (px, Gaussian σ) and electronic noise (in 12-bit grey levels).
     public var blurSigma: Double = 0.7
     public var electronicNoise: Double = 4
+    /// Breathing and heartbeat move the vessels and the catheter in them (not the spine).
+    public var motion = SceneMotion()
     public init() {}
+}
+
+/// Rigid physiological motion of the vessel tree and the catheter inside it (mm, s).
+public struct SceneMotion: Sendable, Equatable {
+    /// Peak craniocaudal excursion of breathing (with a third of it anterior-posterior); 0 is off.
+    public var breathingAmplitude = 0.0
+    public var breathingPeriod = 4.0
+    /// Peak excursion of the heartbeat, mostly left-right; 0 is off.
+    public var cardiacAmplitude = 0.0
+    public var cardiacPeriod = 0.8
+    public init(breathingAmplitude: Double = 0, cardiacAmplitude: Double = 0) {
+        self.breathingAmplitude = breathingAmplitude
+        self.cardiacAmplitude = cardiacAmplitude
+    }
+
+    /// A typical free-breathing patient: 8 mm breathing, 3 mm heartbeat.
+    public static let typical = SceneMotion(breathingAmplitude: 8, cardiacAmplitude: 3)
+
+    /// The displacement (mm, LPS) at time `t` seconds.
+    public func offset(at t: Double) -> Vec3 {
+        let b = breathingAmplitude * 0.5 * (1 - cosine(2 * .pi * t / breathingPeriod))
+        let phase = 2 * .pi * t / cardiacPeriod
+        let c = cardiacAmplitude
+        return Vec3(c * sine(phase), -0.33 * b + 0.4 * c * sine(2 * phase), -b)
+    }
 }
 
 /// What a rendered frame shows, exactly: the ground truth a tracker is measured against.
@@ -39,20 +66,30 @@ public struct FluoroTruth: Sendable, Equatable, Codable {
 public final class FluoroRenderer {
     public let geometry: CArmGeometry
     public let settings: FluoroSettings
-    /// (rows × columns) background line integral, computed once.
-    private let background: [Float]
+    /// Transmission exp(−μL) of the static anatomy, computed once.
+    private let backgroundTransmission: [Float]
+    /// Transmission of the contrast-filled vessels alone, for the tree last rendered, and the
+    /// pixel box outside which it is 1.
+    private var vesselTree: VesselTreeDescription?
+    private var vesselTransmission: [Float]
+    private var vesselBox = (0, 0, -1, -1)
+    /// Per-frame buffers: the line integral of the moving tubes, the transmission, the blur.
     private var integral: [Float]
     private var scratch: [Float]
+    private var transmission: [Float]
     private var blurred: [Float]
     private var rng: SplitMix64
+    private let normal = NormalTable.shared
 
     public init(geometry: CArmGeometry, settings: FluoroSettings = FluoroSettings(), seed: UInt64 = 1) {
         self.geometry = geometry
         self.settings = settings
         let n = geometry.columns * geometry.rows
-        background = Self.anatomicalBackground(geometry)
+        backgroundTransmission = Self.anatomicalBackground(geometry).map { Float(exp(-Double($0))) }
+        vesselTransmission = [Float](repeating: 1, count: n)
         integral = [Float](repeating: 0, count: n)
         scratch = [Float](repeating: 0, count: n)
+        transmission = [Float](repeating: 0, count: n)
         blurred = [Float](repeating: 0, count: n)
         rng = SplitMix64(seed: seed)
     }
@@ -151,8 +188,10 @@ public final class FluoroRenderer {
         }
     }
 
-    /// Draws every segment of a polyline into the integral with attenuation `mu`.
-    private func addTube(points: [Vec3], radii: [Double], mu: Double) {
+    /// Draws every segment of a polyline into the integral with attenuation `mu`; returns the
+    /// pixel box it touched (empty when none).
+    @discardableResult
+    private func addTube(points: [Vec3], radii: [Double], mu: Double) -> (Int, Int, Int, Int) {
         var box = (Int.max, Int.max, Int.min, Int.min)
         // Mitre the joints: each end plane bisects the turn, so consecutive segments tile the
         // tube with neither gaps nor overlaps at bends.
@@ -165,92 +204,254 @@ public final class FluoroRenderer {
             nB = nB.length > 1e-9 ? nB * (1 / nB.length) : w
             splatSegment(points[k - 1], points[k], ra: radii[k - 1], rb: radii[k], startPlane: nA, endPlane: nB, into: &scratch, box: &box)
         }
-        guard box.0 <= box.2 else { return }
-        let m = Float(mu)
-        for v in box.1...box.3 {
-            for u in box.0...box.2 {
-                let i = v * geometry.columns + u
-                integral[i] += m * scratch[i]
-                scratch[i] = 0
+        guard box.0 <= box.2 else { return box }
+        let m = Float(mu), w = geometry.columns
+        integral.withUnsafeMutableBufferPointer { line in
+            scratch.withUnsafeMutableBufferPointer { chord in
+                for v in box.1...box.3 {
+                    for u in box.0...box.2 {
+                        let i = v * w + u
+                        line[i] += m * chord[i]
+                        chord[i] = 0
+                    }
+                }
             }
         }
+        return box
+    }
+
+    /// The vessels' transmission for `tree`, cached: the tree is static, motion shifts it.
+    private func prepareVessels(_ tree: VesselTreeDescription) {
+        if vesselTree == tree { return }
+        let w = geometry.columns
+        if vesselBox.0 <= vesselBox.2 {
+            for v in vesselBox.1...vesselBox.3 { for u in vesselBox.0...vesselBox.2 { vesselTransmission[v * w + u] = 1 } }
+        }
+        var box = (Int.max, Int.max, Int.min, Int.min)
+        if settings.contrast > 0 {
+            for vessel in tree.vessels where vessel.points.count >= 2 {
+                let b = addTube(points: vessel.points.map { Vec3($0[0], $0[1], $0[2]) }, radii: vessel.points.map { $0[3] }, mu: settings.contrast)
+                if b.0 <= b.2 { box = (min(box.0, b.0), min(box.1, b.1), max(box.2, b.2), max(box.3, b.3)) }
+            }
+        }
+        if box.0 <= box.2 {
+            for v in box.1...box.3 {
+                for u in box.0...box.2 {
+                    let i = v * w + u
+                    vesselTransmission[i] = Float(exp(-Double(integral[i])))
+                    integral[i] = 0
+                }
+            }
+            vesselBox = box
+        } else {
+            vesselBox = (0, 0, -1, -1)
+        }
+        vesselTree = tree
+    }
+
+    /// The scene's displacement at `acquiredAt` under the configured motion (mm).
+    public func motionOffset(at acquiredAt: Nanoseconds) -> Vec3 {
+        settings.motion.offset(at: Double(acquiredAt) * 1e-9)
     }
 
     /// Renders one frame: the tree's vessels (with contrast when `settings.contrast` > 0) and
-    /// the catheter along `catheter` (proximal → distal). Returns the frame and its truth.
+    /// the catheter along `catheter` (proximal → distal), both moved by the breathing and
+    /// cardiac motion at `acquiredAt`. Returns the frame and its truth (moved too).
+    ///
+    /// The vessels are rendered once per tree and, under motion, shifted on the detector by the
+    /// projected displacement of the isocentre (exact for the isocentre plane; a 10 mm shift
+    /// 60 mm off it is off by under a pixel); the catheter is rendered exactly, every frame.
     public func render(tree: VesselTreeDescription, catheter: [Vec3], frame index: Int, acquiredAt: Nanoseconds = 0) throws -> (Frame, FluoroTruth) {
         let g = geometry
-        let n = g.columns * g.rows
-        for i in 0..<n { integral[i] = background[i] }
-        if settings.contrast > 0 {
-            for vessel in tree.vessels {
-                addTube(points: vessel.points.map { Vec3($0[0], $0[1], $0[2]) }, radii: vessel.points.map { $0[3] }, mu: settings.contrast)
+        let w = g.columns, n = g.columns * g.rows
+        prepareVessels(tree)
+        let offset = motionOffset(at: acquiredAt)
+        let moved = catheter.map { $0 + offset }
+        // Static anatomy × (shifted) vessels.
+        let iso = g.project(g.isocenter), shiftedIso = g.project(g.isocenter + offset)
+        let du = shiftedIso.u - iso.u, dv = shiftedIso.v - iso.v
+        backgroundTransmission.withUnsafeBufferPointer { bg in
+            transmission.withUnsafeMutableBufferPointer { t in _ = t.update(fromContentsOf: bg) }
+        }
+        if vesselBox.0 <= vesselBox.2 {
+            let b = vesselBox
+            let iu = Int((du).rounded(.down)), iv = Int((dv).rounded(.down))
+            let fu = Float(du - Double(iu)), fv = Float(dv - Double(iv))
+            let u0 = max(0, b.0 + iu), u1 = min(w - 1, b.2 + iu + 1), v0 = max(0, b.1 + iv), v1 = min(g.rows - 1, b.3 + iv + 1)
+            if u0 <= u1, v0 <= v1 {
+                vesselTransmission.withUnsafeBufferPointer { vt in
+                    transmission.withUnsafeMutableBufferPointer { t in
+                        let h = g.rows
+                        @inline(__always) func at(_ u: Int, _ v: Int) -> Float {
+                            (u < 0 || v < 0 || u >= w || v >= h) ? 1 : vt[v * w + u]
+                        }
+                        let w00 = (1 - fu) * (1 - fv), w10 = fu * (1 - fv), w01 = (1 - fu) * fv, w11 = fu * fv
+                        for v in v0...v1 {
+                            // Bilinear sample of the cached vessels at (u − du, v − dv), 1 outside:
+                            // the source point (su − fu, sv − fv) lies between su−1…su and sv−1…sv.
+                            let sv = v - iv
+                            let rowsInside = sv - 1 >= 0 && sv < h
+                            for u in u0...u1 {
+                                let su = u - iu
+                                let value: Float
+                                if rowsInside, su - 1 >= 0, su < w {
+                                    let r0 = sv * w, r1 = r0 - w
+                                    value = vt[r0 + su] * w00 + vt[r0 + su - 1] * w10 + vt[r1 + su] * w01 + vt[r1 + su - 1] * w11
+                                } else {
+                                    value = at(su, sv) * w00 + at(su - 1, sv) * w10 + at(su, sv - 1) * w01 + at(su - 1, sv - 1) * w11
+                                }
+                                t[v * w + u] *= value
+                            }
+                        }
+                    }
+                }
             }
         }
-        if catheter.count >= 2 {
-            addTube(points: catheter, radii: [Double](repeating: settings.catheterRadius, count: catheter.count), mu: settings.catheter)
-            // The marker: the distal `markerLength` mm, denser.
-            var marker: [Vec3] = [catheter[catheter.count - 1]]
-            var remaining = settings.markerLength
-            var k = catheter.count - 1
-            while k > 0, remaining > 0 {
-                let seg = catheter[k] - catheter[k - 1]
-                let len = seg.length
-                if len >= remaining {
-                    marker.append(catheter[k] - seg * (remaining / len))
-                    remaining = 0
-                } else {
-                    marker.append(catheter[k - 1])
-                    remaining -= len
-                }
-                k -= 1
-            }
+        // The catheter and its marker band, exactly, into the moving integral.
+        var box = (Int.max, Int.max, Int.min, Int.min)
+        func grow(_ b: (Int, Int, Int, Int)) { if b.0 <= b.2 { box = (min(box.0, b.0), min(box.1, b.1), max(box.2, b.2), max(box.3, b.3)) } }
+        if moved.count >= 2 {
+            grow(addTube(points: moved, radii: [Double](repeating: settings.catheterRadius, count: moved.count), mu: settings.catheter))
+            let marker = Self.distalPart(moved, length: settings.markerLength)
             if marker.count >= 2 {
-                addTube(points: marker, radii: [Double](repeating: settings.catheterRadius, count: marker.count), mu: settings.marker)
+                grow(addTube(points: marker, radii: [Double](repeating: settings.catheterRadius, count: marker.count), mu: settings.marker))
             }
         }
-        // Beer–Lambert, then quantum noise: Poisson counts (normal approximation above 30 photons).
-        let n0 = settings.photonsPerPixel
-        for i in 0..<n {
-            let lambda = n0 * exp(-Double(integral[i]))
-            var count: Double
-            if lambda < 30 {
-                // Knuth's method for small means.
-                let limit = exp(-lambda)
-                var p = rng.unit()
-                count = 0
-                while p > limit {
-                    p *= rng.unit()
-                    count += 1
+        if box.0 <= box.2 {
+            integral.withUnsafeMutableBufferPointer { line in
+                transmission.withUnsafeMutableBufferPointer { t in
+                    for v in box.1...box.3 {
+                        for u in box.0...box.2 {
+                            let i = v * w + u
+                            if line[i] != 0 { t[i] *= Float(exp(-Double(line[i]))); line[i] = 0 }
+                        }
+                    }
                 }
-            } else {
-                count = lambda + lambda.squareRoot() * gaussian()
             }
-            integral[i] = Float(max(0, count) / n0)
+        }
+        try expose(count: n)
+        var pixels = [UInt16](repeating: 0, count: n)
+        let sigma = Float(settings.electronicNoise)
+        // Local copies: a class property touched per pixel pays a dynamic exclusivity check.
+        var rng = self.rng
+        let normal = self.normal
+        defer { self.rng = rng }
+        blurred.withUnsafeBufferPointer { src in
+            pixels.withUnsafeMutableBufferPointer { dst in
+                var i = 0
+                while i < n {
+                    var bits = rng.next()
+                    for _ in 0..<4 where i < n {
+                        let value = src[i] * 4095 + sigma * normal.sample(UInt16(truncatingIfNeeded: bits))
+                        bits >>= 16
+                        dst[i] = value <= 0 ? 0 : (value >= 4095 ? 4095 : UInt16(value + 0.5))
+                        i += 1
+                    }
+                }
+            }
+        }
+        let tip = moved.last ?? .zero
+        let p = g.project(tip)
+        let truth = FluoroTruth(frame: index, tip3D: [tip.x, tip.y, tip.z], tip2D: [p.u, p.v],
+                                centerline2D: moved.map { c in let q = g.project(c); return [q.u, q.v] })
+        return (Frame(width: g.columns, height: g.rows, pixels: pixels, acquiredAt: acquiredAt), truth)
+    }
+
+    /// Quantum noise on the transmission (Poisson counts over the photon count: exact below
+    /// 30 photons, the normal approximation above), then the detector blur.
+    private func expose(count n: Int) throws {
+        let n0 = settings.photonsPerPixel
+        let invN0 = Float(1 / n0)
+        let n0f = Float(n0)
+        var rng = self.rng
+        let normal = self.normal
+        defer { self.rng = rng }
+        transmission.withUnsafeMutableBufferPointer { t in
+            var i = 0
+            while i < n {
+                var bits = rng.next()
+                for _ in 0..<4 where i < n {
+                    let e = t[i]
+                    let lambda = n0f * e
+                    if lambda >= 30 {
+                        let z = normal.sample(UInt16(truncatingIfNeeded: bits))
+                        let c = e + (e * invN0).squareRoot() * z
+                        t[i] = c > 0 ? c : 0
+                    } else {
+                        // Knuth's method for small means.
+                        let limit = exp(-Double(lambda))
+                        var p = rng.unit()
+                        var count = 0.0
+                        while p > limit { p *= rng.unit(); count += 1 }
+                        t[i] = Float(count) * invN0
+                    }
+                    bits >>= 16
+                    i += 1
+                }
+            }
         }
         var err = [CChar](repeating: 0, count: 256)
-        let rc = integral.withUnsafeBufferPointer { src in
+        let g = geometry
+        let rc = transmission.withUnsafeBufferPointer { src in
             blurred.withUnsafeMutableBufferPointer { dst in
                 lumen_cv_gaussian_blur_f32(src.baseAddress, dst.baseAddress, Int32(g.columns), Int32(g.rows), settings.blurSigma, &err, Int32(err.count))
             }
         }
         if rc != 0 { throw FluoroError.blur(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) }
-        var pixels = [UInt16](repeating: 0, count: n)
-        for i in 0..<n {
-            let value = Double(blurred[i]) * 4095 + settings.electronicNoise * gaussian()
-            pixels[i] = UInt16(min(4095, max(0, value.rounded())))
-        }
-        let tip = catheter.last ?? .zero
-        let p = g.project(tip)
-        let truth = FluoroTruth(frame: index, tip3D: [tip.x, tip.y, tip.z], tip2D: [p.u, p.v],
-                                centerline2D: catheter.map { c in let q = g.project(c); return [q.u, q.v] })
-        return (Frame(width: g.columns, height: g.rows, pixels: pixels, acquiredAt: acquiredAt), truth)
     }
 
-    private func gaussian() -> Double {
-        // Box–Muller; one of the pair is enough here.
-        let u1 = max(rng.unit(), 1e-300), u2 = rng.unit()
-        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+    /// The distal `length` mm of a polyline, distal end first.
+    static func distalPart(_ line: [Vec3], length: Double) -> [Vec3] {
+        var part: [Vec3] = [line[line.count - 1]]
+        var remaining = length
+        var k = line.count - 1
+        while k > 0, remaining > 0 {
+            let seg = line[k] - line[k - 1]
+            let len = seg.length
+            if len >= remaining {
+                part.append(line[k] - seg * (remaining / len))
+                remaining = 0
+            } else {
+                part.append(line[k - 1])
+                remaining -= len
+            }
+            k -= 1
+        }
+        return part
+    }
+}
+
+/// Standard normal deviates by table: 65,536 equiprobable quantiles of N(0, 1) (from the
+/// inverse normal CDF at (k + ½)/65536), indexed by 16 random bits. A sample costs a load
+/// instead of a logarithm and a cosine; the distribution is the normal's, discretised at
+/// 2⁻¹⁶ in probability and cut at ±4.3 σ, far below anything a 12-bit frame resolves.
+final class NormalTable: Sendable {
+    static let shared = NormalTable()
+    let values: [Float]
+
+    init() {
+        values = (0..<65536).map { Float(Self.inverseNormal((Double($0) + 0.5) / 65536)) }
+    }
+
+    @inline(__always) func sample(_ bits: UInt16) -> Float { values.withUnsafeBufferPointer { $0[Int(bits)] } }
+
+    /// Acklam's rational approximation of the inverse normal CDF (relative error < 1.2e-9).
+    static func inverseNormal(_ p: Double) -> Double {
+        let a = [-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00]
+        let b = [-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01, -1.328068155288572e+01]
+        let c = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00]
+        let d = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00]
+        let low = 0.02425
+        if p < low {
+            let q = (-2 * log(p)).squareRoot()
+            return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+        }
+        if p > 1 - low {
+            let q = (-2 * log(1 - p)).squareRoot()
+            return -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+        }
+        let q = p - 0.5, r = q * q
+        return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
     }
 }
 
