@@ -132,9 +132,15 @@ struct SimRender: ParsableCommand {
     @Option(help: "Photons per pixel with nothing in the beam.") var photons = 5000.0
     @Option(help: "Frame rate (fps): 7.5, 15 or 30.") var fps = 15.0
     @Flag(help: "No contrast in the vessels.") var noContrast = false
+    @Option(help: "Catheter: physics (the elastic rod pushed in from a sheath at the first vessel's far end, 20 mm/s) or centerline (laid along that vessel, 3 mm a frame).")
+    var catheter = "physics"
+    @Option(help: "Scene motion: none, or typical (8 mm breathing over 4 s, 3 mm heartbeat at 75/min).") var motion = "none"
+    @Flag(help: "Biplane: also render the same scene from a second C-arm at the primary angle + 90°, into DIR/plane-b.") var biplane = false
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
 
     func validate() throws {
+        guard ["physics", "centerline"].contains(catheter) else { throw ValidationError("--catheter must be physics or centerline") }
+        guard ["none", "typical"].contains(motion) else { throw ValidationError("--motion must be none or typical") }
         guard Phantoms.names.contains(phantom) else { throw ValidationError("--phantom must be one of \(Phantoms.names.joined(separator: ", "))") }
         guard (1...10_000).contains(frames) else { throw ValidationError("--frames must be 1…10000") }
         guard photons >= 10, photons <= 1e7 else { throw ValidationError("--photons must be 10…1e7") }
@@ -148,6 +154,10 @@ struct SimRender: ParsableCommand {
         var render_ms_median: Double
         var geometry: CArmGeometry
         var truth: String
+        var catheter: String
+        var motion: String
+        var plane_b: PlaneB?
+        var peak_contact_n: Double?
     }
 
     func run() throws {
@@ -161,34 +171,87 @@ struct SimRender: ParsableCommand {
         var settings = FluoroSettings()
         settings.photonsPerPixel = photons
         if noContrast { settings.contrast = 0 }
-        let renderer = FluoroRenderer(geometry: geometry, settings: settings, seed: seed)
-        // The catheter follows the first vessel's centerline from its far end, 3 mm more per frame.
+        if motion == "typical" { settings.motion = .typical }
+        var planes = [(renderer: FluoroRenderer(geometry: geometry, settings: settings, seed: seed), dir: out)]
+        var planeB: PlaneB?
+        if biplane {
+            let second = CArmGeometry(sourceToDetector: 1020, sourceToIsocenter: 700, columns: 1024, rows: 1024, pixelSpacing: 0.3,
+                                      primaryAngle: (primary + 90) * .pi / 180, secondaryAngle: secondary * .pi / 180, isocenter: mid)
+            planes.append((FluoroRenderer(geometry: second, settings: settings, seed: seed &+ 0x9E37), out + "/plane-b"))
+            planeB = PlaneB(geometry: second, truth: out + "/plane-b/truth.json")
+        }
         let route = tree.vessels[0].points.reversed().map { Vec3($0[0], $0[1], $0[2]) }
         let routeLength = zip(route, route.dropFirst()).reduce(0) { $0 + ($1.1 - $1.0).length }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        var truths: [FluoroTruth] = []
+        let rod = try catheter == "physics" ? PushedCatheter(tree: tree, route: route, start: 0.4 * routeLength) : nil
+        for (_, dir) in planes { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        var truths = [[FluoroTruth]](repeating: [], count: planes.count)
         var times: [Double] = []
         for f in 0..<frames {
-            let inserted = min(routeLength, 0.4 * routeLength + 3 * Double(f))
-            let catheter = Self.resample(route, length: inserted, step: 1)
-            let t0 = Date()
-            let (frame, truth) = try renderer.render(tree: tree, catheter: catheter, frame: f, acquiredAt: Nanoseconds.fromSeconds(Double(f) / fps))
-            times.append(Date().timeIntervalSince(t0) * 1000)
-            do { try PNGFrameFile.write(frame, to: out + String(format: "/frame_%04d.png", f)) } catch { throw CommandFailure(error.description) }
-            truths.append(truth)
-            if f == 0 { try Self.writePreview(frame, truth: truth, to: out + "/preview_0000.png") }
+            let line: [Vec3]
+            if let rod {
+                line = try rod.advance(seconds: f == 0 ? 0 : 1 / fps, speed: 20)
+            } else {
+                line = Self.resample(route, length: min(routeLength, 0.4 * routeLength + 3 * Double(f)), step: 1)
+            }
+            for (k, plane) in planes.enumerated() {
+                let t0 = Date()
+                let (frame, truth) = try plane.renderer.render(tree: tree, catheter: line, frame: f, acquiredAt: Nanoseconds.fromSeconds(Double(f) / fps))
+                if k == 0 { times.append(Date().timeIntervalSince(t0) * 1000) }
+                do { try PNGFrameFile.write(frame, to: plane.dir + String(format: "/frame_%04d.png", f)) } catch { throw CommandFailure(error.description) }
+                truths[k].append(truth)
+                if f == 0 { try Self.writePreview(frame, truth: truth, to: plane.dir + "/preview_0000.png") }
+            }
             if frames > 5 { Output.status("render: frame \(f + 1)/\(frames)") }
         }
         Output.endStatus()
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        try enc.encode(truths).write(to: URL(fileURLWithPath: out + "/truth.json"))
+        for (k, plane) in planes.enumerated() { try enc.encode(truths[k]).write(to: URL(fileURLWithPath: plane.dir + "/truth.json")) }
         let summary = Summary(phantom: phantom, frames: frames, photons_per_pixel: photons, render_ms_median: round1(percentile(times, 50)),
-                              geometry: geometry, truth: out + "/truth.json")
+                              geometry: geometry, truth: out + "/truth.json", catheter: catheter, motion: motion, plane_b: planeB,
+                              peak_contact_n: rod.map { round3($0.peakContact) })
         if json {
             try Output.json(summary)
         } else {
-            print("rendered \(frames) frames of '\(phantom)' to \(out) (median \(summary.render_ms_median) ms a frame), truth in \(summary.truth)")
+            print("rendered \(frames) frames of '\(phantom)' to \(out)\(biplane ? " and \(out)/plane-b" : "") (median \(summary.render_ms_median) ms a frame), truth in \(summary.truth)")
+        }
+    }
+
+    struct PlaneB: Encodable {
+        var geometry: CArmGeometry
+        var truth: String
+    }
+
+    /// The elastic-rod catheter pushed from a sheath at the route's start along its first segment.
+    final class PushedCatheter {
+        let model: RodModel
+        var state: RodState
+        var peakContact = 0.0
+
+        init(tree: VesselTreeDescription, route: [Vec3], start: Double) throws {
+            let axis = route[1] - route[0]
+            do {
+                model = try RodModel(.catheter(elements: 100), lumen: RodLumen(VesselTree(tree)), sheathExit: route[0] * 1e-3, sheathAxis: axis)
+            } catch { throw CommandFailure(error.description) }
+            state = RodState(model: model, insertion: 0.01)
+            // Bring it to the start insertion at 50 mm/s before the first frame.
+            let target = min(start * 1e-3, model.totalLength - 2 * model.restLength)
+            var insertion = 0.01
+            while insertion < target {
+                insertion = min(target, insertion + 5e-5)
+                guard ElasticRod.step(model, &state, RodInput(insertion: insertion), dt: 0.001) else { throw CommandFailure("the catheter simulation diverged") }
+            }
+        }
+
+        /// Advances `seconds` at `speed` mm/s and returns the centerline (mm), proximal to distal.
+        func advance(seconds: Double, speed: Double) throws -> [Vec3] {
+            let steps = Int((seconds / 0.001).rounded())
+            for _ in 0..<steps {
+                let input = RodInput(insertion: state.insertion + speed * 1e-6)
+                guard ElasticRod.step(model, &state, input, dt: 0.001) else { throw CommandFailure("the catheter simulation diverged") }
+                peakContact = max(peakContact, state.peakContactForce)
+            }
+            return state.centerlineMillimetres()
         }
     }
 
