@@ -5,7 +5,6 @@
 #include "dcmtk/dcmdata/dcdict.h"
 #include "dcmtk/dcmdata/dcfcache.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
-#include "dcmtk/dcmdata/dcistrmb.h"
 #include "dcmtk/dcmdata/dcmetinf.h"
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmdata/dcvrat.h"
@@ -14,6 +13,8 @@
 #include "dcmtk/oflog/oflog.h"
 
 #include <glob.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <cmath>
@@ -26,9 +27,19 @@
 #include <string>
 #include <vector>
 
+// An in-memory file lives in an anonymous memory file, read through /proc/self/fd like any file.
+// DCMTK allocates an element's declared length before reading the value unless it can reopen the
+// stream later (then values over maxReadLength stay put until asked for); its buffer stream cannot,
+// so a few bytes declaring a 4 GB element would make it allocate 4 GB. A file it can reopen.
+struct MemoryFile {
+    int fd = -1;
+    ~MemoryFile() { if (fd >= 0) close(fd); }
+};
+
 struct lumen_dcm {
+    // Declared first, destroyed last: the data set's deferred values and the cache read from it.
+    MemoryFile memory;
     DcmFileFormat file;
-    std::vector<uint8_t> memory;   // the bytes of an in-memory file (DCMTK reads them in place)
     DcmElement *pixels = nullptr;
     DcmFileCache cache;
     lumen_dcm_info info{};
@@ -39,6 +50,7 @@ struct lumen_dcm {
 namespace {
 
 const char *kPrivateCreator = "LUMEN 1.0";
+
 
 int fail(int code, char *err, int err_len, const std::string &message) {
     if (err != nullptr && err_len > 0) std::snprintf(err, (size_t)err_len, "%s", message.c_str());
@@ -395,16 +407,22 @@ extern "C" int lumen_dcm_open_memory(const uint8_t *data, size_t size, lumen_dcm
         if (!dictionaryReady()) return fail(LUMEN_DCM_NO_DICTIONARY, err, err_len, dictionaryProblem);
         if (size == 0) return fail(LUMEN_DCM_NOT_DICOM, err, err_len, "not a DICOM file: no data");
         auto *h = new lumen_dcm();
-        h->memory.assign(data, data + size);
-        bool prefixed = hasDICMPrefix(h->memory.data(), size) || looksLikeBareDataSet(h->memory.data(), size);
-        DcmInputBufferStream stream;
-        stream.setBuffer(h->memory.data(), (offile_off_t)size);
-        stream.setEos();
-        h->file.transferInit();
-        OFCondition c = h->file.read(stream, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
-        h->file.transferEnd();
-        // The buffer stream hands out its data in place; keep nothing pointing into the stream.
-        if (c.good()) h->file.loadAllDataIntoMemory();
+        h->memory.fd = memfd_create("lumen-dicom", MFD_CLOEXEC);
+        if (h->memory.fd < 0) {
+            delete h;
+            return fail(LUMEN_DCM_INTERNAL, err, err_len, std::string("cannot create a memory file: ") + std::strerror(errno));
+        }
+        for (size_t done = 0; done < size;) {
+            ssize_t n = write(h->memory.fd, data + done, size - done);
+            if (n <= 0) {
+                delete h;
+                return fail(LUMEN_DCM_INTERNAL, err, err_len, std::string("cannot fill a memory file: ") + std::strerror(errno));
+            }
+            done += (size_t)n;
+        }
+        bool prefixed = hasDICMPrefix(data, size) || looksLikeBareDataSet(data, size);
+        std::string path = "/proc/self/fd/" + std::to_string(h->memory.fd);
+        OFCondition c = h->file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
         return finishOpen(h, c, prefixed, out, info, err, err_len);
     } catch (const std::bad_alloc &) {
         return fail(LUMEN_DCM_INTERNAL, err, err_len, "out of memory while reading");

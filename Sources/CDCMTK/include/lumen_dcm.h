@@ -80,7 +80,8 @@ typedef struct lumen_dcm lumen_dcm;
 /// problem (for LUMEN_DCM_UNSUPPORTED_SYNTAX: `transfer_syntax` and `transfer_syntax_name`).
 int lumen_dcm_open_file(const char *path, lumen_dcm **out, lumen_dcm_info *info, char *err, int err_len);
 
-/// As `lumen_dcm_open_file`, from `size` bytes in memory (copied; the caller may free them).
+/// As `lumen_dcm_open_file`, from `size` bytes in memory (copied into an anonymous memory file,
+/// so that large values are read lazily as from disk; the caller may free its bytes).
 int lumen_dcm_open_memory(const uint8_t *data, size_t size, lumen_dcm **out, lumen_dcm_info *info,
                           char *err, int err_len);
 
