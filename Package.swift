@@ -51,6 +51,16 @@ let package = Package(
         // Per-thread heap-allocation counter (malloc interposition) for the zero-allocation checks.
         .target(name: "CAllocCount"),
 
+        // DICOM reading and writing through DCMTK's dcmdata (Debian libdcmtk-dev).
+        .target(
+            name: "CDCMTK",
+            linkerSettings: [
+                .linkedLibrary("dcmdata"),
+                .linkedLibrary("oflog"),
+                .linkedLibrary("ofstd"),
+            ]
+        ),
+
         // MARK: Lumen modules
         .target(
             name: "Core",
@@ -64,7 +74,7 @@ let package = Package(
             ]
         ),
         .target(name: "Drivers", dependencies: ["Core", "CLibSerialPort", "CRealtime"]),
-        .target(name: "Imaging", dependencies: ["Core", "COpenCV"]),
+        .target(name: "Imaging", dependencies: ["Core", "COpenCV", "CDCMTK", "CEigen"]),
         .target(name: "Safety", dependencies: ["Core", "Drivers"]),
         .target(name: "Sim", dependencies: ["Core", "Drivers", "Imaging", "CDriveLinkReference", "CRealtime", "COpenCV"]),
         .target(name: "Console", dependencies: ["Core"]),

@@ -1,0 +1,628 @@
+#include "lumen_dcm.h"
+
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcdict.h"
+#include "dcmtk/dcmdata/dcfcache.h"
+#include "dcmtk/dcmdata/dcfilefo.h"
+#include "dcmtk/dcmdata/dcmetinf.h"
+#include "dcmtk/dcmdata/dcuid.h"
+#include "dcmtk/dcmdata/dcvrat.h"
+#include "dcmtk/dcmdata/dcvrfd.h"
+#include "dcmtk/dcmdata/dcxfer.h"
+#include "dcmtk/oflog/oflog.h"
+
+#include <glob.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <exception>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+// An in-memory file lives in an anonymous memory file, read through /proc/self/fd like any file.
+// DCMTK allocates an element's declared length before reading the value unless it can reopen the
+// stream later (then values over maxReadLength stay put until asked for); its buffer stream cannot,
+// so a few bytes declaring a 4 GB element would make it allocate 4 GB. A file it can reopen.
+struct MemoryFile {
+    int fd = -1;
+    ~MemoryFile() { if (fd >= 0) close(fd); }
+};
+
+struct lumen_dcm {
+    // Declared first, destroyed last: the data set's deferred values and the cache read from it.
+    MemoryFile memory;
+    DcmFileFormat file;
+    DcmElement *pixels = nullptr;
+    DcmFileCache cache;
+    lumen_dcm_info info{};
+    uint32_t frameBytes = 0;
+    std::vector<uint8_t> scratch;  // one frame of raw bytes
+};
+
+namespace {
+
+const char *kPrivateCreator = "LUMEN 1.0";
+
+
+int fail(int code, char *err, int err_len, const std::string &message) {
+    if (err != nullptr && err_len > 0) std::snprintf(err, (size_t)err_len, "%s", message.c_str());
+    return code;
+}
+
+void copyString(char *dst, size_t n, const char *src) {
+    std::snprintf(dst, n, "%s", src == nullptr ? "" : src);
+}
+
+std::string trimmed(const char *s) {
+    std::string out = s == nullptr ? "" : s;
+    while (!out.empty() && (out.back() == ' ' || out.back() == '\0')) out.pop_back();
+    size_t start = 0;
+    while (start < out.size() && out[start] == ' ') start++;
+    return out.substr(start);
+}
+
+// DCMTK on Debian loads its dictionary from files (DCM_DICT_DEFAULT_PATH), or from DCMDICTPATH when
+// that is set. When neither worked (DCMDICTPATH pointing nowhere, a relocated install), load the
+// packaged files ourselves so that a fresh machine works without any environment variable.
+// Also silences DCMTK's own logger: every problem comes back to the caller as an error code.
+std::string dictionaryProblem;
+bool dictionaryReady() {
+    static std::once_flag once;
+    static bool ready = false;
+    std::call_once(once, [] {
+        OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+        if (dcmDataDict.isDictionaryLoaded()) { ready = true; return; }
+        std::vector<std::string> candidates;
+        std::string defaults = DCM_DICT_DEFAULT_PATH;
+        size_t start = 0;
+        while (start <= defaults.size()) {
+            size_t end = defaults.find(ENVIRONMENT_PATH_SEPARATOR, start);
+            if (end == std::string::npos) end = defaults.size();
+            if (end > start) candidates.push_back(defaults.substr(start, end - start));
+            start = end + 1;
+        }
+        for (const char *pattern : {"/usr/share/libdcmtk*/dicom.dic", "/usr/local/share/dcmtk*/dicom.dic",
+                                    "/usr/share/dcmtk*/dicom.dic"}) {
+            glob_t g{};
+            if (glob(pattern, 0, nullptr, &g) == 0)
+                for (size_t i = 0; i < g.gl_pathc; i++) candidates.push_back(g.gl_pathv[i]);
+            globfree(&g);
+        }
+        DcmDataDictionary &dict = dcmDataDict.wrlock();
+        bool loaded = false;
+        for (const auto &path : candidates) {
+            struct stat st{};
+            if (stat(path.c_str(), &st) != 0) continue;
+            if (dict.loadDictionary(path.c_str(), OFFalse)) loaded = true;
+        }
+        dcmDataDict.wrunlock();
+        ready = loaded && dcmDataDict.isDictionaryLoaded();
+        if (!ready) {
+            dictionaryProblem = "DCMTK's data dictionary could not be loaded (tried";
+            for (const auto &p : candidates) dictionaryProblem += " " + p;
+            dictionaryProblem += "; install libdcmtk17 or set DCMDICTPATH)";
+        }
+    });
+    return ready;
+}
+
+bool isUncompressedSyntax(const std::string &uid) {
+    return uid == UID_LittleEndianImplicitTransferSyntax || uid == UID_LittleEndianExplicitTransferSyntax ||
+           uid == UID_BigEndianExplicitTransferSyntax || uid == UID_DeflatedExplicitVRLittleEndianTransferSyntax;
+}
+
+int sopKind(const std::string &uid) {
+    if (uid == UID_XRayAngiographicImageStorage) return LUMEN_DCM_SOP_XA;
+    if (uid == UID_XRayRadiofluoroscopicImageStorage) return LUMEN_DCM_SOP_RF;
+    if (uid == UID_EnhancedXAImageStorage) return LUMEN_DCM_SOP_ENHANCED_XA;
+    if (uid == UID_EnhancedXRFImageStorage) return LUMEN_DCM_SOP_ENHANCED_RF;
+    return LUMEN_DCM_SOP_OTHER;
+}
+
+// A finite number from a tag, first at the top level, then inside sequences (the functional
+// groups of enhanced multi-frame objects carry the positioner and distances there).
+bool number(DcmItem *ds, const DcmTagKey &key, double &out, unsigned long pos = 0, bool searchSequences = true) {
+    for (OFBool deep : {OFFalse, OFTrue}) {
+        if (deep && !searchSequences) break;
+        Float64 v = 0;
+        if (ds->findAndGetFloat64(key, v, pos, deep).good() && std::isfinite(v)) { out = v; return true; }
+        // IS and other string VRs: DCMTK's Float64 getter only takes DS/FD/FL.
+        Sint32 i = 0;
+        if (ds->findAndGetSint32(key, i, pos, deep).good()) { out = i; return true; }
+        OFString s;
+        if (ds->findAndGetOFString(key, s, pos, deep).good()) {
+            std::string t = trimmed(s.c_str());
+            if (!t.empty()) {
+                char *end = nullptr;
+                double d = std::strtod(t.c_str(), &end);
+                if (end != t.c_str() && *end == '\0' && std::isfinite(d)) { out = d; return true; }
+            }
+        }
+    }
+    return false;
+}
+
+long integer(DcmItem *ds, const DcmTagKey &key, long fallback, bool &present) {
+    Uint16 u = 0;
+    if (ds->findAndGetUint16(key, u).good()) { present = true; return u; }
+    double d = 0;
+    if (number(ds, key, d, 0, false) && d == std::floor(d) && std::fabs(d) < 1e9) { present = true; return (long)d; }
+    present = false;
+    return fallback;
+}
+
+bool hasDICMPrefix(const uint8_t *bytes, size_t size) {
+    return size >= 132 && std::memcmp(bytes + 128, "DICM", 4) == 0;
+}
+
+// A data set without preamble (old ACR-NEMA style files, some writers) starts with a group 0002
+// or 0008 tag, little or big endian.
+bool looksLikeBareDataSet(const uint8_t *b, size_t size) {
+    if (size < 8) return false;
+    bool little = (b[0] == 0x02 || b[0] == 0x08) && b[1] == 0x00;
+    bool big = b[0] == 0x00 && (b[1] == 0x02 || b[1] == 0x08);
+    return little || big;
+}
+
+// Classifies a failed parse: a premature end is a truncation; otherwise a file that never said
+// it was DICOM is "not DICOM", and one that did is corrupt.
+int loadFailure(const OFCondition &c, bool prefixed, std::string &message) {
+    std::string text = c.text();
+    bool premature = c == EC_StreamNotifyClient || c == EC_EndOfStream || c == EC_InvalidStream ||
+                     text.find("premature") != std::string::npos || text.find("Premature") != std::string::npos;
+    if (!prefixed) {
+        message = "not a DICOM file (no DICM prefix and no readable data set: " + text + ")";
+        return LUMEN_DCM_NOT_DICOM;
+    }
+    if (premature) {
+        message = "truncated: the data end inside an element (" + text + ")";
+        return LUMEN_DCM_TRUNCATED;
+    }
+    message = "corrupt data set: " + text;
+    return LUMEN_DCM_CORRUPT;
+}
+
+// Everything after a successful parse: syntax, image pixel module, geometry, pixel data size.
+int inspect(lumen_dcm *h, bool prefixed, std::string &message) {
+    DcmDataset *ds = h->file.getDataset();
+    DcmMetaInfo *meta = h->file.getMetaInfo();
+    lumen_dcm_info &info = h->info;
+    info = lumen_dcm_info{};
+
+    OFString syntaxUID;
+    if (meta != nullptr) meta->findAndGetOFString(DCM_TransferSyntaxUID, syntaxUID);
+    std::string uid = trimmed(syntaxUID.c_str());
+    if (uid.empty()) uid = DcmXfer(ds->getOriginalXfer()).getXferID();
+    DcmXfer xfer(uid.c_str());
+    copyString(info.transfer_syntax, sizeof info.transfer_syntax, uid.c_str());
+    const char *name = xfer.getXfer() == EXS_Unknown ? "unknown transfer syntax" : xfer.getXferName();
+    copyString(info.transfer_syntax_name, sizeof info.transfer_syntax_name, name);
+
+    bool hasRows = ds->tagExists(DCM_Rows), hasPixels = ds->tagExists(DCM_PixelData);
+    if (!prefixed && !hasRows && !hasPixels) {
+        message = "not a DICOM image (no DICM prefix, no Rows and no PixelData)";
+        return LUMEN_DCM_NOT_DICOM;
+    }
+    if (!isUncompressedSyntax(uid)) {
+        message = std::string("unsupported transfer syntax ") + name + " (" + uid +
+                  "): only uncompressed little/big endian syntaxes are read";
+        return LUMEN_DCM_UNSUPPORTED_SYNTAX;
+    }
+
+    OFString sop;
+    if (ds->findAndGetOFString(DCM_SOPClassUID, sop).bad() && meta != nullptr)
+        meta->findAndGetOFString(DCM_MediaStorageSOPClassUID, sop);
+    std::string sopUID = trimmed(sop.c_str());
+    copyString(info.sop_class_uid, sizeof info.sop_class_uid, sopUID.c_str());
+    info.sop_class = sopKind(sopUID);
+    OFString position;
+    ds->findAndGetOFString(DCM_PatientPosition, position);
+    copyString(info.patient_position, sizeof info.patient_position, trimmed(position.c_str()).c_str());
+
+    // Image pixel module.
+    bool present = false;
+    long samples = integer(ds, DCM_SamplesPerPixel, 1, present);
+    OFString photometric;
+    std::string pi = ds->findAndGetOFString(DCM_PhotometricInterpretation, photometric).good()
+                         ? trimmed(photometric.c_str()) : std::string("MONOCHROME2");
+    if (pi == "MONOCHROME1") info.monochrome1 = 1;
+    else if (pi == "MONOCHROME2") info.monochrome1 = 0;
+    else {
+        message = "unsupported photometric interpretation '" + pi + "' (only MONOCHROME1/MONOCHROME2)";
+        return LUMEN_DCM_UNSUPPORTED_PHOTOMETRIC;
+    }
+    if (samples != 1) {
+        message = "unsupported samples per pixel " + std::to_string(samples) + " (only 1, greyscale)";
+        return LUMEN_DCM_UNSUPPORTED_PHOTOMETRIC;
+    }
+    long rows = integer(ds, DCM_Rows, 0, present);
+    long columns = integer(ds, DCM_Columns, 0, present);
+    if (rows <= 0 || columns <= 0) {
+        message = "missing or zero Rows/Columns (" + std::to_string(rows) + " x " + std::to_string(columns) + ")";
+        return LUMEN_DCM_MISSING;
+    }
+    if ((int64_t)rows * columns > (int64_t)1 << 28) {
+        message = "image of " + std::to_string(columns) + " x " + std::to_string(rows) + " pixels is too large";
+        return LUMEN_DCM_CORRUPT;
+    }
+    long allocated = integer(ds, DCM_BitsAllocated, 0, present);
+    if (!present) { message = "missing BitsAllocated"; return LUMEN_DCM_MISSING; }
+    long stored = integer(ds, DCM_BitsStored, allocated, present);
+    long high = integer(ds, DCM_HighBit, stored - 1, present);
+    long representation = integer(ds, DCM_PixelRepresentation, 0, present);
+    if ((allocated != 8 && allocated != 16) || stored < 1 || stored > allocated || high < stored - 1 || high >= allocated) {
+        message = "unsupported bits: allocated " + std::to_string(allocated) + ", stored " + std::to_string(stored) +
+                  ", high bit " + std::to_string(high) + " (need 8 or 16 allocated, 1…allocated stored)";
+        return LUMEN_DCM_UNSUPPORTED_BITS;
+    }
+    if (representation != 0 && representation != 1) {
+        message = "invalid PixelRepresentation " + std::to_string(representation);
+        return LUMEN_DCM_CORRUPT;
+    }
+    long frames = 1;
+    if (ds->tagExists(DCM_NumberOfFrames)) {
+        double f = 0;
+        if (!number(ds, DCM_NumberOfFrames, f, 0, false) || f < 1 || f != std::floor(f) || f > 1e6) {
+            OFString raw;
+            ds->findAndGetOFString(DCM_NumberOfFrames, raw);
+            message = std::string("invalid NumberOfFrames '") + raw.c_str() + "'";
+            return LUMEN_DCM_CORRUPT;
+        }
+        frames = (long)f;
+    }
+    info.rows = (int32_t)rows;
+    info.columns = (int32_t)columns;
+    info.frames = (int32_t)frames;
+    info.bits_allocated = (int32_t)allocated;
+    info.bits_stored = (int32_t)stored;
+    info.high_bit = (int32_t)high;
+    info.pixel_representation = (int32_t)representation;
+
+    // Modality LUT (rescale).
+    info.rescale_slope = 1;
+    info.rescale_intercept = 0;
+    double slope = 1, intercept = 0;
+    bool hasSlope = number(ds, DCM_RescaleSlope, slope), hasIntercept = number(ds, DCM_RescaleIntercept, intercept);
+    if (hasSlope || hasIntercept) {
+        if (!(slope != 0)) {
+            message = "RescaleSlope is 0";
+            return LUMEN_DCM_CORRUPT;
+        }
+        info.has_rescale = 1;
+        info.rescale_slope = slope;
+        info.rescale_intercept = intercept;
+    }
+
+    // Geometry and timing.
+    info.has_source_to_detector = number(ds, DCM_DistanceSourceToDetector, info.source_to_detector);
+    info.has_source_to_patient = number(ds, DCM_DistanceSourceToPatient, info.source_to_patient);
+    if (number(ds, DCM_ImagerPixelSpacing, info.imager_pixel_spacing[0], 0)) {
+        info.has_imager_pixel_spacing = 1;
+        if (!number(ds, DCM_ImagerPixelSpacing, info.imager_pixel_spacing[1], 1))
+            info.imager_pixel_spacing[1] = info.imager_pixel_spacing[0];
+    }
+    info.has_primary_angle = number(ds, DCM_PositionerPrimaryAngle, info.primary_angle);
+    info.has_secondary_angle = number(ds, DCM_PositionerSecondaryAngle, info.secondary_angle);
+    info.has_frame_time = number(ds, DCM_FrameTime, info.frame_time);
+    info.has_cine_rate = number(ds, DCM_CineRate, info.cine_rate);
+    DcmElement *vector = nullptr;
+    if (ds->findAndGetElement(DCM_FrameTimeVector, vector).good() && vector != nullptr &&
+        vector->getVM() == (unsigned long)frames) {
+        bool finite = true;
+        for (long i = 0; i < frames && finite; i++) {
+            Float64 v = 0;
+            finite = vector->getFloat64(v, (unsigned long)i).good() && std::isfinite(v) && v >= 0;
+        }
+        info.has_frame_time_vector = finite;
+    }
+
+    // Pixel data: native, long enough for every frame.
+    DcmElement *pixels = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, pixels).bad() || pixels == nullptr) {
+        message = "no PixelData (7FE0,0010)";
+        return LUMEN_DCM_MISSING;
+    }
+    if (pixels->getLengthField() == DCM_UndefinedLength || pixels->isNested()) {
+        message = "encapsulated PixelData in an uncompressed transfer syntax";
+        return LUMEN_DCM_CORRUPT;
+    }
+    uint64_t frameBytes = (uint64_t)rows * (uint64_t)columns * (uint64_t)(allocated / 8);
+    uint64_t need = frameBytes * (uint64_t)frames;
+    uint64_t have = pixels->getLength();
+    if (have < need) {
+        message = "truncated pixel data: " + std::to_string(have) + " bytes, but " + std::to_string(frames) +
+                  " frame(s) of " + std::to_string(columns) + " x " + std::to_string(rows) + " at " +
+                  std::to_string(allocated) + " bits need " + std::to_string(need);
+        return LUMEN_DCM_TRUNCATED;
+    }
+    h->pixels = pixels;
+    h->frameBytes = (uint32_t)frameBytes;
+    return LUMEN_DCM_OK;
+}
+
+// `prefixed`: the file says it is DICOM (a DICM prefix, or a plausible bare data set).
+int finishOpen(lumen_dcm *h, const OFCondition &c, bool prefixed, lumen_dcm **out, lumen_dcm_info *info,
+               char *err, int err_len) {
+    std::string message;
+    int rc = c.good() ? inspect(h, prefixed, message) : loadFailure(c, prefixed, message);
+    if (info != nullptr) *info = h->info;   // on failure: what was learnt (the transfer syntax, say)
+    if (rc != LUMEN_DCM_OK) {
+        delete h;
+        return fail(rc, err, err_len, message);
+    }
+    *out = h;
+    return LUMEN_DCM_OK;
+}
+
+std::string decimal(double v) {
+    // DS values hold at most 16 characters: the most precise %g that fits.
+    char buf[40];
+    for (int precision = 17; precision > 0; precision--) {
+        std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+        if (std::strlen(buf) <= 16) return buf;
+    }
+    return "0";
+}
+
+}  // namespace
+
+extern "C" int lumen_dcm_open_file(const char *path, lumen_dcm **out, lumen_dcm_info *info, char *err, int err_len) {
+    if (path == nullptr || out == nullptr) return fail(LUMEN_DCM_ARGUMENT, err, err_len, "null path or handle");
+    *out = nullptr;
+    try {
+        if (!dictionaryReady()) return fail(LUMEN_DCM_NO_DICTIONARY, err, err_len, dictionaryProblem);
+        struct stat st{};
+        if (stat(path, &st) != 0) return fail(LUMEN_DCM_IO, err, err_len, std::string("cannot open: ") + std::strerror(errno));
+        if (S_ISDIR(st.st_mode)) return fail(LUMEN_DCM_IO, err, err_len, "is a directory, not a file");
+        FILE *f = std::fopen(path, "rb");
+        if (f == nullptr) return fail(LUMEN_DCM_IO, err, err_len, std::string("cannot open: ") + std::strerror(errno));
+        uint8_t head[132] = {0};
+        size_t got = std::fread(head, 1, sizeof head, f);
+        std::fclose(f);
+        bool prefixed = hasDICMPrefix(head, got) || looksLikeBareDataSet(head, got);
+        if (st.st_size == 0) return fail(LUMEN_DCM_NOT_DICOM, err, err_len, "not a DICOM file: the file is empty");
+        auto *h = new lumen_dcm();
+        OFCondition c = h->file.loadFile(path, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+        return finishOpen(h, c, prefixed, out, info, err, err_len);
+    } catch (const std::bad_alloc &) {
+        return fail(LUMEN_DCM_INTERNAL, err, err_len, "out of memory while reading");
+    } catch (const std::exception &e) {
+        return fail(LUMEN_DCM_INTERNAL, err, err_len, std::string("DCMTK: ") + e.what());
+    }
+}
+
+extern "C" int lumen_dcm_open_memory(const uint8_t *data, size_t size, lumen_dcm **out, lumen_dcm_info *info,
+                                     char *err, int err_len) {
+    if ((data == nullptr && size > 0) || out == nullptr) return fail(LUMEN_DCM_ARGUMENT, err, err_len, "null data or handle");
+    *out = nullptr;
+    try {
+        if (!dictionaryReady()) return fail(LUMEN_DCM_NO_DICTIONARY, err, err_len, dictionaryProblem);
+        if (size == 0) return fail(LUMEN_DCM_NOT_DICOM, err, err_len, "not a DICOM file: no data");
+        auto *h = new lumen_dcm();
+        h->memory.fd = memfd_create("lumen-dicom", MFD_CLOEXEC);
+        if (h->memory.fd < 0) {
+            delete h;
+            return fail(LUMEN_DCM_INTERNAL, err, err_len, std::string("cannot create a memory file: ") + std::strerror(errno));
+        }
+        for (size_t done = 0; done < size;) {
+            ssize_t n = write(h->memory.fd, data + done, size - done);
+            if (n <= 0) {
+                delete h;
+                return fail(LUMEN_DCM_INTERNAL, err, err_len, std::string("cannot fill a memory file: ") + std::strerror(errno));
+            }
+            done += (size_t)n;
+        }
+        bool prefixed = hasDICMPrefix(data, size) || looksLikeBareDataSet(data, size);
+        std::string path = "/proc/self/fd/" + std::to_string(h->memory.fd);
+        OFCondition c = h->file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+        return finishOpen(h, c, prefixed, out, info, err, err_len);
+    } catch (const std::bad_alloc &) {
+        return fail(LUMEN_DCM_INTERNAL, err, err_len, "out of memory while reading");
+    } catch (const std::exception &e) {
+        return fail(LUMEN_DCM_INTERNAL, err, err_len, std::string("DCMTK: ") + e.what());
+    }
+}
+
+extern "C" int lumen_dcm_frame(lumen_dcm *h, int32_t index, int32_t *values, int64_t capacity, char *err, int err_len) {
+    if (h == nullptr || values == nullptr) return fail(LUMEN_DCM_ARGUMENT, err, err_len, "null handle or buffer");
+    const lumen_dcm_info &info = h->info;
+    int64_t count = (int64_t)info.rows * info.columns;
+    if (index < 0 || index >= info.frames)
+        return fail(LUMEN_DCM_ARGUMENT, err, err_len, "frame " + std::to_string(index) + " of " + std::to_string(info.frames));
+    if (capacity < count) return fail(LUMEN_DCM_ARGUMENT, err, err_len, "buffer smaller than one frame");
+    try {
+        h->scratch.resize(h->frameBytes);
+        OFCondition c = h->pixels->getPartialValue(h->scratch.data(), (Uint32)((uint64_t)index * h->frameBytes),
+                                                   h->frameBytes, &h->cache, EBO_LittleEndian);
+        if (c.bad()) return fail(LUMEN_DCM_IO, err, err_len, std::string("cannot read frame ") + std::to_string(index) + ": " + c.text());
+        const int shift = info.high_bit - info.bits_stored + 1;
+        const uint32_t mask = info.bits_stored >= 32 ? 0xFFFFFFFFu : ((1u << info.bits_stored) - 1u);
+        const uint32_t sign = 1u << (info.bits_stored - 1);
+        const bool isSigned = info.pixel_representation == 1;
+        const uint8_t *b = h->scratch.data();
+        for (int64_t i = 0; i < count; i++) {
+            uint32_t raw = info.bits_allocated == 8 ? b[i] : (uint32_t)b[2 * i] | ((uint32_t)b[2 * i + 1] << 8);
+            uint32_t v = (raw >> shift) & mask;
+            values[i] = (isSigned && (v & sign)) ? (int32_t)v - (int32_t)(mask + 1u) : (int32_t)v;
+        }
+        return LUMEN_DCM_OK;
+    } catch (const std::bad_alloc &) {
+        return fail(LUMEN_DCM_INTERNAL, err, err_len, "out of memory while reading a frame");
+    } catch (const std::exception &e) {
+        return fail(LUMEN_DCM_INTERNAL, err, err_len, std::string("DCMTK: ") + e.what());
+    }
+}
+
+extern "C" int lumen_dcm_frame_times(lumen_dcm *h, double *ms, int32_t count, char *err, int err_len) {
+    if (h == nullptr || ms == nullptr) return fail(LUMEN_DCM_ARGUMENT, err, err_len, "null handle or buffer");
+    if (!h->info.has_frame_time_vector) return fail(LUMEN_DCM_MISSING, err, err_len, "no usable FrameTimeVector");
+    if (count < h->info.frames) return fail(LUMEN_DCM_ARGUMENT, err, err_len, "buffer smaller than the frame count");
+    DcmElement *vector = nullptr;
+    if (h->file.getDataset()->findAndGetElement(DCM_FrameTimeVector, vector).bad() || vector == nullptr)
+        return fail(LUMEN_DCM_MISSING, err, err_len, "no FrameTimeVector");
+    for (int32_t i = 0; i < h->info.frames; i++) {
+        Float64 v = 0;
+        if (vector->getFloat64(v, (unsigned long)i).bad()) return fail(LUMEN_DCM_CORRUPT, err, err_len, "unreadable FrameTimeVector");
+        ms[i] = v;
+    }
+    return LUMEN_DCM_OK;
+}
+
+extern "C" void lumen_dcm_close(lumen_dcm *h) { delete h; }
+
+extern "C" int lumen_dcm_private_isocenter(lumen_dcm *h, double *xyz) {
+    if (h == nullptr || xyz == nullptr) return 0;
+    DcmDataset *ds = h->file.getDataset();
+    OFString creator;
+    if (ds->findAndGetOFString(DcmTagKey(0x0029, 0x0010), creator).bad() || trimmed(creator.c_str()) != kPrivateCreator) return 0;
+    DcmElement *e = nullptr;
+    if (ds->findAndGetElement(DcmTagKey(0x0029, 0x1010), e).bad() || e == nullptr || e->getLength() != 24) return 0;
+    uint8_t raw[24];
+    // FD when the dictionary knew the VR (explicit syntaxes), UN bytes otherwise: both as little endian.
+    if (e->getPartialValue(raw, 0, 24, nullptr, EBO_LittleEndian).bad()) return 0;
+    for (int i = 0; i < 3; i++) {
+        uint64_t bits = 0;
+        for (int k = 7; k >= 0; k--) bits = (bits << 8) | raw[8 * i + k];
+        double v;
+        std::memcpy(&v, &bits, sizeof v);
+        if (!std::isfinite(v)) return 0;
+        xyz[i] = v;
+    }
+    return 1;
+}
+
+extern "C" int lumen_dcm_write(const char *path, const lumen_dcm_write_params *p, const uint16_t *pixels,
+                               char *err, int err_len) {
+    if (path == nullptr || p == nullptr || pixels == nullptr) return fail(LUMEN_DCM_ARGUMENT, err, err_len, "null argument");
+    if (p->rows <= 0 || p->columns <= 0 || p->rows > 65535 || p->columns > 65535 || p->frames <= 0)
+        return fail(LUMEN_DCM_ARGUMENT, err, err_len, "bad image size");
+    if ((p->bits_allocated != 8 && p->bits_allocated != 16) || p->bits_stored < 1 || p->bits_stored > p->bits_allocated)
+        return fail(LUMEN_DCM_UNSUPPORTED_BITS, err, err_len, "bits allocated must be 8 or 16 and bits stored 1…allocated");
+    uint64_t count = (uint64_t)p->rows * (uint64_t)p->columns * (uint64_t)p->frames;
+    if (count * (uint64_t)(p->bits_allocated / 8) > 0xFFFFFFF0ull)
+        return fail(LUMEN_DCM_ARGUMENT, err, err_len, "pixel data over 4 GB");
+    E_TransferSyntax xfer = p->transfer_syntax == LUMEN_DCM_IMPLICIT_LITTLE ? EXS_LittleEndianImplicit
+                          : p->transfer_syntax == LUMEN_DCM_EXPLICIT_BIG   ? EXS_BigEndianExplicit
+                                                                            : EXS_LittleEndianExplicit;
+    try {
+        if (!dictionaryReady()) return fail(LUMEN_DCM_NO_DICTIONARY, err, err_len, dictionaryProblem);
+        DcmFileFormat file;
+        DcmDataset *ds = file.getDataset();
+        char uid[100];
+        bool rf = p->sop_class == LUMEN_DCM_SOP_RF;
+        std::time_t now = std::time(nullptr);
+        std::tm tm{};
+        gmtime_r(&now, &tm);
+        char date[16], time[16];
+        std::strftime(date, sizeof date, "%Y%m%d", &tm);
+        std::strftime(time, sizeof time, "%H%M%S", &tm);
+        OFCondition c = EC_Normal;
+        auto put = [&](const DcmTagKey &key, const std::string &value) {
+            if (c.good()) c = ds->putAndInsertString(key, value.c_str());
+        };
+        auto putUS = [&](const DcmTagKey &key, long value) {
+            if (c.good()) c = ds->putAndInsertUint16(key, (Uint16)value);
+        };
+        put(DCM_SOPClassUID, rf ? UID_XRayRadiofluoroscopicImageStorage : UID_XRayAngiographicImageStorage);
+        put(DCM_SOPInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT));
+        put(DCM_StudyInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_STUDY_UID_ROOT));
+        put(DCM_SeriesInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_SERIES_UID_ROOT));
+        put(DCM_Modality, rf ? "RF" : "XA");
+        put(DCM_ImageType, "DERIVED\\PRIMARY\\SINGLE PLANE");
+        put(DCM_StudyDate, date);
+        put(DCM_StudyTime, time);
+        put(DCM_ContentDate, date);
+        put(DCM_ContentTime, time);
+        put(DCM_AccessionNumber, "");
+        put(DCM_ReferringPhysicianName, "");
+        put(DCM_Manufacturer, "Lumen");
+        put(DCM_PatientName, "Lumen^Simulation");
+        put(DCM_PatientID, "LUMEN-SIM");
+        put(DCM_PatientBirthDate, "");
+        put(DCM_PatientSex, "");
+        put(DCM_PatientPosition, "HFS");
+        put(DCM_StudyID, "1");
+        put(DCM_SeriesNumber, "1");
+        put(DCM_InstanceNumber, "1");
+        put(DCM_PatientOrientation, "");
+        put(DCM_KVP, "");
+        put(DCM_RadiationSetting, "GR");
+        put(DCM_PixelIntensityRelationship, "LIN");
+        put(DCM_LossyImageCompression, "00");
+        put(DCM_PositionerMotion, "STATIC");
+        putUS(DCM_SamplesPerPixel, 1);
+        put(DCM_PhotometricInterpretation, p->monochrome1 ? "MONOCHROME1" : "MONOCHROME2");
+        putUS(DCM_Rows, p->rows);
+        putUS(DCM_Columns, p->columns);
+        putUS(DCM_BitsAllocated, p->bits_allocated);
+        putUS(DCM_BitsStored, p->bits_stored);
+        putUS(DCM_HighBit, p->bits_stored - 1);
+        putUS(DCM_PixelRepresentation, p->pixel_representation ? 1 : 0);
+        put(DCM_NumberOfFrames, std::to_string(p->frames));
+        if (p->has_rescale) {
+            if (!std::isfinite(p->rescale_slope) || p->rescale_slope == 0 || !std::isfinite(p->rescale_intercept))
+                return fail(LUMEN_DCM_ARGUMENT, err, err_len, "rescale slope must be finite and non-zero");
+            put(DCM_RescaleSlope, decimal(p->rescale_slope));
+            put(DCM_RescaleIntercept, decimal(p->rescale_intercept));
+            put(DCM_RescaleType, "US");
+        }
+        if (p->has_geometry) {
+            double g[] = {p->source_to_detector, p->source_to_patient, p->pixel_spacing, p->primary_angle, p->secondary_angle};
+            for (double v : g)
+                if (!std::isfinite(v)) return fail(LUMEN_DCM_ARGUMENT, err, err_len, "non-finite geometry");
+            put(DCM_DistanceSourceToDetector, decimal(p->source_to_detector));
+            put(DCM_DistanceSourceToPatient, decimal(p->source_to_patient));
+            put(DCM_ImagerPixelSpacing, decimal(p->pixel_spacing) + "\\" + decimal(p->pixel_spacing));
+            put(DCM_PositionerPrimaryAngle, decimal(p->primary_angle));
+            put(DCM_PositionerSecondaryAngle, decimal(p->secondary_angle));
+        }
+        if (p->has_frame_time) {
+            if (!(p->frame_time > 0) || !std::isfinite(p->frame_time))
+                return fail(LUMEN_DCM_ARGUMENT, err, err_len, "frame time must be positive");
+            put(DCM_FrameTime, decimal(p->frame_time));
+            put(DCM_CineRate, std::to_string((long)std::lround(1000.0 / p->frame_time)));
+            if (c.good()) c = ds->putAndInsertTagKey(DCM_FrameIncrementPointer, DCM_FrameTime);
+        }
+        if (p->has_isocenter) {
+            for (double v : p->isocenter)
+                if (!std::isfinite(v)) return fail(LUMEN_DCM_ARGUMENT, err, err_len, "non-finite isocentre");
+            if (c.good()) c = ds->putAndInsertString(DcmTag(0x0029, 0x0010, EVR_LO), kPrivateCreator);
+            if (c.good()) {
+                DcmTag tag(0x0029, 0x1010, EVR_FD);
+                tag.setPrivateCreator(kPrivateCreator);
+                auto *e = new DcmFloatingPointDouble(tag);
+                c = e->putFloat64Array(p->isocenter, 3);
+                if (c.good()) c = ds->insert(e, OFTrue);
+                else delete e;
+            }
+        }
+        if (c.good()) {
+            const uint16_t mask = (uint16_t)((1u << p->bits_stored) - 1u);
+            if (p->bits_allocated == 8) {
+                std::vector<Uint8> bytes(count);
+                for (uint64_t i = 0; i < count; i++) bytes[i] = (Uint8)(pixels[i] & mask);
+                c = ds->putAndInsertUint8Array(DCM_PixelData, bytes.data(), (unsigned long)count);
+            } else {
+                std::vector<Uint16> words(count);
+                for (uint64_t i = 0; i < count; i++) words[i] = (Uint16)(pixels[i] & mask);
+                c = ds->putAndInsertUint16Array(DCM_PixelData, words.data(), (unsigned long)count);
+            }
+        }
+        if (c.bad()) return fail(LUMEN_DCM_INTERNAL, err, err_len, std::string("cannot build the data set: ") + c.text());
+        c = file.saveFile(path, xfer, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0, EWM_fileformat);
+        if (c.bad()) return fail(LUMEN_DCM_IO, err, err_len, std::string("cannot write: ") + c.text());
+        return LUMEN_DCM_OK;
+    } catch (const std::bad_alloc &) {
+        return fail(LUMEN_DCM_INTERNAL, err, err_len, "out of memory while writing");
+    } catch (const std::exception &e) {
+        return fail(LUMEN_DCM_INTERNAL, err, err_len, std::string("DCMTK: ") + e.what());
+    }
+}

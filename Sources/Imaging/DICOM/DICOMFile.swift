@@ -1,0 +1,129 @@
+import CDCMTK
+import Core
+
+/// An open DICOM file: the header at once, frames one at a time (large pixel data stay on disk
+/// until read). Not shared between threads: open one per reading thread.
+public final class DICOMReader {
+    public let path: String
+    public let header: DICOMHeader
+    private let handle: OpaquePointer
+    private var stored: [Int32]
+
+    /// Opens `path` (a DICOM file, with or without preamble) and checks that its frames can be
+    /// read: uncompressed, MONOCHROME1/2, 8 or 16 bits allocated, pixel data long enough.
+    public convenience init(path: String) throws(DICOMError) {
+        var info = lumen_dcm_info()
+        var err = [CChar](repeating: 0, count: 512)
+        var h: OpaquePointer?
+        let rc = lumen_dcm_open_file(path, &h, &info, &err, Int32(err.count))
+        guard rc == Int32(LUMEN_DCM_OK), let h else {
+            throw DICOMError.from(code: rc, message: bridgeMessage(err), file: path, info: info)
+        }
+        try self.init(path: path, handle: h, info: info)
+    }
+
+    /// Opens a DICOM file held in memory; `name` stands for the file in errors.
+    public convenience init(bytes: [UInt8], name: String = "<memory>") throws(DICOMError) {
+        var info = lumen_dcm_info()
+        var err = [CChar](repeating: 0, count: 512)
+        var h: OpaquePointer?
+        let rc = bytes.withUnsafeBufferPointer { lumen_dcm_open_memory($0.baseAddress, $0.count, &h, &info, &err, Int32(err.count)) }
+        guard rc == Int32(LUMEN_DCM_OK), let h else {
+            throw DICOMError.from(code: rc, message: bridgeMessage(err), file: name, info: info)
+        }
+        try self.init(path: name, handle: h, info: info)
+    }
+
+    private init(path: String, handle: OpaquePointer, info: lumen_dcm_info) throws(DICOMError) {
+        self.path = path
+        self.handle = handle
+        var times: [Double]?
+        if info.has_frame_time_vector != 0 {
+            var ms = [Double](repeating: 0, count: Int(info.frames))
+            var err = [CChar](repeating: 0, count: 256)
+            if lumen_dcm_frame_times(handle, &ms, info.frames, &err, Int32(err.count)) == Int32(LUMEN_DCM_OK) { times = ms }
+        }
+        var xyz = [0.0, 0.0, 0.0]
+        let iso: Vec3? = lumen_dcm_private_isocenter(handle, &xyz) == 1 ? Vec3(xyz[0], xyz[1], xyz[2]) : nil
+        header = DICOMHeader(info, frameTimes: times, isocenter: iso)
+        stored = [Int32](repeating: 0, count: header.rows * header.columns)
+    }
+
+    deinit { lumen_dcm_close(handle) }
+
+    public var frameCount: Int { header.frameCount }
+
+    /// The stored values of frame `index` (bits at the high bit, sign-extended; not rescaled).
+    public func storedValues(frame index: Int) throws(DICOMError) -> [Int32] {
+        try load(index)
+        return stored
+    }
+
+    /// Frame `index` in display values (see `DICOMPixelMapping`), stamped `acquiredAt`.
+    public func frame(_ index: Int, acquiredAt: Nanoseconds = 0) throws(DICOMError) -> Frame {
+        try load(index)
+        let pixels = stored.withUnsafeBufferPointer { header.pixelMapping.display($0) }
+        return Frame(width: header.columns, height: header.rows, pixels: pixels, acquiredAt: acquiredAt)
+    }
+
+    private func load(_ index: Int) throws(DICOMError) {
+        guard (0..<header.frameCount).contains(index) else {
+            throw .corrupt(file: path, reason: "no frame \(index): the file has \(header.frameCount)")
+        }
+        var err = [CChar](repeating: 0, count: 512)
+        let rc = stored.withUnsafeMutableBufferPointer {
+            lumen_dcm_frame(handle, Int32(index), $0.baseAddress, Int64($0.count), &err, Int32(err.count))
+        }
+        guard rc == Int32(LUMEN_DCM_OK) else {
+            throw DICOMError.from(code: rc, message: bridgeMessage(err), file: path, info: lumen_dcm_info())
+        }
+    }
+}
+
+/// All frames of a DICOM file with their acquisition times and the C-arm geometry of its tags.
+public struct DICOMSeries: Sendable {
+    public var path: String
+    public var header: DICOMHeader
+    /// Display values (`DICOMPixelMapping`: 0…2^bitsStored − 1, brighter is larger).
+    public var frames: [Frame]
+    /// The geometry from the tags (`DICOMHeader.geometry`), nil when they do not give one.
+    public var geometry: CArmGeometry?
+    /// Why `geometry` is nil, or what it assumed.
+    public var geometryNotes: [String]
+    /// Time between frames from FrameTime, CineRate or FrameTimeVector; nil without any.
+    public var frameInterval: Nanoseconds?
+
+    public var pixelMapping: DICOMPixelMapping { header.pixelMapping }
+}
+
+public enum DICOMFile {
+    /// Reads every frame of `path`. Frame k is stamped `start` + its offset from the timing tags
+    /// (0 for all frames when the file has none).
+    public static func read(_ path: String, start: Nanoseconds = 0) throws(DICOMError) -> DICOMSeries {
+        let reader = try DICOMReader(path: path)
+        return try series(reader, start: start)
+    }
+
+    /// As `read`, from bytes in memory.
+    public static func read(bytes: [UInt8], name: String = "<memory>", start: Nanoseconds = 0) throws(DICOMError) -> DICOMSeries {
+        try series(DICOMReader(bytes: bytes, name: name), start: start)
+    }
+
+    static func series(_ reader: DICOMReader, start: Nanoseconds) throws(DICOMError) -> DICOMSeries {
+        let h = reader.header
+        let offsets = h.frameOffsets
+        var frames: [Frame] = []
+        frames.reserveCapacity(h.frameCount)
+        for k in 0..<h.frameCount {
+            frames.append(try reader.frame(k, acquiredAt: start + (offsets?[k] ?? 0)))
+        }
+        var geometry: CArmGeometry?
+        var notes: [String]
+        switch h.geometry {
+        case .success(let g): geometry = g.geometry; notes = g.assumptions
+        case .failure(let p): notes = [p.reason]
+        }
+        return DICOMSeries(path: reader.path, header: h, frames: frames, geometry: geometry, geometryNotes: notes,
+                           frameInterval: h.frameInterval)
+    }
+}

@@ -1,0 +1,46 @@
+// libFuzzer target for the DICOM loader (the DCMTK bridge), from memory: parse, inspect the
+// header, read every frame, the frame time vector and the private isocentre. Any input must come
+// back as a typed error or a consistent header: no crash, no hang, no unbounded memory.
+// DCMTK itself is the system library (not instrumented); the bridge is.
+#include "lumen_dcm.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <vector>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    lumen_dcm *h = nullptr;
+    lumen_dcm_info info;
+    char err[256];
+    int rc = lumen_dcm_open_memory(data, size, &h, &info, err, sizeof err);
+    if (rc != LUMEN_DCM_OK) {
+        if (h != nullptr || rc < LUMEN_DCM_IO || rc > LUMEN_DCM_INTERNAL || err[0] == '\0') std::abort();
+        return 0;
+    }
+    // An accepted header is one the Swift side can trust.
+    bool ok = info.rows > 0 && info.columns > 0 && info.frames >= 1 &&
+              (info.bits_allocated == 8 || info.bits_allocated == 16) && info.bits_stored >= 1 &&
+              info.bits_stored <= info.bits_allocated && info.high_bit >= info.bits_stored - 1 &&
+              info.high_bit < info.bits_allocated && (info.pixel_representation | 1) == 1 &&
+              std::isfinite(info.rescale_slope) && info.rescale_slope != 0;
+    // The pixel data were checked to hold every frame, so they bound the frame count by the input.
+    uint64_t frameBytes = (uint64_t)info.rows * (uint64_t)info.columns * (uint64_t)(info.bits_allocated / 8);
+    if (!ok || frameBytes * (uint64_t)info.frames > size) std::abort();
+    std::vector<int32_t> values((size_t)info.rows * (size_t)info.columns);
+    const int32_t lo = info.pixel_representation ? -(1 << (info.bits_stored - 1)) : 0;
+    const int64_t hi = info.pixel_representation ? (1 << (info.bits_stored - 1)) - 1 : ((int64_t)1 << info.bits_stored) - 1;
+    for (int32_t k = 0; k < info.frames; k++) {
+        if (lumen_dcm_frame(h, k, values.data(), (int64_t)values.size(), err, sizeof err) != LUMEN_DCM_OK) continue;
+        for (int32_t v : values)
+            if (v < lo || v > hi) std::abort();
+    }
+    if (lumen_dcm_frame(h, info.frames, values.data(), (int64_t)values.size(), err, sizeof err) != LUMEN_DCM_ARGUMENT) std::abort();
+    if (info.has_frame_time_vector) {
+        std::vector<double> ms((size_t)info.frames);
+        lumen_dcm_frame_times(h, ms.data(), info.frames, err, sizeof err);
+    }
+    double iso[3];
+    lumen_dcm_private_isocenter(h, iso);
+    lumen_dcm_close(h);
+    return 0;
+}
