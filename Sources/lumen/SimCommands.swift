@@ -135,11 +135,13 @@ struct SimRender: ParsableCommand {
     @Option(help: "Catheter: physics (the elastic rod pushed in from a sheath at the first vessel's far end, 20 mm/s) or centerline (laid along that vessel, 3 mm a frame).")
     var catheter = "physics"
     @Option(help: "Scene motion: none, or typical (8 mm breathing over 4 s, 3 mm heartbeat at 75/min).") var motion = "none"
+    @Option(help: "Output: png (16-bit frames) or dicom (one multi-frame XA file, frames.dcm, with the geometry tags).") var format = "png"
     @Flag(help: "Biplane: also render the same scene from a second C-arm at the primary angle + 90°, into DIR/plane-b.") var biplane = false
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
 
     func validate() throws {
         guard ["physics", "centerline"].contains(catheter) else { throw ValidationError("--catheter must be physics or centerline") }
+        guard ["png", "dicom"].contains(format) else { throw ValidationError("--format must be png or dicom") }
         guard ["none", "typical"].contains(motion) else { throw ValidationError("--motion must be none or typical") }
         guard Phantoms.names.contains(phantom) else { throw ValidationError("--phantom must be one of \(Phantoms.names.joined(separator: ", "))") }
         guard (1...10_000).contains(frames) else { throw ValidationError("--frames must be 1…10000") }
@@ -185,6 +187,7 @@ struct SimRender: ParsableCommand {
         let rod = try catheter == "physics" ? PushedCatheter(tree: tree, route: route, start: 0.4 * routeLength) : nil
         for (_, dir) in planes { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         var truths = [[FluoroTruth]](repeating: [], count: planes.count)
+        var series = [[Frame]](repeating: [], count: planes.count)
         var times: [Double] = []
         for f in 0..<frames {
             let line: [Vec3]
@@ -197,13 +200,25 @@ struct SimRender: ParsableCommand {
                 let t0 = Date()
                 let (frame, truth) = try plane.renderer.render(tree: tree, catheter: line, frame: f, acquiredAt: Nanoseconds.fromSeconds(Double(f) / fps))
                 if k == 0 { times.append(Date().timeIntervalSince(t0) * 1000) }
-                do { try PNGFrameFile.write(frame, to: plane.dir + String(format: "/frame_%04d.png", f)) } catch { throw CommandFailure(error.description) }
+                if format == "dicom" {
+                    series[k].append(frame)
+                } else {
+                    do { try PNGFrameFile.write(frame, to: plane.dir + String(format: "/frame_%04d.png", f)) } catch { throw CommandFailure(error.description) }
+                }
                 truths[k].append(truth)
                 if f == 0 { try Self.writePreview(frame, truth: truth, to: plane.dir + "/preview_0000.png") }
             }
             if frames > 5 { Output.status("render: frame \(f + 1)/\(frames)") }
         }
         Output.endStatus()
+        if format == "dicom" {
+            for (k, plane) in planes.enumerated() {
+                do {
+                    try DICOMWriter.write(frames: series[k], geometry: plane.renderer.geometry, frameInterval: Nanoseconds.fromSeconds(1 / fps),
+                                          to: plane.dir + "/frames.dcm", options: .init(bitsStored: 12))
+                } catch { throw CommandFailure("\(error)") }
+            }
+        }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         for (k, plane) in planes.enumerated() { try enc.encode(truths[k]).write(to: URL(fileURLWithPath: plane.dir + "/truth.json")) }
