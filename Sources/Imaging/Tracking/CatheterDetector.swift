@@ -1,0 +1,358 @@
+import Foundation
+
+/// A catheter found in one frame: its centerline (proximal → distal, full-frame px), the tip
+/// (the distal end point of the centerline, sub-pixel), and how sure the detector is.
+public struct CatheterDetection: Sendable, Equatable {
+    public var u: Double
+    public var v: Double
+    /// 0…1: ridge strength near the tip and the sharpness of the tip's end, both against noise.
+    public var confidence: Double
+    /// Centerline points, proximal → distal, ending at the refined tip.
+    public var centerline: [(u: Double, v: Double)]
+    /// px — the catheter's apparent width (from the selected ridge scale).
+    public var widthPx: Double
+    /// Median ridge strength along the last part of the catheter (noise units).
+    public var ridgeSNR: Double
+    /// Contrast of the tip's end step against the noise of the attenuation profile.
+    public var endSNR: Double
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.u == b.u && a.v == b.v && a.confidence == b.confidence && a.widthPx == b.widthPx
+            && a.centerline.count == b.centerline.count && zip(a.centerline, b.centerline).allSatisfy { $0.u == $1.u && $0.v == $1.v }
+    }
+}
+
+/// Settings of the detector above the ridge filter.
+public struct DetectorSettings: Sendable, Equatable {
+    public var ridge = RidgeSettings()
+    /// Chain ends closer than this (px, plus 1.5 × the ridge σ) may be linked into one curve…
+    public var linkGapPx = 10.0
+    /// …when their directions agree within this angle (degrees).
+    public var linkAngleDeg = 50.0
+    /// Curves shorter than this (px of arc) are not catheters.
+    public var minLengthPx = 20.0
+    /// An end within this many px (plus 2σ) of the searched region's border leaves the field: proximal.
+    public var borderPx = 4.0
+    public init() {}
+
+    func validate() throws(TrackingError) {
+        try ridge.validate()
+        for (v, f) in [(linkGapPx, "link_gap_px"), (linkAngleDeg, "link_angle_deg"), (minLengthPx, "min_length_px"), (borderPx, "border_px")] {
+            guard v.isFinite, v >= 0 else { throw .badSetting(field: f, reason: "must be a finite number ≥ 0, got \(v)") }
+        }
+    }
+}
+
+/// Finds the catheter in a frame and localises its tip.
+///
+/// The ridge filter (OpenCV, through the bridge) returns chains of dark thin ridges. Chains are
+/// linked end to end where they continue each other in position and direction, which carries a
+/// curve through its own crossings and through short gaps. A candidate tip is a curve end that
+/// is free inside the searched region; the other end of a catheter normally leaves the field.
+/// Without a prediction the strongest, longest curve with a free end wins and its tip is the free
+/// end (the denser one when both are free); with a prediction, the free end nearest to it. The tip
+/// is then refined along the ridge direction to the half-height point of the end step in the
+/// attenuation profile (sub-pixel).
+public final class CatheterDetector {
+    public let settings: DetectorSettings
+    public let ridges: RidgeExtractor
+    /// The chains of the last search, for overlays.
+    public private(set) var lastChains: [[RidgePoint]] = []
+
+    public init(settings: DetectorSettings = DetectorSettings()) throws(TrackingError) {
+        try settings.validate()
+        self.settings = settings
+        ridges = try RidgeExtractor(settings: settings.ridge)
+    }
+
+    /// A prior for the search: the predicted tip and how far from it a tip may be.
+    public struct Prior: Sendable {
+        public var u: Double, v: Double
+        public var radius: Double
+        public init(u: Double, v: Double, radius: Double) { self.u = u; self.v = v; self.radius = radius }
+    }
+
+    /// Searches `region` (the whole frame when nil) on a `downsample`× smaller copy; with a prior,
+    /// only tips within its radius count. Nil when no catheter tip is found.
+    public func detect(_ frame: Frame, region: PixelRegion? = nil, downsample: Int = 1, prior: Prior? = nil) throws(TrackingError) -> CatheterDetection? {
+        if let p = prior, !(p.u.isFinite && p.v.isFinite && p.radius.isFinite) { return nil }
+        let chains = try ridges.chains(in: frame, region: region, downsample: downsample)
+        lastChains = chains
+        let area = region ?? PixelRegion(x: 0, y: 0, width: frame.width, height: frame.height)
+        let curves = link(chains)
+        // Candidate tips: curve ends free inside the region (and near the prior, when given).
+        var candidates: [(curve: Curve, atEnd: Bool)] = []
+        for c in curves where c.length >= settings.minLengthPx {
+            let margin = settings.borderPx + 2 * c.sigma
+            for atEnd in [true, false] {
+                let tip = atEnd ? c.points[c.points.count - 1] : c.points[0]
+                if area.inset(u: tip.u, v: tip.v) <= margin { continue }
+                if let p = prior, hypot(tip.u - p.u, tip.v - p.v) > p.radius { continue }
+                candidates.append((c, atEnd))
+            }
+        }
+        // Rate the strongest few by their tip: a catheter ends in a sharp step of attenuation.
+        candidates.sort { $0.curve.strength > $1.curve.strength }
+        var best: (score: Double, detection: CatheterDetection)?
+        for (c, atEnd) in candidates.prefix(32) {
+            let ordered = atEnd ? c.points : Array(c.points.reversed())
+            guard let d = refineTip(frame, ordered) else { continue }
+            var score = d.confidence * min(c.strength, 3000).squareRoot() * (0.5 + min(1.5, d.endSNR / 20))
+            if let p = prior {
+                let dist = hypot(d.u - p.u, d.v - p.v), scale = max(2, 0.25 * p.radius)
+                score /= 1 + (dist / scale) * (dist / scale)
+            } else {
+                // The denser end of a curve is the distal one (the tip marker).
+                let here = endDensity(frame, c, atEnd: atEnd), there = endDensity(frame, c, atEnd: !atEnd)
+                if here < there { score *= 0.5 }
+            }
+            if score > 0, best == nil || score > best!.score { best = (score, d) }
+        }
+        return best?.detection
+    }
+
+    // MARK: Linking chains into curves
+
+    struct Curve {
+        var points: [RidgePoint]
+        var length: Double
+        var strength: Double
+        var sigma: Double
+    }
+
+    /// The unit direction leaving a chain at one end, from its last few px of arc.
+    func outward(_ c: [RidgePoint], atEnd: Bool) -> (Double, Double) {
+        let n = c.count
+        let k = min(n - 1, max(2, Int(2 * (c[atEnd ? n - 1 : 0].sigma) + 3)))
+        let a = atEnd ? c[n - 1] : c[0], b = atEnd ? c[n - 1 - k] : c[k]
+        let dx = a.u - b.u, dy = a.v - b.v
+        let l = max(hypot(dx, dy), 1e-9)
+        return (dx / l, dy / l)
+    }
+
+    /// Greedy end-to-end linking by gap and agreement of direction (straight through crossings).
+    func link(_ chains: [[RidgePoint]]) -> [Curve] {
+        let n = chains.count
+        guard n > 0 else { return [] }
+        struct End { var chain: Int; var atEnd: Bool }
+        struct Link { var a: End; var b: End; var cost: Double }
+        var links: [Link] = []
+        let cosMax = cos(settings.linkAngleDeg * .pi / 180)
+        // Bucket the ends on a coarse grid so linking stays near-linear in the number of chains.
+        let cell = 16.0
+        var grid: [Int: [End]] = [:]
+        func key(_ u: Double, _ v: Double) -> Int { Int((v / cell).rounded(.down)) * 100_000 + Int((u / cell).rounded(.down)) }
+        for i in 0..<n {
+            for atEnd in [false, true] {
+                let p = atEnd ? chains[i][chains[i].count - 1] : chains[i][0]
+                grid[key(p.u, p.v), default: []].append(End(chain: i, atEnd: atEnd))
+            }
+        }
+        for i in 0..<n {
+            for atEnd in [false, true] {
+                let ci = chains[i]
+                let p = atEnd ? ci[ci.count - 1] : ci[0]
+                let dp = outward(ci, atEnd: atEnd)
+                let gx = Int((p.u / cell).rounded(.down)), gy = Int((p.v / cell).rounded(.down))
+                for yy in (gy - 1)...(gy + 1) {
+                    for xx in (gx - 1)...(gx + 1) {
+                        for e in grid[yy * 100_000 + xx] ?? [] {
+                            if e.chain < i || (e.chain == i && (!atEnd || e.atEnd)) { continue }  // each pair once
+                            if e.chain == i && ci.count < 12 { continue }
+                            let cj = chains[e.chain]
+                            let q = e.atEnd ? cj[cj.count - 1] : cj[0]
+                            let gap = hypot(q.u - p.u, q.v - p.v)
+                            if gap > settings.linkGapPx + 1.5 * max(p.sigma, q.sigma) { continue }
+                            // A catheter keeps its width: no linking across a change of scale.
+                            if max(p.sigma, q.sigma) > 1.8 * min(p.sigma, q.sigma) { continue }
+                            let dq = outward(cj, atEnd: e.atEnd)
+                            // The two ends must face each other: continuing directions.
+                            let along = -(dp.0 * dq.0 + dp.1 * dq.1)
+                            if along < cosMax { continue }
+                            if gap > 2 {
+                                let cx = (q.u - p.u) / gap, cy = (q.v - p.v) / gap
+                                if dp.0 * cx + dp.1 * cy < cosMax || -(dq.0 * cx + dq.1 * cy) < cosMax { continue }
+                            }
+                            links.append(Link(a: End(chain: i, atEnd: atEnd), b: e, cost: gap + 8 * (1 - along)))
+                        }
+                    }
+                }
+            }
+        }
+        links.sort { $0.cost < $1.cost }
+        // partner[2·chain + (atEnd ? 1 : 0)] = the linked end's index, or −1.
+        var partner = [Int](repeating: -1, count: 2 * n)
+        for l in links {
+            let ia = 2 * l.a.chain + (l.a.atEnd ? 1 : 0), ib = 2 * l.b.chain + (l.b.atEnd ? 1 : 0)
+            if partner[ia] >= 0 || partner[ib] >= 0 { continue }
+            partner[ia] = ib
+            partner[ib] = ia
+        }
+        // Walk each path of linked chains from an unlinked end; then the closed cycles.
+        var used = [Bool](repeating: false, count: n)
+        var curves: [Curve] = []
+        func walk(from startEnd: Int) {
+            var pts: [RidgePoint] = []
+            var e = startEnd
+            while true {
+                let c = e / 2
+                if used[c] { break }
+                used[c] = true
+                let chain = chains[c]
+                // Enter at end `e`, leave at the other end.
+                let seq = e % 2 == 0 ? chain : chain.reversed()
+                for p in seq {
+                    if let last = pts.last, hypot(last.u - p.u, last.v - p.v) < 0.5 { continue }
+                    pts.append(p)
+                }
+                let exit = e % 2 == 0 ? 2 * c + 1 : 2 * c
+                let next = partner[exit]
+                if next < 0 { break }
+                e = next
+            }
+            if pts.count >= 2 { curves.append(makeCurve(pts)) }
+        }
+        for i in 0..<n where !used[i] {
+            if partner[2 * i] < 0 { walk(from: 2 * i) } else if partner[2 * i + 1] < 0 { walk(from: 2 * i + 1) }
+        }
+        for i in 0..<n where !used[i] { walk(from: 2 * i) }
+        return curves
+    }
+
+    func makeCurve(_ pts: [RidgePoint]) -> Curve {
+        var length = 0.0, strength = 0.0
+        for k in 1..<pts.count {
+            let d = hypot(pts[k].u - pts[k - 1].u, pts[k].v - pts[k - 1].v)
+            length += d
+            strength += d * min(pts[k].response, 30)
+        }
+        let sigmas = pts.map(\.sigma).sorted()
+        return Curve(points: pts, length: length, strength: strength, sigma: sigmas[sigmas.count / 2])
+    }
+
+    // MARK: The tip
+
+    /// −log of the frame's grey value at a sub-pixel position (bilinear), clamped to the frame.
+    @inline(__always) func attenuation(_ f: Frame, _ u: Double, _ v: Double) -> Double {
+        let x = min(max(u, 0), Double(f.width) - 1.001), y = min(max(v, 0), Double(f.height) - 1.001)
+        let x0 = Int(x), y0 = Int(y)
+        let fx = x - Double(x0), fy = y - Double(y0)
+        let i = y0 * f.width + x0
+        let a = Double(f.pixels[i]), b = Double(f.pixels[i + 1]), c = Double(f.pixels[i + f.width]), d = Double(f.pixels[i + f.width + 1])
+        let g = (1 - fy) * ((1 - fx) * a + fx * b) + fy * ((1 - fx) * c + fx * d)
+        return -log(g + 1)
+    }
+
+    /// Mean attenuation over the last ~2 widths at one end of a curve, minus its surroundings.
+    func endDensity(_ f: Frame, _ c: Curve, atEnd: Bool) -> Double {
+        let w = max(2.5, 3 * c.sigma)
+        let pts = atEnd ? Array(c.points.suffix(Int(2 * w))) : Array(c.points.prefix(Int(2 * w)))
+        var inner = 0.0, outer = 0.0
+        for p in pts {
+            inner += attenuation(f, p.u, p.v)
+            outer += 0.5 * (attenuation(f, p.u + p.nx * w, p.v + p.ny * w) + attenuation(f, p.u - p.nx * w, p.v - p.ny * w))
+        }
+        return (inner - outer) / Double(max(pts.count, 1))
+    }
+
+    /// Refines the distal end (the last point of `pts`) to the half-height point of the
+    /// attenuation step along the ridge, and rates the detection.
+    func refineTip(_ f: Frame, _ pts: [RidgePoint]) -> CatheterDetection? {
+        let n = pts.count
+        guard n >= 3 else { return nil }
+        let tailSigma = pts.suffix(max(3, n / 4)).map(\.sigma).sorted()
+        let sigma = tailSigma[tailSigma.count / 2]
+        let width = max(2.5, 3 * sigma)  // apparent catheter width, px
+        let step = 0.5
+        // Inward: along the centerline, back from the end; outward: straight on.
+        let lIn = max(12.0, 3 * width), lOut = max(10.0, 2 * width)
+        let dir = outward(pts, atEnd: true)
+        var path: [(u: Double, v: Double, nx: Double, ny: Double)] = []  // inward samples, tip first
+        var acc = 0.0, k = n - 1
+        var cu = pts[n - 1].u, cv = pts[n - 1].v
+        path.append((cu, cv, -dir.1, dir.0))
+        while acc < lIn, k > 0 {
+            let tu = pts[k - 1].u, tv = pts[k - 1].v
+            let seg = hypot(tu - cu, tv - cv)
+            if seg < step {
+                acc += seg; cu = tu; cv = tv; k -= 1
+                continue
+            }
+            cu += (tu - cu) / seg * step; cv += (tv - cv) / seg * step
+            acc += step
+            path.append((cu, cv, pts[k - 1].nx, pts[k - 1].ny))
+        }
+        let inward = path.count
+        guard inward >= 5 else { return nil }
+        // Profile: s < 0 inside (reversed path), s > 0 beyond the end, averaged across ±width/4.
+        let half = 0.25 * width
+        func across(_ u: Double, _ v: Double, _ nx: Double, _ ny: Double) -> Double {
+            (attenuation(f, u, v) + attenuation(f, u + nx * half, v + ny * half) + attenuation(f, u - nx * half, v - ny * half)) / 3
+        }
+        var prof: [Double] = []
+        var where_: [(Double, Double)] = []
+        for s in path.reversed() {
+            prof.append(across(s.u, s.v, s.nx, s.ny))
+            where_.append((s.u, s.v))
+        }
+        let tipIndex = prof.count - 1
+        let outCount = Int(lOut / step)
+        for j in 1...outCount {
+            let u = pts[n - 1].u + dir.0 * step * Double(j), v = pts[n - 1].v + dir.1 * step * Double(j)
+            prof.append(across(u, v, -dir.1, dir.0))
+            where_.append((u, v))
+        }
+        // Light smoothing along the profile.
+        var sm = prof
+        for i in 1..<(prof.count - 1) { sm[i] = 0.25 * prof[i - 1] + 0.5 * prof[i] + 0.25 * prof[i + 1] }
+        // Background: beyond the end (from one width on) and beside the last width of the shaft.
+        let beyondStart = tipIndex + Int(width / step)
+        var beyond = Array(sm[min(beyondStart, sm.count - 1)...]).sorted()
+        if beyond.isEmpty { beyond = [sm[sm.count - 1]] }
+        var side: [Double] = []
+        let last = pts.suffix(max(3, Int(width)))
+        for p in last {
+            side.append(attenuation(f, p.u + p.nx * (width + 2), p.v + p.ny * (width + 2)))
+            side.append(attenuation(f, p.u - p.nx * (width + 2), p.v - p.ny * (width + 2)))
+        }
+        side.sort()
+        let bgBeyond = beyond[beyond.count / 2], bgSide = side[side.count / 2]
+        // The step that matters is the one beyond the end (a rib ending against a denser
+        // vertebra has a shaft brighter than its sides but no drop past its end).
+        let background = bgBeyond
+        _ = bgSide
+        // Plateau: the highest level within two widths inside the end (the marker when there is one).
+        let lo = max(0, tipIndex - Int(2 * width / step))
+        var peak = lo
+        for i in lo...min(tipIndex + Int(0.5 * width / step), sm.count - 1) where sm[i] > sm[peak] { peak = i }
+        let plateau = sm[peak]
+        let height = plateau - background
+        guard height > 0 else { return nil }
+        let level = background + 0.5 * height
+        var cross = Double(sm.count - 1)
+        for i in peak..<(sm.count - 1) where sm[i] >= level && sm[i + 1] < level {
+            cross = Double(i) + (sm[i] - level) / (sm[i] - sm[i + 1])
+            break
+        }
+        let ci = min(Int(cross), where_.count - 2), frac = cross - Double(ci)
+        let tu = where_[ci].0 + frac * (where_[ci + 1].0 - where_[ci].0)
+        let tv = where_[ci].1 + frac * (where_[ci + 1].1 - where_[ci].1)
+        // Noise of the profile beyond the end (sample-to-sample differences, robust).
+        var diffs: [Double] = []
+        for i in min(beyondStart, prof.count - 2)..<(prof.count - 1) { diffs.append(abs(prof[i + 1] - prof[i])) }
+        diffs.sort()
+        let noise = max(1e-4, (diffs.isEmpty ? 1e-3 : diffs[diffs.count / 2]) * 1.4826 / 2.0.squareRoot())
+        let endSNR = height / noise
+        let tail = pts.suffix(max(3, Int(3 * width))).map(\.response).sorted()
+        let ridgeSNR = tail[tail.count / 2]
+        let confidence = clamp01((ridgeSNR - 4) / 8) * clamp01((endSNR - 2) / 6)
+        var centerline = pts.map { (u: $0.u, v: $0.v) }
+        // Drop centerline points beyond the refined tip, then end exactly at it.
+        while let l = centerline.last, (l.u - tu) * dir.0 + (l.v - tv) * dir.1 > 0 { centerline.removeLast() }
+        centerline.append((tu, tv))
+        return CatheterDetection(u: tu, v: tv, confidence: confidence, centerline: centerline, widthPx: width,
+                                 ridgeSNR: ridgeSNR, endSNR: endSNR)
+    }
+}
+
+@inline(__always) func clamp01(_ x: Double) -> Double { x.isFinite ? min(1, max(0, x)) : 0 }

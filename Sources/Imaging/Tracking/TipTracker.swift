@@ -1,0 +1,230 @@
+import Core
+import Foundation
+
+/// Whether a frame's tip position is a measurement.
+public enum TrackStatus: String, Sendable, Codable {
+    /// The tip was found in this frame (and agreed with the motion model).
+    case tracked
+    /// No tip in this frame: u and v are the prediction (or NaN before the first fix), not a measurement.
+    case lost
+}
+
+/// The tracker's answer for one frame. Every answer carries the frame's acquisition time.
+public struct TipTrack: Sendable {
+    public var frame: Int
+    /// When the frame was acquired (ns, monotonic), as the frame said.
+    public var acquiredAt: Nanoseconds
+    public var u: Double
+    public var v: Double
+    public var confidence: Double
+    public var status: TrackStatus
+    /// True when the whole frame was searched (acquisition or re-acquisition), false in the search region.
+    public var fullFrameSearch: Bool
+    /// The searched region.
+    public var region: PixelRegion
+    /// The detection behind a `tracked` answer (centerline for overlays).
+    public var detection: CatheterDetection?
+}
+
+/// Settings of the tracker.
+public struct TrackerSettings: Sendable, Equatable {
+    public var detector = DetectorSettings()
+    /// s — frame interval used when frames carry no usable acquisition times.
+    public var nominalFrameInterval = 1.0 / 15
+    /// px/s² — white-acceleration process noise of the constant-velocity model.
+    public var accelerationNoise = 3000.0
+    /// px — measurement noise (one σ) of a detected tip.
+    public var measurementNoise = 1.0
+    /// Mahalanobis gate (χ², 2 degrees of freedom) on the innovation; 13.8 keeps 99.9 % of true tips.
+    public var gate = 13.8
+    /// px — the gate and the search region never shrink below this.
+    public var minimumSearchRadius = 24.0
+    /// px — nor grow beyond this.
+    public var maximumSearchRadius = 160.0
+    /// Detections below this confidence are not measurements.
+    public var minimumConfidence = 0.25
+    /// A first fix (or a fix after loss) needs this much confidence.
+    public var acquireConfidence = 0.45
+    /// Missed frames after which the prediction is dropped and the whole frame searched without it.
+    public var reacquireAfter = 3
+    /// Downsampling of the full-frame search (1 or 2; the tip is refined at full resolution).
+    public var fullFrameDownsample = 2
+    public init() {}
+
+    func validate() throws(TrackingError) {
+        try detector.validate()
+        let checks: [(Double, String)] = [(nominalFrameInterval, "nominal_frame_interval_s"), (accelerationNoise, "acceleration_noise"),
+                                          (measurementNoise, "measurement_noise_px"), (gate, "gate"), (minimumSearchRadius, "minimum_search_radius_px"),
+                                          (maximumSearchRadius, "maximum_search_radius_px")]
+        for (v, f) in checks {
+            guard v.isFinite, v > 0 else { throw .badSetting(field: f, reason: "must be a finite number > 0, got \(v)") }
+        }
+        guard maximumSearchRadius >= minimumSearchRadius else {
+            throw .badSetting(field: "maximum_search_radius_px", reason: "must be ≥ minimum_search_radius_px")
+        }
+        for (v, f) in [(minimumConfidence, "minimum_confidence"), (acquireConfidence, "acquire_confidence")] {
+            guard v.isFinite, (0...1).contains(v) else { throw .badSetting(field: f, reason: "must be 0…1, got \(v)") }
+        }
+        guard reacquireAfter >= 1 else { throw .badSetting(field: "reacquire_after", reason: "must be ≥ 1, got \(reacquireAfter)") }
+        guard fullFrameDownsample == 1 || fullFrameDownsample == 2 else {
+            throw .badSetting(field: "full_frame_downsample", reason: "must be 1 or 2, got \(fullFrameDownsample)")
+        }
+    }
+}
+
+/// Tracks the catheter tip through a sequence: a constant-velocity Kalman filter in (u, v),
+/// a search region around its prediction sized by the prediction's uncertainty, a Mahalanobis
+/// gate on each measurement, re-acquisition over the whole frame after missed frames, and an
+/// explicit `lost` status whenever a frame gives no trustworthy tip.
+public final class TipTracker {
+    public let settings: TrackerSettings
+    public let detector: CatheterDetector
+    /// State (u, v, u̇, v̇) in px and px/s, and its covariance (row-major 4 × 4).
+    private var x = [Double](repeating: 0, count: 4)
+    private var p = [Double](repeating: 0, count: 16)
+    private var initialised = false
+    private var lastTime: Nanoseconds?
+    private var frameIndex = 0
+    /// Consecutive frames without a measurement.
+    public private(set) var missed = 0
+
+    public init(settings: TrackerSettings = TrackerSettings()) throws(TrackingError) {
+        try settings.validate()
+        self.settings = settings
+        detector = try CatheterDetector(settings: settings.detector)
+    }
+
+    /// Forgets the track (next frame is a fresh acquisition).
+    public func reset() {
+        initialised = false
+        lastTime = nil
+        missed = 0
+    }
+
+    /// Tracks one frame. Frames must come in acquisition order; a frame whose time does not
+    /// advance is taken to be `nominalFrameInterval` after the previous one.
+    public func track(_ frame: Frame) throws(TrackingError) -> TipTrack {
+        defer { frameIndex += 1 }
+        guard frame.width >= RidgeExtractor.minimumSide, frame.height >= RidgeExtractor.minimumSide else {
+            throw .frameTooSmall(width: frame.width, height: frame.height, minimum: RidgeExtractor.minimumSide)
+        }
+        var dt = settings.nominalFrameInterval
+        if let t0 = lastTime {
+            let d = Double(frame.acquiredAt - t0) / 1e9
+            if d > 0, d < 10 { dt = d }
+        }
+        lastTime = frame.acquiredAt
+        let full = PixelRegion(x: 0, y: 0, width: frame.width, height: frame.height)
+        if initialised { predict(dt) }
+        // With a live track: the search region around the prediction, then the whole frame gated.
+        if initialised, missed < settings.reacquireAfter {
+            let radius = searchRadius()
+            let region = PixelRegion.around(u: x[0], v: x[1], half: radius + 2 * settings.detector.ridge.sigmaMax * 3, in: frame.width, frame.height)
+            let prior = CatheterDetector.Prior(u: x[0], v: x[1], radius: radius)
+            if let d = try detector.detect(frame, region: region, downsample: 1, prior: prior), accept(d, threshold: settings.minimumConfidence) {
+                return fix(d, frame, region: region, fullFrame: false)
+            }
+            if let d = try detector.detect(frame, region: nil, downsample: fullDownsample(frame), prior: prior),
+               accept(d, threshold: settings.minimumConfidence) {
+                return fix(d, frame, region: full, fullFrame: true)
+            }
+            missed += 1
+            return miss(frame, region: region, fullFrame: true)
+        }
+        // Acquisition (or re-acquisition): the whole frame, no prior, a stricter confidence.
+        if let d = try detector.detect(frame, region: nil, downsample: fullDownsample(frame)), d.confidence >= settings.acquireConfidence {
+            initialised = true
+            missed = 0
+            x = [d.u, d.v, 0, 0]
+            let r = settings.maximumSearchRadius / 3
+            p = [4, 0, 0, 0, 0, 4, 0, 0, 0, 0, r * r * 100, 0, 0, 0, 0, r * r * 100]
+            return TipTrack(frame: frameIndex, acquiredAt: frame.acquiredAt, u: d.u, v: d.v, confidence: d.confidence, status: .tracked,
+                            fullFrameSearch: true, region: full, detection: d)
+        }
+        if initialised { missed += 1 }
+        return miss(frame, region: full, fullFrame: true)
+    }
+
+    /// Small frames are searched at full resolution, large ones downsampled as set.
+    func fullDownsample(_ f: Frame) -> Int { min(f.width, f.height) >= 768 ? settings.fullFrameDownsample : 1 }
+
+    /// px — the search radius: the gate's extent of the predicted position, within the limits.
+    func searchRadius() -> Double {
+        let s = max(p[0], p[5]).squareRoot() * settings.gate.squareRoot() + 2 * settings.measurementNoise
+        return min(settings.maximumSearchRadius, max(settings.minimumSearchRadius, s.isFinite ? s : settings.maximumSearchRadius))
+    }
+
+    func accept(_ d: CatheterDetection, threshold: Double) -> Bool {
+        guard d.confidence >= threshold, d.u.isFinite, d.v.isFinite else { return false }
+        // Mahalanobis distance of the innovation with S = H P Hᵀ + R.
+        let r = settings.measurementNoise * settings.measurementNoise
+        let s00 = p[0] + r, s01 = p[1], s11 = p[5] + r
+        let det = s00 * s11 - s01 * s01
+        guard det > 0 else { return false }
+        let du = d.u - x[0], dv = d.v - x[1]
+        let m = (s11 * du * du - 2 * s01 * du * dv + s00 * dv * dv) / det
+        let floor = settings.minimumSearchRadius
+        return m <= settings.gate || du * du + dv * dv <= floor * floor
+    }
+
+    private func fix(_ d: CatheterDetection, _ frame: Frame, region: PixelRegion, fullFrame: Bool) -> TipTrack {
+        update(d.u, d.v)
+        missed = 0
+        return TipTrack(frame: frameIndex, acquiredAt: frame.acquiredAt, u: d.u, v: d.v, confidence: d.confidence, status: .tracked,
+                        fullFrameSearch: fullFrame, region: region, detection: d)
+    }
+
+    private func miss(_ frame: Frame, region: PixelRegion, fullFrame: Bool) -> TipTrack {
+        if missed >= settings.reacquireAfter {
+            // Too long without a measurement: the motion model no longer knows where the tip is.
+            x[2] = 0; x[3] = 0
+        }
+        return TipTrack(frame: frameIndex, acquiredAt: frame.acquiredAt, u: initialised ? x[0] : .nan, v: initialised ? x[1] : .nan,
+                        confidence: 0, status: .lost, fullFrameSearch: fullFrame, region: region, detection: nil)
+    }
+
+    // MARK: Kalman filter (constant velocity, white acceleration)
+
+    private func predict(_ dt: Double) {
+        x[0] += dt * x[2]
+        x[1] += dt * x[3]
+        // P = F P Fᵀ + Q, F = [[I, dt I], [0, I]].
+        var f = [Double](repeating: 0, count: 16)
+        for i in 0..<4 { f[i * 4 + i] = 1 }
+        f[0 * 4 + 2] = dt; f[1 * 4 + 3] = dt
+        var fp = [Double](repeating: 0, count: 16)
+        for i in 0..<4 { for j in 0..<4 { var s = 0.0; for k in 0..<4 { s += f[i * 4 + k] * p[k * 4 + j] }; fp[i * 4 + j] = s } }
+        var np = [Double](repeating: 0, count: 16)
+        for i in 0..<4 { for j in 0..<4 { var s = 0.0; for k in 0..<4 { s += fp[i * 4 + k] * f[j * 4 + k] }; np[i * 4 + j] = s } }
+        let q = settings.accelerationNoise * settings.accelerationNoise
+        let dt2 = dt * dt, dt3 = dt2 * dt / 2, dt4 = dt2 * dt2 / 4
+        for a in 0..<2 {
+            np[a * 4 + a] += q * dt4
+            np[a * 4 + a + 2] += q * dt3
+            np[(a + 2) * 4 + a] += q * dt3
+            np[(a + 2) * 4 + a + 2] += q * dt2
+        }
+        p = np
+    }
+
+    private func update(_ u: Double, _ v: Double) {
+        let r = settings.measurementNoise * settings.measurementNoise
+        let s00 = p[0] + r, s01 = p[1], s10 = p[4], s11 = p[5] + r
+        let det = s00 * s11 - s01 * s10
+        guard det > 0 else { return }
+        let i00 = s11 / det, i01 = -s01 / det, i10 = -s10 / det, i11 = s00 / det
+        // K = P Hᵀ S⁻¹ (4 × 2).
+        var k = [Double](repeating: 0, count: 8)
+        for i in 0..<4 {
+            let a = p[i * 4 + 0], b = p[i * 4 + 1]
+            k[i * 2] = a * i00 + b * i10
+            k[i * 2 + 1] = a * i01 + b * i11
+        }
+        let yu = u - x[0], yv = v - x[1]
+        for i in 0..<4 { x[i] += k[i * 2] * yu + k[i * 2 + 1] * yv }
+        // P = (I − K H) P.
+        var np = p
+        for i in 0..<4 { for j in 0..<4 { np[i * 4 + j] = p[i * 4 + j] - k[i * 2] * p[0 * 4 + j] - k[i * 2 + 1] * p[1 * 4 + j] } }
+        p = np
+    }
+}

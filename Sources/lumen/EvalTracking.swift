@@ -1,0 +1,333 @@
+import ArgumentParser
+import Core
+import Foundation
+import Imaging
+import Sim
+
+/// `lumen eval tracking`: the tip tracker on simulated sequences with ground truth, across
+/// phantoms, C-arm angles, dose, frame rate, contrast, catheter motion (advancing along a
+/// vessel; a loop whose tip crosses the shaft) and a moving background, single- and biplane.
+struct EvalTracking: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tracking",
+        abstract: "Tip-tracking error against the renderer's ground truth across phantoms, angles, dose, frame rate and motion."
+    )
+
+    @Flag(help: "Fewer frames per sequence (a smoke run).") var quick = false
+    @Option(help: "Frames per sequence.") var frames: Int?
+    @Option(help: "Detector size (px, square); the field of view stays 307 mm, so the pitch is 307.2 mm / size.") var size = 512
+    @Option(help: "Folder for the figure and per-frame results.") var out = "out/eval-tracking"
+    @Option(help: "Write overlays of every frame of this condition (by name) into <out>/overlay-<name>.") var overlay: String?
+    @Flag(help: "Print JSON on stdout.") var json = false
+
+    func validate() throws {
+        guard [256, 384, 512, 768, 1024].contains(size) else { throw ValidationError("--size must be 256, 384, 512, 768 or 1024") }
+        if let f = frames, !(4...2000).contains(f) { throw ValidationError("--frames must be 4…2000") }
+    }
+
+    /// The renderer's default dose.
+    static let defaultPhotons = FluoroSettings().photonsPerPixel
+
+    enum Motion: String { case advance, loop }
+
+    struct Condition {
+        var name: String
+        var phantom: String
+        var primaryDeg: Double, secondaryDeg: Double
+        var photons: Double = EvalTracking.defaultPhotons
+        var fps: Double = 15
+        var contrast = true
+        var motion: Motion = .advance
+        /// Second plane at primary + 90° (biplane: 3D error by triangulation).
+        var biplane = false
+    }
+
+    static let conditions: [Condition] = {
+        var c: [Condition] = []
+        for phantom in ["arch", "coronary", "straight"] {
+            for (a, b, tag) in [(0.0, 0.0, "ap"), (30.0, 0.0, "lao30"), (-30.0, 20.0, "rao30-cra20")] {
+                c.append(Condition(name: "\(phantom)-\(tag)", phantom: phantom, primaryDeg: a, secondaryDeg: b))
+            }
+        }
+        for photons in [1000.0, 3000, 10000] {
+            c.append(Condition(name: "arch-ap-dose\(Int(photons))", phantom: "arch", primaryDeg: 0, secondaryDeg: 0, photons: photons))
+        }
+        c.append(Condition(name: "coronary-rao30-cra20-dose1000", phantom: "coronary", primaryDeg: -30, secondaryDeg: 20, photons: 1000))
+        for fps in [7.5, 30] {
+            c.append(Condition(name: "arch-ap-\(fps == 7.5 ? "7.5" : "30")fps", phantom: "arch", primaryDeg: 0, secondaryDeg: 0, fps: fps))
+        }
+        c.append(Condition(name: "coronary-lao30-7.5fps", phantom: "coronary", primaryDeg: 30, secondaryDeg: 0, fps: 7.5))
+        c.append(Condition(name: "arch-ap-nocontrast", phantom: "arch", primaryDeg: 0, secondaryDeg: 0, contrast: false))
+        c.append(Condition(name: "coronary-rao30-cra20-nocontrast", phantom: "coronary", primaryDeg: -30, secondaryDeg: 20, contrast: false))
+        c.append(Condition(name: "loop-ap", phantom: "straight", primaryDeg: 0, secondaryDeg: 0, motion: .loop))
+        c.append(Condition(name: "loop-lao30-dose1000", phantom: "straight", primaryDeg: 30, secondaryDeg: 0, photons: 1000, motion: .loop))
+        c.append(Condition(name: "biplane-arch", phantom: "arch", primaryDeg: 0, secondaryDeg: 0, biplane: true))
+        c.append(Condition(name: "biplane-coronary", phantom: "coronary", primaryDeg: -30, secondaryDeg: 20, biplane: true))
+        return c
+    }()
+
+    struct ConditionResult: Encodable {
+        var name: String
+        var phantom: String
+        var primary_deg: Double
+        var secondary_deg: Double
+        var photons_per_pixel: Double
+        var fps: Double
+        var contrast: Bool
+        var motion: String
+        var frames: Int
+        var tracked_pct: Double
+        var err_px_median: Double
+        var err_px_p95: Double
+        var err_px_max: Double
+        var err_mm_median: Double
+        /// Tracked frames more than 10 px from the truth: a wrong object, not an inaccuracy.
+        var wrong_pct: Double
+        var ms_per_frame: Double
+        var err3d_mm_median: Double?
+        var err3d_mm_p95: Double?
+    }
+
+    struct Summary: Encodable {
+        var frames: Int
+        var tracked_pct: Double
+        var err_px_median: Double
+        var err_px_p95: Double
+        var err_mm_median: Double
+        var wrong_pct: Double
+    }
+
+    struct Result: Encodable {
+        var detector_px: Int
+        var pixel_pitch_mm: Double
+        var default_photons_per_pixel: Double
+        var overall: Summary
+        var default_dose: Summary
+        var biplane: [String: Double]
+        var conditions: [ConditionResult]
+        var targets: [String: String]
+        var figure: String
+    }
+
+    func run() throws {
+        let n = frames ?? (quick ? 10 : 30)
+        let pitch = 307.2 / Double(size)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        var results: [ConditionResult] = []
+        var allErr: [Double] = [], defaultErr: [Double] = []
+        var allFrames = 0, allTracked = 0, defFrames = 0, defTracked = 0, allWrong = 0, defWrong = 0
+        var all3D: [Double] = []
+        var series: [LinePlot.Series] = []
+        let palette: [(UInt8, UInt8, UInt8)] = [(220, 50, 47), (38, 139, 210), (133, 153, 0), (211, 54, 130), (42, 161, 152), (181, 137, 0),
+                                                (108, 113, 196), (203, 75, 22), (88, 110, 117)]
+        for (ci, c) in Self.conditions.enumerated() {
+            Output.status("eval tracking: \(c.name) (\(ci + 1)/\(Self.conditions.count))")
+            let seq = try Self.evaluate(c, frames: n, size: size, pitch: pitch, overlayDir: overlay == c.name ? out + "/overlay-" + c.name : nil)
+            let errs = seq.errors.compactMap { $0 }
+            let tracked = errs.count
+            let wrong = errs.filter { $0 > 10 }.count
+            let r = ConditionResult(
+                name: c.name, phantom: c.phantom, primary_deg: c.primaryDeg, secondary_deg: c.secondaryDeg, photons_per_pixel: c.photons, fps: c.fps,
+                contrast: c.contrast, motion: c.motion.rawValue, frames: seq.errors.count,
+                tracked_pct: round1(100 * Double(tracked) / Double(seq.errors.count)),
+                err_px_median: round3(percentile(errs, 50)), err_px_p95: round3(percentile(errs, 95)), err_px_max: round3(errs.max() ?? 0),
+                err_mm_median: round3(percentile(errs, 50) * pitch), wrong_pct: round1(100 * Double(wrong) / Double(seq.errors.count)),
+                ms_per_frame: round3(seq.trackMs.reduce(0, +) / Double(max(1, seq.trackMs.count))),
+                err3d_mm_median: seq.errors3D.isEmpty ? nil : round3(percentile(seq.errors3D, 50)),
+                err3d_mm_p95: seq.errors3D.isEmpty ? nil : round3(percentile(seq.errors3D, 95)))
+            results.append(r)
+            allErr += errs; allFrames += seq.errors.count; allTracked += tracked; allWrong += wrong
+            all3D += seq.errors3D
+            if c.photons == Self.defaultPhotons {
+                defaultErr += errs; defFrames += seq.errors.count; defTracked += tracked; defWrong += wrong
+            }
+            if ci < palette.count * 3 {
+                series.append(LinePlot.Series(label: c.name, points: seq.errors.enumerated().compactMap { i, e in e.map { (Double(i), min($0, 10)) } },
+                                              color: palette[ci % palette.count], thickness: 1, markers: false))
+            }
+        }
+        Output.endStatus()
+        func summary(_ e: [Double], _ frames: Int, _ tracked: Int, _ wrong: Int) -> Summary {
+            Summary(frames: frames, tracked_pct: round1(100 * Double(tracked) / Double(max(1, frames))), err_px_median: round3(percentile(e, 50)),
+                    err_px_p95: round3(percentile(e, 95)), err_mm_median: round3(percentile(e, 50) * pitch),
+                    wrong_pct: round1(100 * Double(wrong) / Double(max(1, frames))))
+        }
+        let figure = out + "/tracking-error.png"
+        // Only the first few conditions' curves fit a legend; the figure shows the error of every frame of all.
+        var plot = LinePlot(title: "Tip error per frame (px, clipped at 10), \(size)² at \(round3(pitch)) mm", xLabel: "frame", yLabel: "error (px)")
+        plot.series = Array(series.prefix(9))
+        let rest = series.dropFirst(9).flatMap(\.points)
+        if !rest.isEmpty {
+            plot.series.append(LinePlot.Series(label: "other conditions", points: rest, color: (120, 120, 120), thickness: 1, markers: true))
+        }
+        try plot.write(to: figure)
+        let result = Result(
+            detector_px: size, pixel_pitch_mm: round3(pitch), default_photons_per_pixel: Self.defaultPhotons,
+            overall: summary(allErr, allFrames, allTracked, allWrong), default_dose: summary(defaultErr, defFrames, defTracked, defWrong),
+            biplane: all3D.isEmpty ? [:] : ["err3d_mm_median": round3(percentile(all3D, 50)), "err3d_mm_p95": round3(percentile(all3D, 95)),
+                                            "frames": Double(all3D.count)],
+            conditions: results,
+            targets: ["err_px_median": "≤ 1", "err_px_p95": "≤ 3", "tracked_pct (default dose)": "≥ 99", "err3d_mm_median": "≤ 0.5"],
+            figure: figure)
+        try Output.writeJSON(result, to: out + "/tracking.json")
+        if json {
+            try Output.json(result)
+        } else {
+            print(String(format: "%-34@ %7@ %8@ %8@ %8@ %7@", "condition" as NSString, "tracked" as NSString, "med px" as NSString, "p95 px" as NSString,
+                         "med mm" as NSString, "3D mm" as NSString))
+            for r in results {
+                print(String(format: "%-34@ %6.1f%% %8.3f %8.3f %8.3f %7@", r.name as NSString, r.tracked_pct, r.err_px_median, r.err_px_p95, r.err_mm_median,
+                             (r.err3d_mm_median.map { String(format: "%.3f", $0) } ?? "") as NSString))
+            }
+            let o = result.overall, d = result.default_dose
+            print(String(format: "overall: %d frames, %.1f %% tracked, median %.3f px (%.3f mm), p95 %.3f px; default dose: %.1f %% tracked, median %.3f px, p95 %.3f px",
+                         o.frames, o.tracked_pct, o.err_px_median, o.err_mm_median, o.err_px_p95, d.tracked_pct, d.err_px_median, d.err_px_p95))
+            if let m = result.biplane["err3d_mm_median"] { print(String(format: "biplane 3D: median %.3f mm, p95 %.3f mm", m, result.biplane["err3d_mm_p95"]!)) }
+            print("figure: \(figure)")
+        }
+    }
+
+    struct SequenceResult {
+        /// Per frame of plane A: the tip error (px) when tracked, nil when lost.
+        var errors: [Double?]
+        var errors3D: [Double]
+        var trackMs: [Double]
+    }
+
+    /// Renders and tracks one condition's sequence.
+    static func evaluate(_ c: Condition, frames n: Int, size: Int, pitch: Double, overlayDir: String?) throws -> SequenceResult {
+        let tree = Phantoms.named(c.phantom)!
+        let scene = Scene(condition: c)
+        // Centre the view on the middle of the tip's path.
+        let first = scene.catheter(at: 0).last!, last = scene.catheter(at: Double(n - 1) / c.fps).last!
+        let centre = (first + last) * 0.5
+        let geoA = CArmGeometry(sourceToDetector: 1020, sourceToIsocenter: 700, columns: size, rows: size, pixelSpacing: pitch,
+                                primaryAngle: c.primaryDeg * .pi / 180, secondaryAngle: c.secondaryDeg * .pi / 180, isocenter: centre)
+        var geoB = geoA
+        geoB.primaryAngle = (c.primaryDeg + 90) * .pi / 180
+        var settings = FluoroSettings()
+        settings.photonsPerPixel = c.photons
+        if !c.contrast { settings.contrast = 0 }
+        let seed = UInt64(truncatingIfNeeded: c.name.utf8.reduce(5381) { ($0 &* 33) &+ Int($1) })
+        let rendererA = FluoroRenderer(geometry: geoA, settings: settings, seed: seed)
+        let rendererB = c.biplane ? FluoroRenderer(geometry: geoB, settings: settings, seed: seed &+ 1) : nil
+        let trackerA = try tracker(), trackerB = try tracker()
+        if let dir = overlayDir { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        var result = SequenceResult(errors: [], errors3D: [], trackMs: [])
+        for f in 0..<n {
+            let t = Double(f) / c.fps
+            let shift = scene.backgroundShift(at: t)
+            let movedTree = VesselTreeDescription(name: tree.name, vessels: tree.vessels.map { v in
+                VesselDescription(name: v.name, parent: v.parent, points: v.points.map { [$0[0] + shift.x, $0[1] + shift.y, $0[2] + shift.z, $0[3]] })
+            })
+            let catheter = scene.catheter(at: t).map { $0 + shift }
+            let stamp = Nanoseconds.fromSeconds(t)
+            let (frameA, truthA) = try rendererA.render(tree: movedTree, catheter: catheter, frame: f, acquiredAt: stamp)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let a: TipTrack
+            do { a = try trackerA.track(frameA) } catch { throw CommandFailure("\(c.name) frame \(f): \(error.description)") }
+            result.trackMs.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            result.errors.append(a.status == .tracked ? hypot(a.u - truthA.tip2D[0], a.v - truthA.tip2D[1]) : nil)
+            if let dir = overlayDir {
+                if f == 0 { try TrackOverlay.writeResponse(frameA, detector: trackerA.detector, to: dir + "/response_0000.png") }
+                try PNGFrameFile.write(frameA, to: dir + String(format: "/raw_%04d.png", f))
+                try TrackOverlay.write(frameA, track: a, chains: trackerA.detector.lastChains, truth: (truthA.tip2D[0], truthA.tip2D[1]),
+                                       to: dir + String(format: "/frame_%04d.png", f))
+            }
+            if let rendererB {
+                let (frameB, _) = try rendererB.render(tree: movedTree, catheter: catheter, frame: f, acquiredAt: stamp)
+                let b: TipTrack
+                do { b = try trackerB.track(frameB) } catch { throw CommandFailure("\(c.name) plane B frame \(f): \(error.description)") }
+                if a.status == .tracked, b.status == .tracked {
+                    let p = triangulate(geoA, (a.u, a.v), geoB, (b.u, b.v))
+                    let truth = Vec3(truthA.tip3D[0], truthA.tip3D[1], truthA.tip3D[2])
+                    result.errors3D.append((p - truth).length)
+                }
+            }
+        }
+        return result
+    }
+
+    static func tracker() throws -> TipTracker {
+        do { return try TipTracker() } catch { throw CommandFailure(error.description) }
+    }
+
+    // TODO(merge): use Imaging triangulation
+    /// The midpoint of the shortest segment between the two back-projected rays.
+    static func triangulate(_ ga: CArmGeometry, _ pa: (Double, Double), _ gb: CArmGeometry, _ pb: (Double, Double)) -> Vec3 {
+        let ra = ga.ray(u: pa.0, v: pa.1), rb = gb.ray(u: pb.0, v: pb.1)
+        let w0 = ra.origin - rb.origin
+        let a = ra.direction.dot(ra.direction), b = ra.direction.dot(rb.direction), c = rb.direction.dot(rb.direction)
+        let d = ra.direction.dot(w0), e = rb.direction.dot(w0)
+        let den = a * c - b * b
+        guard abs(den) > 1e-12 else { return ra.origin + ra.direction * ((ra.origin - rb.origin).length) }
+        let s = (b * e - c * d) / den, t = (a * e - b * d) / den
+        return (ra.origin + ra.direction * s + rb.direction * t + rb.origin) * 0.5
+    }
+
+    /// Where the catheter is at time t, and how the anatomy moves (breathing and heartbeat).
+    struct Scene {
+        let condition: Condition
+        let route: [Vec3]
+        let startLength: Double
+        /// mm/s
+        let speed: Double
+
+        init(condition c: Condition) {
+            condition = c
+            let tree = Phantoms.named(c.phantom)!
+            switch c.motion {
+            case .advance:
+                switch c.phantom {
+                case "coronary":
+                    // A guiding catheter from the aorta (outside the field) into the ostium, then down the main artery.
+                    let main = tree.vessels[0].points.map { Vec3($0[0], $0[1], $0[2]) }
+                    let entry = (0..<8).map { k in main[0] + Vec3(-120 + 15 * Double(k), 0, 60 - 7.5 * Double(k)) }
+                    route = entry + main
+                    startLength = Self.length(entry) + 15
+                    speed = 12
+                case "arch":
+                    // Femoral access: up the descending aorta, over the arch, down the ascending aorta.
+                    route = tree.vessels[0].points.reversed().map { Vec3($0[0], $0[1], $0[2]) }
+                    startLength = 0.45 * Self.length(route)
+                    speed = 20
+                default:
+                    route = tree.vessels[0].points.map { Vec3($0[0], $0[1], $0[2]) }
+                    startLength = 110
+                    speed = 15
+                }
+            case .loop:
+                // A straight shaft up the tube, then a curl of radius 10 mm: 270° of arc and a
+                // straight end that crosses the shaft as the catheter advances.
+                let r = 10.0
+                var pts = (0...20).map { k in Vec3(0, 0, 60 + 5 * Double(k)) }  // to z = 160
+                let top = pts.last!
+                for k in 1...54 {
+                    let phi = 1.5 * .pi * Double(k) / 54
+                    pts.append(top + Vec3(r - r * cosine(phi), 0, r * sine(phi)))
+                }
+                let end = pts.last!  // heading −x at (r, 0, top.z − r)
+                for k in 1...16 { pts.append(end + Vec3(-2.5 * Double(k), 0, 0)) }
+                route = pts
+                startLength = 100 + .pi * r * 1.1
+                speed = 10
+            }
+        }
+
+        static func length(_ p: [Vec3]) -> Double { zip(p, p.dropFirst()).reduce(0) { $0 + ($1.1 - $1.0).length } }
+
+        func catheter(at t: Double) -> [Vec3] {
+            let total = Self.length(route)
+            let inserted = min(total - 0.5, startLength + speed * t)
+            return SimRender.resample(route, length: inserted, step: 1)
+        }
+
+        /// mm — breathing (0.25 Hz, 8 mm cranio-caudal, 2 mm antero-posterior) and heartbeat
+        /// (1.2 Hz, 2 mm sideways) displacement of vessels and catheter together.
+        func backgroundShift(at t: Double) -> Vec3 {
+            let breathing = sine(2 * .pi * 0.25 * t)
+            let beat = sine(2 * .pi * 1.2 * t)
+            return Vec3(2 * beat, 2 * breathing, 8 * breathing)
+        }
+    }
+}

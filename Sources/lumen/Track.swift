@@ -1,0 +1,179 @@
+import ArgumentParser
+import COpenCV
+import Core
+import Foundation
+import Imaging
+
+/// `lumen track`: the catheter tip, frame by frame, in a recorded sequence.
+struct Track: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Track the catheter tip through a sequence of frames (a folder of 16-bit PNGs).",
+        discussion: """
+        Prints one record per frame (frame, acquired_at_ns, u, v, confidence, status: tracked or lost; \
+        u and v are null when lost) and a summary (frames, tracked_pct, ms_per_frame). Pixels are \
+        (u, v) = (column, row) with (0, 0) at the centre of the top-left pixel; the tip is the distal \
+        end point of the catheter's centerline.
+        """
+    )
+
+    @Option(help: "A folder of 16-bit PNG frames (sorted by name).") var input: String
+    @Option(help: "C-arm geometry file (JSON); accepted for the DICOM path, unused for PNG folders.") var geometry: String?
+    @Option(help: "Folder to write each frame with the tracked tip and centerline drawn on it.") var overlay: String?
+    @Option(help: "Time between frames (ms) when the frames carry no acquisition times.") var frameIntervalMs = 1000.0 / 15
+    @Flag(help: "Also draw every ridge the detector traced (dim) in the overlays.") var overlayRidges = false
+    @Flag(help: "Print JSON on stdout.") var json = false
+
+    func validate() throws {
+        guard frameIntervalMs.isFinite, frameIntervalMs > 0, frameIntervalMs <= 10_000 else {
+            throw ValidationError("--frame-interval-ms must be a number in (0, 10000], got \(frameIntervalMs)")
+        }
+    }
+
+    struct Record: Encodable {
+        var frame: Int
+        var acquired_at_ns: Int64
+        var u: Double?
+        var v: Double?
+        var confidence: Double
+        var status: String
+    }
+
+    struct Summary: Encodable {
+        var input: String
+        var frames: Int
+        var tracked_pct: Double
+        var ms_per_frame: Double
+        var records: [Record]
+    }
+
+    func run() throws {
+        let source = try PNGFolderFrames(folder: input, frameInterval: Nanoseconds.fromSeconds(frameIntervalMs / 1000))
+        if let overlay { try FileManager.default.createDirectory(atPath: overlay, withIntermediateDirectories: true) }
+        let tracker: TipTracker
+        do { tracker = try TipTracker() } catch { throw CommandFailure(error.description) }
+        var records: [Record] = []
+        var trackMs: [Double] = []
+        try TrackingLoop.run(frames: source.count, frame: source.frame(at:), tracker: tracker) { frame, track, ms in
+            trackMs.append(ms)
+            records.append(Record(frame: track.frame, acquired_at_ns: track.acquiredAt, u: track.status == .tracked ? round3(track.u) : nil,
+                                  v: track.status == .tracked ? round3(track.v) : nil, confidence: round3(track.confidence), status: track.status.rawValue))
+            if let overlay {
+                try TrackOverlay.write(frame, track: track, chains: overlayRidges ? tracker.detector.lastChains : [],
+                                       to: overlay + String(format: "/track_%04d.png", track.frame))
+            }
+            Output.status("track: frame \(track.frame + 1)/\(source.count)")
+        }
+        Output.endStatus()
+        let tracked = records.filter { $0.status == TrackStatus.tracked.rawValue }.count
+        let summary = Summary(input: input, frames: records.count, tracked_pct: round1(100 * Double(tracked) / Double(max(1, records.count))),
+                              ms_per_frame: round3(trackMs.reduce(0, +) / Double(max(1, trackMs.count))), records: records)
+        if json {
+            try Output.json(summary)
+        } else {
+            for r in records {
+                let pos = r.u.map { String(format: "(%.2f, %.2f)", $0, r.v!) } ?? "—"
+                print(String(format: "frame %4d  %@  %@  confidence %.2f", r.frame, r.status, pos, r.confidence))
+            }
+            print("\(summary.frames) frames, \(summary.tracked_pct) % tracked, \(summary.ms_per_frame) ms a frame")
+        }
+    }
+}
+
+/// The per-frame loop shared by `track` and the evaluation: any frame source plugs in as a
+/// count and a frame-by-index function (a PNG folder today; DICOM files through the same shape).
+enum TrackingLoop {
+    static func run(frames count: Int, frame: (Int) throws -> Frame, tracker: TipTracker,
+                    each: (Frame, TipTrack, Double) throws -> Void) throws {
+        for i in 0..<count {
+            let f = try frame(i)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let track: TipTrack
+            do { track = try tracker.track(f) } catch { throw CommandFailure("frame \(i): \(error.description)") }
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+            try each(f, track, ms)
+        }
+    }
+}
+
+/// A folder of 16-bit PNG frames, in name order; frame i was acquired at i × interval.
+struct PNGFolderFrames {
+    let paths: [String]
+    let interval: Nanoseconds
+
+    init(folder: String, frameInterval: Nanoseconds) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+            throw CommandFailure("\(folder): no such folder (give a folder of 16-bit PNG frames)")
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.lowercased().hasSuffix(".png") }.sorted()
+        guard !names.isEmpty else { throw CommandFailure("\(folder): no .png frames in the folder") }
+        paths = names.map { folder + "/" + $0 }
+        interval = frameInterval
+    }
+
+    var count: Int { paths.count }
+
+    func frame(at i: Int) throws -> Frame {
+        do { return try PNGFrameFile.read(paths[i], acquiredAt: Nanoseconds(i) * interval) } catch { throw CommandFailure(error.description) }
+    }
+}
+
+/// Frames with the tracker's answer drawn on them, for a person to check by eye.
+enum TrackOverlay {
+    static func grey(_ frame: Frame) -> [UInt8] {
+        // Stretch between the 0.5th and 99.5th percentiles of a sample.
+        var sample: [UInt16] = []
+        sample.reserveCapacity(frame.pixels.count / 16 + 1)
+        var i = 0
+        while i < frame.pixels.count { sample.append(frame.pixels[i]); i += 16 }
+        sample.sort()
+        let lo = Double(sample[sample.count / 200]), hi = max(Double(sample[sample.count - 1 - sample.count / 200]), lo + 1)
+        var rgb = [UInt8](repeating: 0, count: frame.width * frame.height * 3)
+        for (k, p) in frame.pixels.enumerated() {
+            let g = UInt8(min(255, max(0, (Double(p) - lo) / (hi - lo) * 255)))
+            rgb[3 * k] = g; rgb[3 * k + 1] = g; rgb[3 * k + 2] = g
+        }
+        return rgb
+    }
+
+    /// The ridge response of the whole frame (noise units, 0…30 mapped to black…white).
+    static func writeResponse(_ frame: Frame, detector: CatheterDetector, to path: String) throws {
+        let map: [Float]
+        do { map = try detector.ridges.responseMap(of: frame) } catch { throw CommandFailure(error.description) }
+        var rgb = [UInt8](repeating: 0, count: frame.width * frame.height * 3)
+        for (k, r) in map.enumerated() {
+            let g = UInt8(min(255, max(0, Double(r) / 30 * 255)))
+            rgb[3 * k] = g; rgb[3 * k + 1] = g; rgb[3 * k + 2] = g
+        }
+        var err = [CChar](repeating: 0, count: 256)
+        if lumen_cv_write_png_rgb8(path, rgb, Int32(frame.width), Int32(frame.height), &err, Int32(err.count)) != 0 { throw CommandFailure("cannot write \(path)") }
+    }
+
+    static func write(_ frame: Frame, track: TipTrack, chains: [[RidgePoint]], truth: (Double, Double)? = nil, to path: String) throws {
+        var rgb = grey(frame)
+        let w = Int32(frame.width), h = Int32(frame.height)
+        rgb.withUnsafeMutableBufferPointer { buf in
+            let c = buf.baseAddress!
+            func poly(_ xy: [Double], _ col: (UInt8, UInt8, UInt8), _ t: Int32, closed: Bool = false) {
+                guard xy.count >= 4 else { return }
+                _ = xy.withUnsafeBufferPointer { lumen_cv_draw_polyline(c, w, h, $0.baseAddress, Int32(xy.count / 2), col.0, col.1, col.2, t, closed ? 1 : 0) }
+            }
+            for chain in chains { poly(chain.flatMap { [$0.u, $0.v] }, (0, 140, 160), 1) }
+            let r = track.region
+            poly([Double(r.x), Double(r.y), Double(r.x + r.width - 1), Double(r.y), Double(r.x + r.width - 1), Double(r.y + r.height - 1),
+                  Double(r.x), Double(r.y + r.height - 1)], (70, 120, 255), 1, closed: true)
+            if let d = track.detection { poly(d.centerline.flatMap { [$0.u, $0.v] }, (40, 220, 60), 1) }
+            if let t = truth { _ = lumen_cv_draw_circle(c, w, h, t.0, t.1, 3, 255, 220, 0, 1) }
+            if track.status == .tracked {
+                _ = lumen_cv_draw_circle(c, w, h, track.u, track.v, 8, 255, 40, 40, 2)
+                _ = lumen_cv_draw_circle(c, w, h, track.u, track.v, 1.2, 255, 40, 40, 0)
+            } else if track.u.isFinite {
+                _ = lumen_cv_draw_circle(c, w, h, track.u, track.v, 8, 255, 200, 0, 1)
+            }
+            let text = String(format: "frame %d  %@  conf %.2f%@", track.frame, track.status.rawValue, track.confidence, track.fullFrameSearch ? "  (full frame)" : "")
+            _ = lumen_cv_draw_text(c, w, h, text, 10, 24, 0.6, 255, 255, 0)
+        }
+        var err = [CChar](repeating: 0, count: 256)
+        if lumen_cv_write_png_rgb8(path, rgb, w, h, &err, Int32(err.count)) != 0 { throw CommandFailure("cannot write \(path)") }
+    }
+}
