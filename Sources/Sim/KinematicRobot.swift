@@ -66,7 +66,7 @@ public struct KinematicRobot: ~Copyable, RobotHardware {
     public mutating func shutdown() { activated = false; enabled = false }
 
     /// The joint positions the encoders measure now (joint units), for tests and reports.
-    public var measuredPositions: JointVector { drives.positions }
+    public var measuredPositions: JointVector { @_noAllocation @_noLocks get { drives.positions } }
 
     /// True while the drives' power stages are on.
     public var isEnabled: Bool { enabled }

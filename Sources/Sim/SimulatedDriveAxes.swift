@@ -109,9 +109,11 @@ public struct SimulatedDriveAxes: ~Copyable {
 
     /// The encoder positions in joint units (allocates nothing; for reports and tests).
     public var positions: JointVector {
-        var q = JointVector(count: count)
-        for i in 0..<count { q[i] = Double(position[i]) / countsPerUnit[i] }
-        return q
+        @_noAllocation @_noLocks get {
+            var q = JointVector(count: count)
+            for i in 0..<count { q[i] = Double(position[i]) / countsPerUnit[i] }
+            return q
+        }
     }
 
     /// Moves every axis for `dt` seconds toward its target.

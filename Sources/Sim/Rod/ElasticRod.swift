@@ -14,6 +14,7 @@ public struct RodInput: Sendable, Equatable {
     public var tipForce: Vec3 = .zero
     public var tipTorque: Double = 0
 
+    @_noAllocation @_noLocks
     public init(insertion: Double, roll: Double = 0, curvature: SIMD2<Double> = .zero) {
         self.insertion = insertion; self.roll = roll; self.curvature = curvature
     }
@@ -42,6 +43,9 @@ public struct RodState: ~Copyable {
     /// Number of proximal nodes held by the sheath this step.
     public internal(set) var heldNodes: Int = 2
     public internal(set) var diverged = false
+    /// Axial force the sheath drive pushes with (N, compression positive): the stretch force in
+    /// the first free element.
+    public internal(set) var pushForce = 0.0
 
     let x: UnsafeMutablePointer<Vec3>
     let v: UnsafeMutablePointer<Vec3>
@@ -72,7 +76,7 @@ public struct RodState: ~Copyable {
         rhs = .allocate(capacity: nodes); tri = .allocate(capacity: 4 * edges)
         matrix = BlockPentadiagonal(count: nodes)
         // Straight along the sheath axis, the tip `insertion` beyond the exit.
-        let a1 = perpendicular(model.sheathAxis)
+        let a1 = model.sheathNormal
         for i in 0..<nodes {
             let s = insertion - model.totalLength + Double(i) * model.restLength
             x[i] = model.sheathExit + model.sheathAxis * s
@@ -84,7 +88,7 @@ public struct RodState: ~Copyable {
         }
         rhs.initialize(repeating: .zero, count: nodes)
         tri.initialize(repeating: 0, count: 4 * edges)
-        heldNodes = ElasticRod.heldNodes(model, insertion)
+        heldNodes = ElasticRod.heldNodes(model.parameters, insertion)
     }
 
     deinit {
@@ -107,13 +111,19 @@ public struct RodState: ~Copyable {
     }
     /// The centerline in millimetres (set-up / rendering; allocates).
     public func centerlineMillimetres() -> [Vec3] { (0..<nodes).map { x[$0] * 1e3 } }
-    public var peakContactForce: Double { (0..<nodes).reduce(0) { max($0, contact[$1].length) } }
+    public var peakContactForce: Double {
+        @_noAllocation @_noLocks get {
+            var peak = 0.0
+            for i in 0..<nodes { let f = contact[i].length; if f > peak { peak = f } }
+            return peak
+        }
+    }
 }
 
 public enum ElasticRod {
     /// Proximal nodes inside the sheath for an insertion (at least two: the clamp).
     @_noAllocation @_noLocks
-    static func heldNodes(_ model: RodModel, _ insertion: Double) -> Int {
+    static func heldNodes(_ model: RodParameters, _ insertion: Double) -> Int {
         let outside = insertion / model.restLength
         var free = outside.isFinite ? Int(outside + 1e-9) : 0
         if free < 0 { free = 0 }
@@ -130,10 +140,20 @@ public enum ElasticRod {
         return a * c + b.cross(a) + b * (b.dot(a) / (1 + c))
     }
 
+    /// One backward-Euler step of `dt` seconds (see the `RodParameters` form).
+    public static func step(_ model: RodModel, _ s: inout RodState, _ input: RodInput, dt h: Double) -> Bool {
+        step(model.parameters, &s, input, dt: h)
+    }
+
+    /// Total mechanical energy (see the `RodParameters` form).
+    public static func energy(_ model: RodModel, _ s: borrowing RodState, curvature: SIMD2<Double> = .zero) -> Double {
+        energy(model.parameters, s, curvature: curvature)
+    }
+
     /// One backward-Euler step of `dt` seconds. Returns false (and marks the state diverged,
     /// keeping the last good configuration) when the step fails numerically.
     @_noAllocation @_noLocks
-    public static func step(_ model: RodModel, _ s: inout RodState, _ input: RodInput, dt h: Double) -> Bool {
+    public static func step(_ model: RodParameters, _ s: inout RodState, _ input: RodInput, dt h: Double) -> Bool {
         if s.diverged { return false }
         // A non-finite command keeps the last one: a NaN must never become a jump.
         var insertion = input.insertion.isFinite ? input.insertion : s.insertion
@@ -254,6 +274,11 @@ public enum ElasticRod {
                 }
             }
         }
+        if held < n {
+            let e = held - 1
+            let len = (x[e + 1] - x[e]).length
+            s.pushForce = -model.stretchStiffness[e] * (len - l0)
+        }
         twistStep(model, &s, roll: roll, held: held, torque: input.tipTorque.isFinite ? input.tipTorque : 0, dt: h)
         s.insertion = insertion
         s.roll = roll
@@ -264,7 +289,7 @@ public enum ElasticRod {
     /// The rest second difference the tendons ask for at node `i`: the curvature in the
     /// material frame (d1, d2) at the node, times l².
     @_noAllocation @_noLocks @inline(__always)
-    static func bendTarget(_ model: RodModel, _ s: borrowing RodState, _ i: Int, _ curvature: SIMD2<Double>) -> Vec3 {
+    static func bendTarget(_ model: RodParameters, _ s: borrowing RodState, _ i: Int, _ curvature: SIMD2<Double>) -> Vec3 {
         let w = model.bendable[i]
         if w == 0 { return .zero }
         let tn0 = s.tangent[i - 1] + s.tangent[i]
@@ -283,7 +308,7 @@ public enum ElasticRod {
     /// free length and is stiffer. Without this the clamp sits half an element too far out
     /// and a cantilever comes out 1/n too soft.
     @_noAllocation @_noLocks
-    static func clampScale(_ model: RodModel, _ insertion: Double, _ held: Int) -> (Double, Double) {
+    static func clampScale(_ model: RodParameters, _ insertion: Double, _ held: Int) -> (Double, Double) {
         let l = model.restLength
         let sHeld = insertion - model.totalLength + Double(held - 1) * l  // in (−l, 0]
         let cap = 4.0
@@ -304,7 +329,7 @@ public enum ElasticRod {
     /// Transports the reference frames to the new tangents, then advances the twist angles by
     /// backward Euler (a tridiagonal solve), with the held edges at the commanded roll.
     @_noAllocation @_noLocks
-    static func twistStep(_ model: RodModel, _ s: inout RodState, roll: Double, held: Int, torque: Double, dt h: Double) {
+    static func twistStep(_ model: RodParameters, _ s: inout RodState, roll: Double, held: Int, torque: Double, dt h: Double) {
         let x = s.x, m = s.edges
         for e in 0..<m {
             let ed = x[e + 1] - x[e]
@@ -365,14 +390,14 @@ public enum ElasticRod {
 
     /// Total mechanical energy (J): kinetic (translation and twist), stretch, bending, twist,
     /// gravity (relative to the sheath exit) and wall penalty. For tests and reports.
-    public static func energy(_ model: RodModel, _ s: borrowing RodState, curvature: SIMD2<Double> = .zero) -> Double {
+    public static func energy(_ model: RodParameters, _ s: borrowing RodState, curvature: SIMD2<Double> = .zero) -> Double {
         let scale = clampScale(model, s.insertion, s.heldNodes)
         var e = 0.0
         let l0 = model.restLength
         for i in 0..<s.nodes {
             e += 0.5 * model.mass[i] * s.v[i].dot(s.v[i])
             e -= model.mass[i] * model.gravity.dot(s.x[i] - model.sheathExit)
-            if s.gap[i] > 0, model.lumen != nil { e += 0.5 * model.contactStiffness * s.gap[i] * s.gap[i] }
+            if s.gap[i] > 0, model.hasLumen { e += 0.5 * model.contactStiffness * s.gap[i] * s.gap[i] }
         }
         for k in 0..<s.edges {
             let len = (s.x[k + 1] - s.x[k]).length

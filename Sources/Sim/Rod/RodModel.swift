@@ -69,11 +69,11 @@ public struct CatheterRodDescription: Sendable {
 
     /// A 6 F steerable catheter's simulated working length (default 0.5 m): the braided shaft,
     /// a 50 mm tendon-bent distal section and a 5 mm radiopaque tip.
-    public static func catheter(elements: Int = 100, length: Double = 0.5) -> CatheterRodDescription {
+    public static func catheter(elements: Int = 100, length: Double = 0.5, bendLength: Double = 0.05, tipLength: Double = 0.005) -> CatheterRodDescription {
         CatheterRodDescription(sections: [
-            Section(length: length - 0.055, material: .shaft),
-            Section(length: 0.050, material: .distal, bendable: true),
-            Section(length: 0.005, material: .tip),
+            Section(length: length - bendLength - tipLength, material: .shaft),
+            Section(length: bendLength, material: .distal, bendable: true),
+            Section(length: tipLength, material: .tip),
         ], elements: elements)
     }
 
@@ -110,6 +110,8 @@ public final class RodModel: @unchecked Sendable {
     /// The sheath: its exit point (m) and the unit direction the catheter leaves it in.
     public let sheathExit: Vec3
     public let sheathAxis: Vec3
+    /// The material director d1 of the catheter at roll 0 (perpendicular to the axis).
+    public let sheathNormal: Vec3
     public let lumen: RodLumen?
     // Copies of the description's scalars, so the step never touches its arrays.
     let dampingRate: Double, friction: Double, contactStiffness: Double, stickSpeed: Double
@@ -125,8 +127,11 @@ public final class RodModel: @unchecked Sendable {
     let stretchStiffness: UnsafeMutablePointer<Double> // edges: EA / l
     let twistInertia: UnsafeMutablePointer<Double>    // edges: ρ J l
     let edgeMaterial: [Int]                           // edges → section index (set-up, reports)
+    /// Everything the step reads, without reference counting (this object keeps it alive).
+    public let parameters: RodParameters
 
-    public init(_ d: CatheterRodDescription, lumen: RodLumen? = nil, sheathExit: Vec3 = .zero, sheathAxis: Vec3 = Vec3(0, 0, 1)) throws(RodError) {
+    public init(_ d: CatheterRodDescription, lumen: RodLumen? = nil, sheathExit: Vec3 = .zero, sheathAxis: Vec3 = Vec3(0, 0, 1),
+                sheathNormal: Vec3? = nil) throws(RodError) {
         guard d.elements >= 4 else { throw .invalid("elements must be at least 4, got \(d.elements)") }
         guard !d.sections.isEmpty else { throw .invalid("no sections") }
         for (i, s) in d.sections.enumerated() {
@@ -148,6 +153,14 @@ public final class RodModel: @unchecked Sendable {
         restLength = totalLength / Double(edges)
         self.sheathExit = sheathExit
         self.sheathAxis = sheathAxis * (1 / axisLength)
+        let axis = sheathAxis * (1 / axisLength)
+        if let n = sheathNormal {
+            let p = n - axis * n.dot(axis)
+            guard p.length > 1e-9, p.isFinite else { throw .invalid("the sheath normal must not be parallel to the axis") }
+            self.sheathNormal = p * (1 / p.length)
+        } else {
+            self.sheathNormal = perpendicular(axis)
+        }
         self.lumen = lumen
         hasLumen = lumen != nil
         lumenGeometry = lumen?.geometry
@@ -188,6 +201,12 @@ public final class RodModel: @unchecked Sendable {
             // A node whose Voronoi half-lengths straddle the bendable section's end carries half its curvature.
             bendable[i] = interior ? ((a.bendable ? 0.5 : 0) + (b.bendable ? 0.5 : 0)) : 0
         }
+        parameters = RodParameters(
+            nodes: nodes, edges: edges, restLength: restLength, totalLength: totalLength, sheathExit: self.sheathExit,
+            sheathAxis: self.sheathAxis, sheathNormal: self.sheathNormal, dampingRate: dampingRate, friction: friction,
+            contactStiffness: contactStiffness, stickSpeed: stickSpeed, gravity: gravity, hasLumen: hasLumen,
+            lumenGeometry: lumenGeometry, mass: mass, radius: radius, bendStiffness: bendStiffness,
+            twistStiffness: twistStiffness, bendable: bendable, stretchStiffness: stretchStiffness, twistInertia: twistInertia)
     }
 
     deinit {
@@ -198,4 +217,27 @@ public final class RodModel: @unchecked Sendable {
     /// Mass of node `i` (kg).
     public func nodeMass(_ i: Int) -> Double { mass[i] }
     public func bendingStiffness(atNode i: Int) -> Double { bendStiffness[i] * restLength * restLength * restLength }
+}
+
+/// The rod model as the step reads it: scalars and pointers into `RodModel`'s buffers, valid
+/// while that model lives. A plain struct, so the cycle passes it without reference counting.
+public struct RodParameters: @unchecked Sendable {
+    public let nodes: Int
+    public let edges: Int
+    public let restLength: Double
+    public let totalLength: Double
+    public let sheathExit: Vec3
+    public let sheathAxis: Vec3
+    public let sheathNormal: Vec3
+    let dampingRate: Double, friction: Double, contactStiffness: Double, stickSpeed: Double
+    let gravity: Vec3
+    let hasLumen: Bool
+    let lumenGeometry: LumenGeometry?
+    let mass: UnsafeMutablePointer<Double>
+    let radius: UnsafeMutablePointer<Double>
+    let bendStiffness: UnsafeMutablePointer<Double>
+    let twistStiffness: UnsafeMutablePointer<Double>
+    let bendable: UnsafeMutablePointer<Double>
+    let stretchStiffness: UnsafeMutablePointer<Double>
+    let twistInertia: UnsafeMutablePointer<Double>
 }

@@ -1,0 +1,112 @@
+import Core
+
+/// How the robot's joints drive the physics catheter: which joint is which, and the tendon
+/// geometry that turns a tendon displacement into a bend (θ = Δ / r over the bending section).
+public struct RodCoupling: Sendable, Equatable {
+    public var insertionJoint = 0
+    public var rollJoint = 1
+    /// The antagonistic tendon pairs bending towards d1 and d2; nil for a robot without them.
+    public var tendonJoints: (Int, Int)? = (2, 3)
+    /// Tendon offset from the neutral axis (mm) and the bending section's length (mm).
+    public var tendonRadius: Double
+    public var bendLength: Double
+    /// Straight distal tip beyond the bending section (mm).
+    public var tipLength: Double
+
+    public init(tendonRadius: Double, bendLength: Double, tipLength: Double) {
+        self.tendonRadius = tendonRadius; self.bendLength = bendLength; self.tipLength = tipLength
+    }
+
+    public static func == (a: RodCoupling, b: RodCoupling) -> Bool {
+        a.insertionJoint == b.insertionJoint && a.rollJoint == b.rollJoint && a.tendonJoints?.0 == b.tendonJoints?.0
+            && a.tendonJoints?.1 == b.tendonJoints?.1 && a.tendonRadius == b.tendonRadius && a.bendLength == b.bendLength
+            && a.tipLength == b.tipLength
+    }
+
+    /// The rod's input for measured joint positions: insertion counts from the base, where the
+    /// bending section starts, so the length out of the sheath adds the section and the tip.
+    @_noAllocation @_noLocks
+    public func input(_ q: JointVector) -> RodInput {
+        var input = RodInput(insertion: (q[insertionJoint] + bendLength + tipLength) * 1e-3, roll: q[rollJoint])
+        if case .some(let t) = tendonJoints {
+            let k = 1 / (tendonRadius * bendLength * 1e-3)  // 1/m per mm of tendon
+            input.curvature = SIMD2(q[t.0] * k, q[t.1] * k)
+        }
+        return input
+    }
+}
+
+/// A robot whose catheter is the elastic rod in a vessel tree: the drive emulators (the same
+/// hardware protocol as `KinematicRobot`) move the proximal end, and every `write` advances
+/// the rod with what the drives actually did. The control cycle sees only encoders and the
+/// insertion force, as on the real robot; the rod's tip is the ground truth the renderer and
+/// the figures use.
+public struct CatheterPhysicsRobot: ~Copyable, RobotHardware {
+    public var jointCount: Int { drives.jointCount }
+    public let model: RodModel
+    /// The same model without reference counting, for the cycle (`model` keeps it alive).
+    private let parameters: RodParameters
+    public let coupling: RodCoupling
+    private var drives: KinematicRobot
+    private var rod: RodState
+    private var lastStep: Nanoseconds = 0
+    public private(set) var peakContactForce = 0.0
+    public private(set) var physicsFaults = 0
+
+    public init(axes: [AxisSpec], start: JointVector, dynamics: DriveDynamics, model: RodModel, coupling: RodCoupling) {
+        drives = KinematicRobot(axes: axes, start: start, dynamics: dynamics)
+        self.model = model
+        parameters = model.parameters
+        self.coupling = coupling
+        let input = coupling.input(start)
+        rod = RodState(model: model, insertion: input.insertion, roll: input.roll)
+    }
+
+    public mutating func configure() throws(HardwareError) { try drives.configure() }
+    public mutating func activate() throws(HardwareError) { try drives.activate() }
+    public mutating func deactivate() { drives.deactivate() }
+    public mutating func shutdown() { drives.shutdown() }
+    public func inject(_ faults: DriveFaultInjection, axis i: Int) { drives.inject(faults, axis: i) }
+
+    /// Lets the rod settle at the start posture (set-up, before the cycle runs).
+    public mutating func settle(seconds: Double) {
+        let input = coupling.input(drives.measuredPositions)
+        for _ in 0..<Int(seconds * 1000) where !ElasticRod.step(model, &rod, input, dt: 0.001) { physicsFaults += 1; return }
+    }
+
+    @_noAllocation @_noLocks
+    public mutating func read(into state: inout JointState, now: Nanoseconds) -> HardwareFault? {
+        let fault = drives.read(into: &state, now: now)
+        state.insertionForce = rod.pushForce
+        if rod.diverged { return .driveFault }
+        return fault
+    }
+
+    @_noAllocation @_noLocks
+    public mutating func write(_ command: JointCommand, now: Nanoseconds) -> HardwareFault? {
+        let fault = drives.write(command, now: now)
+        var dt = lastStep == 0 ? 0.001 : Double(now - lastStep) * 1e-9
+        lastStep = now
+        if dt > 0.05 { dt = 0.05 }
+        // The rod follows what the drives did, in steps of at most 1 ms.
+        let input = coupling.input(drives.measuredPositions)
+        var remaining = dt
+        var failed = false
+        while remaining > 1e-9 {
+            let h = remaining > 0.001 ? 0.001 : remaining
+            if !ElasticRod.step(parameters, &rod, input, dt: h) { failed = true; break }
+            remaining -= h
+        }
+        if failed { physicsFaults += 1 }
+        let c = rod.peakContactForce
+        if c > peakContactForce { peakContactForce = c }
+        return fault
+    }
+
+    /// The catheter tip (mm, patient frame): the distal end of the rod's centerline.
+    public var tip: Vec3 { rod.tip * 1e3 }
+    public var measuredPositions: JointVector { drives.measuredPositions }
+    public var pushForce: Double { rod.pushForce }
+    /// The centerline (mm) for the renderer (allocates; outside the cycle).
+    public func centerline() -> [Vec3] { rod.centerlineMillimetres() }
+}
