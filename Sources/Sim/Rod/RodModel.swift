@@ -113,19 +113,12 @@ public final class RodModel: @unchecked Sendable {
     /// The material director d1 of the catheter at roll 0 (perpendicular to the axis).
     public let sheathNormal: Vec3
     public let lumen: RodLumen?
-    // Copies of the description's scalars, so the step never touches its arrays.
-    let dampingRate: Double, friction: Double, contactStiffness: Double, stickSpeed: Double
-    let gravity: Vec3
-    let hasLumen: Bool
-    let lumenGeometry: LumenGeometry?
+    // The buffers and scalars the step reads live in `parameters`; these name them for set-up.
+    var mass: UnsafeMutablePointer<Double> { parameters.mass }
+    var radius: UnsafeMutablePointer<Double> { parameters.radius }
+    var bendStiffness: UnsafeMutablePointer<Double> { parameters.bendStiffness }
+    var bendable: UnsafeMutablePointer<Double> { parameters.bendable }
 
-    let mass: UnsafeMutablePointer<Double>            // nodes
-    let radius: UnsafeMutablePointer<Double>          // nodes: contact radius
-    let bendStiffness: UnsafeMutablePointer<Double>   // nodes: EI / l³ (interior)
-    let twistStiffness: UnsafeMutablePointer<Double>  // nodes: GJ / l (interior)
-    let bendable: UnsafeMutablePointer<Double>        // nodes: 1 where the curvature input acts
-    let stretchStiffness: UnsafeMutablePointer<Double> // edges: EA / l
-    let twistInertia: UnsafeMutablePointer<Double>    // edges: ρ J l
     let edgeMaterial: [Int]                           // edges → section index (set-up, reports)
     /// Everything the step reads, without reference counting (this object keeps it alive).
     public let parameters: RodParameters
@@ -162,10 +155,6 @@ public final class RodModel: @unchecked Sendable {
             self.sheathNormal = perpendicular(axis)
         }
         self.lumen = lumen
-        hasLumen = lumen != nil
-        lumenGeometry = lumen?.geometry
-        dampingRate = d.dampingRate; friction = d.friction; contactStiffness = d.contactStiffness
-        stickSpeed = d.stickSpeed; gravity = d.gravity
 
         // Section of each element, by its midpoint.
         var owner: [Int] = []
@@ -177,10 +166,10 @@ public final class RodModel: @unchecked Sendable {
         }
         edgeMaterial = owner
         let l = restLength
-        mass = .allocate(capacity: nodes); radius = .allocate(capacity: nodes)
-        bendStiffness = .allocate(capacity: nodes); twistStiffness = .allocate(capacity: nodes)
-        bendable = .allocate(capacity: nodes)
-        stretchStiffness = .allocate(capacity: edges); twistInertia = .allocate(capacity: edges)
+        let mass = UnsafeMutablePointer<Double>.allocate(capacity: nodes), radius = UnsafeMutablePointer<Double>.allocate(capacity: nodes)
+        let bendStiffness = UnsafeMutablePointer<Double>.allocate(capacity: nodes), twistStiffness = UnsafeMutablePointer<Double>.allocate(capacity: nodes)
+        let bendable = UnsafeMutablePointer<Double>.allocate(capacity: nodes)
+        let stretchStiffness = UnsafeMutablePointer<Double>.allocate(capacity: edges), twistInertia = UnsafeMutablePointer<Double>.allocate(capacity: edges)
         mass.initialize(repeating: 0, count: nodes)
         for e in 0..<edges {
             let m = d.sections[owner[e]].material
@@ -203,15 +192,17 @@ public final class RodModel: @unchecked Sendable {
         }
         parameters = RodParameters(
             nodes: nodes, edges: edges, restLength: restLength, totalLength: totalLength, sheathExit: self.sheathExit,
-            sheathAxis: self.sheathAxis, sheathNormal: self.sheathNormal, dampingRate: dampingRate, friction: friction,
-            contactStiffness: contactStiffness, stickSpeed: stickSpeed, gravity: gravity, hasLumen: hasLumen,
-            lumenGeometry: lumenGeometry, mass: mass, radius: radius, bendStiffness: bendStiffness,
+            sheathAxis: self.sheathAxis, sheathNormal: self.sheathNormal, dampingRate: d.dampingRate, friction: d.friction,
+            contactStiffness: d.contactStiffness, stickSpeed: d.stickSpeed, gravity: d.gravity, hasLumen: lumen != nil,
+            lumenGeometry: lumen?.geometry, mass: mass, radius: radius, bendStiffness: bendStiffness,
             twistStiffness: twistStiffness, bendable: bendable, stretchStiffness: stretchStiffness, twistInertia: twistInertia)
     }
 
     deinit {
-        mass.deallocate(); radius.deallocate(); bendStiffness.deallocate(); twistStiffness.deallocate()
-        bendable.deallocate(); stretchStiffness.deallocate(); twistInertia.deallocate()
+        let p = parameters
+        for buffer in [p.mass, p.radius, p.bendStiffness, p.twistStiffness, p.bendable, p.stretchStiffness, p.twistInertia] {
+            buffer.deallocate()
+        }
     }
 
     /// Mass of node `i` (kg).
