@@ -1,0 +1,386 @@
+import Core
+
+/// One C-arm plane as the estimator sees it: the perspective projection and its Jacobian.
+public struct PlaneProjection: Sendable, Equatable {
+    let source: Vec3, beam: Vec3, columnAxis: Vec3, rowAxis: Vec3
+    let focal: Double, cu: Double, cv: Double
+
+    public init(_ g: CArmGeometry) {
+        source = g.source; beam = g.beam; columnAxis = g.columnAxis; rowAxis = g.rowAxis
+        focal = g.sourceToDetector / g.pixelSpacing
+        cu = g.principalPoint.u; cv = g.principalPoint.v
+    }
+
+    /// Pixel (u, v) of `p` and the rows ∂u/∂p, ∂v/∂p.
+    @_noAllocation @_noLocks
+    func project(_ p: Vec3) -> (uv: SIMD2<Double>, du: Vec3, dv: Vec3) {
+        let d = p - source
+        let z = d.dot(beam), a = d.dot(columnAxis), b = d.dot(rowAxis)
+        let s = focal / z
+        let du = (columnAxis * z - beam * a) * (focal / (z * z))
+        let dv = (rowAxis * z - beam * b) * (focal / (z * z))
+        return (SIMD2(a * s + cu, b * s + cv), du, dv)
+    }
+}
+
+/// Noise and timing of the estimator.
+public struct TipEstimatorSettings: Sendable, Equatable {
+    /// Process noise per mm of insertion travel (variance per mm): friction and slack build the
+    /// mismatch while the catheter moves.
+    public var insertionLossPerMM = 0.05      // mm² / mm
+    public var rollPerMM = 4e-4               // rad² / mm
+    public var bendPerMM = 2e-4               // (tendon mm)² / mm
+    public var offsetPerMM = 0.05             // mm² / mm
+    /// Slow drift when still (variance per second, every state).
+    public var driftPerSecond = 1e-4
+    /// Initial standard deviations of the mismatch.
+    public var initialInsertion = 3.0, initialRoll = 0.15, initialBend = 0.05, initialOffset = 3.0
+    /// Health: fresh while the last fused image is this recent; coasting up to `coastLimit`
+    /// without one; lost beyond, or when the position's σ exceeds `lostSigma`.
+    public var freshWindow: Nanoseconds = 300_000_000
+    public var coastLimit: Nanoseconds = 2_000_000_000
+    public var lostSigma = 5.0
+    /// Innovation gate (χ² with 2 or 3 degrees of freedom at 99.9 %).
+    public var gate2 = 13.8, gate3 = 16.3
+    public init() {}
+}
+
+/// Why a measurement was not fused.
+public enum FusionRejection: UInt8, Sendable, Equatable {
+    case invalid, tooOld, fromTheFuture, gated, unknownPlane, noGeometry
+}
+
+/// State size: insertion offset (mm), roll offset (rad), two tendon offsets (mm) — added to
+/// the measured joints — and a 3D offset of the tip (mm) for the shape the vessels impose.
+@usableFromInline let stateSize = 7
+
+/// Owns the estimator's buffers (the history ring); build it outside the cycle and keep it
+/// alive while `TipEstimator` values use it.
+public final class TipEstimatorStorage: @unchecked Sendable {
+    let capacity: Int
+    let times: UnsafeMutablePointer<Nanoseconds>
+    let joints: UnsafeMutablePointer<Double>   // capacity × 8
+    let states: UnsafeMutablePointer<Double>   // capacity × 7
+    let covariances: UnsafeMutablePointer<Double>  // capacity × 49
+    let motion: UnsafeMutablePointer<Double>   // |Δ insertion| (mm) into each entry
+    let steps: UnsafeMutablePointer<Double>    // Δt (s) into each entry
+
+    public init(historyLength: Int = 1024) {
+        capacity = max(16, historyLength)
+        times = .allocate(capacity: capacity); joints = .allocate(capacity: capacity * 8)
+        states = .allocate(capacity: capacity * stateSize); covariances = .allocate(capacity: capacity * stateSize * stateSize)
+        motion = .allocate(capacity: capacity); steps = .allocate(capacity: capacity)
+        times.initialize(repeating: 0, count: capacity); joints.initialize(repeating: 0, count: capacity * 8)
+        states.initialize(repeating: 0, count: capacity * stateSize)
+        covariances.initialize(repeating: 0, count: capacity * stateSize * stateSize)
+        motion.initialize(repeating: 0, count: capacity); steps.initialize(repeating: 0, count: capacity)
+    }
+
+    deinit {
+        times.deallocate(); joints.deallocate(); states.deallocate(); covariances.deallocate(); motion.deallocate(); steps.deallocate()
+    }
+
+    public func estimator(model: CatheterModel, planes: [CArmGeometry], settings: TipEstimatorSettings = TipEstimatorSettings()) -> TipEstimator {
+        TipEstimator(storage: self, model: model, planes: planes, settings: settings)
+    }
+}
+
+/// An extended Kalman filter on the kinematic mismatch, at the cycle rate.
+///
+/// The tip is predicted from the encoders through the kinematic model with the estimated
+/// mismatch: p = FK(q + δ) + b, where δ (insertion loss, roll wind-up, tendon offsets) and b
+/// (the 3D offset the vessel's shape imposes on a straight-shaft model) are random walks
+/// whose noise grows with insertion travel. Image measurements are fused at their
+/// acquisition time, which is 30–150 ms in the past: every cycle's joints and filter state
+/// are kept in a history ring, the measurement updates the entry of its acquisition time,
+/// and the later entries are re-propagated to now. A measurement is never fused as if it were
+/// current; one older than the history is refused.
+public struct TipEstimator: @unchecked Sendable {
+    public let model: CatheterModel
+    public let settings: TipEstimatorSettings
+    let capacity: Int
+    let times: UnsafeMutablePointer<Nanoseconds>
+    let joints: UnsafeMutablePointer<Double>
+    let states: UnsafeMutablePointer<Double>
+    let covariances: UnsafeMutablePointer<Double>
+    let motion: UnsafeMutablePointer<Double>
+    let steps: UnsafeMutablePointer<Double>
+    let plane0: PlaneProjection?
+    let plane1: PlaneProjection?
+    /// Index of the newest history entry and how many are valid.
+    public private(set) var newest = -1
+    public private(set) var count = 0
+    public private(set) var lastImageAt: Nanoseconds = 0
+    public private(set) var startedAt: Nanoseconds = 0
+    public private(set) var fused = 0
+    public private(set) var rejected = 0
+    public private(set) var lastRejection: FusionRejection?
+
+    init(storage: TipEstimatorStorage, model: CatheterModel, planes: [CArmGeometry], settings: TipEstimatorSettings) {
+        self.model = model
+        self.settings = settings
+        capacity = storage.capacity
+        times = storage.times; joints = storage.joints; states = storage.states; covariances = storage.covariances
+        motion = storage.motion; steps = storage.steps
+        plane0 = planes.count > 0 ? PlaneProjection(planes[0]) : nil
+        plane1 = planes.count > 1 ? PlaneProjection(planes[1]) : nil
+    }
+
+    /// Starts over at `time` with the joints `q` and the initial uncertainty.
+    @_noAllocation @_noLocks
+    public mutating func reset(joints q: JointVector, time: Nanoseconds) {
+        newest = 0; count = 1; lastImageAt = 0; startedAt = time; fused = 0; rejected = 0
+        times[0] = time
+        storeJoints(q, at: 0)
+        for i in 0..<stateSize { states[i] = 0 }
+        for i in 0..<(stateSize * stateSize) { covariances[i] = 0 }
+        let s = settings
+        covariances[0] = s.initialInsertion * s.initialInsertion
+        covariances[8] = s.initialRoll * s.initialRoll
+        covariances[16] = s.initialBend * s.initialBend
+        covariances[24] = s.initialBend * s.initialBend
+        covariances[32] = s.initialOffset * s.initialOffset
+        covariances[40] = s.initialOffset * s.initialOffset
+        covariances[48] = s.initialOffset * s.initialOffset
+        motion[0] = 0; steps[0] = 0
+    }
+
+    @_noAllocation @_noLocks @inline(__always)
+    func storeJoints(_ q: JointVector, at k: Int) {
+        for j in 0..<8 { joints[k * 8 + j] = j < q.count ? q[j] : 0 }
+    }
+
+    @_noAllocation @_noLocks @inline(__always)
+    func jointsAt(_ k: Int) -> JointVector {
+        var q = JointVector(count: model.jointCount)
+        for j in 0..<model.jointCount { q[j] = joints[k * 8 + j] }
+        return q
+    }
+
+    /// The process noise added to entry k (from its Δt and insertion travel), on the diagonal.
+    @_noAllocation @_noLocks @inline(__always)
+    func addProcessNoise(to p: UnsafeMutablePointer<Double>, motion m: Double, dt: Double) {
+        let s = settings
+        let drift = s.driftPerSecond * dt
+        p[0] += s.insertionLossPerMM * m + drift
+        p[8] += s.rollPerMM * m + drift
+        p[16] += s.bendPerMM * m + drift
+        p[24] += s.bendPerMM * m + drift
+        p[32] += s.offsetPerMM * m + drift
+        p[40] += s.offsetPerMM * m + drift
+        p[48] += s.offsetPerMM * m + drift
+    }
+
+    /// The predict step of one cycle: the new joints at `time`. Returns the estimate.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func predict(joints q: JointVector, time: Nanoseconds) -> TipEstimate {
+        if newest < 0 { reset(joints: q, time: time) }
+        let previous = newest
+        var dt = Double(time - times[previous]) * 1e-9
+        if !(dt >= 0) { dt = 0 }
+        var m = q[0] - joints[previous * 8]
+        if m < 0 { m = -m }
+        if !m.isFinite { m = 0 }
+        let k = previous + 1 == capacity ? 0 : previous + 1
+        newest = k
+        if count < capacity { count += 1 }
+        times[k] = time
+        storeJoints(q, at: k)
+        motion[k] = m; steps[k] = dt
+        copyDoubles(from: states + previous * stateSize, to: states + k * stateSize, count: stateSize)
+        copyDoubles(from: covariances + previous * 49, to: covariances + k * 49, count: 49)
+        addProcessNoise(to: covariances + k * 49, motion: m, dt: dt)
+        return estimate(now: time)
+    }
+
+    /// The tip, its Jacobian with respect to the state (3 × 7, by columns) for entry k's joints.
+    @_noAllocation @_noLocks
+    func tipAndJacobian(entry k: Int, into h: inout InlineArray<7, Vec3>) -> Vec3 {
+        var q = jointsAt(k)
+        let x = states + k * stateSize
+        for j in 0..<4 where j < q.count { q[j] += x[j] }
+        var jac = Jacobian6(count: model.jointCount)
+        let pose = model.calcTipPoseAndJacobian(q, into: &jac)
+        for j in 0..<4 { h[j] = j < model.jointCount ? jac.linear(j) : .zero }
+        h[4] = Vec3(1, 0, 0); h[5] = Vec3(0, 1, 0); h[6] = Vec3(0, 0, 1)
+        return pose.translation + Vec3(x[4], x[5], x[6])
+    }
+
+    /// The estimate at the newest entry.
+    @_noAllocation @_noLocks
+    public func estimate(now: Nanoseconds) -> TipEstimate {
+        if newest < 0 { return TipEstimate(time: now) }
+        return estimateAt(newest, now: now)
+    }
+
+    @_noAllocation @_noLocks
+    func estimateAt(_ k: Int, now: Nanoseconds) -> TipEstimate {
+        var h = InlineArray<7, Vec3>(repeating: .zero)
+        let p = tipAndJacobian(entry: k, into: &h)
+        // Σ = H P Hᵀ (3 × 3).
+        let P = covariances + k * 49
+        var c = Mat3.zero
+        for a in 0..<7 {
+            var row = Vec3.zero  // Σ_b P[a][b] h_b
+            for b in 0..<7 { row += h[b] * P[a * 7 + b] }
+            c.c0 += row * h[a].x; c.c1 += row * h[a].y; c.c2 += row * h[a].z
+        }
+        let trace = c.c0.x + c.c1.y + c.c2.z
+        var health = EstimateHealth.coasting
+        let since = lastImageAt > 0 ? now - lastImageAt : now - startedAt
+        if lastImageAt > 0, since <= settings.freshWindow { health = .imageFresh }
+        if since > settings.coastLimit { health = .lost }
+        if !(trace <= 3 * settings.lostSigma * settings.lostSigma) { health = .lost }
+        if !p.isFinite { health = .lost }
+        return TipEstimate(position: p, covariance: c, health: health, time: now, lastImageAt: lastImageAt)
+    }
+
+    /// The history entry for time t: the newest at or before it, or nil when t is older than the
+    /// history or newer than the newest entry.
+    @_noAllocation @_noLocks
+    func entry(at t: Nanoseconds) -> (Int, FusionRejection?) {
+        if newest < 0 { return (0, .tooOld) }
+        if t > times[newest] { return (0, .fromTheFuture) }
+        var k = newest
+        var n = 0
+        while n < count {
+            if times[k] <= t { return (k, nil) }
+            k = k == 0 ? capacity - 1 : k - 1
+            n += 1
+        }
+        return (0, .tooOld)
+    }
+
+    /// Fuses an image measurement at its acquisition time: a pixel in plane 0 or 1, or a 3D
+    /// point (biplane triangulation) with its covariance. Returns why it was refused, if it was.
+    /// - Important: cycle-safe: must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func fuse(_ m: TipMeasurement) -> FusionRejection? {
+        let (k, why) = entry(at: m.acquiredAt)
+        if case .some(let reason) = why { return refuse(reason) }
+        var h = InlineArray<7, Vec3>(repeating: .zero)
+        let p = tipAndJacobian(entry: k, into: &h)
+        // Measurement rows (up to 3) over the 7 states, residual and covariance.
+        var rows = InlineArray<21, Double>(repeating: 0)
+        var residual = Vec3.zero
+        var r = Mat3.zero
+        var dimension = 0
+        if case .some(let x3) = m.position {
+            if !x3.isFinite { return refuse(.invalid) }
+            dimension = 3
+            for s in 0..<7 { rows[s] = h[s].x; rows[7 + s] = h[s].y; rows[14 + s] = h[s].z }
+            residual = x3 - p
+            r = m.positionCovariance
+        } else if case .some(let uv) = m.pixel {
+            if !(uv.x.isFinite && uv.y.isFinite) { return refuse(.invalid) }
+            var plane: PlaneProjection
+            if m.plane == 0, case .some(let g) = plane0 { plane = g } else if m.plane == 1, case .some(let g) = plane1 { plane = g } else {
+                return refuse(.unknownPlane)
+            }
+            let pr = plane.project(p)
+            dimension = 2
+            for s in 0..<7 { rows[s] = pr.du.dot(h[s]); rows[7 + s] = pr.dv.dot(h[s]) }
+            residual = Vec3(uv.x - pr.uv.x, uv.y - pr.uv.y, 0)
+            let c = m.pixelCovariance
+            r = Mat3(columns: Vec3(c.xx, c.xy, 0), Vec3(c.xy, c.yy, 0), Vec3(0, 0, 1))
+        } else {
+            return refuse(.invalid)
+        }
+        let P = covariances + k * 49
+        // PHᵀ (7 × d) and S = H P Hᵀ + R (d × d, padded to 3 × 3 with identity).
+        var pht = InlineArray<21, Double>(repeating: 0)
+        for a in 0..<7 {
+            for i in 0..<dimension {
+                var sum = 0.0
+                for b in 0..<7 { sum += P[a * 7 + b] * rows[i * 7 + b] }
+                pht[a * 3 + i] = sum
+            }
+        }
+        var s = r
+        for i in 0..<dimension {
+            for j in 0..<dimension {
+                var sum = 0.0
+                for a in 0..<7 { sum += rows[i * 7 + a] * pht[a * 3 + j] }
+                switch j {
+                case 0: s.c0[i] += sum
+                case 1: s.c1[i] += sum
+                default: s.c2[i] += sum
+                }
+            }
+        }
+        // S⁻¹ by the adjugate (S is small and well scaled: pixels² or mm²).
+        let a0 = s.c1.cross(s.c2), a1 = s.c2.cross(s.c0), a2 = s.c0.cross(s.c1)
+        let det = s.c0.dot(a0)
+        if !(det > 0) { return refuse(.invalid) }
+        let sInv = Mat3(columns: a0 * (1 / det), a1 * (1 / det), a2 * (1 / det))
+        let nis = residual.dot(sInv * residual)
+        if !(nis <= (dimension == 3 ? settings.gate3 : settings.gate2)) { return refuse(.gated) }
+        // K = P Hᵀ S⁻¹ (7 × d); x += K ν; P = (I − K H) P (I − K H)ᵀ + K R Kᵀ.
+        var gain = InlineArray<21, Double>(repeating: 0)
+        for a in 0..<7 {
+            let row = Vec3(pht[a * 3], pht[a * 3 + 1], pht[a * 3 + 2])
+            let g = sInv.transposed * row
+            gain[a * 3] = g.x; gain[a * 3 + 1] = dimension > 1 ? g.y : 0; gain[a * 3 + 2] = dimension > 2 ? g.z : 0
+        }
+        let x = states + k * stateSize
+        for a in 0..<7 { x[a] += gain[a * 3] * residual.x + gain[a * 3 + 1] * residual.y + gain[a * 3 + 2] * residual.z }
+        var ikh = InlineArray<49, Double>(repeating: 0)
+        for a in 0..<7 {
+            for b in 0..<7 {
+                var v = a == b ? 1.0 : 0.0
+                for i in 0..<dimension { v -= gain[a * 3 + i] * rows[i * 7 + b] }
+                ikh[a * 7 + b] = v
+            }
+        }
+        var tmp = InlineArray<49, Double>(repeating: 0)
+        for a in 0..<7 {
+            for b in 0..<7 {
+                var v = 0.0
+                for c in 0..<7 { v += ikh[a * 7 + c] * P[c * 7 + b] }
+                tmp[a * 7 + b] = v
+            }
+        }
+        for a in 0..<7 {
+            for b in 0..<7 {
+                var v = 0.0
+                for c in 0..<7 { v += tmp[a * 7 + c] * ikh[b * 7 + c] }
+                // K R Kᵀ
+                let ka = Vec3(gain[a * 3], gain[a * 3 + 1], gain[a * 3 + 2]), kb = Vec3(gain[b * 3], gain[b * 3 + 1], gain[b * 3 + 2])
+                v += ka.dot(r * kb)
+                tmp[a * 7 + b] = v
+            }
+        }
+        // For a pixel, R is padded to 3 × 3 with a unit third row; K's third column is 0, so
+        // the padding adds nothing to K R Kᵀ.
+        for i in 0..<49 { P[i] = tmp[i] }
+        // Re-propagate the later entries from the updated one.
+        var j = k
+        while j != newest {
+            let next = j + 1 == capacity ? 0 : j + 1
+            copyDoubles(from: states + j * stateSize, to: states + next * stateSize, count: stateSize)
+            copyDoubles(from: covariances + j * 49, to: covariances + next * 49, count: 49)
+            addProcessNoise(to: covariances + next * 49, motion: motion[next], dt: steps[next])
+            j = next
+        }
+        if m.acquiredAt > lastImageAt { lastImageAt = m.acquiredAt }
+        fused += 1
+        lastRejection = nil
+        return nil
+    }
+
+    @_noAllocation @_noLocks
+    mutating func refuse(_ reason: FusionRejection) -> FusionRejection {
+        rejected += 1
+        lastRejection = reason
+        return reason
+    }
+
+    /// The current mismatch estimate: insertion, roll, tendon x, tendon y offsets and the 3D offset.
+    public var mismatch: [Double] { newest < 0 ? [] : (0..<stateSize).map { states[newest * stateSize + $0] } }
+}
+
+@_noAllocation @_noLocks @inline(__always)
+func copyDoubles(from a: UnsafeMutablePointer<Double>, to b: UnsafeMutablePointer<Double>, count: Int) {
+    for i in 0..<count { b[i] = a[i] }
+}

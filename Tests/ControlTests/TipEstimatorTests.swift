@@ -1,0 +1,154 @@
+import CAllocCount
+import Core
+import Foundation
+import Testing
+@testable import Control
+
+/// The estimator on a synthetic catheter whose true kinematics differ from the model by a
+/// fixed mismatch (insertion loss, roll wind-up, tendon offsets and a 3D offset), imaged at
+/// 15 fps with 1 px noise and 100 ms latency.
+@Suite("Tip estimator")
+struct TipEstimatorTests {
+    static let truthMismatch: [Double] = [-6, 0.15, 0.05, -0.03, 1.5, -2, 0.5]
+
+    struct Scenario {
+        let model: CatheterModel
+        let planes: [CArmGeometry]
+        init() throws {
+            model = CatheterModel(try loadRobot("lumen-1s.yaml"))
+            let centre = model.calcTipPose(JointVector([40, 0, 0, 0])).translation
+            planes = [CArmGeometry(pixelSpacing: 0.3, primaryAngle: 0, isocenter: centre),
+                      CArmGeometry(pixelSpacing: 0.3, primaryAngle: .pi / 2, isocenter: centre)]
+        }
+        func joints(_ t: Double) -> JointVector {
+            JointVector([40 + 20 * sin(0.5 * t), 0.3 * sin(0.7 * t), 0.2 * sin(0.9 * t), 0.1 * cos(0.6 * t)])
+        }
+        func truth(_ q: JointVector) -> Vec3 {
+            var qe = q
+            for j in 0..<4 { qe[j] += TipEstimatorTests.truthMismatch[j] }
+            let m = TipEstimatorTests.truthMismatch
+            return model.calcTipPose(qe).translation + Vec3(m[4], m[5], m[6])
+        }
+    }
+
+    /// Runs `seconds` at 1 kHz; frames every 1/15 s, delivered `latency` later and fused either
+    /// at their acquisition time or (`naive`) as if they were current. Returns the errors (mm)
+    /// of the fused and the kinematic-only tip after `settle` seconds.
+    static func run(_ sc: Scenario, seconds: Double = 8, settle: Double = 3, latency: Double = 0.1, naive: Bool = false,
+                    planes: [UInt8] = [0, 1], stopImagesAt: Double = .infinity) -> (fused: [Double], kinematic: [Double], last: TipEstimate) {
+        let storage = TipEstimatorStorage(historyLength: 1024)
+        var estimator = storage.estimator(model: sc.model, planes: sc.planes)
+        var rng = SplitMix64(seed: 5)
+        func gauss() -> Double { (-2 * log(max(rng.unit(), 1e-300))).squareRoot() * cos(2 * .pi * rng.unit()) }
+        var pending: [(arrive: Double, m: TipMeasurement)] = []
+        var fused: [Double] = [], kinematic: [Double] = []
+        var last = TipEstimate()
+        let steps = Int(seconds * 1000)
+        for k in 0...steps {
+            let t = Double(k) / 1000
+            let now = Nanoseconds(k) * 1_000_000
+            let q = sc.joints(t)
+            last = estimator.predict(joints: q, time: now)
+            if k % 67 == 0, t < stopImagesAt {
+                let tip = sc.truth(q)
+                for p in planes {
+                    let uv = sc.planes[Int(p)].project(tip)
+                    let m = TipMeasurement(acquiredAt: now, plane: p, pixel: SIMD2(uv.u + gauss(), uv.v + gauss()), pixelCovariance: .isotropic(1))
+                    pending.append((t + latency, m))
+                }
+            }
+            while let first = pending.first, first.arrive <= t {
+                var m = first.m
+                if naive { m.acquiredAt = now }
+                _ = estimator.fuse(m)
+                pending.removeFirst()
+                last = estimator.estimate(now: now)
+            }
+            if t >= settle {
+                let truth = sc.truth(q)
+                fused.append((last.position - truth).length)
+                kinematic.append((sc.model.calcTipPose(q).translation - truth).length)
+            }
+        }
+        return (fused, kinematic, last)
+    }
+
+    static func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+
+    @Test("Biplane images at 100 ms latency bring the fused tip within 0.5 mm; kinematics alone is millimetres off")
+    func fusesDelayedBiplane() throws {
+        let sc = try Scenario()
+        let r = Self.run(sc)
+        #expect(Self.median(r.fused) < 0.5, "fused median \(Self.median(r.fused)) mm")
+        #expect(Self.median(r.kinematic) > 4, "kinematic-only median \(Self.median(r.kinematic)) mm")
+        #expect(r.last.health == .imageFresh)
+    }
+
+    @Test("Fusing at the acquisition time beats fusing late measurements as if they were current")
+    func acquisitionTimeMatters() throws {
+        let sc = try Scenario()
+        let right = Self.median(Self.run(sc, latency: 0.15).fused)
+        let naive = Self.median(Self.run(sc, latency: 0.15, naive: true).fused)
+        #expect(right < naive, "at acquisition time \(right) mm, as if current \(naive) mm")
+    }
+
+    @Test("Single plane: the estimate still beats kinematics, and its covariance is largest along the ray")
+    func singlePlane() throws {
+        let sc = try Scenario()
+        let r = Self.run(sc, planes: [0])
+        #expect(Self.median(r.fused) < Self.median(r.kinematic) / 2)
+        let beam = sc.planes[0].beam
+        let along = beam.dot(r.last.covariance * beam)
+        let across = sc.planes[0].columnAxis.dot(r.last.covariance * sc.planes[0].columnAxis)
+        #expect(along > across, "σ² along the ray \(along), across \(across)")
+    }
+
+    @Test("Without images the health goes fresh → coasting → lost")
+    func healthWithoutImages() throws {
+        let sc = try Scenario()
+        let coasting = Self.run(sc, seconds: 5.5, stopImagesAt: 5)
+        #expect(coasting.last.health == .coasting)
+        let lost = Self.run(sc, seconds: 8, stopImagesAt: 5)
+        #expect(lost.last.health == .lost)
+    }
+
+    @Test("Measurements that are too old, from the future, non-finite, for an unknown plane or wild are refused")
+    func refusals() throws {
+        let sc = try Scenario()
+        let storage = TipEstimatorStorage(historyLength: 100)
+        var e = storage.estimator(model: sc.model, planes: [sc.planes[0]])
+        for k in 0..<300 { _ = e.predict(joints: sc.joints(Double(k) / 1000), time: Nanoseconds(k) * 1_000_000) }
+        let now: Nanoseconds = 299_000_000
+        let good = sc.planes[0].project(sc.model.calcTipPose(sc.joints(0.25)).translation)
+        #expect(e.fuse(TipMeasurement(acquiredAt: 50_000_000, pixel: SIMD2(good.u, good.v), pixelCovariance: .isotropic(1))) == .tooOld)
+        #expect(e.fuse(TipMeasurement(acquiredAt: now + 5_000_000, pixel: SIMD2(good.u, good.v), pixelCovariance: .isotropic(1))) == .fromTheFuture)
+        #expect(e.fuse(TipMeasurement(acquiredAt: 250_000_000, pixel: SIMD2(.nan, 3), pixelCovariance: .isotropic(1))) == .invalid)
+        #expect(e.fuse(TipMeasurement(acquiredAt: 250_000_000, plane: 1, pixel: SIMD2(good.u, good.v), pixelCovariance: .isotropic(1))) == .unknownPlane)
+        #expect(e.fuse(TipMeasurement(acquiredAt: 250_000_000, pixel: SIMD2(good.u + 400, good.v), pixelCovariance: .isotropic(1))) == .gated)
+        #expect(e.fuse(TipMeasurement(acquiredAt: 250_000_000, pixel: SIMD2(good.u + 0.5, good.v), pixelCovariance: .isotropic(1))) == nil)
+        #expect(e.rejected == 5 && e.fused == 1)
+    }
+
+    @Test("Predict and fuse never allocate")
+    func noAllocations() throws {
+        let sc = try Scenario()
+        let storage = TipEstimatorStorage(historyLength: 512)
+        var e = storage.estimator(model: sc.model, planes: sc.planes)
+        _ = e.predict(joints: sc.joints(0), time: 0)
+        let trajectory = (0..<3000).map { sc.joints(Double($0) / 1000) }  // built before counting
+        try #require(lumen_alloc_count_is_active() == 1, "the allocation counter is not interposed in this process")
+        lumen_alloc_count_begin()
+        var sink = 0.0
+        for k in 1..<3000 {
+            let est = e.predict(joints: trajectory[k], time: Nanoseconds(k) * 1_000_000)
+            if k % 67 == 0 {
+                let uv = sc.planes[0].project(est.position)
+                _ = e.fuse(TipMeasurement(acquiredAt: Nanoseconds(k - 50) * 1_000_000, pixel: SIMD2(uv.u, uv.v), pixelCovariance: .isotropic(1)))
+            }
+            sink += est.position.x
+        }
+        let allocations = lumen_alloc_count_end()
+        #expect(allocations == 0, "\(allocations) allocations in 3000 estimator cycles")
+        #expect(sink.isFinite)
+    }
+}
