@@ -27,10 +27,12 @@ public struct PlaneProjection: Sendable, Equatable {
 public struct TipEstimatorSettings: Sendable, Equatable {
     /// Process noise per mm of insertion travel (variance per mm): friction and slack build the
     /// mismatch while the catheter moves.
-    public var insertionLossPerMM = 0.05      // mm² / mm
-    public var rollPerMM = 4e-4               // rad² / mm
-    public var bendPerMM = 2e-4               // (tendon mm)² / mm
-    public var offsetPerMM = 0.05             // mm² / mm
+    // A catheter that buckles or jams loses up to all of the insertion: half a millimetre
+    // of σ per millimetre travelled covers that within a few frames.
+    public var insertionLossPerMM = 0.25      // mm² / mm
+    public var rollPerMM = 1e-3               // rad² / mm
+    public var bendPerMM = 5e-4               // (tendon mm)² / mm
+    public var offsetPerMM = 0.15             // mm² / mm
     /// Slow drift when still (variance per second, every state).
     public var driftPerSecond = 1e-4
     /// Initial standard deviations of the mismatch.
@@ -42,6 +44,10 @@ public struct TipEstimatorSettings: Sendable, Equatable {
     public var lostSigma = 5.0
     /// Innovation gate (χ² with 2 or 3 degrees of freedom at 99.9 %).
     public var gate2 = 13.8, gate3 = 16.3
+    /// After this many gated measurements in a row the model, not the images, is taken to be
+    /// wrong: the mismatch's covariance is widened to its initial size and the measurement is
+    /// fused (a track reset). Lone outliers stay gated.
+    public var resetAfterGated = 4
     public init() {}
 }
 
@@ -115,6 +121,8 @@ public struct TipEstimator: @unchecked Sendable {
     public private(set) var fused = 0
     public private(set) var rejected = 0
     public private(set) var lastRejection: FusionRejection?
+    public private(set) var consecutiveGated = 0
+    public private(set) var resets = 0
 
     init(storage: TipEstimatorStorage, model: CatheterModel, planes: [CArmGeometry], settings: TipEstimatorSettings) {
         self.model = model
@@ -315,7 +323,24 @@ public struct TipEstimator: @unchecked Sendable {
         if !(det > 0) { return refuse(.invalid) }
         let sInv = Mat3(columns: a0 * (1 / det), a1 * (1 / det), a2 * (1 / det))
         let nis = residual.dot(sInv * residual)
-        if !(nis <= (dimension == 3 ? settings.gate3 : settings.gate2)) { return refuse(.gated) }
+        if !(nis <= (dimension == 3 ? settings.gate3 : settings.gate2)) {
+            if !nis.isFinite { return refuse(.invalid) }
+            consecutiveGated += 1
+            if consecutiveGated < settings.resetAfterGated { return refuse(.gated) }
+            // Track reset: widen the mismatch's uncertainty at this entry and fuse again.
+            consecutiveGated = 0
+            resets += 1
+            let s0 = settings
+            // Only the linear part (the 3D offset) and the insertion are widened: a large
+            // residual pushed into roll or bending would be fitted by a linearisation far
+            // from where it holds.
+            P[0] += s0.initialInsertion * s0.initialInsertion * 4
+            P[32] += s0.initialOffset * s0.initialOffset * 4
+            P[40] += s0.initialOffset * s0.initialOffset * 4
+            P[48] += s0.initialOffset * s0.initialOffset * 4
+            return fuse(m)
+        }
+        consecutiveGated = 0
         // K = P Hᵀ S⁻¹ (7 × d); x += K ν; P = (I − K H) P (I − K H)ᵀ + K R Kᵀ.
         var gain = InlineArray<21, Double>(repeating: 0)
         for a in 0..<7 {
@@ -374,6 +399,16 @@ public struct TipEstimator: @unchecked Sendable {
         rejected += 1
         lastRejection = reason
         return reason
+    }
+
+    /// The newest mismatch: joint offsets δ (added to the measured joints) and the tip offset b.
+    @_noAllocation @_noLocks
+    public func currentMismatch() -> (joints: JointVector, offset: Vec3) {
+        var d = JointVector(count: model.jointCount)
+        if newest < 0 { return (d, .zero) }
+        let x = states + newest * stateSize
+        for j in 0..<4 where j < d.count { d[j] = x[j] }
+        return (d, Vec3(x[4], x[5], x[6]))
     }
 
     /// The current mismatch estimate: insertion, roll, tendon x, tendon y offsets and the 3D offset.

@@ -1,0 +1,64 @@
+import Core
+
+public enum VesselRouteError: Error, Equatable, CustomStringConvertible {
+    case unknownVessel(String)
+    case detached(String)
+    public var description: String {
+        switch self {
+        case .unknownVessel(let name): "no vessel named '\(name)'"
+        case .detached(let name): "vessel '\(name)' has a parent that is not in the tree"
+        }
+    }
+}
+
+extension VesselTreeDescription {
+    /// The centerline route (mm) a catheter takes from the far end of the root vessel (where
+    /// the sheath sits) to `depth` mm into `vessel`: back along the root to the branch point,
+    /// then forward through each branch on the way.
+    public func route(toVessel name: String, depth: Double) throws(VesselRouteError) -> [Vec3] {
+        guard let target = vessels.firstIndex(where: { $0.name == name }) else { throw .unknownVessel(name) }
+        // The chain target → … → root.
+        var chain = [target]
+        while let parent = vessels[chain.last!].parent {
+            guard let p = vessels.firstIndex(where: { $0.name == parent }) else { throw .detached(vessels[chain.last!].name) }
+            chain.append(p)
+        }
+        chain.reverse()
+        func point(_ v: Int, _ k: Int) -> Vec3 { let p = vessels[v].points[k]; return Vec3(p[0], p[1], p[2]) }
+        func attach(_ parent: Int, _ child: Int) -> Int {
+            let start = point(child, 0)
+            return vessels[parent].points.indices.min { (point(parent, $0) - start).length < (point(parent, $1) - start).length }!
+        }
+        var out: [Vec3] = []
+        for (n, v) in chain.enumerated() {
+            let count = vessels[v].points.count
+            let isRoot = n == 0, isTarget = n == chain.count - 1
+            if isTarget {
+                // Into the target: from its entry to `depth` mm along it.
+                var k = isRoot ? count - 1 : 0
+                let step = isRoot ? -1 : 1
+                out.append(point(v, k))
+                var travelled = 0.0
+                while k + step >= 0, k + step < count {
+                    let a = point(v, k), b = point(v, k + step)
+                    let seg = (b - a).length
+                    if travelled + seg >= depth {
+                        out.append(a + (b - a) * ((depth - travelled) / seg))
+                        break
+                    }
+                    travelled += seg
+                    out.append(b)
+                    k += step
+                }
+            } else {
+                let exit = attach(v, chain[n + 1])
+                if isRoot {
+                    for k in stride(from: count - 1, through: exit, by: -1) { out.append(point(v, k)) }
+                } else {
+                    for k in 0...exit { out.append(point(v, k)) }
+                }
+            }
+        }
+        return out
+    }
+}

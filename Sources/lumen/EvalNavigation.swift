@@ -1,0 +1,95 @@
+import ArgumentParser
+import Core
+import Foundation
+
+/// `lumen eval navigation`: seeded navigation runs over target branches and C-arm angles.
+struct EvalNavigation: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "navigation",
+        abstract: "Seeded closed-loop navigation runs (physics, drives, biplane fluoroscopy, tracker, estimator, servo) over targets and C-arm angles."
+    )
+
+    @Option(help: "Number of runs.") var runs = 20
+    @Option(help: "First seed.") var seed: UInt64 = 1
+    @Option(help: "Time limit per run (simulated s).") var maxSeconds = 60.0
+    @Option(help: "Folder for the per-run JSON and the plot of the first run.") var out = "out/eval-navigation"
+    @Flag(help: "Print JSON on stdout.") var json = false
+    @Flag(help: "Progress of each run on stderr, once a second of simulated time.") var verbose = false
+
+    struct Summary: Encodable {
+        var runs: Int
+        var success_rate: Double
+        var final_err_mm_median: Double
+        var time_to_target_s_median: Double?
+        var fused: ErrorFigures
+        var kinematic_only: ErrorFigures
+        var image_only: ErrorFigures
+        var overruns: Int
+        var per_run: [NavigationResult]
+    }
+
+    /// Targets in the arch phantom: the three supra-aortic branches and the brachiocephalic's two.
+    static let targets: [(vessel: String, depth: Double)] = [
+        ("left_subclavian", 25), ("left_common_carotid", 25), ("brachiocephalic", 25), ("left_subclavian", 40),
+    ]
+    static let angles: [(Double, Double)] = [(0, 0), (30, 0), (-30, 15), (20, -10)]
+
+    func run() throws {
+        var results: [NavigationResult] = []
+        var fused: [Double] = [], kinematic: [Double] = [], image: [Double] = []
+        for r in 0..<runs {
+            var setup = NavigationSetup()
+            let target = Self.targets[r % Self.targets.count]
+            let angle = Self.angles[(r / Self.targets.count) % Self.angles.count]
+            setup.vessel = target.vessel; setup.depth = target.depth
+            setup.primaryDeg = angle.0; setup.secondaryDeg = angle.1
+            setup.seed = seed &+ UInt64(r)
+            setup.maxSeconds = maxSeconds
+            Output.status("eval navigation: run \(r + 1)/\(runs): \(setup.vessel) at \(setup.depth) mm, C-arm \(angle.0)°/\(angle.1)°")
+            let (result, trace) = try Navigation.run(setup, debugImages: verbose, progress: verbose ? { Output.progress($0) } : nil)
+            if r == 0 { try NavigationPlot.write(trace, result: result, to: out + "/run_0000.png") }
+            results.append(result)
+            fused.append(result.fused.median); kinematic.append(result.kinematic_only.median); image.append(result.image_only.median)
+        }
+        Output.endStatus()
+        let successes = results.filter(\.success)
+        let times = successes.compactMap(\.time_to_target_s)
+        let summary = Summary(
+            runs: runs, success_rate: round3(Double(successes.count) / Double(max(runs, 1))),
+            final_err_mm_median: round3(percentile(results.map(\.final_err_mm), 50)),
+            time_to_target_s_median: times.isEmpty ? nil : round3(percentile(times, 50)),
+            fused: ErrorFigures(fused), kinematic_only: ErrorFigures(kinematic), image_only: ErrorFigures(image),
+            overruns: results.reduce(0) { $0 + $1.overruns }, per_run: results)
+        try Output.writeJSON(summary, to: out + "/summary.json")
+        if json {
+            try Output.json(summary)
+        } else {
+            print("navigation: \(successes.count)/\(runs) reached the target within 1 mm; final error median \(summary.final_err_mm_median) mm")
+            print("tip error median (mm): fused \(summary.fused.median), kinematic-only \(summary.kinematic_only.median), image-only \(summary.image_only.median)")
+        }
+    }
+}
+
+/// The navigation picture: the vessel tree's centerlines and the route, with the true,
+/// kinematic-only and fused tip paths, in a frontal and a lateral view side by side.
+enum NavigationPlot {
+    static func write(_ trace: NavigationTrace, result: NavigationResult, to path: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        for (suffix, axes, label) in [("", (0, 2), "frontal: x, patient left (mm)"), ("_lateral", (1, 2), "lateral: y, posterior (mm)")] {
+            var plot = LinePlot(title: "Navigation to \(result.setup.vessel) (\(result.success ? "reached" : "not reached")): tip paths",
+                                xLabel: label, yLabel: "z, superior (mm)")
+            plot.equalAspect = true
+            func pts(_ v: [Vec3]) -> [(x: Double, y: Double)] { v.map { (x: $0[axes.0], y: $0[axes.1]) } }
+            for vessel in trace.tree.vessels {
+                plot.series.append(.init(label: vessel.name == trace.tree.vessels[0].name ? "vessel centerlines" : "",
+                                         points: vessel.points.map { (x: $0[axes.0], y: $0[axes.1]) }, color: (200, 200, 200), thickness: 6))
+            }
+            plot.series.append(.init(label: "route", points: pts(trace.route), color: (120, 120, 120), thickness: 1))
+            plot.series.append(.init(label: "kinematic only", points: pts(trace.kinematic), color: (214, 39, 40), thickness: 2))
+            plot.series.append(.init(label: "fused estimate", points: pts(trace.fused), color: (31, 119, 180), thickness: 2))
+            plot.series.append(.init(label: "ground truth", points: pts(trace.truth), color: (44, 160, 44), thickness: 2))
+            let file = suffix.isEmpty ? path : (path as NSString).deletingPathExtension + suffix + ".png"
+            try plot.write(to: file)
+        }
+    }
+}

@@ -1,0 +1,238 @@
+import Control
+import Core
+import Foundation
+import Imaging
+import Sim
+
+/// One navigation run: the physics catheter behind emulated drives, biplane fluoroscopy at
+/// the frame rate, the tracker on every frame, the estimator and the path servo at 1 kHz —
+/// all in simulated time, so a run is deterministic for its seed and runs faster than real time.
+struct NavigationSetup: Encodable {
+    var phantom = "arch"
+    var vessel = "left_subclavian"
+    /// mm into the target vessel.
+    var depth = 25.0
+    var primaryDeg = 0.0
+    var secondaryDeg = 0.0
+    var seed: UInt64 = 1
+    var photons = 5000.0
+    var fps = 15.0
+    /// From acquisition to the measurement reaching the estimator.
+    var latencyMS = 80.0
+    var maxSeconds = 60.0
+    var startInsertionMM = 60.0
+    var robot = DemoRigFiles.defaultRobot
+}
+
+struct ErrorFigures: Encodable {
+    var median: Double
+    var p95: Double
+    var samples: Int
+    init(_ v: [Double]) { median = round3(percentile(v, 50)); p95 = round3(percentile(v, 95)); samples = v.count }
+}
+
+struct NavigationResult: Encodable {
+    var setup: NavigationSetup
+    var success: Bool
+    var reason: String
+    var time_s: Double
+    var time_to_target_s: Double?
+    var final_err_mm: Double
+    var peak_contact_n: Double
+    var fused: ErrorFigures
+    var kinematic_only: ErrorFigures
+    var image_only: ErrorFigures
+    var overruns: Int
+    var compute_us_p50: Double
+    var compute_us_p99: Double
+    var frames: Int
+    var tracked_pct: Double
+    var fused_measurements: Int
+    var rejected_measurements: Int
+    var lost_cycles: Int
+    var inconsistent_pairs: Int
+}
+
+struct NavigationTrace {
+    var truth: [Vec3] = []
+    var kinematic: [Vec3] = []
+    var fused: [Vec3] = []
+    var route: [Vec3] = []
+    var tree: VesselTreeDescription
+}
+
+enum Navigation {
+    /// Base orientation with its z axis along `a` (roll 0): rpy = (0, acos a.z, atan2(a.y, a.x)).
+    static func baseRPY(axis a: Vec3) -> [Double] {
+        let n = a * (1 / a.length)
+        return [0, acos(max(-1, min(1, n.z))), abs(n.x) + abs(n.y) < 1e-12 ? 0 : atan2(n.y, n.x)]
+    }
+
+    static func run(_ setup: NavigationSetup, debugImages: Bool = false, progress: ((String) -> Void)? = nil) throws -> (NavigationResult, NavigationTrace) {
+        guard let tree = Phantoms.named(setup.phantom) else { throw CommandFailure("unknown phantom '\(setup.phantom)'") }
+        let route: [Vec3]
+        do { route = try tree.route(toVessel: setup.vessel, depth: setup.depth) } catch { throw CommandFailure("\(error)") }
+        let sheath = route[0], axis = (route[1] - route[0]) * (1 / (route[1] - route[0]).length)
+        var description = try DemoRigFiles.loadRobot(setup.robot)
+        description.base.positionMM = [sheath.x, sheath.y, sheath.z]
+        description.base.rpyRad = baseRPY(axis: axis)
+        let model = CatheterModel(description)
+        let baseX = model.basePose.rotation.c0
+        let section = description.sections[0]
+        let coupling = RodCoupling(tendonRadius: section.tendonRadiusMM, bendLength: section.lengthMM, tipLength: description.tipLengthMM)
+        let rodLength = min(0.6, (route.count > 1 ? zip(route, route.dropFirst()).reduce(0) { $0 + ($1.1 - $1.0).length } : 0) * 1e-3 + 0.08)
+        let rodModel: RodModel
+        do {
+            rodModel = try RodModel(.catheter(elements: 100, length: rodLength, bendLength: section.lengthMM * 1e-3,
+                                              tipLength: description.tipLengthMM * 1e-3),
+                                    lumen: RodLumen(VesselTree(tree)), sheathExit: sheath * 1e-3, sheathAxis: axis, sheathNormal: baseX)
+        } catch { throw CommandFailure("\(error)") }
+        var start = JointVector(count: model.jointCount)
+        start[0] = setup.startInsertionMM
+        var robot = CatheterPhysicsRobot(axes: description.axes, start: start, dynamics: .emulated(nil), model: rodModel, coupling: coupling)
+        robot.settle(seconds: 0.3)
+        do { try robot.configure(); try robot.activate() } catch { throw CommandFailure("\(error)") }
+
+        // Biplane C-arms centred between the catheter's start and the target.
+        let startTip = robot.tip, goal = route.last!
+        let centre = (startTip + goal) * 0.5
+        let planes = [setup.primaryDeg, setup.primaryDeg + 90].map {
+            CArmGeometry(sourceToDetector: 1020, sourceToIsocenter: 700, columns: 1024, rows: 1024, pixelSpacing: 0.3,
+                         primaryAngle: $0 * .pi / 180, secondaryAngle: setup.secondaryDeg * .pi / 180, isocenter: centre)
+        }
+        var settings = FluoroSettings()
+        settings.photonsPerPixel = setup.photons
+        settings.motion = .typical
+        let renderers = planes.enumerated().map { FluoroRenderer(geometry: $0.element, settings: settings, seed: setup.seed &+ UInt64($0.offset) &* 7919) }
+        let detectors: [CatheterDetector]
+        do { detectors = try [CatheterDetector(), CatheterDetector()] } catch { throw CommandFailure("\(error)") }
+        let matrices = planes.map { ProjectionMatrix($0) }
+
+        let storage = TipEstimatorStorage(historyLength: 1024)
+        var estimator = storage.estimator(model: model, planes: planes)
+        let centerline = CenterlineRoute(route)
+        var servo = PathServo(model: model, route: centerline)
+        servo.reset(to: robot.measuredPositions)
+
+        var state = JointState(jointCount: model.jointCount)
+        var command = JointCommand(jointCount: model.jointCount)
+        var trace = NavigationTrace(route: route, tree: tree)
+        var fusedErr: [Double] = [], kinErr: [Double] = [], imageErr: [Double] = []
+        var compute: [Double] = []
+        var pending: [(arrive: Nanoseconds, m: TipMeasurement)] = []
+        var frames = 0, tracked = 0, lostCycles = 0, overruns = 0, inconsistentPairs = 0
+        var arrivedAt: Double?
+        let period: Nanoseconds = 1_000_000
+        let framePeriod = Nanoseconds(1e9 / setup.fps)
+        let latency = Nanoseconds(setup.latencyMS * 1e6)
+        var nextFrame: Nanoseconds = period
+        let cycles = Int(setup.maxSeconds * 1000)
+        var now: Nanoseconds = period
+        var lastEstimate = TipEstimate()
+        var reason = "time limit"
+        for k in 0..<cycles {
+            now = Nanoseconds(k + 1) * period
+            let t0 = MonotonicClock.now()
+            // The cycle: read → estimate → control → write.
+            _ = robot.read(into: &state, now: now)
+            lastEstimate = estimator.predict(joints: state.position, time: now)
+            while let first = pending.first, first.arrive <= now {
+                _ = estimator.fuse(first.m)
+                pending.removeFirst()
+                lastEstimate = estimator.estimate(now: now)
+            }
+            servo.update(estimate: lastEstimate, mismatch: estimator.currentMismatch(), dt: 1e-3, command: &command)
+            _ = robot.write(command, now: now)
+            let spent = Double(MonotonicClock.now() - t0)
+            compute.append(spent / 1000)
+            if spent > Double(period) { overruns += 1 }
+            if lastEstimate.health == .lost { lostCycles += 1 }
+
+            let truth = robot.tip
+            if k % 10 == 0 {
+                fusedErr.append((lastEstimate.position - truth).length)
+                kinErr.append((model.calcTipPose(state.position).translation - truth).length)
+                if k % 50 == 0 {
+                    trace.truth.append(truth); trace.fused.append(lastEstimate.position)
+                    trace.kinematic.append(model.calcTipPose(state.position).translation)
+                }
+            }
+            // The imaging side: a biplane exposure every frame period, tracked, delivered late.
+            if now >= nextFrame {
+                nextFrame += framePeriod
+                frames += 1
+                let line = robot.centerline()
+                var views: [PixelObservation] = []
+                var pixels: [TipMeasurement] = []
+                var truthAtAcquisition = truth
+                for (p, renderer) in renderers.enumerated() {
+                    let (frame, frameTruth) = try renderer.render(tree: tree, catheter: line, frame: frames, acquiredAt: now)
+                    truthAtAcquisition = Vec3(frameTruth.tip3D[0], frameTruth.tip3D[1], frameTruth.tip3D[2])
+                    // Tracking with the estimate as the prior: the search region is the estimated
+                    // tip projected into this plane (moved by the scene's motion at this time),
+                    // grown by its uncertainty; the whole frame when the estimate is lost.
+                    let shift = renderer.motionOffset(at: now)
+                    let predicted = planes[p].project(lastEstimate.position + shift)
+                    let still = planes[p].project(lastEstimate.position)
+                    let sigmaMM = (lastEstimate.covariance.c0.x + lastEstimate.covariance.c1.y + lastEstimate.covariance.c2.z).squareRoot()
+                    let pxPerMM = planes[p].magnification / planes[p].pixelSpacing
+                    let radius = min(220, 30 + 3 * sigmaMM * pxPerMM)
+                    var region: PixelRegion?
+                    var prior: CatheterDetector.Prior?
+                    if lastEstimate.health != .lost, predicted.u.isFinite, predicted.v.isFinite {
+                        let x0 = max(0, Int(predicted.u - radius - 40)), y0 = max(0, Int(predicted.v - radius - 40))
+                        let x1 = min(frame.width, Int(predicted.u + radius + 40)), y1 = min(frame.height, Int(predicted.v + radius + 40))
+                        if x1 - x0 >= 64, y1 - y0 >= 64 {
+                            region = PixelRegion(x: x0, y: y0, width: x1 - x0, height: y1 - y0)
+                            prior = CatheterDetector.Prior(u: predicted.u, v: predicted.v, radius: radius)
+                        }
+                    }
+                    let found: CatheterDetection?
+                    do { found = try detectors[p].detect(frame, region: region, downsample: region == nil ? 2 : 1, prior: prior) } catch { continue }
+                    guard let track = found else { continue }
+                    tracked += 1
+                    // The estimator works in the static patient frame: map the pixel back by the motion.
+                    let uv = SIMD2(track.u - (predicted.u - still.u), track.v - (predicted.v - still.v))
+                    let sigma = 1.5 / max(0.2, track.confidence)
+                    pixels.append(TipMeasurement(acquiredAt: now, plane: UInt8(p), pixel: uv, pixelCovariance: .isotropic(sigma),
+                                                 confidence: track.confidence))
+                    views.append(PixelObservation(matrix: matrices[p], pixel: uv, covariance: .isotropic(sigma)))
+                }
+                if views.count == 2 {
+                    // Both planes: the two detections must agree (the epipolar check). A consistent
+                    // pair is fused as one triangulated point; an inconsistent one is dropped.
+                    if let point = try? Triangulation.triangulate(views), point.rms <= 4 {
+                        imageErr.append((point.position - (truthAtAcquisition - renderers[0].motionOffset(at: now))).length)
+                        if debugImages, imageErr.last! > 2 { progress?(String(format: "  image-only error %.1f mm at t %.2f (rms %.1f px)", imageErr.last!, Double(now) * 1e-9, point.rms)) }
+                        pending.append((now + latency, TipMeasurement(acquiredAt: now, position: point.position, positionCovariance: point.covariance)))
+                    } else {
+                        inconsistentPairs += 1
+                    }
+                } else {
+                    for m in pixels { pending.append((now + latency, m)) }
+                }
+                if frames % 15 == 0 {
+                    progress?(String(format: "navigate: t %.1f s, tip %.1f mm from target, fused error %.2f mm, %@, fused %d, rejected %d, resets %d, progress %d, q %.1f %.2f %.2f %.2f, truth %.0f %.0f %.0f", Double(now) * 1e-9,
+                                     (truth - goal).length, fusedErr.last ?? .nan, "\(lastEstimate.health)", estimator.fused, estimator.rejected, estimator.resets, servo.progress,
+                                     state.position[0], state.position[1], state.position[2], state.position[3], truth.x, truth.y, truth.z))
+                }
+            }
+            if servo.phase == .arrived, arrivedAt == nil {
+                arrivedAt = Double(now) * 1e-9
+                reason = "arrived"
+            }
+            if let a = arrivedAt, Double(now) * 1e-9 > a + 0.5 { break }  // settle half a second at the target
+        }
+        let finalError = (robot.tip - goal).length
+        let success = arrivedAt != nil && finalError <= 1.0
+        if arrivedAt != nil, !success { reason = "arrived by the estimate, but the true tip is \(round3(finalError)) mm off" }
+        let result = NavigationResult(
+            setup: setup, success: success, reason: reason, time_s: round3(Double(now) * 1e-9), time_to_target_s: arrivedAt.map(round3),
+            final_err_mm: round3(finalError), peak_contact_n: round3(robot.peakContactForce), fused: ErrorFigures(fusedErr),
+            kinematic_only: ErrorFigures(kinErr), image_only: ErrorFigures(imageErr), overruns: overruns,
+            compute_us_p50: round1(percentile(compute, 50)), compute_us_p99: round1(percentile(compute, 99)), frames: frames,
+            tracked_pct: frames > 0 ? round1(100 * Double(tracked) / Double(2 * frames)) : 0, fused_measurements: estimator.fused,
+            rejected_measurements: estimator.rejected, lost_cycles: lostCycles, inconsistent_pairs: inconsistentPairs)
+        return (result, trace)
+    }
+}
