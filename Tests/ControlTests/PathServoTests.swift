@@ -20,7 +20,7 @@ struct PathServoTests {
         for k in 0..<20_000 {
             let tip = model.calcTipPose(q).translation
             let estimate = TipEstimate(position: tip, health: .imageFresh, time: Nanoseconds(k) * 1_000_000)
-            servo.update(estimate: estimate, mismatch: (JointVector(count: 4), .zero), dt: 1e-3, command: &command)
+            servo.update(estimate: estimate, correction: KinematicCorrection(), dt: 1e-3, command: &command)
             // Speed limits are never exceeded.
             for j in 0..<4 { #expect(abs(command.velocity[j]) <= model.maxVelocity[j] * servo.speedScale + 1e-9) }
             q = command.position
@@ -30,7 +30,7 @@ struct PathServoTests {
         #expect((model.calcTipPose(q).translation - route.target).length <= servo.arrivalTolerance + 1e-9)
         // Lost: the reference stays where it is.
         let held = servo.reference
-        servo.update(estimate: TipEstimate(position: .zero, health: .lost), mismatch: (JointVector(count: 4), .zero), dt: 1e-3, command: &command)
+        servo.update(estimate: TipEstimate(position: .zero, health: .lost), correction: KinematicCorrection(), dt: 1e-3, command: &command)
         #expect(servo.phase == .holdingLost)
         #expect(command.position == held)
         #expect((0..<4).allSatisfy { command.velocity[$0] == 0 })

@@ -37,9 +37,11 @@ public enum PathServoPhase: UInt8, Sendable, Equatable {
 
 /// Drives the tip along a centerline route to its end, from the fused estimate: each cycle
 /// the target is the route point `lookahead` mm beyond the estimate's progress along it, and
-/// one damped-least-squares step of the kinematic model corrected by the estimated mismatch
-/// (joints q + δ, tip − b) moves the joint reference towards it, bounded by the joints' speed
-/// limits. When the estimate is lost the reference stops where it is (hold); at the target
+/// one damped-least-squares step through the Jacobian of the kinematic model as the estimator
+/// corrected it (joint offsets, the rotation where the bending section starts, the tip offset)
+/// moves the joint reference towards it, bounded by the joints' speed limits. The correction
+/// matters: once the shaft follows a curved vessel, the straight-shaft model would bend the
+/// tip the wrong way. When the estimate is lost the reference stops where it is (hold); at the target
 /// (within `arrivalTolerance`) the servo holds.
 public struct PathServo: @unchecked Sendable {
     public let model: CatheterModel
@@ -58,6 +60,8 @@ public struct PathServo: @unchecked Sendable {
     public var backOut = 6.0
     public var backOutSpeed = 3.0
     public private(set) var offRoute = 0.0
+    /// Relative weight of roll in the step (insertion and tendons weigh 1).
+    public var rollWeight = 0.05
     public private(set) var reference = JointVector(count: 0)
     public private(set) var progress = 0
     public private(set) var phase = PathServoPhase.holdingNoState
@@ -75,7 +79,7 @@ public struct PathServo: @unchecked Sendable {
 
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
-    public mutating func update(estimate: TipEstimate, mismatch: (joints: JointVector, offset: Vec3), dt: Double,
+    public mutating func update(estimate: TipEstimate, correction: KinematicCorrection, dt: Double,
                                 command: inout JointCommand) {
         if reference.count != model.jointCount {
             phase = .holdingNoState
@@ -109,20 +113,38 @@ public struct PathServo: @unchecked Sendable {
         var k = progress
         let want = arc[progress] + lookahead
         while k + 1 < count, arc[k] < want { k += 1 }
-        let target = points[k] - mismatch.offset
-        var options = dls
-        options.maxStep = model.maxVelocity
-        for j in 0..<reference.count { options.maxStep[j] *= dt * speedScale }
-        var effective = reference
-        for j in 0..<reference.count { effective[j] += mismatch.joints[j] }
-        let next = model.dlsStep(effective, target: target, options: options)
-        var proposal = reference
-        for j in 0..<reference.count {
-            var step = next[j] - effective[j]
-            if step > options.maxStep[j] { step = options.maxStep[j] }
-            if step < -options.maxStep[j] { step = -options.maxStep[j] }
-            proposal[j] = reference[j] + step
+        let target = points[k]
+        let n = reference.count
+        var maxStep = model.maxVelocity
+        for j in 0..<n { maxStep[j] *= dt * speedScale }
+        // J (3 × n) of the corrected model at the reference; Δq = Jᵀ (J Jᵀ + λ² I)⁻¹ e.
+        var columns = InlineArray<8, Vec3>(repeating: .zero)
+        _ = correction.jacobian(model, reference, into: &columns)
+        // Aim from where the estimate says the tip is (the model may lag it by the latency).
+        var error = target - tip
+        let distance = error.length
+        if distance > dls.maxError { error = error * (dls.maxError / distance) }
+        // Weighted: Δq = W Jᵀ (J W Jᵀ + λ² I)⁻¹ e. Roll is weighted down — near a straight bend
+        // it barely moves the tip, and an unweighted solve swings it from limit to limit.
+        var jjt = Mat3.zero
+        for j in 0..<n {
+            let c = columns[j] * jointWeight(j)
+            jjt.c0 += c * columns[j].x; jjt.c1 += c * columns[j].y; jjt.c2 += c * columns[j].z
         }
+        jjt.c0.x += dls.damping * dls.damping; jjt.c1.y += dls.damping * dls.damping; jjt.c2.z += dls.damping * dls.damping
+        let a0 = jjt.c1.cross(jjt.c2), a1 = jjt.c2.cross(jjt.c0), a2 = jjt.c0.cross(jjt.c1)
+        let det = jjt.c0.dot(a0)
+        var y = Vec3.zero
+        if det > 0 { y = Mat3(columns: a0 * (1 / det), a1 * (1 / det), a2 * (1 / det)) * error }
+        // Scale the whole step into the speed limits (keeps its direction).
+        var scale = 1.0
+        var proposal = reference
+        for j in 0..<n {
+            let step = columns[j].dot(y) * jointWeight(j)
+            let limit = maxStep[j]
+            if abs(step) * scale > limit, abs(step) > 0 { scale = limit / abs(step) }
+        }
+        for j in 0..<n { proposal[j] = reference[j] + columns[j].dot(y) * jointWeight(j) * scale }
         // Steer before advancing (the insertion joint is joint 0).
         if bestDistance > backOut {
             proposal[0] = reference[0] - backOutSpeed * dt
@@ -138,6 +160,9 @@ public struct PathServo: @unchecked Sendable {
         command.mode = .position
         command.enable = true
     }
+
+    @_noAllocation @_noLocks @inline(__always)
+    func jointWeight(_ j: Int) -> Double { j == 1 ? rollWeight : 1 }
 
     @_noAllocation @_noLocks
     mutating func holdAtReference(_ command: inout JointCommand) {

@@ -33,10 +33,11 @@ public struct TipEstimatorSettings: Sendable, Equatable {
     public var rollPerMM = 1e-3               // rad² / mm
     public var bendPerMM = 5e-4               // (tendon mm)² / mm
     public var offsetPerMM = 0.15             // mm² / mm
+    public var orientationPerMM = 2e-4        // rad² / mm
     /// Slow drift when still (variance per second, every state).
     public var driftPerSecond = 1e-4
     /// Initial standard deviations of the mismatch.
-    public var initialInsertion = 3.0, initialRoll = 0.15, initialBend = 0.05, initialOffset = 3.0
+    public var initialInsertion = 3.0, initialRoll = 0.15, initialBend = 0.05, initialOrientation = 0.1, initialOffset = 3.0
     /// Health: fresh while the last fused image is this recent; coasting up to `coastLimit`
     /// without one; lost beyond, or when the position's σ exceeds `lostSigma`.
     public var freshWindow: Nanoseconds = 300_000_000
@@ -57,8 +58,10 @@ public enum FusionRejection: UInt8, Sendable, Equatable {
 }
 
 /// State size: insertion offset (mm), roll offset (rad), two tendon offsets (mm) — added to
-/// the measured joints — and a 3D offset of the tip (mm) for the shape the vessels impose.
-@usableFromInline let stateSize = 7
+/// the measured joints —, a small rotation (rad, rotation vector) of the frame where the
+/// bending section starts, and a 3D offset of the tip (mm): the last two stand for the shape
+/// the vessels impose on a shaft the model takes to be straight.
+@usableFromInline let stateSize = 10
 
 /// Owns the estimator's buffers (the history ring); build it outside the cycle and keep it
 /// alive while `TipEstimator` values use it.
@@ -66,8 +69,8 @@ public final class TipEstimatorStorage: @unchecked Sendable {
     let capacity: Int
     let times: UnsafeMutablePointer<Nanoseconds>
     let joints: UnsafeMutablePointer<Double>   // capacity × 8
-    let states: UnsafeMutablePointer<Double>   // capacity × 7
-    let covariances: UnsafeMutablePointer<Double>  // capacity × 49
+    let states: UnsafeMutablePointer<Double>   // capacity × 10
+    let covariances: UnsafeMutablePointer<Double>  // capacity × 100
     let motion: UnsafeMutablePointer<Double>   // |Δ insertion| (mm) into each entry
     let steps: UnsafeMutablePointer<Double>    // Δt (s) into each entry
 
@@ -143,13 +146,12 @@ public struct TipEstimator: @unchecked Sendable {
         for i in 0..<stateSize { states[i] = 0 }
         for i in 0..<(stateSize * stateSize) { covariances[i] = 0 }
         let s = settings
-        covariances[0] = s.initialInsertion * s.initialInsertion
-        covariances[8] = s.initialRoll * s.initialRoll
-        covariances[16] = s.initialBend * s.initialBend
-        covariances[24] = s.initialBend * s.initialBend
-        covariances[32] = s.initialOffset * s.initialOffset
-        covariances[40] = s.initialOffset * s.initialOffset
-        covariances[48] = s.initialOffset * s.initialOffset
+        let sigma = (s.initialInsertion, s.initialRoll, s.initialBend, s.initialOrientation, s.initialOffset)
+        covariances[0] = sigma.0 * sigma.0
+        covariances[11] = sigma.1 * sigma.1
+        covariances[22] = sigma.2 * sigma.2; covariances[33] = sigma.2 * sigma.2
+        covariances[44] = sigma.3 * sigma.3; covariances[55] = sigma.3 * sigma.3; covariances[66] = sigma.3 * sigma.3
+        covariances[77] = sigma.4 * sigma.4; covariances[88] = sigma.4 * sigma.4; covariances[99] = sigma.4 * sigma.4
         motion[0] = 0; steps[0] = 0
     }
 
@@ -171,12 +173,15 @@ public struct TipEstimator: @unchecked Sendable {
         let s = settings
         let drift = s.driftPerSecond * dt
         p[0] += s.insertionLossPerMM * m + drift
-        p[8] += s.rollPerMM * m + drift
-        p[16] += s.bendPerMM * m + drift
-        p[24] += s.bendPerMM * m + drift
-        p[32] += s.offsetPerMM * m + drift
-        p[40] += s.offsetPerMM * m + drift
-        p[48] += s.offsetPerMM * m + drift
+        p[11] += s.rollPerMM * m + drift
+        p[22] += s.bendPerMM * m + drift
+        p[33] += s.bendPerMM * m + drift
+        p[44] += s.orientationPerMM * m + drift
+        p[55] += s.orientationPerMM * m + drift
+        p[66] += s.orientationPerMM * m + drift
+        p[77] += s.offsetPerMM * m + drift
+        p[88] += s.offsetPerMM * m + drift
+        p[99] += s.offsetPerMM * m + drift
     }
 
     /// The predict step of one cycle: the new joints at `time`. Returns the estimate.
@@ -197,22 +202,28 @@ public struct TipEstimator: @unchecked Sendable {
         storeJoints(q, at: k)
         motion[k] = m; steps[k] = dt
         copyDoubles(from: states + previous * stateSize, to: states + k * stateSize, count: stateSize)
-        copyDoubles(from: covariances + previous * 49, to: covariances + k * 49, count: 49)
-        addProcessNoise(to: covariances + k * 49, motion: m, dt: dt)
+        copyDoubles(from: covariances + previous * 100, to: covariances + k * 100, count: 100)
+        addProcessNoise(to: covariances + k * 100, motion: m, dt: dt)
         return estimate(now: time)
     }
 
-    /// The tip, its Jacobian with respect to the state (3 × 7, by columns) for entry k's joints.
+    /// The tip and its Jacobian with respect to the state (3 × 10, by columns) for entry k's
+    /// joints: the joint offsets and the rotation by forward differences of the corrected
+    /// kinematics, the offset exactly.
     @_noAllocation @_noLocks
-    func tipAndJacobian(entry k: Int, into h: inout InlineArray<7, Vec3>) -> Vec3 {
-        var q = jointsAt(k)
+    func tipAndJacobian(entry k: Int, into h: inout InlineArray<10, Vec3>) -> Vec3 {
+        let q = jointsAt(k)
         let x = states + k * stateSize
-        for j in 0..<4 where j < q.count { q[j] += x[j] }
-        var jac = Jacobian6(count: model.jointCount)
-        let pose = model.calcTipPoseAndJacobian(q, into: &jac)
-        for j in 0..<4 { h[j] = j < model.jointCount ? jac.linear(j) : .zero }
-        h[4] = Vec3(1, 0, 0); h[5] = Vec3(0, 1, 0); h[6] = Vec3(0, 0, 1)
-        return pose.translation + Vec3(x[4], x[5], x[6])
+        let correction = KinematicCorrection(joints: SIMD4(x[0], x[1], x[2], x[3]), rotation: Vec3(x[4], x[5], x[6]), offset: Vec3(x[7], x[8], x[9]))
+        let p = correction.tip(model, q)
+        let step = 1e-6
+        for j in 0..<7 {
+            var c = correction
+            if j < 4 { c.joints[j] += step } else { c.rotation[j - 4] += step }
+            h[j] = (c.tip(model, q) - p) * (1 / step)
+        }
+        h[7] = Vec3(1, 0, 0); h[8] = Vec3(0, 1, 0); h[9] = Vec3(0, 0, 1)
+        return p
     }
 
     /// The estimate at the newest entry.
@@ -224,14 +235,14 @@ public struct TipEstimator: @unchecked Sendable {
 
     @_noAllocation @_noLocks
     func estimateAt(_ k: Int, now: Nanoseconds) -> TipEstimate {
-        var h = InlineArray<7, Vec3>(repeating: .zero)
+        var h = InlineArray<10, Vec3>(repeating: .zero)
         let p = tipAndJacobian(entry: k, into: &h)
         // Σ = H P Hᵀ (3 × 3).
-        let P = covariances + k * 49
+        let P = covariances + k * 100
         var c = Mat3.zero
-        for a in 0..<7 {
+        for a in 0..<10 {
             var row = Vec3.zero  // Σ_b P[a][b] h_b
-            for b in 0..<7 { row += h[b] * P[a * 7 + b] }
+            for b in 0..<10 { row += h[b] * P[a * 10 + b] }
             c.c0 += row * h[a].x; c.c1 += row * h[a].y; c.c2 += row * h[a].z
         }
         let trace = c.c0.x + c.c1.y + c.c2.z
@@ -267,17 +278,17 @@ public struct TipEstimator: @unchecked Sendable {
     public mutating func fuse(_ m: TipMeasurement) -> FusionRejection? {
         let (k, why) = entry(at: m.acquiredAt)
         if case .some(let reason) = why { return refuse(reason) }
-        var h = InlineArray<7, Vec3>(repeating: .zero)
+        var h = InlineArray<10, Vec3>(repeating: .zero)
         let p = tipAndJacobian(entry: k, into: &h)
-        // Measurement rows (up to 3) over the 7 states, residual and covariance.
-        var rows = InlineArray<21, Double>(repeating: 0)
+        // Measurement rows (up to 3) over the 10 states, residual and covariance.
+        var rows = InlineArray<30, Double>(repeating: 0)
         var residual = Vec3.zero
         var r = Mat3.zero
         var dimension = 0
         if case .some(let x3) = m.position {
             if !x3.isFinite { return refuse(.invalid) }
             dimension = 3
-            for s in 0..<7 { rows[s] = h[s].x; rows[7 + s] = h[s].y; rows[14 + s] = h[s].z }
+            for s in 0..<10 { rows[s] = h[s].x; rows[10 + s] = h[s].y; rows[20 + s] = h[s].z }
             residual = x3 - p
             r = m.positionCovariance
         } else if case .some(let uv) = m.pixel {
@@ -288,20 +299,20 @@ public struct TipEstimator: @unchecked Sendable {
             }
             let pr = plane.project(p)
             dimension = 2
-            for s in 0..<7 { rows[s] = pr.du.dot(h[s]); rows[7 + s] = pr.dv.dot(h[s]) }
+            for s in 0..<10 { rows[s] = pr.du.dot(h[s]); rows[10 + s] = pr.dv.dot(h[s]) }
             residual = Vec3(uv.x - pr.uv.x, uv.y - pr.uv.y, 0)
             let c = m.pixelCovariance
             r = Mat3(columns: Vec3(c.xx, c.xy, 0), Vec3(c.xy, c.yy, 0), Vec3(0, 0, 1))
         } else {
             return refuse(.invalid)
         }
-        let P = covariances + k * 49
-        // PHᵀ (7 × d) and S = H P Hᵀ + R (d × d, padded to 3 × 3 with identity).
-        var pht = InlineArray<21, Double>(repeating: 0)
-        for a in 0..<7 {
+        let P = covariances + k * 100
+        // PHᵀ (10 × d) and S = H P Hᵀ + R (d × d, padded to 3 × 3 with identity).
+        var pht = InlineArray<30, Double>(repeating: 0)
+        for a in 0..<10 {
             for i in 0..<dimension {
                 var sum = 0.0
-                for b in 0..<7 { sum += P[a * 7 + b] * rows[i * 7 + b] }
+                for b in 0..<10 { sum += P[a * 10 + b] * rows[i * 10 + b] }
                 pht[a * 3 + i] = sum
             }
         }
@@ -309,7 +320,7 @@ public struct TipEstimator: @unchecked Sendable {
         for i in 0..<dimension {
             for j in 0..<dimension {
                 var sum = 0.0
-                for a in 0..<7 { sum += rows[i * 7 + a] * pht[a * 3 + j] }
+                for a in 0..<10 { sum += rows[i * 10 + a] * pht[a * 3 + j] }
                 switch j {
                 case 0: s.c0[i] += sum
                 case 1: s.c1[i] += sum
@@ -335,57 +346,57 @@ public struct TipEstimator: @unchecked Sendable {
             // residual pushed into roll or bending would be fitted by a linearisation far
             // from where it holds.
             P[0] += s0.initialInsertion * s0.initialInsertion * 4
-            P[32] += s0.initialOffset * s0.initialOffset * 4
-            P[40] += s0.initialOffset * s0.initialOffset * 4
-            P[48] += s0.initialOffset * s0.initialOffset * 4
+            P[77] += s0.initialOffset * s0.initialOffset * 4
+            P[88] += s0.initialOffset * s0.initialOffset * 4
+            P[99] += s0.initialOffset * s0.initialOffset * 4
             return fuse(m)
         }
         consecutiveGated = 0
-        // K = P Hᵀ S⁻¹ (7 × d); x += K ν; P = (I − K H) P (I − K H)ᵀ + K R Kᵀ.
-        var gain = InlineArray<21, Double>(repeating: 0)
-        for a in 0..<7 {
+        // K = P Hᵀ S⁻¹ (10 × d); x += K ν; P = (I − K H) P (I − K H)ᵀ + K R Kᵀ.
+        var gain = InlineArray<30, Double>(repeating: 0)
+        for a in 0..<10 {
             let row = Vec3(pht[a * 3], pht[a * 3 + 1], pht[a * 3 + 2])
             let g = sInv.transposed * row
             gain[a * 3] = g.x; gain[a * 3 + 1] = dimension > 1 ? g.y : 0; gain[a * 3 + 2] = dimension > 2 ? g.z : 0
         }
         let x = states + k * stateSize
-        for a in 0..<7 { x[a] += gain[a * 3] * residual.x + gain[a * 3 + 1] * residual.y + gain[a * 3 + 2] * residual.z }
-        var ikh = InlineArray<49, Double>(repeating: 0)
-        for a in 0..<7 {
-            for b in 0..<7 {
+        for a in 0..<10 { x[a] += gain[a * 3] * residual.x + gain[a * 3 + 1] * residual.y + gain[a * 3 + 2] * residual.z }
+        var ikh = InlineArray<100, Double>(repeating: 0)
+        for a in 0..<10 {
+            for b in 0..<10 {
                 var v = a == b ? 1.0 : 0.0
-                for i in 0..<dimension { v -= gain[a * 3 + i] * rows[i * 7 + b] }
-                ikh[a * 7 + b] = v
+                for i in 0..<dimension { v -= gain[a * 3 + i] * rows[i * 10 + b] }
+                ikh[a * 10 + b] = v
             }
         }
-        var tmp = InlineArray<49, Double>(repeating: 0)
-        for a in 0..<7 {
-            for b in 0..<7 {
+        var tmp = InlineArray<100, Double>(repeating: 0)
+        for a in 0..<10 {
+            for b in 0..<10 {
                 var v = 0.0
-                for c in 0..<7 { v += ikh[a * 7 + c] * P[c * 7 + b] }
-                tmp[a * 7 + b] = v
+                for c in 0..<10 { v += ikh[a * 10 + c] * P[c * 10 + b] }
+                tmp[a * 10 + b] = v
             }
         }
-        for a in 0..<7 {
-            for b in 0..<7 {
+        for a in 0..<10 {
+            for b in 0..<10 {
                 var v = 0.0
-                for c in 0..<7 { v += tmp[a * 7 + c] * ikh[b * 7 + c] }
+                for c in 0..<10 { v += tmp[a * 10 + c] * ikh[b * 10 + c] }
                 // K R Kᵀ
                 let ka = Vec3(gain[a * 3], gain[a * 3 + 1], gain[a * 3 + 2]), kb = Vec3(gain[b * 3], gain[b * 3 + 1], gain[b * 3 + 2])
                 v += ka.dot(r * kb)
-                tmp[a * 7 + b] = v
+                tmp[a * 10 + b] = v
             }
         }
         // For a pixel, R is padded to 3 × 3 with a unit third row; K's third column is 0, so
         // the padding adds nothing to K R Kᵀ.
-        for i in 0..<49 { P[i] = tmp[i] }
+        for i in 0..<100 { P[i] = tmp[i] }
         // Re-propagate the later entries from the updated one.
         var j = k
         while j != newest {
             let next = j + 1 == capacity ? 0 : j + 1
             copyDoubles(from: states + j * stateSize, to: states + next * stateSize, count: stateSize)
-            copyDoubles(from: covariances + j * 49, to: covariances + next * 49, count: 49)
-            addProcessNoise(to: covariances + next * 49, motion: motion[next], dt: steps[next])
+            copyDoubles(from: covariances + j * 100, to: covariances + next * 100, count: 100)
+            addProcessNoise(to: covariances + next * 100, motion: motion[next], dt: steps[next])
             j = next
         }
         if m.acquiredAt > lastImageAt { lastImageAt = m.acquiredAt }
@@ -401,14 +412,12 @@ public struct TipEstimator: @unchecked Sendable {
         return reason
     }
 
-    /// The newest mismatch: joint offsets δ (added to the measured joints) and the tip offset b.
+    /// The newest correction of the kinematic model (what the servo steers with).
     @_noAllocation @_noLocks
-    public func currentMismatch() -> (joints: JointVector, offset: Vec3) {
-        var d = JointVector(count: model.jointCount)
-        if newest < 0 { return (d, .zero) }
+    public func currentCorrection() -> KinematicCorrection {
+        if newest < 0 { return KinematicCorrection() }
         let x = states + newest * stateSize
-        for j in 0..<4 where j < d.count { d[j] = x[j] }
-        return (d, Vec3(x[4], x[5], x[6]))
+        return KinematicCorrection(joints: SIMD4(x[0], x[1], x[2], x[3]), rotation: Vec3(x[4], x[5], x[6]), offset: Vec3(x[7], x[8], x[9]))
     }
 
     /// The current mismatch estimate: insertion, roll, tendon x, tendon y offsets and the 3D offset.
@@ -418,4 +427,55 @@ public struct TipEstimator: @unchecked Sendable {
 @_noAllocation @_noLocks @inline(__always)
 func copyDoubles(from a: UnsafeMutablePointer<Double>, to b: UnsafeMutablePointer<Double>, count: Int) {
     for i in 0..<count { b[i] = a[i] }
+}
+
+/// The kinematic model as the estimator corrects it: joint offsets, a rotation of the frame
+/// where the bending section starts, and an offset of the tip.
+public struct KinematicCorrection: Sendable, Equatable {
+    /// Added to insertion, roll and the first two tendon joints.
+    public var joints: SIMD4<Double> = .zero
+    /// Rotation vector (rad) applied at the start of the first bending section.
+    public var rotation: Vec3 = .zero
+    /// mm, added to the tip.
+    public var offset: Vec3 = .zero
+
+    public init(joints: SIMD4<Double> = .zero, rotation: Vec3 = .zero, offset: Vec3 = .zero) {
+        self.joints = joints; self.rotation = rotation; self.offset = offset
+    }
+
+    /// The corrected tip position for measured joints `q`.
+    @_noAllocation @_noLocks
+    public func tip(_ model: CatheterModel, _ q: JointVector) -> Vec3 {
+        var qe = q
+        for j in 0..<4 where j < qe.count { qe[j] += joints[j] }
+        var t = model.basePose * Pose(rotation: .rotationZ(qe[1]), translation: Vec3(0, 0, qe[0]))
+        t = t * Pose(rotation: rotationMatrix(rotation), translation: .zero)
+        for i in 0..<model.sectionCount {
+            let u = model.curvature(qe, section: i)
+            t = t * ConstantCurvature.transform(ux: u.x, uy: u.y, length: model.sectionLength[i])
+        }
+        return (t * Pose(translation: Vec3(0, 0, model.tipLength))).translation + offset
+    }
+
+    /// ∂tip/∂q (3 × n, by columns) of the corrected model, by forward differences.
+    @_noAllocation @_noLocks
+    public func jacobian(_ model: CatheterModel, _ q: JointVector, into columns: inout InlineArray<8, Vec3>) -> Vec3 {
+        let p = tip(model, q)
+        for j in 0..<model.jointCount {
+            var qs = q
+            let step = j == 1 ? 1e-6 : 1e-5
+            qs[j] += step
+            columns[j] = (tip(model, qs) - p) * (1 / step)
+        }
+        return p
+    }
+}
+
+/// Rodrigues: the rotation by the rotation vector `w`.
+@_noAllocation @_noLocks
+func rotationMatrix(_ w: Vec3) -> Mat3 {
+    let angle = w.length
+    if angle < 1e-12 { return Mat3.identity + Mat3.skew(w) }
+    let k = Mat3.skew(w * (1 / angle))
+    return Mat3.identity + k * sine(angle) + (k * k) * (1 - cosine(angle))
 }

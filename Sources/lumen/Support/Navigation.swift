@@ -141,7 +141,7 @@ enum Navigation {
                 pending.removeFirst()
                 lastEstimate = estimator.estimate(now: now)
             }
-            servo.update(estimate: lastEstimate, mismatch: estimator.currentMismatch(), dt: 1e-3, command: &command)
+            servo.update(estimate: lastEstimate, correction: estimator.currentCorrection(), dt: 1e-3, command: &command)
             _ = robot.write(command, now: now)
             let spent = Double(MonotonicClock.now() - t0)
             compute.append(spent / 1000)
