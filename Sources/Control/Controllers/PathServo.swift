@@ -6,24 +6,31 @@ public final class CenterlineRoute: @unchecked Sendable {
     public let count: Int
     let points: UnsafeMutablePointer<Vec3>
     let arc: UnsafeMutablePointer<Double>
+    /// Lumen radius (mm) at each point (a large value when unknown: free space).
+    let radius: UnsafeMutablePointer<Double>
 
-    public init(_ polyline: [Vec3], spacing: Double = 1) {
+    public init(_ polyline: [Vec3], radii: [Double]? = nil, spacing: Double = 1) {
         var pts: [Vec3] = [polyline[0]]
+        let r0 = radii ?? [Double](repeating: 1e6, count: polyline.count)
+        var rs: [Double] = [r0[0]]
         for k in 1..<polyline.count {
             let a = polyline[k - 1], b = polyline[k]
             let n = max(1, Int(((b - a).length / spacing).rounded(.up)))
-            for i in 1...n { pts.append(a + (b - a) * (Double(i) / Double(n))) }
+            for i in 1...n {
+                let f = Double(i) / Double(n)
+                pts.append(a + (b - a) * f); rs.append(r0[k - 1] + (r0[k] - r0[k - 1]) * f)
+            }
         }
         count = pts.count
-        points = .allocate(capacity: count); arc = .allocate(capacity: count)
+        points = .allocate(capacity: count); arc = .allocate(capacity: count); radius = .allocate(capacity: count)
         var s = 0.0
         for i in 0..<count {
             if i > 0 { s += (pts[i] - pts[i - 1]).length }
-            points[i] = pts[i]; arc[i] = s
+            points[i] = pts[i]; arc[i] = s; radius[i] = rs[i]
         }
     }
 
-    deinit { points.deallocate(); arc.deallocate() }
+    deinit { points.deallocate(); arc.deallocate(); radius.deallocate() }
 
     public var target: Vec3 { points[count - 1] }
     public var length: Double { arc[count - 1] }
@@ -47,28 +54,38 @@ public struct PathServo: @unchecked Sendable {
     public let model: CatheterModel
     let points: UnsafeMutablePointer<Vec3>
     let arc: UnsafeMutablePointer<Double>
+    let radius: UnsafeMutablePointer<Double>
     let count: Int
     public var dls = DLSOptions()
     public var lookahead = 10.0
     public var arrivalTolerance = 0.6
     /// Fraction of each joint's speed limit the servo may use.
     public var speedScale = 0.6
-    /// Steer before advancing: beyond `steerOnly` mm off the route the catheter is not pushed
-    /// further (only steered); beyond `backOut` mm it is pulled back at `backOutSpeed` mm/s, out
-    /// of a wrong branch, until the tip is back near the route.
-    public var steerOnly = 3.0
-    public var backOut = 6.0
+    /// Steer before advancing: further off the route than `steerOnly` × the local lumen radius
+    /// (at least 1 mm) the catheter is not pushed further (only steered); beyond the lumen
+    /// radius + `backOut` mm it is in another vessel and is pulled back at `backOutSpeed` mm/s.
+    public var steerOnly = 0.8
+    public var backOut = 4.0
     public var backOutSpeed = 3.0
     public private(set) var offRoute = 0.0
     /// Relative weight of roll in the step (insertion and tendons weigh 1).
     public var rollWeight = 0.05
+    /// Advance only while the tip heads along the route: the cosine between the corrected
+    /// model's tip heading and the route's direction ahead must be at least this; otherwise
+    /// insertion is frozen and bending and roll turn the tip first (a catheter pushed while it
+    /// points at the wall goes past a branch instead of into it).
+    public var alignment = 0.8
+    public private(set) var headingCosine = 1.0
+    /// mm of position error one radian of heading error counts as.
+    public var headingWeight = 15.0
+    var insertionFrozen = false
     public private(set) var reference = JointVector(count: 0)
     public private(set) var progress = 0
     public private(set) var phase = PathServoPhase.holdingNoState
 
     public init(model: CatheterModel, route: CenterlineRoute) {
         self.model = model
-        points = route.points; arc = route.arc; count = route.count
+        points = route.points; arc = route.arc; radius = route.radius; count = route.count
     }
 
     public mutating func reset(to q: JointVector) {
@@ -120,35 +137,59 @@ public struct PathServo: @unchecked Sendable {
         // J (3 × n) of the corrected model at the reference; Δq = Jᵀ (J Jᵀ + λ² I)⁻¹ e.
         var columns = InlineArray<8, Vec3>(repeating: .zero)
         _ = correction.jacobian(model, reference, into: &columns)
+        let heading = correction.tipPose(model, reference).rotation.c2
+        let ahead = k + 4 < count ? k + 4 : count - 1
+        let back = progress
+        var tangent = points[ahead] - points[back]
+        let tl = tangent.length
+        tangent = tl > 1e-9 ? tangent * (1 / tl) : heading
+        headingCosine = heading.dot(tangent)
+        insertionFrozen = headingCosine < alignment
         // Aim from where the estimate says the tip is (the model may lag it by the latency).
         var error = target - tip
         let distance = error.length
         if distance > dls.maxError { error = error * (dls.maxError / distance) }
-        // Weighted: Δq = W Jᵀ (J W Jᵀ + λ² I)⁻¹ e. Roll is weighted down — near a straight bend
-        // it barely moves the tip, and an unweighted solve swings it from limit to limit.
-        var jjt = Mat3.zero
+        // Two tasks in one weighted damped least-squares step: the tip position towards the
+        // lookahead point, and the tip heading towards the route's direction (small-angle
+        // error, weighted as `headingWeight` mm per rad). With z = W^½ Δq and J̃ = J W^½:
+        // z = (J̃ᵀ J̃ + λ² I)⁻¹ J̃ᵀ e. Roll is weighted down — near a straight bend it barely moves
+        // the tip, and an unweighted solve swings it from limit to limit.
+        var headingColumns = InlineArray<8, Vec3>(repeating: .zero)
         for j in 0..<n {
-            let c = columns[j] * jointWeight(j)
-            jjt.c0 += c * columns[j].x; jjt.c1 += c * columns[j].y; jjt.c2 += c * columns[j].z
+            var qs = reference
+            let step = j == 1 ? 1e-6 : 1e-5
+            qs[j] += step
+            headingColumns[j] = (correction.tipPose(model, qs).rotation.c2 - heading) * (headingWeight / step)
         }
-        jjt.c0.x += dls.damping * dls.damping; jjt.c1.y += dls.damping * dls.damping; jjt.c2.z += dls.damping * dls.damping
-        let a0 = jjt.c1.cross(jjt.c2), a1 = jjt.c2.cross(jjt.c0), a2 = jjt.c0.cross(jjt.c1)
-        let det = jjt.c0.dot(a0)
-        var y = Vec3.zero
-        if det > 0 { y = Mat3(columns: a0 * (1 / det), a1 * (1 / det), a2 * (1 / det)) * error }
+        var headingError = tangent - heading
+        headingError -= heading * headingError.dot(heading)
+        headingError = headingError * headingWeight
+        var normal = InlineArray<64, Double>(repeating: 0)
+        var rhs = InlineArray<8, Double>(repeating: 0)
+        for i in 0..<n {
+            let wi = squareRootOf(jointWeight(i))
+            rhs[i] = (columns[i].dot(error) + headingColumns[i].dot(headingError)) * wi
+            for j in 0..<n {
+                let wj = squareRootOf(jointWeight(j))
+                normal[i * 8 + j] = (columns[i].dot(columns[j]) + headingColumns[i].dot(headingColumns[j])) * wi * wj
+            }
+            normal[i * 8 + i] += dls.damping * dls.damping
+        }
+        let z = solve8(&normal, rhs, n)
         // Scale the whole step into the speed limits (keeps its direction).
         var scale = 1.0
         var proposal = reference
         for j in 0..<n {
-            let step = columns[j].dot(y) * jointWeight(j)
+            let step = z[j] * squareRootOf(jointWeight(j))
             let limit = maxStep[j]
             if abs(step) * scale > limit, abs(step) > 0 { scale = limit / abs(step) }
         }
-        for j in 0..<n { proposal[j] = reference[j] + columns[j].dot(y) * jointWeight(j) * scale }
+        for j in 0..<n { proposal[j] = reference[j] + z[j] * squareRootOf(jointWeight(j)) * scale }
         // Steer before advancing (the insertion joint is joint 0).
-        if bestDistance > backOut {
+        let lumen = radius[progress]
+        if bestDistance > lumen + backOut {
             proposal[0] = reference[0] - backOutSpeed * dt
-        } else if bestDistance > steerOnly, proposal[0] > reference[0] {
+        } else if bestDistance > max(1, steerOnly * lumen), proposal[0] > reference[0] {
             proposal[0] = reference[0]
         }
         let limited = model.clampToLimits(proposal)
@@ -161,8 +202,38 @@ public struct PathServo: @unchecked Sendable {
         command.enable = true
     }
 
+    /// Gauss–Jordan elimination with partial pivoting on the leading n × n block of an 8 × 8
+    /// system (zero for a singular one: the servo then holds its reference).
+    @_noAllocation @_noLocks
+    func solve8(_ a: inout InlineArray<64, Double>, _ b: InlineArray<8, Double>, _ n: Int) -> InlineArray<8, Double> {
+        var x = b
+        for c in 0..<n {
+            var p = c
+            var r = c + 1
+            while r < n { if abs(a[r * 8 + c]) > abs(a[p * 8 + c]) { p = r }; r += 1 }
+            if p != c {
+                for k in 0..<8 { let t = a[c * 8 + k]; a[c * 8 + k] = a[p * 8 + k]; a[p * 8 + k] = t }
+                let t = x[c]; x[c] = x[p]; x[p] = t
+            }
+            let pivot = a[c * 8 + c]
+            if !(abs(pivot) > 1e-15) { return InlineArray(repeating: 0) }
+            for r in 0..<n where r != c {
+                let f = a[r * 8 + c] / pivot
+                if f == 0 { continue }
+                for k in c..<8 { a[r * 8 + k] -= f * a[c * 8 + k] }
+                x[r] -= f * x[c]
+            }
+        }
+        for c in 0..<n { x[c] /= a[c * 8 + c] }
+        return x
+    }
+
     @_noAllocation @_noLocks @inline(__always)
-    func jointWeight(_ j: Int) -> Double { j == 1 ? rollWeight : 1 }
+    func jointWeight(_ j: Int) -> Double {
+        if j == 1 { return rollWeight }
+        if j == 0 { return insertionFrozen ? 0 : 1 }
+        return 1
+    }
 
     @_noAllocation @_noLocks
     mutating func holdAtReference(_ command: inout JointCommand) {

@@ -445,7 +445,11 @@ public struct KinematicCorrection: Sendable, Equatable {
 
     /// The corrected tip position for measured joints `q`.
     @_noAllocation @_noLocks
-    public func tip(_ model: CatheterModel, _ q: JointVector) -> Vec3 {
+    public func tip(_ model: CatheterModel, _ q: JointVector) -> Vec3 { tipPose(model, q).translation }
+
+    /// The corrected tip frame (its z axis is the tip's heading); the offset moves it.
+    @_noAllocation @_noLocks
+    public func tipPose(_ model: CatheterModel, _ q: JointVector) -> Pose {
         var qe = q
         for j in 0..<4 where j < qe.count { qe[j] += joints[j] }
         var t = model.basePose * Pose(rotation: .rotationZ(qe[1]), translation: Vec3(0, 0, qe[0]))
@@ -454,7 +458,9 @@ public struct KinematicCorrection: Sendable, Equatable {
             let u = model.curvature(qe, section: i)
             t = t * ConstantCurvature.transform(ux: u.x, uy: u.y, length: model.sectionLength[i])
         }
-        return (t * Pose(translation: Vec3(0, 0, model.tipLength))).translation + offset
+        var pose = t * Pose(translation: Vec3(0, 0, model.tipLength))
+        pose.translation += offset
+        return pose
     }
 
     /// ∂tip/∂q (3 × n, by columns) of the corrected model, by forward differences.

@@ -16,6 +16,11 @@ extension VesselTreeDescription {
     /// the sheath sits) to `depth` mm into `vessel`: back along the root to the branch point,
     /// then forward through each branch on the way.
     public func route(toVessel name: String, depth: Double) throws(VesselRouteError) -> [Vec3] {
+        try routeWithRadii(toVessel: name, depth: depth).map(\.point)
+    }
+
+    /// The same route with the lumen radius (mm) at each point.
+    public func routeWithRadii(toVessel name: String, depth: Double) throws(VesselRouteError) -> [(point: Vec3, radius: Double)] {
         guard let target = vessels.firstIndex(where: { $0.name == name }) else { throw .unknownVessel(name) }
         // The chain target → … → root.
         var chain = [target]
@@ -25,11 +30,12 @@ extension VesselTreeDescription {
         }
         chain.reverse()
         func point(_ v: Int, _ k: Int) -> Vec3 { let p = vessels[v].points[k]; return Vec3(p[0], p[1], p[2]) }
+        func radius(_ v: Int, _ k: Int) -> Double { vessels[v].points[k][3] }
         func attach(_ parent: Int, _ child: Int) -> Int {
             let start = point(child, 0)
             return vessels[parent].points.indices.min { (point(parent, $0) - start).length < (point(parent, $1) - start).length }!
         }
-        var out: [Vec3] = []
+        var out: [(point: Vec3, radius: Double)] = []
         for (n, v) in chain.enumerated() {
             let count = vessels[v].points.count
             let isRoot = n == 0, isTarget = n == chain.count - 1
@@ -37,25 +43,26 @@ extension VesselTreeDescription {
                 // Into the target: from its entry to `depth` mm along it.
                 var k = isRoot ? count - 1 : 0
                 let step = isRoot ? -1 : 1
-                out.append(point(v, k))
+                out.append((point(v, k), radius(v, k)))
                 var travelled = 0.0
                 while k + step >= 0, k + step < count {
                     let a = point(v, k), b = point(v, k + step)
                     let seg = (b - a).length
                     if travelled + seg >= depth {
-                        out.append(a + (b - a) * ((depth - travelled) / seg))
+                        let f = (depth - travelled) / seg
+                        out.append((a + (b - a) * f, radius(v, k) + (radius(v, k + step) - radius(v, k)) * f))
                         break
                     }
                     travelled += seg
-                    out.append(b)
+                    out.append((b, radius(v, k + step)))
                     k += step
                 }
             } else {
                 let exit = attach(v, chain[n + 1])
                 if isRoot {
-                    for k in stride(from: count - 1, through: exit, by: -1) { out.append(point(v, k)) }
+                    for k in stride(from: count - 1, through: exit, by: -1) { out.append((point(v, k), radius(v, k))) }
                 } else {
-                    for k in 0...exit { out.append(point(v, k)) }
+                    for k in 0...exit { out.append((point(v, k), radius(v, k))) }
                 }
             }
         }

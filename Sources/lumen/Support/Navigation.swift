@@ -21,7 +21,8 @@ struct NavigationSetup: Encodable {
     var latencyMS = 80.0
     var maxSeconds = 60.0
     var startInsertionMM = 60.0
-    var robot = DemoRigFiles.defaultRobot
+    /// One bending section, as the physics catheter has.
+    var robot = "robots/lumen-1s.yaml"
 }
 
 struct ErrorFigures: Encodable {
@@ -70,8 +71,9 @@ enum Navigation {
 
     static func run(_ setup: NavigationSetup, debugImages: Bool = false, progress: ((String) -> Void)? = nil) throws -> (NavigationResult, NavigationTrace) {
         guard let tree = Phantoms.named(setup.phantom) else { throw CommandFailure("unknown phantom '\(setup.phantom)'") }
-        let route: [Vec3]
-        do { route = try tree.route(toVessel: setup.vessel, depth: setup.depth) } catch { throw CommandFailure("\(error)") }
+        let routeWithRadii: [(point: Vec3, radius: Double)]
+        do { routeWithRadii = try tree.routeWithRadii(toVessel: setup.vessel, depth: setup.depth) } catch { throw CommandFailure("\(error)") }
+        let route = routeWithRadii.map(\.point)
         let sheath = route[0], axis = (route[1] - route[0]) * (1 / (route[1] - route[0]).length)
         var description = try DemoRigFiles.loadRobot(setup.robot)
         description.base.positionMM = [sheath.x, sheath.y, sheath.z]
@@ -110,7 +112,7 @@ enum Navigation {
 
         let storage = TipEstimatorStorage(historyLength: 1024)
         var estimator = storage.estimator(model: model, planes: planes)
-        let centerline = CenterlineRoute(route)
+        let centerline = CenterlineRoute(route, radii: routeWithRadii.map(\.radius))
         var servo = PathServo(model: model, route: centerline)
         servo.reset(to: robot.measuredPositions)
 
@@ -212,8 +214,8 @@ enum Navigation {
                     for m in pixels { pending.append((now + latency, m)) }
                 }
                 if frames % 15 == 0 {
-                    progress?(String(format: "navigate: t %.1f s, tip %.1f mm from target, fused error %.2f mm, %@, fused %d, rejected %d, resets %d, progress %d, q %.1f %.2f %.2f %.2f, truth %.0f %.0f %.0f", Double(now) * 1e-9,
-                                     (truth - goal).length, fusedErr.last ?? .nan, "\(lastEstimate.health)", estimator.fused, estimator.rejected, estimator.resets, servo.progress,
+                    progress?(String(format: "navigate: t %.1f s, tip %.1f mm from target, fused error %.2f mm, %@, fused %d, rejected %d, resets %d, progress %d, cos %.2f, q %.1f %.2f %.2f %.2f, truth %.0f %.0f %.0f", Double(now) * 1e-9,
+                                     (truth - goal).length, fusedErr.last ?? .nan, "\(lastEstimate.health)", estimator.fused, estimator.rejected, estimator.resets, servo.progress, servo.headingCosine,
                                      state.position[0], state.position[1], state.position[2], state.position[3], truth.x, truth.y, truth.z))
                 }
             }
