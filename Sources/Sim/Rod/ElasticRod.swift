@@ -120,6 +120,16 @@ public struct RodState: ~Copyable {
     }
 }
 
+/// How the rod's translation is integrated. Twist is always solved implicitly (a cheap
+/// tridiagonal system).
+public enum RodIntegrator: Sendable, Equatable {
+    /// Backward Euler, linearised once per step: stable at any step (the simulator's default).
+    case implicit
+    /// Symplectic Euler: no solve, but only stable below the stretch wave's Courant limit
+    /// (about l / √(E/ρ)); for small steps and comparisons with explicit codes.
+    case explicit
+}
+
 public enum ElasticRod {
     /// Proximal nodes inside the sheath for an insertion (at least two: the clamp).
     @_noAllocation @_noLocks
@@ -153,8 +163,10 @@ public enum ElasticRod {
     /// One backward-Euler step of `dt` seconds. Returns false (and marks the state diverged,
     /// keeping the last good configuration) when the step fails numerically.
     @_noAllocation @_noLocks
-    public static func step(_ model: RodParameters, _ s: inout RodState, _ input: RodInput, dt h: Double) -> Bool {
+    public static func step(_ model: RodParameters, _ s: inout RodState, _ input: RodInput, dt h: Double,
+                            integrator: RodIntegrator = .implicit) -> Bool {
         if s.diverged { return false }
+        let assemble = integrator == .implicit
         // A non-finite command keeps the last one: a NaN must never become a jump.
         var insertion = input.insertion.isFinite ? input.insertion : s.insertion
         let maxInsertion = model.totalLength - 2 * model.restLength
@@ -173,11 +185,11 @@ public enum ElasticRod {
         let curvature = input.curvature.x.isFinite && input.curvature.y.isFinite ? input.curvature : .zero
 
         // Forces at x_n and the matrix A = M(1 + hν) + hC + h²K, by 3×3 blocks.
-        A.clear()
+        if assemble { A.clear() }
         let D = A.diagonal, S1 = A.sub1, S2 = A.sub2
         for i in 0..<n {
             f[i] = g * model.mass[i]
-            D[i].addIdentity(model.mass[i] * (1 + h * model.dampingRate))
+            if assemble { D[i].addIdentity(model.mass[i] * (1 + h * model.dampingRate)) }
         }
         f[n - 1] += input.tipForce
         // Stretch: H = k (t tᵀ + geo (I − t tᵀ)), geo = max(0, 1 − l0/|e|).
@@ -190,13 +202,15 @@ public enum ElasticRod {
             let k = model.stretchStiffness[e]
             let fe = t * (k * (len - l0))
             f[e] += fe; f[e + 1] -= fe
-            var geo = 1 - l0 / len
-            if geo < 0 { geo = 0 }
-            var hk = Mat3.outer(t, k * (1 - geo) * h2)
-            hk.addIdentity(k * geo * h2)
-            D[e] = D[e] + hk
-            D[e + 1] = D[e + 1] + hk
-            S1[e + 1] = S1[e + 1] - hk
+            if assemble {
+                var geo = 1 - l0 / len
+                if geo < 0 { geo = 0 }
+                var hk = Mat3.outer(t, k * (1 - geo) * h2)
+                hk.addIdentity(k * geo * h2)
+                D[e] = D[e] + hk
+                D[e + 1] = D[e + 1] + hk
+                S1[e + 1] = S1[e + 1] - hk
+            }
         }
         // Bending: E = kb/2 |x[i-1] − 2x[i] + x[i+1] − c|², c the tendon rest shape; its
         // Hessian is kb (1, −2, 1)ᵀ(1, −2, 1) ⊗ I.
@@ -207,9 +221,11 @@ public enum ElasticRod {
             let target = bendTarget(model, s, i, curvature)
             let r = x[i - 1] - x[i] * 2 + x[i + 1] - target
             f[i - 1] -= r * kb; f[i] += r * (2 * kb); f[i + 1] -= r * kb
-            let k = kb * h2
-            D[i - 1].addIdentity(k); D[i].addIdentity(4 * k); D[i + 1].addIdentity(k)
-            S1[i].addIdentity(-2 * k); S1[i + 1].addIdentity(-2 * k); S2[i + 1].addIdentity(k)
+            if assemble {
+                let k = kb * h2
+                D[i - 1].addIdentity(k); D[i].addIdentity(4 * k); D[i + 1].addIdentity(k)
+                S1[i].addIdentity(-2 * k); S1[i + 1].addIdentity(-2 * k); S2[i + 1].addIdentity(k)
+            }
         }
         // Wall contact from the configuration at the start of the step (found by last step's projection).
         if model.hasLumen {
@@ -224,22 +240,32 @@ public enum ElasticRod {
                     f[i] -= nrm * fn
                     s.contact[i] = nrm * (-fn) - vt * cf
                     // K += kc n nᵀ ; C += cf (I − n nᵀ)
-                    var kcn = Mat3.outer(nrm, kc * h2 - h * cf)
-                    kcn.addIdentity(h * cf)
-                    D[i] = D[i] + kcn
+                    if assemble {
+                        var kcn = Mat3.outer(nrm, kc * h2 - h * cf)
+                        kcn.addIdentity(h * cf)
+                        D[i] = D[i] + kcn
+                    } else {
+                        f[i] -= vt * cf  // friction, explicitly
+                    }
                 } else {
                     s.contact[i] = .zero
                 }
             }
         }
-        // Right-hand side M v + h f; the held nodes' known velocities move to it.
-        for i in 0..<n { b[i] = v[i] * model.mass[i] + f[i] * h }
         let vHeld = axis * pushSpeed
-        if held < n { b[held] -= S1[held] * vHeld }
-        if held >= 2, held < n { b[held] -= S2[held] * vHeld }
-        if held + 1 < n { b[held + 1] -= S2[held + 1] * vHeld }
-        if !A.factorize(from: held) { s.diverged = true; return false }
-        A.solve(b, from: held)
+        if assemble {
+            // Right-hand side M v + h f; the held nodes' known velocities move to it.
+            for i in 0..<n { b[i] = v[i] * model.mass[i] + f[i] * h }
+            if held < n { b[held] -= S1[held] * vHeld }
+            if held >= 2, held < n { b[held] -= S2[held] * vHeld }
+            if held + 1 < n { b[held + 1] -= S2[held + 1] * vHeld }
+            if !A.factorize(from: held) { s.diverged = true; return false }
+            A.solve(b, from: held)
+        } else {
+            // Symplectic Euler: the new velocity from the forces at x_n.
+            let damp = 1 / (1 + h * model.dampingRate)
+            for i in held..<n { b[i] = (v[i] + f[i] * (h / model.mass[i])) * damp }
+        }
         for i in held..<n where !b[i].isFinite { s.diverged = true; return false }
         // Advance; the held nodes sit exactly on the sheath axis.
         for i in 0..<n {
