@@ -141,6 +141,17 @@ public enum ElasticRod {
         return model.nodes - free
     }
 
+    /// atan2(y, x) for the small angles between neighbouring reference frames: an odd series
+    /// in y/x (error below 1e-10 for |y/x| ≤ 0.1), the library call otherwise.
+    @_noAllocation @_noLocks @inline(__always)
+    static func smallAngle(_ y: Double, _ x: Double) -> Double {
+        if x > 0, abs(y) <= 0.1 * x {
+            let z = y / x, z2 = z * z
+            return z * (1 - z2 * (1.0 / 3 - z2 * (1.0 / 5 - z2 * (1.0 / 7 - z2 * (1.0 / 9)))))
+        }
+        return arcTangent2(y, x)
+    }
+
     /// Parallel transport of `a` from tangent `t0` to `t1` (unit vectors).
     @_noAllocation @_noLocks @inline(__always)
     static func transport(_ a: Vec3, _ t0: Vec3, _ t1: Vec3) -> Vec3 {
@@ -305,7 +316,7 @@ public enum ElasticRod {
             let len = (x[e + 1] - x[e]).length
             s.pushForce = -model.stretchStiffness[e] * (len - l0)
         }
-        twistStep(model, &s, roll: roll, held: held, torque: input.tipTorque.isFinite ? input.tipTorque : 0, dt: h)
+        twistStep(model, &s, roll: roll, held: held, torque: input.tipTorque.isFinite ? input.tipTorque : 0, dt: h, explicit: !assemble)
         s.insertion = insertion
         s.roll = roll
         s.time += h
@@ -355,20 +366,25 @@ public enum ElasticRod {
     /// Transports the reference frames to the new tangents, then advances the twist angles by
     /// backward Euler (a tridiagonal solve), with the held edges at the commanded roll.
     @_noAllocation @_noLocks
-    static func twistStep(_ model: RodParameters, _ s: inout RodState, roll: Double, held: Int, torque: Double, dt h: Double) {
+    static func twistStep(_ model: RodParameters, _ s: inout RodState, roll: Double, held: Int, torque: Double, dt h: Double,
+                          explicit: Bool = false) {
         let x = s.x, m = s.edges
+        let tangent = s.tangent, refFrame = s.refFrame, refTwist = s.refTwist
         for e in 0..<m {
             let ed = x[e + 1] - x[e]
-            let t1 = ed * (1 / ed.length)
-            var a = transport(s.refFrame[e], s.tangent[e], t1)
+            let t1 = ed * (1 / squareRootOf(ed.dot(ed)))
+            var a = transport(refFrame[e], tangent[e], t1)
             a -= t1 * a.dot(t1)
-            s.refFrame[e] = a * (1 / a.length)
-            s.tangent[e] = t1
-        }
-        for i in 1..<m {
-            let p = transport(s.refFrame[i - 1], s.tangent[i - 1], s.tangent[i])
-            let a1 = s.refFrame[i]
-            s.refTwist[i] = arcTangent2(p.cross(a1).dot(s.tangent[i]), p.dot(a1))
+            // Transport keeps |a| = 1 up to rounding: one Newton step of 1/√ restores it.
+            a = a * (1.5 - 0.5 * a.dot(a))
+            refFrame[e] = a
+            tangent[e] = t1
+            if e > 0 {
+                // Reference twist at node e: the angle from a1 of edge e−1, transported onto
+                // edge e, to a1 of edge e, about the tangent.
+                let p = transport(refFrame[e - 1], tangent[e - 1], t1)
+                refTwist[e] = smallAngle(p.cross(a).dot(t1), p.dot(a))
+            }
         }
         let heldEdges = held - 1
         let rollRate = (roll - s.roll) / h
@@ -385,15 +401,26 @@ public enum ElasticRod {
             if e + 1 < m { tau += kR * (s.phi[e + 1] - s.phi[e] + s.refTwist[e + 1]) }
             if e == m - 1 { tau += torque }
             // Contact friction resists rolling against the wall: μ |F_n| r per contacting end node.
-            let fn = 0.5 * (s.contact[e].length + s.contact[e + 1].length)
+            var fn = 0.0
+            if s.gap[e] > 0 { fn += 0.5 * s.contact[e].length }
+            if s.gap[e + 1] > 0 { fn += 0.5 * s.contact[e + 1].length }
             let rad = model.radius[e]
             let spin = abs(s.omega[e]) * rad
             let cf = mu * fn * rad * rad / (spin > vStick ? spin : vStick)
             let J = model.twistInertia[e]
+            if explicit {
+                // Symplectic Euler for the twist too (stable below (l/2)·√(ρ/G)); friction explicit.
+                r[e] = (s.omega[e] + h * (tau - cf * s.omega[e]) / J) / damp
+                continue
+            }
             di[e] = J * damp + h * cf + h2 * (kL * (e > 0 ? 1 : 0) + kR)
             lo[e] = e > 0 ? -h2 * kL : 0
             up[e] = e + 1 < m ? -h2 * kR : 0
             r[e] = J * s.omega[e] + h * tau
+        }
+        if explicit {
+            for k in heldEdges..<m { s.omega[k] = r[k]; s.phi[k] += h * r[k] }
+            return
         }
         // The held edge next to the first free one enters as a known rate.
         if heldEdges > 0 { r[heldEdges] -= lo[heldEdges] * rollRate; lo[heldEdges] = 0 }
