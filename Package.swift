@@ -77,12 +77,14 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["Core", "COpenCV", "CDCMTK", "CEigen"]),
         .target(name: "Safety", dependencies: ["Core", "Drivers"]),
         .target(name: "Sim", dependencies: ["Core", "Drivers", "Imaging", "CDriveLinkReference", "CRealtime", "COpenCV"]),
+        // The safety monitor's fault campaign: the closed loop and the monitor in simulated time.
+        .target(name: "SafetySim", dependencies: ["Safety", "Control", "Sim", "Core", "Drivers"]),
         .target(name: "Console", dependencies: ["Core"]),
         .target(name: "Recording", dependencies: ["Core"]),
         .executableTarget(
             name: "lumen",
             dependencies: [
-                "Core", "Control", "Drivers", "Imaging", "Safety", "Sim", "Console", "Recording",
+                "Core", "Control", "Drivers", "Imaging", "Safety", "SafetySim", "Sim", "Console", "Recording",
                 "CAllocCount", "CEigen", "COpenCV", "CRealtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -94,6 +96,7 @@ let package = Package(
         .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core", "CDriveLinkReference"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Core"]),
         .testTarget(name: "SimTests", dependencies: ["Sim", "Core", "Drivers", "Imaging"]),
+        .testTarget(name: "SafetyTests", dependencies: ["Safety", "Core", "Drivers", "SafetySim", "Control", "Sim", "CAllocCount"]),
         // Runs the built `lumen` tool as a user would; depends on it so it is built first.
         .testTarget(name: "LumenCLITests", dependencies: ["lumen"]),
     ],

@@ -11,7 +11,18 @@ public enum StopCategory: Int, Sendable, Codable, Comparable {
     case two = 2
 
     /// True when the reaction ends with the drives' enable removed.
-    public var removesPower: Bool { self != .two }
+    public var removesPower: Bool { @_noAllocation @_noLocks get { self != .two } }
 
+    @_noAllocation @_noLocks
     public static func < (a: StopCategory, b: StopCategory) -> Bool { a.rawValue < b.rawValue }
+
+    /// The category of `raw` (0, 1, 2); anything else is the safest, category 0.
+    @_noAllocation @_noLocks
+    public static func of(_ raw: UInt8) -> StopCategory {
+        switch raw {
+        case 1: .one
+        case 2: .two
+        default: .zero
+        }
+    }
 }

@@ -86,6 +86,18 @@ public struct SimulatedDriveAxes: ~Copyable {
     /// Injects (or clears, with []) faults on axis `i`'s emulated drive.
     public func inject(_ faults: DriveFaultInjection, axis i: Int) { emulated?[i].injected = faults }
 
+    /// Wires every emulated drive's safety line (safe torque off with its own `watchdog`, s).
+    public func armSafetyLine(watchdog: Double) {
+        guard let emulated else { return }
+        for i in 0..<count { emulated[i].armSafetyLine(watchdog: watchdog) }
+    }
+
+    /// The monitor's refresh of axis `i`'s safety line (see `EmulatedDriveAxis.refreshSafetyLine`).
+    @_noAllocation @_noLocks
+    public func refreshSafetyLine(axis i: Int, permit: Bool, quickStop: Bool) {
+        emulated?[i].refreshSafetyLine(permit: permit, quickStop: quickStop)
+    }
+
     /// Clears latched drive faults (on activation).
     public func resetFaults() {
         guard let emulated else { return }
@@ -118,10 +130,12 @@ public struct SimulatedDriveAxes: ~Copyable {
 
     /// Moves every axis for `dt` seconds toward its target.
     /// - Important: runs in the control cycle; must not allocate, lock or log.
+    /// `hostPresent` false moves the emulated drives without the host's enable refresh (the host
+    /// sent nothing this step), so their own enable watchdog runs.
     @_noAllocation @_noLocks
-    public func step(mode: JointCommand.Mode, enabled: Bool, dt: Double) {
+    public func step(mode: JointCommand.Mode, enabled: Bool, dt: Double, hostPresent: Bool = true) {
         if let emulated {
-            stepEmulated(emulated, mode: mode, enabled: enabled, dt: dt)
+            stepEmulated(emulated, mode: mode, enabled: enabled, dt: dt, hostPresent: hostPresent)
             return
         }
         for i in 0..<count {
@@ -150,9 +164,10 @@ extension SimulatedDriveAxes {
     /// The emulated drives follow the decoded targets with their own loops.
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
-    func stepEmulated(_ axes: UnsafeMutablePointer<EmulatedDriveAxis>, mode: JointCommand.Mode, enabled: Bool, dt: Double) {
+    func stepEmulated(_ axes: UnsafeMutablePointer<EmulatedDriveAxis>, mode: JointCommand.Mode, enabled: Bool, dt: Double,
+                      hostPresent: Bool = true) {
         for i in 0..<count {
-            axes[i].setEnable(enabled)
+            if hostPresent { axes[i].setEnable(enabled) }
             let scale = countsPerUnit[i]
             let measured = axes[i].measuredPosition
             var target = measured

@@ -55,6 +55,8 @@ public struct DriveFaultInjection: OptionSet, Sendable {
     @inlinable public static var runaway: DriveFaultInjection { @_noAllocation @_noLocks get { DriveFaultInjection(rawValue: 1 << 1) } }
     /// The current measurement jumps past the trip level.
     @inlinable public static var overcurrent: DriveFaultInjection { @_noAllocation @_noLocks get { DriveFaultInjection(rawValue: 1 << 2) } }
+    /// The mechanism jams: motor and load stop dead whatever the current.
+    @inlinable public static var jam: DriveFaultInjection { @_noAllocation @_noLocks get { DriveFaultInjection(rawValue: 1 << 3) } }
 }
 
 /// Why an emulated drive disabled itself.
@@ -62,6 +64,8 @@ public enum DriveFault: UInt8, Sendable, Equatable {
     case none = 0
     case watchdog = 1
     case overcurrent = 2
+    /// The safety line's watchdog expired: the independent monitor stopped refreshing it.
+    case safetyWatchdog = 3
 }
 
 /// One emulated drive axis: motor dynamics with friction, a gearbox with backlash, a quantising
@@ -88,6 +92,16 @@ public struct EmulatedDriveAxis: Sendable {
     var sinceRefresh = 0.0
     var enableRequested = false
 
+    // The safety line: a safe-torque-off input driven by the independent monitor, with its own
+    // watchdog, and a quick-stop input. Unarmed (the default) it plays no part.
+    public private(set) var safetyLineArmed = false
+    var safetyPermit = false
+    var safetyWatchdog = 0.0
+    var sinceSafetyRefresh = 0.0
+    /// True while the monitor asks for a controlled stop: the drive decelerates at its
+    /// acceleration limit to standstill and holds there, ignoring the host's targets.
+    public private(set) var quickStop = false
+
     public init(model: DriveAxisModel, position: Double) {
         self.model = model
         load = position
@@ -106,13 +120,45 @@ public struct EmulatedDriveAxis: Sendable {
     /// The measured joint speed, joint units/s.
     public var measuredVelocity: Double { @_noAllocation @_noLocks get { motorSpeed / model.motorRadPerUnit } }
 
+    /// The current the drive measures (A): the real one, or the injected overcurrent.
+    public var measuredCurrent: Double {
+        @_noAllocation @_noLocks get { injected.contains(.overcurrent) ? model.tripCurrent * 1.5 : current }
+    }
+
+    /// True when the safety line lets the power stage on (always, when unarmed).
+    public var safetyAllowsPower: Bool {
+        @_noAllocation @_noLocks get {
+            if !safetyLineArmed { return true }
+            return safetyPermit ? sinceSafetyRefresh <= safetyWatchdog : false
+        }
+    }
+
     /// The enable input: true asks for power; every call refreshes the watchdog.
     @_noAllocation @_noLocks
     public mutating func setEnable(_ on: Bool) {
         enableRequested = on
         sinceRefresh = 0
         if !on { enabled = false }
-        if on, fault.rawValue == 0 { enabled = true }
+        if on, fault.rawValue == 0, safetyAllowsPower { enabled = true }
+    }
+
+    /// Wires the safety line: from now on the power stage is on only while the line permits it
+    /// and is refreshed at least every `watchdog` seconds. Starts without permission.
+    public mutating func armSafetyLine(watchdog: Double) {
+        safetyLineArmed = true
+        safetyWatchdog = watchdog
+        safetyPermit = false
+        sinceSafetyRefresh = 0
+    }
+
+    /// The monitor's refresh of the safety line: `permit` false removes power at once (safe
+    /// torque off); `quickStop` makes a controlled stop.
+    @_noAllocation @_noLocks
+    public mutating func refreshSafetyLine(permit: Bool, quickStop: Bool) {
+        safetyPermit = permit
+        self.quickStop = quickStop
+        sinceSafetyRefresh = 0
+        if !permit { enabled = false }
     }
 
     /// Clears a latched fault (the enable must be asked for again).
@@ -142,6 +188,14 @@ public struct EmulatedDriveAxis: Sendable {
             enabled = false
             fault = .watchdog
         }
+        if safetyLineArmed {
+            sinceSafetyRefresh += h
+            if sinceSafetyRefresh > safetyWatchdog {
+                if enabled { fault = .safetyWatchdog }
+                enabled = false
+            }
+            if !safetyPermit { enabled = false }
+        }
         // The drive's loop works on its own (possibly frozen) encoder.
         var command = 0.0
         if enabled {
@@ -151,6 +205,7 @@ public struct EmulatedDriveAxis: Sendable {
             let brake = squareRootOf(2 * m.maxAcceleration * abs(error))
             var v = (error >= 0 ? 1 : -1) * min(m.positionGain * abs(error), brake) + feedForward
             v = min(max(v, -m.maxVelocity), m.maxVelocity)
+            if quickStop { v = 0 }
             // Acceleration limit on the profile speed.
             let dv = m.maxAcceleration * h
             profileSpeed = min(max(v, profileSpeed - dv), profileSpeed + dv)
@@ -181,7 +236,9 @@ public struct EmulatedDriveAxis: Sendable {
         }
         // Motor dynamics with viscous and Coulomb friction (sticking when the drive torque is below it).
         let torque = m.torqueConstant * current
-        if motorSpeed == 0, abs(torque) <= m.coulombFriction {
+        if injected.contains(.jam) {
+            motorSpeed = 0
+        } else if motorSpeed == 0, abs(torque) <= m.coulombFriction {
             motorSpeed = 0
         } else {
             let sign: Double = motorSpeed != 0 ? (motorSpeed > 0 ? 1 : -1) : (torque > 0 ? 1 : -1)

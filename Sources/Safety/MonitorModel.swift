@@ -1,0 +1,209 @@
+import Core
+
+/// The monitor's immutable model, built once from `SafetyLimits` at start-up: plain values and
+/// inline storage only, so `Monitor.step` can read it without allocating or counting references.
+public struct MonitorModel: Sendable {
+    @inlinable public static var maxSections: Int { 2 }
+    @inlinable public static var maxCorridorPoints: Int { 32 }
+    @inlinable public static var maxNoGoZones: Int { 8 }
+
+    public let jointCount: Int
+    /// Monitor period (ns).
+    public let period: Nanoseconds
+    /// (nJoints) safe travel, speed, current, tracking and encoder-agreement limits.
+    public let lower: JointVector
+    public let upper: JointVector
+    public let maxVelocity: JointVector
+    public let maxCurrent: JointVector
+    public let maxTrackingError: JointVector
+    public let maxEncoderMismatch: JointVector
+    public let stopDeceleration: JointVector
+    public let heartbeatTimeout: Nanoseconds
+    public let maxInsertionForce: Double
+    public let imageMaxAge: Nanoseconds
+    public let maxConsecutiveLost: Int
+    /// Leaky buckets: (burst, leak per cycle) for lost frames, CRC errors and WKC errors.
+    public let lostBurst: Double, lostLeak: Double
+    public let crcBurst: Double, crcLeak: Double
+    public let wkcBurst: Double, wkcLeak: Double
+    public let stopMaxTime: Nanoseconds
+    public let standstillFraction: Double
+    /// (SafetyCheck.allCases) the stop category of each check, by raw value.
+    @usableFromInline let categories: InlineArray<16, UInt8>
+    public let geometry: TipGeometry
+
+    public init(_ limits: SafetyLimits) {
+        jointCount = limits.joints.count
+        period = Nanoseconds.perSecond / Nanoseconds(limits.cycleHz)
+        lower = JointVector(limits.joints.map(\.lower))
+        upper = JointVector(limits.joints.map(\.upper))
+        maxVelocity = JointVector(limits.joints.map(\.maxVelocity))
+        maxCurrent = JointVector(limits.joints.map(\.maxCurrentA))
+        maxTrackingError = JointVector(limits.joints.map(\.maxTrackingError))
+        maxEncoderMismatch = JointVector(limits.joints.map(\.maxEncoderMismatch))
+        stopDeceleration = JointVector(limits.joints.map(\.stopDeceleration))
+        heartbeatTimeout = Nanoseconds.fromSeconds(limits.heartbeatTimeoutMS * 1e-3)
+        maxInsertionForce = limits.maxInsertionForceN
+        imageMaxAge = Nanoseconds.fromSeconds(limits.imageMaxAgeMS * 1e-3)
+        maxConsecutiveLost = limits.link.maxConsecutiveLost
+        let dt = 1.0 / Double(limits.cycleHz)
+        lostBurst = limits.link.lostBurst; lostLeak = limits.link.lostPerS * dt
+        crcBurst = limits.link.crcBurst; crcLeak = limits.link.crcPerS * dt
+        wkcBurst = limits.link.wkcBurst; wkcLeak = limits.link.wkcPerS * dt
+        stopMaxTime = Nanoseconds.fromSeconds(limits.controlledStop.maxTimeMS * 1e-3)
+        standstillFraction = limits.controlledStop.standstillFraction
+        var c = InlineArray<16, UInt8>(repeating: 0)
+        for check in SafetyCheck.allCases { c[Int(check.rawValue)] = UInt8(limits.category(check).rawValue) }
+        c[Int(SafetyCheck.startup.rawValue)] = 0
+        categories = c
+        geometry = TipGeometry(limits)
+    }
+
+    /// Where joints at `q` moving at `v` come to rest if a controlled stop is asked for now:
+    /// two monitor periods of reaction at `v`, then braking at the stop deceleration.
+    @_noAllocation @_noLocks
+    public func stoppingPosture(_ q: JointVector, _ v: JointVector) -> JointVector {
+        var out = q
+        let reaction = 2 * Double(period) * 1e-9
+        for i in 0..<jointCount {
+            out[i] = q[i] + v[i] * reaction + v[i] * abs(v[i]) / (2 * stopDeceleration[i])
+        }
+        return out
+    }
+
+    /// The stop category declared for `check`.
+    @_noAllocation @_noLocks
+    public func category(_ check: SafetyCheck) -> StopCategory {
+        StopCategory.of(categories[check.index])
+    }
+}
+
+/// The monitor's own tip estimate and the vessel corridor it must stay in.
+///
+/// Diversity, on purpose: the control stack's kinematics (Control/Catheter) write each section
+/// as a rotation series in θ² with skew matrices and read their geometry from the robot file.
+/// This estimate takes its geometry from the monitor's limits file, its joints from the
+/// monitor's own load-side sensors, and computes each constant-curvature arc in closed form
+/// from bending angle θ and plane φ (Rodrigues' rotation about the in-plane normal). A common
+/// error would have to appear in two different formulas, two files and two sensor paths.
+/// What it cannot model (friction, slack, the vessel pushing back) is covered by `tipMargin`.
+public struct TipGeometry: Sendable {
+    public let sectionCount: Int
+    public let base: Pose
+    /// (sections) arc length and tendon radius (mm).
+    public let sectionLength: SIMD2<Double>
+    public let tendonRadius: SIMD2<Double>
+    public let tipLength: Double
+    public let tipMargin: Double
+    /// Corridor points: (x, y, z, radius) mm.
+    @usableFromInline let corridor: InlineArray<32, SIMD4<Double>>
+    public let corridorCount: Int
+    /// No-go spheres: (x, y, z, radius) mm.
+    @usableFromInline let noGo: InlineArray<8, SIMD4<Double>>
+    public let noGoCount: Int
+
+    public init(_ limits: SafetyLimits) {
+        let c = limits.catheter
+        sectionCount = c.sections.count
+        base = Pose(rotation: .rpy(c.baseRPYRad[0], c.baseRPYRad[1], c.baseRPYRad[2]),
+                    translation: Vec3(c.basePositionMM[0], c.basePositionMM[1], c.basePositionMM[2]))
+        var len = SIMD2<Double>(0, 0), rad = SIMD2<Double>(1, 1)
+        for (i, s) in c.sections.enumerated() {
+            len[i] = s.lengthMM
+            rad[i] = s.tendonRadiusMM
+        }
+        sectionLength = len
+        tendonRadius = rad
+        tipLength = c.tipLengthMM
+        tipMargin = c.tipMarginMM
+        var points = InlineArray<32, SIMD4<Double>>(repeating: .zero)
+        for (i, p) in limits.lumen.centerlineMM.enumerated() { points[i] = SIMD4(p[0], p[1], p[2], limits.lumen.radiusMM[i]) }
+        corridor = points
+        corridorCount = limits.lumen.centerlineMM.count
+        var zones = InlineArray<8, SIMD4<Double>>(repeating: .zero)
+        for (i, z) in limits.noGo.enumerated() { zones[i] = SIMD4(z.centerMM[0], z.centerMM[1], z.centerMM[2], z.radiusMM) }
+        noGo = zones
+        noGoCount = limits.noGo.count
+    }
+
+    /// The tip position (mm, world) for joints `q`: insertion, roll, two tendons per section.
+    /// - Important: runs in the monitor cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public func tipPosition(_ q: JointVector) -> Vec3 {
+        var rotation = base.rotation * Mat3.rotationZ(q[1])
+        var position = base.translation + base.rotation.c2 * q[0]
+        for i in 0..<sectionCount {
+            let lx = q[2 + 2 * i], ly = q[3 + 2 * i]
+            let r = tendonRadius[i]
+            let theta = squareRootOf(lx * lx + ly * ly) / r
+            let length = sectionLength[i]
+            // Unit direction of the bending plane in the section's base frame (x when straight).
+            var cphi = 1.0, sphi = 0.0
+            if theta > 1e-12 {
+                let norm = squareRootOf(lx * lx + ly * ly)
+                cphi = lx / norm
+                sphi = ly / norm
+            }
+            // Arc end point: in-plane offset L(1 − cos θ)/θ, along-axis L sin θ/θ.
+            var offset: Double, along: Double
+            var c = 1.0, s = 0.0
+            if theta < 1e-4 {
+                offset = length * theta * (0.5 - theta * theta / 24)
+                along = length * (1 - theta * theta / 6)
+                c = 1 - theta * theta / 2
+                s = theta
+            } else {
+                c = cosine(theta)
+                s = sine(theta)
+                offset = length * (1 - c) / theta
+                along = length * s / theta
+            }
+            position = position + rotation * Vec3(offset * cphi, offset * sphi, along)
+            // The section's end frame turns by θ about the axis n = (−sin φ, cos φ, 0):
+            // R = I + sin θ [n]× + (1 − cos θ) [n]×² (Rodrigues).
+            let n = Vec3(-sphi, cphi, 0)
+            let k = Mat3.skew(n)
+            rotation = rotation * (Mat3.identity + k * s + (k * k) * (1 - c))
+        }
+        return position + rotation.c2 * tipLength
+    }
+
+    /// How far `p` lies outside the lumen corridor, margin included (≤ 0 inside): the smallest
+    /// over segments of distance-to-centreline − (interpolated radius − margin).
+    /// - Important: runs in the monitor cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public func outsideLumen(_ p: Vec3) -> Double {
+        var best = Double.infinity
+        for i in 0..<(corridorCount - 1) {
+            let a4 = corridor[i], b4 = corridor[i + 1]
+            let a = Vec3(a4.x, a4.y, a4.z), b = Vec3(b4.x, b4.y, b4.z)
+            let ab = b - a
+            let denominator = ab.dot(ab)
+            var t = denominator > 0 ? (p - a).dot(ab) / denominator : 0
+            t = min(max(t, 0), 1)
+            let closest = a + ab * t
+            let radius = a4.w + (b4.w - a4.w) * t
+            let excess = (p - closest).length - (radius - tipMargin)
+            best = min(best, excess)
+        }
+        return best
+    }
+
+    /// How deep `p` lies inside the deepest no-go zone, margin included (≤ 0 outside all), and
+    /// which zone (−1 for none).
+    /// - Important: runs in the monitor cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public func insideNoGo(_ p: Vec3) -> (depth: Double, zone: Int) {
+        var depth = -Double.infinity
+        var zone = -1
+        for i in 0..<noGoCount {
+            let z = noGo[i]
+            let d = (z.w + tipMargin) - (p - Vec3(z.x, z.y, z.z)).length
+            if d > depth {
+                depth = d
+                zone = i
+            }
+        }
+        return (depth, zone)
+    }
+}

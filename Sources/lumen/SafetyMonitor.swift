@@ -1,0 +1,92 @@
+import ArgumentParser
+import Core
+import Foundation
+import Safety
+import Synchronization
+
+/// Set by SIGINT/SIGTERM: the monitor loop returns and the process reports.
+let safetyStop = Atomic<Bool>(false)
+
+/// `lumen safety`: the independent safety monitor as its own process.
+struct SafetyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "safety",
+        abstract: "Run the independent safety monitor: its own channel to the drives (samples in, safe-torque-off permits out), the control heartbeat and the operator's deadman in, 1 kHz checks against a limits file.",
+        discussion: """
+        The drives get power only while this process keeps permitting it: if it dies, hangs or refuses its limits \
+        file, their safety-line watchdogs remove power by themselves. Wire formats: docs/safety/channel.md.
+        """
+    )
+
+    @Option(help: "Limits file (YAML or JSON); refused, with the reason, if missing, malformed or out of range.")
+    var config: String
+    @Option(help: "Unix datagram socket this monitor listens on (drive samples, heartbeats, operator input).")
+    var listen: String?
+    @Option(help: "Unix datagram socket of the drives' safety channel (permits are sent there).")
+    var drives: String?
+    @Option(help: "Stop after this many seconds (default: until SIGINT/SIGTERM).") var seconds: Double?
+    @Flag(help: "Only load and validate the limits file, print its hash, and exit.") var check = false
+    @Flag(help: "Print the summary as JSON on stdout.") var json = false
+
+    struct Summary: Encodable {
+        var limits: String
+        var limits_sha256: String
+        var cycles: Int64
+        var overruns: Int64
+        var drive_samples: Int64
+        var heartbeats: Int64
+        var invalid_datagrams: Int64
+        var permits_sent: Int64
+        var permits_with_power: Int64
+        var faults: [[String: String]]
+        var latched_at_exit: [String]
+    }
+
+    func run() throws {
+        let loaded: (limits: SafetyLimits, sha256: String)
+        do {
+            loaded = try SafetyLimits.load(from: config)
+        } catch {
+            Output.progress("lumen safety: refusing to enable anything: \(error.description)")
+            throw ExitCode(2)
+        }
+        let limits = loaded.limits
+        Output.progress("lumen safety: limits \(config) sha256 \(loaded.sha256) (\(limits.name), \(limits.joints.count) joints, \(limits.cycleHz) Hz)")
+        if check {
+            if json { try Output.json(["limits": config, "limits_sha256": loaded.sha256, "name": limits.name]) } else { print(loaded.sha256) }
+            return
+        }
+        guard let listen, let drives else { throw ValidationError("--listen and --drives are required to run the monitor") }
+        let model = MonitorModel(limits)
+        let process: MonitorProcess
+        do { process = try MonitorProcess(model: model, listen: listen, drives: drives) } catch { throw CommandFailure(error.description) }
+        signal(SIGINT) { _ in safetyStop.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in safetyStop.store(true, ordering: .relaxed) }
+        Output.progress("lumen safety: monitoring on \(listen), permits to \(drives); nothing moves until an operator acknowledges")
+        let names = limits.joints.map(\.name)
+        var all: [FaultRecord] = []
+        let limit = seconds.map { Int64($0 * Double(limits.cycleHz)) }
+        process.run(stop: safetyStop, limit: limit) { records in
+            for r in records {
+                Output.progress("lumen safety: fault \(r.describe(jointNames: names))")
+                if all.count < 1000 { all.append(r) }
+            }
+        }
+        let latched = SafetyCheck.allCases.filter { process.state.isLatched($0) }.map(\.key)
+        let summary = Summary(limits: config, limits_sha256: loaded.sha256, cycles: process.cycles, overruns: process.overruns,
+                              drive_samples: process.driveSamples, heartbeats: process.heartbeats, invalid_datagrams: process.invalidDatagrams,
+                              permits_sent: process.permitsSent, permits_with_power: process.permitsWithPower,
+                              faults: all.map(\.json), latched_at_exit: latched)
+        if json {
+            try Output.json(summary)
+        } else {
+            print("""
+            lumen safety — \(process.cycles) cycles, \(process.overruns) overruns
+              limits:     \(config) sha256 \(loaded.sha256)
+              received:   \(process.driveSamples) drive samples, \(process.heartbeats) heartbeats, \(process.invalidDatagrams) invalid
+              permits:    \(process.permitsSent) sent, \(process.permitsWithPower) with power
+              faults:     \(all.count); latched at exit: \(latched.isEmpty ? "none" : latched.joined(separator: ", "))
+            """)
+        }
+    }
+}
