@@ -15,3 +15,10 @@ else
     echo "skipped: SOEM interop check (needs root for a veth pair and raw sockets)"
 fi
 swift test --skip-build
+# The safety fault campaign, small: every fault kind, 100 faults and 2 minutes of fault-free
+# navigation; it fails the run unless every fault is detected and nothing trips falsely.
+.build/debug/lumen eval safety --faults 100 --nominal-minutes 2 --seed "${LUMEN_SAFETY_SEED:-7}" --out .build/eval-safety --json \
+    | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+print("safety campaign: detected %s %%, missed %s, within target %s %%, false trips %s" % (r["detected_pct"], r["missed"], r["within_target_pct"], r["false_trips"]))
+sys.exit(0 if r["missed"] == 0 and r["false_trips"] == 0 and r["within_target_pct"] == 100 else 1)'
