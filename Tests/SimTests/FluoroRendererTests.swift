@@ -53,6 +53,28 @@ import Testing
         #expect(atTip < 0.6 * around, "tip \(atTip) vs surroundings \(around)")
     }
 
+    @Test("The catheter runs on out of the field: no proximal end is drawn in it")
+    func theCatheterRunsOnOutOfTheField() throws {
+        // 10 mm of catheter in the middle of the field, its proximal end 5 mm off the isocentre.
+        let catheter = (0...10).map { Vec3(0, 0, 145 + Double($0)) }
+        var settings = FluoroSettings()
+        settings.photonsPerPixel = 1e6
+        settings.contrast = 0
+        let proximal = geometry.project(catheter[0] - Vec3(0, 0, 40))  // 40 mm behind the proximal end
+        let edge = geometry.project(Vec3(0, 0, 150 - 90))               // near the border of the field
+        let extended = try FluoroRenderer(geometry: geometry, settings: settings).render(tree: Phantoms.straightTube(), catheter: catheter, frame: 0)
+        settings.proximalExtension = 0
+        let cut = try FluoroRenderer(geometry: geometry, settings: settings).render(tree: Phantoms.straightTube(), catheter: catheter, frame: 0)
+        let ratio = mean(extended.0, around: (proximal.u, proximal.v), radius: 0.8) / mean(cut.0, around: (proximal.u, proximal.v), radius: 0.8)
+        let ratioAtEdge = mean(extended.0, around: (edge.u, edge.v), radius: 0.8) / mean(cut.0, around: (edge.u, edge.v), radius: 0.8)
+        // A 2 mm shaft at 0.12/mm attenuates a central ray by exp(−0.24) ≈ 0.79 (less after blur).
+        #expect(ratio < 0.9, "behind the proximal end: \(ratio)")
+        #expect(ratioAtEdge < 0.9, "near the border: \(ratioAtEdge)")
+        // The truth is still the simulated centerline and its distal end.
+        #expect(extended.1.centerline2D.count == catheter.count)
+        #expect(extended.1.tip3D == cut.1.tip3D)
+    }
+
     @Test func quantumNoiseFallsWithTheSquareRootOfTheDose() throws {
         func noise(_ photons: Double) throws -> Double {
             var s = FluoroSettings()

@@ -15,6 +15,11 @@ public struct FluoroSettings: Sendable, Equatable {
     /// mm — catheter radius and marker length at the distal end.
     public var catheterRadius: Double = 1.0
     public var markerLength: Double = 2.0
+    /// mm — the catheter does not end where the simulated part of it starts: it runs on back
+    /// through the sheath to the access site. This much of it is drawn straight back along
+    /// its first segment, so that no proximal end appears in the field (0: draw the given
+    /// centerline only).
+    public var proximalExtension: Double = 400
     /// Detector blur (px, Gaussian σ) and electronic noise (in 12-bit grey levels).
     public var blurSigma: Double = 0.7
     public var electronicNoise: Double = 4
@@ -311,7 +316,15 @@ public final class FluoroRenderer {
         var box = (Int.max, Int.max, Int.min, Int.min)
         func grow(_ b: (Int, Int, Int, Int)) { if b.0 <= b.2 { box = (min(box.0, b.0), min(box.1, b.1), max(box.2, b.2), max(box.3, b.3)) } }
         if moved.count >= 2 {
-            grow(addTube(points: moved, radii: [Double](repeating: settings.catheterRadius, count: moved.count), mu: settings.catheter))
+            var drawn = moved
+            let back = moved[0] - moved[1]
+            if settings.proximalExtension.isFinite, settings.proximalExtension > 0, back.length > 1e-9 {
+                // Shortened where it would reach behind the source, which projects nowhere.
+                var extent = settings.proximalExtension
+                while extent > 1, g.project(moved[0] + back * (extent / back.length)).depth < 0.1 * g.sourceToDetector { extent *= 0.5 }
+                drawn.insert(moved[0] + back * (extent / back.length), at: 0)
+            }
+            grow(addTube(points: drawn, radii: [Double](repeating: settings.catheterRadius, count: drawn.count), mu: settings.catheter))
             let marker = Self.distalPart(moved, length: settings.markerLength)
             if marker.count >= 2 {
                 grow(addTube(points: marker, radii: [Double](repeating: settings.catheterRadius, count: marker.count), mu: settings.marker))
