@@ -67,6 +67,10 @@ public struct PathServo: @unchecked Sendable {
     public var steerOnly = 0.8
     public var backOut = 4.0
     public var backOutSpeed = 3.0
+    /// Diagnostics: the cosine between the model's tip heading and the direction to the
+    /// lookahead point, and the insertion speed the step asked for before the advance rules.
+    public private(set) var aimCosine = 1.0
+    public private(set) var proposedInsertion = 0.0
     public private(set) var offRoute = 0.0
     /// Relative weight of roll in the step (insertion and tendons weigh 1).
     public var rollWeight = 0.05
@@ -186,6 +190,8 @@ public struct PathServo: @unchecked Sendable {
         }
         for j in 0..<n { proposal[j] = reference[j] + z[j] * squareRootOf(jointWeight(j)) * scale }
         // Steer before advancing (the insertion joint is joint 0).
+        proposedInsertion = (proposal[0] - reference[0]) / max(dt, 1e-9)
+        aimCosine = distance > 1e-9 ? heading.dot((target - tip) * (1 / distance)) : 1
         let lumen = radius[progress]
         if bestDistance > lumen + backOut {
             proposal[0] = reference[0] - backOutSpeed * dt

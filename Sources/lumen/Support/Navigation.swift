@@ -214,8 +214,8 @@ enum Navigation {
                     for m in pixels { pending.append((now + latency, m)) }
                 }
                 if frames % 15 == 0 {
-                    progress?(String(format: "navigate: t %.1f s, tip %.1f mm from target, fused error %.2f mm, %@, fused %d, rejected %d, resets %d, progress %d, cos %.2f, q %.1f %.2f %.2f %.2f, truth %.0f %.0f %.0f", Double(now) * 1e-9,
-                                     (truth - goal).length, fusedErr.last ?? .nan, "\(lastEstimate.health)", estimator.fused, estimator.rejected, estimator.resets, servo.progress, servo.headingCosine,
+                    progress?(String(format: "navigate: t %.1f s, tip %.1f mm from target, fused error %.2f mm, %@, fused %d, rejected %d, resets %d, progress %d, off route %.1f mm, aim %.2f, ins %.2f mm/s, cos %.2f, q %.1f %.2f %.2f %.2f, truth %.0f %.0f %.0f", Double(now) * 1e-9,
+                                     (truth - goal).length, fusedErr.last ?? .nan, "\(lastEstimate.health)", estimator.fused, estimator.rejected, estimator.resets, servo.progress, servo.offRoute, servo.aimCosine, servo.proposedInsertion, servo.headingCosine,
                                      state.position[0], state.position[1], state.position[2], state.position[3], truth.x, truth.y, truth.z))
                 }
             }
