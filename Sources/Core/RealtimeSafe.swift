@@ -74,6 +74,21 @@ public enum DescriptorIO {
         }
     }
 
+    /// Sends one datagram to a Unix-domain socket address built beforehand; true when all of
+    /// it went. The corresponding C function is `sendto` (with MSG_NOSIGNAL).
+    @_noAllocation @_noLocks @inlinable @inline(__always)
+    public static func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, to address: sockaddr_un) -> Bool {
+        _unsafePerformance {
+            var address = address
+            let n = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            return n == bytes.count
+        }
+    }
+
     /// Waits until `fd` is readable or `timeout` (ns) passes; true when readable.
     /// The corresponding C function is `ppoll`.
     @_noAllocation @_noLocks @inlinable @inline(__always)

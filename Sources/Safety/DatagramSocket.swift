@@ -46,20 +46,25 @@ public final class DatagramSocket {
 
     /// Sends to `peer` (unconnected use). Returns false when it could not be sent.
     public func send(_ bytes: UnsafeRawBufferPointer, to peer: String) -> Bool {
+        guard let address = Self.address(peer) else { return false }
+        return send(bytes, to: address)
+    }
+
+    /// The socket address of `path`, built once outside a cycle (nil when the path is too long).
+    public static func address(_ path: String) -> sockaddr_un? {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
-        let utf8 = Array(peer.utf8)
-        guard utf8.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        let utf8 = Array(path.utf8)
+        guard utf8.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (i, b) in utf8.enumerated() { raw[i] = b }
             raw[utf8.count] = 0
         }
-        let n = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        return n == bytes.count
+        return address
+    }
+
+    public func send(_ bytes: UnsafeRawBufferPointer, to address: sockaddr_un) -> Bool {
+        DescriptorIO.send(fd, bytes, to: address)
     }
 
     private static func withAddress(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> String? {
@@ -77,3 +82,4 @@ public final class DatagramSocket {
         return r == 0 ? nil : String(cString: strerror(errno))
     }
 }
+

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Core
 import Drivers
 import Synchronization
@@ -21,7 +24,9 @@ public final class MonitorProcess {
     let rx: UnsafeMutableRawBufferPointer
     let tx: UnsafeMutableRawBufferPointer
     var permitSequence: UInt32 = 0
-    var connected = false
+    /// Permits the drives' socket did not take (absent, or its buffer full): they then get none.
+    public private(set) var permitSendFailures: Int64 = 0
+    let drivesAddress: sockaddr_un
 
     /// Counters for the summary.
     public private(set) var cycles: Int64 = 0
@@ -41,7 +46,10 @@ public final class MonitorProcess {
         fd = socket.fd
         rx = .allocate(byteCount: 2048, alignment: 8)
         tx = .allocate(byteCount: 64, alignment: 8)
-        connected = socket.connect(to: drives) == nil
+        // Not connect(2)ed: a connected Unix datagram socket takes datagrams from its peer
+        // only, and the control process and the console send here too. Permits go by address.
+        guard let address = DatagramSocket.address(drives) else { throw DatagramSocket.SocketError(description: "drives socket path too long: \(drives)") }
+        drivesAddress = address
     }
 
     deinit {
@@ -74,11 +82,11 @@ public final class MonitorProcess {
         let verdict = Monitor.step(model, &state, inputs)
         permitSequence &+= 1
         let length = SafetyWire.encodePermit(sequence: permitSequence, permit: verdict.permit, quickStop: verdict.controlledStop, into: tx)
-        if DescriptorIO.write(fd, UnsafeRawBufferPointer(rebasing: tx[0..<length])) == length {
+        if DescriptorIO.send(fd, UnsafeRawBufferPointer(rebasing: tx[0..<length]), to: drivesAddress) {
             permitsSent += 1
             if verdict.permit { permitsWithPower += 1 }
         } else {
-            connected = false
+            permitSendFailures += 1
         }
         log.append(verdict)
         cycles += 1
@@ -86,8 +94,7 @@ public final class MonitorProcess {
     }
 
     /// Runs cycles on the monitor's period until `stop` is set (or `limit` cycles). Every
-    /// 50 cycles, outside the rule engine, drains the fault log into `onFaults` and reconnects
-    /// to the drives if they went away.
+    /// 50 cycles, outside the rule engine, drains the fault log into `onFaults`.
     public func run(stop: borrowing Atomic<Bool>, limit: Int64? = nil, onFaults: ([FaultRecord]) -> Void) {
         var deadline = MonotonicClock.now() + model.period
         while !stop.load(ordering: .relaxed) {
@@ -103,7 +110,6 @@ public final class MonitorProcess {
             if cycles % 50 == 0 {
                 let records = log.drain()
                 if !records.isEmpty { onFaults(records) }
-                if !connected { connected = socket.connect(to: drivesPath) == nil }
             }
         }
         let records = log.drain()

@@ -83,6 +83,61 @@ import Sim
         #expect(drives.snapshot.permitsReceived == 0)
     }
 
+    /// The fail-safe property with real processes: the monitor permits power, then dies
+    /// (SIGKILL) or hangs (SIGSTOP); no permit comes after that, and the drives' own
+    /// safety-line watchdogs remove power. Timing is printed, not asserted: this machine is not
+    /// a real-time target (the campaign measures reaction times in simulated time).
+    @Test(arguments: [("killed", SIGKILL), ("hung", SIGSTOP)])
+    func aMonitorThatDiesOrHangsLeavesTheDrivesUnpowered(_ how: String, _ signalNumber: Int32) throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the lumen tool first (swift build)")
+        let dir = try socketDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let robot = try Fixture.robot()
+        let watchdog = 0.05
+        let drives = try SafetyChannelDrives(axes: robot.axes, start: Fixture.start, listen: dir + "/d.sock", monitor: dir + "/m.sock", watchdog: watchdog)
+        drives.start()
+        defer { drives.stop() }
+        let control = try ControlStandIn(axes: robot.axes.count, monitor: dir + "/m.sock")
+        control.start()
+        defer { control.stop() }
+        // Its log goes to a file: a pipe nobody drains could block the monitor mid-test.
+        let log = dir + "/monitor.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = ["safety", "--config", try relaxedLimits(in: dir), "--listen", dir + "/m.sock", "--drives", dir + "/d.sock", "--seconds", "60"]
+        p.currentDirectoryURL = Fixture.root
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try p.run()
+        defer {
+            if p.isRunning { kill(p.processIdentifier, SIGKILL); kill(p.processIdentifier, SIGCONT) }
+            _ = waitFor(seconds: 5) { !p.isRunning }
+        }
+        // Power comes only once the operator acknowledges (the monitor starts latched).
+        let powered = waitFor(seconds: 20) {
+            if !drives.snapshot.enabled.allSatisfy({ $0 }) { control.acknowledge(); usleep(50_000) }
+            return drives.snapshot.enabled.allSatisfy { $0 }
+        }
+        let logText = { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        try #require(powered, "the monitor never permitted power: \(logText())")
+        // Let it run powered a little, so the permits are a steady stream.
+        usleep(200_000)
+        #expect(drives.snapshot.enabled.allSatisfy { $0 }, "power dropped while the monitor ran: \(logText())")
+        let signalledAt = MonotonicClock.now()
+        kill(p.processIdentifier, signalNumber)
+        let off = waitFor(seconds: 5) { !drives.snapshot.enabled.contains(true) }
+        let r = drives.snapshot
+        #expect(off, "the drives kept power after the monitor was \(how)")
+        #expect(r.lastPermitAt <= signalledAt + 5_000_000, "a permit arrived after the monitor was \(how)")
+        #expect(r.poweredOffAt > r.lastPermitAt)
+        print(String(format: "monitor %@: power off %.1f ms after the last permit (drive watchdog %.0f ms), %.1f ms after the signal",
+                     how, Double(r.poweredOffAt - r.lastPermitAt) * 1e-6, watchdog * 1e3, Double(r.poweredOffAt - signalledAt) * 1e-6))
+        // Nothing comes back by itself.
+        usleep(200_000)
+        #expect(!drives.snapshot.enabled.contains(true))
+    }
+
     @Test func checkPrintsTheHashOfTheLimitsFile() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the lumen tool first (swift build)")
         let out = Pipe()
