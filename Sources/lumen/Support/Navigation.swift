@@ -115,6 +115,15 @@ enum Navigation {
         let centerline = CenterlineRoute(route, radii: routeWithRadii.map(\.radius))
         var servo = PathServo(model: model, route: centerline)
         servo.reset(to: robot.measuredPositions)
+        // The supervisor puts the servo's demand through the rate and acceleration limits and
+        // drops to hold when the estimate is lost; the run resumes the servo when it returns,
+        // as the operator would.
+        var supervisor = Supervisor(limiter: MotionLimiter(model: model, start: robot.measuredPositions))
+        let none = JointVector(count: model.jointCount)
+        do {
+            try supervisor.request(.hold, SupervisorInputs(deadman: true), measured: robot.measuredPositions)
+            try supervisor.request(.tipServo, SupervisorInputs(deadman: true), measured: robot.measuredPositions)
+        } catch { throw CommandFailure("the supervisor refused the tip servo: \(error)") }
 
         var state = JointState(jointCount: model.jointCount)
         var command = JointCommand(jointCount: model.jointCount)
@@ -144,6 +153,9 @@ enum Navigation {
                 lastEstimate = estimator.estimate(now: now)
             }
             servo.update(estimate: lastEstimate, correction: estimator.currentCorrection(), dt: 1e-3, command: &command)
+            let inputs = SupervisorInputs(deadman: true, estimate: lastEstimate.health)
+            if supervisor.mode == .hold, lastEstimate.health != .lost { try? supervisor.request(.tipServo, inputs, measured: state.position) }
+            supervisor.update(inputs, jogVelocity: none, servoTarget: command.position, dt: 1e-3, command: &command)
             _ = robot.write(command, now: now)
             let spent = Double(MonotonicClock.now() - t0)
             compute.append(spent / 1000)
