@@ -174,8 +174,20 @@ public final class CatheterDetector {
                     if dist <= reach, hit == nil || dist < hit!.dist { hit = (ci, k, dist) }
                 }
             }
-            guard let h = hit else { continue }
-            let c = curves[h.curve], n = c.points.count
+            let c: Curve, index: Int
+            if let h = hit {
+                c = curves[h.curve]
+                index = h.index
+            } else if let bridged = bridge(to: b, curves: curves) {
+                // A dense spot interrupts the ridge filter's trace (it is no longer line-like):
+                // the curve that ends pointing at it is carried on to it.
+                c = bridged
+                index = bridged.points.count - 1
+            } else {
+                continue
+            }
+            let n = c.points.count
+            let h = (curve: 0, index: index)
             let width = max(2.5, 3 * c.points[h.index].sigma)
             // Which side does the shaft continue to? Its attenuation above the sides stays at
             // catheter level; past the tip only what the ridge ran on into (or nothing) remains.
@@ -192,12 +204,46 @@ public final class CatheterDetector {
             // Ambiguous (a symmetric spot, or equal levels): both, the less likely one damped.
             let clear = 3.0
             let towardEndWeight = contrast >= clear ? 1 : (contrast <= -clear ? 0 : 0.5 + 0.5 * contrast / clear)
+            if debug {
+                let q = c.points[h.index]
+                print(String(format: "blob (%.1f, %.1f) s %.1f σ %.2f exc %.3f on (%.1f, %.1f) n (%.2f, %.2f) fwd %.3f bwd %.3f noise %.4f contrast %.1f",
+                             b.u, b.v, b.strength, b.sigma, b.excess, q.u, q.v, q.nx, q.ny, forward.level, backward.level, noise, contrast))
+            }
             for (pts, w, atEnd) in [(towardEnd, towardEndWeight, true), (towardStart, 1 - towardEndWeight, false)] where w > 0 && pts.count >= 3 {
                 out.append(Candidate(points: pts, strength: strength(pts), curve: c, atEnd: atEnd, marker: b, beyondFrom: beyond,
                                      sideWeight: max(0.5, w)))
             }
         }
         return out
+    }
+
+    /// The curve whose free end points at the spot across a gap a link could span, carried on
+    /// straight to the spot's centre; nil when none does.
+    func bridge(to b: RidgeBlob, curves: [Curve]) -> Curve? {
+        let cosMax = cos(settings.linkAngleDeg * .pi / 180)
+        var best: (curve: Int, atEnd: Bool, gap: Double)?
+        for (ci, c) in curves.enumerated() {
+            for atEnd in [true, false] {
+                let e = atEnd ? c.points[c.points.count - 1] : c.points[0]
+                let du = b.u - e.u, dv = b.v - e.v
+                let gap = hypot(du, dv)
+                if gap > settings.linkGapPx + 1.5 * e.sigma + b.sigma || gap < 1e-6 { continue }
+                let o = outward(c.points, atEnd: atEnd)
+                if (o.0 * du + o.1 * dv) / gap < cosMax { continue }
+                if best == nil || gap < best!.gap { best = (ci, atEnd, gap) }
+            }
+        }
+        guard let found = best else { return nil }
+        let c = curves[found.curve]
+        var pts = found.atEnd ? c.points : Array(c.points.reversed())
+        let e = pts[pts.count - 1]
+        let du = (b.u - e.u) / found.gap, dv = (b.v - e.v) / found.gap
+        let steps = max(1, Int(found.gap.rounded(.up)))
+        for k in 1...steps {
+            let t = found.gap * Double(k) / Double(steps)
+            pts.append(RidgePoint(u: e.u + du * t, v: e.v + dv * t, response: e.response, sigma: e.sigma, nx: -dv, ny: du))
+        }
+        return makeCurve(pts)
     }
 
     /// The attenuation above the sides (±1 width across) along a curve from point `from`, in
