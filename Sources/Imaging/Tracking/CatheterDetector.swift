@@ -113,17 +113,10 @@ public final class CatheterDetector {
                 let here = endDensity(frame, cand.curve, atEnd: cand.atEnd), there = endDensity(frame, cand.curve, atEnd: !cand.atEnd)
                 if here < there { score *= 0.5 }
             }
-            if debug {
-                print(String(format: "cand %@ tip (%.1f, %.1f) str %.0f conf %.2f endSNR %.1f ridgeSNR %.1f side %.2f marker %.2f score %.2f",
-                             cand.marker == nil ? "end " : "blob", d.u, d.v, cand.strength, d.confidence, d.endSNR, d.ridgeSNR, cand.sideWeight,
-                             markerWeight(d, blobs: blobs), score))
-            }
             if score > 0, best == nil || score > best!.score { best = (score, d) }
         }
         return best?.detection
     }
-
-    let debug = ProcessInfo.processInfo.environment["LUMEN_TRACK_DEBUG"] != nil
 
     /// A candidate tip: the curve's points ordered proximal → distal, ending at the candidate.
     struct Candidate {
@@ -204,11 +197,6 @@ public final class CatheterDetector {
             // Ambiguous (a symmetric spot, or equal levels): both, the less likely one damped.
             let clear = 3.0
             let towardEndWeight = contrast >= clear ? 1 : (contrast <= -clear ? 0 : 0.5 + 0.5 * contrast / clear)
-            if debug {
-                let q = c.points[h.index]
-                print(String(format: "blob (%.1f, %.1f) s %.1f σ %.2f exc %.3f on (%.1f, %.1f) n (%.2f, %.2f) fwd %.3f bwd %.3f noise %.4f contrast %.1f",
-                             b.u, b.v, b.strength, b.sigma, b.excess, q.u, q.v, q.nx, q.ny, forward.level, backward.level, noise, contrast))
-            }
             for (pts, w, atEnd) in [(towardEnd, towardEndWeight, true), (towardStart, 1 - towardEndWeight, false)] where w > 0 && pts.count >= 3 {
                 out.append(Candidate(points: pts, strength: strength(pts), curve: c, atEnd: atEnd, marker: b, beyondFrom: beyond,
                                      sideWeight: max(0.5, w)))
