@@ -31,6 +31,9 @@ struct Region {
 /// The ridge response of a region: normalised strength (noise units), scale and normal.
 struct Ridge {
     cv::Mat r, sigma, nx, ny;
+    /// Blob response (noise units), its scale and the smoothed excess attenuation there; empty
+    /// unless asked for.
+    cv::Mat blob, blobSigma, blobExcess;
     float noise = 0;
 };
 
@@ -70,17 +73,20 @@ void robustStats(const cv::Mat &m, int step, float &median, float &mad) {
 }
 
 /// Hessian ridge response at one working-resolution scale `sw`: σ²·(−λ_min) − edge·σ·|∇|, and
-/// the unit normal (eigenvector of λ_min).
-void hessianResponse(const cv::Mat &a, float sw, float edge, cv::Mat &g, cv::Mat &resp, cv::Mat *nx, cv::Mat *ny) {
+/// the unit normal (eigenvector of λ_min); optionally the blob response σ²·(−λ_max).
+void hessianResponse(const cv::Mat &a, float sw, float edge, cv::Mat &g, cv::Mat &resp, cv::Mat *nx, cv::Mat *ny,
+                     cv::Mat *blob = nullptr) {
     const int W = a.cols, H = a.rows;
     cv::GaussianBlur(a, g, cv::Size(0, 0), sw, sw, cv::BORDER_REPLICATE);
     resp.create(H, W, CV_32F);
     if (nx != nullptr) { nx->create(H, W, CV_32F); ny->create(H, W, CV_32F); }
+    if (blob != nullptr) blob->create(H, W, CV_32F);
     const float norm2 = sw * sw, norm1 = sw * edge;
     for (int y = 0; y < H; y++) {
         const float *gm = g.ptr<float>(std::max(0, y - 1)), *g0 = g.ptr<float>(y), *gp = g.ptr<float>(std::min(H - 1, y + 1));
         float *rr = resp.ptr<float>(y);
         float *xx = nx != nullptr ? nx->ptr<float>(y) : nullptr, *yy = ny != nullptr ? ny->ptr<float>(y) : nullptr;
+        float *bb = blob != nullptr ? blob->ptr<float>(y) : nullptr;
         for (int x = 0; x < W; x++) {
             int xm = std::max(0, x - 1), xp = std::min(W - 1, x + 1);
             float dxx = g0[xp] - 2 * g0[x] + g0[xm];
@@ -90,6 +96,7 @@ void hessianResponse(const cv::Mat &a, float sw, float edge, cv::Mat &g, cv::Mat
             float root = std::sqrt(0.25f * (dxx - dyy) * (dxx - dyy) + dxy * dxy);
             float low = 0.5f * (dxx + dyy) - root;  // most negative: across a bright ridge of attenuation
             rr[x] = -low * norm2 - norm1 * std::sqrt(gx * gx + gy * gy);
+            if (bb != nullptr) bb[x] = -(0.5f * (dxx + dyy) + root) * norm2;
             if (xx != nullptr) {
                 // Eigenvector of `low`: (dxy, low − dxx) or (low − dyy, dxy), the better conditioned.
                 float ex, ey;
@@ -105,10 +112,12 @@ void hessianResponse(const cv::Mat &a, float sw, float edge, cv::Mat &g, cv::Mat
 
 /// The median and robust spread of the ridge response to white noise whose fine high-pass
 /// (as measured for the noise map) has unit spread: converts responses into noise units.
-void calibration(float sw, float edge, float &median, float &spread) {
-    static thread_local std::vector<std::array<float, 4>> cache;  // (σ, edge, median, spread)
+/// `blobSpread` is the same for the blob response, whose noise distribution is centred below
+/// zero: only its spread is used, so that a flat background scores zero.
+void calibration(float sw, float edge, float &median, float &spread, float &blobSpread) {
+    static thread_local std::vector<std::array<float, 5>> cache;  // (σ, edge, median, spread, blob spread)
     for (const auto &c : cache)
-        if (c[0] == sw && c[1] == edge) { median = c[2]; spread = c[3]; return; }
+        if (c[0] == sw && c[1] == edge) { median = c[2]; spread = c[3]; blobSpread = c[4]; return; }
     const int n = 192;
     cv::Mat noise(n, n, CV_32F);
     cv::RNG rng(12345);
@@ -120,18 +129,21 @@ void calibration(float sw, float edge, float &median, float &spread) {
     float hm = 0, hmad = 0;
     robustStats(hp, 1, hm, hmad);
     noise /= std::max(1e-12f, 1.4826f * hmad);
-    cv::Mat g, resp;
-    hessianResponse(noise, sw, edge, g, resp, nullptr, nullptr);
+    cv::Mat g, resp, blob;
+    hessianResponse(noise, sw, edge, g, resp, nullptr, nullptr, &blob);
     float m = 0, mad = 0;
     robustStats(resp(cv::Rect(16, 16, n - 32, n - 32)), 1, m, mad);
     median = m;
     spread = std::max(1e-6f, 1.4826f * mad);
-    cache.push_back({sw, edge, median, spread});
+    robustStats(blob(cv::Rect(16, 16, n - 32, n - 32)), 1, m, mad);
+    blobSpread = std::max(1e-6f, 1.4826f * mad);
+    cache.push_back({sw, edge, median, spread, blobSpread});
 }
 
 /// Log normalisation, background suppression, local noise, and the multi-scale Hessian ridge
 /// filter with scale selection against wider structures.
-void ridgeResponse(const uint16_t *pixels, int width, const Region &reg, const lumen_track_params &p, Ridge &out) {
+void ridgeResponse(const uint16_t *pixels, int width, const Region &reg, const lumen_track_params &p, Ridge &out,
+                   bool wantBlobs = false) {
     cv::Mat raw(reg.h, reg.w, CV_16UC1, const_cast<uint16_t *>(pixels + (size_t)reg.y0 * (size_t)width + reg.x0),
                 (size_t)width * sizeof(uint16_t));
     cv::Mat f;
@@ -216,17 +228,22 @@ void ridgeResponse(const uint16_t *pixels, int width, const Region &reg, const l
     out.nx = cv::Mat(H, W, CV_32F, cv::Scalar(0));
     out.ny = cv::Mat(H, W, CV_32F, cv::Scalar(1));
     cv::Mat rawBest(H, W, CV_32F, cv::Scalar(0));
-    cv::Mat g, resp, nx, ny, z;
+    if (wantBlobs) {
+        out.blob = cv::Mat(H, W, CV_32F, cv::Scalar(0));
+        out.blobSigma = cv::Mat(H, W, CV_32F, cv::Scalar(0));
+        out.blobExcess = cv::Mat(H, W, CV_32F, cv::Scalar(0));
+    }
+    cv::Mat g, resp, nx, ny, z, blob;
     for (int s = 0; s < p.scale_count; s++) {
         float sigma = p.scale_count == 1 ? p.sigma_min
                                          : p.sigma_min * std::pow(p.sigma_max / p.sigma_min, (float)s / (float)(p.scale_count - 1));
         float sw = std::max(0.7f, sigma / (float)reg.d);  // working-resolution σ
-        hessianResponse(a, sw, p.edge_penalty, g, resp, &nx, &ny);
+        hessianResponse(a, sw, p.edge_penalty, g, resp, &nx, &ny, wantBlobs ? &blob : nullptr);
         // Signal to noise at this scale: the response a pure-noise image of the same local
         // noise would give (calibrated on synthetic white noise, measured the same way) is
         // the unit, so every scale and every region is compared in the same units.
-        float median = 0, spread = 1;
-        calibration(sw, p.edge_penalty, median, spread);
+        float median = 0, spread = 1, blobSpread = 1;
+        calibration(sw, p.edge_penalty, median, spread, blobSpread);
         cv::divide(resp, noiseMap, z);
         for (int y = 0; y < H; y++) {
             const float *zz = z.ptr<float>(y), *rs = resp.ptr<float>(y), *ax = nx.ptr<float>(y), *ay = ny.ptr<float>(y);
@@ -235,6 +252,14 @@ void ridgeResponse(const uint16_t *pixels, int width, const Region &reg, const l
             for (int x = 0; x < W; x++) {
                 float v = (zz[x] - median) / spread;
                 if (v > rr[x]) { rr[x] = v; ss[x] = sigma; xx[x] = ax[x]; yy[x] = ay[x]; rb[x] = rs[x]; }
+            }
+            if (wantBlobs) {
+                const float *bl = blob.ptr<float>(y), *nm = noiseMap.ptr<float>(y), *gg = g.ptr<float>(y);
+                float *ob = out.blob.ptr<float>(y), *os = out.blobSigma.ptr<float>(y), *oe = out.blobExcess.ptr<float>(y);
+                for (int x = 0; x < W; x++) {
+                    float v = bl[x] / (nm[x] * blobSpread);
+                    if (v > ob[x]) { ob[x] = v; os[x] = sigma; oe[x] = gg[x]; }
+                }
             }
         }
     }
@@ -413,22 +438,72 @@ std::vector<std::vector<cv::Point>> trace(const cv::Mat &skel) {
     return chains;
 }
 
+/// Local maxima of the blob response above `high_k`, strongest first, sub-pixel by a parabola
+/// through the neighbours along each axis.
+std::vector<lumen_track_blob> findBlobs(const Ridge &r, const Region &reg, const lumen_track_params &p) {
+    std::vector<lumen_track_blob> out;
+    if (r.blob.empty()) return out;
+    const int W = r.blob.cols, H = r.blob.rows;
+    for (int y = 1; y < H - 1; y++) {
+        const float *bm = r.blob.ptr<float>(y - 1), *b0 = r.blob.ptr<float>(y), *bp = r.blob.ptr<float>(y + 1);
+        for (int x = 1; x < W - 1; x++) {
+            float v = b0[x];
+            if (v < p.high_k) continue;
+            // Strict on the earlier neighbours, loose on the later: one maximum per plateau.
+            if (!(v > bm[x - 1] && v > bm[x] && v > bm[x + 1] && v > b0[x - 1] && v >= b0[x + 1] && v >= bp[x - 1] && v >= bp[x] &&
+                  v >= bp[x + 1]))
+                continue;
+            float dx = 0, dy = 0;
+            float den = b0[x - 1] - 2 * v + b0[x + 1];
+            if (den < 0) dx = std::min(0.5f, std::max(-0.5f, 0.5f * (b0[x - 1] - b0[x + 1]) / den));
+            den = bm[x] - 2 * v + bp[x];
+            if (den < 0) dy = std::min(0.5f, std::max(-0.5f, 0.5f * (bm[x] - bp[x]) / den));
+            lumen_track_blob b;
+            b.u = reg.toU((float)x + dx);
+            b.v = reg.toV((float)y + dy);
+            b.strength = v;
+            b.sigma = r.blobSigma.at<float>(y, x);
+            b.excess = r.blobExcess.at<float>(y, x);
+            out.push_back(b);
+        }
+    }
+    std::sort(out.begin(), out.end(), [](const lumen_track_blob &l, const lumen_track_blob &q) { return l.strength > q.strength; });
+    return out;
+}
+
 }  // namespace
 
 extern "C" int lumen_track_centerlines(const uint16_t *pixels, int width, int height, const lumen_track_params *params,
                                        lumen_track_point *points, int point_capacity, int *point_count,
                                        int *chain_start, int chain_capacity, int *chain_count, int *truncated,
                                        float *noise, char *err, int err_len) {
+    return lumen_track_features(pixels, width, height, params, points, point_capacity, point_count, chain_start, chain_capacity,
+                                chain_count, truncated, nullptr, 0, nullptr, noise, err, err_len);
+}
+
+extern "C" int lumen_track_features(const uint16_t *pixels, int width, int height, const lumen_track_params *params,
+                                    lumen_track_point *points, int point_capacity, int *point_count,
+                                    int *chain_start, int chain_capacity, int *chain_count, int *truncated,
+                                    lumen_track_blob *blobs, int blob_capacity, int *blob_count,
+                                    float *noise, char *err, int err_len) {
     if (pixels == nullptr || params == nullptr || points == nullptr || point_count == nullptr || chain_start == nullptr ||
-        chain_count == nullptr || truncated == nullptr || width <= 0 || height <= 0 || chain_capacity < 1)
+        chain_count == nullptr || truncated == nullptr || width <= 0 || height <= 0 || chain_capacity < 1 || blob_capacity < 0 ||
+        (blob_capacity > 0 && (blobs == nullptr || blob_count == nullptr)))
         return fail(LUMEN_CV_ARGUMENT, err, err_len, "bad image size or pointer");
     if (!paramsOK(*params)) return fail(LUMEN_CV_ARGUMENT, err, err_len, "bad ridge parameters");
     Region reg;
     if (!makeRegion(width, height, *params, reg)) return fail(LUMEN_CV_ARGUMENT, err, err_len, "region too small (under 8 × 8 working pixels)");
     try {
         Ridge ridge;
-        ridgeResponse(pixels, width, reg, *params, ridge);
+        ridgeResponse(pixels, width, reg, *params, ridge, blob_capacity > 0);
         if (noise != nullptr) *noise = ridge.noise;
+        if (blob_count != nullptr) *blob_count = 0;
+        if (blob_capacity > 0) {
+            auto found = findBlobs(ridge, reg, *params);
+            int nb = std::min(blob_capacity, (int)found.size());
+            std::copy(found.begin(), found.begin() + nb, blobs);
+            *blob_count = nb;
+        }
         cv::Mat skel = ridgeMask(ridge, *params);
         auto chains = trace(skel);
         int np = 0, nc = 0;

@@ -186,4 +186,57 @@ struct BezierScene {
         let d = try #require(try CatheterDetector().detect(s.frame()))
         #expect(hypot(d.u - 40, d.v - 140) < 3, "tip at (\(d.u), \(d.v))")
     }
+
+    @Test(arguments: [(3000.0, UInt64(3)), (1500.0, UInt64(4)), (8000.0, UInt64(5))])
+    func theTipIsTheDenseEndEvenWhereTheRidgeRunsOnPastIt(photons: Double, seed: UInt64) throws {
+        // A catheter with a dense marker band at its end, lying on a fainter line that runs on
+        // past the tip to the border (a bone edge, a vessel): no ridge end marks the tip.
+        let scene = MarkerScene(photons: photons, seed: seed)
+        let d = try #require(try CatheterDetector().detect(scene.frame()))
+        let err = hypot(d.u - scene.tip.0, d.v - scene.tip.1)
+        #expect(err < 1.5, "photons \(photons): tip (\(d.u), \(d.v)) vs (\(scene.tip.0), \(scene.tip.1)), error \(err) px")
+        // Tracking with a prior just off the tip finds the same end.
+        let p = try #require(try CatheterDetector().detect(scene.frame(), region: PixelRegion.around(u: scene.tip.0 + 4, v: scene.tip.1 - 3, half: 50, in: 256, 256),
+                                                             prior: .init(u: scene.tip.0 + 4, v: scene.tip.1 - 3, radius: 30)))
+        #expect(hypot(p.u - scene.tip.0, p.v - scene.tip.1) < 1.5, "tracking: tip (\(p.u), \(p.v))")
+    }
+}
+
+/// A straight catheter from the left border ending in a dense marker band, on a fainter line
+/// that continues straight on past the tip to the right border, over a smooth background.
+struct MarkerScene {
+    var size = 256
+    var photons = 3000.0
+    var seed: UInt64 = 1
+    var start = (-10.0, 96.0), tip = (150.0, 141.0)
+    var width = 4.5            // px, Gaussian FWHM of the cross-sections
+    var shaft = 0.3, marker = 1.0, line = 0.15
+    var markerLength = 5.0     // px
+
+    func frame() -> Frame {
+        var rng = SplitMix64(seed: seed)
+        let n = size * size
+        let len = hypot(tip.0 - start.0, tip.1 - start.1)
+        let du = (tip.0 - start.0) / len, dv = (tip.1 - start.1) / len
+        let s = width / 2.3548
+        var pixels = [UInt16](repeating: 0, count: n)
+        for v in 0..<size {
+            for u in 0..<size {
+                let x = Double(u), y = Double(v)
+                var a = 0.9 + 0.3 * sin(x / 40) * cos(y / 55)
+                // Along (t) and across (d) the catheter's axis.
+                let t = (x - start.0) * du + (y - start.1) * dv
+                let d = -(x - start.0) * dv + (y - start.1) * du
+                let g = exp(-d * d / (2 * s * s))
+                a += line * g
+                if t <= len { a += shaft * g }
+                if t <= len, t >= len - markerLength { a += marker * g }
+                let lambda = photons * exp(-a)
+                let u1 = max(rng.unit(), 1e-300), u2 = rng.unit()
+                let count = max(0, lambda + lambda.squareRoot() * (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
+                pixels[v * size + u] = UInt16(min(65535, (count / photons * 4095).rounded()))
+            }
+        }
+        return Frame(width: size, height: size, pixels: pixels, acquiredAt: 0)
+    }
 }

@@ -44,6 +44,17 @@ typedef struct {
     float nx, ny;        ///< unit normal across the ridge
 } lumen_track_point;
 
+/// A compact dense spot (a radiopaque marker band is the densest, most compact part of a
+/// catheter): a local maximum of the blob response, the scale-normalised smaller curvature of
+/// the attenuation, −σ²·λ_max, which only a spot dense in every direction makes large (a line
+/// has λ_max ≈ 0 along itself), in the same noise units as the ridge response.
+typedef struct {
+    float u, v;          ///< full-frame px, sub-pixel
+    float strength;      ///< blob response in noise units
+    float sigma;         ///< selected scale, full-resolution px
+    float excess;        ///< attenuation above the local background, smoothed at that scale (log units)
+} lumen_track_blob;
+
 /// Traces the dark thin ridges (catheter candidates) of a 16-bit frame.
 /// Writes `*point_count` points, grouped in `*chain_count` chains: chain k is
 /// points[chain_start[k] ..< chain_start[k + 1]] (chain_start holds chain_capacity + 1 entries), ordered
@@ -54,6 +65,14 @@ int lumen_track_centerlines(const uint16_t *pixels, int width, int height, const
                             lumen_track_point *points, int point_capacity, int *point_count,
                             int *chain_start, int chain_capacity, int *chain_count, int *truncated,
                             float *noise, char *err, int err_len);
+
+/// As lumen_track_centerlines, and also the blobs stronger than `high_k` noise units, strongest
+/// first (at most `blob_capacity`; `blobs` may be null when `blob_capacity` is 0).
+int lumen_track_features(const uint16_t *pixels, int width, int height, const lumen_track_params *params,
+                         lumen_track_point *points, int point_capacity, int *point_count,
+                         int *chain_start, int chain_capacity, int *chain_count, int *truncated,
+                         lumen_track_blob *blobs, int blob_capacity, int *blob_count,
+                         float *noise, char *err, int err_len);
 
 /// Ridge response map of a frame (full-frame size, zero outside the region), for figures and tests.
 int lumen_track_response_map(const uint16_t *pixels, int width, int height, const lumen_track_params *params,

@@ -58,6 +58,8 @@ public final class CatheterDetector {
     public let ridges: RidgeExtractor
     /// The chains of the last search, for overlays.
     public private(set) var lastChains: [[RidgePoint]] = []
+    /// The compact dense spots of the last search (strongest first), for overlays.
+    public private(set) var lastBlobs: [RidgeBlob] = []
 
     public init(settings: DetectorSettings = DetectorSettings()) throws(TrackingError) {
         try settings.validate()
@@ -76,39 +78,200 @@ public final class CatheterDetector {
     /// only tips within its radius count. Nil when no catheter tip is found.
     public func detect(_ frame: Frame, region: PixelRegion? = nil, downsample: Int = 1, prior: Prior? = nil) throws(TrackingError) -> CatheterDetection? {
         if let p = prior, !(p.u.isFinite && p.v.isFinite && p.radius.isFinite) { return nil }
-        let chains = try ridges.chains(in: frame, region: region, downsample: downsample)
+        let (chains, blobs) = try ridges.features(in: frame, region: region, downsample: downsample)
         lastChains = chains
+        lastBlobs = blobs
         let area = region ?? PixelRegion(x: 0, y: 0, width: frame.width, height: frame.height)
-        let curves = link(chains)
+        let curves = link(chains).filter { $0.length >= settings.minLengthPx }
         // Candidate tips: curve ends free inside the region (and near the prior, when given).
-        var candidates: [(curve: Curve, atEnd: Bool)] = []
-        for c in curves where c.length >= settings.minLengthPx {
+        var ends: [Candidate] = []
+        for c in curves {
             let margin = settings.borderPx + 2 * c.sigma
             for atEnd in [true, false] {
                 let tip = atEnd ? c.points[c.points.count - 1] : c.points[0]
                 if area.inset(u: tip.u, v: tip.v) <= margin { continue }
                 if let p = prior, hypot(tip.u - p.u, tip.v - p.v) > p.radius { continue }
-                candidates.append((c, atEnd))
+                ends.append(Candidate(points: atEnd ? c.points : Array(c.points.reversed()), strength: c.strength, curve: c, atEnd: atEnd))
             }
         }
-        // Rate the strongest few by their tip: a catheter ends in a sharp step of attenuation.
-        candidates.sort { $0.curve.strength > $1.curve.strength }
+        ends.sort { $0.strength > $1.strength }
+        var candidates = Array(ends.prefix(32))
+        // A tip is not always a free end: the ridge may run on past it (a catheter over a line of
+        // bone, or at the origin of a contrast-filled vessel). Its marker band still stands out as
+        // the densest compact spot on the ridge, so strong spots lying on a curve are candidates too.
+        candidates += markerCandidates(frame, blobs: blobs, curves: curves, area: area, prior: prior)
         var best: (score: Double, detection: CatheterDetection)?
-        for (c, atEnd) in candidates.prefix(32) {
-            let ordered = atEnd ? c.points : Array(c.points.reversed())
-            guard let d = refineTip(frame, ordered) else { continue }
-            var score = d.confidence * min(c.strength, 3000).squareRoot() * (0.5 + min(1.5, d.endSNR / 20))
+        for cand in candidates {
+            guard let d = refineTip(frame, cand.points, beyondFrom: cand.beyondFrom) else { continue }
+            var score = d.confidence * min(cand.strength, 3000).squareRoot() * (0.5 + min(1.5, d.endSNR / 20))
+            score *= cand.sideWeight * markerWeight(d, blobs: blobs)
             if let p = prior {
                 let dist = hypot(d.u - p.u, d.v - p.v), scale = max(2, 0.25 * p.radius)
                 score /= 1 + (dist / scale) * (dist / scale)
-            } else {
+            } else if cand.marker == nil {
                 // The denser end of a curve is the distal one (the tip marker).
-                let here = endDensity(frame, c, atEnd: atEnd), there = endDensity(frame, c, atEnd: !atEnd)
+                let here = endDensity(frame, cand.curve, atEnd: cand.atEnd), there = endDensity(frame, cand.curve, atEnd: !cand.atEnd)
                 if here < there { score *= 0.5 }
             }
             if score > 0, best == nil || score > best!.score { best = (score, d) }
         }
         return best?.detection
+    }
+
+    /// A candidate tip: the curve's points ordered proximal → distal, ending at the candidate.
+    struct Candidate {
+        var points: [RidgePoint]
+        /// Ridge strength of the proximal part behind the tip.
+        var strength: Double
+        var curve: Curve
+        var atEnd: Bool
+        /// The spot the candidate was made from (nil for a free curve end).
+        var marker: RidgeBlob? = nil
+        /// px beyond the last point where the background past the tip starts.
+        var beyondFrom: Double? = nil
+        /// < 1 when the side the catheter continues to could not be told apart.
+        var sideWeight = 1.0
+    }
+
+    /// Score factor of a dense compact end: the strongest spot at the refined tip, against the
+    /// ridge strength of the shaft behind it (both in noise units, so no absolute density is
+    /// assumed). A plain ridge end answers the spot filter at about half its ridge strength;
+    /// a marker band much more.
+    func markerWeight(_ d: CatheterDetection, blobs: [RidgeBlob]) -> Double {
+        var strongest = 0.0
+        for b in blobs {
+            let reach = d.widthPx + b.sigma
+            if abs(b.u - d.u) > reach || abs(b.v - d.v) > reach { continue }
+            if hypot(b.u - d.u, b.v - d.v) <= reach { strongest = max(strongest, b.strength) }
+        }
+        guard strongest >= ridges.settings.highK, d.ridgeSNR > 0 else { return 1 }
+        let ratio = strongest / d.ridgeSNR
+        return 1 + min(3, max(0, ratio - 0.75))
+    }
+
+    /// Candidates at strong spots on a curve: the tip at the spot's distal end, the distal side
+    /// being the one the shaft does not continue to.
+    func markerCandidates(_ f: Frame, blobs: [RidgeBlob], curves: [Curve], area: PixelRegion, prior: Prior?) -> [Candidate] {
+        var out: [Candidate] = []
+        for b in blobs.prefix(24) {
+            if let p = prior, hypot(b.u - p.u, b.v - p.v) > p.radius + 2 * b.sigma { continue }
+            if area.inset(u: b.u, v: b.v) <= settings.borderPx + 2 * b.sigma { continue }
+            // The nearest centerline point within reach of the spot's centre.
+            var hit: (curve: Int, index: Int, dist: Double)?
+            let reach = max(2.0, b.sigma + 1)
+            for (ci, c) in curves.enumerated() {
+                for (k, q) in c.points.enumerated() {
+                    let du = q.u - b.u, dv = q.v - b.v
+                    if abs(du) > reach || abs(dv) > reach { continue }
+                    let dist = hypot(du, dv)
+                    if dist <= reach, hit == nil || dist < hit!.dist { hit = (ci, k, dist) }
+                }
+            }
+            let c: Curve, index: Int
+            if let h = hit {
+                c = curves[h.curve]
+                index = h.index
+            } else if let bridged = bridge(to: b, curves: curves) {
+                // A dense spot interrupts the ridge filter's trace (it is no longer line-like):
+                // the curve that ends pointing at it is carried on to it.
+                c = bridged
+                index = bridged.points.count - 1
+            } else {
+                continue
+            }
+            let n = c.points.count
+            let h = (curve: 0, index: index)
+            let width = max(2.5, 3 * c.points[h.index].sigma)
+            // Which side does the shaft continue to? Its attenuation above the sides stays at
+            // catheter level; past the tip only what the ridge ran on into (or nothing) remains.
+            let from = b.sigma + 0.5 * width, to = b.sigma + 4 * width
+            let forward = sideProfile(f, c.points, from: h.index, step: 1, start: from, end: to, width: width)
+            let backward = sideProfile(f, c.points, from: h.index, step: -1, start: from, end: to, width: width)
+            guard forward.level.isFinite, backward.level.isFinite else { continue }
+            let noise = max(1e-4, (forward.noise + backward.noise) / 2)
+            let contrast = (backward.level - forward.level) / noise * Double(min(forward.count, backward.count)).squareRoot()
+            // Shaft behind (toward the start): tip toward the end, and the reverse.
+            let towardEnd = Array(c.points[0...h.index]), towardStart = Array(c.points[h.index..<n].reversed())
+            let beyond = b.sigma + 0.5 * width + 1
+            func strength(_ pts: [RidgePoint]) -> Double { pts.count >= 2 ? makeCurve(pts).strength : 0 }
+            // Ambiguous (a symmetric spot, or equal levels): both, the less likely one damped.
+            let clear = 3.0
+            let towardEndWeight = contrast >= clear ? 1 : (contrast <= -clear ? 0 : 0.5 + 0.5 * contrast / clear)
+            for (pts, w, atEnd) in [(towardEnd, towardEndWeight, true), (towardStart, 1 - towardEndWeight, false)] where w > 0 && pts.count >= 3 {
+                out.append(Candidate(points: pts, strength: strength(pts), curve: c, atEnd: atEnd, marker: b, beyondFrom: beyond,
+                                     sideWeight: max(0.5, w)))
+            }
+        }
+        return out
+    }
+
+    /// The curve whose free end points at the spot across a gap a link could span, carried on
+    /// straight to the spot's centre; nil when none does.
+    func bridge(to b: RidgeBlob, curves: [Curve]) -> Curve? {
+        let cosMax = cos(settings.linkAngleDeg * .pi / 180)
+        var best: (curve: Int, atEnd: Bool, gap: Double)?
+        for (ci, c) in curves.enumerated() {
+            for atEnd in [true, false] {
+                let e = atEnd ? c.points[c.points.count - 1] : c.points[0]
+                let du = b.u - e.u, dv = b.v - e.v
+                let gap = hypot(du, dv)
+                if gap > settings.linkGapPx + 1.5 * e.sigma + b.sigma || gap < 1e-6 { continue }
+                let o = outward(c.points, atEnd: atEnd)
+                if (o.0 * du + o.1 * dv) / gap < cosMax { continue }
+                if best == nil || gap < best!.gap { best = (ci, atEnd, gap) }
+            }
+        }
+        guard let found = best else { return nil }
+        let c = curves[found.curve]
+        var pts = found.atEnd ? c.points : Array(c.points.reversed())
+        let e = pts[pts.count - 1]
+        let du = (b.u - e.u) / found.gap, dv = (b.v - e.v) / found.gap
+        let steps = max(1, Int(found.gap.rounded(.up)))
+        for k in 1...steps {
+            let t = found.gap * Double(k) / Double(steps)
+            pts.append(RidgePoint(u: e.u + du * t, v: e.v + dv * t, response: e.response, sigma: e.sigma, nx: -dv, ny: du))
+        }
+        return makeCurve(pts)
+    }
+
+    /// The attenuation above the sides (±1 width across) along a curve from point `from`, in
+    /// direction `step`, between arc lengths `start` and `end` px; straight on past the curve's
+    /// end. Returns the median level, a robust noise of the samples and their count.
+    func sideProfile(_ f: Frame, _ pts: [RidgePoint], from: Int, step: Int, start: Double, end: Double, width: Double)
+        -> (level: Double, noise: Double, count: Int) {
+        var values: [Double] = []
+        var k = from, acc = 0.0
+        var cu = pts[from].u, cv = pts[from].v
+        var dir = (0.0, 0.0)
+        var nrm = (pts[from].nx, pts[from].ny)
+        var next = start
+        while next <= end {
+            let j = k + step
+            if j >= 0, j < pts.count {
+                let seg = hypot(pts[j].u - cu, pts[j].v - cv)
+                if acc + seg < next {
+                    if seg > 1e-9 { dir = ((pts[j].u - cu) / seg, (pts[j].v - cv) / seg) }
+                    acc += seg; cu = pts[j].u; cv = pts[j].v; nrm = (pts[j].nx, pts[j].ny); k = j
+                    continue
+                }
+                if seg > 1e-9 { dir = ((pts[j].u - cu) / seg, (pts[j].v - cv) / seg) }
+            } else if dir == (0, 0) {
+                let o = outward(pts, atEnd: step > 0)
+                dir = o
+                nrm = (-o.1, o.0)
+            }
+            let t = next - acc
+            let u = cu + dir.0 * t, v = cv + dir.1 * t
+            let centre = attenuation(f, u, v)
+            let sides = 0.5 * (attenuation(f, u + nrm.0 * width, v + nrm.1 * width) + attenuation(f, u - nrm.0 * width, v - nrm.1 * width))
+            values.append(centre - sides)
+            next += 1
+        }
+        guard values.count >= 3 else { return (.nan, .nan, 0) }
+        var diffs = zip(values, values.dropFirst()).map { abs($0.1 - $0.0) }.sorted()
+        let noise = diffs.isEmpty ? 0 : diffs[diffs.count / 2] * 1.4826 / 2.0.squareRoot()
+        diffs = values.sorted()
+        return (diffs[diffs.count / 2], noise, values.count)
     }
 
     // MARK: Linking chains into curves
@@ -257,7 +420,9 @@ public final class CatheterDetector {
 
     /// Refines the distal end (the last point of `pts`) to the half-height point of the
     /// attenuation step along the ridge, and rates the detection.
-    func refineTip(_ f: Frame, _ pts: [RidgePoint]) -> CatheterDetection? {
+    /// `beyondFrom` (px past the last point, one width when nil) is where the background past
+    /// the end starts: past a marker band, not inside it.
+    func refineTip(_ f: Frame, _ pts: [RidgePoint], beyondFrom: Double? = nil) -> CatheterDetection? {
         let n = pts.count
         guard n >= 3 else { return nil }
         let tailSigma = pts.suffix(max(3, n / 4)).map(\.sigma).sorted()
@@ -265,7 +430,8 @@ public final class CatheterDetector {
         let width = max(2.5, 3 * sigma)  // apparent catheter width, px
         let step = 0.5
         // Inward: along the centerline, back from the end; outward: straight on.
-        let lIn = max(12.0, 3 * width), lOut = max(10.0, 2 * width)
+        let beyondPx = max(width, beyondFrom ?? width)
+        let lIn = max(12.0, 3 * width), lOut = max(10.0, 2 * width, beyondPx + max(6, width))
         let dir = outward(pts, atEnd: true)
         var path: [(u: Double, v: Double, nx: Double, ny: Double)] = []  // inward samples, tip first
         var acc = 0.0, k = n - 1
@@ -306,7 +472,7 @@ public final class CatheterDetector {
         var sm = prof
         for i in 1..<(prof.count - 1) { sm[i] = 0.25 * prof[i - 1] + 0.5 * prof[i] + 0.25 * prof[i + 1] }
         // Background: beyond the end (from one width on) and beside the last width of the shaft.
-        let beyondStart = tipIndex + Int(width / step)
+        let beyondStart = tipIndex + Int(beyondPx / step)
         var beyond = Array(sm[min(beyondStart, sm.count - 1)...]).sorted()
         if beyond.isEmpty { beyond = [sm[sm.count - 1]] }
         var side: [Double] = []

@@ -81,11 +81,21 @@ public struct RidgePoint: Sendable, Equatable {
     public var nx: Double, ny: Double
 }
 
+/// A compact dense spot (a candidate tip marker): position (full-frame px), blob strength in
+/// noise units, scale (px) and the attenuation above the local background there (log units).
+public struct RidgeBlob: Sendable, Equatable {
+    public var u: Double, v: Double
+    public var strength: Double
+    public var sigma: Double
+    public var excess: Double
+}
+
 /// The traced dark thin ridges of one frame (or region): ordered chains of centerline points.
 public final class RidgeExtractor {
     public let settings: RidgeSettings
     private var points: [lumen_track_point]
     private var starts: [Int32]
+    private var blobs: [lumen_track_blob]
     /// The smallest frame side the filter works on.
     public static let minimumSide = 16
 
@@ -94,6 +104,7 @@ public final class RidgeExtractor {
         self.settings = settings
         points = [lumen_track_point](repeating: lumen_track_point(), count: max(16, pointCapacity))
         starts = [Int32](repeating: 0, count: max(2, chainCapacity) + 1)
+        blobs = [lumen_track_blob](repeating: lumen_track_blob(), count: 256)
     }
 
     func params(region: PixelRegion?, downsample: Int) -> lumen_track_params {
@@ -121,22 +132,36 @@ public final class RidgeExtractor {
 
     /// The ridge chains in `region` (the whole frame when nil), searched on a `downsample`× smaller copy.
     public func chains(in frame: Frame, region: PixelRegion? = nil, downsample: Int = 1) throws(TrackingError) -> [[RidgePoint]] {
+        try features(in: frame, region: region, downsample: downsample, withBlobs: false).chains
+    }
+
+    /// The ridge chains and the compact dense spots (strongest first) of `region`, from one pass of the filter.
+    public func features(in frame: Frame, region: PixelRegion? = nil, downsample: Int = 1,
+                         withBlobs: Bool = true) throws(TrackingError) -> (chains: [[RidgePoint]], blobs: [RidgeBlob]) {
         try checkSize(frame, region: region, downsample: downsample)
         var p = params(region: region, downsample: downsample)
-        var np: Int32 = 0, nc: Int32 = 0, truncated: Int32 = 0
+        var np: Int32 = 0, nc: Int32 = 0, truncated: Int32 = 0, nb: Int32 = 0
         var noise: Float = 0
         var err = [CChar](repeating: 0, count: 256)
         let pointCapacity = Int32(points.count), chainCapacity = Int32(starts.count - 1)
+        let blobCapacity = withBlobs ? Int32(blobs.count) : 0
         let rc = frame.pixels.withUnsafeBufferPointer { px in
             points.withUnsafeMutableBufferPointer { pts in
                 starts.withUnsafeMutableBufferPointer { st in
-                    lumen_track_centerlines(px.baseAddress, Int32(frame.width), Int32(frame.height), &p, pts.baseAddress, pointCapacity, &np,
-                                            st.baseAddress, chainCapacity, &nc, &truncated, &noise, &err, Int32(err.count))
+                    blobs.withUnsafeMutableBufferPointer { bl in
+                        lumen_track_features(px.baseAddress, Int32(frame.width), Int32(frame.height), &p, pts.baseAddress, pointCapacity, &np,
+                                             st.baseAddress, chainCapacity, &nc, &truncated, bl.baseAddress, blobCapacity, &nb,
+                                             &noise, &err, Int32(err.count))
+                    }
                 }
             }
         }
-        if rc == Int32(LUMEN_CV_ARGUMENT), region != nil { return [] }  // a region clipped to (almost) nothing
+        if rc == Int32(LUMEN_CV_ARGUMENT), region != nil { return ([], []) }  // a region clipped to (almost) nothing
         guard rc == Int32(LUMEN_CV_OK) else { throw .bridge(Self.message(err)) }
+        let found = (0..<Int(max(0, nb))).map { i in
+            let b = blobs[i]
+            return RidgeBlob(u: Double(b.u), v: Double(b.v), strength: Double(b.strength), sigma: Double(b.sigma), excess: Double(b.excess))
+        }
         var out: [[RidgePoint]] = []
         out.reserveCapacity(Int(nc))
         for k in 0..<Int(nc) {
@@ -146,7 +171,7 @@ public final class RidgeExtractor {
                 return RidgePoint(u: Double(q.u), v: Double(q.v), response: Double(q.response), sigma: Double(q.sigma), nx: Double(q.nx), ny: Double(q.ny))
             })
         }
-        return out
+        return (out, found)
     }
 
     /// The ridge response (noise units) of every pixel, zero outside `region`: for figures.
