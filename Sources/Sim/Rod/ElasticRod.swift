@@ -54,12 +54,18 @@ public struct RodState: ~Copyable {
     let gap: UnsafeMutablePointer<Double>        // nodes: penetration of the catheter surface (m), > 0 in contact
     let normal: UnsafeMutablePointer<Vec3>       // nodes: outward wall normal
     let segment: UnsafeMutablePointer<Int>       // nodes: nearest lumen segment (search hint)
-    let tangent: UnsafeMutablePointer<Vec3>      // edges: unit tangent of the current positions
+    var tangent: EdgeVectors                     // edges: unit tangent of the current positions
+    var newTangent: EdgeVectors                  // edges: the twist step's next tangents; swapped with `tangent`
     let length: UnsafeMutablePointer<Double>     // edges: length of the current positions
-    let refFrame: UnsafeMutablePointer<Vec3>     // edges: reference director a1
+    let refFrame: EdgeVectors                    // edges: reference director a1
     let phi: UnsafeMutablePointer<Double>        // edges: material angle from a1
     let omega: UnsafeMutablePointer<Double>      // edges: twist rate
     let refTwist: UnsafeMutablePointer<Double>   // nodes: reference twist
+    let moment: UnsafeMutablePointer<Double>     // nodes: twisting moment (scratch of the twist step)
+    let twistSin: UnsafeMutablePointer<Double>   // nodes: reference twist as the y and x of its atan2 (scratch)
+    let twistCos: UnsafeMutablePointer<Double>
+    let stepPerMass: UnsafeMutablePointer<Double> // nodes: dt / mass for the step `stepPerMassDt` (explicit step)
+    var stepPerMassDt = Double.nan
     let rhs: UnsafeMutablePointer<Vec3>
     let tri: UnsafeMutablePointer<Double>        // 4 × edges: lower, diagonal, upper, rhs
     let matrix: BlockPentadiagonal
@@ -72,7 +78,12 @@ public struct RodState: ~Copyable {
         x = .allocate(capacity: nodes); v = .allocate(capacity: nodes); force = .allocate(capacity: nodes)
         contact = .allocate(capacity: nodes); gap = .allocate(capacity: nodes); normal = .allocate(capacity: nodes)
         segment = .allocate(capacity: nodes); refTwist = .allocate(capacity: nodes)
-        tangent = .allocate(capacity: edges); length = .allocate(capacity: edges); refFrame = .allocate(capacity: edges)
+        tangent = EdgeVectors(count: edges); newTangent = EdgeVectors(count: edges); refFrame = EdgeVectors(count: edges)
+        length = .allocate(capacity: edges)
+        moment = .allocate(capacity: nodes); moment.initialize(repeating: 0, count: nodes)
+        twistSin = .allocate(capacity: 2 * nodes); twistCos = twistSin + nodes
+        twistSin.initialize(repeating: 0, count: 2 * nodes)
+        stepPerMass = .allocate(capacity: nodes); stepPerMass.initialize(repeating: 0, count: nodes)
         phi = .allocate(capacity: edges); omega = .allocate(capacity: edges)
         rhs = .allocate(capacity: nodes); tri = .allocate(capacity: 4 * edges)
         matrix = BlockPentadiagonal(count: nodes)
@@ -96,6 +107,7 @@ public struct RodState: ~Copyable {
     deinit {
         x.deallocate(); v.deallocate(); force.deallocate(); contact.deallocate(); gap.deallocate(); normal.deallocate()
         segment.deallocate(); refTwist.deallocate(); tangent.deallocate(); length.deallocate(); refFrame.deallocate()
+        moment.deallocate(); newTangent.deallocate(); twistSin.deallocate(); stepPerMass.deallocate()
         phi.deallocate(); omega.deallocate(); rhs.deallocate(); tri.deallocate(); matrix.deallocate()
     }
 
@@ -161,12 +173,15 @@ public enum ElasticRod {
     /// Parallel transport of `a` from tangent `t0` to `t1` (unit vectors): the rotation about
     /// t0 × t1 that takes t0 to t1, written as R = I + 2 t1 t0ᵀ − s sᵀ / (1 + t0·t1) with
     /// s = t0 + t1, which needs three dot products and no cross product.
+    /// Works on lanes of edges side by side; lanes whose tangents are antiparallel keep `a`.
     @_noAllocation @_noLocks @inline(__always)
-    static func transport(_ a: Vec3, _ t0: Vec3, _ t1: Vec3) -> Vec3 {
+    static func transport(_ a: Vec3Lanes, _ t0: Vec3Lanes, _ t1: Vec3Lanes) -> Vec3Lanes {
         let c = t0.dot(t1)
-        if c <= -0.999999 { return a }
         let sum = t0 + t1
-        return a + t1 * (2 * t0.dot(a)) - sum * (sum.dot(a) / (1 + c))
+        let moved = a + t1 * (2 * t0.dot(a)) - sum * (sum.dot(a) / (1 + c))
+        // A branch rather than a blend: antiparallel neighbours essentially never occur.
+        let antiparallel = c .<= -0.999999
+        return any(antiparallel) ? moved.replacing(with: a, where: antiparallel) : moved
     }
 
     /// One backward-Euler step of `dt` seconds (see the `RodParameters` form).
@@ -203,24 +218,26 @@ public enum ElasticRod {
         let g = model.gravity
         let curvature = input.curvature.x.isFinite && input.curvature.y.isFinite ? input.curvature : .zero
 
-        // Forces at x_n and the matrix A = M(1 + hν) + hC + h²K, by 3×3 blocks.
-        if assemble { A.clear() }
-        let D = A.diagonal, S1 = A.sub1, S2 = A.sub2
-        for i in 0..<n {
-            f[i] = g * model.mass[i]
-            if assemble { D[i].addIdentity(model.mass[i] * (1 + h * model.dampingRate)) }
-        }
-        f[n - 1] += input.tipForce
-        // Stretch: H = k (t tᵀ + geo (I − t tᵀ)), geo = max(0, 1 − l0/|e|).
         let h2 = h * h
-        // The tangents and lengths of x_n are those the last twist update stored.
-        for e in 0..<s.edges {
-            let len = s.length[e]
-            let t = s.tangent[e]
-            let k = model.stretchStiffness[e]
-            let fe = t * (k * (len - l0))
-            f[e] += fe; f[e + 1] -= fe
-            if assemble {
+        let exitScale = clampScale(model, insertion, held)
+        let vHeld = axis * pushSpeed
+        if assemble {
+            // Forces at x_n and the matrix A = M(1 + hν) + hC + h²K, by 3×3 blocks.
+            A.clear()
+            let D = A.diagonal, S1 = A.sub1, S2 = A.sub2
+            for i in 0..<n {
+                f[i] = g * model.mass[i]
+                D[i].addIdentity(model.mass[i] * (1 + h * model.dampingRate))
+            }
+            f[n - 1] += input.tipForce
+            // Stretch: H = k (t tᵀ + geo (I − t tᵀ)), geo = max(0, 1 − l0/|e|).
+            // The tangents and lengths of x_n are those the last twist update stored.
+            for e in 0..<s.edges {
+                let len = s.length[e]
+                let t = s.tangent[e]
+                let k = model.stretchStiffness[e]
+                let fe = t * (k * (len - l0))
+                f[e] += fe; f[e + 1] -= fe
                 var geo = 1 - l0 / len
                 if geo < 0 { geo = 0 }
                 var hk = Mat3.outer(t, k * (1 - geo) * h2)
@@ -229,49 +246,39 @@ public enum ElasticRod {
                 D[e + 1] = D[e + 1] + hk
                 S1[e + 1] = S1[e + 1] - hk
             }
-        }
-        // Bending: E = kb/2 |x[i-1] − 2x[i] + x[i+1] − c|², c the tendon rest shape; its
-        // Hessian is kb (1, −2, 1)ᵀ(1, −2, 1) ⊗ I.
-        let exitScale = clampScale(model, insertion, held)
-        for i in 1..<(n - 1) {
-            var kb = model.bendStiffness[i]
-            if i == held - 1 { kb *= exitScale.0 } else if i == held { kb *= exitScale.1 }
-            let target = bendTarget(model, s, i, curvature)
-            let r = x[i - 1] - x[i] * 2 + x[i + 1] - target
-            f[i - 1] -= r * kb; f[i] += r * (2 * kb); f[i + 1] -= r * kb
-            if assemble {
+            // Bending: E = kb/2 |x[i-1] − 2x[i] + x[i+1] − c|², c the tendon rest shape; its
+            // Hessian is kb (1, −2, 1)ᵀ(1, −2, 1) ⊗ I.
+            for i in 1..<(n - 1) {
+                var kb = model.bendStiffness[i]
+                if i == held - 1 { kb *= exitScale.0 } else if i == held { kb *= exitScale.1 }
+                let target = bendTarget(model, s, i, curvature)
+                let r = x[i - 1] - x[i] * 2 + x[i + 1] - target
+                f[i - 1] -= r * kb; f[i] += r * (2 * kb); f[i + 1] -= r * kb
                 let k = kb * h2
                 D[i - 1].addIdentity(k); D[i].addIdentity(4 * k); D[i + 1].addIdentity(k)
                 S1[i].addIdentity(-2 * k); S1[i + 1].addIdentity(-2 * k); S2[i + 1].addIdentity(k)
             }
-        }
-        // Wall contact from the configuration at the start of the step (found by last step's projection).
-        if model.hasLumen {
-            for i in held..<n {
-                let pen = s.gap[i]
-                if pen > 0 {
-                    let nrm = s.normal[i]
-                    let fn = kc * pen
-                    let vt = v[i] - nrm * v[i].dot(nrm)
-                    let speed = vt.length
-                    let cf = mu * fn / (speed > vStick ? speed : vStick)
-                    f[i] -= nrm * fn
-                    s.contact[i] = nrm * (-fn) - vt * cf
-                    // K += kc n nᵀ ; C += cf (I − n nᵀ)
-                    if assemble {
+            // Wall contact from the configuration at the start of the step (found by last step's projection).
+            if model.hasLumen {
+                for i in held..<n {
+                    let pen = s.gap[i]
+                    if pen > 0 {
+                        let nrm = s.normal[i]
+                        let fn = kc * pen
+                        let vt = v[i] - nrm * v[i].dot(nrm)
+                        let speed = vt.length
+                        let cf = mu * fn / (speed > vStick ? speed : vStick)
+                        f[i] -= nrm * fn
+                        s.contact[i] = nrm * (-fn) - vt * cf
+                        // K += kc n nᵀ ; C += cf (I − n nᵀ)
                         var kcn = Mat3.outer(nrm, kc * h2 - h * cf)
                         kcn.addIdentity(h * cf)
                         D[i] = D[i] + kcn
                     } else {
-                        f[i] -= vt * cf  // friction, explicitly
+                        s.contact[i] = .zero
                     }
-                } else {
-                    s.contact[i] = .zero
                 }
             }
-        }
-        let vHeld = axis * pushSpeed
-        if assemble {
             // Right-hand side M v + h f; the held nodes' known velocities move to it.
             for i in 0..<n { b[i] = v[i] * model.mass[i] + f[i] * h }
             if held < n { b[held] -= S1[held] * vHeld }
@@ -279,22 +286,19 @@ public enum ElasticRod {
             if held + 1 < n { b[held + 1] -= S2[held + 1] * vHeld }
             if !A.factorize(from: held) { s.diverged = true; return false }
             A.solve(b, from: held)
-        } else {
-            // Symplectic Euler: the new velocity from the forces at x_n.
-            let damp = 1 / (1 + h * model.dampingRate)
-            for i in held..<n { b[i] = (v[i] + f[i] * (h / model.mass[i])) * damp }
+            for i in held..<n where !b[i].isFinite { s.diverged = true; return false }
+        } else if !explicitVelocities(model, &s, input.tipForce, curvature, held: held, exitScale: exitScale, dt: h) {
+            s.diverged = true; return false
         }
-        for i in held..<n where !b[i].isFinite { s.diverged = true; return false }
         // Advance; the held nodes sit exactly on the sheath axis.
-        for i in 0..<n {
+        for i in 0..<min(held, n) {
+            v[i] = vHeld
+            x[i] = model.sheathExit + axis * (insertion - model.totalLength + Double(i) * l0)
+        }
+        for i in held..<n {
             let vn = b[i]
-            if i < held {
-                v[i] = vHeld
-                x[i] = model.sheathExit + axis * (insertion - model.totalLength + Double(i) * l0)
-            } else {
-                v[i] = vn
-                x[i] += vn * h
-            }
+            v[i] = vn
+            x[i] += vn * h
         }
         // Keep every free node's surface inside the lumen; remember the wall for the next step.
         if case .some(let lumen) = model.lumenGeometry {
@@ -328,6 +332,73 @@ public enum ElasticRod {
         s.roll = roll
         s.time += h
         return true
+    }
+
+    /// Symplectic Euler: the free nodes' new velocities, into `rhs`, from the forces at x_n.
+    /// These are the forces the implicit branch of `step` assembles, summed per node in the
+    /// same order, but in one pass over the nodes: each element's stretch force and each
+    /// node's bending force is computed once and carried to its neighbours, instead of being
+    /// scattered into a force array with three read-modify-writes, and the held nodes (whose
+    /// forces the explicit step never reads) are skipped. Returns false on a non-finite velocity.
+    @_noAllocation @_noLocks @inline(__always)
+    static func explicitVelocities(_ model: RodParameters, _ s: inout RodState, _ tipForce: Vec3, _ curvature: SIMD2<Double>,
+                                   held: Int, exitScale: (Double, Double), dt h: Double) -> Bool {
+        let n = s.nodes, m = s.edges, x = s.x, v = s.v, b = s.rhs, mass = model.mass
+        let l0 = model.restLength, g = model.gravity
+        let damp = 1 / (1 + h * model.dampingRate)
+        let mu = model.friction, kc = model.contactStiffness, vStick = model.stickSpeed
+        // Zero curvature asks for no rest shape: skip the tendon frames entirely.
+        let tendons = curvature != .zero
+        // The stretch force of element e on node e (node e + 1 feels its opposite).
+        @_noAllocation @_noLocks @inline(__always) func stretch(_ e: Int) -> Vec3 {
+            e < m ? s.tangent[e] * (model.stretchStiffness[e] * (s.length[e] - l0)) : .zero
+        }
+        // kb r at node j, r the second difference less the rest shape; node j pushes on j ± 1
+        // with −kb r and on itself with 2 kb r. Zero at the two end nodes.
+        @_noAllocation @_noLocks @inline(__always) func bend(_ j: Int, _ scale: Double) -> Vec3 {
+            if j >= n - 1 { return .zero }
+            var r = x[j - 1] - x[j] * 2 + x[j + 1]
+            if tendons { r -= bendTarget(model, s, j, curvature) }
+            return r * (model.bendStiffness[j] * scale)
+        }
+        if held >= n { return true }
+        // dt / m per node, divided once per step size rather than every step (the same quotient).
+        let hPerMass = s.stepPerMass
+        if s.stepPerMassDt != h {
+            for i in 0..<n { hPerMass[i] = h / mass[i] }
+            s.stepPerMassDt = h
+        }
+        var fePrev = stretch(held - 1)
+        var qPrev = bend(held - 1, exitScale.0), q = bend(held, exitScale.1)
+        var nonFinite = Vec3.zero  // collects v − v: stays zero unless some v is inf or NaN
+        for i in held..<n {
+            let fe = stretch(i), qNext = bend(i + 1, 1)
+            var f = g * mass[i]
+            if i == n - 1 { f += tipForce }
+            f -= fePrev; f += fe
+            f -= qPrev; f += q * 2; f -= qNext
+            if model.hasLumen {
+                // Wall contact from the configuration at the start of the step, friction explicitly.
+                let pen = s.gap[i]
+                if pen > 0 {
+                    let nrm = s.normal[i]
+                    let fn = kc * pen
+                    let vt = v[i] - nrm * v[i].dot(nrm)
+                    let speed = vt.length
+                    let cf = mu * fn / (speed > vStick ? speed : vStick)
+                    f -= nrm * fn
+                    s.contact[i] = nrm * (-fn) - vt * cf
+                    f -= vt * cf
+                } else {
+                    s.contact[i] = .zero
+                }
+            }
+            let vn = (v[i] + f * hPerMass[i]) * damp
+            b[i] = vn
+            nonFinite += vn - vn
+            fePrev = fe; qPrev = q; q = qNext
+        }
+        return nonFinite == .zero
     }
 
     /// The rest second difference the tendons ask for at node `i`: the curvature in the
@@ -370,86 +441,220 @@ public enum ElasticRod {
         return a1 * cosine(s.phi[e]) + t.cross(a1) * sine(s.phi[e])
     }
 
+    /// `smallAngle` on lanes. The series is taken when every lane is in its range (a smooth rod:
+    /// nearly always), the long form only when some lane needs it; otherwise lane by lane.
+    @_noAllocation @_noLocks @inline(__always)
+    static func smallAngle(_ y: Lanes, _ x: Lanes) -> Lanes {
+        let bound = 0.1 * x
+        if all((x .> 0) .& (y .<= bound) .& (-y .<= bound)) {  // x > 0, |y| ≤ 0.1 x
+            let z = y / x, z2 = z * z
+            let c3: Double = 1.0 / 3, c5: Double = 1.0 / 5, c7: Double = 1.0 / 7, c9: Double = 1.0 / 9
+            let short: Lanes = z * (1 - z2 * (c3 - z2 * c5))
+            let long = z2 .> 1e-4
+            if !any(long) { return short }
+            let inner: Lanes = c5 - z2 * (c7 - z2 * c9)
+            return short.replacing(with: z * (1 - z2 * (c3 - z2 * inner)), where: long)
+        }
+        var r = Lanes()
+        for k in 0..<Lanes.scalarCount { r[k] = smallAngle(y[k], x[k]) }
+        return r
+    }
+
+    /// The unit tangents and lengths of edges with edge vectors `ed`.
+    @_noAllocation @_noLocks @inline(__always)
+    static func tangents(_ ed: Vec3Lanes) -> (t: Vec3Lanes, length: Lanes) {
+        let q = ed.dot(ed)
+        var len = Lanes()
+        for k in 0..<Lanes.scalarCount { len[k] = squareRootOf(q[k]) }  // packed into one sqrtpd
+        return (ed * (1 / len), len)
+    }
+
+    /// The reference director `a` of edges with tangents `t`, made orthogonal to the tangent
+    /// and of unit length again after its transport.
+    @_noAllocation @_noLocks @inline(__always)
+    static func orthonormalised(_ a: Vec3Lanes, _ t: Vec3Lanes) -> Vec3Lanes {
+        let p = a - t * a.dot(t)
+        // Transport keeps |a| = 1 up to rounding: one Newton step of 1/√ restores it.
+        return p * (1.5 - 0.5 * p.dot(p))
+    }
+
+    /// Reference twist at the nodes between edges with frames (`tPrev`, `aPrev`) and (`t`, `a`):
+    /// the angle from aPrev, transported onto the next edge, to a, about t, as the y and x of
+    /// its atan2.
+    @_noAllocation @_noLocks @inline(__always)
+    static func referenceTwist(_ tPrev: Vec3Lanes, _ aPrev: Vec3Lanes, _ t: Vec3Lanes, _ a: Vec3Lanes) -> (y: Lanes, x: Lanes) {
+        let p = transport(aPrev, tPrev, t)
+        return (p.cross(a).dot(t), p.dot(a))
+    }
+
     /// Transports the reference frames to the new tangents, then advances the twist angles by
-    /// backward Euler (a tridiagonal solve), with the held edges at the commanded roll.
+    /// backward Euler (a tridiagonal solve) or, with `explicit`, symplectic Euler, with the held
+    /// edges at the commanded roll.
+    ///
+    /// Tangents and directors are stored by component, so each pass works on `Lanes.scalarCount`
+    /// neighbouring edges at once with the scalar code's operations in the scalar order (the
+    /// results are bit for bit those of an edge-at-a-time loop). The work is split into several
+    /// short passes rather than one loop because each edge's work is a long chain of dependent
+    /// operations (a sqrt, then divides, then dot products): the processor can only overlap
+    /// as many edges as fit in its instruction window, and short chains let more of them fit.
     @_noAllocation @_noLocks
     static func twistStep(_ model: RodParameters, _ s: inout RodState, roll: Double, held: Int, torque: Double, dt h: Double,
                           explicit: Bool = false) {
-        let x = s.x, m = s.edges
-        let tangent = s.tangent, refFrame = s.refFrame, refTwist = s.refTwist, length = s.length
-        for e in 0..<m {
-            let ed = x[e + 1] - x[e]
-            let len = squareRootOf(ed.dot(ed))
-            length[e] = len
-            let t1 = ed * (1 / len)
-            var a = transport(refFrame[e], tangent[e], t1)
-            a -= t1 * a.dot(t1)
-            // Transport keeps |a| = 1 up to rounding: one Newton step of 1/√ restores it.
-            a = a * (1.5 - 0.5 * a.dot(a))
-            refFrame[e] = a
-            tangent[e] = t1
+        let x = s.x, m = s.edges, w = Lanes.scalarCount
+        let refFrame = s.refFrame, refTwist = s.refTwist, length = s.length
+        let oldTangent = s.tangent, newTangent = s.newTangent
+        // New tangents and lengths, into `newTangent`.
+        var e = 0
+        while e + w <= m {
+            // The edge vectors of edges e and e + 1 (positions are stored by node), transposed into lanes.
+            let d0 = x[e + 1] - x[e], d1 = x[e + 2] - x[e + 1]
+            let new = tangents(Vec3Lanes(Lanes(d0.x, d1.x), Lanes(d0.y, d1.y), Lanes(d0.z, d1.z)))
+            newTangent.store(new.t, e); storeLanes(new.length, length + e)
+            e += w
         }
-        // A second pass, so that each pass's iterations are independent and overlap.
-        for e in 1..<m {
-            // Reference twist at node e: the angle from a1 of edge e−1, transported onto
-            // edge e, to a1 of edge e, about the tangent.
-            let t1 = tangent[e], a = refFrame[e]
-            let p = transport(refFrame[e - 1], tangent[e - 1], t1)
-            refTwist[e] = smallAngle(p.cross(a).dot(t1), p.dot(a))
+        while e < m {  // the last edges: the same code with one edge in every lane
+            let new = tangents(Vec3Lanes(repeating: x[e + 1] - x[e]))
+            newTangent[e] = new.t[0]; length[e] = new.length[0]
+            e += 1
+        }
+        // Reference directors transported in time from the old tangents to the new ones...
+        e = 0
+        while e + w <= m {
+            refFrame.store(transport(refFrame.lanes(e), oldTangent.lanes(e), newTangent.lanes(e)), e)
+            e += w
+        }
+        while e < m {
+            refFrame[e] = transport(Vec3Lanes(repeating: refFrame[e]), Vec3Lanes(repeating: oldTangent[e]),
+                                    Vec3Lanes(repeating: newTangent[e]))[0]
+            e += 1
+        }
+        // ... then made orthonormal to them again.
+        e = 0
+        while e + w <= m {
+            refFrame.store(orthonormalised(refFrame.lanes(e), newTangent.lanes(e)), e)
+            e += w
+        }
+        while e < m {
+            refFrame[e] = orthonormalised(Vec3Lanes(repeating: refFrame[e]), Vec3Lanes(repeating: newTangent[e]))[0]
+            e += 1
+        }
+        // The new tangents become the current ones; the old buffer takes the next step's.
+        s.newTangent = oldTangent
+        s.tangent = newTangent
+        let tangent = newTangent
+        // Reference twist at the interior nodes 1 ..< m, once both neighbouring edges have
+        // their new frames: its atan2 arguments first (the spatial transport's divide)...
+        let ys = s.twistSin, xs = s.twistCos
+        e = 1
+        while e + w <= m {
+            let (y, x) = referenceTwist(tangent.lanes(e - 1), refFrame.lanes(e - 1), tangent.lanes(e), refFrame.lanes(e))
+            storeLanes(y, ys + e); storeLanes(x, xs + e)
+            e += w
+        }
+        while e < m {
+            let (y, x) = referenceTwist(Vec3Lanes(repeating: tangent[e - 1]), Vec3Lanes(repeating: refFrame[e - 1]),
+                                        Vec3Lanes(repeating: tangent[e]), Vec3Lanes(repeating: refFrame[e]))
+            ys[e] = y[0]; xs[e] = x[0]
+            e += 1
         }
         let heldEdges = held - 1
         let rollRate = (roll - s.roll) / h
-        for e in 0..<heldEdges { s.phi[e] = roll; s.omega[e] = rollRate }
+        let phi = s.phi, omega = s.omega
+        for e in 0..<heldEdges { phi[e] = roll; omega[e] = rollRate }
+        // ... then the angle (its own divide) and with it the twisting moment at each node,
+        // k (φ[i] − φ[i−1] + reference twist), from the angles at the start of the step. The
+        // free end carries the external torque. Edge e feels moment[e + 1] − moment[e]:
+        // computed once per node instead of twice per edge.
+        let moment = s.moment, kTwist = model.twistStiffness
+        @_noAllocation @_noLocks @inline(__always) func twist(_ i: Int, _ angle: Lanes) -> Lanes {
+            loadLanes(kTwist + i) * (loadLanes(phi + i) - loadLanes(phi + i - 1) + angle)
+        }
+        moment[0] = 0
+        e = 1
+        while e + w <= m {
+            let angle = smallAngle(loadLanes(ys + e), loadLanes(xs + e))
+            storeLanes(angle, refTwist + e)
+            storeLanes(twist(e, angle), moment + e)
+            e += w
+        }
+        while e < m {
+            refTwist[e] = smallAngle(ys[e], xs[e])
+            moment[e] = kTwist[e] * (phi[e] - phi[e - 1] + refTwist[e])
+            e += 1
+        }
+        moment[m] = torque
         if heldEdges >= m { return }
-        let lo = s.tri, di = s.tri + m, up = s.tri + 2 * m, r = s.tri + 3 * m
         let h2 = h * h, damp = 1 + h * model.dampingRate, invDamp = 1 / damp
-        let mu = model.friction, vStick = model.stickSpeed
-        for e in heldEdges..<m {
-            // Torque on edge e from the twist at its two end nodes.
-            var tau = 0.0
-            let kL = model.twistStiffness[e], kR = e + 1 < m ? model.twistStiffness[e + 1] : 0
-            if e > 0 { tau -= kL * (s.phi[e] - s.phi[e - 1] + s.refTwist[e]) }
-            if e + 1 < m { tau += kR * (s.phi[e + 1] - s.phi[e] + s.refTwist[e + 1]) }
-            if e == m - 1 { tau += torque }
-            // Contact friction resists rolling against the wall: μ |F_n| r per contacting end node.
-            var fn = 0.0
-            if s.gap[e] > 0 { fn += 0.5 * s.contact[e].length }
-            if s.gap[e + 1] > 0 { fn += 0.5 * s.contact[e + 1].length }
-            let rad = model.radius[e]
-            let spin = abs(s.omega[e]) * rad
-            let cf = mu * fn * rad * rad / (spin > vStick ? spin : vStick)
-            let J = model.twistInertia[e]
-            if explicit {
-                // Symplectic Euler for the twist too (stable below (l/2)·√(ρ/G)); friction explicit.
-                r[e] = (s.omega[e] + h * (tau - cf * s.omega[e]) / J) * invDamp
-                continue
+        let J = model.twistInertia
+        if explicit {
+            // Symplectic Euler for the twist too (stable below (l/2)·√(ρ/G)); friction explicit.
+            // Every torque reads the angles at the start of the step, which `moment` holds, so
+            // the update can follow in the same pass.
+            if model.hasLumen {
+                for e in heldEdges..<m {
+                    let tau = moment[e + 1] - moment[e] - rollFriction(model, s, e) * omega[e]
+                    let rate = (omega[e] + h * tau / J[e]) * invDamp
+                    omega[e] = rate
+                    phi[e] += h * rate
+                }
+                return
             }
-            di[e] = J * damp + h * cf + h2 * (kL * (e > 0 ? 1 : 0) + kR)
+            // Free of the wall, `w` edges at a time (the divides pack).
+            e = heldEdges
+            while e + w <= m {
+                let tau = loadLanes(moment + e + 1) - loadLanes(moment + e)
+                let rate = (loadLanes(omega + e) + h * tau / loadLanes(J + e)) * invDamp
+                storeLanes(rate, omega + e)
+                storeLanes(loadLanes(phi + e) + h * rate, phi + e)
+                e += w
+            }
+            while e < m {
+                let rate = (omega[e] + h * (moment[e + 1] - moment[e]) / J[e]) * invDamp
+                omega[e] = rate
+                phi[e] += h * rate
+                e += 1
+            }
+            return
+        }
+        let lo = s.tri, di = s.tri + m, up = s.tri + 2 * m, r = s.tri + 3 * m
+        for e in heldEdges..<m {
+            let kL = kTwist[e], kR = e + 1 < m ? kTwist[e + 1] : 0
+            let tau = moment[e + 1] - moment[e]
+            let cf = model.hasLumen ? rollFriction(model, s, e) : 0
+            di[e] = J[e] * damp + h * cf + h2 * (kL * (e > 0 ? 1 : 0) + kR)
             lo[e] = e > 0 ? -h2 * kL : 0
             up[e] = e + 1 < m ? -h2 * kR : 0
-            r[e] = J * s.omega[e] + h * tau
-        }
-        if explicit {
-            for k in heldEdges..<m { s.omega[k] = r[k]; s.phi[k] += h * r[k] }
-            return
+            r[e] = J[e] * omega[e] + h * tau
         }
         // The held edge next to the first free one enters as a known rate.
         if heldEdges > 0 { r[heldEdges] -= lo[heldEdges] * rollRate; lo[heldEdges] = 0 }
         // Thomas algorithm.
-        var e = heldEdges + 1
+        e = heldEdges + 1
         while e < m {
             let w = lo[e] / di[e - 1]
             di[e] -= w * up[e - 1]
             r[e] -= w * r[e - 1]
             e += 1
         }
-        s.omega[m - 1] = r[m - 1] / di[m - 1]
+        omega[m - 1] = r[m - 1] / di[m - 1]
         e = m - 2
         while e >= heldEdges {
-            s.omega[e] = (r[e] - up[e] * s.omega[e + 1]) / di[e]
+            omega[e] = (r[e] - up[e] * omega[e + 1]) / di[e]
             e -= 1
         }
-        for k in heldEdges..<m { s.phi[k] += h * s.omega[k] }
+        for k in heldEdges..<m { phi[k] += h * omega[k] }
+    }
+
+    /// Damping coefficient of edge e's spin from wall friction (N·m·s): contact friction resists
+    /// rolling against the wall, μ |F_n| r per contacting end node, regularised below the stick speed.
+    @_noAllocation @_noLocks @inline(__always)
+    static func rollFriction(_ model: RodParameters, _ s: borrowing RodState, _ e: Int) -> Double {
+        var fn = 0.0
+        if s.gap[e] > 0 { fn += 0.5 * s.contact[e].length }
+        if s.gap[e + 1] > 0 { fn += 0.5 * s.contact[e + 1].length }
+        let rad = model.radius[e]
+        let spin = abs(s.omega[e]) * rad
+        return model.friction * fn * rad * rad / (spin > model.stickSpeed ? spin : model.stickSpeed)
     }
 
     /// Total mechanical energy (J): kinetic (translation and twist), stretch, bending, twist,
