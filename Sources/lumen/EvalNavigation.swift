@@ -11,6 +11,7 @@ struct EvalNavigation: ParsableCommand {
 
     @Option(help: "Number of runs.") var runs = 20
     @Option(help: "First seed.") var seed: UInt64 = 1
+    @Option(help: "Index of the first run (runs cycle through targets and angles; to repeat one run alone).") var first = 0
     @Option(help: "Time limit per run (simulated s).") var maxSeconds = 60.0
     @Option(help: "Folder for the per-run JSON and the plot of the first run.") var out = "out/eval-navigation"
     @Flag(help: "Print JSON on stdout.") var json = false
@@ -37,7 +38,7 @@ struct EvalNavigation: ParsableCommand {
     func run() throws {
         var results: [NavigationResult] = []
         var fused: [Double] = [], kinematic: [Double] = [], image: [Double] = []
-        for r in 0..<runs {
+        for r in first..<(first + runs) {
             var setup = NavigationSetup()
             let target = Self.targets[r % Self.targets.count]
             let angle = Self.angles[(r / Self.targets.count) % Self.angles.count]
@@ -47,7 +48,7 @@ struct EvalNavigation: ParsableCommand {
             setup.maxSeconds = maxSeconds
             Output.status("eval navigation: run \(r + 1)/\(runs): \(setup.vessel) at \(setup.depth) mm, C-arm \(angle.0)°/\(angle.1)°")
             let (result, trace) = try Navigation.run(setup, debugImages: verbose, progress: verbose ? { Output.progress($0) } : nil)
-            if r == 0 { try NavigationPlot.write(trace, result: result, to: out + "/run_0000.png") }
+            if r == first { try NavigationPlot.write(trace, result: result, to: out + "/run_0000.png") }
             results.append(result)
             fused.append(result.fused.median); kinematic.append(result.kinematic_only.median); image.append(result.image_only.median)
         }

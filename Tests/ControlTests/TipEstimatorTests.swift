@@ -132,6 +132,37 @@ struct TipEstimatorTests {
         #expect(e.rejected == 5 && e.fused == 1)
     }
 
+    @Test("A model that jumps far from the images is reset onto them, and stays there")
+    func aTrackResetSticks() throws {
+        // Triangulated tips, the truth jumping 40 mm sideways at 3 s (a catheter that snapped
+        // through a bend): gated at first, then reset onto, then fused again.
+        let sc = try Scenario()
+        let storage = TipEstimatorStorage(historyLength: 1024)
+        var e = storage.estimator(model: sc.model, planes: sc.planes)
+        var last = TipEstimate()
+        var lateErrors: [Double] = []
+        for k in 0...8000 {
+            let t = Double(k) / 1000
+            let now = Nanoseconds(k) * 1_000_000
+            let q = sc.joints(t)
+            last = e.predict(joints: q, time: now)
+            let truth = sc.truth(q) + (t >= 3 ? Vec3(40, 0, 0) : .zero)
+            if k % 67 == 0 {
+                _ = e.fuse(TipMeasurement(acquiredAt: now, position: truth, positionCovariance: Mat3.identity * 0.04))
+                last = e.estimate(now: now)
+            }
+            // From half a second after the jump: four gated frames take 0.27 s, then the reset.
+            if t >= 3.5 { lateErrors.append((last.position - truth).length) }
+        }
+        // One reset is enough: the measurement that triggers it is fused, not gated again
+        // (which threw the widening away and needed further resets).
+        #expect(e.resets == 1)
+        #expect(e.rejected == e.settings.resetAfterGated - 1)
+        #expect(last.health != .lost)
+        let p90 = lateErrors.sorted()[lateErrors.count * 9 / 10]
+        #expect(p90 < 1, "90th percentile of the error from 0.5 s after the jump: \(p90) mm")
+    }
+
     @Test("Predict and fuse never allocate")
     func noAllocations() throws {
         let sc = try Scenario()

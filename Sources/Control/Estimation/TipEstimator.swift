@@ -276,6 +276,15 @@ public struct TipEstimator: @unchecked Sendable {
     /// - Important: cycle-safe: must not allocate, lock or log.
     @_noAllocation @_noLocks
     public mutating func fuse(_ m: TipMeasurement) -> FusionRejection? {
+        fuse(m, afterReset: false)
+    }
+
+    /// `afterReset`: the mismatch's uncertainty was just widened for this measurement, which is
+    /// then fused without the gate. Gating it again would refuse it and drop the widening with
+    /// it (it lives at this history entry only), so a model that had drifted far would never be
+    /// pulled back: every reset would be undone and the estimate stay lost.
+    @_noAllocation @_noLocks
+    mutating func fuse(_ m: TipMeasurement, afterReset: Bool) -> FusionRejection? {
         let (k, why) = entry(at: m.acquiredAt)
         if case .some(let reason) = why { return refuse(reason) }
         var h = InlineArray<10, Vec3>(repeating: .zero)
@@ -334,8 +343,8 @@ public struct TipEstimator: @unchecked Sendable {
         if !(det > 0) { return refuse(.invalid) }
         let sInv = Mat3(columns: a0 * (1 / det), a1 * (1 / det), a2 * (1 / det))
         let nis = residual.dot(sInv * residual)
-        if !(nis <= (dimension == 3 ? settings.gate3 : settings.gate2)) {
-            if !nis.isFinite { return refuse(.invalid) }
+        if !nis.isFinite { return refuse(.invalid) }
+        if !afterReset, !(nis <= (dimension == 3 ? settings.gate3 : settings.gate2)) {
             consecutiveGated += 1
             if consecutiveGated < settings.resetAfterGated { return refuse(.gated) }
             // Track reset: widen the mismatch's uncertainty at this entry and fuse again.
@@ -349,7 +358,7 @@ public struct TipEstimator: @unchecked Sendable {
             P[77] += s0.initialOffset * s0.initialOffset * 4
             P[88] += s0.initialOffset * s0.initialOffset * 4
             P[99] += s0.initialOffset * s0.initialOffset * 4
-            return fuse(m)
+            return fuse(m, afterReset: true)
         }
         consecutiveGated = 0
         // K = P Hᵀ S⁻¹ (10 × d); x += K ν; P = (I − K H) P (I − K H)ᵀ + K R Kᵀ.

@@ -115,6 +115,9 @@ enum Navigation {
         let centerline = CenterlineRoute(route, radii: routeWithRadii.map(\.radius))
         var servo = PathServo(model: model, route: centerline)
         servo.reset(to: robot.measuredPositions)
+        // Two tendon pairs bend the tip any way without roll; a servo free to roll winds it
+        // to its limit at branches and is left with no way to turn.
+        servo.rollWeight = 0
         // The supervisor puts the servo's demand through the rate and acceleration limits and
         // drops to hold when the estimate is lost; the run resumes the servo when it returns,
         // as the operator would.
