@@ -4,6 +4,18 @@ import Foundation
 /// A small line-plot renderer for the commands' PNG figures (tip paths, errors over time,
 /// timing). Draws through the OpenCV bridge into an RGB buffer.
 struct LinePlot {
+    /// The plot font is ASCII only (every other character comes out as "?"): the symbols our
+    /// labels use are spelt out.
+    static func plotASCII(_ s: String) -> String {
+        let map: [Character: String] = ["²": "^2", "³": "^3", "×": "x", "°": " deg", "µ": "u", "μ": "u", "—": "-", "–": "-",
+                                        "≤": "<=", "≥": ">=", "→": "->", "…": "...", "±": "+/-", "·": "*", "σ": "sigma", "Δ": "d"]
+        var out = ""
+        for ch in s {
+            if let r = map[ch] { out += r } else if ch.isASCII { out.append(ch) } else { out += "?" }
+        }
+        return out
+    }
+
     struct Series {
         var label: String
         var points: [(x: Double, y: Double)]
@@ -49,7 +61,7 @@ struct LinePlot {
                 _ = pts.withUnsafeBufferPointer { lumen_cv_draw_polyline(c, w, h, $0.baseAddress, Int32(pts.count / 2), col.0, col.1, col.2, t, 0) }
             }
             func text(_ s: String, _ x: Double, _ y: Double, _ scale: Double = 0.5, _ col: (UInt8, UInt8, UInt8) = (30, 30, 30)) {
-                _ = lumen_cv_draw_text(c, w, h, s, Int32(x), Int32(y), scale, col.0, col.1, col.2)
+                _ = lumen_cv_draw_text(c, w, h, Self.plotASCII(s), Int32(x), Int32(y), scale, col.0, col.1, col.2)
             }
             // Grid and ticks.
             for t in Self.ticks(xr) {
