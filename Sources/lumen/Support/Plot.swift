@@ -86,8 +86,8 @@ struct LinePlot {
                     line(pts.flatMap { [px($0.x), py($0.y)] }, s.color, s.thickness)
                 }
             }
-            // Legend.
-            for (i, s) in series.enumerated() {
+            // Legend: series without a label share the entry of a labelled one.
+            for (i, s) in series.filter({ !$0.label.isEmpty }).enumerated() {
                 let y = margin.top + 20 + Double(i) * 22
                 let x = margin.left + plotW - 260
                 line([x, y - 5, x + 30, y - 5], s.color, 3)
