@@ -21,6 +21,10 @@ struct Demo: ParsableCommand {
     @Option(help: "Simulated drives: ideal, or emulated (motor, gearbox with backlash, encoder, the drives' own loops), on any simulated link.")
     var drives = "ideal"
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
+    @Option(help: "Instead of the scripted servo: navigate the physics catheter into this branch of the arch phantom (left_subclavian, left_common_carotid, brachiocephalic, right_subclavian, right_common_carotid) under biplane fluoroscopy at 15 fps, with the tracker, the estimator and the supervised path servo at 1 kHz, in simulated time.")
+    var navigate: String?
+    @Option(help: "With --navigate: how far into the branch the target lies (mm).") var depth = 25.0
+    @Option(help: "With --navigate: give up after this much simulated time (s).") var timeLimit = 60.0
     @OptionGroup var realtime: RealtimeFlags
 
     struct Summary: Encodable {
@@ -63,9 +67,12 @@ struct Demo: ParsableCommand {
         guard seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600]") }
         guard radius >= 0, radius <= 30 else { throw ValidationError("--radius must be 0…30 mm") }
         guard ["ideal", "emulated"].contains(drives) else { throw ValidationError("--drives must be ideal or emulated") }
+        guard depth > 0, depth <= 200 else { throw ValidationError("--depth must be in (0, 200] mm") }
+        guard timeLimit > 0, timeLimit <= 3600 else { throw ValidationError("--time-limit must be in (0, 3600] s") }
     }
 
     func run() throws {
+        if let vessel = navigate { return try runNavigation(to: vessel) }
         let period = Nanoseconds.perSecond / Nanoseconds(rate)
         let path = TipPath(radius: radius)
         let description = try DemoRigFiles.loadRobot(robot)
@@ -226,5 +233,31 @@ struct Demo: ParsableCommand {
         let errFile = out + "/tracking_error.png"
         try errPlot.write(to: errFile)
         return [pathFile, errFile]
+    }
+
+    /// The navigation demo: the closed loop of `lumen eval navigation`, one run, with live
+    /// progress, `summary.json` and the tip-path plots.
+    func runNavigation(to vessel: String) throws {
+        var setup = NavigationSetup()
+        setup.vessel = vessel
+        setup.depth = depth
+        setup.maxSeconds = timeLimit
+        Output.progress("demo: navigating to \(vessel), \(depth) mm in, in the arch phantom (simulated time, up to \(timeLimit) s)")
+        let (result, trace) = try Navigation.run(setup) { line in Output.status(line) }
+        Output.endStatus()
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try Output.writeJSON(result, to: out + "/summary.json")
+        let plot = out + "/navigation.png"
+        try NavigationPlot.write(trace, result: result, to: plot)
+        if json {
+            try Output.json(result)
+        } else {
+            print(String(format: "navigation to %@: %@ (%@), final tip error %.2f mm, peak contact %.2f N", vessel,
+                         result.success ? "reached" : "not reached", result.reason, result.final_err_mm, result.peak_contact_n))
+            print(String(format: "  tip error median / p95 (mm): fused %.3f / %.3f, kinematic-only %.3f / %.3f, image-only %.3f / %.3f",
+                         result.fused.median, result.fused.p95, result.kinematic_only.median, result.kinematic_only.p95,
+                         result.image_only.median, result.image_only.p95))
+            print("  overruns \(result.overruns); written: \(out)/summary.json, \(plot) and its lateral view")
+        }
     }
 }

@@ -99,6 +99,25 @@ struct Tool {
         #expect(r.stderr.contains("demo:"))
     }
 
+    @Test func theNavigationDemoWritesItsSummaryAndPlots() throws {
+        let out = scratch.appendingPathComponent("demo-navigate").path
+        let r = try Tool.run(["demo", "--navigate", "left_subclavian", "--time-limit", "1", "--json", "--out", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(r.json)
+        for key in ["success", "time_s", "final_err_mm", "peak_contact_n", "fused", "kinematic_only", "image_only", "overruns"] {
+            #expect(json[key] != nil, "summary lacks \(key)")
+        }
+        #expect(json["success"] as? Bool == false)  // one simulated second cannot reach the branch
+        #expect((json["frames"] as? Int ?? 0) >= 14)  // biplane at 15 fps
+        for file in ["summary.json", "navigation.png", "navigation_lateral.png"] {
+            let attrs = try FileManager.default.attributesOfItem(atPath: out + "/" + file)
+            #expect((attrs[.size] as? Int ?? 0) > 200, "\(file) is missing or empty")
+        }
+        let bad = try Tool.run(["demo", "--navigate", "nowhere", "--time-limit", "1", "--out", out])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("no vessel named 'nowhere'"))
+    }
+
     @Test func invalidOptionsAreRefusedBeforeRunning() throws {
         let r = try Tool.run(["bench", "loop", "--rate", "0"])
         #expect(r.status != 0)
