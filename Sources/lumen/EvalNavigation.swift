@@ -11,6 +11,7 @@ struct EvalNavigation: ParsableCommand {
 
     @Option(help: "Number of runs.") var runs = 20
     @Option(help: "First seed.") var seed: UInt64 = 1
+    @Option(help: "Robot file of the steerable catheter (one bending section: the physics catheter has one).") var robot = NavigationSetup().robot
     @Option(help: "Index of the first run (runs cycle through targets and angles; to repeat one run alone).") var first = 0
     @Option(help: "Time limit per run (simulated s).") var maxSeconds = 60.0
     @Option(help: "Folder for the per-run JSON and the plot of the first run.") var out = "out/eval-navigation"
@@ -46,6 +47,7 @@ struct EvalNavigation: ParsableCommand {
             setup.primaryDeg = angle.0; setup.secondaryDeg = angle.1
             setup.seed = seed &+ UInt64(r)
             setup.maxSeconds = maxSeconds
+            setup.robot = robot
             Output.status("eval navigation: run \(r + 1)/\(runs): \(setup.vessel) at \(setup.depth) mm, C-arm \(angle.0)°/\(angle.1)°")
             let (result, trace) = try Navigation.run(setup, debugImages: verbose, progress: verbose ? { Output.progress($0) } : nil)
             if r == first { try NavigationPlot.write(trace, result: result, to: out + "/run_0000.png") }
