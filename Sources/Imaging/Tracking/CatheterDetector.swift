@@ -100,11 +100,18 @@ public final class CatheterDetector {
         // bone, or at the origin of a contrast-filled vessel). Its marker band still stands out as
         // the densest compact spot on the ridge, so strong spots lying on a curve are candidates too.
         candidates += markerCandidates(frame, blobs: blobs, curves: curves, area: area, prior: prior)
+        // The marker band is the densest compact spot the tip may be at: a weaker spot (a vessel's
+        // origin, a crossing) is a worse tip the more a denser one stands out beside it.
+        var densest = 0.0
+        for b in blobs.prefix(24) where area.inset(u: b.u, v: b.v) > settings.borderPx + 2 * b.sigma {
+            if let p = prior, hypot(b.u - p.u, b.v - p.v) > p.radius + 2 * b.sigma { continue }
+            densest = max(densest, b.strength)
+        }
         var best: (score: Double, detection: CatheterDetection)?
         for cand in candidates {
             guard let d = refineTip(frame, cand.points, beyondFrom: cand.beyondFrom) else { continue }
             var score = d.confidence * min(cand.strength, 3000).squareRoot() * (0.5 + min(1.5, d.endSNR / 20))
-            score *= cand.sideWeight * markerWeight(d, blobs: blobs)
+            score *= cand.sideWeight * markerWeight(d, blobs: blobs, densest: densest)
             if let p = prior {
                 let dist = hypot(d.u - p.u, d.v - p.v), scale = max(2, 0.25 * p.radius)
                 score /= 1 + (dist / scale) * (dist / scale)
@@ -137,7 +144,7 @@ public final class CatheterDetector {
     /// ridge strength of the shaft behind it (both in noise units, so no absolute density is
     /// assumed). A plain ridge end answers the spot filter at about half its ridge strength;
     /// a marker band much more.
-    func markerWeight(_ d: CatheterDetection, blobs: [RidgeBlob]) -> Double {
+    func markerWeight(_ d: CatheterDetection, blobs: [RidgeBlob], densest: Double = 0) -> Double {
         var strongest = 0.0
         for b in blobs {
             let reach = d.widthPx + b.sigma
@@ -146,7 +153,8 @@ public final class CatheterDetector {
         }
         guard strongest >= ridges.settings.highK, d.ridgeSNR > 0 else { return 1 }
         let ratio = strongest / d.ridgeSNR
-        return 1 + min(3, max(0, ratio - 0.75))
+        let relative = densest > strongest ? strongest / densest : 1
+        return (1 + min(3, max(0, ratio - 0.75))) * relative * relative
     }
 
     /// Candidates at strong spots on a curve: the tip at the spot's distal end, the distal side
@@ -511,7 +519,18 @@ public final class CatheterDetector {
         let endSNR = height / noise
         let tail = pts.suffix(max(3, Int(3 * width))).map(\.response).sorted()
         let ridgeSNR = tail[tail.count / 2]
-        let confidence = clamp01((ridgeSNR - 4) / 8) * clamp01((endSNR - 2) / 6)
+        // A marker band is not line-like: the ridge filter answers weakly on it, so whether there
+        // is a shaft is read behind the band, not across it.
+        var shaftSNR = ridgeSNR
+        if let skip = beyondFrom {
+            let end = pts[n - 1]
+            let behind = pts.filter { hypot($0.u - end.u, $0.v - end.v) > skip }
+            if behind.count >= 3 {
+                let r = behind.suffix(max(3, Int(3 * width))).map(\.response).sorted()
+                shaftSNR = max(ridgeSNR, r[r.count / 2])
+            }
+        }
+        let confidence = clamp01((shaftSNR - 4) / 8) * clamp01((endSNR - 2) / 6)
         var centerline = pts.map { (u: $0.u, v: $0.v) }
         // Drop centerline points beyond the refined tip, then end exactly at it.
         while let l = centerline.last, (l.u - tu) * dir.0 + (l.v - tv) * dir.1 > 0 { centerline.removeLast() }
