@@ -164,3 +164,7 @@ int lumen_netns_enter(const char *name) {
     close(f);
     return rc;
 }
+
+int64_t lumen_rt_load_acquire(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+
+void lumen_rt_store_release(int64_t *p, int64_t value) { __atomic_store_n(p, value, __ATOMIC_RELEASE); }

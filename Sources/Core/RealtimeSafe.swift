@@ -96,3 +96,18 @@ public enum DescriptorIO {
         _unsafePerformance { lumen_rt_wait_readable(fd, timeout) == 1 }
     }
 }
+
+/// Indices shared between exactly one producer and one consumer thread, with acquire/release
+/// ordering: what the producer wrote before a release store is visible after the consumer's
+/// acquire load of it.
+public enum SharedIndex {
+    @_noAllocation @_noLocks @inlinable @inline(__always)
+    public static func load(_ p: UnsafeMutablePointer<Int64>) -> Int64 {
+        _unsafePerformance { lumen_rt_load_acquire(p) }
+    }
+
+    @_noAllocation @_noLocks @inlinable @inline(__always)
+    public static func store(_ p: UnsafeMutablePointer<Int64>, _ value: Int64) {
+        _unsafePerformance { lumen_rt_store_release(p, value) }
+    }
+}

@@ -11,6 +11,12 @@
 extern "C" {
 #endif
 
+/// Acquire load and release store of a 64-bit index shared by one producer and one consumer
+/// thread (the image side and the control cycle). The corresponding C builtins are
+/// `__atomic_load_n` and `__atomic_store_n`.
+int64_t lumen_rt_load_acquire(const int64_t *p);
+void lumen_rt_store_release(int64_t *p, int64_t value);
+
 /// CLOCK_MONOTONIC in nanoseconds. The corresponding C function is `clock_gettime`.
 int64_t lumen_rt_now_ns(void);
 

@@ -61,6 +61,7 @@ public struct SupervisorInputs: Sendable {
     public var estimate: EstimateHealth
     /// A stop from outside the control stack (safety monitor, stop button): hold, then idle.
     public var stop: Bool
+    @_noAllocation @_noLocks
     public init(deadman: Bool, estimate: EstimateHealth = .imageFresh, stop: Bool = false) {
         self.deadman = deadman; self.estimate = estimate; self.stop = stop
     }
@@ -86,6 +87,8 @@ public struct Supervisor: Sendable {
     }
 
     /// Asks for `next`. Throws, and changes nothing, when the transition is not allowed now.
+    /// Cycle-safe, so that a controller may ask from inside the cycle.
+    @_noAllocation @_noLocks
     public mutating func request(_ next: ControlMode, _ inputs: SupervisorInputs, measured: JointVector) throws(ModeRequestError) {
         if next == mode { return }
         switch next {

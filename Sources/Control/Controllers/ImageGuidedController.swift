@@ -1,0 +1,65 @@
+import Core
+
+/// The image-guided cycle as a `CycleController`: each cycle it predicts the tip from the
+/// encoders, fuses every image measurement that arrived since (at its acquisition time, through
+/// the estimator's history), lets the path servo compute its demand from the fused estimate, and
+/// commands through the supervisor (rate and acceleration limits, hold on a lost estimate or a
+/// released deadman). Measurements come in through a `MeasurementMailbox` from the imaging
+/// thread; nothing here allocates or locks.
+public struct ImageGuidedController: CycleController {
+    public private(set) var estimator: TipEstimator
+    public private(set) var servo: PathServo
+    public private(set) var supervisor: Supervisor
+    let measurements: MeasurementReceiver
+    /// The operator's deadman and an external stop, as the console and the monitor report them.
+    public var deadman = true
+    public var stop = false
+    /// Resume the tip servo by itself when the estimate comes back (a demo's operator); off, the
+    /// supervisor stays in hold until asked.
+    public var autoResume = true
+    public private(set) var lastEstimate = TipEstimate()
+    public private(set) var fusedThisRun = 0
+    let idle: JointVector
+
+    public init(estimator: TipEstimator, servo: PathServo, limiter: MotionLimiter, measurements: MeasurementReceiver) {
+        self.estimator = estimator
+        self.servo = servo
+        supervisor = Supervisor(limiter: limiter)
+        self.measurements = measurements
+        idle = JointVector(count: limiter.position.count)
+    }
+
+    public mutating func reset(to state: JointState) {
+        servo.reset(to: state.position)
+        let inputs = SupervisorInputs(deadman: deadman, estimate: .imageFresh, stop: stop)
+        try? supervisor.request(.hold, inputs, measured: state.position)
+        try? supervisor.request(.tipServo, inputs, measured: state.position)
+    }
+
+    @_noAllocation @_noLocks
+    public mutating func update(state: JointState, tick: CycleTick, command: inout JointCommand) {
+        let now = tick.wake
+        lastEstimate = estimator.predict(joints: state.position, time: now)
+        var fused = false
+        while let m = measurements.receive() {
+            if case .none = estimator.fuse(m) { fusedThisRun += 1 }
+            fused = true
+        }
+        if fused { lastEstimate = estimator.estimate(now: now) }
+        let dt = Double(tick.period) * 1e-9
+        servo.update(estimate: lastEstimate, correction: estimator.currentCorrection(), dt: dt, command: &command)
+        let inputs = SupervisorInputs(deadman: deadman, estimate: lastEstimate.health, stop: stop)
+        if autoResume, deadman, case .hold = supervisor.mode, ImageGuidedController.resumable(supervisor.reason, lastEstimate.health) {
+            try? supervisor.request(.tipServo, inputs, measured: state.position)
+        }
+        supervisor.update(inputs, jogVelocity: idle, servoTarget: command.position, dt: dt, command: &command)
+    }
+
+    /// A hold the controller may leave by itself: not one a stop caused, and with an estimate.
+    @_noAllocation @_noLocks
+    static func resumable(_ reason: HoldReason, _ health: EstimateHealth) -> Bool {
+        if case .stop = reason { return false }
+        if case .lost = health { return false }
+        return true
+    }
+}
