@@ -234,11 +234,18 @@ enum Navigation {
                                      state.position[0], state.position[1], state.position[2], state.position[3], truth.x, truth.y, truth.z))
                 }
             }
-            if servo.phase == .arrived, arrivedAt == nil {
-                arrivedAt = Double(now) * 1e-9
-                reason = "arrived"
+            // Arrival counts once the servo has held the target for a second on a fresh image
+            // estimate: the frames that come in meanwhile may move the estimate, and the servo
+            // then follows again (the arrival is re-armed).
+            if servo.phase == .arrived, lastEstimate.health == .imageFresh {
+                if arrivedAt == nil { arrivedAt = Double(now) * 1e-9 }
+            } else if servo.phase != .arrived {
+                arrivedAt = nil
             }
-            if let a = arrivedAt, Double(now) * 1e-9 > a + 0.5 { break }  // settle half a second at the target
+            if let a = arrivedAt, Double(now) * 1e-9 > a + 1.0 {
+                reason = "arrived"
+                break
+            }
         }
         let finalError = (robot.tip - goal).length
         let success = arrivedAt != nil && finalError <= 1.0
