@@ -141,7 +141,7 @@ struct Demo: ParsableCommand {
 
     static func linkStats(_ s: EtherCATStats) -> [String: Int] {
         ["frames_sent": s.framesSent, "frames_received": s.framesReceived, "wkc_shortfalls": s.workingCounterShortfalls,
-         "malformed": s.malformed, "missing": s.missing]
+         "malformed": s.malformed, "late": s.late, "missing": s.missing]
     }
 
     static func linkStats(_ s: DriveLinkStats) -> [String: Int] {

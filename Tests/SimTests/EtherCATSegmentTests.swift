@@ -40,6 +40,36 @@ import Testing
         #expect(wkc == 9)
     }
 
+    @Test("A reply that comes after its cycle gave up is counted late, never malformed, never applied")
+    func aLateReplyIsLateNotMalformed() throws {
+        let segment = EtherCATSegment(axes: axes)
+        let server = try EtherCATUDPServer(segment: segment)
+        server.start()
+        defer { server.stop() }
+        var master = try masterOnUDP(server)
+        try master.configure(expectedSlaves: 3)
+        // Cycle 1 sends and gives up before its reply comes; cycle 2's reply follows it in.
+        var sent = master.sendProcessData()
+        #expect(sent)
+        usleep(100_000)
+        sent = master.sendProcessData()
+        #expect(sent)
+        usleep(100_000)
+        // This cycle's reply is taken (its working counter is the segment's business here).
+        let exchange = master.receiveProcessData()
+        #expect(exchange != .malformed && exchange != .noReply && exchange != .late, "\(exchange)")
+        #expect(master.stats.late == 1)
+        #expect(master.stats.malformed == 0)
+        // Only the late one in the socket: this cycle has no reply (missing), not a corrupt one.
+        sent = master.sendProcessData()
+        usleep(100_000)
+        sent = master.sendProcessData() && sent
+        #expect(sent)
+        _ = master.receiveProcessData()  // may or may not already hold this cycle's reply
+        #expect(master.stats.malformed == 0)
+        #expect(master.stats.late == 2)
+    }
+
     @Test func aWrongSlaveCountIsRefused() throws {
         let server = try EtherCATUDPServer(segment: EtherCATSegment(axes: Array(axes.prefix(2))))
         server.start()

@@ -35,8 +35,12 @@ public struct EtherCATStats: Sendable, Equatable {
     /// Process-data exchanges whose working counter fell short of the expected value.
     public var workingCounterShortfalls = 0
     public var lastWorkingCounter: UInt16 = 0
-    /// Replies that were not well-formed, or not the reply to the last frame sent.
+    /// Replies that were not well-formed, or not a cyclic LRW reply at all.
     public var malformed = 0
+    /// Replies to an earlier cycle's frame that came after that cycle had given up on it (a
+    /// late datagram, a slow network): dropped, never applied, and never taken for this
+    /// cycle's reply or for a corrupt one.
+    public var late = 0
     /// Cycles without any reply.
     public var missing = 0
 }
@@ -327,6 +331,8 @@ public struct EtherCATMaster: ~Copyable {
         case noReply
         case malformed
         case workingCounter(UInt16)
+        /// The reply to an earlier cycle's frame (only ever counted, not returned).
+        case late
     }
 
     /// Takes the reply to the last LRW, if it is there: inputs into `inputs`, the working
@@ -339,7 +345,8 @@ public struct EtherCATMaster: ~Copyable {
         while n > 0 {
             if let frame = payload(of: n) {
                 stats.framesReceived += 1
-                result = takeReply(frame)
+                let r = takeReply(frame)
+                if case .late = r { stats.late += 1 } else { result = r }
             }
             n = transport.receive(into: rx)
         }
@@ -349,7 +356,7 @@ public struct EtherCATMaster: ~Copyable {
         case .workingCounter(let w):
             stats.workingCounterShortfalls += 1
             stats.lastWorkingCounter = w
-        case .ok: break
+        case .ok, .late: break
         }
         return result
     }
@@ -358,7 +365,9 @@ public struct EtherCATMaster: ~Copyable {
     mutating func takeReply(_ frame: UnsafeRawBufferPointer) -> Exchange {
         // One LRW datagram, our index, our length: anything else is not this cycle's reply.
         // Command byte 12 is LRW.
-        guard frame.count >= 14, frame[2] == 12, frame[3] == cyclicIndex else { return .malformed }
+        guard frame.count >= 14, frame[2] == 12 else { return .malformed }
+        // Cyclic frames carry indices 0x80…0xFF; another one is an earlier cycle's reply.
+        if frame[3] != cyclicIndex { return frame[3] >= 0x80 ? .late : .malformed }
         let header = UInt16(littleEndian: frame.loadUnaligned(fromByteOffset: 0, as: UInt16.self))
         let lengthWord = UInt16(littleEndian: frame.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
         let n = Int(lengthWord & 0x7FF)

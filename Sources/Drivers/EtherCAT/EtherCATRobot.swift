@@ -68,7 +68,7 @@ public struct EtherCATRobot: ~Copyable, RobotHardware {
     @_noAllocation @_noLocks
     public mutating func read(into state: inout JointState, now: Nanoseconds) -> HardwareFault? {
         switch master.receiveProcessData() {
-        case .noReply: return .noData
+        case .noReply, .late: return .noData
         case .malformed, .workingCounter: return .corruptFrame
         case .ok: break
         }
