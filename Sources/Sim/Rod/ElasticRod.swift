@@ -214,7 +214,7 @@ public enum ElasticRod {
         let held = heldNodes(model, insertion)
         // Nodes that left the sheath keep their state; nodes pulled back in are held again.
         s.heldNodes = held
-        let mu = model.friction, kc = model.contactStiffness, vStick = model.stickSpeed
+        let kc = model.contactStiffness
         let g = model.gravity
         let curvature = input.curvature.x.isFinite && input.curvature.y.isFinite ? input.curvature : .zero
 
@@ -261,21 +261,12 @@ public enum ElasticRod {
             // Wall contact from the configuration at the start of the step (found by last step's projection).
             if model.hasLumen {
                 for i in held..<n {
-                    let pen = s.gap[i]
-                    if pen > 0 {
-                        let nrm = s.normal[i]
-                        let fn = kc * pen
-                        let vt = v[i] - nrm * v[i].dot(nrm)
-                        let speed = vt.length
-                        let cf = mu * fn / (speed > vStick ? speed : vStick)
-                        f[i] -= nrm * fn
-                        s.contact[i] = nrm * (-fn) - vt * cf
+                    if let c = wallContact(model, &s, i) {
+                        f[i] -= c.normal * c.normalForce
                         // K += kc n nᵀ ; C += cf (I − n nᵀ)
-                        var kcn = Mat3.outer(nrm, kc * h2 - h * cf)
-                        kcn.addIdentity(h * cf)
+                        var kcn = Mat3.outer(c.normal, kc * h2 - h * c.friction)
+                        kcn.addIdentity(h * c.friction)
                         D[i] = D[i] + kcn
-                    } else {
-                        s.contact[i] = .zero
                     }
                 }
             }
@@ -346,7 +337,6 @@ public enum ElasticRod {
         let n = s.nodes, m = s.edges, x = s.x, v = s.v, b = s.rhs, mass = model.mass
         let l0 = model.restLength, g = model.gravity
         let damp = 1 / (1 + h * model.dampingRate)
-        let mu = model.friction, kc = model.contactStiffness, vStick = model.stickSpeed
         // Zero curvature asks for no rest shape: skip the tendon frames entirely.
         let tendons = curvature != .zero
         // The stretch force of element e on node e (node e + 1 feels its opposite).
@@ -379,19 +369,7 @@ public enum ElasticRod {
             f -= qPrev; f += q * 2; f -= qNext
             if model.hasLumen {
                 // Wall contact from the configuration at the start of the step, friction explicitly.
-                let pen = s.gap[i]
-                if pen > 0 {
-                    let nrm = s.normal[i]
-                    let fn = kc * pen
-                    let vt = v[i] - nrm * v[i].dot(nrm)
-                    let speed = vt.length
-                    let cf = mu * fn / (speed > vStick ? speed : vStick)
-                    f -= nrm * fn
-                    s.contact[i] = nrm * (-fn) - vt * cf
-                    f -= vt * cf
-                } else {
-                    s.contact[i] = .zero
-                }
+                if let c = wallContact(model, &s, i) { f -= c.normal * c.normalForce; f -= c.slip * c.friction }
             }
             let vn = (v[i] + f * hPerMass[i]) * damp
             b[i] = vn
@@ -399,6 +377,28 @@ public enum ElasticRod {
             fePrev = fe; qPrev = q; q = qNext
         }
         return nonFinite == .zero
+    }
+
+    /// The wall's penalty and regularised Coulomb friction on node `i` from the configuration at
+    /// the start of the step (the penetration and normal last step's projection found), recorded
+    /// as the node's contact force; nil, with the contact force cleared, when the node is free.
+    /// Both integrators apply it: the implicit one adds its stiffness and damping to the matrix,
+    /// the explicit one the friction as a force.
+    @_noAllocation @_noLocks @inline(__always)
+    static func wallContact(_ model: RodParameters, _ s: inout RodState, _ i: Int)
+        -> (normal: Vec3, normalForce: Double, slip: Vec3, friction: Double)? {
+        let pen = s.gap[i]
+        guard pen > 0 else {
+            s.contact[i] = .zero
+            return nil
+        }
+        let nrm = s.normal[i], v = s.v[i]
+        let fn = model.contactStiffness * pen
+        let vt = v - nrm * v.dot(nrm)
+        let speed = vt.length
+        let cf = model.friction * fn / (speed > model.stickSpeed ? speed : model.stickSpeed)
+        s.contact[i] = nrm * (-fn) - vt * cf
+        return (nrm, fn, vt, cf)
     }
 
     /// The rest second difference the tendons ask for at node `i`: the curvature in the
