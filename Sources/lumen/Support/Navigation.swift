@@ -111,22 +111,23 @@ enum Navigation {
         let matrices = planes.map { ProjectionMatrix($0) }
 
         let storage = TipEstimatorStorage(historyLength: 1024)
-        var estimator = storage.estimator(model: model, planes: planes)
         let centerline = CenterlineRoute(route, radii: routeWithRadii.map(\.radius))
         var servo = PathServo(model: model, route: centerline)
-        servo.reset(to: robot.measuredPositions)
         // Two tendon pairs bend the tip any way without roll; a servo free to roll winds it
         // to its limit at branches and is left with no way to turn.
         servo.rollWeight = 0
-        // The supervisor puts the servo's demand through the rate and acceleration limits and
-        // drops to hold when the estimate is lost; the run resumes the servo when it returns,
-        // as the operator would.
-        var supervisor = Supervisor(limiter: MotionLimiter(model: model, start: robot.measuredPositions))
-        let none = JointVector(count: model.jointCount)
-        do {
-            try supervisor.request(.hold, SupervisorInputs(deadman: true), measured: robot.measuredPositions)
-            try supervisor.request(.tipServo, SupervisorInputs(deadman: true), measured: robot.measuredPositions)
-        } catch { throw CommandFailure("the supervisor refused the tip servo: \(error)") }
+        // The image-guided cycle: the estimator fuses the late measurements from the mailbox,
+        // the path servo steers from the fused estimate, and the supervisor limits every command
+        // and holds while the estimate is lost; it resumes the servo when it returns, as the
+        // operator would.
+        let mailbox = MeasurementMailbox(capacity: 64)
+        let sender = mailbox.sender
+        var guided = ImageGuidedController(estimator: storage.estimator(model: model, planes: planes), servo: servo,
+                                           limiter: MotionLimiter(model: model, start: robot.measuredPositions), measurements: mailbox.receiver)
+        var startState = JointState(jointCount: model.jointCount)
+        startState.position = robot.measuredPositions
+        guided.reset(to: startState)
+        guard guided.supervisor.mode == .tipServo else { throw CommandFailure("the supervisor refused the tip servo") }
 
         var state = JointState(jointCount: model.jointCount)
         var command = JointCommand(jointCount: model.jointCount)
@@ -149,16 +150,13 @@ enum Navigation {
             let t0 = MonotonicClock.now()
             // The cycle: read → estimate → control → write.
             _ = robot.read(into: &state, now: now)
-            lastEstimate = estimator.predict(joints: state.position, time: now)
+            // Measurements reach the cycle when their latency has passed.
             while let first = pending.first, first.arrive <= now {
-                _ = estimator.fuse(first.m)
+                if !sender.send(first.m) { throw CommandFailure("the measurement mailbox is full") }
                 pending.removeFirst()
-                lastEstimate = estimator.estimate(now: now)
             }
-            servo.update(estimate: lastEstimate, correction: estimator.currentCorrection(), dt: 1e-3, command: &command)
-            let inputs = SupervisorInputs(deadman: true, estimate: lastEstimate.health)
-            if supervisor.mode == .hold, lastEstimate.health != .lost { try? supervisor.request(.tipServo, inputs, measured: state.position) }
-            supervisor.update(inputs, jogVelocity: none, servoTarget: command.position, dt: 1e-3, command: &command)
+            guided.update(state: state, tick: CycleTick(index: Int64(k), deadline: now, wake: now, period: period, readFault: nil), command: &command)
+            lastEstimate = guided.lastEstimate
             _ = robot.write(command, now: now)
             let spent = Double(MonotonicClock.now() - t0)
             compute.append(spent / 1000)
@@ -230,16 +228,16 @@ enum Navigation {
                 }
                 if frames % 15 == 0 {
                     progress?(String(format: "navigate: t %.1f s, tip %.1f mm from target, fused error %.2f mm, %@, fused %d, rejected %d, resets %d, progress %d, off route %.1f mm, aim %.2f, ins %.2f mm/s, cos %.2f, q %.1f %.2f %.2f %.2f, truth %.0f %.0f %.0f", Double(now) * 1e-9,
-                                     (truth - goal).length, fusedErr.last ?? .nan, "\(lastEstimate.health)", estimator.fused, estimator.rejected, estimator.resets, servo.progress, servo.offRoute, servo.aimCosine, servo.proposedInsertion, servo.headingCosine,
+                                     (truth - goal).length, fusedErr.last ?? .nan, "\(lastEstimate.health)", guided.estimator.fused, guided.estimator.rejected, guided.estimator.resets, guided.servo.progress, guided.servo.offRoute, guided.servo.aimCosine, guided.servo.proposedInsertion, guided.servo.headingCosine,
                                      state.position[0], state.position[1], state.position[2], state.position[3], truth.x, truth.y, truth.z))
                 }
             }
             // Arrival counts once the servo has held the target for a second on a fresh image
             // estimate: the frames that come in meanwhile may move the estimate, and the servo
             // then follows again (the arrival is re-armed).
-            if servo.phase == .arrived, lastEstimate.health == .imageFresh {
+            if guided.servo.phase == .arrived, lastEstimate.health == .imageFresh {
                 if arrivedAt == nil { arrivedAt = Double(now) * 1e-9 }
-            } else if servo.phase != .arrived {
+            } else if guided.servo.phase != .arrived {
                 arrivedAt = nil
             }
             if let a = arrivedAt, Double(now) * 1e-9 > a + 1.0 {
@@ -255,8 +253,8 @@ enum Navigation {
             final_err_mm: round3(finalError), peak_contact_n: round3(robot.peakContactForce), fused: ErrorFigures(fusedErr),
             kinematic_only: ErrorFigures(kinErr), image_only: ErrorFigures(imageErr), overruns: overruns,
             compute_us_p50: round1(percentile(compute, 50)), compute_us_p99: round1(percentile(compute, 99)), frames: frames,
-            tracked_pct: frames > 0 ? round1(100 * Double(tracked) / Double(2 * frames)) : 0, fused_measurements: estimator.fused,
-            rejected_measurements: estimator.rejected, lost_cycles: lostCycles, inconsistent_pairs: inconsistentPairs)
+            tracked_pct: frames > 0 ? round1(100 * Double(tracked) / Double(2 * frames)) : 0, fused_measurements: guided.estimator.fused,
+            rejected_measurements: guided.estimator.rejected, lost_cycles: lostCycles, inconsistent_pairs: inconsistentPairs)
         return (result, trace)
     }
 }
