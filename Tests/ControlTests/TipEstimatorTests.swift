@@ -163,6 +163,86 @@ struct TipEstimatorTests {
         #expect(p90 < 1, "90th percentile of the error from 0.5 s after the jump: \(p90) mm")
     }
 
+    /// Tendons pulled 1 mm over two seconds while the wall holds the tip where it is; biplane
+    /// pixels at 15 fps, 100 ms late. Returns the measurements gated and the final error (mm).
+    static func heldTip(_ settings: TipEstimatorSettings) throws -> (gated: Int, error: Double) {
+        let sc = try Scenario()
+        let storage = TipEstimatorStorage(historyLength: 1024)
+        var e = storage.estimator(model: sc.model, planes: sc.planes, settings: settings)
+        let held = sc.model.calcTipPose(JointVector([40, 0, 0, 0])).translation
+        var pending: [(arrive: Int, m: TipMeasurement)] = []
+        var gated = 0
+        var last = TipEstimate()
+        for k in 0...4000 {
+            let now = Nanoseconds(k) * 1_000_000
+            let pull = min(1, max(0, Double(k - 1000) / 2000))
+            last = e.predict(joints: JointVector([40, 0, pull, 0]), time: now)
+            if k % 67 == 0 {
+                for p in 0..<2 {
+                    let uv = sc.planes[p].project(held)
+                    pending.append((k + 100, TipMeasurement(acquiredAt: now, plane: UInt8(p), pixel: SIMD2(uv.u, uv.v), pixelCovariance: .isotropic(1))))
+                }
+            }
+            while let first = pending.first, first.arrive <= k {
+                if e.fuse(first.m) == .gated { gated += 1 }
+                pending.removeFirst()
+                last = e.estimate(now: now)
+            }
+        }
+        return (gated, (last.position - held).length)
+    }
+
+    @Test("Tendons pulled while the wall holds the tip: the images are believed, not gated as outliers")
+    func tendonTravelIsUncertain() throws {
+        let withNoise = try Self.heldTip(TipEstimatorSettings())
+        var none = TipEstimatorSettings()
+        none.tendonLossPerMM = 0; none.offsetPerTendonMM = 0
+        let without = try Self.heldTip(none)
+        #expect(withNoise.gated == 0, "gated \(withNoise.gated)")
+        #expect(withNoise.error < 1, "final error \(withNoise.error) mm")
+        // The contrast: trusting the tendons, the filter gates the images it needs.
+        #expect(without.gated > 0)
+    }
+
+    @Test("An update that would fling the mismatch out of bounds is refused; a run of them starts it afresh on the images")
+    func implausibleUpdatesRestart() throws {
+        let sc = try Scenario()
+        let storage = TipEstimatorStorage(historyLength: 1024)
+        var e = storage.estimator(model: sc.model, planes: sc.planes)
+        var last = TipEstimate()
+        var reasons: [FusionRejection] = []
+        let q = JointVector([40, 0, 0, 0])
+        // The images say the tip is 150 mm from where the model puts it: more than any joint
+        // offset can explain, and more than the offset's bound... until the bound is wide enough.
+        let far = sc.model.calcTipPose(q).translation + Vec3(150, 0, 0)
+        for k in 0...2000 {
+            let now = Nanoseconds(k) * 1_000_000
+            last = e.predict(joints: q, time: now)
+            if k % 67 == 0 {
+                if let why = e.fuse(TipMeasurement(acquiredAt: now, position: far, positionCovariance: Mat3.identity * 0.04)) { reasons.append(why) }
+                last = e.estimate(now: now)
+            }
+        }
+        #expect(e.resets >= 1)
+        #expect((last.position - far).length < 1, "error \((last.position - far).length) mm")
+        #expect(e.mismatch.allSatisfy { $0.isFinite })
+        // A few frames are refused on the way; after that the images are fused.
+        #expect(reasons.count <= 2 * e.settings.resetAfterGated, "refused: \(reasons)")
+        #expect(e.lastRejection == nil)
+        // Far beyond the offset's bound the images are refused for good: no state is flung there.
+        var tight = TipEstimatorSettings()
+        tight.maxOffset = 50
+        var f = storage.estimator(model: sc.model, planes: sc.planes, settings: tight)
+        for k in 0...2000 {
+            let now = Nanoseconds(k) * 1_000_000
+            last = f.predict(joints: q, time: now)
+            if k % 67 == 0 { _ = f.fuse(TipMeasurement(acquiredAt: now, position: far, positionCovariance: Mat3.identity * 0.04)) }
+        }
+        #expect(f.fused == 0)
+        #expect(f.mismatch.allSatisfy { abs($0) <= 50 })
+        #expect(f.lastRejection == .implausible || f.lastRejection == .gated)
+    }
+
     @Test("Predict and fuse never allocate")
     func noAllocations() throws {
         let sc = try Scenario()

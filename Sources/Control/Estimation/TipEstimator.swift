@@ -34,6 +34,19 @@ public struct TipEstimatorSettings: Sendable, Equatable {
     public var bendPerMM = 5e-4               // (tendon mm)² / mm
     public var offsetPerMM = 0.15             // mm² / mm
     public var orientationPerMM = 2e-4        // rad² / mm
+    /// Process noise per mm of tendon travel and per rad of roll travel. A tip pressed against
+    /// a wall does not bend as the tendons say, and a shaft twisted in a curved vessel takes
+    /// up roll: without this the model is trusted to move the tip by tens of millimetres
+    /// where it barely moves, and every image that says so is gated as an outlier.
+    public var tendonLossPerMM = 0.05         // (tendon mm)² / tendon mm
+    public var offsetPerTendonMM = 4.0        // mm² / tendon mm
+    public var rollLossPerRad = 0.05          // rad² / rad
+    /// The largest standard deviation each part of the mismatch may reach, and the bound on
+    /// its value (insertion and offset in mm, roll and orientation in rad, bend in tendon mm). A state the images do not see for a while (a tendon offset while the bend
+    /// sits at its limit, where the model's tip does not depend on it) would otherwise gather
+    /// variance without end, and the first image that sees it again would fling it
+    /// hundreds of millimetres.
+    public var maxInsertion = 100.0, maxRoll = 3.2, maxBend = 1.6, maxOrientation = 1.5, maxOffset = 200.0
     /// Slow drift when still (variance per second, every state).
     public var driftPerSecond = 1e-4
     /// Initial standard deviations of the mismatch.
@@ -55,6 +68,9 @@ public struct TipEstimatorSettings: Sendable, Equatable {
 /// Why a measurement was not fused.
 public enum FusionRejection: UInt8, Sendable, Equatable {
     case invalid, tooOld, fromTheFuture, gated, unknownPlane, noGeometry
+    /// The update would have put the mismatch outside what a catheter can do (a linearisation
+    /// far from where it holds); it was undone.
+    case implausible
 }
 
 /// State size: insertion offset (mm), roll offset (rad), two tendon offsets (mm) — added to
@@ -72,6 +88,8 @@ public final class TipEstimatorStorage: @unchecked Sendable {
     let states: UnsafeMutablePointer<Double>   // capacity × 10
     let covariances: UnsafeMutablePointer<Double>  // capacity × 100
     let motion: UnsafeMutablePointer<Double>   // |Δ insertion| (mm) into each entry
+    let tendonMotion: UnsafeMutablePointer<Double>  // Σ |Δ tendon| (mm) into each entry
+    let rollMotion: UnsafeMutablePointer<Double>    // |Δ roll| (rad) into each entry
     let steps: UnsafeMutablePointer<Double>    // Δt (s) into each entry
 
     public init(historyLength: Int = 1024) {
@@ -79,6 +97,8 @@ public final class TipEstimatorStorage: @unchecked Sendable {
         times = .allocate(capacity: capacity); joints = .allocate(capacity: capacity * 8)
         states = .allocate(capacity: capacity * stateSize); covariances = .allocate(capacity: capacity * stateSize * stateSize)
         motion = .allocate(capacity: capacity); steps = .allocate(capacity: capacity)
+        tendonMotion = .allocate(capacity: capacity); rollMotion = .allocate(capacity: capacity)
+        tendonMotion.initialize(repeating: 0, count: capacity); rollMotion.initialize(repeating: 0, count: capacity)
         times.initialize(repeating: 0, count: capacity); joints.initialize(repeating: 0, count: capacity * 8)
         states.initialize(repeating: 0, count: capacity * stateSize)
         covariances.initialize(repeating: 0, count: capacity * stateSize * stateSize)
@@ -87,6 +107,7 @@ public final class TipEstimatorStorage: @unchecked Sendable {
 
     deinit {
         times.deallocate(); joints.deallocate(); states.deallocate(); covariances.deallocate(); motion.deallocate(); steps.deallocate()
+        tendonMotion.deallocate(); rollMotion.deallocate()
     }
 
     public func estimator(model: CatheterModel, planes: [CArmGeometry], settings: TipEstimatorSettings = TipEstimatorSettings()) -> TipEstimator {
@@ -113,6 +134,8 @@ public struct TipEstimator: @unchecked Sendable {
     let states: UnsafeMutablePointer<Double>
     let covariances: UnsafeMutablePointer<Double>
     let motion: UnsafeMutablePointer<Double>
+    let tendonMotion: UnsafeMutablePointer<Double>
+    let rollMotion: UnsafeMutablePointer<Double>
     let steps: UnsafeMutablePointer<Double>
     let plane0: PlaneProjection?
     let plane1: PlaneProjection?
@@ -133,6 +156,7 @@ public struct TipEstimator: @unchecked Sendable {
         capacity = storage.capacity
         times = storage.times; joints = storage.joints; states = storage.states; covariances = storage.covariances
         motion = storage.motion; steps = storage.steps
+        tendonMotion = storage.tendonMotion; rollMotion = storage.rollMotion
         plane0 = planes.count > 0 ? PlaneProjection(planes[0]) : nil
         plane1 = planes.count > 1 ? PlaneProjection(planes[1]) : nil
     }
@@ -144,15 +168,20 @@ public struct TipEstimator: @unchecked Sendable {
         times[0] = time
         storeJoints(q, at: 0)
         for i in 0..<stateSize { states[i] = 0 }
-        for i in 0..<(stateSize * stateSize) { covariances[i] = 0 }
+        setInitialCovariance(covariances)
+        motion[0] = 0; steps[0] = 0; tendonMotion[0] = 0; rollMotion[0] = 0
+    }
+
+    /// The initial uncertainty of the mismatch, uncorrelated.
+    @_noAllocation @_noLocks
+    func setInitialCovariance(_ p: UnsafeMutablePointer<Double>) {
         let s = settings
-        let sigma = (s.initialInsertion, s.initialRoll, s.initialBend, s.initialOrientation, s.initialOffset)
-        covariances[0] = sigma.0 * sigma.0
-        covariances[11] = sigma.1 * sigma.1
-        covariances[22] = sigma.2 * sigma.2; covariances[33] = sigma.2 * sigma.2
-        covariances[44] = sigma.3 * sigma.3; covariances[55] = sigma.3 * sigma.3; covariances[66] = sigma.3 * sigma.3
-        covariances[77] = sigma.4 * sigma.4; covariances[88] = sigma.4 * sigma.4; covariances[99] = sigma.4 * sigma.4
-        motion[0] = 0; steps[0] = 0
+        for i in 0..<100 { p[i] = 0 }
+        p[0] = s.initialInsertion * s.initialInsertion
+        p[11] = s.initialRoll * s.initialRoll
+        p[22] = s.initialBend * s.initialBend; p[33] = s.initialBend * s.initialBend
+        for i in 4..<7 { p[i * 11] = s.initialOrientation * s.initialOrientation }
+        for i in 7..<10 { p[i * 11] = s.initialOffset * s.initialOffset }
     }
 
     @_noAllocation @_noLocks @inline(__always)
@@ -167,22 +196,56 @@ public struct TipEstimator: @unchecked Sendable {
         return q
     }
 
-    /// The process noise added to entry k (from its Δt and insertion travel), on the diagonal.
+    /// The process noise added to entry k (from its Δt and joint travel), on the diagonal.
     @_noAllocation @_noLocks @inline(__always)
-    func addProcessNoise(to p: UnsafeMutablePointer<Double>, motion m: Double, dt: Double) {
+    func addProcessNoise(to p: UnsafeMutablePointer<Double>, entry k: Int) {
         let s = settings
-        let drift = s.driftPerSecond * dt
+        let m = motion[k], t = tendonMotion[k]
+        let drift = s.driftPerSecond * steps[k]
         p[0] += s.insertionLossPerMM * m + drift
-        p[11] += s.rollPerMM * m + drift
-        p[22] += s.bendPerMM * m + drift
-        p[33] += s.bendPerMM * m + drift
+        p[11] += s.rollPerMM * m + s.rollLossPerRad * rollMotion[k] + drift
+        p[22] += s.bendPerMM * m + s.tendonLossPerMM * t + drift
+        p[33] += s.bendPerMM * m + s.tendonLossPerMM * t + drift
         p[44] += s.orientationPerMM * m + drift
         p[55] += s.orientationPerMM * m + drift
         p[66] += s.orientationPerMM * m + drift
-        p[77] += s.offsetPerMM * m + drift
-        p[88] += s.offsetPerMM * m + drift
-        p[99] += s.offsetPerMM * m + drift
+        let offset = s.offsetPerMM * m + s.offsetPerTendonMM * t + drift
+        p[77] += offset
+        p[88] += offset
+        p[99] += offset
+        capVariance(p)
     }
+
+    /// Each state's bound (see `maxInsertion`).
+    @_noAllocation @_noLocks @inline(__always)
+    func bound(_ i: Int) -> Double {
+        let s = settings
+        switch i {
+        case 0: return s.maxInsertion
+        case 1: return s.maxRoll
+        case 2, 3: return s.maxBend
+        case 4, 5, 6: return s.maxOrientation
+        default: return s.maxOffset
+        }
+    }
+
+    /// Scales the rows and columns of states whose variance passed its cap down to it
+    /// (D P D with a diagonal D keeps P positive definite).
+    @_noAllocation @_noLocks
+    func capVariance(_ p: UnsafeMutablePointer<Double>) {
+        for i in 0..<stateSize {
+            let cap = bound(i) * bound(i)
+            let v = p[i * 11]
+            if v > cap {
+                let f = squareRootOf(cap / v)
+                for j in 0..<stateSize { p[i * 10 + j] *= f; p[j * 10 + i] *= f }
+            }
+        }
+    }
+
+    /// |x| with a non-finite value counted as no travel.
+    @_noAllocation @_noLocks @inline(__always)
+    func travel(_ x: Double) -> Double { x.isFinite ? (x < 0 ? -x : x) : 0 }
 
     /// The predict step of one cycle: the new joints at `time`. Returns the estimate.
     /// - Important: runs in the control cycle; must not allocate, lock or log.
@@ -192,18 +255,20 @@ public struct TipEstimator: @unchecked Sendable {
         let previous = newest
         var dt = Double(time - times[previous]) * 1e-9
         if !(dt >= 0) { dt = 0 }
-        var m = q[0] - joints[previous * 8]
-        if m < 0 { m = -m }
-        if !m.isFinite { m = 0 }
+        let m = travel(q[0] - joints[previous * 8])
+        var t = 0.0
+        var j = 2
+        while j < model.jointCount, j < 8 { t += travel(q[j] - joints[previous * 8 + j]); j += 1 }
+        let roll = model.jointCount > 1 ? travel(q[1] - joints[previous * 8 + 1]) : 0
         let k = previous + 1 == capacity ? 0 : previous + 1
         newest = k
         if count < capacity { count += 1 }
         times[k] = time
         storeJoints(q, at: k)
-        motion[k] = m; steps[k] = dt
+        motion[k] = m; steps[k] = dt; tendonMotion[k] = t; rollMotion[k] = roll
         copyDoubles(from: states + previous * stateSize, to: states + k * stateSize, count: stateSize)
         copyDoubles(from: covariances + previous * 100, to: covariances + k * 100, count: 100)
-        addProcessNoise(to: covariances + k * 100, motion: m, dt: dt)
+        addProcessNoise(to: covariances + k * 100, entry: k)
         return estimate(now: time)
     }
 
@@ -360,7 +425,6 @@ public struct TipEstimator: @unchecked Sendable {
             P[99] += s0.initialOffset * s0.initialOffset * 4
             return fuse(m, afterReset: true)
         }
-        consecutiveGated = 0
         // K = P Hᵀ S⁻¹ (10 × d); x += K ν; P = (I − K H) P (I − K H)ᵀ + K R Kᵀ.
         var gain = InlineArray<30, Double>(repeating: 0)
         for a in 0..<10 {
@@ -369,7 +433,23 @@ public struct TipEstimator: @unchecked Sendable {
             gain[a * 3] = g.x; gain[a * 3 + 1] = dimension > 1 ? g.y : 0; gain[a * 3 + 2] = dimension > 2 ? g.z : 0
         }
         let x = states + k * stateSize
-        for a in 0..<10 { x[a] += gain[a * 3] * residual.x + gain[a * 3 + 1] * residual.y + gain[a * 3 + 2] * residual.z }
+        var updated = InlineArray<10, Double>(repeating: 0)
+        for a in 0..<10 {
+            updated[a] = x[a] + gain[a * 3] * residual.x + gain[a * 3 + 1] * residual.y + gain[a * 3 + 2] * residual.z
+            if !(abs(updated[a]) <= bound(a)) {
+                // Counted with the gated ones: a run of them resets the track. When even the
+                // reset's update is implausible, the mismatch is started afresh from this
+                // measurement (the linearisation has nothing left to stand on).
+                if !afterReset {
+                    consecutiveGated += 1
+                    if consecutiveGated < settings.resetAfterGated { return refuse(.implausible) }
+                }
+                consecutiveGated = 0
+                return restart(entry: k, at: m)
+            }
+        }
+        for a in 0..<10 { x[a] = updated[a] }
+        consecutiveGated = 0
         var ikh = InlineArray<100, Double>(repeating: 0)
         for a in 0..<10 {
             for b in 0..<10 {
@@ -399,19 +479,42 @@ public struct TipEstimator: @unchecked Sendable {
         // For a pixel, R is padded to 3 × 3 with a unit third row; K's third column is 0, so
         // the padding adds nothing to K R Kᵀ.
         for i in 0..<100 { P[i] = tmp[i] }
-        // Re-propagate the later entries from the updated one.
+        return accept(entry: k, at: m)
+    }
+
+    /// Re-propagates the entries after k from it and counts the measurement as fused.
+    @_noAllocation @_noLocks
+    mutating func accept(entry k: Int, at m: TipMeasurement) -> FusionRejection? {
         var j = k
         while j != newest {
             let next = j + 1 == capacity ? 0 : j + 1
             copyDoubles(from: states + j * stateSize, to: states + next * stateSize, count: stateSize)
             copyDoubles(from: covariances + j * 100, to: covariances + next * 100, count: 100)
-            addProcessNoise(to: covariances + next * 100, motion: motion[next], dt: steps[next])
+            addProcessNoise(to: covariances + next * 100, entry: next)
             j = next
         }
         if m.acquiredAt > lastImageAt { lastImageAt = m.acquiredAt }
         fused += 1
         lastRejection = nil
         return nil
+    }
+
+    /// Starts the mismatch afresh at entry k: no joint offsets or rotation, the initial
+    /// uncertainty, and (for a 3D measurement) the whole difference in the tip offset. A pixel
+    /// alone cannot place it; the offset is then kept.
+    @_noAllocation @_noLocks
+    mutating func restart(entry k: Int, at m: TipMeasurement) -> FusionRejection? {
+        let x = states + k * stateSize
+        var offset = Vec3(x[7], x[8], x[9])
+        if case .some(let p) = m.position {
+            offset = p - KinematicCorrection().tip(model, jointsAt(k))
+            if !(offset.length <= settings.maxOffset) { return refuse(.implausible) }
+        }
+        for i in 0..<stateSize { x[i] = 0 }
+        x[7] = offset.x; x[8] = offset.y; x[9] = offset.z
+        setInitialCovariance(covariances + k * 100)
+        resets += 1
+        return accept(entry: k, at: m)
     }
 
     @_noAllocation @_noLocks
