@@ -15,6 +15,7 @@ struct EvalNavigation: ParsableCommand {
     @Option(help: "Index of the first run (runs cycle through targets and angles; to repeat one run alone).") var first = 0
     @Option(help: "Time limit per run (simulated s).") var maxSeconds = 60.0
     @Option(help: "Folder for the per-run JSON and the plot of the first run.") var out = "out/eval-navigation"
+    @Option(help: "Tip measurements: tracker (from the images) or truth (the simulated tip itself, at the same rate and latency: separates control failures from tracking failures).") var measurements = "tracker"
     @Flag(help: "Print JSON on stdout.") var json = false
     @Flag(help: "Progress of each run on stderr, once a second of simulated time.") var verbose = false
 
@@ -36,6 +37,11 @@ struct EvalNavigation: ParsableCommand {
     ]
     static let angles: [(Double, Double)] = [(0, 0), (30, 0), (-30, 15), (20, -10)]
 
+    func validate() throws {
+        guard ["tracker", "truth"].contains(measurements) else { throw ValidationError("--measurements must be tracker or truth") }
+        guard runs > 0 else { throw ValidationError("--runs must be at least 1") }
+    }
+
     func run() throws {
         var results: [NavigationResult] = []
         var fused: [Double] = [], kinematic: [Double] = [], image: [Double] = []
@@ -48,6 +54,7 @@ struct EvalNavigation: ParsableCommand {
             setup.seed = seed &+ UInt64(r)
             setup.maxSeconds = maxSeconds
             setup.robot = robot
+            setup.measurements = measurements
             Output.status("eval navigation: run \(r + 1)/\(runs): \(setup.vessel) at \(setup.depth) mm, C-arm \(angle.0)°/\(angle.1)°")
             let (result, trace) = try Navigation.run(setup, debugImages: verbose, progress: verbose ? { Output.progress($0) } : nil)
             if r == first { try NavigationPlot.write(trace, result: result, to: out + "/run_0000.png") }

@@ -1,4 +1,5 @@
 import Core
+import Foundation
 import Testing
 @testable import Control
 
@@ -34,5 +35,71 @@ struct PathServoTests {
         #expect(servo.phase == .holdingLost)
         #expect(command.position == held)
         #expect((0..<4).allSatisfy { command.velocity[$0] == 0 })
+    }
+
+    @Test("Inside a curved vessel the tip goes where it points when pushed: insertion is used across the sheath's axis")
+    func insertionFollowsTheTip() throws {
+        let model = CatheterModel(try loadRobot("lumen-1s.yaml"))
+        let q = JointVector([100, 0, 0, 0])
+        // The vessel has turned the shaft 80° before the bending section: the tip points across
+        // the sheath's axis, and the route runs on the way it points.
+        let correction = KinematicCorrection(rotation: Vec3(80 * .pi / 180, 0, 0))
+        let pose = correction.tipPose(model, q)
+        let route = CenterlineRoute((0...60).map { pose.translation + pose.rotation.c2 * Double($0) })
+        var servo = PathServo(model: model, route: route)
+        servo.reset(to: q)
+        var command = JointCommand(jointCount: 4)
+        for k in 0..<200 {
+            servo.update(estimate: TipEstimate(position: pose.translation, health: .imageFresh, time: Nanoseconds(k) * 1_000_000),
+                         correction: correction, dt: 1e-3, command: &command)
+        }
+        // The sheath's axis is nearly perpendicular to the way on; the step still pushes.
+        // It pushes at (nearly) its full speed; taking insertion to move the tip along the
+        // sheath's axis, it pushed at half that.
+        #expect(servo.reference[0] - 100 >= 0.8 * 0.2 * model.maxVelocity[0] * servo.speedScale,
+                "insertion went from 100 to \(servo.reference[0]) mm")
+    }
+
+    @Test("A tip that makes no progress is pulled back and tries again")
+    func aStalledTipRetreats() throws {
+        let model = CatheterModel(try loadRobot("lumen-1s.yaml"))
+        let q = JointVector([60, 0, 0, 0])
+        let tip = model.calcTipPose(q).translation
+        let route = CenterlineRoute((0...60).map { tip + Vec3(0, 0, Double($0)) })
+        var servo = PathServo(model: model, route: route)
+        servo.reset(to: q)
+        var command = JointCommand(jointCount: 4)
+        var lowest = Double.infinity, highest = -Double.infinity
+        // The estimate never moves: the tip is caught.
+        for k in 0..<Int((servo.stallTime + 5) * 1000) {
+            servo.update(estimate: TipEstimate(position: tip, health: .imageFresh, time: Nanoseconds(k) * 1_000_000),
+                         correction: KinematicCorrection(), dt: 1e-3, command: &command)
+            highest = max(highest, servo.reference[0])
+            if servo.retreats > 0 { lowest = min(lowest, servo.reference[0]) }
+        }
+        #expect(servo.retreats >= 1)
+        #expect(highest - lowest >= servo.retreat - 0.01, "pulled back \(highest - lowest) mm")
+    }
+
+    @Test("Sharp corners of a route are rounded, along the parent's wall towards the branch")
+    func cornersAreRounded() {
+        // A parent along +x (10 mm lumen), a branch leaving it at right angles along +y (3 mm).
+        var route: [(point: Vec3, radius: Double)] = (0...10).map { (Vec3(Double($0 * 5) - 50, 0, 0), 10) }
+        route += (1...8).map { (Vec3(0, Double($0 * 5), 0), 3) }
+        let rounded = CenterlineRoute.roundingCorners(route)
+        var sharpest = 1.0
+        for i in 1..<(rounded.count - 1) {
+            let a = rounded[i].point - rounded[i - 1].point, b = rounded[i + 1].point - rounded[i].point
+            sharpest = min(sharpest, a.dot(b) / (a.length * b.length))
+        }
+        #expect(sharpest > cos(0.5), "sharpest turn cosine \(sharpest)")
+        // It leaves the parent's axis before the corner, on the branch's side.
+        let beforeCorner = rounded.filter { $0.point.x > -5 && $0.point.x < 0 }
+        #expect(!beforeCorner.isEmpty && beforeCorner.allSatisfy { $0.point.y > 0.5 })
+        // Both ends are kept.
+        #expect(rounded.first!.point == route.first!.point && rounded.last!.point == route.last!.point)
+        // A straight route is left as it is.
+        let straight: [(point: Vec3, radius: Double)] = (0...10).map { (Vec3(0, 0, Double($0)), 2) }
+        #expect(CenterlineRoute.roundingCorners(straight).map(\.point) == straight.map(\.point))
     }
 }

@@ -83,3 +83,23 @@ import Testing
         #expect(fields == ["vessels[1].points[0]", "vessels[2].parent", "vessels[3].points[0][3]", "vessels[4].points", "vessels[5].name", "vessels[5].points[1]"])
     }
 }
+
+@Suite("Vessel routes")
+struct VesselRouteTests {
+    @Test("A route into a branch gives each point the room around it: the parent's lumen where the branch starts inside it")
+    func routeRadii() throws {
+        let tree = Phantoms.aorticArch()
+        let route = try tree.routeWithRadii(toVessel: "left_subclavian", depth: 30)
+        let branch = tree.vessels.first { $0.name == "left_subclavian" }!
+        let origin = Vec3(branch.points[0][0], branch.points[0][1], branch.points[0][2])
+        // The branch's first point lies on the aorta's axis: the room there is the aorta's (11 mm),
+        // not the branch's own 5 mm.
+        let first = route.min { ($0.point - origin).length < ($1.point - origin).length }!
+        #expect(first.radius > 10, "radius at the branch's origin: \(first.radius) mm")
+        // Deep in the branch it is the branch's own.
+        #expect(abs(route.last!.radius - 5) < 0.6, "radius at the end: \(route.last!.radius) mm")
+        // Never less than the own radius of the vessel a point belongs to.
+        #expect(route.allSatisfy { $0.radius >= 4.5 })
+        #expect(throws: VesselRouteError.unknownVessel("nowhere")) { try tree.routeWithRadii(toVessel: "nowhere", depth: 10) }
+    }
+}

@@ -32,6 +32,61 @@ public final class CenterlineRoute: @unchecked Sendable {
 
     deinit { points.deallocate(); arc.deallocate(); radius.deallocate() }
 
+    /// The route with its sharp corners rounded: where a branch leaves its parent, the
+    /// centerlines meet at a corner on the parent's axis, a lumen radius below the branch's
+    /// opening. A tip pushed along the parent rides its wall, and at the wall it is never near
+    /// that corner: it can neither follow the route nor reach it. Each corner sharper than
+    /// `minAngle` (rad) is replaced by a quadratic Bézier from one lumen radius before it to one
+    /// after (fewer where the route is shorter), which runs from the parent's axis to the
+    /// branch's opening.
+    public static func roundingCorners(_ route: [(point: Vec3, radius: Double)], minAngle: Double = 0.5) -> [(point: Vec3, radius: Double)] {
+        guard route.count >= 3 else { return route }
+        var arc = [0.0]
+        for i in 1..<route.count { arc.append(arc[i - 1] + (route[i].point - route[i - 1].point).length) }
+        /// The point and radius at arc length s.
+        func at(_ s: Double) -> (point: Vec3, radius: Double) {
+            var i = 1
+            while i < route.count - 1, arc[i] < s { i += 1 }
+            let span = arc[i] - arc[i - 1]
+            let f = span > 0 ? max(0, min(1, (s - arc[i - 1]) / span)) : 0
+            return (route[i - 1].point + (route[i].point - route[i - 1].point) * f,
+                    route[i - 1].radius + (route[i].radius - route[i - 1].radius) * f)
+        }
+        var out: [(point: Vec3, radius: Double, arc: Double)] = []
+        var skipUntil = -1.0
+        for i in 0..<route.count {
+            if arc[i] <= skipUntil { continue }
+            if i > 0, i + 1 < route.count {
+                let a = route[i].point - route[i - 1].point, b = route[i + 1].point - route[i].point
+                let la = a.length, lb = b.length
+                if la > 0, lb > 0, a.dot(b) / (la * lb) < cosine(minAngle) {
+                    let r = route[i].radius
+                    let s0 = max(arc[i] - 2 * r, out.first?.arc ?? 0), s2 = min(arc[i] + r, arc[route.count - 1])
+                    let p0 = at(s0), p2 = at(s2)
+                    // The middle control point lies on the parent's wall under the opening, so
+                    // the route comes along that wall, as a pushed catheter does.
+                    let ua = a * (1 / la), ub = b * (1 / lb)
+                    var side = ub - ua * ub.dot(ua)
+                    let sl = side.length
+                    side = sl > 1e-9 ? side * (1 / sl) : .zero
+                    let c = route[i].point + side * max(0, r - p2.radius)
+                    while out.count > 1, let last = out.last, last.arc >= s0 { out.removeLast() }
+                    let n = max(2, Int((s2 - s0).rounded(.up)))
+                    for k in 0...n {
+                        let t = Double(k) / Double(n)
+                        let p = p0.point * ((1 - t) * (1 - t)) + c * (2 * t * (1 - t)) + p2.point * (t * t)
+                        let radius = max(p0.radius + (p2.radius - p0.radius) * t, r * (1 - abs(2 * t - 1)))
+                        out.append((p, radius, s0 + (s2 - s0) * t))
+                    }
+                    skipUntil = s2
+                    continue
+                }
+            }
+            out.append((route[i].point, route[i].radius, arc[i]))
+        }
+        return out.map { ($0.point, $0.radius) }
+    }
+
     public var target: Vec3 { points[count - 1] }
     public var length: Double { arc[count - 1] }
     public var polyline: [Vec3] { (0..<count).map { points[$0] } }
@@ -58,12 +113,18 @@ public struct PathServo: @unchecked Sendable {
     let count: Int
     public var dls = DLSOptions()
     public var lookahead = 10.0
+    /// Route points (≈ mm) the progress may slip back in one cycle.
+    public var progressBack = 20
     public var arrivalTolerance = 0.6
     /// Fraction of each joint's speed limit the servo may use.
     public var speedScale = 0.6
+    /// 1/s: each cycle's step asks for `gain` × dt of the remaining error (a proportional
+    /// servo). One that asks for the whole error every cycle runs at its speed limit until it
+    /// is past the target, and with images 100 ms late it overshoots by millimetres each way.
+    public var gain = 2.0
     /// Steer before advancing: further off the route than `steerOnly` × the local lumen radius
-    /// (at least 1 mm) the catheter is not pushed further (only steered); beyond the lumen
-    /// radius + `backOut` mm it is in another vessel and is pulled back at `backOutSpeed` mm/s.
+    /// (at least 1 mm) the catheter is pushed ever more slowly (see `alignment`); beyond the lumen
+    /// radius it is pulled back, at `backOutSpeed` mm/s from the lumen radius + `backOut` mm on.
     public var steerOnly = 0.8
     public var backOut = 4.0
     public var backOutSpeed = 3.0
@@ -72,17 +133,36 @@ public struct PathServo: @unchecked Sendable {
     public private(set) var aimCosine = 1.0
     public private(set) var proposedInsertion = 0.0
     public private(set) var offRoute = 0.0
+    /// How much the joints' speed limits shortened this cycle's step (1: not at all).
+    public private(set) var stepScale = 1.0
     /// Relative weight of roll in the step (insertion and tendons weigh 1).
     public var rollWeight = 0.05
-    /// Advance only while the tip heads along the route: the cosine between the corrected
-    /// model's tip heading and the route's direction ahead must be at least this; otherwise
-    /// insertion is frozen and bending and roll turn the tip first (a catheter pushed while it
-    /// points at the wall goes past a branch instead of into it).
+    /// Advance in proportion to how well the tip points where it should go: full speed while
+    /// the cosine between the corrected model's tip heading and the direction from the tip to
+    /// the lookahead point is at least `alignment`, none at `alignmentStop` or below, linear
+    /// between (retracting is always allowed); bending turns the
+    /// tip meanwhile (a catheter pushed while it points at the wall goes past a branch instead
+    /// of into it). A hard threshold stalls: the tendons settle where the heading sits just
+    /// under it, and nothing moves again.
     public var alignment = 0.8
+    public var alignmentStop = 0.4
+    /// Likewise off the route: full speed within `steerOnly` × the lumen radius of the route,
+    /// none at the lumen radius, and pulled back beyond it (see `backOut`).
+    public private(set) var advanceFactor = 1.0
     public private(set) var headingCosine = 1.0
     /// mm of position error one radian of heading error counts as.
     public var headingWeight = 15.0
-    var insertionFrozen = false
+    /// Stall recovery: when the tip has not got `stallProgress` mm further along the route
+    /// for `stallTime` s, the catheter is pulled back `retreat` mm (bending still aims the
+    /// tip meanwhile) and tries again: a tip caught on the rim of an opening does not come
+    /// free by pushing or bending where it is.
+    public var stallTime = 3.0
+    public var stallProgress = 2.0
+    public var retreat = 8.0
+    public private(set) var retreats = 0
+    var bestArc = 0.0
+    var sinceProgress = 0.0
+    var retreatLeft = 0.0
     public private(set) var reference = JointVector(count: 0)
     public private(set) var progress = 0
     public private(set) var phase = PathServoPhase.holdingNoState
@@ -96,6 +176,7 @@ public struct PathServo: @unchecked Sendable {
         reference = q
         progress = 0
         phase = .following
+        bestArc = 0; sinceProgress = 0; retreatLeft = 0; retreats = 0
     }
 
     /// - Important: runs in the control cycle; must not allocate, lock or log.
@@ -115,7 +196,7 @@ public struct PathServo: @unchecked Sendable {
         let tip = estimate.position
         // Progress: the nearest route point, searched a little back and well ahead of the last.
         var best = progress, bestDistance = Double.infinity
-        var i = progress - 20 > 0 ? progress - 20 : 0
+        var i = progress - progressBack > 0 ? progress - progressBack : 0
         let end = progress + 200 < count ? progress + 200 : count
         while i < end {
             let d = (points[i] - tip).length
@@ -131,6 +212,19 @@ public struct PathServo: @unchecked Sendable {
             return
         }
         phase = .following
+        if arc[progress] > bestArc + stallProgress {
+            bestArc = arc[progress]
+            sinceProgress = 0
+        } else if retreatLeft <= 0 {
+            sinceProgress += dt
+            if sinceProgress > stallTime {
+                retreatLeft = retreat
+                retreats += 1
+                sinceProgress = 0
+                // Progress counts again from where the retreat ends.
+                bestArc = arc[progress] - retreat
+            }
+        }
         var k = progress
         let want = arc[progress] + lookahead
         while k + 1 < count, arc[k] < want { k += 1 }
@@ -142,17 +236,31 @@ public struct PathServo: @unchecked Sendable {
         var columns = InlineArray<8, Vec3>(repeating: .zero)
         _ = correction.jacobian(model, reference, into: &columns)
         let heading = correction.tipPose(model, reference).rotation.c2
+        // The model's shaft is straight from the sheath, so it moves the tip along the sheath's
+        // axis when inserted. Inside a curved vessel a pushed catheter follows itself: the tip
+        // goes where it points. That is the insertion column the step uses; with the sheath's,
+        // the servo at the top of the arch sees no use for insertion (the route runs across the
+        // sheath's axis there) and stops short of every branch.
+        columns[0] = heading
         let ahead = k + 4 < count ? k + 4 : count - 1
         let back = progress
         var tangent = points[ahead] - points[back]
         let tl = tangent.length
         tangent = tl > 1e-9 ? tangent * (1 / tl) : heading
         headingCosine = heading.dot(tangent)
-        insertionFrozen = headingCosine < alignment
+        let lumen = radius[progress]
+        let toTarget = target - tip
+        let targetDistance = toTarget.length
+        aimCosine = targetDistance > 1e-9 ? heading.dot(toTarget * (1 / targetDistance)) : 1
+        let aligned = ramp(aimCosine, from: alignmentStop, to: alignment)
+        let inside = 1 - ramp(bestDistance, from: max(1, steerOnly * lumen), to: max(1.5, lumen))
+        advanceFactor = aligned * inside
         // Aim from where the estimate says the tip is (the model may lag it by the latency).
         var error = target - tip
         let distance = error.length
         if distance > dls.maxError { error = error * (dls.maxError / distance) }
+        let share = min(1, gain * dt)
+        error = error * share
         // Two tasks in one weighted damped least-squares step: the tip position towards the
         // lookahead point, and the tip heading towards the route's direction (small-angle
         // error, weighted as `headingWeight` mm per rad). With z = W^½ Δq and J̃ = J W^½:
@@ -167,19 +275,48 @@ public struct PathServo: @unchecked Sendable {
         }
         var headingError = tangent - heading
         headingError -= heading * headingError.dot(heading)
-        headingError = headingError * headingWeight
-        var normal = InlineArray<64, Double>(repeating: 0)
-        var rhs = InlineArray<8, Double>(repeating: 0)
-        for i in 0..<n {
-            let wi = squareRootOf(jointWeight(i))
-            rhs[i] = (columns[i].dot(error) + headingColumns[i].dot(headingError)) * wi
-            for j in 0..<n {
-                let wj = squareRootOf(jointWeight(j))
-                normal[i * 8 + j] = (columns[i].dot(columns[j]) + headingColumns[i].dot(headingColumns[j])) * wi * wj
+        // The heading matters for turning into a branch; at the end of the route it would only
+        // pull against the last millimetres, so it fades out over the last lookahead.
+        let goalDistance = (points[count - 1] - tip).length
+        let headingFade = lookahead > 0 ? min(1, goalDistance / lookahead) : 1
+        headingError = headingError * (headingWeight * share * headingFade)
+        for j in 0..<n { headingColumns[j] = headingColumns[j] * headingFade }
+        // A bending section at its largest bend cannot bend further: a step that asks for more
+        // there is clamped to nothing, and since the step is one solve, the other joints' share
+        // assumed it happened. Such a section is solved again with its outward direction taken
+        // out, so the turn comes from turning its bending plane and from the other joints.
+        var z = InlineArray<8, Double>(repeating: 0)
+        var pass = 0
+        while pass < 2 {
+            var normal = InlineArray<64, Double>(repeating: 0)
+            var rhs = InlineArray<8, Double>(repeating: 0)
+            for i in 0..<n {
+                let wi = squareRootOf(jointWeight(i))
+                rhs[i] = (columns[i].dot(error) + headingColumns[i].dot(headingError)) * wi
+                for j in 0..<n {
+                    let wj = squareRootOf(jointWeight(j))
+                    normal[i * 8 + j] = (columns[i].dot(columns[j]) + headingColumns[i].dot(headingColumns[j])) * wi * wj
+                }
+                normal[i * 8 + i] += dls.damping * dls.damping
             }
-            normal[i * 8 + i] += dls.damping * dls.damping
+            z = solve8(&normal, rhs, n)
+            pass += 1
+            var saturated = false
+            for section in 0..<model.sectionCount {
+                let a = 2 + 2 * section, b = a + 1
+                let ta = reference[a], tb = reference[b]
+                let bend = squareRootOf(ta * ta + tb * tb)
+                let limit = model.maxBend[section] * model.tendonRadius[section]
+                guard bend > 0.97 * limit, bend > 0 else { continue }
+                let ua = ta / bend, ub = tb / bend
+                if z[a] * ua + z[b] * ub <= 0 { continue }
+                saturated = true
+                let c = columns[a] * ua + columns[b] * ub, h = headingColumns[a] * ua + headingColumns[b] * ub
+                columns[a] -= c * ua; columns[b] -= c * ub
+                headingColumns[a] -= h * ua; headingColumns[b] -= h * ub
+            }
+            if !saturated { break }
         }
-        let z = solve8(&normal, rhs, n)
         // Scale the whole step into the speed limits (keeps its direction).
         var scale = 1.0
         var proposal = reference
@@ -189,14 +326,20 @@ public struct PathServo: @unchecked Sendable {
             if abs(step) * scale > limit, abs(step) > 0 { scale = limit / abs(step) }
         }
         for j in 0..<n { proposal[j] = reference[j] + z[j] * squareRootOf(jointWeight(j)) * scale }
+        stepScale = scale
         // Steer before advancing (the insertion joint is joint 0).
         proposedInsertion = (proposal[0] - reference[0]) / max(dt, 1e-9)
-        aimCosine = distance > 1e-9 ? heading.dot((target - tip) * (1 / distance)) : 1
-        let lumen = radius[progress]
-        if bestDistance > lumen + backOut {
-            proposal[0] = reference[0] - backOutSpeed * dt
-        } else if bestDistance > max(1, steerOnly * lumen), proposal[0] > reference[0] {
-            proposal[0] = reference[0]
+        if retreatLeft > 0 {
+            let step = backOutSpeed * dt
+            proposal[0] = reference[0] - step
+            retreatLeft -= step
+        } else if bestDistance > lumen {
+            // Out of the route's lumen: pulled back, the faster the further out, while the
+            // bending keeps turning the tip towards the route.
+            let out = ramp(bestDistance, from: lumen, to: lumen + backOut)
+            proposal[0] = reference[0] - out * backOutSpeed * dt
+        } else if proposal[0] > reference[0] + advanceFactor * maxStep[0] {
+            proposal[0] = reference[0] + advanceFactor * maxStep[0]
         }
         let limited = model.clampToLimits(proposal)
         for j in 0..<reference.count {
@@ -234,10 +377,18 @@ public struct PathServo: @unchecked Sendable {
         return x
     }
 
+    /// 0 at or below `a`, 1 at or above `b`, linear between.
+    @_noAllocation @_noLocks @inline(__always)
+    func ramp(_ x: Double, from a: Double, to b: Double) -> Double {
+        if !(x > a) { return 0 }
+        if x >= b || b <= a { return 1 }
+        return (x - a) / (b - a)
+    }
+
     @_noAllocation @_noLocks @inline(__always)
     func jointWeight(_ j: Int) -> Double {
         if j == 1 { return rollWeight }
-        if j == 0 { return insertionFrozen ? 0 : 1 }
+        if j == 0 { return retreatLeft > 0 ? 0 : 1 }
         return 1
     }
 

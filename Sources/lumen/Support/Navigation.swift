@@ -23,6 +23,10 @@ struct NavigationSetup: Encodable {
     var startInsertionMM = 60.0
     /// One bending section, as the physics catheter has.
     var robot = "robots/lumen-1s.yaml"
+    /// Where the tip measurements come from: `tracker` (the images), or `truth` (the simulated
+    /// tip itself, as a 3D point with a 0.1 mm σ, at the same rate and latency) to tell control
+    /// failures from tracking failures.
+    var measurements = "tracker"
 }
 
 struct ErrorFigures: Encodable {
@@ -72,7 +76,7 @@ enum Navigation {
     static func run(_ setup: NavigationSetup, debugImages: Bool = false, progress: ((String) -> Void)? = nil) throws -> (NavigationResult, NavigationTrace) {
         guard let tree = Phantoms.named(setup.phantom) else { throw CommandFailure("unknown phantom '\(setup.phantom)'") }
         let routeWithRadii: [(point: Vec3, radius: Double)]
-        do { routeWithRadii = try tree.routeWithRadii(toVessel: setup.vessel, depth: setup.depth) } catch { throw CommandFailure("\(error)") }
+        do { routeWithRadii = CenterlineRoute.roundingCorners(try tree.routeWithRadii(toVessel: setup.vessel, depth: setup.depth)) } catch { throw CommandFailure("\(error)") }
         let route = routeWithRadii.map(\.point)
         let sheath = route[0], axis = (route[1] - route[0]) * (1 / (route[1] - route[0]).length)
         var description = try DemoRigFiles.loadRobot(setup.robot)
@@ -145,6 +149,7 @@ enum Navigation {
         var now: Nanoseconds = period
         var lastEstimate = TipEstimate()
         var reason = "time limit"
+        var peakSeen = 0.0
         for k in 0..<cycles {
             now = Nanoseconds(k + 1) * period
             let t0 = MonotonicClock.now()
@@ -164,6 +169,7 @@ enum Navigation {
             if lastEstimate.health == .lost { lostCycles += 1 }
 
             let truth = robot.tip
+            if debugImages, robot.peakContactForce > peakSeen + 0.5 { peakSeen = robot.peakContactForce; progress?(String(format: "  peak contact %.2f N at t %.3f, tip %.0f %.0f %.0f, push %.2f N", peakSeen, Double(now) * 1e-9, truth.x, truth.y, truth.z, state.insertionForce)) }
             if k % 10 == 0 {
                 fusedErr.append((lastEstimate.position - truth).length)
                 kinErr.append((model.calcTipPose(state.position).translation - truth).length)
@@ -213,7 +219,9 @@ enum Navigation {
                                                  confidence: track.confidence))
                     views.append(PixelObservation(matrix: matrices[p], pixel: uv, covariance: .isotropic(sigma)))
                 }
-                if views.count == 2 {
+                if setup.measurements == "truth" {
+                    pending.append((now + latency, TipMeasurement(acquiredAt: now, position: truth, positionCovariance: Mat3.identity * 0.01)))
+                } else if views.count == 2 {
                     // Both planes: the two detections must agree (the epipolar check). A consistent
                     // pair is fused as one triangulated point; an inconsistent one is dropped.
                     if let point = try? Triangulation.triangulate(views), point.rms <= 4 {
@@ -227,8 +235,8 @@ enum Navigation {
                     for m in pixels { pending.append((now + latency, m)) }
                 }
                 if frames % 15 == 0 {
-                    progress?(String(format: "navigate: t %.1f s, tip %.1f mm from target, fused error %.2f mm, %@, fused %d, rejected %d, resets %d, progress %d, off route %.1f mm, aim %.2f, ins %.2f mm/s, cos %.2f, q %.1f %.2f %.2f %.2f, truth %.0f %.0f %.0f", Double(now) * 1e-9,
-                                     (truth - goal).length, fusedErr.last ?? .nan, "\(lastEstimate.health)", guided.estimator.fused, guided.estimator.rejected, guided.estimator.resets, guided.servo.progress, guided.servo.offRoute, guided.servo.aimCosine, guided.servo.proposedInsertion, guided.servo.headingCosine,
+                    progress?(String(format: "navigate: t %.1f s, tip %.1f mm from target, fused error %.2f mm, %@, fused %d, rejected %d, resets %d (%@), progress %d (retreats %d), off route %.1f mm, aim %.2f, ins %.2f mm/s, cos %.2f, scale %.3f adv %.2f, q %.1f %.2f %.2f %.2f, truth %.0f %.0f %.0f", Double(now) * 1e-9,
+                                     (truth - goal).length, fusedErr.last ?? .nan, "\(lastEstimate.health)", guided.estimator.fused, guided.estimator.rejected, guided.estimator.resets, "\(guided.estimator.lastRejection.map { "\($0)" } ?? "-")", guided.servo.progress, guided.servo.retreats, guided.servo.offRoute, guided.servo.aimCosine, guided.servo.proposedInsertion, guided.servo.headingCosine, guided.servo.stepScale, guided.servo.advanceFactor,
                                      state.position[0], state.position[1], state.position[2], state.position[3], truth.x, truth.y, truth.z))
                 }
             }
