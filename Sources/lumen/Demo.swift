@@ -24,7 +24,7 @@ struct Demo: ParsableCommand {
     @Option(help: "Instead of the scripted servo: navigate the physics catheter into this branch of the arch phantom (left_subclavian, left_common_carotid, brachiocephalic, right_subclavian, right_common_carotid) under biplane fluoroscopy at 15 fps, with the tracker, the estimator and the supervised path servo at 1 kHz, in simulated time.")
     var navigate: String?
     @Option(help: "With --navigate: how far into the branch the target lies (mm).") var depth = 25.0
-    @Option(help: "With --navigate: give up after this much simulated time (s).") var timeLimit = 60.0
+    @Option(help: "With --navigate: give up after this much simulated time (s).") var timeLimit = 90.0
     @OptionGroup var realtime: RealtimeFlags
 
     struct Summary: Encodable {

@@ -13,7 +13,7 @@ struct EvalNavigation: ParsableCommand {
     @Option(help: "First seed.") var seed: UInt64 = 1
     @Option(help: "Robot file of the steerable catheter (one bending section: the physics catheter has one).") var robot = NavigationSetup().robot
     @Option(help: "Index of the first run (runs cycle through targets and angles; to repeat one run alone).") var first = 0
-    @Option(help: "Time limit per run (simulated s).") var maxSeconds = 60.0
+    @Option(help: "Time limit per run (simulated s).") var maxSeconds = 90.0
     @Option(help: "Folder for the per-run JSON and the plot of the first run.") var out = "out/eval-navigation"
     @Option(help: "Tip measurements: tracker (from the images) or truth (the simulated tip itself, at the same rate and latency: separates control failures from tracking failures).") var measurements = "tracker"
     @Flag(help: "Print JSON on stdout.") var json = false

@@ -79,6 +79,15 @@ struct PathServoTests {
         }
         #expect(servo.retreats >= 1)
         #expect(highest - lowest >= servo.retreat - 0.01, "pulled back \(highest - lowest) mm")
+        // Near the route's end a slow final approach is not a stall: no retreat there.
+        let short = CenterlineRoute((0...6).map { tip + Vec3(0, 0, Double($0)) })
+        var finishing = PathServo(model: model, route: short)
+        finishing.reset(to: q)
+        for k in 0..<Int((finishing.stallTime + 5) * 1000) {
+            finishing.update(estimate: TipEstimate(position: tip, health: .imageFresh, time: Nanoseconds(k) * 1_000_000),
+                             correction: KinematicCorrection(), dt: 1e-3, command: &command)
+        }
+        #expect(finishing.retreats == 0)
     }
 
     @Test("Sharp corners of a route are rounded, along the parent's wall towards the branch")

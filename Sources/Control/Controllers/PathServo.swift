@@ -212,8 +212,11 @@ public struct PathServo: @unchecked Sendable {
             return
         }
         phase = .following
-        if arc[progress] > bestArc + stallProgress {
-            bestArc = arc[progress]
+        // Within a lookahead of the route's end progress cannot grow much more: there a stall
+        // is the final approach, not a tip caught on a rim.
+        let nearEnd = arc[count - 1] - arc[progress] < lookahead
+        if arc[progress] > bestArc + stallProgress || nearEnd {
+            if arc[progress] > bestArc { bestArc = arc[progress] }
             sinceProgress = 0
         } else if retreatLeft <= 0 {
             sinceProgress += dt

@@ -19,7 +19,7 @@ struct NavigationSetup: Encodable {
     var fps = 15.0
     /// From acquisition to the measurement reaching the estimator.
     var latencyMS = 80.0
-    var maxSeconds = 60.0
+    var maxSeconds = 90.0
     var startInsertionMM = 60.0
     /// One bending section, as the physics catheter has.
     var robot = "robots/lumen-1s.yaml"
