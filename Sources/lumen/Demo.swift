@@ -257,7 +257,7 @@ struct Demo: ParsableCommand {
             print(String(format: "  tip error median / p95 (mm): fused %.3f / %.3f, kinematic-only %.3f / %.3f, image-only %.3f / %.3f",
                          result.fused.median, result.fused.p95, result.kinematic_only.median, result.kinematic_only.p95,
                          result.image_only.median, result.image_only.p95))
-            print("  overruns \(result.overruns); written: \(out)/summary.json, \(plot) and its lateral view")
+            print("  overruns \(result.overruns); written: \(out)/summary.json, \(plot) with its lateral view and close-ups of both near the target (_zoom)")
         }
     }
 }

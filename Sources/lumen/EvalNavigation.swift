@@ -85,14 +85,33 @@ struct EvalNavigation: ParsableCommand {
 enum NavigationPlot {
     static func write(_ trace: NavigationTrace, result: NavigationResult, to path: String) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        for (suffix, axes, label) in [("", (0, 2), "frontal: x, patient left (mm)"), ("_lateral", (1, 2), "lateral: y, posterior (mm)")] {
-            var plot = LinePlot(title: "Navigation to \(result.setup.vessel) (\(result.success ? "reached" : "not reached")): tip paths",
+        // The whole way, and a close-up of the last 40 mm around the target (the branch entry).
+        let goal = trace.route.last ?? .zero
+        let views: [(String, (Int, Int), String, Double?)] = [
+            ("", (0, 2), "frontal: x, patient left (mm)", nil), ("_lateral", (1, 2), "lateral: y, posterior (mm)", nil),
+            ("_zoom", (0, 2), "frontal: x, patient left (mm)", 40), ("_lateral_zoom", (1, 2), "lateral: y, posterior (mm)", 40),
+        ]
+        for (suffix, axes, label, zoom) in views {
+            var plot = LinePlot(title: "Navigation to \(result.setup.vessel) (\(result.success ? "reached" : "not reached")): tip paths\(zoom == nil ? "" : ", near the target"))",
                                 xLabel: label, yLabel: "z, superior (mm)")
             plot.equalAspect = true
-            func pts(_ v: [Vec3]) -> [(x: Double, y: Double)] { v.map { (x: $0[axes.0], y: $0[axes.1]) } }
+            func near(_ x: Double, _ y: Double) -> Bool {
+                guard let z = zoom else { return true }
+                return abs(x - goal[axes.0]) <= z && abs(y - goal[axes.1]) <= z
+            }
+            func pts(_ v: [Vec3]) -> [(x: Double, y: Double)] { v.map { (x: $0[axes.0], y: $0[axes.1]) }.filter { near($0.x, $0.y) } }
             for vessel in trace.tree.vessels {
+                // Vessels are sampled sparsely: a close-up interpolates them so that they still reach its edges.
+                var line: [(x: Double, y: Double)] = []
+                for (a, b) in zip(vessel.points, vessel.points.dropFirst()) {
+                    for k in 0..<8 {
+                        let f = Double(k) / 8
+                        line.append((x: a[axes.0] + (b[axes.0] - a[axes.0]) * f, y: a[axes.1] + (b[axes.1] - a[axes.1]) * f))
+                    }
+                }
+                if let l = vessel.points.last { line.append((x: l[axes.0], y: l[axes.1])) }
                 plot.series.append(.init(label: vessel.name == trace.tree.vessels[0].name ? "vessel centerlines" : "",
-                                         points: vessel.points.map { (x: $0[axes.0], y: $0[axes.1]) }, color: (200, 200, 200), thickness: 6))
+                                         points: line.filter { near($0.x, $0.y) }, color: (200, 200, 200), thickness: zoom == nil ? 6 : 14))
             }
             plot.series.append(.init(label: "route", points: pts(trace.route), color: (120, 120, 120), thickness: 1))
             plot.series.append(.init(label: "kinematic only", points: pts(trace.kinematic), color: (214, 39, 40), thickness: 2))

@@ -109,7 +109,7 @@ struct Tool {
         }
         #expect(json["success"] as? Bool == false)  // one simulated second cannot reach the branch
         #expect((json["frames"] as? Int ?? 0) >= 14)  // biplane at 15 fps
-        for file in ["summary.json", "navigation.png", "navigation_lateral.png"] {
+        for file in ["summary.json", "navigation.png", "navigation_lateral.png", "navigation_zoom.png", "navigation_lateral_zoom.png"] {
             let attrs = try FileManager.default.attributesOfItem(atPath: out + "/" + file)
             #expect((attrs[.size] as? Int ?? 0) > 200, "\(file) is missing or empty")
         }
