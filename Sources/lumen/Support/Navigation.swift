@@ -229,7 +229,12 @@ enum Navigation {
                         if debugImages, imageErr.last! > 2 { progress?(String(format: "  image-only error %.1f mm at t %.2f (rms %.1f px)", imageErr.last!, Double(now) * 1e-9, point.rms)) }
                         pending.append((now + latency, TipMeasurement(acquiredAt: now, position: point.position, positionCovariance: point.covariance)))
                     } else {
+                        // The two planes disagree: one of them found something else. Each is
+                        // offered alone and the estimator's gate, which knows where the tip
+                        // should be, keeps the one that fits (dropping both left the estimate
+                        // coasting for seconds where a plane sees the catheter over itself).
                         inconsistentPairs += 1
+                        for m in pixels { pending.append((now + latency, m)) }
                     }
                 } else {
                     for m in pixels { pending.append((now + latency, m)) }
