@@ -113,8 +113,6 @@ public struct PathServo: @unchecked Sendable {
     let count: Int
     public var dls = DLSOptions()
     public var lookahead = 10.0
-    /// Route points (≈ mm) the progress may slip back in one cycle.
-    public var progressBack = 20
     public var arrivalTolerance = 0.6
     /// Fraction of each joint's speed limit the servo may use.
     public var speedScale = 0.6
@@ -196,7 +194,7 @@ public struct PathServo: @unchecked Sendable {
         let tip = estimate.position
         // Progress: the nearest route point, searched a little back and well ahead of the last.
         var best = progress, bestDistance = Double.infinity
-        var i = progress - progressBack > 0 ? progress - progressBack : 0
+        var i = progress - 20 > 0 ? progress - 20 : 0
         let end = progress + 200 < count ? progress + 200 : count
         while i < end {
             let d = (points[i] - tip).length
@@ -205,8 +203,8 @@ public struct PathServo: @unchecked Sendable {
         }
         progress = best
         offRoute = bestDistance
-        let goal = points[count - 1]
-        if (goal - tip).length <= arrivalTolerance, progress + 5 >= count {
+        let goalDistance = (points[count - 1] - tip).length
+        if goalDistance <= arrivalTolerance, progress + 5 >= count {
             phase = .arrived
             holdAtReference(&command)
             return
@@ -259,9 +257,8 @@ public struct PathServo: @unchecked Sendable {
         let inside = 1 - ramp(bestDistance, from: max(1, steerOnly * lumen), to: max(1.5, lumen))
         advanceFactor = aligned * inside
         // Aim from where the estimate says the tip is (the model may lag it by the latency).
-        var error = target - tip
-        let distance = error.length
-        if distance > dls.maxError { error = error * (dls.maxError / distance) }
+        var error = toTarget
+        if targetDistance > dls.maxError { error = error * (dls.maxError / targetDistance) }
         let share = min(1, gain * dt)
         error = error * share
         // Two tasks in one weighted damped least-squares step: the tip position towards the
@@ -280,7 +277,6 @@ public struct PathServo: @unchecked Sendable {
         headingError -= heading * headingError.dot(heading)
         // The heading matters for turning into a branch; at the end of the route it would only
         // pull against the last millimetres, so it fades out over the last lookahead.
-        let goalDistance = (points[count - 1] - tip).length
         let headingFade = lookahead > 0 ? min(1, goalDistance / lookahead) : 1
         headingError = headingError * (headingWeight * share * headingFade)
         for j in 0..<n { headingColumns[j] = headingColumns[j] * headingFade }

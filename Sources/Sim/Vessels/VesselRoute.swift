@@ -67,22 +67,10 @@ extension VesselTreeDescription {
             }
         }
         // The first millimetres of a branch run inside its parent's lumen: there the room
-        // around the route is the parent's, not the branch's. The radius becomes the distance
-        // to the wall of the widest lumen on the route around the point (at least the own).
-        for i in out.indices {
-            for v in chain {
-                let pts = vessels[v].points
-                for k in 0..<max(1, pts.count - 1) {
-                    let a = point(v, k), b = point(v, min(k + 1, pts.count - 1))
-                    let ab = b - a
-                    let len2 = ab.dot(ab)
-                    let f = len2 > 0 ? max(0, min(1, (out[i].point - a).dot(ab) / len2)) : 0
-                    let d = (out[i].point - (a + ab * f)).length
-                    let r = radius(v, k) + (radius(v, min(k + 1, pts.count - 1)) - radius(v, k)) * f
-                    if r - d > out[i].radius { out[i].radius = r - d }
-                }
-            }
-        }
+        // around the route is the parent's, not the branch's. The radius becomes the depth of
+        // the point inside the lumen (the union of all vessels), at least the own.
+        let lumen = VesselTree(self)
+        for i in out.indices { out[i].radius = max(out[i].radius, -lumen.nearest(out[i].point).signedDistance) }
         return out
     }
 }
