@@ -90,6 +90,29 @@ struct PathServoTests {
         #expect(finishing.retreats == 0)
     }
 
+    @Test("A tip past the target at the lumen's wall is pulled back, not held at the edge of the back-out ramp")
+    func pastTheTargetAtTheWall() throws {
+        let model = CatheterModel(try loadRobot("lumen-1s.yaml"))
+        let q = JointVector([60, 0, 0, 0])
+        let tip = model.calcTipPose(q).translation
+        // The route ends 2 mm behind the tip and 2.9 mm to its side, in a 3.5 mm lumen: the tip is
+        // just at the wall, where the back-out ramp starts from nothing.
+        let side = Vec3(2.9, 0, 0)
+        let route = CenterlineRoute((0...30).map { tip + side + Vec3(0, 0, Double($0) - 32) },
+                                    radii: [Double](repeating: 3.5, count: 31))
+        var servo = PathServo(model: model, route: route)
+        servo.reset(to: q)
+        var command = JointCommand(jointCount: 4)
+        for k in 0..<300 {
+            servo.update(estimate: TipEstimate(position: tip, health: .imageFresh, time: Nanoseconds(k) * 1_000_000),
+                         correction: KinematicCorrection(), dt: 1e-3, command: &command)
+        }
+        #expect(servo.offRoute > 3.5)
+        // The step asks to retract (the target is behind the tip) and is let: within 0.3 s more
+        // than 0.3 mm. Overridden by the ramp, it moved 0.005 mm.
+        #expect(q[0] - servo.reference[0] > 0.3, "insertion went from 60 to \(servo.reference[0]) mm")
+    }
+
     @Test("Sharp corners of a route are rounded, along the parent's wall towards the branch")
     func cornersAreRounded() {
         // A parent along +x (10 mm lumen), a branch leaving it at right angles along +y (3 mm).

@@ -335,8 +335,11 @@ public struct PathServo: @unchecked Sendable {
         } else if bestDistance > lumen {
             // Out of the route's lumen: pulled back, the faster the further out, while the
             // bending keeps turning the tip towards the route.
+            // Just at the wall the ramp asks for nothing, so the step's own retraction (a tip
+            // past the target) stands.
             let out = ramp(bestDistance, from: lumen, to: lumen + backOut)
-            proposal[0] = reference[0] - out * backOutSpeed * dt
+            let back = reference[0] - out * backOutSpeed * dt
+            proposal[0] = proposal[0] < back ? proposal[0] : back
         } else if proposal[0] > reference[0] + advanceFactor * maxStep[0] {
             proposal[0] = reference[0] + advanceFactor * maxStep[0]
         }
