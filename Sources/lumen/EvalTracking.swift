@@ -239,9 +239,14 @@ struct EvalTracking: ParsableCommand {
                 let b: TipTrack
                 do { b = try trackerB.track(frameB) } catch { throw CommandFailure("\(c.name) plane B frame \(f): \(error.description)") }
                 if a.status == .tracked, b.status == .tracked {
-                    let p = triangulate(geoA, (a.u, a.v), geoB, (b.u, b.v))
+                    let views = [PixelObservation(matrix: ProjectionMatrix(geoA), pixel: SIMD2(a.u, a.v)),
+                                 PixelObservation(matrix: ProjectionMatrix(geoB), pixel: SIMD2(b.u, b.v))]
                     let truth = Vec3(truthA.tip3D[0], truthA.tip3D[1], truthA.tip3D[2])
-                    result.errors3D.append((p - truth).length)
+                    do {
+                        result.errors3D.append((try Triangulation.triangulate(views).position - truth).length)
+                    } catch {
+                        throw CommandFailure("\(c.name) frame \(f): triangulation failed: \(error)")
+                    }
                 }
             }
         }
@@ -250,19 +255,6 @@ struct EvalTracking: ParsableCommand {
 
     static func tracker() throws -> TipTracker {
         do { return try TipTracker() } catch { throw CommandFailure(error.description) }
-    }
-
-    // TODO(merge): use Imaging triangulation
-    /// The midpoint of the shortest segment between the two back-projected rays.
-    static func triangulate(_ ga: CArmGeometry, _ pa: (Double, Double), _ gb: CArmGeometry, _ pb: (Double, Double)) -> Vec3 {
-        let ra = ga.ray(u: pa.0, v: pa.1), rb = gb.ray(u: pb.0, v: pb.1)
-        let w0 = ra.origin - rb.origin
-        let a = ra.direction.dot(ra.direction), b = ra.direction.dot(rb.direction), c = rb.direction.dot(rb.direction)
-        let d = ra.direction.dot(w0), e = rb.direction.dot(w0)
-        let den = a * c - b * b
-        guard abs(den) > 1e-12 else { return ra.origin + ra.direction * ((ra.origin - rb.origin).length) }
-        let s = (b * e - c * d) / den, t = (a * e - b * d) / den
-        return (ra.origin + ra.direction * s + rb.direction * t + rb.origin) * 0.5
     }
 
     /// Where the catheter is at time t, and how the anatomy moves (breathing and heartbeat).
