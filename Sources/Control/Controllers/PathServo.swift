@@ -138,10 +138,10 @@ public struct PathServo: @unchecked Sendable {
     /// Advance in proportion to how well the tip points where it should go: full speed while
     /// the cosine between the corrected model's tip heading and the direction from the tip to
     /// the lookahead point is at least `alignment`, none at `alignmentStop` or below, linear
-    /// between (retracting is always allowed); bending turns the
-    /// tip meanwhile (a catheter pushed while it points at the wall goes past a branch instead
-    /// of into it). A hard threshold stalls: the tendons settle where the heading sits just
-    /// under it, and nothing moves again.
+    /// between (retracting is always allowed); bending turns the tip meanwhile (a catheter
+    /// pushed while it points at the wall goes past a branch instead of into it). A hard
+    /// threshold stalls: the tendons settle where the heading sits just under it, and nothing
+    /// moves again.
     public var alignment = 0.8
     public var alignmentStop = 0.4
     /// Likewise off the route: full speed within `steerOnly` × the lumen radius of the route,
@@ -334,9 +334,8 @@ public struct PathServo: @unchecked Sendable {
             retreatLeft -= step
         } else if bestDistance > lumen {
             // Out of the route's lumen: pulled back, the faster the further out, while the
-            // bending keeps turning the tip towards the route.
-            // Just at the wall the ramp asks for nothing, so the step's own retraction (a tip
-            // past the target) stands.
+            // bending keeps turning the tip towards the route. Just at the wall the ramp asks
+            // for nothing, so the step's own retraction (a tip past the target) stands.
             let out = ramp(bestDistance, from: lumen, to: lumen + backOut)
             let back = reference[0] - out * backOutSpeed * dt
             proposal[0] = proposal[0] < back ? proposal[0] : back

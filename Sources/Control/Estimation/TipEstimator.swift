@@ -42,10 +42,11 @@ public struct TipEstimatorSettings: Sendable, Equatable {
     public var offsetPerTendonMM = 4.0        // mm² / tendon mm
     public var rollLossPerRad = 0.05          // rad² / rad
     /// The largest standard deviation each part of the mismatch may reach, and the bound on
-    /// its value (insertion and offset in mm, roll and orientation in rad, bend in tendon mm). A state the images do not see for a while (a tendon offset while the bend
-    /// sits at its limit, where the model's tip does not depend on it) would otherwise gather
-    /// variance without end, and the first image that sees it again would fling it
-    /// hundreds of millimetres.
+    /// its value (insertion and offset in mm, roll and orientation in rad, bend in tendon mm).
+    /// A state the images do not see for a while (a tendon offset while the bend sits at its
+    /// limit, where the model's tip does not depend on it) would otherwise gather variance
+    /// without end, and the first image that sees it again would fling it hundreds of
+    /// millimetres.
     public var maxInsertion = 100.0, maxRoll = 3.2, maxBend = 1.6, maxOrientation = 1.5, maxOffset = 200.0
     /// Slow drift when still (variance per second, every state).
     public var driftPerSecond = 1e-4
