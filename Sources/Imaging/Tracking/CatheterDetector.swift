@@ -193,11 +193,20 @@ public final class CatheterDetector {
             // Which side does the shaft continue to? Its attenuation above the sides stays at
             // catheter level; past the tip only what the ridge ran on into (or nothing) remains.
             let from = b.sigma + 0.5 * width, to = b.sigma + 4 * width
-            let forward = sideProfile(f, c.points, from: h.index, step: 1, start: from, end: to, width: width)
-            let backward = sideProfile(f, c.points, from: h.index, step: -1, start: from, end: to, width: width)
+            let ahead = walk(c.points, from: h.index, step: 1, start: from, end: to)
+            let behind = walk(c.points, from: h.index, step: -1, start: from, end: to)
+            let forward = sideProfile(f, ahead, width: width), backward = sideProfile(f, behind, width: width)
             guard forward.level.isFinite, backward.level.isFinite else { continue }
             let noise = max(1e-4, (forward.noise + backward.noise) / 2)
-            let contrast = (backward.level - forward.level) / noise * Double(min(forward.count, backward.count)).squareRoot()
+            var contrast = (backward.level - forward.level) / noise * Double(min(forward.count, backward.count)).squareRoot()
+            // A contrast-filled vessel beyond the tip can be denser than the shaft. But the
+            // marker band is the catheter's own tube, so the shaft has the band's width, and a
+            // vessel that holds the catheter is wider. When both sides carry a structure and
+            // only one has the band's width, that one is the shaft, whatever the levels say.
+            if let side = widthSide(f, blob: b, normal: (c.points[h.index].nx, c.points[h.index].ny), ahead: ahead, behind: behind,
+                                    levels: (forward.level, backward.level), noise: noise) {
+                contrast = side > 0 ? max(contrast, 3) : min(contrast, -3)
+            }
             // Shaft behind (toward the start): tip toward the end, and the reverse.
             let towardEnd = Array(c.points[0...h.index]), towardStart = Array(c.points[h.index..<n].reversed())
             let beyond = b.sigma + 0.5 * width + 1
@@ -211,6 +220,28 @@ public final class CatheterDetector {
             }
         }
         return out
+    }
+
+    /// Which side of a marker spot has the spot's own width: +1 the side behind (toward the
+    /// curve's start), −1 the side ahead, nil when the widths do not tell (one side empty,
+    /// both as wide as the band, or both wider).
+    func widthSide(_ f: Frame, blob b: RidgeBlob, normal: (Double, Double), ahead: [(u: Double, v: Double, nx: Double, ny: Double)],
+                   behind: [(u: Double, v: Double, nx: Double, ny: Double)], levels: (ahead: Double, behind: Double), noise: Double) -> Int? {
+        // Both sides must carry a structure well above the noise: otherwise the levels decide.
+        let minimum = 6 * noise / Double(max(1, min(ahead.count, behind.count))).squareRoot()
+        guard levels.ahead > minimum, levels.behind > minimum else { return nil }
+        // The band's width across the ridge, averaged over its length.
+        let tangent = (-normal.1, normal.0)
+        let band = stride(from: -1.0, through: 1.0, by: 0.5).map { t in (u: b.u + tangent.0 * t, v: b.v + tangent.1 * t, nx: normal.0, ny: normal.1) }
+        let span = max(8, 6 * b.sigma)
+        guard let w0 = crossWidth(f, band, span: span), let wa = crossWidth(f, ahead, span: span), let wb = crossWidth(f, behind, span: span)
+        else { return nil }
+        // A shaft measures a little wider than the short band (its centre wanders along the
+        // length averaged); the other side must be clearly wider than that shaft.
+        let same = 1.6, wider = 1.6
+        if wb <= same * w0, wa >= wider * wb { return 1 }
+        if wa <= same * w0, wb >= wider * wa { return -1 }
+        return nil
     }
 
     /// The curve whose free end points at the spot across a gap a link could span, carried on
@@ -242,12 +273,10 @@ public final class CatheterDetector {
         return makeCurve(pts)
     }
 
-    /// The attenuation above the sides (±1 width across) along a curve from point `from`, in
-    /// direction `step`, between arc lengths `start` and `end` px; straight on past the curve's
-    /// end. Returns the median level, a robust noise of the samples and their count.
-    func sideProfile(_ f: Frame, _ pts: [RidgePoint], from: Int, step: Int, start: Double, end: Double, width: Double)
-        -> (level: Double, noise: Double, count: Int) {
-        var values: [Double] = []
+    /// Sample positions (with the unit normal there) along a curve from point `from`, in
+    /// direction `step`, every px of arc between `start` and `end`; straight on past the curve's end.
+    func walk(_ pts: [RidgePoint], from: Int, step: Int, start: Double, end: Double) -> [(u: Double, v: Double, nx: Double, ny: Double)] {
+        var out: [(u: Double, v: Double, nx: Double, ny: Double)] = []
         var k = from, acc = 0.0
         var cu = pts[from].u, cv = pts[from].v
         var dir = (0.0, 0.0)
@@ -269,17 +298,55 @@ public final class CatheterDetector {
                 nrm = (-o.1, o.0)
             }
             let t = next - acc
-            let u = cu + dir.0 * t, v = cv + dir.1 * t
-            let centre = attenuation(f, u, v)
-            let sides = 0.5 * (attenuation(f, u + nrm.0 * width, v + nrm.1 * width) + attenuation(f, u - nrm.0 * width, v - nrm.1 * width))
-            values.append(centre - sides)
+            out.append((cu + dir.0 * t, cv + dir.1 * t, nrm.0, nrm.1))
             next += 1
+        }
+        return out
+    }
+
+    /// The attenuation above the sides (±1 width across) at the positions of a `walk`: the
+    /// median level, a robust noise of the samples and their count.
+    func sideProfile(_ f: Frame, _ samples: [(u: Double, v: Double, nx: Double, ny: Double)], width: Double)
+        -> (level: Double, noise: Double, count: Int) {
+        let values = samples.map { s in
+            attenuation(f, s.u, s.v) - 0.5 * (attenuation(f, s.u + s.nx * width, s.v + s.ny * width) + attenuation(f, s.u - s.nx * width, s.v - s.ny * width))
         }
         guard values.count >= 3 else { return (.nan, .nan, 0) }
         var diffs = zip(values, values.dropFirst()).map { abs($0.1 - $0.0) }.sorted()
         let noise = diffs.isEmpty ? 0 : diffs[diffs.count / 2] * 1.4826 / 2.0.squareRoot()
         diffs = values.sorted()
         return (diffs[diffs.count / 2], noise, values.count)
+    }
+
+    /// px — the full width at half height of the mean attenuation profile across the positions
+    /// (±`span` px along each normal, above the level at the span's ends); `2·span` when the
+    /// profile does not fall to half its height within the span, nil when it has no height.
+    func crossWidth(_ f: Frame, _ samples: [(u: Double, v: Double, nx: Double, ny: Double)], span: Double) -> Double? {
+        let step = 0.5
+        let half = Int(span / step)
+        guard !samples.isEmpty, half >= 4 else { return nil }
+        var mean = [Double](repeating: 0, count: 2 * half + 1)
+        for s in samples {
+            for i in 0...(2 * half) {
+                let o = Double(i - half) * step
+                mean[i] += attenuation(f, s.u + s.nx * o, s.v + s.ny * o)
+            }
+        }
+        let edge = 3
+        let base = (mean.prefix(edge).reduce(0, +) + mean.suffix(edge).reduce(0, +)) / Double(2 * edge)
+        // The peak near the centre (the ridge's centre is within a px or two of the structure's).
+        var peak = half
+        for i in (half - 4)...(half + 4) where mean[i] > mean[peak] { peak = i }
+        let level = 0.5 * (mean[peak] + base)
+        guard mean[peak] > base else { return nil }
+        var left = 0.0, right = Double(2 * half)
+        for i in stride(from: peak, to: 0, by: -1) where mean[i - 1] < level {
+            left = Double(i) - (mean[i] - level) / (mean[i] - mean[i - 1]); break
+        }
+        for i in peak..<(2 * half) where mean[i + 1] < level {
+            right = Double(i) + (mean[i] - level) / (mean[i] - mean[i + 1]); break
+        }
+        return (right - left) * step
     }
 
     // MARK: Linking chains into curves
