@@ -46,7 +46,7 @@ struct BenchImaging: ParsableCommand {
             let tree = Phantoms.aorticArch()
             let geometry = CArmGeometry(columns: size, rows: size, pixelSpacing: 307.2 / Double(size), isocenter: Vec3(0, 30, 0))
             let route = tree.vessels[0].points.reversed().map { Vec3($0[0], $0[1], $0[2]) }
-            let catheter = SimRender.resample(route, length: 0.45 * EvalTracking.Scene.length(route), step: 1)
+            let catheter = Polyline.prefix(route, length: 0.45 * Polyline.length(route), step: 1)
             var frames: [(Frame, FluoroTruth)] = []
             for seed in [UInt64(1), 2] {
                 frames.append(try FluoroRenderer(geometry: geometry, seed: seed).render(tree: tree, catheter: catheter, frame: 0))

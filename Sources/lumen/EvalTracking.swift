@@ -211,6 +211,7 @@ struct EvalTracking: ParsableCommand {
         let seed = UInt64(truncatingIfNeeded: c.name.utf8.reduce(5381) { ($0 &* 33) &+ Int($1) })
         let rendererA = FluoroRenderer(geometry: geoA, settings: settings, seed: seed)
         let rendererB = c.biplane ? FluoroRenderer(geometry: geoB, settings: settings, seed: seed &+ 1) : nil
+        let matrixA = ProjectionMatrix(geoA), matrixB = ProjectionMatrix(geoB)
         let trackerA = try tracker(), trackerB = try tracker()
         if let dir = overlayDir { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         var result = SequenceResult(errors: [], errors3D: [], trackMs: [])
@@ -239,8 +240,8 @@ struct EvalTracking: ParsableCommand {
                 let b: TipTrack
                 do { b = try trackerB.track(frameB) } catch { throw CommandFailure("\(c.name) plane B frame \(f): \(error.description)") }
                 if a.status == .tracked, b.status == .tracked {
-                    let views = [PixelObservation(matrix: ProjectionMatrix(geoA), pixel: SIMD2(a.u, a.v)),
-                                 PixelObservation(matrix: ProjectionMatrix(geoB), pixel: SIMD2(b.u, b.v))]
+                    let views = [PixelObservation(matrix: matrixA, pixel: SIMD2(a.u, a.v)),
+                                 PixelObservation(matrix: matrixB, pixel: SIMD2(b.u, b.v))]
                     let truth = Vec3(truthA.tip3D[0], truthA.tip3D[1], truthA.tip3D[2])
                     do {
                         result.errors3D.append((try Triangulation.triangulate(views).position - truth).length)
@@ -272,16 +273,14 @@ struct EvalTracking: ParsableCommand {
             case .advance:
                 switch c.phantom {
                 case "coronary":
-                    // A guiding catheter from the aorta (outside the field) into the ostium, then down the main artery.
-                    let main = tree.vessels[0].points.map { Vec3($0[0], $0[1], $0[2]) }
-                    let entry = (0..<8).map { k in main[0] + Vec3(-120 + 15 * Double(k), 0, 60 - 7.5 * Double(k)) }
-                    route = entry + main
-                    startLength = Self.length(entry) + 15
+                    let guide = Phantoms.coronaryGuideRoute()
+                    route = guide.route
+                    startLength = guide.ostium + 15
                     speed = 12
                 case "arch":
                     // Femoral access: up the descending aorta, over the arch, down the ascending aorta.
                     route = tree.vessels[0].points.reversed().map { Vec3($0[0], $0[1], $0[2]) }
-                    startLength = 0.45 * Self.length(route)
+                    startLength = 0.45 * Polyline.length(route)
                     speed = 20
                 default:
                     route = tree.vessels[0].points.map { Vec3($0[0], $0[1], $0[2]) }
@@ -306,12 +305,10 @@ struct EvalTracking: ParsableCommand {
             }
         }
 
-        static func length(_ p: [Vec3]) -> Double { zip(p, p.dropFirst()).reduce(0) { $0 + ($1.1 - $1.0).length } }
-
         func catheter(at t: Double) -> [Vec3] {
-            let total = Self.length(route)
+            let total = Polyline.length(route)
             let inserted = min(total - 0.5, startLength + speed * t)
-            return SimRender.resample(route, length: inserted, step: 1)
+            return Polyline.prefix(route, length: inserted, step: 1)
         }
 
         /// mm — breathing (0.25 Hz, 8 mm cranio-caudal, 2 mm antero-posterior) and heartbeat

@@ -183,7 +183,7 @@ struct SimRender: ParsableCommand {
             planeB = PlaneB(geometry: second, truth: out + "/plane-b/truth.json")
         }
         let route = tree.vessels[0].points.reversed().map { Vec3($0[0], $0[1], $0[2]) }
-        let routeLength = zip(route, route.dropFirst()).reduce(0) { $0 + ($1.1 - $1.0).length }
+        let routeLength = Polyline.length(route)
         let rod = try catheter == "physics" ? PushedCatheter(tree: tree, route: route, start: 0.4 * routeLength) : nil
         for (_, dir) in planes { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         var truths = [[FluoroTruth]](repeating: [], count: planes.count)
@@ -194,7 +194,7 @@ struct SimRender: ParsableCommand {
             if let rod {
                 line = try rod.advance(seconds: f == 0 ? 0 : 1 / fps, speed: 20)
             } else {
-                line = Self.resample(route, length: min(routeLength, 0.4 * routeLength + 3 * Double(f)), step: 1)
+                line = Polyline.prefix(route, length: min(routeLength, 0.4 * routeLength + 3 * Double(f)), step: 1)
             }
             for (k, plane) in planes.enumerated() {
                 let t0 = Date()
@@ -285,26 +285,5 @@ struct SimRender: ParsableCommand {
         if lumen_cv_write_png_rgb8(path, rgb, Int32(frame.width), Int32(frame.height), &err, Int32(err.count)) != 0 {
             throw CommandFailure("cannot write \(path)")
         }
-    }
-
-    /// The first `length` mm of a polyline, sampled every `step` mm (the end point exact).
-    static func resample(_ route: [Vec3], length: Double, step: Double) -> [Vec3] {
-        var out = [route[0]]
-        var travelled = 0.0, next = step
-        for k in 1..<route.count {
-            let a = route[k - 1], b = route[k]
-            let seg = (b - a).length
-            while next <= min(length, travelled + seg) {
-                out.append(a + (b - a) * ((next - travelled) / seg))
-                next += step
-            }
-            travelled += seg
-            if travelled >= length {
-                let end = a + (b - a) * ((length - (travelled - seg)) / seg)
-                if (end - out.last!).length > 1e-9 { out.append(end) }
-                break
-            }
-        }
-        return out
     }
 }

@@ -337,8 +337,7 @@ public struct PathServo: @unchecked Sendable {
             // bending keeps turning the tip towards the route. Just at the wall the ramp asks
             // for nothing, so the step's own retraction (a tip past the target) stands.
             let out = ramp(bestDistance, from: lumen, to: lumen + backOut)
-            let back = reference[0] - out * backOutSpeed * dt
-            proposal[0] = proposal[0] < back ? proposal[0] : back
+            proposal[0] = min(reference[0] - out * backOutSpeed * dt, proposal[0])
         } else if proposal[0] > reference[0] + advanceFactor * maxStep[0] {
             proposal[0] = reference[0] + advanceFactor * maxStep[0]
         }

@@ -74,6 +74,15 @@ public enum Phantoms {
         ])
     }
 
+    /// A guiding catheter's way into `coronaryTree()`: in from the aorta (not part of the tree,
+    /// and outside a field centred on the artery) to the ostium, then down the main artery.
+    /// `ostium` is the arc length (mm) at which the route enters the artery.
+    public static func coronaryGuideRoute() -> (route: [Vec3], ostium: Double) {
+        let main = coronaryTree().vessels[0].points.map { Vec3($0[0], $0[1], $0[2]) }
+        let entry = (0..<8).map { k in main[0] + Vec3(-120 + 15 * Double(k), 0, 60 - 7.5 * Double(k)) }
+        return (entry + main, Polyline.length(entry))
+    }
+
     /// A coronary-like tree: a tortuous main artery (2.2 → 1.5 mm over 90 mm) with a proximal
     /// side branch and a mid diagonal, both tortuous.
     public static func coronaryTree() -> VesselTreeDescription {
