@@ -86,6 +86,9 @@ struct EvalTracking: ParsableCommand {
         var ms_per_frame: Double
         var err3d_mm_median: Double?
         var err3d_mm_p95: Double?
+        /// Every frame's error in order (null where the tracker reported the tip lost), so a
+        /// tail can be traced to its frames.
+        var err_px_per_frame: [Double?]
     }
 
     struct Summary: Encodable {
@@ -134,7 +137,8 @@ struct EvalTracking: ParsableCommand {
                 err_mm_median: round3(percentile(errs, 50) * pitch), wrong_pct: round1(100 * Double(wrong) / Double(seq.errors.count)),
                 ms_per_frame: round3(seq.trackMs.reduce(0, +) / Double(max(1, seq.trackMs.count))),
                 err3d_mm_median: seq.errors3D.isEmpty ? nil : round3(percentile(seq.errors3D, 50)),
-                err3d_mm_p95: seq.errors3D.isEmpty ? nil : round3(percentile(seq.errors3D, 95)))
+                err3d_mm_p95: seq.errors3D.isEmpty ? nil : round3(percentile(seq.errors3D, 95)),
+                err_px_per_frame: seq.errors.map { $0.map(round3) })
             results.append(r)
             allErr += errs; allFrames += seq.errors.count; allTracked += tracked; allWrong += wrong
             all3D += seq.errors3D
