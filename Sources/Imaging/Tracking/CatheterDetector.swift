@@ -112,6 +112,10 @@ public final class CatheterDetector {
             guard let d = refineTip(frame, cand.points, beyondFrom: cand.beyondFrom) else { continue }
             var score = d.confidence * min(cand.strength, 3000).squareRoot() * (0.5 + min(1.5, d.endSNR / 20))
             score *= cand.sideWeight * markerWeight(d, blobs: blobs, densest: densest)
+            // The ridge filter's trace can break a few px before the marker band (a band is no
+            // longer line-like). The free end left there borrows the band's density and can
+            // outscore the band itself, a band's length or more short of the tip.
+            if spotAhead(cand.points, tip: d, blobs: blobs) { score *= 0.5 }
             if let p = prior {
                 let dist = hypot(d.u - p.u, d.v - p.v), scale = max(2, 0.25 * p.radius)
                 score /= 1 + (dist / scale) * (dist / scale)
@@ -155,6 +159,24 @@ public final class CatheterDetector {
         let ratio = strongest / d.ridgeSNR
         let relative = densest > strongest ? strongest / densest : 1
         return (1 + min(3, max(0, ratio - 0.75))) * relative * relative
+    }
+
+    /// Whether the candidate ends without a dense spot of its own but one lies ahead: past the
+    /// tip, within a linking gap, in the direction the candidate's line leaves it.
+    func spotAhead(_ pts: [RidgePoint], tip d: CatheterDetection, blobs: [RidgeBlob]) -> Bool {
+        guard pts.count >= 3 else { return false }
+        let o = outward(pts, atEnd: true)
+        let cosMax = cos(settings.linkAngleDeg * .pi / 180)
+        let sigma = pts[pts.count - 1].sigma
+        let dense = blobs.prefix(24).filter { $0.strength >= ridges.settings.highK }
+        if dense.contains(where: { hypot($0.u - d.u, $0.v - d.v) <= $0.sigma + 1 }) { return false }
+        for b in dense {
+            let du = b.u - d.u, dv = b.v - d.v
+            let gap = hypot(du, dv)
+            guard gap > b.sigma + 1, gap <= settings.linkGapPx + 1.5 * sigma + b.sigma else { continue }
+            if (o.0 * du + o.1 * dv) / gap >= cosMax { return true }
+        }
+        return false
     }
 
     /// Candidates at strong spots on a curve: the tip at the spot's distal end, the distal side
