@@ -107,6 +107,7 @@ public final class CatheterDetector {
             if let p = prior, hypot(b.u - p.u, b.v - p.v) > p.radius + 2 * b.sigma { continue }
             densest = max(densest, b.strength)
         }
+        let dense = blobs.prefix(24).filter { $0.strength >= ridges.settings.highK }
         var best: (score: Double, detection: CatheterDetection)?
         for cand in candidates {
             guard let d = refineTip(frame, cand.points, beyondFrom: cand.beyondFrom) else { continue }
@@ -115,7 +116,7 @@ public final class CatheterDetector {
             // The ridge filter's trace can break a few px before the marker band (a band is no
             // longer line-like). The free end left there borrows the band's density and can
             // outscore the band itself, a band's length or more short of the tip.
-            if spotAhead(cand.points, tip: d, blobs: blobs) { score *= 0.5 }
+            if spotAhead(cand.points, tip: d, dense: dense) { score *= 0.5 }
             if let p = prior {
                 let dist = hypot(d.u - p.u, d.v - p.v), scale = max(2, 0.25 * p.radius)
                 score /= 1 + (dist / scale) * (dist / scale)
@@ -162,13 +163,13 @@ public final class CatheterDetector {
     }
 
     /// Whether the candidate ends without a dense spot of its own but one lies ahead: past the
-    /// tip, within a linking gap, in the direction the candidate's line leaves it.
-    func spotAhead(_ pts: [RidgePoint], tip d: CatheterDetection, blobs: [RidgeBlob]) -> Bool {
+    /// tip, within a linking gap, in the direction the candidate's line leaves it. `dense`: the
+    /// frame's spots at or above the ridge filter's high threshold.
+    func spotAhead(_ pts: [RidgePoint], tip d: CatheterDetection, dense: [RidgeBlob]) -> Bool {
         guard pts.count >= 3 else { return false }
         let o = outward(pts, atEnd: true)
         let cosMax = cos(settings.linkAngleDeg * .pi / 180)
         let sigma = pts[pts.count - 1].sigma
-        let dense = blobs.prefix(24).filter { $0.strength >= ridges.settings.highK }
         if dense.contains(where: { hypot($0.u - d.u, $0.v - d.v) <= $0.sigma + 1 }) { return false }
         for b in dense {
             let du = b.u - d.u, dv = b.v - d.v
@@ -247,8 +248,8 @@ public final class CatheterDetector {
     /// Which side of a marker spot has the spot's own width: +1 the side behind (toward the
     /// curve's start), −1 the side ahead, nil when the widths do not tell (one side empty,
     /// both as wide as the band, or both wider).
-    func widthSide(_ f: Frame, blob b: RidgeBlob, normal: (Double, Double), ahead: [(u: Double, v: Double, nx: Double, ny: Double)],
-                   behind: [(u: Double, v: Double, nx: Double, ny: Double)], levels: (ahead: Double, behind: Double), noise: Double) -> Int? {
+    func widthSide(_ f: Frame, blob b: RidgeBlob, normal: (Double, Double), ahead: [Sample], behind: [Sample],
+                   levels: (ahead: Double, behind: Double), noise: Double) -> Int? {
         // Both sides must carry a structure well above the noise: otherwise the levels decide.
         let minimum = 6 * noise / Double(max(1, min(ahead.count, behind.count))).squareRoot()
         guard levels.ahead > minimum, levels.behind > minimum else { return nil }
@@ -295,10 +296,13 @@ public final class CatheterDetector {
         return makeCurve(pts)
     }
 
+    /// A position across which a profile is read, with the unit normal there.
+    typealias Sample = (u: Double, v: Double, nx: Double, ny: Double)
+
     /// Sample positions (with the unit normal there) along a curve from point `from`, in
     /// direction `step`, every px of arc between `start` and `end`; straight on past the curve's end.
-    func walk(_ pts: [RidgePoint], from: Int, step: Int, start: Double, end: Double) -> [(u: Double, v: Double, nx: Double, ny: Double)] {
-        var out: [(u: Double, v: Double, nx: Double, ny: Double)] = []
+    func walk(_ pts: [RidgePoint], from: Int, step: Int, start: Double, end: Double) -> [Sample] {
+        var out: [Sample] = []
         var k = from, acc = 0.0
         var cu = pts[from].u, cv = pts[from].v
         var dir = (0.0, 0.0)
@@ -328,7 +332,7 @@ public final class CatheterDetector {
 
     /// The attenuation above the sides (±1 width across) at the positions of a `walk`: the
     /// median level, a robust noise of the samples and their count.
-    func sideProfile(_ f: Frame, _ samples: [(u: Double, v: Double, nx: Double, ny: Double)], width: Double)
+    func sideProfile(_ f: Frame, _ samples: [Sample], width: Double)
         -> (level: Double, noise: Double, count: Int) {
         let values = samples.map { s in
             attenuation(f, s.u, s.v) - 0.5 * (attenuation(f, s.u + s.nx * width, s.v + s.ny * width) + attenuation(f, s.u - s.nx * width, s.v - s.ny * width))
@@ -343,7 +347,7 @@ public final class CatheterDetector {
     /// px — the full width at half height of the mean attenuation profile across the positions
     /// (±`span` px along each normal, above the level at the span's ends); `2·span` when the
     /// profile does not fall to half its height within the span, nil when it has no height.
-    func crossWidth(_ f: Frame, _ samples: [(u: Double, v: Double, nx: Double, ny: Double)], span: Double) -> Double? {
+    func crossWidth(_ f: Frame, _ samples: [Sample], span: Double) -> Double? {
         let step = 0.5
         let half = Int(span / step)
         guard !samples.isEmpty, half >= 4 else { return nil }
@@ -530,7 +534,7 @@ public final class CatheterDetector {
         let beyondPx = max(width, beyondFrom ?? width)
         let lIn = max(12.0, 3 * width), lOut = max(10.0, 2 * width, beyondPx + max(6, width))
         let dir = outward(pts, atEnd: true)
-        var path: [(u: Double, v: Double, nx: Double, ny: Double)] = []  // inward samples, tip first
+        var path: [Sample] = []  // inward samples, tip first
         var acc = 0.0, k = n - 1
         var cu = pts[n - 1].u, cv = pts[n - 1].v
         path.append((cu, cv, -dir.1, dir.0))

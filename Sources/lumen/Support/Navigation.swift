@@ -86,7 +86,7 @@ enum Navigation {
         let baseX = model.basePose.rotation.c0
         let section = description.sections[0]
         let coupling = RodCoupling(tendonRadius: section.tendonRadiusMM, bendLength: section.lengthMM, tipLength: description.tipLengthMM)
-        let rodLength = min(0.6, (route.count > 1 ? zip(route, route.dropFirst()).reduce(0) { $0 + ($1.1 - $1.0).length } : 0) * 1e-3 + 0.08)
+        let rodLength = min(0.6, Polyline.length(route) * 1e-3 + 0.08)
         let rodModel: RodModel
         do {
             rodModel = try RodModel(.catheter(elements: 100, length: rodLength, bendLength: section.lengthMM * 1e-3,
