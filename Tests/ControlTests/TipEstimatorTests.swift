@@ -39,7 +39,7 @@ struct TipEstimatorTests {
         let storage = TipEstimatorStorage(historyLength: 1024)
         var estimator = storage.estimator(model: sc.model, planes: sc.planes)
         var rng = SplitMix64(seed: 5)
-        func gauss() -> Double { (-2 * log(max(rng.unit(), 1e-300))).squareRoot() * cos(2 * .pi * rng.unit()) }
+        func gauss() -> Double { rng.gaussian() }
         var pending: [(arrive: Double, m: TipMeasurement)] = []
         var fused: [Double] = [], kinematic: [Double] = [], vectors: [Vec3] = []
         var last = TipEstimate()
@@ -241,6 +241,116 @@ struct TipEstimatorTests {
         #expect(f.fused == 0)
         #expect(f.mismatch.allSatisfy { abs($0) <= 50 })
         #expect(f.lastRejection == .implausible || f.lastRejection == .gated)
+    }
+
+    @Test("A fused measurement leaves the covariance the Joseph form gives, symmetric and positive", arguments: [false, true])
+    func covarianceUpdateIsExact(pixel: Bool) throws {
+        let sc = try Scenario()
+        let storage = TipEstimatorStorage(historyLength: 1024)
+        var e = storage.estimator(model: sc.model, planes: sc.planes)
+        // Motion first, so that the prior is full and correlated (process noise along the way,
+        // one earlier image to tie the states together).
+        for k in 0...400 {
+            let now = Nanoseconds(k) * 1_000_000
+            let est = e.predict(joints: sc.joints(Double(k) / 1000), time: now)
+            if k == 200 { _ = e.fuse(TipMeasurement(acquiredAt: now, position: est.position + Vec3(1, -0.5, 0.3), positionCovariance: Mat3.identity * 0.04)) }
+        }
+        let k = e.newest
+        let prior = (0..<100).map { e.covariances[k * 100 + $0] }
+        var h = InlineArray<10, Vec3>(repeating: .zero)
+        let tip = e.tipAndJacobian(entry: k, into: &h)
+        // H (d × 10) and R (d × d) of the measurement, built here from the plane's projection.
+        var rows: [[Double]], r: [[Double]]
+        let m: TipMeasurement
+        if pixel {
+            let pr = PlaneProjection(sc.planes[1]).project(tip)
+            rows = [(0..<10).map { pr.du.dot(h[$0]) }, (0..<10).map { pr.dv.dot(h[$0]) }]
+            r = [[2.25, 0], [0, 2.25]]
+            m = TipMeasurement(acquiredAt: e.times[k], plane: 1, pixel: pr.uv + SIMD2(3, -2), pixelCovariance: .isotropic(1.5))
+        } else {
+            rows = [(0..<10).map { h[$0].x }, (0..<10).map { h[$0].y }, (0..<10).map { h[$0].z }]
+            r = [[0.04, 0.01, 0], [0.01, 0.09, 0], [0, 0, 0.25]]
+            m = TipMeasurement(acquiredAt: e.times[k], position: tip + Vec3(0.8, -0.6, 1.1),
+                               positionCovariance: Mat3(columns: Vec3(0.04, 0.01, 0), Vec3(0.01, 0.09, 0), Vec3(0, 0, 0.25)))
+        }
+        #expect(e.fuse(m) == nil)
+        let posterior = (0..<100).map { e.covariances[k * 100 + $0] }
+        let expected = Self.josephUpdate(prior: prior, rows: rows, noise: r)
+        let scale = (0..<10).map { prior[$0 * 11] }.max()!
+        for i in 0..<100 { #expect(abs(posterior[i] - expected[i]) <= 1e-9 * scale, "P[\(i / 10)][\(i % 10)] \(posterior[i]) ≠ \(expected[i])") }
+        for a in 0..<10 {
+            #expect(posterior[a * 11] > 0)
+            for b in 0..<10 { #expect(abs(posterior[a * 10 + b] - posterior[b * 10 + a]) <= 1e-12 * scale) }
+        }
+    }
+
+    @Test("The covariance update is the Joseph form for any gain, not only the optimal one")
+    func josephFormForAnyGain() {
+        var rng = SplitMix64(seed: 11)
+        for trial in 0..<20 {
+            let d = 2 + trial % 2
+            // A random covariance with variances from 1e-6 to 1e2, rows like the tip's
+            // Jacobian (tens of mm per rad), and a gain that is the optimal one's rounding
+            // magnified: a few per cent off, as an ill-conditioned S gives.
+            var a = [[Double]](repeating: [Double](repeating: 0, count: 10), count: 10)
+            for i in 0..<10 { for j in 0..<10 { a[i][j] = rng.gaussian() * pow(10, Double(i % 5) - 3) } }
+            var prior = [Double](repeating: 0, count: 100)
+            for i in 0..<10 { for j in 0..<10 { prior[i * 10 + j] = (0..<10).reduce(0.0) { $0 + a[i][$1] * a[j][$1] } } }
+            let rows = (0..<d).map { _ in (0..<10).map { _ in rng.gaussian() * 30 } }
+            let noise = (0..<d).map { i in (0..<d).map { j in i == j ? 0.01 + rng.unit() : 0 } }
+            let optimal = Self.kalmanGain(prior: prior, rows: rows, noise: noise)
+            let gain = optimal.map { $0.map { $0 * (1 + 0.05 * rng.gaussian()) } }
+            let expected = Self.josephUpdate(prior: prior, rows: rows, noise: noise, gain: gain)
+            var flatGain = InlineArray<30, Double>(repeating: 0), flatRows = InlineArray<30, Double>(repeating: 0)
+            for i in 0..<10 { for j in 0..<d { flatGain[i * 3 + j] = gain[i][j] } }
+            for i in 0..<d { for j in 0..<10 { flatRows[i * 10 + j] = rows[i][j] } }
+            func n(_ i: Int, _ j: Int) -> Double { i < d && j < d ? noise[i][j] : (i == j ? 1 : 0) }
+            let r = Mat3(columns: Vec3(n(0, 0), n(1, 0), n(2, 0)), Vec3(n(0, 1), n(1, 1), n(2, 1)), Vec3(n(0, 2), n(1, 2), n(2, 2)))
+            let p = UnsafeMutablePointer<Double>.allocate(capacity: 100)
+            defer { p.deallocate() }
+            for i in 0..<100 { p[i] = prior[i] }
+            TipEstimator.josephUpdate(p, gain: flatGain, rows: flatRows, noise: r, dimension: d)
+            let scale = (0..<10).map { expected[$0 * 11] }.max()!
+            let worst = (0..<100).map { abs(p[$0] - expected[$0]) }.max()!
+            #expect(worst <= 1e-9 * scale, "trial \(trial): off by \(worst) (largest variance \(scale))")
+            for i in 0..<10 { for j in 0..<10 { #expect(p[i * 10 + j] == p[j * 10 + i]) } }
+        }
+    }
+
+    typealias Matrix = [[Double]]
+    static func product(_ a: Matrix, _ b: Matrix) -> Matrix {
+        var out = Matrix(repeating: [Double](repeating: 0, count: b[0].count), count: a.count)
+        for i in 0..<a.count { for j in 0..<b[0].count { for k in 0..<b.count { out[i][j] += a[i][k] * b[k][j] } } }
+        return out
+    }
+    static func transposed(_ a: Matrix) -> Matrix { (0..<a[0].count).map { j in a.map { $0[j] } } }
+    static func sum(_ a: Matrix, _ b: Matrix) -> Matrix { zip(a, b).map { zip($0, $1).map { $0 + $1 } } }
+    static func square(_ flat: [Double]) -> Matrix { (0..<10).map { Array(flat[($0 * 10)..<($0 * 10 + 10)]) } }
+
+    /// K = P Hᵀ (H P Hᵀ + R)⁻¹, by plain matrix algebra (S⁻¹ by Gauss–Jordan).
+    static func kalmanGain(prior: [Double], rows h: Matrix, noise r: Matrix) -> Matrix {
+        let d = h.count
+        let pht = product(square(prior), transposed(h))
+        var s = sum(product(h, pht), r)
+        var inv: Matrix = (0..<d).map { i in (0..<d).map { $0 == i ? 1.0 : 0.0 } }
+        for c in 0..<d {
+            let pivot = s[c][c]
+            for j in 0..<d { s[c][j] /= pivot; inv[c][j] /= pivot }
+            for row in 0..<d where row != c {
+                let f = s[row][c]
+                for j in 0..<d { s[row][j] -= f * s[c][j]; inv[row][j] -= f * inv[c][j] }
+            }
+        }
+        return product(pht, inv)
+    }
+
+    /// (I − K H) P (I − K H)ᵀ + K R Kᵀ, with the optimal gain unless one is given.
+    static func josephUpdate(prior: [Double], rows h: Matrix, noise r: Matrix, gain: Matrix? = nil) -> [Double] {
+        let k = gain ?? kalmanGain(prior: prior, rows: h, noise: r)
+        let kh = product(k, h)
+        let ikh: Matrix = (0..<10).map { a in (0..<10).map { b in (a == b ? 1.0 : 0.0) - kh[a][b] } }
+        let out = sum(product(product(ikh, square(prior)), transposed(ikh)), product(product(k, r), transposed(k)))
+        return out.flatMap { $0 }
     }
 
     @Test("Predict and fuse never allocate")

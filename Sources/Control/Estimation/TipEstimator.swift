@@ -451,6 +451,20 @@ public struct TipEstimator: @unchecked Sendable {
         }
         for a in 0..<10 { x[a] = updated[a] }
         consecutiveGated = 0
+        Self.josephUpdate(P, gain: gain, rows: rows, noise: r, dimension: dimension)
+        return accept(entry: k, at: m)
+    }
+
+    /// P ← (I − K H) P (I − K H)ᵀ + K R Kᵀ, then symmetrised. Unlike (I − K H) P, this stays
+    /// symmetric and positive for any gain, so the rounding in K (S is inverted by its
+    /// adjugate, and with sharp images it is badly conditioned) does not reach P. Each
+    /// product goes to its own buffer: the second one summed into the first, row by row, is
+    /// (I − K H) P again, but only for the exact optimal gain; with a rounded one the error grew
+    /// a thousandfold per image until variances went negative and every image was refused.
+    /// `gain` is 10 × 3 by rows, `rows` d × 10 (d ≤ 3; the unused rows and gain columns zero).
+    @_noAllocation @_noLocks
+    static func josephUpdate(_ P: UnsafeMutablePointer<Double>, gain: InlineArray<30, Double>, rows: InlineArray<30, Double>,
+                             noise r: Mat3, dimension: Int) {
         var ikh = InlineArray<100, Double>(repeating: 0)
         for a in 0..<10 {
             for b in 0..<10 {
@@ -459,28 +473,29 @@ public struct TipEstimator: @unchecked Sendable {
                 ikh[a * 10 + b] = v
             }
         }
-        var tmp = InlineArray<100, Double>(repeating: 0)
+        var left = InlineArray<100, Double>(repeating: 0)
         for a in 0..<10 {
             for b in 0..<10 {
                 var v = 0.0
                 for c in 0..<10 { v += ikh[a * 10 + c] * P[c * 10 + b] }
-                tmp[a * 10 + b] = v
+                left[a * 10 + b] = v
             }
         }
+        // P is no longer read below, so the result goes straight into it.
         for a in 0..<10 {
-            for b in 0..<10 {
+            for b in 0...a {
                 var v = 0.0
-                for c in 0..<10 { v += tmp[a * 10 + c] * ikh[b * 10 + c] }
-                // K R Kᵀ
+                for c in 0..<10 { v += left[a * 10 + c] * ikh[b * 10 + c] }
+                var w = 0.0
+                for c in 0..<10 { w += left[b * 10 + c] * ikh[a * 10 + c] }
+                // K R Kᵀ. For a pixel R is padded to 3 × 3 with a unit third row; K's third
+                // column is 0 then, so the padding adds nothing.
                 let ka = Vec3(gain[a * 3], gain[a * 3 + 1], gain[a * 3 + 2]), kb = Vec3(gain[b * 3], gain[b * 3 + 1], gain[b * 3 + 2])
-                v += ka.dot(r * kb)
-                tmp[a * 10 + b] = v
+                let sym = 0.5 * (v + w) + ka.dot(r * kb)
+                P[a * 10 + b] = sym
+                P[b * 10 + a] = sym
             }
         }
-        // For a pixel, R is padded to 3 × 3 with a unit third row; K's third column is 0, so
-        // the padding adds nothing to K R Kᵀ.
-        for i in 0..<100 { P[i] = tmp[i] }
-        return accept(entry: k, at: m)
     }
 
     /// Re-propagates the entries after k from it and counts the measurement as fused.
