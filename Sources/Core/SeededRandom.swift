@@ -1,3 +1,5 @@
+import Foundation
+
 /// SplitMix64: a small, fast generator with a 64-bit seed, for everything in Lumen that must be
 /// the same run after run (benchmark inputs, simulated noise, test configurations).
 public struct SplitMix64: RandomNumberGenerator, Sendable {
@@ -18,4 +20,10 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 
     /// Uniform in [a, b).
     public mutating func uniform(_ a: Double, _ b: Double) -> Double { a + (b - a) * unit() }
+
+    /// A standard normal deviate (Box–Muller; the pair's second is dropped, so the generator stays one word of state).
+    public mutating func gaussian() -> Double {
+        let u = max(unit(), 1e-300), v = unit()
+        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
+    }
 }

@@ -15,7 +15,7 @@ struct EvalNavigation: ParsableCommand {
     @Option(help: "Index of the first run (runs cycle through targets and angles; to repeat one run alone).") var first = 0
     @Option(help: "Time limit per run (simulated s).") var maxSeconds = 90.0
     @Option(help: "Folder for the per-run JSON and the plot of the first run.") var out = "out/eval-navigation"
-    @Option(help: "Tip measurements: tracker (from the images) or truth (the simulated tip itself, at the same rate and latency: separates control failures from tracking failures).") var measurements = "tracker"
+    @Option(help: "Tip measurements: tracker (from the images) or truth (the simulated tip with a 0.1 mm σ of noise drawn from the seed, at the same rate and latency, and no images rendered: separates control failures from tracking failures).") var measurements = "tracker"
     @Flag(help: "Print JSON on stdout.") var json = false
     @Flag(help: "Progress of each run on stderr, once a second of simulated time.") var verbose = false
 

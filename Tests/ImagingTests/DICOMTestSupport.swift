@@ -92,10 +92,3 @@ func scratchFolder(_ name: String) -> URL {
     return d
 }
 
-extension SplitMix64 {
-    /// A standard normal deviate (Box–Muller).
-    mutating func gaussian() -> Double {
-        let u = max(unit(), 1e-300), v = unit()
-        return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
-    }
-}

@@ -64,16 +64,12 @@ struct BezierScene {
         var pixels = [UInt16](repeating: 0, count: n)
         for i in 0..<n {
             let lambda = photons * exp(-atten[i])
-            let count = max(0, lambda + lambda.squareRoot() * gaussian(&rng))
+            let count = max(0, lambda + lambda.squareRoot() * rng.gaussian())
             pixels[i] = UInt16(min(65535, (count / photons * 4095).rounded()))
         }
         return Frame(width: size, height: size, pixels: pixels, acquiredAt: time)
     }
 
-    func gaussian(_ rng: inout SplitMix64) -> Double {
-        let u1 = max(rng.unit(), 1e-300), u2 = rng.unit()
-        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
-    }
 }
 
 @Suite struct TrackingTests {
@@ -232,8 +228,7 @@ struct MarkerScene {
                 if t <= len { a += shaft * g }
                 if t <= len, t >= len - markerLength { a += marker * g }
                 let lambda = photons * exp(-a)
-                let u1 = max(rng.unit(), 1e-300), u2 = rng.unit()
-                let count = max(0, lambda + lambda.squareRoot() * (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
+                let count = max(0, lambda + lambda.squareRoot() * rng.gaussian())
                 pixels[v * size + u] = UInt16(min(65535, (count / photons * 4095).rounded()))
             }
         }
