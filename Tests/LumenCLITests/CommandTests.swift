@@ -118,6 +118,26 @@ struct Tool {
         #expect(bad.stderr.contains("no vessel named 'nowhere'"))
     }
 
+    @Test func truthMeasurementsCarryTheirNoiseAndDifferBySeed() throws {
+        func run(seed: Int) throws -> [String: Any] {
+            let out = scratch.appendingPathComponent("truth-\(seed)").path
+            let r = try Tool.run(["eval", "navigation", "--measurements", "truth", "--runs", "1", "--seed", "\(seed)",
+                                  "--max-seconds", "1", "--json", "--out", out])
+            #expect(r.status == 0, "\(r.stderr)")
+            return try #require(r.json)
+        }
+        let a = try run(seed: 1), b = try run(seed: 2)
+        // |n| of a 3D normal with σ 0.1 mm has a median of 0.154 mm; 15 frames in 1 s.
+        let runs = try #require(a["per_run"] as? [[String: Any]])
+        let image = try #require(runs.first?["image_only"] as? [String: Any])
+        let median = try #require(image["median"] as? Double)
+        #expect(median > 0.08 && median < 0.25, "image-only median \(median) mm")
+        #expect((image["samples"] as? Int ?? 0) >= 14)
+        // The same setup (run 0) with another seed: other noise, so another fused path.
+        let fa = (a["fused"] as? [String: Any])?["median"] as? Double, fb = (b["fused"] as? [String: Any])?["median"] as? Double
+        #expect(fa != nil && fa != fb, "fused medians \(String(describing: fa)) and \(String(describing: fb))")
+    }
+
     @Test func invalidOptionsAreRefusedBeforeRunning() throws {
         let r = try Tool.run(["bench", "loop", "--rate", "0"])
         #expect(r.status != 0)
