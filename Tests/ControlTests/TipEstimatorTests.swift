@@ -163,6 +163,47 @@ struct TipEstimatorTests {
         #expect(p90 < 1, "90th percentile of the error from 0.5 s after the jump: \(p90) mm")
     }
 
+    @Test("With two planes, a run of wrong pixels in one plane is refused for good; points that agree still reset")
+    func noResetsFromPixelsAlone() throws {
+        let sc = try Scenario()
+        let q = JointVector([40, 0, 0.1, 0])
+        let tip = sc.model.calcTipPose(q).translation
+        let elsewhere = tip + Vec3(0, 0, 40)   // the shaft, a vessel, another catheter...
+        /// 3 s of one plane's detections of `elsewhere` (plane 1 finds nothing), then `seconds` s of
+        /// triangulated points there. Returns the resets and the error from the true tip.
+        func run(_ settings: TipEstimatorSettings, pointsFor seconds: Double) -> (resets: Int, error: Double) {
+            let storage = TipEstimatorStorage(historyLength: 1024)
+            var e = storage.estimator(model: sc.model, planes: sc.planes, settings: settings)
+            var last = TipEstimate()
+            for k in 0...Int((3 + seconds) * 1000) {
+                let now = Nanoseconds(k) * 1_000_000
+                last = e.predict(joints: q, time: now)
+                guard k % 67 == 0 else { continue }
+                if Double(k) < 3000 {
+                    let uv = sc.planes[0].project(elsewhere)
+                    _ = e.fuse(TipMeasurement(acquiredAt: now, plane: 0, pixel: SIMD2(uv.u, uv.v), pixelCovariance: .isotropic(1)))
+                } else {
+                    _ = e.fuse(TipMeasurement(acquiredAt: now, position: elsewhere, positionCovariance: Mat3.identity * 0.04))
+                }
+                last = e.estimate(now: now)
+            }
+            return (e.resets, (last.position - tip).length)
+        }
+        var biplane = TipEstimatorSettings()
+        biplane.resetFromPixels = false
+        let refused = run(biplane, pointsFor: 0)
+        #expect(refused.resets == 0)
+        #expect(refused.error < 1, "dragged \(refused.error) mm by one plane's pixels")
+        // The contrast: with resets from pixels (one C-arm), the same pixels carry the estimate off.
+        let single = run(TipEstimatorSettings(), pointsFor: 0)
+        #expect(single.resets >= 1)
+        #expect(single.error > 10)
+        // Points both planes agree on are believed, as before.
+        let points = run(biplane, pointsFor: 1)
+        #expect(points.resets >= 1)
+        #expect(points.error > 39)
+    }
+
     /// Tendons pulled 1 mm over two seconds while the wall holds the tip where it is; biplane
     /// pixels at 15 fps, 100 ms late. Returns the measurements gated and the final error (mm).
     static func heldTip(_ settings: TipEstimatorSettings) throws -> (gated: Int, error: Double) {

@@ -41,6 +41,9 @@ import Testing
         }
         #expect(tree.contains(Vec3(0, 3.99, 10)))
         #expect(!tree.contains(Vec3(0, 4.01, 10)))
+        #expect(tree.contains(Vec3(0, 6.99, 10), within: 3))
+        #expect(!tree.contains(Vec3(0, 7.01, 10), within: 3))
+        #expect(!tree.contains(Vec3(.nan, 0, 10), within: 3))
     }
 
     @Test(arguments: Phantoms.names)

@@ -63,6 +63,12 @@ public struct TipEstimatorSettings: Sendable, Equatable {
     /// wrong: the mismatch's covariance is widened to its initial size and the measurement is
     /// fused (a track reset). Lone outliers stay gated.
     public var resetAfterGated = 4
+    /// Whether a run of gated single-plane pixels may reset the track. With one C-arm they are
+    /// all there is. With two, a pixel reaches the estimator alone only when the planes
+    /// disagree, i.e. when one of them found something else. A pixel fixes nothing along its
+    /// ray, and resets onto such pixels dragged the estimate tens of millimetres off.
+    /// Then only 3D points (pairs that agree) may reset.
+    public var resetFromPixels = true
     public init() {}
 }
 
@@ -411,6 +417,7 @@ public struct TipEstimator: @unchecked Sendable {
         let nis = residual.dot(sInv * residual)
         if !nis.isFinite { return refuse(.invalid) }
         if !afterReset, !(nis <= (dimension == 3 ? settings.gate3 : settings.gate2)) {
+            if dimension == 2, !settings.resetFromPixels { return refuse(.gated) }
             consecutiveGated += 1
             if consecutiveGated < settings.resetAfterGated { return refuse(.gated) }
             // Track reset: widen the mismatch's uncertainty at this entry and fuse again.
@@ -442,6 +449,7 @@ public struct TipEstimator: @unchecked Sendable {
                 // reset's update is implausible, the mismatch is started afresh from this
                 // measurement (the linearisation has nothing left to stand on).
                 if !afterReset {
+                    if dimension == 2, !settings.resetFromPixels { return refuse(.implausible) }
                     consecutiveGated += 1
                     if consecutiveGated < settings.resetAfterGated { return refuse(.implausible) }
                 }

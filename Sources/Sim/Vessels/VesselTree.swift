@@ -190,8 +190,9 @@ public struct VesselTree: Sendable {
         return best
     }
 
-    /// True when `p` lies inside the lumen.
-    public func contains(_ p: Vec3) -> Bool { nearest(p).signedDistance < 0 }
+    /// True when `p` lies inside the lumen, or less than `margin` mm outside its wall (never for
+    /// a non-finite point).
+    public func contains(_ p: Vec3, within margin: Double = 0) -> Bool { nearest(p).signedDistance < margin }
 
     /// The index of the vessel called `name`.
     public func vessel(named name: String) -> Int? { vesselNames.firstIndex(of: name) }

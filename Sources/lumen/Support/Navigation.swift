@@ -27,6 +27,9 @@ struct NavigationSetup: Encodable {
     /// tip itself, as a 3D point with a 0.1 mm σ, at the same rate and latency) to tell control
     /// failures from tracking failures.
     var measurements = "tracker"
+    /// mm outside the roadmap's lumen a triangulated tip may lie (a wall the catheter pushes
+    /// out, the roadmap's own error) before the pair is taken for two wrong detections.
+    var roadmapMargin = 3.0
 }
 
 struct ErrorFigures: Encodable {
@@ -113,6 +116,7 @@ enum Navigation {
         let detectors: [CatheterDetector]
         do { detectors = try [CatheterDetector(), CatheterDetector()] } catch { throw CommandFailure("\(error)") }
         let matrices = planes.map { ProjectionMatrix($0) }
+        let roadmap = VesselTree(tree)
 
         let storage = TipEstimatorStorage(historyLength: 1024)
         let centerline = CenterlineRoute(route, radii: routeWithRadii.map(\.radius))
@@ -126,7 +130,9 @@ enum Navigation {
         // operator would.
         let mailbox = MeasurementMailbox(capacity: 64)
         let sender = mailbox.sender
-        var guided = ImageGuidedController(estimator: storage.estimator(model: model, planes: planes), servo: servo,
+        var estimatorSettings = TipEstimatorSettings()
+        estimatorSettings.resetFromPixels = planes.count < 2
+        var guided = ImageGuidedController(estimator: storage.estimator(model: model, planes: planes, settings: estimatorSettings), servo: servo,
                                            limiter: MotionLimiter(model: model, start: robot.measuredPositions), measurements: mailbox.receiver)
         var startState = JointState(jointCount: model.jointCount)
         startState.position = robot.measuredPositions
@@ -228,14 +234,20 @@ enum Navigation {
                     imageErr.append(noise.length)
                     pending.append((now + latency, TipMeasurement(acquiredAt: now, position: truth + noise, positionCovariance: Mat3.identity * 0.01)))
                 } else if views.count == 2 {
-                    // Both planes: the two detections must agree (the epipolar check). A consistent
-                    // pair is fused as one triangulated point; an inconsistent one is dropped.
-                    if let point = try? Triangulation.triangulate(views), point.rms <= 4 {
+                    // Both planes: the two detections must agree (the epipolar check), and meet
+                    // inside the roadmap (the vessel tree the route is planned on) within
+                    // `roadmapMargin`. At 0°/90° the epipolar lines run level, so two wrong
+                    // detections at the same height agree; such pairs met 30 mm outside every
+                    // vessel, and resets carried the estimate there. A pair that passes is fused
+                    // as one triangulated point.
+                    if let point = try? Triangulation.triangulate(views), point.rms <= 4,
+                       roadmap.contains(point.position, within: setup.roadmapMargin) {
                         imageErr.append((point.position - (truthAtAcquisition - renderers[0].motionOffset(at: now))).length)
                         if debugImages, imageErr.last! > 2 { progress?(String(format: "  image-only error %.1f mm at t %.2f (rms %.1f px)", imageErr.last!, Double(now) * 1e-9, point.rms)) }
                         pending.append((now + latency, TipMeasurement(acquiredAt: now, position: point.position, positionCovariance: point.covariance)))
                     } else {
-                        // The two planes disagree: one of them found something else. Each is
+                        // The two planes disagree, or agree on a point no catheter can be at:
+                        // one of them (at least) found something else. Each is
                         // offered alone and the estimator's gate, which knows where the tip
                         // should be, keeps the one that fits (dropping both left the estimate
                         // coasting for seconds where a plane sees the catheter over itself).
