@@ -60,25 +60,35 @@ struct PathServoTests {
                 "insertion went from 100 to \(servo.reference[0]) mm")
     }
 
-    @Test("A tip that makes no progress is pulled back and tries again")
+    @Test("A tip that makes no progress is pulled back straight and tries again")
     func aStalledTipRetreats() throws {
         let model = CatheterModel(try loadRobot("lumen-1s.yaml"))
-        let q = JointVector([60, 0, 0, 0])
-        let tip = model.calcTipPose(q).translation
-        let route = CenterlineRoute((0...60).map { tip + Vec3(0, 0, Double($0)) })
+        // Bent, as a tip a bend holds against a wall is.
+        let q = JointVector([60, 0, 0.8, -0.5])
+        let tip = model.calcTipPose(q).translation, heading = model.calcTipPose(q).rotation.c2
+        let route = CenterlineRoute((0...60).map { tip + heading * Double($0) })
         var servo = PathServo(model: model, route: route)
         servo.reset(to: q)
         var command = JointCommand(jointCount: 4)
         var lowest = Double.infinity, highest = -Double.infinity
+        var bendAtRetreat: Double?, bendAfterRetreat: Double?
         // The estimate never moves: the tip is caught.
         for k in 0..<Int((servo.stallTime + 5) * 1000) {
             servo.update(estimate: TipEstimate(position: tip, health: .imageFresh, time: Nanoseconds(k) * 1_000_000),
                          correction: KinematicCorrection(), dt: 1e-3, command: &command)
             highest = max(highest, servo.reference[0])
-            if servo.retreats > 0 { lowest = min(lowest, servo.reference[0]) }
+            let bend = (servo.reference[2] * servo.reference[2] + servo.reference[3] * servo.reference[3]).squareRoot()
+            if servo.retreats > 0 {
+                lowest = min(lowest, servo.reference[0])
+                if bendAtRetreat == nil { bendAtRetreat = bend }
+                if servo.retreatLeft <= 0, bendAfterRetreat == nil { bendAfterRetreat = bend }
+            }
         }
         #expect(servo.retreats >= 1)
         #expect(highest - lowest >= servo.retreat - 0.01, "pulled back \(highest - lowest) mm")
+        // The bend comes out on the way back (the same bend would take the tip back to the same wall).
+        #expect((bendAtRetreat ?? 0) > 0.5)
+        #expect(bendAfterRetreat == 0, "bend \(String(describing: bendAfterRetreat)) tendon mm after the retreat")
         // Near the route's end a slow final approach is not a stall: no retreat there.
         let short = CenterlineRoute((0...6).map { tip + Vec3(0, 0, Double($0)) })
         var finishing = PathServo(model: model, route: short)

@@ -151,9 +151,9 @@ public struct PathServo: @unchecked Sendable {
     /// mm of position error one radian of heading error counts as.
     public var headingWeight = 15.0
     /// Stall recovery: when the tip has not got `stallProgress` mm further along the route
-    /// for `stallTime` s, the catheter is pulled back `retreat` mm (bending still aims the
-    /// tip meanwhile) and tries again: a tip caught on the rim of an opening does not come
-    /// free by pushing or bending where it is.
+    /// for `stallTime` s, the catheter is pulled back `retreat` mm with its bend let out, and
+    /// tries again: a tip caught on the rim of an opening, or held against a wall by its own
+    /// bend, does not come free by pushing or bending where it is.
     public var stallTime = 3.0
     public var stallProgress = 2.0
     public var retreat = 8.0
@@ -332,6 +332,15 @@ public struct PathServo: @unchecked Sendable {
             let step = backOutSpeed * dt
             proposal[0] = reference[0] - step
             retreatLeft -= step
+            // The bend comes out on the way back: a stalled tip is usually one the bend holds
+            // against a wall, and the same bend would take it back to the same place. From
+            // straight, the next approach starts from how the vessel lays the catheter.
+            var j = 2
+            while j < n {
+                let relax = maxStep[j]
+                proposal[j] = reference[j] > relax ? reference[j] - relax : (reference[j] < -relax ? reference[j] + relax : 0)
+                j += 1
+            }
         } else if bestDistance > lumen {
             // Out of the route's lumen: pulled back, the faster the further out, while the
             // bending keeps turning the tip towards the route. Just at the wall the ramp asks
