@@ -417,11 +417,8 @@ public struct TipEstimator: @unchecked Sendable {
         let nis = residual.dot(sInv * residual)
         if !nis.isFinite { return refuse(.invalid) }
         if !afterReset, !(nis <= (dimension == 3 ? settings.gate3 : settings.gate2)) {
-            if dimension == 2, !settings.resetFromPixels { return refuse(.gated) }
-            consecutiveGated += 1
-            if consecutiveGated < settings.resetAfterGated { return refuse(.gated) }
+            if !runCallsForReset(dimension: dimension) { return refuse(.gated) }
             // Track reset: widen the mismatch's uncertainty at this entry and fuse again.
-            consecutiveGated = 0
             resets += 1
             let s0 = settings
             // Only the linear part (the 3D offset) and the insertion are widened: a large
@@ -448,11 +445,7 @@ public struct TipEstimator: @unchecked Sendable {
                 // Counted with the gated ones: a run of them resets the track. When even the
                 // reset's update is implausible, the mismatch is started afresh from this
                 // measurement (the linearisation has nothing left to stand on).
-                if !afterReset {
-                    if dimension == 2, !settings.resetFromPixels { return refuse(.implausible) }
-                    consecutiveGated += 1
-                    if consecutiveGated < settings.resetAfterGated { return refuse(.implausible) }
-                }
+                if !afterReset, !runCallsForReset(dimension: dimension) { return refuse(.implausible) }
                 consecutiveGated = 0
                 return restart(entry: k, at: m)
             }
@@ -461,6 +454,18 @@ public struct TipEstimator: @unchecked Sendable {
         consecutiveGated = 0
         Self.josephUpdate(P, gain: gain, rows: rows, noise: r, dimension: dimension)
         return accept(entry: k, at: m)
+    }
+
+    /// Counts a refused measurement towards a track reset: true once `resetAfterGated` have been
+    /// refused in a row (the count then starts over). Pixels do not count when `resetFromPixels`
+    /// is off.
+    @_noAllocation @_noLocks
+    mutating func runCallsForReset(dimension: Int) -> Bool {
+        if dimension == 2, !settings.resetFromPixels { return false }
+        consecutiveGated += 1
+        if consecutiveGated < settings.resetAfterGated { return false }
+        consecutiveGated = 0
+        return true
     }
 
     /// P ← (I − K H) P (I − K H)ᵀ + K R Kᵀ, then symmetrised. Unlike (I − K H) P, this stays

@@ -89,12 +89,14 @@ enum Navigation {
         let baseX = model.basePose.rotation.c0
         let section = description.sections[0]
         let coupling = RodCoupling(tendonRadius: section.tendonRadiusMM, bendLength: section.lengthMM, tipLength: description.tipLengthMM)
+        // The physics' walls, and the roadmap biplane pairs are checked against (below).
+        let roadmap = VesselTree(tree)
         let rodLength = min(0.6, Polyline.length(route) * 1e-3 + 0.08)
         let rodModel: RodModel
         do {
             rodModel = try RodModel(.catheter(elements: 100, length: rodLength, bendLength: section.lengthMM * 1e-3,
                                               tipLength: description.tipLengthMM * 1e-3),
-                                    lumen: RodLumen(VesselTree(tree)), sheathExit: sheath * 1e-3, sheathAxis: axis, sheathNormal: baseX)
+                                    lumen: RodLumen(roadmap), sheathExit: sheath * 1e-3, sheathAxis: axis, sheathNormal: baseX)
         } catch { throw CommandFailure("\(error)") }
         var start = JointVector(count: model.jointCount)
         start[0] = setup.startInsertionMM
@@ -116,7 +118,6 @@ enum Navigation {
         let detectors: [CatheterDetector]
         do { detectors = try [CatheterDetector(), CatheterDetector()] } catch { throw CommandFailure("\(error)") }
         let matrices = planes.map { ProjectionMatrix($0) }
-        let roadmap = VesselTree(tree)
 
         let storage = TipEstimatorStorage(historyLength: 1024)
         let centerline = CenterlineRoute(route, radii: routeWithRadii.map(\.radius))
@@ -189,11 +190,11 @@ enum Navigation {
             if now >= nextFrame {
                 nextFrame += framePeriod
                 frames += 1
-                let line = robot.centerline()
                 var views: [PixelObservation] = []
                 var pixels: [TipMeasurement] = []
                 var truthAtAcquisition = truth
                 // Truth measurements need no images: the control-only runs then take the physics' time alone.
+                let line = setup.measurements == "truth" ? [] : robot.centerline()
                 for (p, renderer) in renderers.enumerated() where setup.measurements != "truth" {
                     let (frame, frameTruth) = try renderer.render(tree: tree, catheter: line, frame: frames, acquiredAt: now)
                     truthAtAcquisition = Vec3(frameTruth.tip3D[0], frameTruth.tip3D[1], frameTruth.tip3D[2])
