@@ -72,6 +72,12 @@ public final class CatheterDetector {
         public var u: Double, v: Double
         public var radius: Double
         public init(u: Double, v: Double, radius: Double) { self.u = u; self.v = v; self.radius = radius }
+
+        /// What a tip's score is divided by for its distance from the prediction (1 on it, 2 at a quarter radius).
+        func falloff(_ d: CatheterDetection) -> Double {
+            let dist = hypot(d.u - u, d.v - v), scale = max(2, 0.25 * radius)
+            return 1 + (dist / scale) * (dist / scale)
+        }
     }
 
     /// Searches `region` (the whole frame when nil) on a `downsample`× smaller copy; with a prior,
@@ -99,7 +105,8 @@ public final class CatheterDetector {
         // A tip is not always a free end: the ridge may run on past it (a catheter over a line of
         // bone, or at the origin of a contrast-filled vessel). Its marker band still stands out as
         // the densest compact spot on the ridge, so strong spots lying on a curve are candidates too.
-        candidates += markerCandidates(frame, blobs: blobs, curves: curves, area: area, prior: prior)
+        let (onCurves, lone) = markerCandidates(frame, blobs: blobs, curves: curves, area: area, prior: prior)
+        candidates += onCurves
         // The marker band is the densest compact spot the tip may be at: a weaker spot (a vessel's
         // origin, a crossing) is a worse tip the more a denser one stands out beside it.
         var densest = 0.0
@@ -118,13 +125,22 @@ public final class CatheterDetector {
             // outscore the band itself, a band's length or more short of the tip.
             if spotAhead(cand.points, tip: d, dense: dense) { score *= 0.5 }
             if let p = prior {
-                let dist = hypot(d.u - p.u, d.v - p.v), scale = max(2, 0.25 * p.radius)
-                score /= 1 + (dist / scale) * (dist / scale)
+                score /= p.falloff(d)
             } else if cand.marker == nil {
                 // The denser end of a curve is the distal one (the tip marker).
                 let here = endDensity(frame, cand.curve, atEnd: cand.atEnd), there = endDensity(frame, cand.curve, atEnd: !cand.atEnd)
                 if here < there { score *= 0.5 }
             }
+            if score > 0, best == nil || score > best!.score { best = (score, d) }
+        }
+        // Dense spots no curve reaches: marker bands whose shaft is lost in the noise or seen
+        // end on. Rated as a short shaft of the spot's strength, and at half the weight of a tip
+        // a traced shaft leads to, which wins where it exists.
+        for b in lone {
+            guard let d = loneMarker(frame, b) else { continue }
+            let relative = densest > b.strength ? b.strength / densest : 1
+            var score = 0.5 * d.confidence * (min(b.strength, 30) * 8 * b.sigma).squareRoot() * (0.5 + min(1.5, d.endSNR / 20)) * relative * relative
+            if let p = prior { score /= p.falloff(d) }
             if score > 0, best == nil || score > best!.score { best = (score, d) }
         }
         return best?.detection
@@ -182,8 +198,9 @@ public final class CatheterDetector {
 
     /// Candidates at strong spots on a curve: the tip at the spot's distal end, the distal side
     /// being the one the shaft does not continue to.
-    func markerCandidates(_ f: Frame, blobs: [RidgeBlob], curves: [Curve], area: PixelRegion, prior: Prior?) -> [Candidate] {
+    func markerCandidates(_ f: Frame, blobs: [RidgeBlob], curves: [Curve], area: PixelRegion, prior: Prior?) -> (candidates: [Candidate], lone: [RidgeBlob]) {
         var out: [Candidate] = []
+        var lone: [RidgeBlob] = []
         for b in blobs.prefix(24) {
             if let p = prior, hypot(b.u - p.u, b.v - p.v) > p.radius + 2 * b.sigma { continue }
             if area.inset(u: b.u, v: b.v) <= settings.borderPx + 2 * b.sigma { continue }
@@ -208,6 +225,7 @@ public final class CatheterDetector {
                 c = bridged
                 index = bridged.points.count - 1
             } else {
+                lone.append(b)
                 continue
             }
             let n = c.points.count
@@ -242,7 +260,7 @@ public final class CatheterDetector {
                                      sideWeight: max(0.5, w)))
             }
         }
-        return out
+        return (out, lone)
     }
 
     /// Which side of a marker spot has the spot's own width: +1 the side behind (toward the
@@ -267,6 +285,12 @@ public final class CatheterDetector {
         return nil
     }
 
+    /// px — how far before a band's centre a traced ridge may stop and still lead to it: a link's
+    /// gap, plus half a band (two spot scales), where the trace stops because a band is no
+    /// longer line-like. (A ridge that stops short of a band without a spot of its own is marked
+    /// within a link's gap plus one spot scale: `spotAhead`.)
+    func bandReach(ridge sigma: Double, spot: Double) -> Double { settings.linkGapPx + 1.5 * sigma + 2 * spot }
+
     /// The curve whose free end points at the spot across a gap a link could span, carried on
     /// straight to the spot's centre; nil when none does.
     func bridge(to b: RidgeBlob, curves: [Curve]) -> Curve? {
@@ -277,7 +301,7 @@ public final class CatheterDetector {
                 let e = atEnd ? c.points[c.points.count - 1] : c.points[0]
                 let du = b.u - e.u, dv = b.v - e.v
                 let gap = hypot(du, dv)
-                if gap > settings.linkGapPx + 1.5 * e.sigma + b.sigma || gap < 1e-6 { continue }
+                if gap > bandReach(ridge: e.sigma, spot: b.sigma) || gap < 1e-6 { continue }
                 let o = outward(c.points, atEnd: atEnd)
                 if (o.0 * du + o.1 * dv) / gap < cosMax { continue }
                 if best == nil || gap < best!.gap { best = (ci, atEnd, gap) }
