@@ -59,6 +59,8 @@ struct NavigationResult: Encodable {
     var rejected_measurements: Int
     var lost_cycles: Int
     var inconsistent_pairs: Int
+    /// Frames whose tip came from searching both planes whole, the searched regions having given no pair.
+    var whole_frame_pairs: Int
 }
 
 struct NavigationTrace {
@@ -91,6 +93,12 @@ enum Navigation {
         let coupling = RodCoupling(tendonRadius: section.tendonRadiusMM, bendLength: section.lengthMM, tipLength: description.tipLengthMM)
         // The physics' walls, and the roadmap biplane pairs are checked against (below).
         let roadmap = VesselTree(tree)
+        /// The triangulated point of two detections that agree (rms within 4 px) and meet inside the roadmap.
+        func meetingPoint(_ views: [PixelObservation]) -> PointEstimate? {
+            guard let point = try? Triangulation.triangulate(views), point.rms <= 4,
+                  roadmap.contains(point.position, within: setup.roadmapMargin) else { return nil }
+            return point
+        }
         let rodLength = min(0.6, Polyline.length(route) * 1e-3 + 0.08)
         let rodModel: RodModel
         do {
@@ -146,7 +154,7 @@ enum Navigation {
         var fusedErr: [Double] = [], kinErr: [Double] = [], imageErr: [Double] = []
         var compute: [Double] = []
         var pending: [(arrive: Nanoseconds, m: TipMeasurement)] = []
-        var frames = 0, tracked = 0, lostCycles = 0, overruns = 0, inconsistentPairs = 0
+        var frames = 0, tracked = 0, lostCycles = 0, overruns = 0, inconsistentPairs = 0, wholeFramePairs = 0
         var arrivedAt: Double?
         let period: Nanoseconds = 1_000_000
         let framePeriod = Nanoseconds(1e9 / setup.fps)
@@ -192,6 +200,8 @@ enum Navigation {
                 frames += 1
                 var views: [PixelObservation] = []
                 var pixels: [TipMeasurement] = []
+                // Each plane's frame, the pixel shift of the scene's motion, and whether it was searched in a region.
+                var shots: [(frame: Frame, shift: SIMD2<Double>, searched: Bool)] = []
                 var truthAtAcquisition = truth
                 // Truth measurements need no images: the control-only runs then take the physics' time alone.
                 let line = setup.measurements == "truth" ? [] : robot.centerline()
@@ -217,12 +227,14 @@ enum Navigation {
                             prior = CatheterDetector.Prior(u: predicted.u, v: predicted.v, radius: radius)
                         }
                     }
+                    // The estimator works in the static patient frame: pixels are mapped back by the motion.
+                    let shiftPx = SIMD2(predicted.u - still.u, predicted.v - still.v)
+                    shots.append((frame, shiftPx.x.isFinite && shiftPx.y.isFinite ? shiftPx : .zero, region != nil))
                     let found: CatheterDetection?
                     do { found = try detectors[p].detect(frame, region: region, downsample: region == nil ? 2 : 1, prior: prior) } catch { continue }
                     guard let track = found else { continue }
                     tracked += 1
-                    // The estimator works in the static patient frame: map the pixel back by the motion.
-                    let uv = SIMD2(track.u - (predicted.u - still.u), track.v - (predicted.v - still.v))
+                    let uv = SIMD2(track.u, track.v) - shots[p].shift
                     let sigma = 1.5 / max(0.2, track.confidence)
                     pixels.append(TipMeasurement(acquiredAt: now, plane: UInt8(p), pixel: uv, pixelCovariance: .isotropic(sigma),
                                                  confidence: track.confidence))
@@ -234,29 +246,44 @@ enum Navigation {
                     let noise = Vec3(truthNoise.gaussian(), truthNoise.gaussian(), truthNoise.gaussian()) * 0.1
                     imageErr.append(noise.length)
                     pending.append((now + latency, TipMeasurement(acquiredAt: now, position: truth + noise, positionCovariance: Mat3.identity * 0.01)))
-                } else if views.count == 2 {
+                } else if views.count == 2, let point = meetingPoint(views) {
                     // Both planes: the two detections must agree (the epipolar check), and meet
                     // inside the roadmap (the vessel tree the route is planned on) within
                     // `roadmapMargin`. At 0°/90° the epipolar lines run level, so two wrong
                     // detections at the same height agree; such pairs met 30 mm outside every
                     // vessel, and resets carried the estimate there. A pair that passes is fused
                     // as one triangulated point.
-                    if let point = try? Triangulation.triangulate(views), point.rms <= 4,
-                       roadmap.contains(point.position, within: setup.roadmapMargin) {
+                    imageErr.append((point.position - (truthAtAcquisition - renderers[0].motionOffset(at: now))).length)
+                    if debugImages, imageErr.last! > 2 { progress?(String(format: "  image-only error %.1f mm at t %.2f (rms %.1f px)", imageErr.last!, Double(now) * 1e-9, point.rms)) }
+                    pending.append((now + latency, TipMeasurement(acquiredAt: now, position: point.position, positionCovariance: point.covariance)))
+                } else {
+                    // No pair from the searched regions. An estimate that has drifted off the
+                    // tip searches where the tip is not (both planes show it plainly beside the
+                    // regions), and being confident, it never searches wider. So each plane is
+                    // searched again, whole and without the prediction, and a pair from that
+                    // which meets inside the roadmap is fused; the estimator's gate and its
+                    // reset rule judge it as any other point.
+                    var whole: [PixelObservation] = []
+                    if shots.count == 2, shots.contains(where: \.searched) {
+                        for (p, shot) in shots.enumerated() {
+                            guard let d = try? detectors[p].detect(shot.frame, region: nil, downsample: 2, prior: nil) else { break }
+                            whole.append(PixelObservation(matrix: matrices[p], pixel: SIMD2(d.u, d.v) - shot.shift,
+                                                          covariance: .isotropic(1.5 / max(0.2, d.confidence))))
+                        }
+                    }
+                    if whole.count == 2, let point = meetingPoint(whole) {
+                        wholeFramePairs += 1
                         imageErr.append((point.position - (truthAtAcquisition - renderers[0].motionOffset(at: now))).length)
-                        if debugImages, imageErr.last! > 2 { progress?(String(format: "  image-only error %.1f mm at t %.2f (rms %.1f px)", imageErr.last!, Double(now) * 1e-9, point.rms)) }
                         pending.append((now + latency, TipMeasurement(acquiredAt: now, position: point.position, positionCovariance: point.covariance)))
                     } else {
                         // The two planes disagree, or agree on a point no catheter can be at:
-                        // one of them (at least) found something else. Each is
-                        // offered alone and the estimator's gate, which knows where the tip
-                        // should be, keeps the one that fits (dropping both left the estimate
-                        // coasting for seconds where a plane sees the catheter over itself).
-                        inconsistentPairs += 1
+                        // one of them (at least) found something else. Each is offered alone
+                        // and the estimator's gate, which knows where the tip should be, keeps
+                        // the one that fits (dropping both left the estimate coasting for
+                        // seconds where a plane sees the catheter over itself).
+                        if views.count == 2 { inconsistentPairs += 1 }
                         for m in pixels { pending.append((now + latency, m)) }
                     }
-                } else {
-                    for m in pixels { pending.append((now + latency, m)) }
                 }
                 if frames % 15 == 0 {
                     progress?(String(format: "navigate: t %.1f s, tip %.1f mm from target, fused error %.2f mm, %@, fused %d, rejected %d, resets %d (%@), progress %d (retreats %d), off route %.1f mm, aim %.2f, ins %.2f mm/s, cos %.2f, scale %.3f adv %.2f, q %.1f %.2f %.2f %.2f, truth %.0f %.0f %.0f", Double(now) * 1e-9,
@@ -286,7 +313,8 @@ enum Navigation {
             kinematic_only: ErrorFigures(kinErr), image_only: ErrorFigures(imageErr), overruns: overruns,
             compute_us_p50: round1(percentile(compute, 50)), compute_us_p99: round1(percentile(compute, 99)), frames: frames,
             tracked_pct: frames > 0 ? round1(100 * Double(tracked) / Double(2 * frames)) : 0, fused_measurements: guided.estimator.fused,
-            rejected_measurements: guided.estimator.rejected, lost_cycles: lostCycles, inconsistent_pairs: inconsistentPairs)
+            rejected_measurements: guided.estimator.rejected, lost_cycles: lostCycles, inconsistent_pairs: inconsistentPairs,
+            whole_frame_pairs: wholeFramePairs)
         return (result, trace)
     }
 }
