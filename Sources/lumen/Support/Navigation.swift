@@ -93,6 +93,8 @@ enum Navigation {
         let coupling = RodCoupling(tendonRadius: section.tendonRadiusMM, bendLength: section.lengthMM, tipLength: description.tipLengthMM)
         // The physics' walls, and the roadmap biplane pairs are checked against (below).
         let roadmap = VesselTree(tree)
+        /// px — the noise a detection claims: 1.5 px when sure, up to 7.5 px when not.
+        func pixelSigma(_ d: CatheterDetection) -> Double { 1.5 / max(0.2, d.confidence) }
         /// The triangulated point of two detections that agree (rms within 4 px) and meet inside the roadmap.
         func meetingPoint(_ views: [PixelObservation]) -> PointEstimate? {
             guard let point = try? Triangulation.triangulate(views), point.rms <= 4,
@@ -203,6 +205,12 @@ enum Navigation {
                 // Each plane's frame, the pixel shift of the scene's motion, and whether it was searched in a region.
                 var shots: [(frame: Frame, shift: SIMD2<Double>, searched: Bool)] = []
                 var truthAtAcquisition = truth
+                /// Sends a triangulated tip to the estimator (late, as the images are) and scores it against the truth.
+                func fuse(_ point: PointEstimate) {
+                    imageErr.append((point.position - (truthAtAcquisition - renderers[0].motionOffset(at: now))).length)
+                    if debugImages, imageErr.last! > 2 { progress?(String(format: "  image-only error %.1f mm at t %.2f (rms %.1f px)", imageErr.last!, Double(now) * 1e-9, point.rms)) }
+                    pending.append((now + latency, TipMeasurement(acquiredAt: now, position: point.position, positionCovariance: point.covariance)))
+                }
                 // Truth measurements need no images: the control-only runs then take the physics' time alone.
                 let line = setup.measurements == "truth" ? [] : robot.centerline()
                 for (p, renderer) in renderers.enumerated() where setup.measurements != "truth" {
@@ -235,7 +243,7 @@ enum Navigation {
                     guard let track = found else { continue }
                     tracked += 1
                     let uv = SIMD2(track.u, track.v) - shots[p].shift
-                    let sigma = 1.5 / max(0.2, track.confidence)
+                    let sigma = pixelSigma(track)
                     pixels.append(TipMeasurement(acquiredAt: now, plane: UInt8(p), pixel: uv, pixelCovariance: .isotropic(sigma),
                                                  confidence: track.confidence))
                     views.append(PixelObservation(matrix: matrices[p], pixel: uv, covariance: .isotropic(sigma)))
@@ -253,9 +261,7 @@ enum Navigation {
                     // detections at the same height agree; such pairs met 30 mm outside every
                     // vessel, and resets carried the estimate there. A pair that passes is fused
                     // as one triangulated point.
-                    imageErr.append((point.position - (truthAtAcquisition - renderers[0].motionOffset(at: now))).length)
-                    if debugImages, imageErr.last! > 2 { progress?(String(format: "  image-only error %.1f mm at t %.2f (rms %.1f px)", imageErr.last!, Double(now) * 1e-9, point.rms)) }
-                    pending.append((now + latency, TipMeasurement(acquiredAt: now, position: point.position, positionCovariance: point.covariance)))
+                    fuse(point)
                 } else {
                     // No pair from the searched regions. An estimate that has drifted off the
                     // tip searches where the tip is not (both planes show it plainly beside the
@@ -267,14 +273,12 @@ enum Navigation {
                     if shots.count == 2, shots.contains(where: \.searched) {
                         for (p, shot) in shots.enumerated() {
                             guard let d = try? detectors[p].detect(shot.frame, region: nil, downsample: 2, prior: nil) else { break }
-                            whole.append(PixelObservation(matrix: matrices[p], pixel: SIMD2(d.u, d.v) - shot.shift,
-                                                          covariance: .isotropic(1.5 / max(0.2, d.confidence))))
+                            whole.append(PixelObservation(matrix: matrices[p], pixel: SIMD2(d.u, d.v) - shot.shift, covariance: .isotropic(pixelSigma(d))))
                         }
                     }
                     if whole.count == 2, let point = meetingPoint(whole) {
                         wholeFramePairs += 1
-                        imageErr.append((point.position - (truthAtAcquisition - renderers[0].motionOffset(at: now))).length)
-                        pending.append((now + latency, TipMeasurement(acquiredAt: now, position: point.position, positionCovariance: point.covariance)))
+                        fuse(point)
                     } else {
                         // The two planes disagree, or agree on a point no catheter can be at:
                         // one of them (at least) found something else. Each is offered alone
