@@ -18,11 +18,21 @@ struct EvalTracking: ParsableCommand {
     @Option(help: "Detector size (px, square); the field of view stays 307 mm, so the pitch is 307.2 mm / size.") var size = 512
     @Option(help: "Folder for the figure and per-frame results.") var out = "out/eval-tracking"
     @Option(help: "Write overlays of every frame of this condition (by name) into <out>/overlay-<name>.") var overlay: String?
+    @Option(help: "Only these conditions (names, comma-separated); all when absent.") var only: String?
+    @Option(help: "Noise seed: another value renders the same sequences with other quantum noise (0: the default noise).") var seed: UInt64 = 0
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func validate() throws {
         guard [256, 384, 512, 768, 1024].contains(size) else { throw ValidationError("--size must be 256, 384, 512, 768 or 1024") }
         if let f = frames, !(4...2000).contains(f) { throw ValidationError("--frames must be 4…2000") }
+        let known = Set(Self.conditions.map(\.name))
+        for name in selectedNames ?? [] where !known.contains(name) {
+            throw ValidationError("--only: no condition named '\(name)'; the conditions are \(Self.conditions.map(\.name).joined(separator: ", "))")
+        }
+    }
+
+    var selectedNames: [String]? {
+        only.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
     }
 
     /// The renderer's default dose.
@@ -103,6 +113,8 @@ struct EvalTracking: ParsableCommand {
     struct Result: Encodable {
         var detector_px: Int
         var pixel_pitch_mm: Double
+        var noise_seed: UInt64
+        var frames_per_sequence: Int
         var default_photons_per_pixel: Double
         var overall: Summary
         var default_dose: Summary
@@ -123,9 +135,10 @@ struct EvalTracking: ParsableCommand {
         var series: [LinePlot.Series] = []
         let palette: [(UInt8, UInt8, UInt8)] = [(220, 50, 47), (38, 139, 210), (133, 153, 0), (211, 54, 130), (42, 161, 152), (181, 137, 0),
                                                 (108, 113, 196), (203, 75, 22), (88, 110, 117)]
-        for (ci, c) in Self.conditions.enumerated() {
-            Output.status("eval tracking: \(c.name) (\(ci + 1)/\(Self.conditions.count))")
-            let seq = try Self.evaluate(c, frames: n, size: size, pitch: pitch, overlayDir: overlay == c.name ? out + "/overlay-" + c.name : nil)
+        let selected = selectedNames.map { names in Self.conditions.filter { names.contains($0.name) } } ?? Self.conditions
+        for (ci, c) in selected.enumerated() {
+            Output.status("eval tracking: \(c.name) (\(ci + 1)/\(selected.count))")
+            let seq = try Self.evaluate(c, frames: n, size: size, pitch: pitch, seed: seed, overlayDir: overlay == c.name ? out + "/overlay-" + c.name : nil)
             let errs = seq.errors.compactMap { $0 }
             let tracked = errs.count
             let wrong = errs.filter { $0 > 10 }.count
@@ -166,7 +179,7 @@ struct EvalTracking: ParsableCommand {
         }
         try plot.write(to: figure)
         let result = Result(
-            detector_px: size, pixel_pitch_mm: round3(pitch), default_photons_per_pixel: Self.defaultPhotons,
+            detector_px: size, pixel_pitch_mm: round3(pitch), noise_seed: seed, frames_per_sequence: n, default_photons_per_pixel: Self.defaultPhotons,
             overall: summary(allErr, allFrames, allTracked, allWrong), default_dose: summary(defaultErr, defFrames, defTracked, defWrong),
             biplane: all3D.isEmpty ? [:] : ["err3d_mm_median": round3(percentile(all3D, 50)), "err3d_mm_p95": round3(percentile(all3D, 95)),
                                             "frames": Double(all3D.count)],
@@ -199,7 +212,7 @@ struct EvalTracking: ParsableCommand {
     }
 
     /// Renders and tracks one condition's sequence.
-    static func evaluate(_ c: Condition, frames n: Int, size: Int, pitch: Double, overlayDir: String?) throws -> SequenceResult {
+    static func evaluate(_ c: Condition, frames n: Int, size: Int, pitch: Double, seed noiseSeed: UInt64, overlayDir: String?) throws -> SequenceResult {
         let tree = Phantoms.named(c.phantom)!
         let scene = Scene(condition: c)
         // Centre the view on the middle of the tip's path.
@@ -212,7 +225,9 @@ struct EvalTracking: ParsableCommand {
         var settings = FluoroSettings()
         settings.photonsPerPixel = c.photons
         if !c.contrast { settings.contrast = 0 }
-        let seed = UInt64(truncatingIfNeeded: c.name.utf8.reduce(5381) { ($0 &* 33) &+ Int($1) })
+        let base = UInt64(truncatingIfNeeded: c.name.utf8.reduce(5381) { ($0 &* 33) &+ Int($1) })
+        // Mixed, not added: the generator steps by a fixed increment, so an added multiple of it would only shift the stream.
+        let seed = noiseSeed == 0 ? base : base ^ { var g = SplitMix64(seed: noiseSeed); return g.next() }()
         let rendererA = FluoroRenderer(geometry: geoA, settings: settings, seed: seed)
         let rendererB = c.biplane ? FluoroRenderer(geometry: geoB, settings: settings, seed: seed &+ 1) : nil
         let matrixA = ProjectionMatrix(geoA), matrixB = ProjectionMatrix(geoB)

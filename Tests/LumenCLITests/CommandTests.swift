@@ -138,6 +138,26 @@ struct Tool {
         #expect(fa != nil && fa != fb, "fused medians \(String(describing: fa)) and \(String(describing: fb))")
     }
 
+    @Test func theTrackingEvalRendersOtherNoiseForAnotherSeed() throws {
+        let names = ["arch-ap", "coronary-lao30", "loop-ap"]
+        func errors(_ extra: [String]) throws -> [String: [Double?]] {
+            let out = scratch.appendingPathComponent("tracking-\(extra.joined())").path
+            let r = try Tool.run(["eval", "tracking", "--frames", "6", "--only", names.joined(separator: ","), "--json", "--out", out] + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+            let json = try #require(r.json)
+            #expect(json["noise_seed"] as? Int == Int(extra.last ?? "0"))
+            let conditions = try #require(json["conditions"] as? [[String: Any]])
+            return Dictionary(uniqueKeysWithValues: conditions.map { ($0["name"] as? String ?? "", ($0["err_px_per_frame"] as? [Any] ?? []).map { $0 as? Double }) })
+        }
+        let plain = try errors([]), zero = try errors(["--seed", "0"]), other = try errors(["--seed", "7"])
+        #expect(Set(plain.keys) == Set(names) && plain == zero, "seed 0 must be the default noise")
+        // Other quantum noise moves a sub-pixel tip estimate in every sequence.
+        for name in names { #expect(plain[name] != other[name], "\(name) did not change with the seed") }
+        let bad = try Tool.run(["eval", "tracking", "--only", "arch-ap,nowhere"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("no condition named 'nowhere'"))
+    }
+
     @Test func invalidOptionsAreRefusedBeforeRunning() throws {
         let r = try Tool.run(["bench", "loop", "--rate", "0"])
         #expect(r.status != 0)
