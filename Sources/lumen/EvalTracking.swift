@@ -29,6 +29,9 @@ struct EvalTracking: ParsableCommand {
         for name in selectedNames ?? [] where !known.contains(name) {
             throw ValidationError("--only: no condition named '\(name)'; the conditions are \(Self.conditions.map(\.name).joined(separator: ", "))")
         }
+        if let o = overlay, !known.contains(o) || !(selectedNames ?? [o]).contains(o) {
+            throw ValidationError("--overlay: '\(o)' is not among the conditions run; they are \((selectedNames ?? Self.conditions.map(\.name)).joined(separator: ", "))")
+        }
     }
 
     var selectedNames: [String]? {

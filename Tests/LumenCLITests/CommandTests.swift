@@ -156,6 +156,10 @@ struct Tool {
         let bad = try Tool.run(["eval", "tracking", "--only", "arch-ap,nowhere"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("no condition named 'nowhere'"))
+        // An overlay of a sequence that does not run would silently write nothing.
+        let badOverlay = try Tool.run(["eval", "tracking", "--only", "arch-ap", "--overlay", "loop-ap"])
+        #expect(badOverlay.status != 0)
+        #expect(badOverlay.stderr.contains("--overlay: 'loop-ap' is not among the conditions run"))
     }
 
     @Test func invalidOptionsAreRefusedBeforeRunning() throws {
