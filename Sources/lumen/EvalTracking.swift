@@ -29,13 +29,19 @@ struct EvalTracking: ParsableCommand {
         for name in selectedNames ?? [] where !known.contains(name) {
             throw ValidationError("--only: no condition named '\(name)'; the conditions are \(Self.conditions.map(\.name).joined(separator: ", "))")
         }
-        if let o = overlay, !known.contains(o) || !(selectedNames ?? [o]).contains(o) {
-            throw ValidationError("--overlay: '\(o)' is not among the conditions run; they are \((selectedNames ?? Self.conditions.map(\.name)).joined(separator: ", "))")
+        if let o = overlay, !selected.contains(where: { $0.name == o }) {
+            throw ValidationError("--overlay: '\(o)' is not among the conditions run; they are \(selected.map(\.name).joined(separator: ", "))")
         }
     }
 
     var selectedNames: [String]? {
         only.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+    }
+
+    /// The conditions this run evaluates: those `--only` names, or all.
+    var selected: [Condition] {
+        guard let names = selectedNames else { return Self.conditions }
+        return Self.conditions.filter { names.contains($0.name) }
     }
 
     /// The renderer's default dose.
@@ -138,7 +144,7 @@ struct EvalTracking: ParsableCommand {
         var series: [LinePlot.Series] = []
         let palette: [(UInt8, UInt8, UInt8)] = [(220, 50, 47), (38, 139, 210), (133, 153, 0), (211, 54, 130), (42, 161, 152), (181, 137, 0),
                                                 (108, 113, 196), (203, 75, 22), (88, 110, 117)]
-        let selected = selectedNames.map { names in Self.conditions.filter { names.contains($0.name) } } ?? Self.conditions
+        let selected = self.selected
         for (ci, c) in selected.enumerated() {
             Output.status("eval tracking: \(c.name) (\(ci + 1)/\(selected.count))")
             let seq = try Self.evaluate(c, frames: n, size: size, pitch: pitch, seed: seed, overlayDir: overlay == c.name ? out + "/overlay-" + c.name : nil)
