@@ -237,32 +237,84 @@ struct MarkerScene {
     var vessel: (u: Double, v: Double, radius: Double, density: Double)?
 
     func frame() -> Frame {
-        var rng = SplitMix64(seed: seed)
-        let n = size * size
         let len = hypot(tip.0 - start.0, tip.1 - start.1)
         let du = (tip.0 - start.0) / len, dv = (tip.1 - start.1) / len
         let s = width / 2.3548
-        var pixels = [UInt16](repeating: 0, count: n)
-        for v in 0..<size {
-            for u in 0..<size {
-                let x = Double(u), y = Double(v)
-                var a = 0.9 + 0.3 * sin(x / 40) * cos(y / 55)
-                // Along (t) and across (d) the catheter's axis.
-                let t = (x - start.0) * du + (y - start.1) * dv
-                let d = -(x - start.0) * dv + (y - start.1) * du
-                let g = exp(-d * d / (2 * s * s))
-                a += line * g
-                if t <= len { a += shaft * g }
-                if t <= len, t >= len - markerLength { a += marker * g }
-                if let c = vessel {
-                    let r = hypot(x - c.u, y - c.v)
-                    a += c.density / (1 + exp((r - c.radius) / 2))
-                }
-                let lambda = photons * exp(-a)
-                let count = max(0, lambda + lambda.squareRoot() * rng.gaussian())
-                pixels[v * size + u] = UInt16(min(65535, (count / photons * 4095).rounded()))
+        return exposed(size: size, photons: photons, seed: seed) { x, y in
+            var a = 0.9 + 0.3 * sin(x / 40) * cos(y / 55)
+            // Along (t) and across (d) the catheter's axis.
+            let t = (x - start.0) * du + (y - start.1) * dv
+            let d = -(x - start.0) * dv + (y - start.1) * du
+            let g = exp(-d * d / (2 * s * s))
+            a += line * g
+            if t <= len { a += shaft * g }
+            if t <= len, t >= len - markerLength { a += marker * g }
+            if let c = vessel {
+                let r = hypot(x - c.u, y - c.v)
+                a += c.density / (1 + exp((r - c.radius) / 2))
             }
+            return a
         }
-        return Frame(width: size, height: size, pixels: pixels, acquiredAt: 0)
+    }
+}
+
+/// A frame of `size`² px from an attenuation map (a function of the pixel centre), through
+/// Beer–Lambert and Gaussian-approximated Poisson noise at `photons` per pixel, 12-bit values.
+func exposed(size: Int, photons: Double, seed: UInt64, attenuation: (Double, Double) -> Double) -> Frame {
+    var rng = SplitMix64(seed: seed)
+    var pixels = [UInt16](repeating: 0, count: size * size)
+    for v in 0..<size {
+        for u in 0..<size {
+            let lambda = photons * exp(-attenuation(Double(u), Double(v)))
+            let count = max(0, lambda + lambda.squareRoot() * rng.gaussian())
+            pixels[v * size + u] = UInt16(min(65535, (count / photons * 4095).rounded()))
+        }
+    }
+    return Frame(width: size, height: size, pixels: pixels, acquiredAt: 0)
+}
+
+@Suite struct TipDirectionTests {
+    @Test func aTipThatPointsBackIsDampedAndATurnWithin60DegreesIsNot() {
+        func detection(pointing a: Double) -> CatheterDetection {
+            // A straight 20 px centerline ending at (100, 100), pointing at angle `a`.
+            let line = (0...20).map { k in (u: 100 - Double(20 - k) * cos(a), v: 100 - Double(20 - k) * sin(a)) }
+            return CatheterDetection(u: 100, v: 100, confidence: 1, centerline: line, widthPx: 3, ridgeSNR: 10, endSNR: 10)
+        }
+        let prior = CatheterDetector.Prior(u: 100, v: 100, radius: 30, heading: (1, 0))
+        #expect(prior.turn(detection(pointing: 0)) == 1)
+        #expect(prior.turn(detection(pointing: 55 * .pi / 180)) == 1)
+        let right = prior.turn(detection(pointing: .pi / 2)), wide = prior.turn(detection(pointing: 2.2)), back = prior.turn(detection(pointing: .pi))
+        #expect(right < 1 && wide < right && back < wide, "\(right) \(wide) \(back)")
+        #expect(abs(back - 0.4) < 1e-9)
+        // No heading, or a centerline too short to have one: no opinion.
+        #expect(CatheterDetector.Prior(u: 100, v: 100, radius: 30).turn(detection(pointing: .pi)) == 1)
+        let stub = CatheterDetection(u: 100, v: 100, confidence: 1, centerline: [(97, 100), (100, 100)], widthPx: 3, ridgeSNR: 10, endSNR: 10)
+        #expect(prior.turn(stub) == 1)
+    }
+
+    @Test func oneFixThatPointsBackDoesNotTurnTheHeadingButSeveralInARowDo() throws {
+        func detection(_ dir: (Double, Double)) -> CatheterDetection {
+            CatheterDetection(u: 50, v: 50, confidence: 1, centerline: [(50 - 12 * dir.0, 50 - 12 * dir.1), (50, 50)], widthPx: 3, ridgeSNR: 10, endSNR: 10)
+        }
+        let tracker = try TipTracker()
+        tracker.follow(detection((1, 0)))
+        #expect(tracker.heading?.u == 1)
+        // A turn short of 90° is taken at once.
+        tracker.follow(detection((0.6, 0.8)))
+        #expect(abs(tracker.heading!.v - 0.8) < 1e-12)
+        tracker.follow(detection((1, 0)))
+        // One fix pointing back, then one agreeing: the heading stays, and the count starts again.
+        tracker.follow(detection((-1, 0)))
+        #expect(tracker.heading?.u == 1)
+        tracker.follow(detection((1, 0)))
+        for _ in 1..<TipTracker.reversalsToTurn {
+            tracker.follow(detection((-1, 0)))
+            #expect(tracker.heading?.u == 1)
+        }
+        // The last of the run in a row turns it.
+        tracker.follow(detection((-1, 0)))
+        #expect(tracker.heading?.u == -1)
+        tracker.reset()
+        #expect(tracker.heading == nil)
     }
 }

@@ -16,6 +16,17 @@ public struct CatheterDetection: Sendable, Equatable {
     /// Contrast of the tip's end step against the noise of the attenuation profile.
     public var endSNR: Double
 
+    /// The unit direction of the centerline's last `length` px of arc, pointing at the tip; nil
+    /// when the centerline is shorter.
+    public func heading(length: Double = 8) -> (u: Double, v: Double)? {
+        guard let tip = centerline.last else { return nil }
+        for q in centerline.reversed() {
+            let du = tip.u - q.u, dv = tip.v - q.v, l = hypot(du, dv)
+            if l >= length { return (du / l, dv / l) }
+        }
+        return nil
+    }
+
     public static func == (a: Self, b: Self) -> Bool {
         a.u == b.u && a.v == b.v && a.confidence == b.confidence && a.widthPx == b.widthPx
             && a.centerline.count == b.centerline.count && zip(a.centerline, b.centerline).allSatisfy { $0.u == $1.u && $0.v == $1.v }
@@ -50,7 +61,8 @@ public struct DetectorSettings: Sendable, Equatable {
 /// curve through its own crossings and through short gaps. A candidate tip is a curve end that
 /// is free inside the searched region; the other end of a catheter normally leaves the field.
 /// Without a prediction the strongest, longest curve with a free end wins and its tip is the free
-/// end (the denser one when both are free); with a prediction, the free end nearest to it. The tip
+/// end (the denser one when both are free); with a prediction, the free end nearest to it that
+/// points the way the last fix did. The tip
 /// is then refined along the ridge direction to the half-height point of the end step in the
 /// attenuation profile (sub-pixel).
 public final class CatheterDetector {
@@ -71,7 +83,22 @@ public final class CatheterDetector {
     public struct Prior: Sendable {
         public var u: Double, v: Double
         public var radius: Double
-        public init(u: Double, v: Double, radius: Double) { self.u = u; self.v = v; self.radius = radius }
+        /// The unit direction the tip pointed in at the last fix, when known.
+        public var heading: (u: Double, v: Double)?
+        public init(u: Double, v: Double, radius: Double, heading: (u: Double, v: Double)? = nil) {
+            self.u = u; self.v = v; self.radius = radius; self.heading = heading
+        }
+
+        /// What a tip's score is multiplied by for pointing away from the last heading: 1 within
+        /// 60°, falling to 0.4 for a tip that points back. A catheter's distal end turns a
+        /// few degrees between frames; a tip read from the wrong side of a marker band, or from a
+        /// vessel that leaves the catheter, points elsewhere. Damped rather than refused: a tip
+        /// that truly turns (a tendon bend at a low frame rate) still wins where nothing else does.
+        func turn(_ d: CatheterDetection) -> Double {
+            guard let h = heading, let o = d.heading() else { return 1 }
+            let c = h.u * o.u + h.v * o.v, free = 0.5, floor = 0.4
+            return c >= free ? 1 : 1 - (free - c) / (free + 1) * (1 - floor)
+        }
 
         /// What a tip's score is divided by for its distance from the prediction (1 on it, 2 at a quarter radius).
         func falloff(_ d: CatheterDetection) -> Double {
@@ -126,6 +153,7 @@ public final class CatheterDetector {
             if spotAhead(cand.points, tip: d, dense: dense) { score *= 0.5 }
             if let p = prior {
                 score /= p.falloff(d)
+                score *= p.turn(d)
             } else if cand.marker == nil {
                 // The denser end of a curve is the distal one (the tip marker).
                 let here = endDensity(frame, cand.curve, atEnd: cand.atEnd), there = endDensity(frame, cand.curve, atEnd: !cand.atEnd)

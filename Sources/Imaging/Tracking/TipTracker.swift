@@ -74,8 +74,9 @@ public struct TrackerSettings: Sendable, Equatable {
 
 /// Tracks the catheter tip through a sequence: a constant-velocity Kalman filter in (u, v),
 /// a search region around its prediction sized by the prediction's uncertainty, a Mahalanobis
-/// gate on each measurement, re-acquisition over the whole frame after missed frames, and an
-/// explicit `lost` status whenever a frame gives no trustworthy tip.
+/// gate on each measurement, the tip's heading (candidates that point back are damped),
+/// re-acquisition over the whole frame after missed frames, and an explicit `lost` status
+/// whenever a frame gives no trustworthy tip.
 public final class TipTracker {
     public let settings: TrackerSettings
     public let detector: CatheterDetector
@@ -83,6 +84,10 @@ public final class TipTracker {
     private var x = [Double](repeating: 0, count: 4)
     private var p = [Double](repeating: 0, count: 16)
     private var initialised = false
+    /// The unit direction the tip points in (image px), from the fixes; nil before a fix.
+    public private(set) var heading: (u: Double, v: Double)?
+    /// Consecutive fixes that pointed back against `heading`.
+    private var reversals = 0
     private var lastTime: Nanoseconds?
     private var frameIndex = 0
     /// Consecutive frames without a measurement.
@@ -97,6 +102,7 @@ public final class TipTracker {
     /// Forgets the track (next frame is a fresh acquisition).
     public func reset() {
         initialised = false
+        heading = nil
         lastTime = nil
         missed = 0
     }
@@ -120,7 +126,7 @@ public final class TipTracker {
         if initialised, missed < settings.reacquireAfter {
             let radius = searchRadius()
             let region = PixelRegion.around(u: x[0], v: x[1], half: radius + 2 * settings.detector.ridge.sigmaMax * 3, in: frame.width, frame.height)
-            let prior = CatheterDetector.Prior(u: x[0], v: x[1], radius: radius)
+            let prior = CatheterDetector.Prior(u: x[0], v: x[1], radius: radius, heading: heading)
             if let d = try detector.detect(frame, region: region, downsample: 1, prior: prior), accept(d, threshold: settings.minimumConfidence) {
                 return fix(d, frame, region: region, fullFrame: false)
             }
@@ -135,6 +141,8 @@ public final class TipTracker {
         if let d = try detector.detect(frame, region: nil, downsample: fullDownsample(frame)), d.confidence >= settings.acquireConfidence {
             initialised = true
             missed = 0
+            heading = d.heading()
+            reversals = 0
             x = [d.u, d.v, 0, 0]
             let r = settings.maximumSearchRadius / 3
             p = [4, 0, 0, 0, 0, 4, 0, 0, 0, 0, r * r * 100, 0, 0, 0, 0, r * r * 100]
@@ -169,6 +177,7 @@ public final class TipTracker {
 
     private func fix(_ d: CatheterDetection, _ frame: Frame, region: PixelRegion, fullFrame: Bool) -> TipTrack {
         update(d.u, d.v)
+        follow(d)
         missed = 0
         return TipTrack(frame: frameIndex, acquiredAt: frame.acquiredAt, u: d.u, v: d.v, confidence: d.confidence, status: .tracked,
                         fullFrameSearch: fullFrame, region: region, detection: d)
@@ -181,6 +190,23 @@ public final class TipTracker {
         }
         return TipTrack(frame: frameIndex, acquiredAt: frame.acquiredAt, u: initialised ? x[0] : .nan, v: initialised ? x[1] : .nan,
                         confidence: 0, status: .lost, fullFrameSearch: fullFrame, region: region, detection: nil)
+    }
+
+    /// Fixes that point back against the heading this many times in a row turn it round.
+    static let reversalsToTurn = 3
+
+    /// Takes the fix's heading, unless it points back against the current one: one wrong fix
+    /// (the tip read from the wrong side of a band) would otherwise turn the heading round and
+    /// then hold the track on the wrong side. A catheter that really reverses in the image (a
+    /// loop, a tip bent past 90°) turns it after a few fixes that agree.
+    func follow(_ d: CatheterDetection) {
+        guard let h = d.heading() else { return }
+        if let old = heading, old.u * h.u + old.v * h.v < 0, reversals + 1 < Self.reversalsToTurn {
+            reversals += 1
+            return
+        }
+        reversals = 0
+        heading = h
     }
 
     // MARK: Kalman filter (constant velocity, white acceleration)
