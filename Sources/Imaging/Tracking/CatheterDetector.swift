@@ -62,7 +62,8 @@ public struct DetectorSettings: Sendable, Equatable {
 /// is free inside the searched region; the other end of a catheter normally leaves the field.
 /// Without a prediction the strongest, longest curve with a free end wins and its tip is the free
 /// end (the denser one when both are free); with a prediction, the free end nearest to it that
-/// points the way the last fix did. The tip
+/// points the way the last fix did. Dense compact spots (marker bands) on a curve give candidates
+/// too, where the ridge runs on past the tip, and so does a shaft that meets a band from the side. The tip
 /// is then refined along the ridge direction to the half-height point of the end step in the
 /// attenuation profile (sub-pixel).
 public final class CatheterDetector {
@@ -247,6 +248,7 @@ public final class CatheterDetector {
             if let h = hit {
                 c = curves[h.curve]
                 index = h.index
+                if prior == nil || prior?.heading != nil, let through = arrival(at: b, hit: h.curve, curves: curves, blobs: blobs) { out.append(through) }
             } else if let bridged = bridge(to: b, curves: curves) {
                 // A dense spot interrupts the ridge filter's trace (it is no longer line-like):
                 // the curve that ends pointing at it is carried on to it.
@@ -291,6 +293,31 @@ public final class CatheterDetector {
         return (out, lone)
     }
 
+    /// A band the shaft arrives at from the side: the ridge through the band runs on into a
+    /// contrast-filled vessel (and often past a vessel seen end on), while the catheter's own
+    /// shaft is traced as a separate curve whose free end points at the band. The side rule on
+    /// the ridge through the band cannot see that shaft, so the arriving curve, carried on to the
+    /// band, is a candidate of its own with the tip at the band's far edge. Only where the spot
+    /// is the densest on the ridge through it: a shaft that crosses a vessel seen end on (or a
+    /// vessel's origin) on its way to the band also ends pointing at that spot, and the catheter
+    /// runs on along the ridge to the band, which is denser. Not made where a prior comes without
+    /// a heading (the closed loop's tracking): near a prediction, with nothing to say which way
+    /// the tip points, a curve that merely ends at a band (a vessel's edge) wins too often there.
+    /// With a heading, such a curve points the wrong way and is damped; without a prior (an
+    /// acquisition), the whole frame's candidates compete.
+    func arrival(at b: RidgeBlob, hit: Int, curves: [Curve], blobs: [RidgeBlob]) -> Candidate? {
+        for o in blobs.prefix(24) where o.strength > b.strength {
+            let reach = max(2.0, o.sigma + 1)
+            if curves[hit].points.contains(where: { abs($0.u - o.u) <= reach && abs($0.v - o.v) <= reach && hypot($0.u - o.u, $0.v - o.v) <= reach }) {
+                return nil
+            }
+        }
+        guard let arriving = bridge(to: b, curves: curves, excluding: hit), arriving.points.count >= 3 else { return nil }
+        let width = max(2.5, 3 * arriving.points[arriving.points.count - 1].sigma)
+        return Candidate(points: arriving.points, strength: arriving.strength, curve: arriving, atEnd: true, marker: b,
+                         beyondFrom: b.sigma + 0.5 * width + 1)
+    }
+
     /// Which side of a marker spot has the spot's own width: +1 the side behind (toward the
     /// curve's start), −1 the side ahead, nil when the widths do not tell (one side empty,
     /// both as wide as the band, or both wider).
@@ -321,10 +348,10 @@ public final class CatheterDetector {
 
     /// The curve whose free end points at the spot across a gap a link could span, carried on
     /// straight to the spot's centre; nil when none does.
-    func bridge(to b: RidgeBlob, curves: [Curve]) -> Curve? {
+    func bridge(to b: RidgeBlob, curves: [Curve], excluding: Int? = nil) -> Curve? {
         let cosMax = cos(settings.linkAngleDeg * .pi / 180)
         var best: (curve: Int, atEnd: Bool, gap: Double)?
-        for (ci, c) in curves.enumerated() {
+        for (ci, c) in curves.enumerated() where ci != excluding {
             for atEnd in [true, false] {
                 let e = atEnd ? c.points[c.points.count - 1] : c.points[0]
                 let du = b.u - e.u, dv = b.v - e.v
