@@ -93,7 +93,7 @@ struct Demo: ParsableCommand {
             let rig = DemoRig(description: description, hardware: KinematicRobot(axes: description.axes, start: start, dynamics: dynamics),
                               period: period, clock: MonotonicCycleClock(), path: path)
             try execute(rig, path: path, linkName: "sim, \(drives) drives") { _ in nil }
-        case .serial(let device, let baud) where device.isEmpty:
+        case .serial(let device, _) where device.isEmpty:
             // Simulated drives on the far end of a pty, speaking DriveLink through the C reference.
             let pty = try PseudoTerminal.openPair()
             let emulator = DriveLinkDriveEmulator(axes: description.axes, start: start, deviceFD: pty.deviceFD, dynamics: dynamics)
