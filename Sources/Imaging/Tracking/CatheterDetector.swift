@@ -233,16 +233,9 @@ public final class CatheterDetector {
         for b in blobs.prefix(24) {
             if let p = prior, hypot(b.u - p.u, b.v - p.v) > p.radius + 2 * b.sigma { continue }
             if area.inset(u: b.u, v: b.v) <= settings.borderPx + 2 * b.sigma { continue }
-            // The nearest centerline point within reach of the spot's centre.
             var hit: (curve: Int, index: Int, dist: Double)?
-            let reach = max(2.0, b.sigma + 1)
             for (ci, c) in curves.enumerated() {
-                for (k, q) in c.points.enumerated() {
-                    let du = q.u - b.u, dv = q.v - b.v
-                    if abs(du) > reach || abs(dv) > reach { continue }
-                    let dist = hypot(du, dv)
-                    if dist <= reach, hit == nil || dist < hit!.dist { hit = (ci, k, dist) }
-                }
+                if let q = nearest(on: c, to: b), hit == nil || q.dist < hit!.dist { hit = (ci, q.index, q.dist) }
             }
             let c: Curve, index: Int
             if let h = hit {
@@ -306,16 +299,25 @@ public final class CatheterDetector {
     /// With a heading, such a curve points the wrong way and is damped; without a prior (an
     /// acquisition), the whole frame's candidates compete.
     func arrival(at b: RidgeBlob, hit: Int, curves: [Curve], blobs: [RidgeBlob]) -> Candidate? {
-        for o in blobs.prefix(24) where o.strength > b.strength {
-            let reach = max(2.0, o.sigma + 1)
-            if curves[hit].points.contains(where: { abs($0.u - o.u) <= reach && abs($0.v - o.v) <= reach && hypot($0.u - o.u, $0.v - o.v) <= reach }) {
-                return nil
-            }
-        }
+        if blobs.prefix(24).contains(where: { $0.strength > b.strength && nearest(on: curves[hit], to: $0) != nil }) { return nil }
         guard let arriving = bridge(to: b, curves: curves, excluding: hit), arriving.points.count >= 3 else { return nil }
         let width = max(2.5, 3 * arriving.points[arriving.points.count - 1].sigma)
         return Candidate(points: arriving.points, strength: arriving.strength, curve: arriving, atEnd: true, marker: b,
                          beyondFrom: b.sigma + 0.5 * width + 1)
+    }
+
+    /// The curve's point nearest the spot's centre, when one lies within reach of it (the spot
+    /// lies on the curve).
+    func nearest(on c: Curve, to b: RidgeBlob) -> (index: Int, dist: Double)? {
+        let reach = max(2.0, b.sigma + 1)
+        var best: (index: Int, dist: Double)?
+        for (k, q) in c.points.enumerated() {
+            let du = q.u - b.u, dv = q.v - b.v
+            if abs(du) > reach || abs(dv) > reach { continue }
+            let dist = hypot(du, dv)
+            if dist <= reach, best == nil || dist < best!.dist { best = (k, dist) }
+        }
+        return best
     }
 
     /// Which side of a marker spot has the spot's own width: +1 the side behind (toward the
