@@ -64,7 +64,7 @@ public final class ChannelDirectory {
         if st.st_mode & S_IFMT != S_IFDIR { throw .unsafeDirectory(path: directory, reason: "it is not a directory (or is a symbolic link)") }
         if st.st_uid != geteuid() { throw .unsafeDirectory(path: directory, reason: "it belongs to uid \(st.st_uid), not to this user (uid \(geteuid()))") }
         if st.st_mode & 0o002 != 0 { throw .unsafeDirectory(path: directory, reason: "anyone may write to it (mode \(String(st.st_mode & 0o7777, radix: 8)))") }
-        if st.st_mode & 0o020 != 0, group == nil || st.st_gid != gid_t(group!) {
+        if st.st_mode & 0o020 != 0, group.map({ gid_t($0) }) != st.st_gid {
             throw .unsafeDirectory(path: directory, reason: "group \(st.st_gid) may write to it (mode \(String(st.st_mode & 0o7777, radix: 8))) and it is not the configured group")
         }
 

@@ -195,7 +195,7 @@ public enum SafetyWire {
         return w.seal(counter: counter, key: key)
     }
 
-    /// Copies a classified drive sample into the monitor's inputs. Returns false, changing
+    /// Copies a drive sample into the monitor's inputs (its length is checked here too). Returns false, changing
     /// nothing, when its axis count is not the monitor's or a field is out of range.
     /// - Important: runs in the monitor cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
@@ -237,7 +237,7 @@ public enum SafetyWire {
         return w.seal(counter: counter, key: key)
     }
 
-    /// (sequence, permit, quick stop) of a classified permit datagram; nil when a flag is
+    /// (sequence, permit, quick stop) of a permit datagram; nil when a flag is
     /// neither 0 nor 1.
     @_noAllocation @_noLocks
     public static func decodePermit(_ bytes: UnsafeRawBufferPointer) -> (sequence: UInt32, permit: Bool, quickStop: Bool)? {
@@ -269,7 +269,7 @@ public enum SafetyWire {
         return w.seal(counter: counter, key: key)
     }
 
-    /// Copies a classified heartbeat into the monitor's inputs. Returns false, changing
+    /// Copies a heartbeat into the monitor's inputs (its length is checked here too). Returns false, changing
     /// nothing, when its axis count is not the monitor's or a field is out of range. The link
     /// counters may take any value: the monitor only compares them.
     /// - Important: runs in the monitor cycle; must not allocate, lock or log.
@@ -313,7 +313,7 @@ public enum SafetyWire {
         return w.seal(counter: counter, key: key)
     }
 
-    /// Copies a classified operator datagram into the monitor's inputs. Returns false,
+    /// Copies an operator datagram into the monitor's inputs. Returns false,
     /// changing nothing, when a button is neither 0 nor 1.
     /// - Important: runs in the monitor cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks

@@ -432,3 +432,35 @@ func admitProven(_ gate: inout ChannelGate, _ d: UnsafeRawBufferPointer, _ input
         print(String(format: "mac of a %d-byte drive sample: %.1f µs (%d)", d.count, Double(t1 - t0) / Double(n) / 1e3, x))
     }
 }
+
+@Suite struct ChannelFuzzSeedTests {
+    /// The fuzz target's seeds sent as a key holder would (`*-keyed`, key bytes 0…31) pass the
+    /// gate and decode, so the fuzzer starts from datagrams that reach the rule engine; they
+    /// go stale when the wire changes, and this says so.
+    @Test func theKeyedSeedsAreValidDatagrams() throws {
+        let dir = Fixture.root.appendingPathComponent("fuzz/corpus/safetychannel")
+        let key = ChannelKey(secret: (0..<32).map { UInt8($0) })
+        let policy = try ChannelPolicy(key: key)
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix("-keyed") }.sorted()
+        #expect(names.count == 6)
+        for name in names {
+            let seed = try Data(contentsOf: dir.appendingPathComponent(name))
+            let datagram = [UInt8](seed.dropFirst())
+            var gate = ChannelGate(policy: policy, floor: 1)
+            var permits = PermitGate(key: key, monitorUIDs: UIDSet([geteuid()])!)
+            var inputs = MonitorInputs(jointCount: 6)
+            let outcome = datagram.withUnsafeBytes { gate.admit($0, uid: geteuid(), hasCredentials: true) }
+            gate = ChannelGate(policy: policy, floor: 1)
+            let taken = datagram.withUnsafeBytes { d -> Bool in
+                switch gate.admit(d, uid: geteuid(), hasCredentials: true) {
+                case .driveSample: return SafetyWire.decodeDriveSample(d, into: &inputs)
+                case .heartbeat: return SafetyWire.decodeHeartbeat(d, into: &inputs)
+                case .operatorInput: return SafetyWire.decodeOperator(d, into: &inputs)
+                case .invalid: return permits.admit(d, uid: geteuid(), hasCredentials: true) != nil
+                default: return false
+                }
+            }
+            #expect(taken, "\(name): \(outcome)")
+        }
+    }
+}
