@@ -19,6 +19,10 @@ public final class SafetyChannelDrives: @unchecked Sendable {
         public var permitsWithPower: Int
         /// Monotonic time of the last permit received, and of power going from on to off (ns; 0: never).
         public var lastPermitAt: Nanoseconds
+        /// When the monitor sent the last permit taken: its counter, the monitor's own
+        /// CLOCK_MONOTONIC (ns; 0: never). Unlike `lastPermitAt`, not delayed when this thread
+        /// is late to read its socket.
+        public var lastPermitSentAt: Nanoseconds
         public var poweredOffAt: Nanoseconds
         public var everPowered: Bool
         /// Datagrams on the drives' socket that were not a valid permit from the monitor.
@@ -49,7 +53,7 @@ public final class SafetyChannelDrives: @unchecked Sendable {
         guard let uids = UIDSet(monitorUIDs) else { throw DatagramSocket.SocketError(description: "1…\(UIDSet.capacity) monitor user ids, not \(monitorUIDs.count)") }
         self.monitorUIDs = uids
         report = Report(enabled: Array(repeating: false, count: specs.count), faults: Array(repeating: .none, count: specs.count),
-                        permitsReceived: 0, permitsWithPower: 0, lastPermitAt: 0, poweredOffAt: 0, everPowered: false,
+                        permitsReceived: 0, permitsWithPower: 0, lastPermitAt: 0, lastPermitSentAt: 0, poweredOffAt: 0, everPowered: false,
                         permitsRefused: 0)
     }
 
@@ -107,6 +111,7 @@ public final class SafetyChannelDrives: @unchecked Sendable {
                 report.permitsReceived += 1
                 if p.permit { report.permitsWithPower += 1 }
                 report.lastPermitAt = now
+                report.lastPermitSentAt = Nanoseconds(truncatingIfNeeded: gate.lastCounter)
             }
             // The host stand-in holds position with power requested.
             let wasOn = (0..<count).contains { axes.emulatedAxis($0)!.enabled }

@@ -157,7 +157,9 @@ import Sim
         let off = waitFor(seconds: 5) { !drives.snapshot.enabled.contains(true) }
         let r = drives.snapshot
         #expect(off, "the drives kept power after the monitor was \(how)")
-        #expect(r.lastPermitAt <= signalledAt + 5_000_000, "a permit arrived after the monitor was \(how)")
+        // By the monitor's own send time (its counter): a drives thread late to read its socket
+        // on a loaded machine takes permits sent before the signal after it.
+        #expect(r.lastPermitSentAt <= signalledAt + 5_000_000, "a permit was sent after the monitor was \(how)")
         #expect(r.poweredOffAt > r.lastPermitAt)
         print(String(format: "monitor %@: power off %.1f ms after the last permit (drive watchdog %.0f ms), %.1f ms after the signal",
                      how, Double(r.poweredOffAt - r.lastPermitAt) * 1e-6, watchdog * 1e3, Double(r.poweredOffAt - signalledAt) * 1e-6))
