@@ -157,63 +157,15 @@ import Testing
     /// directory and the socket's mode keep it out; opened up as a careless umask once did, the
     /// credential check alone still refuses every datagram.
     @Test func aSenderOfAnotherUserIsRefusedEvenWithTheKey() throws {
-        guard geteuid() == 0 else {
-            print("skipped: needs root to run a sender as nobody")
-            return
-        }
-        let setpriv = "/usr/bin/setpriv", python = "/usr/bin/python3"
-        guard FileManager.default.isExecutableFile(atPath: setpriv), FileManager.default.isExecutableFile(atPath: python) else {
-            print("skipped: needs \(setpriv) and \(python)")
-            return
-        }
+        guard let nobody = NobodySender() else { return }
         let dir = freshPath()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let m = try monitor(in: dir)
         let path = dir + "/m.sock"
-
-        // What a sender with the key would send: samples, heartbeats, deadman + acknowledge.
-        var c = UInt64(MonotonicClock.now()) + 1_000_000_000
-        var records = Data()
-        for k in 0..<300 {
-            c += 1
-            let d: [UInt8]
-            switch k % 3 {
-            case 0: d = Forge.sample(sampledAt: Int64(c), counter: c)
-            case 1: d = Forge.heartbeat(sequence: c, sentAt: Int64(c), counter: c)
-            default: d = Forge.operatorInput(deadman: true, acknowledge: k % 2 == 0, counter: c)
-            }
-            records.append(UInt8(d.count & 0xff)); records.append(UInt8(d.count >> 8))
-            records.append(contentsOf: d)
-        }
-        let file = dir + "/forged.bin"
-        _ = FileManager.default.createFile(atPath: file, contents: records, attributes: [.posixPermissions: 0o644])
-        let script = """
-        import socket, sys
-        data = open(sys.argv[1], 'rb').read()
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sent = refused = i = 0
-        while i < len(data):
-            n = data[i] | data[i + 1] << 8
-            try:
-                s.sendto(data[i + 2:i + 2 + n], sys.argv[2]); sent += 1
-            except OSError:
-                refused += 1
-            i += 2 + n
-        print(sent, refused)
-        """
+        let records = NobodySender.keyedDatagrams(300)
         func runAsNobody() throws -> (sent: Int, refused: Int) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: setpriv)
-            p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", script, file, path]
-            let out = Pipe()
-            p.standardOutput = out
-            try p.run()
-            // Drain while it sends, so a full socket never blocks it.
-            while p.isRunning { _ = m.cycle(now: MonotonicClock.now()); usleep(500) }
-            for _ in 0..<20 { _ = m.cycle(now: MonotonicClock.now()) }
-            let words = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: " ")
-            return (Int(words.first ?? "") ?? -1, Int(words.dropFirst().first?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? -1)
+            try nobody.send(records, to: path, staging: dir) { _ = m.cycle(now: MonotonicClock.now()) }
         }
         // First line: the socket's own mode.
         let closed = try runAsNobody()
@@ -226,15 +178,87 @@ import Testing
         #expect(m.driveSamples == 0 && m.heartbeats == 0 && m.operatorInputs == 0)
         #expect(m.permitsWithPower == 0)
         // The same datagrams from the monitor's own user are taken: the test can fail.
-        var offset = 0
-        var own = 0
-        while offset < records.count {
-            let n = Int(records[offset]) | Int(records[offset + 1]) << 8
-            if send(Array(records[(offset + 2)..<(offset + 2 + n)]), to: path) { own += 1 }
-            offset += 2 + n
+        for d in records {
+            _ = send(d, to: path)
             _ = m.cycle(now: MonotonicClock.now())
         }
         for _ in 0..<10 { _ = m.cycle(now: MonotonicClock.now()) }
         #expect(m.driveSamples + m.heartbeats + m.operatorInputs == 300)
+    }
+}
+
+/// Sends datagrams as user `nobody` (uid 65534) from a child process: `setpriv` drops to it and
+/// a small Python sender writes them to the socket. Absent (with the reason printed) when this
+/// process is not root or either program is missing.
+struct NobodySender {
+    static let setpriv = "/usr/bin/setpriv", python = "/usr/bin/python3"
+
+    init?() {
+        guard geteuid() == 0 else {
+            print("skipped: needs root to run a sender as nobody")
+            return nil
+        }
+        guard FileManager.default.isExecutableFile(atPath: Self.setpriv), FileManager.default.isExecutableFile(atPath: Self.python) else {
+            print("skipped: needs \(Self.setpriv) and \(Self.python)")
+            return nil
+        }
+    }
+
+    /// What a sender holding the key would send: samples, heartbeats, deadman + acknowledge,
+    /// with fresh counters.
+    static func keyedDatagrams(_ count: Int) -> [[UInt8]] {
+        var c = UInt64(MonotonicClock.now()) + 1_000_000_000
+        return (0..<count).map { k in
+            c += 1
+            switch k % 3 {
+            case 0: return Forge.sample(sampledAt: Int64(c), counter: c)
+            case 1: return Forge.heartbeat(sequence: c, sentAt: Int64(c), counter: c)
+            default: return Forge.operatorInput(deadman: true, acknowledge: k % 2 == 0, counter: c)
+            }
+        }
+    }
+
+    static let script = """
+    import socket, sys
+    data = open(sys.argv[1], 'rb').read()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sent = refused = i = 0
+    while i < len(data):
+        n = data[i] | data[i + 1] << 8
+        try:
+            s.sendto(data[i + 2:i + 2 + n], sys.argv[2]); sent += 1
+        except OSError:
+            refused += 1
+        i += 2 + n
+    print(sent, refused)
+    """
+
+    /// Sends `datagrams` to `path` as nobody, calling `whileRunning` until the sender is done
+    /// (a receiver must drain: a full socket blocks the sender). The datagrams are staged in
+    /// `staging`, which nobody must be able to read. Returns (sent, refused by the kernel).
+    func send(_ datagrams: [[UInt8]], to path: String, staging: String, whileRunning: () -> Void) throws -> (sent: Int, refused: Int) {
+        var records = Data()
+        for d in datagrams {
+            records.append(UInt8(d.count & 0xff))
+            records.append(UInt8(d.count >> 8))
+            records.append(contentsOf: d)
+        }
+        let file = staging + "/forged-\(UInt32.random(in: 0...UInt32.max)).bin"
+        _ = FileManager.default.createFile(atPath: file, contents: records, attributes: [.posixPermissions: 0o644])
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.setpriv)
+        p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", Self.python, "-c", Self.script, file, path]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        while p.isRunning {
+            whileRunning()
+            usleep(500)
+        }
+        for _ in 0..<20 { whileRunning() }
+        let words = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(whereSeparator: { $0 == " " || $0 == "\n" })
+        return (Int(words.first ?? "") ?? -1, Int(words.dropFirst().first ?? "") ?? -1)
     }
 }

@@ -243,6 +243,59 @@ import Sim
         #expect(drives.snapshot.permitsRefused == 0)
     }
 
+    /// The real process under attack: a sender of another user holding the key (the socket
+    /// opened up by mistake), a sender of the same user with a wrong key, and a replayed
+    /// acknowledge. Its summary counts each, and the drives never get power.
+    @Test func theRealMonitorRefusesForgedSendersAndCountsThem() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the lumen tool first (swift build)")
+        guard let nobody = NobodySender() else { return }
+        let dir = try socketDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(chmod(dir, 0o755) == 0)
+        let robot = try Fixture.robot()
+        let drives = try SafetyChannelDrives(axes: robot.axes, start: Fixture.start, listen: dir + "/d.sock", monitor: dir + "/m.sock", watchdog: 0.05,
+                                             key: Fixture.key)
+        drives.start()
+        defer { drives.stop() }
+        let out = Pipe()
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = try monitorArguments(in: dir) + ["--seconds", "4", "--json"]
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let socket = dir + "/m.sock"
+        try #require(waitFor(seconds: 10) { FileManager.default.fileExists(atPath: socket) })
+        #expect(chmod(socket, 0o666) == 0)
+        let other = try nobody.send(NobodySender.keyedDatagrams(300), to: socket, staging: dir) {}
+        #expect(other.sent == 300)
+        let sender = try DatagramSocket(bindTo: nil)
+        let wrongKey = ChannelKey(secret: [UInt8](repeating: 7, count: 32))
+        var forged = 0
+        for k in 0..<100 {
+            let d = Forge.operatorInput(deadman: true, acknowledge: k % 2 == 0, counter: UInt64(MonotonicClock.now()), key: wrongKey)
+            if d.withUnsafeBytes({ sender.send($0, to: socket) }) { forged += 1 }
+            usleep(1000)
+        }
+        let press = Forge.operatorInput(deadman: true, acknowledge: true, counter: UInt64(MonotonicClock.now()))
+        var replays = 0
+        for _ in 0..<3 {
+            if press.withUnsafeBytes({ sender.send($0, to: socket) }) { replays += 1 }
+            usleep(5000)
+        }
+        p.waitUntilExit()
+        let summary = try #require(try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as? [String: Any])
+        #expect(p.terminationStatus == 0)
+        #expect(summary["rejected_credentials"] as? Int == 300)
+        #expect(summary["rejected_tag"] as? Int == forged)
+        #expect(summary["rejected_replay"] as? Int == replays - 1)
+        #expect(summary["operator_inputs"] as? Int == 1)
+        #expect(summary["permits_with_power"] as? Int == 0)
+        #expect(forged > 50 && replays == 3)
+        #expect(!drives.snapshot.everPowered)
+    }
+
     @Test func checkPrintsTheHashOfTheLimitsFile() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the lumen tool first (swift build)")
         let out = Pipe()
