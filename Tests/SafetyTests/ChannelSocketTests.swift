@@ -80,6 +80,26 @@ import Testing
         }
     }
 
+    @Test func aConfiguredGroupMayShareTheDirectoryAndNoOtherGroup() throws {
+        guard geteuid() == 0 else {
+            print("skipped: needs root to give directories to another group")
+            return
+        }
+        let group: UInt32 = 65534
+        let dir = freshPath()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var m: MonitorProcess? = try monitor(in: dir, policy: try ChannelPolicy(key: Fixture.key, group: group))
+        var st = stat()
+        #expect(lstat(dir, &st) == 0 && st.st_gid == group && mode(dir) == 0o770)
+        #expect(mode(dir + "/m.sock") == 0o660)
+        m = nil
+        // The group's directory is refused to a monitor configured without it, or with another.
+        #expect(throws: MonitorProcess.StartError.self) { _ = try monitor(in: dir) }
+        #expect(throws: MonitorProcess.StartError.self) { _ = try monitor(in: dir, policy: try ChannelPolicy(key: Fixture.key, group: 4242)) }
+        #expect(throws: Never.self) { _ = try monitor(in: dir, policy: try ChannelPolicy(key: Fixture.key, group: group)) }
+        _ = m
+    }
+
     @Test func aSecondMonitorIsRefusedAndTheFirstKeepsWorking() throws {
         let dir = freshPath()
         defer { try? FileManager.default.removeItem(atPath: dir) }
