@@ -17,7 +17,8 @@ struct SafetyCommand: ParsableCommand {
         file, their safety-line watchdogs remove power by themselves. The channel is authenticated: the socket lives \
         in a directory only this user (and --socket-group) can reach, locked against a second monitor; each datagram \
         must come from the user configured for its role and carry the key file's HMAC tag and a fresh counter. \
-        Exit codes: 2 limits or key refused, 3 another monitor runs on this socket, 64 usage. \
+        Exit codes: 1 socket directory or path refused, 2 limits or key refused, 3 another monitor runs on this \
+        socket, 64 usage. \
         Wire formats and threat model: docs/safety/channel.md.
         """
     )
@@ -28,7 +29,7 @@ struct SafetyCommand: ParsableCommand {
     var listen: String?
     @Option(help: "Unix datagram socket of the drives' safety channel (permits are sent there).")
     var drives: String?
-    @Option(help: "Stop after this many seconds (default: until SIGINT/SIGTERM).") var seconds: Double?
+    @Option(help: "Stop after this many seconds, more than 0 and at most 10000000 (default: until SIGINT/SIGTERM).") var seconds: Double?
     @Option(help: "Channel key file (32…4096 random bytes, mode 0600, ours), shared with the drives, the control and the console; refused (exit 2) if missing, short or readable by others.")
     var key: String?
     @Option(help: "User id whose drive samples are taken (repeatable; default: this process's user).") var drivesUid: [UInt32] = []
