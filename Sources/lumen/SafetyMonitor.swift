@@ -24,9 +24,13 @@ struct SafetyCommand: ParsableCommand {
     var listen: String?
     @Option(help: "Unix datagram socket of the drives' safety channel (permits are sent there).")
     var drives: String?
-    @Option(help: "Stop after this many seconds (default: until SIGINT/SIGTERM).") var seconds: Double?
+    @Option(help: "Stop after this many seconds (0.01…604800, a week; default: until SIGINT/SIGTERM).") var seconds: Double?
     @Flag(help: "Only load and validate the limits file, print its hash, and exit.") var check = false
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
+
+    func validate() throws {
+        try Check.number(seconds, "--seconds", in: 0.01...604_800, unit: "s")
+    }
 
     struct Summary: Encodable {
         var limits: String
