@@ -72,6 +72,16 @@ struct Demo: ParsableCommand {
         try Check.oneOf(drives, "--drives", ["ideal", "emulated"])
         try Check.number(depth, "--depth", in: 1...200, unit: "mm")
         try Check.number(timeLimit, "--time-limit", in: 0.1...3600, unit: "s")
+        if let navigate {
+            // The navigation demo runs in the arch phantom.
+            do { _ = try Phantoms.aorticArch().route(toVessel: navigate, depth: depth) } catch {
+                throw ValidationError("--navigate: \(error.description) in the arch phantom")
+            }
+        }
+        // "serial" and "ethercat-udp" alone stand for simulated drives; run() maps them.
+        if !["serial", "ethercat-udp"].contains(link) {
+            do { _ = try LinkAddress(parsing: link) } catch { throw ValidationError("--link: \(error.description)") }
+        }
         try Check.outputFolder(out, "--out", files: navigate == nil
             ? ["summary.json", "tip_path.png", "tracking_error.png"]
             : ["summary.json", "navigation.png", "navigation_lateral.png", "navigation_zoom.png", "navigation_lateral_zoom.png"])

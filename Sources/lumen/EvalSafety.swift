@@ -67,7 +67,7 @@ struct EvalSafety: ParsableCommand {
         try Check.number(driveWatchdogMS, "--drive-watchdog-ms", in: 1...300, unit: "ms")
         if let kinds {
             for k in kinds.split(separator: ",") where FaultKind(rawValue: String(k)) == nil {
-                throw ValidationError("unknown fault kind \(k); known: \(FaultKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError("--kinds: unknown fault kind '\(k)'; known: \(FaultKind.allCases.map(\.rawValue).joined(separator: ", "))")
             }
         }
         try Check.outputFolder(out, "--out", files: Self.outputFiles)

@@ -73,7 +73,7 @@ struct SimPhantom: ParsableCommand {
 
     func validate() throws {
         guard Phantoms.names.contains(name) else {
-            throw ValidationError("unknown phantom '\(name)': use \(Check.list(Phantoms.names))")
+            throw ValidationError("--name: unknown phantom '\(name)': use \(Check.list(Phantoms.names))")
         }
         try Check.outputFolder(out, "--out", files: [name + ".png"])
     }
