@@ -154,7 +154,8 @@ struct SimRender: ParsableCommand {
         try Check.number(secondary, "--secondary", in: -90...90, unit: "°")
         try Check.number(photons, "--photons", in: 10...1e7)
         try Check.oneOf(fps, "--fps", [7.5, 15, 30])
-        try Check.outputFolder(out, "--out", files: ["truth.json", "preview_0000.png", "frames.dcm"], folders: biplane ? ["plane-b"] : [])
+        try Check.outputFolder(out, "--out", files: ["truth.json", "preview_0000.png"] + (format == "dicom" ? ["frames.dcm"] : []),
+                              folders: biplane ? ["plane-b"] : [])
     }
 
     struct Summary: Encodable {
