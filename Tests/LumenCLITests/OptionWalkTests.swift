@@ -303,7 +303,11 @@ enum ToolRunner {
     /// Generous: a refusal takes a fraction of a second even on a loaded machine.
     static let timeout = 30.0
 
-    static func runAll(_ runs: [[String]], in folder: URL, width: Int = 4) -> [Result] {
+    /// As many at a time as there are cores (2…4): each run is CPU-bound start-up, and more would
+    /// only crowd the timing-sensitive tests that run beside this one.
+    static let width = min(4, max(2, ProcessInfo.processInfo.activeProcessorCount))
+
+    static func runAll(_ runs: [[String]], in folder: URL) -> [Result] {
         let state = SharedState(count: runs.count)
         let done = DispatchGroup()
         for _ in 0..<min(width, max(1, runs.count)) {
