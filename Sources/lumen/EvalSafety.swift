@@ -66,6 +66,7 @@ struct EvalSafety: ParsableCommand {
         if nominalMinutes != 0 { try Check.number(nominalMinutes, "--nominal-minutes", in: 0.01...600, unit: "min (or 0 to skip)") }
         try Check.number(driveWatchdogMS, "--drive-watchdog-ms", in: 1...300, unit: "ms")
         if let kinds {
+            guard kinds.contains(where: { $0 != "," }) else { throw ValidationError("--kinds names no fault kind: give at least one, or leave it out for all") }
             for k in kinds.split(separator: ",") where FaultKind(rawValue: String(k)) == nil {
                 throw ValidationError("--kinds: unknown fault kind '\(k)'; known: \(FaultKind.allCases.map(\.rawValue).joined(separator: ", "))")
             }

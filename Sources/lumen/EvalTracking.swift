@@ -25,6 +25,7 @@ struct EvalTracking: ParsableCommand {
     func validate() throws {
         try Check.oneOf(size, "--size", [256, 384, 512, 768, 1024])
         try Check.count(frames, "--frames", in: 4...2000)
+        if selectedNames?.isEmpty == true { throw ValidationError("--only names no condition: give at least one, or leave it out for all") }
         let known = Set(Self.conditions.map(\.name))
         for name in selectedNames ?? [] where !known.contains(name) {
             throw ValidationError("--only: no condition named '\(name)'; the conditions are \(Self.conditions.map(\.name).joined(separator: ", "))")

@@ -125,6 +125,9 @@ import Testing
             (["bench", "loop", "--seconds", "1", "--block", "0.6"], "--block must be at most half of --seconds"),
             (["bench", "kinematics", "--batches", "100000", "--batch", "100000"], "--batches × --batch"),
             (["demo", "--seconds", "0.1", "--rate", "100"], "at least 100 cycles"),
+            (["eval", "tracking", "--only", ","], "--only names no condition"),
+            (["eval", "tracking", "--only", " , "], "--only names no condition"),
+            (["eval", "safety", "--kinds", ","], "--kinds names no fault kind"),
         ]
         let allowed = 1  // the second case is valid and must not be run to its end: give it a bad --out
         let file = scratch.url.appendingPathComponent("a-file")
