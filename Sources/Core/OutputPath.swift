@@ -17,6 +17,9 @@ public enum OutputPathError: Error, Sendable, Equatable, CustomStringConvertible
     case notAFolder(path: String, blocking: String)
     /// A folder sits where the command writes a file.
     case fileIsAFolder(path: String)
+    /// A FIFO, device, socket or broken symbolic link sits where the command writes a file
+    /// (writing into a FIFO would wait for a reader forever).
+    case notAFile(path: String)
     /// `folder` (the output folder, or the nearest existing folder on the way to it) or the file
     /// `folder` cannot be written by this user or on this file system.
     case notWritable(path: String, folder: String, reason: String)
@@ -33,6 +36,8 @@ public enum OutputPathError: Error, Sendable, Equatable, CustomStringConvertible
             "\(path) cannot be a folder: \(blocking) is not a folder; give another path or move \(blocking) away"
         case .fileIsAFolder(let path):
             "\(path) is a folder where a result file goes: move it away or give another output folder"
+        case .notAFile(let path):
+            "\(path) is not a regular file where a result file goes: move it away or give another output folder"
         case .notWritable(let path, let folder, let reason) where path == folder:
             "\(path) cannot be written (\(reason)): give a folder you can write"
         case .notWritable(let path, let folder, let reason):
@@ -112,7 +117,7 @@ public enum OutputPath {
                         switch probe.entry(file) {
                         case .folder: throw .fileIsAFolder(path: file)
                         case .file: if let e = probe.writeError(file, false) { throw .notWritable(path: file, folder: file, reason: reason(e)) }
-                        case .other: throw .notAFolder(path: file, blocking: file)
+                        case .other: throw .notAFile(path: file)
                         case .missing: break
                         case .unreadable(let e): throw .notWritable(path: file, folder: file, reason: reason(e))
                         }
@@ -152,7 +157,11 @@ public enum OutputPath {
     public static func write(_ data: Data, to path: String) throws(OutputPathError) {
         let folder = parent(trimmed(path))
         try createFolder(folder)
-        if Probe.system.entry(path) == .folder { throw .fileIsAFolder(path: path) }
+        switch Probe.system.entry(path) {
+        case .folder: throw .fileIsAFolder(path: path)
+        case .other: throw .notAFile(path: path)
+        default: break
+        }
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
         guard fd >= 0 else { throw .cannotWrite(path: path, reason: reason(errno)) }
         defer { close(fd) }

@@ -41,6 +41,14 @@ import Testing
         }
     }
 
+    @Test func aFIFOWhereAResultFileGoesIsRefusedRatherThanWaitedOn() throws {
+        let out = root.appendingPathComponent("fifo-out").path
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        #expect(mkfifo(out + "/summary.json", 0o600) == 0)
+        #expect(throws: OutputPathError.notAFile(path: out + "/summary.json")) { try OutputPath.checkFolder(out, files: ["summary.json"]) }
+        #expect(throws: OutputPathError.notAFile(path: out + "/summary.json")) { try OutputPath.write(Data("{}".utf8), to: out + "/summary.json") }
+    }
+
     @Test func aFileWhereASubfolderGoesIsRefused() throws {
         let out = root.appendingPathComponent("render").path
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
