@@ -7,8 +7,9 @@ import Testing
 /// nothing. A new option is walked without being listed here; only text options and values an
 /// option legitimately accepts are listed, each with its reason.
 @Suite struct OptionWalkTests {
-    /// Values no counting or measuring option should take blindly: not numbers, not finite, negative,
-    /// zero, vanishing, huge, one past what 32 bits hold and Int64.max (a sum with it overflows).
+    /// Values no counting or measuring option should take blindly: not a number, infinite, negative,
+    /// zero, vanishingly small (a divisor), too large for any product, Int64.max (any sum with it
+    /// overflows) and a word.
     static let values = ["nan", "inf", "-inf", "-1", "0", "1e-300", "1e300", "9223372036854775807", "twelve"]
 
     /// Options whose value is free text: a path or a name the command uses as given. Any word is a
