@@ -29,7 +29,7 @@ struct SafetyCommand: ParsableCommand {
     var listen: String?
     @Option(help: "Unix datagram socket of the drives' safety channel (permits are sent there).")
     var drives: String?
-    @Option(help: "Stop after this many seconds, more than 0 and at most 10000000 (default: until SIGINT/SIGTERM).") var seconds: Double?
+    @Option(help: "Stop after this many seconds (0.01…10000000; default: until SIGINT/SIGTERM).") var seconds: Double?
     @Option(help: "Channel key file (32…4096 random bytes, mode 0600, ours), shared with the drives, the control and the console; refused (exit 2) if missing, short or readable by others.")
     var key: String?
     @Option(help: "User id whose drive samples are taken (repeatable; default: this process's user).") var drivesUid: [UInt32] = []
@@ -38,6 +38,10 @@ struct SafetyCommand: ParsableCommand {
     @Option(help: "Group that may reach the socket directory (mode 0770; default: none, mode 0700).") var socketGroup: UInt32?
     @Flag(help: "Only load and validate the limits file, print its hash, and exit.") var check = false
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
+
+    func validate() throws {
+        try Check.number(seconds, "--seconds", in: 0.01...MonitorProcess.maxRunSeconds, unit: "s")
+    }
 
     struct Summary: Encodable {
         var limits: String
@@ -58,10 +62,6 @@ struct SafetyCommand: ParsableCommand {
     }
 
     func run() throws {
-        // Before anything is opened or bound: a run length the cycle count can hold.
-        if let seconds, !(seconds > 0 && seconds <= MonitorProcess.maxRunSeconds) {
-            throw ValidationError("--seconds must be more than 0 and at most \(Int(MonitorProcess.maxRunSeconds)), not \(seconds)")
-        }
         let loaded: (limits: SafetyLimits, sha256: String)
         do {
             loaded = try SafetyLimits.load(from: config)
