@@ -32,10 +32,10 @@ struct SafetyCommand: ParsableCommand {
     @Option(help: "Stop after this many seconds (0.01…10000000; default: until SIGINT/SIGTERM).") var seconds: Double?
     @Option(help: "Channel key file (32…4096 random bytes, mode 0600, ours), shared with the drives, the control and the console; refused (exit 2) if missing, short or readable by others.")
     var key: String?
-    @Option(help: "User id whose drive samples are taken (repeatable; default: this process's user).") var drivesUid: [UInt32] = []
-    @Option(help: "User id whose heartbeats are taken (repeatable; default: this process's user).") var controlUid: [UInt32] = []
-    @Option(help: "User id whose deadman and acknowledge are taken (repeatable; default: this process's user).") var operatorUid: [UInt32] = []
-    @Option(help: "Group that may reach the socket directory (mode 0770; default: none, mode 0700).") var socketGroup: UInt32?
+    @Option(help: "User id (0…4294967295) whose drive samples are taken (repeatable; default: this process's user).") var drivesUid: [UInt32] = []
+    @Option(help: "User id (0…4294967295) whose heartbeats are taken (repeatable; default: this process's user).") var controlUid: [UInt32] = []
+    @Option(help: "User id (0…4294967295) whose deadman and acknowledge are taken (repeatable; default: this process's user).") var operatorUid: [UInt32] = []
+    @Option(help: "Group id (0…4294967295) that may reach the socket directory (mode 0770; default: none, mode 0700).") var socketGroup: UInt32?
     @Flag(help: "Only load and validate the limits file, print its hash, and exit.") var check = false
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
 
