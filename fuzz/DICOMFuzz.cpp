@@ -12,7 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lumen_dcm *h = nullptr;
     lumen_dcm_info info;
     char err[256];
-    int rc = lumen_dcm_open_memory(data, size, &h, &info, err, sizeof err);
+    int rc = lumen_dcm_open_memory(data, size, nullptr, &h, &info, err, sizeof err);
     if (rc != LUMEN_DCM_OK) {
         if (h != nullptr || rc < LUMEN_DCM_IO || rc > LUMEN_DCM_INTERNAL || err[0] == '\0') std::abort();
         return 0;
