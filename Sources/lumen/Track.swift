@@ -68,9 +68,10 @@ struct Track: ParsableCommand {
 
     func run() throws {
         var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: input, isDirectory: &isFolder), isFolder.boolValue else {
+        guard FileManager.default.fileExists(atPath: input, isDirectory: &isFolder) else {
             throw CommandFailure("\(input): no such folder (give a folder of 16-bit PNG frames)")
         }
+        guard isFolder.boolValue else { throw CommandFailure("\(input): not a folder (give a folder of 16-bit PNG frames)") }
         let source: FrameSource
         do {
             source = try FrameSource.open(path: input, frameInterval: Nanoseconds.fromSeconds(frameIntervalMs / 1000), widening8Bit: widen8Bit)

@@ -137,6 +137,13 @@ private enum StoredPNG {
         #expect(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("new/overlays/track_0000.png").path))
     }
 
+    @Test func anInputThatIsNotAFolderIsRefusedUnread() throws {
+        let pipe = scratch.appendingPathComponent("frames-pipe").path
+        #expect(mkfifo(pipe, 0o600) == 0)
+        let r = try Tool.run(["track", "--input", pipe])
+        #expect(r.status != 0 && r.stderr.contains(pipe) && r.stderr.contains("not a folder"), "\(r.stderr)")
+    }
+
     @Test func dicomInfoRefusesAFIFOInsteadOfHanging() throws {
         let pipe = scratch.appendingPathComponent("pipe.dcm").path
         #expect(mkfifo(pipe, 0o600) == 0)
