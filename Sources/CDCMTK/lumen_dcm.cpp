@@ -241,10 +241,18 @@ int sniffMeta(int fd, uint64_t size, MetaSniff &out, std::string &message) {
         return LUMEN_DCM_IO;
     }
     b.resize(got);
+    // DCMTK makes sense of more meta groups than the walk below (big endian ones, say): whenever the
+    // walk finds no transfer syntax, a header that names the Deflated one anywhere is refused.
+    const bool mentionsDeflated = std::string(b.begin(), b.end()).find(kDeflatedUID) != std::string::npos;
+    auto unparsed = [&]() {
+        if (!mentionsDeflated) return (int)LUMEN_DCM_OK;
+        message = "file meta information naming the Deflated transfer syntax in a form not read here: refused rather than inflated blindly";
+        return (int)LUMEN_DCM_CORRUPT;
+    };
     size_t pos;
     if (hasDICMPrefix(b.data(), b.size())) pos = 132;
     else if (b.size() >= 2 && b[0] == 0x02 && b[1] == 0x00) pos = 0;   // a meta group without preamble
-    else return LUMEN_DCM_OK;                                            // no meta, so not Deflated
+    else return unparsed();
     bool parsed = false, explicitVR = true;
     std::string syntax;
     std::vector<uint8_t> kept;
@@ -276,15 +284,7 @@ int sniffMeta(int fd, uint64_t size, MetaSniff &out, std::string &message) {
         else if (element != 0x0000) kept.insert(kept.end(), b.begin() + (long)pos, b.begin() + (long)(pos + header + length));
         pos += header + (size_t)length;
     }
-    if (!parsed) {
-        // DCMTK may still make sense of a meta group we cannot walk: never let it meet a Deflated one.
-        std::string window(b.begin(), b.end());
-        if (window.find(kDeflatedUID) != std::string::npos) {
-            message = "malformed file meta information naming the Deflated transfer syntax: refused rather than inflated blindly";
-            return LUMEN_DCM_CORRUPT;
-        }
-        return LUMEN_DCM_OK;
-    }
+    if (!parsed || syntax.empty()) return unparsed();
     if (syntax != kDeflatedUID) return LUMEN_DCM_OK;
     if (!explicitVR) {
         message = "file meta information in implicit VR with the Deflated transfer syntax (the meta group must be explicit VR)";

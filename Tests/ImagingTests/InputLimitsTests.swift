@@ -281,6 +281,19 @@ enum PNGBytes {
         }
     }
 
+    @Test func aMetaGroupNamingDeflateInAFormNotWalkedIsRefusedNotInflated() throws {
+        // A big endian meta group: the bounded path does not read it, so DCMTK must not see it either.
+        var meta = DICOMBytes(bigEndian: true)
+        meta.string(0x0002, 0x0010, "UI", Self.deflated)
+        var z = RawDeflate()
+        z.literals(dataSet(rows: 2, columns: 2, frames: 1, values: [1, 2, 3, 4]).head)
+        let p = try write([UInt8](repeating: 0, count: 128) + Array("DICM".utf8) + meta.bytes + z.finish(), "bigendian-meta.dcm")
+        #expect { try DICOMFile.read(p) } throws: { e in
+            guard case DICOMError.corrupt(p, let reason) = e else { return false }
+            return reason.contains("Deflated")
+        }
+    }
+
     @Test func brokenDeflateStreamsAreTypedErrors() throws {
         let whole = deflatedFile(dataSet(rows: 4, columns: 4, frames: 1, values: [UInt16](repeating: 3, count: 16)))
         let meta = DICOMBytes.file(transferSyntax: Self.deflated, dataset: []).count
