@@ -185,7 +185,8 @@ struct SimRender: ParsableCommand {
         let route = tree.vessels[0].points.reversed().map { Vec3($0[0], $0[1], $0[2]) }
         let routeLength = Polyline.length(route)
         let rod = try catheter == "physics" ? PushedCatheter(tree: tree, route: route, start: 0.4 * routeLength) : nil
-        for (_, dir) in planes { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        // The 8-bit preview goes in a subfolder: a frames folder holds only the 16-bit frames `track` reads.
+        for (_, dir) in planes { try FileManager.default.createDirectory(atPath: dir + "/preview", withIntermediateDirectories: true) }
         var truths = [[FluoroTruth]](repeating: [], count: planes.count)
         var series = [[Frame]](repeating: [], count: planes.count)
         var times: [Double] = []
@@ -206,7 +207,7 @@ struct SimRender: ParsableCommand {
                     do { try PNGFrameFile.write(frame, to: plane.dir + String(format: "/frame_%04d.png", f)) } catch { throw CommandFailure(error.description) }
                 }
                 truths[k].append(truth)
-                if f == 0 { try Self.writePreview(frame, truth: truth, to: plane.dir + "/preview_0000.png") }
+                if f == 0 { try Self.writePreview(frame, truth: truth, to: plane.dir + "/preview/preview_0000.png") }
             }
             if frames > 5 { Output.status("render: frame \(f + 1)/\(frames)") }
         }

@@ -137,6 +137,16 @@ private enum StoredPNG {
         #expect(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("new/overlays/track_0000.png").path))
     }
 
+    @Test func aRenderedFolderIsTrackedAsItIs() throws {
+        // The renderer's output folder holds only frames (its 8-bit preview is in a subfolder).
+        let out = scratch.appendingPathComponent("render").path
+        let render = try Tool.run(["sim", "render", "--frames", "2", "--out", out])
+        #expect(render.status == 0, "\(render.stderr)")
+        let r = try Tool.run(["track", "--input", out, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.json?["frames"] as? Int == 2)
+    }
+
     @Test func anInputThatIsNotAFolderIsRefusedUnread() throws {
         let pipe = scratch.appendingPathComponent("frames-pipe").path
         #expect(mkfifo(pipe, 0o600) == 0)
