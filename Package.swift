@@ -58,6 +58,8 @@ let package = Package(
                 .linkedLibrary("dcmdata"),
                 .linkedLibrary("oflog"),
                 .linkedLibrary("ofstd"),
+                // Deflated files are inflated by the bridge itself, with a bound (zlib1g-dev).
+                .linkedLibrary("z"),
             ]
         ),
 

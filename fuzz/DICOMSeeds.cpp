@@ -1,7 +1,8 @@
 // Writes the DICOM fuzzer's seed corpus (fuzz/corpus/dicom) with the bridge's own writer:
-// small files in every syntax, bit depth and photometric the reader takes.
+// small files in every syntax, bit depth and photometric the reader takes. The writer writes no
+// Deflated files: xa12-deflated.dcm (4 x 4, 2 frames, the data set deflated with zlib) is kept as is.
 // Build and run: clang++ -std=c++17 -ISources/CDCMTK/include fuzz/DICOMSeeds.cpp \
-//   Sources/CDCMTK/lumen_dcm.cpp -ldcmdata -loflog -lofstd -o /tmp/seeds && /tmp/seeds fuzz/corpus/dicom
+//   Sources/CDCMTK/lumen_dcm.cpp -ldcmdata -loflog -lofstd -lz -o /tmp/seeds && /tmp/seeds fuzz/corpus/dicom
 #include "lumen_dcm.h"
 
 #include <cstdio>

@@ -6,16 +6,21 @@
 #include "dcmtk/dcmdata/dcfcache.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcmetinf.h"
+#include "dcmtk/dcmdata/dcpixel.h"
+#include "dcmtk/dcmdata/dcpixseq.h"
+#include "dcmtk/dcmdata/dcpxitem.h"
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmdata/dcvrat.h"
 #include "dcmtk/dcmdata/dcvrfd.h"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "dcmtk/oflog/oflog.h"
 
+#include <fcntl.h>
 #include <glob.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include <cmath>
 #include <cstdio>
@@ -27,18 +32,26 @@
 #include <string>
 #include <vector>
 
-// An in-memory file lives in an anonymous memory file, read through /proc/self/fd like any file.
+// DCMTK reads through /proc/self/fd/N of a descriptor held here: the file that was checked to be
+// regular, or an anonymous memory file (bytes given in memory, or a Deflated file inflated here).
 // DCMTK allocates an element's declared length before reading the value unless it can reopen the
 // stream later (then values over maxReadLength stay put until asked for); its buffer stream cannot,
 // so a few bytes declaring a 4 GB element would make it allocate 4 GB. A file it can reopen.
-struct MemoryFile {
+struct SourceFile {
     int fd = -1;
-    ~MemoryFile() { if (fd >= 0) close(fd); }
+    ~SourceFile() { if (fd >= 0) close(fd); }
+    void reset(int next) {
+        if (fd >= 0) close(fd);
+        fd = next;
+    }
 };
 
 struct lumen_dcm {
     // Declared first, destroyed last: the data set's deferred values and the cache read from it.
-    MemoryFile memory;
+    SourceFile source;
+    uint64_t sourceBytes = 0;   // of the file as given (before any inflation): bounds fragment lengths
+    bool inflated = false;      // a Deflated file, inflated here into `source`
+    uint64_t readBytes = 0;     // of the file DCMTK reads (the inflated one, for a Deflated file)
     DcmFileFormat file;
     DcmElement *pixels = nullptr;
     DcmFileCache cache;
@@ -172,6 +185,216 @@ bool looksLikeBareDataSet(const uint8_t *b, size_t size) {
     return little || big;
 }
 
+lumen_dcm_limits effectiveLimits(const lumen_dcm_limits *given) {
+    lumen_dcm_limits l{};
+    if (given != nullptr) l = *given;
+    if (l.max_frame_pixels <= 0) l.max_frame_pixels = 4096 * 4096;
+    if (l.max_pixel_data_bytes == 0) l.max_pixel_data_bytes = 0xFFFFFFFEull;
+    if (l.max_inflated_bytes == 0) l.max_inflated_bytes = 256ull << 20;
+    return l;
+}
+
+const char *fileKind(mode_t mode) {
+    switch (mode & S_IFMT) {
+    case S_IFDIR: return "a directory";
+    case S_IFIFO: return "a FIFO (named pipe)";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFSOCK: return "a socket";
+    default: return "not a regular file";
+    }
+}
+
+bool preadAll(int fd, uint8_t *buf, size_t n, uint64_t offset, size_t &got) {
+    got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, buf + got, n - got, (off_t)(offset + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return false;
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+uint16_t le16(const uint8_t *b) { return (uint16_t)(b[0] | (b[1] << 8)); }
+uint32_t le32(const uint8_t *b) { return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24); }
+
+// The file meta information as far as the Deflated syntax concerns us. DCMTK would inflate a
+// Deflated data set whole, into memory, with no bound: such files are recognised here first.
+struct MetaSniff {
+    bool deflated = false;
+    uint64_t dataOffset = 0;                    // where the (deflated) data set starts
+    std::vector<uint8_t> keptElements;          // meta elements but the group length and the syntax
+};
+
+// Meta groups are a few hundred bytes; one that does not end within this is refused if it names
+// the Deflated syntax (and left to DCMTK's own checks otherwise).
+constexpr size_t kMetaWindow = 64 * 1024;
+const char *kDeflatedUID = UID_DeflatedExplicitVRLittleEndianTransferSyntax;
+
+int sniffMeta(int fd, uint64_t size, MetaSniff &out, std::string &message) {
+    std::vector<uint8_t> b((size_t)std::min<uint64_t>(size, kMetaWindow));
+    size_t got = 0;
+    if (!preadAll(fd, b.data(), b.size(), 0, got)) {
+        message = std::string("cannot read: ") + std::strerror(errno);
+        return LUMEN_DCM_IO;
+    }
+    b.resize(got);
+    // DCMTK makes sense of more meta groups than the walk below (big endian ones, say): whenever the
+    // walk finds no transfer syntax, a header that names the Deflated one anywhere is refused.
+    const bool mentionsDeflated = std::string(b.begin(), b.end()).find(kDeflatedUID) != std::string::npos;
+    auto unparsed = [&]() {
+        if (!mentionsDeflated) return (int)LUMEN_DCM_OK;
+        message = "file meta information naming the Deflated transfer syntax in a form not read here: refused rather than inflated blindly";
+        return (int)LUMEN_DCM_CORRUPT;
+    };
+    size_t pos;
+    if (hasDICMPrefix(b.data(), b.size())) pos = 132;
+    else if (b.size() >= 2 && b[0] == 0x02 && b[1] == 0x00) pos = 0;   // a meta group without preamble
+    else return unparsed();
+    bool parsed = false, explicitVR = true;
+    std::string syntax;
+    std::vector<uint8_t> kept;
+    while (true) {
+        if (pos + 8 > b.size()) { parsed = pos == b.size() && got == size; break; }
+        if (le16(&b[pos]) != 0x0002) { parsed = true; break; }
+        uint16_t element = le16(&b[pos + 2]);
+        char v0 = (char)b[pos + 4], v1 = (char)b[pos + 5];
+        bool hasVR = v0 >= 'A' && v0 <= 'Z' && v1 >= 'A' && v1 <= 'Z';
+        size_t header = 8;
+        uint64_t length;
+        if (!hasVR) {
+            explicitVR = false;
+            length = le32(&b[pos + 4]);
+        } else {
+            std::string vr{v0, v1};
+            bool longForm = vr == "OB" || vr == "OW" || vr == "OF" || vr == "SQ" || vr == "UT" || vr == "UN" ||
+                            vr == "UC" || vr == "UR" || vr == "OD" || vr == "OL" || vr == "OV" || vr == "SV" || vr == "UV";
+            if (longForm) {
+                if (pos + 12 > b.size()) break;
+                header = 12;
+                length = le32(&b[pos + 8]);
+            } else {
+                length = le16(&b[pos + 6]);
+            }
+        }
+        if (length == 0xFFFFFFFFu || pos + header + length > b.size()) break;
+        if (element == 0x0010) syntax = trimmed(std::string((const char *)&b[pos + header], (size_t)length).c_str());
+        else if (element != 0x0000) kept.insert(kept.end(), b.begin() + (long)pos, b.begin() + (long)(pos + header + length));
+        pos += header + (size_t)length;
+    }
+    if (!parsed || syntax.empty()) return unparsed();
+    if (syntax != kDeflatedUID) return LUMEN_DCM_OK;
+    if (!explicitVR) {
+        message = "file meta information in implicit VR with the Deflated transfer syntax (the meta group must be explicit VR)";
+        return LUMEN_DCM_CORRUPT;
+    }
+    out.deflated = true;
+    out.dataOffset = pos;
+    out.keptElements = std::move(kept);
+    return LUMEN_DCM_OK;
+}
+
+void put16(std::vector<uint8_t> &v, uint16_t x) { v.push_back((uint8_t)x); v.push_back((uint8_t)(x >> 8)); }
+void put32(std::vector<uint8_t> &v, uint32_t x) { put16(v, (uint16_t)x); put16(v, (uint16_t)(x >> 16)); }
+
+bool writeAll(int fd, const uint8_t *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+// Inflates the data set of a Deflated file (raw deflate, RFC 1951, as PS3.5 A.5 specifies) into a
+// memory file, behind a rewritten meta group that says Explicit VR Little Endian, and makes that the
+// handle's source. The output is counted as it is produced: past `limit` bytes inflation stops,
+// so memory never holds more than the limit whatever the ratio.
+int inflateDataSet(lumen_dcm *h, const MetaSniff &sniff, uint64_t limit, lumen_dcm_info &info, std::string &message) {
+    int out = memfd_create("lumen-dicom-inflated", MFD_CLOEXEC);
+    if (out < 0) {
+        message = std::string("cannot create a memory file: ") + std::strerror(errno);
+        return LUMEN_DCM_INTERNAL;
+    }
+    SourceFile inflated;
+    inflated.fd = out;
+    std::vector<uint8_t> head(128, 0);
+    head.insert(head.end(), {'D', 'I', 'C', 'M'});
+    std::vector<uint8_t> meta = sniff.keptElements;
+    const std::string explicitLE = UID_LittleEndianExplicitTransferSyntax;   // 19 characters, padded to 20
+    put16(meta, 0x0002); put16(meta, 0x0010); meta.push_back('U'); meta.push_back('I'); put16(meta, 20);
+    meta.insert(meta.end(), explicitLE.begin(), explicitLE.end());
+    meta.push_back(0);
+    put16(head, 0x0002); put16(head, 0x0000); head.push_back('U'); head.push_back('L'); put16(head, 4); put32(head, (uint32_t)meta.size());
+    head.insert(head.end(), meta.begin(), meta.end());
+    if (!writeAll(out, head.data(), head.size())) {
+        message = std::string("cannot fill a memory file: ") + std::strerror(errno);
+        return LUMEN_DCM_INTERNAL;
+    }
+
+    z_stream z{};
+    if (inflateInit2(&z, -MAX_WBITS) != Z_OK) {
+        message = "zlib could not start inflating";
+        return LUMEN_DCM_INTERNAL;
+    }
+    std::vector<uint8_t> in(64 * 1024), chunk(256 * 1024);
+    uint64_t offset = sniff.dataOffset, total = 0;
+    int rc = LUMEN_DCM_OK;
+    bool ended = false, inputLeft = true;
+    while (!ended && rc == LUMEN_DCM_OK) {
+        if (z.avail_in == 0 && inputLeft) {
+            size_t got = 0;
+            if (!preadAll(h->source.fd, in.data(), in.size(), offset, got)) {
+                message = std::string("cannot read: ") + std::strerror(errno);
+                rc = LUMEN_DCM_IO;
+                break;
+            }
+            offset += got;
+            inputLeft = got == in.size();
+            z.next_in = in.data();
+            z.avail_in = (uInt)got;
+        }
+        z.next_out = chunk.data();
+        z.avail_out = (uInt)chunk.size();
+        int zr = inflate(&z, Z_NO_FLUSH);
+        size_t produced = chunk.size() - z.avail_out;
+        if (total + produced > limit) {
+            message = "the Deflated data set inflates to more than " + std::to_string(limit) + " bytes (from a file of " +
+                      std::to_string(h->sourceBytes) + "), over the budget for inflated data (" + std::to_string(limit) +
+                      " bytes); inflation was stopped there";
+            copyString(info.budget_what, sizeof info.budget_what, "inflated data set");
+            info.budget_size = total + produced;
+            info.budget_limit = limit;
+            rc = LUMEN_DCM_OVER_BUDGET;
+            break;
+        }
+        if (produced > 0 && !writeAll(out, chunk.data(), produced)) {
+            message = std::string("cannot fill a memory file: ") + std::strerror(errno);
+            rc = LUMEN_DCM_INTERNAL;
+            break;
+        }
+        total += produced;
+        if (zr == Z_STREAM_END) ended = true;
+        else if (zr == Z_BUF_ERROR && z.avail_in == 0 && !inputLeft) {
+            message = "truncated: the Deflated data set ends inside its deflate stream";
+            rc = LUMEN_DCM_TRUNCATED;
+        } else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+            message = std::string("corrupt deflate stream: ") + (z.msg != nullptr ? std::string(z.msg) : "zlib error " + std::to_string(zr));
+            rc = LUMEN_DCM_CORRUPT;
+        }
+    }
+    inflateEnd(&z);
+    if (rc != LUMEN_DCM_OK) return rc;
+    h->source.reset(inflated.fd);
+    inflated.fd = -1;
+    h->inflated = true;
+    return LUMEN_DCM_OK;
+}
+
 // Classifies a failed parse: a premature end is a truncation; otherwise a file that never said
 // it was DICOM is "not DICOM", and one that did is corrupt.
 int loadFailure(const OFCondition &c, bool prefixed, std::string &message) {
@@ -190,8 +413,33 @@ int loadFailure(const OFCondition &c, bool prefixed, std::string &message) {
     return LUMEN_DCM_CORRUPT;
 }
 
+// Encapsulated pixel data (compressed syntaxes) are never decoded here, but their fragment lengths
+// are still held against the file that contains them before anything else looks at them.
+int checkEncapsulated(DcmDataset *ds, uint64_t fileBytes, std::string &message) {
+    DcmElement *e = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, e).bad() || e == nullptr) return LUMEN_DCM_OK;
+    auto *pixelData = dynamic_cast<DcmPixelData *>(e);
+    DcmPixelSequence *sequence = nullptr;
+    if (pixelData == nullptr || pixelData->getEncapsulatedRepresentation(ds->getOriginalXfer(), nullptr, sequence).bad() ||
+        sequence == nullptr)
+        return LUMEN_DCM_OK;
+    uint64_t total = 0;
+    for (unsigned long i = 0; i < sequence->card(); i++) {
+        DcmPixelItem *item = nullptr;
+        if (sequence->getItem(item, i).bad() || item == nullptr) continue;
+        uint64_t length = item->getLength();
+        total += length;
+        if (length > fileBytes || total > fileBytes) {
+            message = "encapsulated pixel data: fragment " + std::to_string(i) + " declares " + std::to_string(length) +
+                      " bytes (" + std::to_string(total) + " so far) in a file of " + std::to_string(fileBytes);
+            return LUMEN_DCM_CORRUPT;
+        }
+    }
+    return LUMEN_DCM_OK;
+}
+
 // Everything after a successful parse: syntax, image pixel module, geometry, pixel data size.
-int inspect(lumen_dcm *h, bool prefixed, std::string &message) {
+int inspect(lumen_dcm *h, bool prefixed, const lumen_dcm_limits &limits, std::string &message) {
     DcmDataset *ds = h->file.getDataset();
     DcmMetaInfo *meta = h->file.getMetaInfo();
     lumen_dcm_info &info = h->info;
@@ -201,6 +449,8 @@ int inspect(lumen_dcm *h, bool prefixed, std::string &message) {
     if (meta != nullptr) meta->findAndGetOFString(DCM_TransferSyntaxUID, syntaxUID);
     std::string uid = trimmed(syntaxUID.c_str());
     if (uid.empty()) uid = DcmXfer(ds->getOriginalXfer()).getXferID();
+    // An inflated file says Explicit VR Little Endian in the meta group it was given here.
+    if (h->inflated) uid = kDeflatedUID;
     DcmXfer xfer(uid.c_str());
     copyString(info.transfer_syntax, sizeof info.transfer_syntax, uid.c_str());
     const char *name = xfer.getXfer() == EXS_Unknown ? "unknown transfer syntax" : xfer.getXferName();
@@ -211,10 +461,10 @@ int inspect(lumen_dcm *h, bool prefixed, std::string &message) {
         message = "not a DICOM image (no DICM prefix, no Rows and no PixelData)";
         return LUMEN_DCM_NOT_DICOM;
     }
-    if (!isUncompressedSyntax(uid)) {
-        message = std::string("unsupported transfer syntax ") + name + " (" + uid +
-                  "): only uncompressed little/big endian syntaxes are read";
-        return LUMEN_DCM_UNSUPPORTED_SYNTAX;
+    if (!h->inflated && ds->getOriginalXfer() == EXS_DeflatedLittleEndianExplicit) {
+        // Only reachable if the meta group fooled the check before loading: never trust it.
+        message = "a Deflated data set inflated outside the bounded path";
+        return LUMEN_DCM_CORRUPT;
     }
 
     OFString sop;
@@ -249,9 +499,13 @@ int inspect(lumen_dcm *h, bool prefixed, std::string &message) {
         message = "missing or zero Rows/Columns (" + std::to_string(rows) + " x " + std::to_string(columns) + ")";
         return LUMEN_DCM_MISSING;
     }
-    if ((int64_t)rows * columns > (int64_t)1 << 28) {
-        message = "image of " + std::to_string(columns) + " x " + std::to_string(rows) + " pixels is too large";
-        return LUMEN_DCM_CORRUPT;
+    if ((int64_t)rows * columns > limits.max_frame_pixels) {
+        message = "frames of " + std::to_string(columns) + " x " + std::to_string(rows) + " pixels are over the frame budget of " +
+                  std::to_string(limits.max_frame_pixels) + " pixels; refused before decoding";
+        copyString(info.budget_what, sizeof info.budget_what, "frame pixels");
+        info.budget_size = (uint64_t)rows * (uint64_t)columns;
+        info.budget_limit = (uint64_t)limits.max_frame_pixels;
+        return LUMEN_DCM_OVER_BUDGET;
     }
     long allocated = integer(ds, DCM_BitsAllocated, 0, present);
     if (!present) { message = "missing BitsAllocated"; return LUMEN_DCM_MISSING; }
@@ -277,6 +531,24 @@ int inspect(lumen_dcm *h, bool prefixed, std::string &message) {
             return LUMEN_DCM_CORRUPT;
         }
         frames = (long)f;
+    }
+    uint64_t pixelBytes = 0;
+    bool overflow = __builtin_mul_overflow((uint64_t)rows * (uint64_t)columns, (uint64_t)frames * (uint64_t)(allocated / 8), &pixelBytes);
+    if (overflow || pixelBytes > limits.max_pixel_data_bytes) {
+        if (overflow) pixelBytes = UINT64_MAX;
+        message = std::to_string(frames) + " frame(s) of " + std::to_string(columns) + " x " + std::to_string(rows) + " at " +
+                  std::to_string(allocated) + " bits make " + std::to_string(pixelBytes) + " bytes of pixel data, over the budget of " +
+                  std::to_string(limits.max_pixel_data_bytes) + "; refused before decoding";
+        copyString(info.budget_what, sizeof info.budget_what, "pixel data bytes");
+        info.budget_size = pixelBytes;
+        info.budget_limit = limits.max_pixel_data_bytes;
+        return LUMEN_DCM_OVER_BUDGET;
+    }
+    if (int rc = checkEncapsulated(ds, h->readBytes, message); rc != LUMEN_DCM_OK) return rc;
+    if (!isUncompressedSyntax(uid)) {
+        message = std::string("unsupported transfer syntax ") + name + " (" + uid +
+                  "): only uncompressed little/big endian syntaxes are read";
+        return LUMEN_DCM_UNSUPPORTED_SYNTAX;
     }
     info.rows = (int32_t)rows;
     info.columns = (int32_t)columns;
@@ -349,10 +621,10 @@ int inspect(lumen_dcm *h, bool prefixed, std::string &message) {
 }
 
 // `prefixed`: the file says it is DICOM (a DICM prefix, or a plausible bare data set).
-int finishOpen(lumen_dcm *h, const OFCondition &c, bool prefixed, lumen_dcm **out, lumen_dcm_info *info,
-               char *err, int err_len) {
+int finishOpen(lumen_dcm *h, const OFCondition &c, bool prefixed, const lumen_dcm_limits &limits, lumen_dcm **out,
+               lumen_dcm_info *info, char *err, int err_len) {
     std::string message;
-    int rc = c.good() ? inspect(h, prefixed, message) : loadFailure(c, prefixed, message);
+    int rc = c.good() ? inspect(h, prefixed, limits, message) : loadFailure(c, prefixed, message);
     if (info != nullptr) *info = h->info;   // on failure: what was learnt (the transfer syntax, say)
     if (rc != LUMEN_DCM_OK) {
         delete h;
@@ -360,6 +632,36 @@ int finishOpen(lumen_dcm *h, const OFCondition &c, bool prefixed, lumen_dcm **ou
     }
     *out = h;
     return LUMEN_DCM_OK;
+}
+
+// Loads the regular file (or memory file) `h->source`: a Deflated one is inflated first, bounded.
+int openSource(lumen_dcm *h, const lumen_dcm_limits &limits, lumen_dcm **out, lumen_dcm_info *info, char *err, int err_len) {
+    auto refuse = [&](int rc, const std::string &message) {
+        if (info != nullptr) *info = h->info;
+        delete h;
+        return fail(rc, err, err_len, message);
+    };
+    struct stat st{};
+    if (fstat(h->source.fd, &st) != 0) return refuse(LUMEN_DCM_IO, std::string("cannot read: ") + std::strerror(errno));
+    h->sourceBytes = h->readBytes = (uint64_t)st.st_size;
+    if (st.st_size == 0) return refuse(LUMEN_DCM_NOT_DICOM, "not a DICOM file: the file is empty");
+    uint8_t head[132] = {0};
+    size_t got = 0;
+    if (!preadAll(h->source.fd, head, sizeof head, 0, got)) return refuse(LUMEN_DCM_IO, std::string("cannot read: ") + std::strerror(errno));
+    bool prefixed = hasDICMPrefix(head, got) || looksLikeBareDataSet(head, got);
+    MetaSniff sniff;
+    std::string message;
+    int rc = sniffMeta(h->source.fd, h->sourceBytes, sniff, message);
+    if (rc == LUMEN_DCM_OK && sniff.deflated) {
+        copyString(h->info.transfer_syntax, sizeof h->info.transfer_syntax, kDeflatedUID);
+        copyString(h->info.transfer_syntax_name, sizeof h->info.transfer_syntax_name, DcmXfer(EXS_DeflatedLittleEndianExplicit).getXferName());
+        rc = inflateDataSet(h, sniff, limits.max_inflated_bytes, h->info, message);
+        if (rc == LUMEN_DCM_OK && fstat(h->source.fd, &st) == 0) h->readBytes = (uint64_t)st.st_size;
+    }
+    if (rc != LUMEN_DCM_OK) return refuse(rc, message);
+    std::string path = "/proc/self/fd/" + std::to_string(h->source.fd);
+    OFCondition c = h->file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+    return finishOpen(h, c, prefixed, limits, out, info, err, err_len);
 }
 
 std::string decimal(double v) {
@@ -374,24 +676,27 @@ std::string decimal(double v) {
 
 }  // namespace
 
-extern "C" int lumen_dcm_open_file(const char *path, lumen_dcm **out, lumen_dcm_info *info, char *err, int err_len) {
+extern "C" int lumen_dcm_open_file(const char *path, const lumen_dcm_limits *limits, lumen_dcm **out, lumen_dcm_info *info,
+                                   char *err, int err_len) {
     if (path == nullptr || out == nullptr) return fail(LUMEN_DCM_ARGUMENT, err, err_len, "null path or handle");
     *out = nullptr;
     try {
         if (!dictionaryReady()) return fail(LUMEN_DCM_NO_DICTIONARY, err, err_len, dictionaryProblem);
+        // Only a regular file: stat refuses the obvious cases unopened; O_NONBLOCK keeps the open of a
+        // FIFO (swapped in since) from waiting for a writer, and fstat on the descriptor decides.
         struct stat st{};
         if (stat(path, &st) != 0) return fail(LUMEN_DCM_IO, err, err_len, std::string("cannot open: ") + std::strerror(errno));
-        if (S_ISDIR(st.st_mode)) return fail(LUMEN_DCM_IO, err, err_len, "is a directory, not a file");
-        FILE *f = std::fopen(path, "rb");
-        if (f == nullptr) return fail(LUMEN_DCM_IO, err, err_len, std::string("cannot open: ") + std::strerror(errno));
-        uint8_t head[132] = {0};
-        size_t got = std::fread(head, 1, sizeof head, f);
-        std::fclose(f);
-        bool prefixed = hasDICMPrefix(head, got) || looksLikeBareDataSet(head, got);
-        if (st.st_size == 0) return fail(LUMEN_DCM_NOT_DICOM, err, err_len, "not a DICOM file: the file is empty");
+        if (!S_ISREG(st.st_mode))
+            return fail(LUMEN_DCM_NOT_REGULAR, err, err_len, std::string("is ") + fileKind(st.st_mode) + ", not a regular file");
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) return fail(LUMEN_DCM_IO, err, err_len, std::string("cannot open: ") + std::strerror(errno));
         auto *h = new lumen_dcm();
-        OFCondition c = h->file.loadFile(path, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
-        return finishOpen(h, c, prefixed, out, info, err, err_len);
+        h->source.fd = fd;
+        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            delete h;
+            return fail(LUMEN_DCM_NOT_REGULAR, err, err_len, std::string("is ") + fileKind(st.st_mode) + ", not a regular file");
+        }
+        return openSource(h, effectiveLimits(limits), out, info, err, err_len);
     } catch (const std::bad_alloc &) {
         return fail(LUMEN_DCM_INTERNAL, err, err_len, "out of memory while reading");
     } catch (const std::exception &e) {
@@ -399,31 +704,20 @@ extern "C" int lumen_dcm_open_file(const char *path, lumen_dcm **out, lumen_dcm_
     }
 }
 
-extern "C" int lumen_dcm_open_memory(const uint8_t *data, size_t size, lumen_dcm **out, lumen_dcm_info *info,
-                                     char *err, int err_len) {
+extern "C" int lumen_dcm_open_memory(const uint8_t *data, size_t size, const lumen_dcm_limits *limits, lumen_dcm **out,
+                                     lumen_dcm_info *info, char *err, int err_len) {
     if ((data == nullptr && size > 0) || out == nullptr) return fail(LUMEN_DCM_ARGUMENT, err, err_len, "null data or handle");
     *out = nullptr;
     try {
         if (!dictionaryReady()) return fail(LUMEN_DCM_NO_DICTIONARY, err, err_len, dictionaryProblem);
         if (size == 0) return fail(LUMEN_DCM_NOT_DICOM, err, err_len, "not a DICOM file: no data");
         auto *h = new lumen_dcm();
-        h->memory.fd = memfd_create("lumen-dicom", MFD_CLOEXEC);
-        if (h->memory.fd < 0) {
+        h->source.fd = memfd_create("lumen-dicom", MFD_CLOEXEC);
+        if (h->source.fd < 0 || !writeAll(h->source.fd, data, size)) {
             delete h;
-            return fail(LUMEN_DCM_INTERNAL, err, err_len, std::string("cannot create a memory file: ") + std::strerror(errno));
+            return fail(LUMEN_DCM_INTERNAL, err, err_len, std::string("cannot fill a memory file: ") + std::strerror(errno));
         }
-        for (size_t done = 0; done < size;) {
-            ssize_t n = write(h->memory.fd, data + done, size - done);
-            if (n <= 0) {
-                delete h;
-                return fail(LUMEN_DCM_INTERNAL, err, err_len, std::string("cannot fill a memory file: ") + std::strerror(errno));
-            }
-            done += (size_t)n;
-        }
-        bool prefixed = hasDICMPrefix(data, size) || looksLikeBareDataSet(data, size);
-        std::string path = "/proc/self/fd/" + std::to_string(h->memory.fd);
-        OFCondition c = h->file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
-        return finishOpen(h, c, prefixed, out, info, err, err_len);
+        return openSource(h, effectiveLimits(limits), out, info, err, err_len);
     } catch (const std::bad_alloc &) {
         return fail(LUMEN_DCM_INTERNAL, err, err_len, "out of memory while reading");
     } catch (const std::exception &e) {

@@ -4,6 +4,8 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <exception>
 #include <vector>
@@ -37,20 +39,20 @@ extern "C" int lumen_cv_write_png16(const char *path, const uint16_t *pixels, in
     }
 }
 
-extern "C" int lumen_cv_read_gray16(const char *path, uint16_t *pixels, int64_t capacity, int *width,
-                                    int *height, char *err, int err_len) {
-    if (path == nullptr || width == nullptr || height == nullptr)
-        return fail(LUMEN_CV_ARGUMENT, err, err_len, "null argument");
+extern "C" int lumen_cv_decode_gray16(const uint8_t *data, int64_t size, uint16_t *pixels, int width, int height,
+                                      int accept_8bit, char *err, int err_len) {
+    if (data == nullptr || pixels == nullptr || size <= 0 || width <= 0 || height <= 0)
+        return fail(LUMEN_CV_ARGUMENT, err, err_len, "null buffer or bad size");
     try {
-        cv::Mat m = cv::imread(path, cv::IMREAD_ANYDEPTH | cv::IMREAD_GRAYSCALE);
-        if (m.empty()) return fail(LUMEN_CV_IO, err, err_len, "cannot read or decode ", path);
-        if (m.channels() != 1 || (m.depth() != CV_8U && m.depth() != CV_16U))
-            return fail(LUMEN_CV_FORMAT, err, err_len, "not an 8- or 16-bit grey image: ", path);
-        *width = m.cols;
-        *height = m.rows;
-        if (pixels == nullptr) return LUMEN_CV_OK;
-        if (capacity < (int64_t)m.cols * m.rows)
-            return fail(LUMEN_CV_CAPACITY, err, err_len, "buffer too small for ", path);
+        // IMREAD_UNCHANGED: no silent conversion of colour, palette or bit depth; the caller
+        // checked the header, and what was decoded must agree with it.
+        cv::Mat encoded(1, (int)std::min<int64_t>(size, INT32_MAX), CV_8UC1, const_cast<uint8_t *>(data));
+        cv::Mat m = cv::imdecode(encoded, cv::IMREAD_UNCHANGED);
+        if (m.empty()) return fail(LUMEN_CV_IO, err, err_len, "cannot decode the image (corrupt or truncated)");
+        bool grey16 = m.type() == CV_16UC1, grey8 = m.type() == CV_8UC1;
+        if (!grey16 && !(grey8 && accept_8bit))
+            return fail(LUMEN_CV_FORMAT, err, err_len, "decoded as something other than the single-channel image its header declares");
+        if (m.cols != width || m.rows != height) return fail(LUMEN_CV_FORMAT, err, err_len, "decoded size differs from the header");
         cv::Mat out(m.rows, m.cols, CV_16UC1, pixels);
         m.convertTo(out, CV_16U);
         return LUMEN_CV_OK;

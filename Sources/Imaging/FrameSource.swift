@@ -82,12 +82,19 @@ public final class FrameSource {
     ///   - frameInterval: the time between frames for PNG folders, and for DICOM files that carry
     ///     no timing tag; ignored when the file has its own.
     ///   - start: the acquisition time of the first frame (monotonic ns).
-    public static func open(path: String, frameInterval: Nanoseconds? = nil, start: Nanoseconds = 0) throws(FrameSourceError) -> FrameSource {
+    ///   - limits: what a frame and a file may cost (see `ImageLimits`), checked from the headers.
+    ///   - widening8Bit: read 8-bit greyscale PNGs too (values kept, not rescaled); otherwise a
+    ///     folder must hold only 16-bit greyscale frames.
+    ///
+    /// A PNG folder is checked whole before it opens: every frame a regular file, 16-bit greyscale
+    /// (by its header) and of one size, so a bad frame is refused before any work is done on the others.
+    public static func open(path: String, frameInterval: Nanoseconds? = nil, start: Nanoseconds = 0, limits: ImageLimits = .standard,
+                            widening8Bit: Bool = false) throws(FrameSourceError) -> FrameSource {
         if let dt = frameInterval, dt <= 0 { throw .invalid(path: path, reason: "frame interval must be positive, got \(dt) ns") }
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw .notFound(path: path) }
-        return isFolder.boolValue ? try pngFolder(path, frameInterval: frameInterval, start: start)
-                                  : try dicom(path, frameInterval: frameInterval, start: start)
+        return isFolder.boolValue ? try pngFolder(path, frameInterval: frameInterval, start: start, limits: limits, widening8Bit: widening8Bit)
+                                  : try dicom(path, frameInterval: frameInterval, start: start, limits: limits)
     }
 
     /// A source over an in-process producer, e.g. the simulator's renderer: `render(k)` returns
@@ -156,16 +163,11 @@ public final class FrameSource {
 
     // MARK: Back ends
 
-    private static func dicom(_ path: String, frameInterval: Nanoseconds?, start: Nanoseconds) throws(FrameSourceError) -> FrameSource {
+    private static func dicom(_ path: String, frameInterval: Nanoseconds?, start: Nanoseconds, limits: ImageLimits) throws(FrameSourceError) -> FrameSource {
         let reader: DICOMReader
-        do { reader = try DICOMReader(path: path) } catch { throw .dicom(error) }
+        do { reader = try DICOMReader(path: path, limits: limits) } catch { throw .dicom(error) }
         let h = reader.header
-        var geometry: CArmGeometry?
-        var notes: [String]
-        switch h.geometry {
-        case .success(let g): geometry = g.geometry; notes = g.assumptions
-        case .failure(let p): notes = [p.reason]
-        }
+        let (geometry, notes) = DICOMFile.geometryOf(h)
         let fileInterval = h.frameInterval
         let interval = fileInterval ?? frameInterval ?? defaultFrameInterval
         return FrameSource(kind: .dicom, path: path, frameCount: h.frameCount, frameInterval: interval,
@@ -176,7 +178,8 @@ public final class FrameSource {
         }
     }
 
-    private static func pngFolder(_ path: String, frameInterval: Nanoseconds?, start: Nanoseconds) throws(FrameSourceError) -> FrameSource {
+    private static func pngFolder(_ path: String, frameInterval: Nanoseconds?, start: Nanoseconds, limits: ImageLimits,
+                                  widening8Bit: Bool) throws(FrameSourceError) -> FrameSource {
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
             throw .image(.unreadable(file: path, reason: "cannot list the folder: \(error.localizedDescription)"))
@@ -184,17 +187,23 @@ public final class FrameSource {
         let files = names.filter { $0.lowercased().hasSuffix(".png") && !$0.hasPrefix(".") }
             .sorted { $0.compare($1, options: [.numeric]) == .orderedAscending }
             .map { (path as NSString).appendingPathComponent($0) }
-        guard let first = files.first else { throw .noFrames(path: path) }
-        let size: (Int, Int)
-        do {
-            let f = try PNGFrameFile.read(first)
-            size = (f.width, f.height)
-        } catch { throw .image(error) }
+        guard !files.isEmpty else { throw .noFrames(path: path) }
+        var size: (Int, Int)?
+        for file in files {
+            let h: PNGHeader
+            do { h = try PNGFrameFile.header(file, limits: limits, widening8Bit: widening8Bit) } catch { throw .image(error) }
+            guard let expected = size else { size = (h.width, h.height); continue }
+            guard h.width == expected.0, h.height == expected.1 else {
+                throw .sizeMismatch(file: file, expected: "\(expected.0) × \(expected.1)", got: "\(h.width) × \(h.height)")
+            }
+        }
+        guard let size else { throw .noFrames(path: path) }
         return FrameSource(kind: .pngFolder, path: path, frameCount: files.count, frameInterval: frameInterval ?? defaultFrameInterval,
                            assumed: frameInterval == nil, offsets: nil, geometry: nil, notes: ["PNG frames carry no geometry"],
                            maxValue: .max, header: nil, start: start) { (k: Int) throws(FrameSourceError) -> Frame in
             let f: Frame
-            do throws(ImageFileError) { f = try PNGFrameFile.read(files[k]) } catch { throw .image(error) }
+            do throws(ImageFileError) { f = try PNGFrameFile.read(files[k], limits: limits, widening8Bit: widening8Bit) } catch { throw .image(error) }
+            // The folder was checked at open; a frame replaced since is still caught here.
             guard f.width == size.0, f.height == size.1 else {
                 throw .sizeMismatch(file: files[k], expected: "\(size.0) × \(size.1)", got: "\(f.width) × \(f.height)")
             }

@@ -12,7 +12,12 @@ struct DICOMInfo: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
         abstract: "Print a DICOM file's image header, frame timing and the C-arm geometry its tags give.",
-        discussion: "Reads every frame, so a file that opens but cannot be decoded fails here too. Exits non-zero on any problem."
+        discussion: """
+        Reads every frame (one at a time), so a file that opens but cannot be decoded fails here too. Exits non-zero on any \
+        problem. Only regular files are read (a FIFO or device is refused unopened). Frames of more than 4096 × 4096 pixels \
+        and pixel data over 4 GiB are refused from the header; a Deflated file is inflated in memory up to 256 MiB, and \
+        refused as soon as it would inflate to more.
+        """
     )
 
     @Argument(help: "A DICOM file (XA, RF or other greyscale image; uncompressed).") var path: String
@@ -30,15 +35,14 @@ struct DICOMInfo: ParsableCommand {
     }
 
     func run() throws {
-        let series: DICOMSeries
-        do { series = try DICOMFile.read(path) } catch { throw CommandFailure(error.description) }
+        let series: DICOMCheck
+        do { series = try DICOMFile.check(path) } catch { throw CommandFailure(error.description) }
         let h = series.header
-        let first = series.frames[0].pixels
         let report = Report(file: path, header: h, geometry: series.geometry, geometry_notes: series.geometryNotes,
                             frame_interval_ms: series.frameInterval.map { Double($0) * 1e-6 },
                             display_range: [0, Int(series.pixelMapping.maxDisplay)],
-                            first_frame_min_max: [Int(first.min() ?? 0), Int(first.max() ?? 0)],
-                            acquisition_offsets_ms: series.frames.map { Double($0.acquiredAt) * 1e-6 })
+                            first_frame_min_max: [Int(series.firstFrameRange.min), Int(series.firstFrameRange.max)],
+                            acquisition_offsets_ms: series.acquisitionOffsets.map { Double($0) * 1e-6 })
         if json {
             try Output.json(report)
             return

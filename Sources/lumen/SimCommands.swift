@@ -154,8 +154,8 @@ struct SimRender: ParsableCommand {
         try Check.number(secondary, "--secondary", in: -90...90, unit: "°")
         try Check.number(photons, "--photons", in: 10...1e7)
         try Check.oneOf(fps, "--fps", [7.5, 15, 30])
-        try Check.outputFolder(out, "--out", files: ["truth.json", "preview_0000.png"] + (format == "dicom" ? ["frames.dcm"] : []),
-                              folders: biplane ? ["plane-b"] : [])
+        try Check.outputFolder(out, "--out", files: ["truth.json"] + (format == "dicom" ? ["frames.dcm"] : []),
+                              folders: ["preview"] + (biplane ? ["plane-b", "plane-b/preview"] : []))
     }
 
     struct Summary: Encodable {
@@ -194,7 +194,8 @@ struct SimRender: ParsableCommand {
         let route = tree.vessels[0].points.reversed().map { Vec3($0[0], $0[1], $0[2]) }
         let routeLength = Polyline.length(route)
         let rod = try catheter == "physics" ? PushedCatheter(tree: tree, route: route, start: 0.4 * routeLength) : nil
-        for (_, dir) in planes { try OutputPath.createFolder(dir) }
+        // The 8-bit preview goes in a subfolder: a frames folder holds only the 16-bit frames `track` reads.
+        for (_, dir) in planes { try OutputPath.createFolder(dir + "/preview") }
         var truths = [[FluoroTruth]](repeating: [], count: planes.count)
         var series = [[Frame]](repeating: [], count: planes.count)
         var times: [Double] = []
@@ -215,7 +216,7 @@ struct SimRender: ParsableCommand {
                     do { try PNGFrameFile.write(frame, to: plane.dir + String(format: "/frame_%04d.png", f)) } catch { throw CommandFailure(error.description) }
                 }
                 truths[k].append(truth)
-                if f == 0 { try Self.writePreview(frame, truth: truth, to: plane.dir + "/preview_0000.png") }
+                if f == 0 { try Self.writePreview(frame, truth: truth, to: plane.dir + "/preview/preview_0000.png") }
             }
             if frames > 5 { Output.status("render: frame \(f + 1)/\(frames)") }
         }

@@ -13,6 +13,11 @@ struct Track: ParsableCommand {
         u and v are null when lost) and a summary (frames, tracked_pct, ms_per_frame). Pixels are \
         (u, v) = (column, row) with (0, 0) at the centre of the top-left pixel; the tip is the distal \
         end point of the catheter's centerline.
+
+        Every frame is checked before any is tracked: each must be a regular file holding a 16-bit \
+        greyscale PNG (RGB, palette, 1- to 8-bit and alpha images are refused, naming the frame; \
+        8-bit greyscale only with --widen-8bit), all of one size, and at most 4096 × 4096 pixels \
+        (refused from the header, before decoding). The overlay folder is checked before the work too.
         """
     )
 
@@ -21,6 +26,8 @@ struct Track: ParsableCommand {
     @Option(help: "Folder to write each frame with the tracked tip and centerline drawn on it.") var overlay: String?
     @Option(help: "Time between frames (ms, 1…10000) when the frames carry no acquisition times.") var frameIntervalMs = 1000.0 / 15
     @Flag(help: "Also draw every ridge the detector traced (dim) in the overlays.") var overlayRidges = false
+    @Flag(name: .customLong("widen-8bit"), help: "Accept 8-bit greyscale PNGs, widened to 16 bits (values kept, not rescaled).")
+    var widen8Bit = false
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func validate() throws {
@@ -35,6 +42,19 @@ struct Track: ParsableCommand {
         var v: Double?
         var confidence: Double
         var status: String
+
+        enum CodingKeys: String, CodingKey { case frame, acquired_at_ns, u, v, confidence, status }
+
+        // The synthesized encoding leaves nil out; the help promises u and v as null when lost.
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(frame, forKey: .frame)
+            try c.encode(acquired_at_ns, forKey: .acquired_at_ns)
+            try c.encode(u, forKey: .u)
+            try c.encode(v, forKey: .v)
+            try c.encode(confidence, forKey: .confidence)
+            try c.encode(status, forKey: .status)
+        }
     }
 
     struct Summary: Encodable {
@@ -46,13 +66,27 @@ struct Track: ParsableCommand {
     }
 
     func run() throws {
-        let source = try PNGFolderFrames(folder: input, frameInterval: Nanoseconds.fromSeconds(frameIntervalMs / 1000))
-        if let overlay { try FileManager.default.createDirectory(atPath: overlay, withIntermediateDirectories: true) }
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: input, isDirectory: &isFolder) else {
+            throw CommandFailure("\(input): no such folder (give a folder of 16-bit PNG frames)")
+        }
+        guard isFolder.boolValue else { throw CommandFailure("\(input): not a folder (give a folder of 16-bit PNG frames)") }
+        let source: FrameSource
+        do {
+            source = try FrameSource.open(path: input, frameInterval: Nanoseconds.fromSeconds(frameIntervalMs / 1000), widening8Bit: widen8Bit)
+        } catch { throw CommandFailure(error.description) }
+        let count = source.frameCount ?? 0
+        if let overlay {
+            do { try OutputFolder.prepare(overlay) } catch { throw CommandFailure(error.description) }
+        }
         let tracker: TipTracker
         do { tracker = try TipTracker() } catch { throw CommandFailure(error.description) }
         var records: [Record] = []
         var trackMs: [Double] = []
-        try TrackingLoop.run(frames: source.count, frame: source.frame(at:), tracker: tracker) { frame, track, ms in
+        func frame(_ i: Int) throws -> Frame {
+            do throws(FrameSourceError) { return try source.frame(at: i) } catch { throw CommandFailure(error.description) }
+        }
+        try TrackingLoop.run(frames: count, frame: frame, tracker: tracker) { frame, track, ms in
             trackMs.append(ms)
             records.append(Record(frame: track.frame, acquired_at_ns: track.acquiredAt, u: track.status == .tracked ? round3(track.u) : nil,
                                   v: track.status == .tracked ? round3(track.v) : nil, confidence: round3(track.confidence), status: track.status.rawValue))
@@ -60,7 +94,7 @@ struct Track: ParsableCommand {
                 try TrackOverlay.write(frame, track: track, chains: overlayRidges ? tracker.detector.lastChains : [],
                                        to: overlay + String(format: "/track_%04d.png", track.frame))
             }
-            Output.status("track: frame \(track.frame + 1)/\(source.count)")
+            Output.status("track: frame \(track.frame + 1)/\(count)")
         }
         Output.endStatus()
         let tracked = records.filter { $0.status == TrackStatus.tracked.rawValue }.count
@@ -79,7 +113,7 @@ struct Track: ParsableCommand {
 }
 
 /// The per-frame loop shared by `track` and the evaluation: any frame source plugs in as a
-/// count and a frame-by-index function (a PNG folder today; DICOM files through the same shape).
+/// count and a frame-by-index function (a `FrameSource` over a PNG folder today; DICOM files through the same shape).
 enum TrackingLoop {
     static func run(frames count: Int, frame: (Int) throws -> Frame, tracker: TipTracker,
                     each: (Frame, TipTrack, Double) throws -> Void) throws {
@@ -91,29 +125,6 @@ enum TrackingLoop {
             let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
             try each(f, track, ms)
         }
-    }
-}
-
-/// A folder of 16-bit PNG frames, in name order; frame i was acquired at i × interval.
-struct PNGFolderFrames {
-    let paths: [String]
-    let interval: Nanoseconds
-
-    init(folder: String, frameInterval: Nanoseconds) throws {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
-            throw CommandFailure("\(folder): no such folder (give a folder of 16-bit PNG frames)")
-        }
-        let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.lowercased().hasSuffix(".png") }.sorted()
-        guard !names.isEmpty else { throw CommandFailure("\(folder): no .png frames in the folder") }
-        paths = names.map { folder + "/" + $0 }
-        interval = frameInterval
-    }
-
-    var count: Int { paths.count }
-
-    func frame(at i: Int) throws -> Frame {
-        do { return try PNGFrameFile.read(paths[i], acquiredAt: Nanoseconds(i) * interval) } catch { throw CommandFailure(error.description) }
     }
 }
 

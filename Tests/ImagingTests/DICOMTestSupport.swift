@@ -71,6 +71,15 @@ struct DICOMBytes {
         element(0x7FE0, 0x0010, vr, tmp.bytes)
     }
 
+    /// Encapsulated pixel data: undefined length, an empty offset table, one fragment whose length
+    /// field says `declared` (its true length by default), the sequence delimiter.
+    mutating func encapsulatedPixels(_ fragment: [UInt8], declared: UInt32? = nil) {
+        u16(0x7FE0); u16(0x0010); bytes += Array("OB".utf8) + [0, 0]; u32(0xFFFF_FFFF)
+        u16(0xFFFE); u16(0xE000); u32(0)
+        u16(0xFFFE); u16(0xE000); u32(declared ?? UInt32(fragment.count)); bytes += fragment
+        u16(0xFFFE); u16(0xE0DD); u32(0)
+    }
+
     /// Preamble, DICM and a file meta group (always explicit little endian) before `dataset`.
     static func file(transferSyntax: String, dataset: [UInt8]) -> [UInt8] {
         var meta = DICOMBytes()

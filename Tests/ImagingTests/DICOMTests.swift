@@ -221,11 +221,7 @@ import Testing
     @Test func aCompressedTransferSyntaxIsATypedErrorNamingIt() throws {
         var d = DICOMBytes()
         d.image(rows: 8, columns: 8, bitsAllocated: 8, bitsStored: 8)
-        // Encapsulated pixel data: undefined length, an empty offset table, one fragment, the delimiter.
-        d.u16(0x7FE0); d.u16(0x0010); d.bytes += Array("OB".utf8) + [0, 0]; d.u32(0xFFFF_FFFF)
-        d.u16(0xFFFE); d.u16(0xE000); d.u32(0)
-        d.u16(0xFFFE); d.u16(0xE000); d.u32(4); d.bytes += [0xFF, 0xD8, 0xFF, 0xD9]
-        d.u16(0xFFFE); d.u16(0xE0DD); d.u32(0)
+        d.encapsulatedPixels([0xFF, 0xD8, 0xFF, 0xD9])
         let p = try write(DICOMBytes.file(transferSyntax: "1.2.840.10008.1.2.4.50", dataset: d.bytes), "jpeg.dcm")
         guard case .unsupportedTransferSyntax(_, let uid, let name) = readError(p) else { Issue.record("not a syntax error"); return }
         #expect(uid == "1.2.840.10008.1.2.4.50")
@@ -286,7 +282,7 @@ import Testing
         guard case .notDICOM = readError(try write(Array("patient,frame\n1,2\n".utf8), "text.csv")) else { Issue.record("text"); return }
         guard case .notDICOM = readError(try write([], "empty.dcm")) else { Issue.record("empty"); return }
         guard case .unreadable = readError(path("absent.dcm")) else { Issue.record("absent"); return }
-        guard case .unreadable = readError(dir.path) else { Issue.record("folder"); return }
+        guard case .notRegularFile(_, "a directory") = readError(dir.path) else { Issue.record("folder"); return }
         // A PNG is not DICOM either.
         let png = path("frame.png")
         try PNGFrameFile.write(Frame(width: 4, height: 4, pixels: [UInt16](repeating: 9, count: 16)), to: png)

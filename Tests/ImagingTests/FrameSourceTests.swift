@@ -65,9 +65,8 @@ import Testing
         let mixed = try folder("mixed")
         try PNGFrameFile.write(frame(1), to: "\(mixed)/a.png")
         try PNGFrameFile.write(frame(1, width: 8, height: 8), to: "\(mixed)/b.png")
-        let s = try FrameSource.open(path: mixed)
-        _ = try s.next()
-        #expect(throws: FrameSourceError.sizeMismatch(file: "\(mixed)/b.png", expected: "20 × 16", got: "8 × 8")) { try s.next() }
+        // Refused at open, before any frame is decoded.
+        #expect(throws: FrameSourceError.sizeMismatch(file: "\(mixed)/b.png", expected: "20 × 16", got: "8 × 8")) { try FrameSource.open(path: mixed) }
         let broken = try folder("broken")
         try Data([0x89, 0x50, 0x4E, 0x47, 1, 2]).write(to: URL(fileURLWithPath: "\(broken)/a.png"))
         #expect { try FrameSource.open(path: broken) } throws: { e in

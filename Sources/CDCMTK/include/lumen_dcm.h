@@ -28,7 +28,17 @@ enum {
     LUMEN_DCM_NO_DICTIONARY = 9,            ///< DCMTK's data dictionary could not be loaded
     LUMEN_DCM_ARGUMENT = 10,                ///< a bad pointer, size or frame index from the caller
     LUMEN_DCM_INTERNAL = 11,                ///< DCMTK raised an exception or ran out of memory
+    LUMEN_DCM_NOT_REGULAR = 12,             ///< a directory, FIFO, device or socket: not opened for reading
+    LUMEN_DCM_OVER_BUDGET = 13,             ///< the header or the inflated data ask for more than `lumen_dcm_limits` allows
 };
+
+/// What opening a file may cost, checked before the cost is paid (from the header, or while
+/// inflating). A zero field takes the default given beside it.
+typedef struct {
+    int64_t max_frame_pixels;        ///< rows × columns; default 4096 × 4096
+    uint64_t max_pixel_data_bytes;   ///< rows × columns × frames × bytes a sample; default 0xFFFFFFFE (4 GiB)
+    uint64_t max_inflated_bytes;     ///< the inflated data set of a Deflated file, held in memory; default 256 MiB
+} lumen_dcm_limits;
 
 /// The kind of image storage the SOP class says the file is.
 enum {
@@ -70,6 +80,10 @@ typedef struct {
     char transfer_syntax_name[72];  ///< e.g. "Little Endian Explicit"
     char sop_class_uid[72];
     char patient_position[20];      ///< (0018,5100), e.g. "HFS"; empty when absent
+    /// For LUMEN_DCM_OVER_BUDGET: what was over ("frame pixels", "pixel data bytes", "inflated data
+    /// set"), how much (for an inflated data set: what was inflated when it stopped) and the limit.
+    char budget_what[32];
+    uint64_t budget_size, budget_limit;
 } lumen_dcm_info;
 
 typedef struct lumen_dcm lumen_dcm;
@@ -78,12 +92,19 @@ typedef struct lumen_dcm lumen_dcm;
 /// `lumen_dcm_frame_times` and must be closed with `lumen_dcm_close`. Large pixel data stay in
 /// the file until frames are read. On failure `info` still holds what was learnt before the
 /// problem (for LUMEN_DCM_UNSUPPORTED_SYNTAX: `transfer_syntax` and `transfer_syntax_name`).
-int lumen_dcm_open_file(const char *path, lumen_dcm **out, lumen_dcm_info *info, char *err, int err_len);
+///
+/// Only a regular file is read: the path is checked with stat, opened non-blocking and checked
+/// again with fstat on the descriptor (a FIFO never blocks the call). A Deflated Explicit VR
+/// Little Endian file is inflated here, never by DCMTK, into memory of at most
+/// `limits->max_inflated_bytes`: inflation stops as soon as that is passed. `limits` may be NULL
+/// (the defaults).
+int lumen_dcm_open_file(const char *path, const lumen_dcm_limits *limits, lumen_dcm **out, lumen_dcm_info *info,
+                        char *err, int err_len);
 
 /// As `lumen_dcm_open_file`, from `size` bytes in memory (copied into an anonymous memory file,
 /// so that large values are read lazily as from disk; the caller may free its bytes).
-int lumen_dcm_open_memory(const uint8_t *data, size_t size, lumen_dcm **out, lumen_dcm_info *info,
-                          char *err, int err_len);
+int lumen_dcm_open_memory(const uint8_t *data, size_t size, const lumen_dcm_limits *limits, lumen_dcm **out,
+                          lumen_dcm_info *info, char *err, int err_len);
 
 /// Copies frame `index` (0-based) as stored values: the `bits_stored` bits at `high_bit`,
 /// sign-extended when `pixel_representation` is 1, not yet rescaled or inverted.

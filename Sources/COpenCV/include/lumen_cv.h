@@ -24,10 +24,12 @@ enum {
 int lumen_cv_write_png16(const char *path, const uint16_t *pixels, int width, int height,
                          char *err, int err_len);
 
-/// Reads a single-channel 8- or 16-bit image (8-bit values are widened, not rescaled).
-/// Call with `pixels` NULL to learn `width` and `height`; then with a buffer of width × height.
-int lumen_cv_read_gray16(const char *path, uint16_t *pixels, int64_t capacity, int *width,
-                         int *height, char *err, int err_len);
+/// Decodes an encoded image (`size` bytes, e.g. a PNG file read by the caller) that must be
+/// single-channel 16-bit, or 8-bit when `accept_8bit` (values widened, not rescaled), and exactly
+/// `width` × `height`, the size its header declared: `pixels` holds width × height values.
+/// Nothing is converted silently: colour, palette or another size is LUMEN_CV_FORMAT.
+int lumen_cv_decode_gray16(const uint8_t *data, int64_t size, uint16_t *pixels, int width, int height,
+                           int accept_8bit, char *err, int err_len);
 
 /// Writes an 8-bit RGB image (row-major, 3 bytes a pixel) as PNG.
 int lumen_cv_write_png_rgb8(const char *path, const uint8_t *rgb, int width, int height,

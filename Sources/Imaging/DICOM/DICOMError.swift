@@ -22,12 +22,19 @@ public enum DICOMError: Error, Equatable, Sendable, CustomStringConvertible {
     case noDictionary(file: String, reason: String)
     /// The writer could not write the file, or was given frames it cannot write.
     case unwritable(file: String, reason: String)
+    /// A directory, FIFO, device or socket: refused without reading (a FIFO would block forever).
+    case notRegularFile(file: String, kind: String)
+    /// The header (or, for a Deflated file, the data inflated so far) asks for more than
+    /// `ImageLimits` allows: `what` is "frame pixels", "pixel data bytes" or "inflated data set".
+    /// Refused before the pixels are decoded, or as soon as inflation passes the limit.
+    case overBudget(file: String, what: String, size: UInt64, limit: UInt64, reason: String)
 
     public var file: String {
         switch self {
         case .unreadable(let f, _), .notDICOM(let f, _), .truncated(let f, _), .corrupt(let f, _),
              .unsupportedTransferSyntax(let f, _, _), .unsupportedPhotometric(let f, _), .unsupportedBits(let f, _),
-             .missingAttribute(let f, _), .noDictionary(let f, _), .unwritable(let f, _):
+             .missingAttribute(let f, _), .noDictionary(let f, _), .unwritable(let f, _), .notRegularFile(let f, _),
+             .overBudget(let f, _, _, _, _):
             f
         }
     }
@@ -45,6 +52,8 @@ public enum DICOMError: Error, Equatable, Sendable, CustomStringConvertible {
         case .missingAttribute(let f, let r): "\(f): not a readable image: \(r)"
         case .noDictionary(let f, let r): "\(f): \(r)"
         case .unwritable(let f, let r): "\(f): cannot write DICOM: \(r)"
+        case .notRegularFile(let f, let kind): "\(f): is \(kind), not a regular file; give a DICOM file"
+        case .overBudget(let f, _, _, _, let r): "\(f): too large to read: \(r) (see ImageLimits)"
         }
     }
 
@@ -60,6 +69,10 @@ public enum DICOMError: Error, Equatable, Sendable, CustomStringConvertible {
         case Int(LUMEN_DCM_UNSUPPORTED_BITS): .unsupportedBits(file: file, reason: message)
         case Int(LUMEN_DCM_MISSING): .missingAttribute(file: file, reason: message)
         case Int(LUMEN_DCM_NO_DICTIONARY): .noDictionary(file: file, reason: message)
+        case Int(LUMEN_DCM_NOT_REGULAR):
+            .notRegularFile(file: file, kind: message.hasPrefix("is ") ? String(message.dropFirst(3).prefix { $0 != "," }) : message)
+        case Int(LUMEN_DCM_OVER_BUDGET):
+            .overBudget(file: file, what: cString(info.budget_what), size: info.budget_size, limit: info.budget_limit, reason: message)
         default: .corrupt(file: file, reason: message)
         }
     }

@@ -10,12 +10,15 @@ public final class DICOMReader {
     private var stored: [Int32]
 
     /// Opens `path` (a DICOM file, with or without preamble) and checks that its frames can be
-    /// read: uncompressed, MONOCHROME1/2, 8 or 16 bits allocated, pixel data long enough.
-    public convenience init(path: String) throws(DICOMError) {
+    /// read: a regular file, uncompressed (or Deflated), MONOCHROME1/2, 8 or 16 bits allocated,
+    /// within `limits` (checked from the header before any pixel is decoded; a Deflated data set
+    /// is inflated, in memory, only up to `limits.maxInflatedBytes`), pixel data long enough.
+    public convenience init(path: String, limits: ImageLimits = .standard) throws(DICOMError) {
         var info = lumen_dcm_info()
         var err = [CChar](repeating: 0, count: 512)
         var h: OpaquePointer?
-        let rc = lumen_dcm_open_file(path, &h, &info, &err, Int32(err.count))
+        var l = limits.bridge
+        let rc = lumen_dcm_open_file(path, &l, &h, &info, &err, Int32(err.count))
         guard rc == Int32(LUMEN_DCM_OK), let h else {
             throw DICOMError.from(code: rc, message: bridgeMessage(err), file: path, info: info)
         }
@@ -23,11 +26,12 @@ public final class DICOMReader {
     }
 
     /// Opens a DICOM file held in memory; `name` stands for the file in errors.
-    public convenience init(bytes: [UInt8], name: String = "<memory>") throws(DICOMError) {
+    public convenience init(bytes: [UInt8], name: String = "<memory>", limits: ImageLimits = .standard) throws(DICOMError) {
         var info = lumen_dcm_info()
         var err = [CChar](repeating: 0, count: 512)
         var h: OpaquePointer?
-        let rc = bytes.withUnsafeBufferPointer { lumen_dcm_open_memory($0.baseAddress, $0.count, &h, &info, &err, Int32(err.count)) }
+        var l = limits.bridge
+        let rc = bytes.withUnsafeBufferPointer { lumen_dcm_open_memory($0.baseAddress, $0.count, &l, &h, &info, &err, Int32(err.count)) }
         guard rc == Int32(LUMEN_DCM_OK), let h else {
             throw DICOMError.from(code: rc, message: bridgeMessage(err), file: name, info: info)
         }
@@ -96,17 +100,50 @@ public struct DICOMSeries: Sendable {
     public var pixelMapping: DICOMPixelMapping { header.pixelMapping }
 }
 
+/// A DICOM file checked frame by frame (`DICOMFile.check`): the header and what it implies,
+/// without holding the frames.
+public struct DICOMCheck: Sendable {
+    public var path: String
+    public var header: DICOMHeader
+    public var geometry: CArmGeometry?
+    public var geometryNotes: [String]
+    public var frameInterval: Nanoseconds?
+    /// Display values of the first frame: its smallest and largest.
+    public var firstFrameRange: (min: UInt16, max: UInt16)
+    /// Each frame's acquisition time from the first (all 0 when the file has no timing).
+    public var acquisitionOffsets: [Nanoseconds]
+
+    public var pixelMapping: DICOMPixelMapping { header.pixelMapping }
+}
+
 public enum DICOMFile {
     /// Reads every frame of `path`. Frame k is stamped `start` + its offset from the timing tags
     /// (0 for all frames when the file has none).
-    public static func read(_ path: String, start: Nanoseconds = 0) throws(DICOMError) -> DICOMSeries {
-        let reader = try DICOMReader(path: path)
+    public static func read(_ path: String, start: Nanoseconds = 0, limits: ImageLimits = .standard) throws(DICOMError) -> DICOMSeries {
+        let reader = try DICOMReader(path: path, limits: limits)
         return try series(reader, start: start)
     }
 
     /// As `read`, from bytes in memory.
-    public static func read(bytes: [UInt8], name: String = "<memory>", start: Nanoseconds = 0) throws(DICOMError) -> DICOMSeries {
-        try series(DICOMReader(bytes: bytes, name: name), start: start)
+    public static func read(bytes: [UInt8], name: String = "<memory>", start: Nanoseconds = 0,
+                            limits: ImageLimits = .standard) throws(DICOMError) -> DICOMSeries {
+        try series(DICOMReader(bytes: bytes, name: name, limits: limits), start: start)
+    }
+
+    /// What `read` gives but the frames: every frame is decoded, one at a time, and only the
+    /// first one's value range is kept, so memory stays at one frame however long the file is.
+    public static func check(_ path: String, limits: ImageLimits = .standard) throws(DICOMError) -> DICOMCheck {
+        let reader = try DICOMReader(path: path, limits: limits)
+        let h = reader.header
+        var range = (min: UInt16.max, max: UInt16.min)
+        for k in 0..<h.frameCount {
+            let f = try reader.frame(k)
+            if k == 0 { range = (f.pixels.min() ?? 0, f.pixels.max() ?? 0) }
+        }
+        let (geometry, notes) = geometryOf(h)
+        let offsets = h.frameOffsets ?? [Nanoseconds](repeating: 0, count: h.frameCount)
+        return DICOMCheck(path: path, header: h, geometry: geometry, geometryNotes: notes, frameInterval: h.frameInterval,
+                          firstFrameRange: range, acquisitionOffsets: offsets)
     }
 
     static func series(_ reader: DICOMReader, start: Nanoseconds) throws(DICOMError) -> DICOMSeries {
@@ -117,13 +154,23 @@ public enum DICOMFile {
         for k in 0..<h.frameCount {
             frames.append(try reader.frame(k, acquiredAt: start + (offsets?[k] ?? 0)))
         }
-        var geometry: CArmGeometry?
-        var notes: [String]
-        switch h.geometry {
-        case .success(let g): geometry = g.geometry; notes = g.assumptions
-        case .failure(let p): notes = [p.reason]
-        }
+        let (geometry, notes) = geometryOf(h)
         return DICOMSeries(path: reader.path, header: h, frames: frames, geometry: geometry, geometryNotes: notes,
                            frameInterval: h.frameInterval)
+    }
+
+    static func geometryOf(_ h: DICOMHeader) -> (CArmGeometry?, [String]) {
+        switch h.geometry {
+        case .success(let g): (g.geometry, g.assumptions)
+        case .failure(let p): (nil, [p.reason])
+        }
+    }
+}
+
+extension ImageLimits {
+    /// The bridge's form; limits of 0 or below are the bridge's defaults, so clamp them to 1.
+    var bridge: lumen_dcm_limits {
+        lumen_dcm_limits(max_frame_pixels: Int64(max(1, maxFramePixels)), max_pixel_data_bytes: max(1, maxPixelDataBytes),
+                         max_inflated_bytes: max(1, maxInflatedBytes))
     }
 }
