@@ -1,0 +1,80 @@
+import Yams
+
+/// Why a YAML text was refused before decoding.
+public struct YAMLStructureError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Where, when the parser could tell.
+    public var location: TextLocation?
+    public var message: String
+    public var description: String { location.map { "\($0): \(message)" } ?? message }
+}
+
+/// YAML for configuration files: one document, no anchors or aliases, keys unique.
+///
+/// Aliases are what make a 400-byte "billion laughs" file expand to gigabytes: each alias is a
+/// copy of the anchored node, and nested aliases multiply. A limits or robot file never needs
+/// them, and a reviewed file whose values come from elsewhere in it is harder to review, so they
+/// are refused outright rather than expanded up to a bound. Parsing itself is bounded by the
+/// parser (1,000 nesting levels) and by the loader's size cap.
+public enum StrictYAML {
+    /// Parses `text` into a node tree without constructing any values.
+    ///
+    /// Composing is cheap even for a billion-laughs file: an alias shares the anchored node
+    /// rather than copying it, so the refusal comes before anything expands.
+    public static func compose(_ text: String) throws(YAMLStructureError) -> Node {
+        // Nodes hold their anchors weakly; the parser owns them. It must outlive the walk.
+        let parser: Parser
+        let root: Node?
+        do {
+            parser = try Parser(yaml: text)
+            root = try parser.singleRoot()
+        } catch let error as YamlError {
+            throw describe(error)
+        } catch {
+            throw YAMLStructureError(location: nil, message: "\(error)")
+        }
+        guard let root else { throw YAMLStructureError(location: TextLocation(line: 1, column: 1), message: "the file is empty") }
+        let anchored = withExtendedLifetime(parser) { firstAnchor(in: root).map { ($0.mark, $0.anchor?.rawValue ?? "") } }
+        if let (mark, name) = anchored {
+            throw YAMLStructureError(location: mark.map { TextLocation(line: $0.line, column: $0.column) },
+                                     message: "YAML anchors and aliases (&\(name) / *\(name)) are not accepted in configuration files; write each value out")
+        }
+        return root
+    }
+
+    /// The first node in document order that carries an anchor. An alias is the anchored node
+    /// itself, so the anchor's definition is always met first and the walk ends before any
+    /// shared subtree is visited twice.
+    static func firstAnchor(in root: Node) -> Node? {
+        var stack: [Node] = [root]
+        while let node = stack.popLast() {
+            if node.anchor != nil { return node }
+            switch node {
+            case .mapping(let m):
+                for (k, v) in m.reversed() { stack.append(v); stack.append(k) }
+            case .sequence(let s):
+                stack.append(contentsOf: s.reversed())
+            case .scalar, .alias:
+                break
+            }
+        }
+        return nil
+    }
+
+    /// The parser's error without the copy of the whole text some of them carry.
+    static func describe(_ error: YamlError) -> YAMLStructureError {
+        func at(_ mark: Mark) -> TextLocation { TextLocation(line: mark.line, column: mark.column) }
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let while_ = context.map { " (\($0.text) at \(at($0.mark)))" } ?? ""
+            return YAMLStructureError(location: at(mark), message: problem + while_)
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            let names = duplicates.sorted().map { "'\($0)'" }.joined(separator: ", ")
+            return YAMLStructureError(location: at(context.mark), message: "duplicate field \(names); each field may appear once")
+        case .reader(let problem, let offset, _, _):
+            return YAMLStructureError(location: nil, message: problem + (offset.map { " at byte \($0)" } ?? ""))
+        default:
+            return YAMLStructureError(location: nil, message: "\(error)")
+        }
+    }
+}
