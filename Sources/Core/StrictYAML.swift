@@ -21,6 +21,7 @@ public enum StrictYAML {
     /// Composing is cheap even for a billion-laughs file: an alias shares the anchored node
     /// rather than copying it, so the refusal comes before anything expands.
     public static func compose(_ text: String) throws(YAMLStructureError) -> Node {
+        if let at = firstAnchorToken(in: text) { throw anchorRefusal(at: at, name: nil) }
         // Nodes hold their anchors weakly; the parser owns them. It must outlive the walk.
         let parser: Parser
         let root: Node?
@@ -34,11 +35,60 @@ public enum StrictYAML {
         }
         guard let root else { throw YAMLStructureError(location: TextLocation(line: 1, column: 1), message: "the file is empty") }
         let anchored = withExtendedLifetime(parser) { firstAnchor(in: root).map { ($0.mark, $0.anchor?.rawValue ?? "") } }
-        if let (mark, name) = anchored {
-            throw YAMLStructureError(location: mark.map { TextLocation(line: $0.line, column: $0.column) },
-                                     message: "YAML anchors and aliases (&\(name) / *\(name)) are not accepted in configuration files; write each value out")
-        }
+        if let (mark, name) = anchored { throw anchorRefusal(at: mark.map { TextLocation(line: $0.line, column: $0.column) }, name: name) }
         return root
+    }
+
+    static func anchorRefusal(at location: TextLocation?, name: String?) -> YAMLStructureError {
+        let forms = name.map { "&\($0) / *\($0)" } ?? "&name / *name"
+        return YAMLStructureError(location: location,
+                                  message: "YAML anchors and aliases (\(forms)) are not accepted in configuration files; write each value out")
+    }
+
+    /// Where the text seems to define an anchor (`&name` where a node may start, outside quotes
+    /// and comments), found before parsing. The parser compares mapping keys by hashing them
+    /// whole, so an alias used as a key would be expanded by the parser itself; refusing anchors
+    /// up front keeps aliases from ever resolving (an alias with no anchor is a parse error).
+    /// A plain value with a word starting with `&` after a space is refused too: quote it.
+    static func firstAnchorToken(in text: String) -> TextLocation? {
+        var line = 1, column = 0
+        var quote: Character? = nil
+        var inComment = false
+        var previous: Character = "\n"
+        var iterator = text.makeIterator()
+        var current = iterator.next()
+        while let c = current {
+            let next = iterator.next()
+            column += 1
+            if c == "\n" || c == "\r\n" {
+                line += 1
+                column = 0
+                inComment = false
+            } else if inComment {
+                // rest of the line
+            } else if let q = quote {
+                if c == "\\", q == "\"", next != nil {
+                    // The escaped character is skipped whole.
+                    column += 1
+                    previous = next ?? c
+                    current = iterator.next()
+                    continue
+                }
+                if c == q { quote = nil }
+            } else {
+                let boundary = previous.isWhitespace || "[{,:-?".contains(previous)
+                if c == "#", previous.isWhitespace {
+                    inComment = true
+                } else if (c == "'" || c == "\""), boundary {
+                    quote = c
+                } else if c == "&", boundary, let n = next, !n.isWhitespace, !",[]{}".contains(n) {
+                    return TextLocation(line: line, column: column)
+                }
+            }
+            previous = c
+            current = next
+        }
+        return nil
     }
 
     /// The first node in document order that carries an anchor. An alias is the anchored node

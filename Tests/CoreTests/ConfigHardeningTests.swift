@@ -106,6 +106,16 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
         #expect(reason.contains("anchors and aliases"))
     }
 
+    /// The parser hashes mapping keys whole: an alias used as a key would be expanded while
+    /// parsing, before any check of the parsed tree could run.
+    @Test func anAliasUsedAsAKeyIsRefusedBeforeParsing() {
+        let e = error { () throws(ConfigError) in try yaml(billionLaughsYAML + "? *i\n: x\n") }
+        guard case .malformed(_, let reason)? = e else { Issue.record("expected .malformed, got \(String(describing: e))"); return }
+        #expect(reason.hasPrefix("line 1, column 4"), "\(reason)")
+        #expect(StrictYAML.firstAnchorToken(in: "a: \"x &y\" # &z\nb: 'p &q'\nc: [&r 1]\n") == TextLocation(line: 3, column: 5))
+        #expect(StrictYAML.firstAnchorToken(in: "name: R&D & co\nnote: \"\\\" &x\"\n") == nil)
+    }
+
     @Test func anyAnchorOrAliasIsRefused() {
         let e = error { () throws(ConfigError) in try yaml("name: a\nmax_force_n: 1\naxes:\n  - &p {lower: 0, upper: 1}\n  - *p\n") }
         guard case .malformed(_, let reason)? = e else { Issue.record("expected .malformed, got \(String(describing: e))"); return }
