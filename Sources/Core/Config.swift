@@ -5,8 +5,17 @@ import Yams
 public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
     public var field: String
     public var message: String
-    public init(field: String, message: String) { self.field = field; self.message = message }
-    public var description: String { "\(field): \(message)" }
+    /// Where in the file the field is (or its enclosing object, for a missing field), when known.
+    public var location: TextLocation?
+    public init(field: String, message: String, location: TextLocation? = nil) {
+        self.field = field
+        self.message = message
+        self.location = location
+    }
+    public var description: String { "\(field)\(location.map { " (\($0))" } ?? ""): \(message)" }
+
+    /// The same problem is the same field and message; where the file puts it is for the reader.
+    public static func == (a: ConfigProblem, b: ConfigProblem) -> Bool { a.field == b.field && a.message == b.message }
 }
 
 /// Why a configuration file was refused. Every case names the file; field errors name the field.
@@ -155,15 +164,16 @@ public enum ConfigLoader {
     public static func decode<T: ValidatedConfig>(_ type: T.Type, json: Data, file: String) throws(ConfigError) -> T {
         guard json.count <= maxFileBytes else { throw .unreadable(file: file, reason: RegularFileError.tooLarge(bytes: Int64(json.count), cap: maxFileBytes).description) }
         guard String(validating: json, as: UTF8.self) != nil else { throw .malformed(file: file, reason: "not UTF-8 text") }
+        let outline: StrictJSON.Outline
         do {
-            try StrictJSON.check(json)
+            outline = try StrictJSON.check(json)
         } catch {
             if error.isDuplicateKey {
-                throw .invalid(file: file, problems: [ConfigProblem(field: error.field, message: "\(error.message), at \(error.location)")])
+                throw .invalid(file: file, problems: [ConfigProblem(field: error.field, message: error.message, location: error.location)])
             }
             throw .malformed(file: file, reason: error.description)
         }
-        return try finish(file: file) { try JSONDecoder().decode(T.self, from: json) }
+        return try finish(file: file, locate: outline.location(of:)) { try JSONDecoder().decode(T.self, from: json) }
     }
 
     /// Decodes and validates YAML; `file` names the source in errors.
@@ -175,21 +185,29 @@ public enum ConfigLoader {
         } catch {
             throw .malformed(file: file, reason: error.description)
         }
-        return try finish(file: file) { try YAMLDecoder().decode(T.self, from: node) }
+        return try finish(file: file, locate: node.location(of:)) { try YAMLDecoder().decode(T.self, from: node) }
     }
 
-    private static func finish<T: ValidatedConfig>(file: String, _ decode: () throws -> T) throws(ConfigError) -> T {
+    private static func finish<T: ValidatedConfig>(file: String, locate: (String) -> TextLocation?,
+                                                   _ decode: () throws -> T) throws(ConfigError) -> T {
+        func located(_ problems: [ConfigProblem]) -> [ConfigProblem] {
+            problems.map { p in
+                var p = p
+                if p.location == nil { p.location = locate(p.field) }
+                return p
+            }
+        }
         let value: T
         do {
             value = try decode()
         } catch let error as DecodingError {
-            throw .invalid(file: file, problems: [problem(from: error)])
+            throw .invalid(file: file, problems: located([problem(from: error)]))
         } catch {
             throw .malformed(file: file, reason: "\(error)")
         }
         var validator = ConfigValidator()
         value.validate(into: &validator)
-        if !validator.problems.isEmpty { throw .invalid(file: file, problems: validator.problems) }
+        if !validator.problems.isEmpty { throw .invalid(file: file, problems: located(validator.problems)) }
         return value
     }
 

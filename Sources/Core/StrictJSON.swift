@@ -44,23 +44,50 @@ public enum StrictJSON {
     /// Deeper than any configuration needs, shallow enough that recursion is harmless.
     public static let maxDepth = 64
 
-    public static func check(_ data: Data) throws(JSONStructureError) {
-        let result = data.withUnsafeBytes { raw -> JSONStructureError? in
+    /// Checks `data` and returns where each value starts, by field path.
+    @discardableResult
+    public static func check(_ data: Data) throws(JSONStructureError) -> Outline {
+        let result = data.withUnsafeBytes { raw -> Result<[String: Int], JSONStructureError> in
             var scanner = Scanner(bytes: raw.bindMemory(to: UInt8.self))
             do throws(JSONStructureError) {
                 try scanner.document()
-                return nil
+                return .success(scanner.positions)
             } catch {
-                return error
+                return .failure(error)
             }
         }
-        if let result { throw result }
+        switch result {
+        case .success(let positions): return Outline(data: data, positions: positions)
+        case .failure(let error): throw error
+        }
+    }
+
+    /// Where the values of a checked document are.
+    public struct Outline: Sendable {
+        let data: Data
+        /// Byte offset of each value, by field path (`joints[1].name`).
+        let positions: [String: Int]
+
+        /// The line and column of the value at `field`, or of its nearest enclosing value
+        /// (a missing field is reported where its object is).
+        public func location(of field: String) -> TextLocation? {
+            var path = Substring(field)
+            while !path.isEmpty {
+                if let offset = positions[String(path)] {
+                    return data.withUnsafeBytes { TextLocation.of(offset: offset, in: $0.bindMemory(to: UInt8.self)) }
+                }
+                guard let cut = path.lastIndex(where: { $0 == "." || $0 == "[" }) else { break }
+                path = path[..<cut]
+            }
+            return nil
+        }
     }
 
     private struct Scanner {
         let bytes: UnsafeBufferPointer<UInt8>
         var i = 0
         var path: [String] = []
+        var positions: [String: Int] = [:]
 
         init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
@@ -97,6 +124,7 @@ public enum StrictJSON {
         mutating func value(depth: Int) throws(JSONStructureError) {
             guard depth <= StrictJSON.maxDepth else { throw fail("nested deeper than \(StrictJSON.maxDepth) levels") }
             guard let c = current else { throw fail("expected a value, found the end of the file") }
+            if !path.isEmpty { positions[field] = i }
             switch c {
             case UInt8(ascii: "{"): try object(depth: depth)
             case UInt8(ascii: "["): try array(depth: depth)

@@ -128,3 +128,31 @@ public enum StrictYAML {
         }
     }
 }
+
+extension Node {
+    /// The line and column of the value at a field path (`joints[1].name`), or of its nearest
+    /// enclosing value (a missing field is reported where its mapping is).
+    func location(of field: String) -> TextLocation? {
+        var node = self
+        var found = mark
+        var rest = Substring(field)
+        while !rest.isEmpty {
+            let child: Node?
+            if rest.hasPrefix("[") {
+                guard let close = rest.firstIndex(of: "]"), let i = Int(rest[rest.index(after: rest.startIndex)..<close]) else { break }
+                rest = rest[rest.index(after: close)...]
+                if case .sequence(let s) = node, s.indices.contains(i) { child = s[i] } else { child = nil }
+            } else {
+                if rest.hasPrefix(".") { rest = rest.dropFirst() }
+                let end = rest.firstIndex { $0 == "." || $0 == "[" } ?? rest.endIndex
+                let key = String(rest[..<end])
+                rest = rest[end...]
+                if case .mapping(let m) = node { child = m.first { $0.key.string == key }?.value } else { child = nil }
+            }
+            guard let child else { break }
+            node = child
+            found = child.mark ?? found
+        }
+        return found.map { TextLocation(line: $0.line, column: $0.column) }
+    }
+}

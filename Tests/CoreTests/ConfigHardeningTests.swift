@@ -39,8 +39,9 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
         guard case .invalid(let file, let problems)? = e else { Issue.record("expected .invalid, got \(String(describing: e))"); return }
         #expect(file == "n.json")
         #expect(problems.map(\.field) == ["name"])
-        #expect(problems.first?.message.contains("line 2, column 2") == true)
+        #expect(problems.first?.location == TextLocation(line: 2, column: 2))
         #expect(problems.first?.message.contains("first at line 1, column 2") == true)
+        #expect(e?.description.contains("name (line 2, column 2): duplicate field") == true)
 
         let nested = error { () throws(ConfigError) in try json(#"{"name": "a", "max_force_n": 1, "axes": [{"lower": 0, "upper": 1}, {"upper": 50, "lower": 0, "upper": 1.5}]}"#) }
         guard case .invalid(_, let p)? = nested else { Issue.record("expected .invalid, got \(String(describing: nested))"); return }
@@ -87,6 +88,24 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
         #expect(top == .invalid(file: "n.json", problems: [ConfigProblem(field: "extra", message: "unknown field")]))
         let nested = error { () throws(ConfigError) in try json(#"{"name": "a", "max_force_n": 1, "axes": [{"lower": 0, "upper": 1, "colour": 2}]}"#) }
         #expect(nested == .invalid(file: "n.json", problems: [ConfigProblem(field: "axes[0].colour", message: "unknown field")]))
+    }
+
+    @Test func problemsAfterParsingNameTheirLineToo() {
+        let yamlError = error { () throws(ConfigError) in try yaml("name: arm\nmax_force_n: 1\naxes:\n  - {lower: 0, upper: 1}\n  - {lower: 5, upper: 1, uper: 2}\n") }
+        guard case .invalid(_, let p)? = yamlError else { Issue.record("expected .invalid, got \(String(describing: yamlError))"); return }
+        #expect(p.map(\.field) == ["axes[1].uper"])
+        #expect(p.first?.location == TextLocation(line: 5, column: 32))
+
+        let range = error { () throws(ConfigError) in try json("{\"name\": \"arm\",\n \"max_force_n\": -1, \"axes\": []}") }
+        guard case .invalid(_, let q)? = range else { Issue.record("expected .invalid, got \(String(describing: range))"); return }
+        #expect(q.first?.location == TextLocation(line: 2, column: 17))
+        #expect(range?.description.contains("max_force_n (line 2, column 17): must be") == true)
+
+        // A missing field is placed at the object that lacks it.
+        let missing = error { () throws(ConfigError) in try json("{\"name\": \"arm\", \"max_force_n\": 1,\n \"axes\": [{\"lower\": 0}]}") }
+        guard case .invalid(_, let m)? = missing else { Issue.record("expected .invalid, got \(String(describing: missing))"); return }
+        #expect(m.map(\.field) == ["axes[0].upper"])
+        #expect(m.first?.location == TextLocation(line: 2, column: 11))
     }
 
     @Test func aRepeatedYAMLFieldIsRefusedWithItsLine() {
