@@ -240,3 +240,53 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
         #expect(read == bytes)
     }
 }
+
+/// No text crashes the loader: truncations and seeded byte mutations of valid files either load
+/// or are refused with a `ConfigError` (any trap would end the test process).
+@Suite struct ConfigLoaderRobustnessTests {
+    static let yaml = "# a comment\nname: arm\nmax_force_n: 2.5\naxes:\n  - {lower: 0, upper: 300}\n  - lower: -1\n    upper: 1\n"
+    static let json = #"{"name": "arm \u00e9\ud83d\ude00", "max_force_n": 2.5e0, "axes": [{"lower": -0.5, "upper": 300}, {"lower": 0, "upper": 1}]}"#
+
+    func outcome(_ bytes: [UInt8], json: Bool) -> Bool {
+        if json {
+            // The strict pass accepts no syntax that Foundation's parser refuses, so a syntax
+            // error is always reported by the pass that names line and column.
+            let strict = (try? StrictJSON.check(Data(bytes))) != nil
+            let foundation = (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil
+            if strict { #expect(foundation, "\(String(decoding: bytes, as: UTF8.self))") }
+        }
+        do {
+            if json {
+                _ = try ConfigLoader.decode(Limits.self, json: Data(bytes), file: "f.json")
+            } else {
+                guard let text = String(validating: bytes, as: UTF8.self) else { return false }
+                _ = try ConfigLoader.decode(Limits.self, yaml: text, file: "f.yaml")
+            }
+            return true
+        } catch {
+            #expect(error.file.hasPrefix("f."))
+            return false
+        }
+    }
+
+    @Test(arguments: [true, false])
+    func truncationsAndMutationsAreRefusedNotCrashedOn(_ isJSON: Bool) {
+        let valid = Array((isJSON ? Self.json : Self.yaml).utf8)
+        #expect(outcome(valid, json: isJSON))
+        for n in 0..<valid.count { _ = outcome(Array(valid[..<n]), json: isJSON) }
+        var rng = SplitMix64(seed: isJSON ? 11 : 12)
+        let alphabet = Array("{}[]:,\"'&*!|>-?#\\u0 \n\t\u{1B}e.9".utf8)
+        for _ in 0..<3000 {
+            var m = valid
+            for _ in 0..<(1 + Int(rng.next() % 4)) {
+                let at = Int(rng.next() % UInt64(m.count))
+                switch rng.next() % 3 {
+                case 0: m[at] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                case 1: m.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: at)
+                default: if m.count > 1 { m.remove(at: at) }
+                }
+            }
+            _ = outcome(m, json: isJSON)
+        }
+    }
+}
