@@ -293,6 +293,15 @@ public struct SafetyLimits: ValidatedConfig, Sendable, Equatable {
         v.check(link.wkcPerS, in: B.linkPerS, "link.wkc_per_s", "errors/s")
         v.check(controlledStop.maxTimeMS, in: B.controlledStopMaxTimeMS, "controlled_stop.max_time_ms", "ms")
         v.check(controlledStop.standstillFraction, in: B.standstillFraction, "controlled_stop.standstill_fraction")
+        // A category-1 stop that cuts power before the slowest joint has braked from full speed
+        // leaves that joint coasting: a category 0 with extra travel.
+        let stops = joints.enumerated().compactMap { i, j -> (Int, Double)? in
+            let t = j.maxVelocity / j.stopDeceleration * 1000
+            return t.isFinite && t > 0 ? (i, t) : nil
+        }
+        if let (slowest, ms) = stops.max(by: { $0.1 < $1.1 }), controlledStop.maxTimeMS.isFinite, ms > controlledStop.maxTimeMS {
+            v.fail("controlled_stop.max_time_ms", "must be at least the longest stop from full speed, \(Int(ms.rounded(.up))) ms (joints[\(slowest)]: max_velocity / stop_deceleration), got \(controlledStop.maxTimeMS): power would be cut while that joint still brakes")
+        }
 
         let known = Set(SafetyCheck.configurable.map(\.key))
         for key in categories.keys.sorted() where !known.contains(key) {

@@ -150,7 +150,7 @@ import Testing
         #expect(try refusedFields(roll) == ["joints[1].lower", "joints[1].upper"])
         let tendon = Fixture.limitsText.replacingOccurrences(of: "  - {name: s1_x,      lower: -1.45, upper: 1.45, max_velocity: 4.4,",
                                                              with: "  - {name: s1_x,      lower: -1.45, upper: 1.45, max_velocity: 44,")
-        #expect(try refusedFields(tendon) == ["joints[2].max_velocity"])
+        #expect(try refusedFields(tendon).contains("joints[2].max_velocity"))
     }
 
     /// The categories hazards.md gives force, lumen, no-go and position faults are 1: 2 (power
@@ -162,6 +162,16 @@ import Testing
         #expect(try refusedFields(weaker) == ["categories.\(key)"])
         let stricter = Fixture.limitsText.replacingOccurrences(of: "  \(key): 1\n", with: "  \(key): 0\n")
         #expect(try refusedFields(stricter) == [])
+    }
+
+    @Test func aControlledStopMustOutlastTheSlowestStopFromFullSpeed() throws {
+        // Insertion: 22 mm/s at 90 mm/s² is 245 ms; 200 ms would cut power mid-stop.
+        let short = Fixture.limitsText.replacingOccurrences(of: "max_time_ms: 300", with: "max_time_ms: 200")
+        #expect(try refusedFields(short) == ["controlled_stop.max_time_ms"])
+        let slow = Fixture.limitsText.replacingOccurrences(of: "max_velocity: 22,   max_current_a: 1.5, max_tracking_error: 1.0,  max_encoder_mismatch: 0.02, stop_deceleration: 90",
+                                                           with: "max_velocity: 22,   max_current_a: 1.5, max_tracking_error: 1.0,  max_encoder_mismatch: 0.02, stop_deceleration: 20")
+        #expect(slow != Fixture.limitsText)
+        #expect(try refusedFields(slow) == ["controlled_stop.max_time_ms"])
     }
 
     @Test func categoriesMayBeMadeStricter() throws {
@@ -227,6 +237,40 @@ import Testing
         }
         let joint = try limitsJSON { $0 = $0.replacingOccurrences(of: "\"name\" : \"insertion\"", with: "\"name\" : \"insertion\", \"gain\" : 1") }
         #expect(try refusedFields(joint, name: "limits.json") == ["joints[0].gain"])
+    }
+
+    /// Every object of the file, found by walking it, refuses a field it does not know.
+    @Test func anUnknownFieldInAnyObjectIsRefused() throws {
+        func paths(_ value: Any, _ path: String) -> [String] {
+            if let d = value as? [String: Any] {
+                return [path] + d.keys.sorted().flatMap { paths(d[$0] as Any, path.isEmpty ? $0 : "\(path).\($0)") }
+            }
+            if let a = value as? [Any] { return a.enumerated().flatMap { paths($0.element, "\(path)[\($0.offset)]") } }
+            return []
+        }
+        func inserting(_ value: Any, at path: [String]) -> Any {
+            guard var d = value as? [String: Any] else {
+                guard var a = value as? [Any], let first = path.first, let i = Int(first) else { return value }
+                a[i] = inserting(a[i], at: Array(path.dropFirst()))
+                return a
+            }
+            guard let first = path.first else {
+                d["zz_unknown"] = 1
+                return d
+            }
+            d[first] = inserting(d[first] as Any, at: Array(path.dropFirst()))
+            return d
+        }
+        let object = Self.jsonObject(try Fixture.limits())
+        let objects = paths(object, "")
+        #expect(objects.count == 15, "\(objects)")
+        for path in objects {
+            let components = path.split(whereSeparator: { ".[]".contains($0) }).map(String.init)
+            let edited = inserting(object, at: components)
+            let text = String(decoding: try JSONSerialization.data(withJSONObject: edited, options: [.sortedKeys]), as: UTF8.self)
+            let field = path.isEmpty ? "zz_unknown" : "\(path).zz_unknown"
+            #expect(try refusedFields(text, name: "limits.json") == [field], "\(field)")
+        }
     }
 
     @Test func controlCharactersInNamesAreRefused() throws {
