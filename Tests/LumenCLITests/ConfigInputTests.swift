@@ -145,3 +145,32 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
     }
 }
+
+extension ConfigInputTests {
+    /// Every object of the shipped robot file, found by walking it, refuses a field it does not know.
+    @Test func anUnknownFieldInAnyObjectOfARobotFileIsRefused() throws {
+        let data = try Data(contentsOf: Tool.root.appendingPathComponent("robots/lumen-2s.json"))
+        let robot = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        var edits: [(String, [String: Any])] = [("zz_unknown", robot.merging(["zz_unknown": 1]) { a, _ in a })]
+        for (key, value) in robot {
+            if let object = value as? [String: Any] {
+                var copy = robot
+                copy[key] = object.merging(["zz_unknown": 1]) { a, _ in a }
+                edits.append(("\(key).zz_unknown", copy))
+            } else if let list = value as? [[String: Any]] {
+                for i in list.indices {
+                    var items = list
+                    items[i] = items[i].merging(["zz_unknown": 1]) { a, _ in a }
+                    var copy = robot
+                    copy[key] = items
+                    edits.append(("\(key)[\(i)].zz_unknown", copy))
+                }
+            }
+        }
+        #expect(edits.count == 6, "\(edits.map(\.0))")
+        for (field, object) in edits {
+            let path = try write(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted]), as: UTF8.self), "robot.json")
+            try expectRefused(["robot", "check", path], status: 1, naming: path, saying: ["\(field) (line ", "unknown field"])
+        }
+    }
+}
