@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Builds and runs the fuzz targets (libFuzzer with AddressSanitizer): the DriveLink host decoder
-# (Swift), the C99 firmware reference's receive path, the EtherCAT frame decoder (Swift) and the DICOM loader
-# (the DCMTK bridge, from memory). Fails on any crash, leak, timeout or memory blow-up.
+# (Swift), the C99 firmware reference's receive path, the EtherCAT frame decoder (Swift), the safety
+# monitor's channel (Swift: gate, decoders and rule engine) and the DICOM loader (the DCMTK bridge,
+# from memory). Fails on any crash, leak, timeout or memory blow-up.
 # Usage: fuzz/run.sh [RUNS]   (default 1000000 inputs per target; the DICOM loader, at ~15k inputs/s
 # under ASan, runs at most 300000 of them and at most 45 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-1000000}
 out=.build-fuzz
-mkdir -p "$out/corpus-swift" "$out/corpus-c" "$out/corpus-ethercat" "$out/corpus-dicom"
+mkdir -p "$out/corpus-swift" "$out/corpus-c" "$out/corpus-ethercat" "$out/corpus-dicom" "$out/corpus-safetychannel" "$out/stub"
 cp fuzz/corpus/drivelink/* "$out/corpus-swift/"
 cp fuzz/corpus/drivelink/* "$out/corpus-c/"
 cp fuzz/corpus/ethercat/* "$out/corpus-ethercat/"
 cp fuzz/corpus/dicom/* "$out/corpus-dicom/"
+cp fuzz/corpus/safetychannel/* "$out/corpus-safetychannel/"
 
 # The linker's notes about sanitizer symbols are noise; a failed build still stops the script.
 swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name DriveLinkFuzz \
@@ -22,6 +24,20 @@ swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name DriveLinkFuzz 
 swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name EtherCATFuzz \
     fuzz/EtherCATFuzz.swift Sources/Drivers/EtherCAT/EtherCATFrame.swift -o "$out/ethercat-swift" 2>"$out/build-ethercat.log" \
     || { cat "$out/build-ethercat.log" >&2; exit 1; }
+# The channel target compiles the monitor's sources into one module; their `import Core` and
+# `import Drivers` resolve to empty stand-ins, since the few Core and Drivers files they need are
+# compiled in (the rest of Core would bring the YAML parser and the C shims).
+: >"$out/stub/empty.swift"
+for m in Core Drivers; do
+    swiftc -parse-as-library -emit-module -module-name "$m" "$out/stub/empty.swift" -emit-module-path "$out/stub/$m.swiftmodule" \
+        2>"$out/build-stub.log" || { cat "$out/build-stub.log" >&2; exit 1; }
+done
+swiftc -O -wmo -sanitize=fuzzer,address -parse-as-library -module-name SafetyChannelFuzz -I "$out/stub" \
+    fuzz/SafetyChannelFuzz.swift Sources/Core/JointVector.swift Sources/Core/Time.swift Sources/Core/Geometry.swift \
+    Sources/Drivers/DriveLink/CRC32C.swift Sources/Safety/SafetyWire.swift Sources/Safety/ChannelAuth.swift \
+    Sources/Safety/ChannelGate.swift Sources/Safety/SHA256.swift Sources/Safety/Monitor.swift Sources/Safety/MonitorModel.swift \
+    Sources/Safety/SafetyCheck.swift Sources/Safety/StopCategory.swift -o "$out/safetychannel-swift" 2>"$out/build-safetychannel.log" \
+    || { cat "$out/build-safetychannel.log" >&2; exit 1; }
 clang -O1 -g -std=c99 -fsanitize=fuzzer,address -Ihil/firmware/include \
     fuzz/drivelink_reference_fuzz.c hil/firmware/src/drivelink.c -o "$out/drivelink-c" 2>"$out/build-c.log" \
     || { cat "$out/build-c.log" >&2; exit 1; }
@@ -32,10 +48,11 @@ clang++ -O1 -g -std=c++17 -fsanitize=fuzzer,address -ISources/CDCMTK/include \
     fuzz/DICOMFuzz.cpp Sources/CDCMTK/lumen_dcm.cpp -ldcmdata -loflog -lofstd -o "$out/dicom" 2>"$out/build-dicom.log" \
     || { cat "$out/build-dicom.log" >&2; exit 1; }
 
-for target in drivelink-swift drivelink-c ethercat-swift; do
+for target in drivelink-swift drivelink-c ethercat-swift safetychannel-swift; do
     log="$out/run-$target.log"
     corpus="$out/corpus-${target#drivelink-}"
     [ "$target" = ethercat-swift ] && corpus="$out/corpus-ethercat"
+    [ "$target" = safetychannel-swift ] && corpus="$out/corpus-safetychannel"
     if ! "$out/$target" -runs="$runs" -max_len=1600 -rss_limit_mb=512 -timeout=5 \
         -print_final_stats=1 "$corpus" >"$log" 2>&1; then
         tail -40 "$log" >&2

@@ -186,7 +186,7 @@ public enum Monitor {
         var conditions = Conditions()
         let now = inputs.now
         let n = model.jointCount
-        state.cycles += 1
+        state.cycles &+= 1
 
         // Readings that are not numbers: nothing below can be trusted to compare them.
         let finite = inputs.position.isFinite && inputs.encoderPosition.isFinite && inputs.velocity.isFinite
@@ -200,7 +200,7 @@ public enum Monitor {
             state.lastSequence = inputs.heartbeatSequence
             state.sequenceAdvancedAt = now
         }
-        let heartbeatAge = state.sequenceAdvancedAt == 0 ? Nanoseconds.max : now - state.sequenceAdvancedAt
+        let heartbeatAge = state.sequenceAdvancedAt == 0 ? Nanoseconds.max : elapsed(now, since: state.sequenceAdvancedAt)
         let heartbeatFresh = heartbeatAge <= model.heartbeatTimeout
         if !heartbeatFresh {
             let ageMS = state.sequenceAdvancedAt == 0 ? Double.infinity : Double(heartbeatAge) * 1e-6
@@ -211,7 +211,7 @@ public enum Monitor {
         if inputs.sampledAt > state.lastSampledAt {
             state.lastSampledAt = inputs.sampledAt
             state.consecutiveLost = 0
-        } else {
+        } else if state.consecutiveLost < Int.max {
             state.consecutiveLost += 1
         }
         if state.consecutiveLost >= model.maxConsecutiveLost {
@@ -271,7 +271,7 @@ public enum Monitor {
             if newHeartbeat, state.hasPreviousCommand, inputs.heartbeatSentAt > state.previousCommandAt {
                 // Consecutive commands: their difference over the time between their sending
                 // (the control's own timestamps, so arrival jitter cannot fake a speed).
-                let dt = Double(inputs.heartbeatSentAt - state.previousCommandAt) * 1e-9
+                let dt = Double(elapsed(inputs.heartbeatSentAt, since: state.previousCommandAt)) * 1e-9
                 for i in 0..<n {
                     let implied = (inputs.commandedPosition[i] - state.previousCommand[i]) / dt
                     if abs(implied) > model.maxVelocity[i] { conditions.set(.velocity, index: i, value: implied, limit: model.maxVelocity[i]) }
@@ -296,9 +296,9 @@ public enum Monitor {
 
         // Images: in image-guided mode the newest one must be recent, and not from the future.
         if inputs.imageGuided {
-            let age = now - inputs.imageAcquiredAt
+            let age = elapsed(now, since: inputs.imageAcquiredAt)
             var stale = age > model.imageMaxAge
-            if inputs.imageAcquiredAt > now + model.period { stale = true }
+            if elapsed(inputs.imageAcquiredAt, since: now) > model.period { stale = true }
             if stale { conditions.set(.imageStale, index: -1, value: Double(age) * 1e-6, limit: Double(model.imageMaxAge) * 1e-6) }
         }
 
@@ -369,7 +369,7 @@ public enum Monitor {
             // Not at the first stopping cycle: the readings are from before the stop began.
             if inputs.now == state.stopStartedAt { still = false }
             if still { state.powerRemoved = true }
-            if inputs.now - state.stopStartedAt >= model.stopMaxTime { state.powerRemoved = true }
+            if elapsed(inputs.now, since: state.stopStartedAt) >= model.stopMaxTime { state.powerRemoved = true }
         case .two:
             break
         }
@@ -388,6 +388,15 @@ public enum Monitor {
         if !(outside <= 0) { conditions.set(.lumen, index: -1, value: outside, limit: 0) }
         let inside = geometry.insideNoGo(tip)
         if inside.depth > 0 { conditions.set(.noGo, index: inside.zone, value: inside.depth, limit: 0) }
+    }
+
+    /// `later − earlier`, saturated at the ends of the range instead of trapping: inputs come
+    /// from other processes, and no time they carry may stop the monitor.
+    @_noAllocation @_noLocks
+    @inline(__always) static func elapsed(_ later: Nanoseconds, since earlier: Nanoseconds) -> Nanoseconds {
+        let (d, overflow) = later.subtractingReportingOverflow(earlier)
+        if !overflow { return d }
+        return later > earlier ? .max : .min
     }
 
     @_noAllocation @_noLocks

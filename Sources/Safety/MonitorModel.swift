@@ -32,33 +32,6 @@ public struct MonitorModel: Sendable {
     @usableFromInline let categories: InlineArray<16, UInt8>
     public let geometry: TipGeometry
 
-    public init(_ limits: SafetyLimits) {
-        jointCount = limits.joints.count
-        period = Nanoseconds.perSecond / Nanoseconds(limits.cycleHz)
-        lower = JointVector(limits.joints.map(\.lower))
-        upper = JointVector(limits.joints.map(\.upper))
-        maxVelocity = JointVector(limits.joints.map(\.maxVelocity))
-        maxCurrent = JointVector(limits.joints.map(\.maxCurrentA))
-        maxTrackingError = JointVector(limits.joints.map(\.maxTrackingError))
-        maxEncoderMismatch = JointVector(limits.joints.map(\.maxEncoderMismatch))
-        stopDeceleration = JointVector(limits.joints.map(\.stopDeceleration))
-        heartbeatTimeout = Nanoseconds.fromSeconds(limits.heartbeatTimeoutMS * 1e-3)
-        maxInsertionForce = limits.maxInsertionForceN
-        imageMaxAge = Nanoseconds.fromSeconds(limits.imageMaxAgeMS * 1e-3)
-        maxConsecutiveLost = limits.link.maxConsecutiveLost
-        let dt = 1.0 / Double(limits.cycleHz)
-        lostBurst = limits.link.lostBurst; lostLeak = limits.link.lostPerS * dt
-        crcBurst = limits.link.crcBurst; crcLeak = limits.link.crcPerS * dt
-        wkcBurst = limits.link.wkcBurst; wkcLeak = limits.link.wkcPerS * dt
-        stopMaxTime = Nanoseconds.fromSeconds(limits.controlledStop.maxTimeMS * 1e-3)
-        standstillFraction = limits.controlledStop.standstillFraction
-        var c = InlineArray<16, UInt8>(repeating: 0)
-        for check in SafetyCheck.allCases { c[Int(check.rawValue)] = UInt8(limits.category(check).rawValue) }
-        c[Int(SafetyCheck.startup.rawValue)] = 0
-        categories = c
-        geometry = TipGeometry(limits)
-    }
-
     /// Where joints at `q` moving at `v` come to rest if a controlled stop is asked for now:
     /// two monitor periods of reaction at `v`, then braking at the stop deceleration.
     @_noAllocation @_noLocks
@@ -101,30 +74,6 @@ public struct TipGeometry: Sendable {
     /// No-go spheres: (x, y, z, radius) mm.
     @usableFromInline let noGo: InlineArray<8, SIMD4<Double>>
     public let noGoCount: Int
-
-    public init(_ limits: SafetyLimits) {
-        let c = limits.catheter
-        sectionCount = c.sections.count
-        base = Pose(rotation: .rpy(c.baseRPYRad[0], c.baseRPYRad[1], c.baseRPYRad[2]),
-                    translation: Vec3(c.basePositionMM[0], c.basePositionMM[1], c.basePositionMM[2]))
-        var len = SIMD2<Double>(0, 0), rad = SIMD2<Double>(1, 1)
-        for (i, s) in c.sections.enumerated() {
-            len[i] = s.lengthMM
-            rad[i] = s.tendonRadiusMM
-        }
-        sectionLength = len
-        tendonRadius = rad
-        tipLength = c.tipLengthMM
-        tipMargin = c.tipMarginMM
-        var points = InlineArray<32, SIMD4<Double>>(repeating: .zero)
-        for (i, p) in limits.lumen.centerlineMM.enumerated() { points[i] = SIMD4(p[0], p[1], p[2], limits.lumen.radiusMM[i]) }
-        corridor = points
-        corridorCount = limits.lumen.centerlineMM.count
-        var zones = InlineArray<8, SIMD4<Double>>(repeating: .zero)
-        for (i, z) in limits.noGo.enumerated() { zones[i] = SIMD4(z.centerMM[0], z.centerMM[1], z.centerMM[2], z.radiusMM) }
-        noGo = zones
-        noGoCount = limits.noGo.count
-    }
 
     /// The tip position (mm, world) for joints `q`: insertion, roll, two tendons per section.
     /// - Important: runs in the monitor cycle; must not allocate, lock or log.

@@ -1,28 +1,44 @@
 import Core
 import Drivers
 
-/// The safety channel's datagrams (little-endian, each ending in a CRC-32C of all bytes before
-/// it). Spec: docs/safety/channel.md.
+/// The safety channel's datagrams (little-endian). Each ends in a counter u64 and a 16-byte
+/// HMAC-SHA256 tag over every byte before the tag, then a CRC-32C of every byte before the CRC.
+/// Spec, byte tables and threat model: docs/safety/channel.md.
 ///
-/// - `LSD1` drive sample, drives → monitor, every drive cycle: sequence u32, sampled-at i64 ns,
+/// - `LSD2` drive sample, drives → monitor, every drive cycle: sequence u32, sampled-at i64 ns,
 ///   axes u8, force f64 N, then per axis encoder f64, load sensor f64, velocity f64, current f64,
 ///   status u8 (bit 0 power on, bit 1 fault).
-/// - `LSP1` permit, monitor → drives, every monitor cycle: sequence u32, permit u8, quick stop u8.
-/// - `LHB1` heartbeat, control → monitor, every control cycle: sequence u64, sent-at i64 ns,
+/// - `LSP2` permit, monitor → drives, every monitor cycle: sequence u32, permit u8, quick stop u8.
+/// - `LHB2` heartbeat, control → monitor, every control cycle: sequence u64, sent-at i64 ns,
 ///   flags u8 (bit 0 following a position command with power, bit 1 image-guided), image
 ///   acquired-at i64 ns, lost frames u64, CRC errors u64, WKC errors u64, axes u8, then per
 ///   axis commanded position f64 and velocity f64.
-/// - `LOP1` operator, console → monitor: deadman u8, acknowledge u8.
+/// - `LOP2` operator, console → monitor: deadman u8, acknowledge u8.
+///
+/// The decoders check every field's range before anything reads it: times in 0…`maxTime`,
+/// readings finite and within ±`maxMagnitude`, booleans 0 or 1, no undefined flag bits, the
+/// monitor's axis count. A datagram with any field out of range changes nothing.
 public enum SafetyWire {
-    public static let driveSampleMagic: UInt32 = 0x3144_534C  // "LSD1"
-    public static let permitMagic: UInt32 = 0x3150_534C  // "LSP1"
-    public static let heartbeatMagic: UInt32 = 0x3142_484C  // "LHB1"
-    public static let operatorMagic: UInt32 = 0x3150_4F4C  // "LOP1"
+    public static let driveSampleMagic: UInt32 = 0x3244_534C  // "LSD2"
+    public static let permitMagic: UInt32 = 0x3250_534C  // "LSP2"
+    public static let heartbeatMagic: UInt32 = 0x3242_484C  // "LHB2"
+    public static let operatorMagic: UInt32 = 0x3250_4F4C  // "LOP2"
 
-    public static func driveSampleSize(axes: Int) -> Int { 4 + 4 + 8 + 1 + 8 + axes * 33 + 4 }
-    public static let permitSize = 4 + 4 + 1 + 1 + 4
-    public static func heartbeatSize(axes: Int) -> Int { 4 + 8 + 8 + 1 + 8 + 24 + 1 + axes * 16 + 4 }
-    public static let operatorSize = 4 + 1 + 1 + 4
+    /// Bytes of the authentication tag: a truncated HMAC-SHA256 (see docs/safety/channel.md).
+    public static var tagLength: Int { 16 }
+    /// Counter, tag and CRC at the end of every datagram.
+    public static var trailerSize: Int { 8 + tagLength + 4 }
+    /// Latest time a datagram may carry (ns, about 146 years of CLOCK_MONOTONIC): far beyond
+    /// any uptime, and small enough that the difference of two such times cannot overflow.
+    public static var maxTime: Nanoseconds { 1 << 62 }
+    /// Largest magnitude of a reading or command (mm, rad, mm/s, A, N): beyond any catheter
+    /// robot by orders of magnitude, and small enough that squares and sums stay finite.
+    public static var maxMagnitude: Double { 1e9 }
+
+    public static func driveSampleSize(axes: Int) -> Int { 4 + 4 + 8 + 1 + 8 + axes * 33 + trailerSize }
+    public static var permitSize: Int { 4 + 4 + 1 + 1 + trailerSize }
+    public static func heartbeatSize(axes: Int) -> Int { 4 + 8 + 8 + 1 + 8 + 24 + 1 + axes * 16 + trailerSize }
+    public static var operatorSize: Int { 4 + 1 + 1 + trailerSize }
     /// Large enough for any datagram of up to `JointVector.capacity` axes.
     public static var maxSize: Int { max(driveSampleSize(axes: JointVector.capacity), heartbeatSize(axes: JointVector.capacity)) }
 
@@ -32,7 +48,7 @@ public enum SafetyWire {
     /// - Important: runs in the monitor cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
     public static func classify(_ bytes: UnsafeRawBufferPointer) -> Kind {
-        if bytes.count < 8 { return .invalid }
+        if bytes.count < operatorSize { return .invalid }
         let body = UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count - 4)])
         if CRC32C.checksum(body) != UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: bytes.count - 4, as: UInt32.self)) { return .invalid }
         let magic = UInt32(littleEndian: bytes.loadUnaligned(as: UInt32.self))
@@ -42,7 +58,7 @@ public enum SafetyWire {
             return axes <= JointVector.capacity && bytes.count == driveSampleSize(axes: axes) ? .driveSample : .invalid
         }
         if magic == heartbeatMagic {
-            if bytes.count < 58 { return .invalid }
+            if bytes.count < 54 { return .invalid }
             let axes = Int(bytes[53])
             return axes <= JointVector.capacity && bytes.count == heartbeatSize(axes: axes) ? .heartbeat : .invalid
         }
@@ -50,6 +66,35 @@ public enum SafetyWire {
         if magic == operatorMagic { return bytes.count == operatorSize ? .operatorInput : .invalid }
         return .invalid
     }
+
+    /// Whether the tag of a classified datagram is the key's HMAC of the bytes before it. The
+    /// comparison takes the same time wherever the tags differ.
+    /// - Important: runs in the monitor cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public static func authenticate(_ bytes: UnsafeRawBufferPointer, key: ChannelKey) -> Bool {
+        if bytes.count < trailerSize + 4 { return false }
+        let tagAt = bytes.count - 4 - tagLength
+        let mac = key.mac(UnsafeRawBufferPointer(rebasing: bytes[0..<tagAt]))
+        var difference: UInt8 = 0
+        for i in 0..<tagLength { difference |= mac[i] ^ bytes[tagAt + i] }
+        return difference == 0
+    }
+
+    /// The sender's counter of a classified datagram.
+    /// - Important: runs in the monitor cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public static func counter(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        if bytes.count < trailerSize { return 0 }
+        return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: bytes.count - trailerSize, as: UInt64.self))
+    }
+
+    /// A time field within 0…`maxTime`.
+    @_noAllocation @_noLocks @inline(__always)
+    static func validTime(_ t: Nanoseconds) -> Bool { t >= 0 && t <= maxTime }
+
+    /// A reading within ±`maxMagnitude` (NaN fails the comparison).
+    @_noAllocation @_noLocks @inline(__always)
+    static func validReading(_ x: Double) -> Bool { abs(x) <= maxMagnitude }
 
     // MARK: Writer / reader
 
@@ -78,9 +123,13 @@ public enum SafetyWire {
         public mutating func put(_ v: Int64) { put(UInt64(bitPattern: v)) }
         @_noAllocation @_noLocks
         public mutating func put(_ v: Double) { put(v.bitPattern) }
-        /// Appends the CRC of everything so far; returns the datagram's length.
+        /// Appends the counter, the tag over everything so far and the CRC; returns the
+        /// datagram's length.
         @_noAllocation @_noLocks
-        public mutating func finish() -> Int {
+        public mutating func seal(counter: UInt64, key: ChannelKey) -> Int {
+            put(counter)
+            let mac = key.mac(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            for i in 0..<SafetyWire.tagLength { put(mac[i]) }
             let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
             put(crc)
             return count
@@ -95,6 +144,12 @@ public enum SafetyWire {
         public init(_ bytes: UnsafeRawBufferPointer, skippingMagic: Bool = true) {
             self.bytes = bytes
             offset = skippingMagic ? 4 : 0
+        }
+        /// A reader at `offset`, to read fields again after checking them.
+        @_noAllocation @_noLocks
+        public init(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+            self.bytes = bytes
+            self.offset = offset
         }
         @_noAllocation @_noLocks
         public mutating func u8() -> UInt8 {
@@ -126,7 +181,7 @@ public enum SafetyWire {
     @_noAllocation @_noLocks
     public static func encodeDriveSample(sequence: UInt32, sampledAt: Nanoseconds, force: Double, encoder: JointVector, load: JointVector,
                                          velocity: JointVector, current: JointVector, status: UnsafePointer<UInt8>,
-                                         into buffer: UnsafeMutableRawBufferPointer) -> Int {
+                                         counter: UInt64, key: ChannelKey, into buffer: UnsafeMutableRawBufferPointer) -> Int {
         var w = Writer(buffer)
         w.put(driveSampleMagic)
         w.put(sequence)
@@ -137,20 +192,30 @@ public enum SafetyWire {
             w.put(encoder[i]); w.put(load[i]); w.put(velocity[i]); w.put(current[i])
             w.put(status[i])
         }
-        return w.finish()
+        return w.seal(counter: counter, key: key)
     }
 
-    /// Copies a checked drive sample into the monitor's inputs. Returns false when its axis
-    /// count does not match the monitor's.
+    /// Copies a drive sample into the monitor's inputs (its length is checked here too). Returns false, changing
+    /// nothing, when its axis count is not the monitor's or a field is out of range.
+    /// - Important: runs in the monitor cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
     public static func decodeDriveSample(_ bytes: UnsafeRawBufferPointer, into inputs: inout MonitorInputs) -> Bool {
+        if bytes.count < driveSampleSize(axes: 0) { return false }
         var r = Reader(bytes)
         _ = r.u32()
         let sampledAt = r.i64()
         let axes = Int(r.u8())
-        if axes != inputs.position.count { return false }
+        if axes != inputs.position.count || bytes.count != driveSampleSize(axes: axes) || !validTime(sampledAt) { return false }
+        let force = r.double()
+        if !validReading(force) { return false }
+        let first = r.offset
+        for _ in 0..<axes {
+            for _ in 0..<4 where !validReading(r.double()) { return false }
+            if r.u8() & ~3 != 0 { return false }
+        }
+        r = Reader(bytes, at: first)
         inputs.sampledAt = sampledAt
-        inputs.insertionForce = r.double()
+        inputs.insertionForce = force
         for i in 0..<axes {
             inputs.encoderPosition[i] = r.double()
             inputs.position[i] = r.double()
@@ -162,29 +227,34 @@ public enum SafetyWire {
     }
 
     @_noAllocation @_noLocks
-    public static func encodePermit(sequence: UInt32, permit: Bool, quickStop: Bool, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    public static func encodePermit(sequence: UInt32, permit: Bool, quickStop: Bool, counter: UInt64, key: ChannelKey,
+                                    into buffer: UnsafeMutableRawBufferPointer) -> Int {
         var w = Writer(buffer)
         w.put(permitMagic)
         w.put(sequence)
         w.put(UInt8(permit ? 1 : 0))
         w.put(UInt8(quickStop ? 1 : 0))
-        return w.finish()
+        return w.seal(counter: counter, key: key)
     }
 
-    /// (sequence, permit, quick stop) of a checked permit datagram.
+    /// (sequence, permit, quick stop) of a permit datagram; nil when a flag is
+    /// neither 0 nor 1.
     @_noAllocation @_noLocks
-    public static func decodePermit(_ bytes: UnsafeRawBufferPointer) -> (sequence: UInt32, permit: Bool, quickStop: Bool) {
+    public static func decodePermit(_ bytes: UnsafeRawBufferPointer) -> (sequence: UInt32, permit: Bool, quickStop: Bool)? {
+        if bytes.count != permitSize { return nil }
         var r = Reader(bytes)
         let s = r.u32()
         let p = r.u8()
         let q = r.u8()
-        return (s, p == 1, q != 0)
+        if p > 1 || q > 1 { return nil }
+        return (s, p == 1, q == 1)
     }
 
     @_noAllocation @_noLocks
     public static func encodeHeartbeat(sequence: UInt64, sentAt: Nanoseconds, following: Bool, imageGuided: Bool, imageAcquiredAt: Nanoseconds,
                                        lostFrames: UInt64, crcErrors: UInt64, wkcErrors: UInt64,
-                                       position: JointVector, velocity: JointVector, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+                                       position: JointVector, velocity: JointVector,
+                                       counter: UInt64, key: ChannelKey, into buffer: UnsafeMutableRawBufferPointer) -> Int {
         var w = Writer(buffer)
         w.put(heartbeatMagic)
         w.put(sequence)
@@ -196,11 +266,16 @@ public enum SafetyWire {
         for i in 0..<position.count {
             w.put(position[i]); w.put(velocity[i])
         }
-        return w.finish()
+        return w.seal(counter: counter, key: key)
     }
 
+    /// Copies a heartbeat into the monitor's inputs (its length is checked here too). Returns false, changing
+    /// nothing, when its axis count is not the monitor's or a field is out of range. The link
+    /// counters may take any value: the monitor only compares them.
+    /// - Important: runs in the monitor cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
     public static func decodeHeartbeat(_ bytes: UnsafeRawBufferPointer, into inputs: inout MonitorInputs) -> Bool {
+        if bytes.count < heartbeatSize(axes: 0) { return false }
         var r = Reader(bytes)
         let sequence = r.u64()
         let sentAt = r.i64()
@@ -208,7 +283,11 @@ public enum SafetyWire {
         let image = r.i64()
         let lost = r.u64(), crc = r.u64(), wkc = r.u64()
         let axes = Int(r.u8())
-        if axes != inputs.commandedPosition.count { return false }
+        if axes != inputs.commandedPosition.count || bytes.count != heartbeatSize(axes: axes) { return false }
+        if !validTime(sentAt) || !validTime(image) || flags & ~3 != 0 { return false }
+        let first = r.offset
+        for _ in 0..<(2 * axes) where !validReading(r.double()) { return false }
+        r = Reader(bytes, at: first)
         inputs.heartbeatSequence = sequence
         inputs.heartbeatSentAt = sentAt
         inputs.commandActive = flags & 1 != 0
@@ -225,18 +304,26 @@ public enum SafetyWire {
     }
 
     @_noAllocation @_noLocks
-    public static func encodeOperator(deadman: Bool, acknowledge: Bool, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    public static func encodeOperator(deadman: Bool, acknowledge: Bool, counter: UInt64, key: ChannelKey,
+                                      into buffer: UnsafeMutableRawBufferPointer) -> Int {
         var w = Writer(buffer)
         w.put(operatorMagic)
         w.put(UInt8(deadman ? 1 : 0))
         w.put(UInt8(acknowledge ? 1 : 0))
-        return w.finish()
+        return w.seal(counter: counter, key: key)
     }
 
+    /// Copies an operator datagram into the monitor's inputs. Returns false,
+    /// changing nothing, when a button is neither 0 nor 1.
+    /// - Important: runs in the monitor cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
-    public static func decodeOperator(_ bytes: UnsafeRawBufferPointer, into inputs: inout MonitorInputs) {
+    public static func decodeOperator(_ bytes: UnsafeRawBufferPointer, into inputs: inout MonitorInputs) -> Bool {
+        if bytes.count != operatorSize { return false }
         var r = Reader(bytes)
-        inputs.deadman = r.u8() == 1
-        inputs.acknowledge = r.u8() == 1
+        let deadman = r.u8(), acknowledge = r.u8()
+        if deadman > 1 || acknowledge > 1 { return false }
+        inputs.deadman = deadman == 1
+        inputs.acknowledge = acknowledge == 1
+        return true
     }
 }

@@ -10,7 +10,7 @@ struct BenchCycle: ParsableCommand {
         abstract: "Compute time of one full cycle (decode state, kinematics, DLS step, controller, encode command) and allocations per cycle."
     )
 
-    @Option(help: "Cycles to measure.") var cycles = 200_000
+    @Option(help: "Cycles to measure (1000…100000000).") var cycles = 200_000
     @Option(help: "Robot file.") var robot = DemoRigFiles.defaultRobot
     @Flag(help: "Print JSON on stdout.") var json = false
     @OptionGroup var realtime: RealtimeFlags
@@ -30,7 +30,7 @@ struct BenchCycle: ParsableCommand {
     }
 
     func validate() throws {
-        guard cycles >= 1000, cycles <= 100_000_000 else { throw ValidationError("--cycles must be 1000…100000000") }
+        try Check.count(cycles, "--cycles", in: 1000...100_000_000)
     }
 
     func run() throws {

@@ -12,11 +12,11 @@ struct BenchImaging: ParsableCommand {
         abstract: "Catheter detection time per frame (p50, p99) at 512² and 1024², full frame and tracking mode, one core."
     )
 
-    @Option(help: "Timed repetitions per size and mode.") var repetitions = 60
+    @Option(help: "Timed repetitions per size and mode (5…10000).") var repetitions = 60
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func validate() throws {
-        guard (5...10_000).contains(repetitions) else { throw ValidationError("--repetitions must be 5…10000") }
+        try Check.count(repetitions, "--repetitions", in: 5...10_000)
     }
 
     struct Figure: Encodable {

@@ -12,9 +12,17 @@ struct BenchKinematics: ParsableCommand {
     )
 
     @Option(help: "Robot file.") var robot = DemoRigFiles.defaultRobot
-    @Option(help: "Batches to time (each of --batch calls).") var batches = 400
-    @Option(help: "Calls per timed batch.") var batch = 500
+    @Option(help: "Batches to time (each of --batch calls; 10…100000, at most 10⁸ calls in all).") var batches = 400
+    @Option(help: "Calls per timed batch (1…100000).") var batch = 500
     @Flag(help: "Print JSON on stdout.") var json = false
+
+    func validate() throws {
+        try Check.count(batches, "--batches", in: 10...100_000)
+        try Check.count(batch, "--batch", in: 1...100_000)
+        guard batches * batch <= 100_000_000 else {
+            throw ValidationError("--batches × --batch must be at most 100000000 calls per function, got \(batches * batch)")
+        }
+    }
 
     struct Figure: Encodable {
         var p50_ns: Double

@@ -13,7 +13,7 @@ struct BenchLink: ParsableCommand {
         abstract: "Round trip of one cycle's command and state over DriveLink on a pty and EtherCAT over UDP; host encode+decode time; allocations per cycle."
     )
 
-    @Option(help: "Exchanges to time.") var exchanges = 5000
+    @Option(help: "Exchanges to time (100…1000000).") var exchanges = 5000
     @Option(help: "Robot file.") var robot = DemoRigFiles.defaultRobot
     @Flag(help: "Print JSON on stdout.") var json = false
 
@@ -55,7 +55,7 @@ struct BenchLink: ParsableCommand {
     }
 
     func validate() throws {
-        guard (100...1_000_000).contains(exchanges) else { throw ValidationError("--exchanges must be 100…1000000") }
+        try Check.count(exchanges, "--exchanges", in: 100...1_000_000)
     }
 
     func run() throws {

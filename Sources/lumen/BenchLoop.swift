@@ -13,9 +13,9 @@ struct BenchLoop: ParsableCommand {
         abstract: "Wake-up lateness of the Swift cycle runner against a C clock_nanosleep loop."
     )
 
-    @Option(help: "Cycle rate (Hz).") var rate = 1000
-    @Option(help: "Total time (s), shared equally between the two loops.") var seconds = 10.0
-    @Option(help: "Length of each alternating block (s).") var block = 0.5
+    @Option(help: "Cycle rate (Hz, 1…20000).") var rate = 1000
+    @Option(help: "Total time (s, 0.1…3600), shared equally between the two loops.") var seconds = 10.0
+    @Option(help: "Length of each alternating block (s, 0.001…60; at least one cycle, at most half of --seconds).") var block = 0.5
     @Option(help: "Robot file for the Swift cycle's stages.") var robot = DemoRigFiles.defaultRobot
     @Flag(help: "Print JSON on stdout.") var json = false
     @OptionGroup var realtime: RealtimeFlags
@@ -44,9 +44,16 @@ struct BenchLoop: ParsableCommand {
     }
 
     func validate() throws {
-        guard (1...20_000).contains(rate) else { throw ValidationError("--rate must be 1…20000 Hz") }
-        guard seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600]") }
-        guard block > 0, block <= seconds else { throw ValidationError("--block must be in (0, seconds]") }
+        try Check.count(rate, "--rate", in: 1...20_000, unit: "Hz")
+        try Check.number(seconds, "--seconds", in: 0.1...3600, unit: "s")
+        try Check.number(block, "--block", in: 0.001...60, unit: "s")
+        // Fewer than one cycle a block would still run one; beyond half the time, one block each overruns it.
+        guard block * Double(rate) >= 1 else {
+            throw ValidationError("--block must be at least one cycle (1/--rate = \(Check.text(1 / Double(rate))) s), got \(Check.text(block)) s")
+        }
+        guard block <= seconds / 2 else {
+            throw ValidationError("--block must be at most half of --seconds (\(Check.text(seconds / 2)) s: each loop gets half), got \(Check.text(block)) s")
+        }
     }
 
     func run() throws {

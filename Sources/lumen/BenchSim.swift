@@ -12,13 +12,21 @@ struct BenchSim: ParsableCommand {
         abstract: "Real-time factor of the catheter rod in the arch phantom, render time per 1024² frame, and a PyElastica peer on a shared cantilever."
     )
 
-    @Option(help: "Simulated seconds of pushing through the arch for each real-time factor.") var seconds = 10.0
-    @Option(help: "Frames to render for the render time.") var frames = 12
+    @Option(help: "Simulated seconds of pushing through the arch for each real-time factor (0.1…600).") var seconds = 10.0
+    @Option(help: "Frames to render for the render time (1…1000).") var frames = 12
     @Option(help: "Python with pyelastica for the peer (scripts/bench-sim.sh sets one up); empty to skip the peer.")
     var peerPython = ".venv-bench/bin/python"
     @Option(help: "The peer script.") var peerScript = "bench/peer/pyelastica_cantilever.py"
-    @Option(help: "Directory for the plot.") var out = "out/bench-sim"
+    @Option(help: "Folder for the plot.") var out = "out/bench-sim"
     @Flag(help: "Print JSON on stdout.") var json = false
+
+    func validate() throws {
+        try Check.number(seconds, "--seconds", in: 0.1...600, unit: "s")
+        try Check.count(frames, "--frames", in: 1...1000)
+        try Check.outputFolder(out, "--out", files: [Self.plotName])
+    }
+
+    static let plotName = "cantilever_dt.png"
 
     struct Push: Encodable {
         var elements: Int
@@ -106,7 +114,7 @@ struct BenchSim: ParsableCommand {
             Output.progress("bench sim: " + note)
         }
         let agreement = peer.map { 100 * abs(ours.reference_deflection_m - $0.reference_deflection_m) / abs($0.reference_deflection_m) }
-        let plotPath = out + "/cantilever_dt.png"
+        let plotPath = out + "/" + Self.plotName
         try plot(ours: ours, peer: peer, to: plotPath)
         let result = Result(
             rtf_100: round1(push100.push.rtf), rtf_200: round1(push200.push.rtf), render_ms_1024: round1(renderMs),
@@ -307,7 +315,7 @@ struct BenchSim: ParsableCommand {
         if let peer { p.series.append(.init(label: "PyElastica (position Verlet)", points: points(peer), color: (214, 39, 40), markers: true)) }
         let lo = log10(1e-5), hi = log10(1e-2)
         p.series.append(.init(label: "1 % limit", points: [(lo, 1), (hi, 1)], color: (120, 120, 120), thickness: 1))
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try OutputPath.createFolder(out)
         try p.write(to: path)
     }
 }

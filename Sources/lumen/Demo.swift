@@ -12,10 +12,10 @@ struct Demo: ParsableCommand {
     )
 
     @Option(help: "Robot file (YAML or JSON).") var robot = DemoRigFiles.defaultRobot
-    @Option(help: "How long to run (s).") var seconds = 6.0
-    @Option(help: "Cycle rate (Hz).") var rate = 1000
+    @Option(help: "How long to run (s, 0.1…3600; at least 100 cycles).") var seconds = 6.0
+    @Option(help: "Cycle rate (Hz, 10…20000).") var rate = 1000
     @Option(help: "Folder for summary.json and the plots.") var out = "out/demo"
-    @Option(help: "Circle radius of the scripted path (mm).") var radius = 8.0
+    @Option(help: "Circle radius of the scripted path (mm, 0…30).") var radius = 8.0
     @Option(help: "Where the drives are: sim (in-process), serial (simulated drives speaking DriveLink over a pty), serial:/dev/ttyUSB0@1000000 (real DriveLink drives), ethercat-udp (simulated CiA 402 slaves behind EtherCAT over UDP) or ethercat-udp:HOST:PORT.")
     var link = "sim"
     @Option(help: "Simulated drives: ideal, or emulated (motor, gearbox with backlash, encoder, the drives' own loops), on any simulated link.")
@@ -23,8 +23,8 @@ struct Demo: ParsableCommand {
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
     @Option(help: "Instead of the scripted servo: navigate the physics catheter into this branch of the arch phantom (left_subclavian, left_common_carotid, brachiocephalic, right_subclavian, right_common_carotid) under biplane fluoroscopy at 15 fps, with the tracker, the estimator and the supervised path servo at 1 kHz, in simulated time.")
     var navigate: String?
-    @Option(help: "With --navigate: how far into the branch the target lies (mm).") var depth = 25.0
-    @Option(help: "With --navigate: give up after this much simulated time (s).") var timeLimit = 90.0
+    @Option(help: "With --navigate: how far into the branch the target lies (mm, 1…200).") var depth = 25.0
+    @Option(help: "With --navigate: give up after this much simulated time (s, 0.1…3600).") var timeLimit = 90.0
     @OptionGroup var realtime: RealtimeFlags
 
     struct Summary: Encodable {
@@ -63,12 +63,28 @@ struct Demo: ParsableCommand {
     }
 
     func validate() throws {
-        guard (10...20_000).contains(rate) else { throw ValidationError("--rate must be 10…20000 Hz") }
-        guard seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600]") }
-        guard radius >= 0, radius <= 30 else { throw ValidationError("--radius must be 0…30 mm") }
-        guard ["ideal", "emulated"].contains(drives) else { throw ValidationError("--drives must be ideal or emulated") }
-        guard depth > 0, depth <= 200 else { throw ValidationError("--depth must be in (0, 200] mm") }
-        guard timeLimit > 0, timeLimit <= 3600 else { throw ValidationError("--time-limit must be in (0, 3600] s") }
+        try Check.count(rate, "--rate", in: 10...20_000, unit: "Hz")
+        try Check.number(seconds, "--seconds", in: 0.1...3600, unit: "s")
+        guard seconds * Double(rate) >= 100 else {
+            throw ValidationError("--seconds × --rate must give at least 100 cycles, got \(Check.text((seconds * Double(rate)).rounded()))")
+        }
+        try Check.number(radius, "--radius", in: 0...30, unit: "mm")
+        try Check.oneOf(drives, "--drives", ["ideal", "emulated"])
+        try Check.number(depth, "--depth", in: 1...200, unit: "mm")
+        try Check.number(timeLimit, "--time-limit", in: 0.1...3600, unit: "s")
+        if let navigate {
+            // The navigation demo runs in the arch phantom.
+            do { _ = try Phantoms.aorticArch().route(toVessel: navigate, depth: depth) } catch {
+                throw ValidationError("--navigate: \(error.description) in the arch phantom")
+            }
+        }
+        // "serial" and "ethercat-udp" alone stand for simulated drives; run() maps them.
+        if !["serial", "ethercat-udp"].contains(link) {
+            do { _ = try LinkAddress(parsing: link) } catch { throw ValidationError("--link: \(error.description)") }
+        }
+        try Check.outputFolder(out, "--out", files: navigate == nil
+            ? ["summary.json", "tip_path.png", "tracking_error.png"]
+            : ["summary.json", "navigation.png", "navigation_lateral.png", "navigation_zoom.png", "navigation_lateral_zoom.png"])
     }
 
     func run() throws {

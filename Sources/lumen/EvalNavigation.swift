@@ -9,11 +9,11 @@ struct EvalNavigation: ParsableCommand {
         abstract: "Seeded closed-loop navigation runs (physics, drives, biplane fluoroscopy, tracker, estimator, servo) over targets and C-arm angles."
     )
 
-    @Option(help: "Number of runs.") var runs = 20
-    @Option(help: "First seed.") var seed: UInt64 = 1
+    @Option(help: "Number of runs (1…10000).") var runs = 20
+    @Option(help: "First seed (any whole number 0…2⁶⁴ − 1).") var seed: UInt64 = 1
     @Option(help: "Robot file of the steerable catheter (one bending section: the physics catheter has one).") var robot = NavigationSetup().robot
-    @Option(help: "Index of the first run (runs cycle through targets and angles; to repeat one run alone).") var first = 0
-    @Option(help: "Time limit per run (simulated s).") var maxSeconds = 90.0
+    @Option(help: "Index of the first run (0…1000000; runs cycle through targets and angles; to repeat one run alone).") var first = 0
+    @Option(help: "Time limit per run (simulated s, 0.1…3600).") var maxSeconds = 90.0
     @Option(help: "Folder for the per-run JSON and the plot of the first run.") var out = "out/eval-navigation"
     @Option(help: "Tip measurements: tracker (from the images) or truth (the simulated tip with a 0.1 mm σ of noise drawn from the seed, at the same rate and latency, and no images rendered: separates control failures from tracking failures).") var measurements = "tracker"
     @Flag(help: "Print JSON on stdout.") var json = false
@@ -38,8 +38,12 @@ struct EvalNavigation: ParsableCommand {
     static let angles: [(Double, Double)] = [(0, 0), (30, 0), (-30, 15), (20, -10)]
 
     func validate() throws {
-        guard ["tracker", "truth"].contains(measurements) else { throw ValidationError("--measurements must be tracker or truth") }
-        guard runs > 0 else { throw ValidationError("--runs must be at least 1") }
+        try Check.oneOf(measurements, "--measurements", ["tracker", "truth"])
+        try Check.count(runs, "--runs", in: 1...10_000)
+        // Both bounded, so first + runs cannot overflow.
+        try Check.count(first, "--first", in: 0...1_000_000)
+        try Check.number(maxSeconds, "--max-seconds", in: 0.1...3600, unit: "s")
+        try Check.outputFolder(out, "--out", files: ["summary.json", "run_0000.png", "run_0000_lateral.png", "run_0000_zoom.png", "run_0000_lateral_zoom.png"])
     }
 
     func run() throws {

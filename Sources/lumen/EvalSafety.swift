@@ -12,14 +12,14 @@ struct EvalSafety: ParsableCommand {
         abstract: "Fault campaign: inject random faults of every kind into the simulated closed loop and measure the monitor's detection and reaction, then count false trips over fault-free navigation."
     )
 
-    @Option(help: "Faults to inject.") var faults = 1000
-    @Option(help: "Random seed.") var seed: UInt64 = 1
-    @Option(name: .customLong("nominal-minutes"), help: "Minutes of fault-free navigation for the false-trip count (simulated).")
+    @Option(help: "Faults to inject (1…100000).") var faults = 1000
+    @Option(help: "Random seed (any whole number 0…2⁶⁴ − 1).") var seed: UInt64 = 1
+    @Option(name: .customLong("nominal-minutes"), help: "Minutes of fault-free navigation for the false-trip count (simulated; 0.01…600, or 0 to skip).")
     var nominalMinutes = 30.0
     @Option(help: "The monitor's limits file.") var limits = "safety/lumen-2s-limits.yaml"
     @Option(help: "Robot file.") var robot = DemoRigFiles.defaultRobot
     @Option(help: "Only these fault kinds (comma-separated); all by default.") var kinds: String?
-    @Option(name: .customLong("drive-watchdog-ms"), help: "The drives' safety-line watchdog (ms).") var driveWatchdogMS = 5.0
+    @Option(name: .customLong("drive-watchdog-ms"), help: "The drives' safety-line watchdog (ms, 1…300).") var driveWatchdogMS = 5.0
     @Option(help: "Folder for results.json and the plot.") var out = "out/eval-safety"
     @Flag(help: "Print the results as JSON on stdout.") var json = false
 
@@ -62,15 +62,19 @@ struct EvalSafety: ParsableCommand {
     }
 
     func validate() throws {
-        guard (1...100_000).contains(faults) else { throw ValidationError("--faults must be 1…100000") }
-        guard nominalMinutes >= 0, nominalMinutes <= 600 else { throw ValidationError("--nominal-minutes must be 0…600") }
-        guard driveWatchdogMS > 0, driveWatchdogMS <= 300 else { throw ValidationError("--drive-watchdog-ms must be in (0, 300]") }
+        try Check.count(faults, "--faults", in: 1...100_000)
+        if nominalMinutes != 0 { try Check.number(nominalMinutes, "--nominal-minutes", in: 0.01...600, unit: "min (or 0 to skip)") }
+        try Check.number(driveWatchdogMS, "--drive-watchdog-ms", in: 1...300, unit: "ms")
         if let kinds {
+            guard kinds.contains(where: { $0 != "," }) else { throw ValidationError("--kinds names no fault kind: give at least one, or leave it out for all") }
             for k in kinds.split(separator: ",") where FaultKind(rawValue: String(k)) == nil {
-                throw ValidationError("unknown fault kind \(k); known: \(FaultKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError("--kinds: unknown fault kind '\(k)'; known: \(FaultKind.allCases.map(\.rawValue).joined(separator: ", "))")
             }
         }
+        try Check.outputFolder(out, "--out", files: Self.outputFiles)
     }
+
+    static let outputFiles = ["results.json", "episodes.json", "reaction_cdf.png"]
 
     func run() throws {
         let description = try DemoRigFiles.loadRobot(robot)
@@ -111,7 +115,7 @@ struct EvalSafety: ParsableCommand {
         }
         let reactions = episodes.compactMap(\.reactionMS)
         let detected = episodes.filter(\.detected).count
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try OutputPath.createFolder(out)
         let plot = try writePlot(episodes)
         let results = Results(
             seed: seed, faults: faults, limits: limits, limits_sha256: loaded.sha256, drive_watchdog_ms: driveWatchdogMS,

@@ -14,17 +14,18 @@ struct EvalTracking: ParsableCommand {
     )
 
     @Flag(help: "Fewer frames per sequence (a smoke run).") var quick = false
-    @Option(help: "Frames per sequence.") var frames: Int?
-    @Option(help: "Detector size (px, square); the field of view stays 307 mm, so the pitch is 307.2 mm / size.") var size = 512
+    @Option(help: "Frames per sequence (4…2000; 30, or 10 with --quick, when absent).") var frames: Int?
+    @Option(help: "Detector size (px, square: 256, 384, 512, 768 or 1024); the field of view stays 307 mm, so the pitch is 307.2 mm / size.") var size = 512
     @Option(help: "Folder for the figure and per-frame results.") var out = "out/eval-tracking"
     @Option(help: "Write overlays of every frame of this condition (by name) into <out>/overlay-<name>.") var overlay: String?
     @Option(help: "Only these conditions (names, comma-separated); all when absent.") var only: String?
-    @Option(help: "Noise seed: another value renders the same sequences with other quantum noise (0: the default noise).") var seed: UInt64 = 0
+    @Option(help: "Noise seed (any whole number 0…2⁶⁴ − 1): another value renders the same sequences with other quantum noise (0: the default noise).") var seed: UInt64 = 0
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func validate() throws {
-        guard [256, 384, 512, 768, 1024].contains(size) else { throw ValidationError("--size must be 256, 384, 512, 768 or 1024") }
-        if let f = frames, !(4...2000).contains(f) { throw ValidationError("--frames must be 4…2000") }
+        try Check.oneOf(size, "--size", [256, 384, 512, 768, 1024])
+        try Check.count(frames, "--frames", in: 4...2000)
+        if selectedNames?.isEmpty == true { throw ValidationError("--only names no condition: give at least one, or leave it out for all") }
         let known = Set(Self.conditions.map(\.name))
         for name in selectedNames ?? [] where !known.contains(name) {
             throw ValidationError("--only: no condition named '\(name)'; the conditions are \(Self.conditions.map(\.name).joined(separator: ", "))")
@@ -32,7 +33,10 @@ struct EvalTracking: ParsableCommand {
         if let o = overlay, !selected.contains(where: { $0.name == o }) {
             throw ValidationError("--overlay: '\(o)' is not among the conditions run; they are \(selected.map(\.name).joined(separator: ", "))")
         }
+        try Check.outputFolder(out, "--out", files: [Self.resultsName, Self.figureName], folders: overlay.map { ["overlay-" + $0] } ?? [])
     }
+
+    static let resultsName = "tracking.json", figureName = "tracking-error.png"
 
     var selectedNames: [String]? {
         only.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
@@ -136,7 +140,7 @@ struct EvalTracking: ParsableCommand {
     func run() throws {
         let n = frames ?? (quick ? 10 : 30)
         let pitch = 307.2 / Double(size)
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try OutputPath.createFolder(out)
         var results: [ConditionResult] = []
         var allErr: [Double] = [], defaultErr: [Double] = []
         var allFrames = 0, allTracked = 0, defFrames = 0, defTracked = 0, allWrong = 0, defWrong = 0
@@ -178,7 +182,7 @@ struct EvalTracking: ParsableCommand {
                     err_px_p95: round3(percentile(e, 95)), err_mm_median: round3(percentile(e, 50) * pitch),
                     wrong_pct: round1(100 * Double(wrong) / Double(max(1, frames))))
         }
-        let figure = out + "/tracking-error.png"
+        let figure = out + "/" + Self.figureName
         // Only the first few conditions' curves fit a legend; the figure shows the error of every frame of all.
         var plot = LinePlot(title: "Tip error per frame (px, clipped at 10), \(size) x \(size) px at \(round3(pitch)) mm", xLabel: "frame", yLabel: "error (px)")
         plot.series = Array(series.prefix(9))
@@ -195,7 +199,7 @@ struct EvalTracking: ParsableCommand {
             conditions: results,
             targets: ["err_px_median": "≤ 1", "err_px_p95": "≤ 3", "tracked_pct (default dose)": "≥ 99", "err3d_mm_median": "≤ 0.5"],
             figure: figure)
-        try Output.writeJSON(result, to: out + "/tracking.json")
+        try Output.writeJSON(result, to: out + "/" + Self.resultsName)
         if json {
             try Output.json(result)
         } else {
@@ -241,7 +245,7 @@ struct EvalTracking: ParsableCommand {
         let rendererB = c.biplane ? FluoroRenderer(geometry: geoB, settings: settings, seed: seed &+ 1) : nil
         let matrixA = ProjectionMatrix(geoA), matrixB = ProjectionMatrix(geoB)
         let trackerA = try tracker(), trackerB = try tracker()
-        if let dir = overlayDir { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        if let dir = overlayDir { try OutputPath.createFolder(dir) }
         var result = SequenceResult(errors: [], errors3D: [], trackMs: [])
         for f in 0..<n {
             let t = Double(f) / c.fps

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Lumen: ParsableCommand {
@@ -18,14 +19,19 @@ struct Bench: ParsableCommand {
 
 /// Options that put the cycle thread on real-time settings, where the system allows them.
 struct RealtimeFlags: ParsableArguments {
-    @Option(name: .customLong("fifo"), help: "Run the cycle thread SCHED_FIFO at this priority (1-99).")
+    @Option(name: .customLong("fifo"), help: "Run the cycle thread SCHED_FIFO at this priority (1…99).")
     var fifoPriority: Int32?
 
     @Flag(name: .customLong("mlock"), help: "Lock all memory pages (mlockall).")
     var lockMemory = false
 
-    @Option(name: .customLong("cpu"), help: "Pin the cycle thread to this CPU.")
+    @Option(name: .customLong("cpu"), help: "Pin the cycle thread to this CPU (0…the number of CPUs − 1).")
     var cpu: Int32?
+
+    func validate() throws {
+        try Check.count(fifoPriority, "--fifo", in: 1...99)
+        try Check.count(cpu, "--cpu", in: 0...Int32(clamping: max(1, ProcessInfo.processInfo.processorCount) - 1))
+    }
 
     var options: RealtimeOptions { RealtimeOptions(fifoPriority: fifoPriority, lockMemory: lockMemory, cpu: cpu) }
 }

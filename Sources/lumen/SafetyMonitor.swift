@@ -14,19 +14,34 @@ struct SafetyCommand: ParsableCommand {
         abstract: "Run the independent safety monitor: its own channel to the drives (samples in, safe-torque-off permits out), the control heartbeat and the operator's deadman in, 1 kHz checks against a limits file.",
         discussion: """
         The drives get power only while this process keeps permitting it: if it dies, hangs or refuses its limits \
-        file, their safety-line watchdogs remove power by themselves. Wire formats: docs/safety/channel.md.
+        file, their safety-line watchdogs remove power by themselves. The channel is authenticated: the socket lives \
+        in a directory only this user (and --socket-group) can reach, locked against a second monitor; each datagram \
+        must come from the user configured for its role and carry the key file's HMAC tag and a fresh counter. \
+        Exit codes: 1 socket directory or path refused, 2 limits or key refused, 3 another monitor runs on this \
+        socket, 64 usage. \
+        Wire formats and threat model: docs/safety/channel.md.
         """
     )
 
     @Option(help: "Limits file (YAML or JSON); refused, with the reason, if missing, malformed or out of range.")
     var config: String
-    @Option(help: "Unix datagram socket this monitor listens on (drive samples, heartbeats, operator input).")
+    @Option(help: "Unix datagram socket this monitor listens on (drive samples, heartbeats, operator input). Its directory is created with mode 0700 if missing, else must be ours and writable by no one else; a lock beside the socket keeps a second monitor off it.")
     var listen: String?
     @Option(help: "Unix datagram socket of the drives' safety channel (permits are sent there).")
     var drives: String?
-    @Option(help: "Stop after this many seconds (default: until SIGINT/SIGTERM).") var seconds: Double?
+    @Option(help: "Stop after this many seconds (0.01…10000000; default: until SIGINT/SIGTERM).") var seconds: Double?
+    @Option(help: "Channel key file (32…4096 random bytes, mode 0600, ours), shared with the drives, the control and the console; refused (exit 2) if missing, short or readable by others.")
+    var key: String?
+    @Option(help: "User id whose drive samples are taken (repeatable; default: this process's user).") var drivesUid: [UInt32] = []
+    @Option(help: "User id whose heartbeats are taken (repeatable; default: this process's user).") var controlUid: [UInt32] = []
+    @Option(help: "User id whose deadman and acknowledge are taken (repeatable; default: this process's user).") var operatorUid: [UInt32] = []
+    @Option(help: "Group that may reach the socket directory (mode 0770; default: none, mode 0700).") var socketGroup: UInt32?
     @Flag(help: "Only load and validate the limits file, print its hash, and exit.") var check = false
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
+
+    func validate() throws {
+        try Check.number(seconds, "--seconds", in: 0.01...MonitorProcess.maxRunSeconds, unit: "s")
+    }
 
     struct Summary: Encodable {
         var limits: String
@@ -35,7 +50,11 @@ struct SafetyCommand: ParsableCommand {
         var overruns: Int64
         var drive_samples: Int64
         var heartbeats: Int64
+        var operator_inputs: Int64
         var invalid_datagrams: Int64
+        var rejected_credentials: Int64
+        var rejected_tag: Int64
+        var rejected_replay: Int64
         var permits_sent: Int64
         var permits_with_power: Int64
         var faults: [[String: String]]
@@ -56,10 +75,25 @@ struct SafetyCommand: ParsableCommand {
             if json { try Output.json(["limits": config, "limits_sha256": loaded.sha256, "name": limits.name]) } else { print(loaded.sha256) }
             return
         }
-        guard let listen, let drives else { throw ValidationError("--listen and --drives are required to run the monitor") }
+        guard let listen, let drives, let key else { throw ValidationError("--listen, --drives and --key are required to run the monitor") }
+        let policy: ChannelPolicy
+        do {
+            policy = try ChannelPolicy(key: ChannelKey.load(from: key), drives: drivesUid, control: controlUid, operatorConsole: operatorUid,
+                                       group: socketGroup)
+        } catch let e as ChannelKey.LoadError {
+            Output.progress("lumen safety: refusing to enable anything: \(e.description)")
+            throw ExitCode(2)
+        } catch {
+            throw ValidationError("\(error)")
+        }
         let model = MonitorModel(limits)
         let process: MonitorProcess
-        do { process = try MonitorProcess(model: model, listen: listen, drives: drives) } catch { throw CommandFailure(error.description) }
+        do {
+            process = try MonitorProcess(model: model, listen: listen, drives: drives, policy: policy)
+        } catch {
+            Output.progress("lumen safety: \(error.description)")
+            throw error.isAlreadyRunning ? ExitCode(3) : ExitCode.failure
+        }
         signal(SIGINT) { _ in safetyStop.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in safetyStop.store(true, ordering: .relaxed) }
         Output.progress("lumen safety: monitoring on \(listen), permits to \(drives); nothing moves until an operator acknowledges")
@@ -74,7 +108,9 @@ struct SafetyCommand: ParsableCommand {
         }
         let latched = SafetyCheck.allCases.filter { process.state.isLatched($0) }.map(\.key)
         let summary = Summary(limits: config, limits_sha256: loaded.sha256, cycles: process.cycles, overruns: process.overruns,
-                              drive_samples: process.driveSamples, heartbeats: process.heartbeats, invalid_datagrams: process.invalidDatagrams,
+                              drive_samples: process.driveSamples, heartbeats: process.heartbeats, operator_inputs: process.operatorInputs,
+                              invalid_datagrams: process.invalidDatagrams, rejected_credentials: process.rejectedCredentials,
+                              rejected_tag: process.rejectedTag, rejected_replay: process.rejectedReplay,
                               permits_sent: process.permitsSent, permits_with_power: process.permitsWithPower,
                               faults: all.map(\.json), latched_at_exit: latched)
         if json {
@@ -83,7 +119,8 @@ struct SafetyCommand: ParsableCommand {
             print("""
             lumen safety — \(process.cycles) cycles, \(process.overruns) overruns
               limits:     \(config) sha256 \(loaded.sha256)
-              received:   \(process.driveSamples) drive samples, \(process.heartbeats) heartbeats, \(process.invalidDatagrams) invalid
+              received:   \(process.driveSamples) drive samples, \(process.heartbeats) heartbeats, \(process.operatorInputs) operator, \(process.invalidDatagrams) invalid
+              rejected:   \(process.rejectedCredentials) by credentials, \(process.rejectedTag) by tag, \(process.rejectedReplay) as replays
               permits:    \(process.permitsSent) sent, \(process.permitsWithPower) with power
               faults:     \(all.count); latched at exit: \(latched.isEmpty ? "none" : latched.joined(separator: ", "))
             """)

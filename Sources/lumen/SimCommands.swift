@@ -25,13 +25,13 @@ struct SimEtherCATSlaves: ParsableCommand {
 
     @Option(help: "Network interface for raw EtherCAT frames (needs root).") var interface: String?
     @Option(help: "Network namespace the interface lives in (from `ip netns`).") var namespace: String?
-    @Option(help: "UDP port on 127.0.0.1 instead of an interface (0 picks one).") var udpPort: UInt16?
+    @Option(help: "UDP port on 127.0.0.1 instead of an interface (0…65535; 0 picks one).") var udpPort: UInt16?
     @Option(help: "Robot file: one slave per axis.") var robot = DemoRigFiles.defaultRobot
-    @Option(help: "How long to serve (s).") var seconds = 60.0
+    @Option(help: "How long to serve (s, 0.1…86400).") var seconds = 60.0
 
     func validate() throws {
         guard (interface == nil) != (udpPort == nil) else { throw ValidationError("give exactly one of --interface and --udp-port") }
-        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        try Check.number(seconds, "--seconds", in: 0.1...86_400, unit: "s")
     }
 
     func run() throws {
@@ -68,8 +68,15 @@ struct SimPhantom: ParsableCommand {
     )
 
     @Option(help: "Phantom: straight, arch or coronary.") var name = "arch"
-    @Option(help: "Where to write the frontal view (PNG).") var out = "out/phantom"
+    @Option(help: "Folder for the frontal view (NAME.png).") var out = "out/phantom"
     @Flag(help: "Print JSON on stdout.") var json = false
+
+    func validate() throws {
+        guard Phantoms.names.contains(name) else {
+            throw ValidationError("--name: unknown phantom '\(name)': use \(Check.list(Phantoms.names))")
+        }
+        try Check.outputFolder(out, "--out", files: [name + ".png"])
+    }
 
     struct Vessel: Encodable {
         var name: String
@@ -80,15 +87,13 @@ struct SimPhantom: ParsableCommand {
     }
 
     func run() throws {
-        guard let d = Phantoms.named(name) else {
-            throw ValidationError("unknown phantom '\(name)': use \(Phantoms.names.joined(separator: ", "))")
-        }
+        guard let d = Phantoms.named(name) else { throw ValidationError("unknown phantom '\(name)'") }
         let tree = VesselTree(d)
         let vessels = d.vessels.enumerated().map { i, v in
             Vessel(name: v.name, parent: v.parent, length_mm: round1(tree.length(ofVessel: i)),
                    radius_mm_min: v.points.map { $0[3] }.min()!, radius_mm_max: v.points.map { $0[3] }.max()!)
         }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try OutputPath.createFolder(out)
         var plot = LinePlot(title: "Phantom '\(name)': centerlines, frontal view", xLabel: "x, patient left (mm)", yLabel: "z, superior (mm)")
         plot.equalAspect = true
         let colours: [(UInt8, UInt8, UInt8)] = [(200, 40, 40), (40, 110, 220), (30, 150, 70), (230, 140, 20), (140, 60, 190), (90, 90, 90)]
@@ -124,12 +129,12 @@ struct SimRender: ParsableCommand {
     )
 
     @Option(help: "Phantom: straight, arch or coronary.") var phantom = "arch"
-    @Option(help: "Frames to render.") var frames = 10
-    @Option(help: "Noise seed.") var seed: UInt64 = 1
+    @Option(help: "Frames to render (1…10000).") var frames = 10
+    @Option(help: "Noise seed (any whole number 0…2⁶⁴ − 1).") var seed: UInt64 = 1
     @Option(help: "Folder for the frames and truth.json.") var out = "out/render"
-    @Option(help: "LAO (+) / RAO (−) angle, degrees.") var primary = 0.0
-    @Option(help: "Cranial (+) / caudal (−) angle, degrees.") var secondary = 0.0
-    @Option(help: "Photons per pixel with nothing in the beam.") var photons = 5000.0
+    @Option(help: "LAO (+) / RAO (−) angle, degrees (−180…180).") var primary = 0.0
+    @Option(help: "Cranial (+) / caudal (−) angle, degrees (−90…90).") var secondary = 0.0
+    @Option(help: "Photons per pixel with nothing in the beam (10…10000000).") var photons = 5000.0
     @Option(help: "Frame rate (fps): 7.5, 15 or 30.") var fps = 15.0
     @Flag(help: "No contrast in the vessels.") var noContrast = false
     @Option(help: "Catheter: physics (the elastic rod pushed in from a sheath at the first vessel's far end, 20 mm/s) or centerline (laid along that vessel, 3 mm a frame).")
@@ -144,9 +149,13 @@ struct SimRender: ParsableCommand {
         guard ["png", "dicom"].contains(format) else { throw ValidationError("--format must be png or dicom") }
         guard ["none", "typical"].contains(motion) else { throw ValidationError("--motion must be none or typical") }
         guard Phantoms.names.contains(phantom) else { throw ValidationError("--phantom must be one of \(Phantoms.names.joined(separator: ", "))") }
-        guard (1...10_000).contains(frames) else { throw ValidationError("--frames must be 1…10000") }
-        guard photons >= 10, photons <= 1e7 else { throw ValidationError("--photons must be 10…1e7") }
-        guard [7.5, 15, 30].contains(fps) else { throw ValidationError("--fps must be 7.5, 15 or 30") }
+        try Check.count(frames, "--frames", in: 1...10_000)
+        try Check.number(primary, "--primary", in: -180...180, unit: "°")
+        try Check.number(secondary, "--secondary", in: -90...90, unit: "°")
+        try Check.number(photons, "--photons", in: 10...1e7)
+        try Check.oneOf(fps, "--fps", [7.5, 15, 30])
+        try Check.outputFolder(out, "--out", files: ["truth.json", "preview_0000.png"] + (format == "dicom" ? ["frames.dcm"] : []),
+                              folders: biplane ? ["plane-b"] : [])
     }
 
     struct Summary: Encodable {
@@ -185,7 +194,7 @@ struct SimRender: ParsableCommand {
         let route = tree.vessels[0].points.reversed().map { Vec3($0[0], $0[1], $0[2]) }
         let routeLength = Polyline.length(route)
         let rod = try catheter == "physics" ? PushedCatheter(tree: tree, route: route, start: 0.4 * routeLength) : nil
-        for (_, dir) in planes { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        for (_, dir) in planes { try OutputPath.createFolder(dir) }
         var truths = [[FluoroTruth]](repeating: [], count: planes.count)
         var series = [[Frame]](repeating: [], count: planes.count)
         var times: [Double] = []
@@ -221,7 +230,7 @@ struct SimRender: ParsableCommand {
         }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        for (k, plane) in planes.enumerated() { try enc.encode(truths[k]).write(to: URL(fileURLWithPath: plane.dir + "/truth.json")) }
+        for (k, plane) in planes.enumerated() { try OutputPath.write(enc.encode(truths[k]), to: plane.dir + "/truth.json") }
         let summary = Summary(phantom: phantom, frames: frames, photons_per_pixel: photons, render_ms_median: round1(percentile(times, 50)),
                               geometry: geometry, truth: out + "/truth.json", catheter: catheter, motion: motion, plane_b: planeB,
                               peak_contact_n: rod.map { round3($0.peakContact) })

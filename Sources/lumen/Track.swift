@@ -19,14 +19,13 @@ struct Track: ParsableCommand {
     @Option(help: "A folder of 16-bit PNG frames (sorted by name).") var input: String
     @Option(help: "C-arm geometry file (JSON); accepted for the DICOM path, unused for PNG folders.") var geometry: String?
     @Option(help: "Folder to write each frame with the tracked tip and centerline drawn on it.") var overlay: String?
-    @Option(help: "Time between frames (ms) when the frames carry no acquisition times.") var frameIntervalMs = 1000.0 / 15
+    @Option(help: "Time between frames (ms, 1…10000) when the frames carry no acquisition times.") var frameIntervalMs = 1000.0 / 15
     @Flag(help: "Also draw every ridge the detector traced (dim) in the overlays.") var overlayRidges = false
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func validate() throws {
-        guard frameIntervalMs.isFinite, frameIntervalMs > 0, frameIntervalMs <= 10_000 else {
-            throw ValidationError("--frame-interval-ms must be a number in (0, 10000], got \(frameIntervalMs)")
-        }
+        try Check.number(frameIntervalMs, "--frame-interval-ms", in: 1...10_000, unit: "ms")
+        if let overlay { try Check.outputFolder(overlay, "--overlay") }
     }
 
     struct Record: Encodable {

@@ -84,10 +84,12 @@ func stepProven(_ model: MonitorModel, _ state: inout MonitorState, _ inputs: Mo
         var q = JointVector(count: 6), v = JointVector(count: 6)
         for i in 0..<6 { q[i] = Double(i) + 0.5; v[i] = -Double(i) }
         var n = SafetyWire.encodeHeartbeat(sequence: 42, sentAt: 123_456, following: true, imageGuided: true, imageAcquiredAt: 99,
-                                           lostFrames: 1, crcErrors: 2, wkcErrors: 3, position: q, velocity: v, into: buffer)
+                                           lostFrames: 1, crcErrors: 2, wkcErrors: 3, position: q, velocity: v,
+                                           counter: 77, key: Fixture.key, into: buffer)
         #expect(n == SafetyWire.heartbeatSize(axes: 6))
         var bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
         #expect(SafetyWire.classify(bytes) == .heartbeat)
+        #expect(SafetyWire.authenticate(bytes, key: Fixture.key) && SafetyWire.counter(bytes) == 77)
         #expect(SafetyWire.decodeHeartbeat(bytes, into: &inputs))
         #expect(inputs.heartbeatSequence == 42 && inputs.heartbeatSentAt == 123_456 && inputs.commandActive && inputs.imageGuided)
         #expect(inputs.imageAcquiredAt == 99 && inputs.lostFrames == 1 && inputs.crcErrors == 2 && inputs.wkcErrors == 3)
@@ -104,7 +106,7 @@ func stepProven(_ model: MonitorModel, _ state: inout MonitorState, _ inputs: Mo
         var status: [UInt8] = [1, 1, 1, 1, 1, 3]
         n = status.withUnsafeBufferPointer {
             SafetyWire.encodeDriveSample(sequence: 7, sampledAt: 555, force: 0.75, encoder: q, load: v, velocity: q, current: v,
-                                         status: $0.baseAddress!, into: buffer)
+                                         status: $0.baseAddress!, counter: 78, key: Fixture.key, into: buffer)
         }
         bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
         #expect(SafetyWire.classify(bytes) == .driveSample)
@@ -115,10 +117,12 @@ func stepProven(_ model: MonitorModel, _ state: inout MonitorState, _ inputs: Mo
         var four = MonitorInputs(jointCount: 4)
         #expect(!SafetyWire.decodeDriveSample(bytes, into: &four))
 
-        n = SafetyWire.encodePermit(sequence: 9, permit: true, quickStop: false, into: buffer)
+        n = SafetyWire.encodePermit(sequence: 9, permit: true, quickStop: false, counter: 79, key: Fixture.key, into: buffer)
         bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
         #expect(SafetyWire.classify(bytes) == .permit)
-        let p = SafetyWire.decodePermit(bytes)
+        let p = try #require(SafetyWire.decodePermit(bytes))
         #expect(p.sequence == 9 && p.permit && !p.quickStop)
+        #expect(SafetyWire.authenticate(bytes, key: Fixture.key))
+        #expect(!SafetyWire.authenticate(bytes, key: ChannelKey(secret: [UInt8](repeating: 1, count: 32))))
     }
 }

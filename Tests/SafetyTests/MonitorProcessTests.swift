@@ -44,6 +44,57 @@ import Sim
         return p
     }
 
+    /// Simulated drives listening on `dir`/d.sock and a control stand-in, both speaking to the
+    /// monitor at `dir`/m.sock with the tests' key, started.
+    func startDrivesAndControl(in dir: String, watchdog: Double = 0.05) throws -> (drives: SafetyChannelDrives, control: ControlStandIn) {
+        let robot = try Fixture.robot()
+        let drives = try SafetyChannelDrives(axes: robot.axes, start: Fixture.start, listen: dir + "/d.sock", monitor: dir + "/m.sock", watchdog: watchdog,
+                                             key: Fixture.key)
+        drives.start()
+        let control = try ControlStandIn(axes: robot.axes.count, monitor: dir + "/m.sock", key: Fixture.key)
+        control.start()
+        return (drives, control)
+    }
+
+    /// The monitor's arguments for the channel in `dir` with the relaxed limits and the tests' key.
+    func monitorArguments(in dir: String) throws -> [String] {
+        ["safety", "--config", try relaxedLimits(in: dir), "--listen", dir + "/m.sock", "--drives", dir + "/d.sock",
+         "--key", try Fixture.writeKey(in: dir)]
+    }
+
+    /// Starts `lumen safety` with `args`, its log to `dir`/monitor.log (a pipe nobody drains
+    /// could block the monitor mid-test), and acknowledges until the drives have power.
+    /// Returns the process and a reader of its log.
+    func startPoweredMonitor(_ args: [String], in dir: String, drives: SafetyChannelDrives, control: ControlStandIn) throws
+        -> (process: Process, log: () -> String) {
+        let log = dir + "/monitor.log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = args
+        p.currentDirectoryURL = Fixture.root
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try p.run()
+        let logText = { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        // Power comes only once the operator acknowledges (the monitor starts latched).
+        let powered = waitFor(seconds: 20) {
+            if !drives.snapshot.enabled.allSatisfy({ $0 }) { control.acknowledge(); usleep(50_000) }
+            return drives.snapshot.enabled.allSatisfy { $0 }
+        }
+        if !powered {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            throw MonitorDidNotPower(log: logText())
+        }
+        return (p, logText)
+    }
+
+    struct MonitorDidNotPower: Error, CustomStringConvertible {
+        var log: String
+        var description: String { "the monitor never permitted power: \(log)" }
+    }
+
     func waitFor(seconds: Double, _ condition: () -> Bool) -> Bool {
         let end = Date().addingTimeInterval(seconds)
         while Date() < end {
@@ -57,12 +108,8 @@ import Sim
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the lumen tool first (swift build)")
         let dir = try socketDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let robot = try Fixture.robot()
-        let drives = try SafetyChannelDrives(axes: robot.axes, start: Fixture.start, listen: dir + "/d.sock", monitor: dir + "/m.sock", watchdog: 0.05)
-        drives.start()
+        let (drives, control) = try startDrivesAndControl(in: dir)
         defer { drives.stop() }
-        let control = try ControlStandIn(axes: robot.axes.count, monitor: dir + "/m.sock")
-        control.start()
         defer { control.stop() }
 
         let bad = dir + "/bad.yaml"
@@ -70,7 +117,8 @@ import Sim
             .write(toFile: bad, atomically: true, encoding: .utf8)
         for (config, reason) in [(bad, "max_insertion_force_n"), (dir + "/missing.yaml", "missing.yaml")] {
             let err = Pipe()
-            let p = try launch(["safety", "--config", config, "--listen", dir + "/m.sock", "--drives", dir + "/d.sock"], stderr: err)
+            let p = try launch(["safety", "--config", config, "--listen", dir + "/m.sock", "--drives", dir + "/d.sock",
+                                "--key", try Fixture.writeKey(in: dir)], stderr: err)
             for _ in 0..<20 { control.acknowledge() }
             p.waitUntilExit()
             let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -92,35 +140,15 @@ import Sim
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the lumen tool first (swift build)")
         let dir = try socketDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let robot = try Fixture.robot()
         let watchdog = 0.05
-        let drives = try SafetyChannelDrives(axes: robot.axes, start: Fixture.start, listen: dir + "/d.sock", monitor: dir + "/m.sock", watchdog: watchdog)
-        drives.start()
+        let (drives, control) = try startDrivesAndControl(in: dir, watchdog: watchdog)
         defer { drives.stop() }
-        let control = try ControlStandIn(axes: robot.axes.count, monitor: dir + "/m.sock")
-        control.start()
         defer { control.stop() }
-        // Its log goes to a file: a pipe nobody drains could block the monitor mid-test.
-        let log = dir + "/monitor.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let p = Process()
-        p.executableURL = Self.binary
-        p.arguments = ["safety", "--config", try relaxedLimits(in: dir), "--listen", dir + "/m.sock", "--drives", dir + "/d.sock", "--seconds", "60"]
-        p.currentDirectoryURL = Fixture.root
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        try p.run()
+        let (p, logText) = try startPoweredMonitor(try monitorArguments(in: dir) + ["--seconds", "60"], in: dir, drives: drives, control: control)
         defer {
             if p.isRunning { kill(p.processIdentifier, SIGKILL); kill(p.processIdentifier, SIGCONT) }
             _ = waitFor(seconds: 5) { !p.isRunning }
         }
-        // Power comes only once the operator acknowledges (the monitor starts latched).
-        let powered = waitFor(seconds: 20) {
-            if !drives.snapshot.enabled.allSatisfy({ $0 }) { control.acknowledge(); usleep(50_000) }
-            return drives.snapshot.enabled.allSatisfy { $0 }
-        }
-        let logText = { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
-        try #require(powered, "the monitor never permitted power: \(logText())")
         // Let it run powered a little, so the permits are a steady stream.
         usleep(200_000)
         #expect(drives.snapshot.enabled.allSatisfy { $0 }, "power dropped while the monitor ran: \(logText())")
@@ -129,13 +157,143 @@ import Sim
         let off = waitFor(seconds: 5) { !drives.snapshot.enabled.contains(true) }
         let r = drives.snapshot
         #expect(off, "the drives kept power after the monitor was \(how)")
-        #expect(r.lastPermitAt <= signalledAt + 5_000_000, "a permit arrived after the monitor was \(how)")
+        // By the monitor's own send time (its counter): a drives thread late to read its socket
+        // on a loaded machine takes permits sent before the signal after it.
+        #expect(r.lastPermitSentAt <= signalledAt + 5_000_000, "a permit was sent after the monitor was \(how)")
         #expect(r.poweredOffAt > r.lastPermitAt)
         print(String(format: "monitor %@: power off %.1f ms after the last permit (drive watchdog %.0f ms), %.1f ms after the signal",
                      how, Double(r.poweredOffAt - r.lastPermitAt) * 1e-6, watchdog * 1e3, Double(r.poweredOffAt - signalledAt) * 1e-6))
         // Nothing comes back by itself.
         usleep(200_000)
         #expect(!drives.snapshot.enabled.contains(true))
+    }
+
+    /// Runs `lumen safety` with `args` to its end (at most `seconds`); (status, stderr).
+    func runToEnd(_ args: [String], seconds: Double = 30) throws -> (status: Int32, stderr: String) {
+        let err = Pipe()
+        let p = try launch(args, stderr: err)
+        if !waitFor(seconds: seconds, { !p.isRunning }) { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    @Test(arguments: ["nan", "inf", "1e300", "-1", "0", "-inf", "1e8"])
+    func aRunLengthThatIsNotAPositiveNumberOfSecondsIsAUsageErrorBeforeAnySocket(_ value: String) throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the lumen tool first (swift build)")
+        let dir = "/tmp/lumen-seconds-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try runToEnd(["safety", "--config", Fixture.limitsPath, "--listen", dir + "/m.sock", "--drives", dir + "/d.sock",
+                              "--key", "/nonexistent.key", "--seconds", value])
+        #expect(r.status == 64, "\(r.stderr)")
+        #expect(r.stderr.contains("--seconds"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir), "nothing is created before the options are checked")
+    }
+
+    @Test func aKeyFileThatIsMissingShortOrReadableByOthersIsRefused() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the lumen tool first (swift build)")
+        let dir = try socketDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let open = dir + "/open.key", short = dir + "/short.key"
+        _ = FileManager.default.createFile(atPath: open, contents: Data(Fixture.keyBytes), attributes: [.posixPermissions: 0o644])
+        _ = FileManager.default.createFile(atPath: short, contents: Data(Fixture.keyBytes.prefix(16)), attributes: [.posixPermissions: 0o600])
+        for (key, reason) in [(dir + "/missing.key", "missing.key"), (open, "chmod 600"), (short, "16 bytes")] {
+            let r = try runToEnd(["safety", "--config", Fixture.limitsPath, "--listen", dir + "/m.sock", "--drives", dir + "/d.sock", "--key", key])
+            #expect(r.status == 2, "\(r.stderr)")
+            #expect(r.stderr.contains("refusing to enable anything") && r.stderr.contains(reason), "\(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/m.sock"))
+        }
+    }
+
+    @Test func aRegularFileGivenAsTheSocketIsNeitherDeletedNorUsed() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the lumen tool first (swift build)")
+        let dir = try socketDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/notes.txt"
+        try "keep me".write(toFile: file, atomically: false, encoding: .utf8)
+        let r = try runToEnd(["safety", "--config", Fixture.limitsPath, "--listen", file, "--drives", dir + "/d.sock",
+                              "--key", try Fixture.writeKey(in: dir), "--seconds", "1"])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("refusing to replace") && r.stderr.contains("a regular file"), "\(r.stderr)")
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == "keep me")
+    }
+
+    /// Two monitors on one socket: the second is refused with its own exit code; the first
+    /// keeps its socket and keeps the drives powered.
+    @Test func aSecondMonitorOnTheSameSocketIsRefusedAndTheFirstKeepsPower() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the lumen tool first (swift build)")
+        let dir = try socketDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (drives, control) = try startDrivesAndControl(in: dir)
+        defer { drives.stop() }
+        defer { control.stop() }
+        let args = try monitorArguments(in: dir)
+        let (first, _) = try startPoweredMonitor(args + ["--seconds", "60"], in: dir, drives: drives, control: control)
+        defer {
+            if first.isRunning { kill(first.processIdentifier, SIGKILL) }
+            _ = waitFor(seconds: 5) { !first.isRunning }
+        }
+        let second = try runToEnd(args + ["--seconds", "2"])
+        #expect(second.status == 3, "\(second.stderr)")
+        #expect(second.stderr.contains("another safety monitor is running"), "\(second.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/m.sock"))
+        let before = drives.snapshot.permitsReceived
+        usleep(200_000)
+        #expect(drives.snapshot.permitsReceived > before, "the first monitor still sends permits")
+        #expect(drives.snapshot.enabled.allSatisfy { $0 })
+        #expect(drives.snapshot.permitsRefused == 0)
+    }
+
+    /// The real process under attack: a sender of another user holding the key (the socket
+    /// opened up by mistake), a sender of the same user with a wrong key, and a replayed
+    /// acknowledge. Its summary counts each, and the drives never get power.
+    @Test func theRealMonitorRefusesForgedSendersAndCountsThem() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the lumen tool first (swift build)")
+        guard let nobody = NobodySender() else { return }
+        let dir = try socketDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(chmod(dir, 0o755) == 0)
+        let robot = try Fixture.robot()
+        let drives = try SafetyChannelDrives(axes: robot.axes, start: Fixture.start, listen: dir + "/d.sock", monitor: dir + "/m.sock", watchdog: 0.05,
+                                             key: Fixture.key)
+        drives.start()
+        defer { drives.stop() }
+        let out = Pipe()
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = try monitorArguments(in: dir) + ["--seconds", "4", "--json"]
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let socket = dir + "/m.sock"
+        try #require(waitFor(seconds: 10) { FileManager.default.fileExists(atPath: socket) })
+        #expect(chmod(socket, 0o666) == 0)
+        let other = try nobody.send(NobodySender.keyedDatagrams(300), to: socket, staging: dir) {}
+        #expect(other.sent == 300)
+        let sender = try DatagramSocket(bindTo: nil)
+        let wrongKey = ChannelKey(secret: [UInt8](repeating: 7, count: 32))
+        var forged = 0
+        for k in 0..<100 {
+            let d = Forge.operatorInput(deadman: true, acknowledge: k % 2 == 0, counter: UInt64(MonotonicClock.now()), key: wrongKey)
+            if d.withUnsafeBytes({ sender.send($0, to: socket) }) { forged += 1 }
+            usleep(1000)
+        }
+        let press = Forge.operatorInput(deadman: true, acknowledge: true, counter: UInt64(MonotonicClock.now()))
+        var replays = 0
+        for _ in 0..<3 {
+            if press.withUnsafeBytes({ sender.send($0, to: socket) }) { replays += 1 }
+            usleep(5000)
+        }
+        p.waitUntilExit()
+        let summary = try #require(try JSONSerialization.jsonObject(with: out.fileHandleForReading.readDataToEndOfFile()) as? [String: Any])
+        #expect(p.terminationStatus == 0)
+        #expect(summary["rejected_credentials"] as? Int == 300)
+        #expect(summary["rejected_tag"] as? Int == forged)
+        #expect(summary["rejected_replay"] as? Int == replays - 1)
+        #expect(summary["operator_inputs"] as? Int == 1)
+        #expect(summary["permits_with_power"] as? Int == 0)
+        #expect(forged > 50 && replays == 3)
+        #expect(!drives.snapshot.everPowered)
     }
 
     @Test func checkPrintsTheHashOfTheLimitsFile() throws {

@@ -8,6 +8,17 @@ enum Fixture {
     static var limitsPath: String { root.appendingPathComponent("safety/lumen-2s-limits.yaml").path }
     static var limitsText: String { try! String(contentsOfFile: limitsPath, encoding: .utf8) }
 
+    /// The channel key the tests' monitors, drives and senders share.
+    static let keyBytes: [UInt8] = (0..<32).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+    static var key: ChannelKey { ChannelKey(secret: keyBytes) }
+
+    /// Writes the test key to `dir`/channel.key with mode 0600; returns its path.
+    static func writeKey(in dir: String) throws -> String {
+        let path = dir + "/channel.key"
+        _ = FileManager.default.createFile(atPath: path, contents: Data(keyBytes), attributes: [.posixPermissions: 0o600])
+        return path
+    }
+
     static func limits() throws -> SafetyLimits { try SafetyLimits.load(from: limitsPath).limits }
     static func model() throws -> MonitorModel { MonitorModel(try limits()) }
 

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// JSON on stdout for `--json`, human text otherwise; progress always on stderr.
@@ -13,8 +14,7 @@ enum Output {
     static func writeJSON(_ value: some Encodable, to path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try enc.encode(value).write(to: URL(fileURLWithPath: path))
+        try OutputPath.write(enc.encode(value), to: path)
     }
 
     static func progress(_ message: String) {
