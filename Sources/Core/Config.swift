@@ -5,15 +5,25 @@ import Yams
 public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
     public var field: String
     public var message: String
-    public init(field: String, message: String) { self.field = field; self.message = message }
-    public var description: String { "\(field): \(message)" }
+    /// Where in the file the field is (or its enclosing object, for a missing field), when known.
+    public var location: TextLocation?
+    public init(field: String, message: String, location: TextLocation? = nil) {
+        self.field = field
+        self.message = message
+        self.location = location
+    }
+    public var description: String { "\(field)\(location.map { " (\($0))" } ?? ""): \(message)" }
+
+    /// The same problem is the same field and message; where the file puts it is for the reader.
+    public static func == (a: ConfigProblem, b: ConfigProblem) -> Bool { a.field == b.field && a.message == b.message }
 }
 
 /// Why a configuration file was refused. Every case names the file; field errors name the field.
 public enum ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The file could not be read at all.
     case unreadable(file: String, reason: String)
-    /// The file is not valid JSON or YAML.
+    /// The file is not valid JSON or YAML, or uses YAML that configuration files may not
+    /// (anchors, aliases); the reason names the line and column where the parser could tell.
     case malformed(file: String, reason: String)
     /// The file's extension is neither .json, .yaml nor .yml.
     case unsupportedFormat(file: String)
@@ -26,14 +36,33 @@ public enum ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    /// What went wrong, fit for a terminal: characters that a terminal would act on rather
+    /// than show (escape sequences in a key or a path) are written as `\u{1B}`.
+    public var description: String { Self.printable(rawDescription) }
+
+    private var rawDescription: String {
         switch self {
         case .unreadable(let f, let r): "\(f): cannot read: \(r)"
-        case .malformed(let f, let r): "\(f): not valid JSON/YAML: \(r)"
+        case .malformed(let f, let r): "\(f): \(r)"
         case .unsupportedFormat(let f): "\(f): unsupported format (use .json, .yaml or .yml)"
         case .invalid(let f, let problems):
             "\(f): invalid configuration:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
         }
+    }
+}
+
+extension ConfigError {
+    /// `text` with control and formatting characters other than newline escaped.
+    static func printable(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            if scalar != "\n", ConfigValidator.isUnprintable(scalar) {
+                out.append(contentsOf: "\\u{\(String(scalar.value, radix: 16, uppercase: true))}".unicodeScalars)
+            } else {
+                out.append(scalar)
+            }
+        }
+        return String(out)
     }
 }
 
@@ -51,12 +80,34 @@ public struct ConfigValidator {
         if !condition { fail(field, message()) }
     }
 
-    /// A finite number within `range`.
-    public mutating func check(_ value: Double, in range: ClosedRange<Double>, _ field: String) {
+    /// A finite number within `range`, in `unit` when given (named in the message).
+    public mutating func check(_ value: Double, in range: ClosedRange<Double>, _ field: String, _ unit: String = "") {
+        let u = unit.isEmpty ? "" : " \(unit)"
         if !value.isFinite {
-            fail(field, "must be a finite number, got \(value)")
+            fail(field, "must be a finite number within \(range.lowerBound)…\(range.upperBound)\(u), got \(value)")
         } else if !range.contains(value) {
-            fail(field, "must be within \(range.lowerBound)…\(range.upperBound), got \(value)")
+            fail(field, "must be within \(range.lowerBound)…\(range.upperBound)\(u), got \(value)")
+        }
+    }
+
+    /// The longest name accepted: names are labels for people and logs, not documents.
+    public static let maxNameLength = 80
+
+    /// A name that is safe to print: not empty, at most `maxNameLength` characters, and free of
+    /// control and bidirectional-formatting characters, which would otherwise reach a terminal
+    /// or log raw (an escape sequence can rewrite what an operator sees).
+    public mutating func checkName(_ name: String, _ field: String) {
+        if name.isEmpty { return fail(field, "must not be empty") }
+        if name.count > Self.maxNameLength { return fail(field, "must be at most \(Self.maxNameLength) characters, got \(name.count)") }
+        for (offset, scalar) in name.unicodeScalars.enumerated() where Self.isUnprintable(scalar) {
+            return fail(field, "must not contain control characters, found U+\(String(scalar.value, radix: 16, uppercase: true).leftPadded(to: 4)) at character \(offset + 1)")
+        }
+    }
+
+    static func isUnprintable(_ s: Unicode.Scalar) -> Bool {
+        switch s.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned: true
+        default: false
         }
     }
 
@@ -72,60 +123,91 @@ public protocol ValidatedConfig: Decodable {
     func validate(into v: inout ConfigValidator)
 }
 
-/// Loads JSON or YAML configuration files into validated types.
+/// Loads JSON or YAML configuration files into validated types. Every configuration file the
+/// stack reads (robot files, safety limits, C-arm geometry, vessel trees) comes through here, so
+/// each gets the same defences:
+/// - only a regular file is opened (a directory, FIFO or device is refused at once, never read);
+/// - at most `maxFileBytes` (1 MiB) is read: real files are a few KiB;
+/// - JSON is checked strictly first: syntax errors name line and column, a field repeated in one
+///   object is refused (parsers disagree on which copy wins), nesting is bounded;
+/// - YAML anchors and aliases are refused (a 400-byte "billion laughs" file would otherwise
+///   expand to gigabytes), as are repeated fields;
+/// - fields the format does not know are refused (each type's `rejectUnknownKeys`), then every
+///   value is range-checked by the type's `validate`.
 public enum ConfigLoader {
+    /// The largest configuration file read, in bytes.
+    public static let maxFileBytes = 1 << 20
+
     /// Reads, decodes and validates `path`. JSON for `.json`, YAML for `.yaml`/`.yml`.
     public static func load<T: ValidatedConfig>(_ type: T.Type, from path: String) throws(ConfigError) -> T {
+        try loadWithBytes(type, from: path).value
+    }
+
+    /// As `load`, also returning the exact bytes that were validated (for a hash of the file).
+    public static func loadWithBytes<T: ValidatedConfig>(_ type: T.Type, from path: String) throws(ConfigError) -> (value: T, bytes: Data) {
+        let ext = (path as NSString).pathExtension.lowercased()
+        guard ["json", "yaml", "yml"].contains(ext) else { throw .unsupportedFormat(file: path) }
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            data = try RegularFile.contents(atPath: path, maxBytes: maxFileBytes)
         } catch {
-            throw .unreadable(file: path, reason: (error as NSError).localizedDescription)
+            throw .unreadable(file: path, reason: error.description)
         }
-        let ext = (path as NSString).pathExtension.lowercased()
-        switch ext {
-        case "json": return try decode(type, json: data, file: path)
-        case "yaml", "yml":
-            guard let text = String(data: data, encoding: .utf8) else {
-                throw .malformed(file: path, reason: "not UTF-8 text")
-            }
-            return try decode(type, yaml: text, file: path)
-        default: throw .unsupportedFormat(file: path)
+        if ext == "json" { return (try decode(type, json: data, file: path), data) }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw .malformed(file: path, reason: "not UTF-8 text")
         }
+        return (try decode(type, yaml: text, file: path), data)
     }
 
     /// Decodes and validates JSON; `file` names the source in errors.
     public static func decode<T: ValidatedConfig>(_ type: T.Type, json: Data, file: String) throws(ConfigError) -> T {
+        guard json.count <= maxFileBytes else { throw .unreadable(file: file, reason: RegularFileError.tooLarge(bytes: Int64(json.count), cap: maxFileBytes).description) }
+        guard String(validating: json, as: UTF8.self) != nil else { throw .malformed(file: file, reason: "not UTF-8 text") }
+        let outline: StrictJSON.Outline
         do {
-            _ = try JSONSerialization.jsonObject(with: json)
+            outline = try StrictJSON.check(json)
         } catch {
-            throw .malformed(file: file, reason: (error as NSError).localizedDescription)
+            if error.isDuplicateKey {
+                throw .invalid(file: file, problems: [ConfigProblem(field: error.field, message: error.message, location: error.location)])
+            }
+            throw .malformed(file: file, reason: error.description)
         }
-        return try finish(file: file) { try JSONDecoder().decode(T.self, from: json) }
+        return try finish(file: file, locate: outline.location(of:)) { try JSONDecoder().decode(T.self, from: json) }
     }
 
     /// Decodes and validates YAML; `file` names the source in errors.
     public static func decode<T: ValidatedConfig>(_ type: T.Type, yaml: String, file: String) throws(ConfigError) -> T {
+        guard yaml.utf8.count <= maxFileBytes else { throw .unreadable(file: file, reason: RegularFileError.tooLarge(bytes: Int64(yaml.utf8.count), cap: maxFileBytes).description) }
+        let node: Node
         do {
-            _ = try Yams.load(yaml: yaml)
+            node = try StrictYAML.compose(yaml)
         } catch {
-            throw .malformed(file: file, reason: "\(error)")
+            throw .malformed(file: file, reason: error.description)
         }
-        return try finish(file: file) { try YAMLDecoder().decode(T.self, from: yaml) }
+        return try finish(file: file, locate: node.location(of:)) { try YAMLDecoder().decode(T.self, from: node) }
     }
 
-    private static func finish<T: ValidatedConfig>(file: String, _ decode: () throws -> T) throws(ConfigError) -> T {
+    private static func finish<T: ValidatedConfig>(file: String, locate: (String) -> TextLocation?,
+                                                   _ decode: () throws -> T) throws(ConfigError) -> T {
+        func located(_ problems: [ConfigProblem]) -> [ConfigProblem] {
+            problems.map { p in
+                var p = p
+                if p.location == nil { p.location = locate(p.field) }
+                return p
+            }
+        }
         let value: T
         do {
             value = try decode()
         } catch let error as DecodingError {
-            throw .invalid(file: file, problems: [problem(from: error)])
+            throw .invalid(file: file, problems: located([problem(from: error)]))
         } catch {
             throw .malformed(file: file, reason: "\(error)")
         }
         var validator = ConfigValidator()
         value.validate(into: &validator)
-        if !validator.problems.isEmpty { throw .invalid(file: file, problems: validator.problems) }
+        if !validator.problems.isEmpty { throw .invalid(file: file, problems: located(validator.problems)) }
         return value
     }
 
@@ -166,6 +248,10 @@ public enum ConfigLoader {
         default: "\(type)".contains("Array") ? "a list" : "\(type)"
         }
     }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }
 
 private struct AnyCodingKey: CodingKey {

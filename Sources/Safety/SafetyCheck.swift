@@ -74,24 +74,51 @@ public enum SafetyCheck: UInt8, CaseIterable, Sendable, Codable {
         }
     }
 
-    /// Checks whose reaction must end with power removed (category 0 or 1): after them nothing
-    /// the drives do on their own can be trusted to hold the robot safely.
-    public var mustRemovePower: Bool {
+    /// The weakest stop category a limits file may give this check, from the risk analysis
+    /// (docs/safety/hazards.md, whose traceability table a test compares with this). A file may
+    /// make a reaction stricter (2 → 1 → 0), never weaker.
+    public var weakestCategory: StopCategory {
         switch self {
-        case .heartbeat, .velocity, .current, .tracking, .encoder, .link, .invalidInput, .startup: true
-        default: false
+        case .velocity, .current, .tracking, .encoder, .link, .invalidInput, .startup: .zero
+        case .heartbeat, .position, .force, .lumen, .noGo, .crc, .workingCounter: .one
+        case .imageStale, .deadman: .two
         }
     }
 
-    var whyPowerMustGo: String {
+    /// The hazard row of docs/safety/hazards.md the check's category comes from.
+    public var hazard: String {
+        switch self {
+        case .force: "H1"
+        case .lumen, .noGo: "H2"
+        case .velocity, .current, .tracking: "H3"
+        case .encoder: "H4"
+        case .position: "H5"
+        case .heartbeat: "H6"
+        case .link, .crc, .workingCounter: "H7"
+        case .deadman: "H9"
+        case .imageStale: "H10"
+        case .invalidInput: "H11"
+        case .startup: "-"
+        }
+    }
+
+    /// Checks whose reaction must end with power removed (category 0 or 1).
+    public var mustRemovePower: Bool { weakestCategory.removesPower }
+
+    /// Why the category may not be weaker than `weakestCategory`.
+    var whyNoWeaker: String {
         switch self {
         case .heartbeat: "without the control cycle nobody commands the drives"
-        case .velocity, .current: "an axis that runs away must not keep its power"
+        case .velocity, .current: "an axis that runs away must not keep its power, nor brake under its own control"
         case .tracking: "a drive that does not follow its command must not keep its power"
         case .encoder: "a drive closing its loop on a wrong encoder must not keep its power"
         case .link: "the monitor cannot supervise what it cannot see"
         case .invalidInput: "a NaN reading cannot be supervised"
-        default: "required"
+        case .force: "a catheter pushing on the vessel wall must not stay powered against it"
+        case .lumen, .noGo: "a tip outside the lumen or in a no-go zone must not stay powered there"
+        case .position: "a joint beyond its travel must not stay powered there"
+        case .crc, .workingCounter: "a link corrupting its traffic cannot be trusted to hold the drives"
+        case .imageStale, .deadman, .startup: "required"
         }
     }
 

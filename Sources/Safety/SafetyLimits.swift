@@ -221,8 +221,9 @@ public struct SafetyLimits: ValidatedConfig, Sendable, Equatable {
     }
 
     public func validate(into v: inout ConfigValidator) {
-        v.check(!name.isEmpty, "name", "must not be empty")
-        v.check((100...10_000).contains(cycleHz), "cycle_hz", "must be within 100…10000, got \(cycleHz)")
+        typealias B = Bounds
+        v.checkName(name, "name")
+        v.check(B.cycleHz.contains(cycleHz), "cycle_hz", "must be within \(B.cycleHz.lowerBound)…\(B.cycleHz.upperBound), got \(cycleHz)")
 
         let sectionCount = catheter.sections.count
         v.check((1...MonitorModel.maxSections).contains(sectionCount), "catheter.sections",
@@ -231,27 +232,28 @@ public struct SafetyLimits: ValidatedConfig, Sendable, Equatable {
                 "must list \(2 + 2 * sectionCount) joints (insertion, roll, two tendons per section), got \(joints.count)")
         for (i, j) in joints.enumerated() {
             let p = "joints[\(i)]"
-            v.check(!j.name.isEmpty, "\(p).name", "must not be empty")
-            v.check(j.lower, in: -1e4...1e4, "\(p).lower")
-            v.check(j.upper, in: -1e4...1e4, "\(p).upper")
+            let b = B.joint(at: i)
+            v.checkName(j.name, "\(p).name")
+            v.check(j.lower, in: b.travel, "\(p).lower", b.unit)
+            v.check(j.upper, in: b.travel, "\(p).upper", b.unit)
             if j.lower.isFinite, j.upper.isFinite { v.check(j.lower < j.upper, p, "lower (\(j.lower)) must be below upper (\(j.upper))") }
-            v.checkPositive(j.maxVelocity, "\(p).max_velocity")
-            v.check(j.maxCurrentA, in: 0.01...100, "\(p).max_current_a")
-            v.checkPositive(j.maxTrackingError, "\(p).max_tracking_error")
-            v.checkPositive(j.maxEncoderMismatch, "\(p).max_encoder_mismatch")
-            v.checkPositive(j.stopDeceleration, "\(p).stop_deceleration")
+            v.check(j.maxVelocity, in: b.maxVelocity, "\(p).max_velocity", "\(b.unit)/s")
+            v.check(j.maxCurrentA, in: b.maxCurrentA, "\(p).max_current_a", "A")
+            v.check(j.maxTrackingError, in: b.maxTrackingError, "\(p).max_tracking_error", b.unit)
+            v.check(j.maxEncoderMismatch, in: b.maxEncoderMismatch, "\(p).max_encoder_mismatch", b.unit)
+            v.check(j.stopDeceleration, in: b.stopDeceleration, "\(p).stop_deceleration", "\(b.unit)/s²")
         }
 
         v.check(catheter.basePositionMM.count == 3, "catheter.base_position_mm", "must have 3 numbers")
-        for (i, x) in catheter.basePositionMM.enumerated() { v.check(x, in: -1e4...1e4, "catheter.base_position_mm[\(i)]") }
+        for (i, x) in catheter.basePositionMM.enumerated() { v.check(x, in: B.coordinateMM, "catheter.base_position_mm[\(i)]", "mm") }
         v.check(catheter.baseRPYRad.count == 3, "catheter.base_rpy_rad", "must have 3 numbers")
-        for (i, x) in catheter.baseRPYRad.enumerated() { v.check(x, in: -7...7, "catheter.base_rpy_rad[\(i)]") }
+        for (i, x) in catheter.baseRPYRad.enumerated() { v.check(x, in: B.baseAngleRad, "catheter.base_rpy_rad[\(i)]", "rad") }
         for (i, s) in catheter.sections.enumerated() {
-            v.check(s.lengthMM, in: 1...500, "catheter.sections[\(i)].length_mm")
-            v.check(s.tendonRadiusMM, in: 0.05...20, "catheter.sections[\(i)].tendon_radius_mm")
+            v.check(s.lengthMM, in: B.sectionLengthMM, "catheter.sections[\(i)].length_mm", "mm")
+            v.check(s.tendonRadiusMM, in: B.tendonRadiusMM, "catheter.sections[\(i)].tendon_radius_mm", "mm")
         }
-        v.check(catheter.tipLengthMM, in: 0...100, "catheter.tip_length_mm")
-        v.check(catheter.tipMarginMM, in: 0...20, "catheter.tip_margin_mm")
+        v.check(catheter.tipLengthMM, in: B.tipLengthMM, "catheter.tip_length_mm", "mm")
+        v.check(catheter.tipMarginMM, in: B.tipMarginMM, "catheter.tip_margin_mm", "mm")
 
         let points = lumen.centerlineMM.count
         v.check((2...MonitorModel.maxCorridorPoints).contains(points), "lumen.centerline_mm",
@@ -259,37 +261,47 @@ public struct SafetyLimits: ValidatedConfig, Sendable, Equatable {
         v.check(lumen.radiusMM.count == points, "lumen.radius_mm", "must have one radius per centreline point (\(points)), got \(lumen.radiusMM.count)")
         for (i, p) in lumen.centerlineMM.enumerated() {
             v.check(p.count == 3, "lumen.centerline_mm[\(i)]", "must have 3 numbers, got \(p.count)")
-            for (k, x) in p.enumerated() { v.check(x, in: -1e4...1e4, "lumen.centerline_mm[\(i)][\(k)]") }
+            for (k, x) in p.enumerated() { v.check(x, in: B.coordinateMM, "lumen.centerline_mm[\(i)][\(k)]", "mm") }
             if i > 0, p.count == 3, lumen.centerlineMM[i - 1].count == 3, p == lumen.centerlineMM[i - 1] {
                 v.fail("lumen.centerline_mm[\(i)]", "repeats the point before it")
             }
         }
         for (i, r) in lumen.radiusMM.enumerated() {
-            v.check(r, in: 0.1...100, "lumen.radius_mm[\(i)]")
+            v.check(r, in: B.lumenRadiusMM, "lumen.radius_mm[\(i)]", "mm")
             if r.isFinite, catheter.tipMarginMM.isFinite, r <= catheter.tipMarginMM {
                 v.fail("lumen.radius_mm[\(i)]", "must exceed catheter.tip_margin_mm (\(catheter.tipMarginMM)), got \(r)")
             }
         }
         v.check(noGo.count <= MonitorModel.maxNoGoZones, "no_go", "at most \(MonitorModel.maxNoGoZones) zones, got \(noGo.count)")
         for (i, z) in noGo.enumerated() {
-            v.check(!z.name.isEmpty, "no_go[\(i)].name", "must not be empty")
+            v.checkName(z.name, "no_go[\(i)].name")
             v.check(z.centerMM.count == 3, "no_go[\(i)].center_mm", "must have 3 numbers, got \(z.centerMM.count)")
-            for (k, x) in z.centerMM.enumerated() { v.check(x, in: -1e4...1e4, "no_go[\(i)].center_mm[\(k)]") }
-            v.check(z.radiusMM, in: 0.1...200, "no_go[\(i)].radius_mm")
+            for (k, x) in z.centerMM.enumerated() { v.check(x, in: B.coordinateMM, "no_go[\(i)].center_mm[\(k)]", "mm") }
+            v.check(z.radiusMM, in: B.noGoRadiusMM, "no_go[\(i)].radius_mm", "mm")
         }
 
-        v.check(heartbeatTimeoutMS, in: 1...100, "heartbeat_timeout_ms")
-        v.check(maxInsertionForceN, in: 0.01...50, "max_insertion_force_n")
-        v.check(imageMaxAgeMS, in: 10...5000, "image_max_age_ms")
-        v.check((1...1000).contains(link.maxConsecutiveLost), "link.max_consecutive_lost", "must be within 1…1000, got \(link.maxConsecutiveLost)")
-        v.check(link.lostBurst, in: 0...1e6, "link.lost_burst")
-        v.check(link.lostPerS, in: 0...1e6, "link.lost_per_s")
-        v.check(link.crcBurst, in: 0...1e6, "link.crc_burst")
-        v.check(link.crcPerS, in: 0...1e6, "link.crc_per_s")
-        v.check(link.wkcBurst, in: 0...1e6, "link.wkc_burst")
-        v.check(link.wkcPerS, in: 0...1e6, "link.wkc_per_s")
-        v.check(controlledStop.maxTimeMS, in: 1...2000, "controlled_stop.max_time_ms")
-        v.check(controlledStop.standstillFraction, in: 0.001...0.5, "controlled_stop.standstill_fraction")
+        v.check(heartbeatTimeoutMS, in: B.heartbeatTimeoutMS, "heartbeat_timeout_ms", "ms")
+        v.check(maxInsertionForceN, in: B.maxInsertionForceN, "max_insertion_force_n", "N")
+        v.check(imageMaxAgeMS, in: B.imageMaxAgeMS, "image_max_age_ms", "ms")
+        v.check(B.maxConsecutiveLost.contains(link.maxConsecutiveLost), "link.max_consecutive_lost",
+                "must be within \(B.maxConsecutiveLost.lowerBound)…\(B.maxConsecutiveLost.upperBound) samples, got \(link.maxConsecutiveLost)")
+        v.check(link.lostBurst, in: B.linkBurst, "link.lost_burst", "errors")
+        v.check(link.lostPerS, in: B.linkPerS, "link.lost_per_s", "errors/s")
+        v.check(link.crcBurst, in: B.linkBurst, "link.crc_burst", "errors")
+        v.check(link.crcPerS, in: B.linkPerS, "link.crc_per_s", "errors/s")
+        v.check(link.wkcBurst, in: B.linkBurst, "link.wkc_burst", "errors")
+        v.check(link.wkcPerS, in: B.linkPerS, "link.wkc_per_s", "errors/s")
+        v.check(controlledStop.maxTimeMS, in: B.controlledStopMaxTimeMS, "controlled_stop.max_time_ms", "ms")
+        v.check(controlledStop.standstillFraction, in: B.standstillFraction, "controlled_stop.standstill_fraction")
+        // A category-1 stop that cuts power before the slowest joint has braked from full speed
+        // leaves that joint coasting: a category 0 with extra travel.
+        let stops = joints.enumerated().compactMap { i, j -> (Int, Double)? in
+            let t = j.maxVelocity / j.stopDeceleration * 1000
+            return t.isFinite && t > 0 ? (i, t) : nil
+        }
+        if let (slowest, ms) = stops.max(by: { $0.1 < $1.1 }), controlledStop.maxTimeMS.isFinite, ms > controlledStop.maxTimeMS {
+            v.fail("controlled_stop.max_time_ms", "must be at least the longest stop from full speed, \(Int(ms.rounded(.up))) ms (joints[\(slowest)]: max_velocity / stop_deceleration), got \(controlledStop.maxTimeMS): power would be cut while that joint still brakes")
+        }
 
         let known = Set(SafetyCheck.configurable.map(\.key))
         for key in categories.keys.sorted() where !known.contains(key) {
@@ -304,8 +316,10 @@ public struct SafetyLimits: ValidatedConfig, Sendable, Equatable {
                 v.fail("categories.\(check.key)", "must be 0, 1 or 2, got \(raw)")
                 continue
             }
-            if check.mustRemovePower, !category.removesPower {
-                v.fail("categories.\(check.key)", "must be 0 or 1: \(check.whyPowerMustGo)")
+            let weakest = check.weakestCategory
+            if category > weakest {
+                let allowed = (0...weakest.rawValue).map(String.init).joined(separator: " or ")
+                v.fail("categories.\(check.key)", "must be \(allowed) (\(check.hazard) in docs/safety/hazards.md: category \(weakest.rawValue) at the weakest), got \(raw): \(check.whyNoWeaker)")
             }
         }
     }
@@ -313,21 +327,64 @@ public struct SafetyLimits: ValidatedConfig, Sendable, Equatable {
     /// The limits and the SHA-256 of the file's bytes, or why the file was refused. The bytes
     /// are read once, so the hash is of exactly what was validated.
     public static func load(from path: String) throws(ConfigError) -> (limits: SafetyLimits, sha256: String) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let reason = FileManager.default.fileExists(atPath: path) ? "not readable" : "no such file"
-            throw .unreadable(file: path, reason: reason)
+        let (limits, bytes) = try ConfigLoader.loadWithBytes(SafetyLimits.self, from: path)
+        return (limits, SHA256.hex(bytes))
+    }
+}
+
+extension SafetyLimits {
+    /// The range each limit may take: what is plausible for a catheter robot, so that a value that
+    /// passes cannot quietly switch a check off (a 50 N force limit, a 1e9 mm/s speed limit, a
+    /// 100 mm lumen radius all would). The same ranges are written beside each field in
+    /// `safety/lumen-2s-limits.yaml` and tabled in docs/safety/hazards.md, which a test compares
+    /// with these.
+    public enum Bounds {
+        /// One joint kind's ranges, in its unit (mm or rad; speeds per second).
+        public struct Joint: Sendable {
+            public var kind: String
+            public var unit: String
+            public var travel: ClosedRange<Double>
+            public var maxVelocity: ClosedRange<Double>
+            public var maxCurrentA: ClosedRange<Double>
+            public var maxTrackingError: ClosedRange<Double>
+            public var maxEncoderMismatch: ClosedRange<Double>
+            public var stopDeceleration: ClosedRange<Double>
         }
-        let ext = (path as NSString).pathExtension.lowercased()
-        let limits: SafetyLimits
-        switch ext {
-        case "json":
-            limits = try ConfigLoader.decode(SafetyLimits.self, json: data, file: path)
-        case "yaml", "yml":
-            guard let text = String(data: data, encoding: .utf8) else { throw .malformed(file: path, reason: "not UTF-8 text") }
-            limits = try ConfigLoader.decode(SafetyLimits.self, yaml: text, file: path)
-        default:
-            throw .unsupportedFormat(file: path)
-        }
-        return (limits, SHA256.hex(data))
+
+        /// Insertion: a stroke of a few hundred mm, tens of mm/s.
+        public static let insertion = Joint(kind: "insertion", unit: "mm", travel: -50...1000, maxVelocity: 0.1...50, maxCurrentA: 0.01...5,
+                                            maxTrackingError: 0.01...10, maxEncoderMismatch: 0.001...5, stopDeceleration: 1...1000)
+        /// Roll: about one turn each way, at most half a turn per second.
+        public static let roll = Joint(kind: "roll", unit: "rad", travel: -6.5...6.5, maxVelocity: 0.01...3.2, maxCurrentA: 0.01...5,
+                                       maxTrackingError: 0.001...1, maxEncoderMismatch: 0.0001...0.5, stopDeceleration: 0.1...100)
+        /// Tendon displacement: millimetres of pull on a catheter a few mm across.
+        public static let tendon = Joint(kind: "tendon", unit: "mm", travel: -10...10, maxVelocity: 0.01...20, maxCurrentA: 0.01...5,
+                                         maxTrackingError: 0.001...2, maxEncoderMismatch: 0.0001...1, stopDeceleration: 0.1...500)
+
+        /// The ranges of joint `index` (insertion, roll, then tendons).
+        public static func joint(at index: Int) -> Joint { index == 0 ? insertion : index == 1 ? roll : tendon }
+
+        public static let cycleHz = 100...10_000
+        /// Coordinates of the base, the centreline and no-go centres: a room, not a planet.
+        public static let coordinateMM = -2000.0...2000.0
+        public static let baseAngleRad = -7.0...7.0
+        public static let sectionLengthMM = 1.0...200
+        public static let tendonRadiusMM = 0.05...5
+        public static let tipLengthMM = 0.0...50
+        public static let tipMarginMM = 0.0...10
+        /// From a few mm (coronary, cerebral) to the aorta.
+        public static let lumenRadiusMM = 0.5...20
+        public static let noGoRadiusMM = 0.1...50
+        public static let heartbeatTimeoutMS = 1.0...100
+        /// Perforation forces of vessel walls are of the order of a few N.
+        public static let maxInsertionForceN = 0.01...5
+        public static let imageMaxAgeMS = 10.0...1000
+        /// At 1 kHz, 100 ms without the monitor's own samples at the most.
+        public static let maxConsecutiveLost = 1...100
+        public static let linkBurst = 0.0...50
+        /// At most a tenth of the frames of a 1 kHz link.
+        public static let linkPerS = 0.0...100
+        public static let controlledStopMaxTimeMS = 1.0...1000
+        public static let standstillFraction = 0.001...0.2
     }
 }

@@ -35,6 +35,7 @@ struct Limits: ValidatedConfig, Equatable {
     }
 
     func validate(into v: inout ConfigValidator) {
+        v.checkName(name, "name")
         v.checkPositive(maxForceN, "max_force_n")
         for (i, a) in axes.enumerated() {
             v.check(a.lower < a.upper, "axes[\(i)]", "lower (\(a.lower)) must be below upper (\(a.upper))")

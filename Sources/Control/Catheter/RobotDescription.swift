@@ -122,7 +122,7 @@ public struct RobotDescription: ValidatedConfig, Equatable, Sendable {
     }
 
     public func validate(into v: inout ConfigValidator) {
-        v.check(!name.isEmpty, "name", "must not be empty")
+        v.checkName(name, "name")
         v.check(base.positionMM.count == 3, "base.position_mm", "must hold 3 numbers (x, y, z), got \(base.positionMM.count)")
         v.check(base.rpyRad.count == 3, "base.rpy_rad", "must hold 3 numbers (roll, pitch, yaw), got \(base.rpyRad.count)")
         for (i, x) in base.positionMM.enumerated() { v.check(x, in: -1e4...1e4, "base.position_mm[\(i)]") }

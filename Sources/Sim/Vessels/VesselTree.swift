@@ -50,7 +50,7 @@ public struct VesselTreeDescription: ValidatedConfig, Equatable, Sendable {
         var seen: [String: Int] = [:]
         for (i, vessel) in vessels.enumerated() {
             let f = "vessels[\(i)]"
-            v.check(!vessel.name.isEmpty, "\(f).name", "must not be empty")
+            v.checkName(vessel.name, "\(f).name")
             if seen[vessel.name] != nil { v.fail("\(f).name", "'\(vessel.name)' is used twice") }
             v.check(vessel.points.count >= 2, "\(f).points", "needs at least 2 points, got \(vessel.points.count)")
             for (k, p) in vessel.points.enumerated() {
