@@ -401,6 +401,32 @@ struct LockstepClock: CycleClock {
         #expect(try rig.runner.endRun().exitCode == 4)
     }
 
+    /// `pty:PATH`: the drive holds the master end, the host opens the other end by its path
+    /// through termios alone, as it would reach an integrator's simulator or a socat bridge.
+    @Test func theHostReachesADeviceOnAPseudoTerminalByPath() throws {
+        let description = try loadRobot("lumen-2s.yaml")
+        let pty = try PseudoTerminal.openPair()
+        let emulator = DriveLinkDriveEmulator(axes: description.axes, start: nil, deviceFD: pty.hostFD, stepPerFrame: 1_000_000)
+        emulator.start()
+        defer { emulator.stop() }
+        let byPath = try PseudoTerminal.open(path: pty.path)
+        _ = DescriptorTransport(fd: pty.deviceFD, owns: true, name: "first slave descriptor")  // closes it: the path's is the one in use
+        guard case .pty(let path) = try LinkAddress(parsing: "pty:\(pty.path)") else { Issue.record("not a pty address"); return }
+        #expect(path == pty.path)
+        let log = TipLog(capacity: 100, decimation: 100)
+        let runner = CycleRunner(hardware: DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: byPath, owns: true, name: path)),
+                                 controller: TipServo(model: CatheterModel(description), path: TipPath(), log: log.writer),
+                                 clock: LockstepClock(fd: byPath), period: 1_000_000)
+        try runner.configure()
+        try runner.activate()
+        try runner.run(cycles: 200)
+        #expect(runner.lifecycle == .active)
+        #expect(runner.withHardware { $0.stats.statesReceived } >= 190)
+        #expect(emulator.report.enabled)
+        #expect(try runner.endRun() == .completed)
+        withExtendedLifetime(log) {}
+    }
+
     @Test func aRunThatCompletesEndsActiveToInactiveWithExitCodeZero() throws {
         let rig = try makeRig()
         defer { rig.emulator.stop() }
