@@ -48,6 +48,14 @@ import Testing
         #expect(runner.report().counters.lastFault == .driveFault)
         #expect(runner.withHardware { $0.emulatedAxis(2)?.fault } == .overcurrent)
         #expect(runner.withHardware { $0.emulatedAxis(0)?.enabled } == false)
+        #expect(runner.counters.stop == .driveFault(DriveFaultReport(axis: 2, kind: .overcurrent)))
+        // Re-activation waits for an acknowledge, which clears the drive's latch.
+        #expect(throws: LifecycleError.driveFaultLatched(DriveFaultReport(axis: 2, kind: .overcurrent))) { try runner.activate() }
+        runner.withHardware { $0.inject([], axis: 2) }
+        try runner.acknowledgeFaults()
+        try runner.activate()
+        try runner.run(cycles: 30)
+        #expect(runner.lifecycle == .active)
     }
 }
 

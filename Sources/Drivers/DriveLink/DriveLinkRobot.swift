@@ -191,7 +191,7 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
 
     /// The fault behind the cycle's `.driveFault`.
     /// - Important: read by the control cycle; must not allocate, lock or log.
-    public var driveFault: DriveFaultReport? { latchedFault }
+    public var driveFault: DriveFaultReport? { @_noAllocation @_noLocks get { latchedFault } }
 
     public mutating func deactivate() {}
     public mutating func shutdown() {}

@@ -70,7 +70,7 @@ public struct EtherCATRobot: ~Copyable, RobotHardware {
     }
 
     /// - Important: read by the control cycle; must not allocate, lock or log.
-    public var driveFault: DriveFaultReport? { latchedFault }
+    public var driveFault: DriveFaultReport? { @_noAllocation @_noLocks get { latchedFault } }
 
     /// An operator's acknowledge: fault-reset edges (controlword bit 7) with the power off, until
     /// no drive reports a fault or `DriveLink.replyDeadline`-like patience (20 exchanges of up to
