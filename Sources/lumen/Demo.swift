@@ -210,7 +210,8 @@ struct Demo: ParsableCommand {
         let errors = samples.map(\.error)
         let afterApproach = samples.filter { $0.time > path.approach }.map(\.error)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let plots = try writePlots(samples: samples, model: rig.model)
+        // A run stopped before its first cycle (a drive with a fault latched) has nothing to plot.
+        let plots = samples.isEmpty ? [] : try writePlots(samples: samples, model: rig.model)
 
         var warnings = threadWarnings
         if ending != .completed { warnings.append("run ended: \(ending)") }
@@ -245,7 +246,7 @@ struct Demo: ParsableCommand {
               overruns:      \(report.overruns) (\(report.missedDeadlines) deadlines missed)
               drives:        \(linkName)\(linkFigures.map { f in ", " + f.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") } ?? "")
               allocations:   \(allocations) in \(report.cycles - warmup) steady-state cycles
-              written:       \(out)/summary.json, \(plots.joined(separator: ", "))
+              written:       \(([out + "/summary.json"] + plots).joined(separator: ", "))
               ended:         \(ending) (exit code \(ending.exitCode))
             """)
         }
