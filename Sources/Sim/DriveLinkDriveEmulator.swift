@@ -115,12 +115,14 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
     /// Latches a fault as the drive's own protection would (`dl_device_fault`): the power goes
     /// off and a FAULT message goes to the host. `persistent` keeps its cause present, so a
     /// FAULT_RESET leaves it latched until `clearFaultCause`. `axis` 0xFF is the whole drive.
-    public func injectFault(axis: UInt8, code: UInt16, detail: Int32 = 0, persistent: Bool = false) {
+    /// `messageLost` drops the FAULT message on the line, so that the host learns of the fault
+    /// from the STATE status bits alone.
+    public func injectFault(axis: UInt8, code: UInt16, detail: Int32 = 0, persistent: Bool = false, messageLost: Bool = false) {
         lock.lock()
         var out = [UInt8](repeating: 0, count: DriveLink.maxWireFrame)
         let n = dl_device_fault(device, axis, code, detail, &out, out.count)
         if persistent, code < 32 { device.pointee.fault_causes |= 1 << UInt32(code) }
-        queueReplies(Array(out.prefix(n)), now: clockNow())
+        if !messageLost { queueReplies(Array(out.prefix(n)), now: clockNow()) }
         lock.unlock()
     }
 

@@ -334,6 +334,21 @@ struct LockstepClock: CycleClock {
         #expect(rig.emulator.report.enableRefused == 0)
     }
 
+    /// While running, with the FAULT message lost on the line: status bit 1 on the faulted axis
+    /// alone stops the host, and names the axis.
+    @Test func aFaultStatusBitAloneWhileRunningIsAStop() throws {
+        let rig = try makeRig()
+        defer { rig.emulator.stop() }
+        try rig.runner.configure()
+        try rig.runner.activate()
+        try rig.runner.run(cycles: 100)
+        rig.emulator.injectFault(axis: 3, code: 3, detail: 900, messageLost: true)
+        try rig.runner.run(cycles: 100)
+        try expectStoppedOn(rig, axis: 3, kind: .latched, code: DriveFaultReport.Kind.latched.rawValue)
+        #expect(rig.runner.withHardware { $0.stats.faultsReported } == 0)
+        #expect(rig.runner.withHardware { $0.stats.enableWhileFaulted } == 0)
+    }
+
     @Test func thePowerStageDroppingOutWhileEnabledIsAStop() throws {
         let rig = try makeRig()
         defer { rig.emulator.stop() }
