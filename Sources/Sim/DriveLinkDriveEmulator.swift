@@ -141,6 +141,15 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Injects (or clears, with []) faults on axis `i`'s emulated drive (emulated dynamics
+    /// only): an overcurrent trips the drive's own protection, which latches DriveLink fault 2
+    /// on that axis and sends its FAULT, as a drive's firmware would.
+    public func inject(_ faults: DriveFaultInjection, axis i: Int) {
+        lock.lock()
+        axes.inject(faults, axis: i)
+        lock.unlock()
+    }
+
     /// The cause of fault `code` is gone: the next FAULT_RESET may clear it.
     public func clearFaultCause(code: UInt16) {
         lock.lock()
@@ -223,7 +232,13 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
                     }
                     if impairment.corruptsFromHost, corrupt(&frame) { counts.corruptedFromHost += 1 }
                     let type = frame.withUnsafeBytes { DriveLink.decode(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 1)]), scratch: peek) }
-                    if case .success(let f) = type, f.type == .faultReset { faultResets += 1 }
+                    if case .success(let f) = type, f.type == .faultReset {
+                        faultResets += 1
+                        // The axes' own protection resets with the drive; a cause still there
+                        // (an injected overcurrent) trips it again from the next step on.
+                        axes.resetFaults()
+                        device.pointee.fault_causes &= ~(1 << UInt32(DL_FAULT_OVERCURRENT.rawValue))
+                    }
                     let produced = dl_device_receive(device, frame, frame.count, micros(now), &out, out.count)
                     queueReplies(Array(out.prefix(produced)), now: now)
                 }
@@ -234,12 +249,35 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
             copyTargets()
             let mode = JointCommand.Mode(rawValue: device.pointee.mode) ?? .hold
             axes.step(mode: mode, enabled: device.pointee.enabled != 0, dt: dt)
+            reportAxisFaults()
             copyFeedback(now: now)
             let faults = dl_device_poll(device, micros(now), &out, out.count)
             queueReplies(Array(out.prefix(faults)), now: now)
             lock.unlock()
             flush(now: now)
         }
+    }
+
+    /// An emulated axis whose own protection tripped on overcurrent is DriveLink fault 2 on that
+    /// axis, its cause present while the axis stays tripped. (Its enable watchdog is not mapped:
+    /// the protocol's own watchdog in the C reference is the one the host talks to.)
+    private func reportAxisFaults() {
+        var out = [UInt8](repeating: 0, count: DriveLink.maxWireFrame)
+        let bit: UInt32 = 1 << UInt32(DL_FAULT_OVERCURRENT.rawValue)
+        var tripped = false
+        for i in 0..<axes.count where axes.fault(i) == .overcurrent {
+            tripped = true
+            if device.pointee.fault_causes & bit == 0 {
+                let n = dl_device_fault(device, UInt8(i), UInt16(DL_FAULT_OVERCURRENT.rawValue), milliamps(axis: i), &out, out.count)
+                queueReplies(Array(out.prefix(n)), now: clockNow())
+            }
+        }
+        if tripped { device.pointee.fault_causes |= bit }
+    }
+
+    private func milliamps(axis i: Int) -> Int32 {
+        let amps = axes.emulatedAxis(i)?.measuredCurrent ?? 0
+        return amps.isFinite ? Int32(clamping: Int64((amps * 1000).rounded())) : 0
     }
 
     /// Bit errors at the configured rate inside a frame; the delimiter is left alone, so each

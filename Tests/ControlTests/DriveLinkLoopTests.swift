@@ -221,14 +221,15 @@ struct LockstepClock: CycleClock {
         let log: TipLog
     }
 
-    func makeRig(latchedFault: UInt16 = 0, impairment: LinkImpairment = .none, maxReadFaults: Int = 10) throws -> Rig {
+    func makeRig(latchedFault: UInt16 = 0, impairment: LinkImpairment = .none, maxReadFaults: Int = 10,
+                 dynamics: DriveDynamics = .ideal) throws -> Rig {
         let description = try loadRobot("lumen-2s.yaml")
         let model = CatheterModel(description)
         var start = JointVector(count: model.jointCount)
         start[0] = 100
         let pty = try PseudoTerminal.openPair()
         let emulator = DriveLinkDriveEmulator(axes: description.axes, start: start, deviceFD: pty.deviceFD, impairment: impairment,
-                                              seed: 3, stepPerFrame: 1_000_000, latchedFault: latchedFault)
+                                              seed: 3, dynamics: dynamics, stepPerFrame: 1_000_000, latchedFault: latchedFault)
         emulator.start()
         let host = DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path))
         let log = TipLog(capacity: 100, decimation: 100)
@@ -347,6 +348,27 @@ struct LockstepClock: CycleClock {
         try expectStoppedOn(rig, axis: 3, kind: .latched, code: DriveFaultReport.Kind.latched.rawValue)
         #expect(rig.runner.withHardware { $0.stats.faultsReported } == 0)
         #expect(rig.runner.withHardware { $0.stats.enableWhileFaulted } == 0)
+    }
+
+    /// The emulated drive's own protection: an injected overcurrent on axis 2 trips it, the
+    /// drive latches fault 2 on that axis, and the host stops on it; while the overcurrent
+    /// lasts an acknowledge leaves it latched.
+    @Test func anEmulatedAxisTrippingOnOvercurrentIsADriveLinkFault() throws {
+        let rig = try makeRig(dynamics: .emulated(nil))
+        defer { rig.emulator.stop() }
+        try rig.runner.configure()
+        try rig.runner.activate()
+        try rig.runner.run(cycles: 100)
+        rig.emulator.inject([.overcurrent], axis: 2)
+        try rig.runner.run(cycles: 300)
+        guard case .driveFault(let f)? = rig.runner.counters.stop else { Issue.record("\(String(describing: rig.runner.counters.stop))"); return }
+        #expect(f.axis == 2 && f.kind == .overcurrent && f.detail > 0, "\(f)")
+        #expect(rig.runner.command.enable == false)
+        rig.emulator.inject([], axis: 2)
+        try rig.runner.acknowledgeFaults()
+        try rig.runner.activate()
+        try rig.runner.run(cycles: 100)
+        #expect(rig.runner.lifecycle == .active)
     }
 
     @Test func thePowerStageDroppingOutWhileEnabledIsAStop() throws {

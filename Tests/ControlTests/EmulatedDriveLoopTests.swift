@@ -68,10 +68,11 @@ import Testing
         start[0] = 100
 
         let pty = try PseudoTerminal.openPair()
-        // The drive's watchdog is not under test: a host thread stalled past the 20 ms default
-        // on a loaded machine would rightly trip it, and the host now stops on that fault.
+        // The drives' clock moves 1 ms per host frame: their watchdogs (the protocol's and each
+        // axis's own enable watchdog) and their dynamics then follow the host's cycles, not how
+        // the scheduler treated the drive thread on a loaded machine.
         let emulator = DriveLinkDriveEmulator(axes: description.axes, start: start, deviceFD: pty.deviceFD, watchdogMicroseconds: 250_000,
-                                              dynamics: .emulated(nil))
+                                              dynamics: .emulated(nil), stepPerFrame: 1_000_000)
         emulator.start()
         defer { emulator.stop() }
         let serialLog = TipLog(capacity: 5000, decimation: 10)
