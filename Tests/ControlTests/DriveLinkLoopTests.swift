@@ -288,7 +288,7 @@ struct LockstepClock: CycleClock {
         // Re-activation is refused until acknowledged.
         #expect(throws: LifecycleError.driveFaultLatched(latched)) { try rig.runner.activate() }
         // The acknowledge sends FAULT_RESET; the drive keeps the fault while its cause lasts.
-        #expect(throws: LifecycleError.self) { try rig.runner.acknowledgeFaults() }
+        #expect(throws: LifecycleError.driveFaultLatched(latched)) { try rig.runner.acknowledgeFaults() }
         #expect(rig.emulator.report.faultResets == 1)
         #expect(rig.emulator.report.faultCode == 5)
         #expect(throws: LifecycleError.self) { try rig.runner.activate() }

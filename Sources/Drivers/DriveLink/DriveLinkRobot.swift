@@ -178,9 +178,11 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
         }
         let remaining = UInt16(body[0]) | UInt16(body[1]) << 8
         if remaining != 0 {
-            let f = DriveFaultReport(axis: nil, kind: DriveFaultReport.kind(code: remaining), code: remaining)
+            // The same fault stays latched as it was (axis, detail); another one is drive-wide.
+            var f = DriveFaultReport(axis: nil, kind: DriveFaultReport.kind(code: remaining), code: remaining)
+            if let latchedFault, latchedFault.code == remaining { f = latchedFault }
             latchedFault = f
-            faultInferred = true
+            faultInferred = false
             throw HardwareError("the drive keeps fault \(f.name) (code \(remaining)) latched: its cause is still there", driveFault: f)
         }
         latchedFault = nil
