@@ -68,16 +68,19 @@ import Testing
         start[0] = 100
 
         let pty = try PseudoTerminal.openPair()
-        // The drives' clock moves 1 ms per host frame: their watchdogs (the protocol's and each
-        // axis's own enable watchdog) and their dynamics then follow the host's cycles, not how
-        // the scheduler treated the drive thread on a loaded machine.
+        // Lockstep: the drives' clock moves 1 ms per host frame and the host's 1 ms per cycle,
+        // each cycle waiting for the reply to the last. Their watchdogs (the protocol's and each
+        // axis's own enable watchdog), their dynamics and the path then share one time, whatever
+        // the scheduler does to either thread on a loaded machine (on the wall clock, skipped
+        // host cycles left the drives' time behind the path's).
         let emulator = DriveLinkDriveEmulator(axes: description.axes, start: start, deviceFD: pty.deviceFD, watchdogMicroseconds: 250_000,
                                               dynamics: .emulated(nil), stepPerFrame: 1_000_000)
         emulator.start()
         defer { emulator.stop() }
         let serialLog = TipLog(capacity: 5000, decimation: 10)
         let serial = CycleRunner(hardware: DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path)),
-                                 controller: TipServo(model: model, path: TipPath(), log: serialLog.writer), period: 1_000_000,
+                                 controller: TipServo(model: model, path: TipPath(), log: serialLog.writer),
+                                 clock: LockstepClock(fd: pty.hostFD), period: 1_000_000,
                                  faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 200))
         try serial.configure()
         try serial.activate()
