@@ -1,4 +1,7 @@
 import CLibSerialPort
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why a serial port operation failed.
 public enum SerialPortError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -33,9 +36,21 @@ public final class SerialPort {
     public init(path: String, baud: Int) throws(SerialPortError) {
         self.path = path
         self.baud = baud
+        // libserialport looks a port up in sysfs and reports a missing entry with errno 0
+        // ("Success"): find the real cause first, from the calls that name it.
+        var st = stat()
+        if stat(path, &st) != 0 {
+            throw .notFound(path: path, reason: "stat: " + String(cString: strerror(errno)))
+        }
+        if st.st_mode & S_IFMT != S_IFCHR {
+            throw .notFound(path: path, reason: "not a character device (a serial port is one)")
+        }
+        if Self.isPseudoTerminal(st) {
+            throw .notFound(path: path, reason: "a pseudo-terminal, which libserialport cannot open: use the link pty:\(path)")
+        }
         var p: OpaquePointer?
         guard sp_get_port_by_name(path, &p) == SP_OK, let found = p else {
-            throw .notFound(path: path, reason: Self.lastError())
+            throw .notFound(path: path, reason: Self.lastError(orElse: "libserialport has no port of that name (no sysfs entry: not a serial device)"))
         }
         guard sp_open(found, SP_MODE_READ_WRITE) == SP_OK else {
             let reason = Self.lastError()
@@ -104,9 +119,18 @@ public final class SerialPort {
         return names
     }
 
-    private static func lastError() -> String {
-        guard let msg = sp_last_error_message() else { return "unknown error" }
+    /// libserialport's last error; `fallback` where it has none worth the name (its sysfs
+    /// look-up fails with errno 0, which reads "Success").
+    private static func lastError(orElse fallback: String = "unknown error") -> String {
+        guard let msg = sp_last_error_message() else { return fallback }
         defer { sp_free_error_message(msg) }
-        return String(cString: msg)
+        let text = String(cString: msg)
+        return text.isEmpty || text == "Success" ? fallback : text
+    }
+
+    /// Linux's Unix98 pty slaves have majors 136…143 (Documentation/admin-guide/devices.txt).
+    static func isPseudoTerminal(_ st: stat) -> Bool {
+        let major = (st.st_rdev >> 8) & 0xFFF
+        return (136...143).contains(major)
     }
 }

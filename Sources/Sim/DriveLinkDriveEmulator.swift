@@ -16,6 +16,9 @@ public struct LinkImpairment: Sendable, Equatable {
     public var reorderRate: Double
     /// Extra latency of every reply (ns).
     public var delay: Nanoseconds
+    /// Whether bit errors hit the host's frames too, or only the drive's replies (a CRC storm
+    /// the host alone sees, with every command still arriving).
+    public var corruptsFromHost: Bool = true
 
     public init(bitErrorRate: Double = 0, dropRate: Double = 0, duplicateRate: Double = 0, reorderRate: Double = 0, delay: Nanoseconds = 0) {
         self.bitErrorRate = bitErrorRate
@@ -49,13 +52,21 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
         public var watchdogTrips: Int
         public var enabled: Bool
         public var faultCode: UInt16
+        /// The latched fault's axis (0xFF: the whole drive).
+        public var faultAxis: UInt8
+        /// COMMANDs that asked for power while a fault was latched.
+        public var enableRefused: Int
+        /// FAULT_RESET frames that reached the drive intact.
+        public var faultResets: Int
+        /// Valid frames ignored before a handshake.
+        public var ignored: Int
         public var positions: JointVector
     }
 
     private let device: UnsafeMutablePointer<dl_device>
     private let axes: SimulatedDriveAxes
     private let transport: DescriptorTransport
-    private let impairment: LinkImpairment
+    private var impairment: LinkImpairment
     private var rng: SplitMix64
     private let running = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
@@ -68,11 +79,19 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
     private var heldForReorder: (bytes: [UInt8], corrupted: Bool)?
     /// Set when the emulator was killed: it stops answering at once, like a drive that lost power.
     private let killed = Atomic<Bool>(false)
+    /// When set, the drives' clock advances by this much per frame from the host instead of
+    /// following the machine's: the watchdog and the motion then depend on what the host sent,
+    /// not on how the scheduler treated either thread (for tests on a loaded machine).
+    private let stepPerFrame: Nanoseconds?
+    private var simulatedNow: Nanoseconds = 1_000_000_000
+    private var faultResets = 0
+    private let peek = UnsafeMutableRawBufferPointer.allocate(byteCount: DriveLink.maxFrame + 16, alignment: 8)
 
     /// Drives for `axes` at `start`, on the device end `deviceFD` (which it will close).
     public init(axes specs: [AxisSpec], start: JointVector?, deviceFD: Int32, watchdogMicroseconds: UInt32 = 20_000,
                 firmwareID: String = "lumen-sim", impairment: LinkImpairment = .none, seed: UInt64 = 1,
-                dynamics: DriveDynamics = .ideal) {
+                dynamics: DriveDynamics = .ideal, stepPerFrame: Nanoseconds? = nil, latchedFault: UInt16 = 0) {
+        self.stepPerFrame = stepPerFrame
         axes = SimulatedDriveAxes(axes: specs, start: start, dynamics: dynamics)
         transport = DescriptorTransport(fd: deviceFD, owns: true, name: "emulated drive")
         self.impairment = impairment
@@ -80,13 +99,74 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
         device = .allocate(capacity: 1)
         device.initialize(to: dl_device())
         dl_device_init(device, UInt8(specs.count), watchdogMicroseconds, firmwareID)
+        // A drive that restarts keeps a fault it latched before (no FAULT message: it was sent
+        // to a host that is gone).
+        device.pointee.fault_code = latchedFault
+        device.pointee.fault_axis = 0xFF
         copyFeedback(now: MonotonicClock.now())
     }
 
     deinit {
         stop()
         device.deallocate()
+        peek.deallocate()
     }
+
+    /// Latches a fault as the drive's own protection would (`dl_device_fault`): the power goes
+    /// off and a FAULT message goes to the host. `persistent` keeps its cause present, so a
+    /// FAULT_RESET leaves it latched until `clearFaultCause`. `axis` 0xFF is the whole drive.
+    /// `messageLost` drops the FAULT message on the line, so that the host learns of the fault
+    /// from the STATE status bits alone.
+    public func injectFault(axis: UInt8, code: UInt16, detail: Int32 = 0, persistent: Bool = false, messageLost: Bool = false) {
+        lock.lock()
+        var out = [UInt8](repeating: 0, count: DriveLink.maxWireFrame)
+        let n = dl_device_fault(device, axis, code, detail, &out, out.count)
+        if persistent, code < 32 { device.pointee.fault_causes |= 1 << UInt32(code) }
+        if !messageLost { queueReplies(Array(out.prefix(n)), now: clockNow()) }
+        lock.unlock()
+    }
+
+    /// Changes the impairment from the next frame on (a CRC storm, a line that goes bad).
+    public func setImpairment(_ new: LinkImpairment) {
+        lock.lock()
+        impairment = new
+        lock.unlock()
+    }
+
+    /// Moves the drive's frame counter back by `n`: every frame it sends after is, to the host,
+    /// a stale one (a drive-side sequencing bug).
+    public func rewindSequence(by n: UInt16) {
+        lock.lock()
+        device.pointee.tx_seq &-= n
+        lock.unlock()
+    }
+
+    /// Injects (or clears, with []) faults on axis `i`'s emulated drive (emulated dynamics
+    /// only): an overcurrent trips the drive's own protection, which latches DriveLink fault 2
+    /// on that axis and sends its FAULT, as a drive's firmware would.
+    public func inject(_ faults: DriveFaultInjection, axis i: Int) {
+        lock.lock()
+        axes.inject(faults, axis: i)
+        lock.unlock()
+    }
+
+    /// The cause of fault `code` is gone: the next FAULT_RESET may clear it.
+    public func clearFaultCause(code: UInt16) {
+        lock.lock()
+        if code < 32 { device.pointee.fault_causes &= ~(1 << UInt32(code)) }
+        lock.unlock()
+    }
+
+    /// The safe torque off input (the safety monitor's enable line): while on, the power stays
+    /// off, with no fault latched — the host sees the power stage drop out.
+    public func setSafeTorqueOff(_ on: Bool) {
+        lock.lock()
+        device.pointee.sto = on ? 1 : 0
+        if on { device.pointee.enabled = 0 }
+        lock.unlock()
+    }
+
+    private func clockNow() -> Nanoseconds { stepPerFrame == nil ? MonotonicClock.now() : simulatedNow }
 
     /// Starts the drives' thread.
     public func start() {
@@ -116,7 +196,8 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
         let d = device.pointee
         return Report(impairment: counts, framesAccepted: Int(d.rx_frames), framesRejected: Int(d.rx_errors), framesStale: Int(d.rx_stale),
                       watchdogTrips: Int(d.watchdog_trips), enabled: d.enabled != 0, faultCode: d.fault_code,
-                      positions: axes.positions)
+                      faultAxis: d.fault_axis, enableRefused: Int(d.enable_refused), faultResets: faultResets,
+                      ignored: Int(d.rx_ignored), positions: axes.positions)
     }
 
     private func micros(_ ns: Nanoseconds) -> UInt32 { UInt32(truncatingIfNeeded: ns / 1000) }
@@ -124,10 +205,10 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
     private func loop() {
         var rx = [UInt8](repeating: 0, count: 4096)
         var out = [UInt8](repeating: 0, count: 4 * Int(DriveLink.maxWireFrame))
-        var last = MonotonicClock.now()
+        var last = clockNow()
         while running.load(ordering: .acquiring) {
             let readable = transport.waitReadable(timeout: 200_000)
-            let now = MonotonicClock.now()
+            var now = clockNow()
             if killed.load(ordering: .acquiring) { break }
             lock.lock()
             if readable {
@@ -141,11 +222,23 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
                     var frame = incomingFrame + [0]
                     incomingFrame.removeAll(keepingCapacity: true)
                     counts.fromHost += 1
+                    if let step = stepPerFrame {
+                        simulatedNow += step
+                        now = simulatedNow
+                    }
                     if rng.unit() < impairment.dropRate {
                         counts.droppedFromHost += 1
                         continue
                     }
-                    if corrupt(&frame) { counts.corruptedFromHost += 1 }
+                    if impairment.corruptsFromHost, corrupt(&frame) { counts.corruptedFromHost += 1 }
+                    let type = frame.withUnsafeBytes { DriveLink.decode(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count - 1)]), scratch: peek) }
+                    if case .success(let f) = type, f.type == .faultReset {
+                        faultResets += 1
+                        // The axes' own protection resets with the drive; a cause still there
+                        // (an injected overcurrent) trips it again from the next step on.
+                        axes.resetFaults()
+                        device.pointee.fault_causes &= ~(1 << UInt32(DL_FAULT_OVERCURRENT.rawValue))
+                    }
                     let produced = dl_device_receive(device, frame, frame.count, micros(now), &out, out.count)
                     queueReplies(Array(out.prefix(produced)), now: now)
                 }
@@ -156,12 +249,35 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
             copyTargets()
             let mode = JointCommand.Mode(rawValue: device.pointee.mode) ?? .hold
             axes.step(mode: mode, enabled: device.pointee.enabled != 0, dt: dt)
+            reportAxisFaults()
             copyFeedback(now: now)
             let faults = dl_device_poll(device, micros(now), &out, out.count)
             queueReplies(Array(out.prefix(faults)), now: now)
             lock.unlock()
             flush(now: now)
         }
+    }
+
+    /// An emulated axis whose own protection tripped on overcurrent is DriveLink fault 2 on that
+    /// axis, its cause present while the axis stays tripped. (Its enable watchdog is not mapped:
+    /// the protocol's own watchdog in the C reference is the one the host talks to.)
+    private func reportAxisFaults() {
+        var out = [UInt8](repeating: 0, count: DriveLink.maxWireFrame)
+        let bit: UInt32 = 1 << UInt32(DL_FAULT_OVERCURRENT.rawValue)
+        var tripped = false
+        for i in 0..<axes.count where axes.fault(i) == .overcurrent {
+            tripped = true
+            if device.pointee.fault_causes & bit == 0 {
+                let n = dl_device_fault(device, UInt8(i), UInt16(DL_FAULT_OVERCURRENT.rawValue), milliamps(axis: i), &out, out.count)
+                queueReplies(Array(out.prefix(n)), now: clockNow())
+            }
+        }
+        if tripped { device.pointee.fault_causes |= bit }
+    }
+
+    private func milliamps(axis i: Int) -> Int32 {
+        let amps = axes.emulatedAxis(i)?.measuredCurrent ?? 0
+        return amps.isFinite ? Int32(clamping: Int64((amps * 1000).rounded())) : 0
     }
 
     /// Bit errors at the configured rate inside a frame; the delimiter is left alone, so each

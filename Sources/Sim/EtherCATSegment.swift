@@ -156,6 +156,14 @@ public final class EtherCATSegment: @unchecked Sendable {
 
     private let slaves: [Slave]
     private let lock = NSLock()
+
+    /// Puts slave `i`'s drive into CiA 402 *fault*, as its own protection would (an
+    /// overcurrent): power off at once, until the master sends a fault-reset edge.
+    public func injectDriveFault(slave i: Int) {
+        lock.lock()
+        if slaves.indices.contains(i) { slaves[i].drive = .fault }
+        lock.unlock()
+    }
     /// Outputs missing for longer than this in OP trip the sync-manager watchdog (ns).
     public var watchdog: Nanoseconds = 100_000_000
     /// Frames processed and frames that were not well-formed.

@@ -52,10 +52,30 @@ public struct KinematicRobot: ~Copyable, RobotHardware {
     }
 
     public mutating func configure() throws(HardwareError) {}
+    /// Refuses while a drive fault is latched: as on real drives, only an acknowledge clears it.
     public mutating func activate() throws(HardwareError) {
+        if let f = driveFault { throw HardwareError("drive fault latched: \(f)", driveFault: f) }
         activated = true
-        drives.resetFaults()
     }
+
+    /// The first axis whose emulated drive latched a fault, with its kind.
+    /// - Important: read by the control cycle; must not allocate, lock or log.
+    public var driveFault: DriveFaultReport? {
+        @_noAllocation @_noLocks get {
+        for i in 0..<jointCount {
+            switch drives.fault(i) {
+            case .none: continue
+            case .watchdog: return DriveFaultReport(axis: i, kind: .watchdog)
+            case .overcurrent: return DriveFaultReport(axis: i, kind: .overcurrent)
+            case .safetyWatchdog: return DriveFaultReport(axis: i, kind: .powerLost)
+            }
+        }
+        return nil
+        }
+    }
+
+    /// An operator's acknowledge: the emulated drives clear their faults.
+    public mutating func acknowledgeFaults() throws(HardwareError) { drives.resetFaults() }
 
     /// Injects (or clears, with []) faults on axis `i` (emulated dynamics only).
     public func inject(_ faults: DriveFaultInjection, axis i: Int) { drives.inject(faults, axis: i) }

@@ -98,10 +98,17 @@ public struct SimulatedDriveAxes: ~Copyable {
         emulated?[i].refreshSafetyLine(permit: permit, quickStop: quickStop)
     }
 
-    /// Clears latched drive faults (on activation).
+    /// Clears latched drive faults (on an operator's acknowledge).
     public func resetFaults() {
         guard let emulated else { return }
         for i in 0..<count { emulated[i].resetFault() }
+    }
+
+    /// The fault axis `i`'s drive latched (`.none` when it has none, or without dynamics).
+    @_noAllocation @_noLocks
+    public func fault(_ i: Int) -> DriveFault {
+        guard let emulated else { return .none }
+        return emulated[i].fault
     }
 
     /// True when axis `i`'s drive has latched a fault.

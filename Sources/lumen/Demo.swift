@@ -16,7 +16,7 @@ struct Demo: ParsableCommand {
     @Option(help: "Cycle rate (Hz, 10…20000).") var rate = 1000
     @Option(help: "Folder for summary.json and the plots.") var out = "out/demo"
     @Option(help: "Circle radius of the scripted path (mm, 0…30).") var radius = 8.0
-    @Option(help: "Where the drives are: sim (in-process), serial (simulated drives speaking DriveLink over a pty), serial:/dev/ttyUSB0@1000000 (real DriveLink drives), ethercat-udp (simulated CiA 402 slaves behind EtherCAT over UDP) or ethercat-udp:HOST:PORT.")
+    @Option(help: "Where the drives are: sim (in-process), serial (simulated drives speaking DriveLink over a pty), serial:/dev/ttyUSB0@1000000 (real DriveLink drives), pty:/dev/pts/N (a DriveLink device on a pseudo-terminal: a simulator, a socat bridge), ethercat-udp (simulated CiA 402 slaves behind EtherCAT over UDP) or ethercat-udp:HOST:PORT.")
     var link = "sim"
     @Option(help: "Simulated drives: ideal, or emulated (motor, gearbox with backlash, encoder, the drives' own loops), on any simulated link.")
     var drives = "ideal"
@@ -45,7 +45,20 @@ struct Demo: ParsableCommand {
             var overruns: Int64
             var missed_deadlines: Int64
         }
+        /// A drive fault as the run's end names it.
+        struct Fault: Encodable {
+            var axis: Int?
+            var kind: String
+            var code: UInt16
+            var detail: Int32
+            var stop_category: Int
+        }
         var robot: String
+        /// How the run ended: completed, drive_fault or link_lost; the exit code says the same.
+        var ending: String
+        var ending_detail: String
+        var exit_code: Int32
+        var drive_fault: Fault?
         var link: String
         var link_stats: [String: Int]?
         var rate_hz: Int
@@ -120,6 +133,14 @@ struct Demo: ParsableCommand {
             try execute(rig, path: path, linkName: "serial (simulated \(drives) drives on \(pty.path), baud not applicable)") { runner in
                 runner.withHardware { Self.linkStats($0.stats) }
             }
+        case .pty(let device):
+            let fd: Int32
+            do { fd = try PseudoTerminal.open(path: device) } catch { throw CommandFailure(error.description) }
+            let host = DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: fd, owns: true, name: device), cyclePeriod: period)
+            let rig = DemoRig(description: description, hardware: host, period: period, clock: MonotonicCycleClock(), path: path)
+            try execute(rig, path: path, linkName: "pty:\(device)") { runner in
+                runner.withHardware { Self.linkStats($0.stats) }
+            }
         case .serial(let device, let baud):
             let port: SerialPort
             do { port = try SerialPort(path: device, baud: baud) } catch { throw CommandFailure(error.description) }
@@ -162,7 +183,8 @@ struct Demo: ParsableCommand {
 
     static func linkStats(_ s: DriveLinkStats) -> [String: Int] {
         ["frames_sent": s.framesSent, "states_received": s.statesReceived, "rejected": s.rejected, "stale": s.stale,
-         "cycles_without_state": s.cyclesWithoutState, "drive_faults": s.faultsReported, "send_errors": s.sendErrors]
+         "cycles_without_state": s.cyclesWithoutState, "drive_faults": s.faultsReported, "send_errors": s.sendErrors,
+         "late_states": s.lateStates, "fault_resets": s.faultResets]
     }
 
     private func execute<H: RobotHardware & ~Copyable>(
@@ -171,13 +193,18 @@ struct Demo: ParsableCommand {
     ) throws {
         let runner = rig.runner
         do { try runner.configure() } catch { throw CommandFailure(error.description) }
-        try runner.activate()
+        // A drive that comes up with a fault latched is a run that ends stopped, with its summary.
+        var refused: DriveFaultReport?
+        do { try runner.activate() } catch {
+            guard case .driveFaultLatched(let f) = error else { throw CommandFailure(error.description) }
+            refused = f
+        }
 
-        let total = Int64((seconds * Double(rate)).rounded())
+        let total = refused == nil ? Int64((seconds * Double(rate)).rounded()) : 0
         let warmup = min(Int64(200), total)
         let started = Date()
         Output.progress("demo: \(rig.description.name), \(rig.model.jointCount) joints, \(rate) Hz for \(seconds) s, drives: \(linkName)")
-        let (outcome, warnings) = CycleThread.run(options: realtime.options, whileWaiting: {
+        let (outcome, threadWarnings) = CycleThread.run(options: realtime.options, whileWaiting: {
             Output.status(String(format: "demo: %.1f / %.1f s", Date().timeIntervalSince(started), seconds))
         }) {
             CycleThread.countingAllocations(warmUp: { try runner.run(cycles: warmup) },
@@ -185,7 +212,11 @@ struct Demo: ParsableCommand {
         }
         Output.endStatus()
         let allocations = try outcome.get()
-        try runner.deactivate()
+        // However the run went — its time up, a drive fault, a lost link — it ends through the
+        // lifecycle: deactivated if still active, and the summary says how it ended.
+        var ending: RunEnding
+        do { ending = try runner.endRun() } catch { throw CommandFailure(error.description) }
+        if let refused { ending = .stopped(.driveFault(refused)) }
         let report = runner.report()
         let stats = runner.controller.stats
         let linkFigures = linkReport(runner)
@@ -195,10 +226,18 @@ struct Demo: ParsableCommand {
         let errors = samples.map(\.error)
         let afterApproach = samples.filter { $0.time > path.approach }.map(\.error)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let plots = try writePlots(samples: samples, model: rig.model)
+        // A run stopped before its first cycle (a drive with a fault latched) has nothing to plot.
+        let plots = samples.isEmpty ? [] : try writePlots(samples: samples, model: rig.model)
 
+        var warnings = threadWarnings
+        if ending != .completed { warnings.append("run ended: \(ending)") }
+        var fault: Summary.Fault?
+        if case .stopped(.driveFault(let f)) = ending {
+            fault = .init(axis: f.axis, kind: f.name, code: f.code, detail: f.detail, stop_category: f.stopCategory)
+        }
         let summary = Summary(
-            robot: rig.description.name, link: linkName, link_stats: linkFigures, rate_hz: rate, seconds: seconds, cycles: report.cycles,
+            robot: rig.description.name, ending: ending.key, ending_detail: ending.description, exit_code: ending.exitCode,
+            drive_fault: fault, link: linkName, link_stats: linkFigures, rate_hz: rate, seconds: seconds, cycles: report.cycles,
             path: ["radius_mm": path.radius, "circle_period_s": path.circlePeriod, "axial_travel_mm": path.axialTravel,
                    "axial_period_s": path.axialPeriod, "approach_s": path.approach],
             tracking: .init(rms_mm: round3(stats.rms), p95_mm: round3(percentile(errors, 95)), max_mm: round3(stats.max),
@@ -223,9 +262,11 @@ struct Demo: ParsableCommand {
               overruns:      \(report.overruns) (\(report.missedDeadlines) deadlines missed)
               drives:        \(linkName)\(linkFigures.map { f in ", " + f.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") } ?? "")
               allocations:   \(allocations) in \(report.cycles - warmup) steady-state cycles
-              written:       \(out)/summary.json, \(plots.joined(separator: ", "))
+              written:       \(([out + "/summary.json"] + plots).joined(separator: ", "))
+              ended:         \(ending) (exit code \(ending.exitCode))
             """)
         }
+        if ending.exitCode != 0 { throw ExitCode(ending.exitCode) }
     }
 
     private func writePlots(samples: [TipSample], model: CatheterModel) throws -> [String] {

@@ -13,6 +13,18 @@ final class ScriptedHardware: RobotHardware {
     var failReads = false
     var refuseActivate = false
     var calls: [String] = []
+    /// A drive fault the reads report from when it is set; an acknowledge clears it unless
+    /// `faultPersists`.
+    var fault: DriveFaultReport?
+    var faultPersists = false
+    var acknowledges = 0
+
+    var driveFault: DriveFaultReport? { fault }
+    func acknowledgeFaults() throws(HardwareError) {
+        acknowledges += 1
+        if faultPersists, let fault { throw HardwareError("still there", driveFault: fault) }
+        fault = nil
+    }
 
     func configure() throws(HardwareError) { calls.append("configure") }
     func activate() throws(HardwareError) {
@@ -26,7 +38,7 @@ final class ScriptedHardware: RobotHardware {
         if failReads { return .linkLost }
         state.position = position
         state.sampledAt = now
-        return nil
+        return fault == nil ? nil : .driveFault
     }
 
     func write(_ command: JointCommand, now: Nanoseconds) -> HardwareFault? {
@@ -97,6 +109,76 @@ final class ClockBox {
         r.finalize()
         #expect(throws: LifecycleError.self) { try r.activate() }
         #expect(r.lifecycle == .finalized)
+    }
+
+    @Test func aDriveFaultIsAStopAtTheVeryNextWrite() throws {
+        let r = makeRunner()
+        try r.configure()
+        try r.activate()
+        try r.run(cycles: 5)
+        let moving = r.hardware.movingWrites
+        #expect(moving == 5)
+        let f = DriveFaultReport(axis: 1, kind: .overcurrent, code: 2, detail: 4100)
+        r.hardware.fault = f
+        try r.run(cycles: 1)
+        // No count to wait for, unlike a lost link: the write of the same cycle is the stop.
+        #expect(r.hardware.lastCommand.enable == false && r.hardware.lastCommand.mode == .hold)
+        #expect(r.lifecycle == .inactive)
+        #expect(r.counters.stop == .driveFault(f))
+        #expect(r.counters.driveFaultStops == 1 && r.counters.faultStops == 0 && r.counters.readFaults == 0)
+        try r.run(cycles: 20)
+        #expect(r.hardware.movingWrites == moving)
+        #expect(r.counters.driveFaultStops == 1)
+        // Ending the run is clean and says how it ended; the fault stays until acknowledged.
+        let ending = try r.endRun()
+        #expect(ending == .stopped(.driveFault(f)) && ending.exitCode == 3 && ending.key == "drive_fault")
+        #expect(throws: LifecycleError.driveFaultLatched(f)) { try r.activate() }
+        #expect(r.hardware.acknowledges == 0, "nothing but an operator resets a fault")
+        try r.acknowledgeFaults()
+        #expect(r.hardware.acknowledges == 1)
+        try r.activate()
+        try r.run(cycles: 3)
+        #expect(r.hardware.movingWrites == moving + 3)
+    }
+
+    @Test func anAcknowledgeThatLeavesTheFaultKeepsActivationRefused() throws {
+        let r = makeRunner()
+        try r.configure()
+        let f = DriveFaultReport(axis: nil, kind: .hardLimit, code: 5)
+        r.hardware.fault = f
+        r.hardware.faultPersists = true
+        #expect(throws: LifecycleError.driveFaultLatched(f)) { try r.activate() }
+        #expect(throws: LifecycleError.driveFaultLatched(f)) { try r.acknowledgeFaults() }
+        #expect(r.lifecycle == .inactive)
+        #expect(throws: LifecycleError.self) { try r.activate() }
+    }
+
+    @Test func acknowledgingIsRefusedWhileActive() throws {
+        let r = makeRunner()
+        try r.configure()
+        try r.activate()
+        #expect(throws: LifecycleError.invalidTransition(from: .active, transition: "acknowledge faults")) { try r.acknowledgeFaults() }
+    }
+
+    @Test func everyRunEndsThroughTheLifecycle() throws {
+        let done = makeRunner()
+        try done.configure()
+        try done.activate()
+        try done.run(cycles: 5)
+        #expect(try done.endRun() == .completed)
+        #expect(done.lifecycle == .inactive && done.hardware.calls.last == "deactivate")
+
+        // A lost link: the cycle already left active; ending the run must not fail on that.
+        let lost = makeRunner()
+        try lost.configure()
+        try lost.activate()
+        lost.hardware.failReads = true
+        try lost.run(cycles: 15)
+        #expect(lost.lifecycle == .inactive)
+        let ending = try lost.endRun()
+        #expect(ending == .stopped(.linkLost(.linkLost)) && ending.exitCode == 4)
+        lost.finalize()
+        #expect(lost.lifecycle == .finalized)
     }
 
     @Test func hardwareRefusingActivationKeepsTheCycleInactive() throws {

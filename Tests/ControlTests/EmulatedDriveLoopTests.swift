@@ -48,6 +48,14 @@ import Testing
         #expect(runner.report().counters.lastFault == .driveFault)
         #expect(runner.withHardware { $0.emulatedAxis(2)?.fault } == .overcurrent)
         #expect(runner.withHardware { $0.emulatedAxis(0)?.enabled } == false)
+        #expect(runner.counters.stop == .driveFault(DriveFaultReport(axis: 2, kind: .overcurrent)))
+        // Re-activation waits for an acknowledge, which clears the drive's latch.
+        #expect(throws: LifecycleError.driveFaultLatched(DriveFaultReport(axis: 2, kind: .overcurrent))) { try runner.activate() }
+        runner.withHardware { $0.inject([], axis: 2) }
+        try runner.acknowledgeFaults()
+        try runner.activate()
+        try runner.run(cycles: 30)
+        #expect(runner.lifecycle == .active)
     }
 }
 
@@ -60,12 +68,19 @@ import Testing
         start[0] = 100
 
         let pty = try PseudoTerminal.openPair()
-        let emulator = DriveLinkDriveEmulator(axes: description.axes, start: start, deviceFD: pty.deviceFD, dynamics: .emulated(nil))
+        // Lockstep: the drives' clock moves 1 ms per host frame and the host's 1 ms per cycle,
+        // each cycle waiting for the reply to the last. Their watchdogs (the protocol's and each
+        // axis's own enable watchdog), their dynamics and the path then share one time, whatever
+        // the scheduler does to either thread on a loaded machine (on the wall clock, skipped
+        // host cycles left the drives' time behind the path's).
+        let emulator = DriveLinkDriveEmulator(axes: description.axes, start: start, deviceFD: pty.deviceFD, watchdogMicroseconds: 250_000,
+                                              dynamics: .emulated(nil), stepPerFrame: 1_000_000)
         emulator.start()
         defer { emulator.stop() }
         let serialLog = TipLog(capacity: 5000, decimation: 10)
         let serial = CycleRunner(hardware: DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path)),
-                                 controller: TipServo(model: model, path: TipPath(), log: serialLog.writer), period: 1_000_000,
+                                 controller: TipServo(model: model, path: TipPath(), log: serialLog.writer),
+                                 clock: LockstepClock(fd: pty.hostFD), period: 1_000_000,
                                  faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 200))
         try serial.configure()
         try serial.activate()
@@ -89,6 +104,7 @@ import Testing
             #expect(errors[errors.count / 2] < 0.3, "\(name): median \(errors[errors.count / 2]) mm")
             #expect(errors.last! < 3, "\(name): max \(errors.last!) mm")
             #expect(runner.counters.faultStops == 0)
+            #expect(runner.counters.stop == nil, "\(name): \(runner.counters.stop.map(String.init(describing:)) ?? "")")
         }
     }
 }

@@ -47,6 +47,35 @@ import Testing
         for i in 0..<6 { #expect(segment.drive(i).state != .operationEnabled) }
     }
 
+    /// The same reaction as on DriveLink: a CiA 402 fault statusword is a category 0 stop, and
+    /// the fault-reset edge goes out only on an operator's acknowledge.
+    @Test func aDriveFaultIsAStopUntilAcknowledged() throws {
+        let (runner, segment, server, _) = try makeRig()
+        defer { server.stop() }
+        try runner.configure()
+        try runner.activate()
+        try runner.run(cycles: 300)
+        #expect(segment.drive(2).state == .operationEnabled)
+        segment.injectDriveFault(slave: 2)
+        try runner.run(cycles: 50)
+        #expect(runner.lifecycle == .inactive)
+        #expect(runner.command.enable == false)
+        guard case .driveFault(let f)? = runner.counters.stop else { Issue.record("\(String(describing: runner.counters.stop))"); return }
+        #expect(f.axis == 2)
+        #expect(try runner.endRun().exitCode == 3)
+        // Not reset by the cycle, nor by a new activation.
+        try runner.run(cycles: 50)
+        #expect(segment.drive(2).state == .fault)
+        #expect(throws: LifecycleError.driveFaultLatched(f)) { try runner.activate() }
+        #expect(segment.drive(2).state == .fault)
+        try runner.acknowledgeFaults()
+        #expect(segment.drive(2).state != .fault)
+        try runner.activate()
+        try runner.run(cycles: 300)
+        #expect(runner.lifecycle == .active)
+        for i in 0..<6 { #expect(segment.drive(i).state == .operationEnabled) }
+    }
+
     @Test func aLostSegmentEndsInASafeStop() throws {
         let (runner, _, server, _) = try makeRig(faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 40))
         try runner.configure()

@@ -96,7 +96,7 @@ struct Vector: Decodable {
     @Test func specVectorsMatchSwiftAndTheCReference() throws {
         let data = try Data(contentsOf: repoRoot.appendingPathComponent("docs/drivelink-vectors.json"))
         let vectors = try JSONDecoder().decode([Vector].self, from: data)
-        #expect(vectors.count >= 7)
+        #expect(vectors.count >= 18)
         for v in vectors {
             let type = try #require(DriveLink.MessageType(rawValue: v.type))
             let payload = hex(v.payload), wire = hex(v.wire)
@@ -271,5 +271,64 @@ struct Vector: Decodable {
         s.seq &-= 1
         #expect(s.send(.command, [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], at: 21_100).isEmpty)
         #expect(s.device.rx_stale == 1)
+    }
+}
+
+/// The host reading the spec's fault vectors off a line: each one it must act on latches the
+/// fault it names, and the cycle's read says `.driveFault` from then on.
+@Suite struct DriveLinkHostFaultVectorTests {
+    static func vectors() throws -> [String: [UInt8]] {
+        let data = try Data(contentsOf: repoRoot.appendingPathComponent("docs/drivelink-vectors.json"))
+        var byMeaning: [String: [UInt8]] = [:]
+        for v in try JSONDecoder().decode([Vector].self, from: data) { byMeaning[v.meaning] = hex(v.wire) }
+        return byMeaning
+    }
+
+    /// A 1- or 2-axis host on a pty whose device end the test writes into.
+    func read(axes: Int, wires: [[UInt8]]) throws -> (HardwareFault?, DriveFaultReport?, DriveLinkStats) {
+        let pty = try PseudoTerminal.openPair()
+        defer { close(pty.deviceFD) }
+        let spec = AxisSpec(name: "a", unit: .millimetre, lower: -1000, upper: 1000, maxVelocity: 100, countsPerUnit: 1000)
+        var host = DriveLinkRobot(axes: Array(repeating: spec, count: axes), transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path))
+        for w in wires { _ = w.withUnsafeBytes { write(pty.deviceFD, $0.baseAddress, $0.count) } }
+        _ = host.waitReadable(timeout: 1_000_000_000)
+        var state = JointState(jointCount: axes)
+        let fault = host.read(into: &state, now: 0)
+        return (fault, host.latchedFault, host.stats)
+    }
+
+    @Test func aFaultMessageLatchesItsAxisCodeAndDetail() throws {
+        let v = try Self.vectors()
+        let (fault, latched, stats) = try read(axes: 2, wires: [try #require(v["fault: axis 0, overcurrent, 4100 mA"])])
+        #expect(fault == .driveFault)
+        #expect(latched == DriveFaultReport(axis: 0, kind: .overcurrent, code: 2, detail: 4100))
+        #expect(stats.faultsReported == 1)
+    }
+
+    @Test func theFirstFaultStaysLatched() throws {
+        let v = try Self.vectors()
+        let (_, latched, stats) = try read(axes: 2, wires: [try #require(v["fault: axis 0, overcurrent, 4100 mA"]),
+                                                          try #require(v["fault: whole drive, hard limit, 123456 counts"])])
+        #expect(latched?.kind == .overcurrent && stats.faultsReported == 2)
+    }
+
+    @Test func aFaultStatusBitOnOneAxisLatchesThatAxis() throws {
+        let v = try Self.vectors()
+        let (fault, latched, _) = try read(axes: 2, wires: [try #require(v["state, 2 axes, ack of seq 43: power off, axis 0 fault latched (bit 1), axis 1 clear"])])
+        #expect(fault == .driveFault)
+        #expect(latched?.axis == 0 && latched?.kind == .latched)
+    }
+
+    @Test func theWatchdogBitLatchesAWatchdogFault() throws {
+        let v = try Self.vectors()
+        let (fault, latched, _) = try read(axes: 1, wires: [try #require(v["state, 1 axis, ack of seq 44: power off, watchdog fault latched (bits 1 and 3)"])])
+        #expect(fault == .driveFault)
+        #expect(latched?.axis == nil && latched?.kind == .watchdog)
+    }
+
+    @Test func aCleanStateLatchesNothing() throws {
+        let v = try Self.vectors()
+        let (fault, latched, stats) = try read(axes: 1, wires: [try #require(v["state, 1 axis, ack of seq 42, t = 1 s, 1234 counts, 10 counts/s, 250 mA, enabled, force 150 mN"])])
+        #expect(fault == nil && latched == nil && stats.statesReceived == 1)
     }
 }

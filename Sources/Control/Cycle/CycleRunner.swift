@@ -16,7 +16,60 @@ public struct CycleCounters: Sendable, Equatable {
     public var invalidCommands: Int64 = 0
     /// Times the cycle stopped motion itself after too many failed reads.
     public var faultStops: Int64 = 0
+    /// Times the cycle stopped motion itself because a drive reported a fault.
+    public var driveFaultStops: Int64 = 0
     public var lastFault: HardwareFault?
+    /// Why the cycle last stopped motion by itself (nil: it never had to).
+    public var stop: CycleStop?
+}
+
+/// Why the cycle stopped motion by itself and left `active`.
+public enum CycleStop: Sendable, Equatable, CustomStringConvertible {
+    /// A drive latched a fault (a fault message, a status bit, the power stage dropping out):
+    /// a category 0 stop — enable removed at once, hold — until an operator acknowledges it.
+    case driveFault(DriveFaultReport)
+    /// The configured number of cycles in a row without a fresh, valid state: a category 0 stop.
+    case linkLost(HardwareFault)
+
+    public var description: String {
+        switch self {
+        case .driveFault(let f): "stopped on a drive fault: \(f)"
+        case .linkLost(let f): "link lost (last read: \(f))"
+        }
+    }
+}
+
+/// How a run of the cycle ended, as a command reports it: in its summary and its exit code.
+public enum RunEnding: Sendable, Equatable, CustomStringConvertible {
+    /// It ran for as long as it was asked to.
+    case completed
+    case stopped(CycleStop)
+
+    /// The exit code of a command whose run ended so: 0 completed, 3 stopped on a drive fault,
+    /// 4 link lost (1 and 2 stay the usual failure and usage codes).
+    public var exitCode: Int32 {
+        switch self {
+        case .completed: 0
+        case .stopped(.driveFault): 3
+        case .stopped(.linkLost): 4
+        }
+    }
+
+    /// A short key for summaries: completed, drive_fault, link_lost.
+    public var key: String {
+        switch self {
+        case .completed: "completed"
+        case .stopped(.driveFault): "drive_fault"
+        case .stopped(.linkLost): "link_lost"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .completed: "completed"
+        case .stopped(let s): s.description
+        }
+    }
 }
 
 /// The fixed-rate control cycle: read → update → write, then sleep to the next absolute deadline.
@@ -98,6 +151,28 @@ public final class CycleRunner<Hardware: RobotHardware & ~Copyable, Controller: 
         try transition(.deactivate)
     }
 
+    /// Ends a run through the lifecycle, however it went: active → inactive when the cycle is
+    /// still active, nothing more when the cycle already stopped motion itself (a drive fault,
+    /// a lost link). Returns how the run ended. Not while the loop runs.
+    public func endRun() throws(LifecycleError) -> RunEnding {
+        try requireStopped("end the run")
+        if lifecycle == .active { try transition(.deactivate) }
+        return _counters.stop.map { .stopped($0) } ?? .completed
+    }
+
+    /// An operator's acknowledge of a latched drive fault: the hardware asks its drives to clear
+    /// their faults (a DriveLink FAULT_RESET, a CiA 402 fault reset). The only path by which a
+    /// fault is reset; the cycle never does it by itself. Only while inactive and not running,
+    /// so that the hardware is touched by one thread. Throws when a fault remains.
+    public func acknowledgeFaults() throws(LifecycleError) {
+        try requireStopped("acknowledge faults")
+        guard lifecycle == .inactive else { throw .invalidTransition(from: lifecycle, transition: "acknowledge faults") }
+        do { try _hardware.acknowledgeFaults() } catch {
+            if let f = error.driveFault { throw .driveFaultLatched(f) }
+            throw .hardware(transition: "acknowledge faults", error)
+        }
+    }
+
     /// inactive → unconfigured.
     public func cleanup() throws(LifecycleError) {
         try requireStopped("cleanup")
@@ -138,7 +213,11 @@ public final class CycleRunner<Hardware: RobotHardware & ~Copyable, Controller: 
         switch t {
         case .activate:
             guard lifecycle == .inactive else { return .invalidTransition(from: lifecycle, transition: "activate") }
-            do { try _hardware.activate() } catch { return .hardware(transition: "activate", error) }
+            if let f = _hardware.driveFault { return .driveFaultLatched(f) }
+            do { try _hardware.activate() } catch {
+                if let f = error.driveFault { return .driveFaultLatched(f) }
+                return .hardware(transition: "activate", error)
+            }
             _controller.reset(to: _state)
             consecutiveReadFaults = 0
             setLifecycle(.active)
@@ -208,11 +287,18 @@ public final class CycleRunner<Hardware: RobotHardware & ~Copyable, Controller: 
         var tick = _timing.wake(at: _clock.now())
         let allowed = lifecycleRaw.load(ordering: .acquiring) == LifecycleState.active.rawValue
 
+        var driveFaulted = false
         if let fault = _hardware.read(into: &_state, now: tick.wake) {
             tick.readFault = fault
-            _counters.readFaults += 1
             _counters.lastFault = fault
-            consecutiveReadFaults += 1
+            if fault == .driveFault {
+                // The link works; the drive does not. Not a link fault, and no count to wait for.
+                driveFaulted = true
+                consecutiveReadFaults = 0
+            } else {
+                _counters.readFaults += 1
+                consecutiveReadFaults += 1
+            }
         } else {
             consecutiveReadFaults = 0
         }
@@ -227,10 +313,23 @@ public final class CycleRunner<Hardware: RobotHardware & ~Copyable, Controller: 
             _counters.invalidCommands += 1
             _command.setHold(enable: true)
         }
-        if allowed, consecutiveReadFaults >= faultPolicy.maxConsecutiveReadFaults {
+        if allowed, driveFaulted {
+            // A drive fault is a category 0 stop: power off at once, hold, out of `active`, and
+            // no re-activation until an operator acknowledged it.
+            _command.setHold(enable: false)
+            _counters.driveFaultStops += 1
+            // No `??`: its autoclosure would cost reference counting in the cycle.
+            var named = DriveFaultReport(axis: nil, kind: .latched)
+            if let f = _hardware.driveFault { named = f }
+            _counters.stop = .driveFault(named)
+            setLifecycle(.inactive)
+        } else if allowed, consecutiveReadFaults >= faultPolicy.maxConsecutiveReadFaults {
             // A lost link is a safe stop: power off and out of `active` until someone re-activates.
             _command.setHold(enable: false)
             _counters.faultStops += 1
+            var last = HardwareFault.noData
+            if let f = _counters.lastFault { last = f }
+            _counters.stop = .linkLost(last)
             setLifecycle(.inactive)
         }
 

@@ -34,11 +34,15 @@ public enum LifecycleError: Error, Equatable, Sendable, CustomStringConvertible 
     case invalidTransition(from: LifecycleState, transition: String)
     /// The hardware refused the transition; the state is unchanged.
     case hardware(transition: String, HardwareError)
+    /// A drive fault is latched: the robot stays inactive until an operator acknowledged it
+    /// (`CycleRunner.acknowledgeFaults`) and the drive cleared it.
+    case driveFaultLatched(DriveFaultReport)
 
     public var description: String {
         switch self {
         case .invalidTransition(let from, let t): "cannot \(t) from state \(from)"
         case .hardware(let t, let e): "hardware refused to \(t): \(e)"
+        case .driveFaultLatched(let f): "cannot activate: drive fault latched (\(f)); remove its cause, then acknowledge it"
         }
     }
 }

@@ -1,3 +1,4 @@
+import Core
 /// Why a DriveLink frame was rejected. Trivial payloads only, so the cycle can return one.
 public enum DriveLinkError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Not valid COBS (a zero inside, a block running past the end).
@@ -50,6 +51,13 @@ public enum DriveLink {
     public static let maxFrame = headerSize + maxPayload + crcSize
     /// The largest frame on the wire, delimiter included.
     public static let maxWireFrame = COBS.maxEncodedSize(maxFrame) + 1
+    /// How long the host waits for the reply to a set-up message (HELLO, PARAM_*, the first
+    /// COMMAND, FAULT_RESET), and how often it tries HELLO (docs/protocol.md, *Timing rules*).
+    public static let replyDeadline: Nanoseconds = 200_000_000
+    public static let helloTries = 3
+    /// How long a drive may take to confirm its power stage on (STATE status bit 0) after the
+    /// host asked for it; longer is a fault (docs/protocol.md, *Host reaction*).
+    public static let powerUpTime: Nanoseconds = 100_000_000
 
     public enum MessageType: UInt8, Sendable, CaseIterable {
         case hello = 0x01, helloAck = 0x81

@@ -17,6 +17,14 @@ public struct DriveLinkStats: Sendable, Equatable {
     /// FAULT messages the drive sent, and the last one's code.
     public var faultsReported: Int = 0
     public var lastFaultCode: UInt16 = 0
+    /// STATEs whose ack_seq is not the last COMMAND's (they answer an older one: a slow line).
+    /// Taken as the newest state all the same; docs/protocol.md, *Host reaction*.
+    public var lateStates: Int = 0
+    /// COMMANDs sent with enable = 1 while a drive fault was latched. The host never does
+    /// this (the cycle stops on the fault before its next write); a test checks it stays 0.
+    public var enableWhileFaulted: Int = 0
+    /// FAULT_RESETs sent (each on an operator's acknowledge).
+    public var faultResets: Int = 0
     /// Cycles whose read found no fresh state.
     public var cyclesWithoutState: Int = 0
     /// Writes that failed at the transport.
@@ -51,6 +59,21 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
     var lastRxSeq: UInt16 = 0
     var haveRxSeq = false
     public private(set) var stats = DriveLinkStats()
+    /// The first fault the drive latched since the last acknowledge (docs/protocol.md, *Faults*).
+    public private(set) var latchedFault: DriveFaultReport?
+    /// True when `latchedFault` was inferred from status bits, so a FAULT message naming it
+    /// replaces it.
+    var faultInferred = false
+    /// The enable of the last COMMAND sent, and its seq.
+    var askedEnable = false
+    var lastCommandSeq: UInt16 = 0
+    /// Whether a STATE confirmed the power stage on since the host last asked for it, and how
+    /// many STATEs came since without confirming it.
+    var powerConfirmed = false
+    var statesAwaitingPower = 0
+    /// STATEs (one a cycle) a drive has to confirm its power stage after enable = 1:
+    /// `DriveLink.powerUpTime` at the cycle period.
+    let powerUpStates: Int
     /// The drive's firmware id and watchdog, from the handshake.
     public private(set) var firmwareID = ""
     public private(set) var driveWatchdog: UInt32 = 0
@@ -63,6 +86,7 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
         self.owner = owner
         self.cyclePeriod = cyclePeriod
         self.watchdog = watchdog
+        powerUpStates = max(1, Int(DriveLink.powerUpTime / max(1, cyclePeriod)))
         rx = .allocate(byteCount: 4096, alignment: 8)
         scratch = .allocate(byteCount: DriveLink.maxFrame + 16, alignment: 8)
         payload = .allocate(byteCount: DriveLink.maxPayload, alignment: 8)
@@ -75,8 +99,10 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
 
     // MARK: Set-up (not real-time)
 
-    /// The handshake: HELLO until a HELLO_ACK (three tries, 200 ms each), checking the version
-    /// and the axis count, then the watchdog if one was asked for.
+    /// The handshake: HELLO until a HELLO_ACK (`DriveLink.helloTries` tries, each waiting
+    /// `DriveLink.replyDeadline`), checking the version and the axis count, then the watchdog
+    /// if one was asked for. A HELLO_ACK resets the host's sequence state (a restarted drive
+    /// counts from anywhere).
     public mutating func configure() throws(HardwareError) {
         drain()
         var hello = [UInt8](repeating: 0, count: 12)
@@ -84,9 +110,9 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
         hello[1] = DriveLink.version
         let period = UInt32(clamping: cyclePeriod / 1000)
         withUnsafeBytes(of: period.littleEndian) { for i in 0..<4 { hello[4 + i] = $0[i] } }
-        for _ in 0..<3 {
+        for _ in 0..<DriveLink.helloTries {
             _ = sendFrame(.hello, hello)
-            guard let (frame, body) = awaitFrame(.helloAck, timeout: 200_000_000) else { continue }
+            guard let (frame, body) = awaitFrame(.helloAck, timeout: DriveLink.replyDeadline) else { continue }
             guard frame.payloadCount == 28 else { throw HardwareError("drive answered HELLO with \(frame.payloadCount) bytes, expected 28") }
             if body[0] != DriveLink.version {
                 throw HardwareError("drive speaks no DriveLink version in \(DriveLink.version)…\(DriveLink.version) (it answered \(body[0]))")
@@ -99,7 +125,7 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
             if let watchdog { try setWatchdog(watchdog) }
             return
         }
-        throw HardwareError("no HELLO_ACK from the drive on \(transport.name) after 3 tries (600 ms): check wiring, baud rate and power")
+        throw HardwareError("no HELLO_ACK from the drive on \(transport.name) after \(DriveLink.helloTries) tries (\(DriveLink.helloTries * Int(DriveLink.replyDeadline / 1_000_000)) ms): check wiring, baud rate and power")
     }
 
     private mutating func setWatchdog(_ us: UInt32) throws(HardwareError) {
@@ -107,7 +133,7 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
         p[0] = 1
         withUnsafeBytes(of: us.littleEndian) { for i in 0..<4 { p[4 + i] = $0[i] } }
         _ = sendFrame(.paramWrite, p)
-        guard let (_, body) = awaitFrame(.paramValue, timeout: 200_000_000) else {
+        guard let (_, body) = awaitFrame(.paramValue, timeout: DriveLink.replyDeadline) else {
             throw HardwareError("drive did not answer the watchdog PARAM_WRITE")
         }
         if body[2] != 0 { throw HardwareError("drive refused watchdog_us = \(us) (status \(body[2]))") }
@@ -117,7 +143,58 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
     /// Waits up to `timeout` (ns) for bytes from the drive (for measurements, not the cycle).
     public func waitReadable(timeout: Nanoseconds) -> Bool { transport.waitReadable(timeout: timeout) }
 
-    public mutating func activate() throws(HardwareError) {}
+    /// Bring-up steps 3 and 4 of docs/protocol.md: one COMMAND in hold with enable 0, whose STATE
+    /// shows the link answering and no fault latched, before the cycle may ask for power. A drive
+    /// with a latched fault (one restarted after its watchdog tripped, say) is refused here, with
+    /// the fault, until an operator acknowledges it. Not real-time.
+    public mutating func activate() throws(HardwareError) {
+        if let latchedFault { throw HardwareError("drive fault latched: \(latchedFault)", driveFault: latchedFault) }
+        var hold = JointCommand(jointCount: jointCount)
+        hold.setHold(enable: false)
+        let size = CyclicImage.commandSize(axes: jointCount)
+        _ = CyclicImage.encodeCommand(hold, countsPerUnit: countsPerUnit, into: UnsafeMutableRawBufferPointer(rebasing: payload[0..<size]))
+        // More tries than HELLO: a noisy line that let the handshake through may eat a few of
+        // these, and each costs a frame, not a restart.
+        for _ in 0..<(3 * DriveLink.helloTries) {
+            askedEnable = false
+            lastCommandSeq = txSeq
+            _ = send(.command, UnsafeRawBufferPointer(rebasing: payload[0..<size]))
+            guard awaitFrame(.state, timeout: DriveLink.replyDeadline) != nil else { continue }
+            if let latchedFault { throw HardwareError("drive fault latched: \(latchedFault)", driveFault: latchedFault) }
+            return
+        }
+        throw HardwareError("no STATE from the drive on \(transport.name) for a hold COMMAND with enable 0 after \(3 * DriveLink.helloTries) tries")
+    }
+
+    /// An operator's acknowledge: FAULT_RESET, and its FAULT_RESET_ACK's `remaining_fault`.
+    /// Clears the host's latched fault when the drive cleared its own; throws with the
+    /// remaining fault when its cause is still there. Never sent by the cycle. Not real-time.
+    public mutating func acknowledgeFaults() throws(HardwareError) {
+        drain()
+        stats.faultResets += 1
+        guard sendFrame(.faultReset, []) else { throw HardwareError("cannot send FAULT_RESET on \(transport.name)") }
+        guard let (_, body) = awaitFrame(.faultResetAck, timeout: DriveLink.replyDeadline), body.count == 2 else {
+            throw HardwareError("no FAULT_RESET_ACK from the drive on \(transport.name) within \(DriveLink.replyDeadline / 1_000_000) ms")
+        }
+        let remaining = UInt16(body[0]) | UInt16(body[1]) << 8
+        if remaining != 0 {
+            // The same fault stays latched as it was (axis, detail); another one is drive-wide.
+            var f = DriveFaultReport(axis: nil, kind: DriveFaultReport.kind(code: remaining), code: remaining)
+            if let latchedFault, latchedFault.code == remaining { f = latchedFault }
+            latchedFault = f
+            faultInferred = false
+            throw HardwareError("the drive keeps fault \(f.name) (code \(remaining)) latched: its cause is still there", driveFault: f)
+        }
+        latchedFault = nil
+        faultInferred = false
+        powerConfirmed = false
+        statesAwaitingPower = 0
+    }
+
+    /// The fault behind the cycle's `.driveFault`.
+    /// - Important: read by the control cycle; must not allocate, lock or log.
+    public var driveFault: DriveFaultReport? { @_noAllocation @_noLocks get { latchedFault } }
+
     public mutating func deactivate() {}
     public mutating func shutdown() {}
 
@@ -140,9 +217,18 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
                 guard let encoded = assembler.push(rx[i]) else { continue }
                 guard case .success(let frame) = DriveLink.decode(encoded, scratch: scratch) else { stats.rejected += 1; continue }
                 stats.framesAccepted += 1
+                // A HELLO_ACK resets the sequence state; other frames must be newer.
+                if frame.type != .helloAck, haveRxSeq, !DriveLink.isNewer(frame.seq, than: lastRxSeq) {
+                    stats.stale += 1
+                    continue
+                }
+                lastRxSeq = frame.seq
+                haveRxSeq = true
+                if frame.type == .fault || frame.type == .state {
+                    var state = JointState(jointCount: jointCount)
+                    _ = handle(frame, into: &state)
+                }
                 if frame.type == type {
-                    lastRxSeq = frame.seq
-                    haveRxSeq = true
                     return (frame, Array(UnsafeRawBufferPointer(rebasing: scratch[frame.payloadOffset..<(frame.payloadOffset + frame.payloadCount)])))
                 }
             }
@@ -199,6 +285,7 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
         }
         stats.oversized = assembler._oversized
         if n < 0 { return .linkLost }
+        if case .some = latchedFault { return .driveFault }
         if fresh { return nil }
         stats.cyclesWithoutState += 1
         return rejectedNow ? .corruptFrame : .noData
@@ -221,16 +308,74 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
             }
             state.insertionForce = Double(Int32(littleEndian: body.loadUnaligned(fromByteOffset: 4 + imageSize, as: Int32.self))) * 1e-3
             stats.statesReceived += 1
+            if UInt16(littleEndian: body.loadUnaligned(as: UInt16.self)) != lastCommandSeq { stats.lateStates += 1 }
+            checkStatus(body)
             return true
         case .fault:
-            if body.count == 8 {
-                stats.faultsReported += 1
-                stats.lastFaultCode = UInt16(littleEndian: body.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+            if body.count != 8 {
+                stats.wrongPayload += 1
+                return false
+            }
+            stats.faultsReported += 1
+            let code = UInt16(littleEndian: body.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+            stats.lastFaultCode = code
+            let named = DriveFaultReport(driveLinkAxis: body[0], code: code, detail: Int32(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: Int32.self)))
+            // The first fault latches; a message naming one only inferred from status replaces it.
+            var replace = faultInferred
+            if case .none = latchedFault { replace = true }
+            if replace {
+                latchedFault = named
+                faultInferred = false
             }
             return false
         default:
             // Replies to set-up messages (late HELLO_ACK, PARAM_VALUE …) carry nothing for the cycle.
             return false
+        }
+    }
+
+    /// Acts on a STATE's status words (docs/protocol.md, *Host reaction*): bit 1 (fault latched)
+    /// or bit 3 (watchdog fault latched) on any axis latches a fault; so does the power stage
+    /// going off (bit 0 clear) after it was on, or not coming on within `DriveLink.powerUpTime`,
+    /// while the host asks for it.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    mutating func checkStatus(_ body: UnsafeRawBufferPointer) {
+        var faultAxes = 0
+        var firstAxis = -1
+        var watchdog = false
+        var allEnabled = true
+        for i in 0..<jointCount {
+            let st = UInt16(littleEndian: body.loadUnaligned(fromByteOffset: 4 + 8 + 12 * i + 10, as: UInt16.self))
+            if st & 0b1010 != 0 {
+                faultAxes += 1
+                if firstAxis < 0 { firstAxis = i }
+            }
+            if st & 0b1000 != 0 { watchdog = true }
+            if st & 0b1 == 0 { allEnabled = false }
+        }
+        if faultAxes > 0 {
+            if case .none = latchedFault {
+                let axis: Int? = faultAxes == jointCount ? nil : firstAxis
+                latchedFault = DriveFaultReport(axis: axis, kind: watchdog ? .watchdog : .latched)
+                faultInferred = true
+            }
+            return
+        }
+        guard askedEnable else { return }
+        if allEnabled {
+            powerConfirmed = true
+            statesAwaitingPower = 0
+            return
+        }
+        statesAwaitingPower += 1
+        guard case .none = latchedFault else { return }
+        // No `||`: its autoclosure would cost reference counting in the cycle.
+        var lost = powerConfirmed
+        if statesAwaitingPower > powerUpStates { lost = true }
+        if lost {
+            latchedFault = DriveFaultReport(axis: nil, kind: .powerLost)
+            faultInferred = true
         }
     }
 
@@ -242,6 +387,15 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
         if !CyclicImage.encodeCommand(command, countsPerUnit: countsPerUnit, into: UnsafeMutableRawBufferPointer(rebasing: payload[0..<size])) {
             return .invalidCommand
         }
+        if command.enable {
+            if !askedEnable {
+                powerConfirmed = false
+                statesAwaitingPower = 0
+            }
+            if case .some = latchedFault { stats.enableWhileFaulted += 1 }
+        }
+        askedEnable = command.enable
+        lastCommandSeq = txSeq
         return send(.command, UnsafeRawBufferPointer(rebasing: payload[0..<size])) ? nil : .linkLost
     }
 }

@@ -8,7 +8,10 @@ import Core
 ///
 /// Power follows `JointCommand.enable` through the CiA 402 state machine: the host steps each
 /// drive shutdown → switch on → enable operation, and back to ready when disabled. A drive in
-/// fault is reset (rising edge of bit 7) once per activation, never silently in the cycle.
+/// *fault* or *fault reaction active* is a drive fault, as on DriveLink (docs/protocol.md,
+/// *Host reaction to drive faults*): reads report `.driveFault`, the cycle stops (category 0),
+/// activation is refused, and the fault is reset (a rising edge of controlword bit 7) only on
+/// an operator's acknowledge, never in the cycle.
 public struct EtherCATRobot: ~Copyable, RobotHardware {
     public let jointCount: Int
     let countsPerUnit: JointVector
@@ -18,6 +21,8 @@ public struct EtherCATRobot: ~Copyable, RobotHardware {
     let statuswords: UnsafeMutablePointer<UInt16>
     let positions: UnsafeMutablePointer<Int32>
     var resetFaults = false
+    /// The first drive fault seen since the last acknowledge.
+    public private(set) var latchedFault: DriveFaultReport?
 
     public init(axes: [AxisSpec], master: consuming EtherCATMaster) {
         jointCount = axes.count
@@ -60,7 +65,30 @@ public struct EtherCATRobot: ~Copyable, RobotHardware {
         }
     }
 
-    public mutating func activate() throws(HardwareError) { resetFaults = true }
+    public mutating func activate() throws(HardwareError) {
+        if let latchedFault { throw HardwareError("drive fault latched: \(latchedFault)", driveFault: latchedFault) }
+    }
+
+    /// - Important: read by the control cycle; must not allocate, lock or log.
+    public var driveFault: DriveFaultReport? { @_noAllocation @_noLocks get { latchedFault } }
+
+    /// An operator's acknowledge: fault-reset edges (controlword bit 7) with the power off, until
+    /// no drive reports a fault or `DriveLink.replyDeadline`-like patience (20 exchanges of up to
+    /// 10 ms) runs out. Not real-time; the cycle must not be running.
+    public mutating func acknowledgeFaults() throws(HardwareError) {
+        var hold = JointCommand(jointCount: jointCount)
+        hold.setHold(enable: false)
+        var scratch = JointState(jointCount: jointCount)
+        for _ in 0..<20 {
+            latchedFault = nil
+            resetFaults = true
+            _ = write(hold, now: 0)
+            _ = master.transport.waitReadable(timeout: 10_000_000)
+            if read(into: &scratch, now: 0) == nil { return }
+        }
+        let left = latchedFault ?? DriveFaultReport(axis: nil, kind: .latched)
+        throw HardwareError("the drive keeps its fault after the reset: \(left) — its cause is still there", driveFault: left)
+    }
     public mutating func deactivate() {}
     public mutating func shutdown() {}
 
@@ -86,14 +114,20 @@ public struct EtherCATRobot: ~Copyable, RobotHardware {
             state.velocity[i] = Double(v) / countsPerUnit[i]
             // No `&&`/`||`: their autoclosures would cost reference counting in the cycle.
             if sw & 0x6F != 0x27 { enabled = false }
-            if sw & 0x4F == 0x08 { fault = true }
-            if sw & 0x4F == 0x0F { fault = true }
+            var axisFault = false
+            if sw & 0x4F == 0x08 { axisFault = true }
+            if sw & 0x4F == 0x0F { axisFault = true }
+            if axisFault {
+                fault = true
+                if case .none = latchedFault { latchedFault = DriveFaultReport(axis: i, kind: .latched) }
+            }
         }
         var status = DriveStatus(rawValue: 0)
         if enabled { status.insert(.enabled) }
         if fault { status.insert(.fault) }
         state.status = status
         state.sampledAt = now
+        if case .some = latchedFault { return .driveFault }
         return nil
     }
 

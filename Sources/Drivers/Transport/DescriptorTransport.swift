@@ -77,6 +77,31 @@ public enum PseudoTerminal {
         public var path: String
     }
 
+    /// Opens the terminal at `path` — the far end of a pty that an integrator's simulator or a
+    /// socat bridge holds open — raw and non-blocking, through termios alone: no modem-line
+    /// ioctls (TIOCMGET), which a pty does not support. The descriptor belongs to the caller.
+    /// The corresponding C functions are `open`, `tcgetattr`, `cfmakeraw` and `tcsetattr`.
+    public static func open(path: String) throws(TransportError) -> Int32 {
+        let fd = Glibc.open(path, O_RDWR | O_NOCTTY | O_NONBLOCK)
+        if fd < 0 { throw .open(what: path, errno: errno) }
+        var t = termios()
+        if tcgetattr(fd, &t) != 0 {
+            // ENOTTY: a file, a pipe, a socket — not a terminal.
+            let e = errno
+            _ = Glibc.close(fd)
+            throw .configure(what: "\(path) (tcgetattr)", errno: e)
+        }
+        cfmakeraw(&t)
+        t.c_cc.6 = 0  // VMIN: reads never wait
+        t.c_cc.5 = 0  // VTIME
+        if tcsetattr(fd, TCSANOW, &t) != 0 {
+            let e = errno
+            _ = Glibc.close(fd)
+            throw .configure(what: "\(path) (tcsetattr)", errno: e)
+        }
+        return fd
+    }
+
     /// Opens a pty pair in raw mode, both ends non-blocking.
     public static func openPair() throws(TransportError) -> Pair {
         var master: Int32 = -1, slave: Int32 = -1

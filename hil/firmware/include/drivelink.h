@@ -102,7 +102,8 @@ typedef struct {
     int32_t position[DL_MAX_AXES];   /* counts */
     int32_t velocity[DL_MAX_AXES];   /* counts/s */
     int16_t current_ma[DL_MAX_AXES]; /* mA */
-    uint16_t status[DL_MAX_AXES];    /* bit 0 enabled, 1 fault, 2 at limit, 3 watchdog expired */
+    uint16_t status[DL_MAX_AXES];    /* the app's bits: 2 at limit; the codec adds 0 enabled,
+                                        1 fault latched, 3 watchdog fault latched */
     int32_t force_mn;                /* insertion force, mN */
     uint64_t sample_time_ns;
 
@@ -111,9 +112,17 @@ typedef struct {
     int32_t target_position[DL_MAX_AXES];
     int32_t target_velocity[DL_MAX_AXES];
 
+    /* safe torque off input (app writes): while set, the power stays off. An external stop
+     * (the safety monitor's enable line) is no fault: the host sees the power off. */
+    uint8_t sto;
+    /* fault causes present now (app writes): bit c set while the cause of fault code c lasts.
+     * FAULT_RESET clears a latched fault only when its cause is gone. */
+    uint32_t fault_causes;
+
     /* power: the application drives its power stage from this (app reads) */
     uint8_t enabled;
-    uint16_t fault_code;
+    uint16_t fault_code;  /* the latched fault (the first since the last reset), 0 none */
+    uint8_t fault_axis;   /* its axis, 0xFF the whole drive */
 
     /* protocol state */
     uint8_t handshake_done;
@@ -124,6 +133,9 @@ typedef struct {
 
     /* counters */
     uint32_t rx_frames, rx_errors, rx_stale, watchdog_trips;
+    /* valid frames ignored before a handshake; COMMANDs asking for power while a fault was
+     * latched (a host that ignores faults shows here) */
+    uint32_t rx_ignored, enable_refused;
 
     /* stream assembly and scratch */
     uint8_t rx_buf[DL_MAX_WIRE];
@@ -140,8 +152,15 @@ void dl_device_init(dl_device *d, uint8_t axis_count, uint32_t watchdog_us, cons
  * now_us is a free-running microsecond clock (wrap-around is handled). */
 size_t dl_device_receive(dl_device *d, const uint8_t *bytes, size_t n, uint32_t now_us, uint8_t *out, size_t cap);
 
-/* Runs the watchdog; call at least every millisecond. On a trip the drive disables itself,
- * latches DL_FAULT_WATCHDOG and writes a FAULT message to out (returns its length). */
+/* Latches a fault the application detected (code DL_FAULT_*, axis or 0xFF for the whole drive,
+ * detail per code): the power goes off at once, for every axis, and a FAULT message goes to
+ * out (returns its length). A fault while another is latched is reported but does not replace
+ * it. Set the code's bit in fault_causes while the cause lasts. */
+size_t dl_device_fault(dl_device *d, uint8_t axis, uint16_t code, int32_t detail, uint8_t *out, size_t cap);
+
+/* Runs the watchdog; call at least every millisecond. It is armed only while the power stage
+ * is on: on a trip the drive disables itself, latches DL_FAULT_WATCHDOG and writes a FAULT
+ * message to out (returns its length). A drive already off has nothing to stop. */
 size_t dl_device_poll(dl_device *d, uint32_t now_us, uint8_t *out, size_t cap);
 
 #ifdef __cplusplus

@@ -141,8 +141,9 @@ static size_t state_payload(dl_device *d, uint16_t ack_seq) {
     for (a = 0; a < d->axis_count; a++) {
         uint16_t st = d->status[a];
         o = 12 + 12 * a;
-        if (d->enabled) st |= 1u; else st &= (uint16_t)~1u;
-        if (d->fault_code != DL_FAULT_NONE) st |= 2u;
+        st &= (uint16_t)~0xBu;
+        if (d->enabled) st |= 1u;
+        if (d->fault_code != DL_FAULT_NONE && (d->fault_axis == 0xFFu || d->fault_axis == a)) st |= 2u;
         if (d->fault_code == DL_FAULT_WATCHDOG) st |= 8u;
         put32(p + o, (uint32_t)d->position[a]);
         put32(p + o + 4, (uint32_t)d->velocity[a]);
@@ -154,6 +155,21 @@ static size_t state_payload(dl_device *d, uint16_t ack_seq) {
 }
 
 static uint32_t elapsed(uint32_t now, uint32_t then) { return now - then; }
+
+static void fault_message(dl_device *d, uint8_t axis, uint16_t code, int32_t detail, uint8_t *out, size_t cap, size_t *used) {
+    d->payload[0] = axis;
+    d->payload[1] = 0;
+    put16(d->payload + 2, code);
+    put32(d->payload + 4, (uint32_t)detail);
+    reply(d, DL_FAULT, 8, out, cap, used);
+}
+
+static void latch(dl_device *d, uint8_t axis, uint16_t code) {
+    d->enabled = 0;
+    if (d->fault_code != DL_FAULT_NONE) return;
+    d->fault_code = code;
+    d->fault_axis = axis;
+}
 
 static void handle(dl_device *d, const dl_frame *f, uint32_t now_us, uint8_t *out, size_t cap, size_t *used) {
     const uint8_t *p = f->payload;
@@ -169,15 +185,19 @@ static void handle(dl_device *d, const dl_frame *f, uint32_t now_us, uint8_t *ou
         put32(d->payload + 8, 0);
         for (a = 0; a < 16; a++) d->payload[12 + a] = (uint8_t)d->firmware_id[a];
         d->handshake_done = d->payload[0] == DL_VERSION;
+        /* A host that starts over has no motion in flight: the power goes off. Latched faults
+         * stay latched for the new host to see and acknowledge. */
+        d->enabled = 0;
         d->last_refresh_us = now_us;
         reply(d, DL_HELLO_ACK, 28, out, cap, used);
         return;
     case DL_COMMAND:
         if (f->length != 4 + 8 * d->axis_count || p[0] > 2 || p[1] > 1) { d->rx_errors++; return; }
-        if (!d->handshake_done) return;
+        if (!d->handshake_done) { d->rx_ignored++; return; }
         d->mode = p[0];
-        /* Power only on request, without a latched fault. */
-        d->enabled = (uint8_t)(p[1] == 1 && d->fault_code == DL_FAULT_NONE);
+        /* Power only on request, without a latched fault and without safe torque off. */
+        if (p[1] == 1 && d->fault_code != DL_FAULT_NONE) d->enable_refused++;
+        d->enabled = (uint8_t)(p[1] == 1 && d->fault_code == DL_FAULT_NONE && !d->sto);
         for (a = 0; a < d->axis_count; a++) {
             d->target_position[a] = (int32_t)get32(p + 4 + 8 * a);
             d->target_velocity[a] = (int32_t)get32(p + 8 + 8 * a);
@@ -187,15 +207,16 @@ static void handle(dl_device *d, const dl_frame *f, uint32_t now_us, uint8_t *ou
         return;
     case DL_HEARTBEAT:
         if (f->length != 0) { d->rx_errors++; return; }
+        if (!d->handshake_done) { d->rx_ignored++; return; }
         d->last_refresh_us = now_us;
         put32(d->payload, now_us);
         reply(d, DL_HEARTBEAT_ACK, 4, out, cap, used);
         return;
     case DL_ENABLE:
         if (f->length != 1 || p[0] > 1) { d->rx_errors++; return; }
-        d->enabled = (uint8_t)(p[0] == 1 && d->fault_code == DL_FAULT_NONE && d->handshake_done);
+        d->enabled = (uint8_t)(p[0] == 1 && d->fault_code == DL_FAULT_NONE && d->handshake_done && !d->sto);
         d->payload[0] = d->enabled;
-        d->payload[1] = (uint8_t)(p[0] == 1 && !d->enabled ? (d->fault_code != DL_FAULT_NONE ? 1 : 2) : 0);
+        d->payload[1] = (uint8_t)(p[0] == 1 && !d->enabled ? (d->fault_code != DL_FAULT_NONE ? 1 : !d->handshake_done ? 2 : 3) : 0);
         if (d->enabled) d->last_refresh_us = now_us;
         reply(d, DL_ENABLE_ACK, 2, out, cap, used);
         return;
@@ -205,6 +226,7 @@ static void handle(dl_device *d, const dl_frame *f, uint32_t now_us, uint8_t *ou
         uint8_t status = 0;
         int32_t value = 0;
         if ((f->type == DL_PARAM_READ && f->length != 2) || (f->type == DL_PARAM_WRITE && f->length != 8)) { d->rx_errors++; return; }
+        if (!d->handshake_done) { d->rx_ignored++; return; }
         id = get16(p);
         switch (id) {
         case DL_PARAM_WATCHDOG_US:
@@ -227,9 +249,18 @@ static void handle(dl_device *d, const dl_frame *f, uint32_t now_us, uint8_t *ou
     }
     case DL_FAULT_RESET:
         if (f->length != 0) { d->rx_errors++; return; }
-        /* A watchdog fault clears only once the host is talking again (this frame counts). */
+        if (!d->handshake_done) { d->rx_ignored++; return; }
+        /* A watchdog fault's cause is gone once the host talks again (this frame counts); any
+         * other clears only when the application no longer reports its cause. The fault left
+         * latched is the latched one if its cause lasts, else the lowest code whose cause does. */
         d->last_refresh_us = now_us;
-        d->fault_code = DL_FAULT_NONE;
+        if (d->fault_code == DL_FAULT_WATCHDOG || d->fault_code >= 32u || !(d->fault_causes & (1u << d->fault_code))) {
+            uint16_t c;
+            d->fault_code = DL_FAULT_NONE;
+            for (c = 2; c < 32u; c++) {
+                if (d->fault_causes & (1u << c)) { d->fault_code = c; d->fault_axis = 0xFFu; break; }
+            }
+        }
         put16(d->payload, d->fault_code);
         reply(d, DL_FAULT_RESET_ACK, 2, out, cap, used);
         return;
@@ -280,14 +311,18 @@ size_t dl_device_receive(dl_device *d, const uint8_t *bytes, size_t n, uint32_t 
 size_t dl_device_poll(dl_device *d, uint32_t now_us, uint8_t *out, size_t cap) {
     size_t used = 0;
     if (d->enabled && elapsed(now_us, d->last_refresh_us) > d->watchdog_us) {
-        d->enabled = 0;
-        d->fault_code = DL_FAULT_WATCHDOG;
         d->watchdog_trips++;
-        d->payload[0] = 0xFF; /* the whole drive */
-        d->payload[1] = 0;
-        put16(d->payload + 2, DL_FAULT_WATCHDOG);
-        put32(d->payload + 4, (uint32_t)elapsed(now_us, d->last_refresh_us));
-        reply(d, DL_FAULT, 8, out, cap, &used);
+        latch(d, 0xFFu, DL_FAULT_WATCHDOG);
+        fault_message(d, 0xFFu, DL_FAULT_WATCHDOG, (int32_t)elapsed(now_us, d->last_refresh_us), out, cap, &used);
     }
+    return used;
+}
+
+size_t dl_device_fault(dl_device *d, uint8_t axis, uint16_t code, int32_t detail, uint8_t *out, size_t cap) {
+    size_t used = 0;
+    if (code == DL_FAULT_NONE) return 0;
+    if (axis != 0xFFu && axis >= d->axis_count) axis = 0xFFu;
+    latch(d, axis, code);
+    fault_message(d, axis, code, detail, out, cap, &used);
     return used;
 }

@@ -2,6 +2,7 @@
 #include "drivelink.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int passed, failed;
@@ -205,11 +206,162 @@ static void test_device(void) {
     CHECK(dl_device_poll(&dev, 0x00000100u, out, sizeof out) == 0 && dev.enabled);
 }
 
-int main(void) {
+/* The rules docs/protocol.md settles: the watchdog armed only while powered, a HELLO turning
+ * the power off, nothing but HELLO and ENABLE answered before the handshake, per-axis and
+ * drive-wide faults, the first fault latched, remaining_fault, safe torque off. */
+static void test_rules(void) {
+    uint8_t hello[12] = {1, 1, 0, 0, 0xE8, 0x03, 0, 0, 0, 0, 0, 0}, cmd[4 + 8 * 2], rs[DL_MAX_FRAME], one = 1;
+    uint8_t out[DL_MAX_WIRE];
+    dl_frame r;
+    size_t n;
+    dl_device_init(&dev, 2, 20000, "ref-rules");
+    host_seq = 7;
+    memset(cmd, 0, sizeof cmd);
+
+    /* Before the handshake: HEARTBEAT, PARAM_READ, FAULT_RESET ignored and counted; ENABLE refused (reason 2). */
+    CHECK(send(DL_HEARTBEAT, NULL, 0, 0, &r, rs) == 0);
+    {
+        uint8_t rd[2] = {0x01, 0x00};
+        CHECK(send(DL_PARAM_READ, rd, 2, 0, &r, rs) == 0);
+    }
+    CHECK(send(DL_FAULT_RESET, NULL, 0, 0, &r, rs) == 0);
+    CHECK(dev.rx_ignored == 3);
+    CHECK(send(DL_ENABLE, &one, 1, 0, &r, rs) > 0 && r.payload[0] == 0 && r.payload[1] == 2);
+
+    /* The first frame is accepted whatever its seq; HELLO resets the sequence state. */
+    CHECK(send(DL_HELLO, hello, 12, 10, &r, rs) > 0 && r.type == DL_HELLO_ACK);
+    host_seq = 3; /* a restarted host, counting from anywhere */
+    CHECK(send(DL_HELLO, hello, 12, 20, &r, rs) > 0 && r.type == DL_HELLO_ACK);
+    cmd[1] = 1;
+    CHECK(send(DL_COMMAND, cmd, sizeof cmd, 100, &r, rs) > 0 && dev.enabled);
+
+    /* A HELLO turns the power off. */
+    CHECK(send(DL_HELLO, hello, 12, 200, &r, rs) > 0 && !dev.enabled);
+
+    /* The watchdog is armed only while powered: a host that stopped with enable 0 leaves no fault. */
+    cmd[1] = 0;
+    CHECK(send(DL_COMMAND, cmd, sizeof cmd, 300, &r, rs) > 0 && !dev.enabled);
+    CHECK(dl_device_poll(&dev, 300 + 10 * 20000, out, sizeof out) == 0 && dev.fault_code == DL_FAULT_NONE);
+
+    /* A per-axis fault: power off for the whole drive, status bit 1 on that axis only. */
+    cmd[1] = 1;
+    CHECK(send(DL_COMMAND, cmd, sizeof cmd, 300000, &r, rs) > 0 && dev.enabled);
+    n = dl_device_fault(&dev, 1, DL_FAULT_OVERCURRENT, 4100, out, sizeof out);
+    CHECK(n > 0 && !dev.enabled && dev.fault_code == DL_FAULT_OVERCURRENT && dev.fault_axis == 1);
+    CHECK(dl_decode(out, n - 1, rs, sizeof rs, &r) == DL_OK && r.type == DL_FAULT && r.payload[0] == 1 && r.payload[2] == 2);
+    CHECK(send(DL_COMMAND, cmd, sizeof cmd, 301000, &r, rs) > 0 && !dev.enabled && dev.enable_refused == 1);
+    CHECK((r.payload[12 + 10] & 2) == 0 && (r.payload[24 + 10] & 2) == 2 && (r.payload[24 + 10] & 8) == 0);
+
+    /* A second fault is reported but the first stays latched. */
+    n = dl_device_fault(&dev, 0xFF, DL_FAULT_LIMIT, 123456, out, sizeof out);
+    CHECK(n > 0 && dev.fault_code == DL_FAULT_OVERCURRENT);
+
+    /* FAULT_RESET: the latched fault's cause is gone, the hard limit's lasts: it remains, drive-wide. */
+    dev.fault_causes = 1u << DL_FAULT_LIMIT;
+    CHECK(send(DL_FAULT_RESET, NULL, 0, 302000, &r, rs) > 0 && r.type == DL_FAULT_RESET_ACK);
+    CHECK(r.payload[0] == DL_FAULT_LIMIT && r.payload[1] == 0 && dev.fault_code == DL_FAULT_LIMIT && dev.fault_axis == 0xFF);
+    CHECK(send(DL_COMMAND, cmd, sizeof cmd, 303000, &r, rs) > 0 && !dev.enabled);
+    CHECK((r.payload[12 + 10] & 2) == 2 && (r.payload[24 + 10] & 2) == 2);
+    dev.fault_causes = 0;
+    CHECK(send(DL_FAULT_RESET, NULL, 0, 304000, &r, rs) > 0 && r.payload[0] == 0 && dev.fault_code == DL_FAULT_NONE);
+    /* The power stays off until asked for again. */
+    CHECK(!dev.enabled);
+    CHECK(send(DL_COMMAND, cmd, sizeof cmd, 305000, &r, rs) > 0 && dev.enabled);
+
+    /* Safe torque off: power off, no fault; ENABLE refused with reason 3. */
+    dev.sto = 1;
+    CHECK(send(DL_COMMAND, cmd, sizeof cmd, 306000, &r, rs) > 0 && !dev.enabled && dev.fault_code == DL_FAULT_NONE);
+    CHECK((r.payload[12 + 10] & 0xB) == 0);
+    CHECK(send(DL_ENABLE, &one, 1, 306100, &r, rs) > 0 && r.payload[0] == 0 && r.payload[1] == 3);
+    dev.sto = 0;
+
+    /* An unknown parameter: status 1, value 0. A read-only one written: status 2, value unchanged. */
+    {
+        uint8_t rd[2] = {0x42, 0x00}, wr[8] = {0x02, 0, 0, 0, 7, 0, 0, 0};
+        CHECK(send(DL_PARAM_READ, rd, 2, 307000, &r, rs) > 0 && r.payload[2] == 1 && r.payload[4] == 0 && r.payload[5] == 0);
+        CHECK(send(DL_PARAM_WRITE, wr, 8, 307100, &r, rs) > 0 && r.payload[2] == 2 && r.payload[4] == 2);
+    }
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* Reads the string after `key` from *p into out as bytes; returns the count or -1. */
+static long hex_field(const char **p, const char *key, uint8_t *out, size_t cap) {
+    const char *at = strstr(*p, key);
+    size_t n = 0;
+    if (at == NULL) return -1;
+    at = strchr(at + strlen(key), '"');
+    if (at == NULL) return -1;
+    at++;
+    while (*at != '"') {
+        int hi = hexval(at[0]), lo = hexval(at[1]);
+        if (hi < 0 || lo < 0 || n >= cap) return -1;
+        out[n++] = (uint8_t)(hi << 4 | lo);
+        at += 2;
+    }
+    *p = at + 1;
+    return (long)n;
+}
+
+static long number_field(const char **p, const char *key) {
+    const char *at = strstr(*p, key);
+    long v;
+    if (at == NULL) return -1;
+    at += strlen(key);
+    while (*at == ' ' || *at == ':') at++;
+    v = strtol(at, NULL, 10);
+    *p = at;
+    return v;
+}
+
+/* docs/drivelink-vectors.json, from an implementation of the spec independent of this one:
+ * every frame encodes to its wire bytes and decodes back. */
+static void test_vectors(const char *path) {
+    static char text[65536];
+    FILE *f = fopen(path, "rb");
+    size_t len;
+    const char *p = text;
+    int count = 0;
+    if (f == NULL) {
+        failed++;
+        printf("FAIL cannot open %s\n", path);
+        return;
+    }
+    len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = 0;
+    while (strstr(p, "\"meaning\"") != NULL) {
+        uint8_t payload[DL_MAX_PAYLOAD], wire[DL_MAX_WIRE], scratch[DL_MAX_FRAME], out[DL_MAX_WIRE];
+        long type, seq, plen, wlen;
+        size_t n;
+        dl_frame fr;
+        p = strstr(p, "\"meaning\"") + 9;
+        type = number_field(&p, "\"type\"");
+        seq = number_field(&p, "\"seq\"");
+        plen = hex_field(&p, "\"payload\"", payload, sizeof payload);
+        wlen = hex_field(&p, "\"wire\"", wire, sizeof wire);
+        CHECK(type > 0 && seq >= 0 && plen >= 0 && wlen > 1);
+        if (type <= 0 || seq < 0 || plen < 0 || wlen <= 1) return;
+        n = dl_encode((uint8_t)type, (uint16_t)seq, payload, (uint16_t)plen, scratch, sizeof scratch, out, sizeof out);
+        CHECK(n == (size_t)wlen && memcmp(out, wire, n) == 0);
+        CHECK(dl_decode(wire, (size_t)wlen - 1, scratch, sizeof scratch, &fr) == DL_OK);
+        CHECK(fr.type == type && fr.seq == seq && fr.length == plen && memcmp(fr.payload, payload, (size_t)plen) == 0);
+        count++;
+    }
+    CHECK(count >= 18);
+}
+
+int main(int argc, char **argv) {
     test_crc();
     test_cobs();
     test_frames();
     test_device();
+    test_rules();
+    test_vectors(argc > 1 ? argv[1] : "../../docs/drivelink-vectors.json");
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
