@@ -6,7 +6,7 @@ struct Lumen: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lumen",
         abstract: "Lumen: an open control stack for image-guided catheter robots.",
-        subcommands: [Demo.self, Bench.self, Robot.self, SimCommand.self, DICOMCommand.self, Track.self, Eval.self, SafetyCommand.self]
+        subcommands: [Demo.self, Bench.self, Robot.self, SimCommand.self, DICOMCommand.self, Track.self, Eval.self, SafetyCommand.self, Hil.self]
     )
 }
 
