@@ -30,6 +30,7 @@ import Testing
         "--peer-script": "a script path",
         "--interface": "a network interface's name",
         "--namespace": "a network namespace's name",
+        "hil conformance --junit": "a report file; its folder is checked before any work",
     ]
 
     /// Walk values an option legitimately accepts. They are not run: a valid value starts the work.
