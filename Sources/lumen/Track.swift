@@ -1,5 +1,6 @@
 import ArgumentParser
 import COpenCV
+import CommandSupport
 import Core
 import Foundation
 import Imaging
