@@ -79,12 +79,14 @@ let package = Package(
         .target(name: "Sim", dependencies: ["Core", "Drivers", "Imaging", "CDriveLinkReference", "CRealtime", "COpenCV"]),
         // The safety monitor's fault campaign: the closed loop and the monitor in simulated time.
         .target(name: "SafetySim", dependencies: ["Safety", "Control", "Sim", "Core", "Drivers"]),
+        // Runs in simulated time: navigation runs (the guided loop through CycleRunner on a simulated clock).
+        .target(name: "Scenarios", dependencies: ["Control", "Core", "Imaging", "Sim"]),
         .target(name: "Console", dependencies: ["Core"]),
         .target(name: "Recording", dependencies: ["Core"]),
         .executableTarget(
             name: "lumen",
             dependencies: [
-                "Core", "Control", "Drivers", "Imaging", "Safety", "SafetySim", "Sim", "Console", "Recording",
+                "Core", "Control", "Drivers", "Imaging", "Safety", "SafetySim", "Scenarios", "Sim", "Console", "Recording",
                 "CAllocCount", "CEigen", "COpenCV", "CRealtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -96,6 +98,7 @@ let package = Package(
         .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core", "CDriveLinkReference"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Core"]),
         .testTarget(name: "SimTests", dependencies: ["Sim", "Core", "Drivers", "Imaging"]),
+        .testTarget(name: "ScenariosTests", dependencies: ["Scenarios", "Control", "Core", "Imaging", "Sim"]),
         .testTarget(name: "SafetyTests", dependencies: ["Safety", "Core", "Drivers", "SafetySim", "Control", "Sim", "CAllocCount"]),
         // Runs the built `lumen` tool as a user would; depends on it so it is built first.
         .testTarget(name: "LumenCLITests", dependencies: ["lumen"]),
