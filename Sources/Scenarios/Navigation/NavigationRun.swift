@@ -208,7 +208,7 @@ public enum NavigationRun {
         // Biplane C-arms centred between the catheter's start and the target.
         let centre = (physics.tip + goal) * 0.5
         let planes = [setup.primaryDeg, setup.primaryDeg + 90].map {
-            CArmGeometry(sourceToDetector: 1020, sourceToIsocenter: 700, columns: 1024, rows: 1024, pixelSpacing: 0.3,
+            CArmGeometry(sourceToDetector: 1020, sourceToIsocenter: 700, columns: setup.detectorPixels, rows: setup.detectorPixels, pixelSpacing: setup.pixelSpacingMM,
                          primaryAngle: $0 * .pi / 180, secondaryAngle: setup.secondaryDeg * .pi / 180, isocenter: centre)
         }
         let measurer: BiplaneTipMeasurer

@@ -32,6 +32,9 @@ public struct NavigationSetup: Sendable, Codable, Equatable {
     /// as the physics catheter has).
     public var robot = "robots/lumen-1s.yaml"
     public var measurements = MeasurementSource.tracker
+    /// Pixels per side of both C-arm planes' detectors, and their spacing (mm).
+    public var detectorPixels = 1024
+    public var pixelSpacingMM = 0.3
     /// mm outside the roadmap's lumen a triangulated tip may lie before the pair is taken for
     /// two wrong detections (the measurer's `roadmapMarginMM`).
     public var roadmapMargin = 3.0
@@ -42,10 +45,13 @@ public struct NavigationSetup: Sendable, Codable, Equatable {
         let positive: [(Double, String, ClosedRange<Double>)] = [
             (depth, "depth", 0...500), (photons, "photons", 1...1e9), (fps, "fps", 0.1...1000),
             (maxSeconds, "max_seconds", 0.001...3600), (startInsertionMM, "start_insertion_mm", 0...2000),
-            (roadmapMargin, "roadmap_margin", 0...100),
+            (roadmapMargin, "roadmap_margin", 0...100), (pixelSpacingMM, "pixel_spacing_mm", 0.01...5),
         ]
         for (v, f, range) in positive {
             guard v.isFinite, v > 0, range.contains(v) else { throw .badSetup(field: f, reason: "must be in (0, \(range.upperBound)], got \(v)") }
+        }
+        guard (64...4096).contains(detectorPixels) else {
+            throw .badSetup(field: "detector_pixels", reason: "must be 64…4096, got \(detectorPixels)")
         }
         guard latencyMS.isFinite, (0...10_000).contains(latencyMS) else {
             throw .badSetup(field: "latency_ms", reason: "must be 0…10000 ms, got \(latencyMS)")
