@@ -84,11 +84,14 @@ struct TubeScene {
         #expect(try measurer.measure([tiny], prior: scene.prior(at: scene.tip)).outcome == .none)
     }
 
-    @Test func aNaNPriorIsSearchedAsLost() throws {
-        let nan = TipEstimate(position: Vec3(.nan, .nan, .nan), covariance: Mat3.identity * .nan, health: .imageFresh)
-        let m = try scene.measurer().measure(try scene.frames(), prior: nan)
+    @Test(arguments: [Vec3(.nan, .nan, .nan), Vec3(1e12, 0, 150), Vec3(0, -1e15, 150)])
+    func aPriorOffEveryFrameIsSearchedAsLost(at position: Vec3) throws {
+        let prior = TipEstimate(position: position, covariance: Mat3.identity * 0.04, health: .imageFresh)
+        let m = try scene.measurer().measure(try scene.frames(), prior: prior)
+        // Not a crash, and the catheter found: a plane whose projection of the prior is finite
+        // may still search around it, so the pair is held to a looser bound.
         guard case .pair(let point) = m.outcome else { Issue.record("expected a pair, got \(m.outcome)"); return }
-        #expect((point.position - scene.tip).length < 1.5)
+        #expect((point.position - scene.tip).length < 3)
     }
 
     @Test func badInputIsATypedError() throws {

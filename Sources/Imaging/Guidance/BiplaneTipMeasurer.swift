@@ -172,16 +172,17 @@ public final class BiplaneTipMeasurer {
     /// and the prior; nil for both when the prediction is unusable or the region too clipped.
     func searchRegion(predicted: (u: Double, v: Double), prior: TipEstimate, plane: Int, width: Int, height: Int)
         -> (region: PixelRegion, prior: CatheterDetector.Prior)? {
-        guard prior.health != .lost, predicted.u.isFinite, predicted.v.isFinite else { return nil }
+        // A prediction far off any frame (an estimate run away) is no place to search, and
+        // would overflow the pixel arithmetic.
+        guard prior.health != .lost, abs(predicted.u) < 1e6, abs(predicted.v) < 1e6 else { return nil }
         let c = prior.covariance
         let sigmaMM = (c.c0.x + c.c1.y + c.c2.z).squareRoot()
         let pxPerMM = planes[plane].magnification / planes[plane].pixelSpacing
         let radius = min(settings.maximumSearchRadiusPx, settings.searchRadiusPx + settings.searchSigmas * sigmaMM * pxPerMM)
-        let m = settings.regionMarginPx
-        let x0 = max(0, Int(predicted.u - radius - m)), y0 = max(0, Int(predicted.v - radius - m))
-        let x1 = min(width, Int(predicted.u + radius + m)), y1 = min(height, Int(predicted.v + radius + m))
-        guard x1 - x0 >= settings.minimumRegionSidePx, y1 - y0 >= settings.minimumRegionSidePx else { return nil }
-        return (PixelRegion(x: x0, y: y0, width: x1 - x0, height: y1 - y0), CatheterDetector.Prior(u: predicted.u, v: predicted.v, radius: radius))
+        // The tracker's square around a prediction, clipped to the frame.
+        let region = PixelRegion.around(u: predicted.u, v: predicted.v, half: radius + settings.regionMarginPx, in: width, height)
+        guard region.width >= settings.minimumRegionSidePx, region.height >= settings.minimumRegionSidePx else { return nil }
+        return (region, CatheterDetector.Prior(u: predicted.u, v: predicted.v, radius: radius))
     }
 
     /// Measures the tip in one exposure: at most one frame per plane, all acquired together.
