@@ -77,16 +77,15 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["Core", "COpenCV", "CDCMTK", "CEigen"]),
         .target(name: "Safety", dependencies: ["Core", "Drivers"]),
         .target(name: "Sim", dependencies: ["Core", "Drivers", "Imaging", "CDriveLinkReference", "CRealtime", "COpenCV"]),
-        // The safety monitor's fault campaign: the closed loop and the monitor in simulated time.
-        .target(name: "SafetySim", dependencies: ["Safety", "Control", "Sim", "Core", "Drivers"]),
-        // Runs in simulated time: navigation runs (the guided loop through CycleRunner on a simulated clock).
-        .target(name: "Scenarios", dependencies: ["Control", "Core", "Imaging", "Sim"]),
+        // Runs in simulated time: navigation runs (the guided loop through CycleRunner on a
+        // simulated clock) and the safety monitor's fault campaign (the closed loop and the monitor).
+        .target(name: "Scenarios", dependencies: ["Control", "Core", "Drivers", "Imaging", "Safety", "Sim"]),
         .target(name: "Console", dependencies: ["Core"]),
         .target(name: "Recording", dependencies: ["Core"]),
         .executableTarget(
             name: "lumen",
             dependencies: [
-                "Core", "Control", "Drivers", "Imaging", "Safety", "SafetySim", "Scenarios", "Sim", "Console", "Recording",
+                "Core", "Control", "Drivers", "Imaging", "Safety", "Scenarios", "Sim", "Console", "Recording",
                 "CAllocCount", "CEigen", "COpenCV", "CRealtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -99,7 +98,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Core"]),
         .testTarget(name: "SimTests", dependencies: ["Sim", "Core", "Drivers", "Imaging"]),
         .testTarget(name: "ScenariosTests", dependencies: ["Scenarios", "Control", "Core", "Imaging", "Sim"]),
-        .testTarget(name: "SafetyTests", dependencies: ["Safety", "Core", "Drivers", "SafetySim", "Control", "Sim", "CAllocCount"]),
+        .testTarget(name: "SafetyTests", dependencies: ["Safety", "Core", "Drivers", "Scenarios", "Control", "Sim", "CAllocCount"]),
         // Runs the built `lumen` tool as a user would; depends on it so it is built first.
         .testTarget(name: "LumenCLITests", dependencies: ["lumen"]),
     ],
