@@ -33,7 +33,7 @@ for m in Core Drivers; do
         2>"$out/build-stub.log" || { cat "$out/build-stub.log" >&2; exit 1; }
 done
 swiftc -O -wmo -sanitize=fuzzer,address -parse-as-library -module-name SafetyChannelFuzz -I "$out/stub" \
-    fuzz/SafetyChannelFuzz.swift Sources/Core/JointVector.swift Sources/Core/Time.swift Sources/Core/Geometry.swift \
+    fuzz/SafetyChannelFuzz.swift Sources/Core/JointVector.swift Sources/Core/Time.swift Sources/Core/Geometry.swift Sources/Core/RegularFile.swift \
     Sources/Drivers/DriveLink/CRC32C.swift Sources/Safety/SafetyWire.swift Sources/Safety/ChannelAuth.swift \
     Sources/Safety/ChannelGate.swift Sources/Safety/SHA256.swift Sources/Safety/Monitor.swift Sources/Safety/MonitorModel.swift \
     Sources/Safety/SafetyCheck.swift Sources/Safety/StopCategory.swift -o "$out/safetychannel-swift" 2>"$out/build-safetychannel.log" \
