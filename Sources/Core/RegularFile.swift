@@ -82,8 +82,9 @@ public enum RegularFile {
         let cap = max(maxBytes, 0)
         let size = Int64(file.status.st_size)
         guard size <= Int64(cap) else { throw .tooLarge(bytes: size, cap: cap) }
-        // One byte past the cap tells "exactly the cap" from "more".
-        let bytes = try readUpTo(file.descriptor, cap < Int.max ? cap + 1 : cap, expected: Int(size) + 1)
+        // One byte past the cap tells "exactly the cap" from "more"; one past the size lets the
+        // end of file be seen without growing the buffer.
+        let bytes = try readUpTo(file.descriptor, cap < Int.max ? cap + 1 : cap, expected: Int(clamping: size) &+ 1)
         guard bytes.count <= cap else { throw .tooLarge(bytes: Int64(bytes.count), cap: cap) }
         return bytes
     }
