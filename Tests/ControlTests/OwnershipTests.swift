@@ -28,17 +28,15 @@ struct OwnershipTests {
         #expect(watched == nil, "the mailbox outlived its last end")
     }
 
-    @available(*, deprecated, message: "checks the deprecated factory")
-    @Test("Estimators built by one factory keep their own histories")
+    @Test("Two estimators keep their own histories")
     func estimatorsNeverShareAHistory() throws {
         let model = CatheterModel(try loadRobot("lumen-1s.yaml"))
-        let factory = TipEstimatorStorage(historyLength: 64)
-        var first = factory.estimator(model: model, planes: [])
+        var first = TipEstimator(model: model, planes: [], historyLength: 64)
         let q = JointVector([40, 0, 0, 0])
         _ = first.predict(joints: q, time: 1_000_000)
         let tip = first.estimate(now: 1_000_000).position
         // A second estimator starting elsewhere must not write the first one's ring.
-        var second = factory.estimator(model: model, planes: [])
+        var second = TipEstimator(model: model, planes: [], historyLength: 64)
         _ = second.predict(joints: JointVector([10, 0.5, 0, 0]), time: 5_000_000)
         #expect(first.estimate(now: 1_000_000).position == tip)
         #expect(first.newest == second.newest)

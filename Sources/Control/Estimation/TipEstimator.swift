@@ -86,19 +86,6 @@ public enum FusionRejection: UInt8, Sendable, Equatable {
 /// the vessels impose on a shaft the model takes to be straight.
 @usableFromInline let stateSize = 10
 
-/// Builds estimators with a history of `historyLength` entries. Each estimator owns its own
-/// history; this type keeps no buffers and only carries the length.
-@available(*, deprecated, message: "TipEstimator owns its history: use TipEstimator(model:planes:settings:historyLength:)")
-public final class TipEstimatorStorage: Sendable {
-    public let historyLength: Int
-
-    public init(historyLength: Int = 1024) { self.historyLength = historyLength }
-
-    public func estimator(model: CatheterModel, planes: [CArmGeometry], settings: TipEstimatorSettings = TipEstimatorSettings()) -> TipEstimator {
-        TipEstimator(model: model, planes: planes, settings: settings, historyLength: historyLength)
-    }
-}
-
 /// An extended Kalman filter on the kinematic mismatch, at the cycle rate.
 ///
 /// The tip is predicted from the encoders through the kinematic model with the estimated

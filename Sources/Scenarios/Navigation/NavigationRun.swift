@@ -223,9 +223,7 @@ public enum NavigationRun {
         // the path servo steers from the fused estimate, and the supervisor limits every command
         // and holds while the estimate is lost; it resumes the servo when it returns, as the
         // operator would.
-        let storage = TipEstimatorStorage(historyLength: 1024)
-        let centerline = CenterlineRoute(route, radii: routeWithRadii.map(\.radius))
-        var servo = PathServo(model: model, route: centerline)
+        var servo = PathServo(model: model, route: CenterlineRoute(route, radii: routeWithRadii.map(\.radius)))
         // Two tendon pairs bend the tip any way without roll; a servo free to roll winds it
         // to its limit at branches and is left with no way to turn.
         servo.rollWeight = 0
@@ -233,16 +231,12 @@ public enum NavigationRun {
         let sender = mailbox.sender
         var estimatorSettings = TipEstimatorSettings()
         estimatorSettings.resetFromPixels = planes.count < 2
-        let imageGuided = ImageGuidedController(estimator: storage.estimator(model: model, planes: planes, settings: estimatorSettings), servo: servo,
+        let imageGuided = ImageGuidedController(estimator: TipEstimator(model: model, planes: planes, settings: estimatorSettings, historyLength: 1024), servo: servo,
                                            limiter: MotionLimiter(model: model, start: physics.measuredPositions), measurements: mailbox.receiver)
         let runner = CycleRunner(hardware: physics, controller: imageGuided, clock: ManualCycleClock(start: 0), period: period)
-        // The estimator, the servo and the mailbox's ends hold raw pointers into `storage`,
-        // `centerline`, `model` and `mailbox`, which free them when they go: all must outlive
-        // the run, whatever their last use here.
-        defer {
-            runner.finalize()
-            withExtendedLifetime((storage, centerline, model, mailbox)) {}
-        }
+        // The estimator, the servo's route and the mailbox are owned by the controller and the
+        // mailbox's ends, so nothing here has to be kept alive by hand.
+        defer { runner.finalize() }
         do {
             try runner.configure()
             try runner.activate()
@@ -284,8 +278,7 @@ public enum NavigationRun {
             now = runner.clock.now()
             compute.append(spent / 1000)
             if spent > Double(period) { overruns += 1 }
-            let guided = runner.controller
-            let lastEstimate = guided.lastEstimate
+            let lastEstimate = runner.controller.lastEstimate
             if lastEstimate.health == .lost { lostCycles += 1 }
             let state = runner.state
 
@@ -336,7 +329,7 @@ public enum NavigationRun {
                 }
                 if frames % 15 == 0, let progress {
                     progress(String(format: "navigate: t %.1f s, tip %.1f mm from target, fused error %.2f mm, %@, fused %d, rejected %d, resets %d (%@), progress %d (retreats %d), off route %.1f mm, aim %.2f, ins %.2f mm/s, cos %.2f, scale %.3f adv %.2f, q %.1f %.2f %.2f %.2f, truth %.0f %.0f %.0f", Double(now) * 1e-9,
-                                    (truth - goal).length, fusedErr.last ?? .nan, "\(lastEstimate.health)", guided.estimator.fused, guided.estimator.rejected, guided.estimator.resets, "\(guided.estimator.lastRejection.map { "\($0)" } ?? "-")", guided.servo.progress, guided.servo.retreats, guided.servo.offRoute, guided.servo.aimCosine, guided.servo.proposedInsertion, guided.servo.headingCosine, guided.servo.stepScale, guided.servo.advanceFactor,
+                                    (truth - goal).length, fusedErr.last ?? .nan, "\(lastEstimate.health)", runner.controller.estimator.fused, runner.controller.estimator.rejected, runner.controller.estimator.resets, "\(runner.controller.estimator.lastRejection.map { "\($0)" } ?? "-")", runner.controller.servo.progress, runner.controller.servo.retreats, runner.controller.servo.offRoute, runner.controller.servo.aimCosine, runner.controller.servo.proposedInsertion, runner.controller.servo.headingCosine, runner.controller.servo.stepScale, runner.controller.servo.advanceFactor,
                                     state.position[0], state.position[1], state.position[2], state.position[3], truth.x, truth.y, truth.z))
                 }
             }
@@ -347,9 +340,9 @@ public enum NavigationRun {
             // Arrival counts once the servo has held the target for a second on a fresh image
             // estimate: the frames that come in meanwhile may move the estimate, and the servo
             // then follows again (the arrival is re-armed).
-            if guided.servo.phase == .arrived, lastEstimate.health == .imageFresh {
+            if runner.controller.servo.phase == .arrived, lastEstimate.health == .imageFresh {
                 if arrivedAt == nil { arrivedAt = Double(now) * 1e-9 }
-            } else if guided.servo.phase != .arrived {
+            } else if runner.controller.servo.phase != .arrived {
                 arrivedAt = nil
             }
             if let a = arrivedAt, Double(now) * 1e-9 > a + 1.0 {
@@ -364,17 +357,16 @@ public enum NavigationRun {
         if arrivedAt != nil, !success { end = .arrivedOffTarget(errorMM: round3(finalError)) }
         // The run is over: the drives are disabled (a hold with the power off) before the figures are read.
         if runner.lifecycle == .active { try? runner.deactivate() }
-        let controller = runner.controller
         let counters = runner.counters
         let result = NavigationResult(
             setup: setup, end: end, success: success, reason: end.description, time_s: round3(Double(now) * 1e-9), time_to_target_s: arrivedAt.map(round3),
             final_err_mm: round3(finalError), peak_contact_n: round3(runner.withHardware { $0.peakContactForce }), fused: ErrorFigures(fusedErr),
             kinematic_only: ErrorFigures(kinErr), image_only: ErrorFigures(imageErr), overruns: overruns,
             compute_us_p50: round1(percentile(compute, 50)), compute_us_p99: round1(percentile(compute, 99)), frames: frames,
-            tracked_pct: frames > 0 ? round1(100 * Double(tracked) / Double(2 * frames)) : 0, fused_measurements: controller.estimator.fused,
-            rejected_measurements: controller.estimator.rejected, lost_cycles: lostCycles, inconsistent_pairs: inconsistentPairs,
+            tracked_pct: frames > 0 ? round1(100 * Double(tracked) / Double(2 * frames)) : 0, fused_measurements: runner.controller.estimator.fused,
+            rejected_measurements: runner.controller.estimator.rejected, lost_cycles: lostCycles, inconsistent_pairs: inconsistentPairs,
             whole_frame_pairs: outcomes.whole_frame_pair, outcomes: outcomes, invalid_commands: Int(counters.invalidCommands),
-            mode_at_end: "\(controller.supervisor.mode)", lifecycle_at_end: "\(runner.lifecycle)")
+            mode_at_end: "\(runner.controller.supervisor.mode)", lifecycle_at_end: "\(runner.lifecycle)")
         return (result, trace)
     }
 }
