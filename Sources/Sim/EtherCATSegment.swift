@@ -166,12 +166,17 @@ public final class EtherCATSegment: @unchecked Sendable {
     }
     /// Outputs missing for longer than this in OP trip the sync-manager watchdog (ns).
     public var watchdog: Nanoseconds = 100_000_000
+    /// How the slaves' time passes.
+    public let clock: EtherCATSegmentClock
+    /// The slaves' time on the frame clock (ns).
+    private var frameTime: Nanoseconds = 1_000_000_000
     /// Frames processed and frames that were not well-formed.
     public private(set) var framesProcessed = 0
     public private(set) var framesMalformed = 0
 
-    /// One slave per axis, in line order.
-    public init(axes: [AxisSpec], start: JointVector? = nil, dynamics: DriveDynamics = .ideal) {
+    /// One slave per axis, in line order, on `clock` (the machine's by default).
+    public init(axes: [AxisSpec], start: JointVector? = nil, dynamics: DriveDynamics = .ideal, clock: EtherCATSegmentClock = .wall) {
+        self.clock = clock
         slaves = axes.indices.map { i in
             // Each slave drives one axis: it takes that axis's model.
             var own = dynamics
@@ -194,18 +199,35 @@ public final class EtherCATSegment: @unchecked Sendable {
         return (slaves[i].drive, slaves[i].axis.positions[0])
     }
 
-    /// Passes a frame through every slave, in place, as the line does.
-    public func process(_ frame: UnsafeMutableRawBufferPointer, now: Nanoseconds) {
+    /// The slaves' time on the frame clock (ns, from 1 s): one period more for each process-data
+    /// frame (one with a logical datagram), unchanged by any other. Not used on the wall clock.
+    public var frameClockTime: Nanoseconds {
+        lock.lock(); defer { lock.unlock() }
+        return frameTime
+    }
+
+    /// Passes a frame through every slave, in place, as the line does. `now` is the machine's
+    /// time (ns); on the frame clock the frame itself sets the slaves' time and `now` is not used.
+    public func process(_ frame: UnsafeMutableRawBufferPointer, now wallNow: Nanoseconds) {
         lock.lock()
         defer { lock.unlock() }
         framesProcessed += 1
+        var datagrams: [EtherCAT.Datagram] = []
+        let wellFormed = EtherCAT.forEachDatagram(in: UnsafeRawBufferPointer(frame), { datagrams.append($0) }) == nil
+        let now: Nanoseconds
+        switch clock {
+        case .wall:
+            now = wallNow
+        case .processDataFrames(let period):
+            if datagrams.contains(where: { $0.command == .lrd || $0.command == .lwr || $0.command == .lrw }) { frameTime += period }
+            now = frameTime
+        }
         // The sync-manager watchdog runs on time, before this frame's outputs count.
         for s in slaves where s.alState == ALState.op.rawValue && s.outputsWritten && now - s.lastOutputs > watchdog {
             s.setAL(.safeOp, error: true, code: StatusCode.syncManagerWatchdog)
             s.disableDrive()
         }
-        var datagrams: [EtherCAT.Datagram] = []
-        if EtherCAT.forEachDatagram(in: UnsafeRawBufferPointer(frame), { datagrams.append($0) }) != nil {
+        guard wellFormed else {
             framesMalformed += 1
             return
         }
@@ -296,6 +318,21 @@ public final class EtherCATSegment: @unchecked Sendable {
     }
 }
 
+/// How the emulated slaves' time passes: their sync-manager watchdogs, their drives' motion and
+/// the drives' own enable watchdogs all run on it.
+public enum EtherCATSegmentClock: Sendable, Equatable {
+    /// The machine's monotonic clock: a master that falls silent or late ages every watchdog,
+    /// as on a real line. For the live demo, the bench and anything run at wall clock.
+    case wall
+    /// Time moves by `period` (ns) per process-data frame received (one carrying a logical
+    /// datagram: the master's cyclic exchange), at that frame's nominal period, and stands
+    /// still between frames. The drives then see what the master sent, not how the scheduler
+    /// treated either thread: for tests on a loaded machine, with the host in lockstep. A master
+    /// that falls silent stops the slaves' time, so only a master that keeps exchanging frames
+    /// without its outputs reaching a slave can trip the sync-manager watchdog on this clock.
+    case processDataFrames(period: Nanoseconds)
+}
+
 /// The segment behind a UDP port on this machine: EtherCAT frames in, processed frames back,
 /// as `ethercat-udp:127.0.0.1:PORT` expects.
 public final class EtherCATUDPServer: @unchecked Sendable {
@@ -304,10 +341,18 @@ public final class EtherCATUDPServer: @unchecked Sendable {
     private let fd: Int32
     private let running = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
+    /// The machine's time handed to the segment with each frame (its wall clock reads it).
+    private let now: @Sendable () -> Nanoseconds
+    private let answered = Atomic<Int>(0)
+    /// Replies sent so far. On loopback a reply is in the master's socket once counted here, so
+    /// a test can wait for it instead of sleeping.
+    public var framesAnswered: Int { answered.load(ordering: .acquiring) }
 
-    /// Binds 127.0.0.1:`port` (0 picks a free port).
-    public init(segment: EtherCATSegment, port: UInt16 = 0) throws(TransportError) {
+    /// Binds 127.0.0.1:`port` (0 picks a free port). `now` stands in for the machine's clock,
+    /// so that a test can age a wall-clock segment by exactly what it means to.
+    public init(segment: EtherCATSegment, port: UInt16 = 0, now: @escaping @Sendable () -> Nanoseconds = { MonotonicClock.now() }) throws(TransportError) {
         self.segment = segment
+        self.now = now
         let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         if s < 0 { throw .open(what: "a UDP socket", errno: errno) }
         var addr = sockaddr_in()
@@ -344,10 +389,11 @@ public final class EtherCATUDPServer: @unchecked Sendable {
                     withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, b.baseAddress, b.count, 0, $0, &len) } }
                 }
                 guard n > 0 else { continue }
-                buffer.withUnsafeMutableBytes { segment.process(UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), now: MonotonicClock.now()) }
+                buffer.withUnsafeMutableBytes { segment.process(UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), now: now()) }
                 _ = buffer.withUnsafeBytes { b in
                     withUnsafePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, b.baseAddress, n, 0, $0, len) } }
                 }
+                answered.add(1, ordering: .releasing)
             }
             done.signal()
         }
