@@ -184,9 +184,12 @@ import Testing
 
     @Test func delayedStatesAreUsedInOrderAndALinkDelayedPastThePolicyIsALostLink() throws {
         // 3 ms of extra latency: states come back three cycles late, still in order and checked.
-        // In lockstep the delay is on the drive's frame clock: three frames.
-        let slow = try makeRig(impairment: LinkImpairment(delay: 3_000_000), faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 200))
+        // In lockstep the delay is on the drive's frame clock: three frames. It starts after the
+        // handshake, whose one HELLO per try would otherwise never move that clock far enough to
+        // release its HELLO_ACK.
+        let slow = try makeRig(faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 200))
         try slow.runner.configure()
+        slow.emulator.setImpairment(LinkImpairment(delay: 3_000_000))
         try slow.runner.activate()
         try slow.runner.run(cycles: 1000)
         let stats = slow.runner.withHardware { $0.stats }
