@@ -30,6 +30,8 @@ public final class EtherCATSegment: @unchecked Sendable {
         let axis: SimulatedDriveAxes
         var lastOutputs: Nanoseconds = 0
         var lastStep: Nanoseconds = 0
+        /// The operation mode of the last outputs taken.
+        var lastMode: JointCommand.Mode = .hold
         var outputsWritten = false
 
         /// The slave information interface (SII) EEPROM, as 16-bit words.
@@ -118,6 +120,24 @@ public final class EtherCATSegment: @unchecked Sendable {
             if alState != ALState.op.rawValue { disableDrive() }
         }
 
+        /// The sync-manager watchdog: outputs missing for longer than `limit` in OP drop the
+        /// slave to SAFE-OP with an error, and its drive off.
+        func checkWatchdog(now: Nanoseconds, limit: Nanoseconds) {
+            guard alState == ALState.op.rawValue, outputsWritten, now - lastOutputs > limit else { return }
+            setAL(.safeOp, error: true, code: StatusCode.syncManagerWatchdog)
+            disableDrive()
+        }
+
+        /// Time passing with no frame: the drive moves on without the master's enable refresh,
+        /// so its own enable watchdog runs.
+        func coast(now: Nanoseconds) {
+            guard lastStep != 0, now > lastStep else { return }
+            let dt = Double(now - lastStep) * 1e-9
+            lastStep = now
+            axis.step(mode: lastMode, enabled: drive == .operationEnabled, dt: dt, hostPresent: false)
+            if axis.faulted(0) { drive = .fault }
+        }
+
         func disableDrive() {
             if drive == .operationEnabled || drive == .switchedOn || drive == .readyToSwitchOn { drive = .switchOnDisabled }
         }
@@ -136,6 +156,7 @@ public final class EtherCATSegment: @unchecked Sendable {
                 axis.targetPosition[0] = Int32(bitPattern: UInt32(memory[out + 3]) | UInt32(memory[out + 4]) << 8 | UInt32(memory[out + 5]) << 16 | UInt32(memory[out + 6]) << 24)
                 axis.targetVelocity[0] = Int32(bitPattern: UInt32(memory[out + 7]) | UInt32(memory[out + 8]) << 8 | UInt32(memory[out + 9]) << 16 | UInt32(memory[out + 10]) << 24)
                 let m: JointCommand.Mode = mode == CiA402.Mode.cyclicSynchronousVelocity.rawValue ? .velocity : .position
+                lastMode = m
                 axis.step(mode: m, enabled: drive == .operationEnabled, dt: dt)
                 // A drive fault (overcurrent, its own watchdog) is a CiA 402 fault.
                 if axis.faulted(0) { drive = .fault }
@@ -223,10 +244,7 @@ public final class EtherCATSegment: @unchecked Sendable {
             now = frameTime
         }
         // The sync-manager watchdog runs on time, before this frame's outputs count.
-        for s in slaves where s.alState == ALState.op.rawValue && s.outputsWritten && now - s.lastOutputs > watchdog {
-            s.setAL(.safeOp, error: true, code: StatusCode.syncManagerWatchdog)
-            s.disableDrive()
-        }
+        for s in slaves { s.checkWatchdog(now: now, limit: watchdog) }
         guard wellFormed else {
             framesMalformed += 1
             return
@@ -263,6 +281,20 @@ public final class EtherCATSegment: @unchecked Sendable {
         for (i, s) in slaves.enumerated() {
             if touched.contains(i) { s.lastOutputs = now; s.outputsWritten = true }
             s.runDrive(now: now)
+        }
+    }
+
+    /// Time passing with no frame on the line, on the wall clock (`now`, ns): the sync-manager
+    /// watchdogs run and the drives move on without the master's enable refresh, so a master that
+    /// falls silent trips them as it would on a cable, with no frame needed to notice. Nothing on
+    /// the frame clock, whose time stands still between frames. The servers call it while idle.
+    public func idle(now: Nanoseconds) {
+        guard clock == .wall else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        for s in slaves {
+            s.checkWatchdog(now: now, limit: watchdog)
+            s.coast(now: now)
         }
     }
 
@@ -382,7 +414,10 @@ public final class EtherCATUDPServer: @unchecked Sendable {
         let t = Thread { [self] in
             var buffer = [UInt8](repeating: 0, count: 2048)
             while running.load(ordering: .acquiring) {
-                guard DescriptorIO.waitReadable(fd, timeout: 5_000_000) else { continue }
+                guard DescriptorIO.waitReadable(fd, timeout: 5_000_000) else {
+                    segment.idle(now: now())
+                    continue
+                }
                 var from = sockaddr_in()
                 var len = socklen_t(MemoryLayout<sockaddr_in>.size)
                 let n = buffer.withUnsafeMutableBytes { b in
@@ -449,7 +484,10 @@ public final class EtherCATRawServer: @unchecked Sendable {
             let transport = DescriptorTransport(fd: fd, owns: true, name: interface)
             var frame = [UInt8](repeating: 0, count: 1536)
             while running.load(ordering: .acquiring) {
-                guard transport.waitReadable(timeout: 5_000_000) else { continue }
+                guard transport.waitReadable(timeout: 5_000_000) else {
+                    segment.idle(now: MonotonicClock.now())
+                    continue
+                }
                 let n = frame.withUnsafeMutableBytes { transport.receive(into: $0) }
                 // EtherCAT frames from a master only (replies carry bit 1 of the source set).
                 guard n >= 16, frame[12] == 0x88, frame[13] == 0xA4, frame[6] & 0x02 == 0 else { continue }

@@ -60,7 +60,9 @@ import Testing
             let until = MonotonicClock.now() + 10_000_000_000
             while server.framesAnswered < n, MonotonicClock.now() < until { usleep(1000) }
         }
-        let before = server.framesAnswered
+        // Every set-up frame was processed (the master had each reply); the server may not have
+        // counted the last reply yet, so count from the frames processed.
+        let before = segment.framesProcessed
         var sent = master.sendProcessData()
         #expect(sent)
         waitAnswered(before + 1)
@@ -208,11 +210,9 @@ import Testing
         return false
     }
 
-    /// The emulated drives' own enable watchdog (20 ms) on either clock: on the wall clock a
-    /// master 50 ms late trips it, as a drive on a cable would; on the frame clock the same
-    /// lateness is invisible to the drives, whose time moves only with the master's frames.
-    @Test(arguments: [EtherCATSegmentClock.wall, .processDataFrames(period: 1_000_000)])
-    func aLateMasterTripsTheDrivesOwnWatchdogOnlyOnTheWallClock(clock: EtherCATSegmentClock) throws {
+    /// Emulated drives on `clock`, served over UDP with the machine's clock set by the test, a
+    /// master that brought them to OP and enabled them (1 ms of that clock per exchange), for `body`.
+    func withEnabledDrives(clock: EtherCATSegmentClock, _ body: (TestWallClock, EtherCATSegment, inout EtherCATMaster) throws -> Void) throws {
         let wall = TestWallClock()
         let segment = EtherCATSegment(axes: axes, dynamics: .emulated(nil), clock: clock)
         let server = try EtherCATUDPServer(segment: segment, now: { wall.now })
@@ -222,24 +222,62 @@ import Testing
         try master.configure(expectedSlaves: 3)
         let enabled = enableDrives(&master, slaves: 3, between: { wall.advance(1_000_000) })
         #expect(enabled)
-        for _ in 0..<10 {
-            wall.advance(1_000_000)
+        try body(wall, segment, &master)
+    }
+
+    /// The emulated drives' own enable watchdog (20 ms) on either clock: on the wall clock a
+    /// master 50 ms late trips it, as a drive on a cable would; on the frame clock the same
+    /// lateness is invisible to the drives, whose time moves only with the master's frames.
+    @Test(arguments: [EtherCATSegmentClock.wall, .processDataFrames(period: 1_000_000)])
+    func aLateMasterTripsTheDrivesOwnWatchdogOnlyOnTheWallClock(clock: EtherCATSegmentClock) throws {
+        try withEnabledDrives(clock: clock) { wall, segment, master in
+            for _ in 0..<10 {
+                wall.advance(1_000_000)
+                _ = master.sendProcessData()
+                _ = master.transport.waitReadable(timeout: 1_000_000_000)
+                _ = master.receiveProcessData()
+            }
+            for i in 0..<3 { #expect(segment.drive(i).state == .operationEnabled) }
+            let before = segment.frameClockTime
+            wall.advance(50_000_000)
             _ = master.sendProcessData()
             _ = master.transport.waitReadable(timeout: 1_000_000_000)
             _ = master.receiveProcessData()
+            switch clock {
+            case .wall:
+                for i in 0..<3 { #expect(segment.drive(i).state == .fault, "slave \(i)") }
+            case .processDataFrames(let period):
+                for i in 0..<3 { #expect(segment.drive(i).state == .operationEnabled, "slave \(i)") }
+                #expect(segment.frameClockTime == before + period)
+            }
         }
-        for i in 0..<3 { #expect(segment.drive(i).state == .operationEnabled) }
-        let before = segment.frameClockTime
-        wall.advance(50_000_000)
-        _ = master.sendProcessData()
-        _ = master.transport.waitReadable(timeout: 1_000_000_000)
-        _ = master.receiveProcessData()
-        switch clock {
-        case .wall:
-            for i in 0..<3 { #expect(segment.drive(i).state == .fault, "slave \(i)") }
-        case .processDataFrames(let period):
-            for i in 0..<3 { #expect(segment.drive(i).state == .operationEnabled, "slave \(i)") }
-            #expect(segment.frameClockTime == before + period)
+    }
+
+    /// A master that falls silent for good: on the wall clock the idle server runs the
+    /// watchdogs, so the slaves leave OP and the drives lose power with no frame to notice it;
+    /// on the frame clock the slaves' time stands still, and so does everything else.
+    @Test(arguments: [EtherCATSegmentClock.wall, .processDataFrames(period: 1_000_000)])
+    func aMasterThatFallsSilentTripsTheWatchdogOnlyOnTheWallClock(clock: EtherCATSegmentClock) throws {
+        try withEnabledDrives(clock: clock) { wall, segment, master in
+            // Silent for longer than the sync-manager watchdog (100 ms), by the machine's clock.
+            wall.advance(150_000_000)
+            switch clock {
+            case .wall:
+                // The server notices while idle (every 5 ms of its wait); bounded for a loaded machine.
+                let until = MonotonicClock.now() + 10_000_000_000
+                while segment.alStatus(2).code != EtherCATSegment.StatusCode.syncManagerWatchdog, MonotonicClock.now() < until { usleep(1000) }
+                for i in 0..<3 {
+                    #expect(segment.alStatus(i).state == ALState.safeOp.rawValue && segment.alStatus(i).error, "slave \(i)")
+                    #expect(segment.alStatus(i).code == EtherCATSegment.StatusCode.syncManagerWatchdog)
+                    #expect(segment.drive(i).state != .operationEnabled, "slave \(i)")
+                }
+            case .processDataFrames:
+                segment.idle(now: wall.now)
+                for i in 0..<3 {
+                    #expect(segment.alStatus(i).state == ALState.op.rawValue && !segment.alStatus(i).error, "slave \(i)")
+                    #expect(segment.drive(i).state == .operationEnabled, "slave \(i)")
+                }
+            }
         }
     }
 
