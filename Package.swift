@@ -10,6 +10,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "lumen", targets: ["lumen"]),
+        // The safety monitor alone: Safety, Core and Drivers, none of the control stack.
+        .executable(name: "lumen-safety", targets: ["lumen-safety"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -79,14 +81,31 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["Core", "COpenCV", "CDCMTK", "CEigen"]),
         .target(name: "Safety", dependencies: ["Core", "Drivers"]),
         .target(name: "Sim", dependencies: ["Core", "Drivers", "Imaging", "CDriveLinkReference", "CRealtime", "COpenCV"]),
-        // The safety monitor's fault campaign: the closed loop and the monitor in simulated time.
-        .target(name: "SafetySim", dependencies: ["Safety", "Control", "Sim", "Core", "Drivers"]),
+        // Runs in simulated time: navigation runs (the guided loop through CycleRunner on a
+        // simulated clock) and the safety monitor's fault campaign (the closed loop and the monitor).
+        .target(name: "Scenarios", dependencies: ["Control", "Core", "Drivers", "Imaging", "Safety", "Sim"]),
         .target(name: "Console", dependencies: ["Core"]),
         .target(name: "Recording", dependencies: ["Core"]),
+        // What every command shares: JSON and progress output, checks of option values.
+        .target(
+            name: "CommandSupport",
+            dependencies: ["Core", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // The monitor's command (`lumen safety`, `lumen-safety`): it may link Safety, Core and
+        // Drivers only, never Control, Imaging or Sim (IndependenceTests).
+        .target(
+            name: "MonitorCommand",
+            dependencies: ["Safety", "Core", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "lumen-safety",
+            dependencies: ["MonitorCommand", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "lumen",
             dependencies: [
-                "Core", "Control", "Drivers", "Imaging", "Safety", "SafetySim", "Sim", "Console", "Recording",
+                "Core", "Control", "Drivers", "Imaging", "Safety", "Scenarios", "Sim", "Console", "Recording",
+                "CommandSupport", "MonitorCommand",
                 "CAllocCount", "CEigen", "COpenCV", "CRealtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -98,9 +117,10 @@ let package = Package(
         .testTarget(name: "DriversTests", dependencies: ["Drivers", "Core", "CDriveLinkReference"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Core"]),
         .testTarget(name: "SimTests", dependencies: ["Sim", "Core", "Drivers", "Imaging"]),
-        .testTarget(name: "SafetyTests", dependencies: ["Safety", "Core", "Drivers", "SafetySim", "Control", "Sim", "CAllocCount"]),
+        .testTarget(name: "ScenariosTests", dependencies: ["Scenarios", "Control", "Core", "Imaging", "Sim"]),
+        .testTarget(name: "SafetyTests", dependencies: ["Safety", "Core", "Drivers", "Scenarios", "Control", "Sim", "CAllocCount"]),
         // Runs the built `lumen` tool as a user would; depends on it so it is built first.
-        .testTarget(name: "LumenCLITests", dependencies: ["lumen"]),
+        .testTarget(name: "LumenCLITests", dependencies: ["lumen", "lumen-safety"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

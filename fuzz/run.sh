@@ -16,24 +16,24 @@ cp fuzz/corpus/ethercat/* "$out/corpus-ethercat/"
 cp fuzz/corpus/dicom/* "$out/corpus-dicom/"
 cp fuzz/corpus/safetychannel/* "$out/corpus-safetychannel/"
 
-# The linker's notes about sanitizer symbols are noise; a failed build still stops the script.
-swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name DriveLinkFuzz \
-    fuzz/DriveLinkFuzz.swift Sources/Drivers/DriveLink/COBS.swift Sources/Drivers/DriveLink/CRC32C.swift \
-    Sources/Drivers/DriveLink/DriveLinkFrame.swift -o "$out/drivelink-swift" 2>"$out/build-swift.log" \
-    || { cat "$out/build-swift.log" >&2; exit 1; }
-swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name EtherCATFuzz \
-    fuzz/EtherCATFuzz.swift Sources/Drivers/EtherCAT/EtherCATFrame.swift -o "$out/ethercat-swift" 2>"$out/build-ethercat.log" \
-    || { cat "$out/build-ethercat.log" >&2; exit 1; }
-# The channel target compiles the monitor's sources into one module; their `import Core` and
-# `import Drivers` resolve to empty stand-ins, since the few Core and Drivers files they need are
-# compiled in (the rest of Core would bring the YAML parser and the C shims).
+# The DriveLink codec and the channel target compile a few Core and Drivers files into their own
+# module; their `import Core` and `import Drivers` resolve to empty stand-ins (the rest of Core
+# would bring the YAML parser and the C shims).
 : >"$out/stub/empty.swift"
 for m in Core Drivers; do
     swiftc -parse-as-library -emit-module -module-name "$m" "$out/stub/empty.swift" -emit-module-path "$out/stub/$m.swiftmodule" \
         2>"$out/build-stub.log" || { cat "$out/build-stub.log" >&2; exit 1; }
 done
+# The linker's notes about sanitizer symbols are noise; a failed build still stops the script.
+swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name DriveLinkFuzz -I "$out/stub" \
+    fuzz/DriveLinkFuzz.swift Sources/Core/Time.swift Sources/Drivers/DriveLink/COBS.swift Sources/Drivers/DriveLink/CRC32C.swift \
+    Sources/Drivers/DriveLink/DriveLinkFrame.swift -o "$out/drivelink-swift" 2>"$out/build-swift.log" \
+    || { cat "$out/build-swift.log" >&2; exit 1; }
+swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name EtherCATFuzz \
+    fuzz/EtherCATFuzz.swift Sources/Drivers/EtherCAT/EtherCATFrame.swift -o "$out/ethercat-swift" 2>"$out/build-ethercat.log" \
+    || { cat "$out/build-ethercat.log" >&2; exit 1; }
 swiftc -O -wmo -sanitize=fuzzer,address -parse-as-library -module-name SafetyChannelFuzz -I "$out/stub" \
-    fuzz/SafetyChannelFuzz.swift Sources/Core/JointVector.swift Sources/Core/Time.swift Sources/Core/Geometry.swift \
+    fuzz/SafetyChannelFuzz.swift Sources/Core/JointVector.swift Sources/Core/Time.swift Sources/Core/Geometry.swift Sources/Core/RegularFile.swift \
     Sources/Drivers/DriveLink/CRC32C.swift Sources/Safety/SafetyWire.swift Sources/Safety/ChannelAuth.swift \
     Sources/Safety/ChannelGate.swift Sources/Safety/SHA256.swift Sources/Safety/Monitor.swift Sources/Safety/MonitorModel.swift \
     Sources/Safety/SafetyCheck.swift Sources/Safety/StopCategory.swift -o "$out/safetychannel-swift" 2>"$out/build-safetychannel.log" \

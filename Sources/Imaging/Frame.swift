@@ -101,10 +101,7 @@ public enum PNGFrameFile {
     public static func read(_ path: String, acquiredAt: Nanoseconds = 0, limits: ImageLimits = .standard,
                             widening8Bit: Bool = false) throws(ImageFileError) -> Frame {
         let bytes: [UInt8]
-        switch RegularFile.read(path, limit: limits.maxPNGFileBytes) {
-        case .success(let b): bytes = b
-        case .failure(let f): throw error(f, path)
-        }
+        do { bytes = try RegularFile.read(atPath: path, maxBytes: limits.maxPNGFileBytes) } catch { throw self.error(error, path) }
         let header = try check(PNGHeader(bytes), path, limits: limits, widening8Bit: widening8Bit)
         var pixels = [UInt16](repeating: 0, count: header.width * header.height)
         var err = [CChar](repeating: 0, count: 256)
@@ -121,10 +118,9 @@ public enum PNGFrameFile {
     /// The header of `path` (33 bytes read), checked as `read` checks it: for a folder of frames,
     /// refused before any of them is decoded.
     public static func header(_ path: String, limits: ImageLimits = .standard, widening8Bit: Bool = false) throws(ImageFileError) -> PNGHeader {
-        switch RegularFile.head(path, count: PNGHeader.length) {
-        case .success(let b): return try check(PNGHeader(b), path, limits: limits, widening8Bit: widening8Bit)
-        case .failure(let f): throw error(f, path)
-        }
+        let bytes: [UInt8]
+        do { bytes = try RegularFile.head(atPath: path, count: PNGHeader.length) } catch { throw self.error(error, path) }
+        return try check(PNGHeader(bytes), path, limits: limits, widening8Bit: widening8Bit)
     }
 
     static func check(_ header: PNGHeader?, _ path: String, limits: ImageLimits, widening8Bit: Bool) throws(ImageFileError) -> PNGHeader {
@@ -141,11 +137,11 @@ public enum PNGFrameFile {
         return header
     }
 
-    static func error(_ f: RegularFile.Failure, _ path: String) -> ImageFileError {
+    static func error(_ f: RegularFileError, _ path: String) -> ImageFileError {
         switch f {
-        case .cannotOpen(let r): .unreadable(file: path, reason: r)
-        case .notRegular(let kind): .notRegularFile(file: path, kind: kind)
+        case .notARegularFile(let kind): .notRegularFile(file: path, kind: kind)
         case .tooLarge(let size, let limit): .unreadable(file: path, reason: "the file holds \(size) bytes, over the \(limit)-byte limit for a frame")
+        case .notFound, .permissionDenied, .system: .unreadable(file: path, reason: f.description)
         }
     }
 

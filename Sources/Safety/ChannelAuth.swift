@@ -66,26 +66,27 @@ public struct ChannelKey: Sendable {
     /// Loads the key file at `path`: a regular file (not a link) of 32…4096 bytes, owned by
     /// this process's user, which neither group nor others may read or write.
     public static func load(from path: String) throws(LoadError) -> ChannelKey {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
-        if fd < 0 { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var st = stat()
-        if fstat(fd, &st) != 0 { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
-        if st.st_mode & S_IFMT != S_IFREG { throw .notARegularFile(path: path) }
+        let file: RegularFile.Opened
+        do { file = try RegularFile.open(path, followLinks: false) } catch { throw loadError(error, path) }
+        defer { close(file.descriptor) }
+        let st = file.status
         if st.st_uid != geteuid() { throw .notOwned(path: path, owner: st.st_uid, expected: geteuid()) }
         if st.st_mode & 0o077 != 0 { throw .readableByOthers(path: path, mode: st.st_mode & 0o7777) }
         let size = Int(st.st_size)
         if size < minimumLength || size > maximumLength { throw .wrongLength(path: path, bytes: size) }
-        var bytes = [UInt8](repeating: 0, count: size)
-        var got = 0
-        while got < size {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, size - got) }
-            if n < 0, errno == EINTR { continue }
-            if n <= 0 { break }
-            got += n
-        }
-        if got != size { throw .wrongLength(path: path, bytes: got) }
+        let bytes: [UInt8]
+        do { bytes = try RegularFile.read(file, maxBytes: maximumLength) } catch { throw loadError(error, path) }
+        // A size that changed since fstat is a key being rewritten: refused, never used in part.
+        if bytes.count != size { throw .wrongLength(path: path, bytes: bytes.count) }
         return ChannelKey(secret: bytes)
+    }
+
+    static func loadError(_ error: RegularFileError, _ path: String) -> LoadError {
+        switch error {
+        case .notARegularFile: .notARegularFile(path: path)
+        case .tooLarge(let bytes, _): .wrongLength(path: path, bytes: Int(clamping: bytes))
+        case .notFound, .permissionDenied, .system: .unreadable(path: path, reason: error.description)
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Core
 
 /// The directory the monitor's socket lives in, and the lock that makes the monitor the only
 /// one on it. The directory is the channel's first line: only its owner (and, if configured,
@@ -82,7 +83,7 @@ public final class ChannelDirectory {
             let type = existing.st_mode & S_IFMT
             if type != S_IFSOCK {
                 close(lockFD)
-                throw .occupied(path: socketPath, what: Self.describe(type))
+                throw .occupied(path: socketPath, what: RegularFile.describe(fileType: type))
             }
             if existing.st_uid != geteuid() {
                 close(lockFD)
@@ -102,16 +103,5 @@ public final class ChannelDirectory {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         let p = String(path[..<slash])
         return p.isEmpty ? "/" : p
-    }
-
-    static func describe(_ type: mode_t) -> String {
-        switch type {
-        case S_IFREG: "a regular file"
-        case S_IFDIR: "a directory"
-        case S_IFLNK: "a symbolic link"
-        case S_IFIFO: "a FIFO"
-        case S_IFCHR, S_IFBLK: "a device"
-        default: "not a socket"
-        }
     }
 }

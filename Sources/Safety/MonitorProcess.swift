@@ -81,6 +81,9 @@ public final class MonitorProcess {
         // only, and the control process and the console send here too. Permits go by address.
         guard let address = DatagramSocket.address(drives) else { throw .socket("drives socket path too long: \(drives)") }
         drivesAddress = address
+        // The replay floor is taken before the socket exists: whatever a sender seals once it can
+        // reach the socket is above it, however long this process is descheduled after the bind.
+        let started = MonotonicClock.now()
         do { directory = try ChannelDirectory(socketPath: listen, group: policy.group) } catch { throw .directory(error) }
         do {
             socket = try DatagramSocket(bindTo: listen, passCredentials: true, mode: directory.socketMode)
@@ -89,7 +92,6 @@ public final class MonitorProcess {
         rx = .allocate(byteCount: 2048, alignment: 8)
         tx = .allocate(byteCount: 128, alignment: 8)
         receiver = CredentialReceiver()
-        let started = MonotonicClock.now()
         gate = ChannelGate(policy: policy, floor: started > 0 ? UInt64(started) : 0)
         sealer = ChannelSealer(key: policy.key)
     }

@@ -44,8 +44,6 @@ public struct RodCoupling: Sendable, Equatable {
 public struct CatheterPhysicsRobot: ~Copyable, RobotHardware {
     public var jointCount: Int { drives.jointCount }
     public let model: RodModel
-    /// The same model without reference counting, for the cycle (`model` keeps it alive).
-    private let parameters: RodParameters
     public let coupling: RodCoupling
     private var drives: KinematicRobot
     private var rod: RodState
@@ -56,7 +54,6 @@ public struct CatheterPhysicsRobot: ~Copyable, RobotHardware {
     public init(axes: [AxisSpec], start: JointVector, dynamics: DriveDynamics, model: RodModel, coupling: RodCoupling) {
         drives = KinematicRobot(axes: axes, start: start, dynamics: dynamics)
         self.model = model
-        parameters = model.parameters
         self.coupling = coupling
         let input = coupling.input(start)
         rod = RodState(model: model, insertion: input.insertion, roll: input.roll)
@@ -94,7 +91,8 @@ public struct CatheterPhysicsRobot: ~Copyable, RobotHardware {
         var failed = false
         while remaining > 1e-9 {
             let h = remaining > 0.001 ? 0.001 : remaining
-            if !ElasticRod.step(parameters, &rod, input, dt: h) { failed = true; break }
+            // The parameters are borrowed from the model this robot holds: no reference counting.
+            if !ElasticRod.step(model.parameters, &rod, input, dt: h) { failed = true; break }
             remaining -= h
         }
         if failed { physicsFaults += 1 }

@@ -30,6 +30,8 @@ public final class EtherCATSegment: @unchecked Sendable {
         let axis: SimulatedDriveAxes
         var lastOutputs: Nanoseconds = 0
         var lastStep: Nanoseconds = 0
+        /// The operation mode of the last outputs taken.
+        var lastMode: JointCommand.Mode = .hold
         var outputsWritten = false
 
         /// The slave information interface (SII) EEPROM, as 16-bit words.
@@ -118,6 +120,24 @@ public final class EtherCATSegment: @unchecked Sendable {
             if alState != ALState.op.rawValue { disableDrive() }
         }
 
+        /// The sync-manager watchdog: outputs missing for longer than `limit` in OP drop the
+        /// slave to SAFE-OP with an error, and its drive off.
+        func checkWatchdog(now: Nanoseconds, limit: Nanoseconds) {
+            guard alState == ALState.op.rawValue, outputsWritten, now - lastOutputs > limit else { return }
+            setAL(.safeOp, error: true, code: StatusCode.syncManagerWatchdog)
+            disableDrive()
+        }
+
+        /// Time passing with no frame: the drive moves on without the master's enable refresh,
+        /// so its own enable watchdog runs.
+        func coast(now: Nanoseconds) {
+            guard lastStep != 0, now > lastStep else { return }
+            let dt = Double(now - lastStep) * 1e-9
+            lastStep = now
+            axis.step(mode: lastMode, enabled: drive == .operationEnabled, dt: dt, hostPresent: false)
+            if axis.faulted(0) { drive = .fault }
+        }
+
         func disableDrive() {
             if drive == .operationEnabled || drive == .switchedOn || drive == .readyToSwitchOn { drive = .switchOnDisabled }
         }
@@ -136,6 +156,7 @@ public final class EtherCATSegment: @unchecked Sendable {
                 axis.targetPosition[0] = Int32(bitPattern: UInt32(memory[out + 3]) | UInt32(memory[out + 4]) << 8 | UInt32(memory[out + 5]) << 16 | UInt32(memory[out + 6]) << 24)
                 axis.targetVelocity[0] = Int32(bitPattern: UInt32(memory[out + 7]) | UInt32(memory[out + 8]) << 8 | UInt32(memory[out + 9]) << 16 | UInt32(memory[out + 10]) << 24)
                 let m: JointCommand.Mode = mode == CiA402.Mode.cyclicSynchronousVelocity.rawValue ? .velocity : .position
+                lastMode = m
                 axis.step(mode: m, enabled: drive == .operationEnabled, dt: dt)
                 // A drive fault (overcurrent, its own watchdog) is a CiA 402 fault.
                 if axis.faulted(0) { drive = .fault }
@@ -166,12 +187,17 @@ public final class EtherCATSegment: @unchecked Sendable {
     }
     /// Outputs missing for longer than this in OP trip the sync-manager watchdog (ns).
     public var watchdog: Nanoseconds = 100_000_000
+    /// How the slaves' time passes.
+    public let clock: EtherCATSegmentClock
+    /// The slaves' time on the frame clock (ns).
+    private var frameTime: Nanoseconds = 1_000_000_000
     /// Frames processed and frames that were not well-formed.
     public private(set) var framesProcessed = 0
     public private(set) var framesMalformed = 0
 
-    /// One slave per axis, in line order.
-    public init(axes: [AxisSpec], start: JointVector? = nil, dynamics: DriveDynamics = .ideal) {
+    /// One slave per axis, in line order, on `clock` (the machine's by default).
+    public init(axes: [AxisSpec], start: JointVector? = nil, dynamics: DriveDynamics = .ideal, clock: EtherCATSegmentClock = .wall) {
+        self.clock = clock
         slaves = axes.indices.map { i in
             // Each slave drives one axis: it takes that axis's model.
             var own = dynamics
@@ -194,18 +220,32 @@ public final class EtherCATSegment: @unchecked Sendable {
         return (slaves[i].drive, slaves[i].axis.positions[0])
     }
 
-    /// Passes a frame through every slave, in place, as the line does.
-    public func process(_ frame: UnsafeMutableRawBufferPointer, now: Nanoseconds) {
+    /// The slaves' time on the frame clock (ns, from 1 s): one period more for each process-data
+    /// frame (one with a logical datagram), unchanged by any other. Not used on the wall clock.
+    public var frameClockTime: Nanoseconds {
+        lock.lock(); defer { lock.unlock() }
+        return frameTime
+    }
+
+    /// Passes a frame through every slave, in place, as the line does. `now` is the machine's
+    /// time (ns); on the frame clock the frame itself sets the slaves' time and `now` is not used.
+    public func process(_ frame: UnsafeMutableRawBufferPointer, now wallNow: Nanoseconds) {
         lock.lock()
         defer { lock.unlock() }
         framesProcessed += 1
-        // The sync-manager watchdog runs on time, before this frame's outputs count.
-        for s in slaves where s.alState == ALState.op.rawValue && s.outputsWritten && now - s.lastOutputs > watchdog {
-            s.setAL(.safeOp, error: true, code: StatusCode.syncManagerWatchdog)
-            s.disableDrive()
-        }
         var datagrams: [EtherCAT.Datagram] = []
-        if EtherCAT.forEachDatagram(in: UnsafeRawBufferPointer(frame), { datagrams.append($0) }) != nil {
+        let wellFormed = EtherCAT.forEachDatagram(in: UnsafeRawBufferPointer(frame), { datagrams.append($0) }) == nil
+        let now: Nanoseconds
+        switch clock {
+        case .wall:
+            now = wallNow
+        case .processDataFrames(let period):
+            if datagrams.contains(where: { $0.command == .lrd || $0.command == .lwr || $0.command == .lrw }) { frameTime += period }
+            now = frameTime
+        }
+        // The sync-manager watchdog runs on time, before this frame's outputs count.
+        for s in slaves { s.checkWatchdog(now: now, limit: watchdog) }
+        guard wellFormed else {
             framesMalformed += 1
             return
         }
@@ -241,6 +281,20 @@ public final class EtherCATSegment: @unchecked Sendable {
         for (i, s) in slaves.enumerated() {
             if touched.contains(i) { s.lastOutputs = now; s.outputsWritten = true }
             s.runDrive(now: now)
+        }
+    }
+
+    /// Time passing with no frame on the line, on the wall clock (`now`, ns): the sync-manager
+    /// watchdogs run and the drives move on without the master's enable refresh, so a master that
+    /// falls silent trips them as it would on a cable, with no frame needed to notice. Nothing on
+    /// the frame clock, whose time stands still between frames. The servers call it while idle.
+    public func idle(now: Nanoseconds) {
+        guard clock == .wall else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        for s in slaves {
+            s.checkWatchdog(now: now, limit: watchdog)
+            s.coast(now: now)
         }
     }
 
@@ -296,6 +350,21 @@ public final class EtherCATSegment: @unchecked Sendable {
     }
 }
 
+/// How the emulated slaves' time passes: their sync-manager watchdogs, their drives' motion and
+/// the drives' own enable watchdogs all run on it.
+public enum EtherCATSegmentClock: Sendable, Equatable {
+    /// The machine's monotonic clock: a master that falls silent or late ages every watchdog,
+    /// as on a real line. For the live demo, the bench and anything run at wall clock.
+    case wall
+    /// Time moves by `period` (ns) per process-data frame received (one carrying a logical
+    /// datagram: the master's cyclic exchange), at that frame's nominal period, and stands
+    /// still between frames. The drives then see what the master sent, not how the scheduler
+    /// treated either thread: for tests on a loaded machine, with the host in lockstep. A master
+    /// that falls silent stops the slaves' time, so only a master that keeps exchanging frames
+    /// without its outputs reaching a slave can trip the sync-manager watchdog on this clock.
+    case processDataFrames(period: Nanoseconds)
+}
+
 /// The segment behind a UDP port on this machine: EtherCAT frames in, processed frames back,
 /// as `ethercat-udp:127.0.0.1:PORT` expects.
 public final class EtherCATUDPServer: @unchecked Sendable {
@@ -304,10 +373,18 @@ public final class EtherCATUDPServer: @unchecked Sendable {
     private let fd: Int32
     private let running = Atomic<Bool>(false)
     private let done = DispatchSemaphore(value: 0)
+    /// The machine's time handed to the segment with each frame (its wall clock reads it).
+    private let now: @Sendable () -> Nanoseconds
+    private let answered = Atomic<Int>(0)
+    /// Replies sent so far. On loopback a reply is in the master's socket once counted here, so
+    /// a test can wait for it instead of sleeping.
+    public var framesAnswered: Int { answered.load(ordering: .acquiring) }
 
-    /// Binds 127.0.0.1:`port` (0 picks a free port).
-    public init(segment: EtherCATSegment, port: UInt16 = 0) throws(TransportError) {
+    /// Binds 127.0.0.1:`port` (0 picks a free port). `now` stands in for the machine's clock,
+    /// so that a test can age a wall-clock segment by exactly what it means to.
+    public init(segment: EtherCATSegment, port: UInt16 = 0, now: @escaping @Sendable () -> Nanoseconds = { MonotonicClock.now() }) throws(TransportError) {
         self.segment = segment
+        self.now = now
         let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         if s < 0 { throw .open(what: "a UDP socket", errno: errno) }
         var addr = sockaddr_in()
@@ -337,17 +414,21 @@ public final class EtherCATUDPServer: @unchecked Sendable {
         let t = Thread { [self] in
             var buffer = [UInt8](repeating: 0, count: 2048)
             while running.load(ordering: .acquiring) {
-                guard DescriptorIO.waitReadable(fd, timeout: 5_000_000) else { continue }
+                guard DescriptorIO.waitReadable(fd, timeout: 5_000_000) else {
+                    segment.idle(now: now())
+                    continue
+                }
                 var from = sockaddr_in()
                 var len = socklen_t(MemoryLayout<sockaddr_in>.size)
                 let n = buffer.withUnsafeMutableBytes { b in
                     withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, b.baseAddress, b.count, 0, $0, &len) } }
                 }
                 guard n > 0 else { continue }
-                buffer.withUnsafeMutableBytes { segment.process(UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), now: MonotonicClock.now()) }
+                buffer.withUnsafeMutableBytes { segment.process(UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), now: now()) }
                 _ = buffer.withUnsafeBytes { b in
                     withUnsafePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, b.baseAddress, n, 0, $0, len) } }
                 }
+                answered.add(1, ordering: .releasing)
             }
             done.signal()
         }
@@ -403,7 +484,10 @@ public final class EtherCATRawServer: @unchecked Sendable {
             let transport = DescriptorTransport(fd: fd, owns: true, name: interface)
             var frame = [UInt8](repeating: 0, count: 1536)
             while running.load(ordering: .acquiring) {
-                guard transport.waitReadable(timeout: 5_000_000) else { continue }
+                guard transport.waitReadable(timeout: 5_000_000) else {
+                    segment.idle(now: MonotonicClock.now())
+                    continue
+                }
                 let n = frame.withUnsafeMutableBytes { transport.receive(into: $0) }
                 // EtherCAT frames from a master only (replies carry bit 1 of the source set).
                 guard n >= 16, frame[12] == 0x88, frame[13] == 0xA4, frame[6] & 0x02 == 0 else { continue }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CAllocCount
+import CommandSupport
 import Control
 import Core
 import Drivers

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Core
 import Foundation
 import Imaging
@@ -216,8 +217,7 @@ struct BenchSim: ParsableCommand {
         let input = RodInput(insertion: cantileverLength)
         let steps = Int((cantileverTime / dt).rounded())
         let start = MonotonicClock.now()
-        let parameters = model.parameters
-        for _ in 0..<steps where !ElasticRod.step(parameters, &state, input, dt: dt, integrator: integrator) { return (nil, 0, steps) }
+        for _ in 0..<steps where !ElasticRod.step(model.parameters, &state, input, dt: dt, integrator: integrator) { return (nil, 0, steps) }
         let wall = Double(MonotonicClock.now() - start) * 1e-9
         let z = state.tip.z
         // A blown-up explicit rod can stay finite while flying off: more than its length is not a deflection.

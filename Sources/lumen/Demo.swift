@@ -1,8 +1,10 @@
 import ArgumentParser
+import CommandSupport
 import Control
 import Core
 import Drivers
 import Foundation
+import Scenarios
 import Sim
 
 /// `lumen demo`: the control cycle on the simulated robot, servoing the tip along a scripted path.
@@ -299,8 +301,12 @@ struct Demo: ParsableCommand {
         setup.vessel = vessel
         setup.depth = depth
         setup.maxSeconds = timeLimit
+        let description = try DemoRigFiles.loadRobot(setup.robot)
         Output.progress("demo: navigating to \(vessel), \(depth) mm in, in the arch phantom (simulated time, up to \(timeLimit) s)")
-        let (result, trace) = try Navigation.run(setup) { line in Output.status(line) }
+        let (result, trace): (NavigationResult, NavigationTrace)
+        do { (result, trace) = try NavigationRun.run(setup, robot: description, progress: { Output.status($0) }) } catch {
+            throw CommandFailure(error.description)
+        }
         Output.endStatus()
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         try Output.writeJSON(result, to: out + "/summary.json")

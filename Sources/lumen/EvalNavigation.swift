@@ -1,6 +1,8 @@
 import ArgumentParser
+import CommandSupport
 import Core
 import Foundation
+import Scenarios
 
 /// `lumen eval navigation`: seeded navigation runs over target branches and C-arm angles.
 struct EvalNavigation: ParsableCommand {
@@ -19,26 +21,8 @@ struct EvalNavigation: ParsableCommand {
     @Flag(help: "Print JSON on stdout.") var json = false
     @Flag(help: "Progress of each run on stderr, once a second of simulated time.") var verbose = false
 
-    struct Summary: Encodable {
-        var runs: Int
-        var success_rate: Double
-        var final_err_mm_median: Double
-        var time_to_target_s_median: Double?
-        var fused: ErrorFigures
-        var kinematic_only: ErrorFigures
-        var image_only: ErrorFigures
-        var overruns: Int
-        var per_run: [NavigationResult]
-    }
-
-    /// Targets in the arch phantom: the three supra-aortic branches and the brachiocephalic's two.
-    static let targets: [(vessel: String, depth: Double)] = [
-        ("left_subclavian", 25), ("left_common_carotid", 25), ("brachiocephalic", 25), ("left_subclavian", 40),
-    ]
-    static let angles: [(Double, Double)] = [(0, 0), (30, 0), (-30, 15), (20, -10)]
-
     func validate() throws {
-        try Check.oneOf(measurements, "--measurements", ["tracker", "truth"])
+        try Check.oneOf(measurements, "--measurements", MeasurementSource.allCases.map(\.rawValue))
         try Check.count(runs, "--runs", in: 1...10_000)
         // Both bounded, so first + runs cannot overflow.
         try Check.count(first, "--first", in: 0...1_000_000)
@@ -47,38 +31,30 @@ struct EvalNavigation: ParsableCommand {
     }
 
     func run() throws {
+        guard let source = MeasurementSource(rawValue: measurements) else { throw ValidationError("--measurements must be tracker or truth") }
+        let description = try DemoRigFiles.loadRobot(robot)
+        var base = NavigationSetup()
+        base.maxSeconds = maxSeconds
+        base.robot = robot
+        base.measurements = source
         var results: [NavigationResult] = []
-        var fused: [Double] = [], kinematic: [Double] = [], image: [Double] = []
         for r in first..<(first + runs) {
-            var setup = NavigationSetup()
-            let target = Self.targets[r % Self.targets.count]
-            let angle = Self.angles[(r / Self.targets.count) % Self.angles.count]
-            setup.vessel = target.vessel; setup.depth = target.depth
-            setup.primaryDeg = angle.0; setup.secondaryDeg = angle.1
-            setup.seed = seed &+ UInt64(r)
-            setup.maxSeconds = maxSeconds
-            setup.robot = robot
-            setup.measurements = measurements
-            Output.status("eval navigation: run \(r + 1)/\(runs): \(setup.vessel) at \(setup.depth) mm, C-arm \(angle.0)°/\(angle.1)°")
-            let (result, trace) = try Navigation.run(setup, debugImages: verbose, progress: verbose ? { Output.progress($0) } : nil)
+            let setup = NavigationCampaign.setup(run: r, seed: seed, base: base)
+            Output.status("eval navigation: run \(r + 1)/\(runs): \(setup.vessel) at \(setup.depth) mm, C-arm \(setup.primaryDeg)°/\(setup.secondaryDeg)°")
+            let (result, trace): (NavigationResult, NavigationTrace)
+            do {
+                (result, trace) = try NavigationRun.run(setup, robot: description, verbose: verbose, progress: verbose ? { Output.progress($0) } : nil)
+            } catch { throw CommandFailure(error.description) }
             if r == first { try NavigationPlot.write(trace, result: result, to: out + "/run_0000.png") }
             results.append(result)
-            fused.append(result.fused.median); kinematic.append(result.kinematic_only.median); image.append(result.image_only.median)
         }
         Output.endStatus()
-        let successes = results.filter(\.success)
-        let times = successes.compactMap(\.time_to_target_s)
-        let summary = Summary(
-            runs: runs, success_rate: round3(Double(successes.count) / Double(max(runs, 1))),
-            final_err_mm_median: round3(percentile(results.map(\.final_err_mm), 50)),
-            time_to_target_s_median: times.isEmpty ? nil : round3(percentile(times, 50)),
-            fused: ErrorFigures(fused), kinematic_only: ErrorFigures(kinematic), image_only: ErrorFigures(image),
-            overruns: results.reduce(0) { $0 + $1.overruns }, per_run: results)
+        let summary = NavigationSummary(results)
         try Output.writeJSON(summary, to: out + "/summary.json")
         if json {
             try Output.json(summary)
         } else {
-            print("navigation: \(successes.count)/\(runs) reached the target within 1 mm; final error median \(summary.final_err_mm_median) mm")
+            print("navigation: \(summary.successes)/\(runs) reached the target within 1 mm; final error median \(summary.final_err_mm_median) mm")
             print("tip error median (mm): fused \(summary.fused.median), kinematic-only \(summary.kinematic_only.median), image-only \(summary.image_only.median)")
         }
     }

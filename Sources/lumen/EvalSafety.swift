@@ -1,9 +1,10 @@
 import ArgumentParser
+import CommandSupport
 import Control
 import Core
 import Foundation
 import Safety
-import SafetySim
+import Scenarios
 
 /// `lumen eval safety`: the fault campaign of the independent monitor, in simulated time.
 struct EvalSafety: ParsableCommand {

@@ -1,5 +1,7 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
+import MonitorCommand
 
 @main
 struct Lumen: ParsableCommand {

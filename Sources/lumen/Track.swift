@@ -1,5 +1,6 @@
 import ArgumentParser
 import COpenCV
+import CommandSupport
 import Core
 import Foundation
 import Imaging
@@ -77,7 +78,7 @@ struct Track: ParsableCommand {
         } catch { throw CommandFailure(error.description) }
         let count = source.frameCount ?? 0
         if let overlay {
-            do { try OutputFolder.prepare(overlay) } catch { throw CommandFailure(error.description) }
+            do { try OutputPath.createFolder(overlay) } catch { throw CommandFailure(error.description) }
         }
         let tracker: TipTracker
         do { tracker = try TipTracker() } catch { throw CommandFailure(error.description) }

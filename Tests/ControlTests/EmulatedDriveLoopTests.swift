@@ -86,13 +86,19 @@ import Testing
         try serial.activate()
         try serial.run(cycles: 3000)
 
-        let segment = EtherCATSegment(axes: description.axes, start: start, dynamics: .emulated(nil))
+        // The same lockstep on EtherCAT: the slaves' clock moves 1 ms per process-data frame (on
+        // the wall clock a stalled server thread aged each axis's 20 ms enable watchdog until it
+        // tripped), and the host waits for each reply on its socket.
+        let segment = EtherCATSegment(axes: description.axes, start: start, dynamics: .emulated(nil), clock: .processDataFrames(period: 1_000_000))
         let server = try EtherCATUDPServer(segment: segment)
         server.start()
         defer { server.stop() }
         let ecatLog = TipLog(capacity: 5000, decimation: 10)
-        let ecat = CycleRunner(hardware: EtherCATRobot(axes: description.axes, master: EtherCATMaster(transport: try EtherCATMaster.udpTransport(host: "127.0.0.1", port: server.port))),
-                               controller: TipServo(model: model, path: TipPath(), log: ecatLog.writer), period: 1_000_000,
+        let udp = try EtherCATMaster.udpTransport(host: "127.0.0.1", port: server.port)
+        let udpFD = udp.fd
+        let ecat = CycleRunner(hardware: EtherCATRobot(axes: description.axes, master: patientMaster(udp)),
+                               controller: TipServo(model: model, path: TipPath(), log: ecatLog.writer),
+                               clock: LockstepClock(fd: udpFD), period: 1_000_000,
                                faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 200))
         try ecat.configure()
         try ecat.activate()

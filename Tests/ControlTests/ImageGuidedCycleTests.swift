@@ -27,9 +27,8 @@ struct ImageGuidedCycleTests {
         let route = CenterlineRoute((0...40).map { i in startTip + Vec3(8 * Double(i * i) / 1600, 0, Double(i)) })
         let planes = [CArmGeometry(pixelSpacing: 0.3, primaryAngle: 0, isocenter: startTip),
                       CArmGeometry(pixelSpacing: 0.3, primaryAngle: .pi / 2, isocenter: startTip)]
-        let storage = TipEstimatorStorage(historyLength: 1024)
         let mailbox = MeasurementMailbox(capacity: 16)
-        let controller = ImageGuidedController(estimator: storage.estimator(model: model, planes: planes),
+        let controller = ImageGuidedController(estimator: TipEstimator(model: model, planes: planes, historyLength: 1024),
                                                servo: PathServo(model: model, route: route),
                                                limiter: MotionLimiter(model: model, start: start), measurements: mailbox.receiver)
         let runner = GuidedCycle(hardware: KinematicRobot(axes: description.axes, start: start), controller: controller,
@@ -70,11 +69,10 @@ struct ImageGuidedCycleTests {
         #expect(allocations == 0)
         // It really ran the loop: measurements were fused, the estimate stayed fresh, and the
         // tip went along the route under the supervisor's tip servo.
-        let c = runner.controller
-        #expect(c.fusedThisRun > 250)  // both planes of a frame every 134 cycles, two passes
+        #expect(runner.controller.fusedThisRun > 250)  // both planes of a frame every 134 cycles, two passes
         #expect(mailbox.refused == 0)
-        #expect(c.lastEstimate.health == .imageFresh)
-        #expect(c.supervisor.mode == .tipServo)
+        #expect(runner.controller.lastEstimate.health == .imageFresh)
+        #expect(runner.controller.supervisor.mode == .tipServo)
         let tip = model.calcTipPose(runner.withHardware { $0.measuredPositions }).translation
         #expect(tip.z - startTip.z > 30, "the tip rose \(tip.z - startTip.z) mm along the route")
     }

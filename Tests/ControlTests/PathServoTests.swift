@@ -28,7 +28,7 @@ struct PathServoTests {
             if servo.phase == .arrived { arrived = true; break }
         }
         #expect(arrived)
-        #expect((model.calcTipPose(q).translation - route.target).length <= servo.arrivalTolerance + 1e-9)
+        #expect((model.calcTipPose(q).translation - servo.route.target).length <= servo.arrivalTolerance + 1e-9)
         // Lost: the reference stays where it is.
         let held = servo.reference
         servo.update(estimate: TipEstimate(position: .zero, health: .lost), correction: KinematicCorrection(), dt: 1e-3, command: &command)

@@ -36,8 +36,7 @@ struct TipEstimatorTests {
     /// of the fused and the kinematic-only tip after `settle` seconds.
     static func run(_ sc: Scenario, seconds: Double = 8, settle: Double = 3, latency: Double = 0.1, naive: Bool = false,
                     planes: [UInt8] = [0, 1], stopImagesAt: Double = .infinity) -> (fused: [Double], kinematic: [Double], last: TipEstimate, vectors: [Vec3]) {
-        let storage = TipEstimatorStorage(historyLength: 1024)
-        var estimator = storage.estimator(model: sc.model, planes: sc.planes)
+        var estimator = TipEstimator(model: sc.model, planes: sc.planes, historyLength: 1024)
         var rng = SplitMix64(seed: 5)
         func gauss() -> Double { rng.gaussian() }
         var pending: [(arrive: Double, m: TipMeasurement)] = []
@@ -118,8 +117,7 @@ struct TipEstimatorTests {
     @Test("Measurements that are too old, from the future, non-finite, for an unknown plane or wild are refused")
     func refusals() throws {
         let sc = try Scenario()
-        let storage = TipEstimatorStorage(historyLength: 100)
-        var e = storage.estimator(model: sc.model, planes: [sc.planes[0]])
+        var e = TipEstimator(model: sc.model, planes: [sc.planes[0]], historyLength: 100)
         for k in 0..<300 { _ = e.predict(joints: sc.joints(Double(k) / 1000), time: Nanoseconds(k) * 1_000_000) }
         let now: Nanoseconds = 299_000_000
         let good = sc.planes[0].project(sc.model.calcTipPose(sc.joints(0.25)).translation)
@@ -137,8 +135,7 @@ struct TipEstimatorTests {
         // Triangulated tips, the truth jumping 40 mm sideways at 3 s (a catheter that snapped
         // through a bend): gated at first, then reset onto, then fused again.
         let sc = try Scenario()
-        let storage = TipEstimatorStorage(historyLength: 1024)
-        var e = storage.estimator(model: sc.model, planes: sc.planes)
+        var e = TipEstimator(model: sc.model, planes: sc.planes, historyLength: 1024)
         var last = TipEstimate()
         var lateErrors: [Double] = []
         for k in 0...8000 {
@@ -172,8 +169,7 @@ struct TipEstimatorTests {
         /// 3 s of one plane's detections of `elsewhere` (plane 1 finds nothing), then `seconds` s of
         /// triangulated points there. Returns the resets and the error from the true tip.
         func run(_ settings: TipEstimatorSettings, pointsFor seconds: Double) -> (resets: Int, error: Double) {
-            let storage = TipEstimatorStorage(historyLength: 1024)
-            var e = storage.estimator(model: sc.model, planes: sc.planes, settings: settings)
+            var e = TipEstimator(model: sc.model, planes: sc.planes, settings: settings, historyLength: 1024)
             var last = TipEstimate()
             for k in 0...Int((3 + seconds) * 1000) {
                 let now = Nanoseconds(k) * 1_000_000
@@ -208,8 +204,7 @@ struct TipEstimatorTests {
     /// pixels at 15 fps, 100 ms late. Returns the measurements gated and the final error (mm).
     static func heldTip(_ settings: TipEstimatorSettings) throws -> (gated: Int, error: Double) {
         let sc = try Scenario()
-        let storage = TipEstimatorStorage(historyLength: 1024)
-        var e = storage.estimator(model: sc.model, planes: sc.planes, settings: settings)
+        var e = TipEstimator(model: sc.model, planes: sc.planes, settings: settings, historyLength: 1024)
         let held = sc.model.calcTipPose(JointVector([40, 0, 0, 0])).translation
         var pending: [(arrive: Int, m: TipMeasurement)] = []
         var gated = 0
@@ -248,8 +243,7 @@ struct TipEstimatorTests {
     @Test("An update that would fling the mismatch out of bounds is refused; a run of them starts it afresh on the images")
     func implausibleUpdatesRestart() throws {
         let sc = try Scenario()
-        let storage = TipEstimatorStorage(historyLength: 1024)
-        var e = storage.estimator(model: sc.model, planes: sc.planes)
+        var e = TipEstimator(model: sc.model, planes: sc.planes, historyLength: 1024)
         var last = TipEstimate()
         var reasons: [FusionRejection] = []
         let q = JointVector([40, 0, 0, 0])
@@ -273,7 +267,7 @@ struct TipEstimatorTests {
         // Far beyond the offset's bound the images are refused for good: no state is flung there.
         var tight = TipEstimatorSettings()
         tight.maxOffset = 50
-        var f = storage.estimator(model: sc.model, planes: sc.planes, settings: tight)
+        var f = TipEstimator(model: sc.model, planes: sc.planes, settings: tight, historyLength: 1024)
         for k in 0...2000 {
             let now = Nanoseconds(k) * 1_000_000
             last = f.predict(joints: q, time: now)
@@ -287,8 +281,7 @@ struct TipEstimatorTests {
     @Test("A fused measurement leaves the covariance the Joseph form gives, symmetric and positive", arguments: [false, true])
     func covarianceUpdateIsExact(pixel: Bool) throws {
         let sc = try Scenario()
-        let storage = TipEstimatorStorage(historyLength: 1024)
-        var e = storage.estimator(model: sc.model, planes: sc.planes)
+        var e = TipEstimator(model: sc.model, planes: sc.planes, historyLength: 1024)
         // Motion first, so that the prior is full and correlated (process noise along the way,
         // one earlier image to tie the states together).
         for k in 0...400 {
@@ -397,8 +390,7 @@ struct TipEstimatorTests {
     @Test("Predict and fuse never allocate")
     func noAllocations() throws {
         let sc = try Scenario()
-        let storage = TipEstimatorStorage(historyLength: 512)
-        var e = storage.estimator(model: sc.model, planes: sc.planes)
+        var e = TipEstimator(model: sc.model, planes: sc.planes, historyLength: 512)
         _ = e.predict(joints: sc.joints(0), time: 0)
         let trajectory = (0..<3000).map { sc.joints(Double($0) / 1000) }  // built before counting
         try #require(lumen_alloc_count_is_active() == 1, "the allocation counter is not interposed in this process")

@@ -206,7 +206,7 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
         let fifo = dir.appendingPathComponent("limits.yaml").path
         #expect(mkfifo(fifo, 0o600) == 0)
         // Without O_NONBLOCK this open would block forever: no writer ever comes.
-        #expect(unreadableReason(fifo) == "not a regular file (a FIFO)")
+        #expect(unreadableReason(fifo) == "not a regular file (a FIFO (named pipe))")
     }
 
     @Test func aDeviceIsNotARegularFile() throws {

@@ -221,6 +221,18 @@ enum PNGBytes {
         #expect(throws: FrameSourceError.image(.notRegularFile(file: g + "/b.png", kind: "a directory"))) { try FrameSource.open(path: g) }
     }
 
+    @Test func aPNGFileLargerThanItsFrameCouldBeIsRefusedUnreadNamingTheSizes() throws {
+        // One pixel of budget: 2 bytes plus 1 MiB of PNG overhead.
+        let limits = ImageLimits(maxFramePixels: 1)
+        let p = try write(PNGBytes.file(width: 1, height: 1, bitDepth: 16, colourType: 0) + [UInt8](repeating: 0, count: 1 << 20), "padded.png")
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: p)[.size] as? Int)
+        #expect(throws: ImageFileError.unreadable(file: p, reason: "the file holds \(size) bytes, over the \((1 << 20) + 2)-byte limit for a frame")) {
+            try PNGFrameFile.read(p, limits: limits)
+        }
+        #expect(throws: ImageFileError.unreadable(file: path("absent.png"), reason: "no such file")) { try PNGFrameFile.read(path("absent.png")) }
+        #expect(throws: ImageFileError.unreadable(file: path("absent.png"), reason: "no such file")) { try PNGFrameFile.header(path("absent.png")) }
+    }
+
     // MARK: DICOM
 
     static let deflated = "1.2.840.10008.1.2.1.99"

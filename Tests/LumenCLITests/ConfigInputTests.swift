@@ -103,7 +103,7 @@ import Testing
         #expect(mkfifo(fifo, 0o600) == 0)
         let device = scratch.appendingPathComponent("limits-device.yaml").path
         try FileManager.default.createSymbolicLink(atPath: device, withDestinationPath: "/dev/zero")
-        for (path, kind) in [(dir.path, "a directory"), (fifo, "a FIFO")] {
+        for (path, kind) in [(dir.path, "a directory"), (fifo, "a FIFO (named pipe)")] {
             for (args, status) in Self.commands(robot: path) {
                 try expectRefused(args, status: status, naming: path, saying: ["not a regular file (\(kind))"])
             }

@@ -2,7 +2,7 @@ import Control
 import Core
 import Testing
 @testable import Safety
-@testable import SafetySim
+@testable import Scenarios
 
 @Suite struct CampaignTests {
     func campaign(faults: Int, seed: UInt64, kinds: [FaultKind] = FaultKind.allCases) throws -> SafetyCampaign {

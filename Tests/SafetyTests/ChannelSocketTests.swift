@@ -42,6 +42,17 @@ import Testing
         _ = m
     }
 
+    @Test func aFIFOAtTheSocketPathIsRefusedNamingWhatItIs() throws {
+        let dir = freshPath()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(mkfifo(dir + "/m.sock", 0o600) == 0)
+        #expect { _ = try monitor(in: dir) } throws: { e in
+            guard case .directory(.occupied(_, "a FIFO (named pipe)"))? = e as? MonitorProcess.StartError else { return false }
+            return true
+        }
+    }
+
     @Test func aRegularFileAtTheSocketPathIsRefusedAndKept() throws {
         let dir = freshPath()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])

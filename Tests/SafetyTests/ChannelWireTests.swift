@@ -109,7 +109,15 @@ enum Forge {
         #expect(throws: ChannelKey.LoadError.notARegularFile(path: dir)) { _ = try ChannelKey.load(from: dir) }
         let link = dir + "/link.key"
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: good)
-        #expect(throws: (any Error).self) { _ = try ChannelKey.load(from: link) }
+        // A link is refused even to a good key: whoever can replace the link chooses the key.
+        #expect(throws: ChannelKey.LoadError.notARegularFile(path: link)) { _ = try ChannelKey.load(from: link) }
+        let long = dir + "/long.key"
+        _ = FileManager.default.createFile(atPath: long, contents: Data(repeating: 1, count: ChannelKey.maximumLength + 1),
+                                           attributes: [.posixPermissions: 0o600])
+        #expect(throws: ChannelKey.LoadError.wrongLength(path: long, bytes: ChannelKey.maximumLength + 1)) { _ = try ChannelKey.load(from: long) }
+        #expect(throws: ChannelKey.LoadError.unreadable(path: dir + "/missing.key", reason: "no such file")) {
+            _ = try ChannelKey.load(from: dir + "/missing.key")
+        }
     }
 }
 

@@ -21,7 +21,7 @@ func stepProven(_ model: MonitorModel, _ state: inout MonitorState, _ inputs: Mo
             let text = try String(contentsOfFile: dir.appendingPathComponent(file).path, encoding: .utf8)
             for line in text.split(separator: "\n") {
                 let t = line.trimmingCharacters(in: .whitespaces)
-                for forbidden in ["Control", "Sim", "SafetySim", "Imaging"] {
+                for forbidden in ["Control", "Sim", "Scenarios", "Imaging"] {
                     let imports = t.hasPrefix("import \(forbidden)") || t.hasPrefix("@testable import \(forbidden)")
                         || t.hasPrefix("@_exported import \(forbidden)")
                     #expect(!(imports && (t == "import \(forbidden)" || t.hasSuffix(" \(forbidden)"))), "\(file): \(t)")

@@ -3,7 +3,7 @@ import Core
 import Foundation
 import Testing
 @testable import Safety
-import SafetySim
+import Scenarios
 import Sim
 
 /// The monitor as a real process (`lumen safety`) with a real channel (Unix datagram sockets)

@@ -116,7 +116,7 @@ struct ElasticRodTests {
             if k % 20 == 0 {
                 for i in state.heldNodes..<model.nodes {
                     let nearest = tree.nearest(state.position(i) * 1e3)
-                    worst = max(worst, nearest.signedDistance + model.radius[i] * 1e3)
+                    worst = max(worst, nearest.signedDistance + model.parameters.radius[i] * 1e3)
                 }
                 peak = max(peak, state.peakContactForce)
             }

@@ -48,7 +48,11 @@ struct EtherCATRawTests {
     @Test func masterBringsSlavesToOPOverRawEthernetAndTsharkDissectsTheFrames() throws {
         try setUpLine()
         defer { tearDownLine() }
-        let segment = EtherCATSegment(axes: (0..<3).map { AxisSpec(name: "a\($0)", unit: .millimetre, lower: -10, upper: 10, maxVelocity: 5, countsPerUnit: 1000) })
+        // On the frame clock: a test thread or server thread stalled past the 100 ms
+        // sync-manager watchdog on a loaded machine would otherwise drop the slaves to SAFE-OP
+        // mid-run, and the line under test here is the bytes, not the timing.
+        let segment = EtherCATSegment(axes: (0..<3).map { AxisSpec(name: "a\($0)", unit: .millimetre, lower: -10, upper: 10, maxVelocity: 5, countsPerUnit: 1000) },
+                                      clock: .processDataFrames(period: 1_000_000))
         let server = EtherCATRawServer(segment: segment, interface: slave, namespace: ns)
         try server.start()
         defer { server.stop() }
@@ -71,17 +75,28 @@ struct EtherCATRawTests {
         Thread.sleep(forTimeInterval: 1)
 
         var m = try EtherCATMaster.raw(interface: master)
+        // Set-up replies may take a loaded machine longer than the 20 ms default.
+        m.setupTimeout = 1_000_000_000
         try m.configure(expectedSlaves: 3)
         var ok = 0
         for _ in 0..<50 {
             _ = m.sendProcessData()
-            _ = m.transport.waitReadable(timeout: 50_000_000)
+            // Lockstep: each exchange waits for its reply (a loaded machine may hold the slaves'
+            // thread for tens of ms; 2 s is there only so that a lost frame cannot hang the test).
+            _ = m.transport.waitReadable(timeout: 2_000_000_000)
             if m.receiveProcessData() == .ok { ok += 1 }
         }
-        #expect(ok == 50)
+        #expect(ok == 50, "\(m.stats)")
         for i in 0..<3 { #expect(segment.alStatus(i).state == ALState.op.rawValue) }
 
-        Thread.sleep(forTimeInterval: 0.5)
+        // Stop the capture once it holds the cyclic replies, not after a fixed pause: a capture
+        // process the scheduler holds back writes them late (bounded: it may have lost some).
+        func lrwReplies() -> Int {
+            let r = try? sh(["tshark", "-r", capture, "-Y", "ecat.cmd == 0x0c && ecat.cnt == 9", "-T", "fields", "-e", "ecat.cnt"])
+            return r?.out.split(separator: "\n").filter { $0 == "9" }.count ?? 0
+        }
+        let captureBy = Date().addingTimeInterval(20)
+        while lrwReplies() < 50, Date() < captureBy { Thread.sleep(forTimeInterval: 0.2) }
         // SIGTERM makes tshark flush and close its file (SIGINT may be ignored in a child).
         tshark.terminate()
         let stopBy = Date().addingTimeInterval(10)

@@ -5,8 +5,9 @@ import Core
 /// the estimator's history), lets the path servo compute its demand from the fused estimate, and
 /// commands through the supervisor (rate and acceleration limits, hold on a lost estimate or a
 /// released deadman). Measurements come in through a `MeasurementMailbox` from the imaging
-/// thread; nothing here allocates or locks.
-public struct ImageGuidedController: CycleController {
+/// thread; nothing here allocates or locks. It owns the estimator and the servo (and with them
+/// their buffers), so it cannot be copied: the cycle runner holds the one value.
+public struct ImageGuidedController: ~Copyable, CycleController {
     public private(set) var estimator: TipEstimator
     public private(set) var servo: PathServo
     public private(set) var supervisor: Supervisor
@@ -21,7 +22,8 @@ public struct ImageGuidedController: CycleController {
     public private(set) var fusedThisRun = 0
     let idle: JointVector
 
-    public init(estimator: TipEstimator, servo: PathServo, limiter: MotionLimiter, measurements: MeasurementReceiver) {
+    public init(estimator: consuming TipEstimator, servo: consuming PathServo, limiter: MotionLimiter,
+                measurements: consuming MeasurementReceiver) {
         self.estimator = estimator
         self.servo = servo
         supervisor = Supervisor(limiter: limiter)

@@ -1,13 +1,14 @@
 import Core
 
 /// A route through the vessels for the tip to follow, ending at the target point: points every
-/// ~1 mm with their arc length. Built outside the cycle; `PathServo` reads it through pointers.
-public final class CenterlineRoute: @unchecked Sendable {
+/// ~1 mm with their arc length. Built outside the cycle; it owns its buffers and frees them when
+/// it ends. It cannot be copied: a `PathServo` takes it over and reads it for as long as it lives.
+public struct CenterlineRoute: ~Copyable, @unchecked Sendable {
     public let count: Int
-    let points: UnsafeMutablePointer<Vec3>
-    let arc: UnsafeMutablePointer<Double>
+    let points: UnsafeMutablePointer<Vec3>    // (count) mm
+    let arc: UnsafeMutablePointer<Double>     // (count) mm from the first point
     /// Lumen radius (mm) at each point (a large value when unknown: free space).
-    let radius: UnsafeMutablePointer<Double>
+    let radius: UnsafeMutablePointer<Double>  // (count) mm
 
     public init(_ polyline: [Vec3], radii: [Double]? = nil, spacing: Double = 1) {
         var pts: [Vec3] = [polyline[0]]
@@ -105,12 +106,12 @@ public enum PathServoPhase: UInt8, Sendable, Equatable {
 /// matters: once the shaft follows a curved vessel, the straight-shaft model would bend the
 /// tip the wrong way. When the estimate is lost the reference stops where it is (hold); at the target
 /// (within `arrivalTolerance`) the servo holds.
-public struct PathServo: @unchecked Sendable {
+///
+/// The servo owns its route, so it cannot be copied.
+public struct PathServo: ~Copyable, @unchecked Sendable {
     public let model: CatheterModel
-    let points: UnsafeMutablePointer<Vec3>
-    let arc: UnsafeMutablePointer<Double>
-    let radius: UnsafeMutablePointer<Double>
-    let count: Int
+    /// The route it follows, owned here.
+    public let route: CenterlineRoute
     public var dls = DLSOptions()
     public var lookahead = 10.0
     public var arrivalTolerance = 0.6
@@ -165,9 +166,9 @@ public struct PathServo: @unchecked Sendable {
     public private(set) var progress = 0
     public private(set) var phase = PathServoPhase.holdingNoState
 
-    public init(model: CatheterModel, route: CenterlineRoute) {
+    public init(model: CatheterModel, route: consuming CenterlineRoute) {
         self.model = model
-        points = route.points; arc = route.arc; radius = route.radius; count = route.count
+        self.route = route
     }
 
     public mutating func reset(to q: JointVector) {
@@ -192,6 +193,7 @@ public struct PathServo: @unchecked Sendable {
             return
         }
         let tip = estimate.position
+        let points = route.points, arc = route.arc, radius = route.radius, count = route.count
         // Progress: the nearest route point, searched a little back and well ahead of the last.
         var best = progress, bestDistance = Double.infinity
         var i = progress - 20 > 0 ? progress - 20 : 0

@@ -1,7 +1,9 @@
 import Core
 
 /// The update stage of the cycle: from the measured joint state to a joint command.
-public protocol CycleController {
+/// A controller that owns buffers (an estimator's history, a route) is noncopyable: the runner
+/// holds the one value and lends it out.
+public protocol CycleController: ~Copyable {
     /// Called outside the cycle when the lifecycle becomes active, with the latest state, so
     /// the controller starts from where the robot is (a hold, not a jump).
     mutating func reset(to state: JointState)

@@ -79,10 +79,11 @@ public enum RunEnding: Sendable, Equatable, CustomStringConvertible {
 /// controller computes, only `active` writes it; every other state writes a hold with the power
 /// off. Lifecycle transitions requested while the loop runs are carried out by the loop thread
 /// between cycles, so the hardware is only ever touched from one thread at a time.
-public final class CycleRunner<Hardware: RobotHardware & ~Copyable, Controller: CycleController, Clock: CycleClock> {
+public final class CycleRunner<Hardware: RobotHardware & ~Copyable, Controller: CycleController & ~Copyable, Clock: CycleClock> {
     @usableFromInline var _hardware: Hardware
     @usableFromInline var _controller: Controller
-    @inlinable public var controller: Controller { _controller }
+    /// The controller, lent for reading (a copy only where the controller is copyable).
+    @inlinable public var controller: Controller { _read { yield _controller } }
     @usableFromInline var _clock: Clock
     @inlinable public var clock: Clock { _clock }
     public let faultPolicy: CycleFaultPolicy
@@ -104,7 +105,7 @@ public final class CycleRunner<Hardware: RobotHardware & ~Copyable, Controller: 
     @usableFromInline let running = Atomic<Bool>(false)
     private var pendingResult: LifecycleError?
 
-    public init(hardware: consuming Hardware, controller: Controller, clock: Clock, period: Nanoseconds,
+    public init(hardware: consuming Hardware, controller: consuming Controller, clock: Clock, period: Nanoseconds,
                 faultPolicy: CycleFaultPolicy = CycleFaultPolicy()) {
         let joints = hardware.jointCount
         _hardware = hardware
@@ -350,13 +351,13 @@ public final class CycleRunner<Hardware: RobotHardware & ~Copyable, Controller: 
     public func report() -> CycleReport { CycleReport(timing: _timing, counters: _counters) }
 }
 
-extension CycleRunner where Hardware: Copyable {
+extension CycleRunner where Hardware: Copyable, Controller: ~Copyable {
     /// The hardware (a copy for value types; the instance for classes).
     public var hardware: Hardware { _hardware }
 }
 
-extension CycleRunner where Hardware: ~Copyable, Clock == MonotonicCycleClock {
-    public convenience init(hardware: consuming Hardware, controller: Controller, period: Nanoseconds,
+extension CycleRunner where Hardware: ~Copyable, Controller: ~Copyable, Clock == MonotonicCycleClock {
+    public convenience init(hardware: consuming Hardware, controller: consuming Controller, period: Nanoseconds,
                             faultPolicy: CycleFaultPolicy = CycleFaultPolicy()) {
         self.init(hardware: hardware, controller: controller, clock: MonotonicCycleClock(), period: period, faultPolicy: faultPolicy)
     }
@@ -365,4 +366,4 @@ extension CycleRunner where Hardware: ~Copyable, Clock == MonotonicCycleClock {
 /// Shared between the loop thread and its controllers: while the loop runs, only the loop
 /// thread touches the hardware, the controller and the data; other threads only post
 /// transitions and stop requests through atomics, and read reports after the loop returned.
-extension CycleRunner: @unchecked Sendable where Hardware: ~Copyable {}
+extension CycleRunner: @unchecked Sendable where Hardware: ~Copyable, Controller: ~Copyable {}

@@ -86,42 +86,6 @@ public enum FusionRejection: UInt8, Sendable, Equatable {
 /// the vessels impose on a shaft the model takes to be straight.
 @usableFromInline let stateSize = 10
 
-/// Owns the estimator's buffers (the history ring); build it outside the cycle and keep it
-/// alive while `TipEstimator` values use it.
-public final class TipEstimatorStorage: @unchecked Sendable {
-    let capacity: Int
-    let times: UnsafeMutablePointer<Nanoseconds>
-    let joints: UnsafeMutablePointer<Double>   // capacity × 8
-    let states: UnsafeMutablePointer<Double>   // capacity × 10
-    let covariances: UnsafeMutablePointer<Double>  // capacity × 100
-    let motion: UnsafeMutablePointer<Double>   // |Δ insertion| (mm) into each entry
-    let tendonMotion: UnsafeMutablePointer<Double>  // Σ |Δ tendon| (mm) into each entry
-    let rollMotion: UnsafeMutablePointer<Double>    // |Δ roll| (rad) into each entry
-    let steps: UnsafeMutablePointer<Double>    // Δt (s) into each entry
-
-    public init(historyLength: Int = 1024) {
-        capacity = max(16, historyLength)
-        times = .allocate(capacity: capacity); joints = .allocate(capacity: capacity * 8)
-        states = .allocate(capacity: capacity * stateSize); covariances = .allocate(capacity: capacity * stateSize * stateSize)
-        motion = .allocate(capacity: capacity); steps = .allocate(capacity: capacity)
-        tendonMotion = .allocate(capacity: capacity); rollMotion = .allocate(capacity: capacity)
-        tendonMotion.initialize(repeating: 0, count: capacity); rollMotion.initialize(repeating: 0, count: capacity)
-        times.initialize(repeating: 0, count: capacity); joints.initialize(repeating: 0, count: capacity * 8)
-        states.initialize(repeating: 0, count: capacity * stateSize)
-        covariances.initialize(repeating: 0, count: capacity * stateSize * stateSize)
-        motion.initialize(repeating: 0, count: capacity); steps.initialize(repeating: 0, count: capacity)
-    }
-
-    deinit {
-        times.deallocate(); joints.deallocate(); states.deallocate(); covariances.deallocate(); motion.deallocate(); steps.deallocate()
-        tendonMotion.deallocate(); rollMotion.deallocate()
-    }
-
-    public func estimator(model: CatheterModel, planes: [CArmGeometry], settings: TipEstimatorSettings = TipEstimatorSettings()) -> TipEstimator {
-        TipEstimator(storage: self, model: model, planes: planes, settings: settings)
-    }
-}
-
 /// An extended Kalman filter on the kinematic mismatch, at the cycle rate.
 ///
 /// The tip is predicted from the encoders through the kinematic model with the estimated
@@ -132,18 +96,23 @@ public final class TipEstimatorStorage: @unchecked Sendable {
 /// are kept in a history ring, the measurement updates the entry of its acquisition time,
 /// and the later entries are re-propagated to now. A measurement is never fused as if it were
 /// current; one older than the history is refused.
-public struct TipEstimator: @unchecked Sendable {
+///
+/// The estimator owns its history ring: it is allocated when the estimator is built (outside
+/// the cycle) and freed when the estimator ends. It cannot be copied, so no second value can
+/// write the same ring or outlive it.
+public struct TipEstimator: ~Copyable, @unchecked Sendable {
     public let model: CatheterModel
     public let settings: TipEstimatorSettings
     let capacity: Int
-    let times: UnsafeMutablePointer<Nanoseconds>
-    let joints: UnsafeMutablePointer<Double>
-    let states: UnsafeMutablePointer<Double>
-    let covariances: UnsafeMutablePointer<Double>
-    let motion: UnsafeMutablePointer<Double>
-    let tendonMotion: UnsafeMutablePointer<Double>
-    let rollMotion: UnsafeMutablePointer<Double>
-    let steps: UnsafeMutablePointer<Double>
+    /// The history ring, `capacity` entries, owned here.
+    let times: UnsafeMutablePointer<Nanoseconds>         // (capacity) ns
+    let joints: UnsafeMutablePointer<Double>             // (capacity × 8) mm, rad
+    let states: UnsafeMutablePointer<Double>             // (capacity × 10) the mismatch
+    let covariances: UnsafeMutablePointer<Double>        // (capacity × 100) its covariance
+    let motion: UnsafeMutablePointer<Double>             // (capacity) |Δ insertion| (mm) into each entry
+    let tendonMotion: UnsafeMutablePointer<Double>       // (capacity) Σ |Δ tendon| (mm) into each entry
+    let rollMotion: UnsafeMutablePointer<Double>         // (capacity) |Δ roll| (rad) into each entry
+    let steps: UnsafeMutablePointer<Double>              // (capacity) Δt (s) into each entry
     let plane0: PlaneProjection?
     let plane1: PlaneProjection?
     /// Index of the newest history entry and how many are valid.
@@ -157,15 +126,29 @@ public struct TipEstimator: @unchecked Sendable {
     public private(set) var consecutiveGated = 0
     public private(set) var resets = 0
 
-    init(storage: TipEstimatorStorage, model: CatheterModel, planes: [CArmGeometry], settings: TipEstimatorSettings) {
+    /// An estimator for `model` seen by up to two C-arm `planes`, keeping `historyLength` cycles
+    /// (at least 16) for late measurements. Allocates: build it outside the cycle.
+    public init(model: CatheterModel, planes: [CArmGeometry], settings: TipEstimatorSettings = TipEstimatorSettings(),
+                historyLength: Int = 1024) {
         self.model = model
         self.settings = settings
-        capacity = storage.capacity
-        times = storage.times; joints = storage.joints; states = storage.states; covariances = storage.covariances
-        motion = storage.motion; steps = storage.steps
-        tendonMotion = storage.tendonMotion; rollMotion = storage.rollMotion
+        capacity = max(16, historyLength)
+        times = .allocate(capacity: capacity); joints = .allocate(capacity: capacity * 8)
+        states = .allocate(capacity: capacity * stateSize); covariances = .allocate(capacity: capacity * stateSize * stateSize)
+        motion = .allocate(capacity: capacity); steps = .allocate(capacity: capacity)
+        tendonMotion = .allocate(capacity: capacity); rollMotion = .allocate(capacity: capacity)
+        tendonMotion.initialize(repeating: 0, count: capacity); rollMotion.initialize(repeating: 0, count: capacity)
+        times.initialize(repeating: 0, count: capacity); joints.initialize(repeating: 0, count: capacity * 8)
+        states.initialize(repeating: 0, count: capacity * stateSize)
+        covariances.initialize(repeating: 0, count: capacity * stateSize * stateSize)
+        motion.initialize(repeating: 0, count: capacity); steps.initialize(repeating: 0, count: capacity)
         plane0 = planes.count > 0 ? PlaneProjection(planes[0]) : nil
         plane1 = planes.count > 1 ? PlaneProjection(planes[1]) : nil
+    }
+
+    deinit {
+        times.deallocate(); joints.deallocate(); states.deallocate(); covariances.deallocate(); motion.deallocate(); steps.deallocate()
+        tendonMotion.deallocate(); rollMotion.deallocate()
     }
 
     /// Starts over at `time` with the joints `q` and the initial uncertainty.

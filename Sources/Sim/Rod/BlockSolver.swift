@@ -10,7 +10,8 @@ import Core
 /// triangular inverses — an L D Lᵀ with explicitly inverted D blocks loses about κ(D)·ε and
 /// was measured to leave residuals as large as the right-hand side. Rows before `first` (the
 /// nodes the sheath holds) are left out; the caller moves their known values to the right.
-struct BlockPentadiagonal {
+/// It owns its blocks and frees them when it ends.
+struct BlockPentadiagonal: ~Copyable {
     let count: Int
     /// A(i, i), A(i, i−1), A(i, i−2): the lower half of the symmetric matrix.
     let diagonal: UnsafeMutablePointer<Mat3>
@@ -28,7 +29,7 @@ struct BlockPentadiagonal {
         for p in [diagonal, sub1, sub2, l1, l2, pivotInverse] { p.initialize(repeating: .zero, count: count) }
     }
 
-    func deallocate() {
+    deinit {
         diagonal.deallocate(); sub1.deallocate(); sub2.deallocate(); l1.deallocate(); l2.deallocate(); pivotInverse.deallocate()
     }
 

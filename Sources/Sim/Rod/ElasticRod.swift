@@ -108,7 +108,7 @@ public struct RodState: ~Copyable {
         x.deallocate(); v.deallocate(); force.deallocate(); contact.deallocate(); gap.deallocate(); normal.deallocate()
         segment.deallocate(); refTwist.deallocate(); tangent.deallocate(); length.deallocate(); refFrame.deallocate()
         moment.deallocate(); newTangent.deallocate(); twistSin.deallocate(); stepPerMass.deallocate()
-        phi.deallocate(); omega.deallocate(); rhs.deallocate(); tri.deallocate(); matrix.deallocate()
+        phi.deallocate(); omega.deallocate(); rhs.deallocate(); tri.deallocate()
     }
 
     public func position(_ i: Int) -> Vec3 { x[i] }
@@ -147,7 +147,7 @@ public enum RodIntegrator: Sendable, Equatable {
 public enum ElasticRod {
     /// Proximal nodes inside the sheath for an insertion (at least two: the clamp).
     @_noAllocation @_noLocks
-    static func heldNodes(_ model: RodParameters, _ insertion: Double) -> Int {
+    static func heldNodes(_ model: borrowing RodParameters, _ insertion: Double) -> Int {
         let outside = insertion / model.restLength
         var free = outside.isFinite ? Int(outside + 1e-9) : 0
         if free < 0 { free = 0 }
@@ -197,7 +197,7 @@ public enum ElasticRod {
     /// One backward-Euler step of `dt` seconds. Returns false (and marks the state diverged,
     /// keeping the last good configuration) when the step fails numerically.
     @_noAllocation @_noLocks
-    public static func step(_ model: RodParameters, _ s: inout RodState, _ input: RodInput, dt h: Double,
+    public static func step(_ model: borrowing RodParameters, _ s: inout RodState, _ input: RodInput, dt h: Double,
                             integrator: RodIntegrator = .implicit) -> Bool {
         if s.diverged { return false }
         let assemble = integrator == .implicit
@@ -208,7 +208,7 @@ public enum ElasticRod {
         if insertion > maxInsertion { insertion = maxInsertion }
         let roll = input.roll.isFinite ? input.roll : s.roll
         let n = s.nodes, l0 = model.restLength
-        let x = s.x, v = s.v, f = s.force, A = s.matrix, b = s.rhs
+        let x = s.x, v = s.v, f = s.force, b = s.rhs
         let axis = model.sheathAxis
         let pushSpeed = (insertion - s.insertion) / h
         let held = heldNodes(model, insertion)
@@ -223,8 +223,8 @@ public enum ElasticRod {
         let vHeld = axis * pushSpeed
         if assemble {
             // Forces at x_n and the matrix A = M(1 + hν) + hC + h²K, by 3×3 blocks.
-            A.clear()
-            let D = A.diagonal, S1 = A.sub1, S2 = A.sub2
+            s.matrix.clear()
+            let D = s.matrix.diagonal, S1 = s.matrix.sub1, S2 = s.matrix.sub2
             for i in 0..<n {
                 f[i] = g * model.mass[i]
                 D[i].addIdentity(model.mass[i] * (1 + h * model.dampingRate))
@@ -275,8 +275,8 @@ public enum ElasticRod {
             if held < n { b[held] -= S1[held] * vHeld }
             if held >= 2, held < n { b[held] -= S2[held] * vHeld }
             if held + 1 < n { b[held + 1] -= S2[held + 1] * vHeld }
-            if !A.factorize(from: held) { s.diverged = true; return false }
-            A.solve(b, from: held)
+            if !s.matrix.factorize(from: held) { s.diverged = true; return false }
+            s.matrix.solve(b, from: held)
             for i in held..<n where !b[i].isFinite { s.diverged = true; return false }
         } else if !explicitVelocities(model, &s, input.tipForce, curvature, held: held, exitScale: exitScale, dt: h) {
             s.diverged = true; return false
@@ -292,7 +292,9 @@ public enum ElasticRod {
             x[i] += vn * h
         }
         // Keep every free node's surface inside the lumen; remember the wall for the next step.
-        if case .some(let lumen) = model.lumenGeometry {
+        switch model.lumenGeometry {
+        case .none: break
+        case .some(let lumen):
             for i in held..<n {
                 let w = lumen.nearestWall(x[i], hint: s.segment[i])
                 s.segment[i] = w.segment
@@ -332,7 +334,7 @@ public enum ElasticRod {
     /// scattered into a force array with three read-modify-writes, and the held nodes (whose
     /// forces the explicit step never reads) are skipped. Returns false on a non-finite velocity.
     @_noAllocation @_noLocks @inline(__always)
-    static func explicitVelocities(_ model: RodParameters, _ s: inout RodState, _ tipForce: Vec3, _ curvature: SIMD2<Double>,
+    static func explicitVelocities(_ model: borrowing RodParameters, _ s: inout RodState, _ tipForce: Vec3, _ curvature: SIMD2<Double>,
                                    held: Int, exitScale: (Double, Double), dt h: Double) -> Bool {
         let n = s.nodes, m = s.edges, x = s.x, v = s.v, b = s.rhs, mass = model.mass
         let l0 = model.restLength, g = model.gravity
@@ -385,7 +387,7 @@ public enum ElasticRod {
     /// Both integrators apply it: the implicit one adds its stiffness and damping to the matrix,
     /// the explicit one the friction as a force.
     @_noAllocation @_noLocks @inline(__always)
-    static func wallContact(_ model: RodParameters, _ s: inout RodState, _ i: Int)
+    static func wallContact(_ model: borrowing RodParameters, _ s: inout RodState, _ i: Int)
         -> (normal: Vec3, normalForce: Double, slip: Vec3, friction: Double)? {
         let pen = s.gap[i]
         guard pen > 0 else {
@@ -404,7 +406,7 @@ public enum ElasticRod {
     /// The rest second difference the tendons ask for at node `i`: the curvature in the
     /// material frame (d1, d2) at the node, times l².
     @_noAllocation @_noLocks @inline(__always)
-    static func bendTarget(_ model: RodParameters, _ s: borrowing RodState, _ i: Int, _ curvature: SIMD2<Double>) -> Vec3 {
+    static func bendTarget(_ model: borrowing RodParameters, _ s: borrowing RodState, _ i: Int, _ curvature: SIMD2<Double>) -> Vec3 {
         let w = model.bendable[i]
         if w == 0 { return .zero }
         let tn0 = s.tangent[i - 1] + s.tangent[i]
@@ -423,7 +425,7 @@ public enum ElasticRod {
     /// free length and is stiffer. Without this the clamp sits half an element too far out
     /// and a cantilever comes out 1/n too soft.
     @_noAllocation @_noLocks
-    static func clampScale(_ model: RodParameters, _ insertion: Double, _ held: Int) -> (Double, Double) {
+    static func clampScale(_ model: borrowing RodParameters, _ insertion: Double, _ held: Int) -> (Double, Double) {
         let l = model.restLength
         let sHeld = insertion - model.totalLength + Double(held - 1) * l  // in (−l, 0]
         let cap = 4.0
@@ -498,7 +500,7 @@ public enum ElasticRod {
     /// operations (a sqrt, then divides, then dot products): the processor can only overlap
     /// as many edges as fit in its instruction window, and short chains let more of them fit.
     @_noAllocation @_noLocks
-    static func twistStep(_ model: RodParameters, _ s: inout RodState, roll: Double, held: Int, torque: Double, dt h: Double,
+    static func twistStep(_ model: borrowing RodParameters, _ s: inout RodState, roll: Double, held: Int, torque: Double, dt h: Double,
                           explicit: Bool = false) {
         let x = s.x, m = s.edges, w = Lanes.scalarCount
         let refFrame = s.refFrame, refTwist = s.refTwist, length = s.length
@@ -648,7 +650,7 @@ public enum ElasticRod {
     /// Damping coefficient of edge e's spin from wall friction (N·m·s): contact friction resists
     /// rolling against the wall, μ |F_n| r per contacting end node, regularised below the stick speed.
     @_noAllocation @_noLocks @inline(__always)
-    static func rollFriction(_ model: RodParameters, _ s: borrowing RodState, _ e: Int) -> Double {
+    static func rollFriction(_ model: borrowing RodParameters, _ s: borrowing RodState, _ e: Int) -> Double {
         var fn = 0.0
         if s.gap[e] > 0 { fn += 0.5 * s.contact[e].length }
         if s.gap[e + 1] > 0 { fn += 0.5 * s.contact[e + 1].length }
@@ -659,7 +661,7 @@ public enum ElasticRod {
 
     /// Total mechanical energy (J): kinetic (translation and twist), stretch, bending, twist,
     /// gravity (relative to the sheath exit) and wall penalty. For tests and reports.
-    public static func energy(_ model: RodParameters, _ s: borrowing RodState, curvature: SIMD2<Double> = .zero) -> Double {
+    public static func energy(_ model: borrowing RodParameters, _ s: borrowing RodState, curvature: SIMD2<Double> = .zero) -> Double {
         let scale = clampScale(model, s.insertion, s.heldNodes)
         var e = 0.0
         let l0 = model.restLength

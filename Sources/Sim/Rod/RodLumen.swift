@@ -8,18 +8,19 @@ import Core
 public final class RodLumen: @unchecked Sendable {
     public let tree: VesselTree
     let count: Int
-    /// The buffers, owned here; the step reads them through this pointer bundle.
-    let geometry: LumenGeometry
+    /// The frusta (m) and each segment's neighbour list (`neighbours[offsets[i] ..< offsets[i + 1]]`).
+    /// A rod model copies them into the `LumenGeometry` it owns, which the step reads.
+    let start: [Vec3], end: [Vec3], radiusStart: [Double], radiusEnd: [Double]
+    let offsets: [Int32], neighbours: [Int32]
 
     /// `reach` (m): how far from a segment's surface another segment still counts as a neighbour.
     public init(_ tree: VesselTree, reach: Double = 0.01) {
         self.tree = tree
         count = tree.segmentCount
-        let start = UnsafeMutablePointer<Vec3>.allocate(capacity: count), end = UnsafeMutablePointer<Vec3>.allocate(capacity: count)
-        let radiusStart = UnsafeMutablePointer<Double>.allocate(capacity: count), radiusEnd = UnsafeMutablePointer<Double>.allocate(capacity: count)
+        var start: [Vec3] = [], end: [Vec3] = [], radiusStart: [Double] = [], radiusEnd: [Double] = []
         for i in 0..<count {
-            start[i] = tree.segmentStart[i] * 1e-3; end[i] = tree.segmentEnd[i] * 1e-3
-            radiusStart[i] = tree.radiusStart[i] * 1e-3; radiusEnd[i] = tree.radiusEnd[i] * 1e-3
+            start.append(tree.segmentStart[i] * 1e-3); end.append(tree.segmentEnd[i] * 1e-3)
+            radiusStart.append(tree.radiusStart[i] * 1e-3); radiusEnd.append(tree.radiusEnd[i] * 1e-3)
         }
         // Two segments are neighbours when their bounding capsules, grown by `reach`, overlap.
         var lists: [[Int32]] = Array(repeating: [], count: count)
@@ -30,21 +31,14 @@ public final class RodLumen: @unchecked Sendable {
                 if d <= ri + rj + reach { lists[i].append(Int32(j)) }
             }
         }
-        let offsets = UnsafeMutablePointer<Int32>.allocate(capacity: count + 1)
-        let total = lists.reduce(0) { $0 + $1.count }
-        let neighbours = UnsafeMutablePointer<Int32>.allocate(capacity: max(total, 1))
-        var k = 0
+        var offsets: [Int32] = [], neighbours: [Int32] = []
         for i in 0..<count {
-            offsets[i] = Int32(k)
-            for j in lists[i] { neighbours[k] = j; k += 1 }
+            offsets.append(Int32(neighbours.count))
+            neighbours.append(contentsOf: lists[i])
         }
-        offsets[count] = Int32(k)
-        geometry = LumenGeometry(start: start, end: end, radiusStart: radiusStart, radiusEnd: radiusEnd, offsets: offsets, neighbours: neighbours)
-    }
-
-    deinit {
-        geometry.start.deallocate(); geometry.end.deallocate(); geometry.radiusStart.deallocate()
-        geometry.radiusEnd.deallocate(); geometry.offsets.deallocate(); geometry.neighbours.deallocate()
+        offsets.append(Int32(neighbours.count))
+        self.start = start; self.end = end; self.radiusStart = radiusStart; self.radiusEnd = radiusEnd
+        self.offsets = offsets; self.neighbours = neighbours
     }
 
     /// The nearest segment by the full tree query (set-up and fallback; not for the step).
@@ -73,15 +67,31 @@ func perpendicular(_ v: Vec3) -> Vec3 {
     return c * (1 / c.length)
 }
 
-/// Pointers into a `RodLumen`'s buffers, so the step holds no reference; valid while the lumen
-/// lives (the rod model keeps it).
-struct LumenGeometry {
-    let start: UnsafeMutablePointer<Vec3>
-    let end: UnsafeMutablePointer<Vec3>
-    let radiusStart: UnsafeMutablePointer<Double>
-    let radiusEnd: UnsafeMutablePointer<Double>
-    let offsets: UnsafeMutablePointer<Int32>
-    let neighbours: UnsafeMutablePointer<Int32>
+/// A `RodLumen`'s frusta and neighbour lists in buffers the step reads without reference
+/// counting. It owns them and frees them when it ends; a rod model's parameters own one.
+struct LumenGeometry: ~Copyable {
+    let start: UnsafeMutablePointer<Vec3>          // (segments) m
+    let end: UnsafeMutablePointer<Vec3>            // (segments) m
+    let radiusStart: UnsafeMutablePointer<Double>  // (segments) m
+    let radiusEnd: UnsafeMutablePointer<Double>    // (segments) m
+    let offsets: UnsafeMutablePointer<Int32>       // (segments + 1)
+    let neighbours: UnsafeMutablePointer<Int32>    // (offsets[segments])
+
+    init(_ lumen: RodLumen) {
+        func buffer<T>(_ values: [T]) -> UnsafeMutablePointer<T> {
+            let p = UnsafeMutablePointer<T>.allocate(capacity: max(values.count, 1))
+            _ = UnsafeMutableBufferPointer(start: p, count: values.count).initialize(from: values)
+            return p
+        }
+        start = buffer(lumen.start); end = buffer(lumen.end)
+        radiusStart = buffer(lumen.radiusStart); radiusEnd = buffer(lumen.radiusEnd)
+        offsets = buffer(lumen.offsets); neighbours = buffer(lumen.neighbours)
+    }
+
+    deinit {
+        start.deallocate(); end.deallocate(); radiusStart.deallocate()
+        radiusEnd.deallocate(); offsets.deallocate(); neighbours.deallocate()
+    }
 
     /// The nearest wall to `p` (m) among the neighbours of segment `hint`.
     /// Returns the segment, the signed distance to the wall (m, negative inside) and the

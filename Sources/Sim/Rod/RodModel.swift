@@ -113,14 +113,10 @@ public final class RodModel: @unchecked Sendable {
     /// The material director d1 of the catheter at roll 0 (perpendicular to the axis).
     public let sheathNormal: Vec3
     public let lumen: RodLumen?
-    // The buffers and scalars the step reads live in `parameters`; these name them for set-up.
-    var mass: UnsafeMutablePointer<Double> { parameters.mass }
-    var radius: UnsafeMutablePointer<Double> { parameters.radius }
-    var bendStiffness: UnsafeMutablePointer<Double> { parameters.bendStiffness }
-    var bendable: UnsafeMutablePointer<Double> { parameters.bendable }
 
     let edgeMaterial: [Int]                           // edges → section index (set-up, reports)
-    /// Everything the step reads, without reference counting (this object keeps it alive).
+    /// Everything the step reads, without reference counting. It owns its buffers and cannot be
+    /// copied out of the model: the step borrows it (`ElasticRod.step(model.parameters, …)`).
     public let parameters: RodParameters
 
     public init(_ d: CatheterRodDescription, lumen: RodLumen? = nil, sheathExit: Vec3 = .zero, sheathAxis: Vec3 = Vec3(0, 0, 1),
@@ -194,25 +190,19 @@ public final class RodModel: @unchecked Sendable {
             nodes: nodes, edges: edges, restLength: restLength, totalLength: totalLength, sheathExit: self.sheathExit,
             sheathAxis: self.sheathAxis, sheathNormal: self.sheathNormal, dampingRate: d.dampingRate, friction: d.friction,
             contactStiffness: d.contactStiffness, stickSpeed: d.stickSpeed, gravity: d.gravity, hasLumen: lumen != nil,
-            lumenGeometry: lumen?.geometry, mass: mass, radius: radius, bendStiffness: bendStiffness,
+            lumenGeometry: lumen.map { LumenGeometry($0) }, mass: mass, radius: radius, bendStiffness: bendStiffness,
             twistStiffness: twistStiffness, bendable: bendable, stretchStiffness: stretchStiffness, twistInertia: twistInertia)
     }
 
-    deinit {
-        let p = parameters
-        for buffer in [p.mass, p.radius, p.bendStiffness, p.twistStiffness, p.bendable, p.stretchStiffness, p.twistInertia] {
-            buffer.deallocate()
-        }
-    }
-
     /// Mass of node `i` (kg).
-    public func nodeMass(_ i: Int) -> Double { mass[i] }
-    public func bendingStiffness(atNode i: Int) -> Double { bendStiffness[i] * restLength * restLength * restLength }
+    public func nodeMass(_ i: Int) -> Double { parameters.mass[i] }
+    public func bendingStiffness(atNode i: Int) -> Double { parameters.bendStiffness[i] * restLength * restLength * restLength }
 }
 
-/// The rod model as the step reads it: scalars and pointers into `RodModel`'s buffers, valid
-/// while that model lives. A plain struct, so the cycle passes it without reference counting.
-public struct RodParameters: @unchecked Sendable {
+/// The rod model as the step reads it: scalars, and buffers it owns (allocated by `RodModel`,
+/// freed when these parameters end). Noncopyable, so the step borrows it without reference
+/// counting and no copy of its pointers can outlive it.
+public struct RodParameters: ~Copyable, @unchecked Sendable {
     public let nodes: Int
     public let edges: Int
     public let restLength: Double
@@ -224,11 +214,16 @@ public struct RodParameters: @unchecked Sendable {
     let gravity: Vec3
     let hasLumen: Bool
     let lumenGeometry: LumenGeometry?
-    let mass: UnsafeMutablePointer<Double>
-    let radius: UnsafeMutablePointer<Double>
-    let bendStiffness: UnsafeMutablePointer<Double>
-    let twistStiffness: UnsafeMutablePointer<Double>
-    let bendable: UnsafeMutablePointer<Double>
-    let stretchStiffness: UnsafeMutablePointer<Double>
-    let twistInertia: UnsafeMutablePointer<Double>
+    let mass: UnsafeMutablePointer<Double>              // (nodes) kg
+    let radius: UnsafeMutablePointer<Double>            // (nodes) m
+    let bendStiffness: UnsafeMutablePointer<Double>     // (nodes) N/m: EI / l³
+    let twistStiffness: UnsafeMutablePointer<Double>    // (nodes) N·m: GJ / l
+    let bendable: UnsafeMutablePointer<Double>          // (nodes) share of the tendon curvature
+    let stretchStiffness: UnsafeMutablePointer<Double>  // (edges) N/m: EA / l
+    let twistInertia: UnsafeMutablePointer<Double>      // (edges) kg·m²
+
+    deinit {
+        mass.deallocate(); radius.deallocate(); bendStiffness.deallocate(); twistStiffness.deallocate()
+        bendable.deallocate(); stretchStiffness.deallocate(); twistInertia.deallocate()
+    }
 }

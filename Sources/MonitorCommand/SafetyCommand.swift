@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Core
 import Foundation
 import Safety
@@ -7,10 +8,21 @@ import Synchronization
 /// Set by SIGINT/SIGTERM: the monitor loop returns and the process reports.
 let safetyStop = Atomic<Bool>(false)
 
-/// `lumen safety`: the independent safety monitor as its own process.
-struct SafetyCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "safety",
+/// `lumen safety`: the independent safety monitor as its own process. The same options and run
+/// are the standalone `lumen-safety` executable, which links Safety, Core and Drivers and none of
+/// the control stack (DESIGN.md, safety concept).
+public struct SafetyCommand: ParsableCommand {
+    public static let configuration = SafetyOptions.configuration(commandName: "safety")
+    @OptionGroup var options: SafetyOptions
+    public init() {}
+    public func run() throws { try options.run(tool: "lumen safety") }
+}
+
+/// What the monitor is told on its command line, and the monitor's run.
+public struct SafetyOptions: ParsableArguments {
+    public static func configuration(commandName: String) -> CommandConfiguration {
+        CommandConfiguration(
+        commandName: commandName,
         abstract: "Run the independent safety monitor: its own channel to the drives (samples in, safe-torque-off permits out), the control heartbeat and the operator's deadman in, 1 kHz checks against a limits file.",
         discussion: """
         The drives get power only while this process keeps permitting it: if it dies, hangs or refuses its limits \
@@ -21,7 +33,10 @@ struct SafetyCommand: ParsableCommand {
         socket, 64 usage. \
         Wire formats and threat model: docs/safety/channel.md.
         """
-    )
+        )
+    }
+
+    public init() {}
 
     @Option(help: "Limits file (YAML or JSON); refused, with the reason, if missing, malformed or out of range.")
     var config: String
@@ -39,7 +54,7 @@ struct SafetyCommand: ParsableCommand {
     @Flag(help: "Only load and validate the limits file, print its hash, and exit.") var check = false
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
 
-    func validate() throws {
+    public func validate() throws {
         try Check.number(seconds, "--seconds", in: 0.01...MonitorProcess.maxRunSeconds, unit: "s")
     }
 
@@ -61,16 +76,16 @@ struct SafetyCommand: ParsableCommand {
         var latched_at_exit: [String]
     }
 
-    func run() throws {
+    public func run(tool: String) throws {
         let loaded: (limits: SafetyLimits, sha256: String)
         do {
             loaded = try SafetyLimits.load(from: config)
         } catch {
-            Output.progress("lumen safety: refusing to enable anything: \(error.description)")
+            Output.progress("\(tool): refusing to enable anything: \(error.description)")
             throw ExitCode(2)
         }
         let limits = loaded.limits
-        Output.progress("lumen safety: limits \(config) sha256 \(loaded.sha256) (\(limits.name), \(limits.joints.count) joints, \(limits.cycleHz) Hz)")
+        Output.progress("\(tool): limits \(config) sha256 \(loaded.sha256) (\(limits.name), \(limits.joints.count) joints, \(limits.cycleHz) Hz)")
         if check {
             if json { try Output.json(["limits": config, "limits_sha256": loaded.sha256, "name": limits.name]) } else { print(loaded.sha256) }
             return
@@ -81,7 +96,7 @@ struct SafetyCommand: ParsableCommand {
             policy = try ChannelPolicy(key: ChannelKey.load(from: key), drives: drivesUid, control: controlUid, operatorConsole: operatorUid,
                                        group: socketGroup)
         } catch let e as ChannelKey.LoadError {
-            Output.progress("lumen safety: refusing to enable anything: \(e.description)")
+            Output.progress("\(tool): refusing to enable anything: \(e.description)")
             throw ExitCode(2)
         } catch {
             throw ValidationError("\(error)")
@@ -91,18 +106,18 @@ struct SafetyCommand: ParsableCommand {
         do {
             process = try MonitorProcess(model: model, listen: listen, drives: drives, policy: policy)
         } catch {
-            Output.progress("lumen safety: \(error.description)")
+            Output.progress("\(tool): \(error.description)")
             throw error.isAlreadyRunning ? ExitCode(3) : ExitCode.failure
         }
         signal(SIGINT) { _ in safetyStop.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in safetyStop.store(true, ordering: .relaxed) }
-        Output.progress("lumen safety: monitoring on \(listen), permits to \(drives); nothing moves until an operator acknowledges")
+        Output.progress("\(tool): monitoring on \(listen), permits to \(drives); nothing moves until an operator acknowledges")
         let names = limits.joints.map(\.name)
         var all: [FaultRecord] = []
         let limit = seconds.map { Int64($0 * Double(limits.cycleHz)) }
         process.run(stop: safetyStop, limit: limit) { records in
             for r in records {
-                Output.progress("lumen safety: fault \(r.describe(jointNames: names))")
+                Output.progress("\(tool): fault \(r.describe(jointNames: names))")
                 if all.count < 1000 { all.append(r) }
             }
         }
@@ -117,7 +132,7 @@ struct SafetyCommand: ParsableCommand {
             try Output.json(summary)
         } else {
             print("""
-            lumen safety — \(process.cycles) cycles, \(process.overruns) overruns
+            \(tool) — \(process.cycles) cycles, \(process.overruns) overruns
               limits:     \(config) sha256 \(loaded.sha256)
               received:   \(process.driveSamples) drive samples, \(process.heartbeats) heartbeats, \(process.operatorInputs) operator, \(process.invalidDatagrams) invalid
               rejected:   \(process.rejectedCredentials) by credentials, \(process.rejectedTag) by tag, \(process.rejectedReplay) as replays

@@ -1,0 +1,114 @@
+import Core
+import Imaging
+import Sim
+import Testing
+
+/// A straight catheter up a straight tube, seen by two C-arm planes at 0° and 90°.
+struct TubeScene {
+    let tree = Phantoms.straightTube()
+    let tip = Vec3(1.8, 0, 160)
+    let planes = [0.0, 90.0].map {
+        CArmGeometry(sourceToDetector: 1020, sourceToIsocenter: 700, columns: 256, rows: 256, pixelSpacing: 0.6,
+                     primaryAngle: $0 * .pi / 180, isocenter: Vec3(0, 0, 150))
+    }
+    var catheter: [Vec3] { (0...160).map { Vec3(Double($0) * 0.01125, 0, Double($0)) } }
+
+    func frames(only: [Int] = [0, 1]) throws -> [PlaneFrame] {
+        var settings = FluoroSettings()
+        settings.photonsPerPixel = 20000
+        return try only.map { p in
+            let (frame, _) = try FluoroRenderer(geometry: planes[p], settings: settings, seed: 3 + UInt64(p))
+                .render(tree: tree, catheter: catheter, frame: 1, acquiredAt: 5_000_000)
+            return PlaneFrame(plane: p, frame: frame)
+        }
+    }
+
+    func measurer(roadmap: @escaping (Vec3, Double) -> Bool = { VesselTree(Phantoms.straightTube()).contains($0, within: $1) }) throws -> BiplaneTipMeasurer {
+        try BiplaneTipMeasurer(planes: planes, roadmap: roadmap)
+    }
+
+    /// A confident estimate at `p`.
+    func prior(at p: Vec3, health: EstimateHealth = .imageFresh) -> TipEstimate {
+        TipEstimate(position: p, covariance: Mat3.identity * 0.04, health: health)
+    }
+}
+
+@Suite struct BiplaneTipMeasurerTests {
+    let scene = TubeScene()
+
+    @Test func twoPlanesThatAgreeGiveOneTriangulatedPoint() throws {
+        let m = try scene.measurer().measure(try scene.frames(), prior: scene.prior(at: scene.tip + Vec3(0.5, 0, -1)))
+        let point = try #require(m.outcome.point)
+        guard case .pair = m.outcome else { Issue.record("expected a pair, got \(m.outcome)"); return }
+        #expect((point.position - scene.tip).length < 1.5, "\(point.position)")
+        #expect(m.detections == 2)
+        #expect(m.measurements.count == 1 && m.measurements[0].position == point.position && m.measurements[0].acquiredAt == 5_000_000)
+    }
+
+    @Test func aLostEstimateSearchesTheWholeFrames() throws {
+        let m = try scene.measurer().measure(try scene.frames(), prior: scene.prior(at: .zero, health: .lost))
+        guard case .pair(let point) = m.outcome else { Issue.record("expected a pair, got \(m.outcome)"); return }
+        #expect((point.position - scene.tip).length < 1.5)
+    }
+
+    @Test func anEstimateOffTheTipFindsItByTheWholeFrames() throws {
+        // Confident and 40 mm beyond the tip: the regions hold no catheter.
+        let m = try scene.measurer().measure(try scene.frames(), prior: scene.prior(at: scene.tip + Vec3(0, 0, 40)))
+        guard case .wholeFramePair(let point) = m.outcome else { Issue.record("expected a whole-frame pair, got \(m.outcome)"); return }
+        #expect((point.position - scene.tip).length < 1.5)
+        #expect(m.measurements.count == 1)
+    }
+
+    @Test func onePlaneGivesPixels() throws {
+        let m = try scene.measurer().measure(try scene.frames(only: [1]), prior: scene.prior(at: scene.tip))
+        #expect(m.outcome == .singlePlanePixels(count: 1, inconsistentPair: false))
+        let pixel = try #require(m.measurements.first?.pixel)
+        let truth = scene.planes[1].project(scene.tip)
+        #expect(m.measurements.first?.plane == 1)
+        #expect(abs(pixel.x - truth.u) < 3 && abs(pixel.y - truth.v) < 3, "\(pixel) vs \(truth)")
+    }
+
+    @Test func aPairOutsideTheRoadmapIsOfferedAsPixels() throws {
+        let m = try scene.measurer(roadmap: { _, _ in false }).measure(try scene.frames(), prior: scene.prior(at: scene.tip))
+        #expect(m.outcome == .singlePlanePixels(count: 2, inconsistentPair: true))
+        #expect(m.measurements.allSatisfy { $0.pixel != nil && $0.position == nil })
+    }
+
+    @Test func framesWithoutACatheterOrNoFramesGiveNothing() throws {
+        let blank = [0, 1].map { PlaneFrame(plane: $0, frame: Frame(width: 256, height: 256, pixels: [UInt16](repeating: 30000, count: 256 * 256))) }
+        let measurer = try scene.measurer()
+        #expect(try measurer.measure(blank, prior: scene.prior(at: scene.tip)).outcome == .none)
+        #expect(try measurer.measure([], prior: scene.prior(at: scene.tip)).outcome == .none)
+        // A frame too small to track in is a plane that saw nothing.
+        let tiny = PlaneFrame(plane: 0, frame: Frame(width: 4, height: 4, pixels: [UInt16](repeating: 0, count: 16)))
+        #expect(try measurer.measure([tiny], prior: scene.prior(at: scene.tip)).outcome == .none)
+    }
+
+    @Test(arguments: [Vec3(.nan, .nan, .nan), Vec3(1e21, 0, 150), Vec3(0, -1e21, 150), Vec3(0, 0, 1e21)])
+    func aPriorOffEveryFrameIsSearchedAsLost(at position: Vec3) throws {
+        let prior = TipEstimate(position: position, covariance: Mat3.identity * 0.04, health: .imageFresh)
+        let m = try scene.measurer().measure(try scene.frames(), prior: prior)
+        // Not a crash, and the catheter found: a plane whose projection of the prior is finite
+        // may still search around it, so the pair is held to a looser bound.
+        guard case .pair(let point) = m.outcome else { Issue.record("expected a pair, got \(m.outcome)"); return }
+        #expect((point.position - scene.tip).length < 3)
+    }
+
+    @Test func badInputIsATypedError() throws {
+        let measurer = try scene.measurer()
+        let frames = try scene.frames(only: [0])
+        var wrong = frames[0]
+        wrong.plane = 2
+        #expect(throws: GuidanceError.unknownPlane(2)) { try measurer.measure([wrong], prior: TipEstimate()) }
+        #expect(throws: GuidanceError.unknownPlane(0)) { try measurer.measure(frames + frames, prior: TipEstimate()) }
+        #expect(throws: GuidanceError.planeCount(3)) { try BiplaneTipMeasurer(planes: scene.planes + scene.planes.prefix(1)) { _, _ in true } }
+        var settings = BiplaneMeasurerSettings()
+        settings.roadmapMarginMM = .nan
+        #expect(throws: GuidanceError.badSetting(field: "roadmap_margin_mm", reason: "must be a finite number > 0, got nan")) {
+            try BiplaneTipMeasurer(planes: scene.planes, settings: settings) { _, _ in true }
+        }
+        settings = BiplaneMeasurerSettings()
+        settings.maximumSearchRadiusPx = 10
+        #expect(throws: GuidanceError.self) { try BiplaneTipMeasurer(planes: scene.planes, settings: settings) { _, _ in true } }
+    }
+}
