@@ -84,8 +84,11 @@ let package = Package(
         // Runs in simulated time: navigation runs (the guided loop through CycleRunner on a
         // simulated clock) and the safety monitor's fault campaign (the closed loop and the monitor).
         .target(name: "Scenarios", dependencies: ["Control", "Core", "Drivers", "Imaging", "Safety", "Sim"]),
-        .target(name: "Console", dependencies: ["Core"]),
-        .target(name: "Recording", dependencies: ["Core"]),
+        // The live system: cycle thread, simulated patient, imaging threads, the monitor process,
+        // and the operator port that the console, the recorder and the HIL runner attach to.
+        .target(name: "Runtime", dependencies: ["Control", "Core"]),
+        .target(name: "Console", dependencies: ["Core", "Runtime"]),
+        .target(name: "Recording", dependencies: ["Core", "Runtime"]),
         // What every command shares: JSON and progress output, checks of option values.
         .target(
             name: "CommandSupport",
@@ -104,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "lumen",
             dependencies: [
-                "Core", "Control", "Drivers", "Imaging", "Safety", "Scenarios", "Sim", "Console", "Recording",
+                "Core", "Control", "Drivers", "Imaging", "Safety", "Scenarios", "Sim", "Runtime", "Console", "Recording",
                 "CommandSupport", "MonitorCommand",
                 "CAllocCount", "CEigen", "COpenCV", "CRealtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
