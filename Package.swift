@@ -53,11 +53,15 @@ let package = Package(
         // Per-thread heap-allocation counter (malloc interposition) for the zero-allocation checks.
         .target(name: "CAllocCount"),
 
-        // DICOM reading and writing through DCMTK's dcmdata (Debian libdcmtk-dev).
+        // DICOM reading and writing through DCMTK's dcmdata, dcmjpeg and dcmjpls (Debian libdcmtk-dev).
         .target(
             name: "CDCMTK",
             linkerSettings: [
                 .linkedLibrary("dcmdata"),
+                // The decoders of the compressed syntaxes C-arms export: JPEG (IJG 8/12/16-bit) and JPEG-LS.
+                .linkedLibrary("dcmjpeg"),
+                .linkedLibrary("dcmjpls"),
+                .linkedLibrary("dcmimgle"),
                 .linkedLibrary("oflog"),
                 .linkedLibrary("ofstd"),
                 // Deflated files are inflated by the bridge itself, with a bound (zlib1g-dev).

@@ -1,8 +1,14 @@
 // Writes the DICOM fuzzer's seed corpus (fuzz/corpus/dicom) with the bridge's own writer:
 // small files in every syntax, bit depth and photometric the reader takes. The writer writes no
 // Deflated files: xa12-deflated.dcm (4 x 4, 2 frames, the data set deflated with zlib) is kept as is.
+// Compressed seeds (*-rle, *-jpll, *-jpls, *-jpeg: RLE Lossless, JPEG Lossless SV1, JPEG-LS, JPEG
+// baseline) are these files put through DCMTK's dcmcrle, dcmcjpeg (default and +eb) and dcmcjpls.
 // Build and run: clang++ -std=c++17 -ISources/CDCMTK/include fuzz/DICOMSeeds.cpp \
-//   Sources/CDCMTK/lumen_dcm.cpp -ldcmdata -loflog -lofstd -lz -o /tmp/seeds && /tmp/seeds fuzz/corpus/dicom
+//   Sources/CDCMTK/lumen_dcm.cpp -ldcmdata -ldcmjpeg -ldcmjpls -ldcmimgle -loflog -lofstd -lz -o /tmp/seeds \
+//   && /tmp/seeds fuzz/corpus/dicom
+//   && for f in xa12-explicit mono1-signed xa8-implicit; do dcmcrle fuzz/corpus/dicom/$f.dcm fuzz/corpus/dicom/$f-rle.dcm; \
+//      dcmcjpeg fuzz/corpus/dicom/$f.dcm fuzz/corpus/dicom/$f-jpll.dcm; dcmcjpls fuzz/corpus/dicom/$f.dcm fuzz/corpus/dicom/$f-jpls.dcm; done \
+//   && dcmcjpeg +eb fuzz/corpus/dicom/xa8-implicit.dcm fuzz/corpus/dicom/xa8-implicit-jpeg.dcm
 #include "lumen_dcm.h"
 
 #include <cstdio>

@@ -45,7 +45,7 @@ clang -O1 -g -std=c99 -fsanitize=fuzzer,address -Ihil/firmware/include \
 # DCMTK is the system library, not instrumented: coverage guides through the bridge only, but a
 # crash, overflow or runaway allocation anywhere in the loader still fails the run.
 clang++ -O1 -g -std=c++17 -fsanitize=fuzzer,address -ISources/CDCMTK/include \
-    fuzz/DICOMFuzz.cpp Sources/CDCMTK/lumen_dcm.cpp -ldcmdata -loflog -lofstd -lz -o "$out/dicom" 2>"$out/build-dicom.log" \
+    fuzz/DICOMFuzz.cpp Sources/CDCMTK/lumen_dcm.cpp -ldcmdata -ldcmjpeg -ldcmjpls -ldcmimgle -loflog -lofstd -lz -o "$out/dicom" 2>"$out/build-dicom.log" \
     || { cat "$out/build-dicom.log" >&2; exit 1; }
 
 for target in drivelink-swift drivelink-c ethercat-swift safetychannel-swift; do

@@ -3,7 +3,7 @@
 # Usage: scripts/setup.sh        (run as root, or with sudo available)
 set -euo pipefail
 
-packages=(pkg-config make gcc libc6-dev iproute2 tshark libeigen3-dev libopencv-dev libserialport-dev libdcmtk-dev)
+packages=(pkg-config make gcc libc6-dev iproute2 tshark libeigen3-dev libopencv-dev libserialport-dev libdcmtk-dev dcmtk)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -12,7 +12,11 @@
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmdata/dcvrat.h"
 #include "dcmtk/dcmdata/dcvrfd.h"
+#include "dcmtk/dcmdata/dccodec.h"
+#include "dcmtk/dcmdata/dcrledrg.h"
 #include "dcmtk/dcmdata/dcxfer.h"
+#include "dcmtk/dcmjpeg/djdecode.h"
+#include "dcmtk/dcmjpls/djdecode.h"
 #include "dcmtk/oflog/oflog.h"
 
 #include <fcntl.h>
@@ -58,6 +62,10 @@ struct lumen_dcm {
     lumen_dcm_info info{};
     uint32_t frameBytes = 0;
     std::vector<uint8_t> scratch;  // one frame of raw bytes
+    // Compressed files: the first fragment of each frame, learnt as frames are decoded in order
+    // (0 = not known yet; DCMTK then finds it from the offset table or by counting).
+    std::vector<Uint32> startFragment;
+    std::vector<uint16_t> voiLUT;
 };
 
 namespace {
@@ -85,13 +93,18 @@ std::string trimmed(const char *s) {
 // DCMTK on Debian loads its dictionary from files (DCM_DICT_DEFAULT_PATH), or from DCMDICTPATH when
 // that is set. When neither worked (DCMDICTPATH pointing nowhere, a relocated install), load the
 // packaged files ourselves so that a fresh machine works without any environment variable.
-// Also silences DCMTK's own logger: every problem comes back to the caller as an error code.
+// Also silences DCMTK's own logger (every problem comes back to the caller as an error code) and
+// registers the decoders of the compressed syntaxes.
 std::string dictionaryProblem;
 bool dictionaryReady() {
     static std::once_flag once;
     static bool ready = false;
     std::call_once(once, [] {
         OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+        // The decoders of the compressed syntaxes C-arms export; registered once, for the process.
+        DcmRLEDecoderRegistration::registerCodecs();
+        DJDecoderRegistration::registerCodecs();
+        DJLSDecoderRegistration::registerCodecs();
         if (dcmDataDict.isDictionaryLoaded()) { ready = true; return; }
         std::vector<std::string> candidates;
         std::string defaults = DCM_DICT_DEFAULT_PATH;
@@ -438,6 +451,148 @@ int checkEncapsulated(DcmDataset *ds, uint64_t fileBytes, std::string &message) 
     return LUMEN_DCM_OK;
 }
 
+// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil).
+int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = (unsigned)(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+bool digits(const std::string &s, size_t at, size_t n, int &out) {
+    if (at + n > s.size()) return false;
+    out = 0;
+    for (size_t i = at; i < at + n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        out = out * 10 + (s[i] - '0');
+    }
+    return true;
+}
+
+// A DA (YYYYMMDD, may be empty: then day 0) and a TM (HH[MM[SS[.F{1,6}]]]) as seconds since
+// 1970-01-01; false when either is malformed.
+bool dateTimeSeconds(const std::string &date, const std::string &time, double &out) {
+    double days = 0;
+    if (!date.empty()) {
+        int y, m, d;
+        if (!digits(date, 0, 4, y) || !digits(date, 4, 2, m) || !digits(date, 6, 2, d) || m < 1 || m > 12 || d < 1 || d > 31) return false;
+        days = (double)daysFromCivil(y, (unsigned)m, (unsigned)d);
+    }
+    int hh = 0, mm = 0, ss = 0;
+    if (!digits(time, 0, 2, hh) || hh > 23) return false;
+    size_t at = 2;
+    if (time.size() > at && time[at] == ':') at++;   // ACR-NEMA style HH:MM:SS
+    if (time.size() >= at + 2 && time[at] != '.') {
+        if (!digits(time, at, 2, mm) || mm > 59) return false;
+        at += 2;
+        if (time.size() > at && time[at] == ':') at++;
+        if (time.size() >= at + 2 && time[at] != '.') {
+            if (!digits(time, at, 2, ss) || ss > 60) return false;
+            at += 2;
+        }
+    }
+    double fraction = 0;
+    if (time.size() > at && time[at] == '.') {
+        double scale = 0.1;
+        for (size_t i = at + 1; i < time.size() && i < at + 7; i++) {
+            if (time[i] < '0' || time[i] > '9') break;
+            fraction += (time[i] - '0') * scale;
+            scale /= 10;
+        }
+    }
+    out = days * 86400.0 + hh * 3600.0 + mm * 60.0 + ss + fraction;
+    return true;
+}
+
+std::string stringOf(DcmItem *ds, const DcmTagKey &key) {
+    OFString s;
+    return ds->findAndGetOFString(key, s).good() ? trimmed(s.c_str()) : std::string();
+}
+
+// The VOI (first window, first LUT of the VOI LUT sequence), the intensity relationship, pixel
+// spacing, magnification, and what orders single-frame files of a series.
+void readPresentation(DcmItem *ds, lumen_dcm_info &info, std::vector<uint16_t> &lut, long frames) {
+    (void)frames;
+    double center = 0, width = 0;
+    if (number(ds, DCM_WindowCenter, center, 0) && number(ds, DCM_WindowWidth, width, 0)) {
+        info.has_window = 1;
+        info.window_center = center;
+        info.window_width = width;
+    }
+    std::string function = stringOf(ds, DCM_VOILUTFunction);
+    copyString(info.voi_lut_function, sizeof info.voi_lut_function, function.empty() ? "LINEAR" : function.c_str());
+    DcmItem *item = nullptr;
+    if (ds->findAndGetSequenceItem(DCM_VOILUTSequence, item, 0).good() && item != nullptr) {
+        Uint16 d0 = 0, d1 = 0, d2 = 0;
+        DcmElement *data = nullptr;
+        if (item->findAndGetUint16(DCM_LUTDescriptor, d0, 0).good() && item->findAndGetUint16(DCM_LUTDescriptor, d1, 1).good() &&
+            item->findAndGetUint16(DCM_LUTDescriptor, d2, 2).good() && d2 >= 8 && d2 <= 16 &&
+            item->findAndGetElement(DCM_LUTData, data).good() && data != nullptr) {
+            int32_t entries = d0 == 0 ? 65536 : d0;
+            // The first mapped value is US or SS: signed when the pixels are.
+            int32_t first = info.pixel_representation == 1 ? (int32_t)(int16_t)d1 : (int32_t)d1;
+            uint32_t length = data->getLength();
+            std::vector<uint16_t> values((size_t)entries);
+            bool ok = false;
+            if (length >= 2u * (uint32_t)entries) {
+                Uint16 *words = nullptr;
+                ok = data->getUint16Array(words).good() && words != nullptr;
+                if (ok) for (int32_t i = 0; i < entries; i++) values[(size_t)i] = words[i];
+            } else if (d2 == 8 && length >= (uint32_t)entries) {
+                // 8-bit entries packed two to a word (PS3.3 C.11.2.1.1 allows it for OW).
+                Uint8 *bytes = nullptr;
+                ok = data->getUint8Array(bytes).good() && bytes != nullptr;
+                if (ok) for (int32_t i = 0; i < entries; i++) values[(size_t)i] = bytes[i];
+            }
+            if (ok) {
+                const uint32_t top = (1u << d2) - 1u;
+                for (uint16_t &v : values) v = (uint16_t)std::min<uint32_t>(v, top);
+                info.has_voi_lut = 1;
+                info.voi_lut_entries = entries;
+                info.voi_lut_first = first;
+                info.voi_lut_bits = d2;
+                lut = std::move(values);
+            }
+        }
+    }
+    info.has_modality_lut_sequence = ds->tagExists(DCM_ModalityLUTSequence) ? 1 : 0;
+    if (number(ds, DCM_PixelSpacing, info.pixel_spacing[0], 0)) {
+        info.has_pixel_spacing = 1;
+        if (!number(ds, DCM_PixelSpacing, info.pixel_spacing[1], 1)) info.pixel_spacing[1] = info.pixel_spacing[0];
+    }
+    info.has_magnification = number(ds, DCM_EstimatedRadiographicMagnificationFactor, info.magnification);
+    copyString(info.pixel_intensity_relationship, sizeof info.pixel_intensity_relationship,
+               stringOf(ds, DCM_PixelIntensityRelationship).c_str());
+    double sign = 0;
+    if (number(ds, DCM_PixelIntensityRelationshipSign, sign, 0, false) && (sign == 1 || sign == -1)) {
+        info.has_intensity_sign = 1;
+        info.intensity_sign = (int32_t)sign;
+    }
+    copyString(info.series_uid, sizeof info.series_uid, stringOf(ds, DCM_SeriesInstanceUID).c_str());
+    double instance = 0;
+    if (number(ds, DCM_InstanceNumber, instance, 0, false) && instance == std::floor(instance) && std::fabs(instance) < 2e9) {
+        info.has_instance_number = 1;
+        info.instance_number = (int32_t)instance;
+    }
+    double t = 0;
+    std::string dt = stringOf(ds, DCM_AcquisitionDateTime);
+    bool timed = dt.size() >= 10 && dateTimeSeconds(dt.substr(0, 8), dt.substr(8), t);
+    if (!timed) {
+        std::string time = stringOf(ds, DCM_AcquisitionTime);
+        if (!time.empty()) timed = dateTimeSeconds(stringOf(ds, DCM_AcquisitionDate), time, t);
+    }
+    if (!timed) {
+        std::string time = stringOf(ds, DCM_ContentTime);
+        if (!time.empty()) timed = dateTimeSeconds(stringOf(ds, DCM_ContentDate), time, t);
+    }
+    if (timed) {
+        info.has_acquisition_time = 1;
+        info.acquisition_time = t;
+    }
+}
+
 // Everything after a successful parse: syntax, image pixel module, geometry, pixel data size.
 int inspect(lumen_dcm *h, bool prefixed, const lumen_dcm_limits &limits, std::string &message) {
     DcmDataset *ds = h->file.getDataset();
@@ -545,10 +700,21 @@ int inspect(lumen_dcm *h, bool prefixed, const lumen_dcm_limits &limits, std::st
         return LUMEN_DCM_OVER_BUDGET;
     }
     if (int rc = checkEncapsulated(ds, h->readBytes, message); rc != LUMEN_DCM_OK) return rc;
+    bool compressed = false;
     if (!isUncompressedSyntax(uid)) {
-        message = std::string("unsupported transfer syntax ") + name + " (" + uid +
-                  "): only uncompressed little/big endian syntaxes are read";
-        return LUMEN_DCM_UNSUPPORTED_SYNTAX;
+        // Encapsulated syntaxes are read where one of DCMTK's registered decoders takes them:
+        // RLE Lossless, JPEG (lossless and lossy processes), JPEG-LS. Not JPEG 2000, MPEG, HEVC.
+        E_TransferSyntax xs = xfer.getXfer();
+        if (xs == EXS_Unknown || !xfer.isEncapsulated() || !DcmCodecList::canChangeCoding(xs, EXS_LittleEndianExplicit)) {
+            message = std::string("unsupported transfer syntax ") + name + " (" + uid +
+                      "): read are the uncompressed syntaxes, Deflated, RLE Lossless, JPEG (lossless and baseline/extended) and JPEG-LS";
+            return LUMEN_DCM_UNSUPPORTED_SYNTAX;
+        }
+        compressed = true;
+        info.compressed = 1;
+        OFString lossyFlag;
+        info.lossy = xfer.isLossy() || (ds->findAndGetOFString(DCM_LossyImageCompression, lossyFlag).good() &&
+                                         trimmed(lossyFlag.c_str()) == "01");
     }
     info.rows = (int32_t)rows;
     info.columns = (int32_t)columns;
@@ -572,6 +738,8 @@ int inspect(lumen_dcm *h, bool prefixed, const lumen_dcm_limits &limits, std::st
         info.rescale_slope = slope;
         info.rescale_intercept = intercept;
     }
+
+    readPresentation(ds, info, h->voiLUT, frames);
 
     // Geometry and timing.
     info.has_source_to_detector = number(ds, DCM_DistanceSourceToDetector, info.source_to_detector);
@@ -602,11 +770,39 @@ int inspect(lumen_dcm *h, bool prefixed, const lumen_dcm_limits &limits, std::st
         message = "no PixelData (7FE0,0010)";
         return LUMEN_DCM_MISSING;
     }
+    uint64_t frameBytes = (uint64_t)rows * (uint64_t)columns * (uint64_t)(allocated / 8);
+    if (compressed) {
+        auto *pixelData = dynamic_cast<DcmPixelData *>(pixels);
+        DcmPixelSequence *sequence = nullptr;
+        if (pixelData == nullptr || pixelData->getEncapsulatedRepresentation(ds->getOriginalXfer(), nullptr, sequence).bad() ||
+            sequence == nullptr) {
+            message = std::string("PixelData not encapsulated, although the transfer syntax ") + name + " says it is";
+            return LUMEN_DCM_CORRUPT;
+        }
+        // Every frame has at least one fragment (PS3.5 A.4): this bounds the frame count by the
+        // file, so a few bytes cannot ask for a million decodes.
+        unsigned long items = sequence->card();
+        if (items < 1 + (unsigned long)frames) {
+            message = std::to_string(frames) + " frame(s) but " + std::to_string(items > 0 ? items - 1 : 0) +
+                      " compressed fragment(s) after the offset table";
+            return LUMEN_DCM_CORRUPT;
+        }
+        Uint32 decodedBytes = 0;
+        if (pixelData->getUncompressedFrameSize(ds, decodedBytes).bad() || decodedBytes < frameBytes) {
+            message = "cannot size a decoded frame";
+            return LUMEN_DCM_CORRUPT;
+        }
+        info.fragments = (int32_t)std::min<unsigned long>(items - 1, 0x7FFFFFFF);
+        h->pixels = pixels;
+        // DCMTK wants an even buffer (it may swap 16-bit words in place).
+        h->frameBytes = (uint32_t)((frameBytes + 1) & ~(uint64_t)1);
+        h->startFragment.assign((size_t)frames, 0);
+        return LUMEN_DCM_OK;
+    }
     if (pixels->getLengthField() == DCM_UndefinedLength || pixels->isNested()) {
         message = "encapsulated PixelData in an uncompressed transfer syntax";
         return LUMEN_DCM_CORRUPT;
     }
-    uint64_t frameBytes = (uint64_t)rows * (uint64_t)columns * (uint64_t)(allocated / 8);
     uint64_t need = frameBytes * (uint64_t)frames;
     uint64_t have = pixels->getLength();
     if (have < need) {
@@ -734,16 +930,42 @@ extern "C" int lumen_dcm_frame(lumen_dcm *h, int32_t index, int32_t *values, int
     if (capacity < count) return fail(LUMEN_DCM_ARGUMENT, err, err_len, "buffer smaller than one frame");
     try {
         h->scratch.resize(h->frameBytes);
-        OFCondition c = h->pixels->getPartialValue(h->scratch.data(), (Uint32)((uint64_t)index * h->frameBytes),
-                                                   h->frameBytes, &h->cache, EBO_LittleEndian);
-        if (c.bad()) return fail(LUMEN_DCM_IO, err, err_len, std::string("cannot read frame ") + std::to_string(index) + ": " + c.text());
+        bool hostOrder = false;
+        if (info.compressed) {
+            // One frame decoded by its codec into the frame buffer, never more: the decoders write
+            // at most `frameBytes`, whatever the stream claims. Words come back in host order.
+            auto *pixelData = static_cast<DcmPixelData *>(h->pixels);   // checked to be one at open
+            Uint32 start = h->startFragment[(size_t)index];
+            OFString model;
+            OFCondition c = pixelData->getUncompressedFrame(h->file.getDataset(), (Uint32)index, start, h->scratch.data(),
+                                                            h->frameBytes, model, &h->cache);
+            if (c.bad())
+                return fail(LUMEN_DCM_DECODE, err, err_len, std::string("cannot decode frame ") + std::to_string(index) + " (" +
+                                                                info.transfer_syntax_name + "): " + c.text());
+            std::string decoded = trimmed(model.c_str());
+            if (decoded != "MONOCHROME1" && decoded != "MONOCHROME2")
+                return fail(LUMEN_DCM_DECODE, err, err_len, "frame " + std::to_string(index) + " decodes to colour model '" + decoded +
+                                                                "', not greyscale");
+            if (index + 1 < info.frames) h->startFragment[(size_t)index + 1] = start;
+            hostOrder = true;
+        } else {
+            OFCondition c = h->pixels->getPartialValue(h->scratch.data(), (Uint32)((uint64_t)index * h->frameBytes),
+                                                       h->frameBytes, &h->cache, EBO_LittleEndian);
+            if (c.bad()) return fail(LUMEN_DCM_IO, err, err_len, std::string("cannot read frame ") + std::to_string(index) + ": " + c.text());
+        }
         const int shift = info.high_bit - info.bits_stored + 1;
         const uint32_t mask = info.bits_stored >= 32 ? 0xFFFFFFFFu : ((1u << info.bits_stored) - 1u);
         const uint32_t sign = 1u << (info.bits_stored - 1);
         const bool isSigned = info.pixel_representation == 1;
         const uint8_t *b = h->scratch.data();
         for (int64_t i = 0; i < count; i++) {
-            uint32_t raw = info.bits_allocated == 8 ? b[i] : (uint32_t)b[2 * i] | ((uint32_t)b[2 * i + 1] << 8);
+            uint32_t raw;
+            if (info.bits_allocated == 8) raw = b[i];
+            else if (hostOrder) {
+                uint16_t w;
+                std::memcpy(&w, b + 2 * i, 2);
+                raw = w;
+            } else raw = (uint32_t)b[2 * i] | ((uint32_t)b[2 * i + 1] << 8);
             uint32_t v = (raw >> shift) & mask;
             values[i] = (isSigned && (v & sign)) ? (int32_t)v - (int32_t)(mask + 1u) : (int32_t)v;
         }
@@ -767,6 +989,15 @@ extern "C" int lumen_dcm_frame_times(lumen_dcm *h, double *ms, int32_t count, ch
         if (vector->getFloat64(v, (unsigned long)i).bad()) return fail(LUMEN_DCM_CORRUPT, err, err_len, "unreadable FrameTimeVector");
         ms[i] = v;
     }
+    return LUMEN_DCM_OK;
+}
+
+extern "C" int lumen_dcm_voi_lut(lumen_dcm *h, uint16_t *values, int32_t count, char *err, int err_len) {
+    if (h == nullptr || values == nullptr) return fail(LUMEN_DCM_ARGUMENT, err, err_len, "null handle or buffer");
+    if (!h->info.has_voi_lut) return fail(LUMEN_DCM_MISSING, err, err_len, "no usable VOI LUT");
+    if (count < h->info.voi_lut_entries || (size_t)h->info.voi_lut_entries != h->voiLUT.size())
+        return fail(LUMEN_DCM_ARGUMENT, err, err_len, "buffer smaller than the LUT");
+    std::memcpy(values, h->voiLUT.data(), h->voiLUT.size() * sizeof(uint16_t));
     return LUMEN_DCM_OK;
 }
 

@@ -218,14 +218,15 @@ import Testing
 
     // MARK: Files that cannot be read
 
-    @Test func aCompressedTransferSyntaxIsATypedErrorNamingIt() throws {
+    @Test func aCompressedTransferSyntaxWithoutACodecIsATypedErrorNamingIt() throws {
+        // JPEG 2000: DCMTK has no decoder for it (RLE, JPEG and JPEG-LS are read: DICOMCompressedTests).
         var d = DICOMBytes()
         d.image(rows: 8, columns: 8, bitsAllocated: 8, bitsStored: 8)
-        d.encapsulatedPixels([0xFF, 0xD8, 0xFF, 0xD9])
-        let p = try write(DICOMBytes.file(transferSyntax: "1.2.840.10008.1.2.4.50", dataset: d.bytes), "jpeg.dcm")
+        d.encapsulatedPixels([0xFF, 0x4F, 0xFF, 0xD9])
+        let p = try write(DICOMBytes.file(transferSyntax: "1.2.840.10008.1.2.4.90", dataset: d.bytes), "j2k.dcm")
         guard case .unsupportedTransferSyntax(_, let uid, let name) = readError(p) else { Issue.record("not a syntax error"); return }
-        #expect(uid == "1.2.840.10008.1.2.4.50")
-        #expect(name.contains("JPEG"), "named: \(name)")
+        #expect(uid == "1.2.840.10008.1.2.4.90")
+        #expect(name.contains("JPEG 2000"), "named: \(name)")
         #expect(throws: FrameSourceError.dicom(.unsupportedTransferSyntax(file: p, uid: uid, name: name))) { try FrameSource.open(path: p) }
     }
 

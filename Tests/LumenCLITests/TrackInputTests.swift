@@ -147,11 +147,14 @@ private enum StoredPNG {
         #expect(r.json?["frames"] as? Int == 2)
     }
 
-    @Test func anInputThatIsNotAFolderIsRefusedUnread() throws {
+    @Test func anInputThatIsNeitherAFolderNorARegularFileIsRefusedUnread() throws {
         let pipe = scratch.appendingPathComponent("frames-pipe").path
         #expect(mkfifo(pipe, 0o600) == 0)
         let r = try Tool.run(["track", "--input", pipe])
-        #expect(r.status != 0 && r.stderr.contains(pipe) && r.stderr.contains("not a folder"), "\(r.stderr)")
+        #expect(r.status != 0 && r.stderr.contains(pipe) && r.stderr.contains("FIFO"), "\(r.stderr)")
+        let missing = scratch.appendingPathComponent("nowhere").path
+        let m = try Tool.run(["track", "--input", missing])
+        #expect(m.status != 0 && m.stderr.contains(missing) && m.stderr.contains("no such file or folder"), "\(m.stderr)")
     }
 
     @Test func dicomInfoRefusesAFIFOInsteadOfHanging() throws {

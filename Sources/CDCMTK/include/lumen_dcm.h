@@ -1,5 +1,6 @@
-// Narrow C interface over DCMTK 3.6 (dcmdata): X-ray angiography / fluoroscopy DICOM files,
-// uncompressed, greyscale. No DCMTK type crosses this header: a file is an opaque handle, its
+// Narrow C interface over DCMTK 3.6 (dcmdata, dcmjpeg, dcmjpls): X-ray angiography / fluoroscopy
+// DICOM files, greyscale, uncompressed or in the compressed syntaxes DCMTK's own codecs decode
+// (RLE Lossless, JPEG lossless and lossy, JPEG-LS). No DCMTK type crosses this header: a file is an opaque handle, its
 // header a plain struct, its pixels copied into caller buffers.
 //
 // Every function returns LUMEN_DCM_OK or an error code and, on error, writes a message into
@@ -21,7 +22,7 @@ enum {
     LUMEN_DCM_NOT_DICOM = 2,                ///< not a DICOM file (no DICM prefix and no parsable data set)
     LUMEN_DCM_TRUNCATED = 3,                ///< the data end before an element (or the pixel data) does
     LUMEN_DCM_CORRUPT = 4,                  ///< a malformed element, length or sequence
-    LUMEN_DCM_UNSUPPORTED_SYNTAX = 5,       ///< a compressed or unknown transfer syntax (named in the message)
+    LUMEN_DCM_UNSUPPORTED_SYNTAX = 5,       ///< a syntax no codec here decodes (JPEG 2000, say) or an unknown one (named in the message)
     LUMEN_DCM_UNSUPPORTED_PHOTOMETRIC = 6,  ///< not MONOCHROME1/2 with one sample per pixel
     LUMEN_DCM_UNSUPPORTED_BITS = 7,         ///< bits allocated/stored/high bit outside 8…16
     LUMEN_DCM_MISSING = 8,                  ///< a required attribute (rows, columns, pixel data…) is absent or invalid
@@ -30,6 +31,7 @@ enum {
     LUMEN_DCM_INTERNAL = 11,                ///< DCMTK raised an exception or ran out of memory
     LUMEN_DCM_NOT_REGULAR = 12,             ///< a directory, FIFO, device or socket: not opened for reading
     LUMEN_DCM_OVER_BUDGET = 13,             ///< the header or the inflated data ask for more than `lumen_dcm_limits` allows
+    LUMEN_DCM_DECODE = 14,                  ///< a compressed frame that its codec could not decode (corrupt stream)
 };
 
 /// What opening a file may cost, checked before the cost is paid (from the header, or while
@@ -84,6 +86,32 @@ typedef struct {
     /// set"), how much (for an inflated data set: what was inflated when it stopped) and the limit.
     char budget_what[32];
     uint64_t budget_size, budget_limit;
+    // Compressed pixel data (encapsulated), decoded frame by frame by DCMTK's codecs.
+    int32_t compressed;             ///< 1 when the transfer syntax is encapsulated (RLE, JPEG, JPEG-LS)
+    int32_t lossy;                  ///< 1 for a lossy syntax, or LossyImageCompression (0028,2110) "01"
+    int32_t fragments;              ///< pixel data fragments after the offset table (compressed only)
+    // VOI LUT (0028,1050/1051/1056; 0028,3010): the first window and the first LUT of the sequence.
+    int32_t has_window;
+    double window_center, window_width;
+    char voi_lut_function[20];      ///< LINEAR (also when absent), LINEAR_EXACT or SIGMOID
+    int32_t has_voi_lut;            ///< a usable LUT in VOILUTSequence: see lumen_dcm_voi_lut
+    int32_t voi_lut_entries, voi_lut_first, voi_lut_bits;
+    int32_t has_modality_lut_sequence;  ///< ModalityLUTSequence (0028,3000) present: not applied
+    // Spacing and magnification.
+    int32_t has_pixel_spacing;      ///< PixelSpacing (0028,0030), mm: row, column
+    double pixel_spacing[2];
+    int32_t has_magnification;      ///< EstimatedRadiographicMagnificationFactor (0018,1114)
+    double magnification;
+    // X-ray intensity relationship (0028,1040/1041).
+    char pixel_intensity_relationship[20];   ///< LIN, LOG, DISP; empty when absent
+    int32_t has_intensity_sign;
+    int32_t intensity_sign;         ///< +1: larger values are more X-ray intensity; −1: less
+    // Series and ordering, for folders of single-frame files.
+    char series_uid[72];            ///< SeriesInstanceUID (0020,000E); empty when absent
+    int32_t has_instance_number;
+    int32_t instance_number;        ///< (0020,0013)
+    int32_t has_acquisition_time;
+    double acquisition_time;        ///< s since 1970-01-01 from AcquisitionDateTime, else Acquisition or Content date and time
 } lumen_dcm_info;
 
 typedef struct lumen_dcm lumen_dcm;
@@ -111,6 +139,9 @@ int lumen_dcm_open_memory(const uint8_t *data, size_t size, const lumen_dcm_limi
 /// `capacity` is the number of int32 in `values`, at least rows × columns.
 int lumen_dcm_frame(lumen_dcm *handle, int32_t index, int32_t *values, int64_t capacity,
                     char *err, int err_len);
+
+/// Copies the VOI LUT of `info` (when `info.has_voi_lut`): `voi_lut_entries` values into `values`.
+int lumen_dcm_voi_lut(lumen_dcm *handle, uint16_t *values, int32_t count, char *err, int err_len);
 
 /// Copies the FrameTimeVector (ms, `frames` entries; the first is the time from the first frame
 /// to itself, normally 0). Only when `info.has_frame_time_vector`.

@@ -10,8 +10,11 @@ public enum DICOMError: Error, Equatable, Sendable, CustomStringConvertible {
     case truncated(file: String, reason: String)
     /// A malformed element, length, sequence or value.
     case corrupt(file: String, reason: String)
-    /// A compressed (or unknown) transfer syntax: `name` is its name, `uid` its UID.
+    /// A transfer syntax no codec here decodes (JPEG 2000, MPEG, HEVC…) or an unknown one:
+    /// `name` is its name, `uid` its UID.
     case unsupportedTransferSyntax(file: String, uid: String, name: String)
+    /// A compressed frame its codec could not decode (a corrupt or truncated stream).
+    case undecodable(file: String, reason: String)
     /// Colour, palette or several samples per pixel: only MONOCHROME1/2 are read.
     case unsupportedPhotometric(file: String, reason: String)
     /// Bits allocated/stored/high bit outside what is read (8 or 16 allocated).
@@ -34,7 +37,7 @@ public enum DICOMError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unreadable(let f, _), .notDICOM(let f, _), .truncated(let f, _), .corrupt(let f, _),
              .unsupportedTransferSyntax(let f, _, _), .unsupportedPhotometric(let f, _), .unsupportedBits(let f, _),
              .missingAttribute(let f, _), .noDictionary(let f, _), .unwritable(let f, _), .notRegularFile(let f, _),
-             .overBudget(let f, _, _, _, _):
+             .overBudget(let f, _, _, _, _), .undecodable(let f, _):
             f
         }
     }
@@ -46,7 +49,8 @@ public enum DICOMError: Error, Equatable, Sendable, CustomStringConvertible {
         case .truncated(let f, let r): "\(f): truncated DICOM file: \(r)"
         case .corrupt(let f, let r): "\(f): corrupt DICOM file: \(r)"
         case .unsupportedTransferSyntax(let f, let uid, let name):
-            "\(f): unsupported transfer syntax \(name) (\(uid)); only uncompressed syntaxes are read (decompress it first, e.g. with dcmdjpeg)"
+            "\(f): unsupported transfer syntax \(name) (\(uid)); read are the uncompressed ones, Deflated, RLE Lossless, JPEG and JPEG-LS (convert it first, e.g. with gdcmconv --raw)"
+        case .undecodable(let f, let r): "\(f): corrupt compressed pixel data: \(r)"
         case .unsupportedPhotometric(let f, let r): "\(f): \(r)"
         case .unsupportedBits(let f, let r): "\(f): \(r)"
         case .missingAttribute(let f, let r): "\(f): not a readable image: \(r)"
@@ -69,6 +73,7 @@ public enum DICOMError: Error, Equatable, Sendable, CustomStringConvertible {
         case Int(LUMEN_DCM_UNSUPPORTED_BITS): .unsupportedBits(file: file, reason: message)
         case Int(LUMEN_DCM_MISSING): .missingAttribute(file: file, reason: message)
         case Int(LUMEN_DCM_NO_DICTIONARY): .noDictionary(file: file, reason: message)
+        case Int(LUMEN_DCM_DECODE): .undecodable(file: file, reason: message)
         case Int(LUMEN_DCM_NOT_REGULAR):
             .notRegularFile(file: file, kind: message.hasPrefix("is ") ? String(message.dropFirst(3).prefix { $0 != "," }) : message)
         case Int(LUMEN_DCM_OVER_BUDGET):

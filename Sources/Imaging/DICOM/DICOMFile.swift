@@ -8,12 +8,17 @@ public final class DICOMReader {
     public let header: DICOMHeader
     private let handle: OpaquePointer
     private var stored: [Int32]
+    /// How stored values become a frame's: the header's mapping, with or without its VOI.
+    public let pixelMapping: DICOMPixelMapping
+    private let voiTable: [UInt16]?
 
     /// Opens `path` (a DICOM file, with or without preamble) and checks that its frames can be
     /// read: a regular file, uncompressed (or Deflated), MONOCHROME1/2, 8 or 16 bits allocated,
     /// within `limits` (checked from the header before any pixel is decoded; a Deflated data set
     /// is inflated, in memory, only up to `limits.maxInflatedBytes`), pixel data long enough.
-    public convenience init(path: String, limits: ImageLimits = .standard) throws(DICOMError) {
+    /// With `applyingVOI` (the default) frames are what the file's window or VOI LUT shows (see
+    /// `DICOMPixelMapping`); without, the rescaled values in display order.
+    public convenience init(path: String, limits: ImageLimits = .standard, applyingVOI: Bool = true) throws(DICOMError) {
         var info = lumen_dcm_info()
         var err = [CChar](repeating: 0, count: 512)
         var h: OpaquePointer?
@@ -22,11 +27,11 @@ public final class DICOMReader {
         guard rc == Int32(LUMEN_DCM_OK), let h else {
             throw DICOMError.from(code: rc, message: bridgeMessage(err), file: path, info: info)
         }
-        try self.init(path: path, handle: h, info: info)
+        try self.init(path: path, handle: h, info: info, applyingVOI: applyingVOI)
     }
 
     /// Opens a DICOM file held in memory; `name` stands for the file in errors.
-    public convenience init(bytes: [UInt8], name: String = "<memory>", limits: ImageLimits = .standard) throws(DICOMError) {
+    public convenience init(bytes: [UInt8], name: String = "<memory>", limits: ImageLimits = .standard, applyingVOI: Bool = true) throws(DICOMError) {
         var info = lumen_dcm_info()
         var err = [CChar](repeating: 0, count: 512)
         var h: OpaquePointer?
@@ -35,10 +40,10 @@ public final class DICOMReader {
         guard rc == Int32(LUMEN_DCM_OK), let h else {
             throw DICOMError.from(code: rc, message: bridgeMessage(err), file: name, info: info)
         }
-        try self.init(path: name, handle: h, info: info)
+        try self.init(path: name, handle: h, info: info, applyingVOI: applyingVOI)
     }
 
-    private init(path: String, handle: OpaquePointer, info: lumen_dcm_info) throws(DICOMError) {
+    private init(path: String, handle: OpaquePointer, info: lumen_dcm_info, applyingVOI: Bool) throws(DICOMError) {
         self.path = path
         self.handle = handle
         var times: [Double]?
@@ -49,8 +54,16 @@ public final class DICOMReader {
         }
         var xyz = [0.0, 0.0, 0.0]
         let iso: Vec3? = lumen_dcm_private_isocenter(handle, &xyz) == 1 ? Vec3(xyz[0], xyz[1], xyz[2]) : nil
-        header = DICOMHeader(info, frameTimes: times, isocenter: iso)
+        var lut: [UInt16]?
+        if info.has_voi_lut != 0, info.voi_lut_entries > 0 {
+            var values = [UInt16](repeating: 0, count: Int(info.voi_lut_entries))
+            var err = [CChar](repeating: 0, count: 256)
+            if lumen_dcm_voi_lut(handle, &values, info.voi_lut_entries, &err, Int32(err.count)) == Int32(LUMEN_DCM_OK) { lut = values }
+        }
+        header = DICOMHeader(info, frameTimes: times, isocenter: iso, voiLUTValues: lut)
         stored = [Int32](repeating: 0, count: header.rows * header.columns)
+        pixelMapping = header.pixelMapping(applyingVOI: applyingVOI)
+        voiTable = pixelMapping.voiTable()
     }
 
     deinit { lumen_dcm_close(handle) }
@@ -63,10 +76,10 @@ public final class DICOMReader {
         return stored
     }
 
-    /// Frame `index` in display values (see `DICOMPixelMapping`), stamped `acquiredAt`.
+    /// Frame `index` in display values (`pixelMapping`), stamped `acquiredAt`.
     public func frame(_ index: Int, acquiredAt: Nanoseconds = 0) throws(DICOMError) -> Frame {
         try load(index)
-        let pixels = stored.withUnsafeBufferPointer { header.pixelMapping.display($0) }
+        let pixels = stored.withUnsafeBufferPointer { pixelMapping.display($0, table: voiTable) }
         return Frame(width: header.columns, height: header.rows, pixels: pixels, acquiredAt: acquiredAt)
     }
 

@@ -1,5 +1,6 @@
 import CDCMTK
 import Core
+import Foundation
 
 /// What a DICOM file's header says about its image, geometry and timing, as stored.
 /// Absent tags are nil; lengths in mm, angles in degrees, times in ms (as in DICOM).
@@ -51,8 +52,36 @@ public struct DICOMHeader: Equatable, Sendable, Codable {
     public var frameTimeVector: [Double]?
     /// mm LPS — the isocentre from Lumen's private block (0029,1010); files of other writers have none.
     public var isocenter: [Double]?
+    /// Encapsulated pixel data (RLE, JPEG, JPEG-LS), decoded frame by frame by DCMTK's codecs.
+    public var isCompressed: Bool = false
+    /// A lossy transfer syntax, or LossyImageCompression (0028,2110) "01": the values are approximate.
+    public var isLossy: Bool = false
+    /// The first WindowCenter / WindowWidth (0028,1050 / 0028,1051), in modality (rescaled) values.
+    public var windowCenter: Double?
+    public var windowWidth: Double?
+    /// VOILUTFunction (0028,1056): LINEAR (also when absent), LINEAR_EXACT or SIGMOID.
+    public var voiLUTFunction: String = "LINEAR"
+    /// The first LUT of VOILUTSequence (0028,3010).
+    public var voiLUT: VOILUT?
+    /// ModalityLUTSequence (0028,3000) is present. It is not applied (named in `notHonoured`).
+    public var hasModalityLUTSequence: Bool = false
+    /// PixelSpacing (0028,0030) mm: row spacing, column spacing.
+    public var pixelSpacing: [Double]?
+    /// EstimatedRadiographicMagnificationFactor (0018,1114).
+    public var estimatedMagnification: Double?
+    /// PixelIntensityRelationship (0028,1040): LIN, LOG or DISP.
+    public var pixelIntensityRelationship: String?
+    /// PixelIntensityRelationshipSign (0028,1041): +1 larger values are more X-ray intensity, −1 less.
+    public var pixelIntensityRelationshipSign: Int?
+    /// SeriesInstanceUID (0020,000E).
+    public var seriesInstanceUID: String?
+    /// InstanceNumber (0020,0013).
+    public var instanceNumber: Int?
+    /// Seconds since 1970-01-01 from AcquisitionDateTime, else AcquisitionDate/Time, else
+    /// ContentDate/Time (a time without a date counts from day 0). For ordering files of a series.
+    public var acquisitionTime: Double?
 
-    init(_ i: lumen_dcm_info, frameTimes: [Double]?, isocenter: Vec3?) {
+    init(_ i: lumen_dcm_info, frameTimes: [Double]?, isocenter: Vec3?, voiLUTValues: [UInt16]? = nil) {
         rows = Int(i.rows)
         columns = Int(i.columns)
         frameCount = Int(i.frames)
@@ -84,12 +113,90 @@ public struct DICOMHeader: Equatable, Sendable, Codable {
         cineRate = i.has_cine_rate != 0 ? i.cine_rate : nil
         frameTimeVector = frameTimes
         self.isocenter = isocenter.map { [$0.x, $0.y, $0.z] }
+        isCompressed = i.compressed != 0
+        isLossy = i.lossy != 0
+        windowCenter = i.has_window != 0 ? i.window_center : nil
+        windowWidth = i.has_window != 0 ? i.window_width : nil
+        voiLUTFunction = cString(i.voi_lut_function)
+        voiLUT = voiLUTValues.map { VOILUT(firstMapped: Int(i.voi_lut_first), bits: Int(i.voi_lut_bits), values: $0) }
+        hasModalityLUTSequence = i.has_modality_lut_sequence != 0
+        pixelSpacing = i.has_pixel_spacing != 0 ? [i.pixel_spacing.0, i.pixel_spacing.1] : nil
+        estimatedMagnification = i.has_magnification != 0 ? i.magnification : nil
+        let relationship = cString(i.pixel_intensity_relationship)
+        pixelIntensityRelationship = relationship.isEmpty ? nil : relationship
+        pixelIntensityRelationshipSign = i.has_intensity_sign != 0 ? Int(i.intensity_sign) : nil
+        let series = cString(i.series_uid)
+        seriesInstanceUID = series.isEmpty ? nil : series
+        instanceNumber = i.has_instance_number != 0 ? Int(i.instance_number) : nil
+        acquisitionTime = i.has_acquisition_time != 0 ? i.acquisition_time : nil
     }
 
-    /// How display values relate to the stored ones (see `DICOMPixelMapping`).
-    public var pixelMapping: DICOMPixelMapping {
+    /// The VOI transform the file asks for: the first window where it has one, else the first LUT
+    /// of its VOI LUT sequence; nil when it has neither (or only an unusable one).
+    public var voi: VOITransform? {
+        if let c = windowCenter, let w = windowWidth, let f = VOITransform.Function(rawValue: voiLUTFunction) {
+            let usable = f == .linear ? w >= 1 : w > 0
+            if usable, c.isFinite, w.isFinite { return .window(center: c, width: w, function: f) }
+        }
+        return voiLUT.map { .lut($0) }
+    }
+
+    /// Pixel spacing for measuring in the image: ImagerPixelSpacing (at the detector) with the
+    /// magnification from SID / SOD (else EstimatedRadiographicMagnificationFactor) giving the
+    /// spacing at the isocentre; PixelSpacing when the imager's is absent, taken as at the isocentre.
+    public var spacing: PixelSpacingInfo? {
+        let magnification: Double? = if let sid = distanceSourceToDetector, let sod = distanceSourceToPatient, sid > 0, sod > 0, sid >= sod {
+            sid / sod
+        } else if let m = estimatedMagnification, m >= 1, m < 10 { m } else { nil }
+        let source = magnification != nil && distanceSourceToDetector != nil && distanceSourceToPatient != nil
+            ? "DistanceSourceToDetector / DistanceSourceToPatient" : (magnification != nil ? "EstimatedRadiographicMagnificationFactor (0018,1114)" : nil)
+        if let s = imagerPixelSpacing, s.count == 2, s.allSatisfy({ $0 > 0 && $0.isFinite }) {
+            return PixelSpacingInfo(tag: "ImagerPixelSpacing (0018,1164)", detector: s, isocenter: magnification.map { m in s.map { $0 / m } },
+                                    magnification: magnification, magnificationSource: source)
+        }
+        if let s = pixelSpacing, s.count == 2, s.allSatisfy({ $0 > 0 && $0.isFinite }) {
+            return PixelSpacingInfo(tag: "PixelSpacing (0028,0030)", detector: nil, isocenter: s, magnification: nil, magnificationSource: nil)
+        }
+        return nil
+    }
+
+    /// What the file says that the reader does not honour, one sentence each (empty for most files).
+    public var notHonoured: [String] {
+        var out: [String] = []
+        if hasModalityLUTSequence {
+            out.append("ModalityLUTSequence (0028,3000) is not applied: values are the stored values"
+                       + (rescaleSlope != nil ? " with RescaleSlope/RescaleIntercept" : "") + ", so a window or VOI LUT meant for the LUT's output may not fit them")
+        }
+        if let w = windowWidth {
+            if VOITransform.Function(rawValue: voiLUTFunction) == nil {
+                out.append("VOILUTFunction '\(voiLUTFunction)' is not one of LINEAR, LINEAR_EXACT, SIGMOID: the window is not applied")
+            } else if voi.map({ if case .window = $0 { false } else { true } }) ?? true {
+                out.append("WindowWidth \(w) is not usable (LINEAR needs ≥ 1, the others > 0): the window is not applied")
+            }
+        }
+        if voiLUT != nil, windowWidth != nil, case .window = voi {
+            out.append("VOILUTSequence (0028,3010) is not applied: the window (0028,1050/1051) is, as both are present")
+        }
+        if isLossy { out.append("lossy compression (\(transferSyntaxName)): pixel values are approximate") }
+        if let sign = pixelIntensityRelationshipSign {
+            // Display order (after MONOCHROME1/2) is what the tracker receives: brighter = more transmitted.
+            let largerIsBrighter = (rescaleSlope ?? 1) >= 0 ? photometric == .monochrome2 : photometric == .monochrome1
+            if (sign == 1) != largerIsBrighter {
+                out.append("PixelIntensityRelationshipSign \(sign) with \(photometric.rawValue): the display shows less X-ray intensity as brighter; frames follow the display")
+            }
+        }
+        return out
+    }
+
+    /// How display values relate to the stored ones (see `DICOMPixelMapping`), with the file's
+    /// VOI transform applied where it has one.
+    public var pixelMapping: DICOMPixelMapping { pixelMapping(applyingVOI: true) }
+
+    /// As `pixelMapping`; `applyingVOI: false` leaves the VOI out (display values are then the
+    /// rescaled values' order over 0…2^bitsStored − 1).
+    public func pixelMapping(applyingVOI: Bool) -> DICOMPixelMapping {
         DICOMPixelMapping(bitsStored: bitsStored, isSigned: isSigned, slope: rescaleSlope ?? 1,
-                          intercept: rescaleIntercept ?? 0, inverted: photometric == .monochrome1)
+                          intercept: rescaleIntercept ?? 0, inverted: photometric == .monochrome1, voi: applyingVOI ? voi : nil)
     }
 
     /// The time between frames: FrameTime, else CineRate, else the mean of the FrameTimeVector.
@@ -165,6 +272,11 @@ public struct GeometryProblem: Error, Equatable, Sendable, CustomStringConvertib
 
 /// How stored pixel values become the `UInt16` display values of a `Frame`, and back.
 ///
+/// With a VOI transform (a window or a VOI LUT, PS3.3 C.11.2) the display value is the VOI's
+/// output of the modality value scaled to 0…65535, inverted for MONOCHROME1: what a viewer shows,
+/// brighter is larger, at full 16-bit resolution. That mapping clips outside the window and is not
+/// invertible; without a VOI the rest of this comment holds.
+///
 /// Display values run over 0…2^bitsStored − 1 and grow with brightness, whatever the file's
 /// encoding: signed values are offset by 2^(bitsStored−1); a negative rescale slope flips the
 /// order (brightness follows the modality value slope · stored + intercept); MONOCHROME1 flips it
@@ -177,17 +289,33 @@ public struct DICOMPixelMapping: Equatable, Sendable {
     public var slope: Double
     public var intercept: Double
     public var inverted: Bool
+    /// The VOI transform applied after the rescale, or nil.
+    public var voi: VOITransform?
 
-    public init(bitsStored: Int, isSigned: Bool, slope: Double = 1, intercept: Double = 0, inverted: Bool = false) {
+    public init(bitsStored: Int, isSigned: Bool, slope: Double = 1, intercept: Double = 0, inverted: Bool = false,
+                voi: VOITransform? = nil) {
         self.bitsStored = bitsStored
         self.isSigned = isSigned
         self.slope = slope
         self.intercept = intercept
         self.inverted = inverted
+        self.voi = voi
     }
 
-    /// The largest display value, 2^bitsStored − 1.
-    public var maxDisplay: UInt16 { UInt16(truncatingIfNeeded: (1 << bitsStored) - 1) }
+    /// The largest display value: 65535 with a VOI, else 2^bitsStored − 1.
+    public var maxDisplay: UInt16 { voi != nil ? .max : UInt16(truncatingIfNeeded: (1 << bitsStored) - 1) }
+
+    /// The display value of every stored value from the smallest up (2^bitsStored entries), for a
+    /// mapping with a VOI; nil without one (the mapping is then plain arithmetic).
+    public func voiTable() -> [UInt16]? {
+        guard let voi else { return nil }
+        let count = 1 << bitsStored, first = Int(minStored)
+        return (0..<count).map { k in
+            let y = voi.apply(slope * Double(first + k) + intercept)
+            let scaled = (min(max(y, 0), 1) * 65535).rounded()
+            return UInt16(inverted ? 65535 - scaled : scaled)
+        }
+    }
     var minStored: Int32 { isSigned ? -Int32(1 << (bitsStored - 1)) : 0 }
     /// Whether display order is the reverse of stored order.
     var flips: Bool { (slope < 0) != inverted }
@@ -197,9 +325,22 @@ public struct DICOMPixelMapping: Equatable, Sendable {
         return UInt16(truncatingIfNeeded: flips ? max &- offset : offset)
     }
 
-    /// Display values of a frame's stored values.
-    public func display(_ stored: UnsafeBufferPointer<Int32>) -> [UInt16] {
-        let minStored = minStored, max = Int32(maxDisplay), flips = flips
+    /// Display values of a frame's stored values, through `table` (from `voiTable()`) when given.
+    public func display(_ stored: UnsafeBufferPointer<Int32>, table: [UInt16]? = nil) -> [UInt16] {
+        let minStored = minStored, flips = flips
+        if let table, table.count == 1 << bitsStored {
+            return [UInt16](unsafeUninitializedCapacity: stored.count) { out, n in
+                table.withUnsafeBufferPointer { t in
+                    for i in 0..<stored.count {
+                        // Stored values are within bitsStored (the bridge masks them): the index is in range.
+                        let k = Int(stored[i] &- minStored)
+                        out[i] = k >= 0 && k < t.count ? t[k] : 0
+                    }
+                }
+                n = stored.count
+            }
+        }
+        let max = Int32((1 << bitsStored) - 1)
         return [UInt16](unsafeUninitializedCapacity: stored.count) { out, n in
             for i in 0..<stored.count {
                 out[i] = display(stored: stored[i], minStored: minStored, max: max, flips: flips)
@@ -209,7 +350,11 @@ public struct DICOMPixelMapping: Equatable, Sendable {
     }
 
     public func display(stored: Int32) -> UInt16 {
-        display(stored: stored, minStored: minStored, max: Int32(maxDisplay), flips: flips)
+        if let table = voiTable() {
+            let k = Int(stored) - Int(minStored)
+            return k >= 0 && k < table.count ? table[k] : 0
+        }
+        return display(stored: stored, minStored: minStored, max: Int32(maxDisplay), flips: flips)
     }
 
     /// The stored value behind a display value.
@@ -222,4 +367,84 @@ public struct DICOMPixelMapping: Equatable, Sendable {
     public func modalityValue(display: UInt16) -> Double {
         slope * Double(stored(display: display)) + intercept
     }
+}
+
+/// A VOI LUT from VOILUTSequence: input values from `firstMapped` on index `values` (clamped at
+/// both ends); outputs have `bits` bits.
+public struct VOILUT: Equatable, Sendable, Codable {
+    public var firstMapped: Int
+    public var bits: Int
+    public var values: [UInt16]
+
+    public init(firstMapped: Int, bits: Int, values: [UInt16]) {
+        self.firstMapped = firstMapped
+        self.bits = bits
+        self.values = values
+    }
+
+    enum CodingKeys: String, CodingKey { case firstMapped, bits, entries, values }
+
+    // The entries are data, not header: reports give the descriptor only.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(firstMapped, forKey: .firstMapped)
+        try c.encode(bits, forKey: .bits)
+        try c.encode(values.count, forKey: .entries)
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        firstMapped = try c.decode(Int.self, forKey: .firstMapped)
+        bits = try c.decode(Int.self, forKey: .bits)
+        values = try c.decodeIfPresent([UInt16].self, forKey: .values) ?? []
+    }
+}
+
+/// The VOI transform of PS3.3 C.11.2.1: modality values to presentation values in 0…1.
+public enum VOITransform: Equatable, Sendable {
+    public enum Function: String, Sendable, Codable {
+        case linear = "LINEAR", linearExact = "LINEAR_EXACT", sigmoid = "SIGMOID"
+    }
+
+    case window(center: Double, width: Double, function: Function)
+    case lut(VOILUT)
+
+    /// The presentation value of modality value `x`, 0 (darkest before MONOCHROME1) … 1.
+    public func apply(_ x: Double) -> Double {
+        switch self {
+        case .window(let c, let w, let f):
+            switch f {
+            case .linear:
+                // PS3.3 C.11.2.1.2.1: the window's bounds are c − 0.5 ± (w − 1)/2.
+                if x <= c - 0.5 - (w - 1) / 2 { return 0 }
+                if x > c - 0.5 + (w - 1) / 2 { return 1 }
+                return ((x - (c - 0.5)) / (w - 1) + 0.5)
+            case .linearExact:
+                if x <= c - w / 2 { return 0 }
+                if x > c + w / 2 { return 1 }
+                return (x - c) / w + 0.5
+            case .sigmoid:
+                return 1 / (1 + exp(-4 * (x - c) / w))
+            }
+        case .lut(let l):
+            guard !l.values.isEmpty else { return 0 }
+            let i = Int((x - Double(l.firstMapped)).rounded(.down))
+            let v = l.values[min(max(i, 0), l.values.count - 1)]
+            return Double(v) / Double((1 << l.bits) - 1)
+        }
+    }
+}
+
+/// Where a file's pixel spacing comes from and what it is at the detector and at the isocentre.
+public struct PixelSpacingInfo: Equatable, Sendable, Codable {
+    /// The tag it was read from: "ImagerPixelSpacing (0018,1164)" or "PixelSpacing (0028,0030)".
+    public var tag: String
+    /// mm at the detector (row, column spacing): ImagerPixelSpacing as stored.
+    public var detector: [Double]?
+    /// mm at the isocentre: the imager's divided by the magnification, or PixelSpacing as stored.
+    public var isocenter: [Double]?
+    /// Source-to-detector over source-to-isocentre distance, or the estimated factor.
+    public var magnification: Double?
+    /// Which tags gave the magnification.
+    public var magnificationSource: String?
 }
