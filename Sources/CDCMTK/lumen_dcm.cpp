@@ -65,6 +65,8 @@ struct lumen_dcm {
     // Compressed files: the first fragment of each frame, learnt as frames are decoded in order
     // (0 = not known yet; DCMTK then finds it from the offset table or by counting).
     std::vector<Uint32> startFragment;
+    bool rle = false;
+    DcmPixelSequence *sequence = nullptr;   // the encapsulated fragments, owned by `file`
     std::vector<uint16_t> voiLUT;
 };
 
@@ -792,7 +794,16 @@ int inspect(lumen_dcm *h, bool prefixed, const lumen_dcm_limits &limits, std::st
             message = "cannot size a decoded frame";
             return LUMEN_DCM_CORRUPT;
         }
+        // RLE frames are one fragment each (PS3.5 A.4.2). DCMTK's RLE decoder reads past a fragment
+        // when a frame's segments span several, so any other layout is refused here.
+        if (xfer.getXfer() == EXS_RLELossless && items - 1 != (unsigned long)frames) {
+            message = "RLE Lossless with " + std::to_string(items - 1) + " fragments for " + std::to_string(frames) +
+                      " frame(s): each frame must be one fragment (PS3.5 A.4.2)";
+            return LUMEN_DCM_CORRUPT;
+        }
         info.fragments = (int32_t)std::min<unsigned long>(items - 1, 0x7FFFFFFF);
+        h->rle = xfer.getXfer() == EXS_RLELossless;
+        h->sequence = sequence;
         h->pixels = pixels;
         // DCMTK wants an even buffer (it may swap 16-bit words in place).
         h->frameBytes = (uint32_t)((frameBytes + 1) & ~(uint64_t)1);
@@ -870,6 +881,41 @@ std::string decimal(double v) {
     return "0";
 }
 
+// The RLE header of frame `index` (its own fragment, checked at open) before DCMTK's decoder
+// sees it: that decoder trusts the segment offsets and reads past the fragment when they do
+// not fit. One segment per byte of a sample (PS3.5 G.2), the first at 64, increasing, inside.
+int checkRLEHeader(lumen_dcm *h, int32_t index, std::string &message) {
+    DcmPixelItem *item = nullptr;
+    if (h->sequence == nullptr || h->sequence->getItem(item, (unsigned long)index + 1).bad() || item == nullptr) {
+        message = "no fragment for frame " + std::to_string(index);
+        return LUMEN_DCM_CORRUPT;
+    }
+    const uint32_t length = item->getLength();
+    uint8_t head[64];
+    if (length < 64 || item->getPartialValue(head, 0, 64, &h->cache, EBO_LittleEndian).bad()) {
+        message = "RLE fragment of frame " + std::to_string(index) + " is shorter than its 64-byte header";
+        return LUMEN_DCM_DECODE;
+    }
+    const uint32_t segments = le32(head);
+    const uint32_t expected = (uint32_t)h->info.bits_allocated / 8;
+    if (segments != expected) {
+        message = "RLE header of frame " + std::to_string(index) + " declares " + std::to_string(segments) + " segments, " +
+                  std::to_string(h->info.bits_allocated) + "-bit samples have " + std::to_string(expected);
+        return LUMEN_DCM_DECODE;
+    }
+    uint32_t previous = 0;
+    for (uint32_t i = 0; i < segments; i++) {
+        const uint32_t offset = le32(head + 4 + 4 * i);
+        if ((i == 0 && offset != 64) || (i > 0 && offset <= previous) || offset >= length) {
+            message = "RLE header of frame " + std::to_string(index) + ": segment " + std::to_string(i) + " at " +
+                      std::to_string(offset) + " in a fragment of " + std::to_string(length) + " bytes";
+            return LUMEN_DCM_DECODE;
+        }
+        previous = offset;
+    }
+    return LUMEN_DCM_OK;
+}
+
 }  // namespace
 
 extern "C" int lumen_dcm_open_file(const char *path, const lumen_dcm_limits *limits, lumen_dcm **out, lumen_dcm_info *info,
@@ -935,10 +981,28 @@ extern "C" int lumen_dcm_frame(lumen_dcm *h, int32_t index, int32_t *values, int
             // One frame decoded by its codec into the frame buffer, never more: the decoders write
             // at most `frameBytes`, whatever the stream claims. Words come back in host order.
             auto *pixelData = static_cast<DcmPixelData *>(h->pixels);   // checked to be one at open
-            Uint32 start = h->startFragment[(size_t)index];
+            if (h->rle) {
+                std::string message;
+                if (int rc = checkRLEHeader(h, index, message); rc != LUMEN_DCM_OK) return fail(rc, err, err_len, message);
+            }
             OFString model;
-            OFCondition c = pixelData->getUncompressedFrame(h->file.getDataset(), (Uint32)index, start, h->scratch.data(),
-                                                            h->frameBytes, model, &h->cache);
+            auto decode = [&](int32_t k) {
+                Uint32 start = h->startFragment[(size_t)k];
+                OFCondition c = pixelData->getUncompressedFrame(h->file.getDataset(), (Uint32)k, start, h->scratch.data(),
+                                                                h->frameBytes, model, &h->cache);
+                if (c.good() && k + 1 < info.frames) h->startFragment[(size_t)k + 1] = start;
+                return c;
+            };
+            OFCondition c = decode(index);
+            if (c.bad() && index > 0 && h->startFragment[(size_t)index] == 0 && info.fragments > info.frames) {
+                // Several fragments a frame and no offset table: DCMTK finds a frame's first
+                // fragment only from the frame before, so decode forward from the last one known.
+                int32_t k = index - 1;
+                while (k > 0 && h->startFragment[(size_t)k] == 0) k--;
+                c = EC_Normal;
+                for (; k < index && c.good(); k++) c = decode(k);
+                if (c.good()) c = decode(index);
+            }
             if (c.bad())
                 return fail(LUMEN_DCM_DECODE, err, err_len, std::string("cannot decode frame ") + std::to_string(index) + " (" +
                                                                 info.transfer_syntax_name + "): " + c.text());
@@ -946,7 +1010,6 @@ extern "C" int lumen_dcm_frame(lumen_dcm *h, int32_t index, int32_t *values, int
             if (decoded != "MONOCHROME1" && decoded != "MONOCHROME2")
                 return fail(LUMEN_DCM_DECODE, err, err_len, "frame " + std::to_string(index) + " decodes to colour model '" + decoded +
                                                                 "', not greyscale");
-            if (index + 1 < info.frames) h->startFragment[(size_t)index + 1] = start;
             hostOrder = true;
         } else {
             OFCondition c = h->pixels->getPartialValue(h->scratch.data(), (Uint32)((uint64_t)index * h->frameBytes),

@@ -203,6 +203,54 @@ func fragments(of bytes: [UInt8]) -> [(offset: Int, length: Int)] {
         }
     }
 
+    @Test func rleSegmentOffsetsOutsideTheirFragmentAreRefusedBeforeDecoding() throws {
+        let (plain, _) = try original(Case(bits: 12, signed: false, mono1: false, rescale: false), name: "rle-offsets-plain.dcm")
+        let packed = path("rle-offsets.dcm")
+        try #require(try dcmtk("dcmcrle", [plain, packed]).status == 0)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: packed)))
+        let frame = fragments(of: bytes)[1]
+        // The second segment starts far past the fragment's end.
+        bytes.replaceSubrange((frame.offset + 8)..<(frame.offset + 12), with: [0, 0, 1, 0])
+        let broken = path("rle-offsets-broken.dcm")
+        try Data(bytes).write(to: URL(fileURLWithPath: broken))
+        #expect {
+            try DICOMReader(path: broken).frame(0)
+        } throws: { e in
+            guard case .undecodable(_, let reason) = e as? DICOMError else { return false }
+            return reason.contains("segment 1 at 65536")
+        }
+    }
+
+    /// 96 × 96 frames of noise: large enough to be split into 1 KiB fragments.
+    func noisy(_ name: String, bits: Int) throws -> String {
+        var rng = SplitMix64(seed: 9)
+        let frames = (0..<4).map { _ in Frame(width: 96, height: 96, pixels: (0..<(96 * 96)).map { _ in UInt16(rng.next() % (1 << UInt64(bits))) }) }
+        let p = path(name)
+        try DICOMWriter.write(frames: frames, geometry: nil, frameInterval: nil, to: p, options: .init(bitsStored: bits))
+        return p
+    }
+
+    @Test func rleFramesSplitOverFragmentsAreRefused() throws {
+        let plain = try noisy("rle-split-plain.dcm", bits: 12)
+        let packed = path("rle-split.dcm")
+        try #require(try dcmtk("dcmcrle", ["+fs", "1", "-ot", plain, packed]).status == 0)
+        #expect {
+            try DICOMReader(path: packed)
+        } throws: { e in
+            guard case .corrupt(_, let reason) = e as? DICOMError else { return false }
+            return reason.contains("each frame must be one fragment")
+        }
+    }
+
+    @Test func jpegFramesOverSeveralFragmentsWithoutAnOffsetTableReadInAnyOrder() throws {
+        let plain = try noisy("jpeg-split-plain.dcm", bits: 12)
+        let packed = path("jpeg-split.dcm")
+        try #require(try dcmtk("dcmcjpeg", ["+fs", "1", "-ot", plain, packed]).status == 0)
+        let reader = try DICOMReader(path: packed), reference = try DICOMReader(path: plain)
+        #expect(fragments(of: [UInt8](try Data(contentsOf: URL(fileURLWithPath: packed)))).count > 5, "several fragments a frame")
+        for k in [3, 1, 2, 0, 3] { #expect(try reader.frame(k) == reference.frame(k), "frame \(k)") }
+    }
+
     @Test func anRLESegmentThatRunsPastItsFrameStaysInTheFrame() throws {
         // One 8-bit segment of 200 runs of 128 bytes: 25 600 bytes for a 64-byte frame.
         var rle = [UInt8](repeating: 0, count: 64)
