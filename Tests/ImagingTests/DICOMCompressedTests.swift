@@ -114,6 +114,21 @@ func fragments(of bytes: [UInt8]) -> [(offset: Int, length: Int)] {
         }
     }
 
+    @Test func aFrameTimeVectorSurvivesCompressionAndStampsEachFrame() throws {
+        let source = frames(3, bits: 12, signed: false)
+        let plain = path("vector-plain.dcm")
+        try DICOMWriter.write(frames: source, geometry: nil, frameInterval: nil, to: plain, options: .init(bitsStored: 12))
+        let set = try dcmtk("dcmodify", ["-nb", "-i", "(0018,1065)=0\\40\\60", plain])
+        try #require(set.status == 0, "\(set.stderr)")
+        let packed = path("vector.dcm")
+        try #require(try dcmtk("dcmcjpls", [plain, packed]).status == 0)
+        let s = try FrameSource.open(path: packed, start: 5)
+        #expect(s.dicomHeader?.frameTimeVector == [0, 40, 60] && !s.frameIntervalAssumed)
+        var times: [Nanoseconds] = []
+        while let f = try s.next() { times.append(f.acquiredAt) }
+        #expect(times == [5, 40_000_005, 100_000_005])
+    }
+
     @Test func lossyJPEGIsDecodedAndFlagged() throws {
         let (plain, _) = try original(Case(bits: 8, signed: false, mono1: false, rescale: false), name: "lossy-plain.dcm")
         let packed = path("lossy.dcm")
