@@ -2,7 +2,9 @@ import COpenCV
 import Core
 
 /// One fluoroscopy frame: 16-bit grey values (12 bits used by most detectors), row-major,
-/// pixel (u, v) = (column, row) with (0, 0) at the centre of the top-left pixel.
+/// pixel (u, v) = (column, row) with (0, 0) at the centre of the top-left pixel. Larger is
+/// brighter on the display, which in fluoroscopy is more transmitted X-ray (the catheter and the
+/// contrast are dark): every source maps its encoding to that (DICOM: docs/dicom.md).
 public struct Frame: Sendable, Equatable {
     public let width: Int
     public let height: Int

@@ -53,9 +53,10 @@ import Testing
 
     /// An explicit little endian data set with a VOI LUT sequence of one item (and optionally a
     /// modality LUT sequence), 2 × 2 8-bit pixels 0, 1, 2, 3.
-    func lutFile(_ name: String, lut: [UInt16], first: UInt16, bits: UInt16, modalityLUT: Bool = false, window: Bool = false) throws -> String {
+    func lutFile(_ name: String, lut: [UInt16], first: UInt16, bits: UInt16, modalityLUT: Bool = false, window: Bool = false,
+                 sopClass: String = "1.2.840.10008.5.1.4.1.1.12.1") throws -> String {
         var d = DICOMBytes()
-        d.image(rows: 2, columns: 2, bitsAllocated: 8, bitsStored: 8)
+        d.image(rows: 2, columns: 2, bitsAllocated: 8, bitsStored: 8, sopClass: sopClass)
         if window {
             d.string(0x0028, 0x1050, "DS", "2")
             d.string(0x0028, 0x1051, "DS", "2")
@@ -93,9 +94,14 @@ import Testing
     }
 
     @Test func whatIsNotHonouredIsNamed() throws {
-        let p = try lutFile("modality-lut.dcm", lut: [10, 200, 255], first: 1, bits: 8, modalityLUT: true, window: true)
+        // Secondary capture: its Modality LUT Sequence is meant for display, and is not applied.
+        let p = try lutFile("modality-lut.dcm", lut: [10, 200, 255], first: 1, bits: 8, modalityLUT: true, window: true,
+                            sopClass: "1.2.840.10008.5.1.4.1.1.7")
         let s = try FrameSource.open(path: p)
         #expect(s.warnings.contains { $0.contains("ModalityLUTSequence (0028,3000) is not applied") }, "\(s.warnings)")
+        // XA: its Modality LUT Sequence linearises for measurement only; leaving it out is honouring it.
+        let xa = try FrameSource.open(path: try lutFile("modality-lut-xa.dcm", lut: [10, 200, 255], first: 1, bits: 8, modalityLUT: true))
+        #expect(xa.warnings.isEmpty, "\(xa.warnings)")
         #expect(s.warnings.contains { $0.contains("VOILUTSequence (0028,3010) is not applied") }, "\(s.warnings)")
         #expect(s.dicomHeader?.voi == .window(center: 2, width: 2, function: .linear), "the window wins over the LUT")
     }

@@ -49,8 +49,9 @@ struct DICOMBytes {
 
     /// A typical image pixel module plus XA geometry; pixel data added separately.
     mutating func image(rows: Int, columns: Int, frames: Int = 1, bitsAllocated: Int = 16, bitsStored: Int = 12, highBit: Int? = nil,
-                        photometric: String = "MONOCHROME2", signed: Bool = false, samples: Int = 1) {
-        string(0x0008, 0x0016, "UI", "1.2.840.10008.5.1.4.1.1.12.1")
+                        photometric: String = "MONOCHROME2", signed: Bool = false, samples: Int = 1,
+                        sopClass: String = "1.2.840.10008.5.1.4.1.1.12.1") {
+        string(0x0008, 0x0016, "UI", sopClass)
         string(0x0008, 0x0018, "UI", "1.2.3.4.5.6.7")
         string(0x0008, 0x0060, "CS", "XA")
         us(0x0028, 0x0002, UInt16(samples))

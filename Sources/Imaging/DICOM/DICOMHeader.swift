@@ -63,7 +63,8 @@ public struct DICOMHeader: Equatable, Sendable, Codable {
     public var voiLUTFunction: String = "LINEAR"
     /// The first LUT of VOILUTSequence (0028,3010).
     public var voiLUT: VOILUT?
-    /// ModalityLUTSequence (0028,3000) is present. It is not applied (named in `notHonoured`).
+    /// ModalityLUTSequence (0028,3000) is present. It is not applied: XA and XRF files ask for that
+    /// (their LUT linearises for measurement, not display); for other classes `notHonoured` names it.
     public var hasModalityLUTSequence: Bool = false
     /// PixelSpacing (0028,0030) mm: row spacing, column spacing.
     public var pixelSpacing: [Double]?
@@ -163,7 +164,10 @@ public struct DICOMHeader: Equatable, Sendable, Codable {
     /// What the file says that the reader does not honour, one sentence each (empty for most files).
     public var notHonoured: [String] {
         var out: [String] = []
-        if hasModalityLUTSequence {
+        // XA and XRF carry a Modality LUT Sequence to make values proportional to X-ray intensity
+        // for measurement, not for display (their VOI applies to the stored values): leaving it out
+        // is what those files ask for, so only other classes are told.
+        if hasModalityLUTSequence, sopClass != .xa, sopClass != .rf {
             out.append("ModalityLUTSequence (0028,3000) is not applied: values are the stored values"
                        + (rescaleSlope != nil ? " with RescaleSlope/RescaleIntercept" : "") + ", so a window or VOI LUT meant for the LUT's output may not fit them")
         }
