@@ -32,7 +32,8 @@ struct Track: ParsableCommand {
     )
 
     @Option(help: "A DICOM file, a folder of DICOM files (one series) or a folder of 16-bit PNG frames (sorted by name).") var input: String
-    @Option(help: "C-arm geometry file (JSON); accepted for the DICOM path, unused for PNG folders.") var geometry: String?
+    @Option(help: "C-arm geometry file (JSON); accepted but not used: tracking is in pixels, and DICOM files carry their own geometry tags.")
+    var geometry: String?
     @Option(help: "Folder to write each frame with the tracked tip and centerline drawn on it.") var overlay: String?
     @Option(help: "Time between frames (ms, 1…10000) when the frames carry no acquisition times (PNG folders; DICOM without timing).")
     var frameIntervalMs = 1000.0 / 15
