@@ -129,6 +129,20 @@ func fragments(of bytes: [UInt8]) -> [(offset: Int, length: Int)] {
         #expect(times == [5, 40_000_005, 100_000_005])
     }
 
+    @Test func oddSizedEightBitFramesDecodeWhole() throws {
+        // 5 × 3 bytes a frame: an odd frame, which DCMTK's even-sized frame buffer must not shift.
+        let source = frames(3, width: 5, height: 3, bits: 8, signed: false)
+        let plain = path("odd-plain.dcm")
+        try DICOMWriter.write(frames: source, geometry: nil, frameInterval: nil, to: plain, options: .init(bitsStored: 8, bitsAllocated: 8))
+        let reference = try DICOMReader(path: plain)
+        for (tool, options, _) in Self.codecs {
+            let packed = path("odd-\(tool)\(options.joined()).dcm")
+            try #require(try dcmtk(tool, options + [plain, packed]).status == 0)
+            let reader = try DICOMReader(path: packed)
+            for k in [2, 0, 1] { #expect(try reader.frame(k) == reference.frame(k), "\(tool) frame \(k)") }
+        }
+    }
+
     @Test func lossyJPEGIsDecodedAndFlagged() throws {
         let (plain, _) = try original(Case(bits: 8, signed: false, mono1: false, rescale: false), name: "lossy-plain.dcm")
         let packed = path("lossy.dcm")
