@@ -114,6 +114,7 @@ import Testing
         try DICOMWriter.write(frames: [ramp([1, 2, 3, 4, 5, 6, 7, 8])], geometry: g, frameInterval: nil, to: p, options: .init(bitsStored: 12))
         let s = try #require(try FrameSource.open(path: p).pixelSpacing)
         #expect(s.tag == "ImagerPixelSpacing (0018,1164)" && s.detector == [0.3, 0.3] && s.magnification == 1.5)
+        #expect(s.magnificationSource == "DistanceSourceToDetector / DistanceSourceToPatient")
         #expect(s.isocenter.map { $0.map { abs($0 - 0.2) < 1e-12 } } == [true, true])
 
         var d = DICOMBytes()

@@ -146,11 +146,12 @@ public struct DICOMHeader: Equatable, Sendable, Codable {
     /// magnification from SID / SOD (else EstimatedRadiographicMagnificationFactor) giving the
     /// spacing at the isocentre; PixelSpacing when the imager's is absent, taken as at the isocentre.
     public var spacing: PixelSpacingInfo? {
-        let magnification: Double? = if let sid = distanceSourceToDetector, let sod = distanceSourceToPatient, sid > 0, sod > 0, sid >= sod {
-            sid / sod
-        } else if let m = estimatedMagnification, m >= 1, m < 10 { m } else { nil }
-        let source = magnification != nil && distanceSourceToDetector != nil && distanceSourceToPatient != nil
-            ? "DistanceSourceToDetector / DistanceSourceToPatient" : (magnification != nil ? "EstimatedRadiographicMagnificationFactor (0018,1114)" : nil)
+        let (magnification, source): (Double?, String?) =
+            if let sid = distanceSourceToDetector, let sod = distanceSourceToPatient, sid > 0, sod > 0, sid >= sod {
+                (sid / sod, "DistanceSourceToDetector / DistanceSourceToPatient")
+            } else if let m = estimatedMagnification, m >= 1, m < 10 {
+                (m, "EstimatedRadiographicMagnificationFactor (0018,1114)")
+            } else { (nil, nil) }
         if let s = imagerPixelSpacing, s.count == 2, s.allSatisfy({ $0 > 0 && $0.isFinite }) {
             return PixelSpacingInfo(tag: "ImagerPixelSpacing (0018,1164)", detector: s, isocenter: magnification.map { m in s.map { $0 / m } },
                                     magnification: magnification, magnificationSource: source)
@@ -361,13 +362,13 @@ public struct DICOMPixelMapping: Equatable, Sendable {
         return display(stored: stored, minStored: minStored, max: Int32(maxDisplay), flips: flips)
     }
 
-    /// The stored value behind a display value.
+    /// The stored value behind a display value (without a VOI: a window or LUT is not invertible).
     public func stored(display: UInt16) -> Int32 {
         let d = Int32(display)
         return (flips ? Int32(maxDisplay) - d : d) + minStored
     }
 
-    /// The rescaled (modality) value behind a display value: slope · stored + intercept.
+    /// The rescaled (modality) value behind a display value: slope · stored + intercept (without a VOI).
     public func modalityValue(display: UInt16) -> Double {
         slope * Double(stored(display: display)) + intercept
     }
