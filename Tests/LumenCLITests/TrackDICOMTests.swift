@@ -69,6 +69,30 @@ import Testing
         #expect(info.status == 0 && info.stdout.contains("lossy"), "\(info.stdout)")
     }
 
+    @Test func aFolderOfOneSeriesIsTrackedInInstanceOrderAndAMixedOneIsRefused() throws {
+        let out = scratch.appendingPathComponent("series-render").path
+        try #require(try Tool.run(["sim", "render", "--frames", "2", "--out", out, "--format", "dicom"]).status == 0)
+        let folder = scratch.appendingPathComponent("series").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        // Two copies of the run as instances 2 and 1 of one series, named against their order.
+        for (name, instance) in [("a.dcm", 2), ("b.dcm", 1)] {
+            let file = folder + "/" + name
+            try FileManager.default.copyItem(atPath: out + "/frames.dcm", toPath: file)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/dcmodify")
+            p.arguments = ["-nb", "-i", "(0020,000E)=1.2.826.0.1.3680043.9.7777.2", "-i", "(0020,0013)=\(instance)", file]
+            try p.run()
+            p.waitUntilExit()
+            try #require(p.terminationStatus == 0)
+        }
+        let (summary, records) = try track(folder)
+        #expect(summary["source"] as? String == "dicom-folder" && records.count == 4)
+        // Mixed: a third file from another series.
+        try FileManager.default.copyItem(atPath: out + "/frames.dcm", toPath: folder + "/c.dcm")
+        let r = try Tool.run(["track", "--input", folder, "--json"])
+        #expect(r.status != 0 && r.stderr.contains("2 series") && r.stderr.contains("1.2.826.0.1.3680043.9.7777.2: 2 file(s)"), "\(r.stderr)")
+    }
+
     @Test func aCorruptCompressedFileFailsWithATypedMessage() throws {
         let out = scratch.appendingPathComponent("corrupt").path
         try #require(try Tool.run(["sim", "render", "--frames", "2", "--out", out, "--format", "dicom"]).status == 0)
