@@ -1,7 +1,8 @@
 // libFuzzer target for the DICOM loader (the DCMTK bridge), from memory: parse, inspect the
 // header (inflating Deflated data sets, within a 1 MiB budget here), read the frames (every one up
-// to 4096, and the last; compressed ones through DCMTK's RLE, JPEG and JPEG-LS decoders), the frame time vector and the private isocentre. Any input must come
-// back as a typed error or a consistent header: no crash, no hang, no unbounded memory.
+// to 4096, and the last; compressed ones through DCMTK's RLE, JPEG and JPEG-LS decoders), the
+// frame time vector, the VOI LUT and the private isocentre. Any input must come back as a typed
+// error or a consistent header: no crash, no hang, no unbounded memory.
 // DCMTK itself is the system library (not instrumented); the bridge is.
 #include "lumen_dcm.h"
 
@@ -49,6 +50,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (info.has_frame_time_vector) {
         std::vector<double> ms((size_t)info.frames);
         lumen_dcm_frame_times(h, ms.data(), info.frames, err, sizeof err);
+    }
+    if (info.has_voi_lut) {
+        if (info.voi_lut_entries < 1 || info.voi_lut_entries > 65536 || info.voi_lut_bits < 8 || info.voi_lut_bits > 16) std::abort();
+        std::vector<uint16_t> lut((size_t)info.voi_lut_entries);
+        if (lumen_dcm_voi_lut(h, lut.data(), info.voi_lut_entries, err, sizeof err) != LUMEN_DCM_OK) std::abort();
+        for (uint16_t v : lut)
+            if (v >= (1u << info.voi_lut_bits)) std::abort();
     }
     double iso[3];
     lumen_dcm_private_isocenter(h, iso);
