@@ -9,6 +9,9 @@
 //   && for f in xa12-explicit mono1-signed xa8-implicit; do dcmcrle fuzz/corpus/dicom/$f.dcm fuzz/corpus/dicom/$f-rle.dcm; \
 //      dcmcjpeg fuzz/corpus/dicom/$f.dcm fuzz/corpus/dicom/$f-jpll.dcm; dcmcjpls fuzz/corpus/dicom/$f.dcm fuzz/corpus/dicom/$f-jpls.dcm; done \
 //   && dcmcjpeg +eb fuzz/corpus/dicom/xa8-implicit.dcm fuzz/corpus/dicom/xa8-implicit-jpeg.dcm
+// xa12-voilut.dcm (a VOI LUT sequence) and xa12-rle-window.dcm (a SIGMOID window) add those tags
+// with dcmodify -i "(0028,3010)[0].(0028,3002)=16\0\12" -i "(0028,3010)[0].(0028,3006)=0\200…\4095",
+// and -i "(0028,1050)=2048" -i "(0028,1051)=1024" -i "(0028,1056)=SIGMOID".
 #include "lumen_dcm.h"
 
 #include <cstdio>
