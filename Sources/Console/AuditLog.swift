@@ -42,9 +42,13 @@ public final class AuditLog: Sendable {
     }
 
     public func record(_ who: OperatorIdentity?, _ action: String, _ outcome: String) {
-        let entry = Entry(wallTime: Date().timeIntervalSince1970, time: clock.now(), who: who?.name ?? "-",
-                          role: who?.role.rawValue ?? "-", source: who?.source ?? "-",
-                          action: Self.clean(action), outcome: Self.clean(outcome))
+        record(name: who?.name ?? "-", role: who?.role.rawValue ?? "-", source: who?.source ?? "-", action, outcome)
+    }
+
+    /// For someone not (yet) known: a refused login, a refused socket.
+    public func record(name: String, role: String = "-", source: String, _ action: String, _ outcome: String) {
+        let entry = Entry(wallTime: Date().timeIntervalSince1970, time: clock.now(), who: Self.clean(name), role: role,
+                          source: source, action: Self.clean(action), outcome: Self.clean(outcome))
         state.withLock { entries in
             entries.append(entry)
             if entries.count > Self.memoryLimit { entries.removeFirst(entries.count - Self.memoryLimit) }
@@ -57,7 +61,11 @@ public final class AuditLog: Sendable {
 
     /// One line per entry whatever a user name or message holds.
     static func clean(_ s: String) -> String {
-        String(s.prefix(300).map { $0.isNewline ? " " : $0 })
+        String(s.prefix(300).map { c -> Character in
+            if c.isNewline { return " " }
+            if let a = c.asciiValue, a < 0x20 || a == 0x7F { return "?" }
+            return c
+        })
     }
 
     static func format(_ date: Date) -> String {

@@ -232,6 +232,12 @@ public final class ConsoleGate: Sendable {
             }
 
             guard who.role != .observer else { return refuse(who, name(command), "an observer may only view and stop") }
+            if case .scale(let v) = command {
+                // The page's own scaling of its jog demands: no lease needed to set it.
+                client.scale = v
+                s.clients[id] = client
+                return .ok(nil)
+            }
             guard holds, var lease = s.lease else { return refuse(who, name(command), "take the control lease first") }
 
             switch command {
@@ -244,10 +250,6 @@ public final class ConsoleGate: Sendable {
                 if pressed { audit.record(who, "deadman press", describe(r)) }
                 if case .failure = r { s.lease?.deadmanHeld = false }
                 return reply(r, quiet: true)
-            case .scale(let v):
-                client.scale = v
-                s.clients[id] = client
-                return .ok(nil)
             case .acknowledge:
                 let r = port.submit(.acknowledgeFaults, from: who)
                 audit.record(who, "acknowledge faults", describe(r))
@@ -260,8 +262,13 @@ public final class ConsoleGate: Sendable {
             default: break
             }
 
-            // Motion: only with the deadman held.
-            guard lease.deadmanHeld else { return refuse(who, name(command), "hold the deadman to move") }
+            // Jogging needs the deadman held now; a target may be set before, and the runtime
+            // drives to it only while the deadman is held.
+            switch command {
+            case .jointJog, .tipJog:
+                guard lease.deadmanHeld else { return refuse(who, name(command), "hold the deadman to move") }
+            default: break
+            }
             let d = port.runtimeDescription
             let intent: OperatorIntent
             switch command {

@@ -73,6 +73,11 @@ public struct ConsoleRequestContext: RequestContext, WebSocketRequestContext, Re
         webSocket = .init()
         remoteAddress = source.channel.remoteAddress
     }
+    /// The peer as `ip:port`, for the audit log.
+    public var peer: String {
+        guard let a = remoteAddress else { return "unknown" }
+        return "\(a.ipAddress ?? "?"):\(a.port ?? 0)"
+    }
     /// Login bodies are a few dozen bytes.
     public var maxUploadSize: Int { 4096 }
 }
@@ -174,11 +179,10 @@ public final class ConsoleServer: Sendable {
                   login.user.utf8.count <= 64, login.password.utf8.count <= 256 else {
                 return Self.json(.badRequest, ["error": "expected {\"user\": …, \"password\": …}"])
             }
-            let source = context.remoteAddress?.description ?? "unknown"
-            let who = OperatorIdentity(name: ConsoleUsers.validName(login.user) ? login.user : "?", role: .observer, source: "console \(source)")
+            let source = context.peer
             switch sessions.login(name: login.user, password: login.password) {
             case .failure(let e):
-                gate.audit.record(who, "login", "refused: \(e)")
+                gate.audit.record(name: ConsoleUsers.validName(login.user) ? login.user : "?", source: "console \(source)", "login", "refused: \(e)")
                 return Self.json(.unauthorized, ["error": e.description])
             case .success(let session):
                 gate.audit.record(OperatorIdentity(name: session.user.name, role: session.user.role, source: "console \(source)"), "login", "ok")
@@ -198,7 +202,7 @@ public final class ConsoleServer: Sendable {
             // The page's fallback when its socket is gone; a session is still needed, any role.
             guard originAllowed(request) else { return Self.json(.forbidden, ["error": "cross-origin request refused"]) }
             guard let s = Self.token(request).flatMap(sessions.session) else { return Self.json(.unauthorized, ["error": "not logged in"]) }
-            let source = context.remoteAddress?.description ?? "unknown"
+            let source = context.peer
             let reply = gate.stop(from: OperatorIdentity(name: s.user.name, role: s.user.role, source: "console \(source)"))
             return Self.json(reply.isRefused ? .serviceUnavailable : .ok, ["stop": reply.isRefused ? "refused" : "sent"])
         }
@@ -218,21 +222,19 @@ public final class ConsoleServer: Sendable {
         }
         router.ws("/ws") { [self] request, context -> RouterShouldUpgrade in
             // Checked before the upgrade: a page of another origin, or without a live session, gets no socket.
-            let source = context.remoteAddress?.description ?? "unknown"
+            let source = context.peer
             guard originAllowed(request) else {
-                gate.audit.record(OperatorIdentity(name: "-", role: .observer, source: "console \(source)"), "websocket",
-                                  "refused: origin \(request.headers[.origin] ?? "none")")
+                gate.audit.record(name: "-", source: "console \(source)", "websocket", "refused: origin \(request.headers[.origin] ?? "none")")
                 return .dontUpgrade
             }
             guard Self.token(request).flatMap(sessions.session) != nil else {
-                gate.audit.record(OperatorIdentity(name: "-", role: .observer, source: "console \(source)"), "websocket",
-                                  "refused: no valid session")
+                gate.audit.record(name: "-", source: "console \(source)", "websocket", "refused: no valid session")
                 return .dontUpgrade
             }
             return .upgrade([:])
         } onUpgrade: { [self] inbound, outbound, context in
             guard let token = Self.token(context.request), let session = sessions.session(token: token) else { return }
-            let source = context.requestContext.remoteAddress?.description ?? "unknown"
+            let source = context.requestContext.peer
             try await ConsoleConnection(server: self, session: session, token: token, source: source).run(inbound: inbound, outbound: outbound)
         }
     }

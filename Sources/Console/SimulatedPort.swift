@@ -33,6 +33,8 @@ public final class SimulatedPort: OperatorPort, @unchecked Sendable {
         var jog = JointVector(count: 4)
         var jogAt: Nanoseconds = 0
         var target: Vec3?
+        /// The way to the target: along the roadmap for a navigation target, straight for a tip-jog stroke.
+        var route: [Vec3] = []
         var strokeStart: Vec3?
         var stopCategory: Int?
         var faults: [String] = []
@@ -248,13 +250,14 @@ public final class SimulatedPort: OperatorPort, @unchecked Sendable {
             let start = s.strokeStart ?? s.catheter.trail.last?.point ?? Self.entry
             s.strokeStart = start
             s.target = start + hand
+            s.route = [start + hand]
             if s.deadmanHeld { setMode(&s, .tipServo, .none, who) }
         case .target(let p):
-            s.target = p
+            navigate(to: nearestRoadmap(to: p).point, &s)
         case .targetPixel(let plane, let px):
-            s.target = lift(plane: Int(plane), pixel: px)
+            if let p = lift(plane: Int(plane), pixel: px) { navigate(to: p, &s) }
         case .namedTarget(let n):
-            s.target = runtimeDescription.targets.first { $0.name == n }?.position
+            if let p = runtimeDescription.targets.first(where: { $0.name == n })?.position { navigate(to: p, &s) }
         case .stop:
             if s.stopCategory == nil {
                 s.stopCategory = 1
@@ -300,20 +303,23 @@ public final class SimulatedPort: OperatorPort, @unchecked Sendable {
     private func move(_ s: inout State, dt: Double, now: Nanoseconds) {
         let d = runtimeDescription
         var v = JointVector(count: 4)
+        var guided: Vec3?
         switch s.mode {
         case .jog where s.deadmanHeld && now - s.jogAt < Self.jogLifetime:
             for i in 0..<4 { v[i] = s.jog[i] * d.velocityMax[i] }
         case .tipServo where s.deadmanHeld:
             guard let target = s.target, let tip = s.catheter.trail.last?.point else { break }
-            let to = target - tip
-            let dist = (to * to).sum().squareRoot()
+            let left = target - tip
+            let dist = (left * left).sum().squareRoot()
             if dist < Self.arrived {
                 s.target = nil
                 enterHold(&s, .none)
                 break
             }
-            let want = to / dist
-            // Steer: roll toward the side the target is on, bend by the angle off the base heading.
+            // The tip is guided along the route (the vessel holds the catheter to it): it moves
+            // toward a point a few mm ahead on the route; roll and tendons follow the direction.
+            let to = Self.carrot(on: s.route.isEmpty ? [target] : s.route, from: tip, ahead: 3) - tip
+            let want = to / max(1e-9, (to * to).sum().squareRoot())
             let side = Vec3(want.x, 0, want.z)
             let sideLength = (side * side).sum().squareRoot()
             let angle = atan2(sideLength, want.y)
@@ -322,8 +328,8 @@ public final class SimulatedPort: OperatorPort, @unchecked Sendable {
             v[1] = Self.clamp(Self.wrap(wantRoll - s.catheter.joints[1]) * 3, d.velocityMax[1])
             v[2] = Self.clamp((wantTendon - s.catheter.joints[2]) * 3, d.velocityMax[2])
             v[3] = Self.clamp((-wantTendon - s.catheter.joints[3]) * 3, d.velocityMax[3])
-            let aligned = (heading(s.catheter.joints) * want).sum()
-            v[0] = aligned > 0.8 ? min(Self.servoSpeed, dist * 4) * aligned : (aligned < -0.2 ? -Self.servoSpeed / 2 : 0)
+            v[0] = min(Self.servoSpeed, dist * 4)
+            guided = want
         default: break
         }
         var j = s.catheter.joints
@@ -334,7 +340,7 @@ public final class SimulatedPort: OperatorPort, @unchecked Sendable {
         }
         let dIns = j[0] - s.catheter.joints[0]
         if dIns > 0, let last = s.catheter.trail.last {
-            s.catheter.trail.append((j[0], last.point + heading(j) * dIns))
+            s.catheter.trail.append((j[0], last.point + (guided ?? heading(j)) * dIns))
             // One point a ~0.5 mm is enough to draw and to retrace.
             if s.catheter.trail.count > 2, j[0] - s.catheter.trail[s.catheter.trail.count - 2].insertion < 0.5 {
                 s.catheter.trail.remove(at: s.catheter.trail.count - 2)
@@ -347,6 +353,49 @@ public final class SimulatedPort: OperatorPort, @unchecked Sendable {
         }
         s.catheter.joints = j
         s.catheter.velocity = v
+    }
+
+    /// Sets a navigation target on the roadmap and the route to it: down the trunk, then along
+    /// the branch the target is on, up to the target.
+    private func navigate(to p: Vec3, _ s: inout State) {
+        s.target = p
+        var best = (line: 0, index: 0, distance: Double.infinity)
+        for (l, line) in runtimeDescription.roadmap.enumerated() {
+            for (i, q) in line.points.enumerated() {
+                let d = ((q - p) * (q - p)).sum()
+                if d < best.distance { best = (l, i, d) }
+            }
+        }
+        let lines = runtimeDescription.roadmap
+        var route = best.line == 0 ? [] : lines[0].points
+        route += lines[best.line].points.prefix(best.index + 1)
+        route.append(p)
+        s.route = route
+    }
+
+    /// The point `ahead` mm further along `route` than the route point nearest `tip`.
+    static func carrot(on route: [Vec3], from tip: Vec3, ahead: Double) -> Vec3 {
+        guard route.count > 1 else { return route.first ?? tip }
+        var nearest = (index: 0, t: 0.0, distance: Double.infinity)
+        for k in 1..<route.count {
+            let a = route[k - 1], ab = route[k] - a
+            let t = min(1, max(0, ((tip - a) * ab).sum() / max(1e-9, (ab * ab).sum())))
+            let q = a + ab * t
+            let d = ((tip - q) * (tip - q)).sum()
+            if d < nearest.distance { nearest = (k, t, d) }
+        }
+        var k = nearest.index
+        var point = route[k - 1] + (route[k] - route[k - 1]) * nearest.t
+        var remaining = ahead
+        while k < route.count {
+            let seg = route[k] - point
+            let length = (seg * seg).sum().squareRoot()
+            if length >= remaining { return point + seg * (remaining / max(1e-9, length)) }
+            remaining -= length
+            point = route[k]
+            k += 1
+        }
+        return point
     }
 
     static func clamp(_ v: Double, _ m: Double) -> Double { min(m, max(-m, v)) }

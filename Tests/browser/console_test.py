@@ -31,7 +31,10 @@ ROLES = {"alice": "operator", "bob": "operator", "olga": "observer", "sam": "sup
 class Server:
     """A `lumen console` on a free loopback port, with its own users file and audit log."""
 
-    def __init__(self, name, extra_config=""):
+    # A looser deadman than the default 150 ms: the browser's timers on a loaded CI machine
+    # sometimes miss three 50 ms heartbeats in a row, which would (correctly) stop a jog midway.
+    # The timeout itself is tested on a simulated clock (ConsoleGateTests).
+    def __init__(self, name, extra_config="deadman_timeout_ms: 300\n"):
         self.dir = os.path.join(ARGS.out, name)
         os.makedirs(self.dir, exist_ok=True)
         self.users = os.path.join(self.dir, "users")
@@ -156,9 +159,12 @@ class ConsoleTest(unittest.TestCase):
 
     def clear_stop(self, d):
         s = self.state(d)
-        if s["safety"]["stopCategory"] is not None:
+        if s["safety"].get("stopCategory") is not None:
+            # Acknowledging is a control action: it needs the lease.
+            if not s["console"]["holdsLease"]:
+                self.take_lease(d)
             d.find_element(By.ID, "ack").click()
-            self.wait(d, lambda d: self.state(d)["safety"]["stopCategory"] is None, what="acknowledged")
+            self.wait(d, lambda d: self.state(d)["safety"].get("stopCategory") is None, what="acknowledged")
 
     # ---- tests -----------------------------------------------------------------------
     def test_01_wrong_password_is_refused(self):
@@ -202,8 +208,8 @@ class ConsoleTest(unittest.TestCase):
         canvas = d.find_element(By.ID, "plane-0")
         scale = canvas.size["width"] / 256
         ActionChains(d).move_to_element_with_offset(canvas, (px[0] - 128) * scale, (px[1] - 128) * scale).click().perform()
-        self.wait(d, lambda d: self.state(d)["target"] is not None, what="the target")
-        target = self.state(d)["target"]
+        self.wait(d, lambda d: self.state(d).get("target") is not None, what="the target")
+        target = self.state(d).get("target")
         before = self.state(d)["estimate"]
         time.sleep(0.5)
         self.assertEqual(self.state(d)["estimate"], before, "nothing moves before the deadman is held")
@@ -211,7 +217,7 @@ class ConsoleTest(unittest.TestCase):
         self.wait(d, lambda d: self.state(d)["mode"] == "tip servo", timeout=3, what="tip servo")
         time.sleep(2)
         self.shot(d, "03a-navigating")
-        self.wait(d, lambda d: self.state(d)["target"] is None, timeout=60, what="arrival at the target")
+        self.wait(d, lambda d: self.state(d).get("target") is None, timeout=60, what="arrival at the target")
         ActionChains(d).key_up(Keys.SPACE).perform()
         tip = self.state(d)["estimate"]
         dist = sum((a - b) ** 2 for a, b in zip(tip, target)) ** 0.5
@@ -223,14 +229,14 @@ class ConsoleTest(unittest.TestCase):
         d = self.login("alice")
         self.clear_stop(d)
         d.find_element(By.ID, "stop").click()
-        self.wait(d, lambda d: self.state(d)["safety"]["stopCategory"] == 1, timeout=3, what="category 1")
+        self.wait(d, lambda d: self.state(d)["safety"].get("stopCategory") == 1, timeout=3, what="category 1")
         self.wait(d, lambda d: d.find_element(By.ID, "stop-category").text == "category 1", timeout=3, what="shown")
         self.assertTrue(self.state(d)["safety"]["faults"])
         self.shot(d, "04a-stopped")
         # Escape stops too, and a jog is refused while latched.
         self.clear_stop(d)
         ActionChains(d).send_keys(Keys.ESCAPE).perform()
-        self.wait(d, lambda d: self.state(d)["safety"]["stopCategory"] == 1, timeout=3, what="keyboard stop")
+        self.wait(d, lambda d: self.state(d)["safety"].get("stopCategory") == 1, timeout=3, what="keyboard stop")
         self.clear_stop(d)
         self.shot(d, "04b-acknowledged")
 
@@ -241,7 +247,7 @@ class ConsoleTest(unittest.TestCase):
         self.wait(d, lambda d: "an observer may only view and stop" in self.messages(d), timeout=3, what="the refusal")
         self.shot(d, "05a-observer-refused")
         d.find_element(By.ID, "stop").click()
-        self.wait(d, lambda d: self.state(d)["safety"]["stopCategory"] == 1, timeout=3, what="the observer's stop")
+        self.wait(d, lambda d: self.state(d)["safety"].get("stopCategory") == 1, timeout=3, what="the observer's stop")
         self.shot(d, "05b-observer-stopped")
         a = self.login("alice")
         self.clear_stop(a)
@@ -288,13 +294,13 @@ class ConsoleTest(unittest.TestCase):
 
     def test_08_expired_session_is_refused(self):
         if ConsoleTest.short is None:
-            ConsoleTest.short = Server("short-session", "session_minutes: 0.1\n")
+            ConsoleTest.short = Server("short-session", "session_minutes: 0.1\ndeadman_timeout_ms: 300\n")
         d = self.login("alice", ConsoleTest.short)
         self.wait(d, lambda d: d.find_element(By.ID, "conn").text == "disconnected", timeout=20, what="the expired session's socket to close")
         d.get(ConsoleTest.short.url + "/")
         WebDriverWait(d, 20).until(lambda d: d.find_element(By.ID, "login").is_displayed())
         self.shot(d, "08-expired-session")
-        self.assertIn("session: expired", ConsoleTest.short.audit_text())
+        self.assertIn("session -> expired: connection closed", ConsoleTest.short.audit_text())
 
     def test_09_closing_the_tab_mid_jog_holds(self):
         watcher = self.login("olga")
@@ -312,7 +318,10 @@ class ConsoleTest(unittest.TestCase):
         time.sleep(0.7)
         self.assertAlmostEqual(self.insertion(watcher), x, places=6)
         self.shot(watcher, "09b-held-after-close")
-        self.assertIn("deadman release -> connection closed", self.server.audit_text())
+        # Released by the closed socket or, if the heartbeats stopped first, by their gap.
+        last = self.server.audit_text().strip().splitlines()
+        releases = [l for l in last if "alice" in l and "deadman release" in l]
+        self.assertTrue(releases and ("connection closed" in releases[-1] or "heartbeat gap" in releases[-1]), releases[-3:])
 
 
 def main():

@@ -241,6 +241,8 @@ function updateHeld() { setHeld(ui.holds.pointer || ui.holds.key || ui.holds.pad
 
 // One heartbeat: the deadman, then whatever motion is being asked for.
 function beat() {
+  // Without the lease there is nothing to keep alive (the server would refuse it anyway).
+  if (!ui.state || !ui.state.console.holdsLease) return;
   send(`hb ${++ui.seq}`);
   if (ui.jog) send(`jj ${ui.jog.join(" ")}`);
   if (ui.tip) {
