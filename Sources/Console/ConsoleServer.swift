@@ -45,6 +45,9 @@ public struct ConsoleServerConfiguration: Sendable {
     /// `lumen bench console` for its headless browser, never from a config file.
     public var benchToken: String?
     public var benchUser: ConsoleUser?
+    /// Log only what is critical (the bench's own shutdown would otherwise print the server's
+    /// cancellation as errors).
+    public var quiet = false
     public var settings = ConsoleSettings()
     public init() {}
 
@@ -134,7 +137,7 @@ public final class ConsoleServer: Sendable {
             }
         }
         var logger = Logger(label: "lumen.console")
-        logger.logLevel = .warning
+        logger.logLevel = configuration.quiet ? .critical : .warning
         let app = Application(
             router: router, server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lumen-console"),

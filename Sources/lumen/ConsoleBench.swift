@@ -52,6 +52,7 @@ struct BenchConsole: ParsableCommand {
         var c = ConsoleServerConfiguration()
         c.port = 0
         c.auditLogPath = nil
+        c.quiet = true
         c.benchToken = token
         // A user that exists for this run only; its hash is never checked (it logs in by the token).
         c.benchUser = ConsoleUser(name: "bench", role: .operator, passwordHash: "")
