@@ -52,10 +52,12 @@ public final class ConsoleFrames: Sendable {
 
     static func encode(_ f: LiveFrame, quality: Int) -> Encoded? {
         guard f.width > 0, f.height > 0, f.width <= 4096, f.height <= 4096, f.pixels.count == f.width * f.height else { return nil }
-        // Window on the frame's own range so contrast survives whatever the source's exposure.
-        var lo = UInt16.max, hi = UInt16.min
-        for v in f.pixels { lo = min(lo, v); hi = max(hi, v) }
-        if hi <= lo { hi = lo &+ 1; if hi == 0 { lo = 65534; hi = 65535 } }
+        // Black is no signal, white the frame's brightest: a fixed floor keeps the look steady
+        // whether or not something dark (the catheter) is in view.
+        var hi = UInt16.min
+        for v in f.pixels { hi = max(hi, v) }
+        let lo: UInt16 = 0
+        if hi == 0 { hi = 1 }
         var out = [UInt8](repeating: 0, count: f.width * f.height + 4096)
         var size: Int64 = 0
         var err = [CChar](repeating: 0, count: 160)

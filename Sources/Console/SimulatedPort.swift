@@ -54,7 +54,7 @@ public final class SimulatedPort: OperatorPort, @unchecked Sendable {
     private let clock: any ConsoleClock
     private let running = Atomic<Bool>(false)
     /// Where the catheter enters (mm) and its heading there.
-    static let entry = Vec3(0, -70, 0)
+    static let entry = Vec3(0, -60, 0)
     static let baseHeading = Vec3(0, 1, 0)
     /// Heading change per mm of tendon difference (rad/mm).
     static let bendPerTendon = 0.16
@@ -64,7 +64,7 @@ public final class SimulatedPort: OperatorPort, @unchecked Sendable {
     static let eventCapacity = 1000
     /// Tip servo: speed (mm/s) and the distance that counts as arrived (mm).
     static let servoSpeed = 12.0
-    static let arrived = 1.5
+    static let arrived = 0.5
 
     public init(clock: any ConsoleClock = SystemConsoleClock(), deadmanTimeout: Nanoseconds = 150 * .perMillisecond,
                 imageSize: Int = 256, framesPerSecond: Double = 15) {
@@ -74,7 +74,7 @@ public final class SimulatedPort: OperatorPort, @unchecked Sendable {
         // Orthographic: plane 0 (AP) sees x → right, y → up; plane 1 (lateral) sees z → right, y → up.
         let ap = [1 / s, 0, 0, c, 0, -1 / s, 0, c, 0, 0, 0, 1]
         let lat = [0, 0, 1 / s, c, 0, -1 / s, 0, c, 0, 0, 0, 1]
-        let trunk = (0...14).map { Self.entry + Vec3(0, Double($0) * 5, 0) }
+        let trunk = (0...12).map { Self.entry + Vec3(0, Double($0) * 5, 0) }
         let left = (0...12).map { i -> Vec3 in let t = Double(i) / 12; return Vec3(-38 * t, 45 * t + 4 * sin(t * .pi), 6 * t) }
         let right = (0...12).map { i -> Vec3 in let t = Double(i) / 12; return Vec3(34 * t, 50 * t, -10 * t) }
         runtimeDescription = RuntimeDescription(

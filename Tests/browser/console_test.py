@@ -225,6 +225,28 @@ class ConsoleTest(unittest.TestCase):
         time.sleep(0.3)
         self.shot(d, "03b-arrived-in-branch")
 
+    def test_03b_clutch_drag_moves_the_tip_by_the_hand(self):
+        d = self.login("alice")
+        self.clear_stop(d)
+        self.take_lease(d)
+        d.find_element(By.ID, "clutch").click()
+        canvas = d.find_element(By.ID, "plane-0")
+        px_per_css = 256 / canvas.size["width"]
+        before = self.state(d)["estimate"]
+        a = ActionChains(d)
+        a.key_down(Keys.SPACE).move_to_element(canvas).click_and_hold()
+        # 20 image px to the right: 10 mm of hand motion in x at 0.5 mm/px, 5 mm of tip motion at
+        # the page's default motion scaling of 0.5.
+        for _ in range(10):
+            a.move_by_offset(2 / px_per_css, 0).pause(0.05)
+        a.pause(3).perform()
+        after = self.state(d)["estimate"]
+        ActionChains(d).release().key_up(Keys.SPACE).perform()
+        d.find_element(By.ID, "clutch").click()
+        self.shot(d, "03c-clutch-drag")
+        self.assertAlmostEqual(after[0] - before[0], 5, delta=1, msg=f"{before} -> {after}")
+        self.assertAlmostEqual(after[1], before[1], delta=1)
+
     def test_04_stop_button_latches_category_1(self):
         d = self.login("alice")
         self.clear_stop(d)

@@ -13,6 +13,8 @@ const ui = {
   tip: null,          // tip jog direction while a tip button is down
   hand: [0, 0, 0],    // hand displacement of the current tip-jog stroke (mm)
   frames: [null, null], tips: [null, null],
+  clutch: false,      // engaged: dragging on an image moves the tip
+  drag: null,         // the drag of the current clutched stroke
   bench: new URLSearchParams(location.search).has("bench"),
 };
 
@@ -205,13 +207,48 @@ function draw(i) {
   if (t) { g.strokeStyle = "#ff4081"; g.lineWidth = 1.5; g.beginPath(); g.arc(t[0], t[1], 5, 0, 2 * Math.PI); g.stroke(); }
 }
 
+function imagePoint(e) {
+  const c = e.currentTarget, r = c.getBoundingClientRect();
+  return [((e.clientX - r.left) * c.width) / r.width, ((e.clientY - r.top) * c.height) / r.height];
+}
+
+// A drag of (du, dv) pixels as a hand displacement in mm: the smallest 3D motion that moves the
+// projection by that much (exact for the orthographic planes, first order for a C-arm's).
+function handFromDrag(P, du, dv) {
+  const m = P.projection, r1 = [m[0], m[1], m[2]], r2 = [m[4], m[5], m[6]];
+  const n1 = r1.reduce((a, v) => a + v * v, 0) || 1, n2 = r2.reduce((a, v) => a + v * v, 0) || 1;
+  return [0, 1, 2].map((k) => Math.max(-20, Math.min(20, (du * r1[k]) / n1 + (dv * r2[k]) / n2)));
+}
+
 for (const i of [0, 1]) {
-  $(`plane-${i}`).addEventListener("click", (e) => {
-    const c = e.currentTarget, r = c.getBoundingClientRect();
-    const x = ((e.clientX - r.left) * c.width) / r.width, y = ((e.clientY - r.top) * c.height) / r.height;
-    send(`tp ${i} ${x.toFixed(1)} ${y.toFixed(1)}`);
+  const canvas = $(`plane-${i}`);
+  // Clutch engaged: a drag moves the tip by the hand's motion. Otherwise a click sets a target.
+  canvas.addEventListener("pointerdown", (e) => {
+    if (!ui.clutch) return;
+    e.preventDefault();
+    canvas.setPointerCapture(e.pointerId);
+    ui.drag = { plane: i, start: imagePoint(e) };
+    ui.hand = [0, 0, 0];
+  });
+  canvas.addEventListener("pointermove", (e) => {
+    if (!ui.drag || ui.drag.plane !== i || !ui.hello) return;
+    const p = imagePoint(e);
+    ui.hand = handFromDrag(ui.hello.planes[i], p[0] - ui.drag.start[0], p[1] - ui.drag.start[1]);
+  });
+  const endDrag = () => { if (ui.drag) { ui.drag = null; endStroke(); } };
+  canvas.addEventListener("pointerup", endDrag);
+  canvas.addEventListener("pointercancel", endDrag);
+  canvas.addEventListener("click", (e) => {
+    if (ui.clutch) return;
+    const p = imagePoint(e);
+    send(`tp ${i} ${p[0].toFixed(1)} ${p[1].toFixed(1)}`);
   });
 }
+$("clutch").addEventListener("click", () => {
+  ui.clutch = !ui.clutch;
+  $("clutch").classList.toggle("active", ui.clutch);
+  $("clutch").setAttribute("aria-pressed", ui.clutch);
+});
 $("target-go").addEventListener("click", () => { if ($("targets").value) send(`tn ${$("targets").value}`); });
 
 // ---- deadman, jog, clutch ----------------------------------------------------------------
@@ -248,8 +285,8 @@ function beat() {
   if (ui.tip) {
     const step = ((ui.hello ? ui.hello.heartbeatMs : 50) / 1000) * 10; // 10 mm/s of hand motion
     ui.hand = ui.hand.map((v, k) => Math.max(-20, Math.min(20, v + ui.tip[k] * step)));
-    send(`tj ${ui.hand.map((v) => v.toFixed(2)).join(" ")} 1`);
   }
+  if (ui.tip || ui.drag) send(`tj ${ui.hand.map((v) => v.toFixed(2)).join(" ")} 1`);
 }
 
 function endStroke() {
