@@ -147,6 +147,9 @@ public final class SimulatedPort: OperatorPort, @unchecked Sendable {
         state.withLock { s in Array(s.events.lazy.filter { $0.sequence > sequence }.prefix(max(0, limit))) }
     }
 
+    /// The catheter's body as drawn: the points the tip passed (mm), entry first.
+    func body() -> [Vec3] { state.withLock { $0.catheter.trail.map(\.point) } }
+
     // MARK: Running
 
     /// Steps on its own thread every period until `stop()`.
@@ -341,9 +344,11 @@ public final class SimulatedPort: OperatorPort, @unchecked Sendable {
         let dIns = j[0] - s.catheter.joints[0]
         if dIns > 0, let last = s.catheter.trail.last {
             s.catheter.trail.append((j[0], last.point + (guided ?? heading(j)) * dIns))
-            // One point a ~0.5 mm is enough to draw and to retrace.
-            if s.catheter.trail.count > 2, j[0] - s.catheter.trail[s.catheter.trail.count - 2].insertion < 0.5 {
-                s.catheter.trail.remove(at: s.catheter.trail.count - 2)
+            // One point a ~0.5 mm is enough to draw and to retrace: the one before the newest
+            // goes when it is that close to its own predecessor.
+            let n = s.catheter.trail.count
+            if n > 2, s.catheter.trail[n - 2].insertion - s.catheter.trail[n - 3].insertion < 0.5 {
+                s.catheter.trail.remove(at: n - 2)
             }
         } else if dIns < 0 {
             while s.catheter.trail.count > 1, let last = s.catheter.trail.last, last.insertion > j[0] { s.catheter.trail.removeLast() }

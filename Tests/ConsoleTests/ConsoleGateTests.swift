@@ -220,6 +220,11 @@ struct ConsoleGateTests {
             farthest = max(farthest, port.nearestRoadmap(to: port.snapshot().estimate.position).distance)
         }
         #expect(farthest < 3, "the tip left the vessels by \(farthest) mm")
+        // The body follows the same way: no straight cut across the bifurcation.
+        let body = port.body()
+        #expect(body.count > 50)
+        let off = body.map { port.nearestRoadmap(to: $0).distance }.max() ?? 0
+        #expect(off < 3, "the body left the vessels by \(off) mm")
         let tip = port.snapshot().estimate.position
         let d = target - tip
         #expect((d * d).sum().squareRoot() < 3, "tip \(tip), target \(target)")
