@@ -9,6 +9,7 @@ import Logging
 import NIOCore
 import NIOSSL
 import Runtime
+import Synchronization
 
 /// Why the console could not start; each says what to change.
 public enum ConsoleServerError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -143,25 +144,23 @@ public final class ConsoleServer: Sendable {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "lumen-console"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.runService() }
-            group.addTask { [gate] in
-                // The network deadman's watchdog.
-                while !Task.isCancelled {
-                    gate.tick()
-                    try await Task.sleep(for: .milliseconds(5))
-                }
+        // The network deadman's watchdog, and the intent → cycle observer (the first snapshot whose
+        // applied sequence reaches an intent), run on a thread of their own: a busy task pool
+        // (a login's bcrypt, a slow page) must not delay a release.
+        let watching = Atomic<Bool>(true)
+        let watchdog = Thread { [gate] in
+            var lastTick: Nanoseconds = 0
+            while watching.load(ordering: .acquiring) {
+                let now = MonotonicClock.now()
+                if now - lastTick >= 5 * .perMillisecond { gate.tick(); lastTick = now }
+                gate.latency.observe(gate.port.snapshot())
+                _ = MonotonicClock.sleep(until: now + .perMillisecond)
             }
-            group.addTask { [gate] in
-                // Intent → cycle latency: the first snapshot whose applied sequence reaches an intent.
-                while !Task.isCancelled {
-                    gate.latency.observe(gate.port.snapshot())
-                    try await Task.sleep(for: .milliseconds(1))
-                }
-            }
-            try await group.next()
-            group.cancelAll()
         }
+        watchdog.name = "console watchdog"
+        watchdog.start()
+        defer { watching.store(false, ordering: .releasing) }
+        try await app.runService()
     }
 
     var tls: Bool { configuration.certificatePath != nil }
@@ -183,7 +182,12 @@ public final class ConsoleServer: Sendable {
                 return Self.json(.badRequest, ["error": "expected {\"user\": …, \"password\": …}"])
             }
             let source = context.peer
-            switch sessions.login(name: login.user, password: login.password) {
+            // bcrypt takes ~0.2 s by design: off the task pool, so pages and other sockets go on.
+            let sessions = self.sessions
+            let result = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async { continuation.resume(returning: sessions.login(name: login.user, password: login.password)) }
+            }
+            switch result {
             case .failure(let e):
                 gate.audit.record(name: ConsoleUsers.validName(login.user) ? login.user : "?", source: "console \(source)", "login", "refused: \(e)")
                 return Self.json(.unauthorized, ["error": e.description])
