@@ -249,7 +249,7 @@ public final class ConsoleGate: Sendable {
                 let r = port.submit(.deadman(held: true), from: who)
                 if pressed { audit.record(who, "deadman press", describe(r)) }
                 if case .failure = r { s.lease?.deadmanHeld = false }
-                return reply(r, quiet: true)
+                return reply(r)
             case .acknowledge:
                 let r = port.submit(.acknowledgeFaults, from: who)
                 audit.record(who, "acknowledge faults", describe(r))
@@ -297,7 +297,7 @@ public final class ConsoleGate: Sendable {
             }
             if case .targetPixel = command { audit.record(who, "target", describe(r)) }
             if case .namedTarget = command { audit.record(who, "target", describe(r)) }
-            return reply(r, quiet: true)
+            return reply(r)
         }
     }
 
@@ -319,7 +319,7 @@ public final class ConsoleGate: Sendable {
         }
     }
 
-    private func reply(_ r: Result<IntentReceipt, IntentRejection>, quiet: Bool = false) -> GateReply {
+    private func reply(_ r: Result<IntentReceipt, IntentRejection>) -> GateReply {
         switch r {
         case .success: .ok(nil)
         case .failure(let e): .refused(e.description)

@@ -13,7 +13,7 @@ import Synchronization
 /// Axes: insertion (mm), roll (rad), then the two tendons of one bending section (mm). The tip
 /// follows the catheter's own path (retracting runs it back along the way it came); bending the
 /// tendons turns the heading in the plane the roll selects.
-public final class SimulatedPort: OperatorPort, @unchecked Sendable {
+public final class SimulatedPort: OperatorPort {
     public let runtimeDescription: RuntimeDescription
 
     struct Catheter {
