@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 from selenium import webdriver
@@ -307,12 +308,19 @@ class ConsoleTest(unittest.TestCase):
         self.assertEqual(status, 401)
         self.shot(d, "07-forged-session")
         # A WebSocket from another origin is refused even with a valid session.
-        with self.assertRaises(Exception):
+        login = urllib.request.Request(self.server.url + "/api/login", method="POST",
+                                       data=json.dumps({"user": "alice", "password": PASSWORDS["alice"]}).encode(),
+                                       headers={"Origin": self.server.url, "Content-Type": "application/json"})
+        cookie = urllib.request.urlopen(login, timeout=10).headers["Set-Cookie"].split(";")[0]
+        with self.assertRaises(urllib.error.HTTPError):
             req = urllib.request.Request(self.server.url + "/ws", headers={
+                "Cookie": cookie,
                 "Origin": "http://evil.example", "Connection": "Upgrade", "Upgrade": "websocket",
                 "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
             urllib.request.urlopen(req, timeout=5)
-        self.assertIn("websocket -> refused", self.server.audit_text())
+        audit = self.server.audit_text()
+        self.assertIn("websocket -> refused: no valid session", audit)
+        self.assertIn("websocket -> refused: origin http://evil.example", audit)
 
     def test_08_expired_session_is_refused(self):
         if ConsoleTest.short is None:
