@@ -17,6 +17,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // MARK: Native bridges — narrow extern "C" headers, no C++ type crosses into Swift.
@@ -91,7 +95,18 @@ let package = Package(
         // The live system: cycle thread, simulated patient, imaging threads, the monitor process,
         // and the operator port that the console, the recorder and the HIL runner attach to.
         .target(name: "Runtime", dependencies: ["Control", "Core"]),
-        .target(name: "Console", dependencies: ["Core", "Runtime"]),
+        .target(
+            name: "Console",
+            dependencies: [
+                "Core", "Control", "Runtime", "COpenCV",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            resources: [.copy("Web")]
+        ),
         .target(name: "Recording", dependencies: ["Core", "Runtime"]),
         // What every command shares: JSON and progress output, checks of option values.
         .target(
@@ -126,6 +141,7 @@ let package = Package(
         .testTarget(name: "SimTests", dependencies: ["Sim", "Core", "Drivers", "Imaging"]),
         .testTarget(name: "ScenariosTests", dependencies: ["Scenarios", "Control", "Core", "Imaging", "Sim"]),
         .testTarget(name: "SafetyTests", dependencies: ["Safety", "Core", "Drivers", "Scenarios", "Control", "Sim", "CAllocCount"]),
+        .testTarget(name: "ConsoleTests", dependencies: ["Console", "Runtime", "Control", "Core"]),
         // Runs the built `lumen` tool as a user would; depends on it so it is built first.
         .testTarget(name: "LumenCLITests", dependencies: ["lumen", "lumen-safety"]),
     ],

@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 runs=${1:-1000000}
 out=.build-fuzz
 mkdir -p "$out/corpus-swift" "$out/corpus-c" "$out/corpus-ethercat" "$out/corpus-dicom" "$out/corpus-safetychannel" "$out/stub"
+mkdir -p "$out/corpus-console"
+cp fuzz/corpus/console/* "$out/corpus-console/"
 cp fuzz/corpus/drivelink/* "$out/corpus-swift/"
 cp fuzz/corpus/drivelink/* "$out/corpus-c/"
 cp fuzz/corpus/ethercat/* "$out/corpus-ethercat/"
@@ -38,6 +40,10 @@ swiftc -O -wmo -sanitize=fuzzer,address -parse-as-library -module-name SafetyCha
     Sources/Safety/ChannelGate.swift Sources/Safety/SHA256.swift Sources/Safety/Monitor.swift Sources/Safety/MonitorModel.swift \
     Sources/Safety/SafetyCheck.swift Sources/Safety/StopCategory.swift -o "$out/safetychannel-swift" 2>"$out/build-safetychannel.log" \
     || { cat "$out/build-safetychannel.log" >&2; exit 1; }
+# The console's WebSocket message decoder: one file, standard library only.
+swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name ConsoleMessageFuzz \
+    fuzz/ConsoleMessageFuzz.swift Sources/Console/ConsoleMessage.swift -o "$out/console-swift" 2>"$out/build-console.log" \
+    || { cat "$out/build-console.log" >&2; exit 1; }
 clang -O1 -g -std=c99 -fsanitize=fuzzer,address -Ihil/firmware/include \
     fuzz/drivelink_reference_fuzz.c hil/firmware/src/drivelink.c -o "$out/drivelink-c" 2>"$out/build-c.log" \
     || { cat "$out/build-c.log" >&2; exit 1; }
@@ -48,11 +54,12 @@ clang++ -O1 -g -std=c++17 -fsanitize=fuzzer,address -ISources/CDCMTK/include \
     fuzz/DICOMFuzz.cpp Sources/CDCMTK/lumen_dcm.cpp -ldcmdata -ldcmjpeg -ldcmjpls -ldcmimgle -loflog -lofstd -lz -o "$out/dicom" 2>"$out/build-dicom.log" \
     || { cat "$out/build-dicom.log" >&2; exit 1; }
 
-for target in drivelink-swift drivelink-c ethercat-swift safetychannel-swift; do
+for target in drivelink-swift drivelink-c ethercat-swift safetychannel-swift console-swift; do
     log="$out/run-$target.log"
     corpus="$out/corpus-${target#drivelink-}"
     [ "$target" = ethercat-swift ] && corpus="$out/corpus-ethercat"
     [ "$target" = safetychannel-swift ] && corpus="$out/corpus-safetychannel"
+    [ "$target" = console-swift ] && corpus="$out/corpus-console"
     if ! "$out/$target" -runs="$runs" -max_len=1600 -rss_limit_mb=512 -timeout=5 \
         -print_final_stats=1 "$corpus" >"$log" 2>&1; then
         tail -40 "$log" >&2

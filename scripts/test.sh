@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The console's browser tests: Debian's chromium and chromium-driver, PyPI's selenium.
+bash Tests/browser/setup.sh
 # The firmware reference's own C99 unit tests, with the system compiler.
 make -C hil/firmware test
 # The DriveLink and EtherCAT decoders under libFuzzer, 10^6 inputs each.

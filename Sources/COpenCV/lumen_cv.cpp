@@ -136,3 +136,25 @@ extern "C" int lumen_cv_draw_text(uint8_t *rgb, int width, int height, const cha
         return LUMEN_CV_INTERNAL;
     }
 }
+
+extern "C" int lumen_cv_encode_display_jpeg(const uint16_t *pixels, int width, int height, int low, int high, int quality,
+                                            uint8_t *out, int64_t capacity, int64_t *size, char *err, int err_len) {
+    if (pixels == nullptr || out == nullptr || size == nullptr || width <= 0 || height <= 0 || high <= low ||
+        quality < 10 || quality > 100)
+        return fail(LUMEN_CV_ARGUMENT, err, err_len, "bad image size, window, quality or pointer");
+    try {
+        cv::Mat m(height, width, CV_16UC1, const_cast<uint16_t *>(pixels));
+        cv::Mat grey;
+        const double scale = 255.0 / (double)(high - low);
+        m.convertTo(grey, CV_8UC1, scale, -(double)low * scale);
+        std::vector<uint8_t> encoded;
+        if (!cv::imencode(".jpg", grey, encoded, {cv::IMWRITE_JPEG_QUALITY, quality}))
+            return fail(LUMEN_CV_INTERNAL, err, err_len, "JPEG encoding failed");
+        *size = (int64_t)encoded.size();
+        if ((int64_t)encoded.size() > capacity) return fail(LUMEN_CV_CAPACITY, err, err_len, "output buffer too small");
+        std::copy(encoded.begin(), encoded.end(), out);
+        return LUMEN_CV_OK;
+    } catch (const std::exception &e) {
+        return fail(LUMEN_CV_INTERNAL, err, err_len, e.what());
+    }
+}

@@ -1,10 +1,8 @@
-/// The teleoperation console: an HTTP + WebSocket server and its static web page, through which
-/// an interventionalist sends intents (jog, clutch, deadman, target, stop) to the control cycle.
-
-/// What an operator can ask of the robot from the console.
-public enum OperatorIntent: Sendable, Equatable {
-    /// Stop all motion now.
-    case stop
-    /// The deadman is held (true) or released (false); motion is allowed only while held.
-    case deadman(Bool)
+/// The teleoperation console: an HTTP + WebSocket server and its static web page (Web/), through
+/// which an interventionalist steers the running system. It reaches the robot only through
+/// `OperatorPort.submit`, and only from `ConsoleGate`, which checks lease, role, rate and ranges
+/// first and keeps the network deadman.
+public enum Console {
+    /// The console's audit and page name.
+    public static let name = "Lumen console"
 }

@@ -31,6 +31,13 @@ import Testing
         "--interface": "a network interface's name",
         "--namespace": "a network namespace's name",
         "hil conformance --junit": "a report file; its folder is checked before any work",
+        "console serve --bind": "a HOST:PORT address, checked when the console starts",
+        "console serve --users": "a users file, loaded and checked when the console starts",
+        "console serve --cert": "a certificate file, loaded when the console starts",
+        "console serve --key": "a key file, loaded when the console starts",
+        "console serve --audit-log": "a log file, opened when the console starts",
+        "console add-user --users": "a users file, appended to",
+        "console add-user --name": "a user name, checked in validate()",
     ]
 
     /// Walk values an option legitimately accepts. They are not run: a valid value starts the work.
@@ -62,6 +69,7 @@ import Testing
             "track": ["--input", scratch.appendingPathComponent("frames").path],
             // One of --interface and --udp-port is required; an interface that does not exist.
             "sim ethercat-slaves": ["--interface", "lumen-walk-none"],
+            "console add-user": ["--name", "walker"],
         ]
     }
 

@@ -35,6 +35,12 @@ int lumen_cv_decode_gray16(const uint8_t *data, int64_t size, uint16_t *pixels, 
 int lumen_cv_write_png_rgb8(const char *path, const uint8_t *rgb, int width, int height,
                             char *err, int err_len);
 
+/// Encodes a 16-bit grey image for display: values from `low` (black) to `high` (white) are
+/// mapped linearly to 8 bits, then compressed as JPEG (`quality` 10…100) into `out`. `*size`
+/// receives the encoded length; LUMEN_CV_CAPACITY when `capacity` is too small.
+int lumen_cv_encode_display_jpeg(const uint16_t *pixels, int width, int height, int low, int high, int quality,
+                                 uint8_t *out, int64_t capacity, int64_t *size, char *err, int err_len);
+
 /// Gaussian blur of a float image in place-free form (`src` and `dst` may not alias).
 int lumen_cv_gaussian_blur_f32(const float *src, float *dst, int width, int height,
                                double sigma, char *err, int err_len);
