@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: Native bridges — narrow extern "C" headers, no C++ type crosses into Swift.
@@ -88,7 +89,11 @@ let package = Package(
         // and the operator port that the console, the recorder and the HIL runner attach to.
         .target(name: "Runtime", dependencies: ["Control", "Core"]),
         .target(name: "Console", dependencies: ["Core", "Runtime"]),
-        .target(name: "Recording", dependencies: ["Core", "Runtime"]),
+        // The recorder (MCAP), replay, the OpenIGTLink server and the Prometheus endpoint.
+        .target(
+            name: "Recording",
+            dependencies: ["Core", "Control", "Runtime", "Imaging", "Sim", "Safety", "COpenCV", .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
         // What every command shares: JSON and progress output, checks of option values.
         .target(
             name: "CommandSupport",
@@ -123,6 +128,7 @@ let package = Package(
         .testTarget(name: "ScenariosTests", dependencies: ["Scenarios", "Control", "Core", "Imaging", "Sim"]),
         .testTarget(name: "SafetyTests", dependencies: ["Safety", "Core", "Drivers", "Scenarios", "Control", "Sim", "CAllocCount"]),
         // Runs the built `lumen` tool as a user would; depends on it so it is built first.
+        .testTarget(name: "RecordingTests", dependencies: ["Recording", "Runtime", "Control", "Core", "Imaging", "lumen"]),
         .testTarget(name: "LumenCLITests", dependencies: ["lumen", "lumen-safety"]),
     ],
     swiftLanguageModes: [.v6],
