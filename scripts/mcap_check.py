@@ -8,7 +8,7 @@ Usage: scripts/mcap_check.py FILE
 import json
 import sys
 
-from mcap.reader import make_reader
+from mcap.reader import NonSeekingReader, make_reader
 
 
 def main(path):
@@ -21,9 +21,14 @@ def main(path):
         except Exception:
             summary = False
         f.seek(0)
-        reader = make_reader(f)
+        # A whole file is read through its summary and indexes, in log-time order; a file without
+        # a summary (its writer was killed) from the start, in file order, as far as it goes.
+        if summary:
+            messages = make_reader(f).iter_messages()
+        else:
+            messages = NonSeekingReader(f).iter_messages(log_time_order=False)
         try:
-            for schema, channel, message in reader.iter_messages():
+            for schema, channel, message in messages:
                 counts[channel.topic] = counts.get(channel.topic, 0) + 1
                 first = message.log_time if first is None else min(first, message.log_time)
                 last = message.log_time if last is None else max(last, message.log_time)

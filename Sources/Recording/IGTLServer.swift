@@ -200,9 +200,9 @@ public final class IGTLServer: @unchecked Sendable {
                                           content: IGTLCodec.statusContent(code: 11, name: "TOO_MANY_CLIENTS",
                                                                            message: "this server takes \(settings.maximumClients) clients"),
                                           version: version)
+                statsBox.withLock { $0.refusedConnections += 1 }
                 _ = m.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 close(fd)
-                statsBox.withLock { $0.refusedConnections += 1 }
                 continue
             }
             let c = Client(fd: fd, peer: peer, now: now)
@@ -311,9 +311,10 @@ public final class IGTLServer: @unchecked Sendable {
     /// Queues a message for one client; a full queue skips it (counted) rather than wait.
     private func enqueue(_ c: Client, _ m: [UInt8], image: Bool) {
         guard !c.closing else { return }
-        // Frames may use half the queue, so the small messages always find room behind them.
-        let limit = image ? settings.sendQueueBytes / 2 : settings.sendQueueBytes
-        if c.outboxBytes + m.count > limit {
+        // A frame is queued only while the queue is less than half full, so the small messages
+        // always find room behind it; a frame larger than the queue still goes to a client that keeps up.
+        let full = image ? c.outboxBytes > settings.sendQueueBytes / 2 : c.outboxBytes + m.count > settings.sendQueueBytes
+        if full {
             statsBox.withLock { if image { $0.imagesSkipped += 1 } else { $0.messagesSkipped += 1 } }
             return
         }

@@ -62,6 +62,8 @@ import Testing
             "track": ["--input", scratch.appendingPathComponent("frames").path],
             // One of --interface and --udp-port is required; an interface that does not exist.
             "sim ethercat-slaves": ["--interface", "lumen-walk-none"],
+            "record synthetic": ["--out", scratch.appendingPathComponent("recording").path],
+            "replay": [scratch.appendingPathComponent("none.mcap").path],
         ]
     }
 
