@@ -49,6 +49,9 @@ import Testing
                           "1e-300": "a radius, if a tiny one: the path is still the axial travel"],
         "sim render --primary": ["-1": "RAO 1°", "0": "AP", "1e-300": "an angle, if a tiny one"],
         "sim render --secondary": ["-1": "caudal 1°", "0": "no tilt", "1e-300": "an angle, if a tiny one"],
+        "record synthetic --planes": ["0": "no imaging: cycle records only"],
+        "record synthetic --frame-quality": ["0": "PNG zlib level 0 (stored), the PNG default's range"],
+        "replay --tolerance": ["0": "exact reproduction", "1e-300": "a tolerance, if a tiny one"],
     ]
 
     /// Arguments a command cannot start without, given valid, so that the walked value is the only
