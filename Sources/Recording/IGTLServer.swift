@@ -381,8 +381,10 @@ public final class IGTLServer: @unchecked Sendable {
             let meta: [(String, String)] = version == 2
                 ? [("lumen.projection", f.projection.map { "\($0)" }.joined(separator: " ")), ("lumen.pixel_spacing_mm", "\(f.pixelSpacing)"),
                    ("lumen.frame", "\(f.index)")] : []
-            let m = IGTLCodec.message(type: "IMAGE", device: "LumenPlane\(p)", timestamp: stamp, content: image, version: version, metadata: meta)
-            for c in clients { enqueue(c, m, image: true) }
+            if settings.images {
+                let m = IGTLCodec.message(type: "IMAGE", device: "LumenPlane\(p)", timestamp: stamp, content: image, version: version, metadata: meta)
+                for c in clients { enqueue(c, m, image: true) }
+            }
             if let px = f.measurement?.pixel {
                 // The tracked tip in the same frame as the IMAGE: pixel × spacing, on the image plane.
                 let t = IGTLCodec.message(type: "TRANSFORM", device: "LumenTipPlane\(p)", timestamp: stamp,

@@ -69,8 +69,9 @@ public struct RecorderReport: Sendable, Equatable, Codable {
     public var messages: UInt64 = 0
     public var chunks = 0
     public var bytes: UInt64 = 0
-    /// Seconds the recorder's thread spent encoding frames.
+    /// Seconds the recorder's thread spent encoding frames, and on the CPU in all.
     public var frameEncodeSeconds = 0.0
+    public var threadCPUSeconds = 0.0
     /// The write error that stopped the recording, if one did.
     public var writeError: String?
     /// SHA-256 over the configuration documents' hashes, in order.
@@ -201,6 +202,8 @@ public final class Recorder: @unchecked Sendable {
     }
 
     private func publish() {
+        var ts = timespec()
+        if clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0 { report.threadCPUSeconds = Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9 }
         report.messages = writer.messageCount
         report.chunks = writer.chunkCount
         report.bytes = writer.offset
@@ -218,7 +221,11 @@ public final class Recorder: @unchecked Sendable {
 
     private func add(_ topic: String, _ time: Nanoseconds, _ data: [UInt8]) {
         guard let id = channelIDs[topic] else { return }
-        if chunkOpenedAt == nil { chunkOpenedAt = MonotonicClock.now() }
+        // The chunk's age counts from its oldest data, not from when it reached the recorder: what
+        // a crash loses is what was produced and not yet on disk. Times are the runtime's
+        // monotonic clock; one from the future (a bad stamp) counts as now.
+        let produced = min(time, MonotonicClock.now())
+        chunkOpenedAt = min(chunkOpenedAt ?? produced, produced)
         let t = UInt64(max(0, time))
         writer.add(channel: id, logTime: t, publishTime: t, data: data)
     }
@@ -232,8 +239,7 @@ public final class Recorder: @unchecked Sendable {
         }
     }
 
-    private func pollOnce() throws(RecorderError) {
-        var j = JSONOut(capacity: 1024)
+    private func drainCycles(into j: inout JSONOut) throws(RecorderError) {
         let decimation = UInt64(settings.cycleDecimation)
         let cycles = tap.drainCycleRecords { r in
             metrics?.observe(cycle: r)
@@ -249,14 +255,21 @@ public final class Recorder: @unchecked Sendable {
         report.cycleRecordsLost = cycles.lostTotal
         metrics?.observe(cycleRecordsLost: cycles.lostTotal)
         try closeIfDue()
-        var pendingError: RecorderError?
-        let frames = tap.drainFrames { f in
+    }
+
+    private func pollOnce() throws(RecorderError) {
+        var j = JSONOut(capacity: 1024)
+        try drainCycles(into: &j)
+        // Frames are taken first and encoded after, with the cycle records drained between them:
+        // encoding takes milliseconds, and the cycle records must not wait for a whole batch.
+        var frames: [LiveFrame] = []
+        let drained = tap.drainFrames { frames.append($0) }
+        for f in frames {
             metrics?.observe(frame: f)
-            guard pendingError == nil else { return }
-            do throws(RecorderError) { try record(frame: f) } catch { pendingError = error }
+            try record(frame: f)
+            try drainCycles(into: &j)
         }
-        if let pendingError { throw pendingError }
-        report.framesLost = frames.lostTotal
+        report.framesLost = drained.lostTotal
         if let port {
             let events = port.events(after: lastEvent, limit: 1024)
             for e in events {

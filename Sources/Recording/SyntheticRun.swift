@@ -175,13 +175,11 @@ public final class SyntheticRun: RecordingTap, OperatorPort, @unchecked Sendable
         while running.load(ordering: .acquiring) {
             let now = MonotonicClock.now()
             cycle += 1
-            produce(Self.record(cycle: cycle, time: now, tip: tip(at: now - start)))
-            if cycle % 10 == 0 {
-                let r = Self.record(cycle: cycle, time: now, tip: tip(at: now - start))
-                state.withLock { s in
-                    s.time = now; s.cycle = cycle; s.joints = r.joints; s.command = r.command; s.estimate = r.estimate; s.mode = r.mode
-                }
+            let r = Self.record(cycle: cycle, time: now, tip: tip(at: now - start))
+            state.withLock { s in
+                s.time = now; s.cycle = cycle; s.joints = r.joints; s.command = r.command; s.estimate = r.estimate; s.mode = r.mode
             }
+            produce(r)
             next += period
             if next < now { next = now }
             _ = MonotonicClock.sleep(until: next)

@@ -137,7 +137,7 @@ struct RecorderTests {
     @Test func replayReportsMeasurementsItCannotReproduce() throws {
         let s = try Support.Scratch()
         let source = s.path("source.mcap")
-        _ = try Self.record(try Self.synthetic(planes: 1, size: 256, pool: 6), to: source, seconds: 1.0)
+        _ = try Self.record(try Self.synthetic(planes: 1, size: 256, pool: 6), to: source, seconds: 1.5)
         // Re-record the same frames with each measurement moved 5 px.
         var frames: [LiveFrame] = []
         var infos: [UInt64: [String: Any]] = [:]
@@ -158,7 +158,7 @@ struct RecorderTests {
                                         pixels: pixels, pixelSpacing: 0.6, projection: Array(repeating: 0, count: 12), measurement: meas))
             }
         }, channels: { topics[$0.id] = $0.topic })
-        #expect(frames.count >= 3)
+        #expect(frames.count >= 2)
         let tap = FakeTap()
         tap.frames.withLock { $0 = frames }
         let moved = s.path("moved.mcap")
