@@ -174,7 +174,14 @@ public final class Recorder: @unchecked Sendable {
     /// Stops the thread after a last drain, writes the summary and closes the file.
     public func stop() -> RecorderReport {
         stopping.store(true, ordering: .releasing)
-        if thread != nil, !finished.load(ordering: .acquiring) { done.wait() }
+        if thread == nil {
+            // Never started: drain once and close the file here, so it still gets its summary.
+            if !finished.load(ordering: .acquiring) { run() }
+        } else {
+            // The thread signals once when it has closed the file; passed on for a second stop().
+            done.wait()
+            done.signal()
+        }
         return shared.withLock { $0 }
     }
 

@@ -52,6 +52,7 @@ import Testing
         "record synthetic --planes": ["0": "no imaging: cycle records only"],
         "record synthetic --frame-quality": ["0": "PNG zlib level 0 (stored), the PNG default's range"],
         "replay --tolerance": ["0": "exact reproduction", "1e-300": "a tolerance, if a tiny one"],
+        "bench record --kills": ["0": "skips the kill -9 figure"],
     ]
 
     /// Arguments a command cannot start without, given valid, so that the walked value is the only

@@ -33,13 +33,17 @@ struct RecorderTests {
     }
 
     /// Records `seconds` of a synthetic run in this process.
-    static func record(_ run: SyntheticRun, to path: String, seconds: Double, settings: RecorderSettings = RecorderSettings(),
+    /// Records at least `seconds` of a synthetic run in this process, and on until `frames` frames
+    /// are recorded (tracking is slow in a debug build on a loaded machine; bounded at 120 s).
+    static func record(_ run: SyntheticRun, to path: String, seconds: Double, frames: Int = 0, settings: RecorderSettings = RecorderSettings(),
                        metrics: RuntimeMetrics? = nil) throws -> RecorderReport {
         let rec = try Recorder(path: path, settings: settings, tap: run, port: run,
                                configuration: [ConfigurationDocument(name: "test", bytes: Array("a: 1\n".utf8))], metrics: metrics)
         run.start()
         rec.start()
         Thread.sleep(forTimeInterval: seconds)
+        let deadline = Date().addingTimeInterval(120)
+        while rec.progress.frames < frames, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         run.appendEvent(who: OperatorIdentity(name: "ann", role: .operator, source: "console test"), .fault("test fault", stopCategory: 1))
         Thread.sleep(forTimeInterval: 0.1)
         run.stop()
@@ -49,7 +53,7 @@ struct RecorderTests {
     @Test func theReferenceReaderReadsARecordingWhole() throws {
         let s = try Support.Scratch()
         let path = s.path("run.mcap")
-        let report = try Self.record(try Self.synthetic(planes: 2), to: path, seconds: 1.0)
+        let report = try Self.record(try Self.synthetic(planes: 2), to: path, seconds: 1.0, frames: 4)
         #expect(report.writeError == nil)
         #expect(report.cycleRecords > 0 && report.frames > 0)
         let out = try Support.python("scripts/mcap_check.py", [path])
@@ -124,7 +128,7 @@ struct RecorderTests {
     @Test func replayReproducesTheRecordedTrack() throws {
         let s = try Support.Scratch()
         let path = s.path("replay.mcap")
-        _ = try Self.record(try Self.synthetic(planes: 1, size: 256, pool: 6), to: path, seconds: 1.5)
+        _ = try Self.record(try Self.synthetic(planes: 1, size: 256, pool: 6), to: path, seconds: 1.0, frames: 6)
         let r = try Replay.run(path, track: true)
         let plane = try #require(r.planes.first)
         #expect(plane.frames >= 3)
@@ -137,7 +141,7 @@ struct RecorderTests {
     @Test func replayReportsMeasurementsItCannotReproduce() throws {
         let s = try Support.Scratch()
         let source = s.path("source.mcap")
-        _ = try Self.record(try Self.synthetic(planes: 1, size: 256, pool: 6), to: source, seconds: 1.5)
+        _ = try Self.record(try Self.synthetic(planes: 1, size: 256, pool: 6), to: source, seconds: 1.0, frames: 4)
         // Re-record the same frames with each measurement moved 5 px.
         var frames: [LiveFrame] = []
         var infos: [UInt64: [String: Any]] = [:]
@@ -158,7 +162,7 @@ struct RecorderTests {
                                         pixels: pixels, pixelSpacing: 0.6, projection: Array(repeating: 0, count: 12), measurement: meas))
             }
         }, channels: { topics[$0.id] = $0.topic })
-        #expect(frames.count >= 2)
+        #expect(frames.count >= 4)
         let tap = FakeTap()
         tap.frames.withLock { $0 = frames }
         let moved = s.path("moved.mcap")
