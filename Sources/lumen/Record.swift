@@ -57,6 +57,7 @@ struct RecordSynthetic: ParsableCommand {
     @Option(help: "Distinct frames rendered per plane before the run (1…600).") var pool = 16
     @Option(help: "Serve OpenIGTLink on this TCP port of 127.0.0.1 while recording (1024…65535).") var igtlPort: Int?
     @Flag(help: "Accept navigation targets from OpenIGTLink clients.") var igtlAcceptTargets = false
+    @Option(help: "OpenIGTLink protocol: 3 (v3 header with metadata) or 2 (for clients built on OpenIGTLink 2).") var igtlProtocol = 3
     @Option(help: "Serve Prometheus metrics on this TCP port of 127.0.0.1 while recording (1024…65535).") var metricsPort: Int?
     @OptionGroup var recorder: RecorderOptions
     @Flag(help: "Print JSON on stdout.") var json = false
@@ -70,6 +71,7 @@ struct RecordSynthetic: ParsableCommand {
         try Check.number(fps, "--fps", in: 1...60, unit: "fps")
         try Check.count(pool, "--pool", in: 1...600)
         try Check.count(igtlPort, "--igtl-port", in: 1024...65535)
+        try Check.count(igtlProtocol, "--igtl-protocol", in: 2...3)
         try Check.count(metricsPort, "--metrics-port", in: 1024...65535)
     }
 
@@ -91,6 +93,7 @@ struct RecordSynthetic: ParsableCommand {
             var settings = IGTLServerSettings()
             settings.port = UInt16(igtlPort)
             settings.acceptTargets = igtlAcceptTargets
+            settings.protocolVersion = igtlProtocol
             do { igtl = try IGTLServer(port: run, settings: settings) } catch { throw CommandFailure(error.description) }
             igtl?.start()
             Output.progress("record: OpenIGTLink on 127.0.0.1:\(igtl?.boundPort ?? 0)")

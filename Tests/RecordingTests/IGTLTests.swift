@@ -187,3 +187,36 @@ struct IGTLServerTests {
         #expect(run.acceptedIntents.isEmpty)
     }
 }
+
+/// The OpenIGTLink library's own example client (Debian's openigtlink-examples, built against
+/// libopenigtlink-dev, OpenIGTLink 1.11: protocol v2) receiving from the server set to v2.
+struct IGTLReferenceClientTests {
+    static let source = "/usr/share/doc/openigtlink-examples/examples/Receiver/ReceiveClient.cxx"
+
+    @Test func theReferenceLibrarysReceiveClientDecodesWhatIsServed() throws {
+        try #require(FileManager.default.fileExists(atPath: Self.source) && FileManager.default.fileExists(atPath: "/usr/include/openigtlink"),
+                     "install openigtlink-examples and libopenigtlink-dev (scripts/setup.sh does)")
+        let s = try Support.Scratch()
+        let binary = s.path("ReceiveClient")
+        let build = try Support.run("/usr/bin/env", ["g++", "-O1", "-I/usr/include/openigtlink", Self.source, "-lOpenIGTLink", "-o", binary])
+        try #require(build.status == 0, "\(build.stderr)")
+        let run = try RecorderTests.synthetic(planes: 1, size: 128, pool: 2, track: true)
+        var settings = IGTLServerSettings()
+        settings.port = 0
+        settings.protocolVersion = 2
+        settings.tipRate = 20
+        let server = try IGTLServer(port: run, settings: settings)
+        run.start()
+        server.start()
+        defer { server.stop(); run.stop() }
+        // The example client runs until killed; what it decoded is on its stderr.
+        let out = try Support.run(binary, ["127.0.0.1", "\(server.boundPort)"], timeout: 4)
+        let text = out.stderr
+        for expected in ["Receiving TRANSFORM data type.", "Receiving IMAGE data type.", "Receiving STATUS data type.", "Receiving POINT data type.",
+                         "Dimensions            : (128, 128, 1)", " Error Name: OK", " GroupName : route"] {
+            #expect(text.contains(expected), "the reference client did not print '\(expected)'")
+        }
+        // It prints a transform's matrix (on stdout) only when the body passed its CRC check.
+        #expect(out.stdout.contains("=============\n1, 0, 0, "), "\(out.stdout.prefix(2000))")
+    }
+}
