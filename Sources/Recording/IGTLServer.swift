@@ -194,7 +194,7 @@ public final class IGTLServer: @unchecked Sendable {
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             var text = [CChar](repeating: 0, count: 64)
             inet_ntop(AF_INET, &addr.sin_addr, &text, socklen_t(text.count))
-            let peer = "\(String(cString: text)):\(UInt16(bigEndian: addr.sin_port))"
+            let peer = "\(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)):\(UInt16(bigEndian: addr.sin_port))"
             guard clients.count < settings.maximumClients else {
                 let m = IGTLCodec.message(type: "STATUS", device: "LumenStatus", timestamp: wallStamp(),
                                           content: IGTLCodec.statusContent(code: 11, name: "TOO_MANY_CLIENTS",
