@@ -84,10 +84,6 @@ struct RecordSynthetic: ParsableCommand {
         let run = try SyntheticRun(settings: s)
         let doc = ConfigurationDocument(name: "synthetic", bytes: Array(
             "cycle_rate_hz: \(rate)\nplanes: \(planes)\nframe_size_px: \(size)\nframes_per_second: \(fps)\nframe_pool: \(pool)\n".utf8))
-        let rec: Recorder
-        do { rec = try Recorder(path: path, settings: recorder.settings, tap: run, port: run, configuration: [doc]) } catch {
-            throw CommandFailure(error.description)
-        }
         var igtl: IGTLServer?
         if let igtlPort {
             var settings = IGTLServerSettings()
@@ -103,6 +99,11 @@ struct RecordSynthetic: ParsableCommand {
             do { metrics = try MetricsEndpoint(port: run, bindPort: UInt16(metricsPort)) } catch { throw CommandFailure(error.description) }
             metrics?.start()
             Output.progress("record: metrics on http://127.0.0.1:\(metrics?.boundPort ?? 0)/metrics")
+        }
+        // The recorder feeds the per-cycle histograms: it is the one reader of every cycle record.
+        let rec: Recorder
+        do { rec = try Recorder(path: path, settings: recorder.settings, tap: run, port: run, configuration: [doc], metrics: metrics?.metrics) } catch {
+            throw CommandFailure(error.description)
         }
         run.start()
         rec.start()

@@ -50,7 +50,7 @@ import Testing
         "sim render --primary": ["-1": "RAO 1°", "0": "AP", "1e-300": "an angle, if a tiny one"],
         "sim render --secondary": ["-1": "caudal 1°", "0": "no tilt", "1e-300": "an angle, if a tiny one"],
         "record synthetic --planes": ["0": "no imaging: cycle records only"],
-        "record synthetic --frame-quality": ["0": "PNG zlib level 0 (stored), the PNG default's range"],
+        "--frame-quality": ["0": "PNG zlib level 0 (stored), in the range of the default format, PNG"],
         "replay --tolerance": ["0": "exact reproduction", "1e-300": "a tolerance, if a tiny one"],
         "bench record --kills": ["0": "skips the kill -9 figure"],
     ]
