@@ -34,6 +34,8 @@ struct RecordBench: ParsableCommand {
         var kill9: RecorderBench.KillLoss?
         var igtl_tip_latency: RecorderBench.Latency
         var cycle_lateness_recorder_on_off: String
+        /// The machine's 1-minute load average at the end: these figures are wall-clock on a shared machine.
+        var load_average_1min: Double?
     }
 
     func run() throws {
@@ -53,7 +55,8 @@ struct RecordBench: ParsableCommand {
         Output.progress("bench record: OpenIGTLink tip latency, \(igtlSeconds) s at \(tipRate) Hz")
         let latency = try RecorderBench.igtlLatency(seconds: igtlSeconds, tipRate: tipRate)
         let result = Result(throughput: throughput, kill9: kill9, igtl_tip_latency: latency,
-                            cycle_lateness_recorder_on_off: "needs the live runtime: RecorderBench.latenessWithRecorder runs it with and without a Recorder on its tap")
+                            cycle_lateness_recorder_on_off: "needs the live runtime: RecorderBench.latenessWithRecorder runs it with and without a Recorder on its tap",
+                            load_average_1min: (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.flatMap { Double($0) })
         if json { try Output.json(result); return }
         let t = throughput
         print(String(format: "throughput: %.1f MB/s, recorder thread %.0f %% of a core, process %.0f %%; %d/%d frames, %d cycle records (lost: %d frames, %d records); encode %.1f ms/frame",
@@ -65,5 +68,6 @@ struct RecordBench: ParsableCommand {
         }
         print(String(format: "OpenIGTLink tip: %d samples at %.0f Hz, latency p50 %.2f ms, p99 %.2f ms", latency.samples, latency.tip_rate_hz,
                      latency.p50_ms, latency.p99_ms))
+        if let load = result.load_average_1min { print(String(format: "load average (1 min): %.2f on %d CPUs", load, ProcessInfo.processInfo.processorCount)) }
     }
 }
