@@ -63,7 +63,11 @@ public enum RecorderBench {
         public var readable: Int
         /// ms between the last cycle record on disk and the kill, per kill.
         public var lost_ms_p50: Double
+        public var lost_ms_p95: Double
+        public var lost_ms_p99: Double
         public var lost_ms_max: Double
+        /// Kills after which more than 100 ms of data was missing.
+        public var over_100_ms: Int
         public var chunk_ms: Int
     }
 
@@ -99,8 +103,9 @@ public enum RecorderBench {
             lost.append(Double(killedAt - Nanoseconds(clamping: last)) / 1e6)
             try? FileManager.default.removeItem(atPath: out)
         }
-        return KillLoss(kills: kills, readable: readable, lost_ms_p50: lost.isEmpty ? .nan : percentile(lost, 50), lost_ms_max: lost.max() ?? .nan,
-                        chunk_ms: chunkMs)
+        func p(_ q: Double) -> Double { lost.isEmpty ? .nan : percentile(lost, q) }
+        return KillLoss(kills: kills, readable: readable, lost_ms_p50: p(50), lost_ms_p95: p(95), lost_ms_p99: p(99), lost_ms_max: lost.max() ?? .nan,
+                        over_100_ms: lost.filter { $0 > 100 }.count, chunk_ms: chunkMs)
     }
 
     public struct Latency: Sendable, Codable, Equatable {

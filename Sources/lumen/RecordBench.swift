@@ -63,8 +63,8 @@ struct RecordBench: ParsableCommand {
                      t.megabytes_per_second, t.recorder_cpu_pct, t.process_cpu_pct, t.frames, t.frames_offered, t.cycle_records,
                      Int(t.frames_lost), Int(t.cycle_records_lost), t.frame_encode_ms_mean))
         if let k = kill9 {
-            print(String(format: "kill -9: %d/%d files readable; data lost p50 %.1f ms, max %.1f ms (chunks every %d ms)", k.readable, k.kills,
-                         k.lost_ms_p50, k.lost_ms_max, k.chunk_ms))
+            print(String(format: "kill -9: %d/%d files readable; data lost p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d over 100 ms (chunks every %d ms)",
+                         k.readable, k.kills, k.lost_ms_p50, k.lost_ms_p99, k.lost_ms_max, k.over_100_ms, k.chunk_ms))
         }
         print(String(format: "OpenIGTLink tip: %d samples at %.0f Hz, latency p50 %.2f ms, p99 %.2f ms", latency.samples, latency.tip_rate_hz,
                      latency.p50_ms, latency.p99_ms))
