@@ -51,6 +51,8 @@ public final class SyntheticRun: RecordingTap, OperatorPort, @unchecked Sendable
     private let head = Atomic<Int>(0)   // next slot the producer writes
     private let tail = Atomic<Int>(0)   // next slot the consumer reads
     private let cycleLost = Atomic<UInt64>(0)
+    /// Acquisition time of the newest published frame (0 before the first).
+    private let lastFrameAt = Atomic<Int64>(0)
 
     private let frameQueue = Mutex<(frames: [LiveFrame], lost: UInt64)>(([], 0))
     private let latest = Mutex<[LiveFrame?]>([])
@@ -123,7 +125,7 @@ public final class SyntheticRun: RecordingTap, OperatorPort, @unchecked Sendable
         ring.deallocate()
     }
 
-    static func record(cycle: UInt64, time: Nanoseconds, tip: Vec3) -> CycleRecord {
+    static func record(cycle: UInt64, time: Nanoseconds, tip: Vec3, lastImageAt: Nanoseconds? = nil) -> CycleRecord {
         var joints = JointState(jointCount: 2)
         joints.position[0] = Double(cycle) * 0.001
         joints.sampledAt = time
@@ -133,7 +135,7 @@ public final class SyntheticRun: RecordingTap, OperatorPort, @unchecked Sendable
         command.velocity[0] = 1
         return CycleRecord(cycle: cycle, time: time, lateness: 20_000, compute: 30_000, joints: joints, command: command,
                            estimate: TipEstimate(position: tip, covariance: Mat3(rows: Vec3(1, 0, 0), Vec3(0, 1, 0), Vec3(0, 0, 1)),
-                                                 health: .imageFresh, time: time, lastImageAt: time),
+                                                 health: .imageFresh, time: time, lastImageAt: lastImageAt ?? time),
                            mode: .jog, appliedIntent: 0)
     }
 
@@ -175,7 +177,8 @@ public final class SyntheticRun: RecordingTap, OperatorPort, @unchecked Sendable
         while running.load(ordering: .acquiring) {
             let now = MonotonicClock.now()
             cycle += 1
-            let r = Self.record(cycle: cycle, time: now, tip: tip(at: now - start))
+            // The estimate fuses the newest frame once, as the runtime's estimator does.
+            let r = Self.record(cycle: cycle, time: now, tip: tip(at: now - start), lastImageAt: lastFrameAt.load(ordering: .relaxed))
             state.withLock { s in
                 s.time = now; s.cycle = cycle; s.joints = r.joints; s.command = r.command; s.estimate = r.estimate; s.mode = r.mode
             }
@@ -226,6 +229,7 @@ public final class SyntheticRun: RecordingTap, OperatorPort, @unchecked Sendable
                 }
                 latest.withLock { $0[p] = frame }
             }
+            lastFrameAt.store(now, ordering: .relaxed)
             state.withLock { s in for p in 0..<s.framesAcquired.count { s.framesAcquired[p] = index } }
             next += period
             // Behind by more than a frame (tracking took too long): skip, as a detector would, and count.

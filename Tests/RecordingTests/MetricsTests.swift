@@ -41,6 +41,10 @@ struct MetricsTests {
         let count = body.split(separator: "\n").first { $0.hasPrefix("lumen_cycle_lateness_seconds_count") }
             .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
         #expect(count > 0)
+        // A measurement is fused once, however many cycles carry it.
+        let fused = body.split(separator: "\n").first { $0.hasPrefix("lumen_fused_measurements_total") }
+            .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        #expect(fused > 0 && fused < count, "fused \(fused) of \(count) cycles")
         #expect(endpoint.scrapeCount == 1)
         #expect(try Self.get("http://127.0.0.1:\(endpoint.boundPort)/other").status == 404)
     }
