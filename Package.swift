@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: Native bridges — narrow extern "C" headers, no C++ type crosses into Swift.
@@ -107,7 +108,11 @@ let package = Package(
             ],
             resources: [.copy("Web")]
         ),
-        .target(name: "Recording", dependencies: ["Core", "Runtime"]),
+        // The recorder (MCAP), replay, the OpenIGTLink server and the Prometheus endpoint.
+        .target(
+            name: "Recording",
+            dependencies: ["Core", "Control", "Runtime", "Imaging", "Sim", "Safety", "COpenCV", .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
         // What every command shares: JSON and progress output, checks of option values.
         .target(
             name: "CommandSupport",
@@ -143,6 +148,7 @@ let package = Package(
         .testTarget(name: "SafetyTests", dependencies: ["Safety", "Core", "Drivers", "Scenarios", "Control", "Sim", "CAllocCount"]),
         .testTarget(name: "ConsoleTests", dependencies: ["Console", "Runtime", "Control", "Core"]),
         // Runs the built `lumen` tool as a user would; depends on it so it is built first.
+        .testTarget(name: "RecordingTests", dependencies: ["Recording", "Runtime", "Control", "Core", "Imaging", "lumen"]),
         .testTarget(name: "LumenCLITests", dependencies: ["lumen", "lumen-safety"]),
     ],
     swiftLanguageModes: [.v6],

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds and runs the fuzz targets (libFuzzer with AddressSanitizer): the DriveLink host decoder
 # (Swift), the C99 firmware reference's receive path, the EtherCAT frame decoder (Swift), the safety
-# monitor's channel (Swift: gate, decoders and rule engine) and the DICOM loader (the DCMTK bridge,
-# from memory). Fails on any crash, leak, timeout or memory blow-up.
+# monitor's channel (Swift: gate, decoders and rule engine), the console's WebSocket messages (Swift),
+# the OpenIGTLink decoder (Swift) and the DICOM loader (the DCMTK bridge, from memory). Fails on any
+# crash, leak, timeout or memory blow-up.
 # Usage: fuzz/run.sh [RUNS]   (default 1000000 inputs per target; the DICOM loader, at ~5k inputs/s with its compressed seeds
 # under ASan, runs at most 300000 of them and at most 45 s)
 set -euo pipefail
@@ -12,11 +13,13 @@ out=.build-fuzz
 mkdir -p "$out/corpus-swift" "$out/corpus-c" "$out/corpus-ethercat" "$out/corpus-dicom" "$out/corpus-safetychannel" "$out/stub"
 mkdir -p "$out/corpus-console"
 cp fuzz/corpus/console/* "$out/corpus-console/"
+mkdir -p "$out/corpus-swift" "$out/corpus-c" "$out/corpus-ethercat" "$out/corpus-dicom" "$out/corpus-safetychannel" "$out/corpus-igtl" "$out/stub"
 cp fuzz/corpus/drivelink/* "$out/corpus-swift/"
 cp fuzz/corpus/drivelink/* "$out/corpus-c/"
 cp fuzz/corpus/ethercat/* "$out/corpus-ethercat/"
 cp fuzz/corpus/dicom/* "$out/corpus-dicom/"
 cp fuzz/corpus/safetychannel/* "$out/corpus-safetychannel/"
+cp fuzz/corpus/igtl/* "$out/corpus-igtl/"
 
 # The DriveLink codec and the channel target compile a few Core and Drivers files into their own
 # module; their `import Core` and `import Drivers` resolve to empty stand-ins (the rest of Core
@@ -44,6 +47,9 @@ swiftc -O -wmo -sanitize=fuzzer,address -parse-as-library -module-name SafetyCha
 swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name ConsoleMessageFuzz \
     fuzz/ConsoleMessageFuzz.swift Sources/Console/ConsoleMessage.swift -o "$out/console-swift" 2>"$out/build-console.log" \
     || { cat "$out/build-console.log" >&2; exit 1; }
+swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name IGTLFuzz \
+    fuzz/IGTLFuzz.swift Sources/Recording/IGTLCodec.swift -o "$out/igtl-swift" 2>"$out/build-igtl.log" \
+    || { cat "$out/build-igtl.log" >&2; exit 1; }
 clang -O1 -g -std=c99 -fsanitize=fuzzer,address -Ihil/firmware/include \
     fuzz/drivelink_reference_fuzz.c hil/firmware/src/drivelink.c -o "$out/drivelink-c" 2>"$out/build-c.log" \
     || { cat "$out/build-c.log" >&2; exit 1; }
@@ -54,12 +60,13 @@ clang++ -O1 -g -std=c++17 -fsanitize=fuzzer,address -ISources/CDCMTK/include \
     fuzz/DICOMFuzz.cpp Sources/CDCMTK/lumen_dcm.cpp -ldcmdata -ldcmjpeg -ldcmjpls -ldcmimgle -loflog -lofstd -lz -o "$out/dicom" 2>"$out/build-dicom.log" \
     || { cat "$out/build-dicom.log" >&2; exit 1; }
 
-for target in drivelink-swift drivelink-c ethercat-swift safetychannel-swift console-swift; do
+for target in drivelink-swift drivelink-c ethercat-swift safetychannel-swift console-swift igtl-swift; do
     log="$out/run-$target.log"
     corpus="$out/corpus-${target#drivelink-}"
     [ "$target" = ethercat-swift ] && corpus="$out/corpus-ethercat"
     [ "$target" = safetychannel-swift ] && corpus="$out/corpus-safetychannel"
     [ "$target" = console-swift ] && corpus="$out/corpus-console"
+    [ "$target" = igtl-swift ] && corpus="$out/corpus-igtl"
     if ! "$out/$target" -runs="$runs" -max_len=1600 -rss_limit_mb=512 -timeout=5 \
         -print_final_stats=1 "$corpus" >"$log" 2>&1; then
         tail -40 "$log" >&2

@@ -4,6 +4,8 @@
 set -euo pipefail
 
 packages=(pkg-config make gcc libc6-dev iproute2 tshark libeigen3-dev libopencv-dev libserialport-dev libdcmtk-dev dcmtk)
+# The OpenIGTLink reference library and its example programs: an independent client in the recording tests.
+packages+=(g++ libopenigtlink-dev openigtlink-examples)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # The console's browser tests: Debian's chromium and chromium-driver, PyPI's selenium.
 bash Tests/browser/setup.sh
+# The reference MCAP reader and the OpenIGTLink client the recording tests check against (PyPI).
+python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 # The firmware reference's own C99 unit tests, with the system compiler.
 make -C hil/firmware test
 # The DriveLink and EtherCAT decoders under libFuzzer, 10^6 inputs each.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <cstdio>
 #include <exception>
 #include <vector>
@@ -153,6 +154,26 @@ extern "C" int lumen_cv_encode_display_jpeg(const uint16_t *pixels, int width, i
         *size = (int64_t)encoded.size();
         if ((int64_t)encoded.size() > capacity) return fail(LUMEN_CV_CAPACITY, err, err_len, "output buffer too small");
         std::copy(encoded.begin(), encoded.end(), out);
+extern "C" int lumen_cv_encode_gray16(const uint16_t *pixels, int width, int height, int format, int quality,
+                                      uint8_t *out, int64_t capacity, int64_t *size, char *err, int err_len) {
+    if (pixels == nullptr || out == nullptr || size == nullptr || width <= 0 || height <= 0 || capacity <= 0)
+        return fail(LUMEN_CV_ARGUMENT, err, err_len, "bad image size or pointer");
+    try {
+        cv::Mat m(height, width, CV_16UC1, const_cast<uint16_t *>(pixels));
+        std::vector<uchar> buffer;
+        bool ok;
+        if (format == 1) {
+            // Frames carry 12-bit values: 1/16 maps them onto 8 bits without clipping.
+            cv::Mat eight;
+            m.convertTo(eight, CV_8U, 1.0 / 16.0);
+            ok = cv::imencode(".jpg", eight, buffer, {cv::IMWRITE_JPEG_QUALITY, std::max(1, std::min(100, quality))});
+        } else {
+            ok = cv::imencode(".png", m, buffer, {cv::IMWRITE_PNG_COMPRESSION, std::max(0, std::min(9, quality))});
+        }
+        if (!ok) return fail(LUMEN_CV_INTERNAL, err, err_len, "cannot encode the image");
+        *size = (int64_t)buffer.size();
+        if ((int64_t)buffer.size() > capacity) return fail(LUMEN_CV_CAPACITY, err, err_len, "the encoded image is larger than the buffer");
+        std::memcpy(out, buffer.data(), buffer.size());
         return LUMEN_CV_OK;
     } catch (const std::exception &e) {
         return fail(LUMEN_CV_INTERNAL, err, err_len, e.what());

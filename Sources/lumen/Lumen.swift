@@ -8,14 +8,14 @@ struct Lumen: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lumen",
         abstract: "Lumen: an open control stack for image-guided catheter robots.",
-        subcommands: [Demo.self, Bench.self, Robot.self, SimCommand.self, DICOMCommand.self, Track.self, Eval.self, SafetyCommand.self, Hil.self, ConsoleCLI.self]
+        subcommands: [Demo.self, Bench.self, Robot.self, SimCommand.self, DICOMCommand.self, Track.self, Eval.self, SafetyCommand.self, Hil.self, ConsoleCLI.self, Record.self, ReplayCommand.self]
     )
 }
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks. Each prints JSON with --json; figures are medians and tails of one run.",
-        subcommands: [BenchLoop.self, BenchCycle.self, BenchKinematics.self, BenchLink.self, BenchSim.self, BenchImaging.self, BenchConsole.self]
+        subcommands: [BenchLoop.self, BenchCycle.self, BenchKinematics.self, BenchLink.self, BenchSim.self, BenchImaging.self, BenchConsole.self, RecordBench.self]
     )
 }
 

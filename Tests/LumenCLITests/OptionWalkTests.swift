@@ -56,6 +56,10 @@ import Testing
                           "1e-300": "a radius, if a tiny one: the path is still the axial travel"],
         "sim render --primary": ["-1": "RAO 1°", "0": "AP", "1e-300": "an angle, if a tiny one"],
         "sim render --secondary": ["-1": "caudal 1°", "0": "no tilt", "1e-300": "an angle, if a tiny one"],
+        "record synthetic --planes": ["0": "no imaging: cycle records only"],
+        "--frame-quality": ["0": "PNG zlib level 0 (stored), in the range of the default format, PNG"],
+        "replay --tolerance": ["0": "exact reproduction", "1e-300": "a tolerance, if a tiny one"],
+        "bench record --kills": ["0": "skips the kill -9 figure"],
     ]
 
     /// Arguments a command cannot start without, given valid, so that the walked value is the only
@@ -70,6 +74,8 @@ import Testing
             // One of --interface and --udp-port is required; an interface that does not exist.
             "sim ethercat-slaves": ["--interface", "lumen-walk-none"],
             "console add-user": ["--name", "walker"],
+            "record synthetic": ["--out", scratch.appendingPathComponent("recording").path],
+            "replay": [scratch.appendingPathComponent("none.mcap").path],
         ]
     }
 

@@ -57,6 +57,12 @@ int lumen_cv_draw_circle(uint8_t *rgb, int width, int height, double x, double y
 int lumen_cv_draw_text(uint8_t *rgb, int width, int height, const char *text, int x, int y,
                        double scale, uint8_t r, uint8_t g, uint8_t b);
 
+/// Encodes a single-channel 16-bit image in memory: `format` 0 is PNG (lossless, `quality` is the
+/// zlib level 0…9), 1 is 8-bit JPEG of the top 12 bits' range (`quality` 1…100). Writes at most
+/// `capacity` bytes to `out` and the encoded size to `size`; LUMEN_CV_CAPACITY when it does not fit.
+int lumen_cv_encode_gray16(const uint16_t *pixels, int width, int height, int format, int quality,
+                           uint8_t *out, int64_t capacity, int64_t *size, char *err, int err_len);
+
 #ifdef __cplusplus
 }
 #endif

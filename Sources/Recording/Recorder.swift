@@ -1,0 +1,359 @@
+import Core
+import Foundation
+import Runtime
+import Safety
+import Synchronization
+
+/// What the recorder records and how often it makes its data safe on disk.
+public struct RecorderSettings: Sendable, Equatable, Codable {
+    /// Record every Nth cycle (1 = full rate), 1…1000.
+    public var cycleDecimation = 1
+    /// Record every Nth frame of each plane, 1…100.
+    public var frameDecimation = 1
+    public var frameFormat = FrameFormat.png
+    /// PNG: zlib level 0…9 (1 is fast and still halves the size); JPEG: quality 1…100.
+    public var frameQuality = 1
+    /// A chunk is closed (written and synced) at least this often: a `kill -9` loses at most about
+    /// this much plus one poll interval. 1…100 ms.
+    public var chunkPeriod: Nanoseconds = 50 * .perMillisecond
+    /// …or when it holds this many bytes (64 KiB…64 MiB).
+    public var chunkMaxBytes = 8 << 20
+    /// How often the thread drains the tap, 1…50 ms.
+    public var pollInterval: Nanoseconds = 5 * .perMillisecond
+    /// How often the safety state is sampled from the port, 10…10 000 ms.
+    public var safetyInterval: Nanoseconds = 100 * .perMillisecond
+    /// fdatasync after each chunk (survives power loss, not only a killed process).
+    public var sync = true
+
+    public init() {}
+
+    public func validate() throws(RecorderError) {
+        guard (1...1000).contains(cycleDecimation) else { throw .invalidSetting("cycle decimation \(cycleDecimation) (1…1000)") }
+        guard (1...100).contains(frameDecimation) else { throw .invalidSetting("frame decimation \(frameDecimation) (1…100)") }
+        let q = frameFormat == .png ? 0...9 : 1...100
+        guard q.contains(frameQuality) else { throw .invalidSetting("frame quality \(frameQuality) (\(q.lowerBound)…\(q.upperBound) for \(frameFormat.rawValue))") }
+        guard (1 * Nanoseconds.perMillisecond...100 * .perMillisecond).contains(chunkPeriod) else { throw .invalidSetting("chunk period (1…100 ms)") }
+        guard ((64 << 10)...(64 << 20)).contains(chunkMaxBytes) else { throw .invalidSetting("chunk size (64 KiB…64 MiB)") }
+        guard (1 * Nanoseconds.perMillisecond...50 * .perMillisecond).contains(pollInterval) else { throw .invalidSetting("poll interval (1…50 ms)") }
+        guard (10 * Nanoseconds.perMillisecond...10_000 * .perMillisecond).contains(safetyInterval) else {
+            throw .invalidSetting("safety interval (10…10 000 ms)")
+        }
+    }
+}
+
+/// A configuration document the run started with (robot, limits, scenario…), recorded whole with
+/// its SHA-256 so a reviewer can tell which configuration a recording ran under.
+public struct ConfigurationDocument: Sendable, Equatable {
+    public var name: String
+    public var bytes: [UInt8]
+    public init(name: String, bytes: [UInt8]) { self.name = name; self.bytes = bytes }
+    public var sha256: String { SHA256.hex(SHA256.digest(bytes)) }
+}
+
+/// What was recorded and what could not be: nothing is dropped silently.
+public struct RecorderReport: Sendable, Equatable, Codable {
+    public var path: String
+    public var cycleRecords = 0
+    /// Overwritten in the runtime's ring before the recorder drained them.
+    public var cycleRecordsLost: UInt64 = 0
+    /// Not recorded by choice (decimation).
+    public var cycleRecordsSkipped = 0
+    public var frames = 0
+    public var framesLost: UInt64 = 0
+    public var framesSkipped = 0
+    /// Frames the codec refused (bad size, codec error).
+    public var framesNotEncoded = 0
+    public var events = 0
+    /// Events that the port no longer held when the recorder asked (a gap in sequence numbers).
+    public var eventsLost: UInt64 = 0
+    public var messages: UInt64 = 0
+    public var chunks = 0
+    public var bytes: UInt64 = 0
+    /// Seconds the recorder's thread spent encoding frames, and on the CPU in all.
+    public var frameEncodeSeconds = 0.0
+    public var threadCPUSeconds = 0.0
+    /// The write error that stopped the recording, if one did.
+    public var writeError: String?
+    /// SHA-256 over the configuration documents' hashes, in order.
+    public var configurationSHA256 = ""
+
+    public init(path: String) { self.path = path }
+}
+
+/// The procedure recorder: its own thread drains a `RecordingTap` (cycle records and frames) and
+/// polls an `OperatorPort` (events, safety state), and writes an MCAP file whose chunks are closed
+/// and synced every `chunkPeriod`. The runtime's side never waits for it: records it does not
+/// drain in time are overwritten in the runtime's rings and counted here.
+public final class Recorder: @unchecked Sendable {
+    public let path: String
+    public let settings: RecorderSettings
+    private let tap: any RecordingTap
+    private let port: (any OperatorPort)?
+    private let configuration: [ConfigurationDocument]
+    private let metrics: RuntimeMetrics?
+    private let stopping = Atomic<Bool>(false)
+    private let shared: Mutex<RecorderReport>
+    private let finished = Atomic<Bool>(false)
+    private var thread: Thread?
+    private let done = DispatchSemaphore(value: 0)
+
+    // Owned by the recorder's thread once started.
+    private var writer: MCAPWriter
+    private var report: RecorderReport
+    private var channelIDs: [String: UInt16] = [:]
+    private var schemaIDs: [String: UInt16] = [:]
+    private var chunkOpenedAt: Nanoseconds?
+    private var lastEvent: UInt64 = 0
+    private var lastSafety: Nanoseconds = 0
+    private var lastStatus: Nanoseconds = 0
+    private var framesSeen: [UInt8: Int] = [:]
+
+    /// Creates the file and writes its header, schemas, channels and the configuration; the
+    /// thread starts with `start()`.
+    public init(path: String, settings: RecorderSettings = RecorderSettings(), tap: any RecordingTap, port: (any OperatorPort)?,
+                configuration: [ConfigurationDocument], metrics: RuntimeMetrics? = nil) throws(RecorderError) {
+        try settings.validate()
+        self.path = path; self.settings = settings; self.tap = tap; self.port = port; self.configuration = configuration
+        self.metrics = metrics
+        writer = try MCAPWriter(path: path, library: "lumen recorder \(RecordingSchema.version)")
+        report = RecorderReport(path: path)
+        shared = Mutex(RecorderReport(path: path))
+        for (name, text) in RecordingChannels.schemas {
+            schemaIDs[name] = try writer.addSchema(name: name, data: Array(text.utf8))
+        }
+        try channel(RecordingChannels.cycle, "lumen.CycleRecord")
+        try channel(RecordingChannels.tip, "foxglove.PoseInFrame")
+        try channel(RecordingChannels.events, "lumen.Event")
+        try channel(RecordingChannels.log, "foxglove.Log")
+        try channel(RecordingChannels.safety, "lumen.SafetyStatus")
+        try channel(RecordingChannels.recorder, "lumen.RecorderStatus")
+        try channel(RecordingChannels.configuration, "lumen.Configuration")
+        try writeConfiguration()
+    }
+
+    @discardableResult
+    private func channel(_ topic: String, _ schema: String, metadata: [(String, String)] = []) throws(RecorderError) -> UInt16 {
+        if let id = channelIDs[topic] { return id }
+        let id = try writer.addChannel(topic: topic, schema: schemaIDs[schema] ?? 0, metadata: metadata)
+        channelIDs[topic] = id
+        return id
+    }
+
+    private func writeConfiguration() throws(RecorderError) {
+        let now = MonotonicClock.now()
+        var combined = [UInt8]()
+        var pairs: [(String, String)] = []
+        for doc in configuration {
+            let hash = doc.sha256
+            combined.append(contentsOf: Array(hash.utf8))
+            pairs.append((doc.name, hash))
+            var j = JSONOut(capacity: doc.bytes.count + 128)
+            j.object { j in j.field("name", doc.name); j.field("sha256", hash); j.field("text", String(decoding: doc.bytes, as: UTF8.self)) }
+            writer.add(channel: channelIDs[RecordingChannels.configuration] ?? 0, logTime: UInt64(max(0, now)), publishTime: UInt64(max(0, now)), data: j.bytes)
+        }
+        report.configurationSHA256 = SHA256.hex(SHA256.digest(combined))
+        pairs.append(("combined_sha256", report.configurationSHA256))
+        if let d = port?.runtimeDescription {
+            pairs.append(("robot", d.robotName))
+            pairs.append(("axes", d.axisNames.joined(separator: ",")))
+            pairs.append(("period_ns", "\(d.period)"))
+            pairs.append(("planes", "\(d.planes.count)"))
+        }
+        try writer.addMetadata(name: RecordingChannels.configurationMetadata, pairs)
+        try writer.closeChunk(sync: settings.sync)
+    }
+
+    /// Starts the recorder's thread.
+    public func start() {
+        let t = Thread { [self] in run() }
+        t.name = "lumen-recorder"
+        thread = t
+        t.start()
+    }
+
+    /// Stops the thread after a last drain, writes the summary and closes the file.
+    public func stop() -> RecorderReport {
+        stopping.store(true, ordering: .releasing)
+        if thread == nil {
+            // Never started: drain once and close the file here, so it still gets its summary.
+            if !finished.load(ordering: .acquiring) { run() }
+        } else {
+            // The thread signals once when it has closed the file; passed on for a second stop().
+            done.wait()
+            done.signal()
+        }
+        return shared.withLock { $0 }
+    }
+
+    /// What has been recorded so far (updated once per poll).
+    public var progress: RecorderReport { shared.withLock { $0 } }
+
+    private func run() {
+        defer { finished.store(true, ordering: .releasing); done.signal() }
+        do {
+            while !stopping.load(ordering: .acquiring) {
+                try pollOnce()
+                _ = MonotonicClock.sleep(until: MonotonicClock.now() + settings.pollInterval)
+            }
+            try pollOnce()
+            try writeStatus(MonotonicClock.now())
+            try writer.closeChunk(sync: false)
+            publish()
+            try writer.addMetadata(name: RecordingChannels.reportMetadata, reportPairs())
+            try writer.finish()
+        } catch {
+            report.writeError = error.description
+            writer.abandon()
+        }
+        publish()
+    }
+
+    private func publish() {
+        var ts = timespec()
+        if clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0 { report.threadCPUSeconds = Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9 }
+        report.messages = writer.messageCount
+        report.chunks = writer.chunkCount
+        report.bytes = writer.offset
+        let r = report
+        shared.withLock { $0 = r }
+    }
+
+    private func reportPairs() -> [(String, String)] {
+        let r = report
+        return [("cycle_records", "\(r.cycleRecords)"), ("cycle_records_lost", "\(r.cycleRecordsLost)"),
+                ("cycle_records_skipped", "\(r.cycleRecordsSkipped)"), ("frames", "\(r.frames)"), ("frames_lost", "\(r.framesLost)"),
+                ("frames_skipped", "\(r.framesSkipped)"), ("frames_not_encoded", "\(r.framesNotEncoded)"), ("events", "\(r.events)"),
+                ("events_lost", "\(r.eventsLost)"), ("messages", "\(r.messages)"), ("chunks", "\(r.chunks)")]
+    }
+
+    private func add(_ topic: String, _ time: Nanoseconds, _ data: [UInt8]) {
+        guard let id = channelIDs[topic] else { return }
+        // The chunk's age counts from its oldest data, not from when it reached the recorder: what
+        // a crash loses is what was produced and not yet on disk. Times are the runtime's
+        // monotonic clock; one from the future (a bad stamp) counts as now.
+        let produced = min(time, MonotonicClock.now())
+        chunkOpenedAt = min(chunkOpenedAt ?? produced, produced)
+        let t = UInt64(max(0, time))
+        writer.add(channel: id, logTime: t, publishTime: t, data: data)
+    }
+
+    /// Closes the chunk when it is old or large enough: the crash-loss bound lives here.
+    private func closeIfDue() throws(RecorderError) {
+        guard let opened = chunkOpenedAt else { return }
+        if MonotonicClock.now() - opened >= settings.chunkPeriod || writer.pendingBytes >= settings.chunkMaxBytes {
+            try writer.closeChunk(sync: settings.sync)
+            chunkOpenedAt = nil
+        }
+    }
+
+    private func drainCycles(into j: inout JSONOut) throws(RecorderError) {
+        let decimation = UInt64(settings.cycleDecimation)
+        let cycles = tap.drainCycleRecords { r in
+            metrics?.observe(cycle: r)
+            if r.cycle % decimation != 0 { report.cycleRecordsSkipped += 1; return }
+            j.reset()
+            RecordingChannels.encodeCycle(r, into: &j)
+            add(RecordingChannels.cycle, r.time, j.bytes)
+            j.reset()
+            RecordingChannels.encodePose(r.estimate, time: r.time, into: &j)
+            add(RecordingChannels.tip, r.time, j.bytes)
+            report.cycleRecords += 1
+        }
+        report.cycleRecordsLost = cycles.lostTotal
+        metrics?.observe(cycleRecordsLost: cycles.lostTotal)
+        try closeIfDue()
+    }
+
+    private func pollOnce() throws(RecorderError) {
+        var j = JSONOut(capacity: 1024)
+        try drainCycles(into: &j)
+        // Frames are taken first and encoded after, with the cycle records drained between them:
+        // encoding takes milliseconds, and the cycle records must not wait for a whole batch.
+        var frames: [LiveFrame] = []
+        let drained = tap.drainFrames { frames.append($0) }
+        for f in frames {
+            metrics?.observe(frame: f)
+            try record(frame: f)
+            try drainCycles(into: &j)
+        }
+        report.framesLost = drained.lostTotal
+        if let port {
+            let events = port.events(after: lastEvent, limit: 1024)
+            for e in events {
+                if e.sequence > lastEvent + 1 { report.eventsLost += e.sequence - lastEvent - 1 }
+                lastEvent = max(lastEvent, e.sequence)
+                j.reset()
+                RecordingChannels.encodeEvent(e, into: &j)
+                add(RecordingChannels.events, e.time, j.bytes)
+                j.reset()
+                RecordingChannels.encodeLog(e, into: &j)
+                add(RecordingChannels.log, e.time, j.bytes)
+                report.events += 1
+            }
+            let now = MonotonicClock.now()
+            if now - lastSafety >= settings.safetyInterval {
+                lastSafety = now
+                let s = port.snapshot()
+                j.reset()
+                RecordingChannels.encodeSafety(s, into: &j)
+                add(RecordingChannels.safety, s.time > 0 ? s.time : now, j.bytes)
+            }
+        }
+        let now = MonotonicClock.now()
+        if now - lastStatus >= Nanoseconds.perSecond { try writeStatus(now) }
+        try closeIfDue()
+        publish()
+    }
+
+    private func writeStatus(_ now: Nanoseconds) throws(RecorderError) {
+        lastStatus = now
+        var j = JSONOut()
+        let r = report
+        j.object { j in
+            j.field("time_ns", now); j.field("cycle_records", r.cycleRecords); j.field("cycle_records_lost", r.cycleRecordsLost)
+            j.field("frames", r.frames); j.field("frames_lost", r.framesLost); j.field("frames_not_encoded", r.framesNotEncoded)
+            j.field("events_lost", r.eventsLost); j.field("bytes", writer.offset); j.field("chunks", writer.chunkCount)
+        }
+        add(RecordingChannels.recorder, now, j.bytes)
+    }
+
+    private func record(frame f: LiveFrame) throws(RecorderError) {
+        let seen = framesSeen[f.plane, default: 0]
+        framesSeen[f.plane] = seen + 1
+        guard seen % settings.frameDecimation == 0 else { report.framesSkipped += 1; return }
+        let plane = Int(f.plane)
+        let imageTopic = RecordingChannels.image(plane: plane)
+        if channelIDs[imageTopic] == nil {
+            try channel(imageTopic, "foxglove.CompressedImage")
+            try channel(RecordingChannels.frame(plane: plane), "lumen.FrameInfo")
+            try channel(RecordingChannels.measurement(plane: plane), "lumen.TipMeasurement")
+        }
+        let t0 = MonotonicClock.now()
+        let encoded: [UInt8]
+        do {
+            encoded = try FrameCodec.encode(f.pixels, width: f.width, height: f.height, format: settings.frameFormat, quality: settings.frameQuality)
+        } catch {
+            report.framesNotEncoded += 1
+            return
+        }
+        report.frameEncodeSeconds += Double(MonotonicClock.now() - t0) * 1e-9
+        var j = JSONOut(capacity: encoded.count * 4 / 3 + 256)
+        j.object { j in
+            j.time("timestamp", f.acquiredAt); j.field("frame_id", "plane\(plane)"); j.field("data", base64: encoded)
+            j.field("format", settings.frameFormat.rawValue)
+        }
+        add(imageTopic, f.acquiredAt, j.bytes)
+        var info = JSONOut()
+        info.object { j in
+            j.field("plane", plane); j.field("index", f.index); j.field("acquired_ns", f.acquiredAt); j.field("width", f.width)
+            j.field("height", f.height); j.field("pixel_spacing_mm", f.pixelSpacing); j.field("projection", f.projection)
+            j.field("format", settings.frameFormat.rawValue); j.field("encoded_bytes", encoded.count)
+        }
+        add(RecordingChannels.frame(plane: plane), f.acquiredAt, info.bytes)
+        var m = JSONOut()
+        RecordingChannels.encodeMeasurement(f.measurement, frame: f, into: &m)
+        add(RecordingChannels.measurement(plane: plane), f.acquiredAt, m.bytes)
+        report.frames += 1
+        try closeIfDue()
+    }
+}

@@ -1,0 +1,187 @@
+import Core
+import Foundation
+import Imaging
+
+/// What a recording holds, for `lumen record info`.
+public struct RecordingInfo: Sendable, Codable, Equatable {
+    public struct Channel: Sendable, Codable, Equatable {
+        public var topic: String
+        public var schema: String
+        public var encoding: String
+        public var messages: Int
+    }
+    public var path: String
+    public var bytes: UInt64
+    public var library: String
+    public var channels: [Channel]
+    public var messages: Int
+    public var chunks: Int
+    /// Log times of the first and last message (monotonic ns), and the span in seconds.
+    public var startNs: UInt64?
+    public var endNs: UInt64?
+    public var seconds: Double
+    /// SHA-256 over the configuration documents' hashes, and each document's hash.
+    public var configurationSHA256: String?
+    public var configuration: [String: String]
+    /// The recorder's closing report (what it could not record), absent when it did not close the file.
+    public var recorderReport: [String: String]?
+    /// The recorder closed the file (summary and footer present).
+    public var complete: Bool
+    /// Damage found (a cut-short end, a damaged record, a chunk failing its checksum), each saying
+    /// what was readable.
+    public var damage: [String]
+    public var readableBytes: UInt64
+
+    /// Reads the whole file. Throws `MCAPError` only when it is not a recording at all.
+    public static func read(_ path: String) throws -> RecordingInfo {
+        var counts: [UInt16: Int] = [:]
+        var first = UInt64.max, last = UInt64(0)
+        let rec = try MCAPRecording.read(path) { m in
+            counts[m.channel, default: 0] += 1
+            first = min(first, m.logTime); last = max(last, m.logTime)
+        }
+        let channels = rec.channels.values.sorted { $0.id < $1.id }.map { c in
+            Channel(topic: c.topic, schema: rec.schemas[c.schema]?.name ?? "", encoding: c.encoding, messages: counts[c.id] ?? 0)
+        }
+        let total = counts.values.reduce(0, +)
+        var config = rec.metadata.first { $0.name == RecordingChannels.configurationMetadata }?.pairs ?? [:]
+        let combined = config.removeValue(forKey: "combined_sha256")
+        return RecordingInfo(
+            path: path, bytes: rec.fileBytes, library: rec.library, channels: channels, messages: total, chunks: rec.chunks,
+            startNs: total > 0 ? first : nil, endNs: total > 0 ? last : nil, seconds: total > 0 ? Double(last - first) * 1e-9 : 0,
+            configurationSHA256: combined, configuration: config,
+            recorderReport: rec.metadata.first { $0.name == RecordingChannels.reportMetadata }?.pairs, complete: rec.complete,
+            damage: rec.damage.map(\.description), readableBytes: rec.readableBytes)
+    }
+}
+
+/// Why a replay could not run.
+public enum ReplayError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A message on a Lumen channel that does not parse as its schema says.
+    case badMessage(topic: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .badMessage(let t, let r): "a message on \(t) does not match its schema: \(r) (was the file written by another version?)"
+        }
+    }
+}
+
+/// A recording's frames re-tracked and compared with the measurements recorded with them.
+public struct ReplayReport: Sendable, Codable, Equatable {
+    public struct Plane: Sendable, Codable, Equatable {
+        public var plane: Int
+        public var frames = 0
+        public var recordedFound = 0
+        public var replayFound = 0
+        /// Frames where both found the tip within `tolerancePx`, or both found none.
+        public var reproduced = 0
+        /// px: |replayed − recorded| where both found it.
+        public var differenceP50: Double?
+        public var differenceP95: Double?
+        public var differenceMax: Double?
+        /// Frames that could not be decoded.
+        public var undecodable = 0
+    }
+    public var info: RecordingInfo
+    /// Tip estimates recorded (the `/lumen/tip` track) and their extent.
+    public var tipSamples = 0
+    public var tipPathLengthMm = 0.0
+    public var tracked: Bool
+    public var tolerancePx: Double
+    public var planes: [Plane]
+    /// Fraction of frames reproduced, over all planes (nil when none was re-tracked).
+    public var reproducedFraction: Double?
+}
+
+/// Replays a recording: reads what it holds and, with `track`, re-runs the tracker on its frames
+/// and compares the answers with the measurements recorded for the same frames.
+public enum Replay {
+    public static func run(_ path: String, track: Bool, tolerancePx: Double = 0.5, settings: TrackerSettings = TrackerSettings()) throws -> ReplayReport {
+        let info = try RecordingInfo.read(path)
+        var topics: [UInt16: String] = [:]
+        var trackers: [Int: TipTracker] = [:]
+        var planes: [Int: ReplayReport.Plane] = [:]
+        var diffs: [Int: [Double]] = [:]
+        var pendingImage: [Int: (time: UInt64, bytes: [UInt8])] = [:]
+        var pendingInfo: [Int: (time: UInt64, width: Int, height: Int, format: FrameFormat)] = [:]
+        var tipCount = 0
+        var lastTip: Vec3?
+        var pathLength = 0.0
+        func object(_ m: MCAPRecording.Message, _ topic: String) throws -> [String: Any] {
+            guard let o = (try? JSONSerialization.jsonObject(with: Data(m.data))) as? [String: Any] else {
+                throw ReplayError.badMessage(topic: topic, reason: "not a JSON object")
+            }
+            return o
+        }
+        func planeOf(_ topic: String) -> Int? {
+            guard topic.hasPrefix("/lumen/plane"), let slash = topic.dropFirst(12).firstIndex(of: "/") else { return nil }
+            return Int(topic[topic.index(topic.startIndex, offsetBy: 12)..<slash])
+        }
+        let rec = try MCAPRecording.read(path) { m in
+            guard let topic = topics[m.channel] else { return }
+            if topic == RecordingChannels.tip {
+                let o = try object(m, topic)
+                guard let pose = o["pose"] as? [String: Any], let p = pose["position"] as? [String: Any],
+                      let x = p["x"] as? Double, let y = p["y"] as? Double, let z = p["z"] as? Double else {
+                    throw ReplayError.badMessage(topic: topic, reason: "no pose.position")
+                }
+                let v = Vec3(x, y, z)
+                if let l = lastTip { pathLength += (v - l).length }
+                lastTip = v
+                tipCount += 1
+                return
+            }
+            guard track, let plane = planeOf(topic) else { return }
+            if topic.hasSuffix("/image") {
+                let o = try object(m, topic)
+                guard let s = o["data"] as? String, let d = Data(base64Encoded: s) else { throw ReplayError.badMessage(topic: topic, reason: "no base64 data") }
+                pendingImage[plane] = (m.logTime, Array(d))
+            } else if topic.hasSuffix("/frame") {
+                let o = try object(m, topic)
+                guard let w = o["width"] as? Int, let h = o["height"] as? Int, let f = (o["format"] as? String).flatMap(FrameFormat.init(rawValue:)) else {
+                    throw ReplayError.badMessage(topic: topic, reason: "no width, height or format")
+                }
+                pendingInfo[plane] = (m.logTime, w, h, f)
+            } else if topic.hasSuffix("/measurement") {
+                let o = try object(m, topic)
+                guard let image = pendingImage[plane], let fi = pendingInfo[plane], image.time == m.logTime, fi.time == m.logTime else { return }
+                pendingImage[plane] = nil
+                var p = planes[plane] ?? ReplayReport.Plane(plane: plane)
+                p.frames += 1
+                let recorded = (o["pixel"] as? [Double]).flatMap { $0.count == 2 ? SIMD2($0[0], $0[1]) : nil }
+                if recorded != nil { p.recordedFound += 1 }
+                let tracker: TipTracker
+                if let t = trackers[plane] { tracker = t } else { tracker = try TipTracker(settings: settings); trackers[plane] = tracker }
+                do {
+                    let pixels = try FrameCodec.decode(image.bytes, width: fi.width, height: fi.height, format: fi.format)
+                    let t = try tracker.track(Frame(width: fi.width, height: fi.height, pixels: pixels, acquiredAt: Nanoseconds(clamping: m.logTime)))
+                    let replayed = t.status == .tracked ? SIMD2(t.u, t.v) : nil
+                    if replayed != nil { p.replayFound += 1 }
+                    switch (recorded, replayed) {
+                    case (nil, nil): p.reproduced += 1
+                    case (let a?, let b?):
+                        let d = ((a - b) * (a - b)).sum().squareRoot()
+                        diffs[plane, default: []].append(d)
+                        if d <= tolerancePx { p.reproduced += 1 }
+                    default: break
+                    }
+                } catch {
+                    p.undecodable += 1
+                }
+                planes[plane] = p
+            }
+        } channels: { c in topics[c.id] = c.topic }
+        _ = rec
+        var out = planes.values.sorted { $0.plane < $1.plane }
+        for k in out.indices {
+            let d = diffs[out[k].plane] ?? []
+            if !d.isEmpty {
+                out[k].differenceP50 = percentile(d, 50); out[k].differenceP95 = percentile(d, 95); out[k].differenceMax = d.max()
+            }
+        }
+        let frames = out.reduce(0) { $0 + $1.frames }
+        return ReplayReport(info: info, tipSamples: tipCount, tipPathLengthMm: pathLength, tracked: track, tolerancePx: tolerancePx, planes: out,
+                            reproducedFraction: frames > 0 ? Double(out.reduce(0) { $0 + $1.reproduced }) / Double(frames) : nil)
+    }
+}

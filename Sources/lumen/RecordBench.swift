@@ -1,0 +1,73 @@
+import ArgumentParser
+import CommandSupport
+import Core
+import Foundation
+import Recording
+
+/// `lumen bench record`: the recorder's figures against the synthetic source.
+struct RecordBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "record",
+        abstract: "Recorder throughput at full cycle rate with 2 × 15 fps 1024² frames (MB/s, CPU %), data lost per kill -9, OpenIGTLink tip latency."
+    )
+
+    @Option(help: "Seconds of recording for the throughput figure (1…600).") var seconds = 10.0
+    @Option(help: "Frame side in px for the throughput figure (64…2048).") var size = 1024
+    @Option(help: "Recording processes killed with SIGKILL for the loss figure (0…1000; 0 skips it).") var kills = 20
+    @Option(help: "Seconds of OpenIGTLink tip stream for the latency figure (1…600).") var igtlSeconds = 5.0
+    @Option(help: "OpenIGTLink tip TRANSFORMs per second (1…1000).") var tipRate = 100.0
+    @Option(help: "Folder for the recordings (scratch; a temporary folder when not given).") var out: String?
+    @OptionGroup var recorder: RecorderOptions
+    @Flag(help: "Print JSON on stdout.") var json = false
+
+    func validate() throws {
+        try Check.number(seconds, "--seconds", in: 1...600, unit: "s")
+        try Check.count(size, "--size", in: 64...2048, unit: "px")
+        try Check.count(kills, "--kills", in: 0...1000)
+        try Check.number(igtlSeconds, "--igtl-seconds", in: 1...600, unit: "s")
+        try Check.number(tipRate, "--tip-rate", in: 1...1000, unit: "Hz")
+        if let out { try Check.outputFolder(out, "--out", files: ["throughput.mcap"]) }
+    }
+
+    struct Result: Encodable {
+        var throughput: RecorderBench.Throughput
+        var kill9: RecorderBench.KillLoss?
+        var igtl_tip_latency: RecorderBench.Latency
+        var cycle_lateness_recorder_on_off: String
+        /// The machine's 1-minute load average at the end: these figures are wall-clock on a shared machine.
+        var load_average_1min: Double?
+    }
+
+    func run() throws {
+        let folder = out ?? FileManager.default.temporaryDirectory.appendingPathComponent("lumen-bench-record-\(getpid())").path
+        try OutputPath.createFolder(folder)
+        defer { if out == nil { try? FileManager.default.removeItem(atPath: folder) } }
+        var s = SyntheticSettings()
+        s.cycleRate = 1000; s.planes = 2; s.frameSize = size; s.framesPerSecond = 15; s.framePool = 8
+        Output.progress("bench record: throughput, \(seconds) s at 1 kHz with 2 × 15 fps \(size)² frames")
+        let throughput = try RecorderBench.throughput(seconds: seconds, settings: s, recorder: recorder.settings, path: folder + "/throughput.mcap")
+        var kill9: RecorderBench.KillLoss?
+        if kills > 0 {
+            Output.progress("bench record: \(kills) recordings killed with SIGKILL")
+            let lumen = Bundle.main.executablePath ?? CommandLine.arguments[0]
+            kill9 = try RecorderBench.killLoss(lumen: lumen, kills: kills, chunkMs: recorder.chunkMs, folder: folder)
+        }
+        Output.progress("bench record: OpenIGTLink tip latency, \(igtlSeconds) s at \(tipRate) Hz")
+        let latency = try RecorderBench.igtlLatency(seconds: igtlSeconds, tipRate: tipRate)
+        let result = Result(throughput: throughput, kill9: kill9, igtl_tip_latency: latency,
+                            cycle_lateness_recorder_on_off: "needs the live runtime: RecorderBench.latenessWithRecorder runs it with and without a Recorder on its tap",
+                            load_average_1min: (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.flatMap { Double($0) })
+        if json { try Output.json(result); return }
+        let t = throughput
+        print(String(format: "throughput: %.1f MB/s, recorder thread %.0f %% of a core, process %.0f %%; %d/%d frames, %d cycle records (lost: %d frames, %d records); encode %.1f ms/frame",
+                     t.megabytes_per_second, t.recorder_cpu_pct, t.process_cpu_pct, t.frames, t.frames_offered, t.cycle_records,
+                     Int(t.frames_lost), Int(t.cycle_records_lost), t.frame_encode_ms_mean))
+        if let k = kill9 {
+            print(String(format: "kill -9: %d/%d files readable; data lost p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d over 100 ms (chunks every %d ms)",
+                         k.readable, k.kills, k.lost_ms_p50, k.lost_ms_p99, k.lost_ms_max, k.over_100_ms, k.chunk_ms))
+        }
+        print(String(format: "OpenIGTLink tip: %d samples at %.0f Hz, latency p50 %.2f ms, p99 %.2f ms", latency.samples, latency.tip_rate_hz,
+                     latency.p50_ms, latency.p99_ms))
+        if let load = result.load_average_1min { print(String(format: "load average (1 min): %.2f on %d CPUs", load, ProcessInfo.processInfo.processorCount)) }
+    }
+}
