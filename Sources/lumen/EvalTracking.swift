@@ -244,7 +244,8 @@ struct EvalTracking: ParsableCommand {
         }
         let figure = out + "/" + Self.figureName
         // Only the first few conditions' curves fit a legend; the figure shows the error of every frame of all.
-        var plot = LinePlot(title: "Tip error per frame (px, clipped at 10), \(size) x \(size) px at \(round3(pitch)) mm", xLabel: "frame", yLabel: "error (px)")
+        let view = split.map { "\($0) split, \(selected.count) sequences at their own pitch" } ?? "\(size) x \(size) px at \(round3(pitch)) mm"
+        var plot = LinePlot(title: "Tip error per frame (px, clipped at 10), \(view)", xLabel: "frame", yLabel: "error (px)")
         plot.series = Array(series.prefix(9))
         let rest = series.dropFirst(9).flatMap(\.points)
         if !rest.isEmpty {
