@@ -15,6 +15,8 @@ public struct CatheterDetection: Sendable, Equatable {
     public var ridgeSNR: Double
     /// Contrast of the tip's end step against the noise of the attenuation profile.
     public var endSNR: Double
+    /// Evidence that this is the end of a catheter (nil where it was not measured).
+    public var evidence: TipEvidence? = nil
 
     /// The unit direction of the centerline's last `length` px of arc, pointing at the tip; nil
     /// when the centerline is shorter.
@@ -144,6 +146,7 @@ public final class CatheterDetector {
         }
         let dense = blobs.prefix(24).filter { $0.strength >= ridges.settings.highK }
         var best: (score: Double, detection: CatheterDetection)?
+        var bestTraced: Candidate?
         for cand in candidates {
             guard let d = refineTip(frame, cand.points, beyondFrom: cand.beyondFrom) else { continue }
             var score = d.confidence * min(cand.strength, 3000).squareRoot() * (0.5 + min(1.5, d.endSNR / 20))
@@ -160,7 +163,7 @@ public final class CatheterDetector {
                 let here = endDensity(frame, cand.curve, atEnd: cand.atEnd), there = endDensity(frame, cand.curve, atEnd: !cand.atEnd)
                 if here < there { score *= 0.5 }
             }
-            if score > 0, best == nil || score > best!.score { best = (score, d) }
+            if score > 0, best == nil || score > best!.score { best = (score, d); bestTraced = cand }
         }
         // Dense spots no curve reaches: marker bands whose shaft is lost in the noise or seen
         // end on. Rated as a short shaft of the spot's strength, and at half the weight of a tip
@@ -170,9 +173,14 @@ public final class CatheterDetector {
             let relative = densest > b.strength ? b.strength / densest : 1
             var score = 0.5 * d.confidence * (min(b.strength, 30) * 8 * b.sigma).squareRoot() * (0.5 + min(1.5, d.endSNR / 20)) * relative * relative
             if let p = prior { score /= p.falloff(d) }
-            if score > 0, best == nil || score > best!.score { best = (score, d) }
+            if score > 0, best == nil || score > best!.score { best = (score, d); bestTraced = nil }
         }
-        return best?.detection
+        // The evidence is measured for the winner only: it feeds the tracker's confidence, not the ranking.
+        guard var found = best?.detection else { return nil }
+        if let c = bestTraced, c.points.count >= 3 {
+            found.evidence = evidence(frame, c.points, tip: (found.u, found.v), dir: outward(c.points, atEnd: true), width: found.widthPx, skip: c.beyondFrom)
+        }
+        return found
     }
 
     /// A candidate tip: the curve's points ordered proximal → distal, ending at the candidate.
@@ -711,6 +719,54 @@ public final class CatheterDetector {
         centerline.append((tu, tv))
         return CatheterDetection(u: tu, v: tv, confidence: confidence, centerline: centerline, widthPx: width,
                                  ridgeSNR: ridgeSNR, endSNR: endSNR)
+    }
+}
+
+/// What a candidate tip's surroundings say about it being the end of a catheter: a shaft of
+/// catheter width attached on one side and running on, and nothing of the kind beyond it.
+public struct TipEvidence: Sendable, Equatable {
+    /// px — full width at half height of the shaft behind the tip (behind the band, if any).
+    public var shaftWidthPx: Double
+    /// The shaft's level above its sides (attenuation), and its robust noise.
+    public var shaftLevel: Double
+    public var shaftNoise: Double
+    /// The level above the sides of whatever runs on straight beyond the tip, as a fraction
+    /// of the shaft's: near 1 where the tip is a dense spot in the middle of a catheter (or a
+    /// crossing), near 0 at a true end.
+    public var continuation: Double
+    /// px of arc behind the tip over which the shaft holds at least a third of its level.
+    public var shaftRunPx: Double
+}
+
+extension CatheterDetector {
+    /// Measures the `TipEvidence` of a candidate tip at `tip`, pointing along `dir`, on the
+    /// centerline `pts` (proximal → distal). `skip`: px behind the last point the band reaches
+    /// (nil for a bare end).
+    func evidence(_ f: Frame, _ pts: [RidgePoint], tip: (Double, Double), dir: (Double, Double), width: Double, skip: Double?) -> TipEvidence? {
+        guard pts.count >= 3 else { return nil }
+        let start = (skip ?? 0) + 0.75 * width
+        let behind = walk(pts, from: pts.count - 1, step: -1, start: start, end: start + 5 * width)
+        let shaft = sideProfile(f, behind, width: width)
+        guard shaft.level.isFinite, shaft.count >= 3 else { return nil }
+        let normal = (-dir.1, dir.0)
+        let s0 = 0.75 * width + 1.5
+        var ahead: [Sample] = []
+        var s = s0
+        while s <= s0 + 4 * width { ahead.append((tip.0 + dir.0 * s, tip.1 + dir.1 * s, normal.0, normal.1)); s += 1 }
+        let beyond = sideProfile(f, ahead, width: width)
+        let continuation = shaft.level > 0 && beyond.level.isFinite ? beyond.level / shaft.level : 1
+        let span = max(8, 4 * width)
+        let fwhm = crossWidth(f, behind, span: span) ?? 2 * span
+        // How far the shaft runs: walk back along the curve while its level holds.
+        let long = walk(pts, from: pts.count - 1, step: -1, start: start, end: start + 40 * max(1, width / 3))
+        var run = 0.0
+        let floor = shaft.level / 3
+        var misses = 0
+        for smp in long {
+            let here = attenuation(f, smp.u, smp.v) - 0.5 * (attenuation(f, smp.u + smp.nx * width, smp.v + smp.ny * width) + attenuation(f, smp.u - smp.nx * width, smp.v - smp.ny * width))
+            if here >= floor { run += 1; misses = 0 } else { misses += 1; if misses > Int(width) + 2 { break } }
+        }
+        return TipEvidence(shaftWidthPx: fwhm, shaftLevel: shaft.level, shaftNoise: shaft.noise, continuation: continuation, shaftRunPx: run)
     }
 }
 

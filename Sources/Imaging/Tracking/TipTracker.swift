@@ -16,6 +16,9 @@ public struct TipTrack: Sendable {
     public var acquiredAt: Nanoseconds
     public var u: Double
     public var v: Double
+    /// 0…1: for a `tracked` answer the calibrated probability that the fix is within 3 px of
+    /// the tip (`TrackerSettings.confidenceModel`); 0 when lost. The detector's own score is
+    /// `detection.confidence`.
     public var confidence: Double
     public var status: TrackStatus
     /// True when the whole frame was searched (acquisition or re-acquisition), false in the search region.
@@ -24,6 +27,10 @@ public struct TipTrack: Sendable {
     public var region: PixelRegion
     /// The detection behind a `tracked` answer (centerline for overlays).
     public var detection: CatheterDetection?
+    /// px — how far the fix lies from the motion model's prediction (nil at an acquisition or when lost).
+    public var innovationPx: Double? = nil
+    /// px — the search radius the prediction allowed (nil at an acquisition).
+    public var searchRadiusPx: Double? = nil
 }
 
 /// Settings of the tracker.
@@ -49,6 +56,8 @@ public struct TrackerSettings: Sendable, Equatable {
     public var reacquireAfter = 3
     /// Downsampling of the full-frame search (1 or 2; the tip is refined at full resolution).
     public var fullFrameDownsample = 2
+    /// Turns what the detector measured into the confidence a fix reports.
+    public var confidenceModel = ConfidenceModel.fitted
     public init() {}
 
     func validate() throws(TrackingError) {
@@ -69,6 +78,7 @@ public struct TrackerSettings: Sendable, Equatable {
         guard fullFrameDownsample == 1 || fullFrameDownsample == 2 else {
             throw .badSetting(field: "full_frame_downsample", reason: "must be 1 or 2, got \(fullFrameDownsample)")
         }
+        try confidenceModel.validate()
     }
 }
 
@@ -146,7 +156,8 @@ public final class TipTracker {
             x = [d.u, d.v, 0, 0]
             let r = settings.maximumSearchRadius / 3
             p = [4, 0, 0, 0, 0, 4, 0, 0, 0, 0, r * r * 100, 0, 0, 0, 0, r * r * 100]
-            return TipTrack(frame: frameIndex, acquiredAt: frame.acquiredAt, u: d.u, v: d.v, confidence: d.confidence, status: .tracked,
+            return TipTrack(frame: frameIndex, acquiredAt: frame.acquiredAt, u: d.u, v: d.v,
+                            confidence: settings.confidenceModel.probability(d, innovation: nil, radius: nil), status: .tracked,
                             fullFrameSearch: true, region: full, detection: d)
         }
         if initialised { missed += 1 }
@@ -176,11 +187,13 @@ public final class TipTracker {
     }
 
     private func fix(_ d: CatheterDetection, _ frame: Frame, region: PixelRegion, fullFrame: Bool) -> TipTrack {
+        let innovation = hypot(d.u - x[0], d.v - x[1]), radius = searchRadius()
         update(d.u, d.v)
         follow(d)
         missed = 0
-        return TipTrack(frame: frameIndex, acquiredAt: frame.acquiredAt, u: d.u, v: d.v, confidence: d.confidence, status: .tracked,
-                        fullFrameSearch: fullFrame, region: region, detection: d)
+        let confidence = settings.confidenceModel.probability(d, innovation: innovation, radius: radius)
+        return TipTrack(frame: frameIndex, acquiredAt: frame.acquiredAt, u: d.u, v: d.v, confidence: confidence, status: .tracked,
+                        fullFrameSearch: fullFrame, region: region, detection: d, innovationPx: innovation, searchRadiusPx: radius)
     }
 
     private func miss(_ frame: Frame, region: PixelRegion, fullFrame: Bool) -> TipTrack {

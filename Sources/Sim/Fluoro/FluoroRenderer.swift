@@ -25,7 +25,61 @@ public struct FluoroSettings: Sendable, Equatable {
     public var electronicNoise: Double = 4
     /// Breathing and heartbeat move the vessels and the catheter in them (not the spine).
     public var motion = SceneMotion()
+    /// The static anatomy behind the vessels: spine, ribs and wires.
+    public var anatomy = AnatomySettings()
+    /// Fraction of the detected signal that is scatter: a uniform veil at the frame's mean
+    /// transmission that lowers every contrast (0: none).
+    public var scatterFraction: Double = 0
+    /// How transmission becomes a grey value.
+    public var encoding = FluoroEncoding.linear
+    /// MONOCHROME1: dense is bright (the grey values inverted), as some C-arms export.
+    public var monochrome1 = false
     public init() {}
+}
+
+/// How a detector's transmission t (0…1) is written as a 12-bit grey value.
+public enum FluoroEncoding: String, Sendable, Equatable, CaseIterable {
+    /// 4095 · t: grey proportional to the dose (the raw detector signal).
+    case linear
+    /// 4095 · (1 + log₁₀ t / 4): logarithmic, four decades onto the 12 bits, as many C-arms
+    /// deliver their frames after the log look-up table.
+    case log
+}
+
+/// The static anatomy of the background, in mm at the isocentre plane. The defaults draw the
+/// spine and ribs the renderer always drew.
+public struct AnatomySettings: Sendable, Equatable {
+    /// Line integral (μ·L) of a vertebral body at its centre, and its width.
+    public var spineDensity = 0.7
+    public var spineWidth = 44.0
+    /// Sideways offset of the spine from the field's centre (added to the one the LAO angle gives).
+    public var spineOffset = 0.0
+    /// Line integral of a rib at its centre, its half-width, the spacing of the ribs, their
+    /// curvature (1/mm: y rises by curvature · x²) and tilt (degrees).
+    public var ribDensity = 0.25
+    public var ribHalfWidth = 5.0
+    public var ribSpacing = 28.0
+    public var ribCurvature = 0.004
+    public var ribTiltDeg = 0.0
+    /// How far (mm) the ribs reach in over the spine's edge from the side (negative: they stop short of it).
+    public var ribOverlap = 2.0
+    /// Thin dense straight lines (sternal wires, ECG leads) fixed in the field.
+    public var wires: [Wire] = []
+    public init() {}
+
+    /// A straight wire from a to b (mm at the isocentre plane, x right, y down from the field's
+    /// centre), its half-width (mm) and line integral at the centre.
+    public struct Wire: Sendable, Equatable {
+        public var a: (x: Double, y: Double), b: (x: Double, y: Double)
+        public var halfWidth: Double
+        public var density: Double
+        public init(a: (x: Double, y: Double), b: (x: Double, y: Double), halfWidth: Double, density: Double) {
+            self.a = a; self.b = b; self.halfWidth = halfWidth; self.density = density
+        }
+        public static func == (l: Self, r: Self) -> Bool {
+            l.a == r.a && l.b == r.b && l.halfWidth == r.halfWidth && l.density == r.density
+        }
+    }
 }
 
 /// Rigid physiological motion of the vessel tree and the catheter inside it (mm, s).
@@ -90,7 +144,7 @@ public final class FluoroRenderer {
         self.geometry = geometry
         self.settings = settings
         let n = geometry.columns * geometry.rows
-        backgroundTransmission = Self.anatomicalBackground(geometry).map { Float(exp(-Double($0))) }
+        backgroundTransmission = Self.anatomicalBackground(geometry, settings.anatomy).map { Float(exp(-Double($0))) }
         vesselTransmission = [Float](repeating: 1, count: n)
         integral = [Float](repeating: 0, count: n)
         scratch = [Float](repeating: 0, count: n)
@@ -100,32 +154,44 @@ public final class FluoroRenderer {
     }
 
     /// A smooth anatomy: soft tissue thicker toward the middle, a spine of vertebral bodies with
-    /// disc gaps down the centre, and ribs as arcs. Line integrals (unitless μ·L), in detector space.
-    static func anatomicalBackground(_ g: CArmGeometry) -> [Float] {
+    /// disc gaps down the centre, ribs as arcs and any wires. Line integrals (unitless μ·L), in detector space.
+    static func anatomicalBackground(_ g: CArmGeometry, _ a: AnatomySettings = AnatomySettings()) -> [Float] {
         let w = g.columns, h = g.rows
         var out = [Float](repeating: 0, count: w * h)
         // Work in mm at the isocentre plane, so the anatomy keeps its size at any pixel pitch.
         let mmPerPx = g.pixelSpacing / g.magnification
         let cu = Double(w - 1) / 2, cv = Double(h - 1) / 2
         // The spine sits along the body's axis; its apparent offset follows the LAO angle.
-        let spineX = 40 * sine(g.primaryAngle)
+        let spineX = 40 * sine(g.primaryAngle) + a.spineOffset
+        let halfSpine = max(1e-3, a.spineWidth / 2)
+        let tilt = tan(a.ribTiltDeg * .pi / 180)
+        let ribFree = halfSpine - a.ribOverlap
         for v in 0..<h {
             let y = (Double(v) - cv) * mmPerPx
             for u in 0..<w {
                 let x = (Double(u) - cu) * mmPerPx
                 var l = 1.2 + 0.5 * cosine(x / 180)  // soft tissue
-                // Vertebral bodies: 40 mm wide, 25 mm tall, with 5 mm discs.
-                let dx = (x - spineX) / 22
+                // Vertebral bodies with 5 mm discs every 30 mm.
+                let dx = (x - spineX) / halfSpine
                 if abs(dx) < 1 {
                     let phase = (y + 1000).truncatingRemainder(dividingBy: 30)
                     let body = phase < 25 ? 1.0 : 0.35
-                    l += 0.7 * body * (1 - dx * dx).squareRoot()
+                    l += a.spineDensity * body * (1 - dx * dx).squareRoot()
                 }
-                // Ribs: arcs sweeping outward and down from the spine, every 28 mm.
-                for k in -6...6 {
-                    let centre = Double(k) * 28 + 0.004 * x * x
-                    let d = abs(y - centre)
-                    if d < 5, abs(x - spineX) > 20, abs(x) < 170 { l += 0.25 * (1 - d / 5) }
+                // Ribs: arcs sweeping outward and down from the spine.
+                if a.ribDensity != 0, abs(x - spineX) > ribFree, abs(x) < 170 {
+                    for k in -6...6 {
+                        let centre = Double(k) * a.ribSpacing + a.ribCurvature * x * x + tilt * x
+                        let d = abs(y - centre)
+                        if d < a.ribHalfWidth { l += a.ribDensity * (1 - d / a.ribHalfWidth) }
+                    }
+                }
+                for wire in a.wires {
+                    let ex = wire.b.x - wire.a.x, ey = wire.b.y - wire.a.y
+                    let len2 = max(1e-9, ex * ex + ey * ey)
+                    let t = min(1, max(0, ((x - wire.a.x) * ex + (y - wire.a.y) * ey) / len2))
+                    let d = hypot(x - wire.a.x - t * ex, y - wire.a.y - t * ey)
+                    if d < wire.halfWidth { l += wire.density * (1 - (d / wire.halfWidth) * (d / wire.halfWidth)).squareRoot() }
                 }
                 out[v * w + u] = Float(l)
             }
@@ -342,9 +408,16 @@ public final class FluoroRenderer {
                 }
             }
         }
+        if settings.scatterFraction > 0 {
+            // Scatter adds a near-uniform veil: the frame's mean transmission, a fraction of the signal.
+            let s = Float(min(1, settings.scatterFraction))
+            let mean = transmission.reduce(0, +) / Float(max(1, n))
+            transmission.withUnsafeMutableBufferPointer { t in for i in 0..<n { t[i] = (1 - s) * t[i] + s * mean } }
+        }
         try expose(count: n)
         var pixels = [UInt16](repeating: 0, count: n)
         let sigma = Float(settings.electronicNoise)
+        let logEncoded = settings.encoding == .log, inverted = settings.monochrome1
         // Local copies: a class property touched per pixel pays a dynamic exclusivity check.
         var rng = self.rng
         let normal = self.normal
@@ -355,9 +428,13 @@ public final class FluoroRenderer {
                 while i < n {
                     var bits = rng.next()
                     for _ in 0..<4 where i < n {
-                        let value = src[i] * 4095 + sigma * normal.sample(UInt16(truncatingIfNeeded: bits))
+                        let t = src[i]
+                        let grey = logEncoded ? 4095 * (1 + log10(max(t, 1e-4)) / 4) : t * 4095
+                        let value = grey + sigma * normal.sample(UInt16(truncatingIfNeeded: bits))
                         bits >>= 16
-                        dst[i] = value <= 0 ? 0 : (value >= 4095 ? 4095 : UInt16(value + 0.5))
+                        let g: UInt16 = value <= 0 ? 0 : (value >= 4095 ? 4095 : UInt16(value + 0.5))
+                        // Inverted after rounding, so reading MONOCHROME1 back gives the very grey values.
+                        dst[i] = inverted ? 4095 - g : g
                         i += 1
                     }
                 }
