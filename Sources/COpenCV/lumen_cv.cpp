@@ -138,34 +138,20 @@ extern "C" int lumen_cv_draw_text(uint8_t *rgb, int width, int height, const cha
     }
 }
 
-extern "C" int lumen_cv_encode_display_jpeg(const uint16_t *pixels, int width, int height, int low, int high, int quality,
-                                            uint8_t *out, int64_t capacity, int64_t *size, char *err, int err_len) {
-    if (pixels == nullptr || out == nullptr || size == nullptr || width <= 0 || height <= 0 || high <= low ||
-        quality < 10 || quality > 100)
-        return fail(LUMEN_CV_ARGUMENT, err, err_len, "bad image size, window, quality or pointer");
-    try {
-        cv::Mat m(height, width, CV_16UC1, const_cast<uint16_t *>(pixels));
-        cv::Mat grey;
-        const double scale = 255.0 / (double)(high - low);
-        m.convertTo(grey, CV_8UC1, scale, -(double)low * scale);
-        std::vector<uint8_t> encoded;
-        if (!cv::imencode(".jpg", grey, encoded, {cv::IMWRITE_JPEG_QUALITY, quality}))
-            return fail(LUMEN_CV_INTERNAL, err, err_len, "JPEG encoding failed");
-        *size = (int64_t)encoded.size();
-        if ((int64_t)encoded.size() > capacity) return fail(LUMEN_CV_CAPACITY, err, err_len, "output buffer too small");
-        std::copy(encoded.begin(), encoded.end(), out);
 extern "C" int lumen_cv_encode_gray16(const uint16_t *pixels, int width, int height, int format, int quality,
-                                      uint8_t *out, int64_t capacity, int64_t *size, char *err, int err_len) {
-    if (pixels == nullptr || out == nullptr || size == nullptr || width <= 0 || height <= 0 || capacity <= 0)
-        return fail(LUMEN_CV_ARGUMENT, err, err_len, "bad image size or pointer");
+                                      int low, int high, uint8_t *out, int64_t capacity, int64_t *size, char *err, int err_len) {
+    if (pixels == nullptr || out == nullptr || size == nullptr || width <= 0 || height <= 0 || capacity <= 0 ||
+        (format == 1 && high <= low))
+        return fail(LUMEN_CV_ARGUMENT, err, err_len, "bad image size, window or pointer");
     try {
         cv::Mat m(height, width, CV_16UC1, const_cast<uint16_t *>(pixels));
         std::vector<uchar> buffer;
         bool ok;
         if (format == 1) {
-            // Frames carry 12-bit values: 1/16 maps them onto 8 bits without clipping.
+            // The window low…high maps linearly onto 0…255; outside it clips.
             cv::Mat eight;
-            m.convertTo(eight, CV_8U, 1.0 / 16.0);
+            const double scale = 255.0 / (double)(high - low);
+            m.convertTo(eight, CV_8U, scale, -(double)low * scale);
             ok = cv::imencode(".jpg", eight, buffer, {cv::IMWRITE_JPEG_QUALITY, std::max(1, std::min(100, quality))});
         } else {
             ok = cv::imencode(".png", m, buffer, {cv::IMWRITE_PNG_COMPRESSION, std::max(0, std::min(9, quality))});

@@ -63,8 +63,8 @@ public final class ConsoleFrames: Sendable {
         var err = [CChar](repeating: 0, count: 160)
         let rc = f.pixels.withUnsafeBufferPointer { px in
             out.withUnsafeMutableBufferPointer { o in
-                lumen_cv_encode_display_jpeg(px.baseAddress, Int32(f.width), Int32(f.height), Int32(lo), Int32(hi), Int32(quality),
-                                             o.baseAddress, Int64(o.count), &size, &err, Int32(err.count))
+                lumen_cv_encode_gray16(px.baseAddress, Int32(f.width), Int32(f.height), 1, Int32(quality), Int32(lo), Int32(hi),
+                                       o.baseAddress, Int64(o.count), &size, &err, Int32(err.count))
             }
         }
         guard rc == 0, size > 0, size <= Int64(out.count) else { return nil }

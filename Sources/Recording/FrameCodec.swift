@@ -37,7 +37,8 @@ public enum FrameCodec {
         let rc = pixels.withUnsafeBufferPointer { p in
             out.withUnsafeMutableBufferPointer { o in
                 lumen_cv_encode_gray16(p.baseAddress, Int32(width), Int32(height), format == .jpeg ? 1 : 0, Int32(quality),
-                                       o.baseAddress, Int64(o.count), &size, &err, Int32(err.count))
+                                       // Frames carry 12-bit values: 0…4080 maps them onto 8 bits without clipping.
+                                       0, 4080, o.baseAddress, Int64(o.count), &size, &err, Int32(err.count))
             }
         }
         guard rc == 0, size >= 0, size <= Int64(out.count) else { throw .codec(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) }

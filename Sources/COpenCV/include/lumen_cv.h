@@ -35,12 +35,6 @@ int lumen_cv_decode_gray16(const uint8_t *data, int64_t size, uint16_t *pixels, 
 int lumen_cv_write_png_rgb8(const char *path, const uint8_t *rgb, int width, int height,
                             char *err, int err_len);
 
-/// Encodes a 16-bit grey image for display: values from `low` (black) to `high` (white) are
-/// mapped linearly to 8 bits, then compressed as JPEG (`quality` 10…100) into `out`. `*size`
-/// receives the encoded length; LUMEN_CV_CAPACITY when `capacity` is too small.
-int lumen_cv_encode_display_jpeg(const uint16_t *pixels, int width, int height, int low, int high, int quality,
-                                 uint8_t *out, int64_t capacity, int64_t *size, char *err, int err_len);
-
 /// Gaussian blur of a float image in place-free form (`src` and `dst` may not alias).
 int lumen_cv_gaussian_blur_f32(const float *src, float *dst, int width, int height,
                                double sigma, char *err, int err_len);
@@ -57,10 +51,11 @@ int lumen_cv_draw_circle(uint8_t *rgb, int width, int height, double x, double y
 int lumen_cv_draw_text(uint8_t *rgb, int width, int height, const char *text, int x, int y,
                        double scale, uint8_t r, uint8_t g, uint8_t b);
 
-/// Encodes a single-channel 16-bit image in memory: `format` 0 is PNG (lossless, `quality` is the
-/// zlib level 0…9), 1 is 8-bit JPEG of the top 12 bits' range (`quality` 1…100). Writes at most
-/// `capacity` bytes to `out` and the encoded size to `size`; LUMEN_CV_CAPACITY when it does not fit.
-int lumen_cv_encode_gray16(const uint16_t *pixels, int width, int height, int format, int quality,
+/// Encodes a single-channel 16-bit image in memory: `format` 0 is PNG (lossless, 16-bit, `quality`
+/// is the zlib level 0…9, `low`/`high` unused), 1 is 8-bit JPEG of the window `low`…`high` (mapped
+/// linearly onto 0…255, clipped outside; `quality` 1…100). Writes at most `capacity` bytes to `out`
+/// and the encoded size to `size`; LUMEN_CV_CAPACITY when it does not fit.
+int lumen_cv_encode_gray16(const uint16_t *pixels, int width, int height, int format, int quality, int low, int high,
                            uint8_t *out, int64_t capacity, int64_t *size, char *err, int err_len);
 
 #ifdef __cplusplus
