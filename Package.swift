@@ -86,7 +86,7 @@ let package = Package(
         .target(name: "Scenarios", dependencies: ["Control", "Core", "Drivers", "Imaging", "Safety", "Sim"]),
         // The live system: cycle thread, simulated patient, imaging threads, the monitor process,
         // and the operator port that the console, the recorder and the HIL runner attach to.
-        .target(name: "Runtime", dependencies: ["Control", "Core"]),
+        .target(name: "Runtime", dependencies: ["Control", "Core", "Drivers", "Imaging", "Safety", "Scenarios", "Sim"]),
         .target(name: "Console", dependencies: ["Core", "Runtime"]),
         .target(name: "Recording", dependencies: ["Core", "Runtime"]),
         // What every command shares: JSON and progress output, checks of option values.
@@ -124,6 +124,8 @@ let package = Package(
         .testTarget(name: "SafetyTests", dependencies: ["Safety", "Core", "Drivers", "Scenarios", "Control", "Sim", "CAllocCount"]),
         // Runs the built `lumen` tool as a user would; depends on it so it is built first.
         .testTarget(name: "LumenCLITests", dependencies: ["lumen", "lumen-safety"]),
+        // The live runtime; depends on lumen-safety so the monitor executable it starts is built.
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Control", "Core", "Scenarios", "Sim", "CAllocCount", "lumen-safety"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17
