@@ -86,7 +86,7 @@ let package = Package(
         .target(name: "Scenarios", dependencies: ["Control", "Core", "Drivers", "Imaging", "Safety", "Sim"]),
         // The live system: cycle thread, simulated patient, imaging threads, the monitor process,
         // and the operator port that the console, the recorder and the HIL runner attach to.
-        .target(name: "Runtime", dependencies: ["Control", "Core", "Drivers", "Imaging", "Safety", "Scenarios", "Sim"]),
+        .target(name: "Runtime", dependencies: ["Control", "Core", "Drivers", "Imaging", "Safety", "Scenarios", "Sim", "CAllocCount"]),
         .target(name: "Console", dependencies: ["Core", "Runtime"]),
         .target(name: "Recording", dependencies: ["Core", "Runtime"]),
         // What every command shares: JSON and progress output, checks of option values.

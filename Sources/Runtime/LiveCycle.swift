@@ -195,6 +195,13 @@ public struct LivePatient: ~Copyable, RobotHardware {
     var link: SafetyLink
     var lastState: JointState
     var cycles = 0
+    /// The simulated patient's own time (ns): it follows the cycle's clock, but by at most
+    /// `maxStep` per cycle, so a cycle thread the scheduler held back (a loaded machine) slows
+    /// the patient down instead of making the drives and the rod integrate the stall in one step
+    /// (which the drives' own processors, on hardware, would never see).
+    var patientTime: Nanoseconds = 0
+    var lastWallTime: Nanoseconds = 0
+    public var maxStep: Nanoseconds = 2_000_000
     /// Publish the catheter's shape every this many cycles (the renderer needs it at most at 30 fps).
     let snapshotEvery: Int
 
@@ -223,7 +230,12 @@ public struct LivePatient: ~Copyable, RobotHardware {
     @_noAllocation @_noLocks
     public mutating func read(into state: inout JointState, now: Nanoseconds) -> HardwareFault? {
         link.takePermits(into: physics, now: now)
-        let fault = physics.read(into: &state, now: now)
+        if lastWallTime == 0 { patientTime = now } else {
+            let step = now - lastWallTime
+            patientTime += step < 0 ? 0 : step > maxStep ? maxStep : step
+        }
+        lastWallTime = now
+        let fault = physics.read(into: &state, now: patientTime)
         lastState = state
         return fault
     }
@@ -233,7 +245,8 @@ public struct LivePatient: ~Copyable, RobotHardware {
     public mutating func write(_ command: JointCommand, now: Nanoseconds) -> HardwareFault? {
         let wake = rings.flags[LiveShared.wakeFlag]
         let compute = now - wake
-        let fault = physics.write(command, now: now)
+        // The write comes `compute` after the read: the patient's time moves on by as much.
+        let fault = physics.write(command, now: patientTime + (compute < maxStep ? compute : maxStep))
         if link.enabled {
             let f = rings.flags
             let gap = link.send(physics: physics, command: command, now: now, imageGuided: f[LiveShared.imageGuidedFlag] != 0,

@@ -1,3 +1,4 @@
+import CAllocCount
 import Control
 import Core
 import Foundation
@@ -57,7 +58,14 @@ public struct LiveSettings: Sendable {
     /// s — a deadman not repeated within this counts as released (0.05…5).
     public var deadmanTimeout = 0.25
     /// s — the drives' safety-line watchdog: without a permit for this long they remove power.
-    public var safetyWatchdog = 0.1
+    /// A drive parameter on hardware (5 ms in the fault campaign); 250 ms here because the monitor
+    /// runs as an ordinary process on a shared, non-real-time machine, where it is at times held
+    /// back that long, and a trip then is the machine's load, not a fault of the patient's run.
+    public var safetyWatchdog = 0.25
+    /// Count the cycle thread's heap allocations after its first `warmUpCycles` cycles
+    /// (`LiveRuntime.cycleAllocations`); the count must be 0.
+    public var countCycleAllocations = false
+    public var warmUpCycles: Int64 = 1000
     public init() {}
 
     public func validate() throws(RuntimeError) {
@@ -101,6 +109,10 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     public private(set) var warnings: [String] = []
     public private(set) var cycleError: LifecycleError?
     let lastLog = Mutex(0)
+    let stopAsked = Atomic<Bool>(false)
+    let cycleAllocationCount = Atomic<Int>(-1)
+    /// Heap allocations on the cycle thread after its warm-up (with `countCycleAllocations`, after `finish`).
+    public var cycleAllocations: Int? { let n = cycleAllocationCount.load(ordering: .acquiring); return n < 0 ? nil : n }
 
     struct EventLog {
         var events: [RuntimeEvent] = []
@@ -192,9 +204,22 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         } catch { throw .lifecycle(error) }
         let options = settings.realtime
         let runner = self.runner
+        let counting = settings.countCycleAllocations, warmUp = settings.warmUpCycles
         let thread = Thread { [self] in
             warnings = options.applyToCurrentThread()
-            do throws(LifecycleError) { try runner.run() } catch { cycleError = error }
+            do throws(LifecycleError) {
+                if counting {
+                    // Lazy set-up (first use of a path, the runtime's own caches) may allocate: not counted.
+                    try runner.run(cycles: warmUp)
+                    if !stopAsked.load(ordering: .acquiring) {
+                        lumen_alloc_count_begin()
+                        try runner.run()
+                        cycleAllocationCount.store(Int(lumen_alloc_count_end()), ordering: .releasing)
+                    }
+                } else {
+                    try runner.run()
+                }
+            } catch { cycleError = error }
             cycleDone.signal()
         }
         thread.stackSize = 1 << 20
@@ -239,6 +264,7 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         var nextProgress = MonotonicClock.now()
         var lastMode = ControlMode.idle
         var monitorWasAlive = monitor != nil
+        var stoppedForPower = false
         while true {
             usleep(10_000)
             let snap = snapshot()
@@ -265,6 +291,16 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
                 return .monitorLost
             }
             if runner.lifecycle != .active || !runner.isRunning { return .completed }
+            // The monitor removed power while the robot was to move: stop (category 1) so that
+            // nothing resumes when power returns until an operator acknowledges.
+            if monitor != nil, !snap.safety.powerPermitted, snap.mode == .tipServo || snap.mode == .jog, !snap.safety.latchedFaults.isEmpty {
+                if !stoppedForPower {
+                    stoppedForPower = true
+                    _ = enqueue(.stop, CycleIntent(sequence: 0, kind: .stop), who: nil)
+                }
+            } else if snap.safety.powerPermitted {
+                stoppedForPower = false
+            }
             if until(snap) { return .completed }
             if MonotonicClock.now() >= end { return .completed }
         }
@@ -283,8 +319,9 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     public func finish(_ ending: RunEnding) -> RunEnding {
         guard phase.exchange(2, ordering: .acquiringAndReleasing) == 1 else { return ending }
         imaging?.stop()
-        runner.requestStop()
-        cycleDone.wait()
+        stopAsked.store(true, ordering: .releasing)
+        // Asked again until it returns: a run that starts after a stop request clears it.
+        repeat { runner.requestStop() } while cycleDone.wait(timeout: .now() + 0.01) == .timedOut
         var result = ending
         if let own = try? runner.endRun(), case .stopped = own, ending == .completed { result = own }
         runner.finalize()

@@ -2,6 +2,7 @@ import Control
 import Core
 import Foundation
 import Safety
+import Sim
 
 /// The safety monitor as its own process (`lumen-safety`, the executable that links Safety,
 /// Core and Drivers only), started and watched by the runtime. It gets a private directory for
@@ -91,9 +92,12 @@ public final class MonitorSupervisor: @unchecked Sendable {
 
     /// The monitor's limits for `robot` (its base at the sheath) on `route` (mm): joint limits just
     /// outside the robot's travel, speeds 10 % above, the catheter's own geometry for its tip
-    /// estimate, and the route as its vessel corridor at the widest radius the monitor takes
-    /// (20 mm), because its tip estimate is kinematic and a catheter bent by the vessel walls is
-    /// where kinematics alone are furthest off.
+    /// estimate, and a vessel corridor at the widest radius the monitor takes (20 mm). The
+    /// monitor's tip estimate is kinematic (it takes no image: independence), and a catheter the
+    /// arch's walls bend is where kinematics alone are furthest off; so the corridor runs along
+    /// the line of straight insertion from the sheath (where the kinematic tip goes) and then
+    /// along the route (where the tip truly goes). A sharper lumen check needs a tip the monitor
+    /// can trust without the control stack's images; docs/runtime.md says so.
     public static func limitsYAML(robot: RobotDescription, route: [Vec3], heartbeatTimeoutMS: Int = 100) -> String {
         func f(_ x: Double) -> String { String(format: "%.6g", x) }
         var lines = ["# Written by the live runtime for this run; see safety/lumen-2s-limits.yaml for the meaning of each value.",
@@ -115,7 +119,7 @@ public final class MonitorSupervisor: @unchecked Sendable {
         for s in robot.sections.prefix(2) { lines.append("    - {length_mm: \(f(s.lengthMM)), tendon_radius_mm: \(f(s.tendonRadiusMM))}") }
         lines.append("  tip_length_mm: \(f(robot.tipLengthMM))")
         lines.append("  tip_margin_mm: 0.5")
-        let points = Self.downsample(route, to: MonitorModel.maxCorridorPoints)
+        let points = Self.corridor(route: route, robot: robot)
         lines.append("lumen:")
         lines.append("  centerline_mm: [\(points.map { "[\(f($0.x)), \(f($0.y)), \(f($0.z))]" }.joined(separator: ", "))]")
         lines.append("  radius_mm: [\(points.map { _ in "20" }.joined(separator: ", "))]")
@@ -130,6 +134,16 @@ public final class MonitorSupervisor: @unchecked Sendable {
                   "  tracking: 0", "  encoder: 0", "  image_stale: 2", "  link: 0", "  crc: 1", "  working_counter: 1", "  deadman: 2",
                   "  invalid_input: 0"]
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The straight-insertion line (from its far end back to the sheath), then the route.
+    static func corridor(route: [Vec3], robot: RobotDescription) -> [Vec3] {
+        guard route.count >= 2 else { return route }
+        let half = MonitorModel.maxCorridorPoints / 2
+        let sheath = route[0], axis = (route[1] - route[0]) * (1 / max(1e-9, (route[1] - route[0]).length))
+        let length = Polyline.length(route) + robot.sections.reduce(0) { $0 + $1.lengthMM } + robot.tipLengthMM
+        let line = (0..<half).map { sheath + axis * (length * Double(half - 1 - $0) / Double(half - 1)) }
+        return line + Self.downsample(route, to: MonitorModel.maxCorridorPoints - half).dropFirst()
     }
 
     static func downsample(_ p: [Vec3], to n: Int) -> [Vec3] {
