@@ -130,9 +130,13 @@ final class ImagingThread: @unchecked Sendable {
         figures.withLock { $0 = ImagingFigures(acquired: Array(repeating: 0, count: n), dropped: Array(repeating: 0, count: n)) }
     }
 
-    func start() {
+    /// Starts the thread; its first exposure comes `delay` seconds later (the cycle runs without
+    /// imaging meanwhile, for the with/without comparison of one run).
+    func start(delay: Double = 0) {
         running.store(true, ordering: .releasing)
         let thread = Thread { [self] in
+            let begin = MonotonicClock.now() + Nanoseconds(max(0, delay) * 1e9)
+            while running.load(ordering: .acquiring), MonotonicClock.now() < begin { usleep(10_000) }
             shared.imagingOn = true
             loop()
             shared.imagingOn = false

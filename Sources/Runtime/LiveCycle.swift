@@ -1,3 +1,4 @@
+import CAllocCount
 import Control
 import Core
 import Sim
@@ -26,7 +27,7 @@ public final class LiveShared: @unchecked Sendable {
     /// Flags and counters the cycle and the other threads share (acquire/release cells).
     let flags: UnsafeMutablePointer<Int64>
     static let wakeFlag = 0, deadmanFlag = 1, acknowledgeFlag = 2, imageGuidedFlag = 3, imageAtFlag = 4, stopFlag = 5,
-               imagingOnFlag = 6, deadmanTimeoutsFlag = 7
+               imagingOnFlag = 6, deadmanTimeoutsFlag = 7, countFromFlag = 8
     /// ns — a deadman not repeated within this is released.
     public let deadmanTimeout: Nanoseconds
 
@@ -45,8 +46,8 @@ public final class LiveShared: @unchecked Sendable {
         record = .allocate(capacity: 1)
         record.initialize(to: CycleRecord(cycle: 0, time: 0, lateness: 0, compute: 0, joints: JointState(jointCount: joints),
                                           command: JointCommand(jointCount: joints), estimate: TipEstimate(), mode: .idle, appliedIntent: 0))
-        flags = .allocate(capacity: 8)
-        flags.initialize(repeating: 0, count: 8)
+        flags = .allocate(capacity: 9)
+        flags.initialize(repeating: 0, count: 9)
     }
     deinit {
         record.deallocate()
@@ -118,6 +119,8 @@ public struct LiveController: ~Copyable, CycleController {
         SharedIndex.store(rings.flags + LiveShared.imageGuidedFlag, mode == .tipServo ? 1 : 0)
         SharedIndex.store(rings.flags + LiveShared.imageAtFlag, estimate.lastImageAt)
         cycle &+= 1
+        // The cycle from which this thread's heap allocations are counted (0: none; `LiveRuntime`).
+        if Int64(truncatingIfNeeded: cycle) == rings.flags[LiveShared.countFromFlag] { _unsafePerformance { lumen_alloc_count_begin() } }
         if SharedIndex.load(rings.flags + LiveShared.imagingOnFlag) != 0 {
             rings.latenessImaging.push(tick.wake - tick.deadline)
         } else {
@@ -225,6 +228,8 @@ public struct LivePatient: ~Copyable, RobotHardware {
     /// The true tip (mm), for figures.
     public var tip: Vec3 { physics.tip }
     public var peakContactForce: Double { physics.peakContactForce }
+    /// Whether any drive's power stage is on.
+    public var anyPowered: Bool { (0..<physics.jointCount).contains { physics.safetySample(axis: $0).powered } }
 
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks

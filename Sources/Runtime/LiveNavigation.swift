@@ -131,14 +131,8 @@ public enum LiveNavigation {
         default: reason = ending.description
         }
         let g = runtime.imagingFigures ?? ImagingFigures(acquired: [], dropped: [])
-        var fuse: [Int64] = [], late: [Int64] = [], lateOn: [Int64] = [], compute: [Int64] = [], heartbeat: [Int64] = []
-        runtime.shared.fuseLatency.drain(into: &fuse)
-        runtime.shared.lateness.drain(into: &late)
-        runtime.shared.latenessImaging.drain(into: &lateOn)
-        runtime.shared.compute.drain(into: &compute)
-        runtime.shared.heartbeatGap.drain(into: &heartbeat)
+        let (timing, fuse) = runtime.drainTiming(tracking: g.trackingTimes)
         trace.latencies = fuse.map { Double($0) * 1e-6 }
-        let timing = Self.timing(fuse: fuse, tracking: g.trackingTimes, lateOff: late, lateOn: lateOn, compute: compute, heartbeat: heartbeat)
         let frames = g.acquired.reduce(0, +)
         let faults = runtime.events(after: 0, limit: 10_000).compactMap { e -> String? in
             if case .fault(let t, _) = e.kind { return t }
@@ -223,4 +217,45 @@ public final class AutomationClient: @unchecked Sendable {
     }
 
     public func submit(_ intent: OperatorIntent) -> Result<IntentReceipt, IntentRejection> { port.submit(intent, from: who) }
+}
+
+/// Live runs beside the simulated-time runs of the same setups (`lumen eval navigation --live`).
+public struct LiveNavigationSummary: Encodable, Sendable {
+    public struct Pair: Encodable, Sendable {
+        public var run: Int
+        public var vessel: String
+        public var seed: UInt64
+        public var simulated_success: Bool
+        public var live_success: Bool
+        public var simulated_final_err_mm: Double
+        public var live_final_err_mm: Double
+        public var live_ending: String
+    }
+    public var runs: Int
+    public var live_success_rate: Double
+    public var simulated_success_rate: Double
+    public var live_final_err_mm_median: Double
+    public var simulated_final_err_mm_median: Double
+    public var live_time_to_target_s_median: Double?
+    public var live_frame_to_command_ms_p99_median: Double
+    public var live_lateness_us_p99_max: Double
+    public var pairs: [Pair]
+    public var live: [LiveNavigationResult]
+
+    public init(first: Int, simulated: [NavigationResult], live: [LiveNavigationResult]) {
+        runs = live.count
+        live_success_rate = round3(Double(live.filter(\.success).count) / Double(max(1, live.count)))
+        simulated_success_rate = round3(Double(simulated.filter(\.success).count) / Double(max(1, simulated.count)))
+        live_final_err_mm_median = round3(percentile(live.map(\.final_err_mm), 50))
+        simulated_final_err_mm_median = round3(percentile(simulated.map(\.final_err_mm), 50))
+        let times = live.compactMap(\.time_to_target_s)
+        live_time_to_target_s_median = times.isEmpty ? nil : round3(percentile(times, 50))
+        live_frame_to_command_ms_p99_median = round3(percentile(live.map(\.timing.frame_to_command_ms_p99), 50))
+        live_lateness_us_p99_max = live.map { max($0.timing.lateness_us_p99_imaging_on, $0.timing.lateness_us_p99_imaging_off) }.max() ?? 0
+        pairs = zip(simulated, live).enumerated().map { i, p in
+            Pair(run: first + i, vessel: p.1.setup.vessel, seed: p.1.setup.seed, simulated_success: p.0.success, live_success: p.1.success,
+                 simulated_final_err_mm: p.0.final_err_mm, live_final_err_mm: p.1.final_err_mm, live_ending: p.1.ending)
+        }
+        self.live = live
+    }
 }

@@ -65,6 +65,8 @@ public struct LiveSettings: Sendable {
     /// Count the cycle thread's heap allocations after its first `warmUpCycles` cycles
     /// (`LiveRuntime.cycleAllocations`); the count must be 0.
     public var countCycleAllocations = false
+    /// s — the imaging thread's first exposure comes this long after the start (0…3600).
+    public var imagingStartsAfter = 0.0
     public var warmUpCycles: Int64 = 1000
     public init() {}
 
@@ -75,6 +77,9 @@ public struct LiveSettings: Sendable {
         }
         guard safetyWatchdog.isFinite, (0.005...1).contains(safetyWatchdog) else {
             throw .badSetting(field: "safety_watchdog", reason: "must be 0.005…1 s, got \(safetyWatchdog)")
+        }
+        guard imagingStartsAfter.isFinite, (0...3600).contains(imagingStartsAfter) else {
+            throw .badSetting(field: "imaging_starts_after", reason: "must be 0…3600 s, got \(imagingStartsAfter)")
         }
         if case .simulated(let n) = imaging, !(1...2).contains(n) { throw .badSetting(field: "planes", reason: "one or two, not \(n)") }
         if case .simulated = imaging, ![7.5, 15, 30].contains(setup.fps) {
@@ -111,6 +116,12 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     let lastLog = Mutex(0)
     let stopAsked = Atomic<Bool>(false)
     let cycleAllocationCount = Atomic<Int>(-1)
+    /// Counts the cycle thread's heap allocations from the next cycle on (`cycleAllocations`
+    /// after `finish`): for a count that starts once every path of interest has run once.
+    public func countCycleAllocationsFromNow() {
+        SharedIndex.store(shared.flags + LiveShared.countFromFlag, Int64(truncatingIfNeeded: shared.published.read().cycle) + 2)
+    }
+
     /// Heap allocations on the cycle thread after its warm-up (with `countCycleAllocations`, after `finish`).
     public var cycleAllocations: Int? { let n = cycleAllocationCount.load(ordering: .acquiring); return n < 0 ? nil : n }
 
@@ -146,7 +157,10 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         let start = physics.measuredPositions
         let mailbox = MeasurementMailbox(capacity: 64)
         let sender = mailbox.sender
-        let controller = LiveController(scene.makeController(start: start, measurements: mailbox.receiver), shared: shared)
+        // 4 s of history: at wall clock a measurement arrives as late as rendering and tracking
+        // make it (a loaded machine, a debug build), and later than the history it cannot be fused.
+        let controller = LiveController(scene.makeController(start: start, measurements: mailbox.receiver, historyLength: 4096), shared: shared)
+        if settings.countCycleAllocations { SharedIndex.store(shared.flags + LiveShared.countFromFlag, max(1, settings.warmUpCycles)) }
         runner = CycleRunner(hardware: LivePatient(physics: physics, shared: shared, link: link, watchdog: settings.safetyWatchdog),
                              controller: controller, period: period)
         let source: LiveFrameSource?
@@ -197,6 +211,9 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
                 throw .monitor("no lumen-safety executable beside this one: build it (swift build --product lumen-safety)")
             }
             try monitor.start(executable: exe)
+            // With real-time on, the monitor's loop runs at the cycle's priority: a monitor the
+            // scheduler holds back sees old heartbeats and removes power.
+            if let p = settings.realtime.fifoPriority, let w = monitor.setFIFO(priority: p) { warnings.append(w) }
         }
         do {
             try runner.configure()
@@ -204,20 +221,15 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         } catch { throw .lifecycle(error) }
         let options = settings.realtime
         let runner = self.runner
-        let counting = settings.countCycleAllocations, warmUp = settings.warmUpCycles
         let thread = Thread { [self] in
             warnings = options.applyToCurrentThread()
             do throws(LifecycleError) {
-                if counting {
-                    // Lazy set-up (first use of a path, the runtime's own caches) may allocate: not counted.
-                    try runner.run(cycles: warmUp)
-                    if !stopAsked.load(ordering: .acquiring) {
-                        lumen_alloc_count_begin()
-                        try runner.run()
-                        cycleAllocationCount.store(Int(lumen_alloc_count_end()), ordering: .releasing)
-                    }
-                } else {
-                    try runner.run()
+                // The controller begins the count in its cycle `warmUpCycles` (lazy set-up before
+                // may allocate; the loop's own start is not a cycle); it ends when the loop returns.
+                try runner.run()
+                let from = SharedIndex.load(shared.flags + LiveShared.countFromFlag)
+                if from > 0, shared.published.read().cycle >= UInt64(from) {
+                    cycleAllocationCount.store(Int(lumen_alloc_count_end()), ordering: .releasing)
                 }
             } catch { cycleError = error }
             cycleDone.signal()
@@ -225,7 +237,7 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         thread.stackSize = 1 << 20
         thread.name = "lumen-cycle"
         thread.start()
-        imaging?.start()
+        imaging?.start(delay: settings.imagingStartsAfter)
         record(.monitor(alive: monitor != nil), who: nil)
     }
 
@@ -236,7 +248,7 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         let end = MonotonicClock.now() + Nanoseconds(seconds * 1e9)
         var lastPress: Nanoseconds = 0
         while MonotonicClock.now() < end {
-            if linkStatus.permitBits & 1 == 1, MonotonicClock.now() - linkStatus.permitAt < 50_000_000 {
+            if linkStatus.permitBits & 1 == 1, MonotonicClock.now() - linkStatus.permitAt < 250_000_000 {
                 return true
             }
             if !monitor.isRunning { return false }
@@ -336,6 +348,8 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     public var counters: CycleCounters { runner.counters }
     public var trueTip: Vec3? { shared.catheter.read()?.tip }
     public var peakContactForce: Double { runner.withHardware { $0.peakContactForce } }
+    /// After `finish`: whether any drive's power stage is on.
+    public var drivesPowered: Bool { runner.withHardware { $0.anyPowered } }
     public var imagingFigures: ImagingFigures? { imaging?.figures.withLock { $0 } }
     public var deadmanTimeouts: Int { shared.deadmanTimeouts }
     public var lifecycle: LifecycleState { runner.lifecycle }
@@ -439,6 +453,18 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
                                command: p.command, estimate: p.estimate, target: p.hasTarget ? p.target : nil, appliedIntent: p.appliedIntent,
                                safety: safety, link: LinkHealth(kind: "simulated", up: true), latenessP99: 0, computeP99: 0, overruns: 0,
                                framesAcquired: g?.0 ?? [], framesDropped: g?.1 ?? [])
+    }
+
+    /// The run's timing figures from the cycle's rings (drained: call once, after `finish`), and
+    /// the frame-to-command latencies (ns) they came from.
+    public func drainTiming(tracking: [Int64]) -> (timing: LiveTiming, latencies: [Int64]) {
+        var fuse: [Int64] = [], off: [Int64] = [], on: [Int64] = [], compute: [Int64] = [], heartbeat: [Int64] = []
+        shared.fuseLatency.drain(into: &fuse)
+        shared.lateness.drain(into: &off)
+        shared.latenessImaging.drain(into: &on)
+        shared.compute.drain(into: &compute)
+        shared.heartbeatGap.drain(into: &heartbeat)
+        return (LiveNavigation.timing(fuse: fuse, tracking: tracking, lateOff: off, lateOn: on, compute: compute, heartbeat: heartbeat), fuse)
     }
 
     /// Whether the path servo holds its target (not in `RuntimeSnapshot`, whose fields are fixed).

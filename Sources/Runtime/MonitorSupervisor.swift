@@ -72,6 +72,15 @@ public final class MonitorSupervisor: @unchecked Sendable {
         } catch { throw .monitor("cannot start \(executable): \(error)") }
     }
 
+    /// Puts the monitor's main thread (its loop) on SCHED_FIFO at `priority`; a warning when not permitted.
+    public func setFIFO(priority: Int32) -> String? {
+        var param = sched_param(sched_priority: priority)
+        if sched_setscheduler(process.processIdentifier, SCHED_FIFO, &param) != 0 {
+            return "the monitor stays on SCHED_OTHER: SCHED_FIFO \(priority) not permitted (\(String(cString: strerror(errno))))"
+        }
+        return nil
+    }
+
     public var isRunning: Bool { process.isRunning }
     public var processIdentifier: Int32 { process.processIdentifier }
     public var terminationStatus: Int32? { process.isRunning ? nil : process.terminationStatus }

@@ -22,7 +22,7 @@ struct Demo: ParsableCommand {
         """
     )
 
-    @Option(help: "Robot file (YAML or JSON).") var robot = DemoRigFiles.defaultRobot
+    @Option(help: "Robot file (YAML or JSON); live, the physics catheter needs one bending section (default there: robots/lumen-1s.yaml).") var robot = DemoRigFiles.defaultRobot
     @Option(help: "How long to run (s, 0.1…3600; at least 100 cycles).") var seconds = 6.0
     @Option(help: "Cycle rate (Hz, 10…20000).") var rate = 1000
     @Option(help: "Folder for summary.json and the plots.") var out = "out/demo"

@@ -1,7 +1,9 @@
 import ArgumentParser
 import CommandSupport
+import Control
 import Core
 import Foundation
+import Runtime
 import Scenarios
 import Sim
 
@@ -21,6 +23,8 @@ struct EvalNavigation: ParsableCommand {
     @Option(help: "Tip measurements: tracker (from the images) or truth (the simulated tip with a 0.1 mm σ of noise drawn from the seed, at the same rate and latency, and no images rendered: separates control failures from tracking failures).") var measurements = "tracker"
     @Flag(help: "Print JSON on stdout.") var json = false
     @Flag(help: "Progress of each run on stderr, once a second of simulated time.") var verbose = false
+    @Flag(help: "Also run each setup live, at wall clock (the runtime of `lumen demo`, with the monitor process), beside its simulated-time run; --max-seconds is then also each live run's wall-clock limit.") var live = false
+    @OptionGroup var realtime: RealtimeFlags
 
     func validate() throws {
         try Check.oneOf(measurements, "--measurements", MeasurementSource.allCases.map(\.rawValue))
@@ -38,6 +42,7 @@ struct EvalNavigation: ParsableCommand {
         base.maxSeconds = maxSeconds
         base.robot = robot
         base.measurements = source
+        if live { return try runLive(base: base, description: description) }
         var results: [NavigationResult] = []
         for r in first..<(first + runs) {
             let setup = NavigationCampaign.setup(run: r, seed: seed, base: base)
@@ -57,6 +62,35 @@ struct EvalNavigation: ParsableCommand {
         } else {
             print("navigation: \(summary.successes)/\(runs) reached the target within 1 mm; final error median \(summary.final_err_mm_median) mm")
             print("tip error median (mm): fused \(summary.fused.median), kinematic-only \(summary.kinematic_only.median), image-only \(summary.image_only.median)")
+        }
+    }
+}
+
+extension EvalNavigation {
+    /// Each setup in simulated time, then live; the two side by side.
+    func runLive(base: NavigationSetup, description: RobotDescription) throws {
+        LiveRuntime.installSignalHandlers()
+        var simulated: [NavigationResult] = [], lives: [LiveNavigationResult] = []
+        for r in first..<(first + runs) {
+            let setup = NavigationCampaign.setup(run: r, seed: seed, base: base)
+            Output.status("eval navigation --live: run \(r + 1)/\(runs): \(setup.vessel) in simulated time")
+            do { simulated.append(try NavigationRun.run(setup, robot: description).0) } catch { throw CommandFailure(error.description) }
+            Output.status("eval navigation --live: run \(r + 1)/\(runs): \(setup.vessel) live")
+            var settings = LiveSettings()
+            settings.setup = setup
+            settings.realtime = realtime.options
+            do { lives.append(try LiveNavigation.run(settings, robot: description, maxSeconds: maxSeconds).0) } catch {
+                throw CommandFailure(error.description)
+            }
+            if liveSignal.load(ordering: .relaxed) != 0 { break }
+        }
+        Output.endStatus()
+        let summary = LiveNavigationSummary(first: first, simulated: simulated, live: lives)
+        try Output.writeJSON(summary, to: out + "/summary.json")
+        if json {
+            try Output.json(summary)
+        } else {
+            print("live: \(lives.filter(\.success).count)/\(lives.count) reached within 1 mm (final error median \(summary.live_final_err_mm_median) mm); simulated time: \(simulated.filter(\.success).count)/\(simulated.count) (\(summary.simulated_final_err_mm_median) mm)")
         }
     }
 }

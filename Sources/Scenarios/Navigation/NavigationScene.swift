@@ -95,15 +95,16 @@ public struct NavigationScene: Sendable {
     }
 
     /// The image-guided controller for this scene (estimator, path servo, supervisor), reading
-    /// its measurements from `measurements`.
-    public func makeController(start: JointVector, measurements: consuming MeasurementReceiver) -> ImageGuidedController {
+    /// its measurements from `measurements`; its estimator keeps `historyLength` cycles, the
+    /// oldest acquisition time a measurement may have and still be fused.
+    public func makeController(start: JointVector, measurements: consuming MeasurementReceiver, historyLength: Int = 1024) -> ImageGuidedController {
         var servo = PathServo(model: model, route: CenterlineRoute(route, radii: radii))
         // Two tendon pairs bend the tip any way without roll; a servo free to roll winds it
         // to its limit at branches and is left with no way to turn.
         servo.rollWeight = 0
         var estimatorSettings = TipEstimatorSettings()
         estimatorSettings.resetFromPixels = planes.count < 2
-        return ImageGuidedController(estimator: TipEstimator(model: model, planes: planes, settings: estimatorSettings, historyLength: 1024), servo: servo,
+        return ImageGuidedController(estimator: TipEstimator(model: model, planes: planes, settings: estimatorSettings, historyLength: historyLength), servo: servo,
                                      limiter: MotionLimiter(model: model, start: start), measurements: measurements)
     }
 }

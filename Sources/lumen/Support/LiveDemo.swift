@@ -16,6 +16,8 @@ extension Demo {
         settings.imaging = replay.map { .replay(path: $0) } ?? .simulated(planes: planes)
         settings.realtime = realtime.options
         let limit = timeLimit ?? 50
+        // The physics catheter bends one section: the scripted demo's default robot is not it.
+        if robot != DemoRigFiles.defaultRobot { settings.setup.robot = robot }
         let description = try DemoRigFiles.loadRobot(settings.setup.robot)
         LiveRuntime.installSignalHandlers()
         Output.progress("demo: live navigation to \(branch), \(depth) mm in, in the arch phantom: \(planes == 2 ? "biplane" : "mono") fluoroscopy at \(Check.text(fps)) fps, the monitor as its own process (up to \(Check.text(limit)) s)")
