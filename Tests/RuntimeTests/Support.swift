@@ -12,6 +12,7 @@ func loadRobot(_ name: String = "lumen-1s.yaml") throws -> RobotDescription {
 }
 
 /// The straight tube phantom with a small detector: fast enough to render in a debug build.
+/// (The navigation test runs the demo's arch scene instead: `archSettings`.)
 /// With `realtime`, the cycle and the monitor run SCHED_FIFO where permitted (a warning where not):
 /// the monitor's heartbeat timeout (100 ms at most) is otherwise at the mercy of a loaded machine.
 func tubeSettings(monitor: Bool, imaging: LiveImaging = .simulated(planes: 2), fps: Double = 7.5, realtime: Bool = false) -> LiveSettings {
@@ -19,8 +20,8 @@ func tubeSettings(monitor: Bool, imaging: LiveImaging = .simulated(planes: 2), f
     s.setup.phantom = "straight"
     s.setup.vessel = "tube"
     s.setup.depth = 90
-    s.setup.detectorPixels = 192
-    s.setup.pixelSpacingMM = 1.6
+    s.setup.detectorPixels = 256
+    s.setup.pixelSpacingMM = 1.2
     s.setup.fps = fps
     s.imaging = imaging
     s.monitor = monitor
@@ -28,6 +29,18 @@ func tubeSettings(monitor: Bool, imaging: LiveImaging = .simulated(planes: 2), f
     s.deadmanTimeout = 1
     s.safetyWatchdog = 0.5
     if realtime { s.realtime = RealtimeOptions(fifoPriority: 20) }
+    return s
+}
+
+/// The demo's scene (the arch, left subclavian) at half the detector resolution over the same
+/// field of view, so that a debug build tracks it in time.
+func archSettings() -> LiveSettings {
+    var s = LiveSettings()
+    s.setup.detectorPixels = 512
+    s.setup.pixelSpacingMM = 0.6
+    s.deadmanTimeout = 1
+    s.safetyWatchdog = 0.5
+    s.realtime = RealtimeOptions(fifoPriority: 20)
     return s
 }
 
