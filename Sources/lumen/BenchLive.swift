@@ -14,7 +14,7 @@ struct BenchLive: ParsableCommand {
     @Option(help: "Seconds with the imaging thread off first (1…600).") var offSeconds = 5.0
     @Option(help: "Seconds with the imaging thread on after that (1…600).") var onSeconds = 20.0
     @Option(help: "Fluoroscopy frame rate (7.5, 15 or 30 fps).") var fps = 15.0
-    @Option(help: "C-arm planes (1 mono, 2 biplane).") var planes = 2
+    @Option(help: "C-arm planes, 1 (mono) or 2 (biplane).") var planes = 2
     @Option(help: "Branch of the arch phantom navigated meanwhile.") var branch = "left_subclavian"
     @Flag(help: "Print JSON on stdout.") var json = false
     @OptionGroup var realtime: RealtimeFlags
