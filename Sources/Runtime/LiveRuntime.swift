@@ -195,9 +195,17 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     }
 
     /// SIGINT and SIGTERM set `liveSignal`; `supervise` turns it into a category-1 stop and an end.
+    /// Call it before the runtime starts its threads (they inherit the signal mask).
     public static func installSignalHandlers() {
         signal(SIGINT) { liveSignal.store($0, ordering: .relaxed) }
         signal(SIGTERM) { liveSignal.store($0, ordering: .relaxed) }
+        // A parent that blocked them (a test runner, some supervisors) passes the mask on to
+        // its children: unblocked here, or a stop request would never arrive.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     // MARK: Running

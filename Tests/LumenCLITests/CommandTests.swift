@@ -124,6 +124,31 @@ struct Tool {
         #expect(r.stderr.contains("live navigation"))
     }
 
+    /// SIGTERM during the live demo: a category-1 stop, the summary still written, exit code 5.
+    @Test func theLiveDemoStopsCleanlyOnSIGTERM() throws {
+        let out = scratch.appendingPathComponent("demo-sigterm").path
+        let p = Process()
+        p.executableURL = Tool.binary
+        p.arguments = ["demo", "--time-limit", "120", "--planes", "1", "--out", out]
+        p.currentDirectoryURL = Tool.root
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Let it get going (the monitor started, the cycle running), then ask it to stop.
+        Thread.sleep(forTimeInterval: 6)
+        p.terminate()
+        let deadline = Date().addingTimeInterval(60)
+        while p.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        #expect(p.terminationReason == .exit)
+        #expect(p.terminationStatus == 5)
+        let data = try Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))
+        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(json["ending"] as? String == "signal")
+        #expect(json["lifecycle_at_end"] as? String == "finalized")
+    }
+
     @Test func theNavigationDemoWritesItsSummaryAndPlots() throws {
         let out = scratch.appendingPathComponent("demo-navigate").path
         let r = try Tool.run(["demo", "--navigate", "left_subclavian", "--time-limit", "1", "--json", "--out", out])
