@@ -80,11 +80,11 @@ public enum LiveNavigation {
         let client = AutomationClient(port: runtime)
         client.start()
         defer { client.stop() }
-        if !runtime.waitForPower() {
+        if !runtime.waitForPower(), liveSignal.load(ordering: .relaxed) == 0 {
             _ = runtime.finish(.completed)
             throw .monitorNeverPowered(log: runtime.monitorLog)
         }
-        client.navigate(to: settings.setup.vessel)
+        if liveSignal.load(ordering: .relaxed) == 0 { client.navigate(to: settings.setup.vessel) }
 
         var trace = LiveTrace(route: runtime.scene.route, tree: runtime.scene.tree)
         var fusedErr: [Double] = []
@@ -204,7 +204,7 @@ public final class AutomationClient: @unchecked Sendable {
     @discardableResult
     public func navigate(to target: String, seconds: Double = 10) -> Result<IntentReceipt, IntentRejection> {
         let end = MonotonicClock.now() + Nanoseconds(seconds * 1e9)
-        while MonotonicClock.now() < end {
+        while MonotonicClock.now() < end, liveSignal.load(ordering: .relaxed) == 0 {
             let s = port.snapshot()
             if s.safety.deadmanHeld, s.estimate.lastImageAt > 0 || port.runtimeDescription.planes.isEmpty { break }
             usleep(5000)

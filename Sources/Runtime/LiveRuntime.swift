@@ -255,7 +255,8 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         guard let monitor else { return true }
         let end = MonotonicClock.now() + Nanoseconds(seconds * 1e9)
         var lastPress: Nanoseconds = 0
-        while MonotonicClock.now() < end {
+        // A signal during start-up ends the wait: `supervise` then makes the stop.
+        while MonotonicClock.now() < end, liveSignal.load(ordering: .relaxed) == 0 {
             if linkStatus.permitBits & 1 == 1, MonotonicClock.now() - linkStatus.permitAt < 250_000_000 {
                 return true
             }
