@@ -57,7 +57,10 @@ extension Demo {
             written.append(path)
         }
         var err = LinePlot(title: "Fusion error over time (|fused − true tip|)", xLabel: "time (s)", yLabel: "error (mm)")
-        err.series = [.init(label: "fused estimate", points: zip(trace.time, trace.fusedError).map { (x: $0, y: $1) }, color: (31, 119, 180))]
+        let errorPoints = zip(trace.time, trace.fusedError).map { (x: $0, y: $1) }
+        // A run stopped before its first sample still gets its plot, saying so.
+        err.series = [.init(label: errorPoints.isEmpty ? "no samples: the run ended first" : "fused estimate",
+                            points: errorPoints.isEmpty ? [(x: 0, y: 0)] : errorPoints, color: (31, 119, 180))]
         let errPath = out + "/fusion_error.png"
         try err.write(to: errPath)
         written.append(errPath)
