@@ -95,7 +95,7 @@ let package = Package(
         .target(name: "Scenarios", dependencies: ["Control", "Core", "Drivers", "Imaging", "Safety", "Sim"]),
         // The live system: cycle thread, simulated patient, imaging threads, the monitor process,
         // and the operator port that the console, the recorder and the HIL runner attach to.
-        .target(name: "Runtime", dependencies: ["Control", "Core"]),
+        .target(name: "Runtime", dependencies: ["Control", "Core", "Drivers", "Imaging", "Safety", "Scenarios", "Sim", "CAllocCount"]),
         .target(
             name: "Console",
             dependencies: [
@@ -150,6 +150,8 @@ let package = Package(
         // Runs the built `lumen` tool as a user would; depends on it so it is built first.
         .testTarget(name: "RecordingTests", dependencies: ["Recording", "Runtime", "Control", "Core", "Imaging", "lumen"]),
         .testTarget(name: "LumenCLITests", dependencies: ["lumen", "lumen-safety"]),
+        // The live runtime; depends on lumen-safety so the monitor executable it starts is built.
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Control", "Core", "Scenarios", "Sim", "CAllocCount", "lumen-safety"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

@@ -64,6 +64,9 @@ public struct CatheterPhysicsRobot: ~Copyable, RobotHardware {
     public mutating func deactivate() { drives.deactivate() }
     public mutating func shutdown() { drives.shutdown() }
     public func inject(_ faults: DriveFaultInjection, axis i: Int) { drives.inject(faults, axis: i) }
+    /// The drives' latched fault (a safety line that lost its permits names the axis).
+    public var driveFault: DriveFaultReport? { @_noAllocation @_noLocks get { drives.driveFault } }
+    public mutating func acknowledgeFaults() throws(HardwareError) { try drives.acknowledgeFaults() }
 
     /// Lets the rod settle at the start posture (set-up, before the cycle runs).
     public mutating func settle(seconds: Double) {
@@ -101,10 +104,32 @@ public struct CatheterPhysicsRobot: ~Copyable, RobotHardware {
         return fault
     }
 
+    /// The drives' safety lines and their own readings, for a safety channel (see `KinematicRobot`).
+    public func armSafetyLine(watchdog: Double) { drives.armSafetyLine(watchdog: watchdog) }
+    @_noAllocation @_noLocks
+    public func refreshSafetyLine(permit: Bool, quickStop: Bool) { drives.refreshSafetyLine(permit: permit, quickStop: quickStop) }
+    @_noAllocation @_noLocks
+    public func safetySample(axis i: Int) -> (encoder: Double, load: Double, velocity: Double, current: Double, powered: Bool, faulted: Bool) {
+        drives.safetySample(axis: i)
+    }
+
+    /// Nodes of the rod's centerline (mm).
+    public var centerlineNodes: Int { rod.nodes }
+
+    /// Copies the centerline (mm) into `buffer`, at most its count; returns the nodes copied.
+    /// For a renderer's snapshot taken in the cycle, where `centerline()` would allocate.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public func copyCenterline(into buffer: UnsafeMutablePointer<Vec3>, capacity: Int) -> Int {
+        let n = rod.nodes < capacity ? rod.nodes : capacity
+        for i in 0..<n { buffer[i] = rod.x[i] * 1e3 }
+        return n
+    }
+
     /// The catheter tip (mm, patient frame): the distal end of the rod's centerline.
     public var tip: Vec3 { rod.tip * 1e3 }
     public var measuredPositions: JointVector { drives.measuredPositions }
-    public var pushForce: Double { rod.pushForce }
+    public var pushForce: Double { @_noAllocation @_noLocks get { rod.pushForce } }
     /// The centerline (mm) for the renderer (allocates; outside the cycle).
     public func centerline() -> [Vec3] { rod.centerlineMillimetres() }
 }

@@ -80,6 +80,23 @@ public struct KinematicRobot: ~Copyable, RobotHardware {
     /// Injects (or clears, with []) faults on axis `i` (emulated dynamics only).
     public func inject(_ faults: DriveFaultInjection, axis i: Int) { drives.inject(faults, axis: i) }
 
+    /// Wires every emulated drive's safety line: from now on they are powered only while the
+    /// safety monitor's permits keep coming (`SimulatedDriveAxes.armSafetyLine`).
+    public func armSafetyLine(watchdog: Double) { drives.armSafetyLine(watchdog: watchdog) }
+
+    /// A permit from the safety monitor, onto every drive's safety line.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public func refreshSafetyLine(permit: Bool, quickStop: Bool) {
+        for i in 0..<jointCount { drives.refreshSafetyLine(axis: i, permit: permit, quickStop: quickStop) }
+    }
+
+    /// Axis `i`'s drive's own readings for the safety channel (`SimulatedDriveAxes.safetySample`).
+    @_noAllocation @_noLocks
+    public func safetySample(axis i: Int) -> (encoder: Double, load: Double, velocity: Double, current: Double, powered: Bool, faulted: Bool) {
+        drives.safetySample(axis: i)
+    }
+
     /// Axis `i`'s emulated drive (nil for ideal dynamics), for tests and reports.
     public func emulatedAxis(_ i: Int) -> EmulatedDriveAxis? { drives.emulatedAxis(i) }
     public mutating func deactivate() { activated = false; enabled = false }

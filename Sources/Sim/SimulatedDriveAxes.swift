@@ -98,6 +98,19 @@ public struct SimulatedDriveAxes: ~Copyable {
         emulated?[i].refreshSafetyLine(permit: permit, quickStop: quickStop)
     }
 
+    /// What axis `i`'s drive itself reads, for its own channel to the safety monitor (a second
+    /// encoder path): motor-side and load-side position, speed, current (joint units, A), and
+    /// whether its power stage is on and a fault is latched. Ideal axes report their encoder.
+    @_noAllocation @_noLocks
+    public func safetySample(axis i: Int) -> (encoder: Double, load: Double, velocity: Double, current: Double, powered: Bool, faulted: Bool) {
+        guard let emulated else {
+            let p = Double(position[i]) / countsPerUnit[i]
+            return (p, p, Double(velocity[i]) / countsPerUnit[i], 0, true, false)
+        }
+        let a = emulated[i]
+        return (a.measuredPosition, a.load, a.measuredVelocity, a.measuredCurrent, a.enabled, a.faulted)
+    }
+
     /// Clears latched drive faults (on an operator's acknowledge).
     public func resetFaults() {
         guard let emulated else { return }

@@ -7,13 +7,22 @@ import Foundation
 import Scenarios
 import Sim
 
-/// `lumen demo`: the control cycle on the simulated robot, servoing the tip along a scripted path.
+/// `lumen demo`: the live image-guided navigation (the default), the scripted servo
+/// (`--scripted`), or the navigation in simulated time (`--navigate`).
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the 1 kHz control cycle on the simulated robot, servoing the catheter tip along a scripted path."
+        abstract: "Navigate the simulated catheter live, at wall clock, into a branch of the arch phantom under biplane fluoroscopy, with the safety monitor as its own process.",
+        discussion: """
+        The live runtime: the 1 kHz cycle thread, the physics catheter on emulated drives, the simulated C-arm on an imaging \
+        thread (tracker, biplane measurement, fused by the estimator at acquisition time), the supervised path servo and the \
+        lumen-safety monitor process, driven through the operator port by an automation client that holds the deadman and \
+        picks the target. Exit codes: 0 the run ended (see summary.json for success), 3 drive fault, 4 link lost, \
+        5 stopped by SIGINT/SIGTERM, 6 safety monitor lost. --scripted runs the older scripted circle (with --link), \
+        --navigate the same navigation in simulated time.
+        """
     )
 
-    @Option(help: "Robot file (YAML or JSON).") var robot = DemoRigFiles.defaultRobot
+    @Option(help: "Robot file (YAML or JSON); live, the physics catheter needs one bending section (default there: robots/lumen-1s.yaml).") var robot = DemoRigFiles.defaultRobot
     @Option(help: "How long to run (s, 0.1…3600; at least 100 cycles).") var seconds = 6.0
     @Option(help: "Cycle rate (Hz, 10…20000).") var rate = 1000
     @Option(help: "Folder for summary.json and the plots.") var out = "out/demo"
@@ -25,8 +34,14 @@ struct Demo: ParsableCommand {
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
     @Option(help: "Instead of the scripted servo: navigate the physics catheter into this branch of the arch phantom (left_subclavian, left_common_carotid, brachiocephalic, right_subclavian, right_common_carotid) under biplane fluoroscopy at 15 fps, with the tracker, the estimator and the supervised path servo at 1 kHz, in simulated time.")
     var navigate: String?
-    @Option(help: "With --navigate: how far into the branch the target lies (mm, 1…200).") var depth = 25.0
-    @Option(help: "With --navigate: give up after this much simulated time (s, 0.1…3600).") var timeLimit = 90.0
+    @Option(help: "How far into the branch the target lies (mm, 1…200).") var depth = 25.0
+    @Option(help: "Give up after this much time (s, 0.1…3600; wall clock live, simulated with --navigate; default 50 live, 90 with --navigate).") var timeLimit: Double?
+    @Flag(help: "Run the scripted circle servo instead of the live navigation (with --seconds, --rate, --radius, --link, --drives).") var scripted = false
+    @Option(help: "Live: the branch of the arch phantom to navigate into (left_subclavian, left_common_carotid, brachiocephalic, right_subclavian, right_common_carotid).") var branch = "left_subclavian"
+    @Option(help: "Live: fluoroscopy frame rate (7.5, 15 or 30 fps).") var fps = 15.0
+    @Option(help: "Live: C-arm planes, 1 (mono) or 2 (biplane).") var planes = 2
+    @Option(help: "Live: seed of the simulated images' noise (0…2⁶⁴ − 1).") var seed: UInt64 = 1
+    @Option(help: "Live: replay a PNG folder or DICOM file as plane 0 instead of the simulated C-arm (tracked, not navigated by).") var replay: String?
     @OptionGroup var realtime: RealtimeFlags
 
     struct Summary: Encodable {
@@ -87,6 +102,13 @@ struct Demo: ParsableCommand {
         try Check.oneOf(drives, "--drives", ["ideal", "emulated"])
         try Check.number(depth, "--depth", in: 1...200, unit: "mm")
         try Check.number(timeLimit, "--time-limit", in: 0.1...3600, unit: "s")
+        guard [7.5, 15, 30].contains(fps) else { throw ValidationError("--fps must be 7.5, 15 or 30, got \(Check.text(fps))") }
+        try Check.count(planes, "--planes", in: 1...2)
+        if !scripted, navigate == nil {
+            do { _ = try Phantoms.aorticArch().route(toVessel: branch, depth: depth) } catch {
+                throw ValidationError("--branch: \(error.description) in the arch phantom")
+            }
+        }
         if let navigate {
             // The navigation demo runs in the arch phantom.
             do { _ = try Phantoms.aorticArch().route(toVessel: navigate, depth: depth) } catch {
@@ -97,13 +119,16 @@ struct Demo: ParsableCommand {
         if !["serial", "ethercat-udp"].contains(link) {
             do { _ = try LinkAddress(parsing: link) } catch { throw ValidationError("--link: \(error.description)") }
         }
-        try Check.outputFolder(out, "--out", files: navigate == nil
+        try Check.outputFolder(out, "--out", files: scripted
             ? ["summary.json", "tip_path.png", "tracking_error.png"]
+            : navigate == nil ? ["summary.json", "navigation.png", "navigation_lateral.png", "navigation_zoom.png", "navigation_lateral_zoom.png",
+                                 "fusion_error.png", "latency.png"]
             : ["summary.json", "navigation.png", "navigation_lateral.png", "navigation_zoom.png", "navigation_lateral_zoom.png"])
     }
 
     func run() throws {
         if let vessel = navigate { return try runNavigation(to: vessel) }
+        if !scripted { return try runLive() }
         let period = Nanoseconds.perSecond / Nanoseconds(rate)
         let path = TipPath(radius: radius)
         let description = try DemoRigFiles.loadRobot(robot)
@@ -300,9 +325,9 @@ struct Demo: ParsableCommand {
         var setup = NavigationSetup()
         setup.vessel = vessel
         setup.depth = depth
-        setup.maxSeconds = timeLimit
+        setup.maxSeconds = timeLimit ?? 90
         let description = try DemoRigFiles.loadRobot(setup.robot)
-        Output.progress("demo: navigating to \(vessel), \(depth) mm in, in the arch phantom (simulated time, up to \(timeLimit) s)")
+        Output.progress("demo: navigating to \(vessel), \(depth) mm in, in the arch phantom (simulated time, up to \(setup.maxSeconds) s)")
         let (result, trace): (NavigationResult, NavigationTrace)
         do { (result, trace) = try NavigationRun.run(setup, robot: description, progress: { Output.status($0) }) } catch {
             throw CommandFailure(error.description)

@@ -1,8 +1,11 @@
 import ArgumentParser
 import CommandSupport
+import Control
 import Core
 import Foundation
+import Runtime
 import Scenarios
+import Sim
 
 /// `lumen eval navigation`: seeded navigation runs over target branches and C-arm angles.
 struct EvalNavigation: ParsableCommand {
@@ -20,6 +23,8 @@ struct EvalNavigation: ParsableCommand {
     @Option(help: "Tip measurements: tracker (from the images) or truth (the simulated tip with a 0.1 mm σ of noise drawn from the seed, at the same rate and latency, and no images rendered: separates control failures from tracking failures).") var measurements = "tracker"
     @Flag(help: "Print JSON on stdout.") var json = false
     @Flag(help: "Progress of each run on stderr, once a second of simulated time.") var verbose = false
+    @Flag(help: "Also run each setup live, at wall clock (the runtime of `lumen demo`, with the monitor process), beside its simulated-time run; --max-seconds is then also each live run's wall-clock limit.") var live = false
+    @OptionGroup var realtime: RealtimeFlags
 
     func validate() throws {
         try Check.oneOf(measurements, "--measurements", MeasurementSource.allCases.map(\.rawValue))
@@ -37,6 +42,7 @@ struct EvalNavigation: ParsableCommand {
         base.maxSeconds = maxSeconds
         base.robot = robot
         base.measurements = source
+        if live { return try runLive(base: base, description: description) }
         var results: [NavigationResult] = []
         for r in first..<(first + runs) {
             let setup = NavigationCampaign.setup(run: r, seed: seed, base: base)
@@ -60,27 +66,64 @@ struct EvalNavigation: ParsableCommand {
     }
 }
 
+extension EvalNavigation {
+    /// Each setup in simulated time, then live; the two side by side.
+    func runLive(base: NavigationSetup, description: RobotDescription) throws {
+        LiveRuntime.installSignalHandlers()
+        var simulated: [NavigationResult] = [], lives: [LiveNavigationResult] = []
+        for r in first..<(first + runs) {
+            let setup = NavigationCampaign.setup(run: r, seed: seed, base: base)
+            Output.status("eval navigation --live: run \(r + 1)/\(runs): \(setup.vessel) in simulated time")
+            do { simulated.append(try NavigationRun.run(setup, robot: description).0) } catch { throw CommandFailure(error.description) }
+            Output.status("eval navigation --live: run \(r + 1)/\(runs): \(setup.vessel) live")
+            var settings = LiveSettings()
+            settings.setup = setup
+            settings.realtime = realtime.options
+            do { lives.append(try LiveNavigation.run(settings, robot: description, maxSeconds: maxSeconds).0) } catch {
+                throw CommandFailure(error.description)
+            }
+            if liveSignal.load(ordering: .relaxed) != 0 { break }
+        }
+        Output.endStatus()
+        let summary = LiveNavigationSummary(first: first, simulated: simulated, live: lives)
+        try Output.writeJSON(summary, to: out + "/summary.json")
+        if json {
+            try Output.json(summary)
+        } else {
+            print("live: \(lives.filter(\.success).count)/\(lives.count) reached within 1 mm (final error median \(summary.live_final_err_mm_median) mm); simulated time: \(simulated.filter(\.success).count)/\(simulated.count) (\(summary.simulated_final_err_mm_median) mm)")
+        }
+    }
+}
+
 /// The navigation picture: the vessel tree's centerlines and the route, with the true,
 /// kinematic-only and fused tip paths, in a frontal and a lateral view side by side.
 enum NavigationPlot {
     static func write(_ trace: NavigationTrace, result: NavigationResult, to path: String) throws {
+        try write(tree: trace.tree, route: trace.route,
+                  title: "Navigation to \(result.setup.vessel) (\(result.success ? "reached" : "not reached")): tip paths",
+                  paths: [("kinematic only", trace.kinematic, (214, 39, 40)), ("fused estimate", trace.fused, (31, 119, 180)),
+                          ("ground truth", trace.truth, (44, 160, 44))], to: path)
+    }
+
+    /// The phantom's centerlines, the route and `paths` (label, points, colour), in four views.
+    static func write(tree: VesselTreeDescription, route: [Vec3], title: String, paths: [(String, [Vec3], (UInt8, UInt8, UInt8))],
+                      to path: String) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         // The whole way, and a close-up of the last 40 mm around the target (the branch entry).
-        let goal = trace.route.last ?? .zero
+        let goal = route.last ?? .zero
         let views: [(String, (Int, Int), String, Double?)] = [
             ("", (0, 2), "frontal: x, patient left (mm)", nil), ("_lateral", (1, 2), "lateral: y, posterior (mm)", nil),
             ("_zoom", (0, 2), "frontal: x, patient left (mm)", 40), ("_lateral_zoom", (1, 2), "lateral: y, posterior (mm)", 40),
         ]
         for (suffix, axes, label, zoom) in views {
-            var plot = LinePlot(title: "Navigation to \(result.setup.vessel) (\(result.success ? "reached" : "not reached")): tip paths\(zoom == nil ? "" : ", near the target"))",
-                                xLabel: label, yLabel: "z, superior (mm)")
+            var plot = LinePlot(title: title + (zoom == nil ? "" : ", near the target"), xLabel: label, yLabel: "z, superior (mm)")
             plot.equalAspect = true
             func near(_ x: Double, _ y: Double) -> Bool {
                 guard let z = zoom else { return true }
                 return abs(x - goal[axes.0]) <= z && abs(y - goal[axes.1]) <= z
             }
             func pts(_ v: [Vec3]) -> [(x: Double, y: Double)] { v.map { (x: $0[axes.0], y: $0[axes.1]) }.filter { near($0.x, $0.y) } }
-            for vessel in trace.tree.vessels {
+            for vessel in tree.vessels {
                 // Vessels are sampled sparsely: a close-up interpolates them so that they still reach its edges.
                 var line: [(x: Double, y: Double)] = []
                 for (a, b) in zip(vessel.points, vessel.points.dropFirst()) {
@@ -90,13 +133,11 @@ enum NavigationPlot {
                     }
                 }
                 if let l = vessel.points.last { line.append((x: l[axes.0], y: l[axes.1])) }
-                plot.series.append(.init(label: vessel.name == trace.tree.vessels[0].name ? "vessel centerlines" : "",
+                plot.series.append(.init(label: vessel.name == tree.vessels[0].name ? "vessel centerlines" : "",
                                          points: line.filter { near($0.x, $0.y) }, color: (200, 200, 200), thickness: zoom == nil ? 6 : 14))
             }
-            plot.series.append(.init(label: "route", points: pts(trace.route), color: (120, 120, 120), thickness: 1))
-            plot.series.append(.init(label: "kinematic only", points: pts(trace.kinematic), color: (214, 39, 40), thickness: 2))
-            plot.series.append(.init(label: "fused estimate", points: pts(trace.fused), color: (31, 119, 180), thickness: 2))
-            plot.series.append(.init(label: "ground truth", points: pts(trace.truth), color: (44, 160, 44), thickness: 2))
+            plot.series.append(.init(label: "route", points: pts(route), color: (120, 120, 120), thickness: 1))
+            for (name, points, colour) in paths { plot.series.append(.init(label: name, points: pts(points), color: colour, thickness: 2)) }
             let file = suffix.isEmpty ? path : (path as NSString).deletingPathExtension + suffix + ".png"
             try plot.write(to: file)
         }

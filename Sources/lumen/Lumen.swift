@@ -15,7 +15,7 @@ struct Lumen: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks. Each prints JSON with --json; figures are medians and tails of one run.",
-        subcommands: [BenchLoop.self, BenchCycle.self, BenchKinematics.self, BenchLink.self, BenchSim.self, BenchImaging.self, BenchConsole.self, RecordBench.self]
+        subcommands: [BenchLoop.self, BenchCycle.self, BenchKinematics.self, BenchLink.self, BenchSim.self, BenchImaging.self, BenchLive.self, BenchConsole.self, RecordBench.self]
     )
 }
 

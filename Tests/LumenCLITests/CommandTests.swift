@@ -84,7 +84,7 @@ struct Tool {
 
     @Test func demoWritesItsSummaryAndPlots() throws {
         let out = scratch.appendingPathComponent("demo").path
-        let r = try Tool.run(["demo", "--seconds", "1", "--json", "--out", out])
+        let r = try Tool.run(["demo", "--scripted", "--seconds", "1", "--json", "--out", out])
         #expect(r.status == 0, "\(r.stderr)")
         let json = try #require(r.json)
         #expect(json["cycles"] as? Int == 1000)
@@ -102,6 +102,51 @@ struct Tool {
         }
         // Progress goes to stderr, never into the JSON on stdout.
         #expect(r.stderr.contains("demo:"))
+    }
+
+    /// The live demo, cut short: it ends at its time limit (exit 0: the run ended as asked),
+    /// having started the monitor process, and writes its summary and plots.
+    @Test func theLiveDemoEndsAtItsTimeLimitAndWritesItsSummary() throws {
+        let out = scratch.appendingPathComponent("demo-live").path
+        let r = try Tool.run(["demo", "--time-limit", "2", "--planes", "1", "--json", "--out", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(r.json)
+        #expect(json["ending"] as? String == "completed")
+        #expect(json["exit_code"] as? Int == 0)
+        #expect(json["monitor"] as? Bool == true)
+        for key in ["success", "final_err_mm", "timing", "frames_acquired", "frames_dropped", "fused", "image_only"] {
+            #expect(json[key] != nil, "summary lacks \(key)")
+        }
+        for file in ["summary.json", "navigation.png", "fusion_error.png", "latency.png"] {
+            let attrs = try FileManager.default.attributesOfItem(atPath: out + "/" + file)
+            #expect((attrs[.size] as? Int ?? 0) > 200, "\(file) is missing or empty")
+        }
+        #expect(r.stderr.contains("live navigation"))
+    }
+
+    /// SIGTERM during the live demo: a category-1 stop, the summary still written, exit code 5.
+    @Test func theLiveDemoStopsCleanlyOnSIGTERM() throws {
+        let out = scratch.appendingPathComponent("demo-sigterm").path
+        let p = Process()
+        p.executableURL = Tool.binary
+        p.arguments = ["demo", "--time-limit", "120", "--planes", "1", "--out", out]
+        p.currentDirectoryURL = Tool.root
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Let it get going (the monitor started, the cycle running), then ask it to stop.
+        Thread.sleep(forTimeInterval: 6)
+        p.terminate()
+        let deadline = Date().addingTimeInterval(60)
+        while p.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        #expect(p.terminationReason == .exit)
+        #expect(p.terminationStatus == 5)
+        let data = try Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))
+        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(json["ending"] as? String == "signal")
+        #expect(json["lifecycle_at_end"] as? String == "finalized")
     }
 
     @Test func theNavigationDemoWritesItsSummaryAndPlots() throws {

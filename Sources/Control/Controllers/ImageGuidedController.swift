@@ -57,6 +57,15 @@ public struct ImageGuidedController: ~Copyable, CycleController {
         supervisor.update(inputs, jogVelocity: idle, servoTarget: command.position, dt: dt, command: &command)
     }
 
+    /// An operator's mode request (hold, idle, tip servo), checked by the supervisor against the
+    /// controller's own deadman, stop and estimate. Cycle-safe: the live runtime applies intents
+    /// from inside the cycle.
+    @_noAllocation @_noLocks
+    public mutating func requestMode(_ mode: ControlMode, measured: JointVector) throws(ModeRequestError) {
+        let inputs = SupervisorInputs(deadman: deadman, estimate: lastEstimate.health, stop: stop)
+        try supervisor.request(mode, inputs, measured: measured)
+    }
+
     /// A hold the controller may leave by itself: not one a stop caused, and with an estimate.
     @_noAllocation @_noLocks
     static func resumable(_ reason: HoldReason, _ health: EstimateHealth) -> Bool {

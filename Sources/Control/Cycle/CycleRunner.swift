@@ -44,14 +44,21 @@ public enum RunEnding: Sendable, Equatable, CustomStringConvertible {
     /// It ran for as long as it was asked to.
     case completed
     case stopped(CycleStop)
+    /// A live run stopped by SIGINT or SIGTERM (the signal's number): a category-1 stop first.
+    case signalled(Int32)
+    /// The live run's safety monitor process exited or was killed: the drives lost its permits.
+    case monitorLost
 
     /// The exit code of a command whose run ended so: 0 completed, 3 stopped on a drive fault,
-    /// 4 link lost (1 and 2 stay the usual failure and usage codes).
+    /// 4 link lost, 5 stopped by a signal, 6 the safety monitor was lost (1 and 2 stay the usual
+    /// failure and usage codes).
     public var exitCode: Int32 {
         switch self {
         case .completed: 0
         case .stopped(.driveFault): 3
         case .stopped(.linkLost): 4
+        case .signalled: 5
+        case .monitorLost: 6
         }
     }
 
@@ -61,6 +68,8 @@ public enum RunEnding: Sendable, Equatable, CustomStringConvertible {
         case .completed: "completed"
         case .stopped(.driveFault): "drive_fault"
         case .stopped(.linkLost): "link_lost"
+        case .signalled: "signal"
+        case .monitorLost: "monitor_lost"
         }
     }
 
@@ -68,6 +77,8 @@ public enum RunEnding: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .completed: "completed"
         case .stopped(let s): s.description
+        case .signalled(let n): "stopped by signal \(n)"
+        case .monitorLost: "the safety monitor process was lost; the drives lost its permits"
         }
     }
 }

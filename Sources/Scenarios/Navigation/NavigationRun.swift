@@ -173,48 +173,10 @@ public enum NavigationRun {
         frameSource: ((_ planes: [CArmGeometry], _ tree: VesselTreeDescription) -> any NavigationFrameSource)? = nil,
         verbose: Bool = false, progress: ((String) -> Void)? = nil
     ) throws(NavigationError) -> (NavigationResult, NavigationTrace) {
-        try setup.validate()
-        guard let tree = Phantoms.named(setup.phantom) else { throw .unknownPhantom(setup.phantom) }
-        guard !robot.sections.isEmpty, robot.axes.count >= 4 else {
-            throw .badSetup(field: "robot", reason: "the physics catheter needs a bending section and four axes (insertion, roll, two tendons)")
-        }
-        let routeWithRadii: [(point: Vec3, radius: Double)]
-        do { routeWithRadii = CenterlineRoute.roundingCorners(try tree.routeWithRadii(toVessel: setup.vessel, depth: setup.depth)) } catch {
-            throw .route("\(error)")
-        }
-        guard routeWithRadii.count >= 2, let goal = routeWithRadii.last?.point else { throw .route("the route has fewer than two points") }
-        let route = routeWithRadii.map(\.point)
-        let sheath = route[0], axis = (route[1] - route[0]) * (1 / (route[1] - route[0]).length)
-        var description = robot
-        description.base.positionMM = [sheath.x, sheath.y, sheath.z]
-        description.base.rpyRad = baseRPY(axis: axis)
-        let model = CatheterModel(description)
-        let section = description.sections[0]
-        let coupling = RodCoupling(tendonRadius: section.tendonRadiusMM, bendLength: section.lengthMM, tipLength: description.tipLengthMM)
-        // The physics' walls, and the roadmap biplane pairs are checked against.
-        let roadmap = VesselTree(tree)
-        let rodLength = min(0.6, Polyline.length(route) * 1e-3 + 0.08)
-        let rodModel: RodModel
-        do {
-            rodModel = try RodModel(.catheter(elements: 100, length: rodLength, bendLength: section.lengthMM * 1e-3,
-                                              tipLength: description.tipLengthMM * 1e-3),
-                                    lumen: RodLumen(roadmap), sheathExit: sheath * 1e-3, sheathAxis: axis, sheathNormal: model.basePose.rotation.c0)
-        } catch { throw .rod("\(error)") }
-        var start = JointVector(count: model.jointCount)
-        start[0] = setup.startInsertionMM
-        var physics = CatheterPhysicsRobot(axes: description.axes, start: start, dynamics: .emulated(nil), model: rodModel, coupling: coupling)
-        physics.settle(seconds: 0.3)
-
-        // Biplane C-arms centred between the catheter's start and the target.
-        let centre = (physics.tip + goal) * 0.5
-        let planes = [setup.primaryDeg, setup.primaryDeg + 90].map {
-            CArmGeometry(sourceToDetector: 1020, sourceToIsocenter: 700, columns: setup.detectorPixels, rows: setup.detectorPixels, pixelSpacing: setup.pixelSpacingMM,
-                         primaryAngle: $0 * .pi / 180, secondaryAngle: setup.secondaryDeg * .pi / 180, isocenter: centre)
-        }
-        let measurer: BiplaneTipMeasurer
-        do {
-            measurer = try BiplaneTipMeasurer(planes: planes, settings: setup.measurerSettings) { roadmap.contains($0, within: $1) }
-        } catch { throw .guidance(error) }
+        let scene = try NavigationScene(setup, robot: robot)
+        let tree = scene.tree, route = scene.route, goal = scene.goal, planes = scene.planes, model = scene.model
+        let physics = scene.makePhysics()
+        let measurer = try scene.makeMeasurer()
         let source = setup.measurements == .tracker
             ? frameSource?(planes, tree) ?? SimulatedBiplaneCArm(planes: planes, tree: tree, photons: setup.photons, seed: setup.seed)
             : nil
@@ -223,16 +185,9 @@ public enum NavigationRun {
         // the path servo steers from the fused estimate, and the supervisor limits every command
         // and holds while the estimate is lost; it resumes the servo when it returns, as the
         // operator would.
-        var servo = PathServo(model: model, route: CenterlineRoute(route, radii: routeWithRadii.map(\.radius)))
-        // Two tendon pairs bend the tip any way without roll; a servo free to roll winds it
-        // to its limit at branches and is left with no way to turn.
-        servo.rollWeight = 0
         let mailbox = MeasurementMailbox(capacity: 64)
         let sender = mailbox.sender
-        var estimatorSettings = TipEstimatorSettings()
-        estimatorSettings.resetFromPixels = planes.count < 2
-        let imageGuided = ImageGuidedController(estimator: TipEstimator(model: model, planes: planes, settings: estimatorSettings, historyLength: 1024), servo: servo,
-                                           limiter: MotionLimiter(model: model, start: physics.measuredPositions), measurements: mailbox.receiver)
+        let imageGuided = scene.makeController(start: physics.measuredPositions, measurements: mailbox.receiver)
         let runner = CycleRunner(hardware: physics, controller: imageGuided, clock: ManualCycleClock(start: 0), period: period)
         // The estimator, the servo's route and the mailbox are owned by the controller and the
         // mailbox's ends, so nothing here has to be kept alive by hand.

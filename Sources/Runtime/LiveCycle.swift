@@ -1,0 +1,315 @@
+import CAllocCount
+import Control
+import Core
+import Sim
+import Synchronization
+
+/// What the cycle shares with the other threads, all preallocated: the intents in, the published
+/// state, the records and durations out, the catheter's shape for the renderer, and the few
+/// flags the cycle reads (atomics). The cycle never waits on any of it.
+public final class LiveShared: @unchecked Sendable {
+    public let joints: Int
+    public let intents: IntentRing
+    public let published: PublishedCycleLock
+    /// For the recorder (`RecordingTap`).
+    public let recorderRecords: CycleRecordRing
+    /// ns: wake − deadline (imaging off / on), read → write compute, acquisition → the cycle that
+    /// fused it, heartbeat gaps.
+    public let lateness: DurationRing
+    public let latenessImaging: DurationRing
+    public let compute: DurationRing
+    public let fuseLatency: DurationRing
+    public let heartbeatGap: DurationRing
+    public let catheter: CatheterSnapshot
+    /// The cycle's record under construction: the controller fills its part, the patient
+    /// completes it after the write. Touched by the cycle thread only.
+    let record: UnsafeMutablePointer<CycleRecord>
+    /// Flags and counters the cycle and the other threads share (acquire/release cells).
+    let flags: UnsafeMutablePointer<Int64>
+    static let wakeFlag = 0, deadmanFlag = 1, acknowledgeFlag = 2, imageGuidedFlag = 3, imageAtFlag = 4, stopFlag = 5,
+               imagingOnFlag = 6, deadmanTimeoutsFlag = 7, countFromFlag = 8
+    /// ns — a deadman not repeated within this is released.
+    public let deadmanTimeout: Nanoseconds
+
+    public init(joints: Int, deadmanTimeout: Nanoseconds, intentCapacity: Int = 64, recordCapacity: Int = 8192, catheterNodes: Int = 256) {
+        self.joints = joints
+        self.deadmanTimeout = deadmanTimeout
+        intents = IntentRing(capacity: intentCapacity)
+        published = PublishedCycleLock(joints: joints)
+        recorderRecords = CycleRecordRing(capacity: recordCapacity, joints: joints)
+        lateness = DurationRing(capacity: 1 << 16)
+        latenessImaging = DurationRing(capacity: 1 << 16)
+        compute = DurationRing(capacity: 1 << 16)
+        fuseLatency = DurationRing(capacity: 4096)
+        heartbeatGap = DurationRing(capacity: 1 << 16)
+        catheter = CatheterSnapshot(capacity: catheterNodes)
+        record = .allocate(capacity: 1)
+        record.initialize(to: CycleRecord(cycle: 0, time: 0, lateness: 0, compute: 0, joints: JointState(jointCount: joints),
+                                          command: JointCommand(jointCount: joints), estimate: TipEstimate(), mode: .idle, appliedIntent: 0))
+        flags = .allocate(capacity: 9)
+        flags.initialize(repeating: 0, count: 9)
+    }
+    deinit {
+        record.deallocate()
+        flags.deallocate()
+    }
+
+    public var stopLatched: Bool { SharedIndex.load(flags + Self.stopFlag) != 0 }
+    public var deadmanTimeouts: Int { Int(SharedIndex.load(flags + Self.deadmanTimeoutsFlag)) }
+    public var imagingOn: Bool {
+        get { SharedIndex.load(flags + Self.imagingOnFlag) != 0 }
+        set { SharedIndex.store(flags + Self.imagingOnFlag, newValue ? 1 : 0) }
+    }
+}
+
+/// The image-guided controller with the operator's intents in front of it: each cycle it takes
+/// the queued intents (deadman, mode, target, stop, acknowledge), applies the deadman timeout,
+/// runs the estimator, servo and supervisor, and publishes what it did.
+public struct LiveController: ~Copyable, CycleController {
+    public private(set) var inner: ImageGuidedController
+    let shared: LiveShared
+    let rings: CycleRings
+    var deadmanHeld = false
+    var deadmanSeenAt: Nanoseconds = 0
+    var navigating = false
+    var target = Vec3.zero
+    var stopLatched = false
+    var appliedIntent: UInt64 = 0
+    var cycle: UInt64 = 0
+    var published: PublishedCycle
+    let deadmanTimeout: Nanoseconds
+
+    public init(_ inner: consuming ImageGuidedController, shared: LiveShared) {
+        deadmanTimeout = shared.deadmanTimeout
+        self.inner = inner
+        self.shared = shared
+        rings = CycleRings(shared)
+        published = PublishedCycle(joints: shared.joints)
+        self.inner.deadman = false
+        self.inner.autoResume = false
+    }
+
+    public mutating func reset(to state: JointState) {
+        inner.deadman = deadmanHeld ? navigating : false
+        inner.stop = stopLatched
+        inner.reset(to: state)
+    }
+
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func update(state: JointState, tick: CycleTick, command: inout JointCommand) {
+        let now = tick.wake
+        rings.flags[LiveShared.wakeFlag] = now
+        while let intent = rings.intents.pop() { apply(intent, state: state, now: now) }
+        if deadmanHeld, now - deadmanSeenAt > deadmanTimeout {
+            deadmanHeld = false
+            SharedIndex.store(rings.flags + LiveShared.deadmanTimeoutsFlag, rings.flags[LiveShared.deadmanTimeoutsFlag] + 1)
+        }
+        SharedIndex.store(rings.flags + LiveShared.deadmanFlag, deadmanHeld ? 1 : 0)
+        inner.deadman = deadmanHeld ? navigating : false
+        inner.stop = stopLatched
+        inner.autoResume = navigating ? !stopLatched : false
+        let fusedBefore = inner.fusedThisRun
+        inner.update(state: state, tick: tick, command: &command)
+        let estimate = inner.lastEstimate
+        if inner.fusedThisRun != fusedBefore, estimate.lastImageAt > 0 {
+            rings.fuseLatency.push(now - estimate.lastImageAt)
+        }
+        let mode = inner.supervisor.mode
+        SharedIndex.store(rings.flags + LiveShared.imageGuidedFlag, mode == .tipServo ? 1 : 0)
+        SharedIndex.store(rings.flags + LiveShared.imageAtFlag, estimate.lastImageAt)
+        cycle &+= 1
+        // The cycle from which this thread's heap allocations are counted (0: none; `LiveRuntime`).
+        if Int64(truncatingIfNeeded: cycle) == rings.flags[LiveShared.countFromFlag] { _unsafePerformance { lumen_alloc_count_begin() } }
+        if SharedIndex.load(rings.flags + LiveShared.imagingOnFlag) != 0 {
+            rings.latenessImaging.push(tick.wake - tick.deadline)
+        } else {
+            rings.lateness.push(tick.wake - tick.deadline)
+        }
+
+        published.time = now
+        published.cycle = cycle
+        published.mode = mode
+        published.holdReason = inner.supervisor.reason
+        published.joints = state
+        published.command = command
+        published.estimate = estimate
+        published.target = target
+        published.hasTarget = navigating
+        published.appliedIntent = appliedIntent
+        published.deadmanHeld = deadmanHeld
+        published.stopLatched = stopLatched
+        published.arrived = inner.servo.phase == .arrived
+        rings.published.write(published)
+
+        rings.record.pointee.cycle = cycle
+        rings.record.pointee.time = now
+        rings.record.pointee.lateness = tick.wake - tick.deadline
+        rings.record.pointee.joints = state
+        rings.record.pointee.estimate = estimate
+        rings.record.pointee.mode = mode
+        rings.record.pointee.appliedIntent = appliedIntent
+    }
+
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    mutating func apply(_ intent: CycleIntent, state: JointState, now: Nanoseconds) {
+        appliedIntent = intent.sequence
+        switch intent.kind {
+        case .deadman:
+            deadmanHeld = intent.held
+            if intent.held { deadmanSeenAt = now }
+        case .stop:
+            // Category 1: the supervisor brakes to rest under the limiter, then powers off.
+            stopLatched = true
+            navigating = false
+            SharedIndex.store(rings.flags + LiveShared.stopFlag, 1)
+        case .acknowledge:
+            SharedIndex.store(rings.flags + LiveShared.acknowledgeFlag, SharedIndex.load(rings.flags + LiveShared.acknowledgeFlag) + 1)
+            if stopLatched {
+                stopLatched = false
+                SharedIndex.store(rings.flags + LiveShared.stopFlag, 0)
+                inner.stop = false
+                try? inner.requestMode(.hold, measured: state.position)
+            }
+        case .mode:
+            if stopLatched { return }
+            navigating = false
+            inner.autoResume = false
+            try? inner.requestMode(intent.mode, measured: state.position)
+        case .target:
+            if stopLatched { return }
+            target = intent.point
+            navigating = true
+            inner.deadman = deadmanHeld
+            if inner.supervisor.mode == .idle { try? inner.requestMode(.hold, measured: state.position) }
+            try? inner.requestMode(.tipServo, measured: state.position)
+        }
+    }
+}
+
+/// The simulated patient behind the cycle: the physics catheter on emulated drives (whose safety
+/// lines only the monitor's permits power), with the cycle's side of the safety channel, the
+/// catheter's shape published for the renderer, and each cycle's record completed after its write.
+public struct LivePatient: ~Copyable, RobotHardware {
+    var physics: CatheterPhysicsRobot
+    let shared: LiveShared
+    let rings: CycleRings
+    var link: SafetyLink
+    var lastState: JointState
+    var cycles = 0
+    /// The simulated patient's own time (ns): it follows the cycle's clock, but by at most
+    /// `maxStep` per cycle, so a cycle thread the scheduler held back (a loaded machine) slows
+    /// the patient down instead of making the drives and the rod integrate the stall in one step
+    /// (which the drives' own processors, on hardware, would never see).
+    var patientTime: Nanoseconds = 0
+    var lastWallTime: Nanoseconds = 0
+    public var maxStep: Nanoseconds = 2_000_000
+    /// Publish the catheter's shape every this many cycles (the renderer needs it at most at 30 fps).
+    let snapshotEvery: Int
+
+    public init(physics: consuming CatheterPhysicsRobot, shared: LiveShared, link: consuming SafetyLink, watchdog: Double = 0.1, snapshotEvery: Int = 5) {
+        if link.enabled { physics.armSafetyLine(watchdog: watchdog) }
+        lastState = JointState(jointCount: physics.jointCount)
+        self.physics = physics
+        self.shared = shared
+        self.link = link
+        rings = CycleRings(shared)
+        self.snapshotEvery = max(1, snapshotEvery)
+    }
+
+    public var jointCount: Int { physics.jointCount }
+    public mutating func configure() throws(HardwareError) { try physics.configure() }
+    public mutating func activate() throws(HardwareError) { try physics.activate() }
+    public mutating func deactivate() { physics.deactivate() }
+    public mutating func shutdown() { physics.shutdown() }
+    public var driveFault: DriveFaultReport? { physics.driveFault }
+    public mutating func acknowledgeFaults() throws(HardwareError) { try physics.acknowledgeFaults() }
+    /// The true tip (mm), for figures.
+    public var tip: Vec3 { physics.tip }
+    public var peakContactForce: Double { physics.peakContactForce }
+    /// Whether any drive's power stage is on.
+    public var anyPowered: Bool { (0..<physics.jointCount).contains { physics.safetySample(axis: $0).powered } }
+
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func read(into state: inout JointState, now: Nanoseconds) -> HardwareFault? {
+        link.takePermits(into: physics, now: now)
+        if lastWallTime == 0 { patientTime = now } else {
+            let step = now - lastWallTime
+            patientTime += step < 0 ? 0 : step > maxStep ? maxStep : step
+        }
+        lastWallTime = now
+        let fault = physics.read(into: &state, now: patientTime)
+        lastState = state
+        return fault
+    }
+
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func write(_ command: JointCommand, now: Nanoseconds) -> HardwareFault? {
+        let wake = rings.flags[LiveShared.wakeFlag]
+        let compute = now - wake
+        // The write comes `compute` after the read: the patient's time moves on by as much.
+        let fault = physics.write(command, now: patientTime + (compute < maxStep ? compute : maxStep))
+        if link.enabled {
+            let f = rings.flags
+            let gap = link.send(physics: physics, command: command, now: now, imageGuided: f[LiveShared.imageGuidedFlag] != 0,
+                                imageAcquiredAt: f[LiveShared.imageAtFlag], deadman: SharedIndex.load(f + LiveShared.deadmanFlag) != 0,
+                                acknowledge: Self.takeOne(f + LiveShared.acknowledgeFlag))
+            if gap > 0 { rings.heartbeatGap.push(gap) }
+        }
+        cycles &+= 1
+        if cycles % snapshotEvery == 0 {
+            let buffer = rings.catheter.beginWrite()
+            let n = physics.copyCenterline(into: buffer, capacity: rings.catheter.capacity)
+            rings.catheter.endWrite(count: n, time: now, tip: n > 0 ? buffer[n - 1] : .zero)
+        }
+        rings.compute.push(compute)
+        rings.record.pointee.compute = compute
+        rings.record.pointee.command = command
+        rings.records.push(rings.record.pointee)
+        return fault
+    }
+
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    static func takeOne(_ counter: UnsafeMutablePointer<Int64>) -> Bool {
+        // Only the cycle thread changes this cell (acknowledge intents reach it through the queue).
+        let n = SharedIndex.load(counter)
+        if n <= 0 { return false }
+        SharedIndex.store(counter, n - 1)
+        return true
+    }
+}
+
+/// The cycle's ends of the shared rings and locks: plain pointers into storage the `LiveShared`
+/// (which every holder also keeps) owns, so the cycle touches no reference.
+struct CycleRings: @unchecked Sendable {
+    let intents: IntentRing.Consumer
+    let published: PublishedCycleLock.Writer
+    let lateness: DurationRing.Producer
+    let latenessImaging: DurationRing.Producer
+    let fuseLatency: DurationRing.Producer
+    let heartbeatGap: DurationRing.Producer
+    let compute: DurationRing.Producer
+    let catheter: CatheterSnapshot.Writer
+    let records: CycleRecordRing.Producer
+    let record: UnsafeMutablePointer<CycleRecord>
+    /// [wake, deadman held, acknowledge requests, image guided, image acquired at, stop latched, imaging on, deadman timeouts]
+    let flags: UnsafeMutablePointer<Int64>
+
+    init(_ shared: LiveShared) {
+        intents = shared.intents.consumer
+        published = shared.published.writer
+        lateness = shared.lateness.producer
+        latenessImaging = shared.latenessImaging.producer
+        fuseLatency = shared.fuseLatency.producer
+        heartbeatGap = shared.heartbeatGap.producer
+        compute = shared.compute.producer
+        catheter = shared.catheter.writer
+        records = shared.recorderRecords.producer
+        record = shared.record
+        flags = shared.flags
+    }
+}

@@ -1,0 +1,526 @@
+import CAllocCount
+import Control
+import Core
+import Foundation
+import Imaging
+import Safety
+import Scenarios
+import Sim
+import Synchronization
+
+/// Why the live runtime could not start or go on.
+public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
+    case badSetting(field: String, reason: String)
+    case navigation(NavigationError)
+    case lifecycle(LifecycleError)
+    /// The safety monitor process could not be set up or started.
+    case monitor(String)
+    /// The monitor ran but never permitted power (its log says why).
+    case monitorNeverPowered(log: String)
+    case imaging(String)
+    /// `start` was called twice, or after the end.
+    case notStartable
+
+    public var description: String {
+        switch self {
+        case .badSetting(let f, let r): "\(f): \(r)"
+        case .navigation(let e): e.description
+        case .lifecycle(let e): "the control cycle refused: \(e)"
+        case .monitor(let m): "safety monitor: \(m)"
+        case .monitorNeverPowered(let log): "the safety monitor never permitted power; its log:\n\(log)"
+        case .imaging(let m): "imaging: \(m)"
+        case .notStartable: "the runtime was already started"
+        }
+    }
+}
+
+/// Where the imaging thread's frames come from.
+public enum LiveImaging: Sendable, Equatable {
+    /// No imaging thread (the cycle alone: for the imaging-off figures).
+    case off
+    /// The simulated C-arm rendering the live physics: one plane or two.
+    case simulated(planes: Int)
+    /// A PNG folder or a DICOM file replayed at its frame interval (plane 0).
+    case replay(path: String)
+}
+
+/// What a live run is built from.
+public struct LiveSettings: Sendable {
+    /// The scene: phantom, branch, depth, C-arm, photons, fps (7.5, 15 or 30), seed.
+    public var setup = NavigationSetup()
+    public var imaging = LiveImaging.simulated(planes: 2)
+    /// Start the safety monitor process; without it the drives' safety lines are not armed
+    /// (for tests of the cycle alone, never for a run that moves a patient).
+    public var monitor = true
+    /// The `lumen-safety` executable (default: beside the running binary).
+    public var monitorExecutable: String?
+    public var realtime = RealtimeOptions()
+    /// s — a deadman not repeated within this counts as released (0.05…5).
+    public var deadmanTimeout = 0.25
+    /// s — the drives' safety-line watchdog: without a permit for this long they remove power.
+    /// A drive parameter on hardware (5 ms in the fault campaign); 250 ms here because the monitor
+    /// runs as an ordinary process on a shared, non-real-time machine, where it is at times held
+    /// back that long, and a trip then is the machine's load, not a fault of the patient's run.
+    public var safetyWatchdog = 0.25
+    /// Count the cycle thread's heap allocations after its first `warmUpCycles` cycles
+    /// (`LiveRuntime.cycleAllocations`); the count must be 0.
+    public var countCycleAllocations = false
+    /// s — the imaging thread's first exposure comes this long after the start (0…3600).
+    public var imagingStartsAfter = 0.0
+    public var warmUpCycles: Int64 = 1000
+    public init() {}
+
+    public func validate() throws(RuntimeError) {
+        do { try setup.validate() } catch { throw .navigation(error) }
+        guard deadmanTimeout.isFinite, (0.05...5).contains(deadmanTimeout) else {
+            throw .badSetting(field: "deadman_timeout", reason: "must be 0.05…5 s, got \(deadmanTimeout)")
+        }
+        guard safetyWatchdog.isFinite, (0.005...1).contains(safetyWatchdog) else {
+            throw .badSetting(field: "safety_watchdog", reason: "must be 0.005…1 s, got \(safetyWatchdog)")
+        }
+        guard imagingStartsAfter.isFinite, (0...3600).contains(imagingStartsAfter) else {
+            throw .badSetting(field: "imaging_starts_after", reason: "must be 0…3600 s, got \(imagingStartsAfter)")
+        }
+        if case .simulated(let n) = imaging, !(1...2).contains(n) { throw .badSetting(field: "planes", reason: "one or two, not \(n)") }
+        if case .simulated = imaging, ![7.5, 15, 30].contains(setup.fps) {
+            throw .badSetting(field: "fps", reason: "a C-arm runs at 7.5, 15 or 30 fps, not \(setup.fps)")
+        }
+    }
+}
+
+/// Set by SIGINT/SIGTERM (the signal's number) once `LiveRuntime.installSignalHandlers` ran.
+public let liveSignal = Atomic<Int32>(0)
+
+/// The live system at wall clock: the 1 kHz cycle thread (`lumen-cycle`) running the image-guided
+/// controller on the simulated patient, an imaging thread (`lumen-imaging`) per frame source, and
+/// the safety monitor as its own process. The thread that calls `supervise` watches them all
+/// (monitor alive, signals, the cycle's own stops) and writes the event log. Operators attach
+/// through `OperatorPort`, recorders through `RecordingTap`; neither waits on the cycle.
+/// See docs/runtime.md for the threads and what crosses between them.
+public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable {
+    public let settings: LiveSettings
+    public let scene: NavigationScene
+    public let runtimeDescription: RuntimeDescription
+    public let shared: LiveShared
+    let runner: CycleRunner<LivePatient, LiveController, MonotonicCycleClock>
+    let linkStatus = SafetyLinkStatus()
+    let monitor: MonitorSupervisor?
+    let imaging: ImagingThread?
+    let frames = FrameStore()
+    let submitLock = Mutex<UInt64>(0)
+    let eventLog = Mutex(EventLog())
+    let cycleDone = DispatchSemaphore(value: 0)
+    let phase = Atomic<UInt8>(0)  // 0 built, 1 running, 2 ending, 3 ended
+    public private(set) var warnings: [String] = []
+    public private(set) var cycleError: LifecycleError?
+    let lastLog = Mutex(0)
+    let stopAsked = Atomic<Bool>(false)
+    let cycleAllocationCount = Atomic<Int>(-1)
+    /// Counts the cycle thread's heap allocations from the next cycle on (`cycleAllocations`
+    /// after `finish`): for a count that starts once every path of interest has run once.
+    public func countCycleAllocationsFromNow() {
+        SharedIndex.store(shared.flags + LiveShared.countFromFlag, Int64(truncatingIfNeeded: shared.published.read().cycle) + 2)
+    }
+
+    /// Heap allocations on the cycle thread after its warm-up (with `countCycleAllocations`, after `finish`).
+    public var cycleAllocations: Int? { let n = cycleAllocationCount.load(ordering: .acquiring); return n < 0 ? nil : n }
+
+    struct EventLog {
+        var events: [RuntimeEvent] = []
+        var next: UInt64 = 1
+        var latched: [String] = []
+        var monitorAlive = false
+        let limit = 10_000
+        mutating func append(_ time: Nanoseconds, _ who: OperatorIdentity?, _ kind: RuntimeEvent.Kind) {
+            events.append(RuntimeEvent(sequence: next, time: time, who: who, kind: kind))
+            next += 1
+            if events.count > limit { events.removeFirst(events.count - limit) }
+        }
+    }
+
+    public init(_ settings: LiveSettings, robot: RobotDescription) throws(RuntimeError) {
+        try settings.validate()
+        self.settings = settings
+        do { scene = try NavigationScene(settings.setup, robot: robot) } catch { throw .navigation(error) }
+        let period: Nanoseconds = 1_000_000
+        shared = LiveShared(joints: scene.robot.axes.count, deadmanTimeout: Nanoseconds(settings.deadmanTimeout * 1e9))
+        let link: SafetyLink
+        if settings.monitor {
+            let m = try MonitorSupervisor(limits: MonitorSupervisor.limitsYAML(robot: scene.robot, route: scene.route))
+            monitor = m
+            link = try SafetyLink(drives: m.drivesPath, monitor: m.listenPath, key: m.key, axes: scene.robot.axes.count, status: linkStatus)
+        } else {
+            monitor = nil
+            link = SafetyLink(disabledWith: linkStatus)
+        }
+        let physics = scene.makePhysics()
+        let start = physics.measuredPositions
+        let mailbox = MeasurementMailbox(capacity: 64)
+        let sender = mailbox.sender
+        // 4 s of history: at wall clock a measurement arrives as late as rendering and tracking
+        // make it (a loaded machine, a debug build), and later than the history it cannot be fused.
+        let controller = LiveController(scene.makeController(start: start, measurements: mailbox.receiver, historyLength: 4096), shared: shared)
+        if settings.countCycleAllocations { SharedIndex.store(shared.flags + LiveShared.countFromFlag, max(1, settings.warmUpCycles)) }
+        runner = CycleRunner(hardware: LivePatient(physics: physics, shared: shared, link: link, watchdog: settings.safetyWatchdog),
+                             controller: controller, period: period)
+        let source: LiveFrameSource?
+        switch settings.imaging {
+        case .off: source = nil
+        case .simulated(let n):
+            source = try SimulatedCArmSource(planes: Array(scene.planes.prefix(n)), tree: scene.tree, photons: settings.setup.photons,
+                                             seed: settings.setup.seed, fps: settings.setup.fps, catheter: shared.catheter)
+        case .replay(let path): source = try ReplayFrameSource(path: path, geometry: scene.planes[0])
+        }
+        if let source {
+            let measurer: BiplaneTipMeasurer
+            do { measurer = try scene.makeMeasurer() } catch { throw .navigation(error) }
+            imaging = ImagingThread(source: source, measurer: measurer, sender: sender, shared: shared, frames: frames)
+        } else {
+            imaging = nil
+        }
+        let axes = scene.robot.axes
+        let planes = (source?.planes ?? []).enumerated().map { i, g in
+            RuntimeDescription.PlaneDescription(name: i == 0 ? "frontal" : "lateral", width: g.columns, height: g.rows, pixelSpacing: g.pixelSpacing,
+                                                projection: ProjectionMatrix(g).rowMajor, framesPerSecond: settings.setup.fps)
+        }
+        runtimeDescription = RuntimeDescription(
+            robotName: scene.robot.name, axisNames: axes.map(\.name), positionMin: axes.map(\.lower), positionMax: axes.map(\.upper),
+            velocityMax: axes.map(\.maxVelocity), planes: planes, roadmap: [(name: settings.setup.vessel, points: scene.route)],
+            targets: [(name: settings.setup.vessel, position: scene.goal)], period: period, deadmanTimeout: shared.deadmanTimeout)
+    }
+
+    deinit {
+        monitor?.stop(seconds: 0.5)
+        monitor?.removeFiles()
+    }
+
+    /// SIGINT and SIGTERM set `liveSignal`; `supervise` turns it into a category-1 stop and an end.
+    /// Call it before the runtime starts its threads (they inherit the signal mask).
+    public static func installSignalHandlers() {
+        signal(SIGINT) { liveSignal.store($0, ordering: .relaxed) }
+        signal(SIGTERM) { liveSignal.store($0, ordering: .relaxed) }
+        // A parent that blocked them (a test runner, some supervisors) passes the mask on to
+        // its children: unblocked here, or a stop request would never arrive.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+
+    // MARK: Running
+
+    /// Starts the monitor process, the cycle thread and the imaging thread. The drives get power
+    /// only once the monitor permits it (`waitForPower`).
+    public func start() throws(RuntimeError) {
+        guard phase.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged else { throw .notStartable }
+        if let monitor {
+            guard let exe = settings.monitorExecutable ?? MonitorSupervisor.defaultExecutable() else {
+                throw .monitor("no lumen-safety executable beside this one: build it (swift build --product lumen-safety)")
+            }
+            try monitor.start(executable: exe)
+            // With real-time on, the monitor's loop runs at the cycle's priority: a monitor the
+            // scheduler holds back sees old heartbeats and removes power.
+            if let p = settings.realtime.fifoPriority, let w = monitor.setFIFO(priority: p) { warnings.append(w) }
+        }
+        do {
+            try runner.configure()
+            try runner.activate()
+        } catch { throw .lifecycle(error) }
+        let options = settings.realtime
+        let runner = self.runner
+        let thread = Thread { [self] in
+            warnings = options.applyToCurrentThread()
+            do throws(LifecycleError) {
+                // The controller begins the count in its cycle `warmUpCycles` (lazy set-up before
+                // may allocate; the loop's own start is not a cycle); it ends when the loop returns.
+                try runner.run()
+                let from = SharedIndex.load(shared.flags + LiveShared.countFromFlag)
+                if from > 0, shared.published.read().cycle >= UInt64(from) {
+                    cycleAllocationCount.store(Int(lumen_alloc_count_end()), ordering: .releasing)
+                }
+            } catch { cycleError = error }
+            cycleDone.signal()
+        }
+        thread.stackSize = 1 << 20
+        thread.name = "lumen-cycle"
+        thread.start()
+        imaging?.start(delay: settings.imagingStartsAfter)
+        record(.monitor(alive: monitor != nil), who: nil)
+    }
+
+    /// Presses acknowledge (as the operator would at power-up) until the monitor permits power,
+    /// at most `seconds`. True when it does; without a monitor, at once.
+    public func waitForPower(seconds: Double = 20) -> Bool {
+        guard let monitor else { return true }
+        let end = MonotonicClock.now() + Nanoseconds(seconds * 1e9)
+        var lastPress: Nanoseconds = 0
+        // A signal during start-up ends the wait: `supervise` then makes the stop.
+        while MonotonicClock.now() < end, liveSignal.load(ordering: .relaxed) == 0 {
+            if linkStatus.permitBits & 1 == 1, MonotonicClock.now() - linkStatus.permitAt < 250_000_000 {
+                return true
+            }
+            if !monitor.isRunning { return false }
+            if MonotonicClock.now() - lastPress > 100_000_000 {
+                _ = enqueue(.acknowledgeFaults, CycleIntent(sequence: 0, kind: .acknowledge), who: nil)
+                lastPress = MonotonicClock.now()
+            }
+            usleep(5000)
+        }
+        return false
+    }
+
+    /// The monitor's log so far (empty without a monitor).
+    public var monitorLog: String { monitor?.log ?? "" }
+    /// The monitor's process id (0 without one), for tests that kill it.
+    public var monitorProcessIdentifier: Int32 { monitor?.processIdentifier ?? 0 }
+
+    /// Watches the run on the calling thread until `until` returns true (checked every 10 ms
+    /// with the latest snapshot), a signal, the monitor's loss, the cycle stopping by itself, or
+    /// `maxSeconds`. A signal makes a category-1 stop first. Returns how the run ended; the
+    /// run is over only once `finish` is called.
+    public func supervise(maxSeconds: Double, every interval: Double = 1, progress: ((RuntimeSnapshot) -> Void)? = nil,
+                          until: (RuntimeSnapshot) -> Bool) -> RunEnding {
+        let end = MonotonicClock.now() + Nanoseconds(maxSeconds * 1e9)
+        var nextProgress = MonotonicClock.now()
+        var lastMode = ControlMode.idle
+        var monitorWasAlive = monitor != nil
+        var stoppedForPower = false
+        while true {
+            usleep(10_000)
+            let snap = snapshot()
+            if snap.mode != lastMode {
+                record(.modeChanged(from: lastMode, to: snap.mode, reason: snap.holdReason), who: nil)
+                lastMode = snap.mode
+            }
+            readMonitorLog()
+            if let progress, MonotonicClock.now() >= nextProgress {
+                progress(snap)
+                nextProgress += Nanoseconds(interval * 1e9)
+            }
+            let signalled = liveSignal.load(ordering: .relaxed)
+            if signalled != 0 {
+                stopAndSettle()
+                return .signalled(signalled)
+            }
+            if let monitor, monitorWasAlive, !monitor.isRunning {
+                monitorWasAlive = false
+                record(.monitor(alive: false), who: nil)
+                // The drives' safety lines remove power by themselves; wait to see it.
+                let deadline = MonotonicClock.now() + 2_000_000_000
+                while runner.lifecycle == .active, MonotonicClock.now() < deadline { usleep(5000) }
+                return .monitorLost
+            }
+            if runner.lifecycle != .active || !runner.isRunning { return .completed }
+            // The monitor removed power while the robot was to move: stop (category 1) so that
+            // nothing resumes when power returns until an operator acknowledges.
+            if monitor != nil, !snap.safety.powerPermitted, snap.mode == .tipServo || snap.mode == .jog, !snap.safety.latchedFaults.isEmpty {
+                if !stoppedForPower {
+                    stoppedForPower = true
+                    _ = enqueue(.stop, CycleIntent(sequence: 0, kind: .stop), who: nil)
+                }
+            } else if snap.safety.powerPermitted {
+                stoppedForPower = false
+            }
+            if until(snap) { return .completed }
+            if MonotonicClock.now() >= end { return .completed }
+        }
+    }
+
+    /// A category-1 stop from the runtime itself, then waits (at most 2 s) for the rest.
+    func stopAndSettle() {
+        _ = enqueue(.stop, CycleIntent(sequence: 0, kind: .stop), who: nil)
+        let deadline = MonotonicClock.now() + 2_000_000_000
+        while shared.published.read().mode != .idle, runner.lifecycle == .active, MonotonicClock.now() < deadline { usleep(5000) }
+    }
+
+    /// Ends the run: imaging stopped, the cycle stopped, the drives disabled through the
+    /// lifecycle, the monitor stopped. Returns how the cycle itself ended when it stopped first
+    /// (a drive fault, a lost link), else `ending`.
+    public func finish(_ ending: RunEnding) -> RunEnding {
+        guard phase.exchange(2, ordering: .acquiringAndReleasing) == 1 else { return ending }
+        imaging?.stop()
+        stopAsked.store(true, ordering: .releasing)
+        // Asked again until it returns: a run that starts after a stop request clears it.
+        repeat { runner.requestStop() } while cycleDone.wait(timeout: .now() + 0.01) == .timedOut
+        var result = ending
+        if let own = try? runner.endRun(), case .stopped = own, ending == .completed { result = own }
+        runner.finalize()
+        monitor?.stop()
+        readMonitorLog()
+        record(.ended(result.description), who: nil)
+        phase.store(3, ordering: .releasing)
+        return result
+    }
+
+    /// After `finish`: the cycle's counters and the true tip.
+    public var counters: CycleCounters { runner.counters }
+    public var trueTip: Vec3? { shared.catheter.read()?.tip }
+    public var peakContactForce: Double { runner.withHardware { $0.peakContactForce } }
+    /// After `finish`: whether any drive's power stage is on.
+    public var drivesPowered: Bool { runner.withHardware { $0.anyPowered } }
+    public var imagingFigures: ImagingFigures? { imaging?.figures.withLock { $0 } }
+    public var deadmanTimeouts: Int { shared.deadmanTimeouts }
+    public var lifecycle: LifecycleState { runner.lifecycle }
+
+    // MARK: OperatorPort
+
+    public func submit(_ intent: OperatorIntent, from who: OperatorIdentity) -> Result<IntentReceipt, IntentRejection> {
+        let result = check(intent, who: who)
+        switch result {
+        case .failure(let r):
+            record(.intentRefused(intent, r), who: who)
+            return .failure(r)
+        case .success(let cycleIntent):
+            return enqueue(intent, cycleIntent, who: who)
+        }
+    }
+
+    /// The port's checks, before anything is queued: role, ranges, latched stop, known targets.
+    func check(_ intent: OperatorIntent, who: OperatorIdentity) -> Result<CycleIntent, IntentRejection> {
+        Self.check(intent, role: who.role, stopLatched: shared.stopLatched, running: phase.load(ordering: .acquiring) == 1,
+                   mode: shared.published.read().mode, targets: runtimeDescription.targets)
+    }
+
+    /// The port's checks as a pure function (tested alone): observers may only stop; every
+    /// value finite and in range; motion refused while a stop is latched; targets must be ones
+    /// this runtime navigates to (its route's goal, within 2 mm, or its name).
+    public static func check(_ intent: OperatorIntent, role: OperatorRole, stopLatched: Bool, running: Bool, mode: ControlMode,
+                             targets: [(name: String, position: Vec3)]) -> Result<CycleIntent, IntentRejection> {
+        if case .stop = intent { return .success(CycleIntent(sequence: 0, kind: .stop)) }
+        guard running else { return .failure(.notRunning) }
+        if role == .observer { return .failure(.notPermitted(role: role)) }
+        switch intent {
+        case .stop: return .success(CycleIntent(sequence: 0, kind: .stop))
+        case .acknowledgeFaults: return .success(CycleIntent(sequence: 0, kind: .acknowledge))
+        case .deadman(let held): return .success(CycleIntent(sequence: 0, kind: .deadman, held: held))
+        case .mode(let m):
+            if stopLatched, m != .idle { return .failure(.stopLatched) }
+            switch m {
+            case .hold, .idle: return .success(CycleIntent(sequence: 0, kind: .mode, mode: m))
+            // The tip servo is entered through a target; this runtime's image-guided controller has no jog.
+            case .tipServo, .jog: return .failure(.modeRefused(.notFrom(mode, to: m)))
+            }
+        case .jointJog(let v):
+            for i in 0..<v.count where !v[i].isFinite || abs(v[i]) > 1 { return .failure(.outOfRange("jointJog[\(i)]")) }
+            return .failure(.modeRefused(.notFrom(mode, to: .jog)))
+        case .tipJog(let hand, _):
+            guard hand.x.isFinite, hand.y.isFinite, hand.z.isFinite, hand.length <= 100 else { return .failure(.outOfRange("tipJog.hand")) }
+            return .failure(.modeRefused(.notFrom(mode, to: .jog)))
+        case .target(let p):
+            guard p.x.isFinite, p.y.isFinite, p.z.isFinite, abs(p.x) <= 2000, abs(p.y) <= 2000, abs(p.z) <= 2000 else {
+                return .failure(.outOfRange("target"))
+            }
+            if stopLatched { return .failure(.stopLatched) }
+            guard let t = targets.first(where: { ($0.position - p).length <= 2 }) else {
+                return .failure(.unknownTarget(String(format: "(%.1f, %.1f, %.1f) mm is not on the planned route's goal", p.x, p.y, p.z)))
+            }
+            return .success(CycleIntent(sequence: 0, kind: .target, point: t.position))
+        case .targetPixel(let plane, let px):
+            guard px.x.isFinite, px.y.isFinite, (0...8192).contains(px.x), (0...8192).contains(px.y) else { return .failure(.outOfRange("targetPixel.pixel")) }
+            return .failure(.unknownTarget("pixel targets on plane \(plane) are not lifted to the roadmap by this runtime"))
+        case .namedTarget(let name):
+            if stopLatched { return .failure(.stopLatched) }
+            guard let t = targets.first(where: { $0.name == name }) else { return .failure(.unknownTarget(name)) }
+            return .success(CycleIntent(sequence: 0, kind: .target, point: t.position))
+        }
+    }
+
+    func enqueue(_ intent: OperatorIntent, _ cycleIntent: CycleIntent, who: OperatorIdentity?) -> Result<IntentReceipt, IntentRejection> {
+        let now = MonotonicClock.now()
+        let outcome: Result<IntentReceipt, IntentRejection> = submitLock.withLock { sequence in
+            var i = cycleIntent
+            i.sequence = sequence + 1
+            guard shared.intents.push(i) else { return .failure(.busy) }
+            sequence += 1
+            return .success(IntentReceipt(sequence: sequence, acceptedAt: now))
+        }
+        switch outcome {
+        case .success(let r):
+            // The deadman repeats every few tens of ms: logged when it changes, not each time.
+            if case .deadman = intent {} else { record(.intentAccepted(intent, sequence: r.sequence), who: who) }
+        case .failure(let e): record(.intentRefused(intent, e), who: who)
+        }
+        return outcome
+    }
+
+    public func snapshot() -> RuntimeSnapshot {
+        let p = shared.published.read()
+        let permitBits = monitor == nil ? 1 : linkStatus.permitBits
+        let permitAt = linkStatus.permitAt
+        let now = MonotonicClock.now()
+        let fresh = monitor == nil || (permitAt > 0 && now - permitAt < 100_000_000)
+        let heartbeatAt = linkStatus.heartbeatAt
+        let (latched, alive) = eventLog.withLock { ($0.latched, $0.monitorAlive) }
+        let powered = fresh && permitBits & 1 == 1
+        let safety = SafetyStatus(monitorAlive: monitor == nil ? false : (monitor?.isRunning ?? false) && fresh && alive,
+                                  heartbeatAge: heartbeatAt > 0 ? now - heartbeatAt : 0, powerPermitted: powered,
+                                  stopCategory: p.stopLatched ? 1 : (!powered ? 0 : (permitBits & 2 == 2 ? 2 : nil)),
+                                  latchedFaults: latched, deadmanHeld: p.deadmanHeld)
+        let g = imaging?.figures.withLock { ($0.acquired, $0.dropped) }
+        return RuntimeSnapshot(time: p.time, cycle: p.cycle, lifecycle: runner.lifecycle, mode: p.mode, holdReason: p.holdReason, joints: p.joints,
+                               command: p.command, estimate: p.estimate, target: p.hasTarget ? p.target : nil, appliedIntent: p.appliedIntent,
+                               safety: safety, link: LinkHealth(kind: "simulated", up: true), latenessP99: 0, computeP99: 0, overruns: 0,
+                               framesAcquired: g?.0 ?? [], framesDropped: g?.1 ?? [])
+    }
+
+    /// The run's timing figures from the cycle's rings (drained: call once, after `finish`), and
+    /// the frame-to-command latencies (ns) they came from.
+    public func drainTiming(tracking: [Int64]) -> (timing: LiveTiming, latencies: [Int64]) {
+        var fuse: [Int64] = [], off: [Int64] = [], on: [Int64] = [], compute: [Int64] = [], heartbeat: [Int64] = []
+        shared.fuseLatency.drain(into: &fuse)
+        shared.lateness.drain(into: &off)
+        shared.latenessImaging.drain(into: &on)
+        shared.compute.drain(into: &compute)
+        shared.heartbeatGap.drain(into: &heartbeat)
+        return (LiveNavigation.timing(fuse: fuse, tracking: tracking, lateOff: off, lateOn: on, compute: compute, heartbeat: heartbeat), fuse)
+    }
+
+    /// Whether the path servo holds its target (not in `RuntimeSnapshot`, whose fields are fixed).
+    public var servoArrived: Bool { shared.published.read().arrived }
+
+    public func latestFrame(plane: UInt8, after index: UInt64) -> LiveFrame? { frames.latest(plane: plane, after: index) }
+
+    public func events(after sequence: UInt64, limit: Int) -> [RuntimeEvent] {
+        eventLog.withLock { log in Array(log.events.lazy.filter { $0.sequence > sequence }.prefix(max(0, limit))) }
+    }
+
+    func record(_ kind: RuntimeEvent.Kind, who: OperatorIdentity?) {
+        let now = MonotonicClock.now()
+        eventLog.withLock { log in
+            switch kind {
+            case .monitor(let alive): log.monitorAlive = alive
+            case .intentAccepted(.acknowledgeFaults, _): log.latched.removeAll()
+            case .fault(let text, _): log.latched.append(text)
+            default: break
+            }
+            log.append(now, who, kind)
+        }
+    }
+
+    /// The monitor's new fault lines, as events.
+    func readMonitorLog() {
+        guard let monitor else { return }
+        let text = monitor.log
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: true)
+        let seen = lastLog.withLock { n in
+            let old = n
+            n = lines.count
+            return old
+        }
+        guard lines.count > seen else { return }
+        for line in lines[seen...] where line.contains(": fault ") {
+            let cat = line.contains("category 0") ? 0 : line.contains("category 2") ? 2 : 1
+            record(.fault(String(line), stopCategory: cat), who: nil)
+        }
+    }
+
+    // MARK: RecordingTap
+
+    public func drainCycleRecords(_ body: (borrowing CycleRecord) -> Void) -> (drained: Int, lostTotal: UInt64) {
+        let n = shared.recorderRecords.drain(body)
+        return (n, shared.recorderRecords.lost)
+    }
+
+    public func drainFrames(_ body: (LiveFrame) -> Void) -> (drained: Int, lostTotal: UInt64) { frames.drain(body) }
+}

@@ -1,0 +1,162 @@
+import Control
+import Core
+import Foundation
+import Safety
+import Sim
+
+/// The safety monitor as its own process (`lumen-safety`, the executable that links Safety,
+/// Core and Drivers only), started and watched by the runtime. It gets a private directory for
+/// its socket, a fresh channel key (mode 0600) and a limits file written for this run's robot and
+/// route; its log goes to a file in that directory. The runtime never tells it anything but
+/// what the channel carries; if it exits, the drives' permits stop and their safety lines remove
+/// power by themselves.
+public final class MonitorSupervisor: @unchecked Sendable {
+    public let directory: String
+    public let listenPath: String
+    public let drivesPath: String
+    public let keyPath: String
+    public let limitsPath: String
+    public let logPath: String
+    public let key: ChannelKey
+    let process = Process()
+
+    /// The `lumen-safety` beside the running executable (or beside a test bundle's runner).
+    public static func defaultExecutable() -> String? {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("lumen-safety").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return nil
+    }
+
+    /// Prepares the directory, key and limits; `start` launches the process.
+    public init(limits: String) throws(RuntimeError) {
+        // Socket paths are limited to 107 bytes: a short private directory under /tmp.
+        let dir = "/tmp/lumen-live-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        guard mkdir(dir, 0o700) == 0 else { throw .monitor("cannot create \(dir): \(String(cString: strerror(errno)))") }
+        directory = dir
+        listenPath = dir + "/monitor/m.sock"
+        drivesPath = dir + "/d.sock"
+        keyPath = dir + "/channel.key"
+        limitsPath = dir + "/limits.yaml"
+        logPath = dir + "/monitor.log"
+        var secret = [UInt8](repeating: 0, count: 32)
+        var rng = SystemRandomNumberGenerator()
+        for i in secret.indices { secret[i] = UInt8.random(in: 0...255, using: &rng) }
+        let fd = open(keyPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .monitor("cannot create the channel key \(keyPath): \(String(cString: strerror(errno)))") }
+        let wrote = secret.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard wrote == secret.count else { throw .monitor("cannot write the channel key \(keyPath)") }
+        key = ChannelKey(secret: secret)
+        do { try limits.write(toFile: limitsPath, atomically: true, encoding: .utf8) } catch {
+            throw .monitor("cannot write the monitor's limits \(limitsPath): \(error)")
+        }
+    }
+
+    /// Launches `executable` on the channel.
+    public func start(executable: String) throws(RuntimeError) {
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw .monitor("no monitor executable at \(executable): build it (swift build --product lumen-safety)")
+        }
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["--config", limitsPath, "--listen", listenPath, "--drives", drivesPath, "--key", keyPath]
+        process.standardOutput = FileHandle.nullDevice
+        do {
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+            try process.run()
+        } catch { throw .monitor("cannot start \(executable): \(error)") }
+    }
+
+    /// Puts the monitor's main thread (its loop) on SCHED_FIFO at `priority`; a warning when not permitted.
+    public func setFIFO(priority: Int32) -> String? {
+        var param = sched_param(sched_priority: priority)
+        if sched_setscheduler(process.processIdentifier, SCHED_FIFO, &param) != 0 {
+            return "the monitor stays on SCHED_OTHER: SCHED_FIFO \(priority) not permitted (\(String(cString: strerror(errno))))"
+        }
+        return nil
+    }
+
+    public var isRunning: Bool { process.isRunning }
+    public var processIdentifier: Int32 { process.processIdentifier }
+    public var terminationStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Asks the monitor to stop (SIGTERM), waits up to `seconds`, then kills it.
+    public func stop(seconds: Double = 2) {
+        guard process.processIdentifier > 0 else { return }
+        if process.isRunning { process.terminate() }
+        let end = Date().addingTimeInterval(seconds)
+        while process.isRunning, Date() < end { usleep(5000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// Removes the directory (key, limits, log, sockets).
+    public func removeFiles() { try? FileManager.default.removeItem(atPath: directory) }
+
+    /// The monitor's limits for `robot` (its base at the sheath) on `route` (mm): joint limits just
+    /// outside the robot's travel, speeds 10 % above, the catheter's own geometry for its tip
+    /// estimate, and a vessel corridor at the widest radius the monitor takes (20 mm). The
+    /// monitor's tip estimate is kinematic (it takes no image: independence), and a catheter the
+    /// arch's walls bend is where kinematics alone are furthest off; so the corridor runs along
+    /// the line of straight insertion from the sheath (where the kinematic tip goes) and then
+    /// along the route (where the tip truly goes). A sharper lumen check needs a tip the monitor
+    /// can trust without the control stack's images; docs/runtime.md says so.
+    public static func limitsYAML(robot: RobotDescription, route: [Vec3], heartbeatTimeoutMS: Int = 100) -> String {
+        func f(_ x: Double) -> String { String(format: "%.6g", x) }
+        var lines = ["# Written by the live runtime for this run; see safety/lumen-2s-limits.yaml for the meaning of each value.",
+                     "name: live run, \(robot.name)", "cycle_hz: 1000", "joints:"]
+        for (i, a) in robot.axes.enumerated() {
+            let span = a.upper - a.lower
+            let kind = i == 0 ? 0 : i == 1 ? 1 : 2
+            let lower = kind == 1 ? max(-6.5, a.lower - 0.01) : a.lower - max(0.05, 0.02 * span)
+            let upper = kind == 1 ? min(6.5, a.upper + 0.01) : a.upper + max(0.05, 0.02 * span)
+            let v = a.maxVelocity * 1.1
+            let tracking = [5.0, 0.5, 1.0][kind], encoder = [1.0, 0.1, 0.2][kind]
+            lines.append("  - {name: \(a.name.isEmpty ? "axis\(i)" : a.name), lower: \(f(lower)), upper: \(f(upper)), max_velocity: \(f(v)), max_current_a: 1.5, max_tracking_error: \(f(tracking)), max_encoder_mismatch: \(f(encoder)), stop_deceleration: \(f(a.maxVelocity * 4.5))}")
+        }
+        let base = robot.base.positionMM, rpy = robot.base.rpyRad
+        lines.append("catheter:")
+        lines.append("  base_position_mm: [\(base.map(f).joined(separator: ", "))]")
+        lines.append("  base_rpy_rad: [\(rpy.map(f).joined(separator: ", "))]")
+        lines.append("  sections:")
+        for s in robot.sections.prefix(2) { lines.append("    - {length_mm: \(f(s.lengthMM)), tendon_radius_mm: \(f(s.tendonRadiusMM))}") }
+        lines.append("  tip_length_mm: \(f(robot.tipLengthMM))")
+        lines.append("  tip_margin_mm: 0.5")
+        let points = Self.corridor(route: route, robot: robot)
+        lines.append("lumen:")
+        lines.append("  centerline_mm: [\(points.map { "[\(f($0.x)), \(f($0.y)), \(f($0.z))]" }.joined(separator: ", "))]")
+        lines.append("  radius_mm: [\(points.map { _ in "20" }.joined(separator: ", "))]")
+        lines.append("no_go: []")
+        lines.append("heartbeat_timeout_ms: \(heartbeatTimeoutMS)")
+        lines.append("max_insertion_force_n: 5")
+        lines.append("image_max_age_ms: 1000")
+        lines += ["link:", "  max_consecutive_lost: 100", "  lost_burst: 50", "  lost_per_s: 100", "  crc_burst: 50", "  crc_per_s: 100",
+                  "  wkc_burst: 50", "  wkc_per_s: 100"]
+        lines += ["controlled_stop:", "  max_time_ms: 400", "  standstill_fraction: 0.02"]
+        lines += ["categories:", "  heartbeat: 1", "  position: 1", "  velocity: 0", "  current: 0", "  force: 1", "  lumen: 1", "  no_go: 1",
+                  "  tracking: 0", "  encoder: 0", "  image_stale: 2", "  link: 0", "  crc: 1", "  working_counter: 1", "  deadman: 2",
+                  "  invalid_input: 0"]
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The straight-insertion line (from its far end back to the sheath), then the route.
+    static func corridor(route: [Vec3], robot: RobotDescription) -> [Vec3] {
+        guard route.count >= 2 else { return route }
+        let half = MonitorModel.maxCorridorPoints / 2
+        let sheath = route[0], axis = (route[1] - route[0]) * (1 / max(1e-9, (route[1] - route[0]).length))
+        let length = Polyline.length(route) + robot.sections.reduce(0) { $0 + $1.lengthMM } + robot.tipLengthMM
+        let line = (0..<half).map { sheath + axis * (length * Double(half - 1 - $0) / Double(half - 1)) }
+        return line + Self.downsample(route, to: MonitorModel.maxCorridorPoints - half).dropFirst()
+    }
+
+    static func downsample(_ p: [Vec3], to n: Int) -> [Vec3] {
+        guard p.count > n, n >= 2 else { return p }
+        return (0..<n).map { p[Int((Double($0) * Double(p.count - 1) / Double(n - 1)).rounded())] }
+    }
+}

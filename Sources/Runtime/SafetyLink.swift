@@ -1,0 +1,192 @@
+import Core
+import Glibc
+import Safety
+import Sim
+import Synchronization
+
+/// What other threads may read of the channel: the last permit's bits (1 power, 2 quick stop)
+/// and time, the last heartbeat's time (monotonic ns). Written by the cycle, read by anyone.
+public final class SafetyLinkStatus: @unchecked Sendable {
+    /// [permit bits, permit at, heartbeat at, permits taken, permits refused]
+    let cells: UnsafeMutablePointer<Int64>
+    public init() {
+        cells = .allocate(capacity: 5)
+        cells.initialize(repeating: 0, count: 5)
+    }
+    deinit { cells.deallocate() }
+    public var permitBits: Int64 { SharedIndex.load(cells) }
+    public var permitAt: Nanoseconds { SharedIndex.load(cells + 1) }
+    public var heartbeatAt: Nanoseconds { SharedIndex.load(cells + 2) }
+    public var permitsTaken: Int64 { SharedIndex.load(cells + 3) }
+    public var permitsRefused: Int64 { SharedIndex.load(cells + 4) }
+}
+
+/// The running system's side of the safety channel (docs/safety/channel.md), serviced from the
+/// cycle: the simulated drives take the monitor's permits onto their safety lines and send it
+/// their own readings (the emulated drives have no processor of their own, so their channel runs
+/// where they are stepped; on hardware the drive firmware does this), the cycle sends its
+/// heartbeat, and the operator's deadman and acknowledge are relayed as the console's input.
+/// Every datagram is sealed with the channel key; permits are taken only through `PermitGate`.
+/// Owned by the cycle thread once the cycle runs; set-up allocates everything it uses.
+public struct SafetyLink: ~Copyable {
+    let drivesSocket: DatagramSocket?
+    let controlSocket: DatagramSocket?
+    let monitor: sockaddr_un
+    /// The sockets' descriptors, so the cycle touches no reference.
+    let drivesFD: Int32
+    let controlFD: Int32
+    let receiver = CredentialReceiver()
+    var gate: PermitGate
+    var drivesSealer: ChannelSealer
+    var controlSealer: ChannelSealer
+    var consoleSealer: ChannelSealer
+    let key: ChannelKey
+    let rx: UnsafeMutableRawBufferPointer
+    let tx: UnsafeMutableRawBufferPointer
+    let status: UnsafeMutablePointer<UInt8>
+    let cells: UnsafeMutablePointer<Int64>
+    let statusOwner: SafetyLinkStatus
+    let axes: Int
+    var sampleSequence: UInt32 = 0
+    var heartbeatSequence: UInt64 = 0
+    var lastHeartbeat: Nanoseconds = 0
+    var pressRemaining = 0
+    var cycles = 0
+    /// False for the stand-in used when a run has no monitor (tests of the cycle alone).
+    public let enabled: Bool
+
+    /// A link that does nothing: the drives' safety lines stay unarmed.
+    public init(disabledWith status: SafetyLinkStatus) {
+        enabled = false
+        drivesSocket = nil
+        controlSocket = nil
+        drivesFD = -1
+        controlFD = -1
+        monitor = sockaddr_un()
+        key = ChannelKey(secret: [UInt8](repeating: 0, count: 32))
+        gate = PermitGate(key: key, monitorUIDs: UIDSet([0])!)
+        drivesSealer = ChannelSealer(key: key)
+        controlSealer = ChannelSealer(key: key)
+        consoleSealer = ChannelSealer(key: key)
+        axes = 0
+        rx = .allocate(byteCount: 256, alignment: 8)
+        tx = .allocate(byteCount: SafetyWire.maxSize, alignment: 8)
+        self.status = .allocate(capacity: 1)
+        self.status.initialize(to: 0)
+        statusOwner = status
+        cells = status.cells
+    }
+
+    /// Binds the drives' socket at `drives`, and sends to the monitor at `monitor`.
+    public init(drives: String, monitor: String, key: ChannelKey, axes: Int, status: SafetyLinkStatus) throws(RuntimeError) {
+        let d: DatagramSocket, c: DatagramSocket
+        do {
+            d = try DatagramSocket(bindTo: drives, passCredentials: true)
+            c = try DatagramSocket(bindTo: nil)
+        } catch { throw .monitor("the safety channel's sockets: \(error.description)") }
+        guard let address = DatagramSocket.address(monitor) else { throw .monitor("socket path too long: \(monitor)") }
+        guard let uids = UIDSet([geteuid()]) else { throw .monitor("no user id for the monitor") }
+        drivesSocket = d
+        controlSocket = c
+        drivesFD = d.fd
+        controlFD = c.fd
+        enabled = true
+        self.monitor = address
+        gate = PermitGate(key: key, monitorUIDs: uids)
+        drivesSealer = ChannelSealer(key: key)
+        controlSealer = ChannelSealer(key: key)
+        consoleSealer = ChannelSealer(key: key)
+        self.key = key
+        self.axes = axes
+        rx = .allocate(byteCount: 256, alignment: 8)
+        tx = .allocate(byteCount: SafetyWire.maxSize, alignment: 8)
+        self.status = .allocate(capacity: max(1, axes))
+        self.status.initialize(repeating: 0, count: max(1, axes))
+        statusOwner = status
+        cells = status.cells
+    }
+
+    deinit {
+        receiver.deallocate()
+        rx.deallocate()
+        tx.deallocate()
+        status.deallocate()
+    }
+
+    /// Takes every permit waiting on the drives' socket onto the drives' safety lines.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func takePermits(into physics: borrowing CatheterPhysicsRobot, now: Nanoseconds) {
+        if !enabled { return }
+        var taken = 0
+        while taken < 64 {
+            let got = receiver.receive(drivesFD, into: rx)
+            if got.count <= 0 { break }
+            taken += 1
+            if got.truncated {
+                SharedIndex.store(cells + 4, cells[4] + 1)
+                continue
+            }
+            let admitted = gate.admit(UnsafeRawBufferPointer(start: UnsafeRawPointer(rx.baseAddress), count: got.count), uid: got.uid, hasCredentials: got.hasCredentials)
+            guard let p = admitted else {
+                SharedIndex.store(cells + 4, cells[4] + 1)
+                continue
+            }
+            physics.refreshSafetyLine(permit: p.permit, quickStop: p.quickStop)
+            SharedIndex.store(cells, (p.permit ? 1 : 0) | (p.quickStop ? 2 : 0))
+            SharedIndex.store(cells + 1, now)
+            SharedIndex.store(cells + 3, cells[3] + 1)
+        }
+    }
+
+    /// The drives' sample, the cycle's heartbeat (with the command it wrote) and, every tenth
+    /// cycle or while an acknowledge is pressed, the operator's deadman. Returns the time since
+    /// the previous heartbeat (ns; 0 for the first).
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func send(physics: borrowing CatheterPhysicsRobot, command: JointCommand, now: Nanoseconds, imageGuided: Bool,
+                     imageAcquiredAt: Nanoseconds, deadman: Bool, acknowledge: Bool) -> Nanoseconds {
+        var encoder = JointVector(count: axes), load = JointVector(count: axes)
+        var velocity = JointVector(count: axes), current = JointVector(count: axes)
+        for i in 0..<axes {
+            let s = physics.safetySample(axis: i)
+            encoder[i] = s.encoder
+            load[i] = s.load
+            velocity[i] = s.velocity
+            current[i] = s.current
+            status[i] = (s.powered ? 1 : 0) | (s.faulted ? 2 : 0)
+        }
+        sampleSequence &+= 1
+        var force = physics.pushForce
+        if !force.isFinite { force = 0 }
+        let n = SafetyWire.encodeDriveSample(sequence: sampleSequence, sampledAt: now, force: force, encoder: encoder, load: load,
+                                             velocity: velocity, current: current, status: status, counter: drivesSealer.next(),
+                                             key: key, into: tx)
+        _ = DescriptorIO.send(drivesFD, UnsafeRawBufferPointer(start: tx.baseAddress, count: n), to: monitor)
+
+        heartbeatSequence &+= 1
+        let following = command.enable ? command.mode == .position : false
+        let h = SafetyWire.encodeHeartbeat(sequence: heartbeatSequence, sentAt: now, following: following, imageGuided: imageGuided,
+                                           imageAcquiredAt: imageAcquiredAt, lostFrames: 0, crcErrors: 0, wkcErrors: 0,
+                                           position: command.position, velocity: command.velocity, counter: controlSealer.next(),
+                                           key: key, into: tx)
+        _ = DescriptorIO.send(controlFD, UnsafeRawBufferPointer(start: tx.baseAddress, count: h), to: monitor)
+        let gap = lastHeartbeat == 0 ? 0 : now - lastHeartbeat
+        lastHeartbeat = now
+        SharedIndex.store(cells + 2, now)
+
+        // An acknowledge is a 5 ms press, so that the monitor sees its edge.
+        if acknowledge, pressRemaining == 0 { pressRemaining = 5 }
+        let press = pressRemaining > 0
+        if press { pressRemaining -= 1 }
+        cycles &+= 1
+        // No `||`/`&&` here: their autoclosures would retain self inside the cycle.
+        var due = press
+        if cycles % 10 == 0 { due = true }
+        if due {
+            let m = SafetyWire.encodeOperator(deadman: deadman, acknowledge: press, counter: consoleSealer.next(), key: key, into: tx)
+            _ = DescriptorIO.send(controlFD, UnsafeRawBufferPointer(start: tx.baseAddress, count: m), to: monitor)
+        }
+        return gap
+    }
+}

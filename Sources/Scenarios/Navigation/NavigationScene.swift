@@ -1,0 +1,110 @@
+import Control
+import Core
+import Imaging
+import Sim
+
+/// What a navigation needs before its first cycle, built once from its setup and robot: the
+/// phantom, the route into the target vessel, the catheter placed at the sheath, the physics
+/// model of its rod, and the biplane C-arm. Shared by the simulated-time run and the live
+/// runtime, so that both navigate the same scene for the same setup.
+public struct NavigationScene: Sendable {
+    public let setup: NavigationSetup
+    public let tree: VesselTreeDescription
+    /// The route (mm) from the sheath to the goal, corners rounded, with the lumen radius at each point.
+    public let route: [Vec3]
+    public let radii: [Double]
+    public let goal: Vec3
+    /// The robot with its base at the sheath, along the route's first segment.
+    public let robot: RobotDescription
+    public let model: CatheterModel
+    public let coupling: RodCoupling
+    public let rodModel: RodModel
+    public let start: JointVector
+    /// The two C-arm planes, centred between the settled catheter's tip and the goal.
+    public let planes: [CArmGeometry]
+    /// The tip (mm) after the start posture settled.
+    public let startTip: Vec3
+
+    /// Builds the scene; the physics catheter is made and settled once to place the C-arm.
+    public init(_ setup: NavigationSetup, robot: RobotDescription) throws(NavigationError) {
+        try setup.validate()
+        guard let tree = Phantoms.named(setup.phantom) else { throw .unknownPhantom(setup.phantom) }
+        guard !robot.sections.isEmpty, robot.axes.count >= 4 else {
+            throw .badSetup(field: "robot", reason: "the physics catheter needs a bending section and four axes (insertion, roll, two tendons)")
+        }
+        let routeWithRadii: [(point: Vec3, radius: Double)]
+        do { routeWithRadii = CenterlineRoute.roundingCorners(try tree.routeWithRadii(toVessel: setup.vessel, depth: setup.depth)) } catch {
+            throw .route("\(error)")
+        }
+        guard routeWithRadii.count >= 2, let goal = routeWithRadii.last?.point else { throw .route("the route has fewer than two points") }
+        let route = routeWithRadii.map(\.point)
+        let sheath = route[0], axis = (route[1] - route[0]) * (1 / (route[1] - route[0]).length)
+        var description = robot
+        description.base.positionMM = [sheath.x, sheath.y, sheath.z]
+        description.base.rpyRad = NavigationRun.baseRPY(axis: axis)
+        let model = CatheterModel(description)
+        let section = description.sections[0]
+        let coupling = RodCoupling(tendonRadius: section.tendonRadiusMM, bendLength: section.lengthMM, tipLength: description.tipLengthMM)
+        let roadmap = VesselTree(tree)
+        let rodLength = min(0.6, Polyline.length(route) * 1e-3 + 0.08)
+        let rodModel: RodModel
+        do {
+            rodModel = try RodModel(.catheter(elements: 100, length: rodLength, bendLength: section.lengthMM * 1e-3,
+                                              tipLength: description.tipLengthMM * 1e-3),
+                                    lumen: RodLumen(roadmap), sheathExit: sheath * 1e-3, sheathAxis: axis, sheathNormal: model.basePose.rotation.c0)
+        } catch { throw .rod("\(error)") }
+        var start = JointVector(count: model.jointCount)
+        start[0] = setup.startInsertionMM
+        self.setup = setup
+        self.tree = tree
+        self.route = route
+        radii = routeWithRadii.map(\.radius)
+        self.goal = goal
+        self.robot = description
+        self.model = model
+        self.coupling = coupling
+        self.rodModel = rodModel
+        self.start = start
+        let settled = Self.physics(robot: description, start: start, model: rodModel, coupling: coupling)
+        startTip = settled.tip
+        // Biplane C-arms centred between the catheter's start and the target.
+        let centre = (startTip + goal) * 0.5
+        planes = [setup.primaryDeg, setup.primaryDeg + 90].map {
+            CArmGeometry(sourceToDetector: 1020, sourceToIsocenter: 700, columns: setup.detectorPixels, rows: setup.detectorPixels, pixelSpacing: setup.pixelSpacingMM,
+                         primaryAngle: $0 * .pi / 180, secondaryAngle: setup.secondaryDeg * .pi / 180, isocenter: centre)
+        }
+    }
+
+    /// The physics catheter on emulated drives at the start posture, settled.
+    public func makePhysics() -> CatheterPhysicsRobot {
+        Self.physics(robot: robot, start: start, model: rodModel, coupling: coupling)
+    }
+
+    static func physics(robot: RobotDescription, start: JointVector, model: RodModel, coupling: RodCoupling) -> CatheterPhysicsRobot {
+        var physics = CatheterPhysicsRobot(axes: robot.axes, start: start, dynamics: .emulated(nil), model: model, coupling: coupling)
+        physics.settle(seconds: 0.3)
+        return physics
+    }
+
+    /// The roadmap's lumen test the measurer checks biplane pairs against.
+    public func makeMeasurer() throws(NavigationError) -> BiplaneTipMeasurer {
+        let roadmap = VesselTree(tree)
+        do {
+            return try BiplaneTipMeasurer(planes: planes, settings: setup.measurerSettings) { roadmap.contains($0, within: $1) }
+        } catch { throw .guidance(error) }
+    }
+
+    /// The image-guided controller for this scene (estimator, path servo, supervisor), reading
+    /// its measurements from `measurements`; its estimator keeps `historyLength` cycles, the
+    /// oldest acquisition time a measurement may have and still be fused.
+    public func makeController(start: JointVector, measurements: consuming MeasurementReceiver, historyLength: Int = 1024) -> ImageGuidedController {
+        var servo = PathServo(model: model, route: CenterlineRoute(route, radii: radii))
+        // Two tendon pairs bend the tip any way without roll; a servo free to roll winds it
+        // to its limit at branches and is left with no way to turn.
+        servo.rollWeight = 0
+        var estimatorSettings = TipEstimatorSettings()
+        estimatorSettings.resetFromPixels = planes.count < 2
+        return ImageGuidedController(estimator: TipEstimator(model: model, planes: planes, settings: estimatorSettings, historyLength: historyLength), servo: servo,
+                                     limiter: MotionLimiter(model: model, start: start), measurements: measurements)
+    }
+}

@@ -1,0 +1,112 @@
+import Control
+import Core
+import Testing
+@testable import Runtime
+
+/// The cycle's side of the operator port, on a simulated clock: one `step` is one cycle.
+@Suite struct LiveCycleTests {
+    @Test func aTargetWithTheDeadmanHeldStartsTheServo() throws {
+        let c = try SimulatedCycle()
+        c.send(.deadman, held: true)
+        c.send(.target, point: c.scene.goal)
+        // The estimator takes a few images before its estimate counts as fresh.
+        try c.step(200, deadman: true)
+        #expect(c.published.mode == .tipServo)
+        #expect(c.published.hasTarget)
+        #expect(c.published.appliedIntent == c.sequence)
+    }
+
+    @Test func aTargetWithoutTheDeadmanDoesNotMove() throws {
+        let c = try SimulatedCycle()
+        c.send(.target, point: c.scene.goal)
+        try c.step(5)
+        #expect(c.published.mode != .tipServo)
+    }
+
+    @Test func aDeadmanNotRepeatedWithinItsTimeoutIsAReleaseAndHolds() throws {
+        let c = try SimulatedCycle(deadmanTimeout: 250_000_000)
+        c.send(.deadman, held: true)
+        c.send(.target, point: c.scene.goal)
+        // Repeated every 50 cycles (50 ms): held throughout.
+        try c.step(300, deadman: true)
+        #expect(c.published.mode == .tipServo)
+        #expect(c.shared.deadmanTimeouts == 0)
+        // Then nothing: past the timeout the deadman counts as released.
+        try c.step(200)
+        #expect(c.published.mode == .tipServo, "released before its timeout")
+        try c.step(100)
+        #expect(c.published.mode == .hold)
+        #expect(c.published.holdReason == .deadmanReleased)
+        #expect(!c.published.deadmanHeld)
+        #expect(c.shared.deadmanTimeouts == 1)
+        // Pressed again: the servo resumes by itself, the target still chosen.
+        c.send(.deadman, held: true)
+        try c.step(5)
+        #expect(c.published.mode == .tipServo)
+    }
+
+    @Test func aStopBrakesToIdleAndLatchesUntilAcknowledged() throws {
+        let c = try SimulatedCycle()
+        c.send(.deadman, held: true)
+        c.send(.target, point: c.scene.goal)
+        try c.step(100, deadman: true)
+        c.send(.stop)
+        try c.step(2)
+        #expect(c.shared.stopLatched)
+        #expect(c.published.mode == .hold || c.published.mode == .idle)
+        try c.step(500, deadman: true)
+        #expect(c.published.mode == .idle, "a category-1 stop ends with the power off")
+        #expect(!c.runner.command.enable)
+        // A target while latched changes nothing.
+        c.send(.deadman, held: true)
+        c.send(.target, point: c.scene.goal)
+        try c.step(10)
+        #expect(c.published.mode == .idle)
+        // Acknowledged: power back on in hold; a new target is needed to move.
+        c.send(.acknowledge)
+        try c.step(5)
+        #expect(!c.shared.stopLatched)
+        #expect(c.published.mode == .hold)
+        c.send(.deadman, held: true)
+        c.send(.target, point: c.scene.goal)
+        try c.step(5)
+        #expect(c.published.mode == .tipServo)
+    }
+
+    /// Every kind of cycle counted: idle, the servo entered, following with images, the deadman
+    /// timing out, a stop braking to idle, the acknowledge; after one warm-up pass of each.
+    @Test func theCycleAllocatesNothingWhateverTheOperatorDoes() throws {
+        let c = try SimulatedCycle()
+        func scenario() throws {
+            try c.step(100)
+            c.send(.deadman, held: true)
+            c.send(.target, point: c.scene.goal)
+            try c.step(400, deadman: true)
+            try c.step(400)
+            c.send(.deadman, held: true)
+            try c.step(100, deadman: true)
+            c.send(.stop)
+            try c.step(500, deadman: true)
+            c.send(.acknowledge)
+            c.send(.mode, mode: .hold)
+            try c.step(50)
+        }
+        try scenario()
+        c.countAllocations = true
+        try scenario()
+        #expect(c.allocations == 0)
+    }
+
+    @Test func theRecordRingHandsEveryCycleOnceAndCountsWhatWasOverwritten() throws {
+        let c = try SimulatedCycle()
+        try c.step(10)
+        var cycles: [UInt64] = []
+        #expect(c.shared.recorderRecords.drain { cycles.append($0.cycle) } == 10)
+        #expect(cycles == Array(1...10))
+        try c.step(9000)
+        var n = 0
+        _ = c.shared.recorderRecords.drain { _ in n += 1 }
+        #expect(n == c.shared.recorderRecords.capacity - 1)
+        #expect(c.shared.recorderRecords.lost == UInt64(9000 - n))
+    }
+}

@@ -1,0 +1,129 @@
+import Control
+import Core
+import Foundation
+import Testing
+@testable import Runtime
+
+/// The runtime with its real threads and the real monitor process. Outcomes are asserted, never
+/// how fast: they must hold with the machine loaded (`stress-ng --cpu 2`).
+@Suite(.serialized) struct LiveRuntimeTests {
+    func waitFor(seconds: Double, _ condition: () -> Bool) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if condition() { return true }
+            usleep(5000)
+        }
+        return condition()
+    }
+
+    /// A runtime on the tube without imaging, with the monitor process, powered: the deadman
+    /// held by an automation client (the monitor's deadman check permits nothing without it).
+    func startPowered() throws -> (LiveRuntime, AutomationClient) {
+        let runtime = try LiveRuntime(tubeSettings(monitor: true, imaging: .off, realtime: true), robot: try loadRobot())
+        try runtime.start()
+        let client = AutomationClient(port: runtime)
+        client.start()
+        let powered = runtime.waitForPower(seconds: 30), log = runtime.monitorLog
+        if !powered {
+            client.stop()
+            _ = runtime.finish(.completed)
+        }
+        try #require(powered, "the monitor never permitted power: \(log)")
+        return (runtime, client)
+    }
+
+    @Test func theCycleAllocatesNothingWhileTheImagingThreadRuns() throws {
+        let runtime = try LiveRuntime(tubeSettings(monitor: false), robot: try loadRobot())
+        try runtime.start()
+        // Whatever fails below, the threads and the monitor process end with the test.
+        defer { _ = runtime.finish(.completed) }
+        let client = AutomationClient(port: runtime)
+        client.start()
+        client.navigate(to: "tube", seconds: 60)
+        // Counted once measurements flow (a debug build instantiates what a path needs the first
+        // time it runs; the release figure, `lumen bench live`, counts after 1000 cycles). Every
+        // operator path is counted on a simulated clock in LiveCycleTests.
+        let flowing = waitFor(seconds: 90) { (runtime.imagingFigures?.measurementsSent ?? 0) >= 4 }
+        runtime.countCycleAllocationsFromNow()
+        let sentBefore = runtime.imagingFigures?.measurementsSent ?? 0
+        // Frames rendered, tracked and fused while the cycle is counted.
+        let tracked = waitFor(seconds: 90) { (runtime.imagingFigures?.measurementsSent ?? 0) >= sentBefore + 6 }
+        client.stop()
+        let ending = runtime.finish(.completed)
+        // Values first: a failing #expect reflects what it names, and the runtime holds noncopyable parts.
+        let allocations = runtime.cycleAllocations, acquired = runtime.imagingFigures?.acquired.first ?? 0
+        #expect(flowing, "no measurements came from the imaging thread")
+        #expect(tracked, "the imaging thread measured too little to count with")
+        #expect(ending == .completed)
+        #expect(allocations == 0)
+        #expect(acquired > 0)
+    }
+
+    @Test func killingTheMonitorLeavesTheDrivesUnpoweredAndEndsTheRunWithItsReason() throws {
+        let (runtime, client) = try startPowered()
+        // Whatever fails below, the threads and the monitor process end with the test.
+        defer {
+            client.stop()
+            _ = runtime.finish(.completed)
+        }
+        let permitted = runtime.snapshot().safety.powerPermitted
+        #expect(permitted)
+        let pid = runtime.monitorProcessIdentifier
+        try #require(pid > 0)
+        kill(pid, SIGKILL)
+        let ending = runtime.supervise(maxSeconds: 30) { _ in false }
+        #expect(ending == .monitorLost)
+        #expect(ending.exitCode == 6)
+        let final = runtime.finish(ending)
+        let permittedAfter = runtime.snapshot().safety.powerPermitted, powered2 = runtime.drivesPowered, lifecycle = runtime.lifecycle
+        let lostEvent = runtime.events(after: 0, limit: 1000).contains { $0.kind == .monitor(alive: false) }
+        #expect(final == .monitorLost)
+        #expect(!permittedAfter)
+        #expect(!powered2, "a drive kept power after the monitor died")
+        #expect(lifecycle == .finalized)
+        #expect(lostEvent)
+    }
+
+    @Test func aSignalStopsTheRunWithACategoryOneStopAndItsExitCode() throws {
+        let (runtime, client) = try startPowered()
+        // Whatever fails below, the threads and the monitor process end with the test.
+        defer {
+            client.stop()
+            _ = runtime.finish(.completed)
+        }
+        // What the SIGTERM handler does (the process-level path is LumenCLITests' demo check).
+        liveSignal.store(SIGTERM, ordering: .relaxed)
+        defer { liveSignal.store(0, ordering: .relaxed) }
+        let ending = runtime.supervise(maxSeconds: 30) { _ in false }
+        #expect(ending == .signalled(SIGTERM))
+        #expect(ending.exitCode == 5)
+        _ = runtime.finish(ending)
+        let mode = runtime.snapshot().mode, powered2 = runtime.drivesPowered, lifecycle = runtime.lifecycle
+        let stopped = runtime.events(after: 0, limit: 1000).contains { $0.kind == .intentAccepted(.stop, sequence: $0.sequenceOfStop) }
+        #expect(mode == .idle || mode == .hold)
+        #expect(!powered2)
+        #expect(lifecycle == .finalized)
+        #expect(stopped)
+    }
+
+    @Test func aShortLiveNavigationRunsEndToEndWithTheMonitor() throws {
+        let (result, trace) = try LiveNavigation.run(archSettings(), robot: try loadRobot(), maxSeconds: 40)
+        #expect(result.ending == "completed", "\(result.reason); monitor: \(result.monitor_faults)")
+        #expect(result.exit_code == 0)
+        #expect(result.frames_acquired.count == 2 && result.frames_acquired.allSatisfy { $0 > 0 })
+        #expect(result.timing.fused_measurements > 0, "acquired \(result.frames_acquired), dropped \(result.frames_dropped), tracked \(result.tracked_pct) %, warnings \(result.warnings), monitor \(result.monitor_faults)")
+        #expect(!trace.truth.isEmpty)
+        // Arrival is not asked here: a debug build on a machine loaded by stress-ng tracks the
+        // arch too slowly to steer it in any bounded time. `lumen eval navigation --live` (release)
+        // is where arrival is measured.
+        #expect(result.lifecycle_at_end == "finalized")
+    }
+}
+
+extension RuntimeEvent {
+    /// The sequence of a stop this event accepted (or 0), to match any stop's acceptance.
+    var sequenceOfStop: UInt64 {
+        if case .intentAccepted(.stop, let s) = kind { return s }
+        return 0
+    }
+}

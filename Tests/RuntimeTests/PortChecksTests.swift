@@ -1,0 +1,69 @@
+import Control
+import Core
+import Testing
+@testable import Runtime
+
+/// The operator port's checks before anything is queued.
+struct PortChecksTests {
+    let goal = Vec3(10, 20, 30)
+    var targets: [(name: String, position: Vec3)] { [(name: "left_subclavian", position: goal)] }
+
+    func check(_ i: OperatorIntent, _ role: OperatorRole = .operator, stop: Bool = false, running: Bool = true) -> Result<CycleIntent, IntentRejection> {
+        LiveRuntime.check(i, role: role, stopLatched: stop, running: running, mode: .hold, targets: targets)
+    }
+
+    @Test func observersMayOnlyStop() throws {
+        for i: OperatorIntent in [.deadman(held: true), .mode(.hold), .namedTarget("left_subclavian"), .acknowledgeFaults, .target(goal)] {
+            #expect(throws: IntentRejection.notPermitted(role: .observer)) { try check(i, .observer).get() }
+        }
+        #expect(try check(.stop, .observer).get().kind == .stop)
+    }
+
+    @Test func valuesOutOfRangeAreRefusedWithTheirField() {
+        #expect(throws: IntentRejection.outOfRange("target")) { try check(.target(Vec3(.nan, 0, 0))).get() }
+        #expect(throws: IntentRejection.outOfRange("target")) { try check(.target(Vec3(1e6, 0, 0))).get() }
+        #expect(throws: IntentRejection.outOfRange("tipJog.hand")) { try check(.tipJog(hand: Vec3(.infinity, 0, 0), clutch: true)).get() }
+        var jog = JointVector(count: 4)
+        jog[2] = 1.5
+        #expect(throws: IntentRejection.outOfRange("jointJog[2]")) { try check(.jointJog(jog)).get() }
+        #expect(throws: IntentRejection.outOfRange("targetPixel.pixel")) { try check(.targetPixel(plane: 0, pixel: SIMD2(-1, 3))).get() }
+    }
+
+    @Test func aLatchedStopRefusesMotionButNotStopOrAcknowledge() throws {
+        #expect(throws: IntentRejection.stopLatched) { try check(.namedTarget("left_subclavian"), stop: true).get() }
+        #expect(throws: IntentRejection.stopLatched) { try check(.target(goal), stop: true).get() }
+        #expect(throws: IntentRejection.stopLatched) { try check(.mode(.hold), stop: true).get() }
+        #expect(try check(.acknowledgeFaults, stop: true).get().kind == .acknowledge)
+        #expect(try check(.stop, stop: true).get().kind == .stop)
+        #expect(try check(.mode(.idle), stop: true).get().kind == .mode)
+    }
+
+    @Test func onlyTheRoutesGoalIsATarget() throws {
+        #expect(try check(.target(goal + Vec3(1, 0, 0))).get().point == goal)
+        #expect(throws: IntentRejection.self) { try check(.target(goal + Vec3(5, 0, 0))).get() }
+        #expect(throws: IntentRejection.unknownTarget("nowhere")) { try check(.namedTarget("nowhere")).get() }
+        #expect(try check(.namedTarget("left_subclavian")).get().point == goal)
+    }
+
+    @Test func theTipServoIsEnteredThroughATargetOnly() {
+        #expect(throws: IntentRejection.modeRefused(.notFrom(.hold, to: .tipServo))) { try check(.mode(.tipServo)).get() }
+        #expect(throws: IntentRejection.modeRefused(.notFrom(.hold, to: .jog))) { try check(.mode(.jog)).get() }
+    }
+
+    @Test func nothingButStopWhenNotRunning() throws {
+        #expect(throws: IntentRejection.notRunning) { try check(.deadman(held: true), running: false).get() }
+        #expect(try check(.stop, running: false).get().kind == .stop)
+    }
+
+    @Test func aFullIntentQueueSaysBusy() {
+        let ring = IntentRing(capacity: 2)
+        #expect(ring.push(CycleIntent(sequence: 1, kind: .deadman)))
+        #expect(ring.push(CycleIntent(sequence: 2, kind: .deadman)))
+        #expect(!ring.push(CycleIntent(sequence: 3, kind: .deadman)))
+        #expect(ring.pop()?.sequence == 1)
+        #expect(ring.push(CycleIntent(sequence: 3, kind: .deadman)))
+        #expect(ring.pop()?.sequence == 2)
+        #expect(ring.pop()?.sequence == 3)
+        #expect(ring.pop() == nil)
+    }
+}
