@@ -71,12 +71,26 @@ public struct LiveTrace: Sendable {
 /// (repeated every 50 ms), acknowledges the monitor's start-up latch, then picks the route's
 /// target. The run ends when the servo has held the target for a second on a fresh image
 /// estimate, at the time limit, on a signal, or when the cycle or the monitor stops it.
+/// What attaches to a live run from outside the runtime (a recorder, servers): started once the
+/// runtime runs, stopped after it ended.
+public struct LiveAttachment {
+    public var start: () -> Void
+    public var stop: () -> Void
+    public init(start: @escaping () -> Void, stop: @escaping () -> Void) { self.start = start; self.stop = stop }
+}
+
 public enum LiveNavigation {
+    /// `attach` is called with the built runtime before it starts; an error there refuses the run.
     public static func run(_ settings: LiveSettings, robot: RobotDescription, maxSeconds: Double,
+                           attach: ((LiveRuntime) throws -> LiveAttachment)? = nil,
                            progress: ((String) -> Void)? = nil) throws(RuntimeError) -> (LiveNavigationResult, LiveTrace) {
         let started = MonotonicClock.now()
         let runtime = try LiveRuntime(settings, robot: robot)
+        var attached: LiveAttachment?
+        do { attached = try attach?(runtime) } catch { throw .attachment("\(error)") }
         try runtime.start()
+        attached?.start()
+        defer { attached?.stop() }
         let client = AutomationClient(port: runtime)
         client.start()
         defer { client.stop() }

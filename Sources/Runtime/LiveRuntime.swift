@@ -20,6 +20,8 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
     case imaging(String)
     /// `start` was called twice, or after the end.
     case notStartable
+    /// Something attached to the run (a recorder, a server) could not be set up.
+    case attachment(String)
 
     public var description: String {
         switch self {
@@ -30,6 +32,7 @@ public enum RuntimeError: Error, Equatable, Sendable, CustomStringConvertible {
         case .monitorNeverPowered(let log): "the safety monitor never permitted power; its log:\n\(log)"
         case .imaging(let m): "imaging: \(m)"
         case .notStartable: "the runtime was already started"
+        case .attachment(let m): m
         }
     }
 }

@@ -3,6 +3,7 @@ import CommandSupport
 import Console
 import Core
 import Foundation
+import Recording
 import Runtime
 
 struct BenchConsole: ParsableCommand {
@@ -56,7 +57,10 @@ struct BenchConsole: ParsableCommand {
         c.benchToken = token
         // A user that exists for this run only; its hash is never checked (it logs in by the token).
         c.benchUser = ConsoleUser(name: "bench", role: .operator, passwordHash: "")
-        let (port, stopPort) = makeConsolePort(deadmanTimeout: c.settings.deadmanTimeout)
+        // The light simulated port: the live runtime refuses jog (its controller has none yet), and
+        // the bench measures the console's own path (page → server → port → the cycle that applies it).
+        let (port, stopPort) = try makeConsolePort(system: "simulated", branch: "left_subclavian", deadmanTimeout: c.settings.deadmanTimeout,
+                                                   attachments: AttachmentSettings())
         defer { stopPort() }
         let server: ConsoleServer
         do { server = try ConsoleServer(configuration: c, port: port, users: []) } catch { throw CommandFailure("\(error)") }

@@ -3,7 +3,9 @@ import CommandSupport
 import Console
 import Core
 import Foundation
+import Recording
 import Runtime
+import Sim
 
 struct ConsoleCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,12 +16,39 @@ struct ConsoleCLI: ParsableCommand {
     )
 }
 
-/// The running system the console attaches to. This is the one place that chooses it: the
-/// simulated port now; the live runtime once it is part of the tool.
-func makeConsolePort(deadmanTimeout: Nanoseconds) -> (port: any OperatorPort, stop: @Sendable () -> Void) {
-    let sim = SimulatedPort(deadmanTimeout: deadmanTimeout)
-    sim.start()
-    return (sim, { sim.stop() })
+/// The running system the console attaches to. This is the one place that chooses it: the live
+/// runtime (the physics catheter in the arch phantom, biplane fluoroscopy, the tracker, the
+/// estimator, the supervised path servo and the monitor process), or the light simulated port
+/// (a kinematic catheter in two branches, synthetic frames) for trying the page and its tests.
+func makeConsolePort(system: String, branch: String, deadmanTimeout: Nanoseconds, attachments: AttachmentSettings)
+    throws -> (port: any OperatorPort, stop: @Sendable () -> Void)
+{
+    if system == "simulated" {
+        let sim = SimulatedPort(deadmanTimeout: deadmanTimeout)
+        sim.start()
+        return (sim, { sim.stop() })
+    }
+    var settings = LiveSettings()
+    settings.setup.vessel = branch
+    settings.deadmanTimeout = min(5, max(0.05, Double(deadmanTimeout) * 1e-9))
+    let description = try DemoRigFiles.loadRobot(settings.setup.robot)
+    LiveRuntime.installSignalHandlers()
+    let service: LiveService
+    do { service = try LiveService(settings, robot: description) } catch { throw CommandFailure(error.description) }
+    let attached: RuntimeAttachments?
+    do {
+        attached = attachments.isEmpty ? nil : try RuntimeAttachments(attachments, port: service.runtime, tap: service.runtime)
+    } catch { throw CommandFailure(error.description) }
+    do {
+        try service.start { ending in Output.progress("console: the live run ended: \(ending) (exit code \(ending.exitCode)); the page stays up, read-only") }
+    } catch { throw CommandFailure(error.description) }
+    attached?.start()
+    for l in attached?.listening ?? [] { Output.progress("console: \(l)") }
+    Output.progress("console: live runtime to \(branch) in the arch phantom; hold the deadman and acknowledge to power the drives")
+    return (service.runtime, {
+        service.stop()
+        if let r = attached?.stop() { Output.progress("console: recorded \(r.path): \(r.cycleRecords) cycle records, \(r.frames) frames") }
+    })
 }
 
 struct ConsoleServe: ParsableCommand {
@@ -48,6 +77,21 @@ struct ConsoleServe: ParsableCommand {
     @Option(help: "TLS private key (PEM).")
     var key: String?
 
+    @Option(help: "The running system: live (the live runtime, default) or simulated (a light kinematic stand-in for trying the page).")
+    var system = "live"
+
+    @Option(help: "Live: the branch of the arch phantom offered as the target (left_subclavian, left_common_carotid, brachiocephalic, right_subclavian, right_common_carotid).")
+    var branch = "left_subclavian"
+
+    @OptionGroup var attachments: AttachmentFlags
+
+    func validate() throws {
+        try Check.oneOf(system, "--system", ["live", "simulated"])
+        do { _ = try Phantoms.aorticArch().route(toVessel: branch, depth: 25) } catch {
+            throw ValidationError("--branch: \(error.description) in the arch phantom")
+        }
+    }
+
     @Option(name: .customLong("audit-log"), help: "Append the audit log to this file (default: the config's, else ./console-audit.log).")
     var auditLog: String?
 
@@ -73,7 +117,8 @@ struct ConsoleServe: ParsableCommand {
         do { userList = try ConsoleUsers.load(path: usersPath) } catch {
             throw CommandFailure("\(error)\n  make one: lumen console add-user --users \(usersPath) --name NAME --role operator")
         }
-        let (port, stopPort) = makeConsolePort(deadmanTimeout: c.settings.deadmanTimeout)
+        let (port, stopPort) = try makeConsolePort(system: system, branch: branch, deadmanTimeout: c.settings.deadmanTimeout,
+                                                   attachments: attachments.settings(configurationFiles: [config].compactMap { $0 }))
         defer { stopPort() }
         let server: ConsoleServer
         do { server = try ConsoleServer(configuration: c, port: port, users: userList) } catch { throw CommandFailure("\(error)") }

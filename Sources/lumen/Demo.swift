@@ -43,6 +43,7 @@ struct Demo: ParsableCommand {
     @Option(help: "Live: seed of the simulated images' noise (0…2⁶⁴ − 1).") var seed: UInt64 = 1
     @Option(help: "Live: replay a PNG folder or DICOM file as plane 0 instead of the simulated C-arm (tracked, not navigated by).") var replay: String?
     @OptionGroup var realtime: RealtimeFlags
+    @OptionGroup var attachments: AttachmentFlags
 
     struct Summary: Encodable {
         struct Tracking: Encodable {

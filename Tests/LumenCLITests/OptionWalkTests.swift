@@ -41,6 +41,7 @@ import Testing
         "console serve --audit-log": "a log file, opened when the console starts",
         "console add-user --users": "a users file, appended to",
         "console add-user --name": "a user name, checked in validate()",
+        "--record": "an MCAP file to write; its folder is checked before the run",
     ]
 
     /// Walk values an option legitimately accepts. They are not run: a valid value starts the work.

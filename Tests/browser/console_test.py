@@ -50,7 +50,7 @@ class Server:
         with open(config, "w") as f:
             f.write(extra_config)
         self.log = open(os.path.join(self.dir, "server.log"), "w+")
-        self.proc = subprocess.Popen([ARGS.lumen, "console", "--config", config, "--bind", "127.0.0.1:0", "--users", self.users,
+        self.proc = subprocess.Popen([ARGS.lumen, "console", "--system", "simulated", "--config", config, "--bind", "127.0.0.1:0", "--users", self.users,
                                       "--audit-log", self.audit], stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         self.url = None

@@ -2,6 +2,7 @@ import ArgumentParser
 import CommandSupport
 import Core
 import Foundation
+import Recording
 import Runtime
 import Scenarios
 
@@ -22,11 +23,21 @@ extension Demo {
         LiveRuntime.installSignalHandlers()
         Output.progress("demo: live navigation to \(branch), \(depth) mm in, in the arch phantom: \(planes == 2 ? "biplane" : "mono") fluoroscopy at \(Check.text(fps)) fps, the monitor as its own process (up to \(Check.text(limit)) s)")
         let (result, trace): (LiveNavigationResult, LiveTrace)
-        do { (result, trace) = try LiveNavigation.run(settings, robot: description, maxSeconds: limit, progress: { Output.status($0) }) } catch {
+        let attach = attachments.settings(configurationFiles: [DemoRigFiles.locate(settings.setup.robot)])
+        let report = RecorderReportBox()
+        let attacher: ((LiveRuntime) throws -> LiveAttachment)? = attach.isEmpty ? nil : { runtime in
+            let a = try RuntimeAttachments(attach, port: runtime, tap: runtime)
+            for l in a.listening { Output.progress("demo: \(l)") }
+            return LiveAttachment(start: { a.start() }, stop: { report.value = a.stop() })
+        }
+        do { (result, trace) = try LiveNavigation.run(settings, robot: description, maxSeconds: limit, attach: attacher, progress: { Output.status($0) }) } catch {
             Output.endStatus()
             throw CommandFailure(error.description)
         }
         Output.endStatus()
+        if let r = report.value {
+            Output.progress("demo: recorded \(r.path): \(r.cycleRecords) cycle records, \(r.frames) frames; not recorded: \(r.cycleRecordsLost) cycle records, \(r.framesLost) frames")
+        }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         try Output.writeJSON(result, to: out + "/summary.json")
         let plots = try writeLivePlots(trace, result: result)
@@ -83,4 +94,9 @@ extension Demo {
         written.append(histPath)
         return written
     }
+}
+
+/// The recorder's report, handed out of the run's stop closure.
+final class RecorderReportBox: @unchecked Sendable {
+    var value: RecorderReport?
 }
