@@ -105,6 +105,10 @@ public enum LiveNavigation {
         var arrivedAt: Double?
         var nextSample = MonotonicClock.now()
         let goal = runtime.scene.goal
+        // A monitor stop that nobody acknowledges ends the run (the automation client does not
+        // acknowledge a fault for a person), rather than idling to the time limit.
+        var safetyStopSince: Nanoseconds?
+        var safetyStop: Int?
         var ending = runtime.supervise(maxSeconds: maxSeconds, progress: { snap in
             let tip = runtime.trueTip ?? .zero
             let frames = snap.framesAcquired.map(String.init).joined(separator: "+")
@@ -128,8 +132,23 @@ public enum LiveNavigation {
                 arrivedAt = nil
             }
             if let a = arrivedAt, Double(now - started) * 1e-9 > a + 1 { return true }
+            if settings.monitor, snap.safety.stopCategory != nil, !snap.safety.latchedFaults.isEmpty, !snap.safety.powerPermitted {
+                let since = safetyStopSince ?? now
+                safetyStopSince = since
+                if now - since > 3_000_000_000 {
+                    // The category of the monitor's most severe latched fault (0 is the most severe).
+                    safetyStop = runtime.events(after: 0, limit: 10_000).compactMap { e -> Int? in
+                        if case .fault(_, let c) = e.kind { return c }
+                        return nil
+                    }.min() ?? 0
+                    return true
+                }
+            } else {
+                safetyStopSince = nil
+            }
             return false
         }
+        if ending == .completed, let c = safetyStop { ending = .safetyStop(category: c) }
         // Arrived or not, the run ends with a category-1 stop before the drives are disabled.
         if ending == .completed { runtime.stopAndSettle() }
         client.stop()

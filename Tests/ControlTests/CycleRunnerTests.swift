@@ -181,6 +181,15 @@ final class ClockBox {
         #expect(lost.lifecycle == .finalized)
     }
 
+    /// Every way a run ends has its own exit code and summary key, so a script can tell them apart.
+    @Test func everyEndingHasItsOwnExitCodeAndKey() {
+        let endings: [RunEnding] = [.completed, .stopped(.driveFault(DriveFaultReport(axis: 0, kind: .overcurrent))), .stopped(.linkLost(.linkLost)),
+                                    .signalled(15), .monitorLost, .safetyStop(category: 2)]
+        #expect(endings.map(\.exitCode) == [0, 3, 4, 5, 6, 7])
+        #expect(Set(endings.map(\.key)).count == endings.count)
+        #expect(RunEnding.safetyStop(category: 2).description.contains("category 2"))
+    }
+
     @Test func hardwareRefusingActivationKeepsTheCycleInactive() throws {
         let r = makeRunner()
         try r.configure()

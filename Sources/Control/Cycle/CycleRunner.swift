@@ -48,10 +48,13 @@ public enum RunEnding: Sendable, Equatable, CustomStringConvertible {
     case signalled(Int32)
     /// The live run's safety monitor process exited or was killed: the drives lost its permits.
     case monitorLost
+    /// The safety monitor stopped the run (a latched fault, `category` 0, 1 or 2) and nobody
+    /// acknowledged it: the drives stayed without power.
+    case safetyStop(category: Int)
 
     /// The exit code of a command whose run ended so: 0 completed, 3 stopped on a drive fault,
-    /// 4 link lost, 5 stopped by a signal, 6 the safety monitor was lost (1 and 2 stay the usual
-    /// failure and usage codes).
+    /// 4 link lost, 5 stopped by a signal, 6 the safety monitor was lost, 7 the safety monitor
+    /// stopped it (1 and 2 stay the usual failure and usage codes).
     public var exitCode: Int32 {
         switch self {
         case .completed: 0
@@ -59,6 +62,7 @@ public enum RunEnding: Sendable, Equatable, CustomStringConvertible {
         case .stopped(.linkLost): 4
         case .signalled: 5
         case .monitorLost: 6
+        case .safetyStop: 7
         }
     }
 
@@ -70,6 +74,7 @@ public enum RunEnding: Sendable, Equatable, CustomStringConvertible {
         case .stopped(.linkLost): "link_lost"
         case .signalled: "signal"
         case .monitorLost: "monitor_lost"
+        case .safetyStop: "safety_stop"
         }
     }
 
@@ -79,6 +84,7 @@ public enum RunEnding: Sendable, Equatable, CustomStringConvertible {
         case .stopped(let s): s.description
         case .signalled(let n): "stopped by signal \(n)"
         case .monitorLost: "the safety monitor process was lost; the drives lost its permits"
+        case .safetyStop(let c): "stopped by the safety monitor (category \(c)), not acknowledged"
         }
     }
 }

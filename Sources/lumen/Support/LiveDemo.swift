@@ -54,6 +54,7 @@ extension Demo {
                          t.frame_to_command_ms_p50, t.frame_to_command_ms_p99, t.tracking_ms_p99, t.lateness_us_p99_imaging_on,
                          t.lateness_us_p99_imaging_off, t.heartbeat_age_ms_p99))
             print("  ended: \(result.ending) (exit code \(result.exit_code)); written: \(out)/summary.json, \(plots.joined(separator: ", "))")
+            for f in result.monitor_faults.prefix(5) { print("  monitor: \(f)") }
         }
         if result.exit_code != 0 { throw ExitCode(result.exit_code) }
     }
@@ -67,7 +68,7 @@ extension Demo {
                                      paths: [("fused estimate", trace.fused, (31, 119, 180)), ("ground truth", trace.truth, (44, 160, 44))], to: path)
             written.append(path)
         }
-        var err = LinePlot(title: "Fusion error over time (|fused − true tip|)", xLabel: "time (s)", yLabel: "error (mm)")
+        var err = LinePlot(title: "Fusion error over time (|fused - true tip|)", xLabel: "time (s)", yLabel: "error (mm)")
         let errorPoints = zip(trace.time, trace.fusedError).map { (x: $0, y: $1) }
         // A run stopped before its first sample still gets its plot, saying so.
         err.series = [.init(label: errorPoints.isEmpty ? "no samples: the run ended first" : "fused estimate",
