@@ -97,7 +97,10 @@ import Testing
         let v = try Self.conformance(["--link", drive.link, "--only", "handshake,param,reply-deadline"])
         #expect(v.status == 5)
         #expect(v.failed == ["reply-deadline"], "\(v.failed.map { v.messages[$0] ?? $0 })")
-        #expect(v.messages["reply-deadline"]?.contains("after 300") == true, "\(v.messages)")
+        // The message names the late reply it measured: 300 ms or more (a loaded machine adds to it).
+        let message = v.messages["reply-deadline"] ?? ""
+        let measured = message.firstMatch(of: /got the reply to \w+ after (\d+(?:\.\d+)?) ms/).flatMap { Double($0.1) }
+        #expect((measured ?? 0) >= 295, "\(v.messages)")
     }
 
     @Test func theJUnitReportHasOneCasePerCheckAndTheFailure() throws {
