@@ -595,6 +595,53 @@ void readPresentation(DcmItem *ds, lumen_dcm_info &info, std::vector<uint16_t> &
     }
 }
 
+// DCMTK 3.6.7 (this system's) walks a JPEG fragment's markers to find its bit depth before it
+// decodes, and never steps past a TEM marker (0xFF01): one such marker hangs the decoder for ever
+// (DCMTK bug #1190, fixed upstream after 3.6.7). This is the same walk, over every fragment, so a
+// stream that would hang is refused at open instead. A valid header reaches its SOF before any
+// TEM: real encoders do not write one there. The fragment is read in windows, never all at once.
+int checkJPEGMarkerWalk(lumen_dcm *h, DcmPixelSequence *sequence, unsigned long items, std::string &message) {
+    std::vector<uint8_t> window(4096);
+    for (unsigned long i = 1; i < items; i++) {
+        DcmPixelItem *item = nullptr;
+        if (sequence->getItem(item, i).bad() || item == nullptr) {
+            message = "cannot read compressed fragment " + std::to_string(i);
+            return LUMEN_DCM_CORRUPT;
+        }
+        const uint32_t length = item->getLength();
+        uint32_t windowStart = 0, windowBytes = 0;
+        // The four bytes at `offset` (DCMTK reads at most offset + 4 < length).
+        auto load = [&](uint64_t offset) {
+            if (offset >= windowStart && offset + 4 <= (uint64_t)windowStart + windowBytes) return true;
+            windowStart = (uint32_t)offset;
+            windowBytes = (uint32_t)std::min<uint64_t>(window.size(), length - offset);
+            return item->getPartialValue(window.data(), windowStart, windowBytes, &h->cache, EBO_LittleEndian).good();
+        };
+        uint64_t offset = 0;   // wider than DCMTK's, so a huge segment length cannot wrap it
+        while (offset + 4 < length) {
+            if (!load(offset)) {
+                message = "cannot read compressed fragment " + std::to_string(i);
+                return LUMEN_DCM_CORRUPT;
+            }
+            const uint8_t *at = window.data() + (offset - windowStart);
+            const uint16_t marker = (uint16_t)(at[0] << 8 | at[1]);
+            const uint16_t segment = (uint16_t)(at[2] << 8 | at[3]);
+            if (marker == 0xFF01) {
+                message = "JPEG fragment " + std::to_string(i) + " has a TEM marker (0xFF01) at byte " + std::to_string(offset) +
+                          " before its frame header, which this system's DCMTK cannot scan";
+                return LUMEN_DCM_DECODE;
+            }
+            const bool frameHeader = marker >= 0xFFC0 && marker <= 0xFFCF && marker != 0xFFC4 && marker != 0xFFC8 && marker != 0xFFCC;
+            if (frameHeader) break;                                              // DCMTK stops here
+            if ((marker >= 0xFFD0 && marker <= 0xFFD9) || (marker >= 0xFF03 && marker <= 0xFFBF)) offset += 2;  // RSTn, SOI, EOI, RES
+            else if (marker == 0xFFFF) offset += 1;                              // a fill byte
+            else if (marker >= 0xFFC4) offset += (uint32_t)segment + 2;         // a segment with its length
+            else break;                                                          // not a marker: DCMTK gives up
+        }
+    }
+    return LUMEN_DCM_OK;
+}
+
 // Everything after a successful parse: syntax, image pixel module, geometry, pixel data size.
 int inspect(lumen_dcm *h, bool prefixed, const lumen_dcm_limits &limits, std::string &message) {
     DcmDataset *ds = h->file.getDataset();
@@ -800,6 +847,9 @@ int inspect(lumen_dcm *h, bool prefixed, const lumen_dcm_limits &limits, std::st
             message = "RLE Lossless with " + std::to_string(items - 1) + " fragments for " + std::to_string(frames) +
                       " frame(s): each frame must be one fragment (PS3.5 A.4.2)";
             return LUMEN_DCM_CORRUPT;
+        }
+        if (xfer.getXfer() >= EXS_JPEGProcess1 && xfer.getXfer() <= EXS_JPEGProcess14SV1) {
+            if (int rc = checkJPEGMarkerWalk(h, sequence, items, message); rc != LUMEN_DCM_OK) return rc;
         }
         info.fragments = (int32_t)std::min<unsigned long>(items - 1, 0x7FFFFFFF);
         h->rle = xfer.getXfer() == EXS_RLELossless;

@@ -218,6 +218,30 @@ func fragments(of bytes: [UInt8]) -> [(offset: Int, length: Int)] {
         #expect(try DICOMReader(path: packed, limits: ImageLimits(maxPixelDataBytes: 40 * 32 * 2 * 3)).frameCount == 3)
     }
 
+    @Test func aJPEGTemporaryMarkerBeforeTheFrameHeaderIsRefusedAtOpenNotLeftToHang() throws {
+        // The system's DCMTK loops for ever on a TEM marker (0xFF01) met before the SOF while it
+        // scans for the bit depth; such a stream is refused at open, so no frame read can hang.
+        func file(_ fragment: [UInt8], _ name: String) throws -> String {
+            var d = DICOMBytes()
+            d.image(rows: 8, columns: 8, frames: 1, bitsAllocated: 8, bitsStored: 8)
+            d.encapsulatedPixels(fragment + [UInt8](repeating: 0, count: 64 - fragment.count))
+            let p = path(name)
+            try Data(DICOMBytes.file(transferSyntax: "1.2.840.10008.1.2.4.50", dataset: d.bytes)).write(to: URL(fileURLWithPath: p))
+            return p
+        }
+        let hanging = try file([0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0x00, 0x00, 0xFF, 0x01, 0xFF, 0xC0, 0x00, 0x0B, 0x08], "tem.dcm")
+        do {
+            _ = try DICOMReader(path: hanging)
+            Issue.record("a TEM marker before the frame header was accepted; reading its frame would hang")
+        } catch {
+            #expect("\(error)".contains("TEM marker"), "\(error)")
+        }
+        #expect(throws: FrameSourceError.self) { try FrameSource.open(path: hanging) }
+        // After the frame header the scan has stopped: the marker is the decoder's business, not a hang.
+        let late = try file([0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x08, 0x00, 0x08, 0x01, 0x01, 0x11, 0x00, 0xFF, 0x01], "tem-late.dcm")
+        #expect(try DICOMReader(path: late).frameCount == 1)
+    }
+
     @Test func moreFramesThanFragmentsIsCorrupt() throws {
         var d = DICOMBytes()
         d.image(rows: 8, columns: 8, frames: 1000, bitsAllocated: 8, bitsStored: 8)
