@@ -3,6 +3,7 @@ import CommandSupport
 import Core
 import Foundation
 import Imaging
+import Scenarios
 import Sim
 
 /// `lumen eval tracking`: the tip tracker on simulated sequences with ground truth, across
