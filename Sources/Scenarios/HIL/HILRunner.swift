@@ -66,8 +66,9 @@ public struct HILRecording: Sendable, Equatable {
                 // From where the axis stood when the host first became active (before that the
                 // state may not have arrived yet).
                 let enabledAt = lifecycleTimes.indices.first { active[$0] > 0 }.map { lifecycleTimes[$0] } ?? 0
-                let base = times.indices.first { times[$0] >= enabledAt }.map { position[a][$0] } ?? position[a].first ?? 0
-                return (times, position[a].map { $0 - base })
+                guard let first = times.indices.first(where: { times[$0] >= enabledAt }) else { return ([], []) }
+                let base = position[a][first]
+                return (Array(times[first...]), position[a][first...].map { $0 - base })
             default: return nil
             }
         }
