@@ -34,7 +34,7 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
         /// The emulated drive's own watchdog (ms, 5…1000; default 150). A real drive has its own.
         public var watchdog_ms: Double
         /// Cycles in a row without a fresh state after which the host stops on a lost link
-        /// (3…1000; default 50). A workstation that is not real-time needs room here.
+        /// (3…1000; default 200). A workstation that is not real-time needs room here.
         public var link_loss_cycles: Int
 
         enum CodingKeys: String, CodingKey, CaseIterable { case robot, link, drives, rate_hz, duration_s, watchdog_ms, link_loss_cycles }
@@ -47,7 +47,7 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
             rate_hz = try c.decodeIfPresent(Int.self, forKey: .rate_hz) ?? 1000
             duration_s = try c.decode(Double.self, forKey: .duration_s)
             watchdog_ms = try c.decodeIfPresent(Double.self, forKey: .watchdog_ms) ?? 150
-            link_loss_cycles = try c.decodeIfPresent(Int.self, forKey: .link_loss_cycles) ?? 50
+            link_loss_cycles = try c.decodeIfPresent(Int.self, forKey: .link_loss_cycles) ?? 200
         }
     }
 
