@@ -31,7 +31,7 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
         public var rate_hz: Int
         /// How long the run lasts (s, 0.2…120).
         public var duration_s: Double
-        /// The emulated drive's own watchdog (ms, 5…1000; default 150). A real drive has its own.
+        /// The emulated drive's own watchdog (ms, 5…1000; default 400: a workstation under load can stall a thread for 150 ms). A real drive has its own.
         public var watchdog_ms: Double
         /// Cycles in a row without a fresh state after which the host stops on a lost link
         /// (3…1000; default 200). A workstation that is not real-time needs room here.
@@ -46,7 +46,7 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
             drives = try c.decodeIfPresent(String.self, forKey: .drives) ?? "ideal"
             rate_hz = try c.decodeIfPresent(Int.self, forKey: .rate_hz) ?? 1000
             duration_s = try c.decode(Double.self, forKey: .duration_s)
-            watchdog_ms = try c.decodeIfPresent(Double.self, forKey: .watchdog_ms) ?? 150
+            watchdog_ms = try c.decodeIfPresent(Double.self, forKey: .watchdog_ms) ?? 400
             link_loss_cycles = try c.decodeIfPresent(Int.self, forKey: .link_loss_cycles) ?? 200
         }
     }
