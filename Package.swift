@@ -92,7 +92,7 @@ let package = Package(
         .target(name: "Sim", dependencies: ["Core", "Drivers", "Imaging", "CDriveLinkReference", "CRealtime", "COpenCV"]),
         // Runs in simulated time: navigation runs (the guided loop through CycleRunner on a
         // simulated clock) and the safety monitor's fault campaign (the closed loop and the monitor).
-        .target(name: "Scenarios", dependencies: ["Control", "Core", "Drivers", "Imaging", "Safety", "Sim"]),
+        .target(name: "Scenarios", dependencies: ["Control", "Core", "Drivers", "Imaging", "Safety", "Sim", "COpenCV"]),
         // The live system: cycle thread, simulated patient, imaging threads, the monitor process,
         // and the operator port that the console, the recorder and the HIL runner attach to.
         .target(name: "Runtime", dependencies: ["Control", "Core", "Drivers", "Imaging", "Safety", "Scenarios", "Sim", "CAllocCount"]),

@@ -19,6 +19,20 @@ else
     echo "skipped: SOEM interop check (needs root for a veth pair and raw sockets)"
 fi
 swift test --skip-build
+# The HIL scenario library against the emulators (each fault scenario with its faults off is in
+# swift test): DriveLink over a pty with the C reference, EtherCAT over UDP, and over a veth pair as root.
+.build/debug/lumen hil run hil/scenarios/*.yaml --link serial --junit .build/hil/serial.xml --report .build/hil/serial
+.build/debug/lumen hil run hil/scenarios/*.yaml --link ethercat-udp --junit .build/hil/ethercat-udp.xml --report .build/hil/ethercat-udp
+if [ "$(id -u)" -eq 0 ]; then
+    ns=lumenhil$$; ip netns add $ns; ip link add lhm$$ type veth peer name lhs$$; ip link set lhs$$ netns $ns
+    ip link set lhm$$ up; ip netns exec $ns ip link set lhs$$ up
+    .build/debug/lumen sim ethercat-slaves --interface lhs$$ --namespace $ns --seconds 30 & slaves=$!; sleep 1
+    .build/debug/lumen hil run hil/scenarios/bring-up.yaml hil/scenarios/following-accuracy.yaml --link ethercat:lhm$$ \
+        --junit .build/hil/ethercat-veth.xml || { kill $slaves; ip netns del $ns; exit 1; }
+    kill $slaves; ip netns del $ns
+else
+    echo "skipped: HIL scenarios over EtherCAT on a veth pair (needs root for the pair and raw sockets)"
+fi
 # The safety fault campaign, small: every fault kind, 100 faults and 2 minutes of fault-free
 # navigation; it fails the run unless every fault is detected and nothing trips falsely.
 .build/debug/lumen eval safety --faults 100 --nominal-minutes 2 --seed "${LUMEN_SAFETY_SEED:-7}" --out .build/eval-safety --json \

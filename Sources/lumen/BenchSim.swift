@@ -3,6 +3,7 @@ import CommandSupport
 import Core
 import Foundation
 import Imaging
+import Scenarios
 import Sim
 
 /// `lumen bench sim`: how fast the catheter physics and the renderer run, with an

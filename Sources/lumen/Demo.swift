@@ -204,16 +204,9 @@ struct Demo: ParsableCommand {
         }
     }
 
-    static func linkStats(_ s: EtherCATStats) -> [String: Int] {
-        ["frames_sent": s.framesSent, "frames_received": s.framesReceived, "wkc_shortfalls": s.workingCounterShortfalls,
-         "malformed": s.malformed, "late": s.late, "missing": s.missing]
-    }
+    static func linkStats(_ s: EtherCATStats) -> [String: Int] { HILRunner.stats(s) }
 
-    static func linkStats(_ s: DriveLinkStats) -> [String: Int] {
-        ["frames_sent": s.framesSent, "states_received": s.statesReceived, "rejected": s.rejected, "stale": s.stale,
-         "cycles_without_state": s.cyclesWithoutState, "drive_faults": s.faultsReported, "send_errors": s.sendErrors,
-         "late_states": s.lateStates, "fault_resets": s.faultResets]
-    }
+    static func linkStats(_ s: DriveLinkStats) -> [String: Int] { HILRunner.stats(s) }
 
     private func execute<H: RobotHardware & ~Copyable>(
         _ rig: DemoRig<H, MonotonicCycleClock>, path: TipPath, linkName: String,

@@ -3,13 +3,14 @@ import CommandSupport
 import Core
 import Drivers
 import Foundation
+import Scenarios
 import Sim
 
 struct Hil: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hil",
         abstract: "Hardware in the loop: checks against real or emulated devices.",
-        subcommands: [HilConformance.self]
+        subcommands: [HilRun.self, HilConformance.self]
     )
 }
 
@@ -131,5 +132,99 @@ struct HilConformance: ParsableCommand {
         return suite.run(only: selected) { r in
             Output.progress("  \(r.verdict.rawValue) \(r.id) (\(String(format: "%.1f", r.seconds)) s)")
         }
+    }
+}
+
+/// `lumen hil run`: runs HIL scenarios (the logic is `HILRunner` in Scenarios; this loads the
+/// files, picks the link, and writes the JUnit, HTML and JSON a CI server and an engineer read).
+struct HilRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run hardware-in-the-loop scenarios (hil/scenarios/*.yaml) against a drive or the emulators.",
+        discussion: """
+        Each scenario runs at wall clock on the control cycle with the link it names, or --link. Fault injections need \
+        an emulated link (serial, ethercat-udp); on a real drive those scenarios are skipped. Exit codes: 0 every \
+        scenario passed or was skipped, 1 a scenario failed or could not run, 2 a scenario could not be loaded, 64 a \
+        usage error.
+        """
+    )
+
+    @Argument(help: "Scenario files (YAML).")
+    var scenarios: [String] = []
+
+    @Option(help: "The link for every scenario, instead of each one's own: serial (emulated DriveLink drives through the C reference on a pty), ethercat-udp (emulated CiA 402 slaves over UDP), serial:/dev/ttyUSB0@BAUD, pty:/dev/pts/N, ethercat-udp:HOST:PORT or ethercat:IFACE.")
+    var link: String?
+
+    @Option(help: "Write a JUnit XML report (a test suite per scenario, a test case per expectation) to this file.")
+    var junit: String?
+
+    @Option(help: "Write the HTML report (report.html, plots embedded) and the plots (plots/*.png) to this folder.")
+    var report: String?
+
+    @Flag(help: "Print the JSON summary on stdout.")
+    var json = false
+
+    @Flag(help: "Run every fault step as a no-op (injections, a silent host, the emergency stop, a released deadman): a fault scenario must then fail.")
+    var faultsOff = false
+
+    func validate() throws {
+        if let link, !["serial", "ethercat-udp"].contains(link) {
+            do { _ = try LinkAddress(parsing: link) } catch { throw ValidationError("--link: \(error.description)") }
+            if link == "sim" { throw ValidationError("--link: sim has no link to test; give serial, ethercat-udp or a device address") }
+        }
+        if let junit {
+            do { try OutputPath.checkFolder((junit as NSString).deletingLastPathComponent.isEmpty ? "." : (junit as NSString).deletingLastPathComponent) } catch {
+                throw ValidationError("--junit: \(error.description)")
+            }
+        }
+        if let report { try Check.outputFolder(report, "--report", files: ["report.html", "summary.json"], folders: ["plots"]) }
+        if scenarios.isEmpty { throw ValidationError("give at least one scenario file (hil/scenarios/*.yaml)") }
+    }
+
+    func run() throws {
+        var loaded: [HILScenario] = []
+        var loadErrors: [String] = []
+        for path in scenarios {
+            do { loaded.append(try HILScenario.load(path)) } catch {
+                loadErrors.append(error.description)
+                Output.progress(error.description)
+            }
+        }
+        var results: [HILScenarioResult] = []
+        if loadErrors.isEmpty {
+            for s in loaded {
+                Output.progress("hil run: \(s.name) (\(s.setup.duration_s) s)\(faultsOff ? ", faults switched off" : "")")
+                let r = HILRunner.run(s, options: HILRunOptions(link: link, faultsSwitchedOff: faultsOff))
+                Output.progress("  \(r.status.rawValue.uppercased())\(r.message.isEmpty ? "" : ": " + r.message)")
+                results.append(r)
+            }
+        }
+        let suite = HILSuiteReport(results: results, loadErrors: loadErrors)
+        if let junit {
+            do { try OutputPath.write(Data(suite.junitXML.utf8), to: junit) } catch { throw CommandFailure("--junit: \(error)") }
+        }
+        if let report {
+            let plots = report + "/plots"
+            try FileManager.default.createDirectory(atPath: plots, withIntermediateDirectories: true)
+            var n = 0
+            let html = suite.html { check in
+                n += 1
+                let file = plots + "/\(n)-" + String(check.name.map { $0.isLetter || $0.isNumber ? $0 : "_" }) + ".png"
+                return try? check.plot.png(passed: check.passed, file: file)
+            }
+            do { try OutputPath.write(Data(html.utf8), to: report + "/report.html") } catch { throw CommandFailure("--report: \(error)") }
+            try Output.writeJSON(suite, to: report + "/summary.json")
+        }
+        if json {
+            try Output.json(suite)
+        } else {
+            for r in results {
+                print("\(r.status.rawValue.uppercased().padding(toLength: 8, withPad: " ", startingAt: 0)) \(r.scenario) (\(r.link), \(String(format: "%.1f", r.seconds)) s)\(r.message.isEmpty ? "" : ": " + r.message)")
+                for c in r.checks { print("    \(c.passed ? "pass" : "FAIL") \(c.name): \(c.message)") }
+            }
+            print("\(suite.passed) passed, \(suite.failed) failed, \(suite.skipped) skipped\(loadErrors.isEmpty ? "" : ", \(loadErrors.count) not loaded")")
+            print("note: \(HILSuiteReport.timingNotice)")
+        }
+        if suite.exitCode != 0 { throw ExitCode(suite.exitCode) }
     }
 }

@@ -6,6 +6,7 @@ import Drivers
 import Foundation
 import COpenCV
 import Imaging
+import Scenarios
 import Sim
 
 struct SimCommand: ParsableCommand {

@@ -34,6 +34,8 @@ import Testing
         "--interface": "a network interface's name",
         "--namespace": "a network namespace's name",
         "hil conformance --junit": "a report file; its folder is checked before any work",
+        "hil run --junit": "a report file; its folder is checked before any work",
+        "hil run --report": "a folder for the report: checked before any work",
         "console serve --bind": "a HOST:PORT address, checked when the console starts",
         "console serve --users": "a users file, loaded and checked when the console starts",
         "console serve --cert": "a certificate file, loaded when the console starts",

@@ -1,12 +1,13 @@
 import COpenCV
 import Foundation
 
-/// A small line-plot renderer for the commands' PNG figures (tip paths, errors over time,
-/// timing). Draws through the OpenCV bridge into an RGB buffer.
-struct LinePlot {
+/// A small line-plot renderer for the PNG figures of the commands and the HIL reports (tip
+/// paths, errors over time, timing, a signal against its limits). Draws through the OpenCV
+/// bridge into an RGB buffer.
+public struct LinePlot {
     /// The plot font is ASCII only (every other character comes out as "?"): the symbols our
     /// labels use are spelt out.
-    static func plotASCII(_ s: String) -> String {
+    public static func plotASCII(_ s: String) -> String {
         let map: [Character: String] = ["²": "^2", "³": "^3", "×": "x", "°": " deg", "µ": "u", "μ": "u", "—": "-", "–": "-",
                                         "≤": "<=", "≥": ">=", "→": "->", "…": "...", "±": "+/-", "·": "*", "σ": "sigma", "Δ": "d"]
         var out = ""
@@ -16,27 +17,41 @@ struct LinePlot {
         return out
     }
 
-    struct Series {
-        var label: String
-        var points: [(x: Double, y: Double)]
-        var color: (UInt8, UInt8, UInt8)
-        var thickness: Int32 = 2
+    public struct Series {
+        public var label: String
+        public var points: [(x: Double, y: Double)]
+        public var color: (UInt8, UInt8, UInt8)
+        public var thickness: Int32 = 2
         /// Draw markers instead of a line.
-        var markers = false
+        public var markers = false
+
+        public init(label: String, points: [(x: Double, y: Double)], color: (UInt8, UInt8, UInt8), thickness: Int32 = 2, markers: Bool = false) {
+            self.label = label
+            self.points = points
+            self.color = color
+            self.thickness = thickness
+            self.markers = markers
+        }
     }
 
-    var title: String
-    var xLabel: String
-    var yLabel: String
-    var series: [Series] = []
-    var width = 1000
-    var height = 700
+    public var title: String
+    public var xLabel: String
+    public var yLabel: String
+    public var series: [Series] = []
+    public var width = 1000
+    public var height = 700
     /// Equal scale on both axes (for paths in space).
-    var equalAspect = false
+    public var equalAspect = false
+
+    public init(title: String, xLabel: String, yLabel: String) {
+        self.title = title
+        self.xLabel = xLabel
+        self.yLabel = yLabel
+    }
 
     private let margin = (left: 90.0, right: 30.0, top: 66.0, bottom: 70.0)
 
-    func write(to path: String) throws {
+    public func write(to path: String) throws {
         var rgb = [UInt8](repeating: 255, count: width * height * 3)
         let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
         guard !all.isEmpty else { throw PlotError.noData(path) }
@@ -99,10 +114,10 @@ struct LinePlot {
         if rc != 0 { throw PlotError.write(path, String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) }
     }
 
-    enum PlotError: Error, CustomStringConvertible {
+    public enum PlotError: Error, CustomStringConvertible {
         case noData(String)
         case write(String, String)
-        var description: String {
+        public var description: String {
             switch self {
             case .noData(let p): "\(p): nothing to plot"
             case .write(let p, let r): "\(p): \(r)"
@@ -110,14 +125,14 @@ struct LinePlot {
         }
     }
 
-    static func niceRange(_ v: [Double]) -> (Double, Double) {
+    public static func niceRange(_ v: [Double]) -> (Double, Double) {
         var lo = v.min()!, hi = v.max()!
         if hi - lo < 1e-9 { lo -= 1; hi += 1 }
         let pad = (hi - lo) * 0.05
         return (lo - pad, hi + pad)
     }
 
-    static func ticks(_ r: (Double, Double)) -> [Double] {
+    public static func ticks(_ r: (Double, Double)) -> [Double] {
         let span = r.1 - r.0
         let raw = span / 6
         let mag = pow(10, floor(log10(raw)))
@@ -128,7 +143,7 @@ struct LinePlot {
         return out
     }
 
-    static func format(_ v: Double) -> String {
+    public static func format(_ v: Double) -> String {
         if abs(v) < 1e-12 { return "0" }
         return abs(v) >= 100 || v == v.rounded() ? String(format: "%.0f", v) : String(format: "%.3g", v)
     }

@@ -1,0 +1,152 @@
+import Foundation
+
+/// One series of a check's plot: the signal as recorded.
+public struct HILPlotSeries: Sendable, Equatable, Encodable {
+    public var label: String
+    public var t: [Double]
+    public var v: [Double]
+}
+
+/// What a check's plot shows: the signal, its limit band, the window it was judged in, and the
+/// moment it passed or failed.
+public struct HILPlotData: Sendable, Equatable, Encodable {
+    public var title: String
+    public var yLabel: String
+    public var series: [HILPlotSeries] = []
+    public var bandLow: Double?
+    public var bandHigh: Double?
+    public var windowStart: Double?
+    public var windowEnd: Double?
+    public var moment: Double?
+}
+
+/// The verdict on one expectation.
+public struct HILCheckResult: Sendable, Equatable, Encodable {
+    public var name: String
+    public var kind: String
+    public var passed: Bool
+    /// What was measured against what was allowed, in words an engineer can act on.
+    public var message: String
+    /// When it passed or failed (s from the start), where a moment applies.
+    public var moment: Double?
+    public var plot: HILPlotData
+}
+
+/// Judges expectations on a recording. Pure: the same recording gives the same verdicts.
+public enum HILEvaluator {
+    public static func judge(_ e: HILScenario.Expectation, in r: HILRecording) -> HILCheckResult {
+        var out = HILCheckResult(name: e.name, kind: e.kind.rawValue, passed: false, message: "", moment: nil,
+                                 plot: HILPlotData(title: e.name, yLabel: e.signalName ?? e.counter ?? e.kind.rawValue))
+        func fail(_ m: String, at t: Double? = nil) -> HILCheckResult {
+            out.passed = false; out.message = m; out.moment = t; out.plot.moment = t
+            return out
+        }
+        func pass(_ m: String, at t: Double? = nil) -> HILCheckResult {
+            out.passed = true; out.message = m; out.moment = t; out.plot.moment = t
+            return out
+        }
+        switch e.kind {
+        case .range:
+            guard let sig = e.signalName, let recorded = r.series(sig) else { return fail("this run has no signal \(e.signalName ?? "?") (a device-side signal needs an emulated link)") }
+            let (t, v) = recorded
+            let from = e.from ?? 0, to = e.to ?? r.duration
+            out.plot.series = [HILPlotSeries(label: sig, t: t, v: v)]
+            out.plot.bandLow = e.min; out.plot.bandHigh = e.max
+            out.plot.windowStart = from; out.plot.windowEnd = to
+            let idx = t.indices.filter { t[$0] >= from && t[$0] <= to }
+            guard !idx.isEmpty else { return fail("no samples of \(sig) between \(f(from)) and \(f(to)) s") }
+            let lo = e.min ?? -.infinity, hi = e.max ?? .infinity
+            for i in idx where !(v[i] >= lo && v[i] <= hi) {
+                return fail("\(sig) = \(f(v[i])) at \(f(t[i])) s, outside \(band(e.min, e.max))", at: t[i])
+            }
+            let seen = idx.map { v[$0] }
+            return pass("\(sig) stayed within \(band(e.min, e.max)) from \(f(from)) to \(f(to)) s (min \(f(seen.min() ?? 0)), max \(f(seen.max() ?? 0)))", at: t[idx.last ?? 0])
+        case .settle:
+            guard let sig = e.signalName, let recorded = r.series(sig), let value = e.value, let tol = e.tolerance, let by = e.by else {
+                return fail("this run has no signal \(e.signalName ?? "?")")
+            }
+            let (t, v) = recorded
+            let to = e.to ?? r.duration
+            out.plot.series = [HILPlotSeries(label: sig, t: t, v: v)]
+            out.plot.bandLow = value - tol; out.plot.bandHigh = value + tol
+            out.plot.windowStart = by; out.plot.windowEnd = to
+            let idx = t.indices.filter { t[$0] <= to }
+            guard let lastIndex = idx.last, t[lastIndex] >= by else { return fail("no samples of \(sig) up to \(f(to)) s") }
+            // Settled from the sample after the last one outside the band.
+            var settledAt = t[idx.first ?? 0]
+            for i in idx where abs(v[i] - value) > tol { settledAt = i + 1 < t.count ? t[i + 1] : t[i] }
+            if let outside = idx.last(where: { abs(v[$0] - value) > tol }), t[outside] >= by {
+                return fail("\(sig) = \(f(v[outside])) at \(f(t[outside])) s, not within \(f(value)) ± \(f(tol)) (required from \(f(by)) s)", at: t[outside])
+            }
+            return pass("\(sig) settled within \(f(value)) ± \(f(tol)) at \(f(settledAt)) s (required by \(f(by)) s) and stayed until \(f(to)) s", at: settledAt)
+        case .stop:
+            out.plot.series = [HILPlotSeries(label: "host active (1) / stopped (0)", t: r.lifecycleTimes, v: r.active)]
+            out.plot.yLabel = "active"
+            guard let label = e.after, let within = e.within else { return fail("incomplete expectation") }
+            guard let ref = r.stepTimes[label] else { return fail("step '\(label)' did not run") }
+            out.plot.windowStart = ref; out.plot.windowEnd = ref + within
+            guard let stop = r.stopTime, let reason = r.stopReason else {
+                return fail("the host did not stop within \(f(within)) s of '\(label)' (at \(f(ref)) s); it stayed \(r.active.last == 1 ? "active" : "inactive") to the end (\(r.ending))")
+            }
+            let delay = stop - ref
+            if delay < -0.001 { return fail("the host stopped at \(f(stop)) s, before '\(label)' (at \(f(ref)) s): \(r.stopDetail)", at: stop) }
+            if delay > within { return fail("the host stopped \(ms(delay)) after '\(label)', later than the \(ms(within)) allowed: \(r.stopDetail)", at: stop) }
+            if let want = e.reason, want != .any, want != reason {
+                return fail("the host stopped \(ms(delay)) after '\(label)' but for \(reason.rawValue), not \(want.rawValue): \(r.stopDetail)", at: stop)
+            }
+            if let c = e.category, c != r.stopCategory {
+                return fail("the host stopped with category \(r.stopCategory.map(String.init) ?? "?"), not \(c): \(r.stopDetail)", at: stop)
+            }
+            return pass("the host stopped \(ms(delay)) after '\(label)' (allowed \(ms(within))), \(reason.rawValue), category \(r.stopCategory.map(String.init) ?? "?"): \(r.stopDetail)", at: stop)
+        case .drive_unpowered:
+            out.plot.yLabel = "drive powered"
+            guard r.hasDeviceSide else { return fail("this link has no device side to observe the drive's power stage: run it on an emulated link") }
+            out.plot.series = [HILPlotSeries(label: "drive power stage on (1) / off (0)", t: r.deviceTimes, v: r.drivePowered)]
+            guard let label = e.after, let within = e.within else { return fail("incomplete expectation") }
+            guard let ref = r.stepTimes[label] else { return fail("step '\(label)' did not run") }
+            out.plot.windowStart = ref; out.plot.windowEnd = ref + within
+            guard let i = r.deviceTimes.indices.first(where: { r.deviceTimes[$0] >= ref && r.drivePowered[$0] == 0 }) else {
+                return fail("the drive kept its power after '\(label)' (at \(f(ref)) s) to the end of the run")
+            }
+            let off = r.deviceTimes[i], delay = off - ref
+            if delay > within { return fail("the drive's power went off \(ms(delay)) after '\(label)', later than the \(ms(within)) allowed", at: off) }
+            if e.cause == .watchdog {
+                let trips = r.driveWatchdogTrips
+                guard trips.count == r.deviceTimes.count, let before = r.deviceTimes.indices.last(where: { r.deviceTimes[$0] < ref }).map({ trips[$0] }) ?? trips.first,
+                      let end = r.deviceTimes.indices.last(where: { r.deviceTimes[$0] <= ref + within + 0.05 }).map({ trips[$0] }) else {
+                    return fail("this link does not report the drive's watchdog trips", at: off)
+                }
+                if end <= before { return fail("the drive's power went off \(ms(delay)) after '\(label)', but not by its watchdog (trips stayed at \(Int(before)))", at: off) }
+                return pass("the drive's own watchdog removed power \(ms(delay)) after '\(label)' (allowed \(ms(within)); trips \(Int(before)) → \(Int(end)))", at: off)
+            }
+            return pass("the drive's power went off \(ms(delay)) after '\(label)' (allowed \(ms(within)))", at: off)
+        case .counter:
+            guard let name = e.counter else { return fail("incomplete expectation") }
+            out.plot.yLabel = name
+            out.plot.bandLow = e.min; out.plot.bandHigh = e.max
+            guard let value = r.counters[name] else {
+                return fail("this link does not report \(name) (it reports \(r.counters.keys.sorted().joined(separator: ", ")))")
+            }
+            out.plot.series = [HILPlotSeries(label: "\(name) at the end of the run", t: [r.duration], v: [Double(value)])]
+            let lo = e.min ?? -.infinity, hi = e.max ?? .infinity
+            if Double(value) < lo || Double(value) > hi { return fail("\(name) = \(value), outside \(band(e.min, e.max))", at: r.duration) }
+            return pass("\(name) = \(value), within \(band(e.min, e.max))", at: r.duration)
+        }
+    }
+
+    static func f(_ x: Double) -> String {
+        if !x.isFinite { return "\(x)" }
+        return abs(x) >= 1000 || x == x.rounded() ? String(format: "%.0f", x) : String(format: "%.3g", x)
+    }
+
+    static func ms(_ s: Double) -> String { String(format: "%.0f ms", s * 1000) }
+
+    static func band(_ lo: Double?, _ hi: Double?) -> String {
+        switch (lo, hi) {
+        case let (l?, h?): "[\(f(l)), \(f(h))]"
+        case let (l?, nil): "≥ \(f(l))"
+        case let (nil, h?): "≤ \(f(h))"
+        case (nil, nil): "any"
+        }
+    }
+}

@@ -1,0 +1,342 @@
+import Control
+import Core
+import Drivers
+import Foundation
+import Sim
+
+/// How the runner runs a scenario.
+public struct HILRunOptions: Sendable {
+    /// The link, overriding the scenario's `setup.link` (nil: the scenario's).
+    public var link: String?
+    /// Runs every fault step as a no-op (injections, a silent host, the emergency stop, a
+    /// released deadman): a fault scenario must then fail, or its checks cannot fail.
+    public var faultsSwitchedOff = false
+    /// How often the timeline polls the host's lifecycle and the device side (s).
+    public var pollInterval = 0.002
+
+    public init(link: String? = nil, faultsSwitchedOff: Bool = false) {
+        self.link = link
+        self.faultsSwitchedOff = faultsSwitchedOff
+    }
+}
+
+/// Everything a run recorded, the signals the expectations judge.
+public struct HILRecording: Sendable, Equatable {
+    public var axes: Int
+    /// Every cycle: time (s), reference and measured position per axis.
+    public var times: [Double] = []
+    public var reference: [[Double]] = []
+    public var position: [[Double]] = []
+    /// Polled by the timeline: whether the host's cycle was active.
+    public var lifecycleTimes: [Double] = []
+    public var active: [Double] = []
+    /// Polled from the device side (emulated links): power stage on (1/0), watchdog trips.
+    public var deviceTimes: [Double] = []
+    public var drivePowered: [Double] = []
+    public var driveWatchdogTrips: [Double] = []
+    public var hasDeviceSide = false
+    /// When each labelled step ran (s).
+    public var stepTimes: [String: Double] = [:]
+    /// When the host left `active` by itself or by an operator's stop (s), and why.
+    public var stopTime: Double?
+    public var stopReason: HILScenario.StopReason?
+    public var stopCategory: Int?
+    public var stopDetail = ""
+    public var counters: [String: Int] = [:]
+    public var ending = ""
+    public var notes: [String] = []
+    public var duration = 0.0
+
+    public init(axes: Int) {
+        self.axes = axes
+        reference = Array(repeating: [], count: axes)
+        position = Array(repeating: [], count: axes)
+    }
+
+    /// A signal over time by its expectation name, or nil when this run does not have it.
+    public func series(_ name: String) -> (t: [Double], v: [Double])? {
+        guard let parsed = HILScenario.parseSignal(name) else { return nil }
+        if let a = parsed.axis {
+            guard a < axes else { return nil }
+            switch parsed.name {
+            case "position": return (times, position[a])
+            case "target": return (times, reference[a])
+            case "following_error": return (times, zip(reference[a], position[a]).map { $0 - $1 })
+            case "travel":
+                // From where the axis stood when the host first became active (before that the
+                // state may not have arrived yet).
+                let enabledAt = lifecycleTimes.indices.first { active[$0] > 0 }.map { lifecycleTimes[$0] } ?? 0
+                guard let first = times.indices.first(where: { times[$0] >= enabledAt }) else { return ([], []) }
+                let base = position[a][first]
+                return (Array(times[first...]), position[a][first...].map { $0 - base })
+            default: return nil
+            }
+        }
+        switch parsed.name {
+        case "active": return (lifecycleTimes, active)
+        case "drive_powered": return hasDeviceSide ? (deviceTimes, drivePowered) : nil
+        case "drive_watchdog_trips": return hasDeviceSide && driveWatchdogTrips.count == deviceTimes.count ? (deviceTimes, driveWatchdogTrips) : nil
+        default: return nil
+        }
+    }
+}
+
+/// Why a scenario did not run to its end.
+public enum HILRunError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The link could not be opened or the drives did not come up.
+    case link(String)
+    public var description: String {
+        switch self {
+        case .link(let s): "the link did not come up: \(s)"
+        }
+    }
+}
+
+/// Runs scenarios at wall clock on the cycle (`CycleRunner`, the same cycle `lumen demo
+/// --scripted` runs) with the link the scenario or the caller names: the cycle on a thread of
+/// its own, the step timeline on the calling thread.
+public enum HILRunner {
+    /// Runs `scenario` and judges its expectations.
+    public static func run(_ scenario: HILScenario, options: HILRunOptions = HILRunOptions()) -> HILScenarioResult {
+        let started = Date()
+        let linkText = options.link ?? scenario.setup.link
+        var result = HILScenarioResult(scenario: scenario.name, file: scenario.file, description: scenario.description,
+                                       link: linkText, faultsSwitchedOff: options.faultsSwitchedOff)
+        do {
+            let (recording, linkName) = try record(scenario, link: linkText, options: options)
+            result.link = linkName
+            result.recording = recording
+            result.checks = scenario.expect.map { HILEvaluator.judge($0, in: recording) }
+            result.status = result.checks.allSatisfy(\.passed) ? .passed : .failed
+        } catch let e as HILSkip {
+            result.status = .skipped
+            result.message = e.reason
+        } catch {
+            result.status = .error
+            result.message = "\(error)"
+        }
+        result.seconds = Date().timeIntervalSince(started)
+        return result
+    }
+
+    struct HILSkip: Error { var reason: String }
+
+    /// Opens the link (starting the emulated drives for `serial` and `ethercat-udp`), runs the
+    /// timeline, and returns what was recorded and the link's description.
+    static func record(_ s: HILScenario, link linkText: String, options: HILRunOptions) throws -> (HILRecording, String) {
+        let robot: RobotDescription
+        do { robot = try ConfigLoader.load(RobotDescription.self, from: s.resolvedRobotPath) } catch { throw HILRunError.link("robot: \(error.description)") }
+        let axes = robot.axes
+        let period = Nanoseconds.perSecond / Nanoseconds(s.setup.rate_hz)
+        let dynamics: DriveDynamics = s.setup.drives == "emulated" ? .emulated(nil) : .ideal
+        let start = startPosture(CatheterModel(robot))
+        let address: LinkAddress
+        switch linkText {
+        case "serial": address = .serial(path: "", baud: LinkAddress.defaultBaud)
+        case "ethercat-udp": address = .ethercatUDP(host: "", port: 0)
+        default:
+            do { address = try LinkAddress(parsing: linkText) } catch { throw HILRunError.link(error.description) }
+        }
+        func refuseInjections(_ where_: String) throws {
+            if let f = s.injectedFaults.first { throw HILSkip(reason: "injects \(f.rawValue), which needs an emulated link; \(where_) is a real one") }
+            if let e = s.expect.first(where: { $0.kind == .drive_unpowered || ($0.signal ?? "").hasPrefix("drive_") }) {
+                throw HILSkip(reason: "'\(e.name)' judges the drive's own power stage, which only an emulated link reports; \(where_) is a real one")
+            }
+        }
+        switch address {
+        case .serial(let path, _) where path.isEmpty:
+            let pty: PseudoTerminal.Pair
+            do { pty = try PseudoTerminal.openPair() } catch { throw HILRunError.link(error.description) }
+            let emulator = DriveLinkDriveEmulator(axes: axes, start: start, deviceFD: pty.deviceFD,
+                                                  watchdogMicroseconds: UInt32(s.setup.watchdog_ms * 1000), dynamics: dynamics)
+            let device = DriveLinkDeviceSide(emulator: emulator, emulatedDynamics: s.setup.drives == "emulated")
+            for f in s.injectedFaults { if let r = device.refusal(f) { throw HILSkip(reason: r) } }
+            emulator.start()
+            defer { emulator.stop() }
+            let host = DriveLinkRobot(axes: axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path), cyclePeriod: period)
+            let name = "serial (emulated \(s.setup.drives) drives, DriveLink through the C reference, on \(pty.path))"
+            return (try execute(s, hardware: host, device: device, period: period, options: options) { stats($0.stats) }, name)
+        case .pty(let path):
+            try refuseInjections(linkText)
+            let fd: Int32
+            do { fd = try PseudoTerminal.open(path: path) } catch { throw HILRunError.link(error.description) }
+            let host = DriveLinkRobot(axes: axes, transport: DescriptorTransport(fd: fd, owns: true, name: path), cyclePeriod: period)
+            return (try execute(s, hardware: host, device: nil, period: period, options: options) { stats($0.stats) }, linkText)
+        case .serial(let path, let baud):
+            try refuseInjections(linkText)
+            let port: SerialPort
+            do { port = try SerialPort(path: path, baud: baud) } catch { throw HILRunError.link(error.description) }
+            let host = DriveLinkRobot(axes: axes, transport: DescriptorTransport(fd: port.descriptor, owns: false, name: path), owner: port, cyclePeriod: period)
+            return (try execute(s, hardware: host, device: nil, period: period, options: options) { stats($0.stats) }, linkText)
+        case .ethercatUDP(let host, let port):
+            var device: EtherCATDeviceSide?
+            var target = (host, port)
+            if host.isEmpty {
+                let segment = EtherCATSegment(axes: axes, start: start, dynamics: dynamics)
+                segment.watchdog = Nanoseconds(s.setup.watchdog_ms * 1e6)
+                let server: EtherCATUDPServer
+                do { server = try EtherCATUDPServer(segment: segment) } catch { throw HILRunError.link(error.description) }
+                let d = EtherCATDeviceSide(segment: segment, server: server, axes: axes.count)
+                for f in s.injectedFaults { if let r = d.refusal(f) { throw HILSkip(reason: r) } }
+                server.start()
+                device = d
+                target = ("127.0.0.1", server.port)
+            } else {
+                try refuseInjections(linkText)
+            }
+            defer { device?.stop() }
+            let transport: DescriptorTransport
+            do { transport = try EtherCATMaster.udpTransport(host: target.0, port: target.1) } catch { throw HILRunError.link(error.description) }
+            let hw = EtherCATRobot(axes: axes, master: EtherCATMaster(transport: transport))
+            let name = device == nil ? linkText : "ethercat-udp (emulated CiA 402 slaves, \(s.setup.drives) drives, on 127.0.0.1:\(target.1))"
+            return (try execute(s, hardware: hw, device: device, period: period, options: options) { stats($0.stats) }, name)
+        case .ethercat(let interface):
+            try refuseInjections(linkText)
+            let master: EtherCATMaster
+            do { master = try EtherCATMaster.raw(interface: interface) } catch { throw HILRunError.link(error.description) }
+            return (try execute(s, hardware: EtherCATRobot(axes: axes, master: master), device: nil, period: period, options: options) { stats($0.stats) }, linkText)
+        case .sim:
+            throw HILSkip(reason: "sim has no link to test: use serial (emulated DriveLink drives) or ethercat-udp (emulated EtherCAT slaves)")
+        }
+    }
+
+    /// A quarter of the insertion travel, everything else at zero (as the demo starts).
+    static func startPosture(_ model: CatheterModel) -> JointVector {
+        var q = JointVector(count: model.jointCount)
+        q[0] = model.lowerLimit[0] + 0.25 * (model.upperLimit[0] - model.lowerLimit[0])
+        return model.clampToLimits(q)
+    }
+
+    /// A DriveLink host's link counters by the names summaries and expectations use.
+    public static func stats(_ s: DriveLinkStats) -> [String: Int] {
+        ["frames_sent": s.framesSent, "states_received": s.statesReceived, "rejected": s.rejected, "stale": s.stale,
+         "cycles_without_state": s.cyclesWithoutState, "drive_faults": s.faultsReported, "send_errors": s.sendErrors,
+         "late_states": s.lateStates, "fault_resets": s.faultResets]
+    }
+
+    /// An EtherCAT master's link counters by the names summaries and expectations use.
+    public static func stats(_ s: EtherCATStats) -> [String: Int] {
+        ["frames_sent": s.framesSent, "frames_received": s.framesReceived, "wkc_shortfalls": s.workingCounterShortfalls,
+         "malformed": s.malformed, "late": s.late, "missing": s.missing]
+    }
+
+    /// Runs the cycle on a thread of its own and the steps on this one, polling the host's
+    /// lifecycle and the device side between steps.
+    static func execute<H: RobotHardware & ~Copyable>(
+        _ s: HILScenario, hardware: consuming H, device: (any HILDeviceSide)?, period: Nanoseconds, options: HILRunOptions,
+        hostCounters: (borrowing H) -> [String: Int]
+    ) throws -> HILRecording {
+        let jointCount = hardware.jointCount
+        let faultsOff = options.faultsSwitchedOff
+        let motionSteps = faultsOff ? s.steps.filter { $0.action != .deadman_release } : s.steps
+        let plan = HILPlan(steps: motionSteps)
+        let log = HILLog(capacity: Int(s.setup.duration_s * Double(s.setup.rate_hz)) + 2 * s.setup.rate_hz, axes: jointCount)
+        let runner = CycleRunner(hardware: hardware, controller: HILController(jointCount: jointCount, plan: plan.view, log: log.writer),
+                                 clock: MonotonicCycleClock(), period: period,
+                                 faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: s.setup.link_loss_cycles))
+        do { try runner.configure() } catch { throw HILRunError.link(error.description) }
+
+        var rec = HILRecording(axes: jointCount)
+        rec.hasDeviceSide = device != nil
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            _ = try? runner.run()
+            done.signal()
+        }
+        thread.name = "lumen-hil-cycle"
+        thread.stackSize = 1 << 20
+        let origin = MonotonicClock.now()
+        thread.start()
+        func now() -> Double { Double(MonotonicClock.now() - origin) * 1e-9 }
+
+        var next = 0
+        var cycleRunning = true
+        var wasActive = false
+        var operatorStop: (time: Double, category: Int)?
+        let poll = Nanoseconds(options.pollInterval * 1e9)
+        while true {
+            let t = now()
+            while next < s.steps.count, s.steps[next].at <= t {
+                let step = s.steps[next]
+                next += 1
+                if let l = step.label { rec.stepTimes[l] = now() }
+                let isFault = ([.inject, .silence_host, .estop, .deadman_release] as [HILScenario.Action]).contains(step.action)
+                if faultsOff, isFault { rec.notes.append("step \(next - 1) (\(step.action.rawValue)) switched off"); continue }
+                switch step.action {
+                case .enable:
+                    do { try runner.activate() } catch { rec.notes.append("enable at \(fmt(t)) s refused: \(error.description)") }
+                case .disable, .estop:
+                    if runner.lifecycle == .active {
+                        do { try runner.deactivate() } catch { rec.notes.append("\(step.action.rawValue): \(error.description)") }
+                        // Both remove power at once after a hold: a category 0 stop.
+                        operatorStop = (now(), 0)
+                    }
+                case .silence_host:
+                    runner.requestStop()
+                    done.wait()
+                    cycleRunning = false
+                case .inject: device?.inject(step)
+                case .clear: device?.clear(step.fault)
+                case .move, .deadman_release, .deadman_press: break // carried out by the controller's plan
+                }
+            }
+            let active = runner.lifecycle == .active
+            rec.lifecycleTimes.append(t)
+            rec.active.append(active ? 1 : 0)
+            if wasActive, !active, rec.stopTime == nil {
+                rec.stopTime = operatorStop?.time ?? t
+            }
+            wasActive = active
+            if let d = device {
+                let sample = d.sample()
+                rec.deviceTimes.append(t)
+                rec.drivePowered.append(sample.powered ? 1 : 0)
+                if let w = sample.watchdogTrips { rec.driveWatchdogTrips.append(Double(w)) }
+            }
+            if t >= s.setup.duration_s { break }
+            _ = MonotonicClock.sleep(until: MonotonicClock.now() + poll)
+        }
+        if cycleRunning {
+            runner.requestStop()
+            done.wait()
+        }
+        let ending: RunEnding
+        do { ending = try runner.endRun() } catch { throw HILRunError.link("ending the run: \(error.description)") }
+        rec.ending = ending.description
+        let report = runner.report()
+        if let stop = report.counters.stop {
+            switch stop {
+            case .driveFault(let f):
+                rec.stopReason = .drive_fault
+                rec.stopCategory = f.stopCategory
+            case .linkLost:
+                rec.stopReason = .link_lost
+                rec.stopCategory = 0
+            }
+            rec.stopDetail = stop.description
+        } else if let op = operatorStop {
+            rec.stopReason = .operator
+            rec.stopCategory = op.category
+            rec.stopDetail = "an operator's stop"
+        }
+        var counters = runner.withHardware { hostCounters($0) }
+        counters["read_faults"] = Int(report.counters.readFaults)
+        counters["write_faults"] = Int(report.counters.writeFaults)
+        counters["fault_stops"] = Int(report.counters.faultStops)
+        counters["drive_fault_stops"] = Int(report.counters.driveFaultStops)
+        counters["invalid_commands"] = Int(report.counters.invalidCommands)
+        runner.finalize()
+        if let d = device { counters.merge(d.counters()) { a, _ in a } }
+        rec.counters = counters
+        if log.dropped > 0 { rec.notes.append("\(log.dropped) cycles not recorded (the log was full)") }
+        rec.times = log.times
+        for i in 0..<jointCount {
+            rec.reference[i] = log.reference(axis: i)
+            rec.position[i] = log.position(axis: i)
+        }
+        rec.duration = now()
+        return rec
+    }
+
+    static func fmt(_ x: Double) -> String { String(format: "%.3f", x) }
+}

@@ -1,0 +1,153 @@
+import Core
+import Foundation
+import Scenarios
+import Testing
+
+/// Each expectation kind judged on a made-up recording: once where it holds, once where it does
+/// not, with the moment and the words of the verdict.
+struct HILEvaluatorTests {
+    /// 2 s at 1 kHz on one axis: the reference ramps 0 → 10 over 1 s, the position lags by 0.2;
+    /// the host stops at 1.5 s (after the step 'fault' at 1.4 s), the drive's power goes off at
+    /// 1.45 s with one watchdog trip.
+    static func recording(positionOffset: Double = 0.2, spikeAt: Double? = nil) -> HILRecording {
+        var r = HILRecording(axes: 1)
+        for i in 0..<2000 {
+            let t = Double(i) / 1000
+            let ref = min(t, 1) * 10
+            r.times.append(t)
+            r.reference[0].append(ref)
+            var p = ref - positionOffset
+            if let s = spikeAt, abs(t - s) < 0.0005 { p -= 5 }
+            r.position[0].append(p)
+        }
+        for i in 0..<1000 {
+            let t = Double(i) * 0.002
+            r.lifecycleTimes.append(t)
+            r.active.append(t >= 0.1 && t < 1.5 ? 1 : 0)
+            r.deviceTimes.append(t)
+            r.drivePowered.append(t >= 0.1 && t < 1.45 ? 1 : 0)
+            r.driveWatchdogTrips.append(t >= 1.45 ? 1 : 0)
+        }
+        r.hasDeviceSide = true
+        r.stepTimes = ["fault": 1.4, "late": 0.2]
+        r.stopTime = 1.5
+        r.stopReason = .link_lost
+        r.stopCategory = 0
+        r.stopDetail = "link lost"
+        r.counters = ["rejected": 12, "stale": 0]
+        r.duration = 2.0
+        return r
+    }
+
+    static func expectation(_ yaml: String) throws -> HILScenario.Expectation {
+        let text = """
+        name: e
+        setup: {robot: r.yaml, duration_s: 2}
+        steps: [{at: 0.2, do: enable, label: late}, {at: 1.4, do: estop, label: fault}]
+        expect: [\(yaml)]
+        """
+        return try ConfigLoader.decode(HILScenario.self, yaml: text, file: "e.yaml").expect[0]
+    }
+
+    static func judge(_ yaml: String, _ r: HILRecording = recording()) throws -> HILCheckResult {
+        HILEvaluator.judge(try expectation(yaml), in: r)
+    }
+
+    @Test func rangePassesWithinItsBandAndFailsAtTheFirstSampleOutside() throws {
+        let ok = try Self.judge("{name: a, kind: range, signal: following_error, axis: 0, min: 0.1, max: 0.3}")
+        #expect(ok.passed, "\(ok.message)")
+        let spike = try Self.judge("{name: a, kind: range, signal: following_error, axis: 0, min: 0.1, max: 0.3}", Self.recording(spikeAt: 0.7))
+        #expect(!spike.passed)
+        #expect(abs((spike.moment ?? 0) - 0.7) < 0.002)
+        #expect(spike.message.contains("outside"))
+        // The window confines it: the spike at 0.7 s lies before it.
+        let windowed = try Self.judge("{name: a, kind: range, signal: following_error, axis: 0, max: 0.3, from: 0.8}", Self.recording(spikeAt: 0.7))
+        #expect(windowed.passed)
+        #expect(windowed.plot.bandHigh == 0.3 && windowed.plot.windowStart == 0.8)
+    }
+
+    @Test func settlePassesWhenTheSignalIsInItsBandByTheTimeAndFailsWhenItIsNot() throws {
+        let ok = try Self.judge("{name: s, kind: settle, signal: target, axis: 0, value: 10, tolerance: 0.01, by: 1.2}")
+        #expect(ok.passed, "\(ok.message)")
+        #expect(abs((ok.moment ?? 0) - 1.0) < 0.002)
+        let late = try Self.judge("{name: s, kind: settle, signal: target, axis: 0, value: 10, tolerance: 0.01, by: 0.8}")
+        #expect(!late.passed)
+        let off = try Self.judge("{name: s, kind: settle, signal: position, axis: 0, value: 10, tolerance: 0.1, by: 1.5}")
+        #expect(!off.passed, "the position settles 0.2 off the value")
+    }
+
+    @Test func stopPassesOnTheRightReasonAndCategoryInTimeAndFailsOtherwise() throws {
+        let ok = try Self.judge("{name: x, kind: stop, after: fault, reason: link_lost, category: 0, within: 0.2}")
+        #expect(ok.passed, "\(ok.message)")
+        #expect(ok.moment == 1.5)
+        let slow = try Self.judge("{name: x, kind: stop, after: fault, reason: any, within: 0.05}")
+        #expect(!slow.passed)
+        #expect(slow.message.contains("later than"))
+        let reason = try Self.judge("{name: x, kind: stop, after: fault, reason: drive_fault, within: 0.2}")
+        #expect(!reason.passed)
+        #expect(reason.message.contains("not drive_fault"))
+        let category = try Self.judge("{name: x, kind: stop, after: fault, reason: any, category: 1, within: 0.2}")
+        #expect(!category.passed)
+        var never = Self.recording()
+        never.stopTime = nil
+        never.stopReason = nil
+        let none = try Self.judge("{name: x, kind: stop, after: fault, reason: any, within: 0.2}", never)
+        #expect(!none.passed)
+        #expect(none.message.contains("did not stop"))
+    }
+
+    @Test func driveUnpoweredPassesByTheWatchdogInTimeAndFailsOtherwise() throws {
+        let ok = try Self.judge("{name: d, kind: drive_unpowered, after: fault, cause: watchdog, within: 0.1}")
+        #expect(ok.passed, "\(ok.message)")
+        let slow = try Self.judge("{name: d, kind: drive_unpowered, after: fault, within: 0.01}")
+        #expect(!slow.passed)
+        var noTrip = Self.recording()
+        noTrip.driveWatchdogTrips = noTrip.driveWatchdogTrips.map { _ in 0 }
+        let notWatchdog = try Self.judge("{name: d, kind: drive_unpowered, after: fault, cause: watchdog, within: 0.1}", noTrip)
+        #expect(!notWatchdog.passed)
+        #expect(notWatchdog.message.contains("not by its watchdog"))
+        var powered = Self.recording()
+        powered.drivePowered = powered.drivePowered.map { _ in 1 }
+        let kept = try Self.judge("{name: d, kind: drive_unpowered, after: fault, within: 0.1}", powered)
+        #expect(!kept.passed)
+        var real = Self.recording()
+        real.hasDeviceSide = false
+        let noDevice = try Self.judge("{name: d, kind: drive_unpowered, after: fault, within: 0.1}", real)
+        #expect(!noDevice.passed)
+        #expect(noDevice.message.contains("emulated link"))
+    }
+
+    @Test func counterPassesWithinItsBoundsAndFailsOutsideOrWhenNotReported() throws {
+        #expect(try Self.judge("{name: c, kind: counter, counter: rejected, min: 10}").passed)
+        let over = try Self.judge("{name: c, kind: counter, counter: rejected, max: 0}")
+        #expect(!over.passed)
+        #expect(over.message.contains("rejected = 12"))
+        let missing = try Self.judge("{name: c, kind: counter, counter: wkc_shortfalls, max: 0}")
+        #expect(!missing.passed)
+        #expect(missing.message.contains("does not report"))
+    }
+
+    @Test func reportsCarryTheVerdictsTheNoticeAndTheExitCode() throws {
+        let pass = try Self.judge("{name: c, kind: counter, counter: rejected, min: 10}")
+        let fail = try Self.judge("{name: d, kind: counter, counter: rejected, max: 0}")
+        var a = HILScenarioResult(scenario: "a&b", file: "a.yaml", description: "", link: "serial", faultsSwitchedOff: false)
+        a.status = .passed
+        a.checks = [pass]
+        var b = a
+        b.scenario = "second"
+        b.status = .failed
+        b.checks = [pass, fail]
+        let suite = HILSuiteReport(results: [a, b])
+        #expect(suite.exitCode == 1)
+        #expect(HILSuiteReport(results: [a]).exitCode == 0)
+        #expect(HILSuiteReport(results: [a], loadErrors: ["x.yaml: bad"]).exitCode == 2)
+        let xml = suite.junitXML
+        #expect(xml.contains("name=\"a&amp;b\""))
+        #expect(xml.contains("<failure message=\"rejected = 12"))
+        #expect(xml.contains("failures=\"1\""))
+        let html = suite.html { _ in Data([1, 2, 3]) }
+        #expect(html.contains("not real-time"))
+        #expect(html.contains("data:image/png;base64,AQID"))
+        #expect(html.contains("a&amp;b"))
+    }
+}

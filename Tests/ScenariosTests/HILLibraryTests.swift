@@ -1,0 +1,55 @@
+import Foundation
+import Scenarios
+import Testing
+
+/// The shipped scenario library against the emulated DriveLink drives (the C reference on a
+/// pty), at wall clock: every scenario passes, and every fault scenario fails with its faults
+/// switched off — so none of its checks is one that cannot fail. Serialized: each run starts a
+/// drive thread and a cycle thread of its own, and judging them one at a time keeps the
+/// timings those of the run, not of a neighbour.
+@Suite(.serialized) struct HILLibraryTests {
+    static let folder = HILScenarioLoaderTests.root.appendingPathComponent("hil/scenarios")
+
+    static func scenarios() throws -> [HILScenario] {
+        try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".yaml") }.sorted()
+            .map { try HILScenario.load(folder.appendingPathComponent($0).path) }
+    }
+
+    static func describe(_ r: HILScenarioResult) -> String {
+        "\(r.scenario): \(r.status) \(r.message) " + r.checks.map { "[\($0.passed ? "pass" : "FAIL") \($0.name): \($0.message)]" }.joined(separator: " ")
+            + " notes: \(r.recording?.notes ?? [])"
+    }
+
+    @Test func everyScenarioPassesOnTheEmulatedDriveLinkDrives() throws {
+        let all = try Self.scenarios()
+        #expect(all.count >= 8)
+        for s in all {
+            let r = HILRunner.run(s, options: HILRunOptions(link: "serial"))
+            #expect(r.status == .passed, "\(Self.describe(r))")
+        }
+    }
+
+    @Test func everyFaultScenarioFailsWithItsFaultsSwitchedOff() throws {
+        let faulty = try Self.scenarios().filter(\.hasFaultSteps)
+        #expect(faulty.count >= 7)
+        for s in faulty {
+            let r = HILRunner.run(s, options: HILRunOptions(link: "serial", faultsSwitchedOff: true))
+            #expect(r.status == .failed, "\(Self.describe(r))")
+            #expect(r.recording?.notes.contains { $0.contains("switched off") } == true)
+        }
+    }
+
+    @Test func faultScenariosOnARealLinkAreSkippedWithTheReason() throws {
+        let s = try Self.scenarios().first { $0.name == "link-loss" }
+        let r = HILRunner.run(try #require(s), options: HILRunOptions(link: "pty:/dev/pts/lumen-none"))
+        #expect(r.status == .skipped)
+        #expect(r.message.contains("needs an emulated link"))
+    }
+
+    @Test func aLinkThatDoesNotOpenIsAnErrorThatSaysSo() throws {
+        let s = try Self.scenarios().first { $0.name == "bring-up" }
+        let r = HILRunner.run(try #require(s), options: HILRunOptions(link: "pty:/nonexistent/pty"))
+        #expect(r.status == .error)
+        #expect(r.message.contains("did not come up"))
+    }
+}
