@@ -407,15 +407,20 @@ function benchStart() {
   let dir = 1;
   ui.holds.key = true;
   updateHeld();
-  // The live runtime's drives get power once the monitor's start-up latch is acknowledged.
-  setTimeout(() => send("ack"), 300);
-  setTimeout(() => send("mode jog"), 600);
+  // The live runtime's drives get power once the monitor's latch is acknowledged with the deadman
+  // held (it latches again at each release; a move without power latches a stop): acknowledged
+  // whenever a stop shows, and jog asked for again whenever the robot holds, while held.
+  setInterval(() => {
+    if (!ui.state || !ui.held) return;
+    if (ui.state.safety.stopCategory != null) send("ack");
+    else if (ui.state.mode === "hold") send("mode jog");
+  }, 300);
   ui.jog = ui.hello.axes.map((_, k) => (k === 0 ? dir : 0));
   setInterval(() => { dir = -dir; ui.jog = ui.hello.axes.map((_, k) => (k === 0 ? dir : 0)); }, 2000);
   // Every 4 s the deadman is let go for half a second (release → at rest is measured), then jog resumes.
   setInterval(() => {
     ui.holds.key = false; updateHeld();
-    setTimeout(() => { ui.holds.key = true; updateHeld(); setTimeout(() => send("mode jog"), 50); }, 500);
+    setTimeout(() => { ui.holds.key = true; updateHeld(); }, 500);
   }, 4000);
 }
 
