@@ -14,7 +14,10 @@ struct HelloMessage: Encodable {
     var positionMax: [Double]
     var velocityMax: [Double]
     var planes: [Plane]
+    /// The vessels as the roadmap shows them, and the planned route through them (nil when the
+    /// runtime plans a route per target).
     var roadmap: [Line]
+    var route: [[Double]]?
     var targets: [Target]
     var deadmanTimeoutMs: Double
     var heartbeatMs: Double
@@ -27,7 +30,10 @@ struct HelloMessage: Encodable {
         self.user = user.name; role = user.role.rawValue; robot = d.robotName; axes = d.axisNames
         positionMin = d.positionMin; positionMax = d.positionMax; velocityMax = d.velocityMax
         planes = d.planes.map { Plane(name: $0.name, width: $0.width, height: $0.height, projection: $0.projection) }
-        roadmap = d.roadmap.map { Line(name: $0.name, points: $0.points.map { [$0.x, $0.y, $0.z] }) }
+        // A runtime that knows the whole tree describes it apart; its `roadmap` is then the route.
+        let vessels = d.vessels.isEmpty ? d.roadmap : d.vessels
+        roadmap = vessels.map { Line(name: $0.name, points: $0.points.map { [$0.x, $0.y, $0.z] }) }
+        route = d.vessels.isEmpty ? nil : d.roadmap.flatMap(\.points).map { [$0.x, $0.y, $0.z] }
         targets = d.targets.map { Target(name: $0.name, position: [$0.position.x, $0.position.y, $0.position.z]) }
         deadmanTimeoutMs = settings.deadmanTimeoutMs
         // A third of the timeout: two heartbeats may be lost or late before the deadman drops.

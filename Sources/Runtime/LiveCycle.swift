@@ -78,9 +78,48 @@ public struct LiveController: ~Copyable, CycleController {
     var cycle: UInt64 = 0
     var published: PublishedCycle
     let deadmanTimeout: Nanoseconds
+    // Jog: the operator's last joint demand or tip-jog hand displacement, mapped each cycle
+    // through the teleop settings (deadband, tremor filter, scaling, per-joint speed limits) into
+    // the joint velocities the supervisor's limiter follows in jog.
+    var teleop: TeleopMapping
+    /// The teleop input, made once: the cycle only sets its fields.
+    var sample: TeleopSample
+    let model: CatheterModel
+    var jogging = false
+    var tipJogging = false
+    var strokeStarts = false
+    var jogDemand: JointVector
+    var jogAt: Nanoseconds = 0
+    var tipHand = Vec3.zero
+    /// mm — the fused tip where the current tip-jog stroke began.
+    var tipAnchor = Vec3.zero
+    /// Jogged since the path servo last started: its reference is not where the joints are.
+    var servoStale = false
+    /// The target's index on the servo's route (−1: the route's end, where the servo stops by itself).
+    var targetIndex = -1
+    var reachedTarget = false
+    let zeroJoints: JointVector
+    /// A jog demand not repeated within this is dropped (the console repeats it with every heartbeat).
+    public static let jogLifetime: Nanoseconds = 250_000_000
+    /// 1/s — a tip jog asks for this share of the remaining tip error per second.
+    static let tipGain = 2.0
+    /// mm — a target on the route counts as reached this near.
+    static let arrival = 1.0
+    /// The console scales the hand's motion with its own slider: the mapping passes it on 1:1.
+    public static var defaultTeleop: TeleopSettings {
+        var t = TeleopSettings()
+        t.motionScale = 1
+        return t
+    }
 
-    public init(_ inner: consuming ImageGuidedController, shared: LiveShared) {
+    public init(_ inner: consuming ImageGuidedController, shared: LiveShared, teleop settings: TeleopSettings = LiveController.defaultTeleop,
+                period: Nanoseconds = 1_000_000) {
         deadmanTimeout = shared.deadmanTimeout
+        model = inner.servo.model
+        zeroJoints = JointVector(count: inner.servo.model.jointCount)
+        jogDemand = zeroJoints
+        sample = TeleopSample(deadman: false, axes: JointVector(count: inner.servo.model.jointCount))
+        teleop = TeleopMapping(settings: settings, maxVelocity: inner.servo.model.maxVelocity, dt: Double(period) * 1e-9)
         self.inner = inner
         self.shared = shared
         rings = CycleRings(shared)
@@ -90,7 +129,7 @@ public struct LiveController: ~Copyable, CycleController {
     }
 
     public mutating func reset(to state: JointState) {
-        inner.deadman = deadmanHeld ? navigating : false
+        inner.deadman = deadmanHeld ? navigating || jogging : false
         inner.stop = stopLatched
         inner.reset(to: state)
     }
@@ -106,12 +145,22 @@ public struct LiveController: ~Copyable, CycleController {
             SharedIndex.store(rings.flags + LiveShared.deadmanTimeoutsFlag, rings.flags[LiveShared.deadmanTimeoutsFlag] + 1)
         }
         SharedIndex.store(rings.flags + LiveShared.deadmanFlag, deadmanHeld ? 1 : 0)
-        inner.deadman = deadmanHeld ? navigating : false
+        inner.deadman = deadmanHeld ? navigating || jogging : false
         inner.stop = stopLatched
         inner.autoResume = navigating ? !stopLatched : false
+        inner.jogVelocity = jogging ? jogVelocity(state: state, now: now) : zeroJoints
         let fusedBefore = inner.fusedThisRun
         inner.update(state: state, tick: tick, command: &command)
         let estimate = inner.lastEstimate
+        // A target short of the route's end: the servo would go on along the route, so the
+        // controller holds once the tip is there (or past it).
+        if navigating, targetIndex >= 0, inner.supervisor.mode == .tipServo,
+           inner.servo.progress >= targetIndex || (estimate.position - target).length <= Self.arrival {
+            navigating = false
+            reachedTarget = true
+            inner.autoResume = false
+            ask(.hold, state.position)
+        }
         if inner.fusedThisRun != fusedBefore, estimate.lastImageAt > 0 {
             rings.fuseLatency.push(now - estimate.lastImageAt)
         }
@@ -139,7 +188,7 @@ public struct LiveController: ~Copyable, CycleController {
         published.appliedIntent = appliedIntent
         published.deadmanHeld = deadmanHeld
         published.stopLatched = stopLatched
-        published.arrived = inner.servo.phase == .arrived
+        published.arrived = inner.servo.phase == .arrived || reachedTarget
         rings.published.write(published)
 
         rings.record.pointee.cycle = cycle
@@ -163,6 +212,8 @@ public struct LiveController: ~Copyable, CycleController {
             // Category 1: the supervisor brakes to rest under the limiter, then powers off.
             stopLatched = true
             navigating = false
+            jogging = false
+            tipJogging = false
             SharedIndex.store(rings.flags + LiveShared.stopFlag, 1)
         case .acknowledge:
             SharedIndex.store(rings.flags + LiveShared.acknowledgeFlag, SharedIndex.load(rings.flags + LiveShared.acknowledgeFlag) + 1)
@@ -170,21 +221,133 @@ public struct LiveController: ~Copyable, CycleController {
                 stopLatched = false
                 SharedIndex.store(rings.flags + LiveShared.stopFlag, 0)
                 inner.stop = false
-                try? inner.requestMode(.hold, measured: state.position)
+                ask(.hold, state.position)
             }
         case .mode:
             if stopLatched { return }
+            if intent.mode == .jog {
+                enterJog(state: state)
+                return
+            }
             navigating = false
+            jogging = false
+            tipJogging = false
             inner.autoResume = false
-            try? inner.requestMode(intent.mode, measured: state.position)
+            ask(intent.mode, state.position)
+        case .jointJog:
+            if stopLatched { return }
+            jogDemand = intent.joints
+            jogAt = now
+            tipJogging = false
+            enterJog(state: state)
+        case .tipJog:
+            if stopLatched { return }
+            guard intent.held else {
+                // The clutch let go: the stroke is over and the tip holds where it is.
+                if tipJogging {
+                    tipJogging = false
+                    jogging = false
+                    ask(.hold, state.position)
+                }
+                return
+            }
+            if !tipJogging {
+                tipJogging = true
+                strokeStarts = true
+                tipAnchor = inner.lastEstimate.position
+                teleop.resetOffset()
+            }
+            tipHand = intent.point
+            jogAt = now
+            enterJog(state: state)
         case .target:
             if stopLatched { return }
             target = intent.point
+            targetIndex = intent.routeIndex
+            reachedTarget = false
             navigating = true
+            jogging = false
+            tipJogging = false
+            if servoStale {
+                inner.restartServo(from: state.position)
+                servoStale = false
+            }
             inner.deadman = deadmanHeld
-            if inner.supervisor.mode == .idle { try? inner.requestMode(.hold, measured: state.position) }
-            try? inner.requestMode(.tipServo, measured: state.position)
+            if inner.supervisor.mode == .idle { ask(.hold, state.position) }
+            ask(.tipServo, state.position)
         }
+    }
+}
+
+extension LiveController {
+    /// Asks the supervisor for `mode`; a refusal leaves everything as it was. A request the
+    /// supervisor refuses costs a heap allocation when it throws (measured: one per refusal), so
+    /// its refusals of the motion modes are checked here first; it checks them again.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    mutating func ask(_ mode: ControlMode, _ measured: JointVector) {
+        if mode == .jog || mode == .tipServo {
+            let now = inner.supervisor.mode
+            if now == mode { return }
+            if inner.stop || now == .idle || !inner.deadman { return }
+            if mode == .tipServo, inner.lastEstimate.health == .lost { return }
+        }
+        do throws(ModeRequestError) { try inner.requestMode(mode, measured: measured) } catch { return }
+    }
+
+    /// Into jog through the supervisor (which refuses it without the deadman, from idle, or
+    /// under a stop); navigation ends.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    mutating func enterJog(state: JointState) {
+        navigating = false
+        jogging = true
+        servoStale = true
+        inner.autoResume = false
+        inner.deadman = deadmanHeld
+        if inner.supervisor.mode != .jog { ask(.jog, state.position) }
+    }
+
+    /// This cycle's jog velocities (mm/s, rad/s): a joint jog's demand through the teleop mapping,
+    /// or for a tip jog one damped-least-squares step towards the stroke's tip target, as a
+    /// velocity. Zero once the demand is older than `jogLifetime` or the deadman is up; never
+    /// above each joint's share of its speed limit (the limiter then bounds acceleration and travel).
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    mutating func jogVelocity(state: JointState, now: Nanoseconds) -> JointVector {
+        let fresh = now - jogAt <= Self.jogLifetime
+        if !tipJogging {
+            // A stale demand stops at once (the mapping's filters restart), not along the tremor
+            // filter's tail: the limiter then brakes at its acceleration limit.
+            sample.deadman = deadmanHeld && fresh
+            sample.clutch = false
+            sample.hand = .zero
+            sample.axes = fresh ? jogDemand : zeroJoints
+            return teleop.update(sample).jointVelocity
+        }
+        sample.deadman = deadmanHeld && fresh
+        sample.clutch = true
+        sample.axes = zeroJoints
+        if strokeStarts {
+            // The hand is a displacement from the stroke's start: the stroke engages at zero.
+            strokeStarts = false
+            sample.hand = .zero
+            _ = teleop.update(sample)
+        }
+        sample.hand = tipHand
+        let demand = teleop.update(sample)
+        guard demand.active, state.position.count == model.jointCount, state.position.isFinite else { return zeroJoints }
+        // The error is the fused estimate's; the step is the model's, from where the model puts the tip.
+        let error = tipAnchor + demand.tipOffset - inner.lastEstimate.position
+        guard error.isFinite, error.length > 0.2 else { return zeroJoints }
+        let q = state.position
+        let next = model.dlsStep(q, target: model.calcTipPose(q).translation + error, options: DLSOptions(maxError: 5))
+        var v = zeroJoints
+        for j in 0..<v.count {
+            let limit = model.maxVelocity[j] * teleop.settings.velocityFraction
+            v[j] = min(max((next[j] - q[j]) * Self.tipGain, -limit), limit)
+        }
+        return v
     }
 }
 

@@ -105,6 +105,8 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     public let scene: NavigationScene
     public let runtimeDescription: RuntimeDescription
     public let shared: LiveShared
+    /// Lifts a pixel clicked on a plane to the route (nil without imaging planes).
+    public let targeting: PixelTargetLifter?
     let runner: CycleRunner<LivePatient, LiveController, MonotonicCycleClock>
     let linkStatus = SafetyLinkStatus()
     let monitor: MonitorSupervisor?
@@ -181,15 +183,19 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         } else {
             imaging = nil
         }
+        let scene = self.scene
+        targeting = source.map { PixelTargetLifter(planes: $0.planes, tree: scene.tree, route: scene.route, radii: scene.radii) }
         let axes = scene.robot.axes
         let planes = (source?.planes ?? []).enumerated().map { i, g in
             RuntimeDescription.PlaneDescription(name: i == 0 ? "frontal" : "lateral", width: g.columns, height: g.rows, pixelSpacing: g.pixelSpacing,
                                                 projection: ProjectionMatrix(g).rowMajor, framesPerSecond: settings.setup.fps)
         }
-        runtimeDescription = RuntimeDescription(
+        var description = RuntimeDescription(
             robotName: scene.robot.name, axisNames: axes.map(\.name), positionMin: axes.map(\.lower), positionMax: axes.map(\.upper),
             velocityMax: axes.map(\.maxVelocity), planes: planes, roadmap: [(name: settings.setup.vessel, points: scene.route)],
             targets: [(name: settings.setup.vessel, position: scene.goal)], period: period, deadmanTimeout: shared.deadmanTimeout)
+        description.vessels = scene.tree.vessels.map { v in (v.name, v.points.compactMap { $0.count >= 3 ? Vec3($0[0], $0[1], $0[2]) : nil }) }
+        runtimeDescription = description
     }
 
     deinit {
@@ -381,15 +387,22 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
 
     /// The port's checks, before anything is queued: role, ranges, latched stop, known targets.
     func check(_ intent: OperatorIntent, who: OperatorIdentity) -> Result<CycleIntent, IntentRejection> {
-        Self.check(intent, role: who.role, stopLatched: shared.stopLatched, running: phase.load(ordering: .acquiring) == 1,
-                   mode: shared.published.read().mode, targets: runtimeDescription.targets)
+        let published = shared.published.read()
+        let tip: Vec3? = published.estimate.health == .lost ? nil : published.estimate.position
+        var lift: ((UInt8, SIMD2<Double>) -> Result<(point: Vec3, routeIndex: Int), IntentRejection>)?
+        if let t = targeting { lift = { plane, pixel in t.lift(plane: plane, pixel: pixel, tip: tip) } }
+        return Self.check(intent, role: who.role, stopLatched: shared.stopLatched, running: phase.load(ordering: .acquiring) == 1,
+                          mode: published.mode, targets: runtimeDescription.targets, axes: shared.joints, lift: lift)
     }
 
     /// The port's checks as a pure function (tested alone): observers may only stop; every
     /// value finite and in range; motion refused while a stop is latched; targets must be ones
-    /// this runtime navigates to (its route's goal, within 2 mm, or its name).
+    /// this runtime navigates to (its route's goal, within 2 mm, or its name, or a pixel `lift`
+    /// puts on the route); a joint jog has one value per axis (`axes`, when not 0).
     public static func check(_ intent: OperatorIntent, role: OperatorRole, stopLatched: Bool, running: Bool, mode: ControlMode,
-                             targets: [(name: String, position: Vec3)]) -> Result<CycleIntent, IntentRejection> {
+                             targets: [(name: String, position: Vec3)], axes: Int = 0,
+                             lift: ((UInt8, SIMD2<Double>) -> Result<(point: Vec3, routeIndex: Int), IntentRejection>)? = nil)
+        -> Result<CycleIntent, IntentRejection> {
         if case .stop = intent { return .success(CycleIntent(sequence: 0, kind: .stop)) }
         guard running else { return .failure(.notRunning) }
         if role == .observer { return .failure(.notPermitted(role: role)) }
@@ -400,16 +413,20 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         case .mode(let m):
             if stopLatched, m != .idle { return .failure(.stopLatched) }
             switch m {
-            case .hold, .idle: return .success(CycleIntent(sequence: 0, kind: .mode, mode: m))
-            // The tip servo is entered through a target; this runtime's image-guided controller has no jog.
-            case .tipServo, .jog: return .failure(.modeRefused(.notFrom(mode, to: m)))
+            // Jog: the supervisor in the cycle still wants the deadman held.
+            case .hold, .idle, .jog: return .success(CycleIntent(sequence: 0, kind: .mode, mode: m))
+            // The tip servo is entered through a target.
+            case .tipServo: return .failure(.modeRefused(.notFrom(mode, to: m)))
             }
         case .jointJog(let v):
+            if axes > 0, v.count != axes { return .failure(.outOfRange("jointJog.count")) }
             for i in 0..<v.count where !v[i].isFinite || abs(v[i]) > 1 { return .failure(.outOfRange("jointJog[\(i)]")) }
-            return .failure(.modeRefused(.notFrom(mode, to: .jog)))
-        case .tipJog(let hand, _):
+            if stopLatched { return .failure(.stopLatched) }
+            return .success(CycleIntent(sequence: 0, kind: .jointJog, joints: v))
+        case .tipJog(let hand, let clutch):
             guard hand.x.isFinite, hand.y.isFinite, hand.z.isFinite, hand.length <= 100 else { return .failure(.outOfRange("tipJog.hand")) }
-            return .failure(.modeRefused(.notFrom(mode, to: .jog)))
+            if stopLatched { return .failure(.stopLatched) }
+            return .success(CycleIntent(sequence: 0, kind: .tipJog, held: clutch, point: hand))
         case .target(let p):
             guard p.x.isFinite, p.y.isFinite, p.z.isFinite, abs(p.x) <= 2000, abs(p.y) <= 2000, abs(p.z) <= 2000 else {
                 return .failure(.outOfRange("target"))
@@ -421,7 +438,9 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
             return .success(CycleIntent(sequence: 0, kind: .target, point: t.position))
         case .targetPixel(let plane, let px):
             guard px.x.isFinite, px.y.isFinite, (0...8192).contains(px.x), (0...8192).contains(px.y) else { return .failure(.outOfRange("targetPixel.pixel")) }
-            return .failure(.unknownTarget("pixel targets on plane \(plane) are not lifted to the roadmap by this runtime"))
+            if stopLatched { return .failure(.stopLatched) }
+            guard let lift else { return .failure(.unknownTarget("this runtime has no imaging planes to lift a pixel from")) }
+            return lift(plane, px).map { CycleIntent(sequence: 0, kind: .target, point: $0.point, routeIndex: $0.routeIndex) }
         case .namedTarget(let name):
             if stopLatched { return .failure(.stopLatched) }
             guard let t = targets.first(where: { $0.name == name }) else { return .failure(.unknownTarget(name)) }

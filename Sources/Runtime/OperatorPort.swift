@@ -225,6 +225,9 @@ public struct RuntimeDescription: Sendable {
     public var roadmap: [(name: String, points: [Vec3])]
     /// Named targets the operator may pick.
     public var targets: [(name: String, position: Vec3)]
+    /// Every vessel's centreline (mm, patient frame) when the runtime knows the whole tree; then
+    /// `roadmap` is the planned route through it, which views draw apart from the vessels.
+    public var vessels: [(name: String, points: [Vec3])] = []
     /// Cycle period (ns) and the deadman timeout (ns) the runtime applies.
     public var period: Nanoseconds
     public var deadmanTimeout: Nanoseconds

@@ -10,15 +10,22 @@ import Synchronization
 /// An intent as the cycle applies it: plain values only, resolved (a named target to its point)
 /// on the submitting side, so the cycle never touches a string or a reference.
 public struct CycleIntent: Sendable, Equatable {
-    public enum Kind: UInt8, Sendable { case deadman, mode, target, stop, acknowledge }
+    public enum Kind: UInt8, Sendable { case deadman, mode, target, stop, acknowledge, jointJog, tipJog }
     public var sequence: UInt64
     public var kind: Kind
+    /// The deadman (`deadman`), or the clutch (`tipJog`).
     public var held: Bool
     public var mode: ControlMode
-    /// mm, patient frame.
+    /// mm, patient frame: a target, or a tip jog's hand displacement.
     public var point: Vec3
-    public init(sequence: UInt64, kind: Kind, held: Bool = false, mode: ControlMode = .hold, point: Vec3 = .zero) {
+    /// (nJoints) a joint jog's demand, fractions of each axis's speed limit, −1…1.
+    public var joints: JointVector
+    /// The target's index on the servo's route (1 mm spacing); −1: the route's end.
+    public var routeIndex: Int
+    public init(sequence: UInt64, kind: Kind, held: Bool = false, mode: ControlMode = .hold, point: Vec3 = .zero,
+                joints: JointVector = JointVector(count: 0), routeIndex: Int = -1) {
         self.sequence = sequence; self.kind = kind; self.held = held; self.mode = mode; self.point = point
+        self.joints = joints; self.routeIndex = routeIndex
     }
 }
 

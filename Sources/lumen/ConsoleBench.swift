@@ -11,9 +11,11 @@ struct BenchConsole: ParsableCommand {
         commandName: "console",
         abstract: "Console latency with a headless browser as the client: intent → the cycle that applies it, frame acquisition → on screen.",
         discussion: """
-        Starts the console on a free loopback port over the simulated port, opens it in headless \
-        Chromium (logged in as a one-run operator), which takes the lease, holds the deadman and jogs \
-        the insertion axis back and forth while drawing every frame. Intent → cycle is measured from \
+        Starts the console on a free loopback port over the running system (--system), opens it in \
+        headless Chromium (logged in as a one-run operator), which takes the lease, holds the deadman, \
+        acknowledges, and jogs the insertion axis back and forth while drawing every frame; every 4 s \
+        it lets go of the deadman for half a second. Release → at rest is measured from the first \
+        published cycle without the deadman to the first with every axis's command at rest. Intent → cycle is measured from \
         the intent's acceptance to the first published cycle that applied it (polled every 1 ms); \
         frame → screen from acquisition to the page's report that it drew the frame (including the \
         report's way back, so an upper bound).
@@ -26,8 +28,12 @@ struct BenchConsole: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
+    @Option(help: "The running system: simulated (the light kinematic stand-in, default) or live (the live runtime with its monitor, as `lumen console` runs it).")
+    var system = "simulated"
+
     func validate() throws {
         try Check.number(seconds, "--seconds", in: 5...600, unit: "s")
+        try Check.oneOf(system, "--system", ["live", "simulated"])
     }
 
     struct Figure: Encodable {
@@ -36,10 +42,13 @@ struct BenchConsole: ParsableCommand {
         var p99Ms: Double?
     }
     struct Report: Encodable {
+        var system: String
         var seconds: Double
         var browser: String
         var intentToCycle: Figure
         var frameToScreen: Figure
+        /// Deadman released → every axis's command at rest (the limiter's controlled stop).
+        var releaseToRest: Figure
         var cyclePeriodMs: Double
         var displayRate: Double
         var pollMs: Double
@@ -57,11 +66,12 @@ struct BenchConsole: ParsableCommand {
         c.benchToken = token
         // A user that exists for this run only; its hash is never checked (it logs in by the token).
         c.benchUser = ConsoleUser(name: "bench", role: .operator, passwordHash: "")
-        // The light simulated port: the live runtime refuses jog (its controller has none yet), and
-        // the bench measures the console's own path (page → server → port → the cycle that applies it).
-        let (port, stopPort) = try makeConsolePort(system: "simulated", branch: "left_subclavian", deadmanTimeout: c.settings.deadmanTimeout,
+        let (port, stopPort) = try makeConsolePort(system: system, branch: "left_subclavian", deadmanTimeout: c.settings.deadmanTimeout,
                                                    attachments: AttachmentSettings())
         defer { stopPort() }
+        let stops = ReleaseWatch(port: port)
+        stops.start()
+        defer { stops.stop() }
         let server: ConsoleServer
         do { server = try ConsoleServer(configuration: c, port: port, users: []) } catch { throw CommandFailure("\(error)") }
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-bench-console-\(getpid())")
@@ -91,14 +101,15 @@ struct BenchConsole: ParsableCommand {
             let ms = s.map { Double($0) / 1e6 }
             return Figure(samples: s.count, p50Ms: s.isEmpty ? nil : round3(percentile(ms, 50)), p99Ms: s.isEmpty ? nil : round3(percentile(ms, 99)))
         }
-        let report = Report(seconds: seconds, browser: ConsoleBrowser.version(chromium), intentToCycle: figure(intent),
-                            frameToScreen: figure(frame), cyclePeriodMs: Double(period) / 1e6, displayRate: c.settings.displayRate, pollMs: 1)
+        let report = Report(system: system, seconds: seconds, browser: ConsoleBrowser.version(chromium), intentToCycle: figure(intent),
+                            frameToScreen: figure(frame), releaseToRest: figure(stops.samples()), cyclePeriodMs: Double(period) / 1e6, displayRate: c.settings.displayRate, pollMs: 1)
         if intent.isEmpty || frame.isEmpty {
             throw CommandFailure("the browser sent no intents or drew no frames (intents \(intent.count), frames \(frame.count)): is Chromium able to run headless here?")
         }
         if json { try Output.json(report) } else {
             print("intent → cycle: p50 \(report.intentToCycle.p50Ms ?? 0) ms, p99 \(report.intentToCycle.p99Ms ?? 0) ms (\(intent.count) intents)")
             print("frame → screen: p50 \(report.frameToScreen.p50Ms ?? 0) ms, p99 \(report.frameToScreen.p99Ms ?? 0) ms (\(frame.count) frames)")
+            print("release → at rest: p50 \(report.releaseToRest.p50Ms ?? 0) ms, p99 \(report.releaseToRest.p99Ms ?? 0) ms (\(report.releaseToRest.samples) releases)")
         }
     }
 }

@@ -47,7 +47,6 @@ struct PortChecksTests {
 
     @Test func theTipServoIsEnteredThroughATargetOnly() {
         #expect(throws: IntentRejection.modeRefused(.notFrom(.hold, to: .tipServo))) { try check(.mode(.tipServo)).get() }
-        #expect(throws: IntentRejection.modeRefused(.notFrom(.hold, to: .jog))) { try check(.mode(.jog)).get() }
     }
 
     @Test func nothingButStopWhenNotRunning() throws {

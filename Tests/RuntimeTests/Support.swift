@@ -53,11 +53,12 @@ final class SimulatedCycle {
     var sequence: UInt64 = 0
     let images: MeasurementSender
 
-    init(deadmanTimeout: Nanoseconds = 250_000_000) throws {
+    /// `depth`: how far down the tube the goal lies (mm); the catheter's tip starts about 104 mm in.
+    init(deadmanTimeout: Nanoseconds = 250_000_000, depth: Double = 90) throws {
         var setup = NavigationSetup()
         setup.phantom = "straight"
         setup.vessel = "tube"
-        setup.depth = 90
+        setup.depth = depth
         scene = try NavigationScene(setup, robot: try loadRobot())
         shared = LiveShared(joints: scene.robot.axes.count, deadmanTimeout: deadmanTimeout)
         let physics = scene.makePhysics()

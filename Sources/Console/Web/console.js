@@ -147,6 +147,7 @@ function state(s) {
   const faults = $("faults");
   faults.innerHTML = "";
   s.safety.faults.forEach((f) => { const li = document.createElement("li"); li.textContent = f; faults.appendChild(li); });
+  hazards(s.safety);
   const c = s.console;
   $("lease-status").textContent = c.holdsLease ? "you hold control" : c.leaseHolder ? `control: ${c.leaseHolder}` : "control: free";
   $("lease-status").dataset.holds = c.holdsLease;
@@ -156,6 +157,23 @@ function state(s) {
   $("deadman").classList.toggle("active", c.deadmanHeld);
   $("deadman").dataset.server = c.deadmanHeld;
   for (let i = 0; i < ui.frames.length; i++) if (ui.frames[i]) draw(i);
+}
+
+// The hazard row: what stops the robot, in words, where it cannot be missed.
+function hazards(safety) {
+  const row = $("hazards"), list = $("hazard-list");
+  const latched = safety.faults.length > 0 || safety.stopCategory != null;
+  row.classList.toggle("active", latched);
+  $("hazard-summary").textContent = latched
+    ? `${safety.stopCategory == null ? "fault latched" : `category-${safety.stopCategory} stop`} · ${safety.faults.length} latched fault${safety.faults.length === 1 ? "" : "s"} — acknowledge once the cause is gone`
+    : `no latched faults · monitor ${safety.monitorAlive ? "alive" : "silent"} · power ${safety.powerPermitted ? "permitted" : "off"}`;
+  const text = safety.faults.join("\n");
+  if (list.dataset.text !== text) {
+    list.dataset.text = text;
+    list.innerHTML = "";
+    safety.faults.forEach((f) => { const li = document.createElement("li"); li.textContent = f; list.appendChild(li); });
+  }
+  $("hazard-ack").hidden = !latched;
 }
 
 // ---- frames and overlays -----------------------------------------------------------------
@@ -179,17 +197,32 @@ function project(P, p) {
   return [(m[0] * p[0] + m[1] * p[1] + m[2] * p[2] + m[3]) / w, (m[4] * p[0] + m[5] * p[1] + m[6] * p[2] + m[7]) / w];
 }
 
+function polyline(g, P, points) {
+  g.beginPath();
+  points.forEach((p, k) => { const q = project(P, p); k ? g.lineTo(q[0], q[1]) : g.moveTo(q[0], q[1]); });
+  g.stroke();
+}
+
+// Line widths in image pixels that look the same on any canvas size.
+function px(c, cssPixels) { const r = c.getBoundingClientRect(); return r.width > 0 ? (cssPixels * c.width) / r.width : cssPixels; }
+
 function draw(i) {
   const c = $(`plane-${i}`), g = c.getContext("2d"), bmp = ui.frames[i];
   if (!bmp || !ui.hello) return;
   const P = ui.hello.planes[i];
   g.drawImage(bmp, 0, 0, c.width, c.height);
-  g.lineWidth = 1;
-  g.strokeStyle = "rgba(80,170,255,0.55)";
-  for (const line of ui.hello.roadmap) {
-    g.beginPath();
-    line.points.forEach((p, k) => { const q = project(P, p); k ? g.lineTo(q[0], q[1]) : g.moveTo(q[0], q[1]); });
-    g.stroke();
+  g.lineCap = "round"; g.lineJoin = "round";
+  // The roadmap: every vessel, wide and faint, behind everything else.
+  g.lineWidth = px(c, 5);
+  g.strokeStyle = "rgba(80,170,255,0.28)";
+  for (const line of ui.hello.roadmap) polyline(g, P, line.points);
+  // The planned route through it: narrow, dashed, in its own colour.
+  if (ui.hello.route && ui.hello.route.length > 1) {
+    g.lineWidth = px(c, 2);
+    g.setLineDash([px(c, 6), px(c, 4)]);
+    g.strokeStyle = "#ffab40";
+    polyline(g, P, ui.hello.route);
+    g.setLineDash([]);
   }
   const s = ui.state;
   if (s && s.target) {
@@ -295,8 +328,24 @@ function endStroke() {
 }
 
 holdButton($("deadman"), () => { ui.holds.pointer = true; updateHeld(); }, () => { ui.holds.pointer = false; updateHeld(); });
+// Tip jog buttons move the tip in the first plane's image (right, down in pixels) or along its
+// beam (depth): the direction in the patient frame comes from that plane's projection.
+function tipDirection(spec) {
+  const [du, dv, depth] = spec.split(",").map(Number);
+  if (!ui.hello || !ui.hello.planes.length) return [du, -dv, depth];
+  const P = ui.hello.planes[0], m = P.projection;
+  let d;
+  if (depth) {
+    const r1 = [m[0], m[1], m[2]], r2 = [m[4], m[5], m[6]];
+    d = [r1[1] * r2[2] - r1[2] * r2[1], r1[2] * r2[0] - r1[0] * r2[2], r1[0] * r2[1] - r1[1] * r2[0]].map((v) => -v * depth);
+  } else {
+    d = handFromDrag(P, du, dv);
+  }
+  const n = Math.hypot(...d) || 1;
+  return d.map((v) => v / n);
+}
 document.querySelectorAll("[data-tip]").forEach((b) => {
-  holdButton(b, () => { ui.tip = b.dataset.tip.split(",").map(Number); ui.hand = [0, 0, 0]; },
+  holdButton(b, () => { ui.tip = tipDirection(b.dataset.tip); ui.hand = [0, 0, 0]; },
     () => { ui.tip = null; endStroke(); });
 });
 
@@ -310,6 +359,7 @@ $("lease-take").addEventListener("click", () => { send("lease take"); send(`scal
 $("lease-release").addEventListener("click", () => send("lease release"));
 $("lease-override").addEventListener("click", () => { if (confirm("Take control from the current operator? This is logged.")) send("lease override"); });
 $("ack").addEventListener("click", () => send("ack"));
+$("hazard-ack").addEventListener("click", () => send("ack"));
 
 // ---- stop: always available, for every role ---------------------------------------------
 function stop() {
@@ -357,9 +407,21 @@ function benchStart() {
   let dir = 1;
   ui.holds.key = true;
   updateHeld();
-  setTimeout(() => send("mode jog"), 100);
+  // The live runtime's drives get power once the monitor's latch is acknowledged with the deadman
+  // held (it latches again at each release; a move without power latches a stop): acknowledged
+  // whenever a stop shows, and jog asked for again whenever the robot holds, while held.
+  setInterval(() => {
+    if (!ui.state || !ui.held) return;
+    if (ui.state.safety.stopCategory != null) send("ack");
+    else if (ui.state.mode === "hold") send("mode jog");
+  }, 300);
   ui.jog = ui.hello.axes.map((_, k) => (k === 0 ? dir : 0));
   setInterval(() => { dir = -dir; ui.jog = ui.hello.axes.map((_, k) => (k === 0 ? dir : 0)); }, 2000);
+  // Every 4 s the deadman is let go for half a second (release → at rest is measured), then jog resumes.
+  setInterval(() => {
+    ui.holds.key = false; updateHeld();
+    setTimeout(() => { ui.holds.key = true; updateHeld(); }, 500);
+  }, 4000);
 }
 
 start();

@@ -20,6 +20,9 @@ public struct ImageGuidedController: ~Copyable, CycleController {
     public var autoResume = true
     public private(set) var lastEstimate = TipEstimate()
     public private(set) var fusedThisRun = 0
+    /// (nJoints) joint velocities the supervisor follows in jog (an operator's jog, already
+    /// mapped and clamped); ignored in every other mode.
+    public var jogVelocity: JointVector
     let idle: JointVector
 
     public init(estimator: consuming TipEstimator, servo: consuming PathServo, limiter: MotionLimiter,
@@ -29,6 +32,7 @@ public struct ImageGuidedController: ~Copyable, CycleController {
         supervisor = Supervisor(limiter: limiter)
         self.measurements = measurements
         idle = JointVector(count: limiter.position.count)
+        jogVelocity = idle
     }
 
     public mutating func reset(to state: JointState) {
@@ -54,7 +58,7 @@ public struct ImageGuidedController: ~Copyable, CycleController {
         if autoResume, deadman, case .hold = supervisor.mode, ImageGuidedController.resumable(supervisor.reason, lastEstimate.health) {
             try? supervisor.request(.tipServo, inputs, measured: state.position)
         }
-        supervisor.update(inputs, jogVelocity: idle, servoTarget: command.position, dt: dt, command: &command)
+        supervisor.update(inputs, jogVelocity: jogVelocity, servoTarget: command.position, dt: dt, command: &command)
     }
 
     /// An operator's mode request (hold, idle, tip servo), checked by the supervisor against the
@@ -64,6 +68,14 @@ public struct ImageGuidedController: ~Copyable, CycleController {
     public mutating func requestMode(_ mode: ControlMode, measured: JointVector) throws(ModeRequestError) {
         let inputs = SupervisorInputs(deadman: deadman, estimate: lastEstimate.health, stop: stop)
         try supervisor.request(mode, inputs, measured: measured)
+    }
+
+    /// Starts the path servo again from `q` (its joint reference, its progress along the route):
+    /// after the operator jogged, the servo's own reference is where it left off, and the limiter
+    /// would carry the joints back there. Cycle-safe.
+    @_noAllocation @_noLocks
+    public mutating func restartServo(from q: JointVector) {
+        servo.reset(to: q)
     }
 
     /// A hold the controller may leave by itself: not one a stop caused, and with an estimate.

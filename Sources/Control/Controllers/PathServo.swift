@@ -171,6 +171,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         self.route = route
     }
 
+    @_noAllocation @_noLocks
     public mutating func reset(to q: JointVector) {
         reference = q
         progress = 0
