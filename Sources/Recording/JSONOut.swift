@@ -62,22 +62,15 @@ struct JSONOut {
     mutating func field(_ k: String, _ v: Bool) { key(k); bytes.append(contentsOf: (v ? "true" : "false").utf8); needsComma = true }
     mutating func field(_ k: String, _ v: String) { key(k); quoted(v); needsComma = true }
     mutating func null(_ k: String) { key(k); bytes.append(contentsOf: "null".utf8); needsComma = true }
-    mutating func field(_ k: String, _ v: [Double]) {
+    mutating func field(_ k: String, _ v: [Double]) { array(k, v) { $0.number($1) } }
+    mutating func field(_ k: String, strings v: [String]) { array(k, v) { $0.quoted($1) } }
+    /// An array under `k`, each element written by `element`.
+    private mutating func array<T>(_ k: String, _ v: [T], _ element: (inout JSONOut, T) -> Void) {
         key(k)
         bytes.append(UInt8(ascii: "["))
         for (i, x) in v.enumerated() {
             if i > 0 { bytes.append(UInt8(ascii: ",")) }
-            number(x)
-        }
-        bytes.append(UInt8(ascii: "]"))
-        needsComma = true
-    }
-    mutating func field(_ k: String, strings v: [String]) {
-        key(k)
-        bytes.append(UInt8(ascii: "["))
-        for (i, x) in v.enumerated() {
-            if i > 0 { bytes.append(UInt8(ascii: ",")) }
-            quoted(x)
+            element(&self, x)
         }
         bytes.append(UInt8(ascii: "]"))
         needsComma = true

@@ -24,6 +24,11 @@ public struct RecorderSettings: Sendable, Equatable, Codable {
     public var safetyInterval: Nanoseconds = 100 * .perMillisecond
     /// fdatasync after each chunk (survives power loss, not only a killed process).
     public var sync = true
+    /// Frames waiting for an encoder, at most (1…256): the draining thread never waits for an
+    /// encoder, so a frame that finds the queue full is not recorded (counted as `encoder_busy`).
+    public var encoderQueue = 16
+    /// Encoder threads (1…4).
+    public var encoderThreads = 1
 
     public init() {}
 
@@ -38,6 +43,8 @@ public struct RecorderSettings: Sendable, Equatable, Codable {
         guard (10 * Nanoseconds.perMillisecond...10_000 * .perMillisecond).contains(safetyInterval) else {
             throw .invalidSetting("safety interval (10…10 000 ms)")
         }
+        guard (1...256).contains(encoderQueue) else { throw .invalidSetting("encoder queue \(encoderQueue) (1…256 frames)") }
+        guard (1...4).contains(encoderThreads) else { throw .invalidSetting("encoder threads \(encoderThreads) (1…4)") }
     }
 }
 
@@ -59,17 +66,31 @@ public struct RecorderReport: Sendable, Equatable, Codable {
     /// Not recorded by choice (decimation).
     public var cycleRecordsSkipped = 0
     public var frames = 0
+    /// Frames not recorded, by reason: overwritten in the runtime's queue before the recorder
+    /// drained them (`framesLost`), refused because every encoder was busy and the encoder queue
+    /// full (`framesEncoderBusy`), refused by the codec (`framesNotEncoded`), or left out by
+    /// choice (`framesSkipped`, decimation). A frame's tip measurement is recorded in all cases
+    /// but the first.
     public var framesLost: UInt64 = 0
     public var framesSkipped = 0
+    public var framesEncoderBusy = 0
     /// Frames the codec refused (bad size, codec error).
     public var framesNotEncoded = 0
+    /// The most frames that waited for an encoder at once, of `RecorderSettings.encoderQueue`.
+    public var encoderQueueHighWater = 0
+    /// ms from one chunk's fdatasync to the next: what a power loss may cost. Nil without syncs.
+    public var syncIntervalP99Ms: Double?
+    public var syncIntervalMaxMs: Double?
+    /// ms an fdatasync took (p99).
+    public var syncDurationP99Ms: Double?
     public var events = 0
     /// Events that the port no longer held when the recorder asked (a gap in sequence numbers).
     public var eventsLost: UInt64 = 0
     public var messages: UInt64 = 0
     public var chunks = 0
     public var bytes: UInt64 = 0
-    /// Seconds the recorder's thread spent encoding frames, and on the CPU in all.
+    /// Seconds the encoder threads spent encoding frames; seconds the recorder's thread spent on
+    /// the CPU in all (encoding excluded).
     public var frameEncodeSeconds = 0.0
     public var threadCPUSeconds = 0.0
     /// The write error that stopped the recording, if one did.
@@ -88,6 +109,11 @@ public final class Recorder: @unchecked Sendable {
     public let path: String
     public let settings: RecorderSettings
     private let tap: any RecordingTap
+    private let encoder: FrameEncoder
+    private var encoders: FrameEncoderPool?
+    private var syncedAt: Nanoseconds?
+    private var syncIntervals: [Double] = []
+    private var syncDurations: [Double] = []
     private let port: (any OperatorPort)?
     private let configuration: [ConfigurationDocument]
     private let metrics: RuntimeMetrics?
@@ -110,11 +136,15 @@ public final class Recorder: @unchecked Sendable {
 
     /// Creates the file and writes its header, schemas, channels and the configuration; the
     /// thread starts with `start()`.
+    /// `encoder` compresses the frames on the encoder threads (the codec unless a test stands in).
     public init(path: String, settings: RecorderSettings = RecorderSettings(), tap: any RecordingTap, port: (any OperatorPort)?,
-                configuration: [ConfigurationDocument], metrics: RuntimeMetrics? = nil) throws(RecorderError) {
+                configuration: [ConfigurationDocument], metrics: RuntimeMetrics? = nil, encoder: FrameEncoder = .codec) throws(RecorderError) {
         try settings.validate()
-        self.path = path; self.settings = settings; self.tap = tap; self.port = port; self.configuration = configuration
+        self.path = path; self.settings = settings; self.tap = tap; self.port = port
+        // How the estimator was built, when the port can say, so `lumen replay --estimate` can rebuild it.
+        self.configuration = configuration + ((port as? EstimatorDescribing)?.estimatorSetup.document.map { [$0] } ?? [])
         self.metrics = metrics
+        self.encoder = encoder
         writer = try MCAPWriter(path: path, library: "lumen recorder \(RecordingSchema.version)")
         report = RecorderReport(path: path)
         shared = Mutex(RecorderReport(path: path))
@@ -160,7 +190,20 @@ public final class Recorder: @unchecked Sendable {
             pairs.append(("planes", "\(d.planes.count)"))
         }
         try writer.addMetadata(name: RecordingChannels.configurationMetadata, pairs)
+        try closeChunk()
+    }
+
+    /// Closes the chunk, synced as the settings say, and times the sync.
+    private func closeChunk() throws(RecorderError) {
+        let t0 = MonotonicClock.now()
         try writer.closeChunk(sync: settings.sync)
+        guard settings.sync else { return }
+        let t1 = MonotonicClock.now()
+        if let last = syncedAt, syncIntervals.count < 1 << 20 {
+            syncIntervals.append(Double(t1 - last) * 1e-6)
+            syncDurations.append(Double(t1 - t0) * 1e-6)
+        }
+        syncedAt = t1
     }
 
     /// Starts the recorder's thread.
@@ -190,12 +233,19 @@ public final class Recorder: @unchecked Sendable {
 
     private func run() {
         defer { finished.store(true, ordering: .releasing); done.signal() }
+        let pool = FrameEncoderPool(threads: settings.encoderThreads, capacity: settings.encoderQueue, encoder: encoder,
+                                    format: settings.frameFormat, quality: settings.frameQuality)
+        encoders = pool
+        defer { pool.close() }
         do {
             while !stopping.load(ordering: .acquiring) {
                 try pollOnce()
                 _ = MonotonicClock.sleep(until: MonotonicClock.now() + settings.pollInterval)
             }
             try pollOnce()
+            // The frames already queued are encoded and written before the file closes.
+            pool.close()
+            try writeEncoded()
             try writeStatus(MonotonicClock.now())
             try writer.closeChunk(sync: false)
             publish()
@@ -211,6 +261,12 @@ public final class Recorder: @unchecked Sendable {
     private func publish() {
         var ts = timespec()
         if clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0 { report.threadCPUSeconds = Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9 }
+        report.encoderQueueHighWater = encoders?.highWater ?? 0
+        if !syncIntervals.isEmpty {
+            report.syncIntervalP99Ms = percentile(syncIntervals, 99)
+            report.syncIntervalMaxMs = syncIntervals.max()
+            report.syncDurationP99Ms = percentile(syncDurations, 99)
+        }
         report.messages = writer.messageCount
         report.chunks = writer.chunkCount
         report.bytes = writer.offset
@@ -222,16 +278,20 @@ public final class Recorder: @unchecked Sendable {
         let r = report
         return [("cycle_records", "\(r.cycleRecords)"), ("cycle_records_lost", "\(r.cycleRecordsLost)"),
                 ("cycle_records_skipped", "\(r.cycleRecordsSkipped)"), ("frames", "\(r.frames)"), ("frames_lost", "\(r.framesLost)"),
-                ("frames_skipped", "\(r.framesSkipped)"), ("frames_not_encoded", "\(r.framesNotEncoded)"), ("events", "\(r.events)"),
-                ("events_lost", "\(r.eventsLost)"), ("messages", "\(r.messages)"), ("chunks", "\(r.chunks)")]
+                ("frames_skipped", "\(r.framesSkipped)"), ("frames_encoder_busy", "\(r.framesEncoderBusy)"),
+                ("frames_not_encoded", "\(r.framesNotEncoded)"), ("encoder_queue_high_water", "\(r.encoderQueueHighWater)"),
+                ("events", "\(r.events)"), ("events_lost", "\(r.eventsLost)"), ("messages", "\(r.messages)"), ("chunks", "\(r.chunks)")]
     }
 
-    private func add(_ topic: String, _ time: Nanoseconds, _ data: [UInt8]) {
+    /// `producedAt`: when the data came to be, for the chunk's age (default: `time`). An encoded
+    /// frame came to be when its encoder finished: counting from its acquisition would close a
+    /// chunk, and sync, for every frame.
+    private func add(_ topic: String, _ time: Nanoseconds, _ data: [UInt8], producedAt: Nanoseconds? = nil) {
         guard let id = channelIDs[topic] else { return }
         // The chunk's age counts from its oldest data, not from when it reached the recorder: what
         // a crash loses is what was produced and not yet on disk. Times are the runtime's
         // monotonic clock; one from the future (a bad stamp) counts as now.
-        let produced = min(time, MonotonicClock.now())
+        let produced = min(producedAt ?? time, MonotonicClock.now())
         chunkOpenedAt = min(chunkOpenedAt ?? produced, produced)
         let t = UInt64(max(0, time))
         writer.add(channel: id, logTime: t, publishTime: t, data: data)
@@ -241,7 +301,7 @@ public final class Recorder: @unchecked Sendable {
     private func closeIfDue() throws(RecorderError) {
         guard let opened = chunkOpenedAt else { return }
         if MonotonicClock.now() - opened >= settings.chunkPeriod || writer.pendingBytes >= settings.chunkMaxBytes {
-            try writer.closeChunk(sync: settings.sync)
+            try closeChunk()
             chunkOpenedAt = nil
         }
     }
@@ -267,16 +327,14 @@ public final class Recorder: @unchecked Sendable {
     private func pollOnce() throws(RecorderError) {
         var j = JSONOut(capacity: 1024)
         try drainCycles(into: &j)
-        // Frames are taken first and encoded after, with the cycle records drained between them:
-        // encoding takes milliseconds, and the cycle records must not wait for a whole batch.
         var frames: [LiveFrame] = []
         let drained = tap.drainFrames { frames.append($0) }
         for f in frames {
             metrics?.observe(frame: f)
-            try record(frame: f)
-            try drainCycles(into: &j)
+            try hand(frame: f)
         }
         report.framesLost = drained.lostTotal
+        try writeEncoded()
         if let port {
             let events = port.events(after: lastEvent, limit: 1024)
             for e in events {
@@ -311,16 +369,17 @@ public final class Recorder: @unchecked Sendable {
         let r = report
         j.object { j in
             j.field("time_ns", now); j.field("cycle_records", r.cycleRecords); j.field("cycle_records_lost", r.cycleRecordsLost)
-            j.field("frames", r.frames); j.field("frames_lost", r.framesLost); j.field("frames_not_encoded", r.framesNotEncoded)
+            j.field("frames", r.frames); j.field("frames_lost", r.framesLost); j.field("frames_encoder_busy", r.framesEncoderBusy)
+            j.field("frames_not_encoded", r.framesNotEncoded)
             j.field("events_lost", r.eventsLost); j.field("bytes", writer.offset); j.field("chunks", writer.chunkCount)
         }
         add(RecordingChannels.recorder, now, j.bytes)
     }
 
-    private func record(frame f: LiveFrame) throws(RecorderError) {
-        let seen = framesSeen[f.plane, default: 0]
-        framesSeen[f.plane] = seen + 1
-        guard seen % settings.frameDecimation == 0 else { report.framesSkipped += 1; return }
+    /// A drained frame: its measurement is written at once (it is small, and replaying the
+    /// estimator needs every one); its image goes to the encoders unless decimation leaves it out
+    /// or their queue is full. Never waits.
+    private func hand(frame f: LiveFrame) throws(RecorderError) {
         let plane = Int(f.plane)
         let imageTopic = RecordingChannels.image(plane: plane)
         if channelIDs[imageTopic] == nil {
@@ -328,32 +387,47 @@ public final class Recorder: @unchecked Sendable {
             try channel(RecordingChannels.frame(plane: plane), "lumen.FrameInfo")
             try channel(RecordingChannels.measurement(plane: plane), "lumen.TipMeasurement")
         }
-        let t0 = MonotonicClock.now()
-        let encoded: [UInt8]
-        do {
-            encoded = try FrameCodec.encode(f.pixels, width: f.width, height: f.height, format: settings.frameFormat, quality: settings.frameQuality)
-        } catch {
-            report.framesNotEncoded += 1
-            return
-        }
-        report.frameEncodeSeconds += Double(MonotonicClock.now() - t0) * 1e-9
-        var j = JSONOut(capacity: encoded.count * 4 / 3 + 256)
-        j.object { j in
-            j.time("timestamp", f.acquiredAt); j.field("frame_id", "plane\(plane)"); j.field("data", base64: encoded)
-            j.field("format", settings.frameFormat.rawValue)
-        }
-        add(imageTopic, f.acquiredAt, j.bytes)
-        var info = JSONOut()
-        info.object { j in
-            j.field("plane", plane); j.field("index", f.index); j.field("acquired_ns", f.acquiredAt); j.field("width", f.width)
-            j.field("height", f.height); j.field("pixel_spacing_mm", f.pixelSpacing); j.field("projection", f.projection)
-            j.field("format", settings.frameFormat.rawValue); j.field("encoded_bytes", encoded.count)
-        }
-        add(RecordingChannels.frame(plane: plane), f.acquiredAt, info.bytes)
         var m = JSONOut()
         RecordingChannels.encodeMeasurement(f.measurement, frame: f, into: &m)
         add(RecordingChannels.measurement(plane: plane), f.acquiredAt, m.bytes)
-        report.frames += 1
+        let seen = framesSeen[f.plane, default: 0]
+        framesSeen[f.plane] = seen + 1
+        if seen % settings.frameDecimation != 0 {
+            report.framesSkipped += 1
+        } else if encoders?.offer(f) != true {
+            report.framesEncoderBusy += 1
+        }
         try closeIfDue()
+    }
+
+    /// Writes the frames the encoders have finished: the image and its frame record.
+    private func writeEncoded() throws(RecorderError) {
+        guard let encoders else { return }
+        for e in encoders.takeEncoded() {
+            let f = e.frame
+            let encoded: [UInt8]
+            switch e.result {
+            case .success(let bytes): encoded = bytes
+            case .failure: report.framesNotEncoded += 1; continue
+            }
+            report.frameEncodeSeconds += e.seconds
+            let plane = Int(f.plane)
+            let now = MonotonicClock.now()
+            var j = JSONOut(capacity: encoded.count * 4 / 3 + 256)
+            j.object { j in
+                j.time("timestamp", f.acquiredAt); j.field("frame_id", "plane\(plane)"); j.field("data", base64: encoded)
+                j.field("format", settings.frameFormat.rawValue)
+            }
+            add(RecordingChannels.image(plane: plane), f.acquiredAt, j.bytes, producedAt: now)
+            var info = JSONOut()
+            info.object { j in
+                j.field("plane", plane); j.field("index", f.index); j.field("acquired_ns", f.acquiredAt); j.field("width", f.width)
+                j.field("height", f.height); j.field("pixel_spacing_mm", f.pixelSpacing); j.field("projection", f.projection)
+                j.field("format", settings.frameFormat.rawValue); j.field("encoded_bytes", encoded.count)
+            }
+            add(RecordingChannels.frame(plane: plane), f.acquiredAt, info.bytes, producedAt: now)
+            report.frames += 1
+            try closeIfDue()
+        }
     }
 }

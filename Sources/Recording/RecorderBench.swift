@@ -3,8 +3,8 @@ import Foundation
 import Runtime
 
 /// The recorder's figures (`lumen bench record`): throughput with frames, data lost per `kill -9`,
-/// OpenIGTLink tip latency. Each runs against a `SyntheticRun` here; the live runtime slots in
-/// through `latenessWithRecorder`.
+/// OpenIGTLink tip latency. Each runs against a `SyntheticRun`; `RecorderLiveBench` has the live
+/// runtime's.
 public enum RecorderBench {
     public struct Throughput: Sendable, Codable, Equatable {
         public var seconds: Double
@@ -182,14 +182,5 @@ public enum RecorderBench {
             at += keySize + valueSize
         }
         return nil
-    }
-
-    /// The hook for cycle lateness with the recorder on against off, in the same run: `run(true)`
-    /// runs the live runtime with a `Recorder` attached to its tap, `run(false)` without, each
-    /// returning the cycles' lateness (ns). Needs the runtime, which the synthetic source is not.
-    public static func latenessWithRecorder(_ run: (Bool) throws -> [Nanoseconds]) rethrows -> (offP99: Double, onP99: Double, ratio: Double) {
-        let off = try run(false).map(Double.init), on = try run(true).map(Double.init)
-        let a = off.isEmpty ? .nan : percentile(off, 99), b = on.isEmpty ? .nan : percentile(on, 99)
-        return (a, b, b / a)
     }
 }

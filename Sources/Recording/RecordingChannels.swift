@@ -49,7 +49,7 @@ public enum RecordingChannels {
         ("lumen.TipMeasurement", #"""
         {"title":"lumen.TipMeasurement","type":"object","properties":{"plane":{"type":"integer"},"frame":{"type":"integer"},"acquired_ns":{"type":"integer"},
         "found":{"type":"boolean"},"pixel":{"type":["array","null"]},"pixel_covariance":{"type":"array"},"position":{"type":["array","null"]},
-        "confidence":{"type":"number"}}}
+        "position_covariance":{"type":"array"},"confidence":{"type":"number"},"measurement_plane":{"type":["integer","null"]}}}
         """#),
         ("lumen.Event", #"""
         {"title":"lumen.Event","type":"object","properties":{"sequence":{"type":"integer"},"time_ns":{"type":"integer"},"kind":{"type":"string"},
@@ -66,7 +66,7 @@ public enum RecordingChannels {
         """#),
         ("lumen.RecorderStatus", #"""
         {"title":"lumen.RecorderStatus","type":"object","properties":{"time_ns":{"type":"integer"},"cycle_records":{"type":"integer"},
-        "cycle_records_lost":{"type":"integer"},"frames":{"type":"integer"},"frames_lost":{"type":"integer"},"frames_not_encoded":{"type":"integer"},
+        "cycle_records_lost":{"type":"integer"},"frames":{"type":"integer"},"frames_lost":{"type":"integer"},"frames_encoder_busy":{"type":"integer"},"frames_not_encoded":{"type":"integer"},
         "events_lost":{"type":"integer"},"bytes":{"type":"integer"},"chunks":{"type":"integer"}}}
         """#),
         ("lumen.Configuration", #"""
@@ -131,7 +131,10 @@ public enum RecordingChannels {
             let c = m?.pixelCovariance ?? .zero
             j.field("pixel_covariance", [c.xx, c.xy, c.yy])
             if let p = m?.position { j.field("position", [p.x, p.y, p.z]) } else { j.null("position") }
+            j.field("position_covariance", (m?.positionCovariance ?? .zero).rowMajor)
             j.field("confidence", m?.confidence ?? 0)
+            // The plane the estimator was told (a biplane point is the same measurement on both frames).
+            if let m { j.field("measurement_plane", Int(m.plane)) } else { j.null("measurement_plane") }
         }
     }
 

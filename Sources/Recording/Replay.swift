@@ -25,6 +25,11 @@ public struct RecordingInfo: Sendable, Codable, Equatable {
     public var configuration: [String: String]
     /// The recorder's closing report (what it could not record), absent when it did not close the file.
     public var recorderReport: [String: String]?
+    /// What the recorder could not record or left out, by reason (`frames_lost`: overwritten in
+    /// the runtime before it drained them; `frames_encoder_busy`: every encoder busy and their
+    /// queue full; `frames_not_encoded`: refused by the codec; `…_skipped`: decimation). From its
+    /// closing report, or from its last status message in a file it did not close.
+    public var notRecorded: [String: Int]
     /// The recorder closed the file (summary and footer present).
     public var complete: Bool
     /// Damage found (a cut-short end, a damaged record, a chunk failing its checksum), each saying
@@ -36,21 +41,33 @@ public struct RecordingInfo: Sendable, Codable, Equatable {
     public static func read(_ path: String) throws -> RecordingInfo {
         var counts: [UInt16: Int] = [:]
         var first = UInt64.max, last = UInt64(0)
-        let rec = try MCAPRecording.read(path) { m in
+        var statusChannel: UInt16?
+        var lastStatus: [UInt8]?
+        let rec = try MCAPRecording.read(path, messages: { m in
             counts[m.channel, default: 0] += 1
             first = min(first, m.logTime); last = max(last, m.logTime)
-        }
+            if m.channel == statusChannel { lastStatus = m.data }
+        }, channels: { c in if c.topic == RecordingChannels.recorder { statusChannel = c.id } })
         let channels = rec.channels.values.sorted { $0.id < $1.id }.map { c in
             Channel(topic: c.topic, schema: rec.schemas[c.schema]?.name ?? "", encoding: c.encoding, messages: counts[c.id] ?? 0)
         }
         let total = counts.values.reduce(0, +)
         var config = rec.metadata.first { $0.name == RecordingChannels.configurationMetadata }?.pairs ?? [:]
         let combined = config.removeValue(forKey: "combined_sha256")
+        let report = rec.metadata.first { $0.name == RecordingChannels.reportMetadata }?.pairs
+        var notRecorded: [String: Int] = [:]
+        let reasons = ["frames_lost", "frames_encoder_busy", "frames_not_encoded", "frames_skipped", "cycle_records_lost", "cycle_records_skipped",
+                       "events_lost"]
+        if let report {
+            for k in reasons { if let v = report[k].flatMap({ Int($0) }) { notRecorded[k] = v } }
+        } else if let lastStatus, let o = (try? JSONSerialization.jsonObject(with: Data(lastStatus))) as? [String: Any] {
+            for k in reasons { if let v = o[k] as? Int { notRecorded[k] = v } }
+        }
         return RecordingInfo(
             path: path, bytes: rec.fileBytes, library: rec.library, channels: channels, messages: total, chunks: rec.chunks,
             startNs: total > 0 ? first : nil, endNs: total > 0 ? last : nil, seconds: total > 0 ? Double(last - first) * 1e-9 : 0,
             configurationSHA256: combined, configuration: config,
-            recorderReport: rec.metadata.first { $0.name == RecordingChannels.reportMetadata }?.pairs, complete: rec.complete,
+            recorderReport: report, notRecorded: notRecorded, complete: rec.complete,
             damage: rec.damage.map(\.description), readableBytes: rec.readableBytes)
     }
 }
@@ -92,6 +109,8 @@ public struct ReplayReport: Sendable, Codable, Equatable {
     public var planes: [Plane]
     /// Fraction of frames reproduced, over all planes (nil when none was re-tracked).
     public var reproducedFraction: Double?
+    /// The estimator re-run on the recording (`EstimatorReplay`), when asked for.
+    public var estimator: EstimatorReplayReport? = nil
 }
 
 /// Replays a recording: reads what it holds and, with `track`, re-runs the tracker on its frames
@@ -103,8 +122,12 @@ public enum Replay {
         var trackers: [Int: TipTracker] = [:]
         var planes: [Int: ReplayReport.Plane] = [:]
         var diffs: [Int: [Double]] = [:]
-        var pendingImage: [Int: (time: UInt64, bytes: [UInt8])] = [:]
-        var pendingInfo: [Int: (time: UInt64, width: Int, height: Int, format: FrameFormat)] = [:]
+        // A frame's image, frame record and measurement, gathered by plane and acquisition time:
+        // the recorder writes the measurement when it drains the frame and the other two when
+        // the frame is encoded, so other messages come between them.
+        var pendingImage: [Int: [UInt64: [UInt8]]] = [:]
+        var pendingInfo: [Int: [UInt64: (width: Int, height: Int, format: FrameFormat)]] = [:]
+        var pendingMeasurement: [Int: [UInt64: [String: Any]]] = [:]
         var tipCount = 0
         var lastTip: Vec3?
         var pathLength = 0.0
@@ -133,44 +156,50 @@ public enum Replay {
                 return
             }
             guard track, let plane = planeOf(topic) else { return }
+            let t = m.logTime
             if topic.hasSuffix("/image") {
                 let o = try object(m, topic)
                 guard let s = o["data"] as? String, let d = Data(base64Encoded: s) else { throw ReplayError.badMessage(topic: topic, reason: "no base64 data") }
-                pendingImage[plane] = (m.logTime, Array(d))
+                pendingImage[plane, default: [:]][t] = Array(d)
             } else if topic.hasSuffix("/frame") {
                 let o = try object(m, topic)
                 guard let w = o["width"] as? Int, let h = o["height"] as? Int, let f = (o["format"] as? String).flatMap(FrameFormat.init(rawValue:)) else {
                     throw ReplayError.badMessage(topic: topic, reason: "no width, height or format")
                 }
-                pendingInfo[plane] = (m.logTime, w, h, f)
+                pendingInfo[plane, default: [:]][t] = (w, h, f)
             } else if topic.hasSuffix("/measurement") {
-                let o = try object(m, topic)
-                guard let image = pendingImage[plane], let fi = pendingInfo[plane], image.time == m.logTime, fi.time == m.logTime else { return }
-                pendingImage[plane] = nil
-                var p = planes[plane] ?? ReplayReport.Plane(plane: plane)
-                p.frames += 1
-                let recorded = (o["pixel"] as? [Double]).flatMap { $0.count == 2 ? SIMD2($0[0], $0[1]) : nil }
-                if recorded != nil { p.recordedFound += 1 }
-                let tracker: TipTracker
-                if let t = trackers[plane] { tracker = t } else { tracker = try TipTracker(settings: settings); trackers[plane] = tracker }
-                do {
-                    let pixels = try FrameCodec.decode(image.bytes, width: fi.width, height: fi.height, format: fi.format)
-                    let t = try tracker.track(Frame(width: fi.width, height: fi.height, pixels: pixels, acquiredAt: Nanoseconds(clamping: m.logTime)))
-                    let replayed = t.status == .tracked ? SIMD2(t.u, t.v) : nil
-                    if replayed != nil { p.replayFound += 1 }
-                    switch (recorded, replayed) {
-                    case (nil, nil): p.reproduced += 1
-                    case (let a?, let b?):
-                        let d = ((a - b) * (a - b)).sum().squareRoot()
-                        diffs[plane, default: []].append(d)
-                        if d <= tolerancePx { p.reproduced += 1 }
-                    default: break
-                    }
-                } catch {
-                    p.undecodable += 1
-                }
-                planes[plane] = p
+                pendingMeasurement[plane, default: [:]][t] = try object(m, topic)
+            } else {
+                return
             }
+            guard let bytes = pendingImage[plane]?[t], let fi = pendingInfo[plane]?[t], let o = pendingMeasurement[plane]?[t] else { return }
+            pendingImage[plane]?[t] = nil
+            pendingInfo[plane]?[t] = nil
+            // Measurements of frames whose image was not recorded (decimated, encoder busy) are never matched.
+            pendingMeasurement[plane] = pendingMeasurement[plane]?.filter { $0.key > t }
+            var p = planes[plane] ?? ReplayReport.Plane(plane: plane)
+            p.frames += 1
+            let recorded = (o["pixel"] as? [Double]).flatMap { $0.count == 2 ? SIMD2($0[0], $0[1]) : nil }
+            if recorded != nil { p.recordedFound += 1 }
+            let tracker: TipTracker
+            if let tr = trackers[plane] { tracker = tr } else { tracker = try TipTracker(settings: settings); trackers[plane] = tracker }
+            do {
+                let pixels = try FrameCodec.decode(bytes, width: fi.width, height: fi.height, format: fi.format)
+                let r = try tracker.track(Frame(width: fi.width, height: fi.height, pixels: pixels, acquiredAt: Nanoseconds(clamping: t)))
+                let replayed = r.status == .tracked ? SIMD2(r.u, r.v) : nil
+                if replayed != nil { p.replayFound += 1 }
+                switch (recorded, replayed) {
+                case (nil, nil): p.reproduced += 1
+                case (let a?, let b?):
+                    let d = ((a - b) * (a - b)).sum().squareRoot()
+                    diffs[plane, default: []].append(d)
+                    if d <= tolerancePx { p.reproduced += 1 }
+                default: break
+                }
+            } catch {
+                p.undecodable += 1
+            }
+            planes[plane] = p
         } channels: { c in topics[c.id] = c.topic }
         _ = rec
         var out = planes.values.sorted { $0.plane < $1.plane }

@@ -17,6 +17,18 @@ public struct AttachmentSettings: Sendable {
     public var configuration: [ConfigurationDocument] = []
     public init() {}
 
+    /// Reads the files a run was configured by, to be recorded whole. A file that cannot be read
+    /// refuses the run: a recording that silently lacks its configuration cannot be reviewed.
+    public static func configurationDocuments(_ paths: [String]) throws(AttachmentError) -> [ConfigurationDocument] {
+        var docs: [ConfigurationDocument] = []
+        for path in paths {
+            do { docs.append(ConfigurationDocument(name: path, bytes: Array(try Data(contentsOf: URL(fileURLWithPath: path))))) } catch {
+                throw .configurationUnreadable(path: path, reason: (error as NSError).localizedDescription)
+            }
+        }
+        return docs
+    }
+
     public var isEmpty: Bool { recordPath == nil && igtl == nil && metricsPort == nil }
 }
 
@@ -25,11 +37,15 @@ public enum AttachmentError: Error, Sendable, CustomStringConvertible {
     case recorder(RecorderError)
     case igtl(IGTLServerError)
     case metrics(MetricsError)
+    /// A configuration file the run was configured by, to be recorded whole, cannot be read.
+    case configurationUnreadable(path: String, reason: String)
     public var description: String {
         switch self {
         case .recorder(let e): "recorder: \(e)"
         case .igtl(let e): "OpenIGTLink: \(e)"
         case .metrics(let e): "metrics: \(e)"
+        case .configurationUnreadable(let path, let reason):
+            "cannot read the configuration file \(path) to record it: \(reason) (check that it exists and is readable)"
         }
     }
 }

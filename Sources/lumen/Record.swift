@@ -19,12 +19,16 @@ struct RecorderOptions: ParsableArguments {
     @Option(help: "Frame compression: png (lossless 16-bit) or jpeg (8-bit, for viewing).") var frameFormat = FrameFormat.png
     @Option(help: "PNG zlib level (0…9) or JPEG quality (1…100); default 1 for PNG, 90 for JPEG.") var frameQuality: Int?
     @Option(help: "Close and sync a chunk at least every this many ms (1…100): what a crash may lose.") var chunkMs = 50
+    @Option(help: "Frames that may wait for an encoder (1…256); a frame that finds them all waiting is not recorded, and counted.") var encoderQueue = 16
+    @Option(help: "Frame encoder threads (1…4).") var encoderThreads = 1
 
     func validate() throws {
         try Check.count(cycleDecimation, "--cycle-decimation", in: 1...1000)
         try Check.count(frameDecimation, "--frame-decimation", in: 1...100)
         try Check.count(frameQuality, "--frame-quality", in: frameFormat == .png ? 0...9 : 1...100)
         try Check.count(chunkMs, "--chunk-ms", in: 1...100)
+        try Check.count(encoderQueue, "--encoder-queue", in: 1...256)
+        try Check.count(encoderThreads, "--encoder-threads", in: 1...4)
     }
 
     var settings: RecorderSettings {
@@ -34,6 +38,8 @@ struct RecorderOptions: ParsableArguments {
         s.frameFormat = frameFormat
         s.frameQuality = frameQuality ?? (frameFormat == .png ? 1 : 90)
         s.chunkPeriod = Nanoseconds(chunkMs) * .perMillisecond
+        s.encoderQueue = encoderQueue
+        s.encoderThreads = encoderThreads
         return s
     }
 }
@@ -122,7 +128,7 @@ struct RecordSynthetic: ParsableCommand {
             print("recorded \(report.cycleRecords) cycle records, \(report.frames) frames, \(report.events) events in \(report.chunks) chunks, "
                 + "\(report.bytes) bytes to \(path)")
             print("not recorded: \(report.cycleRecordsLost) cycle records and \(report.framesLost) frames lost, "
-                + "\(report.framesNotEncoded) frames not encoded, \(report.eventsLost) events lost")
+                + "\(report.framesEncoderBusy) frames with every encoder busy, \(report.framesNotEncoded) frames not encoded, \(report.eventsLost) events lost")
         }
         if let e = report.writeError { throw CommandFailure("the recording stopped early: \(e)") }
     }
@@ -148,6 +154,10 @@ struct RecordInfo: ParsableCommand {
         for c in info.channels { print("  \(c.topic)  \(c.schema)  \(c.messages)") }
         if let r = info.recorderReport {
             print("recorder: " + r.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        if !info.notRecorded.isEmpty {
+            print("not recorded" + (info.complete ? "" : " (as of the recorder's last status)") + ": "
+                + info.notRecorded.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
         for d in info.damage { print("damage: \(d)") }
     }

@@ -3,6 +3,7 @@ import CommandSupport
 import Core
 import Foundation
 import Recording
+import Runtime
 
 /// `lumen bench record`: the recorder's figures against the synthetic source.
 struct RecordBench: ParsableCommand {
@@ -17,6 +18,9 @@ struct RecordBench: ParsableCommand {
     @Option(help: "Seconds of OpenIGTLink tip stream for the latency figure (1…600).") var igtlSeconds = 5.0
     @Option(help: "OpenIGTLink tip TRANSFORMs per second (1…1000).") var tipRate = 100.0
     @Option(help: "Folder for the recordings (scratch; a temporary folder when not given).") var out: String?
+    @Flag(help: "The figures on the live runtime instead: cycle lateness with the recorder on against off in one run, throughput, frames and records lost, sync interval, and --kills runs of lumen demo --record killed with SIGKILL.") var live = false
+    @Option(help: "With --live: phases, alternately recorder off and on (2…20).") var phases = 4
+    @Option(help: "With --live: seconds per phase (1…600).") var phaseSeconds = 8.0
     @OptionGroup var recorder: RecorderOptions
     @Flag(help: "Print JSON on stdout.") var json = false
 
@@ -27,6 +31,43 @@ struct RecordBench: ParsableCommand {
         try Check.number(igtlSeconds, "--igtl-seconds", in: 1...600, unit: "s")
         try Check.number(tipRate, "--tip-rate", in: 1...1000, unit: "Hz")
         if let out { try Check.outputFolder(out, "--out", files: ["throughput.mcap"]) }
+        try Check.count(phases, "--phases", in: 2...20)
+        try Check.number(phaseSeconds, "--phase-seconds", in: 1...600, unit: "s")
+    }
+
+    /// `--live`: the live runtime's figures.
+    func runLive(folder: String) throws {
+        var settings = LiveSettings()
+        let robotPath = DemoRigFiles.locate(settings.setup.robot)
+        let robot = try DemoRigFiles.loadRobot(settings.setup.robot)
+        settings.setup.robot = robotPath
+        LiveRuntime.installSignalHandlers()
+        let docs = try AttachmentSettings.configurationDocuments([robotPath])
+        var figures: RecorderLiveBench.Figures
+        do {
+            figures = try RecorderLiveBench.run(settings, robot: robot, recorder: recorder.settings, phases: phases, phaseSeconds: phaseSeconds,
+                                                folder: folder, configuration: docs, progress: { Output.status($0) })
+        } catch let e as RuntimeError { throw CommandFailure(e.description) }
+        Output.endStatus()
+        if kills > 0 {
+            let lumen = Bundle.main.executablePath ?? CommandLine.arguments[0]
+            figures.kill9 = try RecorderLiveBench.killLoss(lumen: lumen, kills: kills, folder: folder, progress: { Output.status($0) })
+            Output.endStatus()
+        }
+        if json { try Output.json(figures); return }
+        let f = figures
+        print(String(format: "live, %d × %.0f s phases, %@ frames: cycle lateness p99 %.1f µs recorder on, %.1f µs off (ratio %@; %d / %d cycles)",
+                     f.phases, f.phase_seconds, f.frame_format, f.lateness_us_p99_recorder_on, f.lateness_us_p99_recorder_off,
+                     f.lateness_ratio.map { String(format: "%.2f", $0) } ?? "n/a", f.cycles_recorder_on, f.cycles_recorder_off))
+        print(String(format: "recorded %.1f s: %.2f MB/s, %d cycle records (%d lost), %d of %d frames (lost in the runtime %d, encoder busy %d, not encoded %d; encoder queue peak %d, encode %.1f ms/frame)",
+                     f.recorded_seconds, f.megabytes_per_second, f.cycle_records, Int(f.cycle_records_lost), f.frames, Int(f.frames_offered),
+                     Int(f.frames_lost), f.frames_encoder_busy, f.frames_not_encoded, f.encoder_queue_high_water, f.frame_encode_ms_mean))
+        print("fdatasync interval p99 " + (f.sync_interval_ms_p99.map { String(format: "%.1f ms", $0) } ?? "n/a")
+            + ", max " + (f.sync_interval_ms_max.map { String(format: "%.1f ms", $0) } ?? "n/a") + "; run ended: \(f.ending)")
+        if let k = f.kill9 {
+            print(String(format: "kill -9 of lumen demo --record: %d/%d files readable (reference reader: %@); data lost p50 %.1f ms, max %.1f ms, %d over 100 ms",
+                         k.readable, k.kills, k.reference_reader_readable.map { "\($0)" } ?? "not installed", k.lost_ms_p50, k.lost_ms_max, k.over_100_ms))
+        }
     }
 
     struct Result: Encodable {
@@ -42,6 +83,7 @@ struct RecordBench: ParsableCommand {
         let folder = out ?? FileManager.default.temporaryDirectory.appendingPathComponent("lumen-bench-record-\(getpid())").path
         try OutputPath.createFolder(folder)
         defer { if out == nil { try? FileManager.default.removeItem(atPath: folder) } }
+        if live { return try runLive(folder: folder) }
         var s = SyntheticSettings()
         s.cycleRate = 1000; s.planes = 2; s.frameSize = size; s.framesPerSecond = 15; s.framePool = 8
         Output.progress("bench record: throughput, \(seconds) s at 1 kHz with 2 × 15 fps \(size)² frames")
@@ -55,7 +97,7 @@ struct RecordBench: ParsableCommand {
         Output.progress("bench record: OpenIGTLink tip latency, \(igtlSeconds) s at \(tipRate) Hz")
         let latency = try RecorderBench.igtlLatency(seconds: igtlSeconds, tipRate: tipRate)
         let result = Result(throughput: throughput, kill9: kill9, igtl_tip_latency: latency,
-                            cycle_lateness_recorder_on_off: "needs the live runtime: RecorderBench.latenessWithRecorder runs it with and without a Recorder on its tap",
+                            cycle_lateness_recorder_on_off: "on the live runtime: lumen bench record --live",
                             load_average_1min: (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.flatMap { Double($0) })
         if json { try Output.json(result); return }
         let t = throughput

@@ -146,22 +146,25 @@ struct RecorderTests {
         var frames: [LiveFrame] = []
         var infos: [UInt64: [String: Any]] = [:]
         var images: [UInt64: [UInt8]] = [:]
+        var measurements: [UInt64: [String: Any]] = [:]
         var topics: [UInt16: String] = [:]
         _ = try MCAPRecording.read(source, messages: { m in
             guard let topic = topics[m.channel], let o = try JSONSerialization.jsonObject(with: Data(m.data)) as? [String: Any] else { return }
             if topic == RecordingChannels.frame(plane: 0) { infos[m.logTime] = o }
             if topic == RecordingChannels.image(plane: 0), let d = Data(base64Encoded: o["data"] as? String ?? "") { images[m.logTime] = Array(d) }
-            if topic == RecordingChannels.measurement(plane: 0), let info = infos[m.logTime], let image = images[m.logTime] {
-                let w = info["width"] as? Int ?? 0, h = info["height"] as? Int ?? 0
-                let pixels = try FrameCodec.decode(image, width: w, height: h, format: .png)
-                var meas: TipMeasurement?
-                if let p = o["pixel"] as? [Double] {
-                    meas = TipMeasurement(acquiredAt: Nanoseconds(m.logTime), plane: 0, pixel: SIMD2(p[0] + 5, p[1]))
-                }
-                frames.append(LiveFrame(plane: 0, index: UInt64(frames.count + 1), acquiredAt: Nanoseconds(m.logTime), width: w, height: h,
-                                        pixels: pixels, pixelSpacing: 0.6, projection: Array(repeating: 0, count: 12), measurement: meas))
-            }
+            if topic == RecordingChannels.measurement(plane: 0) { measurements[m.logTime] = o }
         }, channels: { topics[$0.id] = $0.topic })
+        for (t, o) in measurements.sorted(by: { $0.key < $1.key }) {
+            guard let info = infos[t], let image = images[t] else { continue }
+            let w = info["width"] as? Int ?? 0, h = info["height"] as? Int ?? 0
+            let pixels = try FrameCodec.decode(image, width: w, height: h, format: .png)
+            var meas: TipMeasurement?
+            if let p = o["pixel"] as? [Double] {
+                meas = TipMeasurement(acquiredAt: Nanoseconds(t), plane: 0, pixel: SIMD2(p[0] + 5, p[1]))
+            }
+            frames.append(LiveFrame(plane: 0, index: UInt64(frames.count + 1), acquiredAt: Nanoseconds(t), width: w, height: h,
+                                    pixels: pixels, pixelSpacing: 0.6, projection: Array(repeating: 0, count: 12), measurement: meas))
+        }
         #expect(frames.count >= 4)
         let tap = FakeTap()
         tap.frames.withLock { $0 = frames }

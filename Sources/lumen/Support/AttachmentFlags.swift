@@ -30,8 +30,9 @@ struct AttachmentFlags: ParsableArguments {
         }
     }
 
-    /// The settings, with the files the run was configured by recorded whole.
-    func settings(configurationFiles: [String]) -> AttachmentSettings {
+    /// The settings, with the files the run was configured by recorded whole; a file that cannot
+    /// be read is an error naming it.
+    func settings(configurationFiles: [String]) throws(AttachmentError) -> AttachmentSettings {
         var s = AttachmentSettings()
         s.recordPath = record
         if let igtlPort {
@@ -41,9 +42,8 @@ struct AttachmentFlags: ParsableArguments {
             s.igtl = i
         }
         s.metricsPort = metricsPort.map(UInt16.init)
-        s.configuration = configurationFiles.compactMap { path in
-            (try? Data(contentsOf: URL(fileURLWithPath: path))).map { ConfigurationDocument(name: path, bytes: Array($0)) }
-        }
+        // Read only when something records: a run that records nothing needs none of them.
+        if record != nil { s.configuration = try AttachmentSettings.configurationDocuments(configurationFiles) }
         return s
     }
 }

@@ -23,7 +23,7 @@ extension Demo {
         LiveRuntime.installSignalHandlers()
         Output.progress("demo: live navigation to \(branch), \(depth) mm in, in the arch phantom: \(planes == 2 ? "biplane" : "mono") fluoroscopy at \(Check.text(fps)) fps, the monitor as its own process (up to \(Check.text(limit)) s)")
         let (result, trace): (LiveNavigationResult, LiveTrace)
-        let attach = attachments.settings(configurationFiles: [DemoRigFiles.locate(settings.setup.robot)])
+        let attach = try attachments.settings(configurationFiles: [DemoRigFiles.locate(settings.setup.robot)])
         let report = RecorderReportBox()
         let attacher: ((LiveRuntime) throws -> LiveAttachment)? = attach.isEmpty ? nil : { runtime in
             let a = try RuntimeAttachments(attach, port: runtime, tap: runtime)

@@ -1,0 +1,305 @@
+import Control
+import Core
+import Foundation
+import Runtime
+import Synchronization
+
+/// The recorder's figures on the live runtime (`lumen bench record --live`): one live run, its
+/// recorder switched on and off in alternating phases, so that the cycle's lateness with it and
+/// without it come from the same run under the same load; and `lumen demo --record` runs killed
+/// with SIGKILL, for what a crash of the live system loses.
+public enum RecorderLiveBench {
+    public struct Figures: Sendable, Codable, Equatable {
+        public var phases: Int
+        public var phase_seconds: Double
+        public var planes: Int
+        public var fps: Double
+        public var frame_format: String
+        public var frame_quality: Int
+        /// µs: the cycle's lateness p99 over the phases with the recorder off and on, and on / off.
+        public var lateness_us_p99_recorder_off: Double
+        public var lateness_us_p99_recorder_on: Double
+        public var lateness_ratio: Double?
+        public var cycles_recorder_off: Int
+        public var cycles_recorder_on: Int
+        /// Over the phases with the recorder on.
+        public var recorded_seconds: Double
+        public var megabytes_per_second: Double
+        public var cycle_records: Int
+        public var cycle_records_lost: UInt64
+        public var frames_offered: UInt64
+        public var frames: Int
+        /// Frames not recorded, by reason (see `RecorderReport`).
+        public var frames_lost: UInt64
+        public var frames_encoder_busy: Int
+        public var frames_not_encoded: Int
+        public var encoder_queue_high_water: Int
+        public var frame_encode_ms_mean: Double
+        /// ms between consecutive chunk syncs (p99 and max over the phases).
+        public var sync_interval_ms_p99: Double?
+        public var sync_interval_ms_max: Double?
+        public var ending: String
+        public var kill9: KillLoss?
+    }
+
+    public struct KillLoss: Sendable, Codable, Equatable {
+        public var kills: Int
+        /// Runs whose file our reader read cycle records from, and (when Python's `mcap` is
+        /// installed) that the reference reader read without an error before the cut.
+        public var readable: Int
+        public var reference_reader_readable: Int?
+        public var lost_ms_p50: Double
+        public var lost_ms_max: Double
+        public var over_100_ms: Int
+        public var lost_ms: [Double]
+    }
+
+    /// A tap in front of the runtime's that keeps each drained cycle record's lateness, whoever drains.
+    final class LatenessTap: RecordingTap, @unchecked Sendable {
+        let inner: any RecordingTap
+        private let lateness = Mutex<[Int64]>([])
+        init(_ inner: any RecordingTap) { self.inner = inner }
+
+        func drainCycleRecords(_ body: (borrowing CycleRecord) -> Void) -> (drained: Int, lostTotal: UInt64) {
+            var late: [Int64] = []
+            let r = inner.drainCycleRecords { record in
+                late.append(record.lateness)
+                body(record)
+            }
+            lateness.withLock { $0 += late }
+            return r
+        }
+
+        func drainFrames(_ body: (LiveFrame) -> Void) -> (drained: Int, lostTotal: UInt64) { inner.drainFrames(body) }
+
+        func take() -> [Int64] { lateness.withLock { l in defer { l.removeAll() }; return l } }
+    }
+
+    /// What drains the tap while the recorder is off: the records and frames are taken and
+    /// dropped, as cheaply as can be, so the ring and the frame queue behave as with a recorder.
+    final class Discarder: @unchecked Sendable {
+        let running = Atomic<Bool>(true)
+        let done = DispatchSemaphore(value: 0)
+        private(set) var lostCycles: UInt64 = 0
+        private(set) var lostFrames: UInt64 = 0
+        init(_ tap: any RecordingTap) {
+            let t = Thread { [self] in
+                while running.load(ordering: .acquiring) {
+                    drain(tap)
+                    usleep(5000)
+                }
+                drain(tap)
+                done.signal()
+            }
+            t.name = "lumen-bench-drain"
+            t.start()
+        }
+        private func drain(_ tap: any RecordingTap) {
+            lostCycles = tap.drainCycleRecords { _ in }.lostTotal
+            lostFrames = tap.drainFrames { _ in }.lostTotal
+        }
+        func stop() {
+            running.store(false, ordering: .releasing)
+            done.wait()
+        }
+    }
+
+    /// One live run (`settings`, navigating as the demo does) with `phases` phases of `phaseSeconds`
+    /// each, the recorder off in the even ones and on in the odd ones, recording to `folder`.
+    public static func run(_ settings: LiveSettings, robot: RobotDescription, recorder: RecorderSettings, phases: Int, phaseSeconds: Double,
+                           folder: String, configuration: [ConfigurationDocument] = [],
+                           progress: (@Sendable (String) -> Void)? = nil) throws -> Figures {
+        try recorder.validate()
+        let runtime = try LiveRuntime(settings, robot: robot)
+        let tap = LatenessTap(runtime)
+        /// The phases' results, written by the phase thread, read once it has finished.
+        final class Phases: @unchecked Sendable {
+            var discarder: Discarder?
+            var off: [Int64] = [], on: [Int64] = []
+            var reports: [RecorderReport] = []
+            var lostCyclesBefore: [UInt64] = [], lostFramesBefore: [UInt64] = []
+            var framesOffered: UInt64 = 0
+            var recordedSeconds = 0.0
+            var failure: (any Error)?
+            let finished = Atomic<Bool>(false)
+        }
+        let s = Phases()
+        s.discarder = Discarder(tap)
+        try runtime.start()
+        let client = AutomationClient(port: runtime, name: "lumen bench record")
+        client.start()
+        defer { client.stop() }
+        if !runtime.waitForPower() {
+            s.discarder?.stop()
+            _ = runtime.finish(.completed)
+            throw RuntimeError.monitorNeverPowered(log: runtime.monitorLog)
+        }
+        let vessel = settings.setup.vessel
+        Thread { client.navigate(to: vessel, seconds: 30) }.start()
+        let phaser = Thread {
+            defer { s.finished.store(true, ordering: .releasing) }
+            // The start (power, the first images, the target) is in neither phase.
+            Thread.sleep(forTimeInterval: 2)
+            _ = tap.take()
+            for k in 0..<phases {
+                let recording = k % 2 == 1
+                progress?("bench record --live: phase \(k + 1) of \(phases), recorder \(recording ? "on" : "off")")
+                if recording {
+                    s.discarder?.stop()
+                    s.lostCyclesBefore.append(s.discarder?.lostCycles ?? 0)
+                    s.lostFramesBefore.append(s.discarder?.lostFrames ?? 0)
+                    s.discarder = nil
+                    let acquired0 = runtime.snapshot().framesAcquired.reduce(0, +)
+                    let t0 = MonotonicClock.now()
+                    let rec: Recorder
+                    do {
+                        rec = try Recorder(path: folder + "/live-\(k / 2 + 1).mcap", settings: recorder, tap: tap, port: runtime,
+                                           configuration: configuration)
+                    } catch { s.failure = error; return }
+                    _ = tap.take()
+                    rec.start()
+                    Thread.sleep(forTimeInterval: phaseSeconds)
+                    s.on += tap.take()
+                    s.reports.append(rec.stop())
+                    s.recordedSeconds += Double(MonotonicClock.now() - t0) * 1e-9
+                    s.framesOffered += runtime.snapshot().framesAcquired.reduce(0, +) - acquired0
+                    s.discarder = Discarder(tap)
+                } else {
+                    _ = tap.take()
+                    Thread.sleep(forTimeInterval: phaseSeconds)
+                    s.off += tap.take()
+                }
+            }
+        }
+        phaser.start()
+        let ending = runtime.supervise(maxSeconds: Double(phases) * phaseSeconds * 3 + 60) { _ in s.finished.load(ordering: .acquiring) }
+        while !s.finished.load(ordering: .acquiring) { usleep(10_000) }
+        client.stop()
+        let final = runtime.finish(ending)
+        s.discarder?.stop()
+        if let failure = s.failure { throw failure }
+        let (off, on, reports, lostCyclesBefore, lostFramesBefore) = (s.off, s.on, s.reports, s.lostCyclesBefore, s.lostFramesBefore)
+        let (framesOffered, recordedSeconds) = (s.framesOffered, s.recordedSeconds)
+        func p99(_ v: [Int64]) -> Double { v.isEmpty ? .nan : percentile(v.map { Double($0) * 1e-3 }, 99) }
+        let a = p99(off), b = p99(on)
+        let intervals = reports.compactMap(\.syncIntervalP99Ms)
+        let frames = reports.reduce(0) { $0 + $1.frames }
+        var cyclesLost: UInt64 = 0, framesLost: UInt64 = 0
+        for (r, before) in zip(reports, lostCyclesBefore) { cyclesLost += r.cycleRecordsLost >= before ? r.cycleRecordsLost - before : 0 }
+        for (r, before) in zip(reports, lostFramesBefore) { framesLost += r.framesLost >= before ? r.framesLost - before : 0 }
+        let bytes = reports.reduce(UInt64(0)) { $0 + $1.bytes }
+        let encode = reports.reduce(0.0) { $0 + $1.frameEncodeSeconds }
+        return Figures(
+            phases: phases, phase_seconds: phaseSeconds, planes: runtime.runtimeDescription.planes.count, fps: settings.setup.fps,
+            frame_format: recorder.frameFormat.rawValue, frame_quality: recorder.frameQuality,
+            lateness_us_p99_recorder_off: a, lateness_us_p99_recorder_on: b, lateness_ratio: a > 0 && b.isFinite ? b / a : nil,
+            cycles_recorder_off: off.count, cycles_recorder_on: on.count, recorded_seconds: recordedSeconds,
+            megabytes_per_second: recordedSeconds > 0 ? Double(bytes) / recordedSeconds / 1e6 : 0,
+            cycle_records: reports.reduce(0) { $0 + $1.cycleRecords },
+            cycle_records_lost: cyclesLost,
+            frames_offered: framesOffered, frames: frames,
+            frames_lost: framesLost,
+            frames_encoder_busy: reports.reduce(0) { $0 + $1.framesEncoderBusy }, frames_not_encoded: reports.reduce(0) { $0 + $1.framesNotEncoded },
+            encoder_queue_high_water: reports.map(\.encoderQueueHighWater).max() ?? 0,
+            frame_encode_ms_mean: frames > 0 ? encode / Double(frames) * 1000 : 0,
+            sync_interval_ms_p99: intervals.max(), sync_interval_ms_max: reports.compactMap(\.syncIntervalMaxMs).max(),
+            ending: final.key, kill9: nil)
+    }
+
+    /// Starts `lumen demo --record` (the live navigation) `kills` times and kills each with
+    /// SIGKILL at a varying moment once it records, then measures what its file holds against the
+    /// moment of the kill. The monitor process each run started is ended by its id afterwards
+    /// (a killed parent cannot end it).
+    public static func killLoss(lumen: String, kills: Int, folder: String, seed: UInt64 = 1,
+                                progress: ((String) -> Void)? = nil) throws -> KillLoss {
+        var rng = SplitMix64(seed: seed)
+        var lost: [Double] = []
+        var readable = 0
+        var reference: Int? = referenceReaderAvailable() ? 0 : nil
+        for k in 0..<kills {
+            progress?("bench record --live: kill -9 \(k + 1) of \(kills)")
+            let out = folder + "/kill-\(k)"
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let path = out + "/recording.mcap"
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: lumen)
+            p.arguments = ["demo", "--record", path, "--out", out, "--time-limit", "120"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let deadline = Date().addingTimeInterval(120)
+            var cycleChannel: UInt16?
+            func lastCycle() -> UInt64 {
+                var last: UInt64 = 0
+                _ = try? MCAPRecording.read(path, messages: { m in if m.channel == cycleChannel { last = max(last, m.logTime) } },
+                                            channels: { c in if c.topic == RecordingChannels.cycle { cycleChannel = c.id } })
+                return last
+            }
+            while Date() < deadline, p.isRunning, lastCycle() == 0 { Thread.sleep(forTimeInterval: 0.05) }
+            Thread.sleep(forTimeInterval: 0.5 + rng.unit() * 1.5)
+            let children = childProcesses(of: p.processIdentifier)
+            let killedAt = MonotonicClock.now()
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            for c in children { kill(c, SIGKILL) }
+            removeMonitorFolders(of: p.processIdentifier)
+            let last = lastCycle()
+            guard last > 0 else { continue }
+            readable += 1
+            lost.append(Double(killedAt - Nanoseconds(clamping: last)) / 1e6)
+            if reference != nil, referenceReaderReads(path) { reference? += 1 }
+            try? FileManager.default.removeItem(atPath: out)
+        }
+        return KillLoss(kills: kills, readable: readable, reference_reader_readable: reference, lost_ms_p50: lost.isEmpty ? .nan : percentile(lost, 50),
+                        lost_ms_max: lost.max() ?? .nan, over_100_ms: lost.filter { $0 > 100 }.count, lost_ms: lost)
+    }
+
+    /// The processes whose parent is `pid` (read from /proc).
+    static func childProcesses(of pid: Int32) -> [Int32] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return entries.compactMap { e -> Int32? in
+            guard let child = Int32(e), let stat = try? String(contentsOfFile: "/proc/\(e)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            // "pid (comm) state ppid …": the command may hold spaces, so fields count from its ")".
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == pid ? child : nil
+        }
+    }
+
+    /// The monitor's private folder(s) a killed runtime left in /tmp.
+    static func removeMonitorFolders(of pid: Int32) {
+        let prefix = "lumen-live-\(pid)-"
+        for e in (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? [] where e.hasPrefix(prefix) {
+            try? FileManager.default.removeItem(atPath: "/tmp/" + e)
+        }
+    }
+
+    static let referenceScript = """
+        import sys
+        from mcap.reader import NonSeekingReader
+        n = 0
+        try:
+            for _ in NonSeekingReader(open(sys.argv[1], "rb")).iter_messages(log_time_order=False):
+                n += 1
+        except Exception:
+            pass
+        print(n)
+        sys.exit(0 if n > 0 else 1)
+        """
+
+    static func referenceReaderAvailable() -> Bool { python(["-c", "import mcap"]) }
+
+    /// The reference reader (PyPI `mcap`) reads messages from `path` up to where a crash cut it.
+    static func referenceReaderReads(_ path: String) -> Bool { python(["-c", referenceScript, path]) }
+
+    static func python(_ args: [String]) -> Bool {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3"] + args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }
+}
