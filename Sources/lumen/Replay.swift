@@ -3,6 +3,7 @@ import CommandSupport
 import Foundation
 import Core
 import Recording
+import Scenarios
 
 /// `lumen replay FILE`: what a recording holds and, with `--track`, its frames re-tracked and
 /// compared with the measurements recorded with them.
