@@ -117,15 +117,17 @@ struct EvalNavigationMerge: ParsableCommand {
     )
 
     @Argument(help: "The shards' summary.json files.") var files: [String] = []
-    @Option(help: "Folder for the merged summary.json.") var out = "out/eval-navigation-merged"
+    // Not --out: `eval navigation` has its own, which would take the value.
+    @Option(help: "Folder for the merged summary.json.") var mergeOut = "out/eval-navigation-merged"
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func validate() throws {
         guard !files.isEmpty else { throw ValidationError("name the summary.json of each shard") }
-        try Check.outputFolder(out, "--out", files: ["summary.json"])
+        try Check.outputFolder(mergeOut, "--merge-out", files: ["summary.json"])
     }
 
     func run() throws {
+        let out = mergeOut
         var parts: [(file: String, summary: NavigationSummary)] = []
         for file in files {
             do { parts.append((file, try NavigationSummary.load(file: file))) } catch { throw CommandFailure(error.description) }

@@ -22,6 +22,7 @@ import Testing
         "--input": "a folder of frames, read when the command starts",
         "--geometry": "a geometry file",
         "--out": "a folder for results: walked by outputFoldersAreCheckedBeforeAnyWork",
+        "eval navigation merge --merge-out": "a folder for the merged summary, checked before any work",
         "demo --branch": "a branch of the arch phantom, checked against it before the run",
         "demo --replay": "a PNG folder or DICOM file, opened when the run starts",
         "bench live --branch": "a branch of the arch phantom, checked when the run starts",

@@ -27,7 +27,7 @@ public struct VesselDescription: Decodable, Equatable, Sendable {
 }
 
 /// A place a catheter is navigated to: `depthMM` mm into `vessel` along the phantom's route.
-public struct PhantomTarget: Decodable, Equatable, Sendable {
+public struct PhantomTarget: Codable, Equatable, Sendable {
     public var vessel: String
     /// mm into the vessel from where the route enters it.
     public var depthMM: Double
