@@ -122,8 +122,8 @@ struct EvalNavigationMerge: ParsableCommand {
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func validate() throws {
-        guard !files.isEmpty else { throw ValidationError("name the summary.json of each shard") }
         try Check.outputFolder(mergeOut, "--merge-out", files: ["summary.json"])
+        guard !files.isEmpty else { throw ValidationError("name the summary.json of each shard") }
     }
 
     func run() throws {

@@ -283,7 +283,8 @@ struct ToolTree {
         var commands: [Command] = []
         func visit(_ c: CommandInfo, _ path: [String]) {
             let subcommands = c.subcommands ?? []
-            if subcommands.isEmpty, !path.isEmpty {
+            // A command that runs and also has subcommands (eval navigation and its merge) is walked too.
+            if !path.isEmpty, subcommands.isEmpty || (c.arguments ?? []).contains(where: { $0.kind == "option" }) {
                 let arguments = c.arguments ?? []
                 let options = arguments.filter { $0.kind == "option" }.compactMap { a -> Option? in
                     guard let long = a.names?.first(where: { $0.kind == "long" }) else {
