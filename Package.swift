@@ -89,7 +89,8 @@ let package = Package(
         .target(name: "Drivers", dependencies: ["Core", "CLibSerialPort", "CRealtime"]),
         .target(name: "Imaging", dependencies: ["Core", "COpenCV", "CDCMTK", "CEigen"]),
         .target(name: "Safety", dependencies: ["Core", "Drivers"]),
-        .target(name: "Sim", dependencies: ["Core", "Drivers", "Imaging", "CDriveLinkReference", "CRealtime", "COpenCV"]),
+        .target(name: "Sim", dependencies: ["Core", "Drivers", "Imaging", "CDriveLinkReference", "CRealtime", "COpenCV"],
+                resources: [.copy("Vessels/PhantomFiles")]),
         // Runs in simulated time: navigation runs (the guided loop through CycleRunner on a
         // simulated clock) and the safety monitor's fault campaign (the closed loop and the monitor).
         .target(name: "Scenarios", dependencies: ["Control", "Core", "Drivers", "Imaging", "Safety", "Sim", "COpenCV"]),

@@ -11,27 +11,39 @@ import Sim
 struct EvalNavigation: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "navigation",
-        abstract: "Seeded closed-loop navigation runs (physics, drives, biplane fluoroscopy, tracker, estimator, servo) over targets and C-arm angles."
+        abstract: "Seeded closed-loop navigation runs (physics, drives, biplane fluoroscopy, tracker, estimator, servo) over targets and C-arm angles.",
+        discussion: "A campaign splits with --shard K/N into parts run apart (a Slurm array, a Kubernetes indexed Job: see docs/campaigns.md); `lumen eval navigation merge` joins their summaries.",
+        subcommands: [EvalNavigationMerge.self]
     )
 
-    @Option(help: "Number of runs (1…10000).") var runs = 20
+    @Option(help: "Phantoms, comma-separated, each run --runs times over its targets: \(Phantoms.navigable.joined(separator: ", ")).") var phantom = "arch"
+    @Option(help: "Runs per phantom (1…10000).") var runs = 20
     @Option(help: "First seed (any whole number 0…2⁶⁴ − 1).") var seed: UInt64 = 1
     @Option(help: "Robot file of the steerable catheter (one bending section: the physics catheter has one).") var robot = NavigationSetup().robot
     @Option(help: "Index of the first run (0…1000000; runs cycle through targets and angles; to repeat one run alone).") var first = 0
     @Option(help: "Time limit per run (simulated s, 0.1…3600).") var maxSeconds = 90.0
+    @Option(help: "Runs at once, each on its own thread (1…64); the results are those of --jobs 1.") var jobs = 1
+    @Option(help: "Run only shard K of N of the campaign (K/N, 1 ≤ K ≤ N ≤ 100000): every N-th run from the K-th; merge the shards' summaries with `lumen eval navigation merge`.") var shard = "1/1"
     @Option(help: "Folder for the per-run JSON and the plot of the first run.") var out = "out/eval-navigation"
     @Option(help: "Tip measurements: tracker (from the images) or truth (the simulated tip with a 0.1 mm σ of noise drawn from the seed, at the same rate and latency, and no images rendered: separates control failures from tracking failures).") var measurements = "tracker"
     @Flag(help: "Print JSON on stdout.") var json = false
-    @Flag(help: "Progress of each run on stderr, once a second of simulated time.") var verbose = false
+    @Flag(help: "Progress of each run on stderr, once a second of simulated time (with --jobs 1).") var verbose = false
     @Flag(help: "Also run each setup live, at wall clock (the runtime of `lumen demo`, with the monitor process), beside its simulated-time run; --max-seconds is then also each live run's wall-clock limit.") var live = false
     @OptionGroup var realtime: RealtimeFlags
 
+    var phantoms: [String] { phantom.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+
     func validate() throws {
+        for p in phantoms { try Check.oneOf(p, "--phantom", Phantoms.navigable) }
+        guard Set(phantoms).count == phantoms.count else { throw ValidationError("--phantom names a phantom twice: \(phantom)") }
         try Check.oneOf(measurements, "--measurements", MeasurementSource.allCases.map(\.rawValue))
         try Check.count(runs, "--runs", in: 1...10_000)
         // Both bounded, so first + runs cannot overflow.
         try Check.count(first, "--first", in: 0...1_000_000)
         try Check.number(maxSeconds, "--max-seconds", in: 0.1...3600, unit: "s")
+        try Check.count(jobs, "--jobs", in: 1...64)
+        do { _ = try CampaignShard(parsing: shard) } catch { throw ValidationError("--shard \(error.description)") }
+        if live, phantoms.count > 1 { throw ValidationError("--live runs one phantom: give --phantom one name") }
         try Check.outputFolder(out, "--out", files: ["summary.json", "run_0000.png", "run_0000_lateral.png", "run_0000_zoom.png", "run_0000_lateral_zoom.png"])
     }
 
@@ -43,25 +55,90 @@ struct EvalNavigation: ParsableCommand {
         base.robot = robot
         base.measurements = source
         if live { return try runLive(base: base, description: description) }
-        var results: [NavigationResult] = []
-        for r in first..<(first + runs) {
-            let setup = NavigationCampaign.setup(run: r, seed: seed, base: base)
-            Output.status("eval navigation: run \(r + 1)/\(runs): \(setup.vessel) at \(setup.depth) mm, C-arm \(setup.primaryDeg)°/\(setup.secondaryDeg)°")
-            let (result, trace): (NavigationResult, NavigationTrace)
-            do {
-                (result, trace) = try NavigationRun.run(setup, robot: description, verbose: verbose, progress: verbose ? { Output.progress($0) } : nil)
-            } catch { throw CommandFailure(error.description) }
-            if r == first { try NavigationPlot.write(trace, result: result, to: out + "/run_0000.png") }
-            results.append(result)
-        }
+        let settings = NavigationCampaignSettings(phantoms: phantoms, seed: seed, first: first, runs: runs, base: base)
+        let plan: [PlannedRun], part: CampaignShard
+        do {
+            part = try CampaignShard(parsing: shard)
+            plan = try NavigationCampaign.plan(settings, shard: part)
+        } catch { throw CommandFailure(error.description) }
+        let total = plan.count
+        let started = MonotonicClock.now()
+        let (results, trace): ([NavigationResult], NavigationTrace?)
+        do {
+            if verbose, jobs == 1 {
+                // One run at a time, with its progress lines.
+                var all: [NavigationResult] = [], firstTrace: NavigationTrace?
+                for (n, p) in plan.enumerated() {
+                    Output.status("eval navigation: run \(n + 1)/\(total): \(p.setup.phantom) \(p.setup.vessel) at \(p.setup.depth) mm")
+                    let t0 = MonotonicClock.now()
+                    var (r, t) = try NavigationRun.run(p.setup, robot: description, verbose: true, progress: { Output.progress($0) })
+                    r.run = p.run
+                    r.wall_s = round3(Double(MonotonicClock.now() - t0) * 1e-9)
+                    if n == 0 { firstTrace = t }
+                    all.append(r)
+                }
+                (results, trace) = (all, firstTrace)
+            } else {
+                let finished = Counter()
+                (results, trace) = try NavigationCampaign.run(plan, robot: description, jobs: jobs, keepTraceOf: plan.first?.campaignIndex) { p, r in
+                    Output.status("eval navigation: \(finished.next())/\(total) done: \(p.setup.phantom) run \(p.run), \(p.setup.vessel) at \(p.setup.depth) mm: \(r.success ? "reached" : r.reason)")
+                }
+            }
+        } catch { throw CommandFailure(error.description) }
+        let wall = Double(MonotonicClock.now() - started) * 1e-9
         Output.endStatus()
-        let summary = NavigationSummary(results)
+        if let trace, let r = results.first { try NavigationPlot.write(trace, result: r, to: out + "/run_0000.png") }
+        let summary = NavigationSummary(results, campaign: settings, shards: [part], jobs: jobs, campaignWallSeconds: wall)
         try Output.writeJSON(summary, to: out + "/summary.json")
         if json {
             try Output.json(summary)
         } else {
-            print("navigation: \(summary.successes)/\(runs) reached the target within 1 mm; final error median \(summary.final_err_mm_median) mm")
+            print("navigation: \(summary.successes)/\(summary.runs) reached the target within 1 mm; final error median \(summary.final_err_mm_median) mm; peak contact \(summary.peak_contact_n_max) N")
+            for row in summary.per_target {
+                print("  \(row.phantom) \(row.vessel ?? "") at \(row.depth_mm.map { "\($0)" } ?? "") mm: \(row.successes)/\(row.runs)\(row.failed_runs.isEmpty ? "" : ", failed runs \(row.failed_runs.map(String.init).joined(separator: " "))")")
+            }
             print("tip error median (mm): fused \(summary.fused.median), kinematic-only \(summary.kinematic_only.median), image-only \(summary.image_only.median)")
+            print("time: \(summary.timing.wall_s_per_run_median) s wall for \(summary.timing.simulated_s_per_run_median) s simulated per run (median), \(summary.timing.simulated_per_wall)× real time per core")
+        }
+    }
+}
+
+/// Counts finished runs for the status line (called under the campaign's lock, one at a time).
+private final class Counter: @unchecked Sendable {
+    private var n = 0
+    func next() -> Int { n += 1; return n }
+}
+
+/// `lumen eval navigation merge`: the shards of a campaign joined into one summary.
+struct EvalNavigationMerge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Join the summary.json files of a campaign's shards (--shard K/N) into one summary; refuses overlapping or missing shards and mismatched settings."
+    )
+
+    @Argument(help: "The shards' summary.json files.") var files: [String] = []
+    // Not --out: `eval navigation` has its own, which would take the value.
+    @Option(help: "Folder for the merged summary.json.") var mergeOut = "out/eval-navigation-merged"
+    @Flag(help: "Print JSON on stdout.") var json = false
+
+    func validate() throws {
+        try Check.outputFolder(mergeOut, "--merge-out", files: ["summary.json"])
+        guard !files.isEmpty else { throw ValidationError("name the summary.json of each shard") }
+    }
+
+    func run() throws {
+        let out = mergeOut
+        var parts: [(file: String, summary: NavigationSummary)] = []
+        for file in files {
+            do { parts.append((file, try NavigationSummary.load(file: file))) } catch { throw CommandFailure(error.description) }
+        }
+        let merged: NavigationSummary
+        do { merged = try NavigationSummary.merge(parts) } catch { throw CommandFailure(error.description) }
+        try Output.writeJSON(merged, to: out + "/summary.json")
+        if json {
+            try Output.json(merged)
+        } else {
+            print("merged \(files.count) shards: \(merged.successes)/\(merged.runs) reached the target within 1 mm; written to \(out)/summary.json")
         }
     }
 }
@@ -71,8 +148,12 @@ extension EvalNavigation {
     func runLive(base: NavigationSetup, description: RobotDescription) throws {
         LiveRuntime.installSignalHandlers()
         var simulated: [NavigationResult] = [], lives: [LiveNavigationResult] = []
+        var base = base
+        base.phantom = phantoms[0]
+        let targets: [PhantomTarget]
+        do { targets = try NavigationCampaign.targets(of: base.phantom) } catch { throw CommandFailure(error.description) }
         for r in first..<(first + runs) {
-            let setup = NavigationCampaign.setup(run: r, seed: seed, base: base)
+            let setup = NavigationCampaign.setup(run: r, seed: seed, base: base, targets: targets)
             Output.status("eval navigation --live: run \(r + 1)/\(runs): \(setup.vessel) in simulated time")
             do { simulated.append(try NavigationRun.run(setup, robot: description).0) } catch { throw CommandFailure(error.description) }
             Output.status("eval navigation --live: run \(r + 1)/\(runs): \(setup.vessel) live")

@@ -66,10 +66,10 @@ struct SimEtherCATSlaves: ParsableCommand {
 struct SimPhantom: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "phantom",
-        abstract: "Describe a built-in vessel phantom (straight, arch, coronary) and draw its centerlines."
+        abstract: "Describe a built-in vessel phantom (straight, arch, coronary, cerebral, hepatic) and draw its centerlines."
     )
 
-    @Option(help: "Phantom: straight, arch or coronary.") var name = "arch"
+    @Option(help: "Phantom: straight, arch, coronary, cerebral or hepatic.") var name = "arch"
     @Option(help: "Folder for the frontal view (NAME.png).") var out = "out/phantom"
     @Flag(help: "Print JSON on stdout.") var json = false
 
@@ -105,12 +105,15 @@ struct SimPhantom: ParsableCommand {
         let file = out + "/\(name).png"
         try plot.write(to: file)
         if json {
-            try Output.json(["name": AnyEncodable(name), "segments": AnyEncodable(tree.segmentCount), "vessels": AnyEncodable(vessels), "plot": AnyEncodable(file)])
+            try Output.json(["name": AnyEncodable(name), "segments": AnyEncodable(tree.segmentCount), "vessels": AnyEncodable(vessels), "plot": AnyEncodable(file),
+                             "targets": AnyEncodable(d.targets), "sources": AnyEncodable(d.sources)])
         } else {
             print("phantom '\(name)': \(vessels.count) vessels, \(tree.segmentCount) segments; drawn to \(file)")
             for v in vessels {
                 print("  \(v.name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(v.length_mm) mm, radius \(v.radius_mm_min)…\(v.radius_mm_max) mm\(v.parent.map { ", from \($0)" } ?? "")")
             }
+            for t in d.targets { print("  navigation target: \(t.vessel), \(t.depthMM) mm in") }
+            for source in d.sources { print("  source: \(source)") }
         }
     }
 }
@@ -130,7 +133,7 @@ struct SimRender: ParsableCommand {
         abstract: "Render synthetic fluoroscopy frames of a phantom with a catheter, with per-frame ground truth."
     )
 
-    @Option(help: "Phantom: straight, arch or coronary.") var phantom = "arch"
+    @Option(help: "Phantom: straight, arch, coronary, cerebral or hepatic.") var phantom = "arch"
     @Option(help: "Frames to render (1…10000).") var frames = 10
     @Option(help: "Noise seed (any whole number 0…2⁶⁴ − 1).") var seed: UInt64 = 1
     @Option(help: "Folder for the frames and truth.json.") var out = "out/render"

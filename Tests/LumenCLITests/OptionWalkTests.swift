@@ -22,6 +22,7 @@ import Testing
         "--input": "a folder of frames, read when the command starts",
         "--geometry": "a geometry file",
         "--out": "a folder for results: walked by outputFoldersAreCheckedBeforeAnyWork",
+        "eval navigation merge --merge-out": "a folder for the merged summary, checked before any work",
         "demo --branch": "a branch of the arch phantom, checked against it before the run",
         "demo --replay": "a PNG folder or DICOM file, opened when the run starts",
         "bench live --branch": "a branch of the arch phantom, checked when the run starts",
@@ -284,7 +285,8 @@ struct ToolTree {
         var commands: [Command] = []
         func visit(_ c: CommandInfo, _ path: [String]) {
             let subcommands = c.subcommands ?? []
-            if subcommands.isEmpty, !path.isEmpty {
+            // A command that runs and also has subcommands (eval navigation and its merge) is walked too.
+            if !path.isEmpty, subcommands.isEmpty || (c.arguments ?? []).contains(where: { $0.kind == "option" }) {
                 let arguments = c.arguments ?? []
                 let options = arguments.filter { $0.kind == "option" }.compactMap { a -> Option? in
                     guard let long = a.names?.first(where: { $0.kind == "long" }) else {

@@ -15,9 +15,10 @@ import Testing
         let d = try #require(Phantoms.named(name))
         #expect(problems(d).isEmpty, "\(problems(d))")
         let radii = d.vessels.flatMap { $0.points.map { $0[3] } }
-        #expect(radii.min()! >= 1.5 && radii.max()! <= 12)
+        // From hepatic segmental arteries (about 2 mm across) to the ascending aorta (about 30 mm).
+        #expect(radii.min()! >= 0.9 && radii.max()! <= 16)
         let tree = VesselTree(d)
-        for v in 0..<tree.vesselNames.count { #expect(tree.length(ofVessel: v) >= 20) }
+        for v in 0..<tree.vesselNames.count { #expect(tree.length(ofVessel: v) >= 15) }
     }
 
     @Test func theArchHasItsThreeSupraAorticBranches() throws {
@@ -72,7 +73,8 @@ import Testing
         let file = dir.appendingPathComponent("arch.json").path
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: file))
         let loaded = try ConfigLoader.load(VesselTreeDescription.self, from: file)
-        #expect(loaded == arch)
+        // The file gives the vessels alone: notes, sources and targets are optional.
+        #expect(loaded.name == arch.name && loaded.vessels == arch.vessels && loaded.targets.isEmpty && loaded.sheath == .rootEnd)
 
         let bad = VesselTreeDescription(name: "bad", vessels: [
             VesselDescription(name: "root", parent: nil, points: [[0, 0, 0, 5], [0, 0, 50, 5]]),

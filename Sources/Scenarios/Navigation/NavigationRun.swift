@@ -5,7 +5,7 @@ import Imaging
 import Sim
 
 /// How a navigation run ended.
-public enum NavigationEnd: Sendable, Equatable, CustomStringConvertible {
+public enum NavigationEnd: Codable, Sendable, Equatable, CustomStringConvertible {
     /// The servo held the target for a second on a fresh image estimate, and the true tip is within 1 mm.
     case arrived
     /// The servo held the target by the estimate, but the true tip is further off than 1 mm.
@@ -26,15 +26,16 @@ public enum NavigationEnd: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Median and 95th percentile of a run's tip errors (mm).
-public struct ErrorFigures: Encodable, Sendable, Equatable {
+public struct ErrorFigures: Codable, Sendable, Equatable {
     public var median: Double
     public var p95: Double
     public var samples: Int
     public init(_ v: [Double]) { median = round3(percentile(v, 50)); p95 = round3(percentile(v, 95)); samples = v.count }
 }
 
-/// What one navigation run did. The encoded keys are the figures `lumen eval navigation` prints.
-public struct NavigationResult: Encodable, Sendable {
+/// What one navigation run did. The encoded keys are the figures `lumen eval navigation` prints;
+/// they decode again, so that shards of a campaign run apart can be merged.
+public struct NavigationResult: Codable, Sendable, Equatable {
     public var setup: NavigationSetup
     public var end: NavigationEnd
     public var success: Bool
@@ -66,8 +67,13 @@ public struct NavigationResult: Encodable, Sendable {
     /// disabled: the lifecycle is left inactive).
     public var mode_at_end: String
     public var lifecycle_at_end: String
+    /// The run's index within its phantom's campaign (it fixes target, angle and seed).
+    public var run = 0
+    /// Wall-clock seconds the run took (set by the campaign; 0 for a run alone).
+    public var wall_s = 0.0
 
     enum CodingKeys: String, CodingKey {
+        case run, wall_s, end
         case setup, success, reason, time_s, time_to_target_s, final_err_mm, peak_contact_n, fused, kinematic_only, image_only,
              overruns, compute_us_p50, compute_us_p99, frames, tracked_pct, fused_measurements, rejected_measurements,
              lost_cycles, inconsistent_pairs, whole_frame_pairs, outcomes, invalid_commands, mode_at_end, lifecycle_at_end
@@ -75,7 +81,7 @@ public struct NavigationResult: Encodable, Sendable {
 }
 
 /// Counts of `BiplaneOutcome` over a run.
-public struct OutcomeCounts: Encodable, Sendable, Equatable {
+public struct OutcomeCounts: Codable, Sendable, Equatable {
     public var pair = 0
     public var whole_frame_pair = 0
     public var single_plane_pixels = 0

@@ -1,17 +1,50 @@
 import Core
+import Foundation
+
+/// Why a built-in phantom could not be had.
+public enum PhantomError: Error, Equatable, Sendable, CustomStringConvertible {
+    case unknown(String)
+    /// The phantom's data file is missing from the installed resources.
+    case missingFile(String)
+    /// The phantom's data file is there but does not load or validate.
+    case invalid(ConfigError)
+
+    public var description: String {
+        switch self {
+        case .unknown(let name): "unknown phantom '\(name)': use one of \(Phantoms.names.joined(separator: ", "))"
+        case .missingFile(let name): "the data file of phantom '\(name)' is missing from the installation: reinstall lumen"
+        case .invalid(let e): "phantom file \(e)"
+        }
+    }
+}
 
 /// Built-in vessel phantoms. Coordinates in mm: x to the patient's left, y posterior,
-/// z superior; radii are lumen radii.
+/// z superior; radii are lumen radii. The anatomical phantoms made of measured shapes
+/// (cerebral, hepatic) are data files in `PhantomFiles`, loaded and validated as any vessel
+/// tree file is; the geometric ones are built here.
 public enum Phantoms {
-    public static let names = ["straight", "arch", "coronary"]
+    public static let names = ["straight", "arch", "coronary", "cerebral", "hepatic"]
+    /// The phantoms with navigation targets.
+    public static let navigable = ["arch", "coronary", "cerebral", "hepatic"]
 
-    public static func named(_ name: String) -> VesselTreeDescription? {
+    public static func named(_ name: String) -> VesselTreeDescription? { try? load(name) }
+
+    /// The phantom called `name`, its file (for a data-file phantom) read and validated.
+    public static func load(_ name: String) throws(PhantomError) -> VesselTreeDescription {
         switch name {
-        case "straight": straightTube()
-        case "arch": aorticArch()
-        case "coronary": coronaryTree()
-        default: nil
+        case "straight": return straightTube()
+        case "arch": return aorticArch()
+        case "coronary": return coronaryTree()
+        case "cerebral", "hepatic":
+            guard let path = filePath(name) else { throw .missingFile(name) }
+            do { return try ConfigLoader.load(VesselTreeDescription.self, from: path) } catch { throw .invalid(error) }
+        default: throw .unknown(name)
         }
+    }
+
+    /// The installed data file of a data-file phantom.
+    public static func filePath(_ name: String) -> String? {
+        Bundle.module.path(forResource: name, ofType: "json", inDirectory: "PhantomFiles")
     }
 
     /// A straight tube along z, 300 mm long, 4 mm radius: for validation against closed forms.
@@ -68,10 +101,13 @@ public enum Phantoms {
         let rightCarotid = branch("right_common_carotid", parent: "brachiocephalic", from: bcEnd, direction: Vec3(-0.05, 0, 1), length: 90, radius: (3.8, 3.5))
         let leftCarotid = branch("left_common_carotid", parent: "aorta", from: archPoint(0.48), direction: Vec3(0.1, 0, 1), length: 100, radius: (4, 3.5), curl: 2)
         let leftSubclavian = branch("left_subclavian", parent: "aorta", from: archPoint(0.64), direction: Vec3(0.5, 0.1, 1), length: 70, radius: (5, 4.5), curl: 4)
+        // The targets in the order the first campaigns ran them, so that run indices keep their setups.
         return VesselTreeDescription(name: "arch", vessels: [
             VesselDescription(name: "aorta", parent: nil, points: aorta),
             brachiocephalic, rightSubclavian, rightCarotid, leftCarotid, leftSubclavian,
-        ])
+        ], notes: "A geometric aortic arch with its three supra-aortic branches, from a femoral sheath in the descending aorta.",
+        targets: [PhantomTarget(vessel: "left_subclavian", depthMM: 25), PhantomTarget(vessel: "left_common_carotid", depthMM: 25),
+                  PhantomTarget(vessel: "brachiocephalic", depthMM: 25), PhantomTarget(vessel: "left_subclavian", depthMM: 40)])
     }
 
     /// A guiding catheter's way into `coronaryTree()`: in from the aorta (not part of the tree,
@@ -102,10 +138,15 @@ public enum Phantoms {
                                   length: 60, radius: (2.0, 1.5), waves: 2, amplitude: 3, n: 40)
         let diagonal = tortuous(from: Array(main[24].prefix(3)), along: Vec3(0.7, 0.7, 0), side: Vec3(-0.7, 0.7, 0), up: Vec3(0, 0, 1),
                                 length: 40, radius: (1.7, 1.5), waves: 2, amplitude: 2.5, n: 30)
+        // The catheter comes in through the ostium, the main artery's first point, as a guiding
+        // catheter engaged there delivers it; the targets lie past the tortuous turns.
         return VesselTreeDescription(name: "coronary", vessels: [
             VesselDescription(name: "main", parent: nil, points: main),
             VesselDescription(name: "circumflex", parent: "main", points: circumflex),
             VesselDescription(name: "diagonal", parent: "main", points: diagonal),
-        ])
+        ], notes: "A geometric coronary-like tree entered at the ostium (the main artery's first point).",
+        targets: [PhantomTarget(vessel: "main", depthMM: 50), PhantomTarget(vessel: "circumflex", depthMM: 25),
+                  PhantomTarget(vessel: "diagonal", depthMM: 20), PhantomTarget(vessel: "main", depthMM: 80)],
+        sheath: .rootStart)
     }
 }

@@ -12,9 +12,9 @@ public enum VesselRouteError: Error, Equatable, CustomStringConvertible {
 }
 
 extension VesselTreeDescription {
-    /// The centerline route (mm) a catheter takes from the far end of the root vessel (where
-    /// the sheath sits) to `depth` mm into `vessel`: back along the root to the branch point,
-    /// then forward through each branch on the way.
+    /// The centerline route (mm) a catheter takes from the end of the root vessel where the
+    /// sheath sits (`sheath`: its far end unless the tree says its start) to `depth` mm into
+    /// `vessel`: along the root to the branch point, then forward through each branch on the way.
     public func route(toVessel name: String, depth: Double) throws(VesselRouteError) -> [Vec3] {
         try routeWithRadii(toVessel: name, depth: depth).map(\.point)
     }
@@ -39,10 +39,12 @@ extension VesselTreeDescription {
         for (n, v) in chain.enumerated() {
             let count = vessels[v].points.count
             let isRoot = n == 0, isTarget = n == chain.count - 1
+            // Only a root entered from its far end is travelled backwards.
+            let backwards = isRoot && sheath == .rootEnd
             if isTarget {
                 // Into the target: from its entry to `depth` mm along it.
-                var k = isRoot ? count - 1 : 0
-                let step = isRoot ? -1 : 1
+                var k = backwards ? count - 1 : 0
+                let step = backwards ? -1 : 1
                 out.append((point(v, k), radius(v, k)))
                 var travelled = 0.0
                 while k + step >= 0, k + step < count {
@@ -59,7 +61,7 @@ extension VesselTreeDescription {
                 }
             } else {
                 let exit = attach(v, chain[n + 1])
-                if isRoot {
+                if backwards {
                     for k in stride(from: count - 1, through: exit, by: -1) { out.append((point(v, k), radius(v, k))) }
                 } else {
                     for k in 0...exit { out.append((point(v, k), radius(v, k))) }

@@ -26,16 +26,57 @@ public struct VesselDescription: Decodable, Equatable, Sendable {
     }
 }
 
-/// A vessel tree file: branching centerlines with lumen radii, validated at load.
+/// A place a catheter is navigated to: `depthMM` mm into `vessel` along the phantom's route.
+public struct PhantomTarget: Codable, Equatable, Sendable {
+    public var vessel: String
+    /// mm into the vessel from where the route enters it.
+    public var depthMM: Double
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case vessel, depthMM = "depth_mm" }
+
+    public init(vessel: String, depthMM: Double) {
+        self.vessel = vessel
+        self.depthMM = depthMM
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        vessel = try c.decode(String.self, forKey: .vessel)
+        depthMM = try c.decode(Double.self, forKey: .depthMM)
+    }
+}
+
+/// Which end of the root vessel the sheath (the catheter's way in) sits at.
+public enum SheathEnd: String, Decodable, Equatable, Sendable {
+    /// The root's last point: a femoral sheath below an aorta listed from its root down.
+    case rootEnd = "root_end"
+    /// The root's first point: a guiding catheter engaged in a coronary ostium.
+    case rootStart = "root_start"
+}
+
+/// A vessel tree file: branching centerlines with lumen radii, validated at load, with where
+/// its numbers come from and the targets a navigation campaign aims at.
 public struct VesselTreeDescription: ValidatedConfig, Equatable, Sendable {
     public var name: String
     public var vessels: [VesselDescription]
+    /// What the phantom models and how it departs from anatomy (free text).
+    public var notes: String
+    /// The literature the radii and shapes come from, one reference a line.
+    public var sources: [String]
+    public var targets: [PhantomTarget]
+    public var sheath: SheathEnd
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, vessels }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, vessels, notes, sources, targets, sheath }
 
-    public init(name: String, vessels: [VesselDescription]) {
+    public init(name: String, vessels: [VesselDescription], notes: String = "", sources: [String] = [], targets: [PhantomTarget] = [],
+                sheath: SheathEnd = .rootEnd) {
         self.name = name
         self.vessels = vessels
+        self.notes = notes
+        self.sources = sources
+        self.targets = targets
+        self.sheath = sheath
     }
 
     public init(from decoder: any Decoder) throws {
@@ -43,6 +84,10 @@ public struct VesselTreeDescription: ValidatedConfig, Equatable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
         vessels = try c.decode([VesselDescription].self, forKey: .vessels)
+        notes = try c.decodeIfPresent(String.self, forKey: .notes) ?? ""
+        sources = try c.decodeIfPresent([String].self, forKey: .sources) ?? []
+        targets = try c.decodeIfPresent([PhantomTarget].self, forKey: .targets) ?? []
+        sheath = try c.decodeIfPresent(SheathEnd.self, forKey: .sheath) ?? .rootEnd
     }
 
     public func validate(into v: inout ConfigValidator) {
@@ -82,6 +127,23 @@ public struct VesselTreeDescription: ValidatedConfig, Equatable, Sendable {
                 }
             }
             seen[vessel.name] = i
+        }
+        v.check(notes.utf8.count <= 8000, "notes", "must be at most 8000 bytes, got \(notes.utf8.count)")
+        for (i, source) in sources.enumerated() {
+            v.check(!source.isEmpty && source.utf8.count <= 2000, "sources[\(i)]", "must be 1…2000 bytes of text")
+        }
+        for (i, target) in targets.enumerated() {
+            let f = "targets[\(i)]"
+            guard let vi = seen[target.vessel] else {
+                v.fail("\(f).vessel", "'\(target.vessel)' is not a vessel of this tree")
+                continue
+            }
+            // A target past the vessel's end would be clamped there by the route, silently.
+            let points = vessels[vi].points
+            guard points.allSatisfy({ $0.count == 4 }) else { continue }
+            let length = Polyline.length(points.map { Vec3($0[0], $0[1], $0[2]) })
+            v.check(target.depthMM.isFinite && target.depthMM > 0 && target.depthMM <= length, "\(f).depth_mm",
+                    "must be in (0, \(Int(length))] mm (the vessel's length), got \(target.depthMM)")
         }
     }
 
