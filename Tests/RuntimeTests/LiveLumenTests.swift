@@ -1,0 +1,65 @@
+import Core
+import Foundation
+import Safety
+import Scenarios
+import Sim
+import Testing
+@testable import Runtime
+
+/// The monitor's lumen check on the live patient (docs/safety/tip-evidence.md): the physics
+/// catheter in a vessel, the monitor as its own process on `along_lumen` evidence, the image tip
+/// from the live biplane tracking relayed in the heartbeat.
+@Suite(.serialized) struct LiveLumenTests {
+    /// The straight tube, 200 mm in: the catheter advances about 100 mm.
+    func deepTube() -> LiveSettings {
+        var s = tubeSettings(monitor: true, realtime: true)
+        s.setup.depth = 200
+        return s
+    }
+
+    /// The live runtime's limits: along-lumen evidence, the vessel's own centreline to its end.
+    @Test func theLiveLimitsGuardTheVesselAlongTheLumen() throws {
+        let scene = try NavigationScene(archSettings().setup, robot: try loadRobot())
+        let corridor = try MonitorSupervisor.vesselCorridor(tree: scene.tree, vessel: "left_subclavian")
+        let path = NSTemporaryDirectory() + "lumen-live-limits-\(getpid()).yaml"
+        try MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor).write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let limits = try SafetyLimits.load(from: path).limits
+        #expect(limits.lumen.tipEvidence == .alongLumen)
+        #expect(limits.lumen.centerlineMM.count <= MonitorModel.maxCorridorPoints)
+        let model = MonitorModel(limits)
+        // The whole of the vessel: further than the goal, as long as the vessels' centreline.
+        let full = Polyline.length(corridor.map(\.point))
+        #expect(abs(model.geometry.corridorLength - full) < 0.05 * full)
+        #expect(model.geometry.corridorLength > Polyline.length(scene.route) + 30)
+        // Every point of the vessels' centreline lies in the corridor with its own radius.
+        for p in corridor {
+            #expect(model.geometry.outsideLumen(p.point) <= -(p.radius - model.geometry.tipMargin) + 1e-6, "\(p.point)")
+        }
+        // The start posture is inside by both kinds of evidence.
+        #expect(model.geometry.lengthOut(scene.start) < model.geometry.corridorLength)
+        #expect(model.geometry.outsideLumen(scene.startTip) < 0)
+    }
+
+    /// Correct navigation is not stopped by the lumen check.
+    @Test func correctNavigationInTheVesselIsNotStoppedByTheLumenCheck() throws {
+        let (result, _) = try LiveNavigation.run(deepTube(), robot: try loadRobot(), maxSeconds: 30)
+        #expect(!result.monitor_faults.contains { $0.contains("lumen") }, "\(result.monitor_faults)")
+        #expect(result.frames_acquired.allSatisfy { $0 > 0 })
+    }
+
+    /// The catheter pushed on where the lumen the monitor allows ends (its corridor ends 150 mm
+    /// in; the navigation goes to 200): the monitor stops it with `lumen`, category 1.
+    @Test func aCatheterThatLeavesTheLumenIsStoppedWithCategoryOne() throws {
+        var s = deepTube()
+        s.monitorDepth = 150
+        let (result, _) = try LiveNavigation.run(s, robot: try loadRobot(), maxSeconds: 40)
+        let lumen = result.monitor_faults.filter { $0.contains("lumen") }
+        #expect(!lumen.isEmpty, "\(result.reason); monitor: \(result.monitor_faults)")
+        #expect(lumen.allSatisfy { $0.contains("stop category 1") }, "\(lumen)")
+        #expect(result.ending == "safety_stop", "\(result.reason)")
+        #expect(!result.success)
+        // Stopped near the end of its lumen, not pushed on to the goal.
+        #expect(result.final_err_mm > 20, "\(result.final_err_mm)")
+    }
+}
