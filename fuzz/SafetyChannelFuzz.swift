@@ -18,7 +18,8 @@ import Glibc
 @_noAllocation @_noLocks @inlinable @inline(__always) public func squareRootOf(_ x: Double) -> Double { _unsafePerformance { x.squareRoot() } }
 
 /// The example limits' model (safety/lumen-2s-limits.yaml), built from plain values.
-func exampleModel() -> MonitorModel {
+/// With `alongLumen`, the lumen check on length and image tip (docs/safety/tip-evidence.md).
+func exampleModel(alongLumen: Bool = false) -> MonitorModel {
     let n = 6
     func joints(_ v: [Double]) -> JointVector { JointVector(v) }
     var categories = InlineArray<16, UInt8>(repeating: 1)
@@ -27,9 +28,13 @@ func exampleModel() -> MonitorModel {
     corridor[0] = SIMD4(0, 0, -10, 20); corridor[1] = SIMD4(0, 0, 200, 20); corridor[2] = SIMD4(0, 0, 450, 20)
     var noGo = InlineArray<8, SIMD4<Double>>(repeating: .zero)
     noGo[0] = SIMD4(-8, -15, 153, 3)
+    var arc = InlineArray<32, Double>(repeating: 0)
+    arc[1] = 210; arc[2] = 460
     let geometry = TipGeometry(sectionCount: 2, base: Pose(rotation: .identity, translation: Vec3(0, 0, 0)),
                                sectionLength: SIMD2(30, 15), tendonRadius: SIMD2(0.9, 0.8), tipLength: 5, tipMargin: 1,
-                               corridor: corridor, corridorCount: 3, noGo: noGo, noGoCount: 1)
+                               corridor: corridor, corridorCount: 3, noGo: noGo, noGoCount: 1,
+                               alongLumen: alongLumen, distalLength: 50, corridorLength: 460,
+                               corridorArc: arc, corridorShortcut: InlineArray(repeating: 0))
     return MonitorModel(jointCount: n, period: 1_000_000,
                         lower: joints([5, -3.15, -1.45, -1.45, -1.3, -1.3]), upper: joints([390, 3.15, 1.45, 1.45, 1.3, 1.3]),
                         maxVelocity: joints([22, 1.65, 4.4, 4.4, 4.4, 4.4]), maxCurrent: joints([1.5, 1.5, 1.5, 1.5, 1.5, 1.5]),
@@ -41,6 +46,8 @@ func exampleModel() -> MonitorModel {
 }
 
 let model = exampleModel()
+let alongModel = exampleModel(alongLumen: true)
+nonisolated(unsafe) var alongState = MonitorState(model: alongModel)
 let key = ChannelKey(secret: (0..<32).map { UInt8($0) })
 let ownUID: UInt32 = 1000
 let policy = try! ChannelPolicy(key: key, drives: [ownUID], control: [ownUID], operatorConsole: [ownUID])
@@ -98,5 +105,6 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     now += model.period
     inputs.now = now
     _ = Monitor.step(model, &state, inputs)
+    _ = Monitor.step(alongModel, &alongState, inputs)
     return 0
 }

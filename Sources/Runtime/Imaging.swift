@@ -177,6 +177,9 @@ final class ImagingThread: @unchecked Sendable {
             }
             var sent = 0, refused = 0
             for m in measured.measurements { if sender.send(m) { sent += 1 } else { refused += 1 } }
+            // A biplane pair is the monitor's second tip source (relayed by the cycle's heartbeat).
+            if case .pair = measured.outcome, let m = measured.measurements.first, let p = m.position { shared.imageTip.publish(p, acquiredAt: m.acquiredAt) }
+            if case .wholeFramePair = measured.outcome, let m = measured.measurements.first, let p = m.position { shared.imageTip.publish(p, acquiredAt: m.acquiredAt) }
             let spent = MonotonicClock.now() - t0
             var live: [LiveFrame] = []
             for f in exposure.frames where f.plane < planes.count {

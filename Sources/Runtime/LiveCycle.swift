@@ -21,6 +21,8 @@ public final class LiveShared: @unchecked Sendable {
     public let fuseLatency: DurationRing
     public let heartbeatGap: DurationRing
     public let catheter: CatheterSnapshot
+    /// The newest image-measured 3D tip, which the cycle relays to the safety monitor.
+    public let imageTip = ImageTipCell()
     /// The cycle's record under construction: the controller fills its part, the patient
     /// completes it after the write. Touched by the cycle thread only.
     let record: UnsafeMutablePointer<CycleRecord>
@@ -418,7 +420,8 @@ public struct LivePatient: ~Copyable, RobotHardware {
         if link.enabled {
             let f = rings.flags
             let gap = link.send(physics: physics, command: command, now: now, imageGuided: f[LiveShared.imageGuidedFlag] != 0,
-                                imageAcquiredAt: f[LiveShared.imageAtFlag], deadman: SharedIndex.load(f + LiveShared.deadmanFlag) != 0,
+                                imageAcquiredAt: f[LiveShared.imageAtFlag], imageTip: rings.imageTip,
+                                deadman: SharedIndex.load(f + LiveShared.deadmanFlag) != 0,
                                 acknowledge: Self.takeOne(f + LiveShared.acknowledgeFlag))
             if gap > 0 { rings.heartbeatGap.push(gap) }
         }
@@ -459,6 +462,7 @@ struct CycleRings: @unchecked Sendable {
     let catheter: CatheterSnapshot.Writer
     let records: CycleRecordRing.Producer
     let record: UnsafeMutablePointer<CycleRecord>
+    let imageTip: UnsafeMutablePointer<Int64>
     /// [wake, deadman held, acknowledge requests, image guided, image acquired at, stop latched, imaging on, deadman timeouts]
     let flags: UnsafeMutablePointer<Int64>
 
@@ -473,6 +477,7 @@ struct CycleRings: @unchecked Sendable {
         catheter = shared.catheter.writer
         records = shared.recorderRecords.producer
         record = shared.record
+        imageTip = shared.imageTip.cells
         flags = shared.flags
     }
 }

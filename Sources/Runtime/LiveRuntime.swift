@@ -57,6 +57,13 @@ public struct LiveSettings: Sendable {
     public var monitor = true
     /// The `lumen-safety` executable (default: beside the running binary).
     public var monitorExecutable: String?
+    /// The vessel whose lumen the monitor guards (nil: the target's). Another vessel is a fault
+    /// injection: the catheter, navigating correctly to its target, leaves the lumen the monitor
+    /// allows, as a push into the wrong branch would.
+    public var monitorVessel: String?
+    /// mm into that vessel the monitor's lumen ends (nil: at the vessel's end). Short of the
+    /// goal is a fault injection too: the catheter pushed on where the vessel ends.
+    public var monitorDepth: Double?
     public var realtime = RealtimeOptions()
     /// s — a deadman not repeated within this counts as released (0.05…5).
     public var deadmanTimeout = 0.25
@@ -80,6 +87,9 @@ public struct LiveSettings: Sendable {
         }
         guard safetyWatchdog.isFinite, (0.005...1).contains(safetyWatchdog) else {
             throw .badSetting(field: "safety_watchdog", reason: "must be 0.005…1 s, got \(safetyWatchdog)")
+        }
+        if let d = monitorDepth, !(d.isFinite && (1...2000).contains(d)) {
+            throw .badSetting(field: "monitor_depth", reason: "must be 1…2000 mm, got \(d)")
         }
         guard imagingStartsAfter.isFinite, (0...3600).contains(imagingStartsAfter) else {
             throw .badSetting(field: "imaging_starts_after", reason: "must be 0…3600 s, got \(imagingStartsAfter)")
@@ -151,7 +161,9 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         shared = LiveShared(joints: scene.robot.axes.count, deadmanTimeout: Nanoseconds(settings.deadmanTimeout * 1e9))
         let link: SafetyLink
         if settings.monitor {
-            let m = try MonitorSupervisor(limits: MonitorSupervisor.limitsYAML(robot: scene.robot, route: scene.route))
+            let corridor = try MonitorSupervisor.vesselCorridor(tree: scene.tree, vessel: settings.monitorVessel ?? settings.setup.vessel,
+                                                                depth: settings.monitorDepth)
+            let m = try MonitorSupervisor(limits: MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor))
             monitor = m
             link = try SafetyLink(drives: m.drivesPath, monitor: m.listenPath, key: m.key, axes: scene.robot.axes.count, status: linkStatus)
         } else {

@@ -99,15 +99,15 @@ public final class MonitorSupervisor: @unchecked Sendable {
     /// Removes the directory (key, limits, log, sockets).
     public func removeFiles() { try? FileManager.default.removeItem(atPath: directory) }
 
-    /// The monitor's limits for `robot` (its base at the sheath) on `route` (mm): joint limits just
-    /// outside the robot's travel, speeds 10 % above, the catheter's own geometry for its tip
-    /// estimate, and a vessel corridor at the widest radius the monitor takes (20 mm). The
-    /// monitor's tip estimate is kinematic (it takes no image: independence), and a catheter the
-    /// arch's walls bend is where kinematics alone are furthest off; so the corridor runs along
-    /// the line of straight insertion from the sheath (where the kinematic tip goes) and then
-    /// along the route (where the tip truly goes). A sharper lumen check needs a tip the monitor
-    /// can trust without the control stack's images; docs/runtime.md says so.
-    public static func limitsYAML(robot: RobotDescription, route: [Vec3], heartbeatTimeoutMS: Int = 100) -> String {
+    /// The monitor's limits for `robot` (its base at the sheath) in the vessel `corridor` (mm:
+    /// centreline points from the sheath to the end of the target vessel, with the lumen
+    /// radius at each): joint limits just outside the robot's travel, speeds 10 % above, the
+    /// catheter's own geometry, and the lumen check on `along_lumen` tip evidence
+    /// (docs/safety/tip-evidence.md): the catheter's length out of the sheath against the
+    /// corridor's length, and the image-measured tip the heartbeat relays against the corridor.
+    /// The corridor is the vessels' own centreline, not the servo's route with its corners
+    /// rounded: what the monitor guards does not come from what the controller steers by.
+    public static func limitsYAML(robot: RobotDescription, corridor full: [(point: Vec3, radius: Double)], heartbeatTimeoutMS: Int = 100) -> String {
         func f(_ x: Double) -> String { String(format: "%.6g", x) }
         var lines = ["# Written by the live runtime for this run; see safety/lumen-2s-limits.yaml for the meaning of each value.",
                      "name: live run, \(robot.name)", "cycle_hz: 1000", "joints:"]
@@ -128,10 +128,11 @@ public final class MonitorSupervisor: @unchecked Sendable {
         for s in robot.sections.prefix(2) { lines.append("    - {length_mm: \(f(s.lengthMM)), tendon_radius_mm: \(f(s.tendonRadiusMM))}") }
         lines.append("  tip_length_mm: \(f(robot.tipLengthMM))")
         lines.append("  tip_margin_mm: 0.5")
-        let points = Self.corridor(route: route, robot: robot)
+        let points = Self.corridor(full, to: MonitorModel.maxCorridorPoints)
         lines.append("lumen:")
-        lines.append("  centerline_mm: [\(points.map { "[\(f($0.x)), \(f($0.y)), \(f($0.z))]" }.joined(separator: ", "))]")
-        lines.append("  radius_mm: [\(points.map { _ in "20" }.joined(separator: ", "))]")
+        lines.append("  tip_evidence: along_lumen")
+        lines.append("  centerline_mm: [\(points.map { "[\(f($0.point.x)), \(f($0.point.y)), \(f($0.point.z))]" }.joined(separator: ", "))]")
+        lines.append("  radius_mm: [\(points.map { f($0.radius) }.joined(separator: ", "))]")
         lines.append("no_go: []")
         lines.append("heartbeat_timeout_ms: \(heartbeatTimeoutMS)")
         lines.append("max_insertion_force_n: 5")
@@ -145,18 +146,35 @@ public final class MonitorSupervisor: @unchecked Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// The straight-insertion line (from its far end back to the sheath), then the route.
-    static func corridor(route: [Vec3], robot: RobotDescription) -> [Vec3] {
-        guard route.count >= 2 else { return route }
-        let half = MonitorModel.maxCorridorPoints / 2
-        let sheath = route[0], axis = (route[1] - route[0]) * (1 / max(1e-9, (route[1] - route[0]).length))
-        let length = Polyline.length(route) + robot.sections.reduce(0) { $0 + $1.lengthMM } + robot.tipLengthMM
-        let line = (0..<half).map { sheath + axis * (length * Double(half - 1 - $0) / Double(half - 1)) }
-        return line + Self.downsample(route, to: MonitorModel.maxCorridorPoints - half).dropFirst()
+    /// The lumen the monitor guards for a run into `vessel`: the vessels' centreline from the
+    /// sheath (the root's far end) to the end of the target vessel (the catheter may go past
+    /// the goal as far as the vessel goes; `depth` mm into it when given), with their radii.
+    public static func vesselCorridor(tree: VesselTreeDescription, vessel: String, depth: Double? = nil) throws(RuntimeError) -> [(point: Vec3, radius: Double)] {
+        do { return try tree.routeWithRadii(toVessel: vessel, depth: depth ?? .greatestFiniteMagnitude) } catch {
+            throw .monitor("no corridor for the monitor into '\(vessel)': \(error)")
+        }
     }
 
-    static func downsample(_ p: [Vec3], to n: Int) -> [Vec3] {
-        guard p.count > n, n >= 2 else { return p }
-        return (0..<n).map { p[Int((Double($0) * Double(p.count - 1) / Double(n - 1)).rounded())] }
+    /// `full` in at most `n` points (the limits file's bound), each radius widened by how far
+    /// the dropped points lie from the chord that replaces them, so that the corridor still
+    /// holds the lumen it stands for; at most 20 mm (the limits' bound).
+    static func corridor(_ full: [(point: Vec3, radius: Double)], to n: Int) -> [(point: Vec3, radius: Double)] {
+        var p: [(point: Vec3, radius: Double)] = []
+        for q in full where p.last.map({ ($0.point - q.point).length > 1e-6 }) ?? true { p.append(q) }
+        guard p.count > n, n >= 2 else { return p.map { ($0.point, min(20, $0.radius)) } }
+        let keep = (0..<n).map { Int((Double($0) * Double(p.count - 1) / Double(n - 1)).rounded()) }
+        var out = keep.map { p[$0] }
+        for k in 0..<(n - 1) {
+            let a = p[keep[k]].point, b = p[keep[k + 1]].point
+            var deviation = 0.0
+            for j in keep[k]...keep[k + 1] {
+                let ab = b - a, d = ab.dot(ab)
+                let t = d > 0 ? min(1, max(0, (p[j].point - a).dot(ab) / d)) : 0
+                deviation = max(deviation, (p[j].point - (a + ab * t)).length + p[j].radius - min(p[keep[k]].radius, p[keep[k + 1]].radius))
+            }
+            out[k].radius = max(out[k].radius, min(p[keep[k]].radius, p[keep[k + 1]].radius) + deviation)
+            out[k + 1].radius = max(out[k + 1].radius, min(p[keep[k]].radius, p[keep[k + 1]].radius) + deviation)
+        }
+        return out.map { ($0.point, min(20, $0.radius)) }
     }
 }

@@ -21,6 +21,53 @@ public final class SafetyLinkStatus: @unchecked Sendable {
     public var permitsRefused: Int64 { SharedIndex.load(cells + 4) }
 }
 
+/// The newest tip the images measured in 3D, from the imaging thread to the cycle, which relays
+/// it to the monitor as its second tip source: a sequence lock over five cells (version, acquired
+/// at, x, y, z as bit patterns; the version is odd while written). One writer; the reader never
+/// waits, and keeps what it had when it meets a write.
+public final class ImageTipCell: @unchecked Sendable {
+    let cells: UnsafeMutablePointer<Int64>
+    public init() {
+        cells = .allocate(capacity: 5)
+        cells.initialize(repeating: 0, count: 5)
+    }
+    deinit { cells.deallocate() }
+
+    /// Publishes a triangulated tip (mm, static patient frame) acquired at `acquiredAt`.
+    /// Called by the imaging thread only.
+    public func publish(_ tip: Vec3, acquiredAt: Nanoseconds) {
+        guard tip.x.isFinite, tip.y.isFinite, tip.z.isFinite, acquiredAt > 0 else { return }
+        let v = SharedIndex.load(cells)
+        SharedIndex.store(cells, v &+ 1)
+        SharedIndex.store(cells + 1, acquiredAt)
+        SharedIndex.store(cells + 2, Int64(bitPattern: tip.x.bitPattern))
+        SharedIndex.store(cells + 3, Int64(bitPattern: tip.y.bitPattern))
+        SharedIndex.store(cells + 4, Int64(bitPattern: tip.z.bitPattern))
+        SharedIndex.store(cells, v &+ 2)
+    }
+
+    /// The newest tip (for tests and figures).
+    public var latest: (tip: Vec3, acquiredAt: Nanoseconds)? { ImageTipCells.read(cells) }
+}
+
+/// The cycle's read of an `ImageTipCell`'s cells (a plain namespace: the cycle touches no class).
+enum ImageTipCells {
+    /// The newest tip and its acquisition time, or nil while it is being written or before any.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    static func read(_ cells: UnsafeMutablePointer<Int64>) -> (tip: Vec3, acquiredAt: Nanoseconds)? {
+        let v = SharedIndex.load(cells)
+        if v & 1 != 0 { return nil }
+        let at = SharedIndex.load(cells + 1)
+        let x = Double(bitPattern: UInt64(bitPattern: SharedIndex.load(cells + 2)))
+        let y = Double(bitPattern: UInt64(bitPattern: SharedIndex.load(cells + 3)))
+        let z = Double(bitPattern: UInt64(bitPattern: SharedIndex.load(cells + 4)))
+        if SharedIndex.load(cells) != v { return nil }
+        if at <= 0 { return nil }
+        return (Vec3(x, y, z), at)
+    }
+}
+
 /// The running system's side of the safety channel (docs/safety/channel.md), serviced from the
 /// cycle: the simulated drives take the monitor's permits onto their safety lines and send it
 /// their own readings (the emulated drives have no processor of their own, so their channel runs
@@ -52,6 +99,9 @@ public struct SafetyLink: ~Copyable {
     var lastHeartbeat: Nanoseconds = 0
     var pressRemaining = 0
     var cycles = 0
+    /// The image tip last relayed (kept across a cycle that met the imaging thread writing it).
+    var imageTip = Vec3.zero
+    var imageTipAt: Nanoseconds = 0
     /// False for the stand-in used when a run has no monitor (tests of the cycle alone).
     public let enabled: Bool
 
@@ -145,7 +195,7 @@ public struct SafetyLink: ~Copyable {
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
     public mutating func send(physics: borrowing CatheterPhysicsRobot, command: JointCommand, now: Nanoseconds, imageGuided: Bool,
-                     imageAcquiredAt: Nanoseconds, deadman: Bool, acknowledge: Bool) -> Nanoseconds {
+                     imageAcquiredAt: Nanoseconds, imageTip cell: UnsafeMutablePointer<Int64>? = nil, deadman: Bool, acknowledge: Bool) -> Nanoseconds {
         var encoder = JointVector(count: axes), load = JointVector(count: axes)
         var velocity = JointVector(count: axes), current = JointVector(count: axes)
         for i in 0..<axes {
@@ -166,10 +216,14 @@ public struct SafetyLink: ~Copyable {
 
         heartbeatSequence &+= 1
         let following = command.enable ? command.mode == .position : false
+        if let cell, let t = ImageTipCells.read(cell) {
+            imageTip = t.tip
+            imageTipAt = t.acquiredAt
+        }
         let h = SafetyWire.encodeHeartbeat(sequence: heartbeatSequence, sentAt: now, following: following, imageGuided: imageGuided,
                                            imageAcquiredAt: imageAcquiredAt, lostFrames: 0, crcErrors: 0, wkcErrors: 0,
-                                           position: command.position, velocity: command.velocity, counter: controlSealer.next(),
-                                           key: key, into: tx)
+                                           position: command.position, velocity: command.velocity, imageTip: imageTip,
+                                           imageTipAcquiredAt: imageTipAt, counter: controlSealer.next(), key: key, into: tx)
         _ = DescriptorIO.send(controlFD, UnsafeRawBufferPointer(start: tx.baseAddress, count: h), to: monitor)
         let gap = lastHeartbeat == 0 ? 0 : now - lastHeartbeat
         lastHeartbeat = now

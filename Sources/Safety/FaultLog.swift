@@ -65,6 +65,9 @@ public extension FaultRecord {
             let i = Int(index)
             if check == .noGo {
                 s += " zone \(i)"
+            } else if check == .lumen || check == .imageStale {
+                // The tip evidence that tripped (docs/safety/tip-evidence.md), not a joint.
+                s += ["  (length out of the sheath)", "  (image tip)", "  (image tip beyond the catheter's reach)"][min(i, 2)]
             } else {
                 s += " joint \(i < jointNames.count ? jointNames[i] : String(i))"
             }

@@ -32,6 +32,11 @@ public struct MonitorInputs: Sendable, Equatable {
     /// Image-guided mode, and the acquisition time of the newest image the control acts on (ns).
     public var imageGuided: Bool
     public var imageAcquiredAt: Nanoseconds
+    /// The newest tip the images measured in 3D (mm, world; both planes of a biplane C-arm), a
+    /// second sensor path to the tip beside the joints, and when its frames were acquired
+    /// (ns; 0: none). Only `along_lumen` tip evidence uses it.
+    public var imageTip: Vec3
+    public var imageTipAcquiredAt: Nanoseconds
 
     /// Cumulative link counters (frames lost, CRC errors, working-counter errors) over the
     /// control link and the monitor's own channel.
@@ -58,6 +63,8 @@ public struct MonitorInputs: Sendable, Equatable {
         commandedVelocity = JointVector(count: jointCount)
         imageGuided = false
         imageAcquiredAt = 0
+        imageTip = .zero
+        imageTipAcquiredAt = 0
         lostFrames = 0
         crcErrors = 0
         wkcErrors = 0
@@ -253,8 +260,14 @@ public enum Monitor {
 
         // The tip, where the joints are and where it would come to rest.
         let geometry = model.geometry
-        checkTip(geometry, geometry.tipPosition(inputs.position), &conditions)
-        checkTip(geometry, geometry.tipPosition(resting), &conditions)
+        if geometry.alongLumen {
+            checkLength(geometry, inputs.position, &conditions)
+            checkLength(geometry, resting, &conditions)
+            checkImageTip(model, inputs, &conditions)
+        } else {
+            checkTip(geometry, geometry.tipPosition(inputs.position), &conditions)
+            checkTip(geometry, geometry.tipPosition(resting), &conditions)
+        }
 
         // The command, while the control is alive and asks the drives to follow it: it must be
         // inside the limits, no faster than allowed (also as implied by consecutive commands),
@@ -277,8 +290,13 @@ public enum Monitor {
                     if abs(implied) > model.maxVelocity[i] { conditions.set(.velocity, index: i, value: implied, limit: model.maxVelocity[i]) }
                 }
             }
-            checkTip(geometry, geometry.tipPosition(inputs.commandedPosition), &conditions)
-            checkTip(geometry, geometry.tipPosition(commandedRest), &conditions)
+            if geometry.alongLumen {
+                checkLength(geometry, inputs.commandedPosition, &conditions)
+                checkLength(geometry, commandedRest, &conditions)
+            } else {
+                checkTip(geometry, geometry.tipPosition(inputs.commandedPosition), &conditions)
+                checkTip(geometry, geometry.tipPosition(commandedRest), &conditions)
+            }
             if !state.isStopping {
                 for i in 0..<n {
                     let e = abs(inputs.commandedPosition[i] - inputs.position[i])
@@ -388,6 +406,48 @@ public enum Monitor {
         if !(outside <= 0) { conditions.set(.lumen, index: -1, value: outside, limit: 0) }
         let inside = geometry.insideNoGo(tip)
         if inside.depth > 0 { conditions.set(.noGo, index: inside.zone, value: inside.depth, limit: 0) }
+    }
+
+    /// Along the lumen, from the joints: more catheter out of the sheath than the corridor is
+    /// long cannot lie inside it, however the walls bend it (index 0).
+    @_noAllocation @_noLocks
+    static func checkLength(_ geometry: TipGeometry, _ q: JointVector, _ conditions: inout Conditions) {
+        let out = geometry.lengthOut(q)
+        if !(out <= geometry.corridorLength) { conditions.set(.lumen, index: 0, value: out, limit: geometry.corridorLength) }
+    }
+
+    /// Along the lumen, from the images: the newest image-measured tip must lie in the corridor
+    /// and out of the no-go zones (index 1), and no further along the corridor than the
+    /// catheter's length reaches (index 2): a tip the catheter cannot reach means one of the two
+    /// sensor paths is wrong, and the monitor then trusts neither. While image-guided, a
+    /// missing or old image tip is a stale image (index 1): the monitor moves nothing in that
+    /// mode on a tip it cannot check.
+    @_noAllocation @_noLocks
+    static func checkImageTip(_ model: MonitorModel, _ inputs: MonitorInputs, _ conditions: inout Conditions) {
+        let at = inputs.imageTipAcquiredAt
+        let age = elapsed(inputs.now, since: at)
+        let fresh = at > 0 ? (age <= model.imageMaxAge ? elapsed(at, since: inputs.now) <= model.period : false) : false
+        if !fresh {
+            if inputs.imageGuided {
+                let ageMS = at > 0 ? Double(age) * 1e-6 : Double.infinity
+                conditions.set(.imageStale, index: 1, value: ageMS, limit: Double(model.imageMaxAge) * 1e-6)
+            }
+            return
+        }
+        let geometry = model.geometry
+        let tip = inputs.imageTip
+        let outside = geometry.outsideLumen(tip)
+        if !(outside <= 0) { conditions.set(.lumen, index: 1, value: outside, limit: 0) }
+        let inside = geometry.insideNoGo(tip)
+        if inside.depth > 0 { conditions.set(.noGo, index: inside.zone, value: inside.depth, limit: 0) }
+        // How far the catheter could reach: its length out now, plus the inner-wall shortcut
+        // of the bends before the tip, plus the lumen's width at the tip (the measured point
+        // may lie off the centreline), plus what the catheter may have withdrawn since the
+        // frames were taken, at the insertion's speed limit.
+        let along = geometry.alongCorridor(tip)
+        let withdrawn = model.maxVelocity[0] * Double(age) * 1e-9
+        let reach = geometry.lengthOut(inputs.position) + along.shortcut + along.radius + geometry.tipMargin + withdrawn
+        if !(along.arc <= reach) { conditions.set(.lumen, index: 2, value: along.arc, limit: reach) }
     }
 
     /// `later − earlier`, saturated at the ends of the range instead of trapping: inputs come

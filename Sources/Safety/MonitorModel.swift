@@ -74,6 +74,17 @@ public struct TipGeometry: Sendable {
     /// No-go spheres: (x, y, z, radius) mm.
     @usableFromInline let noGo: InlineArray<8, SIMD4<Double>>
     public let noGoCount: Int
+    /// The lumen check's evidence: the kinematic tip, or length along the lumen and the image tip.
+    public let alongLumen: Bool
+    /// mm — the catheter beyond the insertion joint's zero: its sections and tip.
+    public let distalLength: Double
+    /// mm — the centreline's length, and at each corridor point: the arc length from the first
+    /// point, and how much shorter than the centreline a path hugging the inner walls can be
+    /// up to there (the sum over corners of the radius times the turn: a catheter in contact
+    /// with the inside of a bend is that much further along than its length says).
+    public let corridorLength: Double
+    @usableFromInline let corridorArc: InlineArray<32, Double>
+    @usableFromInline let corridorShortcut: InlineArray<32, Double>
 
     /// The tip position (mm, world) for joints `q`: insertion, roll, two tendons per section.
     /// - Important: runs in the monitor cycle; must not allocate, lock or log.
@@ -122,7 +133,31 @@ public struct TipGeometry: Sendable {
     /// - Important: runs in the monitor cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
     public func outsideLumen(_ p: Vec3) -> Double {
-        var best = Double.infinity
+        nearestSegment(p).excess + tipMargin
+    }
+
+    /// mm — the catheter out of the sheath at joints `q`, tip included. The catheter does not
+    /// stretch: its tip can be no further along any path from the sheath than this.
+    @_noAllocation @_noLocks
+    @inline(__always) public func lengthOut(_ q: JointVector) -> Double { q[0] + distalLength }
+
+    /// Where `p` lies along the corridor: the arc length of its closest centreline point, the
+    /// inner-wall shortcut up to there and the radius there (mm), on the segment `outsideLumen` judged it by.
+    /// - Important: runs in the monitor cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public func alongCorridor(_ p: Vec3) -> (arc: Double, shortcut: Double, radius: Double) {
+        let s = nearestSegment(p)
+        let i = s.segment, t = s.t
+        return (corridorArc[i] + (corridorArc[i + 1] - corridorArc[i]) * t,
+                corridorShortcut[i] + (corridorShortcut[i + 1] - corridorShortcut[i]) * t, s.radius)
+    }
+
+    /// The segment where `p` is least outside its interpolated radius (margin aside): its index,
+    /// the fraction along it of the closest point, the radius there and that excess (mm).
+    /// - Important: runs in the monitor cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    func nearestSegment(_ p: Vec3) -> (segment: Int, t: Double, radius: Double, excess: Double) {
+        var best = (segment: 0, t: 0.0, radius: 0.0, excess: Double.infinity)
         for i in 0..<(corridorCount - 1) {
             let a4 = corridor[i], b4 = corridor[i + 1]
             let a = Vec3(a4.x, a4.y, a4.z), b = Vec3(b4.x, b4.y, b4.z)
@@ -130,10 +165,9 @@ public struct TipGeometry: Sendable {
             let denominator = ab.dot(ab)
             var t = denominator > 0 ? (p - a).dot(ab) / denominator : 0
             t = min(max(t, 0), 1)
-            let closest = a + ab * t
             let radius = a4.w + (b4.w - a4.w) * t
-            let excess = (p - closest).length - (radius - tipMargin)
-            best = min(best, excess)
+            let excess = (p - (a + ab * t)).length - radius
+            if excess < best.excess { best = (i, t, radius, excess) }
         }
         return best
     }

@@ -1,4 +1,5 @@
 import Core
+import Foundation
 
 // Built from a limits file here, apart from the types: the rule engine and its model compile
 // without the limits loader (and its YAML parser), as the channel's fuzz target does.
@@ -51,6 +52,26 @@ extension TipGeometry {
         for (i, p) in limits.lumen.centerlineMM.enumerated() { points[i] = SIMD4(p[0], p[1], p[2], limits.lumen.radiusMM[i]) }
         corridor = points
         corridorCount = limits.lumen.centerlineMM.count
+        alongLumen = limits.lumen.tipEvidence == .alongLumen
+        distalLength = c.sections.reduce(0) { $0 + $1.lengthMM } + c.tipLengthMM
+        var arc = InlineArray<32, Double>(repeating: 0), shortcut = InlineArray<32, Double>(repeating: 0)
+        let n = corridorCount
+        for i in 1..<max(1, n) {
+            let a = points[i - 1], b = points[i]
+            arc[i] = arc[i - 1] + Vec3(b.x - a.x, b.y - a.y, b.z - a.z).length
+            // The turn at this point, between the segments meeting there, counted from here on.
+            var turn = 0.0
+            if i + 1 < n {
+                let c = points[i + 1]
+                let u = Vec3(b.x - a.x, b.y - a.y, b.z - a.z), v = Vec3(c.x - b.x, c.y - b.y, c.z - b.z)
+                let lu = u.length, lv = v.length
+                if lu > 0, lv > 0 { turn = acos(max(-1, min(1, u.dot(v) / (lu * lv)))) }
+            }
+            shortcut[i] = shortcut[i - 1] + turn * b.w
+        }
+        corridorArc = arc
+        corridorShortcut = shortcut
+        corridorLength = n > 0 ? arc[n - 1] : 0
         var zones = InlineArray<8, SIMD4<Double>>(repeating: .zero)
         for (i, z) in limits.noGo.enumerated() { zones[i] = SIMD4(z.centerMM[0], z.centerMM[1], z.centerMM[2], z.radiusMM) }
         noGo = zones

@@ -84,20 +84,37 @@ public struct SafetyLimits: ValidatedConfig, Sendable, Equatable {
         }
     }
 
+    /// Which evidence of the tip the lumen check takes (docs/safety/tip-evidence.md).
+    public enum TipEvidence: String, Decodable, Sendable, Equatable, CaseIterable {
+        /// The tip from the monitor's own forward kinematics of its joint sensors: right for a
+        /// catheter in free space or a straight lumen, wrong where vessel walls bend it.
+        case kinematic
+        /// The catheter inside a vessel whose walls bend it: the length out of the sheath (its
+        /// own insertion sensor) against the corridor's length, and the image-measured tip
+        /// (when the heartbeat carries a fresh one) against the corridor, where the catheter's
+        /// length can reach it.
+        case alongLumen = "along_lumen"
+    }
+
     /// The vessel lumen as a corridor: a centreline polyline with a radius at each point
-    /// (linearly interpolated along each segment).
+    /// (linearly interpolated along each segment). With `along_lumen` tip evidence the
+    /// centreline starts at the sheath and is the one path the catheter may take.
     public struct Lumen: Decodable, Sendable, Equatable {
         public var centerlineMM: [[Double]]
         public var radiusMM: [Double]
+        /// Optional; `kinematic` when absent (the files written before it existed mean that).
+        public var tipEvidence: TipEvidence
         enum CodingKeys: String, CodingKey, CaseIterable {
             case centerlineMM = "centerline_mm"
             case radiusMM = "radius_mm"
+            case tipEvidence = "tip_evidence"
         }
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
             centerlineMM = try c.decode([[Double]].self, forKey: .centerlineMM)
             radiusMM = try c.decode([Double].self, forKey: .radiusMM)
+            tipEvidence = try c.decodeIfPresent(TipEvidence.self, forKey: .tipEvidence) ?? .kinematic
         }
     }
 

@@ -9,10 +9,11 @@ import Drivers
 ///   axes u8, force f64 N, then per axis encoder f64, load sensor f64, velocity f64, current f64,
 ///   status u8 (bit 0 power on, bit 1 fault).
 /// - `LSP2` permit, monitor → drives, every monitor cycle: sequence u32, permit u8, quick stop u8.
-/// - `LHB2` heartbeat, control → monitor, every control cycle: sequence u64, sent-at i64 ns,
-///   flags u8 (bit 0 following a position command with power, bit 1 image-guided), image
-///   acquired-at i64 ns, lost frames u64, CRC errors u64, WKC errors u64, axes u8, then per
-///   axis commanded position f64 and velocity f64.
+/// - `LHB3` heartbeat, control → monitor, every control cycle: sequence u64, sent-at i64 ns,
+///   flags u8 (bit 0 following a position command with power, bit 1 image-guided, bit 2 an
+///   image tip follows), image acquired-at i64 ns, image tip acquired-at i64 ns, image tip
+///   x, y, z f64 mm (zeros without bit 2), lost frames u64, CRC errors u64, WKC errors u64,
+///   axes u8, then per axis commanded position f64 and velocity f64.
 /// - `LOP2` operator, console → monitor: deadman u8, acknowledge u8.
 ///
 /// The decoders check every field's range before anything reads it: times in 0…`maxTime`,
@@ -21,7 +22,8 @@ import Drivers
 public enum SafetyWire {
     public static let driveSampleMagic: UInt32 = 0x3244_534C  // "LSD2"
     public static let permitMagic: UInt32 = 0x3250_534C  // "LSP2"
-    public static let heartbeatMagic: UInt32 = 0x3242_484C  // "LHB2"
+    /// "LHB3": the image tip joined the heartbeat; an `LHB2` heartbeat is refused as invalid.
+    public static let heartbeatMagic: UInt32 = 0x3342_484C  // "LHB3"
     public static let operatorMagic: UInt32 = 0x3250_4F4C  // "LOP2"
 
     /// Bytes of the authentication tag: a truncated HMAC-SHA256 (see docs/safety/channel.md).
@@ -37,7 +39,7 @@ public enum SafetyWire {
 
     public static func driveSampleSize(axes: Int) -> Int { 4 + 4 + 8 + 1 + 8 + axes * 33 + trailerSize }
     public static var permitSize: Int { 4 + 4 + 1 + 1 + trailerSize }
-    public static func heartbeatSize(axes: Int) -> Int { 4 + 8 + 8 + 1 + 8 + 24 + 1 + axes * 16 + trailerSize }
+    public static func heartbeatSize(axes: Int) -> Int { 4 + 8 + 8 + 1 + 8 + 32 + 24 + 1 + axes * 16 + trailerSize }
     public static var operatorSize: Int { 4 + 1 + 1 + trailerSize }
     /// Large enough for any datagram of up to `JointVector.capacity` axes.
     public static var maxSize: Int { max(driveSampleSize(axes: JointVector.capacity), heartbeatSize(axes: JointVector.capacity)) }
@@ -58,8 +60,8 @@ public enum SafetyWire {
             return axes <= JointVector.capacity && bytes.count == driveSampleSize(axes: axes) ? .driveSample : .invalid
         }
         if magic == heartbeatMagic {
-            if bytes.count < 54 { return .invalid }
-            let axes = Int(bytes[53])
+            if bytes.count < 86 { return .invalid }
+            let axes = Int(bytes[85])
             return axes <= JointVector.capacity && bytes.count == heartbeatSize(axes: axes) ? .heartbeat : .invalid
         }
         if magic == permitMagic { return bytes.count == permitSize ? .permit : .invalid }
@@ -253,14 +255,17 @@ public enum SafetyWire {
     @_noAllocation @_noLocks
     public static func encodeHeartbeat(sequence: UInt64, sentAt: Nanoseconds, following: Bool, imageGuided: Bool, imageAcquiredAt: Nanoseconds,
                                        lostFrames: UInt64, crcErrors: UInt64, wkcErrors: UInt64,
-                                       position: JointVector, velocity: JointVector,
+                                       position: JointVector, velocity: JointVector, imageTip: Vec3 = .zero, imageTipAcquiredAt: Nanoseconds = 0,
                                        counter: UInt64, key: ChannelKey, into buffer: UnsafeMutableRawBufferPointer) -> Int {
         var w = Writer(buffer)
         w.put(heartbeatMagic)
         w.put(sequence)
         w.put(sentAt)
-        w.put(UInt8((following ? 1 : 0) | (imageGuided ? 2 : 0)))
+        let hasTip = imageTipAcquiredAt > 0
+        w.put(UInt8((following ? 1 : 0) | (imageGuided ? 2 : 0) | (hasTip ? 4 : 0)))
         w.put(imageAcquiredAt)
+        w.put(hasTip ? imageTipAcquiredAt : 0)
+        w.put(hasTip ? imageTip.x : 0); w.put(hasTip ? imageTip.y : 0); w.put(hasTip ? imageTip.z : 0)
         w.put(lostFrames); w.put(crcErrors); w.put(wkcErrors)
         w.put(UInt8(position.count))
         for i in 0..<position.count {
@@ -281,10 +286,16 @@ public enum SafetyWire {
         let sentAt = r.i64()
         let flags = r.u8()
         let image = r.i64()
+        let tipAt = r.i64()
+        let tx = r.double(), ty = r.double(), tz = r.double()
         let lost = r.u64(), crc = r.u64(), wkc = r.u64()
         let axes = Int(r.u8())
         if axes != inputs.commandedPosition.count || bytes.count != heartbeatSize(axes: axes) { return false }
-        if !validTime(sentAt) || !validTime(image) || flags & ~3 != 0 { return false }
+        if !validTime(sentAt) || !validTime(image) || !validTime(tipAt) || flags & ~7 != 0 { return false }
+        if !validReading(tx) || !validReading(ty) || !validReading(tz) { return false }
+        // Without its flag the tip must be all zeros, and with it its time must be set: one meaning per byte.
+        let hasTip = flags & 4 != 0
+        if hasTip ? tipAt == 0 : (tipAt != 0 || tx != 0 || ty != 0 || tz != 0) { return false }
         let first = r.offset
         for _ in 0..<(2 * axes) where !validReading(r.double()) { return false }
         r = Reader(bytes, at: first)
@@ -293,6 +304,8 @@ public enum SafetyWire {
         inputs.commandActive = flags & 1 != 0
         inputs.imageGuided = flags & 2 != 0
         inputs.imageAcquiredAt = image
+        inputs.imageTipAcquiredAt = hasTip ? tipAt : 0
+        inputs.imageTip = hasTip ? Vec3(tx, ty, tz) : .zero
         inputs.lostFrames = lost
         inputs.crcErrors = crc
         inputs.wkcErrors = wkc

@@ -288,12 +288,16 @@ func admitProven(_ gate: inout ChannelGate, _ d: UnsafeRawBufferPointer, _ input
 
     static var heartbeatFields: [Field] {
         var f = [Field(name: "sequence", offset: 4, type: .u64), Field(name: "sent_at", offset: 12, type: .i64, valid: time),
+                 // No image tip in these heartbeats: its flag (bit 2) without a time is refused, and its fields must stay zero.
                  Field(name: "flags", offset: 20, type: .u8, valid: twoBits), Field(name: "image_at", offset: 21, type: .i64, valid: time),
-                 Field(name: "lost", offset: 29, type: .u64), Field(name: "crc", offset: 37, type: .u64), Field(name: "wkc", offset: 45, type: .u64),
-                 Field(name: "axes", offset: 53, type: .u8, valid: { $0 == 6 })]
+                 Field(name: "image_tip_at", offset: 29, type: .i64, valid: { $0 == 0 }),
+                 Field(name: "image_tip_x", offset: 37, type: .f64, valid: { Double(bitPattern: $0) == 0 }),
+                 Field(name: "image_tip_z", offset: 53, type: .f64, valid: { Double(bitPattern: $0) == 0 }),
+                 Field(name: "lost", offset: 61, type: .u64), Field(name: "crc", offset: 69, type: .u64), Field(name: "wkc", offset: 77, type: .u64),
+                 Field(name: "axes", offset: 85, type: .u8, valid: { $0 == 6 })]
         for k in [0, 5] {
-            f.append(Field(name: "position[\(k)]", offset: 54 + 16 * k, type: .f64, valid: reading))
-            f.append(Field(name: "velocity[\(k)]", offset: 62 + 16 * k, type: .f64, valid: reading))
+            f.append(Field(name: "position[\(k)]", offset: 86 + 16 * k, type: .f64, valid: reading))
+            f.append(Field(name: "velocity[\(k)]", offset: 94 + 16 * k, type: .f64, valid: reading))
         }
         return f
     }

@@ -1,0 +1,71 @@
+import Core
+import Foundation
+import Safety
+import Scenarios
+import Sim
+import Testing
+@testable import Runtime
+
+/// The monitor's lumen check on the live patient (docs/safety/tip-evidence.md): the physics
+/// catheter in a vessel, the monitor as its own process on `along_lumen` evidence, the image tip
+/// from the live biplane tracking relayed in the heartbeat.
+@Suite(.serialized) struct LiveLumenTests {
+    /// The straight tube, 200 mm in: the catheter advances about 100 mm.
+    func deepTube() -> LiveSettings {
+        var s = tubeSettings(monitor: true, realtime: true)
+        s.setup.depth = 200
+        return s
+    }
+
+    /// The live runtime's limits: along-lumen evidence, the vessel's own centreline to its end.
+    @Test func theLiveLimitsGuardTheVesselAlongTheLumen() throws {
+        let scene = try NavigationScene(archSettings().setup, robot: try loadRobot())
+        let corridor = try MonitorSupervisor.vesselCorridor(tree: scene.tree, vessel: "left_subclavian")
+        let path = NSTemporaryDirectory() + "lumen-live-limits-\(getpid()).yaml"
+        try MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor).write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let limits = try SafetyLimits.load(from: path).limits
+        #expect(limits.lumen.tipEvidence == .alongLumen)
+        #expect(limits.lumen.centerlineMM.count <= MonitorModel.maxCorridorPoints)
+        let model = MonitorModel(limits)
+        // The whole of the vessel: further than the goal, as long as the vessels' centreline.
+        let full = Polyline.length(corridor.map(\.point))
+        #expect(abs(model.geometry.corridorLength - full) < 0.05 * full)
+        #expect(model.geometry.corridorLength > Polyline.length(scene.route) + 30)
+        // Every point of the vessels' centreline lies in the corridor with its own radius.
+        for p in corridor {
+            #expect(model.geometry.outsideLumen(p.point) <= -(p.radius - model.geometry.tipMargin) + 1e-3, "\(p.point)")
+        }
+        // The start posture is inside by both kinds of evidence.
+        #expect(model.geometry.lengthOut(scene.start) < model.geometry.corridorLength)
+        #expect(model.geometry.outsideLumen(scene.startTip) < 0)
+    }
+
+    /// Correct navigation is not stopped by the lumen check.
+    @Test func correctNavigationInTheVesselIsNotStoppedByTheLumenCheck() throws {
+        let (result, _) = try LiveNavigation.run(deepTube(), robot: try loadRobot(), maxSeconds: 30)
+        #expect(!result.monitor_faults.contains { $0.contains(" s  lumen") }, "\(result.monitor_faults)")
+        #expect(result.frames_acquired.allSatisfy { $0 > 0 })
+    }
+
+    /// A catheter already further out than the lumen the monitor allows (its corridor ends 80 mm
+    /// in; the catheter starts 104 mm out): the monitor latches `lumen` on the length out of the
+    /// sheath, category 1, and never permits power, however often the runtime acknowledges.
+    @Test func aCatheterOutsideItsLumenIsNeverPoweredAndSaysWhy() throws {
+        var s = deepTube()
+        s.monitorDepth = 80
+        let robot = try loadRobot()
+        do {
+            _ = try LiveNavigation.run(s, robot: robot, maxSeconds: 20)
+            Issue.record("the monitor permitted power to a catheter outside its lumen")
+        } catch {
+            guard case .monitorNeverPowered(let log) = error else {
+                Issue.record("\(error)")
+                return
+            }
+            let lumen = log.split(separator: "\n").filter { $0.contains(" s  lumen") }
+            #expect(!lumen.isEmpty, "\(log)")
+            #expect(lumen.allSatisfy { $0.contains("length out of the sheath") && $0.contains("stop category 1") }, "\(lumen)")
+        }
+    }
+}

@@ -1,0 +1,229 @@
+import CAllocCount
+import Core
+import Foundation
+import Testing
+@testable import Safety
+
+/// The lumen check on `along_lumen` tip evidence (docs/safety/tip-evidence.md): a catheter the
+/// vessel bends is judged by its length out of the sheath and by the image-measured tip, not by
+/// the kinematic tip that goes straight where the vessel turns.
+@Suite struct TipEvidenceTests {
+    /// A vessel that runs 100 mm up from the sheath, turns a quarter circle of 30 mm radius and
+    /// runs 200 mm on sideways; 8 mm lumen radius. About 347 mm of centreline.
+    static let bend: [Vec3] = {
+        var p = [Vec3(0, 0, 0), Vec3(0, 0, 100)]
+        for k in 1...6 {
+            let a = Double(k) / 6 * .pi / 2
+            p.append(Vec3(30 - 30 * cos(a), 0, 100 + 30 * sin(a)))
+        }
+        p.append(Vec3(230, 0, 130))
+        return p
+    }()
+
+    static func limitsText(evidence: String?, corridor: [Vec3] = bend, radius: Double = 8) -> String {
+        let lumen = ["lumen:"] + (evidence.map { ["  tip_evidence: \($0)"] } ?? []) + [
+            "  centerline_mm: [\(corridor.map { "[\($0.x), \($0.y), \($0.z)]" }.joined(separator: ", "))]",
+            "  radius_mm: [\(corridor.map { _ in "\(radius)" }.joined(separator: ", "))]",
+        ]
+        var out: [String] = []
+        var skipping = false
+        for line in Fixture.limitsText.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+            if line.hasPrefix("lumen:") {
+                out += lumen
+                skipping = true
+                continue
+            }
+            if skipping, line.hasPrefix("  ") { continue }
+            skipping = false
+            out.append(line)
+        }
+        return out.joined(separator: "\n")
+    }
+
+    static func load(_ text: String) throws -> SafetyLimits {
+        let path = NSTemporaryDirectory() + "lumen-tip-evidence-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).yaml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try SafetyLimits.load(from: path).limits
+    }
+
+    static func model(_ evidence: String? = "along_lumen") throws -> MonitorModel { MonitorModel(try load(limitsText(evidence: evidence))) }
+
+    /// Where a catheter `length` mm out of the sheath lies on the bend's centreline.
+    static func onCentreline(_ length: Double) -> Vec3 {
+        var left = length
+        for i in 0..<(bend.count - 1) {
+            let a = bend[i], b = bend[i + 1], d = (b - a).length
+            if left <= d { return a + (b - a) * (left / d) }
+            left -= d
+        }
+        return bend[bend.count - 1]
+    }
+
+    /// A monitor brought up (three cycles, an acknowledge) on inputs that `with` changes; it permits power.
+    static func poweredUp(_ model: MonitorModel, with: (inout MonitorInputs) -> Void) -> Bench {
+        var b = Bench(model)
+        for _ in 0..<3 { b.step(with) }
+        #expect(b.acknowledgeOnce(with).permit)
+        return b
+    }
+
+    @Test func theEvidenceIsKinematicUnlessTheFileSaysOtherwise() throws {
+        #expect(try Self.load(Self.limitsText(evidence: nil)).lumen.tipEvidence == .kinematic)
+        #expect(try Self.load(Self.limitsText(evidence: "kinematic")).lumen.tipEvidence == .kinematic)
+        #expect(try Self.load(Self.limitsText(evidence: "along_lumen")).lumen.tipEvidence == .alongLumen)
+        #expect(throws: ConfigError.self) { try Self.load(Self.limitsText(evidence: "image")) }
+        let g = try Self.model().geometry
+        #expect(g.alongLumen)
+        #expect(abs(g.corridorLength - (100 + 200 + 6 * 2 * 30 * sin(Double.pi / 24))) < 1e-9)
+        #expect(abs(g.distalLength - 50) < 1e-9)
+        // The inner-wall shortcut of the quarter turn: radius times the turn, π/2 × 8 mm.
+        let end = g.alongCorridor(Vec3(230, 0, 130))
+        #expect(abs(end.shortcut - 8 * .pi / 2) < 1e-6)
+        #expect(abs(end.arc - g.corridorLength) < 1e-9)
+        // Before the bend: less than its first corner's share.
+        #expect(g.alongCorridor(Vec3(1, 0, 50)).shortcut < 8 * .pi / 12)
+    }
+
+    /// The finding this evidence answers: a catheter following the bend, 150 mm out, whose
+    /// kinematic tip runs straight on 28 mm past the wall. The kinematic check stops it; the
+    /// evidence along the lumen lets it go on.
+    @Test func aCatheterTheVesselBendsIsNotStoppedWhenItsImageTipIsInTheLumen() throws {
+        var kinematic = Bench(try Self.model(nil))
+        _ = kinematic.bringUp()
+        #expect(kinematic.step().latched & SafetyCheck.lumen.bit != 0)
+
+        let model = try Self.model()
+        let tip = Self.onCentreline(150)
+        let measured: (inout MonitorInputs) -> Void = { i in
+            i.imageTip = tip + Vec3(0, 2, 0)
+            i.imageTipAcquiredAt = i.now - 80_000_000
+        }
+        var b = Self.poweredUp(model, with: measured)
+        for _ in 0..<200 {
+            let v = b.step(measured)
+            #expect(v.latched == 0)
+        }
+    }
+
+    /// The catheter really leaving the lumen: its image tip 15 mm beside the centreline (a side
+    /// branch, or through the wall) latches `lumen` with category 1: a controlled stop begins.
+    @Test func anImageTipOutsideTheLumenStopsTheCatheter() throws {
+        let model = try Self.model()
+        let ok: (inout MonitorInputs) -> Void = { i in
+            i.imageTip = Self.onCentreline(150)
+            i.imageTipAcquiredAt = i.now - 50_000_000
+        }
+        var b = Self.poweredUp(model, with: ok)
+        let v = b.step { i in
+            i.imageTip = Vec3(-15, 0, 60)
+            i.imageTipAcquiredAt = i.now - 50_000_000
+        }
+        #expect(v.latched & SafetyCheck.lumen.bit != 0)
+        #expect(v.category == .one)
+        #expect(v.controlledStop)
+        let record = try #require(b.state.record(.lumen))
+        #expect(record.index == 1)
+        #expect(record.value > 0)
+        // Back inside, the latch holds until acknowledged.
+        #expect(b.step(ok).latched & SafetyCheck.lumen.bit != 0)
+    }
+
+    /// More catheter out than the corridor is long cannot be inside it, images or none.
+    @Test func pushingMoreCatheterOutThanTheLumenIsLongStops() throws {
+        let model = try Self.model()
+        let length = model.geometry.corridorLength
+        // Half a millimetre short of the end, standing, its image tip at the corridor's end.
+        var q = Fixture.start
+        q[0] = length - 50 - 0.5
+        let atEnd: (inout MonitorInputs) -> Void = { i in
+            i.position = q
+            i.encoderPosition = q
+            i.commandedPosition = q
+            i.imageTip = Self.onCentreline(length - 0.5)
+            i.imageTipAcquiredAt = i.now - 50_000_000
+        }
+        var b = Self.poweredUp(model, with: atEnd)
+        #expect(b.step(atEnd).latched == 0)
+        // A millimetre further out (the control's command not followed, so only the length speaks).
+        let v = b.step { i in
+            atEnd(&i)
+            i.position[0] += 1
+            i.encoderPosition[0] += 1
+            i.commandActive = false
+        }
+        #expect(v.latched == SafetyCheck.lumen.bit)
+        #expect(b.state.record(.lumen)?.index == 0)
+        #expect(v.category == .one)
+
+        // A command moving on at 10 mm/s would come to rest past the end: it trips before the joints get there.
+        var c = Self.poweredUp(model, with: atEnd)
+        let w = c.step { i in
+            atEnd(&i)
+            i.commandedVelocity[0] = 10
+        }
+        #expect(w.latched == SafetyCheck.lumen.bit)
+        #expect(c.state.record(.lumen)?.index == 0)
+    }
+
+    /// An image tip further along than the catheter reaches: one of the two sensor paths is wrong.
+    @Test func anImageTipTheCatheterCannotReachStops() throws {
+        let model = try Self.model()
+        let ok: (inout MonitorInputs) -> Void = { i in
+            i.imageTip = Self.onCentreline(150)
+            i.imageTipAcquiredAt = i.now - 50_000_000
+        }
+        var b = Self.poweredUp(model, with: ok)
+        // 150 mm out; the turn's shortcut is 12.6 mm, the radius 8, the margin 1, and 50 ms at
+        // 22 mm/s 1.1 mm: a tip at 160 mm is reachable, one at 190 mm (inside the lumen) is not.
+        #expect(b.step { i in i.imageTip = Self.onCentreline(160); i.imageTipAcquiredAt = i.now - 50_000_000 }.latched == 0)
+        let v = b.step { i in i.imageTip = Self.onCentreline(190); i.imageTipAcquiredAt = i.now - 50_000_000 }
+        #expect(v.latched & SafetyCheck.lumen.bit != 0)
+        #expect(b.state.record(.lumen)?.index == 2)
+    }
+
+    /// In image-guided mode the monitor needs a fresh image tip to check; out of it, it does not.
+    @Test func imageGuidedMotionWithoutAFreshImageTipIsAStaleImage() throws {
+        let model = try Self.model()
+        let none: (inout MonitorInputs) -> Void = { i in i.imageGuided = false }
+        var b = Self.poweredUp(model, with: none)
+        for _ in 0..<10 { #expect(b.step(none).latched == 0) }
+        // Image-guided, with a tip older than the limit (200 ms in this file).
+        let v = b.step { i in
+            i.imageTip = Self.onCentreline(150)
+            i.imageTipAcquiredAt = i.now - model.imageMaxAge - 1_000_000
+        }
+        #expect(v.latched & SafetyCheck.imageStale.bit != 0)
+        #expect(b.state.record(.imageStale)?.index == 1)
+        // And one from the future is no fresher.
+        var c = Self.poweredUp(model, with: none)
+        let w = c.step { i in
+            i.imageTip = Self.onCentreline(150)
+            i.imageTipAcquiredAt = i.now + 10 * model.period
+        }
+        #expect(w.latched & SafetyCheck.imageStale.bit != 0)
+    }
+
+    /// The rule engine still allocates nothing with this evidence.
+    @Test func theAlongLumenChecksDoNotAllocate() throws {
+        try #require(lumen_alloc_count_is_active() == 1, "the allocation counter is not interposed in this process")
+        let model = try Self.model()
+        var state = MonitorState(model: model)
+        var inputs = Fixture.healthy(model, now: 10_000_000_000, sequence: 1)
+        inputs.imageTip = Self.onCentreline(150)
+        inputs.imageTipAcquiredAt = inputs.now - 50_000_000
+        var permits = 0
+        lumen_alloc_count_begin()
+        for k in 0..<1000 {
+            inputs.now += model.period
+            inputs.sampledAt = inputs.now
+            inputs.heartbeatSequence += 1
+            inputs.heartbeatSentAt = inputs.now
+            inputs.acknowledge = k == 3
+            if Monitor.step(model, &state, inputs).permit { permits += 1 }
+        }
+        let allocations = lumen_alloc_count_end()
+        #expect(allocations == 0)
+        #expect(permits > 900)
+    }
+}
