@@ -51,11 +51,14 @@ public struct SafetyOptions: ParsableArguments {
     @Option(help: "User id (0…4294967295) whose heartbeats are taken (repeatable; default: this process's user).") var controlUid: [UInt32] = []
     @Option(help: "User id (0…4294967295) whose deadman and acknowledge are taken (repeatable; default: this process's user).") var operatorUid: [UInt32] = []
     @Option(help: "Group id (0…4294967295) that may reach the socket directory (mode 0770; default: none, mode 0700).") var socketGroup: UInt32?
+    @Option(help: "Process id (1…2147483647) of the runtime that started this monitor: when that process is gone (even killed with SIGKILL) the monitor stops as on SIGTERM, so its permits end and the drives remove power, instead of living on as an orphan.")
+    var exitWithParent: Int32?
     @Flag(help: "Only load and validate the limits file, print its hash, and exit.") var check = false
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
 
     public func validate() throws {
         try Check.number(seconds, "--seconds", in: 0.01...MonitorProcess.maxRunSeconds, unit: "s")
+        try Check.count(exitWithParent, "--exit-with-parent", in: 1...Int32.max)
     }
 
     struct Summary: Encodable {
@@ -111,6 +114,7 @@ public struct SafetyOptions: ParsableArguments {
         }
         signal(SIGINT) { _ in safetyStop.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in safetyStop.store(true, ordering: .relaxed) }
+        if let parent = exitWithParent { watchParent(parent) }
         Output.progress("\(tool): monitoring on \(listen), permits to \(drives); nothing moves until an operator acknowledges")
         let names = limits.joints.map(\.name)
         var all: [FaultRecord] = []
@@ -139,6 +143,23 @@ public struct SafetyOptions: ParsableArguments {
               permits:    \(process.permitsSent) sent, \(process.permitsWithPower) with power
               faults:     \(all.count); latched at exit: \(latched.isEmpty ? "none" : latched.joined(separator: ", "))
             """)
+        }
+    }
+}
+
+/// Stops the monitor once `parent` is no longer its parent: the runtime that started it has
+/// exited or was killed, and nobody is left to send its heartbeat or to stop it. Checked on its
+/// own thread every 100 ms (the loop itself is left alone); the kernel reparents an orphan, so
+/// `getppid` changes the moment the parent is gone.
+func watchParent(_ parent: Int32) {
+    Thread.detachNewThread {
+        while !safetyStop.load(ordering: .relaxed) {
+            if getppid() != parent {
+                Output.progress("lumen-safety: the process that started this monitor (\(parent)) is gone: stopping, permits withdrawn")
+                safetyStop.store(true, ordering: .relaxed)
+                return
+            }
+            usleep(100_000)
         }
     }
 }

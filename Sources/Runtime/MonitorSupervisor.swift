@@ -34,6 +34,7 @@ public final class MonitorSupervisor: @unchecked Sendable {
 
     /// Prepares the directory, key and limits; `start` launches the process.
     public init(limits: String) throws(RuntimeError) {
+        Self.removeStaleDirectories()
         // Socket paths are limited to 107 bytes: a short private directory under /tmp.
         let dir = "/tmp/lumen-live-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         guard mkdir(dir, 0o700) == 0 else { throw .monitor("cannot create \(dir): \(String(cString: strerror(errno)))") }
@@ -64,7 +65,8 @@ public final class MonitorSupervisor: @unchecked Sendable {
         }
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--config", limitsPath, "--listen", listenPath, "--drives", drivesPath, "--key", keyPath]
+        process.arguments = ["--config", limitsPath, "--listen", listenPath, "--drives", drivesPath, "--key", keyPath,
+                             "--exit-with-parent", String(getpid())]
         process.standardOutput = FileHandle.nullDevice
         do {
             process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
@@ -94,6 +96,20 @@ public final class MonitorSupervisor: @unchecked Sendable {
         while process.isRunning, Date() < end { usleep(5000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
+    }
+
+    /// Removes the directories of earlier runs whose process is gone (a runtime killed with
+    /// SIGKILL cannot remove its own): only ours, only those named for a process id that no
+    /// longer exists.
+    static func removeStaleDirectories() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/tmp") else { return }
+        for name in names where name.hasPrefix("lumen-live-") {
+            let parts = name.dropFirst("lumen-live-".count).split(separator: "-")
+            guard parts.count == 2, let pid = Int32(parts[0]), pid > 0, pid != getpid() else { continue }
+            var st = stat()
+            guard lstat("/tmp/" + name, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid() else { continue }
+            if kill(pid, 0) != 0, errno == ESRCH { try? FileManager.default.removeItem(atPath: "/tmp/" + name) }
+        }
     }
 
     /// Removes the directory (key, limits, log, sockets).

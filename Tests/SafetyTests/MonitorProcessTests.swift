@@ -168,6 +168,39 @@ import Sim
         #expect(!drives.snapshot.enabled.contains(true))
     }
 
+    /// A monitor whose starting process is killed (a runtime gone with SIGKILL cannot stop it)
+    /// notices, stops as on SIGTERM and exits, instead of living on as an orphan.
+    @Test func aMonitorWhoseStarterIsGoneStopsByItself() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build the lumen tool first (swift build)")
+        let dir = try socketDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let args = try monitorArguments(in: dir) + ["--seconds", "120"]
+        let log = dir + "/monitor.log", pidFile = dir + "/monitor.pid"
+        // A shell starts the monitor with itself as the parent to watch, lives a while, then is killed.
+        let quoted = ([Self.binary.path] + args).map { "'\($0)'" }.joined(separator: " ")
+        let starter = Process()
+        starter.executableURL = URL(fileURLWithPath: "/bin/sh")
+        starter.arguments = ["-c", "\(quoted) --exit-with-parent $$ 2>'\(log)' & echo $! >'\(pidFile)'; exec sleep 60"]
+        starter.currentDirectoryURL = Fixture.root
+        try starter.run()
+        #expect(waitFor(seconds: 20) { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("monitoring on") },
+                "the monitor did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        let pid = try #require(Int32(((try? String(contentsOfFile: pidFile, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { kill(pid, SIGKILL) }
+        usleep(300_000)
+        #expect(!((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("is gone"), "stopped while its starter lived")
+        kill(starter.processIdentifier, SIGKILL)
+        starter.waitUntilExit()
+        // Gone, or a zombie its new parent has not reaped yet: either way no longer running.
+        func running() -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+            return !(stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? false)
+        }
+        #expect(waitFor(seconds: 20) { !running() }, "the orphaned monitor is still running")
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(text.contains("(\(starter.processIdentifier)) is gone: stopping, permits withdrawn"), "\(text)")
+    }
+
     /// Runs `lumen safety` with `args` to its end (at most `seconds`); (status, stderr).
     func runToEnd(_ args: [String], seconds: Double = 30) throws -> (status: Int32, stderr: String) {
         let err = Pipe()
