@@ -20,6 +20,7 @@
 #include "dcmtk/oflog/oflog.h"
 
 #include <fcntl.h>
+#include <set>
 #include <glob.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -271,6 +272,7 @@ int sniffMeta(int fd, uint64_t size, MetaSniff &out, std::string &message) {
     bool parsed = false, explicitVR = true;
     std::string syntax;
     std::vector<uint8_t> kept;
+    std::set<uint16_t> seen;
     while (true) {
         if (pos + 8 > b.size()) { parsed = pos == b.size() && got == size; break; }
         if (le16(&b[pos]) != 0x0002) { parsed = true; break; }
@@ -295,6 +297,16 @@ int sniffMeta(int fd, uint64_t size, MetaSniff &out, std::string &message) {
             }
         }
         if (length == 0xFFFFFFFFu || pos + header + length > b.size()) break;
+        // A repeated element makes the group mean two things: DCMTK keeps the first transfer
+        // syntax where this walk would keep the last, and a Deflated data set DCMTK inflates
+        // itself is read without deferring its large values (an 800 MB allocation from a few
+        // hundred bytes). The standard allows each element once.
+        if (!seen.insert(element).second) {
+            char tag[16];
+            std::snprintf(tag, sizeof tag, "(0002,%04X)", element);
+            message = std::string("file meta information with element ") + tag + " twice: refused, as it may be read two ways";
+            return LUMEN_DCM_CORRUPT;
+        }
         if (element == 0x0010) syntax = trimmed(std::string((const char *)&b[pos + header], (size_t)length).c_str());
         else if (element != 0x0000) kept.insert(kept.end(), b.begin() + (long)pos, b.begin() + (long)(pos + header + length));
         pos += header + (size_t)length;

@@ -306,6 +306,23 @@ enum PNGBytes {
         }
     }
 
+    @Test func aMetaGroupNamingTheTransferSyntaxTwiceIsRefusedNotReadTwoWays() throws {
+        // Deflated first, something else second: DCMTK would keep the first and inflate the data
+        // set itself, with none of the bounds above.
+        var z = RawDeflate()
+        z.literals(dataSet(rows: 2, columns: 2, frames: 1, values: [1, 2, 3, 4]).head)
+        var file = DICOMBytes.file(transferSyntax: Self.deflated, dataset: z.finish())
+        var second = DICOMBytes()
+        second.string(0x0002, 0x0010, "UI", "1.2.840.10008.1.2.1")
+        let metaEnd = DICOMBytes.file(transferSyntax: Self.deflated, dataset: []).count
+        file.insert(contentsOf: second.bytes, at: metaEnd)
+        let p = try write(file, "syntax-twice.dcm")
+        #expect { try DICOMFile.read(p) } throws: { e in
+            guard case DICOMError.corrupt(p, let reason) = e else { return false }
+            return reason.contains("(0002,0010) twice")
+        }
+    }
+
     @Test func brokenDeflateStreamsAreTypedErrors() throws {
         let whole = deflatedFile(dataSet(rows: 4, columns: 4, frames: 1, values: [UInt16](repeating: 3, count: 16)))
         let meta = DICOMBytes.file(transferSyntax: Self.deflated, dataset: []).count
