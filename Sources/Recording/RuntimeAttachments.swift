@@ -1,3 +1,4 @@
+import Control
 import Core
 import Foundation
 import Runtime
@@ -94,5 +95,30 @@ public final class RuntimeAttachments: @unchecked Sendable {
         if let igtl { s.append("OpenIGTLink on port \(igtl.boundPort)") }
         if let metricsEndpoint { s.append("metrics on http://127.0.0.1:\(metricsEndpoint.boundPort)/metrics") }
         return s
+    }
+}
+
+/// A supervised live runtime with what is attached to it: what a long-running front end (the
+/// console, a bench) serves. Starting runs the runtime first, then the attachments; stopping ends
+/// the attachments after the runtime, so the recorder drains the run's last records.
+public final class AttachedLiveService: @unchecked Sendable {
+    public let service: LiveService
+    public let attachments: RuntimeAttachments?
+    public var runtime: LiveRuntime { service.runtime }
+
+    public init(_ settings: LiveSettings, robot: RobotDescription, attachments: AttachmentSettings) throws {
+        service = try LiveService(settings, robot: robot)
+        self.attachments = attachments.isEmpty ? nil : try RuntimeAttachments(attachments, port: service.runtime, tap: service.runtime)
+    }
+
+    public func start(onEnd: (@Sendable (RunEnding) -> Void)? = nil) throws(RuntimeError) {
+        try service.start(onEnd: onEnd)
+        attachments?.start()
+    }
+
+    /// Stops the runtime, then the attachments; the recorder's report when there was one.
+    public func stop() -> RecorderReport? {
+        _ = service.stop()
+        return attachments?.stop()
     }
 }

@@ -33,21 +33,15 @@ func makeConsolePort(system: String, branch: String, deadmanTimeout: Nanoseconds
     settings.deadmanTimeout = min(5, max(0.05, Double(deadmanTimeout) * 1e-9))
     let description = try DemoRigFiles.loadRobot(settings.setup.robot)
     LiveRuntime.installSignalHandlers()
-    let service: LiveService
-    do { service = try LiveService(settings, robot: description) } catch { throw CommandFailure(error.description) }
-    let attached: RuntimeAttachments?
+    let live: AttachedLiveService
+    do { live = try AttachedLiveService(settings, robot: description, attachments: attachments) } catch { throw CommandFailure("\(error)") }
     do {
-        attached = attachments.isEmpty ? nil : try RuntimeAttachments(attachments, port: service.runtime, tap: service.runtime)
+        try live.start { ending in Output.progress("console: the live run ended: \(ending) (exit code \(ending.exitCode)); the page stays up, read-only") }
     } catch { throw CommandFailure(error.description) }
-    do {
-        try service.start { ending in Output.progress("console: the live run ended: \(ending) (exit code \(ending.exitCode)); the page stays up, read-only") }
-    } catch { throw CommandFailure(error.description) }
-    attached?.start()
-    for l in attached?.listening ?? [] { Output.progress("console: \(l)") }
+    for l in live.attachments?.listening ?? [] { Output.progress("console: \(l)") }
     Output.progress("console: live runtime to \(branch) in the arch phantom; hold the deadman and acknowledge to power the drives")
-    return (service.runtime, {
-        service.stop()
-        if let r = attached?.stop() { Output.progress("console: recorded \(r.path): \(r.cycleRecords) cycle records, \(r.frames) frames") }
+    return (live.runtime, {
+        if let r = live.stop() { Output.progress("console: recorded \(r.path): \(r.cycleRecords) cycle records, \(r.frames) frames") }
     })
 }
 
