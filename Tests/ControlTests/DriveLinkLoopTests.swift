@@ -134,8 +134,13 @@ import Testing
         #expect(!r.enabled)
         #expect(r.faultCode == 1)
         #expect(r.watchdogTrips == 1)
-        // The drive reported the fault; the host sees it, and the fault bit, when it reads again.
-        try rig.runner.run(cycles: 3)
+        // The drive reported the fault; the host sees it, and the fault bit in the drive's reply
+        // to its next command. On the wall clock that reply may take more than a cycle or two on
+        // a loaded machine (the drive's thread is starved too): read until it comes, bounded.
+        let readUntil = MonotonicClock.now() + 10_000_000_000
+        repeat {
+            try rig.runner.run(cycles: 1)
+        } while !rig.runner.state.status.contains(.fault) && MonotonicClock.now() < readUntil
         #expect(rig.runner.withHardware { $0.stats.faultsReported } == 1)
         #expect(rig.runner.state.status.contains(.fault))
     }
