@@ -71,8 +71,14 @@ import Testing
         #expect(v.failed.isEmpty && v.passed.count == Self.allChecks)
     }
 
+    /// The checks that judge time. Each measures again when it fails on time, so a loaded
+    /// machine that starved the device once does not fail it; one that starved the suite on
+    /// every attempt says so in the message.
+    static let timingChecks: Set<String> = ["hello-powers-off", "heartbeat", "reply-deadline", "watchdog", "watchdog-disarmed"]
+
     /// Each defect fails the check of its clause, and no other; the message names the clause
-    /// and what came back.
+    /// and what came back. Another clause may fail besides only if it judges time and the
+    /// suite measured itself starved on its attempts (the device shares that machine).
     @Test(arguments: [
         ("accept-bad-crc", "framing", "wrong CRC"),
         ("accept-stale", "sequence", "duplicate"),
@@ -84,7 +90,9 @@ import Testing
         let drive = try PythonDrive(mutant: mutant)
         let v = try Self.conformance(["--link", drive.link])
         #expect(v.status == 5, "\(mutant): exit \(v.status)")
-        #expect(v.failed == [check], "\(mutant) failed \(v.failed.sorted()): \(v.failed.map { v.messages[$0] ?? $0 })")
+        #expect(v.failed.contains(check), "\(mutant) failed \(v.failed.sorted()): \(v.failed.map { v.messages[$0] ?? $0 })")
+        let others = v.failed.subtracting([check]).filter { !(Self.timingChecks.contains($0) && (v.messages[$0] ?? "").contains("while the host was starved")) }
+        #expect(others.isEmpty, "\(mutant) failed \(v.failed.sorted()): \(v.failed.map { v.messages[$0] ?? $0 })")
         let message = v.messages[check] ?? ""
         #expect(message.contains(says) && message.contains("docs/protocol.md"), "\(mutant): \(message)")
     }

@@ -290,13 +290,16 @@ class Drive:
                 self.vel[i] = self.target_vel[i]
                 self.pos[i] = max(-2**31, min(2**31 - 1, int(self.pos[i] + self.vel[i] * dt)))
 
-    def poll(self):
+    def poll(self, heard):
+        """`heard`: a time by which every frame the host sent has been read (taken before a
+        wait that found the line empty). The watchdog judges the silence up to it, not up to
+        now: a drive starved of the processor after that wait has not heard a silence."""
         now = time.monotonic_ns()
         self.step(now)
         limit = self.watchdog_us * 1000
         if self.mutant == "late-watchdog":
             limit += 1_000_000_000
-        silent = now - self.last_refresh
+        silent = heard - self.last_refresh
         if self.enabled and silent > limit:
             self.enabled = False
             if not self.fault:
@@ -312,6 +315,7 @@ class Drive:
             timeout = 0.0005
             if self.outbox:
                 timeout = max(0.0, min(timeout, (self.outbox[0][0] - time.monotonic_ns()) * 1e-9))
+            heard = time.monotonic_ns()
             r, _, _ = select.select([self.fd], [], [], timeout)
             if r:
                 try:
@@ -322,7 +326,7 @@ class Drive:
                     data = b""  # EIO: no host holds the other end now; wait for the next
                     time.sleep(0.01)
                 self.take(data)
-            self.poll()
+            self.poll(heard)
             self.flush()
 
 

@@ -35,6 +35,12 @@ final class ConformanceLink {
     /// Frames that arrived while the suite waited for something else (a FAULT, a late reply).
     private(set) var unsolicited: [ReceivedFrame] = []
     private(set) var framesReceived = 0
+    /// The longest the suite's own thread overslept a wait of the line since `resetStall()`
+    /// (ns): how long the host was starved of the processor. On a loaded machine the device,
+    /// which shares it, is starved alike; a timing check judges nothing on such an attempt.
+    private(set) var stall: Nanoseconds = 0
+
+    func resetStall() { stall = 0 }
 
     init(transport: consuming DescriptorTransport) {
         self.transport = transport
@@ -76,9 +82,12 @@ final class ConformanceLink {
         while true {
             let left = deadline - MonotonicClock.now()
             if left <= 0 { return got }
-            _ = transport.waitReadable(timeout: min(left, 5_000_000))
+            let wait = min(left, 5_000_000)
+            let before = MonotonicClock.now()
+            _ = transport.waitReadable(timeout: wait)
             var n = transport.receive(into: rx)
             let at = MonotonicClock.now()
+            stall = max(stall, at - before - wait)
             var done = false
             while n > 0 {
                 for i in 0..<n {

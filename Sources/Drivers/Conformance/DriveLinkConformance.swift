@@ -73,6 +73,10 @@ struct CheckFailure: Error {
     var sent: String
     var got: String
     var spec: String
+    /// A failure a starved host or device can cause (a late reply, a watchdog trip that came
+    /// late or through a silence the host did not mean): the check is measured again before
+    /// it is judged.
+    var timing = false
     var text: String { "sent \(sent); got \(got); docs/protocol.md: \(spec)" }
 }
 
@@ -83,7 +87,10 @@ struct CheckSkipped: Error { var why: String }
 /// byte stream through the host's own codec. They run request/response at the device's pace;
 /// only the reply-deadline and watchdog checks judge time, each against the spec's own figure
 /// plus `allowance` for a host and a device that are not real-time, and each reports what it
-/// measured. Every check starts with a HELLO (which resets the device's sequence state and
+/// measured. A check that fails on time is measured again (`attempts`): a device that is slow
+/// or trips late fails every attempt, where a machine that starved host and device once does
+/// not; an attempt on which the host itself was starved (`starved`) judges nothing, within
+/// `retryBudget`. Every check starts with a HELLO (which resets the device's sequence state and
 /// turns its power off), so each stands on its own; the suite leaves the device's watchdog as
 /// it found it.
 public final class DriveLinkConformance {
@@ -93,9 +100,17 @@ public final class DriveLinkConformance {
         /// What the timing checks allow beyond the spec's figure for scheduling on machines that
         /// are not real-time (ns).
         public var allowance: Nanoseconds = 200_000_000
-        /// How long the suite waits for a reply before it calls the reply missing (ns): longer
-        /// than the spec's deadline, so that only the reply-deadline check judges a slow device.
-        public var patience: Nanoseconds = 1_000_000_000
+        /// How long the suite waits for a reply before it calls the reply missing (ns): far
+        /// longer than the spec's deadline, so that only the reply-deadline check judges a slow
+        /// device, and a device starved of the processor for a second or two is not called mute.
+        public var patience: Nanoseconds = 5_000_000_000
+        /// How many attempts a check that fails on time gets before it fails.
+        public var attempts = 3
+        /// The host's own oversleep (ns) at which an attempt shows a starved machine and does
+        /// not count among the attempts.
+        public var starved: Nanoseconds = 50_000_000
+        /// How long a check may go on measuring again (ns).
+        public var retryBudget: Nanoseconds = 20_000_000_000
         /// How long the suite listens to show that a frame got no reply (ns).
         public var silence: Nanoseconds = 250_000_000
         public init() {}
@@ -164,19 +179,34 @@ public final class DriveLinkConformance {
             let start = MonotonicClock.now()
             var verdict = ConformanceResult.Verdict.pass
             var message = ""
-            link.drain()
-            link.clearUnsolicited()
-            do {
-                message = try perform(check.id)
-            } catch let f as CheckFailure {
-                verdict = .fail
-                message = f.text
-            } catch let s as CheckSkipped {
-                verdict = .skipped
-                message = s.why
-            } catch {
-                verdict = .fail
-                message = "\(error)"
+            // The earlier attempts of a check that failed on time, and how many of them count.
+            var earlier: [String] = []
+            var counted = 0
+            attempts: while true {
+                link.drain()
+                link.clearUnsolicited()
+                link.resetStall()
+                do {
+                    message = try perform(check.id)
+                    if !earlier.isEmpty { message += " (attempt \(earlier.count + 1); \(earlier.joined(separator: "; ")))" }
+                } catch let f as CheckFailure where f.timing {
+                    let starved = link.stall >= options.starved
+                    if !starved { counted += 1 }
+                    earlier.append("attempt \(earlier.count + 1): \(f.got)" + (starved ? " while the host was starved \(msText(link.stall))" : "; the host kept time"))
+                    if counted < options.attempts && MonotonicClock.now() - start < options.retryBudget { continue attempts }
+                    verdict = .fail
+                    message = f.text + " (\(earlier.count) attempts: \(earlier.joined(separator: "; ")))"
+                } catch let f as CheckFailure {
+                    verdict = .fail
+                    message = f.text
+                } catch let s as CheckSkipped {
+                    verdict = .skipped
+                    message = s.why
+                } catch {
+                    verdict = .fail
+                    message = "\(error)"
+                }
+                break
             }
             let r = ConformanceResult(id: check.id, clause: check.clause, title: check.title, verdict: verdict, message: message,
                                       seconds: Double(MonotonicClock.now() - start) * 1e-9)
