@@ -184,6 +184,9 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
         if running.exchange(false, ordering: .acquiringAndReleasing) { finished.wait() }
     }
 
+    /// Whether its thread runs: started, and neither stopped nor killed.
+    public var isRunning: Bool { running.load(ordering: .acquiring) }
+
     /// Stops answering at once and for good, like a drive that lost power or a cut cable.
     public func kill() {
         killed.store(true, ordering: .releasing)
@@ -207,6 +210,10 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
         var out = [UInt8](repeating: 0, count: 4 * Int(DriveLink.maxWireFrame))
         var last = clockNow()
         while running.load(ordering: .acquiring) {
+            // A time by which every byte the host sent has been read, unless the wait finds
+            // some: the watchdog judges the silence up to it, so a thread preempted as the wait
+            // returns does not trip on frames it has not read yet.
+            let heard = clockNow()
             let readable = transport.waitReadable(timeout: 200_000)
             var now = clockNow()
             if killed.load(ordering: .acquiring) { break }
@@ -251,7 +258,7 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
             axes.step(mode: mode, enabled: device.pointee.enabled != 0, dt: dt)
             reportAxisFaults()
             copyFeedback(now: now)
-            let faults = dl_device_poll(device, micros(now), &out, out.count)
+            let faults = dl_device_poll(device, micros(readable ? now : heard), &out, out.count)
             queueReplies(Array(out.prefix(faults)), now: now)
             lock.unlock()
             flush(now: now)

@@ -33,7 +33,7 @@ import Testing
         let host = DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path))
         let log = TipLog(capacity: 20_000, decimation: 1)
         let runner = CycleRunner(hardware: host, controller: TipServo(model: model, path: TipPath(), log: log.writer),
-                                 clock: lockstep ? RigClock.lockstep(LockstepClock(fd: pty.hostFD)) : RigClock.wall(MonotonicCycleClock()),
+                                 clock: lockstep ? RigClock.lockstep(LockstepClock(fd: pty.hostFD, drive: emulator, peer: pty.deviceFD)) : RigClock.wall(MonotonicCycleClock()),
                                  period: 1_000_000, faultPolicy: faultPolicy)
         return Rig(runner: runner, emulator: emulator, log: log)
     }
@@ -243,17 +243,35 @@ enum RigClock: CycleClock {
 /// Time moves only by the cycle's deadlines, and each sleep waits (up to `patience`) for the
 /// drive's reply to the previous command instead of for the wall clock: the loop runs in
 /// lockstep with the emulated drive, whose own clock moves per frame, whatever the machine's load.
+/// Given the emulated drive and its end of the pty, it waits on while the drive runs and has not
+/// even read what the host sent (its thread starved on a loaded machine, for seconds at worst):
+/// only a drive that took the frame in and did not answer, or one that is dead, costs a cycle
+/// its reply.
 struct LockstepClock: CycleClock {
     let fd: Int32
+    let drive: DriveLinkDriveEmulator?
+    let peer: Int32
     var time: Nanoseconds = 1_000_000_000
     var patience: Nanoseconds = 100_000_000
+    /// How long a drive that has not read the host's frame yet is waited for.
+    var starvedPatience: Nanoseconds = 20_000_000_000
     var primed = false
-    init(fd: Int32) { self.fd = fd }
+    init(fd: Int32, drive: DriveLinkDriveEmulator? = nil, peer: Int32 = -1) { self.fd = fd; self.drive = drive; self.peer = peer }
     func now() -> Nanoseconds { time }
     mutating func sleep(until deadline: Nanoseconds) {
         time = max(time, deadline)
-        if primed { _ = DescriptorIO.waitReadable(fd, timeout: patience) }
+        if primed {
+            let start = MonotonicClock.now()
+            while !DescriptorIO.waitReadable(fd, timeout: patience), drive?.isRunning == true, Self.unread(peer) > 0,
+                  MonotonicClock.now() - start < starvedPatience {}
+        }
         primed = true
+    }
+
+    /// Bytes waiting on `fd` that its reader has not taken (0 when it cannot tell).
+    static func unread(_ fd: Int32) -> Int32 {
+        var n: Int32 = 0
+        return fd >= 0 && ioctl(fd, UInt(FIONREAD), &n) == 0 ? n : 0
     }
 }
 
@@ -282,7 +300,7 @@ struct LockstepClock: CycleClock {
         let host = DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path))
         let log = TipLog(capacity: 100, decimation: 100)
         let runner = CycleRunner(hardware: host, controller: TipServo(model: model, path: TipPath(), log: log.writer),
-                                 clock: LockstepClock(fd: pty.hostFD), period: 1_000_000,
+                                 clock: LockstepClock(fd: pty.hostFD, drive: emulator, peer: pty.deviceFD), period: 1_000_000,
                                  faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: maxReadFaults))
         return Rig(runner: runner, emulator: emulator, log: log)
     }
@@ -501,7 +519,7 @@ struct LockstepClock: CycleClock {
         let log = TipLog(capacity: 100, decimation: 100)
         let runner = CycleRunner(hardware: DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: byPath, owns: true, name: path)),
                                  controller: TipServo(model: CatheterModel(description), path: TipPath(), log: log.writer),
-                                 clock: LockstepClock(fd: byPath), period: 1_000_000)
+                                 clock: LockstepClock(fd: byPath, drive: emulator, peer: pty.hostFD), period: 1_000_000)
         try runner.configure()
         try runner.activate()
         try runner.run(cycles: 200)

@@ -80,7 +80,7 @@ import Testing
         let serialLog = TipLog(capacity: 5000, decimation: 10)
         let serial = CycleRunner(hardware: DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path)),
                                  controller: TipServo(model: model, path: TipPath(), log: serialLog.writer),
-                                 clock: LockstepClock(fd: pty.hostFD), period: 1_000_000,
+                                 clock: LockstepClock(fd: pty.hostFD, drive: emulator, peer: pty.deviceFD), period: 1_000_000,
                                  faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 200))
         try serial.configure()
         try serial.activate()
