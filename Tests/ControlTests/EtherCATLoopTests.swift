@@ -128,10 +128,10 @@ import Testing
     }
 }
 
-/// A master on `transport` whose set-up exchanges wait up to 1 s for each reply, not 20 ms: a
-/// loaded machine can hold the slaves' thread that long, and set-up is not timed on a real line.
+/// A master on `transport` whose set-up exchanges wait up to 10 s for each reply, not 20 ms: a
+/// loaded machine can hold the slaves' thread for seconds, and set-up is not timed on a real line.
 func patientMaster(_ transport: consuming DescriptorTransport) -> EtherCATMaster {
     var master = EtherCATMaster(transport: transport)
-    master.setupTimeout = 1_000_000_000
+    master.setupTimeout = 10_000_000_000
     return master
 }

@@ -291,7 +291,7 @@ struct Vector: Decodable {
         let spec = AxisSpec(name: "a", unit: .millimetre, lower: -1000, upper: 1000, maxVelocity: 100, countsPerUnit: 1000)
         var host = DriveLinkRobot(axes: Array(repeating: spec, count: axes), transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path))
         for w in wires { _ = w.withUnsafeBytes { write(pty.deviceFD, $0.baseAddress, $0.count) } }
-        _ = host.waitReadable(timeout: 1_000_000_000)
+        _ = host.waitReadable(timeout: 10_000_000_000)
         var state = JointState(jointCount: axes)
         let fault = host.read(into: &state, now: 0)
         return (fault, host.latchedFault, host.stats)
