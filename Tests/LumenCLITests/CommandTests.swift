@@ -132,10 +132,17 @@ struct Tool {
         p.arguments = ["demo", "--time-limit", "120", "--planes", "1", "--out", out]
         p.currentDirectoryURL = Tool.root
         p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
+        let log = scratch.appendingPathComponent("demo-sigterm.log").path
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         try p.run()
-        // Let it get going (the monitor started, the cycle running), then ask it to stop.
-        Thread.sleep(forTimeInterval: 6)
+        // Once it is going (the monitor started, the cycle supervised: its first progress line),
+        // ask it to stop. Waited for, not slept for: a loaded machine may take long to get there.
+        let going = Date().addingTimeInterval(90)
+        while p.isRunning, Date() < going, !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("live: t ") {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(p.isRunning, "the demo ended before it was signalled: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
         p.terminate()
         let deadline = Date().addingTimeInterval(60)
         while p.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
