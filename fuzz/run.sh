@@ -64,6 +64,8 @@ clang++ -O1 -g -std=c++17 -fsanitize=fuzzer,address -ISources/CDCMTK/include \
     fuzz/DICOMFuzz.cpp Sources/CDCMTK/lumen_dcm.cpp -ldcmdata -ldcmjpeg -ldcmjpls -ldcmimgle -loflog -lofstd -lz -o "$out/dicom" 2>"$out/build-dicom.log" \
     || { cat "$out/build-dicom.log" >&2; exit 1; }
 
+# -timeout is per input and on the wall clock: 30 s, so that a process starved on a loaded machine
+# is not taken for a hang, while an endless loop (as DCMTK's on a TEM marker) still is one.
 for target in drivelink-swift drivelink-c ethercat-swift safetychannel-swift console-swift igtl-swift; do
     log="$out/run-$target.log"
     corpus="$out/corpus-${target#drivelink-}"
@@ -71,7 +73,7 @@ for target in drivelink-swift drivelink-c ethercat-swift safetychannel-swift con
     [ "$target" = safetychannel-swift ] && corpus="$out/corpus-safetychannel"
     [ "$target" = console-swift ] && corpus="$out/corpus-console"
     [ "$target" = igtl-swift ] && corpus="$out/corpus-igtl"
-    if ! "$out/$target" -runs="$runs" -seed="$seed" -max_len=1600 -rss_limit_mb=512 -timeout=5 \
+    if ! "$out/$target" -runs="$runs" -seed="$seed" -max_len=1600 -rss_limit_mb=512 -timeout=30 \
         -print_final_stats=1 "$corpus" >"$log" 2>&1; then
         tail -40 "$log" >&2
         echo "fuzz: $target FAILED (log: $log)" >&2
@@ -84,7 +86,7 @@ done
 
 dicom_runs=$(( runs < 300000 ? runs : 300000 ))
 log="$out/run-dicom.log"
-if ! "$out/dicom" -runs="$dicom_runs" -seed="$seed" -max_total_time=45 -max_len=4096 -rss_limit_mb=1024 -malloc_limit_mb=256 -timeout=5 \
+if ! "$out/dicom" -runs="$dicom_runs" -seed="$seed" -max_total_time=45 -max_len=4096 -rss_limit_mb=1024 -malloc_limit_mb=256 -timeout=30 \
     -print_final_stats=1 "$out/corpus-dicom" >"$log" 2>&1; then
     tail -40 "$log" >&2
     echo "fuzz: dicom FAILED (log: $log)" >&2
