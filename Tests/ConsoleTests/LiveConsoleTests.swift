@@ -29,8 +29,9 @@ import Testing
         s.setup.fps = 7.5
         s.imaging = .off
         s.monitor = false
-        // Generous on a loaded machine; the gate's own (150 ms) runs on the manual clock.
-        s.deadmanTimeout = 1
+        // The most the runtime allows (5 s): the test thread's heartbeats may be starved for a
+        // second or two on a loaded machine. The gate's own (150 ms) runs on the manual clock.
+        s.deadmanTimeout = 5
         let robot = try ConfigLoader.load(RobotDescription.self, from: Self.root.appendingPathComponent("robots/lumen-1s.yaml").path)
         runtime = try LiveRuntime(s, robot: robot)
         try runtime.start()

@@ -146,6 +146,17 @@ class ConsoleTest(unittest.TestCase):
         except TimeoutException:
             self.fail(f"timed out waiting for {what}; state: {json.dumps(self.state(d))[:600]}")
 
+    def wait_at_rest(self, d, what):
+        """Until two readings of the insertion 0.7 s apart agree: the drive's own lag may still
+        close on the held reference for a moment, and on a loaded machine the page's state may
+        come late, so rest is waited for (bounded), not taken at a fixed time. Motion that goes
+        on never comes to rest, and fails here."""
+        def at_rest(d):
+            x = self.insertion(d)
+            time.sleep(0.7)
+            return abs(self.insertion(d) - x) < 1e-6
+        self.wait(d, at_rest, timeout=20, what=what)
+
     def shot(self, d, name):
         path = os.path.join(ARGS.out, name + ".png")
         d.save_screenshot(path)
@@ -194,11 +205,8 @@ class ConsoleTest(unittest.TestCase):
         self.assertEqual(self.state(d)["mode"], "jog")
         self.shot(d, "02b-jogging")
         ActionChains(d).release().key_up(Keys.SPACE).perform()
-        self.wait(d, lambda d: self.state(d)["mode"] == "hold", timeout=2, what="hold after release")
-        time.sleep(0.3)
-        stopped = self.insertion(d)
-        time.sleep(0.7)
-        self.assertAlmostEqual(self.insertion(d), stopped, places=6, msg="motion continued after release")
+        self.wait(d, lambda d: self.state(d)["mode"] == "hold", timeout=20, what="hold after release")
+        self.wait_at_rest(d, "motion to stop after release")
         tip1 = self.state(d)["estimate"]
         self.assertGreater(tip1[1] - tip0[1], 10, "the tip moved along the vessel")
         self.shot(d, "02c-released")
@@ -218,7 +226,7 @@ class ConsoleTest(unittest.TestCase):
         time.sleep(0.5)
         self.assertEqual(self.state(d)["estimate"], before, "nothing moves before the deadman is held")
         ActionChains(d).key_down(Keys.SPACE).perform()
-        self.wait(d, lambda d: self.state(d)["mode"] == "tip servo", timeout=3, what="tip servo")
+        self.wait(d, lambda d: self.state(d)["mode"] == "tip servo", timeout=20, what="tip servo")
         time.sleep(2)
         self.shot(d, "03a-navigating")
         self.wait(d, lambda d: self.state(d).get("target") is None, timeout=60, what="arrival at the target")
@@ -255,14 +263,14 @@ class ConsoleTest(unittest.TestCase):
         d = self.login("alice")
         self.clear_stop(d)
         d.find_element(By.ID, "stop").click()
-        self.wait(d, lambda d: self.state(d)["safety"].get("stopCategory") == 1, timeout=3, what="category 1")
-        self.wait(d, lambda d: d.find_element(By.ID, "stop-category").text == "category 1", timeout=3, what="shown")
+        self.wait(d, lambda d: self.state(d)["safety"].get("stopCategory") == 1, timeout=20, what="category 1")
+        self.wait(d, lambda d: d.find_element(By.ID, "stop-category").text == "category 1", timeout=20, what="shown")
         self.assertTrue(self.state(d)["safety"]["faults"])
         self.shot(d, "04a-stopped")
         # Escape stops too, and a jog is refused while latched.
         self.clear_stop(d)
         ActionChains(d).send_keys(Keys.ESCAPE).perform()
-        self.wait(d, lambda d: self.state(d)["safety"].get("stopCategory") == 1, timeout=3, what="keyboard stop")
+        self.wait(d, lambda d: self.state(d)["safety"].get("stopCategory") == 1, timeout=20, what="keyboard stop")
         self.clear_stop(d)
         self.shot(d, "04b-acknowledged")
 
@@ -270,10 +278,10 @@ class ConsoleTest(unittest.TestCase):
         d = self.login("olga")
         self.assertFalse(d.find_element(By.ID, "lease-take").is_enabled())
         ActionChains(d).key_down(Keys.SPACE).click_and_hold(d.find_element(By.ID, "jog-0-plus")).pause(0.5).release().key_up(Keys.SPACE).perform()
-        self.wait(d, lambda d: "an observer may only view and stop" in self.messages(d), timeout=3, what="the refusal")
+        self.wait(d, lambda d: "an observer may only view and stop" in self.messages(d), timeout=20, what="the refusal")
         self.shot(d, "05a-observer-refused")
         d.find_element(By.ID, "stop").click()
-        self.wait(d, lambda d: self.state(d)["safety"].get("stopCategory") == 1, timeout=3, what="the observer's stop")
+        self.wait(d, lambda d: self.state(d)["safety"].get("stopCategory") == 1, timeout=20, what="the observer's stop")
         self.shot(d, "05b-observer-stopped")
         a = self.login("alice")
         self.clear_stop(a)
@@ -283,15 +291,15 @@ class ConsoleTest(unittest.TestCase):
         self.take_lease(a)
         b = self.login("bob")
         b.find_element(By.ID, "lease-take").click()
-        self.wait(b, lambda d: "alice holds the lease" in self.messages(d), timeout=3, what="the refusal")
+        self.wait(b, lambda d: "alice holds the lease" in self.messages(d), timeout=20, what="the refusal")
         self.assertFalse(self.state(b)["console"]["holdsLease"])
         self.shot(b, "06a-second-operator-refused")
         s = self.login("sam")
         self.assertTrue(s.find_element(By.ID, "lease-override").is_displayed())
         s.execute_script("window.confirm = () => true")
         s.find_element(By.ID, "lease-override").click()
-        self.wait(s, lambda d: self.state(d)["console"]["holdsLease"], timeout=3, what="the override")
-        self.wait(a, lambda d: not self.state(d)["console"]["holdsLease"], timeout=3, what="alice losing the lease")
+        self.wait(s, lambda d: self.state(d)["console"]["holdsLease"], timeout=20, what="the override")
+        self.wait(a, lambda d: not self.state(d)["console"]["holdsLease"], timeout=20, what="alice losing the lease")
         self.shot(a, "06b-overridden")
         self.assertIn("lease override -> ok, taken from alice", self.server.audit_text())
 
@@ -341,15 +349,12 @@ class ConsoleTest(unittest.TestCase):
         self.clear_stop(d)
         self.take_lease(d)
         ActionChains(d).key_down(Keys.SPACE).click_and_hold(d.find_element(By.ID, "jog-0-minus")).perform()
-        self.wait(watcher, lambda w: self.state(w)["mode"] == "jog", timeout=5, what="jog seen by the observer")
+        self.wait(watcher, lambda w: self.state(w)["mode"] == "jog", timeout=20, what="jog seen by the observer")
         self.shot(watcher, "09a-observer-sees-jog")
         d.quit()  # the tab (and its browser) goes away mid-jog
         self.open_drivers.remove(d)
-        self.wait(watcher, lambda w: self.state(w)["mode"] == "hold", timeout=3, what="hold after the tab closed")
-        time.sleep(0.3)
-        x = self.insertion(watcher)
-        time.sleep(0.7)
-        self.assertAlmostEqual(self.insertion(watcher), x, places=6)
+        self.wait(watcher, lambda w: self.state(w)["mode"] == "hold", timeout=20, what="hold after the tab closed")
+        self.wait_at_rest(watcher, "motion to stop after the tab closed")
         self.shot(watcher, "09b-held-after-close")
         # Released by the closed socket or, if the heartbeats stopped first, by their gap.
         last = self.server.audit_text().strip().splitlines()
@@ -430,9 +435,9 @@ class LiveConsoleTest(ConsoleTest):
         # Release → hold, as the page sees it (its state arrives at 20 Hz: up to 50 ms late).
         t0 = time.time()
         self.release_all(d)
-        self.wait(d, lambda d: self.state(d)["mode"] == "hold", timeout=3, what="hold after release")
+        self.wait(d, lambda d: self.state(d)["mode"] == "hold", timeout=20, what="hold after release")
         hold_ms = (time.time() - t0) * 1000
-        self.wait(d, lambda d: all(abs(a["velocity"]) < 0.05 for a in self.state(d)["axes"]), timeout=3, what="the joints at rest")
+        self.wait(d, lambda d: all(abs(a["velocity"]) < 0.05 for a in self.state(d)["axes"]), timeout=20, what="the joints at rest")
         rest_ms = (time.time() - t0) * 1000
         self.assertEqual(self.state(d)["holdReason"], "deadmanReleased")
         stopped = self.insertion(d)
@@ -450,7 +455,7 @@ class LiveConsoleTest(ConsoleTest):
         # The page stops its heartbeats without saying so (a hung tab): the gap releases it.
         t0 = time.time()
         d.execute_script("clearInterval(ui.timer); ui.timer = null;")
-        self.wait(d, lambda d: self.state(d)["mode"] == "hold", timeout=5, what="hold after the heartbeats stopped")
+        self.wait(d, lambda d: self.state(d)["mode"] == "hold", timeout=20, what="hold after the heartbeats stopped")
         LiveConsoleTest.figures.setdefault("heartbeat_stop_to_hold_ms", []).append(round((time.time() - t0) * 1000, 1))
         self.release_all(d)
         self.assertIn("heartbeat gap", self.server.audit_text())
@@ -475,7 +480,7 @@ class LiveConsoleTest(ConsoleTest):
         d.execute_script("arguments[0].scrollIntoView()", canvas)
         sx, sy = canvas.size["width"] / px[2], canvas.size["height"] / px[3]
         ActionChains(d).move_to_element_with_offset(canvas, (px[0] - px[2] / 2) * sx, (px[1] - px[3] / 2) * sy).click().perform()
-        self.wait(d, lambda d: self.state(d).get("target") is not None, timeout=5, what="the target")
+        self.wait(d, lambda d: self.state(d).get("target") is not None, timeout=20, what="the target")
         target = self.state(d)["target"]
         def dist(d):
             e = self.state(d)["estimate"]
@@ -493,7 +498,7 @@ class LiveConsoleTest(ConsoleTest):
         self.shot(d, "live-03a-navigating")
         faults = self.state(d)["safety"]["faults"]
         self.release_all(d)
-        self.wait(d, lambda d: self.state(d)["mode"] in ("hold", "idle"), timeout=3, what="hold after release")
+        self.wait(d, lambda d: self.state(d)["mode"] in ("hold", "idle"), timeout=20, what="hold after release")
         if not faults:
             self.assertLess(dist(d), before - 1, f"the tip did not approach the target {target}")
 
@@ -520,13 +525,13 @@ class LiveConsoleTest(ConsoleTest):
         self.power_up(d)
         self.release_all(d)
         d.find_element(By.ID, "stop").click()
-        self.wait(d, lambda d: self.state(d)["safety"].get("stopCategory") == 1, timeout=5, what="category 1")
-        self.wait(d, lambda d: "category-1 stop" in d.find_element(By.ID, "hazard-summary").text, timeout=3, what="the hazard row")
+        self.wait(d, lambda d: self.state(d)["safety"].get("stopCategory") == 1, timeout=20, what="category 1")
+        self.wait(d, lambda d: "category-1 stop" in d.find_element(By.ID, "hazard-summary").text, timeout=20, what="the hazard row")
         self.assertIn("active", d.find_element(By.ID, "hazards").get_attribute("class"))
         self.shot(d, "live-05-stopped")
         self.power_up(d)
         # Cleared while the deadman is held (letting go latches the monitor's deadman fault again).
-        self.wait(d, lambda d: "active" not in d.find_element(By.ID, "hazards").get_attribute("class"), timeout=5, what="the row cleared")
+        self.wait(d, lambda d: "active" not in d.find_element(By.ID, "hazards").get_attribute("class"), timeout=20, what="the row cleared")
         self.release_all(d)
 
     def test_l6_screenshot_of_the_live_console(self):
