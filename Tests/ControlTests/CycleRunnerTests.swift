@@ -1,5 +1,6 @@
 import CAllocCount
 import Core
+import Synchronization
 import Testing
 @testable import Control
 
@@ -10,6 +11,8 @@ final class ScriptedHardware: RobotHardware {
     var writes = 0
     var lastCommand = JointCommand(jointCount: 2)
     var movingWrites = 0
+    /// `movingWrites` for another thread to read while the loop runs.
+    let movingWritesSeen = Atomic<Int>(0)
     var failReads = false
     var refuseActivate = false
     var calls: [String] = []
@@ -46,6 +49,7 @@ final class ScriptedHardware: RobotHardware {
         lastCommand = command
         if command.enable && command.mode == .position {
             movingWrites += 1
+            movingWritesSeen.add(1, ordering: .relaxed)
             position = command.position
         }
         return nil
@@ -291,7 +295,12 @@ final class ClockBox {
         while !r.isRunning { await Task.yield() }
         try r.activate()
         #expect(r.lifecycle == .active)
-        try await Task.sleep(nanoseconds: 20_000_000)
+        // Until the loop has written motion, bounded: a loaded machine may not run the loop's
+        // thread within any fixed pause (20 ms was one).
+        let until = MonotonicClock.now() + 10_000_000_000
+        while r.hardware.movingWritesSeen.load(ordering: .relaxed) == 0, MonotonicClock.now() < until {
+            try await Task.sleep(nanoseconds: 1_000_000)
+        }
         try r.deactivate()
         #expect(r.lifecycle == .inactive)
         r.requestStop()

@@ -317,8 +317,10 @@ import Sim
         let out = Pipe()
         let p = Process()
         p.executableURL = Self.binary
-        // Long enough that every datagram below is sent while it runs, on a loaded machine too.
-        p.arguments = try monitorArguments(in: dir) + ["--seconds", "10", "--json"]
+        // Long enough that every datagram below is sent while it runs, on a loaded machine too
+        // (10 s was not: in a full test run the sender as nobody started after the monitor had
+        // ended, and all 300 of its datagrams were refused).
+        p.arguments = try monitorArguments(in: dir) + ["--seconds", "30", "--json"]
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
         try p.run()
