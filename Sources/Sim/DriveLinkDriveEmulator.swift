@@ -181,7 +181,9 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
     /// and load-side position, speed, current (joint units, A), whether the power stage is on
     /// and a fault latched; and the insertion force (N). On hardware the drive's firmware sends
     /// this; the emulated drives have no processor of their own, so whoever steps them relays it.
-    public func safetySample() -> (axes: [(encoder: Double, load: Double, velocity: Double, current: Double, powered: Bool, faulted: Bool)], force: Double) {
+    /// `sampledAt`: when the drives last stepped (monotonic ns).
+    public func safetySample() -> (axes: [(encoder: Double, load: Double, velocity: Double, current: Double, powered: Bool, faulted: Bool)], force: Double,
+                                   sampledAt: Nanoseconds) {
         lock.lock()
         defer { lock.unlock() }
         let powered = device.pointee.enabled != 0
@@ -192,7 +194,7 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
             let a = axes.safetySample(axis: i)
             samples.append((a.encoder, a.load, a.velocity, a.current, a.powered && powered, a.faulted || faulted))
         }
-        return (samples, Double(device.pointee.force_mn) / 1000)
+        return (samples, Double(device.pointee.force_mn) / 1000, Nanoseconds(truncatingIfNeeded: device.pointee.sample_time_ns))
     }
 
     private func clockNow() -> Nanoseconds { stepPerFrame == nil ? MonotonicClock.now() : simulatedNow }

@@ -140,7 +140,7 @@ public enum HILEvaluator {
         case .monitor_stop:
             out.plot.yLabel = "monitor permits power"
             guard r.hasMonitor else { return fail("the safety monitor did not run beside this scenario (setup.limits, on an emulated DriveLink link)") }
-            out.plot.series = [HILPlotSeries(label: "monitor's permit with power (1) / none (0)", t: r.monitorTimes, v: r.monitorPermit)]
+            out.plot.series = [HILPlotSeries(label: "permit: power (1), none (0)", t: r.monitorTimes, v: r.monitorPermit)]
             guard let label = e.after, let within = e.within else { return fail("incomplete expectation") }
             guard let ref = r.stepTimes[label] else { return fail("step '\(label)' did not run") }
             out.plot.windowStart = ref; out.plot.windowEnd = ref + within

@@ -228,7 +228,7 @@ final class HILSafetyBridge: @unchecked Sendable {
         var lastCycles = -1
         var cycles = 0
         var everPermitted = false
-        var history = [(t: Nanoseconds, q: JointVector)](repeating: (0, JointVector(count: axes)), count: 64)
+        var history = [(t: Nanoseconds, q: JointVector)](repeating: (0, JointVector(count: axes)), count: 256)
         var historyNext = 0
         let started = MonotonicClock.now()
         var next = started
@@ -262,14 +262,18 @@ final class HILSafetyBridge: @unchecked Sendable {
                 encoder[i] = a.encoder; load[i] = a.load; velocity[i] = a.velocity; current[i] = a.current
                 status[i] = (a.powered ? 1 : 0) | (a.faulted ? 2 : 0)
             }
-            // The drive's speed over the last 10 ms or more, as a drive's own estimate is
-            // filtered: the emulation's speed over its last step (often a fraction of a
-            // millisecond, when a command arrives just after the step before) reads several
-            // times the commanded speed.
-            history[historyNext % history.count] = (now, encoder)
-            historyNext += 1
-            if let old = (1...min(historyNext, history.count)).lazy.map({ history[(historyNext - $0) % history.count] }).first(where: { now - $0.t >= 10_000_000 }) {
-                let dt = Double(now - old.t) * 1e-9
+            // The drive's speed over the last 50 ms or more of the drives' own time, as a drive's
+            // own estimate is filtered: the emulation's speed over its last step (often a
+            // fraction of a millisecond, when a command arrives just after the step before)
+            // reads several times the commanded speed, and so does a step after a stall of the
+            // host's cycle or of the emulation (a host that is not real-time).
+            let at = sample.sampledAt
+            if historyNext == 0 || history[(historyNext - 1) % history.count].t != at {
+                history[historyNext % history.count] = (at, encoder)
+                historyNext += 1
+            }
+            if let old = (1...min(historyNext, history.count)).lazy.map({ history[(historyNext - $0) % history.count] }).first(where: { at - $0.t >= 50_000_000 }) {
+                let dt = Double(at - old.t) * 1e-9
                 for i in 0..<axes { velocity[i] = (encoder[i] - old.q[i]) / dt }
             }
             sampleSequence &+= 1

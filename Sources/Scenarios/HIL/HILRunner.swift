@@ -206,6 +206,7 @@ public enum HILRunner {
             let host = DriveLinkRobot(axes: axes, transport: DescriptorTransport(fd: port.descriptor, owns: false, name: path), owner: port, cyclePeriod: period)
             return (try execute(s, hardware: host, device: nil, period: period, options: options) { stats($0.stats) }, linkText)
         case .ethercatUDP(let host, let port):
+            try refuseMonitor(host.isEmpty ? "ethercat-udp (emulated CiA 402 slaves)" : linkText)
             var device: EtherCATDeviceSide?
             var target = (host, port)
             if host.isEmpty {
