@@ -211,13 +211,18 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
     public func start() {
         guard !running.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let priority = fifoPriority
+        let started = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
             if let priority { fifoError.store(lumen_rt_set_fifo(priority), ordering: .releasing) }
+            started.signal()
             self.loop()
             self.finished.signal()
         }
         thread.name = "lumen-sim-drive"
         thread.start()
+        // Answering before the host's first frame: on a loaded machine a new thread can wait
+        // longer for its first turn than the host waits for HELLO_ACK.
+        started.wait()
     }
 
     /// Stops the thread and waits for it.
