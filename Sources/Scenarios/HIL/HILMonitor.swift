@@ -111,8 +111,9 @@ public final class HILMonitor: @unchecked Sendable {
         hung = true
     }
 
-    /// Stops the monitor (resuming a hung one first so that it can exit), bounded.
-    public func stop(seconds: Double = 2) {
+    /// Stops the monitor (resuming a hung one first so that it can exit), bounded: on a loaded
+    /// machine it may need seconds to drain its fault log to the file, which the verdicts read.
+    public func stop(seconds: Double = 10) {
         guard process.processIdentifier > 0 else { return }
         if hung { Glibc.kill(process.processIdentifier, SIGCONT) }
         if process.isRunning { process.terminate() }
