@@ -1,4 +1,5 @@
 import CDriveLinkReference
+import CRealtime
 import Core
 import Drivers
 import Foundation
@@ -85,6 +86,7 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
     private let stepPerFrame: Nanoseconds?
     private var simulatedNow: Nanoseconds = 1_000_000_000
     private var faultResets = 0
+    private var injectedForceMN: Int32 = 0
     private let peek = UnsafeMutableRawBufferPointer.allocate(byteCount: DriveLink.maxFrame + 16, alignment: 8)
 
     /// Drives for `axes` at `start`, on the device end `deviceFD` (which it will close).
@@ -166,17 +168,61 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// A force the drive's insertion force sensor reads from now on (N; 0: none), as a catheter
+    /// pushed against a wall would: what a safety scenario exceeds on purpose.
+    public func setForce(_ newtons: Double) {
+        lock.lock()
+        injectedForceMN = newtons.isFinite ? Int32((max(-1e6, min(1e6, newtons)) * 1000).rounded()) : 0
+        device.pointee.force_mn = injectedForceMN
+        lock.unlock()
+    }
+
+    /// What the drives read for their own channel to the safety monitor: per axis motor-side
+    /// and load-side position, speed, current (joint units, A), whether the power stage is on
+    /// and a fault latched; and the insertion force (N). On hardware the drive's firmware sends
+    /// this; the emulated drives have no processor of their own, so whoever steps them relays it.
+    /// `sampledAt`: when the drives last stepped (monotonic ns).
+    public func safetySample() -> (axes: [(encoder: Double, load: Double, velocity: Double, current: Double, powered: Bool, faulted: Bool)], force: Double,
+                                   sampledAt: Nanoseconds) {
+        lock.lock()
+        defer { lock.unlock() }
+        let powered = device.pointee.enabled != 0
+        let faulted = device.pointee.fault_code != 0
+        var samples: [(encoder: Double, load: Double, velocity: Double, current: Double, powered: Bool, faulted: Bool)] = []
+        samples.reserveCapacity(axes.count)
+        for i in 0..<axes.count {
+            let a = axes.safetySample(axis: i)
+            samples.append((a.encoder, a.load, a.velocity, a.current, a.powered && powered, a.faulted || faulted))
+        }
+        return (samples, Double(device.pointee.force_mn) / 1000, Nanoseconds(truncatingIfNeeded: device.pointee.sample_time_ns))
+    }
+
     private func clockNow() -> Nanoseconds { stepPerFrame == nil ? MonotonicClock.now() : simulatedNow }
+
+    /// SCHED_FIFO priority for the drives' thread (1…99; nil: SCHED_OTHER), set before `start`:
+    /// a drive is a processor of its own, and on a loaded host its emulation must not be starved
+    /// into tripping its watchdog on a healthy link.
+    public var fifoPriority: Int32?
+    /// The errno with which SCHED_FIFO was refused (0: granted or not asked for); read after `stop`.
+    public var fifoRefusal: Int32 { fifoError.load(ordering: .acquiring) }
+    private let fifoError = Atomic<Int32>(0)
 
     /// Starts the drives' thread.
     public func start() {
         guard !running.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let priority = fifoPriority
+        let started = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
+            if let priority { fifoError.store(lumen_rt_set_fifo(priority), ordering: .releasing) }
+            started.signal()
             self.loop()
             self.finished.signal()
         }
         thread.name = "lumen-sim-drive"
         thread.start()
+        // Answering before the host's first frame: on a loaded machine a new thread can wait
+        // longer for its first turn than the host waits for HELLO_ACK.
+        started.wait()
     }
 
     /// Stops the thread and waits for it.
@@ -369,6 +415,7 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
             let s = raw.bindMemory(to: UInt16.self)
             for i in 0..<axes.count { s[i] = axes.atLimit(i) ? DriveStatus.atLimit.rawValue : 0 }
         }
+        device.pointee.force_mn = injectedForceMN
         device.pointee.sample_time_ns = UInt64(now)
     }
 }

@@ -409,9 +409,21 @@ public final class EtherCATUDPServer: @unchecked Sendable {
         close(fd)
     }
 
+    /// SCHED_FIFO priority for the slaves' thread (1…99; nil: SCHED_OTHER), set before `start`:
+    /// real slaves answer in hardware, and on a loaded host their emulation must not be starved
+    /// into a sync-manager watchdog on a healthy link.
+    public var fifoPriority: Int32?
+    /// The errno with which SCHED_FIFO was refused (0: granted or not asked for).
+    public var fifoRefusal: Int32 { fifoError.load(ordering: .acquiring) }
+    private let fifoError = Atomic<Int32>(0)
+
     public func start() {
         guard !running.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let priority = fifoPriority
+        let started = DispatchSemaphore(value: 0)
         let t = Thread { [self] in
+            if let priority { fifoError.store(lumen_rt_set_fifo(priority), ordering: .releasing) }
+            started.signal()
             var buffer = [UInt8](repeating: 0, count: 2048)
             while running.load(ordering: .acquiring) {
                 guard DescriptorIO.waitReadable(fd, timeout: 5_000_000) else {
@@ -434,6 +446,9 @@ public final class EtherCATUDPServer: @unchecked Sendable {
         }
         t.name = "lumen-sim-ethercat"
         t.start()
+        // Serving before the master's first frame: on a loaded machine a new thread can wait
+        // longer for its first turn than the master waits for a set-up frame's answer.
+        started.wait()
     }
 
     public func stop() {

@@ -164,8 +164,10 @@ struct HilRun: ParsableCommand {
     @Flag(help: "Print the JSON summary on stdout.")
     var json = false
 
-    @Flag(help: "Run every fault step as a no-op (injections, a silent host, the emergency stop, a released deadman): a fault scenario must then fail.")
+    @Flag(help: "Run every fault step as a no-op (injections, a silent host, the emergency stop, a released deadman, the monitor killed or hung, a move past a limit): a fault scenario must then fail.")
     var faultsOff = false
+    @Flag(help: "Keep the cycle, the emulated drives and the monitor on SCHED_OTHER (by default they ask for SCHED_FIFO 80 and say in the report when refused).")
+    var noRealtime = false
 
     func validate() throws {
         if let link, !["serial", "ethercat-udp"].contains(link) {
@@ -194,7 +196,7 @@ struct HilRun: ParsableCommand {
         if loadErrors.isEmpty {
             for s in loaded {
                 Output.progress("hil run: \(s.name) (\(s.setup.duration_s) s)\(faultsOff ? ", faults switched off" : "")")
-                let r = HILRunner.run(s, options: HILRunOptions(link: link, faultsSwitchedOff: faultsOff))
+                let r = HILRunner.run(s, options: HILRunOptions(link: link, faultsSwitchedOff: faultsOff, fifoPriority: noRealtime ? nil : 80))
                 Output.progress("  \(r.status.rawValue.uppercased())\(r.message.isEmpty ? "" : ": " + r.message)")
                 results.append(r)
             }

@@ -58,6 +58,19 @@ import Testing
         #expect(r.stderr.contains("setup.speed"))
     }
 
+    @Test func theMonitorRunsBesideTheCycleAndTheReportSaysWhetherItWasRealTime() throws {
+        let killed = Tool.root.appendingPathComponent("hil/scenarios/monitor-killed.yaml").path
+        let r = try Tool.run(["hil", "run", killed, "--link", "serial", "--json"])
+        #expect(r.status == 0, "\(r.stderr)\n\(r.stdout)")
+        let notes = (((r.json?["scenarios"] as? [[String: Any]])?.first)?["notes"] as? [String]) ?? []
+        #expect(notes.contains { $0.contains("safety monitor beside the cycle") }, "\(notes)")
+        #expect(notes.contains { $0.hasPrefix("real-time") || $0.hasPrefix("not real-time") }, "\(notes)")
+        // Asked to stay on SCHED_OTHER, the report says so (the verdict on a loaded machine is not the point here).
+        let plain = try Tool.run(["hil", "run", Self.bringUp, "--link", "serial", "--no-realtime", "--json"])
+        let plainNotes = (((plain.json?["scenarios"] as? [[String: Any]])?.first)?["notes"] as? [String]) ?? []
+        #expect(plainNotes.contains { $0.contains("not real-time: every thread on SCHED_OTHER") }, "\(plainNotes)")
+    }
+
     @Test func aBadLinkIsAUsageError() throws {
         let r = try Tool.run(["hil", "run", Self.bringUp, "--link", "can:0"])
         #expect(r.status == 64)

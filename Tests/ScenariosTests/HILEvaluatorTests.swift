@@ -42,7 +42,7 @@ struct HILEvaluatorTests {
     static func expectation(_ yaml: String) throws -> HILScenario.Expectation {
         let text = """
         name: e
-        setup: {robot: r.yaml, duration_s: 2}
+        setup: {robot: r.yaml, duration_s: 2, limits: l.yaml}
         steps: [{at: 0.2, do: enable, label: late}, {at: 1.4, do: estop, label: fault}]
         expect: [\(yaml)]
         """
@@ -115,6 +115,77 @@ struct HILEvaluatorTests {
         let noDevice = try Self.judge("{name: d, kind: drive_unpowered, after: fault, within: 0.1}", real)
         #expect(!noDevice.passed)
         #expect(noDevice.message.contains("emulated link"))
+    }
+
+    @Test func aFailureWhoseSignalNeverCrossedIsMarkedAtTheDeadline() throws {
+        var never = Self.recording()
+        never.stopTime = nil
+        never.stopReason = nil
+        let stop = try Self.judge("{name: x, kind: stop, after: fault, reason: any, within: 0.2}", never)
+        #expect(!stop.passed)
+        #expect(stop.moment == 1.4 + 0.2)
+        #expect(stop.plot.moment == stop.moment)
+        var powered = Self.recording()
+        powered.drivePowered = powered.drivePowered.map { _ in 1 }
+        let kept = try Self.judge("{name: d, kind: drive_unpowered, after: fault, within: 0.3}", powered)
+        #expect(!kept.passed)
+        #expect(kept.moment == 1.4 + 0.3)
+        let stayed = try Self.judge("{name: l, kind: leaves, signal: following_error, axis: 0, min: -1, max: 1, after: fault, within: 0.25}")
+        #expect(!stayed.passed)
+        #expect(stayed.moment == 1.4 + 0.25)
+    }
+
+    @Test func leavesPassesWhenTheSignalLeavesItsBandInTimeAndFailsOtherwise() throws {
+        // Position 5 below the reference at 1.5 s: the following error leaves ±1 0.1 s after 'fault'.
+        let spike = Self.recording(spikeAt: 1.5)
+        let ok = try Self.judge("{name: l, kind: leaves, signal: following_error, axis: 0, min: -1, max: 1, after: fault, within: 0.2}", spike)
+        #expect(ok.passed, "\(ok.message)")
+        #expect(abs((ok.moment ?? 0) - 1.5) < 0.002)
+        let late = try Self.judge("{name: l, kind: leaves, signal: following_error, axis: 0, min: -1, max: 1, after: fault, within: 0.05}", spike)
+        #expect(!late.passed)
+        #expect(late.message.contains("later than"))
+        let never = try Self.judge("{name: l, kind: leaves, signal: following_error, axis: 0, min: -1, max: 1, after: fault, within: 0.2}")
+        #expect(!never.passed)
+        #expect(never.message.contains("stayed within"))
+    }
+
+    @Test func monitorStopPassesOnTheRightCheckAndCategoryInTimeAndFailsOtherwise() throws {
+        var r = Self.recording()
+        r.hasMonitor = true
+        r.monitorTimes = r.lifecycleTimes
+        r.monitorPermit = r.lifecycleTimes.map { $0 < 1.45 ? 1 : 0 }
+        r.monitorFaults = [HILMonitorFault(time: 1.45, check: "velocity", category: 0, line: "fault t=1.450 s  velocity joint insertion → stop category 0")]
+        let ok = try Self.judge("{name: m, kind: monitor_stop, check: velocity, category: 0, after: fault, within: 0.1}", r)
+        #expect(ok.passed, "\(ok.message)")
+        #expect(ok.moment == 1.45)
+        let wrongCategory = try Self.judge("{name: m, kind: monitor_stop, check: velocity, category: 1, after: fault, within: 0.1}", r)
+        #expect(!wrongCategory.passed)
+        #expect(wrongCategory.message.contains("not 1"))
+        let late = try Self.judge("{name: m, kind: monitor_stop, check: velocity, after: fault, within: 0.01}", r)
+        #expect(!late.passed)
+        let other = try Self.judge("{name: m, kind: monitor_stop, check: force, after: fault, within: 0.1}", r)
+        #expect(!other.passed)
+        #expect(other.message.contains("latched no force fault"))
+        #expect(other.moment == 1.5)
+        let noMonitor = try Self.judge("{name: m, kind: monitor_stop, after: fault, within: 0.1}")
+        #expect(!noMonitor.passed)
+        #expect(noMonitor.message.contains("did not run"))
+    }
+
+    @Test func theMonitorsLogLinesGiveTheFaults() {
+        let log = """
+        lumen-safety: monitoring on /tmp/x/m.sock, permits to /tmp/x/d.sock; nothing moves until an operator acknowledges
+        lumen-safety: fault t=1234.567 s  velocity joint insertion  value 37.5 mm/s (limit 15 mm/s)  → stop category 0
+        lumen-safety: fault t=1234.900 s  heartbeat  value 120 ms (limit 100 ms)  → stop category 1
+        lumen-safety: fault t=oops
+        """
+        let faults = HILMonitor.faults(inLog: log)
+        #expect(faults.count == 2)
+        #expect(faults.first?.check == "velocity")
+        #expect(faults.first?.category == 0)
+        #expect(faults.first?.monotonic == 1234.567)
+        #expect(faults.last?.check == "heartbeat")
+        #expect(faults.last?.category == 1)
     }
 
     @Test func counterPassesWithinItsBoundsAndFailsOutsideOrWhenNotReported() throws {

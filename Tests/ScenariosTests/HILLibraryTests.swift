@@ -39,6 +39,23 @@ import Testing
         }
     }
 
+    @Test func theLibraryCoversTheMonitorEachLimitAndTheRemainingFaults() throws {
+        let all = try Self.scenarios()
+        let actions = Set(all.flatMap { $0.steps.map(\.action) })
+        #expect(actions.isSuperset(of: [.monitor_kill, .monitor_hang, .silence_host, .estop, .deadman_release]))
+        let faults = Set(all.flatMap(\.injectedFaults))
+        #expect(faults == Set(HILScenario.Fault.allCases), "not injected by any scenario: \(Set(HILScenario.Fault.allCases).subtracting(faults))")
+        let checks = Set(all.flatMap { $0.expect.compactMap { $0.kind == .monitor_stop ? $0.check : nil } })
+        #expect(checks.isSuperset(of: ["position", "velocity", "force", "heartbeat"]))
+    }
+
+    @Test func monitorScenariosNeedTheEmulatedDriveLinkDrives() throws {
+        let s = try Self.scenarios().first { $0.name == "monitor-killed" }
+        let r = HILRunner.run(try #require(s), options: HILRunOptions(link: "ethercat-udp"))
+        #expect(r.status == .skipped, "\(Self.describe(r))")
+        #expect(r.message.contains("safe-torque-off"))
+    }
+
     @Test func faultScenariosOnARealLinkAreSkippedWithTheReason() throws {
         let s = try Self.scenarios().first { $0.name == "link-loss" }
         let r = HILRunner.run(try #require(s), options: HILRunOptions(link: "pty:/dev/pts/lumen-none"))

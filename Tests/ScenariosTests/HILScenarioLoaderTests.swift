@@ -135,6 +135,20 @@ struct HILScenarioLoaderTests {
         Self.expectRefused(Self.mutated("fault: drop, rate: 1", "fault: encoder_freeze, axis: 0"), field: "steps[2].fault", saying: "setup.drives: emulated")
     }
 
+    @Test func monitorStepsAndChecksNeedTheLimitsFileAndAKnownCheck() {
+        Self.expectRefused(Self.mutated("{at: 0.1, do: enable, label: on}", "{at: 0.1, do: monitor_kill, label: on}"), field: "steps[0].do", saying: "setup.limits")
+        Self.expectRefused(Self.mutated("{name: c, kind: counter, counter: rejected, max: 0}", "{name: c, kind: monitor_stop, after: loss, within: 1}"),
+                           field: "expect[2].kind", saying: "setup.limits")
+        let withLimits = Self.mutated("duration_s: 2}", "duration_s: 2, limits: \(Self.root.appendingPathComponent("hil/scenarios/limits/lumen-2s-bench.yaml").path)}")
+        Self.expectRefused(withLimits.replacingOccurrences(of: "{name: c, kind: counter, counter: rejected, max: 0}", with: "{name: c, kind: monitor_stop, check: speed, after: loss, within: 1}"),
+                           field: "expect[2].check", saying: "unknown check 'speed'")
+        Self.expectRefused(Self.mutated("duration_s: 2}", "duration_s: 2, limits: /nonexistent/limits.yaml}"), field: "setup.limits", saying: "cannot load")
+        Self.expectRefused(Self.mutated("fault: drop, rate: 1", "fault: force"), field: "steps[2].force_n", saying: "missing")
+        Self.expectRefused(Self.mutated("{name: c, kind: counter, counter: rejected, max: 0}", "{name: c, kind: leaves, signal: active, after: loss, within: 1}"),
+                           field: "expect[2]", saying: "leaves gives min, max or both")
+        if case .failure(let e) = Self.load(withLimits) { Issue.record("a scenario with the bench limits must load: \(e)") }
+    }
+
     @Test func aMissingRobotFileIsNamed() {
         Self.expectRefused(Self.mutated("robot: \(Self.robot)", "robot: /nonexistent/robot.yaml"), field: "setup.robot", saying: "cannot load")
     }

@@ -75,6 +75,17 @@ public final class HILLog: @unchecked Sendable {
     }
 
     public var writer: HILLogWriter { HILLogWriter(rows: rows, counters: counters, capacity: capacity, axes: axes) }
+
+    /// The newest row and how many the cycle kept: for the safety channel's heartbeat, read on
+    /// another thread (a row is complete before the count that includes it is stored).
+    public var latest: (count: Int, time: Double, reference: JointVector)? {
+        let n = SharedIndex.load(UnsafeMutableRawPointer(counters).assumingMemoryBound(to: Int64.self))
+        guard n > 0, n <= Int64(capacity) else { return nil }
+        let row = rows + Int(n - 1) * width
+        var reference = JointVector(count: axes)
+        for i in 0..<axes { reference[i] = row[1 + 2 * i] }
+        return (Int(n), row[0], reference)
+    }
     public var count: Int { counters[0] }
     public var dropped: Int { counters[1] }
 
@@ -106,7 +117,8 @@ public struct HILLogWriter: @unchecked Sendable {
             row[1 + 2 * i] = reference[i]
             row[2 + 2 * i] = position[i]
         }
-        counters[0] = kept + 1
+        // Published after the row: the safety channel's thread reads the newest row by it.
+        SharedIndex.store(UnsafeMutableRawPointer(counters).assumingMemoryBound(to: Int64.self), Int64(kept + 1))
     }
 }
 

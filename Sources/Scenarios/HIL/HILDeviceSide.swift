@@ -17,6 +17,8 @@ public protocol HILDeviceSide: AnyObject {
     /// Device-side counters, by the names expectations use.
     func counters() -> [String: Int]
     func stop()
+    /// The errno with which the emulation's thread was refused SCHED_FIFO (0: granted or not asked).
+    var realtimeRefusal: Int32 { get }
 }
 
 /// Emulated drives speaking DriveLink through the C reference on the far end of a pty.
@@ -49,6 +51,7 @@ public final class DriveLinkDeviceSide: HILDeviceSide {
         case .reorder: impairment.reorderRate = step.rate ?? 0
         case .delay: impairment.delay = Nanoseconds(((step.delay_ms ?? 0) * 1e6).rounded())
         case .dead_drive: emulator.kill(); return
+        case .force: emulator.setForce(step.force_n ?? 0); return
         case .blocked_axis: emulator.inject(.jam, axis: axis); return
         case .encoder_freeze: emulator.inject(.encoderFreeze, axis: axis); return
         case .overcurrent:
@@ -70,12 +73,14 @@ public final class DriveLinkDeviceSide: HILDeviceSide {
             emulator.setImpairment(impairment)
             for i in 0..<JointVector.capacity { emulator.inject([], axis: i) }
             emulator.clearFaultCause(code: 2)
+            emulator.setForce(0)
         case .drop?: impairment.dropRate = 0
         case .corrupt?: impairment.bitErrorRate = 0
         case .duplicate?: impairment.duplicateRate = 0
         case .reorder?: impairment.reorderRate = 0
         case .delay?: impairment.delay = 0
         case .dead_drive?: return
+        case .force?: emulator.setForce(0); return
         case .blocked_axis?, .encoder_freeze?, .overcurrent?:
             for i in 0..<JointVector.capacity { emulator.inject([], axis: i) }
             emulator.clearFaultCause(code: 2)
@@ -98,6 +103,7 @@ public final class DriveLinkDeviceSide: HILDeviceSide {
     }
 
     public func stop() { emulator.stop() }
+    public var realtimeRefusal: Int32 { emulator.fifoRefusal }
 }
 
 /// Emulated CiA 402 slaves behind an EtherCAT segment on a loopback UDP port. The segment can
@@ -138,4 +144,5 @@ public final class EtherCATDeviceSide: HILDeviceSide {
 
     public func counters() -> [String: Int] { [:] }
     public func stop() { server.stop() }
+    public var realtimeRefusal: Int32 { server.fifoRefusal }
 }

@@ -86,7 +86,8 @@ public enum HILEvaluator {
             guard let ref = r.stepTimes[label] else { return fail("step '\(label)' did not run") }
             out.plot.windowStart = ref; out.plot.windowEnd = ref + within
             guard let stop = r.stopTime, let reason = r.stopReason else {
-                return fail("the host did not stop within \(f(within)) s of '\(label)' (at \(f(ref)) s); it stayed \(r.active.last == 1 ? "active" : "inactive") to the end (\(r.ending))")
+                // The signal never crossed: the failure is marked at the deadline it missed.
+                return fail("the host did not stop within \(f(within)) s of '\(label)' (at \(f(ref)) s); it stayed \(r.active.last == 1 ? "active" : "inactive") to the end (\(r.ending))", at: ref + within)
             }
             let delay = stop - ref
             if delay < -0.001 { return fail("the host stopped at \(f(stop)) s, before '\(label)' (at \(f(ref)) s): \(r.stopDetail)", at: stop) }
@@ -106,7 +107,7 @@ public enum HILEvaluator {
             guard let ref = r.stepTimes[label] else { return fail("step '\(label)' did not run") }
             out.plot.windowStart = ref; out.plot.windowEnd = ref + within
             guard let i = r.deviceTimes.indices.first(where: { r.deviceTimes[$0] >= ref && r.drivePowered[$0] == 0 }) else {
-                return fail("the drive kept its power after '\(label)' (at \(f(ref)) s) to the end of the run")
+                return fail("the drive kept its power after '\(label)' (at \(f(ref)) s) to the end of the run", at: ref + within)
             }
             let off = r.deviceTimes[i], delay = off - ref
             if delay > within { return fail("the drive's power went off \(ms(delay)) after '\(label)', later than the \(ms(within)) allowed", at: off) }
@@ -120,6 +121,41 @@ public enum HILEvaluator {
                 return pass("the drive's own watchdog removed power \(ms(delay)) after '\(label)' (allowed \(ms(within)); trips \(Int(before)) → \(Int(end)))", at: off)
             }
             return pass("the drive's power went off \(ms(delay)) after '\(label)' (allowed \(ms(within)))", at: off)
+        case .leaves:
+            guard let sig = e.signalName, let recorded = r.series(sig) else { return fail("this run has no signal \(e.signalName ?? "?") (a device-side signal needs an emulated link)") }
+            guard let label = e.after, let within = e.within else { return fail("incomplete expectation") }
+            let (t, v) = recorded
+            out.plot.series = [HILPlotSeries(label: sig, t: t, v: v)]
+            out.plot.bandLow = e.min; out.plot.bandHigh = e.max
+            guard let ref = r.stepTimes[label] else { return fail("step '\(label)' did not run") }
+            out.plot.windowStart = ref; out.plot.windowEnd = ref + within
+            let lo = e.min ?? -.infinity, hi = e.max ?? .infinity
+            guard let i = t.indices.first(where: { t[$0] >= ref - 0.001 && !(v[$0] >= lo && v[$0] <= hi) }) else {
+                let seen = t.indices.filter { t[$0] >= ref }.map { v[$0] }
+                return fail("\(sig) stayed within \(band(e.min, e.max)) after '\(label)' (at \(f(ref)) s) to the end (min \(f(seen.min() ?? .nan)), max \(f(seen.max() ?? .nan)))", at: ref + within)
+            }
+            let delay = t[i] - ref
+            if delay > within { return fail("\(sig) left \(band(e.min, e.max)) \(ms(delay)) after '\(label)', later than the \(ms(within)) allowed (\(f(v[i])))", at: t[i]) }
+            return pass("\(sig) left \(band(e.min, e.max)) \(ms(delay)) after '\(label)' (allowed \(ms(within))): \(f(v[i])) at \(f(t[i])) s", at: t[i])
+        case .monitor_stop:
+            out.plot.yLabel = "monitor permits power"
+            guard r.hasMonitor else { return fail("the safety monitor did not run beside this scenario (setup.limits, on an emulated DriveLink link)") }
+            out.plot.series = [HILPlotSeries(label: "permit: power (1), none (0)", t: r.monitorTimes, v: r.monitorPermit)]
+            guard let label = e.after, let within = e.within else { return fail("incomplete expectation") }
+            guard let ref = r.stepTimes[label] else { return fail("step '\(label)' did not run") }
+            out.plot.windowStart = ref; out.plot.windowEnd = ref + within
+            let after = r.monitorFaults.filter { $0.time >= ref - 0.001 }
+            let wanted = e.check ?? "any"
+            guard let hit = after.first(where: { e.check == nil || $0.check == e.check }) else {
+                let others = after.isEmpty ? "nothing" : after.map { "\($0.check) (category \($0.category)) at \(f($0.time)) s" }.joined(separator: ", ")
+                return fail("the monitor latched no \(wanted) fault after '\(label)' (at \(f(ref)) s); it latched \(others)", at: ref + within)
+            }
+            let delay = hit.time - ref
+            if delay > within { return fail("the monitor latched \(hit.check) \(ms(delay)) after '\(label)', later than the \(ms(within)) allowed: \(hit.line)", at: hit.time) }
+            if let c = e.category, c != hit.category {
+                return fail("the monitor latched \(hit.check) with stop category \(hit.category), not \(c): \(hit.line)", at: hit.time)
+            }
+            return pass("the monitor latched \(hit.check) \(ms(max(0, delay))) after '\(label)' (allowed \(ms(within))), stop category \(hit.category): \(hit.line)", at: hit.time)
         case .counter:
             guard let name = e.counter else { return fail("incomplete expectation") }
             out.plot.yLabel = name

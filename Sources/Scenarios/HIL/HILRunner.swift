@@ -13,10 +13,17 @@ public struct HILRunOptions: Sendable {
     public var faultsSwitchedOff = false
     /// How often the timeline polls the host's lifecycle and the device side (s).
     public var pollInterval = 0.002
+    /// SCHED_FIFO priority (1…99) of the cycle thread and the emulated drives' thread; the
+    /// timeline runs 10 below. nil: all on SCHED_OTHER. Where the system refuses it (no
+    /// CAP_SYS_NICE), the run goes on without and its report says so: on a loaded machine a
+    /// cycle on SCHED_OTHER is starved for hundreds of ms and the link-loss and watchdog checks
+    /// then trip on a healthy link.
+    public var fifoPriority: Int32? = 80
 
-    public init(link: String? = nil, faultsSwitchedOff: Bool = false) {
+    public init(link: String? = nil, faultsSwitchedOff: Bool = false, fifoPriority: Int32? = 80) {
         self.link = link
         self.faultsSwitchedOff = faultsSwitchedOff
+        self.fifoPriority = fifoPriority
     }
 }
 
@@ -35,6 +42,12 @@ public struct HILRecording: Sendable, Equatable {
     public var drivePowered: [Double] = []
     public var driveWatchdogTrips: [Double] = []
     public var hasDeviceSide = false
+    /// Polled from the safety channel (when the monitor ran): a permit with power standing (1/0).
+    public var monitorTimes: [Double] = []
+    public var monitorPermit: [Double] = []
+    public var hasMonitor = false
+    /// What the monitor latched, from its log (time in s from the start).
+    public var monitorFaults: [HILMonitorFault] = []
     /// When each labelled step ran (s).
     public var stepTimes: [String: Double] = [:]
     /// When the host left `active` by itself or by an operator's stop (s), and why.
@@ -45,6 +58,8 @@ public struct HILRecording: Sendable, Equatable {
     public var counters: [String: Int] = [:]
     public var ending = ""
     public var notes: [String] = []
+    /// Whether the cycle, the emulated drives and the timeline ran on SCHED_FIFO, in words.
+    public var realtime = ""
     public var duration = 0.0
 
     public init(axes: Int) {
@@ -76,6 +91,7 @@ public struct HILRecording: Sendable, Equatable {
         case "active": return (lifecycleTimes, active)
         case "drive_powered": return hasDeviceSide ? (deviceTimes, drivePowered) : nil
         case "drive_watchdog_trips": return hasDeviceSide && driveWatchdogTrips.count == deviceTimes.count ? (deviceTimes, driveWatchdogTrips) : nil
+        case "monitor_permit": return hasMonitor ? (monitorTimes, monitorPermit) : nil
         default: return nil
         }
     }
@@ -137,7 +153,13 @@ public enum HILRunner {
         default:
             do { address = try LinkAddress(parsing: linkText) } catch { throw HILRunError.link(error.description) }
         }
+        func refuseMonitor(_ where_: String) throws {
+            if s.hasMonitor {
+                throw HILSkip(reason: "runs the safety monitor on the emulated DriveLink drives' safe-torque-off input, which \(where_) does not have (use --link serial)")
+            }
+        }
         func refuseInjections(_ where_: String) throws {
+            try refuseMonitor(where_)
             if let f = s.injectedFaults.first { throw HILSkip(reason: "injects \(f.rawValue), which needs an emulated link; \(where_) is a real one") }
             if let e = s.expect.first(where: { $0.kind == .drive_unpowered || ($0.signal ?? "").hasPrefix("drive_") }) {
                 throw HILSkip(reason: "'\(e.name)' judges the drive's own power stage, which only an emulated link reports; \(where_) is a real one")
@@ -151,11 +173,26 @@ public enum HILRunner {
                                                   watchdogMicroseconds: UInt32(s.setup.watchdog_ms * 1000), dynamics: dynamics)
             let device = DriveLinkDeviceSide(emulator: emulator, emulatedDynamics: s.setup.drives == "emulated")
             for f in s.injectedFaults { if let r = device.refusal(f) { throw HILSkip(reason: r) } }
+            emulator.fifoPriority = options.fifoPriority
+            var monitor: HILMonitor?
+            var monitorNote: String?
+            if let limits = s.resolvedLimitsPath {
+                let m = try HILMonitor()
+                monitorNote = try m.start(limits: limits, priority: options.fifoPriority)
+                guard m.waitListening(seconds: 5) else {
+                    m.stop()
+                    throw HILRunError.link("the safety monitor did not come up on \(limits): \(m.log.suffix(400))")
+                }
+                monitor = m
+            }
+            defer { monitor?.stop() }
             emulator.start()
             defer { emulator.stop() }
             let host = DriveLinkRobot(axes: axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path), cyclePeriod: period)
             let name = "serial (emulated \(s.setup.drives) drives, DriveLink through the C reference, on \(pty.path))"
-            return (try execute(s, hardware: host, device: device, period: period, options: options) { stats($0.stats) }, name)
+            var rec = try execute(s, hardware: host, device: device, monitor: monitor.map { ($0, emulator) }, period: period, options: options) { stats($0.stats) }
+            if let n = monitorNote { rec.notes.append(n) }
+            return (rec, name)
         case .pty(let path):
             try refuseInjections(linkText)
             let fd: Int32
@@ -169,6 +206,7 @@ public enum HILRunner {
             let host = DriveLinkRobot(axes: axes, transport: DescriptorTransport(fd: port.descriptor, owns: false, name: path), owner: port, cyclePeriod: period)
             return (try execute(s, hardware: host, device: nil, period: period, options: options) { stats($0.stats) }, linkText)
         case .ethercatUDP(let host, let port):
+            try refuseMonitor(host.isEmpty ? "ethercat-udp (emulated CiA 402 slaves)" : linkText)
             var device: EtherCATDeviceSide?
             var target = (host, port)
             if host.isEmpty {
@@ -178,6 +216,7 @@ public enum HILRunner {
                 do { server = try EtherCATUDPServer(segment: segment) } catch { throw HILRunError.link(error.description) }
                 let d = EtherCATDeviceSide(segment: segment, server: server, axes: axes.count)
                 for f in s.injectedFaults { if let r = d.refusal(f) { throw HILSkip(reason: r) } }
+                server.fifoPriority = options.fifoPriority
                 server.start()
                 device = d
                 target = ("127.0.0.1", server.port)
@@ -196,6 +235,7 @@ public enum HILRunner {
             do { master = try EtherCATMaster.raw(interface: interface) } catch { throw HILRunError.link(error.description) }
             return (try execute(s, hardware: EtherCATRobot(axes: axes, master: master), device: nil, period: period, options: options) { stats($0.stats) }, linkText)
         case .sim:
+            try refuseMonitor(linkText)
             throw HILSkip(reason: "sim has no link to test: use serial (emulated DriveLink drives) or ethercat-udp (emulated EtherCAT slaves)")
         }
     }
@@ -223,12 +263,13 @@ public enum HILRunner {
     /// Runs the cycle on a thread of its own and the steps on this one, polling the host's
     /// lifecycle and the device side between steps.
     static func execute<H: RobotHardware & ~Copyable>(
-        _ s: HILScenario, hardware: consuming H, device: (any HILDeviceSide)?, period: Nanoseconds, options: HILRunOptions,
+        _ s: HILScenario, hardware: consuming H, device: (any HILDeviceSide)?, monitor: (HILMonitor, DriveLinkDriveEmulator)? = nil,
+        period: Nanoseconds, options: HILRunOptions,
         hostCounters: (borrowing H) -> [String: Int]
     ) throws -> HILRecording {
         let jointCount = hardware.jointCount
         let faultsOff = options.faultsSwitchedOff
-        let motionSteps = faultsOff ? s.steps.filter { $0.action != .deadman_release } : s.steps
+        let motionSteps = faultsOff ? s.steps.filter { !($0.action == .deadman_release || $0.overrun == true) } : s.steps
         let plan = HILPlan(steps: motionSteps)
         let log = HILLog(capacity: Int(s.setup.duration_s * Double(s.setup.rate_hz)) + 2 * s.setup.rate_hz, axes: jointCount)
         let runner = CycleRunner(hardware: hardware, controller: HILController(jointCount: jointCount, plan: plan.view, log: log.writer),
@@ -238,14 +279,44 @@ public enum HILRunner {
 
         var rec = HILRecording(axes: jointCount)
         rec.hasDeviceSide = device != nil
+        rec.hasMonitor = monitor != nil
         let done = DispatchSemaphore(value: 0)
+        let realtime = RealtimeOptions(fifoPriority: options.fifoPriority)
+        let cycleRefusal = HILRealtimeNote()
         let thread = Thread {
+            cycleRefusal.warnings = realtime.applyToCurrentThread()
             _ = try? runner.run()
             done.signal()
         }
         thread.name = "lumen-hil-cycle"
         thread.stackSize = 1 << 20
-        let origin = MonotonicClock.now()
+        // The timeline judges reaction times by polling: it must not be starved either, but it
+        // yields to the cycle and the drives.
+        let timeline = HILThreadPriority.raise(options.fifoPriority.map { max(1, $0 - 10) })
+        defer { timeline.restore() }
+        var origin = MonotonicClock.now()
+        nonisolated(unsafe) let cycle = runner
+        var bridge: HILSafetyBridge?
+        if let pair = monitor {
+            let m = pair.0
+            let b = HILSafetyBridge(emulator: pair.1, monitor: m, log: log, axes: jointCount, watchdog: Nanoseconds(s.setup.monitor_watchdog_ms * 1e6),
+                                    origin: origin) { cycle.lifecycle == .active }
+            try b.start(priority: options.fifoPriority)
+            bridge = b
+            // The scenario's time starts once the monitor permits power (an operator's
+            // acknowledge, relayed by the channel): bounded, and a monitor that never does is
+            // an error that says so.
+            let end = MonotonicClock.now() + 5_000_000_000
+            while b.permitBits.load(ordering: .acquiring) & 1 == 0, MonotonicClock.now() < end { usleep(2000) }
+            if b.permitBits.load(ordering: .acquiring) & 1 == 0 {
+                b.stop()
+                runner.requestStop()
+                throw HILRunError.link("the safety monitor gave no permit within 5 s: \(m.log.suffix(600))")
+            }
+            origin = MonotonicClock.now()
+            b.origin = origin
+        }
+        defer { bridge?.stop() }
         thread.start()
         func now() -> Double { Double(MonotonicClock.now() - origin) * 1e-9 }
 
@@ -260,8 +331,7 @@ public enum HILRunner {
                 let step = s.steps[next]
                 next += 1
                 if let l = step.label { rec.stepTimes[l] = now() }
-                let isFault = ([.inject, .silence_host, .estop, .deadman_release] as [HILScenario.Action]).contains(step.action)
-                if faultsOff, isFault { rec.notes.append("step \(next - 1) (\(step.action.rawValue)) switched off"); continue }
+                if faultsOff, step.isFault { rec.notes.append("step \(next - 1) (\(step.action.rawValue)) switched off"); continue }
                 switch step.action {
                 case .enable:
                     do { try runner.activate() } catch { rec.notes.append("enable at \(fmt(t)) s refused: \(error.description)") }
@@ -277,6 +347,8 @@ public enum HILRunner {
                     cycleRunning = false
                 case .inject: device?.inject(step)
                 case .clear: device?.clear(step.fault)
+                case .monitor_kill: monitor?.0.kill()
+                case .monitor_hang: monitor?.0.hang()
                 case .move, .deadman_release, .deadman_press: break // carried out by the controller's plan
                 }
             }
@@ -292,6 +364,10 @@ public enum HILRunner {
                 rec.deviceTimes.append(t)
                 rec.drivePowered.append(sample.powered ? 1 : 0)
                 if let w = sample.watchdogTrips { rec.driveWatchdogTrips.append(Double(w)) }
+            }
+            if let b = bridge {
+                rec.monitorTimes.append(t)
+                rec.monitorPermit.append(b.permitBits.load(ordering: .acquiring) & 1 == 0 ? 0 : 1)
             }
             if t >= s.setup.duration_s { break }
             _ = MonotonicClock.sleep(until: MonotonicClock.now() + poll)
@@ -335,8 +411,86 @@ public enum HILRunner {
             rec.position[i] = log.position(axis: i)
         }
         rec.duration = now()
+        if let m = monitor?.0 {
+            bridge?.stop()
+            m.stop()
+            let o = Double(origin) * 1e-9
+            rec.monitorFaults = HILMonitor.faults(inLog: m.log).map { HILMonitorFault(time: $0.monotonic - o, check: $0.check, category: $0.category, line: $0.line) }
+            // What it latched before the run's time began (before the first sample, the first
+            // heartbeat, the deadman) is what the first acknowledge cleared.
+            let atStart = rec.monitorFaults.filter { $0.time < 0 }
+            if !atStart.isEmpty { rec.notes.append("the monitor latched \(atStart.map(\.check).joined(separator: ", ")) at start-up, cleared by the first acknowledge") }
+            for f in rec.monitorFaults where f.time >= 0 { rec.notes.append(String(format: "the monitor latched at %.3f s: ", f.time) + f.line) }
+            if bridge?.fifoRefused.load(ordering: .acquiring) == true { rec.notes.append("the safety channel's thread stays on SCHED_OTHER: SCHED_FIFO not permitted") }
+            rec.notes.append("safety monitor beside the cycle (not the live runtime): lumen-safety on \(s.setup.limits ?? ""), its permits on the emulated drives' safe-torque-off input, permit watchdog \(Int(s.setup.monitor_watchdog_ms)) ms")
+        }
+        rec.realtime = realtimeSummary(options.fifoPriority, cycle: cycleRefusal.warnings, timeline: timeline.refusal,
+                                       device: device?.realtimeRefusal ?? 0)
+        rec.notes.append(rec.realtime)
         return rec
     }
 
+    /// In words: which threads ran real-time, and what was refused.
+    static func realtimeSummary(_ priority: Int32?, cycle: [String], timeline: String?, device: Int32) -> String {
+        guard let p = priority else {
+            return "not real-time: every thread on SCHED_OTHER (asked for); timings are those of a host that is not real-time"
+        }
+        var refused = cycle.map { "the cycle: \($0)" }
+        if let t = timeline { refused.append("the timeline: \(t)") }
+        if device != 0 { refused.append("the emulated drives: SCHED_FIFO \(p) not permitted (\(String(cString: strerror(device))))") }
+        if refused.isEmpty { return "real-time: the cycle and the emulated drives on SCHED_FIFO \(p), the timeline on \(max(1, p - 10))" }
+        return "not real-time (" + refused.joined(separator: "; ") + "): timings are those of a host that is not real-time, "
+            + "and on a loaded machine the tolerances of the scenario may not hold"
+    }
+
     static func fmt(_ x: Double) -> String { String(format: "%.3f", x) }
+}
+
+/// What the cycle thread reports of its real-time set-up: written by it before its first cycle,
+/// read after it ended.
+final class HILRealtimeNote: @unchecked Sendable {
+    var warnings: [String] = []
+}
+
+/// The calling thread raised to SCHED_FIFO for a while, and put back as it was.
+struct HILThreadPriority {
+    var policy: Int32 = SCHED_OTHER
+    var param = sched_param()
+    var raised = false
+    /// Why it was not raised (nil: raised, or not asked).
+    var refusal: String?
+
+    static func raise(_ priority: Int32?) -> HILThreadPriority {
+        var t = HILThreadPriority()
+        guard let priority else { return t }
+        pthread_getschedparam(pthread_self(), &t.policy, &t.param)
+        let warnings = RealtimeOptions(fifoPriority: priority).applyToCurrentThread()
+        t.raised = warnings.isEmpty
+        t.refusal = warnings.first
+        return t
+    }
+
+    func restore() {
+        guard raised else { return }
+        var p = param
+        pthread_setschedparam(pthread_self(), policy, &p)
+    }
+}
+
+/// One fault the safety monitor latched during a run.
+public struct HILMonitorFault: Sendable, Equatable {
+    /// s from the start of the run.
+    public var time: Double
+    /// The monitor's check (`velocity`, `heartbeat`…).
+    public var check: String
+    public var category: Int
+    /// The monitor's log line.
+    public var line: String
+
+    public init(time: Double, check: String, category: Int, line: String) {
+        self.time = time
+        self.check = check
+        self.category = category
+        self.line = line
+    }
 }

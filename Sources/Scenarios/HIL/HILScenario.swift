@@ -2,6 +2,7 @@ import Control
 import Core
 import Drivers
 import Foundation
+import Safety
 
 /// A hardware-in-the-loop scenario, as a test engineer writes it in `hil/scenarios/*.yaml`: the
 /// set-up, timed steps, and expectations on the signals the run records. Tolerances live here,
@@ -36,8 +37,15 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
         /// Cycles in a row without a fresh state after which the host stops on a lost link
         /// (3…1000; default 200). A workstation that is not real-time needs room here.
         public var link_loss_cycles: Int
+        /// A safety limits file (relative to the scenario's folder): when given, the safety
+        /// monitor (`lumen-safety`) runs beside the cycle on it, its permits on the emulated
+        /// drives' safe-torque-off input. Emulated DriveLink links only.
+        public var limits: String?
+        /// The drives' permit watchdog (ms, 5…1000; default 250, the live runtime's): no permit
+        /// with power within it, and the drives' torque goes off.
+        public var monitor_watchdog_ms: Double
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case robot, link, drives, rate_hz, duration_s, watchdog_ms, link_loss_cycles }
+        enum CodingKeys: String, CodingKey, CaseIterable { case robot, link, drives, rate_hz, duration_s, watchdog_ms, link_loss_cycles, limits, monitor_watchdog_ms }
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -48,6 +56,8 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
             duration_s = try c.decode(Double.self, forKey: .duration_s)
             watchdog_ms = try c.decodeIfPresent(Double.self, forKey: .watchdog_ms) ?? 400
             link_loss_cycles = try c.decodeIfPresent(Int.self, forKey: .link_loss_cycles) ?? 200
+            limits = try c.decodeIfPresent(String.self, forKey: .limits)
+            monitor_watchdog_ms = try c.decodeIfPresent(Double.self, forKey: .monitor_watchdog_ms) ?? 250
         }
     }
 
@@ -72,6 +82,10 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
         case inject
         /// Remove one injected fault (or all, with no `fault`).
         case clear
+        /// The safety monitor killed (SIGKILL), as a crash would: its permits stop.
+        case monitor_kill
+        /// The safety monitor hung (SIGSTOP): its process and socket stay, nothing answers.
+        case monitor_hang
     }
 
     /// A fault the emulators can inject.
@@ -94,6 +108,9 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
         case encoder_freeze
         /// Axis `axis`'s current exceeds its trip level: the drive's own protection latches fault 2.
         case overcurrent
+        /// The drive's insertion force sensor reads `force_n` newtons (a catheter pushed against
+        /// a wall): what the monitor's force limit must catch.
+        case force
 
         /// The faults on the line rather than in a drive.
         public var isLinkImpairment: Bool { ([.drop, .corrupt, .delay, .duplicate, .reorder] as [Fault]).contains(self) }
@@ -117,9 +134,12 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
         public var fault: Fault?
         public var rate: Double?
         public var delay_ms: Double?
+        public var force_n: Double?
+        /// A move that exceeds a safety limit on purpose: a fault step (switched off with the faults).
+        public var overrun: Bool?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case at, action = "do", label, axis, to, by, duration, profile, fault, rate, delay_ms
+            case at, action = "do", label, axis, to, by, duration, profile, fault, rate, delay_ms, force_n, overrun
         }
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -135,6 +155,14 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
             fault = try c.contains(.fault) ? choice(c, .fault) as Fault : nil
             rate = try c.decodeIfPresent(Double.self, forKey: .rate)
             delay_ms = try c.decodeIfPresent(Double.self, forKey: .delay_ms)
+            force_n = try c.decodeIfPresent(Double.self, forKey: .force_n)
+            overrun = try c.decodeIfPresent(Bool.self, forKey: .overrun)
+        }
+
+        /// Whether it switches a fault on: an injection, a silent host, an emergency stop, a
+        /// released deadman, the monitor killed or hung, or a move past a limit on purpose.
+        public var isFault: Bool {
+            ([.inject, .silence_host, .estop, .deadman_release, .monitor_kill, .monitor_hang] as [Action]).contains(action) || overrun == true
         }
 
         /// The fields this step sets, besides `at`, `do` and `label`.
@@ -148,6 +176,8 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
             if fault != nil { out.append(.fault) }
             if rate != nil { out.append(.rate) }
             if delay_ms != nil { out.append(.delay_ms) }
+            if force_n != nil { out.append(.force_n) }
+            if overrun != nil { out.append(.overrun) }
             return out
         }
     }
@@ -164,6 +194,11 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
         case drive_unpowered
         /// A counter's value at the end of the run is within [min, max].
         case counter
+        /// `signal` goes outside [min, max] within `within` s after step `after`: a fault detected.
+        case leaves
+        /// The safety monitor latches `check` (or any, without) with stop `category` within
+        /// `within` s after step `after`.
+        case monitor_stop
     }
 
     /// Why the host stopped: a drive fault, a lost link, an operator's stop (disable, estop), or any.
@@ -189,9 +224,11 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
         public var category: Int?
         public var cause: PowerCause?
         public var counter: String?
+        /// The monitor's check (`position`, `velocity`, `force`, `heartbeat`…) a monitor_stop expects.
+        public var check: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, kind, signal, axis, min, max, from, to, value, tolerance, by, after, within, reason, category, cause, counter
+            case name, kind, signal, axis, min, max, from, to, value, tolerance, by, after, within, reason, category, cause, counter, check
         }
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -213,6 +250,7 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
             category = try c.decodeIfPresent(Int.self, forKey: .category)
             cause = try c.contains(.cause) ? choice(c, .cause) as PowerCause : nil
             counter = try c.decodeIfPresent(String.self, forKey: .counter)
+            check = try c.decodeIfPresent(String.self, forKey: .check)
         }
 
         /// The signal as the recording names it: `following_error[0]`, `active`.
@@ -235,6 +273,7 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
             if category != nil { out.append(.category) }
             if cause != nil { out.append(.cause) }
             if counter != nil { out.append(.counter) }
+            if check != nil { out.append(.check) }
             return out
         }
     }
@@ -257,9 +296,10 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
 
     /// Whether a step switches a fault on: an injection, a silent host, an emergency stop or a
     /// released deadman. A scenario with one is a fault scenario: it must fail with them off.
-    public var hasFaultSteps: Bool {
-        steps.contains { ([.inject, .silence_host, .estop, .deadman_release] as [Action]).contains($0.action) }
-    }
+    public var hasFaultSteps: Bool { steps.contains(where: \.isFault) }
+
+    /// Whether the safety monitor runs beside the cycle.
+    public var hasMonitor: Bool { setup.limits != nil }
 }
 
 /// A word from a fixed set, refused with the set named (not "cannot initialize from…").
@@ -284,7 +324,7 @@ extension HILScenario {
     /// `travel[i]` is the measured position less its first sample: for real benches, whose
     /// axes start wherever they were left.
     public static let axisSignals = ["position", "target", "following_error", "travel"]
-    public static let scalarSignals = ["active", "drive_powered", "drive_watchdog_trips"]
+    public static let scalarSignals = ["active", "drive_powered", "drive_watchdog_trips", "monitor_permit"]
 
     /// Counters an expectation may read; which of them a link reports depends on the link.
     public static let counters = [
@@ -319,6 +359,8 @@ extension HILScenario {
         v.check(setup.duration_s, in: 0.2...120, "setup.duration_s", "s")
         v.check(setup.watchdog_ms, in: 5...1000, "setup.watchdog_ms", "ms")
         v.check(Double(setup.link_loss_cycles), in: 3...1000, "setup.link_loss_cycles", "cycles")
+        v.check(setup.monitor_watchdog_ms, in: 5...1000, "setup.monitor_watchdog_ms", "ms")
+        if let l = setup.limits { v.check(l.count <= 1024 && !l.isEmpty, "setup.limits", "a file path (1…1024 characters)") }
         if !["serial", "ethercat-udp"].contains(setup.link) {
             do { _ = try LinkAddress(parsing: setup.link) } catch { v.fail("setup.link", error.description) }
         }
@@ -340,14 +382,17 @@ extension HILScenario {
             let allowed: Set<Step.CodingKeys>
             switch s.action {
             case .enable, .disable, .deadman_release, .deadman_press, .estop, .silence_host: allowed = []
+            case .monitor_kill, .monitor_hang:
+                allowed = []
+                if setup.limits == nil { v.fail("\(f).do", "\(s.action.rawValue) needs the monitor: give setup.limits (a safety limits file)") }
             case .move:
-                allowed = [.axis, .to, .by, .duration, .profile]
+                allowed = [.axis, .to, .by, .duration, .profile, .overrun]
                 v.check((s.to == nil) != (s.by == nil), f, "a move gives exactly one of to (absolute) or by (relative)")
                 if s.axis == nil { v.fail("\(f).axis", "missing: the axis to move") }
                 if let d = s.duration { v.check(d, in: 0.01...60, "\(f).duration", "s") } else { v.fail("\(f).duration", "missing: how long the move takes (s)") }
                 if let x = s.to ?? s.by { v.check(x.isFinite && abs(x) <= 1000, s.to != nil ? "\(f).to" : "\(f).by", "a finite number within ±1000") }
             case .inject:
-                allowed = [.fault, .axis, .rate, .delay_ms]
+                allowed = [.fault, .axis, .rate, .delay_ms, .force_n]
                 guard let fault = s.fault else { v.fail("\(f).fault", "missing: one of \(Fault.allCases.map(\.rawValue).joined(separator: ", "))"); break }
                 switch fault {
                 case .drop, .corrupt, .duplicate, .reorder:
@@ -358,9 +403,12 @@ extension HILScenario {
                     v.check(s.axis == nil && s.rate == nil, f, "delay takes delay_ms only")
                 case .dead_drive:
                     v.check(s.axis == nil && s.rate == nil && s.delay_ms == nil, f, "dead_drive takes no parameters")
+                case .force:
+                    if let n = s.force_n { v.check(n, in: -100...100, "\(f).force_n", "N") } else { v.fail("\(f).force_n", "missing: the force the sensor reads (N)") }
+                    v.check(s.axis == nil && s.rate == nil && s.delay_ms == nil, f, "force takes force_n only")
                 case .blocked_axis, .encoder_freeze, .overcurrent:
                     if s.axis == nil { v.fail("\(f).axis", "missing: the axis the fault is on") }
-                    v.check(s.rate == nil && s.delay_ms == nil, f, "\(fault.rawValue) takes axis only")
+                    v.check(s.rate == nil && s.delay_ms == nil && s.force_n == nil, f, "\(fault.rawValue) takes axis only")
                     if fault.needsEmulatedDynamics, setup.drives != "emulated" {
                         v.fail("\(f).fault", "\(fault.rawValue) needs setup.drives: emulated (the motor, gearbox and encoder model)")
                     }
@@ -402,6 +450,19 @@ extension HILScenario {
             case .drive_unpowered:
                 allowed = [.name, .kind, .cause, .after, .within]
                 requireAfter(e, f, labels, &v)
+            case .leaves:
+                allowed = [.name, .kind, .signal, .axis, .min, .max, .after, .within]
+                requireSignal(e, f, &v)
+                requireAfter(e, f, labels, &v)
+                v.check(e.min != nil || e.max != nil, f, "leaves gives min, max or both: the band the signal must leave")
+                if let lo = e.min, let hi = e.max { v.check(lo <= hi, "\(f).min", "must not exceed max (\(hi))") }
+            case .monitor_stop:
+                allowed = [.name, .kind, .check, .category, .after, .within]
+                requireAfter(e, f, labels, &v)
+                if setup.limits == nil { v.fail("\(f).kind", "monitor_stop needs the monitor: give setup.limits (a safety limits file)") }
+                let known = SafetyCheck.allCases.map(\.key)
+                if let c = e.check { v.check(known.contains(c), "\(f).check", "unknown check '\(c)'; known: \(known.joined(separator: ", "))") }
+                if let c = e.category { v.check(c >= 0 && c <= 2, "\(f).category", "a stop category 0, 1 or 2 (IEC 60204-1)") }
             case .counter:
                 allowed = [.name, .kind, .counter, .min, .max]
                 if let c = e.counter {
@@ -481,13 +542,27 @@ extension HILScenario {
                 problems.append(ConfigProblem(field: "expect[\(i)].axis", message: "axis \(a), but \(robot.name) has \(joints) axes (0…\(joints - 1))"))
             }
         }
+        if let limitsPath = s.resolvedLimitsPath {
+            do {
+                let limits = try SafetyLimits.load(from: limitsPath).limits
+                if limits.joints.count != joints {
+                    problems.append(ConfigProblem(field: "setup.limits", message: "\(limitsPath) has \(limits.joints.count) joints, \(robot.name) has \(joints)"))
+                }
+            } catch {
+                problems.append(ConfigProblem(field: "setup.limits", message: "cannot load \(limitsPath): \(error.description)"))
+            }
+        }
         if !problems.isEmpty { throw HILLoadError(underlying: .invalid(file: path, problems: problems)) }
         return s
     }
 
     /// The robot file: relative to the scenario's folder when it exists there, else as given.
-    public var resolvedRobotPath: String {
-        let robot = setup.robot
+    public var resolvedRobotPath: String { resolved(setup.robot) }
+
+    /// The safety limits file, resolved as the robot file is (nil: no monitor).
+    public var resolvedLimitsPath: String? { setup.limits.map(resolved) }
+
+    func resolved(_ robot: String) -> String {
         if robot.hasPrefix("/") || file.isEmpty { return robot }
         let folder = (file as NSString).deletingLastPathComponent
         let beside = folder.isEmpty ? robot : folder + "/" + robot
