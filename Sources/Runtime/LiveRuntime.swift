@@ -525,11 +525,17 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
             switch kind {
             case .monitor(let alive): log.monitorAlive = alive
             case .intentAccepted(.acknowledgeFaults, _): log.latched.removeAll()
-            case .fault(let text, _): log.latched.append(text)
+            case .fault(let text, _): if Self.latches(text) { log.latched.append(text) }
             default: break
             }
             log.append(now, who, kind)
         }
+    }
+
+    /// Whether a monitor fault line is of a check whose stop latches: the deadman's ends when it
+    /// is held again, so it is an event but never a latched fault to acknowledge.
+    static func latches(_ line: String) -> Bool {
+        !SafetyCheck.allCases.contains { !$0.latches && line.contains("  \($0.key)  ") }
     }
 
     /// The monitor's new fault lines, as events.
