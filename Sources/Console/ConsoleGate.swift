@@ -345,8 +345,10 @@ public final class ConsoleLatency: Sendable {
     struct State {
         var pending: [IntentReceipt] = []
         var intentToCycle: [Nanoseconds] = []
-        var frames: [UInt64: Nanoseconds] = [:]
+        /// Frames sent, by plane and index: when acquired and when sent.
+        var frames: [UInt64: (acquired: Nanoseconds, sent: Nanoseconds)] = [:]
         var frameToScreen: [Nanoseconds] = []
+        var sentToScreen: [Nanoseconds] = []
     }
     private let state = Mutex(State())
     /// Samples kept per measure (the newest).
@@ -371,10 +373,10 @@ public final class ConsoleLatency: Sendable {
         }
     }
 
-    /// A frame went out to a page.
-    public func frameSent(plane: UInt8, index: UInt64, acquiredAt: Nanoseconds) {
+    /// A frame went out to a page at `sentAt` (monotonic ns).
+    public func frameSent(plane: UInt8, index: UInt64, acquiredAt: Nanoseconds, sentAt: Nanoseconds = MonotonicClock.now()) {
         state.withLock { s in
-            s.frames[UInt64(plane) << 56 | (index & 0x00FF_FFFF_FFFF_FFFF)] = acquiredAt
+            s.frames[UInt64(plane) << 56 | (index & 0x00FF_FFFF_FFFF_FFFF)] = (acquiredAt, sentAt)
             if s.frames.count > 512 { s.frames.removeAll(keepingCapacity: true) }
         }
     }
@@ -384,10 +386,15 @@ public final class ConsoleLatency: Sendable {
     func frameShown(plane: UInt8, index: UInt64, at now: Nanoseconds) {
         state.withLock { s in
             let key = UInt64(plane) << 56 | (index & 0x00FF_FFFF_FFFF_FFFF)
-            guard let acquired = s.frames.removeValue(forKey: key) else { return }
-            Self.add(&s.frameToScreen, max(0, now - acquired))
+            guard let frame = s.frames.removeValue(forKey: key) else { return }
+            Self.add(&s.frameToScreen, max(0, now - frame.acquired))
+            Self.add(&s.sentToScreen, max(0, now - frame.sent))
         }
     }
+
+    /// Frame sent → the page's report that it drew it (ns): the console's and the browser's own
+    /// share of frame → screen, without the imaging pipeline before it.
+    public func sentToScreenSamples() -> [Nanoseconds] { state.withLock { $0.sentToScreen } }
 
     private static func add(_ a: inout [Nanoseconds], _ v: Nanoseconds) {
         a.append(v)

@@ -21,6 +21,10 @@ struct HelloMessage: Encodable {
     var targets: [Target]
     var deadmanTimeoutMs: Double
     var heartbeatMs: Double
+    /// The image age above which the monitor stops image-guided motion (nil: not checked).
+    var imageMaxAgeMs: Double?
+    /// "debug" or "release": a debug build's imaging is several times slower.
+    var build: String
 
     struct Plane: Encodable { var name: String; var width: Int; var height: Int; var projection: [Double] }
     struct Line: Encodable { var name: String; var points: [[Double]] }
@@ -38,7 +42,15 @@ struct HelloMessage: Encodable {
         deadmanTimeoutMs = settings.deadmanTimeoutMs
         // A third of the timeout: two heartbeats may be lost or late before the deadman drops.
         heartbeatMs = (settings.deadmanTimeoutMs / 3).rounded()
+        imageMaxAgeMs = d.imageMaxAge > 0 ? Double(d.imageMaxAge) / 1e6 : nil
+        build = Self.build
     }
+
+    #if DEBUG
+    static let build = "debug"
+    #else
+    static let build = "release"
+    #endif
 }
 
 struct StateMessage: Encodable {
@@ -52,6 +64,8 @@ struct StateMessage: Encodable {
     var force: Double
     var estimate: [Double]
     var health: String
+    /// ms from the acquisition of the newest image the estimate fused to this state (nil: none yet).
+    var imageAgeMs: Double?
     var target: [Double]?
     var safety: Safety
     var link: Link
@@ -90,6 +104,7 @@ struct StateMessage: Encodable {
         let p = s.estimate.position
         estimate = p.x.isFinite && p.y.isFinite && p.z.isFinite ? [p.x, p.y, p.z] : [0, 0, 0]
         health = "\(s.estimate.health)"
+        imageAgeMs = s.estimate.lastImageAt > 0 && s.time >= s.estimate.lastImageAt ? Double(s.time - s.estimate.lastImageAt) / 1e6 : nil
         target = s.target.flatMap { t in t.x.isFinite && t.y.isFinite && t.z.isFinite ? [t.x, t.y, t.z] : nil }
         safety = Safety(monitorAlive: s.safety.monitorAlive, heartbeatAgeMs: Double(s.safety.heartbeatAge) / 1e6,
                         powerPermitted: s.safety.powerPermitted, stopCategory: s.safety.stopCategory,

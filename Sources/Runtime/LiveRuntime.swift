@@ -160,11 +160,13 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         let period: Nanoseconds = 1_000_000
         shared = LiveShared(joints: scene.robot.axes.count, deadmanTimeout: Nanoseconds(settings.deadmanTimeout * 1e9))
         let link: SafetyLink
+        var monitorLimitsPath = ""
         if settings.monitor {
             let corridor = try MonitorSupervisor.vesselCorridor(tree: scene.tree, vessel: settings.monitorVessel ?? settings.setup.vessel,
                                                                 depth: settings.monitorDepth)
             let m = try MonitorSupervisor(limits: MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor))
             monitor = m
+            monitorLimitsPath = m.limitsPath
             link = try SafetyLink(drives: m.drivesPath, monitor: m.listenPath, key: m.key, axes: scene.robot.axes.count, status: linkStatus)
         } else {
             monitor = nil
@@ -206,6 +208,9 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
             robotName: scene.robot.name, axisNames: axes.map(\.name), positionMin: axes.map(\.lower), positionMax: axes.map(\.upper),
             velocityMax: axes.map(\.maxVelocity), planes: planes, roadmap: [(name: settings.setup.vessel, points: scene.route)],
             targets: [(name: settings.setup.vessel, position: scene.goal)], period: period, deadmanTimeout: shared.deadmanTimeout)
+        if settings.monitor, let limits = try? SafetyLimits.load(from: monitorLimitsPath).limits {
+            description.imageMaxAge = Nanoseconds(limits.imageMaxAgeMS * 1e6)
+        }
         description.vessels = scene.tree.vessels.map { v in (v.name, v.points.compactMap { $0.count >= 3 ? Vec3($0[0], $0[1], $0[2]) : nil }) }
         runtimeDescription = description
     }
@@ -525,11 +530,17 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
             switch kind {
             case .monitor(let alive): log.monitorAlive = alive
             case .intentAccepted(.acknowledgeFaults, _): log.latched.removeAll()
-            case .fault(let text, _): log.latched.append(text)
+            case .fault(let text, _): if Self.latches(text) { log.latched.append(text) }
             default: break
             }
             log.append(now, who, kind)
         }
+    }
+
+    /// Whether a monitor fault line is of a check whose stop latches: the deadman's ends when it
+    /// is held again, so it is an event but never a latched fault to acknowledge.
+    static func latches(_ line: String) -> Bool {
+        !SafetyCheck.allCases.contains { !$0.latches && line.contains("  \($0.key)  ") }
     }
 
     /// The monitor's new fault lines, as events.

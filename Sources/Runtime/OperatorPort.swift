@@ -231,6 +231,9 @@ public struct RuntimeDescription: Sendable {
     /// Cycle period (ns) and the deadman timeout (ns) the runtime applies.
     public var period: Nanoseconds
     public var deadmanTimeout: Nanoseconds
+    /// ns — the age of the newest fused image above which the safety monitor stops image-guided
+    /// motion (its `image_stale` check); 0 when no monitor checks it.
+    public var imageMaxAge: Nanoseconds = 0
 
     public struct PlaneDescription: Sendable {
         public var name: String

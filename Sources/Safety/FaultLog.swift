@@ -76,6 +76,7 @@ public extension FaultRecord {
             s += String(format: "  value %.4g %@ (limit %.4g)", value, check.unit, limit)
         }
         s += "  → stop category \(category.rawValue)"
+        if !check.latches { s += " while the condition lasts (not latched)" }
         return s
     }
 

@@ -342,6 +342,8 @@ public enum Monitor {
             state.latched &= conditions.mask
         }
         state.acknowledgeWasPressed = pressed
+        // A stop that does not latch (the deadman's) ends with its condition: nothing to acknowledge.
+        state.latched &= ~(SafetyCheck.selfClearing & ~conditions.mask)
 
         decideReaction(model, &state, inputs, &verdict)
         verdict.latched = state.latched

@@ -102,6 +102,16 @@ public enum SafetyCheck: UInt8, CaseIterable, Sendable, Codable {
         }
     }
 
+    /// Whether the check's stop latches until an operator acknowledges it. Every fault does; the
+    /// deadman does not: letting go of the enabling device is the operator's normal way to stop
+    /// (IEC 60204-1 enabling control: released → stop), its category-2 stop lasts while it is
+    /// released, and holding it again ends that stop without a reset. Holding it moves nothing by
+    /// itself: the control moves only on a jog or a target, each also needing it held.
+    public var latches: Bool { self != .deadman }
+
+    /// The checks whose stop does not latch (bits of `bit`).
+    public static var selfClearing: UInt32 { @_noAllocation @_noLocks get { SafetyCheck.deadman.bit } }
+
     /// Checks whose reaction must end with power removed (category 0 or 1).
     public var mustRemovePower: Bool { weakestCategory.removesPower }
 

@@ -155,21 +155,23 @@ struct ConsoleAddUser: ParsableCommand {
     }
 }
 
-/// Runs async work from a synchronous command and waits for it.
-func blockingRun(_ body: @escaping @Sendable () async throws -> Void) throws {
+/// Runs async work from a synchronous command and waits for its result.
+@discardableResult
+func blockingRun<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
     let done = DispatchSemaphore(value: 0)
-    let failure = FailureBox()
+    let outcome = BlockingOutcome<T>()
     Task {
-        do { try await body() } catch { failure.set(error) }
+        do { outcome.set(.success(try await body())) } catch { outcome.set(.failure(error)) }
         done.signal()
     }
     done.wait()
-    if let e = failure.get() { throw e }
+    guard let result = outcome.get() else { throw CommandFailure("the command's work ended without a result") }
+    return try result.get()
 }
 
-final class FailureBox: @unchecked Sendable {
+final class BlockingOutcome<T: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
-    private var error: (any Error)?
-    func set(_ e: any Error) { lock.lock(); error = e; lock.unlock() }
-    func get() -> (any Error)? { lock.lock(); defer { lock.unlock() }; return error }
+    private var result: Result<T, any Error>?
+    func set(_ r: Result<T, any Error>) { lock.lock(); result = r; lock.unlock() }
+    func get() -> Result<T, any Error>? { lock.lock(); defer { lock.unlock() }; return result }
 }

@@ -241,4 +241,19 @@ struct ConsoleGateTests {
         gate.latency.observe(port.snapshot())
         #expect(gate.latency.samples().intentToCycle == [3 * .perMillisecond])
     }
+
+    /// Frame → screen runs from acquisition; frame sent → screen from the console's sending, so
+    /// that a slow imaging pipeline (a debug build's) is told apart from the console and browser.
+    @Test func frameToScreenIsSplitAtTheSending() throws {
+        let a = try connect(Self.alice)
+        let now = clock.now()
+        gate.latency.frameSent(plane: 1, index: 7, acquiredAt: now - 4000 * .perMillisecond, sentAt: now)
+        clock.advance(30 * .perMillisecond)
+        #expect(gate.handle(a, .shown(plane: 1, index: 7)) == .ok(nil))
+        // Shown twice, or a frame never sent: counted once, or not at all.
+        #expect(gate.handle(a, .shown(plane: 1, index: 7)) == .ok(nil))
+        #expect(gate.handle(a, .shown(plane: 0, index: 7)) == .ok(nil))
+        #expect(gate.latency.samples().frameToScreen == [4030 * .perMillisecond])
+        #expect(gate.latency.sentToScreenSamples() == [30 * .perMillisecond])
+    }
 }

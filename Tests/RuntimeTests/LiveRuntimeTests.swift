@@ -1,6 +1,7 @@
 import Control
 import Core
 import Foundation
+import Safety
 import Testing
 @testable import Runtime
 
@@ -106,6 +107,68 @@ import Testing
         #expect(stopped)
     }
 
+    /// Letting go of the deadman is the operator's normal way to stop: the monitor holds the
+    /// drives in a category-2 stop (power kept) while it is released, latches nothing, and
+    /// holding it again ends the stop with no acknowledge. The release is an event, never a
+    /// latched fault. A fault the machine's load latches meanwhile (a late heartbeat) spoils an
+    /// attempt: it is acknowledged and the attempt made again.
+    @Test func releasingTheDeadmanHoldsWithoutALatchAndHoldingItAgainEndsTheStop() throws {
+        let (runtime, client) = try startPowered()
+        defer {
+            client.stop()
+            _ = runtime.finish(.completed)
+        }
+        // A stop that removes power (category 0 or 1) is a fault's, never the deadman's.
+        func spoiled() -> Bool { let c = runtime.snapshot().safety.stopCategory; return c == 0 || c == 1 }
+        runtime.readMonitorLog()
+        let acknowledgedAt = runtime.events(after: 0, limit: 10_000).last?.sequence ?? 0
+        var released = false, resumed = false, spoilers: [String] = []
+        for _ in 0..<3 {
+            client.hold(false)
+            // The runtime counts the deadman released after its timeout (1 s here), then relays it.
+            released = waitFor(seconds: 30) {
+                runtime.readMonitorLog()
+                return runtime.snapshot().safety.stopCategory == 2 || spoiled()
+            }
+            let whileReleased = runtime.snapshot().safety
+            if spoiled() {
+                spoilers += whileReleased.latchedFaults
+                client.hold(true)
+                _ = runtime.waitForPower(seconds: 30)
+                continue
+            }
+            #expect(released, "no category-2 stop while the deadman was released: \(whileReleased)")
+            #expect(whileReleased.powerPermitted, "category 2 keeps power")
+            client.hold(true)
+            resumed = waitFor(seconds: 30) {
+                runtime.readMonitorLog()
+                let s = runtime.snapshot().safety
+                return (s.stopCategory == nil && s.powerPermitted) || spoiled()
+            }
+            if spoiled() {
+                spoilers += runtime.snapshot().safety.latchedFaults
+                _ = runtime.waitForPower(seconds: 30)
+                continue
+            }
+            break
+        }
+        runtime.readMonitorLog()
+        let events = runtime.events(after: 0, limit: 10_000)
+        let releases = events.filter { if case .fault(let text, 2) = $0.kind { text.contains("deadman") } else { false } }
+        let acknowledged = events.contains { $0.kind == .intentAccepted(.acknowledgeFaults, sequence: $0.sequenceOfAcknowledge) && $0.sequence > acknowledgedAt }
+        #expect(released && resumed, "every attempt was spoiled by faults the load latched: \(spoilers)")
+        #expect(!releases.isEmpty, "the release is an event: \(runtime.monitorLog)")
+        #expect(!acknowledged || !spoilers.isEmpty, "the stop ended by an acknowledge, not by holding the deadman")
+        #expect(!runtime.snapshot().safety.latchedFaults.contains { $0.contains("deadman") }, "the deadman's stop is not a latched fault")
+    }
+
+    @Test func aDeadmanLineOfTheMonitorIsAnEventButNotALatchedFault() {
+        let deadman = FaultRecord(time: 12_345_000_000, check: .deadman, index: -1, value: 0, limit: 1, category: .two).describe()
+        let force = FaultRecord(time: 12_345_000_000, check: .force, index: -1, value: 6, limit: 5, category: .one).describe()
+        #expect(!LiveRuntime.latches("lumen-safety: fault \(deadman)"))
+        #expect(LiveRuntime.latches("lumen-safety: fault \(force)"))
+    }
+
     @Test func aShortLiveNavigationRunsEndToEndWithTheMonitor() throws {
         let (result, trace) = try LiveNavigation.run(archSettings(), robot: try loadRobot(), maxSeconds: 40)
         // A loaded machine may starve the automation client's deadman long enough for the monitor
@@ -126,6 +189,11 @@ extension RuntimeEvent {
     /// The sequence of a stop this event accepted (or 0), to match any stop's acceptance.
     var sequenceOfStop: UInt64 {
         if case .intentAccepted(.stop, let s) = kind { return s }
+        return 0
+    }
+    /// The sequence of an acknowledge this event accepted (or 0).
+    var sequenceOfAcknowledge: UInt64 {
+        if case .intentAccepted(.acknowledgeFaults, let s) = kind { return s }
         return 0
     }
 }

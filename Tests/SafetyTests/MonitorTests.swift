@@ -130,6 +130,55 @@ import Testing
         #expect(v.permit, "category 2 never removes power")
     }
 
+    /// The deadman is the operator's normal way to stop: letting go is a category-2 stop (power
+    /// kept) for as long as it is released, and holding it again ends that stop with no acknowledge;
+    /// each release is still detected once (the campaign times it). A fault latched meanwhile stays.
+    @Test func theDeadmanStopsWhileReleasedAndHoldingItAgainEndsTheStop() throws {
+        let model = try Fixture.model()
+        var b = Bench(model)
+        _ = b.bringUp()
+        var log = FaultLog(capacity: 8)
+        for release in 0..<3 {
+            var v = b.step { $0.deadman = false }
+            log.append(v)
+            #expect(v.newFaults.map(\.check) == [.deadman], "release \(release) is detected")
+            for _ in 0..<50 { v = b.step { $0.deadman = false } }
+            #expect(v.controlledStop)
+            #expect(v.category == .two)
+            #expect(v.permit)
+            // Held again: the stop ends at once, nothing to acknowledge.
+            v = b.step()
+            #expect(v.latched == 0)
+            #expect(!v.controlledStop)
+            #expect(v.permit)
+            #expect(v.category == nil)
+        }
+        #expect(log.drain().count == 3)
+        // A latched fault is not cleared by holding the deadman again.
+        b.step { $0.insertionForce = 9 }
+        b.step { $0.deadman = false }
+        let v = b.step()
+        #expect(v.latched == SafetyCheck.force.bit)
+        #expect(v.controlledStop)
+        #expect(b.acknowledgeOnce().latched == 0)
+    }
+
+    /// At start-up the monitor powers nothing until an acknowledge, which may come before the
+    /// deadman is held: the start-up latch clears, and the drives get power once the deadman is
+    /// held, with no second acknowledge.
+    @Test func startUpIsAcknowledgedWithTheDeadmanReleased() throws {
+        let model = try Fixture.model()
+        var b = Bench(model)
+        for _ in 0..<3 { #expect(!b.step { $0.deadman = false }.permit) }
+        var v = b.acknowledgeOnce { $0.deadman = false }
+        #expect(v.latched == SafetyCheck.deadman.bit, "only the deadman's stop is left")
+        #expect(!v.permit, "no power until the deadman is held")
+        v = b.step()
+        #expect(v.latched == 0)
+        #expect(v.permit)
+        #expect(!v.controlledStop)
+    }
+
     @Test func faultsLatchUntilClearedAndAcknowledged() throws {
         let model = try Fixture.model()
         var b = Bench(model)

@@ -143,7 +143,10 @@ function state(s) {
   setPill("link", `${s.link.kind} ${s.link.up ? "up" : "down"}`, s.link.up ? "ok" : "bad");
   setPill("monitor", s.safety.monitorAlive ? "alive" : "silent", s.safety.monitorAlive ? "ok" : "bad");
   setPill("power", s.safety.powerPermitted ? "permitted" : "off", s.safety.powerPermitted ? "ok" : "bad");
-  setPill("stop-category", s.safety.stopCategory == null ? "none" : `category ${s.safety.stopCategory}`, s.safety.stopCategory == null ? "" : "bad");
+  const deadmanHold = s.safety.faults.length === 0 && s.safety.stopCategory === 2;
+  setPill("stop-category", s.safety.stopCategory == null ? "none" : `category ${s.safety.stopCategory}${deadmanHold ? " (deadman)" : ""}`,
+    s.safety.stopCategory == null ? "" : deadmanHold ? "warn" : "bad");
+  images(s);
   const faults = $("faults");
   faults.innerHTML = "";
   s.safety.faults.forEach((f) => { const li = document.createElement("li"); li.textContent = f; faults.appendChild(li); });
@@ -159,14 +162,35 @@ function state(s) {
   for (let i = 0; i < ui.frames.length; i++) if (ui.frames[i]) draw(i);
 }
 
-// The hazard row: what stops the robot, in words, where it cannot be missed.
+// How old the newest image the estimate fused is, against the age above which the monitor
+// stops image-guided motion (image_stale): a pipeline too slow for it (a loaded machine, a debug
+// build) is said here, before the monitor stops the robot for it.
+function images(s) {
+  const e = $("image-age"), limit = ui.hello ? ui.hello.imageMaxAgeMs : null;
+  if (s.imageAgeMs == null) { e.textContent = "no image fused yet"; e.className = "pill"; $("image-note").textContent = ""; return; }
+  e.textContent = `${s.imageAgeMs.toFixed(0)} ms` + (limit ? ` (limit ${limit.toFixed(0)} ms)` : "");
+  const over = limit && s.imageAgeMs > limit, near = limit && s.imageAgeMs > limit / 2;
+  e.className = "pill " + (over ? "bad" : near ? "warn" : "ok");
+  const debug = ui.hello && ui.hello.build === "debug" ? " This is a debug build: its tracking is several times slower than a release build's." : "";
+  $("image-note").textContent = over || near
+    ? `Images arrive too late for image-guided motion: above ${limit.toFixed(0)} ms the monitor stops navigation (image_stale).${debug}`
+    : "";
+}
+
+// The hazard row: what stops the robot, in words, where it cannot be missed. A category-2 stop
+// with no latched fault is the deadman's: letting go is the normal way to stop, it lasts while
+// the deadman is released and ends when it is held again, so it is shown as a hold, not a hazard.
 function hazards(safety) {
   const row = $("hazards"), list = $("hazard-list");
-  const latched = safety.faults.length > 0 || safety.stopCategory != null;
+  const deadmanHold = safety.faults.length === 0 && safety.stopCategory === 2;
+  const latched = safety.faults.length > 0 || (safety.stopCategory != null && !deadmanHold);
   row.classList.toggle("active", latched);
+  row.classList.toggle("holding", deadmanHold);
   $("hazard-summary").textContent = latched
     ? `${safety.stopCategory == null ? "fault latched" : `category-${safety.stopCategory} stop`} · ${safety.faults.length} latched fault${safety.faults.length === 1 ? "" : "s"} — acknowledge once the cause is gone`
-    : `no latched faults · monitor ${safety.monitorAlive ? "alive" : "silent"} · power ${safety.powerPermitted ? "permitted" : "off"}`;
+    : deadmanHold
+      ? "holding: the deadman is released (category-2 stop, power on) — hold it to move; nothing to acknowledge"
+      : `no latched faults · monitor ${safety.monitorAlive ? "alive" : "silent"} · power ${safety.powerPermitted ? "permitted" : "off"}`;
   const text = safety.faults.join("\n");
   if (list.dataset.text !== text) {
     list.dataset.text = text;
@@ -314,6 +338,9 @@ function beat() {
   // Without the lease there is nothing to keep alive (the server would refuse it anyway).
   if (!ui.state || !ui.state.console.holdsLease) return;
   send(`hb ${++ui.seq}`);
+  // A jog button still held after the robot dropped to hold (a late heartbeat released the
+  // deadman on the server) asks for jog again: the operator is still holding both.
+  if (ui.jog && ui.state && ui.state.mode === "hold") send("mode jog");
   if (ui.jog) send(`jj ${ui.jog.join(" ")}`);
   if (ui.tip) {
     const step = ((ui.hello ? ui.hello.heartbeatMs : 50) / 1000) * 10; // 10 mm/s of hand motion
@@ -407,13 +434,14 @@ function benchStart() {
   let dir = 1;
   ui.holds.key = true;
   updateHeld();
-  // The live runtime's drives get power once the monitor's latch is acknowledged with the deadman
-  // held (it latches again at each release; a move without power latches a stop): acknowledged
-  // whenever a stop shows, and jog asked for again whenever the robot holds, while held.
+  // The live runtime's drives get power once the monitor's start-up latch is acknowledged: a
+  // latched fault is acknowledged whenever one shows (the deadman's own stop ends by holding it
+  // again), and jog asked for again whenever the robot holds, while held.
   setInterval(() => {
-    if (!ui.state || !ui.held) return;
-    if (ui.state.safety.stopCategory != null) send("ack");
-    else if (ui.state.mode === "hold") send("mode jog");
+    if (!ui.state) return;
+    const s = ui.state.safety;
+    if (s.faults.length > 0 || (s.stopCategory != null && s.stopCategory !== 2) || !s.powerPermitted) send("ack");
+    else if (ui.held && ui.state.mode === "hold") send("mode jog");
   }, 300);
   ui.jog = ui.hello.axes.map((_, k) => (k === 0 ? dir : 0));
   setInterval(() => { dir = -dir; ui.jog = ui.hello.axes.map((_, k) => (k === 0 ? dir : 0)); }, 2000);
