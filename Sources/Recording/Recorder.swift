@@ -455,12 +455,7 @@ public final class Recorder: @unchecked Sendable {
             report.frameEncodeSeconds += e.seconds
             let plane = Int(f.plane)
             let now = MonotonicClock.now()
-            var j = JSONOut(capacity: encoded.count * 4 / 3 + 256)
-            j.object { j in
-                j.time("timestamp", f.acquiredAt); j.field("frame_id", "plane\(plane)"); j.field("data", base64: encoded)
-                j.field("format", settings.frameFormat.rawValue)
-            }
-            add(RecordingChannels.image(plane: plane), f.acquiredAt, j.bytes, producedAt: now)
+            add(RecordingChannels.image(plane: plane), f.acquiredAt, e.message, producedAt: now)
             var info = JSONOut()
             info.object { j in
                 j.field("plane", plane); j.field("index", f.index); j.field("acquired_ns", f.acquiredAt); j.field("width", f.width)

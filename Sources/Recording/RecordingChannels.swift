@@ -116,6 +116,16 @@ public enum RecordingChannels {
         }
     }
 
+    /// A frame's image as `foxglove.CompressedImage`, its bytes in base64.
+    static func encodeImage(_ f: LiveFrame, _ encoded: [UInt8], format: FrameFormat) -> [UInt8] {
+        var j = JSONOut(capacity: encoded.count * 4 / 3 + 256)
+        j.object { j in
+            j.time("timestamp", f.acquiredAt); j.field("frame_id", "plane\(f.plane)"); j.field("data", base64: encoded)
+            j.field("format", format.rawValue)
+        }
+        return j.bytes
+    }
+
     static func encodePose(_ e: TipEstimate, time: Nanoseconds, into j: inout JSONOut) {
         j.object { j in
             j.time("timestamp", time)
