@@ -86,6 +86,9 @@ public struct EstimatorReplayReport: Sendable, Codable, Equatable {
     /// and those placed by the median latency of the others (refused ones leave no trace in the
     /// estimate).
     public var arrivalsRecorded: Int
+    /// Measurements recorded that reached the estimator in no recorded cycle (the run ended
+    /// before the cycle took them from the mailbox): not fused in the replay either.
+    public var undelivered: Int
     public var arrivalsFromEstimate: Int
     public var arrivalsInferred: Int
     /// mm: |replayed − recorded| tip estimate, over all samples.
@@ -206,6 +209,7 @@ public enum EstimatorReplay {
         }
         measurements.sort { ($0.acquiredAt, $0.plane) < ($1.acquiredAt, $1.plane) }
         let (arrival, recorded, fromEstimate) = arrivals(of: measurements, cycles: cycles)
+        let undelivered = arrival.filter { $0 >= cycles.count }.count
 
         var settings = TipEstimatorSettings()
         settings.resetFromPixels = setup.resetFromPixels
@@ -233,7 +237,8 @@ public enum EstimatorReplay {
         let span = last - cycles[0].cycle + 1
         let report = EstimatorReplayReport(
             samples: cycles.count, firstCycle: cycles[0].cycle, missingCycles: span > UInt64(cycles.count) ? span - UInt64(cycles.count) : 0, measurements: measurements.count,
-            fused: fused, arrivalsRecorded: recorded, arrivalsFromEstimate: fromEstimate, arrivalsInferred: measurements.count - recorded - fromEstimate,
+            fused: fused, arrivalsRecorded: recorded, undelivered: undelivered, arrivalsFromEstimate: fromEstimate,
+            arrivalsInferred: measurements.count - recorded - undelivered - fromEstimate,
             differenceMedianMm: percentile(d, 50), differenceP95Mm: percentile(d, 95), differenceMaxMm: d.max() ?? 0,
             reproduced: d.allSatisfy { $0 <= toleranceMm }, toleranceMm: toleranceMm,
             recordedPathMm: pathLength(samples.recorded), replayedPathMm: pathLength(samples.replayed))
@@ -276,10 +281,12 @@ public enum EstimatorReplay {
             var k = 0
             for (i, m) in measurements.enumerated() {
                 while k < cycles.count, !((cycles[k].arrived?.count ?? 0) > 0 && (cycles[k].arrived?.acquiredAt ?? 0) >= m.acquiredAt) { k += 1 }
-                guard k < cycles.count else { break }
+                // None took it: the run ended first (the mailbox delivers in order, so the rest too).
+                guard k < cycles.count else { arrival[i] = cycles.count; continue }
                 arrival[i] = k
                 recorded += 1
             }
+            return (arrival, recorded, 0)
         }
         var firstWith: [Nanoseconds: Int] = [:]
         var previous: Nanoseconds = 0
