@@ -153,6 +153,12 @@ extern "C" int lumen_cv_encode_gray16(const uint16_t *pixels, int width, int hei
             const double scale = 255.0 / (double)(high - low);
             m.convertTo(eight, CV_8U, scale, -(double)low * scale);
             ok = cv::imencode(".jpg", eight, buffer, {cv::IMWRITE_JPEG_QUALITY, std::max(1, std::min(100, quality))});
+        } else if (quality == 1 && format == 0) {
+            // Without parameters OpenCV takes its fast path: zlib level 1, the Sub filter on every
+            // row and the RLE strategy. Naming level 1 instead gives libpng's adaptive filter
+            // choice (each row tried with all five filters): 2.6 times the CPU for a 1024² 12-bit
+            // frame (21 against 54 ms), and a slightly larger file.
+            ok = cv::imencode(".png", m, buffer);
         } else {
             ok = cv::imencode(".png", m, buffer, {cv::IMWRITE_PNG_COMPRESSION, std::max(0, std::min(9, quality))});
         }

@@ -80,9 +80,15 @@ public struct EstimatorReplayReport: Sendable, Codable, Equatable {
     /// Distinct measurements offered to the estimator, and how many of them it fused.
     public var measurements: Int
     public var fused: Int
-    /// Measurements whose cycle of arrival the recorded estimates show (its acquisition time
-    /// became the estimate's last image time there), and those placed by the median latency of
-    /// the others (refused ones leave no trace in the estimate).
+    /// Measurements whose cycle of arrival the cycle records name (`measurements_arrived`,
+    /// `arrived_acquired_ns`: exact, fused or refused), those the recorded estimates show (a
+    /// recording without them: its acquisition time became the estimate's last image time there),
+    /// and those placed by the median latency of the others (refused ones leave no trace in the
+    /// estimate).
+    public var arrivalsRecorded: Int
+    /// Measurements recorded that reached the estimator in no recorded cycle (the run ended
+    /// before the cycle took them from the mailbox): not fused in the replay either.
+    public var undelivered: Int
     public var arrivalsFromEstimate: Int
     public var arrivalsInferred: Int
     /// mm: |replayed − recorded| tip estimate, over all samples.
@@ -122,6 +128,9 @@ public enum EstimatorReplay {
         var joints: [Double]
         var estimate: Vec3
         var lastImageAt: Nanoseconds
+        /// Measurements that reached the estimator in this cycle and the newest one's acquisition
+        /// time; nil in a recording from before they were recorded.
+        var arrived: (count: Int, acquiredAt: Nanoseconds)?
     }
 
     /// Replays the estimator of the recording at `path`. `toleranceMm`: a sample within this of
@@ -160,7 +169,9 @@ public enum EstimatorReplay {
                 guard let qd = doubles(q, q.count), qd.count <= JointVector.capacity else {
                     throw EstimatorReplayError.badMessage(topic: topic, reason: "joints.position is not up to \(JointVector.capacity) numbers")
                 }
-                cycles.append(Cycle(cycle: UInt64(cycle), time: time, joints: qd, estimate: Vec3(p[0], p[1], p[2]), lastImageAt: last))
+                var arrived: (Int, Nanoseconds)?
+                if let n = int64(o["measurements_arrived"]), n >= 0, let at = int64(o["arrived_acquired_ns"]) { arrived = (Int(clamping: n), at) }
+                cycles.append(Cycle(cycle: UInt64(cycle), time: time, joints: qd, estimate: Vec3(p[0], p[1], p[2]), lastImageAt: last, arrived: arrived))
             } else if topic.hasPrefix("/lumen/plane"), topic.hasSuffix("/measurement") {
                 let o = try object(m, topic)
                 // Frames the tracker found nothing on sent the estimator nothing.
@@ -197,7 +208,8 @@ public enum EstimatorReplay {
             throw EstimatorReplayError.jointCount(recorded: bad.joints.count, robot: model.jointCount)
         }
         measurements.sort { ($0.acquiredAt, $0.plane) < ($1.acquiredAt, $1.plane) }
-        let (arrival, fromEstimate) = arrivals(of: measurements, cycles: cycles)
+        let (arrival, recorded, fromEstimate) = arrivals(of: measurements, cycles: cycles)
+        let undelivered = arrival.filter { $0 >= cycles.count }.count
 
         var settings = TipEstimatorSettings()
         settings.resetFromPixels = setup.resetFromPixels
@@ -225,7 +237,8 @@ public enum EstimatorReplay {
         let span = last - cycles[0].cycle + 1
         let report = EstimatorReplayReport(
             samples: cycles.count, firstCycle: cycles[0].cycle, missingCycles: span > UInt64(cycles.count) ? span - UInt64(cycles.count) : 0, measurements: measurements.count,
-            fused: fused, arrivalsFromEstimate: fromEstimate, arrivalsInferred: measurements.count - fromEstimate,
+            fused: fused, arrivalsRecorded: recorded, undelivered: undelivered, arrivalsFromEstimate: fromEstimate,
+            arrivalsInferred: measurements.count - recorded - undelivered - fromEstimate,
             differenceMedianMm: percentile(d, 50), differenceP95Mm: percentile(d, 95), differenceMaxMm: d.max() ?? 0,
             reproduced: d.allSatisfy { $0 <= toleranceMm }, toleranceMm: toleranceMm,
             recordedPathMm: pathLength(samples.recorded), replayedPathMm: pathLength(samples.replayed))
@@ -255,21 +268,35 @@ public enum EstimatorReplay {
         throw EstimatorReplayError.noRobotFile(name)
     }
 
-    /// The index of the cycle each measurement reached the estimator in. A fused measurement
-    /// made its acquisition time the estimate's last image time in that cycle's record; one the
-    /// estimator refused left no trace, and is placed at the median latency of the fused ones,
-    /// kept in acquisition order (the imaging thread sends them in that order).
-    static func arrivals(of measurements: [TipMeasurement], cycles: [Cycle]) -> (arrival: [Int], fromEstimate: Int) {
+    /// The index of the cycle each measurement reached the estimator in. Where the cycle records
+    /// say which cycles took measurements, a measurement arrived in the first such cycle whose
+    /// newest arrival was acquired no earlier than it (the mailbox delivers in acquisition order).
+    /// Otherwise a fused measurement made its acquisition time the estimate's last image time in
+    /// that cycle's record; one the estimator refused left no trace, and is placed at the median
+    /// latency of the fused ones, kept in acquisition order (the imaging thread sends them in that order).
+    static func arrivals(of measurements: [TipMeasurement], cycles: [Cycle]) -> (arrival: [Int], recorded: Int, fromEstimate: Int) {
+        var arrival = [Int](repeating: -1, count: measurements.count)
+        var recorded = 0
+        if cycles.contains(where: { $0.arrived != nil }) {
+            var k = 0
+            for (i, m) in measurements.enumerated() {
+                while k < cycles.count, !((cycles[k].arrived?.count ?? 0) > 0 && (cycles[k].arrived?.acquiredAt ?? 0) >= m.acquiredAt) { k += 1 }
+                // None took it: the run ended first (the mailbox delivers in order, so the rest too).
+                guard k < cycles.count else { arrival[i] = cycles.count; continue }
+                arrival[i] = k
+                recorded += 1
+            }
+            return (arrival, recorded, 0)
+        }
         var firstWith: [Nanoseconds: Int] = [:]
         var previous: Nanoseconds = 0
         for (k, c) in cycles.enumerated() where c.lastImageAt != previous {
             if c.lastImageAt > previous, firstWith[c.lastImageAt] == nil { firstWith[c.lastImageAt] = k }
             previous = c.lastImageAt
         }
-        var arrival = [Int](repeating: -1, count: measurements.count)
         var latencies: [Double] = []
         var known = 0
-        for (i, m) in measurements.enumerated() {
+        for (i, m) in measurements.enumerated() where arrival[i] < 0 {
             if let k = firstWith[m.acquiredAt] {
                 arrival[i] = k
                 known += 1
@@ -289,7 +316,7 @@ public enum EstimatorReplay {
             arrival[i] = min(k, cycles.count - 1)
             floor = arrival[i]
         }
-        return (arrival, known)
+        return (arrival, recorded, known)
     }
 
     static func lowerBound(_ v: [Nanoseconds], _ x: Nanoseconds) -> Int {

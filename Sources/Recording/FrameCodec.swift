@@ -27,6 +27,17 @@ public enum FrameCodec {
     public static let maximumSide = 8192
 
     public static func encode(_ pixels: [UInt16], width: Int, height: Int, format: FrameFormat, quality: Int) throws(FrameCodecError) -> [UInt8] {
+        try encode(pixels, width: width, height: height, codec: format == .jpeg ? 1 : 0, quality: quality)
+    }
+
+    /// PNG as it was encoded before level 1 took OpenCV's fast path (libpng's adaptive filter
+    /// choice per row): for the bench's before/after figure only.
+    static func encodePNGAdaptiveFilters(_ pixels: [UInt16], width: Int, height: Int, level: Int) throws(FrameCodecError) -> [UInt8] {
+        try encode(pixels, width: width, height: height, codec: 2, quality: level)
+    }
+
+    /// `codec`: 0 PNG, 1 JPEG, 2 PNG naming its zlib level (adaptive filters), as the bridge takes it.
+    private static func encode(_ pixels: [UInt16], width: Int, height: Int, codec: Int32, quality: Int) throws(FrameCodecError) -> [UInt8] {
         guard width > 0, height > 0, width <= maximumSide, height <= maximumSide, pixels.count == width * height else {
             throw .badSize(width: width, height: height, pixels: pixels.count)
         }
@@ -36,7 +47,7 @@ public enum FrameCodec {
         var err = [CChar](repeating: 0, count: 256)
         let rc = pixels.withUnsafeBufferPointer { p in
             out.withUnsafeMutableBufferPointer { o in
-                lumen_cv_encode_gray16(p.baseAddress, Int32(width), Int32(height), format == .jpeg ? 1 : 0, Int32(quality),
+                lumen_cv_encode_gray16(p.baseAddress, Int32(width), Int32(height), codec, Int32(quality),
                                        // Frames carry 12-bit values: 0…4080 maps them onto 8 bits without clipping.
                                        0, 4080, o.baseAddress, Int64(o.count), &size, &err, Int32(err.count))
             }

@@ -23,6 +23,10 @@ final class FrameEncoderPool: @unchecked Sendable {
     struct Encoded {
         var frame: LiveFrame
         var result: Result<[UInt8], FrameCodecError>
+        /// The `foxglove.CompressedImage` message of a frame encoded: built here too (its base64
+        /// is a third larger than the image and as costly to write as to encode), so that the
+        /// draining thread only copies it into the chunk.
+        var message: [UInt8]
         /// s spent in the encoder.
         var seconds: Double
     }
@@ -110,10 +114,12 @@ final class FrameEncoderPool: @unchecked Sendable {
                 let t0 = MonotonicClock.now()
                 let result: Result<[UInt8], FrameCodecError>
                 do throws(FrameCodecError) { result = .success(try encoder.encode(frame, format, quality)) } catch { result = .failure(error) }
+                var message: [UInt8] = []
+                if case .success(let bytes) = result { message = RecordingChannels.encodeImage(frame, bytes, format: format) }
                 let seconds = Double(MonotonicClock.now() - t0) * 1e-9
                 state.withLock { s in
                     s.busy -= 1
-                    s.done.append(Encoded(frame: frame, result: result, seconds: seconds))
+                    s.done.append(Encoded(frame: frame, result: result, message: message, seconds: seconds))
                 }
             }
             if state.withLock({ $0.closing && $0.queue.isEmpty }) { break }

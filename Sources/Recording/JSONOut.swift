@@ -94,23 +94,30 @@ enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     static func append(_ input: [UInt8], to out: inout [UInt8]) {
-        out.reserveCapacity(out.count + (input.count + 2) / 3 * 4)
-        input.withUnsafeBufferPointer { b in
-            var i = 0
-            while i + 3 <= b.count {
-                let n = UInt32(b[i]) << 16 | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2])
-                out.append(alphabet[Int(n >> 18)]); out.append(alphabet[Int((n >> 12) & 63)])
-                out.append(alphabet[Int((n >> 6) & 63)]); out.append(alphabet[Int(n & 63)])
-                i += 3
-            }
-            let rest = b.count - i
-            if rest == 1 {
-                let n = UInt32(b[i]) << 16
-                out.append(alphabet[Int(n >> 18)]); out.append(alphabet[Int((n >> 12) & 63)]); out.append(61); out.append(61)
-            } else if rest == 2 {
-                let n = UInt32(b[i]) << 16 | UInt32(b[i + 1]) << 8
-                out.append(alphabet[Int(n >> 18)]); out.append(alphabet[Int((n >> 12) & 63)])
-                out.append(alphabet[Int((n >> 6) & 63)]); out.append(61)
+        // Through raw buffers: an image is a megabyte or more, and appending byte by byte checks
+        // the array's capacity for every one.
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: (input.count + 2) / 3 * 4))
+        alphabet.withUnsafeBufferPointer { a in
+            input.withUnsafeBufferPointer { b in
+                out.withUnsafeMutableBufferPointer { whole in
+                    guard let o = whole.baseAddress.map({ $0 + start }) else { return }
+                    var i = 0, w = 0
+                    while i + 3 <= b.count {
+                        let n = UInt32(b[i]) << 16 | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2])
+                        o[w] = a[Int(n >> 18)]; o[w + 1] = a[Int((n >> 12) & 63)]
+                        o[w + 2] = a[Int((n >> 6) & 63)]; o[w + 3] = a[Int(n & 63)]
+                        i += 3; w += 4
+                    }
+                    let rest = b.count - i
+                    if rest == 1 {
+                        let n = UInt32(b[i]) << 16
+                        o[w] = a[Int(n >> 18)]; o[w + 1] = a[Int((n >> 12) & 63)]; o[w + 2] = 61; o[w + 3] = 61
+                    } else if rest == 2 {
+                        let n = UInt32(b[i]) << 16 | UInt32(b[i + 1]) << 8
+                        o[w] = a[Int(n >> 18)]; o[w + 1] = a[Int((n >> 12) & 63)]; o[w + 2] = a[Int((n >> 6) & 63)]; o[w + 3] = 61
+                    }
+                }
             }
         }
     }

@@ -106,6 +106,8 @@ struct MCAPWriter {
     private var metadataCount = 0
     private var finished = false
 
+    /// The file, for the thread that syncs it (`ChunkSyncer`).
+    var fileDescriptor: Int32 { fd }
     /// Bytes in the open chunk.
     var pendingBytes: Int { chunk.bytes.count }
     var pendingMessages: Int { chunkMessages }

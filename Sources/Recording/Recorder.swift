@@ -68,10 +68,20 @@ public struct RecorderReport: Sendable, Equatable, Codable {
     public var frames = 0
     /// Frames not recorded, by reason: overwritten in the runtime's queue before the recorder
     /// drained them (`framesLost`), refused because every encoder was busy and the encoder queue
-    /// full (`framesEncoderBusy`), refused by the codec (`framesNotEncoded`), or left out by
-    /// choice (`framesSkipped`, decimation). A frame's tip measurement is recorded in all cases
-    /// but the first.
+    /// full (`framesEncoderBusy`), refused by the codec (`framesNotEncoded`), left out by
+    /// choice (`framesSkipped`, decimation), or drained but not written because a write error
+    /// ended the recording (`framesNotWritten`). A frame's tip measurement is recorded in all
+    /// cases but the first. Every frame the runtime produced is in one place:
+    /// produced = `framesReceived` + `framesLost`, and `framesReceived` = `frames` +
+    /// `framesSkipped` + `framesEncoderBusy` + `framesNotEncoded` + `framesNotWritten`
+    /// (`framesUnaccounted` is the difference, 0 unless the recorder has a bug).
     public var framesLost: UInt64 = 0
+    /// Frames drained from the runtime's queue.
+    public var framesReceived = 0
+    /// `framesLost` as it stood at the first drain: what a tap that was drained by another
+    /// consumer before this recorder (a bench's) had lost already.
+    public var framesLostAtStart: UInt64 = 0
+    public var framesNotWritten = 0
     public var framesSkipped = 0
     public var framesEncoderBusy = 0
     /// Frames the codec refused (bad size, codec error).
@@ -81,8 +91,14 @@ public struct RecorderReport: Sendable, Equatable, Codable {
     /// ms from one chunk's fdatasync to the next: what a power loss may cost. Nil without syncs.
     public var syncIntervalP99Ms: Double?
     public var syncIntervalMaxMs: Double?
-    /// ms an fdatasync took (p99).
+    /// ms an fdatasync took (p99, max): on its own thread, so a stall delays only when the data
+    /// is safe from a power loss, never the drain.
     public var syncDurationP99Ms: Double?
+    public var syncDurationMaxMs: Double?
+    /// ms the draining thread spent writing a closed chunk (p99, max): what the drain waits for
+    /// the file (the kernel's page cache; no sync).
+    public var chunkWriteP99Ms: Double?
+    public var chunkWriteMaxMs: Double?
     public var events = 0
     /// Events that the port no longer held when the recorder asked (a gap in sequence numbers).
     public var eventsLost: UInt64 = 0
@@ -99,6 +115,9 @@ public struct RecorderReport: Sendable, Equatable, Codable {
     public var configurationSHA256 = ""
 
     public init(path: String) { self.path = path }
+
+    /// Drained frames that are neither recorded nor counted under a reason: 0.
+    public var framesUnaccounted: Int { framesReceived - frames - framesSkipped - framesEncoderBusy - framesNotEncoded - framesNotWritten }
 }
 
 /// The procedure recorder: its own thread drains a `RecordingTap` (cycle records and frames) and
@@ -111,9 +130,9 @@ public final class Recorder: @unchecked Sendable {
     private let tap: any RecordingTap
     private let encoder: FrameEncoder
     private var encoders: FrameEncoderPool?
-    private var syncedAt: Nanoseconds?
-    private var syncIntervals: [Double] = []
-    private var syncDurations: [Double] = []
+    private let fileSync: FileSync
+    private var syncer: ChunkSyncer?
+    private var chunkWrites: [Double] = []
     private let port: (any OperatorPort)?
     private let configuration: [ConfigurationDocument]
     private let metrics: RuntimeMetrics?
@@ -133,18 +152,21 @@ public final class Recorder: @unchecked Sendable {
     private var lastSafety: Nanoseconds = 0
     private var lastStatus: Nanoseconds = 0
     private var framesSeen: [UInt8: Int] = [:]
+    private var drainedFrames = false
 
     /// Creates the file and writes its header, schemas, channels and the configuration; the
     /// thread starts with `start()`.
     /// `encoder` compresses the frames on the encoder threads (the codec unless a test stands in).
     public init(path: String, settings: RecorderSettings = RecorderSettings(), tap: any RecordingTap, port: (any OperatorPort)?,
-                configuration: [ConfigurationDocument], metrics: RuntimeMetrics? = nil, encoder: FrameEncoder = .codec) throws(RecorderError) {
+                configuration: [ConfigurationDocument], metrics: RuntimeMetrics? = nil, encoder: FrameEncoder = .codec,
+                fileSync: FileSync = .fdatasync) throws(RecorderError) {
         try settings.validate()
         self.path = path; self.settings = settings; self.tap = tap; self.port = port
         // How the estimator was built, when the port can say, so `lumen replay --estimate` can rebuild it.
         self.configuration = configuration + ((port as? EstimatorDescribing)?.estimatorSetup.document.map { [$0] } ?? [])
         self.metrics = metrics
         self.encoder = encoder
+        self.fileSync = fileSync
         writer = try MCAPWriter(path: path, library: "lumen recorder \(RecordingSchema.version)")
         report = RecorderReport(path: path)
         shared = Mutex(RecorderReport(path: path))
@@ -193,17 +215,15 @@ public final class Recorder: @unchecked Sendable {
         try closeChunk()
     }
 
-    /// Closes the chunk, synced as the settings say, and times the sync.
+    /// Writes the chunk and has it synced as the settings say: by the syncing thread once the
+    /// recorder runs (an fdatasync can stall for seconds on a busy disk, and the drain must not
+    /// wait for it; a `kill -9` loses nothing that was written), here before.
     private func closeChunk() throws(RecorderError) {
         let t0 = MonotonicClock.now()
-        try writer.closeChunk(sync: settings.sync)
-        guard settings.sync else { return }
-        let t1 = MonotonicClock.now()
-        if let last = syncedAt, syncIntervals.count < 1 << 20 {
-            syncIntervals.append(Double(t1 - last) * 1e-6)
-            syncDurations.append(Double(t1 - t0) * 1e-6)
-        }
-        syncedAt = t1
+        guard let syncer else { return try writer.closeChunk(sync: settings.sync) }
+        try writer.closeChunk(sync: false)
+        if chunkWrites.count < 1 << 20 { chunkWrites.append(Double(MonotonicClock.now() - t0) * 1e-6) }
+        syncer.request()
     }
 
     /// Starts the recorder's thread.
@@ -237,6 +257,7 @@ public final class Recorder: @unchecked Sendable {
                                     format: settings.frameFormat, quality: settings.frameQuality)
         encoders = pool
         defer { pool.close() }
+        if settings.sync { syncer = ChunkSyncer(fd: writer.fileDescriptor, sync: fileSync) }
         do {
             while !stopping.load(ordering: .acquiring) {
                 try pollOnce()
@@ -248,11 +269,20 @@ public final class Recorder: @unchecked Sendable {
             try writeEncoded()
             try writeStatus(MonotonicClock.now())
             try writer.closeChunk(sync: false)
+            // `finish` syncs the whole file itself.
+            syncer?.stop()
             publish()
             try writer.addMetadata(name: RecordingChannels.reportMetadata, reportPairs())
             try writer.finish()
         } catch {
             report.writeError = error.description
+            syncer?.stop()
+            // Drained frames that were still with the encoders or not yet written.
+            pool.close()
+            for e in pool.takeEncoded() {
+                if case .failure = e.result { report.framesNotEncoded += 1 }
+            }
+            report.framesNotWritten = report.framesReceived - report.frames - report.framesSkipped - report.framesEncoderBusy - report.framesNotEncoded
             writer.abandon()
         }
         publish()
@@ -262,10 +292,17 @@ public final class Recorder: @unchecked Sendable {
         var ts = timespec()
         if clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0 { report.threadCPUSeconds = Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9 }
         report.encoderQueueHighWater = encoders?.highWater ?? 0
-        if !syncIntervals.isEmpty {
-            report.syncIntervalP99Ms = percentile(syncIntervals, 99)
-            report.syncIntervalMaxMs = syncIntervals.max()
-            report.syncDurationP99Ms = percentile(syncDurations, 99)
+        if let s = syncer?.figures, !s.durations.isEmpty {
+            if !s.intervals.isEmpty {
+                report.syncIntervalP99Ms = percentile(s.intervals, 99)
+                report.syncIntervalMaxMs = s.intervals.max()
+            }
+            report.syncDurationP99Ms = percentile(s.durations, 99)
+            report.syncDurationMaxMs = s.durations.max()
+        }
+        if !chunkWrites.isEmpty {
+            report.chunkWriteP99Ms = percentile(chunkWrites, 99)
+            report.chunkWriteMaxMs = chunkWrites.max()
         }
         report.messages = writer.messageCount
         report.chunks = writer.chunkCount
@@ -277,7 +314,8 @@ public final class Recorder: @unchecked Sendable {
     private func reportPairs() -> [(String, String)] {
         let r = report
         return [("cycle_records", "\(r.cycleRecords)"), ("cycle_records_lost", "\(r.cycleRecordsLost)"),
-                ("cycle_records_skipped", "\(r.cycleRecordsSkipped)"), ("frames", "\(r.frames)"), ("frames_lost", "\(r.framesLost)"),
+                ("cycle_records_skipped", "\(r.cycleRecordsSkipped)"), ("frames", "\(r.frames)"), ("frames_received", "\(r.framesReceived)"),
+                ("frames_lost", "\(r.framesLost)"), ("frames_lost_at_start", "\(r.framesLostAtStart)"), ("frames_not_written", "\(r.framesNotWritten)"),
                 ("frames_skipped", "\(r.framesSkipped)"), ("frames_encoder_busy", "\(r.framesEncoderBusy)"),
                 ("frames_not_encoded", "\(r.framesNotEncoded)"), ("encoder_queue_high_water", "\(r.encoderQueueHighWater)"),
                 ("events", "\(r.events)"), ("events_lost", "\(r.eventsLost)"), ("messages", "\(r.messages)"), ("chunks", "\(r.chunks)")]
@@ -329,11 +367,13 @@ public final class Recorder: @unchecked Sendable {
         try drainCycles(into: &j)
         var frames: [LiveFrame] = []
         let drained = tap.drainFrames { frames.append($0) }
+        if !drainedFrames { report.framesLostAtStart = drained.lostTotal; drainedFrames = true }
+        report.framesLost = drained.lostTotal
+        report.framesReceived += frames.count
         for f in frames {
             metrics?.observe(frame: f)
             try hand(frame: f)
         }
-        report.framesLost = drained.lostTotal
         try writeEncoded()
         if let port {
             let events = port.events(after: lastEvent, limit: 1024)
@@ -359,6 +399,7 @@ public final class Recorder: @unchecked Sendable {
         }
         let now = MonotonicClock.now()
         if now - lastStatus >= Nanoseconds.perSecond { try writeStatus(now) }
+        if let e = syncer?.failure { throw .io(operation: "sync", path: path, errno: e) }
         try closeIfDue()
         publish()
     }
@@ -369,8 +410,9 @@ public final class Recorder: @unchecked Sendable {
         let r = report
         j.object { j in
             j.field("time_ns", now); j.field("cycle_records", r.cycleRecords); j.field("cycle_records_lost", r.cycleRecordsLost)
-            j.field("frames", r.frames); j.field("frames_lost", r.framesLost); j.field("frames_encoder_busy", r.framesEncoderBusy)
-            j.field("frames_not_encoded", r.framesNotEncoded)
+            j.field("frames", r.frames); j.field("frames_received", r.framesReceived); j.field("frames_lost", r.framesLost)
+            j.field("frames_lost_at_start", r.framesLostAtStart); j.field("frames_skipped", r.framesSkipped)
+            j.field("frames_encoder_busy", r.framesEncoderBusy); j.field("frames_not_encoded", r.framesNotEncoded)
             j.field("events_lost", r.eventsLost); j.field("bytes", writer.offset); j.field("chunks", writer.chunkCount)
         }
         add(RecordingChannels.recorder, now, j.bytes)
@@ -413,12 +455,7 @@ public final class Recorder: @unchecked Sendable {
             report.frameEncodeSeconds += e.seconds
             let plane = Int(f.plane)
             let now = MonotonicClock.now()
-            var j = JSONOut(capacity: encoded.count * 4 / 3 + 256)
-            j.object { j in
-                j.time("timestamp", f.acquiredAt); j.field("frame_id", "plane\(plane)"); j.field("data", base64: encoded)
-                j.field("format", settings.frameFormat.rawValue)
-            }
-            add(RecordingChannels.image(plane: plane), f.acquiredAt, j.bytes, producedAt: now)
+            add(RecordingChannels.image(plane: plane), f.acquiredAt, e.message, producedAt: now)
             var info = JSONOut()
             info.object { j in
                 j.field("plane", plane); j.field("index", f.index); j.field("acquired_ns", f.acquiredAt); j.field("width", f.width)

@@ -27,17 +27,39 @@ public enum RecorderLiveBench {
         public var megabytes_per_second: Double
         public var cycle_records: Int
         public var cycle_records_lost: UInt64
+        /// Frames the runtime handed out while a recorder drained it (counted in front of the
+        /// recorder, from its first drain to its last), and those overwritten in its queue then.
         public var frames_offered: UInt64
         public var frames: Int
         /// Frames not recorded, by reason (see `RecorderReport`).
         public var frames_lost: UInt64
+        public var frames_skipped: Int
         public var frames_encoder_busy: Int
         public var frames_not_encoded: Int
+        public var frames_not_written: Int
+        /// frames_offered − frames − every reason: 0 when nothing is lost silently.
+        public var frames_unaccounted: Int
+        /// The whole run, recorder on or off: frames the imaging thread produced against those
+        /// drained (by the recorders or the off phases' drain) plus those lost in the queue.
+        public var frames_produced_run: UInt64
+        public var frames_unaccounted_run: Int
         public var encoder_queue_high_water: Int
         public var frame_encode_ms_mean: Double
+        /// CPU ms to encode one of the run's frames as PNG (level 1, mean of 5, same run): the
+        /// encoding used now, and libpng's adaptive filters as before.
+        public var png_encode_cpu_ms: Double?
+        public var png_encode_cpu_ms_adaptive_filters: Double?
+        public var png_bytes: Int?
+        public var png_bytes_adaptive_filters: Int?
         /// ms between consecutive chunk syncs (p99 and max over the phases).
         public var sync_interval_ms_p99: Double?
         public var sync_interval_ms_max: Double?
+        /// ms an fdatasync took on the syncing thread (p99, max): the stall it no longer puts on the drain.
+        public var sync_stall_ms_p99: Double?
+        public var sync_stall_ms_max: Double?
+        /// ms the draining thread spent writing a chunk (p99, max).
+        public var chunk_write_ms_p99: Double?
+        public var chunk_write_ms_max: Double?
         public var ending: String
         public var kill9: KillLoss?
     }
@@ -45,9 +67,14 @@ public enum RecorderLiveBench {
     public struct KillLoss: Sendable, Codable, Equatable {
         public var kills: Int
         /// Runs whose file our reader read cycle records from, and (when Python's `mcap` is
-        /// installed) that the reference reader read without an error before the cut.
+        /// installed) those the reference reader read up to the last complete chunk: the same
+        /// number of messages as our reader, which reads every whole chunk.
         public var readable: Int
         public var reference_reader_readable: Int?
+        /// Files the reference reader read fewer (or more) messages from than ours: "kill-K: ours / its".
+        public var reference_reader_mismatches: [String]?
+        /// s of wall clock the kills took, in all.
+        public var seconds: Double
         public var lost_ms_p50: Double
         public var lost_ms_max: Double
         public var over_100_ms: Int
@@ -58,7 +85,11 @@ public enum RecorderLiveBench {
     final class LatenessTap: RecordingTap, @unchecked Sendable {
         let inner: any RecordingTap
         private let lateness = Mutex<[Int64]>([])
+        /// Frames handed to whoever drained, and the queue's lost count at the last drain.
+        private let frameCounts = Mutex<(drained: UInt64, lost: UInt64)>((0, 0))
         init(_ inner: any RecordingTap) { self.inner = inner }
+
+        var frameCount: (drained: UInt64, lost: UInt64) { frameCounts.withLock { $0 } }
 
         func drainCycleRecords(_ body: (borrowing CycleRecord) -> Void) -> (drained: Int, lostTotal: UInt64) {
             var late: [Int64] = []
@@ -70,7 +101,11 @@ public enum RecorderLiveBench {
             return r
         }
 
-        func drainFrames(_ body: (LiveFrame) -> Void) -> (drained: Int, lostTotal: UInt64) { inner.drainFrames(body) }
+        func drainFrames(_ body: (LiveFrame) -> Void) -> (drained: Int, lostTotal: UInt64) {
+            let r = inner.drainFrames(body)
+            frameCounts.withLock { $0.drained += UInt64(r.drained); $0.lost = r.lostTotal }
+            return r
+        }
 
         func take() -> [Int64] { lateness.withLock { l in defer { l.removeAll() }; return l } }
     }
@@ -117,8 +152,8 @@ public enum RecorderLiveBench {
             var discarder: Discarder?
             var off: [Int64] = [], on: [Int64] = []
             var reports: [RecorderReport] = []
-            var lostCyclesBefore: [UInt64] = [], lostFramesBefore: [UInt64] = []
-            var framesOffered: UInt64 = 0
+            var lostCyclesBefore: [UInt64] = []
+            var framesOffered: UInt64 = 0, framesLost: UInt64 = 0
             var recordedSeconds = 0.0
             var failure: (any Error)?
             let finished = Atomic<Bool>(false)
@@ -147,9 +182,10 @@ public enum RecorderLiveBench {
                 if recording {
                     s.discarder?.stop()
                     s.lostCyclesBefore.append(s.discarder?.lostCycles ?? 0)
-                    s.lostFramesBefore.append(s.discarder?.lostFrames ?? 0)
                     s.discarder = nil
-                    let acquired0 = runtime.snapshot().framesAcquired.reduce(0, +)
+                    // The frames are counted where they leave the runtime, between the last drain
+                    // before the recorder and its own last one: exactly the frames it was offered.
+                    let count0 = tap.frameCount
                     let t0 = MonotonicClock.now()
                     let rec: Recorder
                     do {
@@ -162,7 +198,9 @@ public enum RecorderLiveBench {
                     s.on += tap.take()
                     s.reports.append(rec.stop())
                     s.recordedSeconds += Double(MonotonicClock.now() - t0) * 1e-9
-                    s.framesOffered += runtime.snapshot().framesAcquired.reduce(0, +) - acquired0
+                    let count1 = tap.frameCount
+                    s.framesLost += count1.lost - count0.lost
+                    s.framesOffered += (count1.drained - count0.drained) + (count1.lost - count0.lost)
                     s.discarder = Discarder(tap)
                 } else {
                     _ = tap.take()
@@ -178,15 +216,21 @@ public enum RecorderLiveBench {
         let final = runtime.finish(ending)
         s.discarder?.stop()
         if let failure = s.failure { throw failure }
-        let (off, on, reports, lostCyclesBefore, lostFramesBefore) = (s.off, s.on, s.reports, s.lostCyclesBefore, s.lostFramesBefore)
-        let (framesOffered, recordedSeconds) = (s.framesOffered, s.recordedSeconds)
+        // Imaging has stopped and the last drain is done: every frame produced was drained or lost.
+        let produced = runtime.snapshot().framesAcquired.reduce(0, +)
+        let counted = tap.frameCount
+        let png = runtime.latestFrame(plane: 0, after: 0).flatMap { pngEncodeCost($0) }
+        let (off, on, reports, lostCyclesBefore) = (s.off, s.on, s.reports, s.lostCyclesBefore)
+        let (framesOffered, framesLost, recordedSeconds) = (s.framesOffered, s.framesLost, s.recordedSeconds)
         func p99(_ v: [Int64]) -> Double { v.isEmpty ? .nan : percentile(v.map { Double($0) * 1e-3 }, 99) }
         let a = p99(off), b = p99(on)
         let intervals = reports.compactMap(\.syncIntervalP99Ms)
         let frames = reports.reduce(0) { $0 + $1.frames }
-        var cyclesLost: UInt64 = 0, framesLost: UInt64 = 0
+        var cyclesLost: UInt64 = 0
         for (r, before) in zip(reports, lostCyclesBefore) { cyclesLost += r.cycleRecordsLost >= before ? r.cycleRecordsLost - before : 0 }
-        for (r, before) in zip(reports, lostFramesBefore) { framesLost += r.framesLost >= before ? r.framesLost - before : 0 }
+        let skipped = reports.reduce(0) { $0 + $1.framesSkipped }, busy = reports.reduce(0) { $0 + $1.framesEncoderBusy }
+        let notEncoded = reports.reduce(0) { $0 + $1.framesNotEncoded }, notWritten = reports.reduce(0) { $0 + $1.framesNotWritten }
+        let accounted = Int64(frames + skipped + busy + notEncoded + notWritten) + Int64(framesLost)
         let bytes = reports.reduce(UInt64(0)) { $0 + $1.bytes }
         let encode = reports.reduce(0.0) { $0 + $1.frameEncodeSeconds }
         return Figures(
@@ -198,12 +242,42 @@ public enum RecorderLiveBench {
             cycle_records: reports.reduce(0) { $0 + $1.cycleRecords },
             cycle_records_lost: cyclesLost,
             frames_offered: framesOffered, frames: frames,
-            frames_lost: framesLost,
-            frames_encoder_busy: reports.reduce(0) { $0 + $1.framesEncoderBusy }, frames_not_encoded: reports.reduce(0) { $0 + $1.framesNotEncoded },
+            frames_lost: framesLost, frames_skipped: skipped, frames_encoder_busy: busy, frames_not_encoded: notEncoded,
+            frames_not_written: notWritten, frames_unaccounted: Int(Int64(framesOffered) - accounted),
+            frames_produced_run: produced, frames_unaccounted_run: Int(Int64(produced) - Int64(counted.drained) - Int64(counted.lost)),
             encoder_queue_high_water: reports.map(\.encoderQueueHighWater).max() ?? 0,
             frame_encode_ms_mean: frames > 0 ? encode / Double(frames) * 1000 : 0,
+            png_encode_cpu_ms: png?.fast.ms, png_encode_cpu_ms_adaptive_filters: png?.adaptive.ms,
+            png_bytes: png?.fast.bytes, png_bytes_adaptive_filters: png?.adaptive.bytes,
             sync_interval_ms_p99: intervals.max(), sync_interval_ms_max: reports.compactMap(\.syncIntervalMaxMs).max(),
+            sync_stall_ms_p99: reports.compactMap(\.syncDurationP99Ms).max(), sync_stall_ms_max: reports.compactMap(\.syncDurationMaxMs).max(),
+            chunk_write_ms_p99: reports.compactMap(\.chunkWriteP99Ms).max(), chunk_write_ms_max: reports.compactMap(\.chunkWriteMaxMs).max(),
             ending: final.key, kill9: nil)
+    }
+
+    /// CPU ms (this thread's, so a loaded machine does not inflate it; mean of 5) and bytes to
+    /// encode `frame` as PNG level 1 now and with libpng's adaptive filters as before.
+    static func pngEncodeCost(_ frame: LiveFrame) -> (fast: (ms: Double, bytes: Int), adaptive: (ms: Double, bytes: Int))? {
+        func cost(_ encode: () throws(FrameCodecError) -> [UInt8]) -> (ms: Double, bytes: Int)? {
+            let n = 5
+            var bytes = 0
+            let t0 = threadCPUSeconds()
+            for _ in 0..<n {
+                do throws(FrameCodecError) { bytes = try encode().count } catch { return nil }
+            }
+            return ((threadCPUSeconds() - t0) / Double(n) * 1000, bytes)
+        }
+        let (w, h, px) = (frame.width, frame.height, frame.pixels)
+        guard let fast = cost({ () throws(FrameCodecError) in try FrameCodec.encode(px, width: w, height: h, format: .png, quality: 1) }),
+              let adaptive = cost({ () throws(FrameCodecError) in try FrameCodec.encodePNGAdaptiveFilters(px, width: w, height: h, level: 1) })
+        else { return nil }
+        return (fast, adaptive)
+    }
+
+    static func threadCPUSeconds() -> Double {
+        var ts = timespec()
+        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0 else { return 0 }
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
     /// Starts `lumen demo --record` (the live navigation) `kills` times and kills each with
@@ -215,7 +289,9 @@ public enum RecorderLiveBench {
         var rng = SplitMix64(seed: seed)
         var lost: [Double] = []
         var readable = 0
-        var reference: Int? = referenceReaderAvailable() ? 0 : nil
+        let started = MonotonicClock.now()
+        /// Each readable file with the messages our reader read from it, for the reference reader.
+        var files: [(name: String, folder: String, path: String, messages: Int)] = []
         for k in 0..<kills {
             progress?("bench record --live: kill -9 \(k + 1) of \(kills)")
             let out = folder + "/kill-\(k)"
@@ -235,22 +311,40 @@ public enum RecorderLiveBench {
                                             channels: { c in if c.topic == RecordingChannels.cycle { cycleChannel = c.id } })
                 return last
             }
-            while Date() < deadline, p.isRunning, lastCycle() == 0 { Thread.sleep(forTimeInterval: 0.05) }
-            Thread.sleep(forTimeInterval: 0.5 + rng.unit() * 1.5)
+            while Date() < deadline, p.isRunning, lastCycle() == 0 { Thread.sleep(forTimeInterval: 0.02) }
+            // A moment spread over several chunk periods (50 ms) after recording began: what a
+            // kill loses depends on where in a chunk it falls, not on how long the run was.
+            Thread.sleep(forTimeInterval: 0.1 + rng.unit() * 0.4)
             let children = childProcesses(of: p.processIdentifier)
             let killedAt = MonotonicClock.now()
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             for c in children { kill(c, SIGKILL) }
             removeMonitorFolders(of: p.processIdentifier)
-            let last = lastCycle()
-            guard last > 0 else { continue }
+            var messages = 0
+            var last: UInt64 = 0
+            _ = try? MCAPRecording.read(path, messages: { m in
+                messages += 1
+                if m.channel == cycleChannel { last = max(last, m.logTime) }
+            }, channels: { c in if c.topic == RecordingChannels.cycle { cycleChannel = c.id } })
+            guard last > 0 else { try? FileManager.default.removeItem(atPath: out); continue }
             readable += 1
             lost.append(Double(killedAt - Nanoseconds(clamping: last)) / 1e6)
-            if reference != nil, referenceReaderReads(path) { reference? += 1 }
-            try? FileManager.default.removeItem(atPath: out)
+            files.append(("kill-\(k)", out, path, messages))
         }
-        return KillLoss(kills: kills, readable: readable, reference_reader_readable: reference, lost_ms_p50: lost.isEmpty ? .nan : percentile(lost, 50),
+        // One interpreter for all the files: starting Python per kill would double the time.
+        var reference: Int?, mismatches: [String]?
+        if let counts = referenceReaderCounts(files.map(\.path)) {
+            reference = 0
+            mismatches = []
+            for (f, n) in zip(files, counts) {
+                if n == f.messages { reference? += 1 } else { mismatches?.append("\(f.name): \(f.messages) / \(n)") }
+            }
+        }
+        for f in files { try? FileManager.default.removeItem(atPath: f.folder) }
+        return KillLoss(kills: kills, readable: readable, reference_reader_readable: reference, reference_reader_mismatches: mismatches,
+                        seconds: Double(MonotonicClock.now() - started) * 1e-9,
+                        lost_ms_p50: lost.isEmpty ? .nan : percentile(lost, 50),
                         lost_ms_max: lost.max() ?? .nan, over_100_ms: lost.filter { $0 > 100 }.count, lost_ms: lost)
     }
 
@@ -274,32 +368,36 @@ public enum RecorderLiveBench {
         }
     }
 
+    /// Prints, per file named, the messages PyPI `mcap` reads from it up to where a crash cut it.
     static let referenceScript = """
         import sys
         from mcap.reader import NonSeekingReader
-        n = 0
-        try:
-            for _ in NonSeekingReader(open(sys.argv[1], "rb")).iter_messages(log_time_order=False):
-                n += 1
-        except Exception:
-            pass
-        print(n)
-        sys.exit(0 if n > 0 else 1)
+        for path in sys.argv[1:]:
+            n = 0
+            try:
+                with open(path, "rb") as f:
+                    for _ in NonSeekingReader(f).iter_messages(log_time_order=False):
+                        n += 1
+            except Exception:
+                pass
+            print(n)
         """
 
-    static func referenceReaderAvailable() -> Bool { python(["-c", "import mcap"]) }
-
-    /// The reference reader (PyPI `mcap`) reads messages from `path` up to where a crash cut it.
-    static func referenceReaderReads(_ path: String) -> Bool { python(["-c", referenceScript, path]) }
-
-    static func python(_ args: [String]) -> Bool {
+    /// The messages the reference reader (PyPI `mcap`) reads from each of `paths`, in order; nil
+    /// when it is not installed.
+    static func referenceReaderCounts(_ paths: [String]) -> [Int]? {
+        guard !paths.isEmpty else { return [] }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3"] + args
-        p.standardOutput = FileHandle.nullDevice
+        p.arguments = ["python3", "-c", referenceScript] + paths
+        let out = Pipe()
+        p.standardOutput = out
         p.standardError = FileHandle.nullDevice
-        do { try p.run() } catch { return false }
+        do { try p.run() } catch { return nil }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return p.terminationStatus == 0
+        guard p.terminationStatus == 0 else { return nil }
+        let counts = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { Int($0) }
+        return counts.count == paths.count ? counts : nil
     }
 }

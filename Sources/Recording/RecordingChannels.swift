@@ -26,6 +26,7 @@ public enum RecordingChannels {
         ("lumen.CycleRecord", #"""
         {"title":"lumen.CycleRecord","type":"object","properties":{"cycle":{"type":"integer"},"time_ns":{"type":"integer"},
         "lateness_ns":{"type":"integer"},"compute_ns":{"type":"integer"},"mode":{"type":"string"},"applied_intent":{"type":"integer"},
+        "measurements_arrived":{"type":"integer"},"arrived_acquired_ns":{"type":"integer"},
         "joints":{"type":"object","properties":{"position":{"type":"array"},"velocity":{"type":"array"},"current":{"type":"array"},
         "insertion_force":{"type":"number"},"status":{"type":"integer"},"sampled_at_ns":{"type":"integer"}}},
         "command":{"type":"object","properties":{"mode":{"type":"integer"},"enable":{"type":"boolean"},"position":{"type":"array"},"velocity":{"type":"array"}}},
@@ -66,7 +67,8 @@ public enum RecordingChannels {
         """#),
         ("lumen.RecorderStatus", #"""
         {"title":"lumen.RecorderStatus","type":"object","properties":{"time_ns":{"type":"integer"},"cycle_records":{"type":"integer"},
-        "cycle_records_lost":{"type":"integer"},"frames":{"type":"integer"},"frames_lost":{"type":"integer"},"frames_encoder_busy":{"type":"integer"},"frames_not_encoded":{"type":"integer"},
+        "cycle_records_lost":{"type":"integer"},"frames":{"type":"integer"},"frames_received":{"type":"integer"},"frames_lost":{"type":"integer"},
+        "frames_lost_at_start":{"type":"integer"},"frames_skipped":{"type":"integer"},"frames_encoder_busy":{"type":"integer"},"frames_not_encoded":{"type":"integer"},
         "events_lost":{"type":"integer"},"bytes":{"type":"integer"},"chunks":{"type":"integer"}}}
         """#),
         ("lumen.Configuration", #"""
@@ -94,9 +96,11 @@ public enum RecordingChannels {
     static func encodeCycle(_ r: borrowing CycleRecord, into j: inout JSONOut) {
         let joints = r.joints, command = r.command, e = r.estimate
         let (cycle, time, lateness, compute, m, applied) = (r.cycle, r.time, r.lateness, r.compute, r.mode, r.appliedIntent)
+        let (arrived, arrivedAt) = (r.measurementsArrived, r.arrivedAcquiredAt)
         j.object { j in
             j.field("cycle", cycle); j.field("time_ns", time); j.field("lateness_ns", lateness); j.field("compute_ns", compute)
             j.field("mode", mode(m)); j.field("applied_intent", applied)
+            j.field("measurements_arrived", Int(arrived)); j.field("arrived_acquired_ns", arrivedAt)
             j.object("joints") { j in
                 j.field("position", joints.position.array); j.field("velocity", joints.velocity.array); j.field("current", joints.current.array)
                 j.field("insertion_force", joints.insertionForce); j.field("status", Int(joints.status.rawValue)); j.field("sampled_at_ns", joints.sampledAt)
@@ -110,6 +114,16 @@ public enum RecordingChannels {
                 j.field("health", health(e.health)); j.field("time_ns", e.time); j.field("last_image_ns", e.lastImageAt)
             }
         }
+    }
+
+    /// A frame's image as `foxglove.CompressedImage`, its bytes in base64.
+    static func encodeImage(_ f: LiveFrame, _ encoded: [UInt8], format: FrameFormat) -> [UInt8] {
+        var j = JSONOut(capacity: encoded.count * 4 / 3 + 256)
+        j.object { j in
+            j.time("timestamp", f.acquiredAt); j.field("frame_id", "plane\(f.plane)"); j.field("data", base64: encoded)
+            j.field("format", format.rawValue)
+        }
+        return j.bytes
     }
 
     static func encodePose(_ e: TipEstimate, time: Nanoseconds, into j: inout JSONOut) {

@@ -57,7 +57,7 @@ public struct RecordingInfo: Sendable, Codable, Equatable {
         let report = rec.metadata.first { $0.name == RecordingChannels.reportMetadata }?.pairs
         var notRecorded: [String: Int] = [:]
         let reasons = ["frames_lost", "frames_encoder_busy", "frames_not_encoded", "frames_skipped", "cycle_records_lost", "cycle_records_skipped",
-                       "events_lost"]
+                       "frames_not_written", "events_lost"]
         if let report {
             for k in reasons { if let v = report[k].flatMap({ Int($0) }) { notRecorded[k] = v } }
         } else if let lastStatus, let o = (try? JSONSerialization.jsonObject(with: Data(lastStatus))) as? [String: Any] {

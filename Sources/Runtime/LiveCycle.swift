@@ -152,6 +152,7 @@ public struct LiveController: ~Copyable, CycleController {
         inner.autoResume = navigating ? !stopLatched : false
         inner.jogVelocity = jogging ? jogVelocity(state: state, now: now) : zeroJoints
         let fusedBefore = inner.fusedThisRun
+        let receivedBefore = inner.receivedThisRun
         inner.update(state: state, tick: tick, command: &command)
         let estimate = inner.lastEstimate
         // A target short of the route's end: the servo would go on along the route, so the
@@ -200,6 +201,8 @@ public struct LiveController: ~Copyable, CycleController {
         rings.record.pointee.estimate = estimate
         rings.record.pointee.mode = mode
         rings.record.pointee.appliedIntent = appliedIntent
+        rings.record.pointee.measurementsArrived = UInt32(clamping: inner.receivedThisRun - receivedBefore)
+        rings.record.pointee.arrivedAcquiredAt = inner.receivedThisRun != receivedBefore ? inner.lastReceivedAcquiredAt : 0
     }
 
     /// - Important: runs in the control cycle; must not allocate, lock or log.

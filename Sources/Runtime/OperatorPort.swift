@@ -284,11 +284,18 @@ public struct CycleRecord: Sendable, Equatable {
     public var estimate: TipEstimate
     public var mode: ControlMode
     public var appliedIntent: UInt64
+    /// Image measurements the estimator took in this cycle (fused or refused), and the newest one's
+    /// acquisition time (0 when none): the cycle each measurement arrived in, which a replay
+    /// needs to fuse it where the run did.
+    public var measurementsArrived: UInt32
+    public var arrivedAcquiredAt: Nanoseconds
 
     public init(cycle: UInt64, time: Nanoseconds, lateness: Nanoseconds, compute: Nanoseconds, joints: JointState,
-                command: JointCommand, estimate: TipEstimate, mode: ControlMode, appliedIntent: UInt64) {
+                command: JointCommand, estimate: TipEstimate, mode: ControlMode, appliedIntent: UInt64,
+                measurementsArrived: UInt32 = 0, arrivedAcquiredAt: Nanoseconds = 0) {
         self.cycle = cycle; self.time = time; self.lateness = lateness; self.compute = compute; self.joints = joints
         self.command = command; self.estimate = estimate; self.mode = mode; self.appliedIntent = appliedIntent
+        self.measurementsArrived = measurementsArrived; self.arrivedAcquiredAt = arrivedAcquiredAt
     }
 }
 

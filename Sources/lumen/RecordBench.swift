@@ -59,14 +59,22 @@ struct RecordBench: ParsableCommand {
         print(String(format: "live, %d × %.0f s phases, %@ frames: cycle lateness p99 %.1f µs recorder on, %.1f µs off (ratio %@; %d / %d cycles)",
                      f.phases, f.phase_seconds, f.frame_format, f.lateness_us_p99_recorder_on, f.lateness_us_p99_recorder_off,
                      f.lateness_ratio.map { String(format: "%.2f", $0) } ?? "n/a", f.cycles_recorder_on, f.cycles_recorder_off))
-        print(String(format: "recorded %.1f s: %.2f MB/s, %d cycle records (%d lost), %d of %d frames (lost in the runtime %d, encoder busy %d, not encoded %d; encoder queue peak %d, encode %.1f ms/frame)",
+        print(String(format: "recorded %.1f s: %.2f MB/s, %d cycle records (%d lost), %d of %d frames (lost in the runtime %d, skipped %d, encoder busy %d, not encoded %d, not written %d, unaccounted %d; encoder queue peak %d, encode %.1f ms/frame)",
                      f.recorded_seconds, f.megabytes_per_second, f.cycle_records, Int(f.cycle_records_lost), f.frames, Int(f.frames_offered),
-                     Int(f.frames_lost), f.frames_encoder_busy, f.frames_not_encoded, f.encoder_queue_high_water, f.frame_encode_ms_mean))
-        print("fdatasync interval p99 " + (f.sync_interval_ms_p99.map { String(format: "%.1f ms", $0) } ?? "n/a")
-            + ", max " + (f.sync_interval_ms_max.map { String(format: "%.1f ms", $0) } ?? "n/a") + "; run ended: \(f.ending)")
+                     Int(f.frames_lost), f.frames_skipped, f.frames_encoder_busy, f.frames_not_encoded, f.frames_not_written, f.frames_unaccounted,
+                     f.encoder_queue_high_water, f.frame_encode_ms_mean))
+        print("whole run: \(f.frames_produced_run) frames produced, \(f.frames_unaccounted_run) neither drained nor counted lost")
+        func ms(_ v: Double?) -> String { v.map { String(format: "%.1f ms", $0) } ?? "n/a" }
+        if let fast = f.png_encode_cpu_ms, let adaptive = f.png_encode_cpu_ms_adaptive_filters {
+            print(String(format: "PNG level 1, one frame: %.1f ms CPU, %d bytes (libpng's adaptive filters: %.1f ms, %d bytes)",
+                         fast, f.png_bytes ?? 0, adaptive, f.png_bytes_adaptive_filters ?? 0))
+        }
+        print("fdatasync (own thread): stall p99 \(ms(f.sync_stall_ms_p99)), max \(ms(f.sync_stall_ms_max)); interval p99 \(ms(f.sync_interval_ms_p99)), max \(ms(f.sync_interval_ms_max)); "
+            + "chunk write on the drain p99 \(ms(f.chunk_write_ms_p99)), max \(ms(f.chunk_write_ms_max)); run ended: \(f.ending)")
         if let k = f.kill9 {
-            print(String(format: "kill -9 of lumen demo --record: %d/%d files readable (reference reader: %@); data lost p50 %.1f ms, max %.1f ms, %d over 100 ms",
-                         k.readable, k.kills, k.reference_reader_readable.map { "\($0)" } ?? "not installed", k.lost_ms_p50, k.lost_ms_max, k.over_100_ms))
+            print(String(format: "kill -9 of lumen demo --record, %d kills in %.0f s: %d files readable (reference reader to the last whole chunk: %@); data lost p50 %.1f ms, max %.1f ms, %d over 100 ms",
+                         k.kills, k.seconds, k.readable, k.reference_reader_readable.map { "\($0)" } ?? "not installed", k.lost_ms_p50, k.lost_ms_max, k.over_100_ms))
+            for m in k.reference_reader_mismatches ?? [] { print("  reference reader differs (messages ours / its): \(m)") }
         }
     }
 

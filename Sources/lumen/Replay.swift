@@ -56,8 +56,8 @@ struct ReplayCommand: ParsableCommand {
             if let f = r.reproducedFraction { print(String(format: "reproduced: %.1f %% of frames within %.2f px", f * 100, r.tolerancePx)) }
         }
         if let e = estimator?.report {
-            print(String(format: "estimator: %d cycles from cycle %llu (%llu missing), %d measurements (%d fused; arrival from the estimate %d, inferred %d)",
-                         e.samples, e.firstCycle, e.missingCycles, e.measurements, e.fused, e.arrivalsFromEstimate, e.arrivalsInferred))
+            print(String(format: "estimator: %d cycles from cycle %llu (%llu missing), %d measurements (%d fused; arrival recorded %d, from the estimate %d, inferred %d)",
+                         e.samples, e.firstCycle, e.missingCycles, e.measurements, e.fused, e.arrivalsRecorded, e.arrivalsFromEstimate, e.arrivalsInferred))
             print(String(format: "  replayed − recorded tip: median %.3g mm, p95 %.3g mm, max %.3g mm; %@ (tolerance %.0e mm); paths %.1f / %.1f mm",
                          e.differenceMedianMm, e.differenceP95Mm, e.differenceMaxMm, e.reproduced ? "reproduced" : "not reproduced", e.toleranceMm,
                          e.recordedPathMm, e.replayedPathMm))

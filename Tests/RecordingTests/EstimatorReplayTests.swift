@@ -52,11 +52,13 @@ struct EstimatorReplayTests {
         #expect(r.missingCycles == 0)
         #expect(r.measurements > 0, "no measurement was recorded")
         #expect(r.fused > 0)
-        #expect(r.arrivalsFromEstimate > 0)
-        // The same arithmetic on the same inputs: equal wherever the arrivals are known, which
-        // for a run whose measurements were all fused is everywhere.
+        // Each measurement's cycle of arrival is recorded (fused or refused): none is inferred,
+        // and the replay is the same arithmetic on the same inputs, so it reproduces every estimate.
+        // (One recorded after the last cycle took one from the mailbox never arrived, as in the run.)
+        #expect(r.arrivalsRecorded > 0 && r.arrivalsRecorded + r.undelivered == r.measurements, "\(r)")
+        #expect(r.arrivalsInferred == 0, "\(r)")
         #expect(r.differenceMedianMm < 1e-9, "\(r)")
-        if r.arrivalsInferred == 0 { #expect(r.reproduced, "\(r)") }
+        #expect(r.reproduced, "\(r)")
         #expect(samples.seconds.count == r.samples)
         #expect(samples.csv.split(separator: "\n").count == r.samples + 1)
         print("estimator replay: \(r)")
@@ -112,10 +114,30 @@ struct EstimatorReplayTests {
         // fused: acquired at 30 ms, arrives in cycle 70.
         let cycles = (0..<100).map { k in cycle(k, last: k >= 70 ? 30_000_000 : k >= 50 ? 10_000_000 : 0) }
         let m = [10, 20, 30].map { TipMeasurement(acquiredAt: Nanoseconds($0) * 1_000_000, plane: 0, pixel: SIMD2(1, 1)) }
-        let (arrival, known) = EstimatorReplay.arrivals(of: m, cycles: cycles)
+        let (arrival, recorded, known) = EstimatorReplay.arrivals(of: m, cycles: cycles)
+        #expect(recorded == 0)
         #expect(known == 2)
         #expect(arrival[0] == 50 && arrival[2] == 70)
         // The median latency of the known ones is 40 ms: 20 + 40 = 60 ms, cycle 60, between its neighbours.
         #expect(arrival[1] == 60)
+    }
+
+    /// Where the cycle records name their arrivals, a refused measurement is placed where it
+    /// arrived, not where the others' latency would put it; two arriving together share a cycle.
+    @Test func recordedArrivalsPlaceEveryMeasurementExactly() {
+        let ms: Nanoseconds = 1_000_000
+        let cycles = (0..<100).map { k in
+            // Acquired at 10 ms: cycle 50 (fused); at 20 ms: cycle 83 (refused, late); at 30 and
+            // 31 ms: both in cycle 90.
+            let arrived: (count: Int, acquiredAt: Nanoseconds) = k == 50 ? (1, 10 * ms) : k == 83 ? (1, 20 * ms) : k == 90 ? (2, 31 * ms) : (0, 0)
+            return EstimatorReplay.Cycle(cycle: UInt64(k + 1), time: Nanoseconds(k) * ms, joints: [0, 0, 0, 0], estimate: .zero,
+                                         lastImageAt: k >= 90 ? 31 * ms : k >= 50 ? 10 * ms : 0, arrived: arrived)
+        }
+        // Acquired at 40 ms: recorded with its frame, but no cycle took it before the run ended.
+        let m = [10, 20, 30, 31, 40].map { TipMeasurement(acquiredAt: Nanoseconds($0) * ms, plane: 0, pixel: SIMD2(1, 1)) }
+        let (arrival, recorded, known) = EstimatorReplay.arrivals(of: m, cycles: cycles)
+        #expect(recorded == 4)
+        #expect(known == 0)
+        #expect(arrival == [50, 83, 90, 90, 100])
     }
 }

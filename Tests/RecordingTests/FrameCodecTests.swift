@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Recording
 
@@ -8,6 +9,25 @@ struct FrameCodecTests {
         let png = try FrameCodec.encode(Self.frame, width: 64, height: 48, format: .png, quality: 1)
         #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
         #expect(try FrameCodec.decode(png, width: 64, height: 48, format: .png) == Self.frame)
+    }
+
+    @Test func base64IsFoundationsForEveryRemainder() {
+        for n in [0, 1, 2, 3, 4, 5, 100, 1001] {
+            let bytes = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            var out: [UInt8] = Array("x".utf8)
+            Base64.append(bytes, to: &out)
+            #expect(out == Array(("x" + Data(bytes).base64EncodedString()).utf8), "\(n) bytes")
+        }
+    }
+
+    /// Level 1 (OpenCV's fast path: the Sub filter on every row) and the adaptive filters the
+    /// bench compares it with are both lossless.
+    @Test func pngIsLosslessOnBothFilterChoices() throws {
+        let fast = try FrameCodec.encode(Self.frame, width: 64, height: 48, format: .png, quality: 1)
+        let adaptive = try FrameCodec.encodePNGAdaptiveFilters(Self.frame, width: 64, height: 48, level: 1)
+        #expect(fast != adaptive)
+        #expect(try FrameCodec.decode(fast, width: 64, height: 48, format: .png) == Self.frame)
+        #expect(try FrameCodec.decode(adaptive, width: 64, height: 48, format: .png) == Self.frame)
     }
 
     @Test func jpegKeepsTheRangeApproximately() throws {

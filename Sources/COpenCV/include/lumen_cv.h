@@ -52,8 +52,9 @@ int lumen_cv_draw_text(uint8_t *rgb, int width, int height, const char *text, in
                        double scale, uint8_t r, uint8_t g, uint8_t b);
 
 /// Encodes a single-channel 16-bit image in memory: `format` 0 is PNG (lossless, 16-bit, `quality`
-/// is the zlib level 0…9, `low`/`high` unused), 1 is 8-bit JPEG of the window `low`…`high` (mapped
-/// linearly onto 0…255, clipped outside; `quality` 1…100). Writes at most `capacity` bytes to `out`
+/// is the zlib level 0…9, `low`/`high` unused; level 1 with the Sub filter on every row, the
+/// fastest), 1 is 8-bit JPEG of the window `low`…`high` (mapped linearly onto 0…255, clipped
+/// outside; `quality` 1…100), 2 is PNG with libpng's adaptive filter choice at every level. Writes at most `capacity` bytes to `out`
 /// and the encoded size to `size`; LUMEN_CV_CAPACITY when it does not fit.
 int lumen_cv_encode_gray16(const uint16_t *pixels, int width, int height, int format, int quality, int low, int high,
                            uint8_t *out, int64_t capacity, int64_t *size, char *err, int err_len);

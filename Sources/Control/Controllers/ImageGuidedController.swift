@@ -20,6 +20,10 @@ public struct ImageGuidedController: ~Copyable, CycleController {
     public var autoResume = true
     public private(set) var lastEstimate = TipEstimate()
     public private(set) var fusedThisRun = 0
+    /// Measurements taken from the mailbox (fused or refused), and the acquisition time of the
+    /// newest: which cycle each arrived in, for the recorder (a replay reproduces the timing).
+    public private(set) var receivedThisRun = 0
+    public private(set) var lastReceivedAcquiredAt: Nanoseconds = 0
     /// (nJoints) joint velocities the supervisor follows in jog (an operator's jog, already
     /// mapped and clamped); ignored in every other mode.
     public var jogVelocity: JointVector
@@ -48,6 +52,8 @@ public struct ImageGuidedController: ~Copyable, CycleController {
         lastEstimate = estimator.predict(joints: state.position, time: now)
         var fused = false
         while let m = measurements.receive() {
+            receivedThisRun += 1
+            lastReceivedAcquiredAt = m.acquiredAt
             if case .none = estimator.fuse(m) { fusedThisRun += 1 }
             fused = true
         }
