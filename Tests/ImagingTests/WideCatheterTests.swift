@@ -19,9 +19,15 @@ import Testing
         return s
     }
 
+    func wideTracker() throws -> TipTracker {
+        var settings = TrackerSettings()
+        settings.wideDetector = .wide
+        return try TipTracker(settings: settings)
+    }
+
     @Test(arguments: [UInt64(21), 22])
     func aWideCatheterIsAcquiredAndTrackedByTheWideDetector(seed: UInt64) throws {
-        let tracker = try TipTracker()
+        let tracker = try wideTracker()
         var t: Nanoseconds = 0
         for k in 0..<4 {
             var s = wideScene(seed: seed + UInt64(10 * k))
@@ -37,9 +43,8 @@ import Testing
     }
 
     @Test func withoutTheWideDetectorTheWideCatheterIsMissedOrMisplaced() throws {
-        var settings = TrackerSettings()
-        settings.wideDetector = nil
-        let tracker = try TipTracker(settings: settings)
+        let tracker = try TipTracker()
+        #expect(tracker.wideDetector == nil, "off by default")
         let s = wideScene(seed: 21)
         let r = try tracker.track(s.frame())
         #expect(!tracker.wide)
@@ -52,7 +57,7 @@ import Testing
         var s = BezierScene()
         s.width = width
         s.seed = seed
-        let tracker = try TipTracker()
+        let tracker = try wideTracker()
         let r = try tracker.track(s.frame())
         #expect(r.status == .tracked)
         #expect(!tracker.wide)
@@ -64,12 +69,13 @@ import Testing
         s.widePreference = .nan
         #expect(throws: TrackingError.badSetting(field: "wide_preference", reason: "must be a finite number > 0, got nan")) { try TipTracker(settings: s) }
         s = TrackerSettings()
+        s.wideDetector = .wide
         s.wideDetector?.ridge.sigmaMax = -1
         #expect(throws: TrackingError.self) { try TipTracker(settings: s) }
     }
 
     @Test func resetForgetsTheWideTrack() throws {
-        let tracker = try TipTracker()
+        let tracker = try wideTracker()
         _ = try tracker.track(wideScene(seed: 23).frame())
         #expect(tracker.wide)
         tracker.reset()
