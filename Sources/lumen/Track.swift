@@ -113,7 +113,7 @@ struct Track: ParsableCommand {
             records.append(Record(frame: track.frame, acquired_at_ns: track.acquiredAt, u: track.status == .tracked ? round3(track.u) : nil,
                                   v: track.status == .tracked ? round3(track.v) : nil, confidence: round3(track.confidence), status: track.status.rawValue))
             if let overlay {
-                try TrackOverlay.write(frame, track: track, chains: overlayRidges ? tracker.detector.lastChains : [],
+                try TrackOverlay.write(frame, track: track, chains: overlayRidges ? tracker.activeDetector.lastChains : [],
                                        to: overlay + String(format: "/track_%04d.png", track.frame))
             }
             Output.status("track: frame \(track.frame + 1)/\(count)")

@@ -17,6 +17,9 @@ public struct CatheterDetection: Sendable, Equatable {
     public var endSNR: Double
     /// Evidence that this is the end of a catheter (nil where it was not measured).
     public var evidence: TipEvidence? = nil
+    /// The rank the detector gave this tip among the frame's candidates (larger is better; 0
+    /// where it was not ranked): comparable between detectors of the same kind on one frame.
+    public var score: Double = 0
 
     /// The unit direction of the centerline's last `length` px of arc, pointing at the tip; nil
     /// when the centerline is shorter.
@@ -47,6 +50,20 @@ public struct DetectorSettings: Sendable, Equatable {
     /// An end within this many px (plus 2σ) of the searched region's border leaves the field: proximal.
     public var borderPx = 4.0
     public init() {}
+
+    /// The same detector for catheters twice as wide in pixels (fine pitch, a large catheter:
+    /// 10–20 px across, where the default scales and top-hat see a flat band with two edges
+    /// and trace nothing but the thin wires beside it). Every length in pixels doubles, so at
+    /// half resolution it sees what the default sees at full resolution.
+    public static var wide: DetectorSettings {
+        var s = DetectorSettings()
+        s.ridge.sigmaMin *= 2
+        s.ridge.sigmaMax *= 2
+        s.ridge.tophatPx *= 2
+        s.linkGapPx *= 2
+        s.minLengthPx *= 2
+        return s
+    }
 
     func validate() throws(TrackingError) {
         try ridge.validate()
@@ -177,6 +194,7 @@ public final class CatheterDetector {
         }
         // The evidence is measured for the winner only: it feeds the tracker's confidence, not the ranking.
         guard var found = best?.detection else { return nil }
+        found.score = best?.score ?? 0
         if let c = bestTraced, c.points.count >= 3 {
             found.evidence = evidence(frame, c.points, tip: (found.u, found.v), dir: outward(c.points, atEnd: true), width: found.widthPx, skip: c.beyondFrom)
         }

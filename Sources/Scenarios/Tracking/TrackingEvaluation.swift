@@ -171,7 +171,7 @@ public enum TrackingEvaluation {
                 do {
                     if f == 0 { try TrackOverlay.writeResponse(frameA, detector: trackerA.detector, to: dir + "/response_0000.png") }
                     try PNGFrameFile.write(frameA, to: dir + String(format: "/raw_%04d.png", f))
-                    try TrackOverlay.write(frameA, track: a, chains: trackerA.detector.lastChains, truth: (truthA.tip2D[0], truthA.tip2D[1]),
+                    try TrackOverlay.write(frameA, track: a, chains: trackerA.activeDetector.lastChains, truth: (truthA.tip2D[0], truthA.tip2D[1]),
                                            to: dir + String(format: "/frame_%04d.png", f))
                 } catch { throw .output("\(error)") }
             }
