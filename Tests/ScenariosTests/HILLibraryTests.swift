@@ -7,7 +7,7 @@ import Testing
 /// switched off — so none of its checks is one that cannot fail. Serialized: each run starts a
 /// drive thread and a cycle thread of its own, and judging them one at a time keeps the
 /// timings those of the run, not of a neighbour.
-@Suite(.serialized) struct HILLibraryTests {
+@Suite(.serialized, .disabled(if: ProcessInfo.processInfo.environment["LUMEN_WALL_CLOCK_SUITES"] == "later", "runs alone after the parallel tests (scripts/test.sh): it judges threads on the wall clock")) struct HILLibraryTests {
     static let folder = HILScenarioLoaderTests.root.appendingPathComponent("hil/scenarios")
 
     static func scenarios() throws -> [HILScenario] {
