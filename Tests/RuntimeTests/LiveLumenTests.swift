@@ -60,14 +60,11 @@ import Testing
             try MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor).write(toFile: path, atomically: true, encoding: .utf8)
             defer { try? FileManager.default.removeItem(atPath: path) }
             let g = MonitorModel(try SafetyLimits.load(from: path).limits).geometry
-            // The way to the goal at full resolution, and its outer walls' detour: radius × turn at each corner.
-            let way = try scene.tree.routeWithRadii(toVessel: target.vessel, depth: target.depthMM)
-            var outer = 0.0
-            for i in 1..<(way.count - 1) {
-                let u = way[i].point - way[i - 1].point, v = way[i + 1].point - way[i].point
-                if u.length > 0, v.length > 0 { outer += acos(max(-1, min(1, u.dot(v) / (u.length * v.length)))) * way[i].radius }
-            }
-            let riding = Polyline.length(way.map(\.point)) + outer
+            // The way to the goal along the monitor's own corridor, and its outer walls' detour up
+            // to there (radius × turn at each corner: the shortcut's mirror). The vessel tree's
+            // own polyline meets each branch at a point of its parent, a kink no catheter takes.
+            let goal = g.alongCorridor(scene.goal)
+            let riding = goal.arc + goal.shortcut
             if riding > g.corridorLength { tripsWithoutSlack.append(target.vessel) }
             #expect(riding <= g.corridorLength + g.corridorSlack,
                     "\(target.vessel) at \(target.depthMM) mm: \(riding) mm out along the outer walls, corridor \(g.corridorLength) + \(g.corridorSlack) mm")
