@@ -29,7 +29,7 @@ public final class LiveShared: @unchecked Sendable {
     /// Flags and counters the cycle and the other threads share (acquire/release cells).
     let flags: UnsafeMutablePointer<Int64>
     static let wakeFlag = 0, deadmanFlag = 1, acknowledgeFlag = 2, imageGuidedFlag = 3, imageAtFlag = 4, stopFlag = 5,
-               imagingOnFlag = 6, deadmanTimeoutsFlag = 7, countFromFlag = 8
+               imagingOnFlag = 6, deadmanTimeoutsFlag = 7, countFromFlag = 8, monitorStopFlag = 9
     /// ns — a deadman not repeated within this is released.
     public let deadmanTimeout: Nanoseconds
 
@@ -48,8 +48,8 @@ public final class LiveShared: @unchecked Sendable {
         record = .allocate(capacity: 1)
         record.initialize(to: CycleRecord(cycle: 0, time: 0, lateness: 0, compute: 0, joints: JointState(jointCount: joints),
                                           command: JointCommand(jointCount: joints), estimate: TipEstimate(), mode: .idle, appliedIntent: 0))
-        flags = .allocate(capacity: 9)
-        flags.initialize(repeating: 0, count: 9)
+        flags = .allocate(capacity: 10)
+        flags.initialize(repeating: 0, count: 10)
     }
     deinit {
         record.deallocate()
@@ -147,6 +147,14 @@ public struct LiveController: ~Copyable, CycleController {
             SharedIndex.store(rings.flags + LiveShared.deadmanTimeoutsFlag, rings.flags[LiveShared.deadmanTimeoutsFlag] + 1)
         }
         SharedIndex.store(rings.flags + LiveShared.deadmanFlag, deadmanHeld ? 1 : 0)
+        // The monitor stopping the drives while the robot moves (any category) is this
+        // controller's stop too: the drives no longer follow the command, and a servo that went
+        // on commanding would run its reference ahead of the catheter, pushing on where it is
+        // stuck. Latched like an operator's stop; the acknowledge that clears the monitor's
+        // latch clears it.
+        if rings.flags[LiveShared.monitorStopFlag] != 0, !stopLatched, inner.supervisor.mode == .tipServo || inner.supervisor.mode == .jog {
+            latchStop()
+        }
         inner.deadman = deadmanHeld ? navigating || jogging : false
         inner.stop = stopLatched
         inner.autoResume = navigating ? !stopLatched : false
@@ -214,12 +222,7 @@ public struct LiveController: ~Copyable, CycleController {
             deadmanHeld = intent.held
             if intent.held { deadmanSeenAt = now }
         case .stop:
-            // Category 1: the supervisor brakes to rest under the limiter, then powers off.
-            stopLatched = true
-            navigating = false
-            jogging = false
-            tipJogging = false
-            SharedIndex.store(rings.flags + LiveShared.stopFlag, 1)
+            latchStop()
         case .acknowledge:
             SharedIndex.store(rings.flags + LiveShared.acknowledgeFlag, SharedIndex.load(rings.flags + LiveShared.acknowledgeFlag) + 1)
             if stopLatched {
@@ -285,19 +288,24 @@ public struct LiveController: ~Copyable, CycleController {
 }
 
 extension LiveController {
-    /// Asks the supervisor for `mode`; a refusal leaves everything as it was. A request the
-    /// supervisor refuses costs a heap allocation when it throws (measured: one per refusal), so
-    /// its refusals of the motion modes are checked here first; it checks them again.
+    /// Category 1: the supervisor brakes to rest under the limiter, then powers off; nothing
+    /// moves again until an acknowledge.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    mutating func latchStop() {
+        stopLatched = true
+        navigating = false
+        jogging = false
+        tipJogging = false
+        SharedIndex.store(rings.flags + LiveShared.stopFlag, 1)
+    }
+
+    /// Asks the supervisor for `mode`; a refusal leaves everything as it was (and, returned
+    /// rather than thrown, costs no allocation).
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
     mutating func ask(_ mode: ControlMode, _ measured: JointVector) {
-        if mode == .jog || mode == .tipServo {
-            let now = inner.supervisor.mode
-            if now == mode { return }
-            if inner.stop || now == .idle || !inner.deadman { return }
-            if mode == .tipServo, inner.lastEstimate.health == .lost { return }
-        }
-        do throws(ModeRequestError) { try inner.requestMode(mode, measured: measured) } catch { return }
+        _ = inner.attemptMode(mode, measured: measured)
     }
 
     /// Into jog through the supervisor (which refuses it without the deadman, from idle, or
@@ -403,6 +411,7 @@ public struct LivePatient: ~Copyable, RobotHardware {
     @_noAllocation @_noLocks
     public mutating func read(into state: inout JointState, now: Nanoseconds) -> HardwareFault? {
         link.takePermits(into: physics, now: now)
+        SharedIndex.store(rings.flags + LiveShared.monitorStopFlag, link.monitorStops ? 1 : 0)
         if lastWallTime == 0 { patientTime = now } else {
             let step = now - lastWallTime
             patientTime += step < 0 ? 0 : step > maxStep ? maxStep : step
@@ -466,7 +475,8 @@ struct CycleRings: @unchecked Sendable {
     let records: CycleRecordRing.Producer
     let record: UnsafeMutablePointer<CycleRecord>
     let imageTip: UnsafeMutablePointer<Int64>
-    /// [wake, deadman held, acknowledge requests, image guided, image acquired at, stop latched, imaging on, deadman timeouts]
+    /// [wake, deadman held, acknowledge requests, image guided, image acquired at, stop latched, imaging on, deadman timeouts,
+    /// count allocations from, the monitor stops the drives]
     let flags: UnsafeMutablePointer<Int64>
 
     init(_ shared: LiveShared) {

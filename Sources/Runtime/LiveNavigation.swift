@@ -112,9 +112,14 @@ public enum LiveNavigation {
         var ending = runtime.supervise(maxSeconds: maxSeconds, progress: { snap in
             let tip = runtime.trueTip ?? .zero
             let frames = snap.framesAcquired.map(String.init).joined(separator: "+")
-            progress?(String(format: "live: t %.1f s, tip %.1f mm from target, fused error %.2f mm, %@, %@ frames (%llu dropped), monitor %@",
+            // The insertion measured and commanded, and the age of the image tip the monitor checks: a
+            // command running ahead of the catheter, or images the monitor cannot use, show here first.
+            let imageTipAge = runtime.shared.imageTip.latest.map { String(format: "%.0f ms", Double(MonotonicClock.now() - $0.acquiredAt) * 1e-6) } ?? "none"
+            progress?(String(format: "live: t %.1f s, tip %.1f mm from target, fused error %.2f mm, %@, insertion %.1f mm (commanded %.1f), image tip %@, %@ frames (%llu dropped), monitor %@",
                              Double(MonotonicClock.now() - started) * 1e-9, (tip - goal).length, (snap.estimate.position - tip).length,
-                             "\(snap.mode)", frames, snap.framesDropped.reduce(0, +), snap.safety.powerPermitted ? "permits power" : "no power"))
+                             "\(snap.mode)", snap.joints.position.count > 0 ? snap.joints.position[0] : 0,
+                             snap.command.position.count > 0 ? snap.command.position[0] : 0, imageTipAge, frames,
+                             snap.framesDropped.reduce(0, +), snap.safety.powerPermitted ? (snap.safety.stopCategory == nil ? "permits power" : "stops (power kept)") : "no power"))
         }) { snap in
             let now = MonotonicClock.now()
             if now >= nextSample, let tip = runtime.trueTip {
@@ -132,15 +137,16 @@ public enum LiveNavigation {
                 arrivedAt = nil
             }
             if let a = arrivedAt, Double(now - started) * 1e-9 > a + 1 { return true }
-            if settings.monitor, snap.safety.stopCategory != nil, !snap.safety.latchedFaults.isEmpty, !snap.safety.powerPermitted {
+            // Power removed (category 0 or 1), or kept for a category-2 stop the cycle then made
+            // its own: either way nothing moves until someone acknowledges.
+            if settings.monitor, snap.safety.stopCategory != nil, !snap.safety.latchedFaults.isEmpty,
+               !snap.safety.powerPermitted || snap.mode == .idle || snap.mode == .hold {
                 let since = safetyStopSince ?? now
                 safetyStopSince = since
                 if now - since > 3_000_000_000 {
-                    // The category of the monitor's most severe latched fault (0 is the most severe).
-                    safetyStop = runtime.events(after: 0, limit: 10_000).compactMap { e -> Int? in
-                        if case .fault(_, let c) = e.kind { return c }
-                        return nil
-                    }.min() ?? 0
+                    // The category of the monitor's most severe fault latched since the last
+                    // acknowledge (0 is the most severe).
+                    safetyStop = snap.safety.latchedFaults.map { $0.contains("category 0") ? 0 : $0.contains("category 2") ? 2 : 1 }.min() ?? 0
                     return true
                 }
             } else {
@@ -243,8 +249,10 @@ public final class AutomationClient: @unchecked Sendable {
             usleep(5000)
         }
         _ = port.submit(.acknowledgeFaults, from: who)
-        // The monitor's deadman latch clears on the acknowledge's edge; give it a few cycles.
-        let settle = MonotonicClock.now() + 1_000_000_000
+        // The monitor's deadman latch clears on the acknowledge's edge; give it a few cycles (on
+        // a loaded machine more: a target the cycle takes while the monitor still stops the
+        // drives is a stop of its own).
+        let settle = MonotonicClock.now() + 5_000_000_000
         while port.snapshot().safety.stopCategory != nil, MonotonicClock.now() < settle { usleep(5000) }
         return port.submit(.namedTarget(target), from: who)
     }

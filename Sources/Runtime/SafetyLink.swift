@@ -163,6 +163,16 @@ public struct SafetyLink: ~Copyable {
         status.deallocate()
     }
 
+    /// The last permit taken makes the drives stop (a controlled stop, or no power): the monitor
+    /// has latched a fault. False without a monitor.
+    public var monitorStops: Bool {
+        @_noAllocation @_noLocks get {
+            if !enabled { return false }
+            let bits = SharedIndex.load(cells)
+            return bits & 2 != 0 || bits & 1 == 0
+        }
+    }
+
     /// Takes every permit waiting on the drives' socket onto the drives' safety lines.
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks

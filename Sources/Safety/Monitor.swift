@@ -410,12 +410,14 @@ public enum Monitor {
         if inside.depth > 0 { conditions.set(.noGo, index: inside.zone, value: inside.depth, limit: 0) }
     }
 
-    /// Along the lumen, from the joints: more catheter out of the sheath than the corridor is
-    /// long cannot lie inside it, however the walls bend it (index 0).
+    /// Along the lumen, from the joints: more catheter out of the sheath than the longest way
+    /// through the corridor (its centreline, plus the outer walls' detour round its bends) cannot
+    /// lie inside it unfolded, however the walls bend it (index 0).
     @_noAllocation @_noLocks
     static func checkLength(_ geometry: TipGeometry, _ q: JointVector, _ conditions: inout Conditions) {
         let out = geometry.lengthOut(q)
-        if !(out <= geometry.corridorLength) { conditions.set(.lumen, index: 0, value: out, limit: geometry.corridorLength) }
+        let longest = geometry.corridorLength + geometry.corridorSlack
+        if !(out <= longest) { conditions.set(.lumen, index: 0, value: out, limit: longest) }
     }
 
     /// Along the lumen, from the images: the newest image-measured tip must lie in the corridor

@@ -83,6 +83,12 @@ public struct TipGeometry: Sendable {
     /// up to there (the sum over corners of the radius times the turn: a catheter in contact
     /// with the inside of a bend is that much further along than its length says).
     public let corridorLength: Double
+    /// mm — how much longer than the centreline a catheter can lie inside the corridor without
+    /// folding on itself: along the outer wall of each bend, radius times the turn, summed over
+    /// the corridor's corners (the mirror of the inner-wall shortcut; a pushed catheter rides
+    /// the outer wall of the arch). With its tip at the corridor's end, that much catheter can
+    /// be out of the sheath (docs/safety/tip-evidence.md).
+    public let corridorSlack: Double
     @usableFromInline let corridorArc: InlineArray<32, Double>
     @usableFromInline let corridorShortcut: InlineArray<32, Double>
 

@@ -72,6 +72,7 @@ extension TipGeometry {
         corridorArc = arc
         corridorShortcut = shortcut
         corridorLength = n > 0 ? arc[n - 1] : 0
+        corridorSlack = n > 0 ? shortcut[n - 1] : 0
         var zones = InlineArray<8, SIMD4<Double>>(repeating: .zero)
         for (i, z) in limits.noGo.enumerated() { zones[i] = SIMD4(z.centerMM[0], z.centerMM[1], z.centerMM[2], z.radiusMM) }
         noGo = zones

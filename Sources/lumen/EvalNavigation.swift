@@ -27,7 +27,7 @@ struct EvalNavigation: ParsableCommand {
     @Option(help: "Folder for the per-run JSON and the plot of the first run.") var out = "out/eval-navigation"
     @Option(help: "Tip measurements: tracker (from the images) or truth (the simulated tip with a 0.1 mm σ of noise drawn from the seed, at the same rate and latency, and no images rendered: separates control failures from tracking failures).") var measurements = "tracker"
     @Flag(help: "Print JSON on stdout.") var json = false
-    @Flag(help: "Progress of each run on stderr, once a second of simulated time (with --jobs 1).") var verbose = false
+    @Flag(help: "Progress of each run on stderr, once a second of simulated time (with --jobs 1; live, once a second of wall clock).") var verbose = false
     @Flag(help: "Also run each setup live, at wall clock (the runtime of `lumen demo`, with the monitor process), beside its simulated-time run; --max-seconds is then also each live run's wall-clock limit.") var live = false
     @OptionGroup var realtime: RealtimeFlags
 
@@ -160,7 +160,8 @@ extension EvalNavigation {
             var settings = LiveSettings()
             settings.setup = setup
             settings.realtime = realtime.options
-            do { lives.append(try LiveNavigation.run(settings, robot: description, maxSeconds: maxSeconds).0) } catch {
+            do { lives.append(try LiveNavigation.run(settings, robot: description, maxSeconds: maxSeconds,
+                                                     progress: verbose ? { Output.progress($0) } : nil).0) } catch {
                 throw CommandFailure(error.description)
             }
             if liveSignal.load(ordering: .relaxed) != 0 { break }

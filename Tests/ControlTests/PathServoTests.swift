@@ -100,6 +100,46 @@ struct PathServoTests {
         #expect(finishing.retreats == 0)
     }
 
+    @Test("Catheter pushed in while the tip stays put (buckling behind it) is a stall at once: pulled back after stallPush mm, not stallTime s")
+    func pushingWithoutProgressRetreatsAfterTheSlackLimit() throws {
+        let model = CatheterModel(try loadRobot("lumen-1s.yaml"))
+        // Straight and aligned with the route: the step pushes at full speed.
+        let q = JointVector([60, 0, 0, 0])
+        let tip = model.calcTipPose(q).translation, heading = model.calcTipPose(q).rotation.c2
+        let route = CenterlineRoute((0...80).map { tip + heading * Double($0) })
+        var servo = PathServo(model: model, route: route)
+        servo.reset(to: q)
+        var command = JointCommand(jointCount: 4)
+        var retreatedAt: Int?, pushedAtRetreat = 0.0, highest = q[0]
+        // The estimate never moves: whatever is pushed in goes into slack behind the tip.
+        for k in 0..<Int(servo.stallTime * 1000) {
+            servo.update(estimate: TipEstimate(position: tip, health: .imageFresh, time: Nanoseconds(k) * 1_000_000),
+                         correction: KinematicCorrection(), dt: 1e-3, command: &command)
+            highest = max(highest, servo.reference[0])
+            if servo.retreats > 0 {
+                retreatedAt = k
+                pushedAtRetreat = highest - q[0]
+                break
+            }
+        }
+        let at = try #require(retreatedAt, "no retreat within stallTime while pushing \(highest - q[0]) mm without progress")
+        #expect(Double(at) < 0.5 * servo.stallTime * 1000)
+        #expect(pushedAtRetreat > servo.stallPush - 0.5 && pushedAtRetreat <= servo.stallPush + 0.1,
+                "pushed \(pushedAtRetreat) mm before the retreat")
+        // A tip that follows the push is no stall: no retreat over the same push and more.
+        var following = PathServo(model: model, route: CenterlineRoute((0...80).map { tip + heading * Double($0) }))
+        following.reset(to: q)
+        var qf = q
+        for k in 0..<3000 {
+            let moved = model.calcTipPose(qf).translation
+            following.update(estimate: TipEstimate(position: moved, health: .imageFresh, time: Nanoseconds(k) * 1_000_000),
+                             correction: KinematicCorrection(), dt: 1e-3, command: &command)
+            qf = command.position
+        }
+        #expect(qf[0] - q[0] > 2 * following.stallPush)
+        #expect(following.retreats == 0)
+    }
+
     @Test("A tip past the target at the lumen's wall is pulled back, not held at the edge of the back-out ramp")
     func pastTheTargetAtTheWall() throws {
         let model = CatheterModel(try loadRobot("lumen-1s.yaml"))

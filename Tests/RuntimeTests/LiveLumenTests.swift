@@ -41,6 +41,37 @@ import Testing
         #expect(model.geometry.outsideLumen(scene.startTip) < 0)
     }
 
+    /// The live finding behind the length check's slack: at each of the arch's targets a pushed
+    /// catheter riding the outer walls of the bends to the goal has more catheter out of the
+    /// sheath than the vessels' centreline to the goal is long, and at the brachiocephalic
+    /// target (20 mm short of its vessel's end) more than the whole corridor is long: the check
+    /// on the centreline's length alone stopped a catheter that was inside. With the outer
+    /// walls' detour counted it is inside (TipEvidenceTests: beyond that it is stopped).
+    @Test func aCatheterRidingTheOuterWallsToEachArchTargetIsInsideByItsLength() throws {
+        let robot = try loadRobot()
+        var tripsWithoutSlack: [String] = []
+        for target in Phantoms.aorticArch().targets {
+            var setup = archSettings().setup
+            setup.vessel = target.vessel
+            setup.depth = target.depthMM
+            let scene = try NavigationScene(setup, robot: robot)
+            let corridor = try MonitorSupervisor.vesselCorridor(tree: scene.tree, vessel: target.vessel)
+            let path = NSTemporaryDirectory() + "lumen-live-slack-\(getpid()).yaml"
+            try MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor).write(toFile: path, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let g = MonitorModel(try SafetyLimits.load(from: path).limits).geometry
+            // The way to the goal along the monitor's own corridor, and its outer walls' detour up
+            // to there (radius × turn at each corner: the shortcut's mirror). The vessel tree's
+            // own polyline meets each branch at a point of its parent, a kink no catheter takes.
+            let goal = g.alongCorridor(scene.goal)
+            let riding = goal.arc + goal.shortcut
+            if riding > g.corridorLength { tripsWithoutSlack.append(target.vessel) }
+            #expect(riding <= g.corridorLength + g.corridorSlack,
+                    "\(target.vessel) at \(target.depthMM) mm: \(riding) mm out along the outer walls, corridor \(g.corridorLength) + \(g.corridorSlack) mm")
+        }
+        #expect(tripsWithoutSlack.contains("brachiocephalic"), "\(tripsWithoutSlack)")
+    }
+
     /// Correct navigation is not stopped by the lumen check.
     @Test func correctNavigationInTheVesselIsNotStoppedByTheLumenCheck() throws {
         let (result, _) = try LiveNavigation.run(deepTube(), robot: try loadRobot(), maxSeconds: 30)

@@ -81,6 +81,8 @@ import Testing
         let end = g.alongCorridor(Vec3(230, 0, 130))
         #expect(abs(end.shortcut - 8 * .pi / 2) < 1e-6)
         #expect(abs(end.arc - g.corridorLength) < 1e-9)
+        // Its mirror, the outer wall's detour round the whole corridor: the same π/2 × 8 mm.
+        #expect(abs(g.corridorSlack - 8 * .pi / 2) < 1e-6)
         // Before the bend: less than its first corner's share.
         #expect(g.alongCorridor(Vec3(1, 0, 50)).shortcut < 8 * .pi / 12)
     }
@@ -129,18 +131,39 @@ import Testing
         #expect(b.step(ok).latched & SafetyCheck.lumen.bit != 0)
     }
 
-    /// More catheter out than the corridor is long cannot be inside it, images or none.
+    /// The live finding: a pushed catheter rides the outer wall of a bend, so with its tip at the
+    /// corridor's end it has more length out than the centreline is long, and it is inside. Here
+    /// 10 mm more (the quarter turn's outer wall gives up to 12.6 mm): not stopped.
+    @Test func aCatheterAlongTheOuterWallWithItsTipAtTheEndIsNotStopped() throws {
+        let model = try Self.model()
+        let g = model.geometry
+        var q = Fixture.start
+        q[0] = g.corridorLength + 10 - g.distalLength
+        let outerWall: (inout MonitorInputs) -> Void = { i in
+            i.position = q
+            i.encoderPosition = q
+            i.commandedPosition = q
+            i.imageTip = Self.onCentreline(g.corridorLength - 1)
+            i.imageTipAcquiredAt = i.now - 50_000_000
+        }
+        #expect(g.lengthOut(q) > g.corridorLength)
+        var b = Self.poweredUp(model, with: outerWall)
+        for _ in 0..<100 { #expect(b.step(outerWall).latched == 0) }
+    }
+
+    /// More catheter out than the longest way through the corridor (its centreline and the outer
+    /// walls' detour round its bends) cannot be inside it unfolded, images or none.
     @Test func pushingMoreCatheterOutThanTheLumenIsLongStops() throws {
         let model = try Self.model()
-        let length = model.geometry.corridorLength
-        // Half a millimetre short of the end, standing, its image tip at the corridor's end.
+        let length = model.geometry.corridorLength + model.geometry.corridorSlack
+        // Half a millimetre short of the longest way, standing, its image tip at the corridor's end.
         var q = Fixture.start
         q[0] = length - 50 - 0.5
         let atEnd: (inout MonitorInputs) -> Void = { i in
             i.position = q
             i.encoderPosition = q
             i.commandedPosition = q
-            i.imageTip = Self.onCentreline(length - 0.5)
+            i.imageTip = Self.onCentreline(model.geometry.corridorLength - 0.5)
             i.imageTipAcquiredAt = i.now - 50_000_000
         }
         var b = Self.poweredUp(model, with: atEnd)

@@ -42,8 +42,8 @@ public struct ImageGuidedController: ~Copyable, CycleController {
     public mutating func reset(to state: JointState) {
         servo.reset(to: state.position)
         let inputs = SupervisorInputs(deadman: deadman, estimate: .imageFresh, stop: stop)
-        try? supervisor.request(.hold, inputs, measured: state.position)
-        try? supervisor.request(.tipServo, inputs, measured: state.position)
+        _ = supervisor.attempt(.hold, inputs, measured: state.position)
+        _ = supervisor.attempt(.tipServo, inputs, measured: state.position)
     }
 
     @_noAllocation @_noLocks
@@ -62,18 +62,28 @@ public struct ImageGuidedController: ~Copyable, CycleController {
         servo.update(estimate: lastEstimate, correction: estimator.currentCorrection(), dt: dt, command: &command)
         let inputs = SupervisorInputs(deadman: deadman, estimate: lastEstimate.health, stop: stop)
         if autoResume, deadman, case .hold = supervisor.mode, ImageGuidedController.resumable(supervisor.reason, lastEstimate.health) {
-            try? supervisor.request(.tipServo, inputs, measured: state.position)
+            // Refused under a stop that began this cycle (the supervisor then holds for it).
+            _ = supervisor.attempt(.tipServo, inputs, measured: state.position)
         }
         supervisor.update(inputs, jogVelocity: jogVelocity, servoTarget: command.position, dt: dt, command: &command)
+        // Out of tip servo the servo's reference stays where the command is: integrated on
+        // meanwhile (a hold, a stop the drives make, a jog), it would lie ahead of the catheter,
+        // and the servo would resume from there.
+        if case .tipServo = supervisor.mode {} else { servo.anchor(at: command.position) }
     }
 
     /// An operator's mode request (hold, idle, tip servo), checked by the supervisor against the
-    /// controller's own deadman, stop and estimate. Cycle-safe: the live runtime applies intents
-    /// from inside the cycle.
-    @_noAllocation @_noLocks
+    /// controller's own deadman, stop and estimate. Outside the cycle; inside it, `attemptMode`.
     public mutating func requestMode(_ mode: ControlMode, measured: JointVector) throws(ModeRequestError) {
+        if case .failure(let refusal) = attemptMode(mode, measured: measured) { throw refusal }
+    }
+
+    /// `requestMode` with the refusal returned instead of thrown (`Supervisor.attempt`): the live
+    /// runtime applies intents from inside the cycle, where a refusal must not allocate.
+    @_noAllocation @_noLocks
+    public mutating func attemptMode(_ mode: ControlMode, measured: JointVector) -> Result<Void, ModeRequestError> {
         let inputs = SupervisorInputs(deadman: deadman, estimate: lastEstimate.health, stop: stop)
-        try supervisor.request(mode, inputs, measured: measured)
+        return supervisor.attempt(mode, inputs, measured: measured)
     }
 
     /// Starts the path servo again from `q` (its joint reference, its progress along the route):

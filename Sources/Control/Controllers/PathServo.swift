@@ -158,7 +158,14 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     public var stallTime = 3.0
     public var stallProgress = 2.0
     public var retreat = 8.0
+    /// Buckling: catheter pushed in by `stallPush` mm while the tip got less than `stallProgress`
+    /// mm further is a catheter taking up slack in the vessel behind the tip (bowing, buckling),
+    /// not one advancing, and it is a stall at once, without waiting `stallTime`: pushing on
+    /// loads the walls and feeds out catheter the tip never uses.
+    public var stallPush = 10.0
     public private(set) var retreats = 0
+    /// mm — insertion commanded since the tip last made progress (diagnostics, and the buckling rule).
+    public private(set) var pushedSinceProgress = 0.0
     var bestArc = 0.0
     var sinceProgress = 0.0
     var retreatLeft = 0.0
@@ -176,7 +183,15 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         reference = q
         progress = 0
         phase = .following
-        bestArc = 0; sinceProgress = 0; retreatLeft = 0; retreats = 0
+        bestArc = 0; sinceProgress = 0; retreatLeft = 0; retreats = 0; pushedSinceProgress = 0
+    }
+
+    /// Puts the joint reference at `q` (where the command is) and keeps the progress along the
+    /// route: while the servo does not command, its reference must not run on without the joints.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func anchor(at q: JointVector) {
+        if q.count == reference.count { reference = q }
     }
 
     /// - Important: runs in the control cycle; must not allocate, lock or log.
@@ -219,9 +234,11 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         if arc[progress] > bestArc + stallProgress || nearEnd {
             if arc[progress] > bestArc { bestArc = arc[progress] }
             sinceProgress = 0
+            pushedSinceProgress = 0
         } else if retreatLeft <= 0 {
             sinceProgress += dt
-            if sinceProgress > stallTime {
+            if sinceProgress > stallTime || pushedSinceProgress > stallPush {
+                pushedSinceProgress = 0
                 retreatLeft = retreat
                 retreats += 1
                 sinceProgress = 0
@@ -354,6 +371,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             proposal[0] = reference[0] + advanceFactor * maxStep[0]
         }
         let limited = model.clampToLimits(proposal)
+        if retreatLeft <= 0, limited[0] > reference[0] { pushedSinceProgress += limited[0] - reference[0] }
         for j in 0..<reference.count {
             command.velocity[j] = dt > 0 ? (limited[j] - reference[j]) / dt : 0
         }

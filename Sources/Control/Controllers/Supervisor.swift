@@ -87,29 +87,38 @@ public struct Supervisor: Sendable {
     }
 
     /// Asks for `next`. Throws, and changes nothing, when the transition is not allowed now.
-    /// Cycle-safe, so that a controller may ask from inside the cycle.
-    @_noAllocation @_noLocks
+    /// Outside the cycle; inside it, `attempt` says the same without throwing.
     public mutating func request(_ next: ControlMode, _ inputs: SupervisorInputs, measured: JointVector) throws(ModeRequestError) {
-        if next == mode { return }
+        if case .failure(let refusal) = attempt(next, inputs, measured: measured) { throw refusal }
+    }
+
+    /// Asks for `next`; a refusal changes nothing and is returned, not thrown. For the cycle: a
+    /// thrown error passes through the runtime's throw hook, which may box it on the heap (a
+    /// test runner that records where errors were thrown installs one), so a refusal in the
+    /// cycle would allocate.
+    @_noAllocation @_noLocks
+    public mutating func attempt(_ next: ControlMode, _ inputs: SupervisorInputs, measured: JointVector) -> Result<Void, ModeRequestError> {
+        if next == mode { return .success(()) }
         switch next {
         case .idle:
             if limiter.isAtRest { mode = .idle } else { mode = .hold; idlePending = true }
             reason = .requested
-            return
+            return .success(())
         case .hold:
             if mode == .idle { limiter.reset(to: measured) }
             mode = .hold
             reason = .requested
             idlePending = false
-            return
+            return .success(())
         case .jog, .tipServo:
-            if inputs.stop { throw .stopActive }
-            guard mode != .idle else { throw .notFrom(mode, to: next) }
-            guard inputs.deadman else { throw .deadmanNotHeld }
-            if next == .tipServo, inputs.estimate == .lost { throw .estimateLost }
+            if inputs.stop { return .failure(.stopActive) }
+            guard mode != .idle else { return .failure(.notFrom(mode, to: next)) }
+            guard inputs.deadman else { return .failure(.deadmanNotHeld) }
+            if next == .tipServo, inputs.estimate == .lost { return .failure(.estimateLost) }
             mode = next
             reason = .none
             idlePending = false
+            return .success(())
         }
     }
 
