@@ -76,6 +76,8 @@ public struct LiveController: ~Copyable, CycleController {
     var navigating = false
     var target = Vec3.zero
     var stopLatched = false
+    /// The monitor was stopping the drives last cycle: its stop is judged where it begins.
+    var monitorWasStopping = false
     var appliedIntent: UInt64 = 0
     var cycle: UInt64 = 0
     var published: PublishedCycle
@@ -151,10 +153,16 @@ public struct LiveController: ~Copyable, CycleController {
         // controller's stop too: the drives no longer follow the command, and a servo that went
         // on commanding would run its reference ahead of the catheter, pushing on where it is
         // stuck. Latched like an operator's stop; the acknowledge that clears the monitor's
-        // latch clears it.
-        if rings.flags[LiveShared.monitorStopFlag] != 0, !stopLatched, inner.supervisor.mode == .tipServo || inner.supervisor.mode == .jog {
+        // latch clears it. Only a stop that begins while the deadman is held: the monitor's own
+        // deadman stop begins after a release (which already holds this controller) and ends,
+        // unlatched, when the deadman is held again — latching it here would make the operator
+        // acknowledge the normal way to stop.
+        let monitorStopping = rings.flags[LiveShared.monitorStopFlag] != 0
+        if monitorStopping, !monitorWasStopping, deadmanHeld, !stopLatched,
+           inner.supervisor.mode == .tipServo || inner.supervisor.mode == .jog {
             latchStop()
         }
+        monitorWasStopping = monitorStopping
         inner.deadman = deadmanHeld ? navigating || jogging : false
         inner.stop = stopLatched
         inner.autoResume = navigating ? !stopLatched : false
