@@ -33,7 +33,7 @@ func exampleModel(alongLumen: Bool = false) -> MonitorModel {
     let geometry = TipGeometry(sectionCount: 2, base: Pose(rotation: .identity, translation: Vec3(0, 0, 0)),
                                sectionLength: SIMD2(30, 15), tendonRadius: SIMD2(0.9, 0.8), tipLength: 5, tipMargin: 1,
                                corridor: corridor, corridorCount: 3, noGo: noGo, noGoCount: 1,
-                               alongLumen: alongLumen, distalLength: 50, corridorLength: 460,
+                               alongLumen: alongLumen, distalLength: 50, corridorLength: 460, corridorSlack: 0,
                                corridorArc: arc, corridorShortcut: InlineArray(repeating: 0))
     return MonitorModel(jointCount: n, period: 1_000_000,
                         lower: joints([5, -3.15, -1.45, -1.45, -1.3, -1.3]), upper: joints([390, 3.15, 1.45, 1.45, 1.3, 1.3]),
