@@ -439,7 +439,7 @@ public struct LivePatient: ~Copyable, RobotHardware {
         let fault = physics.write(command, now: patientTime + (compute < maxStep ? compute : maxStep))
         if link.enabled {
             let f = rings.flags
-            let gap = link.send(physics: physics, command: command, now: now, imageGuided: f[LiveShared.imageGuidedFlag] != 0,
+            let gap = link.send(physics: physics, command: command, now: now, commandAt: wake, imageGuided: f[LiveShared.imageGuidedFlag] != 0,
                                 imageAcquiredAt: f[LiveShared.imageAtFlag], imageTip: rings.imageTip,
                                 deadman: SharedIndex.load(f + LiveShared.deadmanFlag) != 0,
                                 acknowledge: Self.takeOne(f + LiveShared.acknowledgeFlag))

@@ -238,16 +238,24 @@ public final class AutomationClient: @unchecked Sendable {
     /// Releases (or presses again) the deadman, as a hand leaving the pedal.
     public func hold(_ held: Bool) { holding.store(held, ordering: .relaxed) }
 
-    /// Acknowledges the monitor's latched faults once the deadman is held and the first image has
-    /// been fused (an operator looks at the fluoroscopy before navigating by it), then picks the target.
+    /// Acknowledges the monitor's latched faults once the deadman is held, the first image has
+    /// been fused (an operator looks at the fluoroscopy before navigating by it) and, with a
+    /// monitor and two planes, the monitor has a fresh image-measured tip; then picks the target.
+    /// Not ready within `seconds`, it picks none (`modeRefused(.estimateLost)`): the tip servo is
+    /// image-guided, and the monitor stops an image-guided robot without an image tip at once
+    /// (`image_stale`, docs/safety/tip-evidence.md).
     @discardableResult
     public func navigate(to target: String, seconds: Double = 10) -> Result<IntentReceipt, IntentRejection> {
         let end = MonotonicClock.now() + Nanoseconds(seconds * 1e9)
+        var ready = false
         while MonotonicClock.now() < end, liveSignal.load(ordering: .relaxed) == 0 {
-            let s = port.snapshot()
-            if s.safety.deadmanHeld, s.estimate.lastImageAt > 0 || port.runtimeDescription.planes.isEmpty { break }
+            if Self.ready(port.snapshot(), port.runtimeDescription, now: MonotonicClock.now()) {
+                ready = true
+                break
+            }
             usleep(5000)
         }
+        if !ready { return .failure(.modeRefused(.estimateLost)) }
         _ = port.submit(.acknowledgeFaults, from: who)
         // The monitor's deadman latch clears on the acknowledge's edge; give it a few cycles (on
         // a loaded machine more: a target the cycle takes while the monitor still stops the
@@ -258,6 +266,20 @@ public final class AutomationClient: @unchecked Sendable {
     }
 
     public func submit(_ intent: OperatorIntent) -> Result<IntentReceipt, IntentRejection> { port.submit(intent, from: who) }
+
+    /// Whether image-guided navigation may start: the deadman held, an image fused, and (where a
+    /// monitor checks a biplane tip) an image tip the monitor counts as fresh, with half its age
+    /// limit left for the acknowledge and the target to reach the cycle.
+    static func ready(_ s: RuntimeSnapshot, _ d: RuntimeDescription, now: Nanoseconds) -> Bool {
+        if !s.safety.deadmanHeld { return false }
+        if d.planes.isEmpty { return true }
+        if s.estimate.lastImageAt <= 0 { return false }
+        // A monitor that judges the images says how old they may be; two planes give it a tip.
+        if d.imageMaxAge <= 0 || d.planes.count < 2 { return true }
+        let at = s.safety.imageTipAt
+        if at <= 0 || at > now { return false }
+        return now - at <= d.imageMaxAge / 2
+    }
 }
 
 /// Live runs beside the simulated-time runs of the same setups (`lumen eval navigation --live`).

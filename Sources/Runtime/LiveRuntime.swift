@@ -495,7 +495,7 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         let safety = SafetyStatus(monitorAlive: monitor == nil ? false : (monitor?.isRunning ?? false) && fresh && alive,
                                   heartbeatAge: heartbeatAt > 0 ? now - heartbeatAt : 0, powerPermitted: powered,
                                   stopCategory: p.stopLatched ? 1 : (!powered ? 0 : (permitBits & 2 == 2 ? 2 : nil)),
-                                  latchedFaults: latched, deadmanHeld: p.deadmanHeld)
+                                  latchedFaults: latched, deadmanHeld: p.deadmanHeld, imageTipAt: shared.imageTip.latest?.acquiredAt ?? 0)
         let g = imaging?.figures.withLock { ($0.acquired, $0.dropped) }
         return RuntimeSnapshot(time: p.time, cycle: p.cycle, lifecycle: runner.lifecycle, mode: p.mode, holdReason: p.holdReason, joints: p.joints,
                                command: p.command, estimate: p.estimate, target: p.hasTarget ? p.target : nil, appliedIntent: p.appliedIntent,

@@ -109,11 +109,16 @@ public struct SafetyStatus: Sendable, Equatable {
     /// Latched faults, each with its text, oldest first.
     public var latchedFaults: [String]
     public var deadmanHeld: Bool
+    /// Acquisition time (monotonic ns) of the newest image-measured 3D tip the cycle relays to the
+    /// monitor; 0 while there is none. In image-guided mode the monitor stops a robot without a
+    /// fresh one (`image_stale`), so guidance must not start before it is there.
+    public var imageTipAt: Nanoseconds = 0
 
     public init(monitorAlive: Bool = false, heartbeatAge: Nanoseconds = 0, powerPermitted: Bool = false, stopCategory: Int? = nil,
-                latchedFaults: [String] = [], deadmanHeld: Bool = false) {
+                latchedFaults: [String] = [], deadmanHeld: Bool = false, imageTipAt: Nanoseconds = 0) {
         self.monitorAlive = monitorAlive; self.heartbeatAge = heartbeatAge; self.powerPermitted = powerPermitted
         self.stopCategory = stopCategory; self.latchedFaults = latchedFaults; self.deadmanHeld = deadmanHeld
+        self.imageTipAt = imageTipAt
     }
 }
 

@@ -202,9 +202,16 @@ public struct SafetyLink: ~Copyable {
     /// The drives' sample, the cycle's heartbeat (with the command it wrote) and, every tenth
     /// cycle or while an acknowledge is pressed, the operator's deadman. Returns the time since
     /// the previous heartbeat (ns; 0 for the first).
+    ///
+    /// The heartbeat's time is `commandAt`, the cycle's wake-up the command was computed for, not
+    /// `now`: the limiter bounds each command's step by the time between wake-ups, and the
+    /// monitor divides consecutive commands' difference by the heartbeats' times. Stamped when
+    /// sent, a cycle the scheduler held back between its wake-up and its write put two
+    /// heartbeats a fraction of a period apart, and a command at 8.5 mm/s read as 25.5 mm/s
+    /// (a category-0 velocity trip in a loaded live run).
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
-    public mutating func send(physics: borrowing CatheterPhysicsRobot, command: JointCommand, now: Nanoseconds, imageGuided: Bool,
+    public mutating func send(physics: borrowing CatheterPhysicsRobot, command: JointCommand, now: Nanoseconds, commandAt: Nanoseconds, imageGuided: Bool,
                      imageAcquiredAt: Nanoseconds, imageTip cell: UnsafeMutablePointer<Int64>? = nil, deadman: Bool, acknowledge: Bool) -> Nanoseconds {
         var encoder = JointVector(count: axes), load = JointVector(count: axes)
         var velocity = JointVector(count: axes), current = JointVector(count: axes)
@@ -230,7 +237,7 @@ public struct SafetyLink: ~Copyable {
             imageTip = t.tip
             imageTipAt = t.acquiredAt
         }
-        let h = SafetyWire.encodeHeartbeat(sequence: heartbeatSequence, sentAt: now, following: following, imageGuided: imageGuided,
+        let h = SafetyWire.encodeHeartbeat(sequence: heartbeatSequence, sentAt: commandAt, following: following, imageGuided: imageGuided,
                                            imageAcquiredAt: imageAcquiredAt, lostFrames: 0, crcErrors: 0, wkcErrors: 0,
                                            position: command.position, velocity: command.velocity, imageTip: imageTip,
                                            imageTipAcquiredAt: imageTipAt, counter: controlSealer.next(), key: key, into: tx)

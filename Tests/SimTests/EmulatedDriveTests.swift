@@ -97,4 +97,29 @@ import Testing
         #expect(!axis.enabled)
         #expect(axis.fault == .overcurrent)
     }
+
+    /// A category-0 stop (safe torque off) at full speed: the motor's rotor is all that still
+    /// moves the axis, and the drive's dynamic brake takes its energy in J·R/Kt² (50 ms). Without
+    /// the brake this rotor coasted 27 mm from 20 mm/s, for 4 s, on its friction alone: twelve
+    /// times the monitor's stopping distance (v² / 2·stop_deceleration, 2.2 mm at 4.5 v/s).
+    @Test func anAxisWhosePowerIsCutAtFullSpeedStopsWithinItsBrakingDistance() throws {
+        var axis = EmulatedDriveAxis(model: model, position: 0)
+        _ = run(&axis, to: 100, seconds: 0.5)
+        let speed = axis.measuredVelocity
+        #expect(abs(speed - 20) < 1, "at full speed first: \(speed) mm/s")
+        let cutAt = axis.load
+        axis.setEnable(false)
+        #expect(!axis.enabled)
+        // The target still far ahead: nothing the loop asks for moves an unpowered axis.
+        let speeds = run(&axis, to: 100, seconds: 2, refresh: false)
+        let travel = axis.load - cutAt
+        #expect(travel > 0, "the rotor's energy moves it on a little")
+        #expect(travel <= 20 / (2 * 4.5), "beyond the monitor's stopping distance: \(travel) mm")
+        #expect(speeds.suffix(1000).allSatisfy { $0 == 0 }, "still moving a second after the cut")
+        #expect(axis.current == 0, "the brake's current is not the power stage's")
+        // The brake alone, from the speed at the cut: v·τ (friction only shortens it).
+        let ohms = try #require(model.dynamicBrakeOhms)
+        let braking = speed * model.inertia * ohms / (model.torqueConstant * model.torqueConstant)
+        #expect(travel <= braking + model.backlash, "coasted \(travel) mm after the power was cut (the brake allows \(braking) mm)")
+    }
 }
