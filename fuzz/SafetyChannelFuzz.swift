@@ -31,7 +31,7 @@ func exampleModel(alongLumen: Bool = false) -> MonitorModel {
     var arc = InlineArray<32, Double>(repeating: 0)
     arc[1] = 210; arc[2] = 460
     let geometry = TipGeometry(sectionCount: 2, base: Pose(rotation: .identity, translation: Vec3(0, 0, 0)),
-                               sectionLength: SIMD2(30, 15), tendonRadius: SIMD2(0.9, 0.8), tipLength: 5, tipMargin: 1,
+                               sectionLength: SIMD2(30, 15), tendonRadius: SIMD2(0.9, 0.8), tipLength: 5, tipMargin: 1, imageTipMargin: 0,
                                corridor: corridor, corridorCount: 3, noGo: noGo, noGoCount: 1,
                                alongLumen: alongLumen, distalLength: 50, corridorLength: 460, corridorSlack: 0,
                                corridorArc: arc, corridorShortcut: InlineArray(repeating: 0))

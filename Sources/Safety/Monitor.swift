@@ -440,7 +440,7 @@ public enum Monitor {
         }
         let geometry = model.geometry
         let tip = inputs.imageTip
-        let outside = geometry.outsideLumen(tip)
+        let outside = geometry.measuredTipOutsideLumen(tip)
         if !(outside <= 0) { conditions.set(.lumen, index: 1, value: outside, limit: 0) }
         let inside = geometry.insideNoGo(tip)
         if inside.depth > 0 { conditions.set(.noGo, index: inside.zone, value: inside.depth, limit: 0) }

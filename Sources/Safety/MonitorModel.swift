@@ -68,6 +68,8 @@ public struct TipGeometry: Sendable {
     public let tendonRadius: SIMD2<Double>
     public let tipLength: Double
     public let tipMargin: Double
+    /// mm — how far inside the wall the image-measured tip must lie (`image_tip_margin_mm`).
+    public let imageTipMargin: Double
     /// Corridor points: (x, y, z, radius) mm.
     @usableFromInline let corridor: InlineArray<32, SIMD4<Double>>
     public let corridorCount: Int
@@ -140,6 +142,16 @@ public struct TipGeometry: Sendable {
     @_noAllocation @_noLocks
     public func outsideLumen(_ p: Vec3) -> Double {
         nearestSegment(p).excess + tipMargin
+    }
+
+    /// How far the image-measured tip `p` lies outside the corridor, less `imageTipMargin` (≤ 0
+    /// inside). `tipMargin` is the monitor's own model's error budget and does not apply to a
+    /// measurement: a correct catheter riding the wall of a bend is measured closer to the wall
+    /// than that (docs/safety/tip-evidence.md, "The image tip's margin").
+    /// - Important: runs in the monitor cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public func measuredTipOutsideLumen(_ p: Vec3) -> Double {
+        nearestSegment(p).excess + imageTipMargin
     }
 
     /// mm — the catheter out of the sheath at joints `q`, tip included. The catheter does not

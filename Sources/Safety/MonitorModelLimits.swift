@@ -48,6 +48,7 @@ extension TipGeometry {
         tendonRadius = rad
         tipLength = c.tipLengthMM
         tipMargin = c.tipMarginMM
+        imageTipMargin = c.imageTipMarginMM
         var points = InlineArray<32, SIMD4<Double>>(repeating: .zero)
         for (i, p) in limits.lumen.centerlineMM.enumerated() { points[i] = SIMD4(p[0], p[1], p[2], limits.lumen.radiusMM[i]) }
         corridor = points

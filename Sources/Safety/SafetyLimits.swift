@@ -63,8 +63,15 @@ public struct SafetyLimits: ValidatedConfig, Sendable, Equatable {
         public var baseRPYRad: [Double]
         public var sections: [Section]
         public var tipLengthMM: Double
-        /// Added to every geometric check: the estimate's own error budget.
+        /// Added to every geometric check of the monitor's own tip estimate: the model's error
+        /// budget (friction, slack, the vessel pushing back).
         public var tipMarginMM: Double
+        /// How far inside the corridor wall the image-measured tip (a measurement of the
+        /// catheter's centre, not a model) must lie; 0, the default, is the wall itself. A correct
+        /// catheter's centre stays its own radius inside an undeformed wall, so a measured centre
+        /// beyond the wall means the tracker is off by more than that radius or the catheter is
+        /// at least half into the wall (docs/safety/tip-evidence.md, "The image tip's margin").
+        public var imageTipMarginMM: Double
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case basePositionMM = "base_position_mm"
@@ -72,6 +79,7 @@ public struct SafetyLimits: ValidatedConfig, Sendable, Equatable {
             case sections
             case tipLengthMM = "tip_length_mm"
             case tipMarginMM = "tip_margin_mm"
+            case imageTipMarginMM = "image_tip_margin_mm"
         }
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -81,6 +89,7 @@ public struct SafetyLimits: ValidatedConfig, Sendable, Equatable {
             sections = try c.decode([Section].self, forKey: .sections)
             tipLengthMM = try c.decode(Double.self, forKey: .tipLengthMM)
             tipMarginMM = try c.decode(Double.self, forKey: .tipMarginMM)
+            imageTipMarginMM = try c.decodeIfPresent(Double.self, forKey: .imageTipMarginMM) ?? 0
         }
     }
 
@@ -271,6 +280,7 @@ public struct SafetyLimits: ValidatedConfig, Sendable, Equatable {
         }
         v.check(catheter.tipLengthMM, in: B.tipLengthMM, "catheter.tip_length_mm", "mm")
         v.check(catheter.tipMarginMM, in: B.tipMarginMM, "catheter.tip_margin_mm", "mm")
+        v.check(catheter.imageTipMarginMM, in: B.tipMarginMM, "catheter.image_tip_margin_mm", "mm")
 
         let points = lumen.centerlineMM.count
         v.check((2...MonitorModel.maxCorridorPoints).contains(points), "lumen.centerline_mm",
@@ -287,6 +297,9 @@ public struct SafetyLimits: ValidatedConfig, Sendable, Equatable {
             v.check(r, in: B.lumenRadiusMM, "lumen.radius_mm[\(i)]", "mm")
             if r.isFinite, catheter.tipMarginMM.isFinite, r <= catheter.tipMarginMM {
                 v.fail("lumen.radius_mm[\(i)]", "must exceed catheter.tip_margin_mm (\(catheter.tipMarginMM)), got \(r)")
+            }
+            if r.isFinite, catheter.imageTipMarginMM.isFinite, r <= catheter.imageTipMarginMM {
+                v.fail("lumen.radius_mm[\(i)]", "must exceed catheter.image_tip_margin_mm (\(catheter.imageTipMarginMM)), got \(r)")
             }
         }
         v.check(noGo.count <= MonitorModel.maxNoGoZones, "no_go", "at most \(MonitorModel.maxNoGoZones) zones, got \(noGo.count)")

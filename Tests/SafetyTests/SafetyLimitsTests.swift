@@ -200,7 +200,8 @@ import Testing
             },
             "catheter": ["base_position_mm": l.catheter.basePositionMM, "base_rpy_rad": l.catheter.baseRPYRad,
                          "sections": l.catheter.sections.map { ["length_mm": $0.lengthMM, "tendon_radius_mm": $0.tendonRadiusMM] },
-                         "tip_length_mm": l.catheter.tipLengthMM, "tip_margin_mm": l.catheter.tipMarginMM] as [String: Any],
+                         "tip_length_mm": l.catheter.tipLengthMM, "tip_margin_mm": l.catheter.tipMarginMM,
+                         "image_tip_margin_mm": l.catheter.imageTipMarginMM] as [String: Any],
             "lumen": ["centerline_mm": l.lumen.centerlineMM, "radius_mm": l.lumen.radiusMM] as [String: Any],
             "no_go": l.noGo.map { ["name": $0.name, "center_mm": $0.centerMM, "radius_mm": $0.radiusMM] as [String: Any] },
             "heartbeat_timeout_ms": l.heartbeatTimeoutMS, "max_insertion_force_n": l.maxInsertionForceN, "image_max_age_ms": l.imageMaxAgeMS,
@@ -376,6 +377,7 @@ import Testing
         var expected: [String: ClosedRange<Double>] = [
             "catheter.sections[*].length_mm": B.sectionLengthMM, "catheter.sections[*].tendon_radius_mm": B.tendonRadiusMM,
             "catheter.tip_length_mm": B.tipLengthMM, "catheter.tip_margin_mm": B.tipMarginMM,
+            "catheter.image_tip_margin_mm": B.tipMarginMM,
             "catheter.base_position_mm": B.coordinateMM, "lumen.centerline_mm": B.coordinateMM, "no_go[*].center_mm": B.coordinateMM,
             "catheter.base_rpy_rad": B.baseAngleRad, "lumen.radius_mm": B.lumenRadiusMM, "no_go[*].radius_mm": B.noGoRadiusMM,
             "cycle_hz": Double(B.cycleHz.lowerBound)...Double(B.cycleHz.upperBound),

@@ -131,6 +131,44 @@ import Testing
         #expect(b.step(ok).latched & SafetyCheck.lumen.bit != 0)
     }
 
+    /// A measured tip is judged at the wall (`image_tip_margin_mm`, default 0), not by the margin
+    /// of the monitor's own model (`tip_margin_mm`, 1 mm here): a correct catheter riding the wall
+    /// is measured closer to it than that. Beyond the wall it still latches `lumen` (index 1), and
+    /// a file that asks for an image-tip margin gets it.
+    @Test func aMeasuredTipIsJudgedAtTheWallNotTheModelsMargin() throws {
+        let text = Self.limitsText(evidence: "along_lumen")
+        #expect(try Self.load(text).catheter.tipMarginMM == 1)
+        #expect(try Self.load(text).catheter.imageTipMarginMM == 0)
+        #expect(try Self.load(text.replacingOccurrences(of: "  image_tip_margin_mm: 0 ", with: "")).catheter.imageTipMarginMM == 0)
+        func measured(_ sideways: Double) -> (inout MonitorInputs) -> Void {
+            { i in
+                i.imageTip = Self.onCentreline(50) + Vec3(0, sideways, 0)
+                i.imageTipAcquiredAt = i.now - 50_000_000
+            }
+        }
+        // 0.3 mm inside the 8 mm wall: inside the model's margin, not a trip.
+        var inside = Self.poweredUp(MonitorModel(try Self.load(text)), with: measured(7.7))
+        for _ in 0..<50 { #expect(inside.step(measured(7.7)).latched == 0) }
+        // 0.2 mm beyond the wall.
+        var beyond = Self.poweredUp(MonitorModel(try Self.load(text)), with: measured(7.7))
+        let v = beyond.step(measured(8.2))
+        #expect(v.latched & SafetyCheck.lumen.bit != 0)
+        let record = try #require(beyond.state.record(.lumen))
+        #expect(record.index == 1)
+        #expect(abs(record.value - 0.2) < 1e-6)
+        // A site that asks for 0.5 mm: the same 0.3 mm inside now stops.
+        let strict = text.replacingOccurrences(of: "  image_tip_margin_mm: 0 ", with: "  image_tip_margin_mm: 0.5 ")
+        #expect(try Self.load(strict).catheter.imageTipMarginMM == 0.5)
+        var b = Bench(MonitorModel(try Self.load(strict)))
+        for _ in 0..<3 { b.step(measured(7.7)) }
+        #expect(!b.acknowledgeOnce(measured(7.7)).permit)
+        #expect(b.state.record(.lumen)?.index == 1)
+        // Not below a lumen radius.
+        #expect(throws: ConfigError.self) {
+            try Self.load(text.replacingOccurrences(of: "  image_tip_margin_mm: 0 ", with: "  image_tip_margin_mm: 8 "))
+        }
+    }
+
     /// The live finding: a pushed catheter rides the outer wall of a bend, so with its tip at the
     /// corridor's end it has more length out than the centreline is long, and it is inside. Here
     /// 10 mm more (the quarter turn's outer wall gives up to 12.6 mm): not stopped.
