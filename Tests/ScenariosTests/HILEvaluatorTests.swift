@@ -110,6 +110,22 @@ struct HILEvaluatorTests {
         powered.drivePowered = powered.drivePowered.map { _ in 1 }
         let kept = try Self.judge("{name: d, kind: drive_unpowered, after: fault, within: 0.1}", powered)
         #expect(!kept.passed)
+        // Power already off when the step ran (here since 1.3 s; or never on): nothing to judge.
+        var offBefore = Self.recording()
+        offBefore.drivePowered = offBefore.deviceTimes.map { $0 >= 0.1 && $0 < 1.3 ? 1 : 0 }
+        let early = try Self.judge("{name: d, kind: drive_unpowered, after: fault, within: 0.1}", offBefore)
+        #expect(!early.passed)
+        #expect(early.message.contains("already unpowered before") && early.message.contains("off since 1.3"), "\(early.message)")
+        // Off in the same few milliseconds as the step (the device side's own clock): its effect.
+        var sameMoment = Self.recording()
+        sameMoment.drivePowered = sameMoment.deviceTimes.map { $0 >= 0.1 && $0 < 1.398 ? 1 : 0 }
+        let together = try Self.judge("{name: d, kind: drive_unpowered, after: fault, within: 0.1}", sameMoment)
+        #expect(together.passed, "\(together.message)")
+        var neverOn = Self.recording()
+        neverOn.drivePowered = neverOn.drivePowered.map { _ in 0 }
+        let never = try Self.judge("{name: d, kind: drive_unpowered, after: fault, within: 0.1}", neverOn)
+        #expect(!never.passed)
+        #expect(never.message.contains("never had power"), "\(never.message)")
         var real = Self.recording()
         real.hasDeviceSide = false
         let noDevice = try Self.judge("{name: d, kind: drive_unpowered, after: fault, within: 0.1}", real)

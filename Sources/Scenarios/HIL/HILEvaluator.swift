@@ -106,10 +106,21 @@ public enum HILEvaluator {
             guard let label = e.after, let within = e.within else { return fail("incomplete expectation") }
             guard let ref = r.stepTimes[label] else { return fail("step '\(label)' did not run") }
             out.plot.windowStart = ref; out.plot.windowEnd = ref + within
-            guard let i = r.deviceTimes.indices.first(where: { r.deviceTimes[$0] >= ref && r.drivePowered[$0] == 0 }) else {
+            // A drive already off before the step says nothing about what the step does: the
+            // check would pass whatever removed power earlier (or if power never came on). The
+            // device side stamps its samples on its own thread, so a step and its effect can
+            // fall in the same few milliseconds either way round: judged 10 ms before the step.
+            let before = ref - 0.01
+            let atStep = r.deviceTimes.indices.last(where: { r.deviceTimes[$0] < before }) ?? r.deviceTimes.indices.first
+            guard let atStep, r.drivePowered[atStep] == 1 else {
+                let since = r.deviceTimes.indices.filter { r.deviceTimes[$0] < before }.last(where: { r.drivePowered[$0] == 1 })
+                    .map { r.deviceTimes[$0 + 1 < r.deviceTimes.count ? $0 + 1 : $0] }
+                return fail("the drive was already unpowered before '\(label)' ran (at \(f(ref)) s\(since.map { "; off since \(f($0)) s" } ?? "; it never had power")): this check cannot tell what the step did", at: ref)
+            }
+            guard let i = r.deviceTimes.indices.first(where: { r.deviceTimes[$0] >= before && r.drivePowered[$0] == 0 }) else {
                 return fail("the drive kept its power after '\(label)' (at \(f(ref)) s) to the end of the run", at: ref + within)
             }
-            let off = r.deviceTimes[i], delay = off - ref
+            let off = r.deviceTimes[i], delay = max(0, off - ref)
             if delay > within { return fail("the drive's power went off \(ms(delay)) after '\(label)', later than the \(ms(within)) allowed", at: off) }
             if e.cause == .watchdog {
                 let trips = r.driveWatchdogTrips
