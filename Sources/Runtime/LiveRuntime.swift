@@ -167,7 +167,7 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
             let m = try MonitorSupervisor(limits: MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor))
             monitor = m
             monitorLimitsPath = m.limitsPath
-            link = try SafetyLink(drives: m.drivesPath, monitor: m.listenPath, key: m.key, axes: scene.robot.axes.count, status: linkStatus)
+            link = try SafetyLink(drives: m.channel.drivesPath, monitor: m.channel.listenPath, key: m.channel.key, axes: scene.robot.axes.count, status: linkStatus)
         } else {
             monitor = nil
             link = SafetyLink(disabledWith: linkStatus)

@@ -11,48 +11,18 @@ import Sim
 /// what the channel carries; if it exits, the drives' permits stop and their safety lines remove
 /// power by themselves.
 public final class MonitorSupervisor: @unchecked Sendable {
-    public let directory: String
-    public let listenPath: String
-    public let drivesPath: String
-    public let keyPath: String
+    public let channel: MonitorLaunch
     public let limitsPath: String
-    public let logPath: String
-    public let key: ChannelKey
     let process = Process()
 
     /// The `lumen-safety` beside the running executable (or beside a test bundle's runner).
-    public static func defaultExecutable() -> String? {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("lumen-safety").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return nil
-    }
+    public static func defaultExecutable() -> String? { MonitorLaunch.executableBesideThisOne() }
 
     /// Prepares the directory, key and limits; `start` launches the process.
     public init(limits: String) throws(RuntimeError) {
         Self.removeStaleDirectories()
-        // Socket paths are limited to 107 bytes: a short private directory under /tmp.
-        let dir = "/tmp/lumen-live-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        guard mkdir(dir, 0o700) == 0 else { throw .monitor("cannot create \(dir): \(String(cString: strerror(errno)))") }
-        directory = dir
-        listenPath = dir + "/monitor/m.sock"
-        drivesPath = dir + "/d.sock"
-        keyPath = dir + "/channel.key"
-        limitsPath = dir + "/limits.yaml"
-        logPath = dir + "/monitor.log"
-        var secret = [UInt8](repeating: 0, count: 32)
-        var rng = SystemRandomNumberGenerator()
-        for i in secret.indices { secret[i] = UInt8.random(in: 0...255, using: &rng) }
-        let fd = open(keyPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .monitor("cannot create the channel key \(keyPath): \(String(cString: strerror(errno)))") }
-        let wrote = secret.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        guard wrote == secret.count else { throw .monitor("cannot write the channel key \(keyPath)") }
-        key = ChannelKey(secret: secret)
+        do { channel = try MonitorLaunch(prefix: "lumen-live") } catch { throw .monitor(error.description) }
+        limitsPath = channel.directory + "/limits.yaml"
         do { try limits.write(toFile: limitsPath, atomically: true, encoding: .utf8) } catch {
             throw .monitor("cannot write the monitor's limits \(limitsPath): \(error)")
         }
@@ -63,30 +33,23 @@ public final class MonitorSupervisor: @unchecked Sendable {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw .monitor("no monitor executable at \(executable): build it (swift build --product lumen-safety)")
         }
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: channel.logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--config", limitsPath, "--listen", listenPath, "--drives", drivesPath, "--key", keyPath,
-                             "--exit-with-parent", String(getpid())]
+        process.arguments = channel.arguments(config: limitsPath)
         process.standardOutput = FileHandle.nullDevice
         do {
-            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: channel.logPath))
             try process.run()
         } catch { throw .monitor("cannot start \(executable): \(error)") }
     }
 
     /// Puts the monitor's main thread (its loop) on SCHED_FIFO at `priority`; a warning when not permitted.
-    public func setFIFO(priority: Int32) -> String? {
-        var param = sched_param(sched_priority: priority)
-        if sched_setscheduler(process.processIdentifier, SCHED_FIFO, &param) != 0 {
-            return "the monitor stays on SCHED_OTHER: SCHED_FIFO \(priority) not permitted (\(String(cString: strerror(errno))))"
-        }
-        return nil
-    }
+    public func setFIFO(priority: Int32) -> String? { MonitorLaunch.setFIFO(pid: process.processIdentifier, priority: priority) }
 
     public var isRunning: Bool { process.isRunning }
     public var processIdentifier: Int32 { process.processIdentifier }
     public var terminationStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
-    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    public var log: String { (try? String(contentsOfFile: channel.logPath, encoding: .utf8)) ?? "" }
 
     /// Asks the monitor to stop (SIGTERM), waits up to `seconds`, then kills it.
     public func stop(seconds: Double = 2) {
@@ -113,7 +76,7 @@ public final class MonitorSupervisor: @unchecked Sendable {
     }
 
     /// Removes the directory (key, limits, log, sockets).
-    public func removeFiles() { try? FileManager.default.removeItem(atPath: directory) }
+    public func removeFiles() { try? FileManager.default.removeItem(atPath: channel.directory) }
 
     /// The monitor's limits for `robot` (its base at the sheath) in the vessel `corridor` (mm:
     /// centreline points from the sheath to the end of the target vessel, with the lumen

@@ -11,12 +11,7 @@ import Synchronization
 /// channel key of mode 0600, `--exit-with-parent`), on SCHED_FIFO where permitted. A scenario can
 /// kill it (SIGKILL) or hang it (SIGSTOP) mid-run; what it latched is read back from its log.
 public final class HILMonitor: @unchecked Sendable {
-    public let directory: String
-    public let listenPath: String
-    public let drivesPath: String
-    public let keyPath: String
-    public let logPath: String
-    public let key: ChannelKey
+    public let channel: MonitorLaunch
     let process = Process()
     private(set) var hung = false
 
@@ -31,67 +26,36 @@ public final class HILMonitor: @unchecked Sendable {
 
     /// Prepares the directory and the key.
     public init() throws(HILRunError) {
-        // Socket paths are limited to 107 bytes: a short private directory under /tmp.
-        let dir = "/tmp/lumen-hil-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        guard mkdir(dir, 0o700) == 0 else { throw .link("the monitor: cannot create \(dir): \(String(cString: strerror(errno)))") }
-        directory = dir
-        listenPath = dir + "/monitor/m.sock"
-        drivesPath = dir + "/d.sock"
-        keyPath = dir + "/channel.key"
-        logPath = dir + "/monitor.log"
-        var secret = [UInt8](repeating: 0, count: 32)
-        var rng = SystemRandomNumberGenerator()
-        for i in secret.indices { secret[i] = UInt8.random(in: 0...255, using: &rng) }
-        let fd = open(keyPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .link("the monitor: cannot create the channel key \(keyPath): \(String(cString: strerror(errno)))") }
-        let wrote = secret.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        guard wrote == secret.count else { throw .link("the monitor: cannot write the channel key \(keyPath)") }
-        key = ChannelKey(secret: secret)
+        do { channel = try MonitorLaunch(prefix: "lumen-hil") } catch { throw .link("the monitor: \(error.description)") }
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: directory) }
+    deinit { try? FileManager.default.removeItem(atPath: channel.directory) }
 
     /// `lumen-safety` beside the running executable (or beside a test bundle's runner).
-    public static func executable() -> String? {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("lumen-safety").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return nil
-    }
+    public static func executable() -> String? { MonitorLaunch.executableBesideThisOne() }
 
     /// Launches the monitor on `limits`; returns a note when SCHED_FIFO `priority` was refused.
     public func start(limits: String, priority: Int32?) throws(HILRunError) -> String? {
         guard let exe = Self.executable() else {
             throw .link("no lumen-safety executable beside this one: build it (swift build --product lumen-safety)")
         }
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: channel.logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: exe)
-        process.arguments = ["--config", limits, "--listen", listenPath, "--drives", drivesPath, "--key", keyPath,
-                             "--exit-with-parent", String(getpid())]
+        process.arguments = channel.arguments(config: limits)
         process.standardOutput = FileHandle.nullDevice
         do {
-            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: channel.logPath))
             try process.run()
         } catch { throw .link("cannot start \(exe): \(error)") }
         guard let priority else { return nil }
-        // A monitor the scheduler holds back sees old heartbeats and removes power.
-        var param = sched_param(sched_priority: priority)
-        if sched_setscheduler(process.processIdentifier, SCHED_FIFO, &param) != 0 {
-            return "the monitor stays on SCHED_OTHER: SCHED_FIFO \(priority) not permitted (\(String(cString: strerror(errno))))"
-        }
-        return nil
+        return MonitorLaunch.setFIFO(pid: process.processIdentifier, priority: priority)
     }
 
     /// Waits (bounded) until the monitor listens on its socket.
     public func waitListening(seconds: Double) -> Bool {
         let end = Date().addingTimeInterval(seconds)
         while Date() < end {
-            if FileManager.default.fileExists(atPath: listenPath) { return true }
+            if FileManager.default.fileExists(atPath: channel.listenPath) { return true }
             if !process.isRunning { return false }
             usleep(2000)
         }
@@ -123,7 +87,7 @@ public final class HILMonitor: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    public var log: String { (try? String(contentsOfFile: channel.logPath, encoding: .utf8)) ?? "" }
 
     /// The faults the log names (`lumen-safety: fault t=12.345 s  velocity joint insertion … → stop category 0`).
     public static func faults(inLog log: String) -> [Fault] {
@@ -185,10 +149,10 @@ final class HILSafetyBridge: @unchecked Sendable {
     func start(priority: Int32?) throws(HILRunError) {
         let drives: DatagramSocket, control: DatagramSocket
         do {
-            drives = try DatagramSocket(bindTo: monitor.drivesPath, passCredentials: true)
+            drives = try DatagramSocket(bindTo: monitor.channel.drivesPath, passCredentials: true)
             control = try DatagramSocket(bindTo: nil)
         } catch { throw .link("the safety channel's sockets: \(error.description)") }
-        guard let address = DatagramSocket.address(monitor.listenPath) else { throw .link("socket path too long: \(monitor.listenPath)") }
+        guard let address = DatagramSocket.address(monitor.channel.listenPath) else { throw .link("socket path too long: \(monitor.channel.listenPath)") }
         guard let uids = UIDSet([geteuid()]) else { throw .link("no user id for the monitor") }
         // Torque off until the monitor permits power.
         emulator.setSafeTorqueOff(true)
@@ -198,7 +162,7 @@ final class HILSafetyBridge: @unchecked Sendable {
         let thread = Thread { [self] in
             if let priority, !RealtimeOptions(fifoPriority: priority).applyToCurrentThread().isEmpty { fifoRefused.store(true, ordering: .releasing) }
             if let drives = drivesSocket, let control = controlSocket {
-                loop(drives: drives, control: control, monitor: address, gate: PermitGate(key: monitor.key, monitorUIDs: uids))
+                loop(drives: drives, control: control, monitor: address, gate: PermitGate(key: monitor.channel.key, monitorUIDs: uids))
             }
             finished.signal()
         }
@@ -218,9 +182,9 @@ final class HILSafetyBridge: @unchecked Sendable {
         let tx = UnsafeMutableRawBufferPointer.allocate(byteCount: SafetyWire.maxSize, alignment: 8)
         let status = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, axes))
         defer { rx.deallocate(); tx.deallocate(); status.deallocate() }
-        var drivesSealer = ChannelSealer(key: monitor.key)
-        var controlSealer = ChannelSealer(key: monitor.key)
-        var consoleSealer = ChannelSealer(key: monitor.key)
+        var drivesSealer = ChannelSealer(key: monitor.channel.key)
+        var controlSealer = ChannelSealer(key: monitor.channel.key)
+        var consoleSealer = ChannelSealer(key: monitor.channel.key)
         var permit = false, quickStop = false
         var permitAt: Nanoseconds = 0
         var torqueOff = true
@@ -280,7 +244,7 @@ final class HILSafetyBridge: @unchecked Sendable {
             sampleSequence &+= 1
             let n = SafetyWire.encodeDriveSample(sequence: sampleSequence, sampledAt: now, force: sample.force.isFinite ? sample.force : 0,
                                                  encoder: encoder, load: load, velocity: velocity, current: current, status: status,
-                                                 counter: drivesSealer.next(), key: monitor.key, into: tx)
+                                                 counter: drivesSealer.next(), key: monitor.channel.key, into: tx)
             _ = DescriptorIO.send(drives.fd, UnsafeRawBufferPointer(start: tx.baseAddress, count: n), to: address)
 
             // The cycle's heartbeat: only for a cycle that ran since the last one, stamped with
@@ -293,7 +257,7 @@ final class HILSafetyBridge: @unchecked Sendable {
                 let h = SafetyWire.encodeHeartbeat(sequence: heartbeatSequence, sentAt: now, following: false, imageGuided: false,
                                                    imageAcquiredAt: 0, lostFrames: 0, crcErrors: 0, wkcErrors: 0,
                                                    position: encoder, velocity: JointVector(count: axes),
-                                                   counter: controlSealer.next(), key: monitor.key, into: tx)
+                                                   counter: controlSealer.next(), key: monitor.channel.key, into: tx)
                 _ = DescriptorIO.send(control.fd, UnsafeRawBufferPointer(start: tx.baseAddress, count: h), to: address)
             } else if let row = log.latest, row.count != lastCycles {
                 lastCycles = row.count
@@ -302,7 +266,7 @@ final class HILSafetyBridge: @unchecked Sendable {
                 let h = SafetyWire.encodeHeartbeat(sequence: heartbeatSequence, sentAt: sentAt, following: hostActive(), imageGuided: false,
                                                    imageAcquiredAt: 0, lostFrames: 0, crcErrors: 0, wkcErrors: 0,
                                                    position: row.reference, velocity: JointVector(count: axes),
-                                                   counter: controlSealer.next(), key: monitor.key, into: tx)
+                                                   counter: controlSealer.next(), key: monitor.channel.key, into: tx)
                 _ = DescriptorIO.send(control.fd, UnsafeRawBufferPointer(start: tx.baseAddress, count: h), to: address)
             }
 
@@ -313,7 +277,7 @@ final class HILSafetyBridge: @unchecked Sendable {
             if allowed { everPermitted = true }
             let press = !everPermitted && cycles % 50 >= 20 && cycles % 50 < 25
             if press || cycles % 10 == 0 {
-                let m = SafetyWire.encodeOperator(deadman: true, acknowledge: press, counter: consoleSealer.next(), key: monitor.key, into: tx)
+                let m = SafetyWire.encodeOperator(deadman: true, acknowledge: press, counter: consoleSealer.next(), key: monitor.channel.key, into: tx)
                 _ = DescriptorIO.send(control.fd, UnsafeRawBufferPointer(start: tx.baseAddress, count: m), to: address)
             }
             next += 1_000_000
