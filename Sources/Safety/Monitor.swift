@@ -221,6 +221,12 @@ public enum Monitor {
         } else if state.consecutiveLost < Int.max {
             state.consecutiveLost += 1
         }
+        // No reading of the drives yet: the position, velocity and force the checks below see
+        // are the zeros the inputs start with, not the robot's. Start-up stays present until a
+        // first drive sample arrives, so no acknowledge can permit power on them (a loaded
+        // machine can start the monitor, and see the operator's acknowledge, long before the
+        // drives' first sample: the link check below allows `maxConsecutiveLost` cycles).
+        if state.lastSampledAt == 0 { conditions.set(.startup, index: -1, value: 0, limit: 1) }
         if state.consecutiveLost >= model.maxConsecutiveLost {
             conditions.set(.link, index: -1, value: Double(state.consecutiveLost), limit: Double(model.maxConsecutiveLost))
         }

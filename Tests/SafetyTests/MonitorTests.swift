@@ -17,6 +17,27 @@ import Testing
         #expect(up.latched == 0)
     }
 
+    /// Before the drives' first sample the readings are the inputs' zeros, not the robot's: an
+    /// acknowledge then must not permit power (CI once saw a catheter far outside its lumen
+    /// powered for a moment on a loaded machine). Once a sample has come, it does.
+    @Test func noAcknowledgePermitsPowerBeforeTheDrivesFirstSample() throws {
+        var b = Bench(try Fixture.model())
+        let unsampled: (inout MonitorInputs) -> Void = { $0.sampledAt = 0 }
+        for _ in 0..<3 { b.step(unsampled) }
+        for _ in 0..<5 {
+            let v = b.acknowledgeOnce(unsampled)
+            #expect(!v.permit)
+            #expect(b.state.isLatched(.startup))
+        }
+        // No fault logged for it: start-up was latched already.
+        #expect(b.step(unsampled).newFaultCount == 0)
+        b.step()
+        #expect(b.acknowledgeOnce().permit)
+        // A sample that later stops coming is the link check's business, not start-up's.
+        #expect(b.step { $0.sampledAt = 1 }.permit)
+        #expect(!b.state.isLatched(.startup))
+    }
+
     /// Each per-joint limit: a value just inside passes, just outside trips the declared check.
     @Test(arguments: [SafetyCheck.velocity, .current, .encoder, .tracking, .position])
     func jointLimitsTripAtTheLimitAndNotBelow(_ check: SafetyCheck) throws {
