@@ -26,6 +26,20 @@ import Testing
         for r in results where r.kind == .noGo || r.kind == .lumen { #expect(try #require(r.penetrationMM) < 0) }
     }
 
+    /// After a CRC storm, the next episode begins only once the CRC bucket is at least one error
+    /// below its burst: with the bucket just under it, one nominal CRC error in the warm-up tripped
+    /// the monitor and the next fault went into a monitor already stopping (a `monitor_killed`
+    /// counted as missed in a 1000-fault campaign).
+    @Test func anEpisodeAfterACRCStormStartsOnceTheBucketHasDrained() throws {
+        let c = try campaign(faults: 0, seed: 4)
+        let storm = c.runEpisode(.crc)
+        #expect(storm.detected)
+        #expect(c.monitorState.crcBucket > c.model.crcBurst - 1, "the storm left \(c.monitorState.crcBucket)")
+        #expect(c.bringUp())
+        #expect(c.linkSettled)
+        #expect(c.monitorState.crcBucket <= c.model.crcBurst - 1)
+    }
+
     /// The campaign can fail: drives whose safety-line watchdog is 50 ms disable themselves
     /// too late when the monitor dies, and the campaign says so.
     @Test func aSlowDriveWatchdogFailsTheMonitorKilledTarget() throws {

@@ -257,7 +257,10 @@ public final class SafetyCampaign {
 
     /// Runs the control and the monitor until the drives are enabled: the operator presses
     /// acknowledge every 20 ms until every latch has released (a link's error bucket may take
-    /// seconds to drain). Returns false when they did not come up within 10 s.
+    /// seconds to drain) and the link's error buckets have drained to where one more nominal
+    /// error cannot trip them: an episode after a CRC storm otherwise began with the bucket just
+    /// under its burst, tripped on the next nominal CRC error in its warm-up, and its own fault
+    /// went into a monitor already stopping. Returns false when they did not come up within 10 s.
     func bringUp() -> Bool {
         for k in 0..<10_000 {
             // The operator waits for the image stream to be back before acknowledging.
@@ -265,13 +268,19 @@ public final class SafetyCampaign {
             plant.acknowledge = (k % 20) == 5 && imagesBack
             tick(control: .running, monitorAlive: true)
             secondHalf()
-            if k > 6, allEnabled, monitorState.latched == 0 {
+            if k > 6, allEnabled, monitorState.latched == 0, linkSettled {
                 plant.acknowledge = false
                 return true
             }
         }
         plant.acknowledge = false
         return false
+    }
+
+    /// Each link error bucket at least one error below its burst.
+    var linkSettled: Bool {
+        monitorState.crcBucket <= max(0, model.crcBurst - 1) && monitorState.lostBucket <= max(0, model.lostBurst - 1)
+            && monitorState.wkcBucket <= max(0, model.wkcBurst - 1)
     }
 
     var allEnabled: Bool {
