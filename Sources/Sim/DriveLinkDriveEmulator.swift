@@ -87,6 +87,7 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
     private var simulatedNow: Nanoseconds = 1_000_000_000
     private var faultResets = 0
     private var injectedForceMN: Int32 = 0
+    private var quickStop = false
     private let peek = UnsafeMutableRawBufferPointer.allocate(byteCount: DriveLink.maxFrame + 16, alignment: 8)
 
     /// Drives for `axes` at `start`, on the device end `deviceFD` (which it will close).
@@ -165,6 +166,15 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
         lock.lock()
         device.pointee.sto = on ? 1 : 0
         if on { device.pointee.enabled = 0 }
+        lock.unlock()
+    }
+
+    /// The quick-stop input (the safety monitor's controlled stop, power kept:
+    /// docs/safety/channel.md): while on, every axis holds where it is, braking with its own
+    /// loops (an ideal axis at once), whatever the host commands; the power stage stays as it is.
+    public func setQuickStop(_ on: Bool) {
+        lock.lock()
+        quickStop = on
         lock.unlock()
     }
 
@@ -300,7 +310,7 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
             let dt = Double(now - last) * 1e-9
             last = now
             copyTargets()
-            let mode = JointCommand.Mode(rawValue: device.pointee.mode) ?? .hold
+            let mode = quickStop ? .hold : JointCommand.Mode(rawValue: device.pointee.mode) ?? .hold
             axes.step(mode: mode, enabled: device.pointee.enabled != 0, dt: dt)
             reportAxisFaults()
             copyFeedback(now: now)

@@ -448,6 +448,29 @@ struct LockstepClock: CycleClock {
         try expectStoppedOn(rig, axis: nil, kind: .powerLost, code: DriveFaultReport.Kind.powerLost.rawValue)
     }
 
+    /// The drive's quick-stop input (the monitor's controlled stop): it holds where it is with
+    /// power kept while the host goes on commanding motion, and follows again once released.
+    @Test func theQuickStopInputHoldsTheDriveWithPowerKept() throws {
+        let rig = try makeRig()
+        defer { rig.emulator.stop() }
+        try rig.runner.configure()
+        try rig.runner.activate()
+        try rig.runner.run(cycles: 200)
+        let moving = rig.emulator.report.positions
+        try rig.runner.run(cycles: 50)
+        #expect(rig.emulator.report.positions != moving, "the servo does not move the drive: nothing to stop")
+        rig.emulator.setQuickStop(true)
+        try rig.runner.run(cycles: 5)
+        let held = rig.emulator.report.positions
+        try rig.runner.run(cycles: 100)
+        #expect(rig.emulator.report.positions == held)
+        #expect(rig.emulator.report.enabled)
+        #expect(rig.runner.lifecycle == .active)
+        rig.emulator.setQuickStop(false)
+        try rig.runner.run(cycles: 50)
+        #expect(rig.emulator.report.positions != held)
+    }
+
     @Test func theFirstCommandAfterActivationCarriesNoEnable() throws {
         let rig = try makeRig()
         defer { rig.emulator.stop() }

@@ -188,6 +188,7 @@ final class HILSafetyBridge: @unchecked Sendable {
         var permit = false, quickStop = false
         var permitAt: Nanoseconds = 0
         var torqueOff = true
+        var stopping = false
         var sampleSequence: UInt32 = 0
         var heartbeatSequence: UInt64 = 0
         var lastCycles = -1
@@ -215,6 +216,11 @@ final class HILSafetyBridge: @unchecked Sendable {
             if allowed == torqueOff {
                 torqueOff = !allowed
                 emulator.setSafeTorqueOff(torqueOff)
+            }
+            // A controlled stop (categories 1 and 2) the drive makes itself, power kept.
+            if (allowed && quickStop) != stopping {
+                stopping = allowed && quickStop
+                emulator.setQuickStop(stopping)
             }
             permitBits.store((allowed ? 1 : 0) | (quickStop ? 2 : 0), ordering: .releasing)
 
