@@ -1,6 +1,7 @@
 import CAllocCount
 import Control
 import Core
+import Glibc
 import Sim
 import Synchronization
 
@@ -375,8 +376,19 @@ extension LiveController {
 /// The simulated patient behind the cycle: the physics catheter on emulated drives (whose safety
 /// lines only the monitor's permits power), with the cycle's side of the safety channel, the
 /// catheter's shape published for the renderer, and each cycle's record completed after its write.
+/// On a drive link (`drives`), the cycle reads and writes the link's drives instead, and the
+/// physics catheter follows the joints they report: the rendered catheter is where they put it.
 public struct LivePatient: ~Copyable, RobotHardware {
     var physics: CatheterPhysicsRobot
+    /// The link's drives (`linked` false: the physics catheter's own drives).
+    var drives: LinkDrives
+    /// Drives this process emulates have no patient of their own: the insertion force the cycle
+    /// reads is the simulated patient's. A real device's force sensor reads the real one.
+    let patientForce: Bool
+    /// The link delivered a state at least once (before that the physics holds its start).
+    var haveState = false
+    /// Set-up fetched the drives' state; the next read passes it on if the link has none newer.
+    var primed = false
     let shared: LiveShared
     let rings: CycleRings
     var link: SafetyLink
@@ -392,9 +404,13 @@ public struct LivePatient: ~Copyable, RobotHardware {
     /// Publish the catheter's shape every this many cycles (the renderer needs it at most at 30 fps).
     let snapshotEvery: Int
 
-    public init(physics: consuming CatheterPhysicsRobot, shared: LiveShared, link: consuming SafetyLink, watchdog: Double = 0.1, snapshotEvery: Int = 5) {
-        if link.enabled { physics.armSafetyLine(watchdog: watchdog) }
+    public init(physics: consuming CatheterPhysicsRobot, shared: LiveShared, link: consuming SafetyLink, watchdog: Double = 0.1, snapshotEvery: Int = 5,
+                drives: consuming LinkDrives? = nil, patientForce: Bool = true) {
+        // On a link the drives' own safety input takes the permits (their side of the channel).
+        if link.enabled, link.servesDrives { physics.armSafetyLine(watchdog: watchdog) }
         lastState = JointState(jointCount: physics.jointCount)
+        self.drives = drives.take() ?? LinkDrives(none: physics.jointCount)
+        self.patientForce = patientForce
         self.physics = physics
         self.shared = shared
         self.link = link
@@ -403,12 +419,37 @@ public struct LivePatient: ~Copyable, RobotHardware {
     }
 
     public var jointCount: Int { physics.jointCount }
-    public mutating func configure() throws(HardwareError) { try physics.configure() }
-    public mutating func activate() throws(HardwareError) { try physics.activate() }
-    public mutating func deactivate() { physics.deactivate() }
-    public mutating func shutdown() { physics.shutdown() }
-    public var driveFault: DriveFaultReport? { physics.driveFault }
-    public mutating func acknowledgeFaults() throws(HardwareError) { try physics.acknowledgeFaults() }
+    public mutating func configure() throws(HardwareError) {
+        guard drives.linked else { return try physics.configure() }
+        try drives.configure()
+        // The runner reads the state once after this, and the controller starts from it: drives
+        // answer only a command, so one hold with enable 0 (bring-up steps 3 and 4 of
+        // docs/protocol.md) fetches where they stand, handed to that first read. Not real-time.
+        var hold = JointCommand(jointCount: jointCount)
+        hold.setHold(enable: false)
+        var state = JointState(jointCount: jointCount)
+        let deadline = MonotonicClock.now() + 2_000_000_000
+        while MonotonicClock.now() < deadline {
+            _ = drives.write(hold, now: MonotonicClock.now())
+            usleep(5000)
+            if drives.read(into: &state, now: MonotonicClock.now()) == nil {
+                lastState = state
+                haveState = true
+                primed = true
+                return
+            }
+        }
+        throw HardwareError("no state from the drives on the link within 2 s of the handshake")
+    }
+    public mutating func activate() throws(HardwareError) { if drives.linked { try drives.activate() } else { try physics.activate() } }
+    public mutating func deactivate() { if drives.linked { drives.deactivate() } else { physics.deactivate() } }
+    public mutating func shutdown() { if drives.linked { drives.shutdown() } else { physics.shutdown() } }
+    public var driveFault: DriveFaultReport? { drives.linked ? drives.driveFault : physics.driveFault }
+    public mutating func acknowledgeFaults() throws(HardwareError) {
+        if drives.linked { try drives.acknowledgeFaults() } else { try physics.acknowledgeFaults() }
+    }
+    /// The link's counters by name (nil without a link), as of the last cycle.
+    public var linkStatistics: [String: Int]? { drives.statistics }
     /// The true tip (mm), for figures.
     public var tip: Vec3 { physics.tip }
     public var peakContactForce: Double { physics.peakContactForce }
@@ -425,6 +466,20 @@ public struct LivePatient: ~Copyable, RobotHardware {
             patientTime += step < 0 ? 0 : step > maxStep ? maxStep : step
         }
         lastWallTime = now
+        if drives.linked {
+            let fault = drives.read(into: &state, now: now)
+            if fault == nil {
+                haveState = true
+            } else if primed {
+                // The first read after set-up: where the drives stood at the handshake.
+                state.position = lastState.position
+                state.velocity = lastState.velocity
+            }
+            primed = false
+            if patientForce { state.insertionForce = physics.pushForce }
+            lastState = state
+            return fault
+        }
         let fault = physics.read(into: &state, now: patientTime)
         lastState = state
         return fault
@@ -436,7 +491,14 @@ public struct LivePatient: ~Copyable, RobotHardware {
         let wake = rings.flags[LiveShared.wakeFlag]
         let compute = now - wake
         // The write comes `compute` after the read: the patient's time moves on by as much.
-        let fault = physics.write(command, now: patientTime + (compute < maxStep ? compute : maxStep))
+        let patientNow = patientTime + (compute < maxStep ? compute : maxStep)
+        let fault: HardwareFault?
+        if drives.linked {
+            fault = drives.write(command, now: now)
+            if haveState { physics.follow(lastState.position, now: patientNow) }
+        } else {
+            fault = physics.write(command, now: patientNow)
+        }
         if link.enabled {
             let f = rings.flags
             let gap = link.send(physics: physics, command: command, now: now, commandAt: wake, imageGuided: f[LiveShared.imageGuidedFlag] != 0,

@@ -51,6 +51,13 @@ public struct LiveNavigationResult: Encodable, Sendable {
     public var mode_at_end: String
     public var lifecycle_at_end: String
     public var warnings: [String]
+    /// Where the drives were (`sim`, or the link in words), the link's counters, how the run
+    /// ended in words (the drive fault, the lost link), and whether any drive's power stage was
+    /// still on after the end (on a device: whether the host still asked for power).
+    public var link = "sim"
+    public var link_stats: [String: Int]?
+    public var ending_detail = ""
+    public var drives_powered_at_end = false
 }
 
 /// The paths of a live run, every 50 ms of wall clock, for plots.
@@ -177,7 +184,7 @@ public enum LiveNavigation {
             if case .fault(let t, _) = e.kind { return t }
             return nil
         }
-        let result = LiveNavigationResult(
+        var result = LiveNavigationResult(
             setup: settings.setup, success: success, reason: reason, ending: ending.key, exit_code: ending.exitCode,
             wall_s: round3(Double(MonotonicClock.now() - started) * 1e-9), time_to_target_s: arrivedAt.map(round3),
             final_err_mm: round3(finalError), peak_contact_n: round3(runtime.peakContactForce), fused: ErrorFigures(fusedErr),
@@ -185,6 +192,10 @@ public enum LiveNavigation {
             tracked_pct: frames > 0 ? round1(100 * Double(g.tracked) / Double(frames)) : 0, timing: timing,
             deadman_timeouts: runtime.deadmanTimeouts, monitor: settings.monitor, monitor_faults: Array(faults.prefix(50)),
             mode_at_end: "\(finalSnap.mode)", lifecycle_at_end: "\(runtime.lifecycle)", warnings: runtime.warnings + (g.failure.map { [$0] } ?? []))
+        result.link = runtime.linkName
+        result.link_stats = runtime.linkStatistics
+        result.ending_detail = ending.description
+        result.drives_powered_at_end = runtime.drivesPowered
         return (result, trace)
     }
 

@@ -78,6 +78,16 @@ public struct LiveSettings: Sendable {
     /// s — the imaging thread's first exposure comes this long after the start (0…3600).
     public var imagingStartsAfter = 0.0
     public var warmUpCycles: Int64 = 1000
+    /// Where the drives are: the simulated patient's own (`simulated`), emulated drives on a
+    /// link (`serial`, `ethercat-udp`), or a device on a link address. On a link the cycle reads
+    /// and writes the link's drives and the simulated patient follows the joints they report.
+    public var drives = LiveDrives.simulated
+    /// The emulated drives' motion (ideal, or motor, gearbox and the drives' own loops).
+    public var driveDynamics = DriveDynamics.ideal
+    /// Consecutive cycles without a state from the link's drives after which the link counts as
+    /// lost (a stop; 2…1000). Shorter than the emulated drives' own watchdog (100 ms), longer than
+    /// a busy non-real-time machine holds the drives' thread back.
+    public var linkLossCycles = 50
     public init() {}
 
     public func validate() throws(RuntimeError) {
@@ -91,12 +101,29 @@ public struct LiveSettings: Sendable {
         if let d = monitorDepth, !(d.isFinite && (1...2000).contains(d)) {
             throw .badSetting(field: "monitor_depth", reason: "must be 1…2000 mm, got \(d)")
         }
+        guard (2...1000).contains(linkLossCycles) else {
+            throw .badSetting(field: "link_loss_cycles", reason: "must be 2…1000, got \(linkLossCycles)")
+        }
         guard imagingStartsAfter.isFinite, (0...3600).contains(imagingStartsAfter) else {
             throw .badSetting(field: "imaging_starts_after", reason: "must be 0…3600 s, got \(imagingStartsAfter)")
         }
         if case .simulated(let n) = imaging, !(1...2).contains(n) { throw .badSetting(field: "planes", reason: "one or two, not \(n)") }
         if case .simulated = imaging, ![7.5, 15, 30].contains(setup.fps) {
             throw .badSetting(field: "fps", reason: "a C-arm runs at 7.5, 15 or 30 fps, not \(setup.fps)")
+        }
+        // A simulated C-arm images the simulated patient, which only drives this process
+        // emulates move: a real device's catheter is not in it.
+        if case .device(let a) = drives, case .simulated = imaging {
+            throw .badSetting(field: "imaging", reason: "the drives on \(a) are a real device: the simulated C-arm cannot image its catheter; replay a sequence or run without imaging")
+        }
+        if monitor {
+            switch drives {
+            case .simulated, .emulatedDriveLink: break
+            case .emulatedEtherCAT:
+                throw .badSetting(field: "monitor", reason: "the emulated EtherCAT slaves have no safe-torque-off input for the monitor's permits: use the serial link, or run without the monitor")
+            case .device(let a):
+                throw .badSetting(field: "monitor", reason: "the monitor's permits reach \(a) only through the bench's own permit channel (docs/runtime.md, Drive links), which this runtime does not drive: run without the monitor on a bench whose drives' safe-torque-off input that channel powers")
+            }
         }
     }
 }
@@ -119,6 +146,10 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     public let targeting: PixelTargetLifter?
     let runner: CycleRunner<LivePatient, LiveController, MonotonicCycleClock>
     let linkStatus = SafetyLinkStatus()
+    /// The far end of an emulated link (its threads, its safety input), for figures and fault injection.
+    public let emulatedDrives: EmulatedDrives?
+    /// The drives' link in words ("sim" in process).
+    public let linkName: String
     let monitor: MonitorSupervisor?
     let imaging: ImagingThread?
     let frames = FrameStore()
@@ -167,21 +198,35 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
             let m = try MonitorSupervisor(limits: MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor))
             monitor = m
             monitorLimitsPath = m.limitsPath
-            link = try SafetyLink(drives: m.channel.drivesPath, monitor: m.channel.listenPath, key: m.channel.key, axes: scene.robot.axes.count, status: linkStatus)
+            if settings.drives.isLink {
+                // The drives take the permits on their own safety input: the cycle sends the heartbeat and the operator's messages.
+                link = try SafetyLink(controlTo: m.channel.listenPath, key: m.channel.key, axes: scene.robot.axes.count, status: linkStatus)
+            } else {
+                link = try SafetyLink(drives: m.channel.drivesPath, monitor: m.channel.listenPath, key: m.channel.key, axes: scene.robot.axes.count, status: linkStatus)
+            }
         } else {
             monitor = nil
             link = SafetyLink(disabledWith: linkStatus)
         }
         let physics = scene.makePhysics()
         let start = physics.measuredPositions
+        let opened = try LiveLinks.open(settings.drives, axes: scene.robot.axes, start: start, period: period, dynamics: settings.driveDynamics)
+        emulatedDrives = opened.emulated
+        linkName = opened.name
+        if let m = monitor, let e = opened.emulated {
+            e.attachSafety(drives: m.channel.drivesPath, listen: m.channel.listenPath, key: m.channel.key, watchdog: Nanoseconds(settings.safetyWatchdog * 1e9), status: linkStatus)
+        }
+        let drives = opened.drives
         let mailbox = MeasurementMailbox(capacity: 64)
         let sender = mailbox.sender
         // 4 s of history: at wall clock a measurement arrives as late as rendering and tracking
         // make it (a loaded machine, a debug build), and later than the history it cannot be fused.
         let controller = LiveController(scene.makeController(start: start, measurements: mailbox.receiver, historyLength: 4096), shared: shared)
         if settings.countCycleAllocations { SharedIndex.store(shared.flags + LiveShared.countFromFlag, max(1, settings.warmUpCycles)) }
-        runner = CycleRunner(hardware: LivePatient(physics: physics, shared: shared, link: link, watchdog: settings.safetyWatchdog),
-                             controller: controller, period: period)
+        runner = CycleRunner(hardware: LivePatient(physics: physics, shared: shared, link: link, watchdog: settings.safetyWatchdog,
+                                                   drives: drives, patientForce: settings.drives.isEmulated),
+                             controller: controller, period: period,
+                             faultPolicy: settings.drives.isLink ? CycleFaultPolicy(maxConsecutiveReadFaults: settings.linkLossCycles) : CycleFaultPolicy())
         let source: LiveFrameSource?
         switch settings.imaging {
         case .off: source = nil
@@ -216,6 +261,7 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     }
 
     deinit {
+        emulatedDrives?.stop()
         monitor?.stop(seconds: 0.5)
         monitor?.removeFiles()
     }
@@ -249,6 +295,8 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
             // scheduler holds back sees old heartbeats and removes power.
             if let p = settings.realtime.fifoPriority, let w = monitor.setFIFO(priority: p) { warnings.append(w) }
         }
+        // The emulated drives answer before the host's handshake, torque off until the monitor permits.
+        try emulatedDrives?.start(priority: settings.realtime.fifoPriority)
         do {
             try runner.configure()
             try runner.activate()
@@ -372,6 +420,14 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         var result = ending
         if let own = try? runner.endRun(), case .stopped = own, ending == .completed { result = own }
         runner.finalize()
+        // Powered or not is read from the drives themselves before they stop (`drivesPowered`):
+        // the last command (enable 0) reaches them through their own thread, bounded.
+        if let e = emulatedDrives {
+            let deadline = MonotonicClock.now() + 2_000_000_000
+            while e.powered, MonotonicClock.now() < deadline { usleep(2000) }
+            emulatedPowered.store(e.powered, ordering: .releasing)
+        }
+        emulatedDrives?.stop()
         monitor?.stop()
         readMonitorLog()
         record(.ended(result.description), who: nil)
@@ -384,7 +440,16 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     public var trueTip: Vec3? { shared.catheter.read()?.tip }
     public var peakContactForce: Double { runner.withHardware { $0.peakContactForce } }
     /// After `finish`: whether any drive's power stage is on.
-    public var drivesPowered: Bool { runner.withHardware { $0.anyPowered } }
+    /// On an emulated link, the drives' own power stages (as they stopped, after `finish`); on a
+    /// device, whether the host still asks for power (the lifecycle is active).
+    public var drivesPowered: Bool {
+        guard settings.drives.isLink else { return runner.withHardware { $0.anyPowered } }
+        guard let e = emulatedDrives else { return runner.lifecycle == .active }
+        return phase.load(ordering: .acquiring) == 3 ? emulatedPowered.load(ordering: .acquiring) : e.powered
+    }
+    let emulatedPowered = Atomic<Bool>(false)
+    /// After `finish`: the link's counters by name (nil on the in-process drives).
+    public var linkStatistics: [String: Int]? { runner.withHardware { $0.linkStatistics } }
     public var imagingFigures: ImagingFigures? { imaging?.figures.withLock { $0 } }
     public var deadmanTimeouts: Int { shared.deadmanTimeouts }
     public var lifecycle: LifecycleState { runner.lifecycle }
@@ -499,7 +564,7 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         let g = imaging?.figures.withLock { ($0.acquired, $0.dropped) }
         return RuntimeSnapshot(time: p.time, cycle: p.cycle, lifecycle: runner.lifecycle, mode: p.mode, holdReason: p.holdReason, joints: p.joints,
                                command: p.command, estimate: p.estimate, target: p.hasTarget ? p.target : nil, appliedIntent: p.appliedIntent,
-                               safety: safety, link: LinkHealth(kind: "simulated", up: true), latenessP99: 0, computeP99: 0, overruns: 0,
+                               safety: safety, link: LinkHealth(kind: settings.drives.kind, up: !settings.drives.isLink || runner.lifecycle == .active), latenessP99: 0, computeP99: 0, overruns: 0,
                                framesAcquired: g?.0 ?? [], framesDropped: g?.1 ?? [])
     }
 

@@ -14,6 +14,13 @@ public final class SafetyLinkStatus: @unchecked Sendable {
         cells.initialize(repeating: 0, count: 5)
     }
     deinit { cells.deallocate() }
+    /// A permit the drives' side took (bits: 1 power, 2 quick stop) at `at`: for drives whose
+    /// side of the channel runs outside the cycle (an emulated link's drives).
+    public func recordPermit(bits: Int, at: Nanoseconds) {
+        SharedIndex.store(cells, Int64(bits))
+        SharedIndex.store(cells + 1, at)
+        SharedIndex.store(cells + 3, SharedIndex.load(cells + 3) + 1)
+    }
     public var permitBits: Int64 { SharedIndex.load(cells) }
     public var permitAt: Nanoseconds { SharedIndex.load(cells + 1) }
     public var heartbeatAt: Nanoseconds { SharedIndex.load(cells + 2) }
@@ -129,16 +136,26 @@ public struct SafetyLink: ~Copyable {
 
     /// Binds the drives' socket at `drives`, and sends to the monitor at `monitor`.
     public init(drives: String, monitor: String, key: ChannelKey, axes: Int, status: SafetyLinkStatus) throws(RuntimeError) {
-        let d: DatagramSocket, c: DatagramSocket
-        do {
-            d = try DatagramSocket(bindTo: drives, passCredentials: true)
-            c = try DatagramSocket(bindTo: nil)
-        } catch { throw .monitor("the safety channel's sockets: \(error.description)") }
+        let d: DatagramSocket
+        do { d = try DatagramSocket(bindTo: drives, passCredentials: true) } catch { throw .monitor("the safety channel's sockets: \(error.description)") }
+        try self.init(drivesSocket: d, monitor: monitor, key: key, axes: axes, status: status)
+    }
+
+    /// The control's side alone (heartbeat, operator), for drives that run their own side of
+    /// the channel (a link's drives: their firmware, or an emulation's thread, takes the permits
+    /// and sends their readings).
+    public init(controlTo monitor: String, key: ChannelKey, axes: Int, status: SafetyLinkStatus) throws(RuntimeError) {
+        try self.init(drivesSocket: nil, monitor: monitor, key: key, axes: axes, status: status)
+    }
+
+    init(drivesSocket d: DatagramSocket?, monitor: String, key: ChannelKey, axes: Int, status: SafetyLinkStatus) throws(RuntimeError) {
+        let c: DatagramSocket
+        do { c = try DatagramSocket(bindTo: nil) } catch { throw .monitor("the safety channel's sockets: \(error.description)") }
         guard let address = DatagramSocket.address(monitor) else { throw .monitor("socket path too long: \(monitor)") }
         guard let uids = UIDSet([geteuid()]) else { throw .monitor("no user id for the monitor") }
         drivesSocket = d
         controlSocket = c
-        drivesFD = d.fd
+        drivesFD = d?.fd ?? -1
         controlFD = c.fd
         enabled = true
         self.monitor = address
@@ -155,6 +172,9 @@ public struct SafetyLink: ~Copyable {
         statusOwner = status
         cells = status.cells
     }
+
+    /// Whether the drives' side runs here (the in-process drives) rather than at the drives.
+    public var servesDrives: Bool { drivesFD >= 0 }
 
     deinit {
         receiver.deallocate()
@@ -178,6 +198,7 @@ public struct SafetyLink: ~Copyable {
     @_noAllocation @_noLocks
     public mutating func takePermits(into physics: borrowing CatheterPhysicsRobot, now: Nanoseconds) {
         if !enabled { return }
+        if drivesFD < 0 { return }
         var taken = 0
         while taken < 64 {
             let got = receiver.receive(drivesFD, into: rx)
@@ -213,6 +234,15 @@ public struct SafetyLink: ~Copyable {
     @_noAllocation @_noLocks
     public mutating func send(physics: borrowing CatheterPhysicsRobot, command: JointCommand, now: Nanoseconds, commandAt: Nanoseconds, imageGuided: Bool,
                      imageAcquiredAt: Nanoseconds, imageTip cell: UnsafeMutablePointer<Int64>? = nil, deadman: Bool, acknowledge: Bool) -> Nanoseconds {
+        if drivesFD >= 0 { sendDriveSample(physics: physics, now: now) }
+        return sendControl(command: command, now: now, commandAt: commandAt, imageGuided: imageGuided, imageAcquiredAt: imageAcquiredAt,
+                           imageTip: cell, deadman: deadman, acknowledge: acknowledge)
+    }
+
+    /// The in-process drives' own readings, as their firmware would send them.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    mutating func sendDriveSample(physics: borrowing CatheterPhysicsRobot, now: Nanoseconds) {
         var encoder = JointVector(count: axes), load = JointVector(count: axes)
         var velocity = JointVector(count: axes), current = JointVector(count: axes)
         for i in 0..<axes {
@@ -230,7 +260,15 @@ public struct SafetyLink: ~Copyable {
                                              velocity: velocity, current: current, status: status, counter: drivesSealer.next(),
                                              key: key, into: tx)
         _ = DescriptorIO.send(drivesFD, UnsafeRawBufferPointer(start: tx.baseAddress, count: n), to: monitor)
+    }
 
+    /// The cycle's heartbeat and the operator's messages (see `send`). Returns the time since
+    /// the previous heartbeat (ns; 0 for the first).
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func sendControl(command: JointCommand, now: Nanoseconds, commandAt: Nanoseconds, imageGuided: Bool,
+                                     imageAcquiredAt: Nanoseconds, imageTip cell: UnsafeMutablePointer<Int64>? = nil, deadman: Bool,
+                                     acknowledge: Bool) -> Nanoseconds {
         heartbeatSequence &+= 1
         let following = command.enable ? command.mode == .position : false
         if let cell, let t = ImageTipCells.read(cell) {

@@ -85,11 +85,29 @@ public struct CatheterPhysicsRobot: ~Copyable, RobotHardware {
     @_noAllocation @_noLocks
     public mutating func write(_ command: JointCommand, now: Nanoseconds) -> HardwareFault? {
         let fault = drives.write(command, now: now)
+        // The rod follows what the drives did.
+        advanceRod(following: drives.measuredPositions, now: now)
+        return fault
+    }
+
+    /// Advances the rod to `now` with its proximal end where `joints` put it: for drives that
+    /// are not this robot's own (a link's drives, real or emulated), whose reported positions
+    /// then move the simulated patient's catheter as they would the real one.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func follow(_ joints: JointVector, now: Nanoseconds) {
+        guard joints.count == jointCount, joints.isFinite else { return }
+        advanceRod(following: joints, now: now)
+    }
+
+    /// Steps the rod to `now` in steps of at most 1 ms (a gap over 50 ms counts as 50 ms).
+    @_noAllocation @_noLocks
+    mutating func advanceRod(following joints: JointVector, now: Nanoseconds) {
         var dt = lastStep == 0 ? 0.001 : Double(now - lastStep) * 1e-9
         lastStep = now
         if dt > 0.05 { dt = 0.05 }
-        // The rod follows what the drives did, in steps of at most 1 ms.
-        let input = coupling.input(drives.measuredPositions)
+        if dt < 0 { dt = 0 }
+        let input = coupling.input(joints)
         var remaining = dt
         var failed = false
         while remaining > 1e-9 {
@@ -101,7 +119,6 @@ public struct CatheterPhysicsRobot: ~Copyable, RobotHardware {
         if failed { physicsFaults += 1 }
         let c = rod.peakContactForce
         if c > peakContactForce { peakContactForce = c }
-        return fault
     }
 
     /// The drives' safety lines and their own readings, for a safety channel (see `KinematicRobot`).

@@ -20,7 +20,7 @@ struct ConsoleCLI: ParsableCommand {
 /// runtime (the physics catheter in the arch phantom, biplane fluoroscopy, the tracker, the
 /// estimator, the supervised path servo and the monitor process), or the light simulated port
 /// (a kinematic catheter in two branches, synthetic frames) for trying the page and its tests.
-func makeConsolePort(system: String, branch: String, deadmanTimeout: Nanoseconds, attachments: AttachmentSettings)
+func makeConsolePort(system: String, branch: String, deadmanTimeout: Nanoseconds, attachments: AttachmentSettings, link: LinkFlags? = nil)
     throws -> (port: any OperatorPort, stop: @Sendable () -> Void)
 {
     if system == "simulated" {
@@ -31,6 +31,15 @@ func makeConsolePort(system: String, branch: String, deadmanTimeout: Nanoseconds
     var settings = LiveSettings()
     settings.setup.vessel = branch
     settings.deadmanTimeout = min(5, max(0.05, Double(deadmanTimeout) * 1e-9))
+    if let link {
+        settings.drives = try link.liveDrives()
+        settings.driveDynamics = link.dynamics
+        if settings.drives == .emulatedEtherCAT {
+            // The simulated slaves have no safe-torque-off input the monitor's permits could reach.
+            settings.monitor = false
+            Output.progress("console: warning: the simulated EtherCAT slaves have no safe-torque-off input: the run goes without the safety monitor (use --link serial for it)")
+        }
+    }
     let description = try DemoRigFiles.loadRobot(settings.setup.robot)
     LiveRuntime.installSignalHandlers()
     let live: AttachedLiveService
@@ -39,7 +48,7 @@ func makeConsolePort(system: String, branch: String, deadmanTimeout: Nanoseconds
         try live.start { ending in Output.progress("console: the live run ended: \(ending) (exit code \(ending.exitCode)); the page stays up, read-only") }
     } catch { throw CommandFailure(error.description) }
     for l in live.attachments?.listening ?? [] { Output.progress("console: \(l)") }
-    Output.progress("console: live runtime to \(branch) in the arch phantom; hold the deadman and acknowledge to power the drives")
+    Output.progress("console: live runtime to \(branch) in the arch phantom, drives: \(live.runtime.linkName); hold the deadman and acknowledge to power the drives")
     return (live.runtime, {
         if let r = live.stop() { Output.progress("console: recorded \(r.path): \(r.cycleRecords) cycle records, \(r.frames) frames") }
     })
@@ -78,9 +87,11 @@ struct ConsoleServe: ParsableCommand {
     var branch = "left_subclavian"
 
     @OptionGroup var attachments: AttachmentFlags
+    @OptionGroup var drivesLink: LinkFlags
 
     func validate() throws {
         try Check.oneOf(system, "--system", ["live", "simulated"])
+        if system == "simulated", drivesLink.link != "sim" { throw ValidationError("--link: the simulated stand-in has no drives; use --system live") }
         do { _ = try Phantoms.aorticArch().route(toVessel: branch, depth: 25) } catch {
             throw ValidationError("--branch: \(error.description) in the arch phantom")
         }
@@ -112,7 +123,7 @@ struct ConsoleServe: ParsableCommand {
             throw CommandFailure("\(error)\n  make one: lumen console add-user --users \(usersPath) --name NAME --role operator")
         }
         let (port, stopPort) = try makeConsolePort(system: system, branch: branch, deadmanTimeout: c.settings.deadmanTimeout,
-                                                   attachments: attachments.settings(configurationFiles: [config].compactMap { $0 }))
+                                                   attachments: attachments.settings(configurationFiles: [config].compactMap { $0 }), link: drivesLink)
         defer { stopPort() }
         let server: ConsoleServer
         do { server = try ConsoleServer(configuration: c, port: port, users: userList) } catch { throw CommandFailure("\(error)") }

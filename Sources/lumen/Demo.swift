@@ -2,8 +2,8 @@ import ArgumentParser
 import CommandSupport
 import Control
 import Core
-import Drivers
 import Foundation
+import Runtime
 import Scenarios
 import Sim
 
@@ -16,9 +16,11 @@ struct Demo: ParsableCommand {
         The live runtime: the 1 kHz cycle thread, the physics catheter on emulated drives, the simulated C-arm on an imaging \
         thread (tracker, biplane measurement, fused by the estimator at acquisition time), the supervised path servo and the \
         lumen-safety monitor process, driven through the operator port by an automation client that holds the deadman and \
-        picks the target. Exit codes: 0 the run ended (see summary.json for success), 3 drive fault, 4 link lost, \
-        5 stopped by SIGINT/SIGTERM, 6 safety monitor lost. --scripted runs the older scripted circle (with --link), \
-        --navigate the same navigation in simulated time.
+        picks the target. With --link serial the cycle drives emulated DriveLink drives over a pty instead (the monitor's \
+        permits on their safe-torque-off input) and the physics catheter follows the joints they report; ethercat-udp \
+        the same on simulated EtherCAT slaves (no safe-torque-off input: without the monitor). Exit codes: 0 the run \
+        ended (see summary.json for success), 3 drive fault, 4 link lost, 5 stopped by SIGINT/SIGTERM, 6 safety monitor \
+        lost. --scripted runs the older scripted circle (with --link), --navigate the same navigation in simulated time.
         """
     )
 
@@ -27,10 +29,9 @@ struct Demo: ParsableCommand {
     @Option(help: "Cycle rate (Hz, 10…20000).") var rate = 1000
     @Option(help: "Folder for summary.json and the plots.") var out = "out/demo"
     @Option(help: "Circle radius of the scripted path (mm, 0…30).") var radius = 8.0
-    @Option(help: "Where the drives are: sim (in-process), serial (simulated drives speaking DriveLink over a pty), serial:/dev/ttyUSB0@1000000 (real DriveLink drives), pty:/dev/pts/N (a DriveLink device on a pseudo-terminal: a simulator, a socat bridge), ethercat-udp (simulated CiA 402 slaves behind EtherCAT over UDP) or ethercat-udp:HOST:PORT.")
-    var link = "sim"
-    @Option(help: "Simulated drives: ideal, or emulated (motor, gearbox with backlash, encoder, the drives' own loops), on any simulated link.")
-    var drives = "ideal"
+    @OptionGroup var drivesLink: LinkFlags
+    var link: String { drivesLink.link }
+    var drives: String { drivesLink.drives }
     @Flag(help: "Print the summary as JSON on stdout.") var json = false
     @Option(help: "Instead of the scripted servo: navigate the physics catheter into this branch of the arch phantom (left_subclavian, left_common_carotid, brachiocephalic, right_subclavian, right_common_carotid) under biplane fluoroscopy at 15 fps, with the tracker, the estimator and the supervised path servo at 1 kHz, in simulated time.")
     var navigate: String?
@@ -100,7 +101,6 @@ struct Demo: ParsableCommand {
             throw ValidationError("--seconds × --rate must give at least 100 cycles, got \(Check.text((seconds * Double(rate)).rounded()))")
         }
         try Check.number(radius, "--radius", in: 0...30, unit: "mm")
-        try Check.oneOf(drives, "--drives", ["ideal", "emulated"])
         try Check.number(depth, "--depth", in: 1...200, unit: "mm")
         try Check.number(timeLimit, "--time-limit", in: 0.1...3600, unit: "s")
         guard [7.5, 15, 30].contains(fps) else { throw ValidationError("--fps must be 7.5, 15 or 30, got \(Check.text(fps))") }
@@ -115,10 +115,6 @@ struct Demo: ParsableCommand {
             do { _ = try Phantoms.aorticArch().route(toVessel: navigate, depth: depth) } catch {
                 throw ValidationError("--navigate: \(error.description) in the arch phantom")
             }
-        }
-        // "serial" and "ethercat-udp" alone stand for simulated drives; run() maps them.
-        if !["serial", "ethercat-udp"].contains(link) {
-            do { _ = try LinkAddress(parsing: link) } catch { throw ValidationError("--link: \(error.description)") }
         }
         try Check.outputFolder(out, "--out", files: scripted
             ? ["summary.json", "tip_path.png", "tracking_error.png"]
@@ -135,78 +131,26 @@ struct Demo: ParsableCommand {
         let description = try DemoRigFiles.loadRobot(robot)
         let dynamics: DriveDynamics = drives == "emulated" ? .emulated(nil) : .ideal
         let start = DemoRig<KinematicRobot, MonotonicCycleClock>.startPosture(CatheterModel(description))
-        let address: LinkAddress
-        do {
-            switch link {
-            case "serial": address = .serial(path: "", baud: LinkAddress.defaultBaud)
-            case "ethercat-udp": address = .ethercatUDP(host: "", port: 0)
-            default: address = try LinkAddress(parsing: link)
-            }
-        } catch {
-            throw ValidationError(error.description)
-        }
-        switch address {
-        case .sim:
+        let drives: LiveDrives
+        do { drives = try drivesLink.liveDrives() } catch { throw ValidationError("\(error)") }
+        if drives == .simulated {
             let rig = DemoRig(description: description, hardware: KinematicRobot(axes: description.axes, start: start, dynamics: dynamics),
                               period: period, clock: MonotonicCycleClock(), path: path)
-            try execute(rig, path: path, linkName: "sim, \(drives) drives") { _ in nil }
-        case .serial(let device, _) where device.isEmpty:
-            // Simulated drives on the far end of a pty, speaking DriveLink through the C reference.
-            let pty = try PseudoTerminal.openPair()
-            let emulator = DriveLinkDriveEmulator(axes: description.axes, start: start, deviceFD: pty.deviceFD, dynamics: dynamics)
-            emulator.start()
-            defer { emulator.stop() }
-            let host = DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path), cyclePeriod: period)
-            let rig = DemoRig(description: description, hardware: host, period: period, clock: MonotonicCycleClock(), path: path)
-            try execute(rig, path: path, linkName: "serial (simulated \(drives) drives on \(pty.path), baud not applicable)") { runner in
-                runner.withHardware { Self.linkStats($0.stats) }
-            }
-        case .pty(let device):
-            let fd: Int32
-            do { fd = try PseudoTerminal.open(path: device) } catch { throw CommandFailure(error.description) }
-            let host = DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: fd, owns: true, name: device), cyclePeriod: period)
-            let rig = DemoRig(description: description, hardware: host, period: period, clock: MonotonicCycleClock(), path: path)
-            try execute(rig, path: path, linkName: "pty:\(device)") { runner in
-                runner.withHardware { Self.linkStats($0.stats) }
-            }
-        case .serial(let device, let baud):
-            let port: SerialPort
-            do { port = try SerialPort(path: device, baud: baud) } catch { throw CommandFailure(error.description) }
-            let host = DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: port.descriptor, owns: false, name: device),
-                                      owner: port, cyclePeriod: period)
-            let rig = DemoRig(description: description, hardware: host, period: period, clock: MonotonicCycleClock(), path: path)
-            try execute(rig, path: path, linkName: "serial:\(device)@\(baud)") { runner in
-                runner.withHardware { Self.linkStats($0.stats) }
-            }
-        case .ethercatUDP(let host, let port):
-            var server: EtherCATUDPServer?
-            var target = (host, port)
-            if host.isEmpty {
-                // Simulated CiA 402 slaves behind an EtherCAT segment on a loopback UDP port.
-                let s = try EtherCATUDPServer(segment: EtherCATSegment(axes: description.axes, start: start, dynamics: dynamics))
-                s.start()
-                server = s
-                target = ("127.0.0.1", s.port)
-            }
-            defer { server?.stop() }
-            let transport: DescriptorTransport
-            do { transport = try EtherCATMaster.udpTransport(host: target.0, port: target.1) } catch { throw CommandFailure(error.description) }
-            let robotHW = EtherCATRobot(axes: description.axes, master: EtherCATMaster(transport: transport))
-            let rig = DemoRig(description: description, hardware: robotHW, period: period, clock: MonotonicCycleClock(), path: path)
-            let name = server == nil ? "ethercat-udp:\(target.0):\(target.1)" : "ethercat-udp (simulated CiA 402 slaves, \(drives) drives, on 127.0.0.1:\(target.1))"
-            try execute(rig, path: path, linkName: name) { runner in runner.withHardware { Self.linkStats($0.stats) } }
-        case .ethercat(let interface):
-            let master: EtherCATMaster
-            do { master = try EtherCATMaster.raw(interface: interface) } catch { throw CommandFailure(error.description) }
-            let rig = DemoRig(description: description, hardware: EtherCATRobot(axes: description.axes, master: master),
-                              period: period, clock: MonotonicCycleClock(), path: path)
-            try execute(rig, path: path, linkName: "ethercat:\(interface)") { runner in runner.withHardware { Self.linkStats($0.stats) } }
+            return try execute(rig, path: path, linkName: "sim, \(self.drives) drives") { _ in nil }
         }
+        // The link as the live runtime opens it (the emulated drives too, for serial and
+        // ethercat-udp), with the emulated DriveLink drives' own watchdog at its 20 ms default.
+        let opened: OpenedLink
+        do { opened = try LiveLinks.open(drives, axes: description.axes, start: start, period: period, dynamics: dynamics, watchdog: 20_000) } catch {
+            throw CommandFailure(error.description)
+        }
+        let emulated = opened.emulated
+        do { try emulated?.start(priority: nil) } catch { throw CommandFailure(error.description) }
+        defer { emulated?.stop() }
+        let name = emulated == nil ? opened.name : "\(opened.name), \(self.drives) drives"
+        let rig = DemoRig(description: description, hardware: opened.takeDrives(), period: period, clock: MonotonicCycleClock(), path: path)
+        try execute(rig, path: path, linkName: name) { runner in runner.withHardware { $0.statistics } }
     }
-
-    static func linkStats(_ s: EtherCATStats) -> [String: Int] { HILRunner.stats(s) }
-
-    static func linkStats(_ s: DriveLinkStats) -> [String: Int] { HILRunner.stats(s) }
 
     private func execute<H: RobotHardware & ~Copyable>(
         _ rig: DemoRig<H, MonotonicCycleClock>, path: TipPath, linkName: String,

@@ -8,29 +8,11 @@ import Testing
 /// The runtime with its real threads and the real monitor process. Outcomes are asserted, never
 /// how fast: they must hold with the machine loaded (`stress-ng --cpu 2`).
 @Suite(.serialized, .disabled(if: ProcessInfo.processInfo.environment["LUMEN_WALL_CLOCK_SUITES"] == "later", "runs alone after the parallel tests (scripts/test.sh): it judges threads on the wall clock")) struct LiveRuntimeTests {
-    func waitFor(seconds: Double, _ condition: () -> Bool) -> Bool {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end {
-            if condition() { return true }
-            usleep(5000)
-        }
-        return condition()
-    }
 
     /// A runtime on the tube without imaging, with the monitor process, powered: the deadman
     /// held by an automation client (the monitor's deadman check permits nothing without it).
     func startPowered() throws -> (LiveRuntime, AutomationClient) {
-        let runtime = try LiveRuntime(tubeSettings(monitor: true, imaging: .off, realtime: true), robot: try loadRobot())
-        try runtime.start()
-        let client = AutomationClient(port: runtime)
-        client.start()
-        let powered = runtime.waitForPower(seconds: 30), log = runtime.monitorLog
-        if !powered {
-            client.stop()
-            _ = runtime.finish(.completed)
-        }
-        try #require(powered, "the monitor never permitted power: \(log)")
-        return (runtime, client)
+        try startPoweredRuntime(try LiveRuntime(tubeSettings(monitor: true, imaging: .off, realtime: true), robot: try loadRobot()))
     }
 
     @Test func theCycleAllocatesNothingWhileTheImagingThreadRuns() throws {

@@ -3,12 +3,39 @@ import Control
 import Core
 import Foundation
 import Scenarios
+import Testing
 @testable import Runtime
 
 let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 func loadRobot(_ name: String = "lumen-1s.yaml") throws -> RobotDescription {
     try ConfigLoader.load(RobotDescription.self, from: repoRoot.appendingPathComponent("robots/\(name)").path)
+}
+
+/// Polls `condition` every 5 ms until it holds or `seconds` pass; whether it held.
+func waitFor(seconds: Double, _ condition: () -> Bool) -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if condition() { return true }
+        usleep(5000)
+    }
+    return condition()
+}
+
+/// Starts `runtime` and waits (bounded) until its monitor permits power, the deadman held by an
+/// automation client (the monitor's deadman check permits nothing without it). Not powered, both
+/// are ended and the test fails with the monitor's log.
+func startPoweredRuntime(_ runtime: LiveRuntime) throws -> (LiveRuntime, AutomationClient) {
+    try runtime.start()
+    let client = AutomationClient(port: runtime)
+    client.start()
+    let powered = runtime.waitForPower(seconds: 30), log = runtime.monitorLog
+    if !powered {
+        client.stop()
+        _ = runtime.finish(.completed)
+    }
+    try #require(powered, "the monitor never permitted power: \(log)")
+    return (runtime, client)
 }
 
 /// The straight tube phantom with a small detector: fast enough to render in a debug build.

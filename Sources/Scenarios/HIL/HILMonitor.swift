@@ -111,10 +111,17 @@ public final class HILMonitor: @unchecked Sendable {
 /// commanded, sent only when the cycle has run since the last one: a stalled or silent host
 /// sends none) and the operator's deadman and acknowledge. On hardware the drive firmware and
 /// the control stack do this; the emulated drives have no processor of their own.
-final class HILSafetyBridge: @unchecked Sendable {
+/// Without a log (`drivesOnly`), it is the drives' side alone: the live runtime's cycle sends
+/// the heartbeat and the operator's messages itself.
+public final class HILSafetyBridge: @unchecked Sendable {
     let emulator: DriveLinkDriveEmulator
-    let monitor: HILMonitor
-    let log: HILLog
+    /// The monitor's sockets and the channel key.
+    let drivesPath: String
+    let listenPath: String
+    let key: ChannelKey
+    let log: HILLog?
+    /// Told each permit admitted (bits: 1 power, 2 quick stop; when, monotonic ns), from this thread.
+    let onPermit: (@Sendable (Int, Nanoseconds) -> Void)?
     let axes: Int
     let watchdog: Nanoseconds
     /// When the cycle's time 0 is (monotonic ns): set before the cycle starts.
@@ -138,21 +145,39 @@ final class HILSafetyBridge: @unchecked Sendable {
     init(emulator: DriveLinkDriveEmulator, monitor: HILMonitor, log: HILLog, axes: Int, watchdog: Nanoseconds, origin: Nanoseconds,
          hostActive: @escaping @Sendable () -> Bool) {
         self.emulator = emulator
-        self.monitor = monitor
+        drivesPath = monitor.channel.drivesPath
+        listenPath = monitor.channel.listenPath
+        key = monitor.channel.key
         self.log = log
+        onPermit = nil
         self.axes = axes
         self.watchdog = watchdog
         originCell.store(origin, ordering: .releasing)
         self.hostActive = hostActive
     }
 
-    func start(priority: Int32?) throws(HILRunError) {
+    /// The drives' side alone, for a monitor listening at `listen` that sends its permits to
+    /// `drives`: permits onto the safe-torque-off input within `watchdog`, the drives' readings back.
+    public init(drivesOnly emulator: DriveLinkDriveEmulator, drives: String, listen: String, key: ChannelKey, axes: Int, watchdog: Nanoseconds,
+                onPermit: @escaping @Sendable (Int, Nanoseconds) -> Void) {
+        self.emulator = emulator
+        drivesPath = drives
+        listenPath = listen
+        self.key = key
+        log = nil
+        self.onPermit = onPermit
+        self.axes = axes
+        self.watchdog = watchdog
+        hostActive = { false }
+    }
+
+    public func start(priority: Int32?) throws(HILRunError) {
         let drives: DatagramSocket, control: DatagramSocket
         do {
-            drives = try DatagramSocket(bindTo: monitor.channel.drivesPath, passCredentials: true)
+            drives = try DatagramSocket(bindTo: drivesPath, passCredentials: true)
             control = try DatagramSocket(bindTo: nil)
         } catch { throw .link("the safety channel's sockets: \(error.description)") }
-        guard let address = DatagramSocket.address(monitor.channel.listenPath) else { throw .link("socket path too long: \(monitor.channel.listenPath)") }
+        guard let address = DatagramSocket.address(listenPath) else { throw .link("socket path too long: \(listenPath)") }
         guard let uids = UIDSet([geteuid()]) else { throw .link("no user id for the monitor") }
         // Torque off until the monitor permits power.
         emulator.setSafeTorqueOff(true)
@@ -162,7 +187,7 @@ final class HILSafetyBridge: @unchecked Sendable {
         let thread = Thread { [self] in
             if let priority, !RealtimeOptions(fifoPriority: priority).applyToCurrentThread().isEmpty { fifoRefused.store(true, ordering: .releasing) }
             if let drives = drivesSocket, let control = controlSocket {
-                loop(drives: drives, control: control, monitor: address, gate: PermitGate(key: monitor.channel.key, monitorUIDs: uids))
+                loop(drives: drives, control: control, monitor: address, gate: PermitGate(key: key, monitorUIDs: uids))
             }
             finished.signal()
         }
@@ -170,7 +195,7 @@ final class HILSafetyBridge: @unchecked Sendable {
         thread.start()
     }
 
-    func stop() {
+    public func stop() {
         if running.exchange(false, ordering: .acquiringAndReleasing) { finished.wait() }
     }
 
@@ -182,9 +207,9 @@ final class HILSafetyBridge: @unchecked Sendable {
         let tx = UnsafeMutableRawBufferPointer.allocate(byteCount: SafetyWire.maxSize, alignment: 8)
         let status = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, axes))
         defer { rx.deallocate(); tx.deallocate(); status.deallocate() }
-        var drivesSealer = ChannelSealer(key: monitor.channel.key)
-        var controlSealer = ChannelSealer(key: monitor.channel.key)
-        var consoleSealer = ChannelSealer(key: monitor.channel.key)
+        var drivesSealer = ChannelSealer(key: key)
+        var controlSealer = ChannelSealer(key: key)
+        var consoleSealer = ChannelSealer(key: key)
         var permit = false, quickStop = false
         var permitAt: Nanoseconds = 0
         var torqueOff = true
@@ -211,6 +236,7 @@ final class HILSafetyBridge: @unchecked Sendable {
                 quickStop = p.quickStop
                 permitAt = now
                 permitsTaken.add(1, ordering: .relaxed)
+                onPermit?((p.permit ? 1 : 0) | (p.quickStop ? 2 : 0), now)
             }
             let allowed = permit && now - permitAt <= watchdog
             if allowed == torqueOff {
@@ -250,29 +276,29 @@ final class HILSafetyBridge: @unchecked Sendable {
             sampleSequence &+= 1
             let n = SafetyWire.encodeDriveSample(sequence: sampleSequence, sampledAt: now, force: sample.force.isFinite ? sample.force : 0,
                                                  encoder: encoder, load: load, velocity: velocity, current: current, status: status,
-                                                 counter: drivesSealer.next(), key: monitor.channel.key, into: tx)
+                                                 counter: drivesSealer.next(), key: key, into: tx)
             _ = DescriptorIO.send(drives.fd, UnsafeRawBufferPointer(start: tx.baseAddress, count: n), to: address)
 
             // The cycle's heartbeat: only for a cycle that ran since the last one, stamped with
             // the cycle's own time, so that the speed implied by consecutive commands is the
             // commanded one however this thread was scheduled.
-            if log.latest == nil {
+            if let log, log.latest == nil {
                 // Before the cycle's first run: where the drives stand, not following, so that
                 // the monitor can be acknowledged before the scenario's time starts.
                 heartbeatSequence &+= 1
                 let h = SafetyWire.encodeHeartbeat(sequence: heartbeatSequence, sentAt: now, following: false, imageGuided: false,
                                                    imageAcquiredAt: 0, lostFrames: 0, crcErrors: 0, wkcErrors: 0,
                                                    position: encoder, velocity: JointVector(count: axes),
-                                                   counter: controlSealer.next(), key: monitor.channel.key, into: tx)
+                                                   counter: controlSealer.next(), key: key, into: tx)
                 _ = DescriptorIO.send(control.fd, UnsafeRawBufferPointer(start: tx.baseAddress, count: h), to: address)
-            } else if let row = log.latest, row.count != lastCycles {
+            } else if let row = log?.latest, row.count != lastCycles {
                 lastCycles = row.count
                 heartbeatSequence &+= 1
                 let sentAt = origin + Nanoseconds(row.time * 1e9)
                 let h = SafetyWire.encodeHeartbeat(sequence: heartbeatSequence, sentAt: sentAt, following: hostActive(), imageGuided: false,
                                                    imageAcquiredAt: 0, lostFrames: 0, crcErrors: 0, wkcErrors: 0,
                                                    position: row.reference, velocity: JointVector(count: axes),
-                                                   counter: controlSealer.next(), key: monitor.channel.key, into: tx)
+                                                   counter: controlSealer.next(), key: key, into: tx)
                 _ = DescriptorIO.send(control.fd, UnsafeRawBufferPointer(start: tx.baseAddress, count: h), to: address)
             }
 
@@ -282,8 +308,8 @@ final class HILSafetyBridge: @unchecked Sendable {
             cycles += 1
             if allowed { everPermitted = true }
             let press = !everPermitted && cycles % 50 >= 20 && cycles % 50 < 25
-            if press || cycles % 10 == 0 {
-                let m = SafetyWire.encodeOperator(deadman: true, acknowledge: press, counter: consoleSealer.next(), key: monitor.channel.key, into: tx)
+            if log != nil, press || cycles % 10 == 0 {
+                let m = SafetyWire.encodeOperator(deadman: true, acknowledge: press, counter: consoleSealer.next(), key: key, into: tx)
                 _ = DescriptorIO.send(control.fd, UnsafeRawBufferPointer(start: tx.baseAddress, count: m), to: address)
             }
             next += 1_000_000

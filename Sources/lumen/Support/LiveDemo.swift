@@ -16,12 +16,19 @@ extension Demo {
         settings.setup.seed = seed
         settings.imaging = replay.map { .replay(path: $0) } ?? .simulated(planes: planes)
         settings.realtime = realtime.options
+        settings.drives = try drivesLink.liveDrives()
+        settings.driveDynamics = drivesLink.dynamics
+        if settings.drives == .emulatedEtherCAT {
+            // The simulated slaves have no safe-torque-off input the monitor's permits could reach.
+            settings.monitor = false
+            Output.progress("demo: warning: the simulated EtherCAT slaves have no safe-torque-off input: the run goes without the safety monitor (use --link serial for it)")
+        }
         let limit = timeLimit ?? 50
         // The physics catheter bends one section: the scripted demo's default robot is not it.
         if robot != DemoRigFiles.defaultRobot { settings.setup.robot = robot }
         let description = try DemoRigFiles.loadRobot(settings.setup.robot)
         LiveRuntime.installSignalHandlers()
-        Output.progress("demo: live navigation to \(branch), \(depth) mm in, in the arch phantom: \(planes == 2 ? "biplane" : "mono") fluoroscopy at \(Check.text(fps)) fps, the monitor as its own process (up to \(Check.text(limit)) s)")
+        Output.progress("demo: live navigation to \(branch), \(depth) mm in, in the arch phantom: \(planes == 2 ? "biplane" : "mono") fluoroscopy at \(Check.text(fps)) fps, \(settings.monitor ? "the monitor as its own process" : "no monitor"), drives: \(link) (up to \(Check.text(limit)) s)")
         let (result, trace): (LiveNavigationResult, LiveTrace)
         let attach = try attachments.settings(configurationFiles: [DemoRigFiles.locate(settings.setup.robot)])
         let report = RecorderReportBox()
@@ -53,7 +60,8 @@ extension Demo {
             print(String(format: "  frame to command p50 / p99 %.1f / %.1f ms; tracking p99 %.1f ms; cycle lateness p99 %.0f µs with imaging, %.0f µs without; heartbeat age p99 %.2f ms",
                          t.frame_to_command_ms_p50, t.frame_to_command_ms_p99, t.tracking_ms_p99, t.lateness_us_p99_imaging_on,
                          t.lateness_us_p99_imaging_off, t.heartbeat_age_ms_p99))
-            print("  ended: \(result.ending) (exit code \(result.exit_code)); written: \(out)/summary.json, \(plots.joined(separator: ", "))")
+            print("  drives: \(result.link)\(result.link_stats.map { f in ", " + f.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") } ?? ""); powered at the end: \(result.drives_powered_at_end ? "yes" : "no")")
+            print("  ended: \(result.ending_detail) (exit code \(result.exit_code)); written: \(out)/summary.json, \(plots.joined(separator: ", "))")
             for f in result.monitor_faults.prefix(5) { print("  monitor: \(f)") }
         }
         if result.exit_code != 0 { throw ExitCode(result.exit_code) }

@@ -1,0 +1,141 @@
+import Control
+import Core
+import Foundation
+import Testing
+@testable import Runtime
+
+/// The live runtime on a drive link: emulated DriveLink drives behind a pty (the C firmware
+/// reference on their own thread), the monitor process's permits on their safe-torque-off input.
+/// Outcomes are asserted, never how fast: they must hold with the machine loaded.
+@Suite(.serialized, .disabled(if: ProcessInfo.processInfo.environment["LUMEN_WALL_CLOCK_SUITES"] == "later", "runs alone after the parallel tests (scripts/test.sh): it judges threads on the wall clock")) struct LiveLinkTests {
+
+    /// The tube without imaging on `serial`, with the monitor process, powered: the deadman held
+    /// by an automation client, the drives out of idle into hold.
+    func startPowered() throws -> (LiveRuntime, AutomationClient, EmulatedDrives) {
+        var settings = tubeSettings(monitor: true, imaging: .off, realtime: true)
+        settings.drives = .emulatedDriveLink
+        let runtime = try LiveRuntime(settings, robot: try loadRobot())
+        // Values first: a failing expectation reflects what it names, and the runtime holds noncopyable parts.
+        let emulated = runtime.emulatedDrives
+        let drives = try #require(emulated)
+        let (_, client) = try startPoweredRuntime(runtime)
+        _ = client.submit(.mode(.hold))
+        let holding = waitFor(seconds: 20) { runtime.snapshot().mode == .hold && drives.powered }
+        if !holding {
+            client.stop()
+            _ = runtime.finish(.completed)
+        }
+        try #require(holding, "the drives never held with power: mode \(runtime.snapshot().mode), powered \(drives.powered)")
+        return (runtime, client, drives)
+    }
+
+    @Test func onTheSerialLinkTheRuntimeJogsTheInsertionAndTheCatheterFollowsTheDrives() throws {
+        let (runtime, client, drives) = try startPowered()
+        defer {
+            client.stop()
+            _ = runtime.finish(.completed)
+        }
+        let emulator = try #require(drives.emulator)
+        let driveBefore = emulator.report.positions[0]
+        // The catheter's shape is read under a sequence lock: a read that meets a write is retried.
+        func tip() -> Vec3? {
+            var t: Vec3?
+            _ = waitFor(seconds: 5) { t = runtime.trueTip; return t != nil }
+            return t
+        }
+        let tipBefore = try #require(tip())
+        // Two seconds of full insertion jog, repeated as the console repeats it.
+        let end = Date().addingTimeInterval(2)
+        while Date() < end {
+            _ = client.submit(.jointJog(JointVector([1, 0, 0, 0])))
+            usleep(50_000)
+        }
+        // The jog stops when its demand is no longer repeated; the drives come to rest.
+        _ = waitFor(seconds: 5) { runtime.snapshot().joints.velocity[0] == 0 }
+        usleep(200_000)
+        let moved = emulator.report.positions[0] - driveBefore
+        let reported = runtime.snapshot().joints.position[0]
+        let tipAfterRead = tip()
+        let tipAfter = try #require(tipAfterRead)
+        let mode = runtime.snapshot().mode, name = runtime.linkName
+        let ending = runtime.finish(.completed)
+        let powered = runtime.drivesPowered
+        let stats = runtime.linkStatistics ?? [:]
+        #expect(mode == .jog || mode == .hold)
+        #expect(moved > 1, "the emulated drives' insertion moved \(moved) mm in 2 s of jog")
+        // The cycle read the drives over the link…
+        #expect(abs(reported - emulator.report.positions[0]) < 0.5, "the cycle read \(reported) mm, the drives stand at \(emulator.report.positions[0]) mm")
+        #expect((stats["states_received"] ?? 0) > 100, "\(stats)")
+        // …and the simulated patient's catheter went where the drives put it: the tube is
+        // straight, so the tip advances by most of the insertion.
+        let advanced = (tipAfter - tipBefore).length
+        #expect(advanced > 0.5 * moved, "the drives inserted \(moved) mm, the catheter's tip moved \(advanced) mm")
+        #expect(ending == .completed)
+        #expect(!powered, "a drive kept power after the run ended")
+        #expect(name.hasPrefix("serial"))
+    }
+
+    @Test func aDriveFaultFromTheEmulatedDrivesEndsTheRunAsADriveFaultWithTheDrivesUnpowered() throws {
+        let (runtime, client, drives) = try startPowered()
+        defer {
+            client.stop()
+            _ = runtime.finish(.completed)
+        }
+        // Overcurrent on the insertion axis, as the drive's own protection latches it.
+        drives.injectFault(axis: 0, code: 2)
+        let supervised = runtime.supervise(maxSeconds: 30) { _ in false }
+        let ending = runtime.finish(supervised)
+        let powered = runtime.drivesPowered, lifecycle = runtime.lifecycle
+        guard case .stopped(.driveFault(let f)) = ending else {
+            Issue.record("the run ended \(ending), not with the drive fault")
+            return
+        }
+        #expect(f.axis == 0)
+        #expect(f.kind == .overcurrent)
+        #expect(ending.exitCode == 3)
+        #expect(ending.key == "drive_fault")
+        #expect(!powered, "a drive kept power after its fault")
+        #expect(lifecycle == .finalized)
+    }
+
+    @Test func aKilledEmulatorEndsTheRunAsALostLink() throws {
+        let (runtime, client, drives) = try startPowered()
+        defer {
+            client.stop()
+            _ = runtime.finish(.completed)
+        }
+        drives.kill()
+        let supervised = runtime.supervise(maxSeconds: 30) { _ in false }
+        let ending = runtime.finish(supervised)
+        let powered = runtime.drivesPowered, lifecycle = runtime.lifecycle
+        guard case .stopped(.linkLost) = ending else {
+            Issue.record("the run ended \(ending), not with the lost link")
+            return
+        }
+        #expect(ending.exitCode == 4)
+        #expect(ending.key == "link_lost")
+        #expect(!powered)
+        #expect(lifecycle == .finalized)
+    }
+
+    @Test func theLinkSettingsAreCheckedBeforeAnythingStarts() throws {
+        #expect(try LiveDrives(parsing: "serial") == .emulatedDriveLink)
+        #expect(try LiveDrives(parsing: "ethercat-udp") == .emulatedEtherCAT)
+        #expect(try LiveDrives(parsing: "sim") == .simulated)
+        #expect(try LiveDrives(parsing: "pty:/dev/pts/9") == .device(.pty(path: "/dev/pts/9")))
+        #expect(throws: RuntimeError.self) { try LiveDrives(parsing: "carrier-pigeon") }
+        // A real device is not in the simulated C-arm's picture, and the monitor's permits reach
+        // it only through the bench's own channel: both refused, with the reason.
+        var s = tubeSettings(monitor: false)
+        s.drives = .device(.pty(path: "/dev/pts/9"))
+        #expect(throws: RuntimeError.self) { try s.validate() }
+        s.imaging = .off
+        s.monitor = true
+        #expect(throws: RuntimeError.self) { try s.validate() }
+        s.monitor = false
+        try s.validate()
+        var e = tubeSettings(monitor: true, imaging: .off)
+        e.drives = .emulatedEtherCAT
+        #expect(throws: RuntimeError.self) { try e.validate() }
+    }
+}
