@@ -96,6 +96,27 @@ public struct CenterlineRoute: ~Copyable, @unchecked Sendable {
 /// Why the servo is doing what it does this cycle.
 public enum PathServoPhase: UInt8, Sendable, Equatable {
     case following = 0, arrived = 1, holdingLost = 2, holdingNoState = 3
+    /// Pulling back after a stall, the bend let out (see `PathServo.retreat`).
+    case withdrawing = 4
+    /// Back from a stall: insertion held while the bend aims the tip at the way on.
+    case aiming = 5
+    /// The servo gave up (see `PathServo.failure`) and holds until it is reset.
+    case gaveUp = 6
+}
+
+/// Why the path servo gave up: the run should end there, not push on.
+public enum PathServoFailure: Sendable, Equatable, CustomStringConvertible {
+    /// `retreats` withdraw-aim-advance attempts in a row got the tip no further than `arcMM`
+    /// along the route (its length `routeMM`): the way on is not one this catheter takes from
+    /// there. Withdraw and choose another catheter shape or approach, or steer by hand (jog).
+    case noProgress(retreats: Int, arcMM: Double, routeMM: Double)
+
+    public var description: String {
+        switch self {
+        case .noProgress(let n, let s, let l):
+            "the tip got no further than \(Int(s.rounded())) of \(Int(l.rounded())) mm along the route in \(n) withdraw-aim-advance attempts; withdraw and try another catheter shape or approach, or steer by hand"
+        }
+    }
 }
 
 /// Drives the tip along a centerline route to its end, from the fused estimate: each cycle
@@ -145,6 +166,8 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     /// moves again.
     public var alignment = 0.8
     public var alignmentStop = 0.4
+    /// mm from the goal within which the push is not gated on the aim (see `alignment`).
+    public var finalApproach = 1.5
     /// Likewise off the route: full speed within `steerOnly` × the lumen radius of the route,
     /// none at the lumen radius, and pulled back beyond it (see `backOut`).
     public private(set) var advanceFactor = 1.0
@@ -164,6 +187,30 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     /// loads the walls and feeds out catheter the tip never uses.
     public var stallPush = 10.0
     public private(set) var retreats = 0
+    /// Each retreat after the first goes `retreatGrowth` × `retreat` further back than the one
+    /// before (at most `retreatGrowthLimit` × `retreat` in all): a tip that stalls again at the
+    /// same place was not pulled back far enough to come at the opening from another angle.
+    public var retreatGrowth = 0.5
+    public var retreatGrowthLimit = 3.0
+    /// After a retreat, insertion is held for up to `aimTime` s while the bend turns the tip
+    /// towards the route ahead (until the aim's cosine reaches `alignment`): a catheter
+    /// re-advanced with its bend still coming round goes where it went before. This is the
+    /// interventionalist's pull back and re-aim.
+    public var aimTime = 2.0
+    /// From the second retreat at the same place on, the point the tip aims at on its way past
+    /// the stall is moved sideways by `searchOffset` × the local lumen radius, a quarter turn
+    /// round the route further with each retreat: rotating the tip's bend to find an ostium
+    /// the route's centerline does not lead it into.
+    public var searchOffset = 0.5
+    /// Retreats in a row without getting past the place of the first (`stallProgress` mm
+    /// beyond it) before the servo gives up with a typed failure and holds.
+    public var maxRetreats = 8
+    public private(set) var failure: PathServoFailure?
+    /// s of aiming left after the current retreat.
+    var aimLeft = 0.0
+    /// Route arc (mm) where the current series of retreats began, and how many in the series.
+    var stallArc = -1.0
+    var retreatsHere = 0
     /// mm — insertion commanded since the tip last made progress (diagnostics, and the buckling rule).
     public private(set) var pushedSinceProgress = 0.0
     var bestArc = 0.0
@@ -178,12 +225,20 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         self.route = route
     }
 
+    /// Turns the corner manoeuvres off (the re-aim after a retreat, the deeper retreats, the
+    /// search round an opening, the bounded attempts, the final approach): the servo as it was
+    /// before them, for comparisons on the same seeds.
+    public mutating func withoutCornerManoeuvres() {
+        aimTime = 0; retreatGrowth = 0; searchOffset = 0; maxRetreats = .max; finalApproach = 0
+    }
+
     @_noAllocation @_noLocks
     public mutating func reset(to q: JointVector) {
         reference = q
         progress = 0
         phase = .following
         bestArc = 0; sinceProgress = 0; retreatLeft = 0; retreats = 0; pushedSinceProgress = 0
+        aimLeft = 0; stallArc = -1; retreatsHere = 0; failure = nil
     }
 
     /// Puts the joint reference at `q` (where the command is) and keeps the progress along the
@@ -201,6 +256,10 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         if reference.count != model.jointCount {
             phase = .holdingNoState
             command.setHold(enable: true)
+            return
+        }
+        if phase == .gaveUp {
+            holdAtReference(&command)
             return
         }
         if estimate.health == .lost {
@@ -231,25 +290,56 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         // Within a lookahead of the route's end progress cannot grow much more: there a stall
         // is the final approach, not a tip caught on a rim.
         let nearEnd = arc[count - 1] - arc[progress] < lookahead
+        // Past the place where the series of retreats began: the way on was found.
+        if stallArc >= 0, arc[progress] > stallArc + stallProgress { stallArc = -1; retreatsHere = 0 }
         if arc[progress] > bestArc + stallProgress || nearEnd {
             if arc[progress] > bestArc { bestArc = arc[progress] }
             sinceProgress = 0
             pushedSinceProgress = 0
-        } else if retreatLeft <= 0 {
+        } else if retreatLeft <= 0, aimLeft <= 0 {
             sinceProgress += dt
             if sinceProgress > stallTime || pushedSinceProgress > stallPush {
+                if retreatsHere >= maxRetreats {
+                    failure = .noProgress(retreats: retreatsHere, arcMM: stallArc, routeMM: arc[count - 1])
+                    phase = .gaveUp
+                    holdAtReference(&command)
+                    return
+                }
+                if stallArc < 0 { stallArc = arc[progress] }
                 pushedSinceProgress = 0
-                retreatLeft = retreat
+                let further = retreatGrowth * Double(retreatsHere)
+                retreatLeft = retreat * (further + 1 < retreatGrowthLimit ? further + 1 : retreatGrowthLimit)
                 retreats += 1
+                retreatsHere += 1
+                aimLeft = aimTime
                 sinceProgress = 0
                 // Progress counts again from where the retreat ends.
-                bestArc = arc[progress] - retreat
+                bestArc = arc[progress] - retreatLeft
             }
         }
+        if retreatLeft > 0 { phase = .withdrawing } else if aimLeft > 0 { phase = .aiming }
         var k = progress
         let want = arc[progress] + lookahead
         while k + 1 < count, arc[k] < want { k += 1 }
-        let target = points[k]
+        var target = points[k]
+        if retreatsHere >= 2, stallArc >= 0, k + 1 < count {
+            // The search round the opening: a quarter turn about the route's direction per retreat.
+            let along = points[k + 1] - points[k]
+            let a = along.length > 1e-9 ? along * (1 / along.length) : Vec3(0, 0, 1)
+            let helper = abs(a.x) < 0.9 ? Vec3(1, 0, 0) : Vec3(0, 1, 0)
+            var u = helper - a * helper.dot(a)
+            u = u * (1 / u.length)
+            let v = a.cross(u)
+            let side: Vec3
+            switch (retreatsHere - 2) % 4 {
+            case 0: side = u
+            case 1: side = v
+            case 2: side = u * -1
+            default: side = v * -1
+            }
+            // An unknown lumen (free space) is searched as one of 10 mm.
+            target += side * (searchOffset * (radius[k] < 10 ? radius[k] : 10))
+        }
         let n = reference.count
         var maxStep = model.maxVelocity
         for j in 0..<n { maxStep[j] *= dt * speedScale }
@@ -273,7 +363,10 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         let toTarget = target - tip
         let targetDistance = toTarget.length
         aimCosine = targetDistance > 1e-9 ? heading.dot(toTarget * (1 / targetDistance)) : 1
-        let aligned = ramp(aimCosine, from: alignmentStop, to: alignment)
+        // Within `finalApproach` of the goal the direction to it says little about the
+        // heading (a tip 0.6 mm beside it points across it), and gating the push there
+        // stalls the last fraction of a millimetre short.
+        let aligned = goalDistance <= finalApproach ? 1 : ramp(aimCosine, from: alignmentStop, to: alignment)
         let inside = 1 - ramp(bestDistance, from: max(1, steerOnly * lumen), to: max(1.5, lumen))
         advanceFactor = aligned * inside
         // Aim from where the estimate says the tip is (the model may lag it by the latency).
@@ -367,11 +460,15 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             // for nothing, so the step's own retraction (a tip past the target) stands.
             let out = ramp(bestDistance, from: lumen, to: lumen + backOut)
             proposal[0] = min(reference[0] - out * backOutSpeed * dt, proposal[0])
+        } else if aimLeft > 0 {
+            // Aiming: insertion stays until the tip points the way on, or the time is up.
+            proposal[0] = reference[0]
+            aimLeft = aimCosine >= alignment ? 0 : aimLeft - dt
         } else if proposal[0] > reference[0] + advanceFactor * maxStep[0] {
             proposal[0] = reference[0] + advanceFactor * maxStep[0]
         }
         let limited = model.clampToLimits(proposal)
-        if retreatLeft <= 0, limited[0] > reference[0] { pushedSinceProgress += limited[0] - reference[0] }
+        if retreatLeft <= 0, aimLeft <= 0, limited[0] > reference[0] { pushedSinceProgress += limited[0] - reference[0] }
         for j in 0..<reference.count {
             command.velocity[j] = dt > 0 ? (limited[j] - reference[j]) / dt : 0
         }
@@ -418,7 +515,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     @_noAllocation @_noLocks @inline(__always)
     func jointWeight(_ j: Int) -> Double {
         if j == 1 { return rollWeight }
-        if j == 0 { return retreatLeft > 0 ? 0 : 1 }
+        if j == 0 { return retreatLeft > 0 || aimLeft > 0 ? 0 : 1 }
         return 1
     }
 

@@ -14,6 +14,8 @@ public enum NavigationEnd: Codable, Sendable, Equatable, CustomStringConvertible
     case timeLimit
     /// The cycle left `active` by itself (too many failed reads): a safe stop.
     case faultStop
+    /// The path servo gave up (`PathServoFailure`) and held: its reason.
+    case servoGaveUp(reason: String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum NavigationEnd: Codable, Sendable, Equatable, CustomStringConvertible
         case .arrivedOffTarget(let e): "arrived by the estimate, but the true tip is \(e) mm off"
         case .timeLimit: "time limit"
         case .faultStop: "the cycle stopped motion after failed reads"
+        case .servoGaveUp(let reason): "the servo gave up: \(reason)"
         }
     }
 }
@@ -289,13 +292,17 @@ public enum NavigationRun {
                     for m in measured.measurements { pending.append((now + latency, m)) }
                 }
                 if frames % 15 == 0, let progress {
-                    progress(String(format: "navigate: t %.1f s, tip %.1f mm from target, fused error %.2f mm, %@, fused %d, rejected %d, resets %d (%@), progress %d (retreats %d), off route %.1f mm, aim %.2f, ins %.2f mm/s, cos %.2f, scale %.3f adv %.2f, q %.1f %.2f %.2f %.2f, truth %.0f %.0f %.0f", Double(now) * 1e-9,
-                                    (truth - goal).length, fusedErr.last ?? .nan, "\(lastEstimate.health)", runner.controller.estimator.fused, runner.controller.estimator.rejected, runner.controller.estimator.resets, "\(runner.controller.estimator.lastRejection.map { "\($0)" } ?? "-")", runner.controller.servo.progress, runner.controller.servo.retreats, runner.controller.servo.offRoute, runner.controller.servo.aimCosine, runner.controller.servo.proposedInsertion, runner.controller.servo.headingCosine, runner.controller.servo.stepScale, runner.controller.servo.advanceFactor,
+                    progress(String(format: "navigate: t %.1f s, tip %.1f mm from target, fused error %.2f mm, %@, fused %d, rejected %d, resets %d (%@), progress %d (retreats %d, %@), off route %.1f mm, aim %.2f, ins %.2f mm/s, cos %.2f, scale %.3f adv %.2f, q %.1f %.2f %.2f %.2f, truth %.0f %.0f %.0f", Double(now) * 1e-9,
+                                    (truth - goal).length, fusedErr.last ?? .nan, "\(lastEstimate.health)", runner.controller.estimator.fused, runner.controller.estimator.rejected, runner.controller.estimator.resets, "\(runner.controller.estimator.lastRejection.map { "\($0)" } ?? "-")", runner.controller.servo.progress, runner.controller.servo.retreats, "\(runner.controller.servo.phase)", runner.controller.servo.offRoute, runner.controller.servo.aimCosine, runner.controller.servo.proposedInsertion, runner.controller.servo.headingCosine, runner.controller.servo.stepScale, runner.controller.servo.advanceFactor,
                                     state.position[0], state.position[1], state.position[2], state.position[3], truth.x, truth.y, truth.z))
                 }
             }
             if runner.lifecycle != .active {
                 end = .faultStop
+                break
+            }
+            if runner.controller.servo.phase == .gaveUp {
+                end = .servoGaveUp(reason: runner.controller.servo.failure.map { "\($0)" } ?? "no reason given")
                 break
             }
             // Arrival counts once the servo has held the target for a second on a fresh image

@@ -102,6 +102,8 @@ public struct NavigationScene: Sendable {
         // Two tendon pairs bend the tip any way without roll; a servo free to roll winds it
         // to its limit at branches and is left with no way to turn.
         servo.rollWeight = 0
+        // Opt-in: measured on the brachiocephalic they did worse than without (docs/navigation-corners.md).
+        if setup.cornerManoeuvres != true { servo.withoutCornerManoeuvres() }
         var estimatorSettings = TipEstimatorSettings()
         estimatorSettings.resetFromPixels = planes.count < 2
         return ImageGuidedController(estimator: TipEstimator(model: model, planes: planes, settings: estimatorSettings, historyLength: historyLength), servo: servo,
