@@ -16,6 +16,7 @@ struct PathServoManoeuvreTests {
         let model = CatheterModel(try loadRobot("lumen-1s.yaml"))
         let pose = model.calcTipPose(q)
         var servo = PathServo(model: model, route: CenterlineRoute((0...length).map { pose.translation + pose.rotation.c2 * Double($0) }))
+        servo.withCornerManoeuvres()
         servo.reset(to: q)
         return servo
     }
@@ -79,6 +80,7 @@ struct PathServoManoeuvreTests {
             return pose.translation + pose.rotation.c2 * s - across * (s > 10 ? 0.5 * (s - 10) : 0)
         })
         var servo = PathServo(model: model, route: route)
+        servo.withCornerManoeuvres()
         servo.reset(to: q)
         var command = JointCommand(jointCount: 4)
         var aimingCycles = 0, aimingStartInsertion: Double?, aimingStartBend: Double?, aimAtStart = 0.0, aimAtEnd = 0.0

@@ -167,7 +167,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     public var alignment = 0.8
     public var alignmentStop = 0.4
     /// mm from the goal within which the push is not gated on the aim (see `alignment`).
-    public var finalApproach = 1.5
+    public var finalApproach = 0.0
     /// Likewise off the route: full speed within `steerOnly` × the lumen radius of the route,
     /// none at the lumen radius, and pulled back beyond it (see `backOut`).
     public private(set) var advanceFactor = 1.0
@@ -190,21 +190,21 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     /// Each retreat after the first goes `retreatGrowth` × `retreat` further back than the one
     /// before (at most `retreatGrowthLimit` × `retreat` in all): a tip that stalls again at the
     /// same place was not pulled back far enough to come at the opening from another angle.
-    public var retreatGrowth = 0.5
+    public var retreatGrowth = 0.0
     public var retreatGrowthLimit = 3.0
     /// After a retreat, insertion is held for up to `aimTime` s while the bend turns the tip
     /// towards the route ahead (until the aim's cosine reaches `alignment`): a catheter
     /// re-advanced with its bend still coming round goes where it went before. This is the
     /// interventionalist's pull back and re-aim.
-    public var aimTime = 2.0
+    public var aimTime = 0.0
     /// From the second retreat at the same place on, the point the tip aims at on its way past
     /// the stall is moved sideways by `searchOffset` × the local lumen radius, a quarter turn
     /// round the route further with each retreat: rotating the tip's bend to find an ostium
     /// the route's centerline does not lead it into.
-    public var searchOffset = 0.5
+    public var searchOffset = 0.0
     /// Retreats in a row without getting past the place of the first (`stallProgress` mm
     /// beyond it) before the servo gives up with a typed failure and holds.
-    public var maxRetreats = 8
+    public var maxRetreats = Int.max
     public private(set) var failure: PathServoFailure?
     /// s of aiming left after the current retreat.
     var aimLeft = 0.0
@@ -225,11 +225,12 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         self.route = route
     }
 
-    /// Turns the corner manoeuvres off (the re-aim after a retreat, the deeper retreats, the
-    /// search round an opening, the bounded attempts, the final approach): the servo as it was
-    /// before them, for comparisons on the same seeds.
-    public mutating func withoutCornerManoeuvres() {
-        aimTime = 0; retreatGrowth = 0; searchOffset = 0; maxRetreats = .max; finalApproach = 0
+    /// Turns the corner manoeuvres on (the re-aim after a retreat, the deeper retreats, the
+    /// search round an opening, the bounded attempts, the final approach). Off by default: on
+    /// the brachiocephalic hairpin they did worse than the servo without them
+    /// (docs/navigation-corners.md).
+    public mutating func withCornerManoeuvres() {
+        aimTime = 2.0; retreatGrowth = 0.5; searchOffset = 0.5; maxRetreats = 8; finalApproach = 1.5
     }
 
     @_noAllocation @_noLocks

@@ -103,7 +103,7 @@ public struct NavigationScene: Sendable {
         // to its limit at branches and is left with no way to turn.
         servo.rollWeight = 0
         // Opt-in: measured on the brachiocephalic they did worse than without (docs/navigation-corners.md).
-        if setup.cornerManoeuvres != true { servo.withoutCornerManoeuvres() }
+        if setup.cornerManoeuvres == true { servo.withCornerManoeuvres() }
         var estimatorSettings = TipEstimatorSettings()
         estimatorSettings.resetFromPixels = planes.count < 2
         return ImageGuidedController(estimator: TipEstimator(model: model, planes: planes, settings: estimatorSettings, historyLength: historyLength), servo: servo,

@@ -38,7 +38,7 @@ public struct NavigationSetup: Sendable, Codable, Equatable {
     /// mm outside the roadmap's lumen a triangulated tip may lie before the pair is taken for
     /// two wrong detections (the measurer's `roadmapMarginMM`).
     public var roadmapMargin = 3.0
-    /// The path servo's corner manoeuvres (`PathServo.withoutCornerManoeuvres`); nil is off
+    /// The path servo's corner manoeuvres (`PathServo.withCornerManoeuvres`); nil is off
     /// (they did worse than without on the brachiocephalic: docs/navigation-corners.md).
     /// Optional so that results recorded before it decode.
     public var cornerManoeuvres: Bool?
