@@ -47,19 +47,14 @@ public struct ConfidenceModel: Sendable, Equatable {
         return z.isFinite ? 1 / (1 + exp(-z)) : 0
     }
 
-    /// Fitted on `lumen eval tracking --split tuning` with `rankByEvidence` on (16 sequences, 429 tracked frames, the
-    /// `f_` columns of frames.csv; L2-regularised logistic regression on standardised features),
-    /// then its bias lowered until the fixes it rates above 0.5 were right (≤ 3 px) in ≥ 99 %
-    /// there, as the tracker's contract asks: all 28 were; 0.25–0.5 held 31 fixes, right in
-    /// 97 %; below 0.25, 370, right in 54 %. The plain fit put 255 fixes above 0.5, only 87 %
-    /// right. Wrong fixes there were mostly symmetric ridges (wires, vessels) rather than bone
-    /// borders, hence symmetry's negative weight; the end's sharpness and a ridge that stands out
-    /// carry the confidence. With the evidence ranking off (the default), the tuning split's
-    /// 30 fixes above 0.5 were right in 29. It does not yet carry over to the held-out split:
-    /// there 82 fixes were rated above 0.5 and 53 were right (the previous model: 249, 176 right);
-    /// the wrong locks it misses look like catheter ends by every measure here.
-    public static let fitted = ConfidenceModel(weights: [-0.9666, 1.8412, 2.6623, 1.1015, 0.7055, -2.6608, -0.6034, -2.0874, -0.9451, 0.0961],
-                                               bias: -17.1908)
+    /// Fitted on `lumen eval tracking --split tuning --sequences 24` (615 tracked frames).
+    /// Reliability there: fixes it rates 0.5–0.75 were right 67 % of the time, 0.75–1 88 %.
+    /// The shaft's symmetry, SNR and width ratio carry no weight: a refit with them (16 tuning
+    /// sequences, bias lowered until fixes above 0.5 were right in ≥ 99 % there: 29 of 30) rated
+    /// only 36 of the 660 fixed-condition fixes above 0.5 (this model: 555, 98 % right) and on the
+    /// held-out split 82, 53 right (this model: 249, 176 right): it did not carry over, and it
+    /// called nearly every right fix unsure. Refit from frames.csv's `f_` columns.
+    public static let fitted = ConfidenceModel(weights: [0.7929, 1.3765, -0.1302, 0.8811, 0.8772, 0.0116, -0.3436, 0, 0, 0], bias: -10.0054)
 }
 
 @inline(__always) func finiteOr(_ x: Double, _ fallback: Double) -> Double { x.isFinite ? x : fallback }
