@@ -12,9 +12,11 @@ public struct ConfidenceModel: Sendable, Equatable {
 
     /// The features: detector confidence, ln end SNR, ln ridge SNR, continuation beyond the tip
     /// (clamped to −1…2; 1 when unmeasured), ln shaft run (px), innovation / search radius
-    /// (0 at an acquisition), acquisition (1 or 0).
+    /// (0 at an acquisition), acquisition (1 or 0), the shaft's symmetry across (0…1; 0 when
+    /// unmeasured), ln of the shaft's level over its noise (0 when unmeasured), and ln of the
+    /// shaft's measured width over the detector's (clamped to ±2; 0 when unmeasured).
     public static let featureNames = ["detector_confidence", "ln_end_snr", "ln_ridge_snr", "continuation", "ln_shaft_run_px",
-                                      "innovation_over_radius", "acquisition"]
+                                      "innovation_over_radius", "acquisition", "symmetry", "ln_shaft_snr", "ln_width_ratio"]
 
     func validate() throws(TrackingError) {
         guard weights.count == Self.featureNames.count else {
@@ -26,13 +28,16 @@ public struct ConfidenceModel: Sendable, Equatable {
     }
 
     /// The features of a fix, in the order of `weights`.
-    static func features(_ d: CatheterDetection, innovation: Double?, radius: Double?) -> [Double] {
+    public static func features(_ d: CatheterDetection, innovation: Double?, radius: Double?) -> [Double] {
         let e = d.evidence
         var rel = 0.0
         if let i = innovation, let r = radius { rel = i / max(1, r) }
         let continuation = e.map { $0.continuation.isFinite ? min(2, max(-1, $0.continuation)) : 1 } ?? 1
+        let symmetry = e.map { clamp01($0.symmetry) } ?? 0
+        let snr = e.map { $0.shaftNoise > 0 ? log(max(1, finiteOr($0.shaftLevel / $0.shaftNoise, 1))) : 0 } ?? 0
+        let ratio = e.map { $0.shaftWidthPx > 0 && d.widthPx > 0 ? min(2, max(-2, finiteOr(log($0.shaftWidthPx / d.widthPx), 0))) : 0 } ?? 0
         return [clamp01(d.confidence), log(max(1, finiteOr(d.endSNR, 1))), log(max(1, finiteOr(d.ridgeSNR, 1))), continuation,
-                log(max(1, finiteOr(e?.shaftRunPx ?? 1, 1))), finiteOr(rel, 0), innovation == nil ? 1 : 0]
+                log(max(1, finiteOr(e?.shaftRunPx ?? 1, 1))), finiteOr(rel, 0), innovation == nil ? 1 : 0, symmetry, snr, ratio]
     }
 
     /// The probability (0…1) that the fix is right; 0 where the features are not numbers.
@@ -44,7 +49,12 @@ public struct ConfidenceModel: Sendable, Equatable {
 
     /// Fitted on `lumen eval tracking --split tuning --sequences 24` (615 tracked frames).
     /// Reliability there: fixes it rates 0.5–0.75 were right 67 % of the time, 0.75–1 88 %.
-    public static let fitted = ConfidenceModel(weights: [0.7929, 1.3765, -0.1302, 0.8811, 0.8772, 0.0116, -0.3436], bias: -10.0054)
+    /// The shaft's symmetry, SNR and width ratio carry no weight: a refit with them (16 tuning
+    /// sequences, bias lowered until fixes above 0.5 were right in ≥ 99 % there: 29 of 30) rated
+    /// only 36 of the 660 fixed-condition fixes above 0.5 (this model: 555, 98 % right) and on the
+    /// held-out split 82, 53 right (this model: 249, 176 right): it did not carry over, and it
+    /// called nearly every right fix unsure. Refit from frames.csv's `f_` columns.
+    public static let fitted = ConfidenceModel(weights: [0.7929, 1.3765, -0.1302, 0.8811, 0.8772, 0.0116, -0.3436, 0, 0, 0], bias: -10.0054)
 }
 
 @inline(__always) func finiteOr(_ x: Double, _ fallback: Double) -> Double { x.isFinite ? x : fallback }

@@ -108,7 +108,8 @@ public enum TrackingEvaluation {
         public var rows: [String] = []
     }
 
-    public static let csvHeader = "sequence,frame,status,error_px,visible,confidence,ridge_snr,end_snr,width_px,innovation_px,search_radius_px,full_frame,shaft_fwhm_px,shaft_snr,continuation,shaft_run_px,pitch_mm,detector_confidence"
+    public static let csvHeader = "sequence,frame,status,error_px,visible,confidence,ridge_snr,end_snr,width_px,innovation_px,search_radius_px,full_frame,shaft_fwhm_px,shaft_snr,continuation,shaft_run_px,pitch_mm,detector_confidence,symmetry,"
+        + ConfidenceModel.featureNames.map { "f_" + $0 }.joined(separator: ",")
 
     /// Renders and tracks one sequence of `n` frames; overlays of every frame go to `overlayDir`.
     public static func evaluate(_ c: TrackingCondition, frames n: Int, size defaultSize: Int, pitch defaultPitch: Double, seed noiseSeed: UInt64,
@@ -204,7 +205,10 @@ public enum TrackingEvaluation {
         var cols: [String] = [name, "\(f)", a.status.rawValue, num(error), visible ? "1" : "0", num(a.confidence, "%.4f")]
         cols += [num(d?.ridgeSNR), num(d?.endSNR), num(d?.widthPx), num(a.innovationPx), num(a.searchRadiusPx), a.fullFrameSearch ? "1" : "0"]
         let snr: Double? = e.map { $0.shaftLevel / max(1e-6, $0.shaftNoise) }
-        cols += [num(e?.shaftWidthPx), num(snr), num(e?.continuation), num(e?.shaftRunPx, "%.1f"), num(pitch), num(d?.confidence, "%.4f")]
+        cols += [num(e?.shaftWidthPx), num(snr), num(e?.continuation), num(e?.shaftRunPx, "%.1f"), num(pitch), num(d?.confidence, "%.4f"), num(e?.symmetry)]
+        // The confidence model's features, as it saw them: what a refit is fitted on.
+        let features = d.map { ConfidenceModel.features($0, innovation: a.innovationPx, radius: a.searchRadiusPx) }
+        cols += ConfidenceModel.featureNames.indices.map { i in num(features?[i], "%.5f") }
         return cols.joined(separator: ",")
     }
 
