@@ -5,7 +5,7 @@ import Testing
 
 /// The evidence measured per tip candidate: a catheter's end against a bone's border and a
 /// dense spot in the middle of a structure that runs on.
-@Suite struct TipEvidenceTests {
+@Suite struct CandidateEvidenceTests {
     /// A horizontal centreline at row `v` from column `from` to `to` (the tip), ridge normal down.
     func line(v: Double, from: Int, to: Int) -> [RidgePoint] {
         (from...to).map { RidgePoint(u: Double($0), v: v, response: 10, sigma: 1.3, nx: 0, ny: 1) }
