@@ -150,6 +150,7 @@ public final class Recorder: @unchecked Sendable {
     private var newestCyclePending: Nanoseconds?
     private var newestCycleOnDisk: Nanoseconds?
     private var lossBounds: [Double] = []
+    private var measuringLoss = true
     private var drainLagMax: Nanoseconds = 0
     private let port: (any OperatorPort)?
     private let configuration: [ConfigurationDocument]
@@ -251,7 +252,7 @@ public final class Recorder: @unchecked Sendable {
 
     /// The crash loss as it stood just before a write returned, and the file's new newest cycle.
     private func noteWritten(at written: Nanoseconds) {
-        if let onDisk = newestCycleOnDisk, onDisk <= written, lossBounds.count < 1 << 20 { lossBounds.append(Double(written - onDisk) * 1e-6) }
+        if measuringLoss, let onDisk = newestCycleOnDisk, onDisk <= written, lossBounds.count < 1 << 20 { lossBounds.append(Double(written - onDisk) * 1e-6) }
         if let p = newestCyclePending { newestCycleOnDisk = max(newestCycleOnDisk ?? p, p) }
         newestCyclePending = nil
     }
@@ -295,12 +296,17 @@ public final class Recorder: @unchecked Sendable {
                 _ = MonotonicClock.sleep(until: MonotonicClock.now() + settings.pollInterval)
             }
             try pollOnce()
+            // The last drain's records are written before waiting for the encoders (seconds with
+            // PNG on a busy machine): a crash during that wait must not cost them. Past the last
+            // drain, nothing the runtime produces is for this file: the crash-loss measure ends.
+            try closeChunk()
+            chunkOpenedAt = nil
+            measuringLoss = false
             // The frames already queued are encoded and written before the file closes.
             pool.close()
             try writeEncoded()
             try writeStatus(MonotonicClock.now())
             try writer.closeChunk(sync: false)
-            noteWritten(at: MonotonicClock.now())
             // `finish` syncs the whole file itself.
             syncer?.stop()
             publish()
