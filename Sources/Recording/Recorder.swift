@@ -453,8 +453,7 @@ public final class Recorder: @unchecked Sendable {
     }
 
     /// The calling thread's nice value (on Linux per thread: `who` 0 is this thread). The drain
-    /// stays at the cycle's share: nice −10 kept no loss lower in a release run (max 72 against
-    /// 56 ms at nice 0) and let the drain preempt a cycle that does not run SCHED_FIFO.
+    /// stays at the cycle's share: nice −10 kept no kill loss lower in release runs.
     static func threadNiceValue() -> Int32 {
         errno = 0
         let nice = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
