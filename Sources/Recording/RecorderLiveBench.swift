@@ -60,6 +60,16 @@ public enum RecorderLiveBench {
         /// ms the draining thread spent writing a chunk (p99, max).
         public var chunk_write_ms_p99: Double?
         public var chunk_write_ms_max: Double?
+        /// The recorders' own measure of what a `kill -9` would have lost at its worst moments
+        /// (just before each chunk write): p99 and max over every chunk of the on phases (ms).
+        public var kill_loss_bound_ms_p99: Double?
+        public var kill_loss_bound_ms_max: Double?
+        /// The longest a cycle record waited in the runtime's ring for the drain (ms).
+        public var drain_lag_ms_max: Double?
+        /// The chunks' CRC-32 on the draining thread: ms per MB written, and the recorder thread's nice.
+        public var chunk_crc_ms_per_mb: Double?
+        public var recorder_thread_nice: Int32?
+        public var chunk_period_ms: Double
         public var ending: String
         public var kill9: KillLoss?
     }
@@ -75,7 +85,10 @@ public enum RecorderLiveBench {
         public var reference_reader_mismatches: [String]?
         /// s of wall clock the kills took, in all.
         public var seconds: Double
+        /// Per kill: the runtime's cycle period times the cycles it produced before the kill that
+        /// the file lacks (docs/recording.md, "Data lost by a kill -9").
         public var lost_ms_p50: Double
+        public var lost_ms_p99: Double
         public var lost_ms_max: Double
         public var over_100_ms: Int
         public var lost_ms: [Double]
@@ -252,6 +265,11 @@ public enum RecorderLiveBench {
             sync_interval_ms_p99: intervals.max(), sync_interval_ms_max: reports.compactMap(\.syncIntervalMaxMs).max(),
             sync_stall_ms_p99: reports.compactMap(\.syncDurationP99Ms).max(), sync_stall_ms_max: reports.compactMap(\.syncDurationMaxMs).max(),
             chunk_write_ms_p99: reports.compactMap(\.chunkWriteP99Ms).max(), chunk_write_ms_max: reports.compactMap(\.chunkWriteMaxMs).max(),
+            kill_loss_bound_ms_p99: reports.compactMap(\.killLossBoundP99Ms).max(),
+            kill_loss_bound_ms_max: reports.compactMap(\.killLossBoundMaxMs).max(),
+            drain_lag_ms_max: reports.compactMap(\.drainLagMaxMs).max(),
+            chunk_crc_ms_per_mb: bytes > 0 ? reports.reduce(0.0) { $0 + $1.chunkCRCSeconds } * 1000 / (Double(bytes) / 1e6) : nil,
+            recorder_thread_nice: reports.compactMap(\.threadNice).max(), chunk_period_ms: Double(recorder.chunkPeriod) * 1e-6,
             ending: final.key, kill9: nil)
     }
 
@@ -321,15 +339,10 @@ public enum RecorderLiveBench {
             p.waitUntilExit()
             for c in children { kill(c, SIGKILL) }
             removeMonitorFolders(of: p.processIdentifier)
-            var messages = 0
-            var last: UInt64 = 0
-            _ = try? MCAPRecording.read(path, messages: { m in
-                messages += 1
-                if m.channel == cycleChannel { last = max(last, m.logTime) }
-            }, channels: { c in if c.topic == RecordingChannels.cycle { cycleChannel = c.id } })
-            guard last > 0 else { try? FileManager.default.removeItem(atPath: out); continue }
+            let (messages, newest) = newestCycleRecords(path)
+            guard let loss = cyclesLost(newest: newest, killedAt: killedAt) else { try? FileManager.default.removeItem(atPath: out); continue }
             readable += 1
-            lost.append(Double(killedAt - Nanoseconds(clamping: last)) / 1e6)
+            lost.append(loss)
             files.append(("kill-\(k)", out, path, messages))
         }
         // One interpreter for all the files: starting Python per kill would double the time.
@@ -344,8 +357,48 @@ public enum RecorderLiveBench {
         for f in files { try? FileManager.default.removeItem(atPath: f.folder) }
         return KillLoss(kills: kills, readable: readable, reference_reader_readable: reference, reference_reader_mismatches: mismatches,
                         seconds: Double(MonotonicClock.now() - started) * 1e-9,
-                        lost_ms_p50: lost.isEmpty ? .nan : percentile(lost, 50),
+                        lost_ms_p50: lost.isEmpty ? .nan : percentile(lost, 50), lost_ms_p99: lost.isEmpty ? .nan : percentile(lost, 99),
                         lost_ms_max: lost.max() ?? .nan, over_100_ms: lost.filter { $0 > 100 }.count, lost_ms: lost)
+    }
+
+    /// The messages our reader reads from a (cut) recording, and its two newest cycle records.
+    static func newestCycleRecords(_ path: String) -> (messages: Int, newest: [[UInt8]]) {
+        var messages = 0
+        var newest: [[UInt8]] = []
+        var cycleChannel: UInt16?
+        _ = try? MCAPRecording.read(path, messages: { m in
+            messages += 1
+            if m.channel == cycleChannel {
+                newest.append(m.data)
+                if newest.count > 2 { newest.removeFirst() }
+            }
+        }, channels: { c in if c.topic == RecordingChannels.cycle { cycleChannel = c.id } })
+        return (messages, newest)
+    }
+
+    /// ms of data a kill at `killedAt` lost, from the file's two newest cycle records (their JSON):
+    /// the cycles the runtime produced before the kill that the file lacks, times the period.
+    /// Cycle n's deadline is its wake time less its lateness, and the deadlines are a period
+    /// apart; the runtime produced every cycle whose deadline fell before the kill (when a cycle
+    /// wakes late the runtime says so, and it is counted as produced: this errs towards more
+    /// loss). Nil when the file holds fewer than two cycle records.
+    static func cyclesLost(newest: [[UInt8]], killedAt: Nanoseconds) -> Double? {
+        func deadline(_ data: [UInt8]) -> (cycle: Int64, deadline: Int64)? {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any],
+                  let n = (o["cycle"] as? NSNumber)?.int64Value, let t = (o["time_ns"] as? NSNumber)?.int64Value,
+                  let l = (o["lateness_ns"] as? NSNumber)?.int64Value else { return nil }
+            let d = t.subtractingReportingOverflow(l)
+            return d.overflow ? nil : (n, d.partialValue)
+        }
+        guard newest.count == 2, let a = deadline(newest[0]), let b = deadline(newest[1]), b.cycle > a.cycle else { return nil }
+        let span = b.deadline.subtractingReportingOverflow(a.deadline)
+        let cycles = b.cycle.subtractingReportingOverflow(a.cycle)
+        guard !span.overflow, !cycles.overflow else { return nil }
+        let period = span.partialValue / cycles.partialValue
+        let late = Int64(killedAt).subtractingReportingOverflow(b.deadline)
+        guard period > 0, !late.overflow else { return nil }
+        let behind = late.partialValue
+        return behind <= 0 ? 0 : Double(behind / period * period) * 1e-6
     }
 
     /// The processes whose parent is `pid` (read from /proc).

@@ -18,7 +18,7 @@ struct RecorderOptions: ParsableArguments {
     @Option(help: "Record every Nth frame of each plane (1…100).") var frameDecimation = 1
     @Option(help: "Frame compression: png (lossless 16-bit) or jpeg (8-bit, for viewing).") var frameFormat = FrameFormat.png
     @Option(help: "PNG zlib level (0…9) or JPEG quality (1…100); default 1 for PNG, 90 for JPEG.") var frameQuality: Int?
-    @Option(help: "Close and sync a chunk at least every this many ms (1…100): what a crash may lose.") var chunkMs = 50
+    @Option(help: "Close and sync a chunk at least every this many ms (1…100): what a crash may lose.") var chunkMs = 25
     @Option(help: "Frames that may wait for an encoder (1…256); a frame that finds them all waiting is not recorded, and counted.") var encoderQueue = 16
     @Option(help: "Frame encoder threads (1…4).") var encoderThreads = 1
 

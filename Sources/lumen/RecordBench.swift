@@ -71,9 +71,13 @@ struct RecordBench: ParsableCommand {
         }
         print("fdatasync (own thread): stall p99 \(ms(f.sync_stall_ms_p99)), max \(ms(f.sync_stall_ms_max)); interval p99 \(ms(f.sync_interval_ms_p99)), max \(ms(f.sync_interval_ms_max)); "
             + "chunk write on the drain p99 \(ms(f.chunk_write_ms_p99)), max \(ms(f.chunk_write_ms_max)); run ended: \(f.ending)")
+        print("kill -9 loss bound measured at every chunk write (\(String(format: "%.0f", f.chunk_period_ms)) ms chunks): p99 \(ms(f.kill_loss_bound_ms_p99)), "
+            + "max \(ms(f.kill_loss_bound_ms_max)); ring wait max \(ms(f.drain_lag_ms_max)); chunk CRC \(f.chunk_crc_ms_per_mb.map { String(format: "%.3f ms/MB", $0) } ?? "n/a"); "
+            + "recorder thread nice \(f.recorder_thread_nice.map { "\($0)" } ?? "n/a")")
         if let k = f.kill9 {
-            print(String(format: "kill -9 of lumen demo --record, %d kills in %.0f s: %d files readable (reference reader to the last whole chunk: %@); data lost p50 %.1f ms, max %.1f ms, %d over 100 ms",
-                         k.kills, k.seconds, k.readable, k.reference_reader_readable.map { "\($0)" } ?? "not installed", k.lost_ms_p50, k.lost_ms_max, k.over_100_ms))
+            print(String(format: "kill -9 of lumen demo --record, %d kills in %.0f s: %d files readable (reference reader to the last whole chunk: %@); data lost p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d over 100 ms",
+                         k.kills, k.seconds, k.readable, k.reference_reader_readable.map { "\($0)" } ?? "not installed", k.lost_ms_p50, k.lost_ms_p99,
+                         k.lost_ms_max, k.over_100_ms))
             for m in k.reference_reader_mismatches ?? [] { print("  reference reader differs (messages ours / its): \(m)") }
         }
     }
@@ -112,6 +116,10 @@ struct RecordBench: ParsableCommand {
         print(String(format: "throughput: %.1f MB/s, recorder thread %.0f %% of a core, process %.0f %%; %d/%d frames, %d cycle records (lost: %d frames, %d records); encode %.1f ms/frame",
                      t.megabytes_per_second, t.recorder_cpu_pct, t.process_cpu_pct, t.frames, t.frames_offered, t.cycle_records,
                      Int(t.frames_lost), Int(t.cycle_records_lost), t.frame_encode_ms_mean))
+        func ms(_ v: Double?) -> String { v.map { String(format: "%.1f ms", $0) } ?? "n/a" }
+        print(String(format: "chunks every %.0f ms: kill -9 loss bound at each write p99 %@, max %@; CRC-32 %.0f MB/s (byte at a time: %.0f MB/s), %.1f %% of the recorder thread",
+                     t.chunk_period_ms, ms(t.kill_loss_bound_ms_p99), ms(t.kill_loss_bound_ms_max), t.crc32_mb_per_s, t.crc32_mb_per_s_bytewise,
+                     t.chunk_crc_pct_of_recorder_cpu))
         if let k = kill9 {
             print(String(format: "kill -9: %d/%d files readable; data lost p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d over 100 ms (chunks every %d ms)",
                          k.readable, k.kills, k.lost_ms_p50, k.lost_ms_p99, k.lost_ms_max, k.over_100_ms, k.chunk_ms))

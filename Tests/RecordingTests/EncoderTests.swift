@@ -157,6 +157,48 @@ struct EncoderTests {
         }
     }
 
+    /// The recorder measures what a kill would lose at every chunk write. A chunk closed by time
+    /// holds records no newer than a period before its write, so the loss just before that write
+    /// is at least the period: the bound measured can fall short only if the measure is wrong.
+    @Test func theKillLossBoundIsMeasuredAtEveryWrite() throws {
+        let s = try Support.Scratch()
+        let tap = BoundedTap(capacity: 1 << 16)
+        var settings = RecorderSettings()
+        settings.chunkPeriod = 20 * .perMillisecond
+        let rec = try Recorder(path: s.path("k.mcap"), settings: settings, tap: tap, port: nil, configuration: [])
+        rec.start()
+        for k in 0..<40 {
+            tap.produce(record: SyntheticRun.record(cycle: UInt64(k + 1), time: MonotonicClock.now(), tip: .zero))
+            usleep(10_000)
+        }
+        let report = rec.stop()
+        #expect(report.chunks >= 3)
+        let maxMs = try #require(report.killLossBoundMaxMs)
+        #expect(maxMs >= 20)
+        #expect((report.killLossBoundP99Ms ?? .infinity) <= maxMs)
+        #expect((report.drainLagMaxMs ?? -1) >= 0)
+        #expect(report.chunkCRCSeconds > 0)
+    }
+
+    /// The kill bench's loss: the cycles the runtime produced before the kill (a period apart,
+    /// on deadlines = wake time − lateness) that the file's newest record does not reach.
+    @Test func theKillBenchCountsTheCyclesTheFileLacks() throws {
+        func json(_ cycle: UInt64, _ time: Nanoseconds) -> [UInt8] {
+            var j = JSONOut()
+            RecordingChannels.encodeCycle(SyntheticRun.record(cycle: cycle, time: time, tip: .zero), into: &j)
+            return j.bytes
+        }
+        // Period 1 ms; the record's lateness is 20 µs, so cycle 11's deadline is at 11 ms.
+        let ms = Nanoseconds.perMillisecond
+        let newest = [json(10, 10 * ms + 20_000), json(11, 11 * ms + 20_000)]
+        #expect(RecorderLiveBench.cyclesLost(newest: newest, killedAt: 31 * ms + ms / 2) == 20)
+        #expect(RecorderLiveBench.cyclesLost(newest: newest, killedAt: 11 * ms) == 0)
+        #expect(RecorderLiveBench.cyclesLost(newest: newest, killedAt: 5 * ms) == 0)
+        #expect(RecorderLiveBench.cyclesLost(newest: [newest[1]], killedAt: 31 * ms) == nil)
+        #expect(RecorderLiveBench.cyclesLost(newest: [Array("{".utf8), newest[1]], killedAt: 31 * ms) == nil)
+        #expect(RecorderLiveBench.cyclesLost(newest: [newest[1], newest[0]], killedAt: 31 * ms) == nil)
+    }
+
     @Test func syncIntervalsAreMeasured() throws {
         let s = try Support.Scratch()
         let tap = BoundedTap(capacity: 1 << 16)

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Testing
 @testable import Recording
@@ -118,5 +119,45 @@ struct MCAPTests {
 
     @Test func crc32MatchesTheStandardCheckValue() {
         #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+    }
+
+    /// Known CRC-32 values (zlib's `crc32`, Python's `zlib.crc32`), of lengths on both sides of
+    /// the 8-byte step.
+    @Test(arguments: [("", UInt32(0)), ("a", 0xE8B7_BE43), ("abc", 0x3524_41C2), ("12345678", 0x9AE0_DAAF),
+                      ("The quick brown fox jumps over the lazy dog", 0x414F_A339),
+                      ("The quick brown fox jumps over the lazy dog.", 0x519025E9)])
+    func crc32MatchesKnownVectors(text: String, crc: UInt32) {
+        #expect(CRC32.checksum(Array(text.utf8)) == crc)
+        #expect(Array(text.utf8).withUnsafeBytes { CRC32.updateBytewise(0, $0) } == crc)
+    }
+
+    /// The 8-byte steps against the byte-at-a-time reference: every length 0…100 at every
+    /// alignment 0…7, and a sum continued across a split equals the sum in one go.
+    @Test func slicingBy8AgreesWithTheBytewiseCRCAtEveryLengthAndAlignment() {
+        var rng = SplitMix64(seed: 3)
+        let bytes = (0..<128).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        bytes.withUnsafeBytes { all in
+            for start in 0..<8 {
+                for length in 0...100 {
+                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<(start + length)])
+                    let expected = CRC32.updateBytewise(0, slice)
+                    #expect(CRC32.update(0, slice) == expected, "length \(length) at offset \(start)")
+                    let cut = length / 3
+                    let first = CRC32.update(0, UnsafeRawBufferPointer(rebasing: slice[0..<cut]))
+                    #expect(CRC32.update(first, UnsafeRawBufferPointer(rebasing: slice[cut...])) == expected)
+                }
+            }
+        }
+    }
+
+    /// A chunk's stored CRC is that of its records: a reader that checks it (ours, the reference
+    /// reader) accepts it.
+    @Test func chunksCarryTheCRCOfTheirRecords() throws {
+        let s = try Support.Scratch()
+        let path = s.path("a.mcap")
+        _ = try Self.writeSample(path)
+        let r = try MCAPRecording.read(path)
+        #expect(r.damage.isEmpty)
+        #expect(r.chunks == 3)
     }
 }
