@@ -77,6 +77,7 @@ public struct LiveController: ~Copyable, CycleController {
     var navigating = false
     var target = Vec3.zero
     var stopLatched = false
+    var stopFollowsMonitor = false
     /// The monitor was stopping the drives last cycle: its stop is judged where it begins.
     var monitorWasStopping = false
     var appliedIntent: UInt64 = 0
@@ -162,6 +163,7 @@ public struct LiveController: ~Copyable, CycleController {
         if monitorStopping, !monitorWasStopping, deadmanHeld, !stopLatched,
            inner.supervisor.mode == .tipServo || inner.supervisor.mode == .jog {
             latchStop()
+            stopFollowsMonitor = true
         }
         monitorWasStopping = monitorStopping
         inner.deadman = deadmanHeld ? navigating || jogging : false
@@ -208,6 +210,7 @@ public struct LiveController: ~Copyable, CycleController {
         published.appliedIntent = appliedIntent
         published.deadmanHeld = deadmanHeld
         published.stopLatched = stopLatched
+        published.stopFollowsMonitor = stopFollowsMonitor
         published.arrived = inner.servo.phase == .arrived || reachedTarget
         rings.published.write(published)
 
@@ -303,6 +306,7 @@ extension LiveController {
     @_noAllocation @_noLocks
     mutating func latchStop() {
         stopLatched = true
+        stopFollowsMonitor = false
         navigating = false
         jogging = false
         tipJogging = false

@@ -559,7 +559,8 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         let powered = fresh && permitBits & 1 == 1
         let safety = SafetyStatus(monitorAlive: monitor == nil ? false : (monitor?.isRunning ?? false) && fresh && alive,
                                   heartbeatAge: heartbeatAt > 0 ? now - heartbeatAt : 0, powerPermitted: powered,
-                                  stopCategory: p.stopLatched ? 1 : (!powered ? 0 : (permitBits & 2 == 2 ? 2 : nil)),
+                                  stopCategory: Self.stopCategory(controllerStop: p.stopLatched && !p.stopFollowsMonitor, powered: powered,
+                                                                  monitorQuickStop: permitBits & 2 == 2),
                                   latchedFaults: latched, deadmanHeld: p.deadmanHeld, imageTipAt: shared.imageTip.latest?.acquiredAt ?? 0)
         let g = imaging?.figures.withLock { ($0.acquired, $0.dropped) }
         return RuntimeSnapshot(time: p.time, cycle: p.cycle, lifecycle: runner.lifecycle, mode: p.mode, holdReason: p.holdReason, joints: p.joints,
@@ -609,6 +610,16 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     }
 
     /// The monitor's new fault lines, as events.
+    /// The stop in effect as the operator is shown it: no power is category 0; the controller's
+    /// own stop (the operator's stop button, its own fault) category 1; the monitor's controlled
+    /// stop with power kept category 2. A stop the controller latched only because the monitor
+    /// stopped the drives is the monitor's: a category-2 image_stale was shown as category 1.
+    static func stopCategory(controllerStop: Bool, powered: Bool, monitorQuickStop: Bool) -> Int? {
+        if !powered { return 0 }
+        if controllerStop { return 1 }
+        return monitorQuickStop ? 2 : nil
+    }
+
     func readMonitorLog() {
         guard let monitor else { return }
         let text = monitor.log

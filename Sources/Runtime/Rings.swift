@@ -206,6 +206,9 @@ public struct PublishedCycle: Sendable {
     public var appliedIntent: UInt64 = 0
     public var deadmanHeld = false
     public var stopLatched = false
+    /// That stop was latched because the monitor stopped the drives while the robot moved: the
+    /// stop in effect is the monitor's (its category), the controller only holds with it.
+    public var stopFollowsMonitor = false
     /// The path servo holds the target.
     public var arrived = false
     public init(joints: Int) {

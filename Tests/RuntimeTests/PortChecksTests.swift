@@ -66,3 +66,19 @@ struct PortChecksTests {
         #expect(ring.pop() == nil)
     }
 }
+
+/// The stop category the operator is shown: the stop that is in effect, not the controller's latch.
+@Suite struct ShownStopCategoryTests {
+    @Test func aStopTheControllerLatchedBehindTheMonitorShowsTheMonitorsCategory() {
+        // The monitor's category-2 stop (image_stale: power kept): the controller latched its own
+        // hold behind it; shown as 2, not as the operator's category 1.
+        #expect(LiveRuntime.stopCategory(controllerStop: false, powered: true, monitorQuickStop: true) == 2)
+        // The operator's stop button: category 1, with the monitor permitting power.
+        #expect(LiveRuntime.stopCategory(controllerStop: true, powered: true, monitorQuickStop: false) == 1)
+        #expect(LiveRuntime.stopCategory(controllerStop: true, powered: true, monitorQuickStop: true) == 1)
+        // No power: category 0, whatever else stands.
+        #expect(LiveRuntime.stopCategory(controllerStop: true, powered: false, monitorQuickStop: false) == 0)
+        #expect(LiveRuntime.stopCategory(controllerStop: false, powered: false, monitorQuickStop: true) == 0)
+        #expect(LiveRuntime.stopCategory(controllerStop: false, powered: true, monitorQuickStop: false) == nil)
+    }
+}
