@@ -70,6 +70,10 @@ public enum RecorderLiveBench {
         public var chunk_crc_ms_per_mb: Double?
         public var recorder_thread_nice: Int32?
         public var chunk_period_ms: Double
+        /// The cycle thread's SCHED_FIFO priority (nil: the ordinary scheduler), and what the
+        /// runtime could not apply of it.
+        public var cycle_fifo: Int32?
+        public var realtime_warnings: [String]?
         public var ending: String
         public var kill9: KillLoss?
     }
@@ -270,6 +274,7 @@ public enum RecorderLiveBench {
             drain_lag_ms_max: reports.compactMap(\.drainLagMaxMs).max(),
             chunk_crc_ms_per_mb: bytes > 0 ? reports.reduce(0.0) { $0 + $1.chunkCRCSeconds } * 1000 / (Double(bytes) / 1e6) : nil,
             recorder_thread_nice: reports.compactMap(\.threadNice).max(), chunk_period_ms: Double(recorder.chunkPeriod) * 1e-6,
+            cycle_fifo: settings.realtime.fifoPriority, realtime_warnings: runtime.warnings.isEmpty ? nil : runtime.warnings,
             ending: final.key, kill9: nil)
     }
 

@@ -22,6 +22,9 @@ struct RecordBench: ParsableCommand {
     @Option(help: "With --live: phases, alternately recorder off and on (2…20).") var phases = 4
     @Option(help: "With --live: seconds per phase (1…600).") var phaseSeconds = 8.0
     @OptionGroup var recorder: RecorderOptions
+    /// With --live: the cycle as the demo runs it (`--fifo`), so that the ratio is the recorder's
+    /// cost to a real-time cycle, not the scheduler sharing two cores with PNG encoding.
+    @OptionGroup var realtime: RealtimeFlags
     @Flag(help: "Print JSON on stdout.") var json = false
 
     func validate() throws {
@@ -38,6 +41,7 @@ struct RecordBench: ParsableCommand {
     /// `--live`: the live runtime's figures.
     func runLive(folder: String) throws {
         var settings = LiveSettings()
+        settings.realtime = realtime.options
         let robotPath = DemoRigFiles.locate(settings.setup.robot)
         let robot = try DemoRigFiles.loadRobot(settings.setup.robot)
         settings.setup.robot = robotPath
