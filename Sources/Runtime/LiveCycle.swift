@@ -407,6 +407,8 @@ public struct LivePatient: ~Copyable, RobotHardware {
     public var maxStep: Nanoseconds = 2_000_000
     /// Publish the catheter's shape every this many cycles (the renderer needs it at most at 30 fps).
     let snapshotEvery: Int
+    /// ns — a permit older than this no longer powers the drives (their safety input's watchdog).
+    let permitWatchdog: Nanoseconds
 
     public init(physics: consuming CatheterPhysicsRobot, shared: LiveShared, link: consuming SafetyLink, watchdog: Double = 0.1, snapshotEvery: Int = 5,
                 drives: consuming LinkDrives? = nil, patientForce: Bool = true) {
@@ -420,6 +422,7 @@ public struct LivePatient: ~Copyable, RobotHardware {
         self.link = link
         rings = CycleRings(shared)
         self.snapshotEvery = max(1, snapshotEvery)
+        permitWatchdog = Nanoseconds(watchdog * 1e9)
     }
 
     public var jointCount: Int { physics.jointCount }
@@ -498,7 +501,13 @@ public struct LivePatient: ~Copyable, RobotHardware {
         let patientNow = patientTime + (compute < maxStep ? compute : maxStep)
         let fault: HardwareFault?
         if drives.linked {
-            fault = drives.write(command, now: now)
+            // The monitor's permit decides whether link drives may have power. Asking for power
+            // it has not permitted (before the operator's first acknowledge, or once it withdrew
+            // it) reads on the link as the power stage failing: a drive fault that ended a
+            // console's run before anyone had logged in.
+            var sent = command
+            if !link.powerPermitted(now: now, watchdog: permitWatchdog) { sent.enable = false }
+            fault = drives.write(sent, now: now)
             if haveState { physics.follow(lastState.position, now: patientNow) }
         } else {
             fault = physics.write(command, now: patientNow)

@@ -193,6 +193,16 @@ public struct SafetyLink: ~Copyable {
         }
     }
 
+    /// The monitor's last permit allowed power and is at most `watchdog` old at `now` (true
+    /// without a monitor).
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public func powerPermitted(now: Nanoseconds, watchdog: Nanoseconds) -> Bool {
+        if !enabled { return true }
+        let at = SharedIndex.load(cells + 1)
+        return SharedIndex.load(cells) & 1 == 1 && at > 0 && now - at <= watchdog
+    }
+
     /// Takes every permit waiting on the drives' socket onto the drives' safety lines.
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks

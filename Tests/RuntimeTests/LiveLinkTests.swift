@@ -75,6 +75,37 @@ import Testing
         #expect(name.hasPrefix("serial"))
     }
 
+    /// Before the operator's first acknowledge the monitor permits no power, and the cycle must
+    /// not ask the link's drives for it: asked, the unpowered stage read as a drive fault and
+    /// ended a console's run before anyone had logged in. Once acknowledged, they power up.
+    @Test func beforeTheFirstAcknowledgeTheDrivesAreNotAskedForPowerAndTheRunGoesOn() throws {
+        var settings = tubeSettings(monitor: true, imaging: .off, realtime: true)
+        settings.drives = .emulatedDriveLink
+        let runtime = try LiveRuntime(settings, robot: try loadRobot())
+        let emulated = runtime.emulatedDrives
+        let drives = try #require(emulated)
+        try runtime.start()
+        defer { _ = runtime.finish(.completed) }
+        // Nobody acknowledges: the run must still be going a while later, with the drives off.
+        // (Values first: a failing expectation reflects what it names, and the runtime and
+        // the drives hold noncopyable parts.)
+        let client = AutomationClient(port: runtime)
+        client.start()
+        defer { client.stop() }
+        usleep(2_000_000)
+        let lifecycle = runtime.lifecycle
+        let before = runtime.snapshot().cycle
+        let cycling = waitFor(seconds: 10) { runtime.snapshot().cycle > before + 100 }
+        let offBeforeAcknowledge = !drives.powered
+        #expect(lifecycle == .active, "the run ended by itself")
+        #expect(cycling, "the cycle stopped")
+        #expect(offBeforeAcknowledge, "the drives had power before the monitor permitted it")
+        let permitted = runtime.waitForPower(seconds: 30), log = runtime.monitorLog
+        #expect(permitted, "the monitor never permitted power: \(log)")
+        let poweredUp = waitFor(seconds: 20) { drives.powered }
+        #expect(poweredUp, "the drives did not power up once permitted")
+    }
+
     @Test func aDriveFaultFromTheEmulatedDrivesEndsTheRunAsADriveFaultWithTheDrivesUnpowered() throws {
         let (runtime, client, drives) = try startPowered()
         defer {
