@@ -171,10 +171,15 @@ struct RecorderTests {
         let moved = s.path("moved.mcap")
         let rec = try Recorder(path: moved, tap: tap, port: nil, configuration: [])
         rec.start()
-        _ = rec.stop()
+        let report = rec.stop()
         let r = try Replay.run(moved, track: true)
         let plane = try #require(r.planes.first)
-        #expect(plane.frames == frames.count)
+        // All frames arrive at once: on a loaded machine the bounded encoder queue may refuse
+        // one, which the report counts (`framesEncoderBusy`). None may go missing uncounted.
+        #expect(report.framesReceived == frames.count)
+        #expect(report.framesUnaccounted == 0, "\(report)")
+        #expect(plane.frames == report.frames)
+        #expect(plane.frames >= 4)
         #expect(plane.reproduced < plane.frames)
         #expect((plane.differenceP50 ?? 0) > 4)
     }
