@@ -157,21 +157,27 @@ struct EncoderTests {
         }
     }
 
-    /// The recorder measures what a kill would lose at every chunk write. A chunk closed by time
-    /// holds records no newer than a period before its write, so the loss just before that write
-    /// is at least the period: the bound measured can fall short only if the measure is wrong.
-    @Test func theKillLossBoundIsMeasuredAtEveryWrite() throws {
+    /// Forty fresh records, 10 ms apart, into a recorder whose chunks close after
+    /// `chunkPeriod`: fresh records keep closing chunks (a chunk closes by its oldest data's age).
+    static func recordPaced(chunkPeriod: Nanoseconds, file: String) throws -> RecorderReport {
         let s = try Support.Scratch()
         let tap = BoundedTap(capacity: 1 << 16)
         var settings = RecorderSettings()
-        settings.chunkPeriod = 20 * .perMillisecond
-        let rec = try Recorder(path: s.path("k.mcap"), settings: settings, tap: tap, port: nil, configuration: [])
+        settings.chunkPeriod = chunkPeriod
+        let rec = try Recorder(path: s.path(file), settings: settings, tap: tap, port: nil, configuration: [])
         rec.start()
         for k in 0..<40 {
             tap.produce(record: SyntheticRun.record(cycle: UInt64(k + 1), time: MonotonicClock.now(), tip: .zero))
             usleep(10_000)
         }
-        let report = rec.stop()
+        return rec.stop()
+    }
+
+    /// The recorder measures what a kill would lose at every chunk write. A chunk closed by time
+    /// holds records no newer than a period before its write, so the loss just before that write
+    /// is at least the period: the bound measured can fall short only if the measure is wrong.
+    @Test func theKillLossBoundIsMeasuredAtEveryWrite() throws {
+        let report = try Self.recordPaced(chunkPeriod: 20 * .perMillisecond, file: "k.mcap")
         #expect(report.chunks >= 3)
         let maxMs = try #require(report.killLossBoundMaxMs)
         #expect(maxMs >= 20)
@@ -200,18 +206,7 @@ struct EncoderTests {
     }
 
     @Test func syncIntervalsAreMeasured() throws {
-        let s = try Support.Scratch()
-        let tap = BoundedTap(capacity: 1 << 16)
-        var settings = RecorderSettings()
-        settings.chunkPeriod = 5 * .perMillisecond
-        let rec = try Recorder(path: s.path("s.mcap"), settings: settings, tap: tap, port: nil, configuration: [])
-        rec.start()
-        // Fresh records keep closing chunks (a chunk closes by its oldest data's age).
-        for k in 0..<40 {
-            tap.produce(record: SyntheticRun.record(cycle: UInt64(k + 1), time: MonotonicClock.now(), tip: .zero))
-            usleep(10_000)
-        }
-        let report = rec.stop()
+        let report = try Self.recordPaced(chunkPeriod: 5 * .perMillisecond, file: "s.mcap")
         #expect(report.chunks >= 3)
         #expect((report.syncIntervalP99Ms ?? 0) > 0)
         #expect((report.syncIntervalMaxMs ?? 0) >= (report.syncIntervalP99Ms ?? .infinity))
