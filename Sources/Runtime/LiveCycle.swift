@@ -515,7 +515,7 @@ public struct LivePatient: ~Copyable, RobotHardware {
         if link.enabled {
             let f = rings.flags
             let gap = link.send(physics: physics, command: command, now: now, commandAt: wake, imageGuided: f[LiveShared.imageGuidedFlag] != 0,
-                                imageAcquiredAt: f[LiveShared.imageAtFlag], imageTip: rings.imageTip,
+                                imageAcquiredAt: f[LiveShared.imageAtFlag], imageTip: rings.imageTip, linkErrors: drives.errorCounts,
                                 deadman: SharedIndex.load(f + LiveShared.deadmanFlag) != 0,
                                 acknowledge: Self.takeOne(f + LiveShared.acknowledgeFlag))
             if gap > 0 { rings.heartbeatGap.push(gap) }

@@ -77,7 +77,7 @@ public struct LinkDrives: ~Copyable, RobotHardware {
     public let linked: Bool
     /// The fault the drives latched, as of the last call.
     public private(set) var fault: DriveFaultReport?
-    /// The link's counters: DriveLink's as of the last cycle, EtherCAT's as of the run's end.
+    /// The link's counters as of the last cycle.
     public private(set) var driveLinkStats: DriveLinkStats?
     public private(set) var etherCATStats: EtherCATStats?
 
@@ -125,12 +125,10 @@ public struct LinkDrives: ~Copyable, RobotHardware {
         driveLink?.deactivate()
         etherCAT?.deactivate()
         refresh()
-        etherCATStats = etherCAT?.stats
     }
 
     public mutating func shutdown() {
-        // The EtherCAT master's counters are not the cycle's to copy: taken here, at the end.
-        etherCATStats = etherCAT?.stats
+        refresh()
         driveLink?.shutdown()
         etherCAT?.shutdown()
     }
@@ -171,6 +169,27 @@ public struct LinkDrives: ~Copyable, RobotHardware {
     mutating func refresh() {
         if let f = driveLink?.driveFault { fault = f } else if let f = etherCAT?.driveFault { fault = f } else { fault = nil }
         if let s = driveLink?.stats { driveLinkStats = s }
+        if let s = etherCAT?.stats { etherCATStats = s }
+    }
+
+    /// The link's error counters as the monitor's link checks take them (docs/safety/channel.md,
+    /// the heartbeat): frames lost, frames corrupt, working-counter shortfalls, each since the
+    /// link came up. Without them the monitor's `crc` and `working_counter` checks (hazard H7)
+    /// would see a clean link however the traffic was corrupted. Zero without a link.
+    public var errorCounts: LinkErrorCounts {
+        @_noAllocation @_noLocks get {
+            if let s = driveLinkStats {
+                // DriveLink has no working counter: a cycle without a fresh state is a lost frame,
+                // a frame that failed COBS, CRC, version, type or length a corrupt one.
+                return LinkErrorCounts(lost: UInt64(max(0, s.cyclesWithoutState)), corrupt: UInt64(max(0, s.rejected &+ s.wrongPayload)),
+                                       workingCounter: 0)
+            }
+            if let s = etherCATStats {
+                return LinkErrorCounts(lost: UInt64(max(0, s.missing)), corrupt: UInt64(max(0, s.malformed)),
+                                       workingCounter: UInt64(max(0, s.workingCounterShortfalls)))
+            }
+            return LinkErrorCounts()
+        }
     }
 }
 

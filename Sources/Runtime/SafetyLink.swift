@@ -28,6 +28,22 @@ public final class SafetyLinkStatus: @unchecked Sendable {
     public var permitsRefused: Int64 { SharedIndex.load(cells + 4) }
 }
 
+/// A drive link's error counters since it came up, for the heartbeat's link fields.
+public struct LinkErrorCounts: Sendable, Equatable {
+    /// Cycles or frames that brought no reply.
+    public var lost: UInt64
+    /// Replies that failed their checksum or framing.
+    public var corrupt: UInt64
+    /// EtherCAT exchanges whose working counter fell short (0 on links without one).
+    public var workingCounter: UInt64
+    @_noAllocation @_noLocks
+    public init(lost: UInt64 = 0, corrupt: UInt64 = 0, workingCounter: UInt64 = 0) {
+        self.lost = lost
+        self.corrupt = corrupt
+        self.workingCounter = workingCounter
+    }
+}
+
 /// The newest tip the images measured in 3D, from the imaging thread to the cycle, which relays
 /// it to the monitor as its second tip source: a sequence lock over five cells (version, acquired
 /// at, x, y, z as bit patterns; the version is odd while written). One writer; the reader never
@@ -243,10 +259,11 @@ public struct SafetyLink: ~Copyable {
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
     public mutating func send(physics: borrowing CatheterPhysicsRobot, command: JointCommand, now: Nanoseconds, commandAt: Nanoseconds, imageGuided: Bool,
-                     imageAcquiredAt: Nanoseconds, imageTip cell: UnsafeMutablePointer<Int64>? = nil, deadman: Bool, acknowledge: Bool) -> Nanoseconds {
+                     imageAcquiredAt: Nanoseconds, imageTip cell: UnsafeMutablePointer<Int64>? = nil, linkErrors: LinkErrorCounts = LinkErrorCounts(),
+                     deadman: Bool, acknowledge: Bool) -> Nanoseconds {
         if drivesFD >= 0 { sendDriveSample(physics: physics, now: now) }
         return sendControl(command: command, now: now, commandAt: commandAt, imageGuided: imageGuided, imageAcquiredAt: imageAcquiredAt,
-                           imageTip: cell, deadman: deadman, acknowledge: acknowledge)
+                           imageTip: cell, linkErrors: linkErrors, deadman: deadman, acknowledge: acknowledge)
     }
 
     /// The in-process drives' own readings, as their firmware would send them.
@@ -272,13 +289,14 @@ public struct SafetyLink: ~Copyable {
         _ = DescriptorIO.send(drivesFD, UnsafeRawBufferPointer(start: tx.baseAddress, count: n), to: monitor)
     }
 
-    /// The cycle's heartbeat and the operator's messages (see `send`). Returns the time since
-    /// the previous heartbeat (ns; 0 for the first).
+    /// The cycle's heartbeat and the operator's messages (see `send`), with the drive link's
+    /// error counters (zero for the in-process drives, which have no link). Returns the time
+    /// since the previous heartbeat (ns; 0 for the first).
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
     public mutating func sendControl(command: JointCommand, now: Nanoseconds, commandAt: Nanoseconds, imageGuided: Bool,
-                                     imageAcquiredAt: Nanoseconds, imageTip cell: UnsafeMutablePointer<Int64>? = nil, deadman: Bool,
-                                     acknowledge: Bool) -> Nanoseconds {
+                                     imageAcquiredAt: Nanoseconds, imageTip cell: UnsafeMutablePointer<Int64>? = nil,
+                                     linkErrors: LinkErrorCounts = LinkErrorCounts(), deadman: Bool, acknowledge: Bool) -> Nanoseconds {
         heartbeatSequence &+= 1
         let following = command.enable ? command.mode == .position : false
         if let cell, let t = ImageTipCells.read(cell) {
@@ -286,7 +304,8 @@ public struct SafetyLink: ~Copyable {
             imageTipAt = t.acquiredAt
         }
         let h = SafetyWire.encodeHeartbeat(sequence: heartbeatSequence, sentAt: commandAt, following: following, imageGuided: imageGuided,
-                                           imageAcquiredAt: imageAcquiredAt, lostFrames: 0, crcErrors: 0, wkcErrors: 0,
+                                           imageAcquiredAt: imageAcquiredAt, lostFrames: linkErrors.lost, crcErrors: linkErrors.corrupt,
+                                           wkcErrors: linkErrors.workingCounter,
                                            position: command.position, velocity: command.velocity, imageTip: imageTip,
                                            imageTipAcquiredAt: imageTipAt, counter: controlSealer.next(), key: key, into: tx)
         _ = DescriptorIO.send(controlFD, UnsafeRawBufferPointer(start: tx.baseAddress, count: h), to: monitor)

@@ -1,6 +1,7 @@
 import Control
 import Core
 import Foundation
+import Sim
 import Testing
 @testable import Runtime
 
@@ -127,6 +128,30 @@ import Testing
         #expect(ending.key == "drive_fault")
         #expect(!powered, "a drive kept power after its fault")
         #expect(lifecycle == .finalized)
+    }
+
+    /// The monitor judges the link's integrity on the counters the heartbeat carries (hazard
+    /// H7): a storm of corrupt replies, too scattered for the host's consecutive-fault policy to
+    /// end the run, must reach it as CRC errors and latch its `crc` check. The commands still
+    /// arrive (only the drive's replies are hit), so nothing but the monitor can stop this.
+    @Test func aCRCStormOnTheLinkIsCaughtByTheMonitorAndTheDrivesLosePower() throws {
+        let (runtime, client, drives) = try startPowered()
+        defer {
+            client.stop()
+            _ = runtime.finish(.completed)
+        }
+        let emulator = try #require(drives.emulator)
+        let clean = runtime.monitorLog
+        #expect(!clean.contains("  crc  "), "the monitor saw CRC errors on a clean link: \(clean)")
+        // About one reply in five corrupt: at 1 kHz two hundred a second, twenty times the limit.
+        var storm = LinkImpairment(bitErrorRate: 0.0007)
+        storm.corruptsFromHost = false
+        emulator.setImpairment(storm)
+        let caught = waitFor(seconds: 20) { runtime.monitorLog.contains("  crc  ") }
+        let log = runtime.monitorLog, stats = runtime.linkStatistics ?? [:]
+        #expect(caught, "no crc fault in the monitor's log; link \(stats); log: \(log)")
+        let unpowered = waitFor(seconds: 20) { !drives.powered }
+        #expect(unpowered, "the drives kept power through the CRC storm")
     }
 
     @Test func aKilledEmulatorEndsTheRunAsALostLink() throws {

@@ -40,7 +40,7 @@ public struct EtherCATRobot: ~Copyable, RobotHardware {
         controlwords.deallocate(); statuswords.deallocate(); positions.deallocate()
     }
 
-    public var stats: EtherCATStats { master.stats }
+    public var stats: EtherCATStats { @_noAllocation @_noLocks get { master.stats } }
 
     /// Waits up to `timeout` (ns) for the drives' reply (for tests and measurements).
     public func waitReadableForTests(timeout: Nanoseconds) -> Bool { master.waitReadable(timeout: timeout) }
