@@ -389,6 +389,9 @@ public struct LivePatient: ~Copyable, RobotHardware {
     /// Drives this process emulates have no patient of their own: the insertion force the cycle
     /// reads is the simulated patient's. A real device's force sensor reads the real one.
     let patientForce: Bool
+    /// The emulated drives' insertion force sensor (mN; nil: none), on which the simulated
+    /// patient's catheter presses: written every cycle with its contact force.
+    let forceSensor: UnsafeMutablePointer<Int64>?
     /// The link delivered a state at least once (before that the physics holds its start).
     var haveState = false
     /// Set-up fetched the drives' state; the next read passes it on if the link has none newer.
@@ -411,12 +414,13 @@ public struct LivePatient: ~Copyable, RobotHardware {
     let permitWatchdog: Nanoseconds
 
     public init(physics: consuming CatheterPhysicsRobot, shared: LiveShared, link: consuming SafetyLink, watchdog: Double = 0.1, snapshotEvery: Int = 5,
-                drives: consuming LinkDrives? = nil, patientForce: Bool = true) {
+                drives: consuming LinkDrives? = nil, patientForce: Bool = true, forceSensor: UnsafeMutablePointer<Int64>? = nil) {
         // On a link the drives' own safety input takes the permits (their side of the channel).
         if link.enabled, link.servesDrives { physics.armSafetyLine(watchdog: watchdog) }
         lastState = JointState(jointCount: physics.jointCount)
         self.drives = drives.take() ?? LinkDrives(none: physics.jointCount)
         self.patientForce = patientForce
+        self.forceSensor = forceSensor
         self.physics = physics
         self.shared = shared
         self.link = link
@@ -509,6 +513,11 @@ public struct LivePatient: ~Copyable, RobotHardware {
             if !link.powerPermitted(now: now, watchdog: permitWatchdog) { sent.enable = false }
             fault = drives.write(sent, now: now)
             if haveState { physics.follow(lastState.position, now: patientNow) }
+            if let sensor = forceSensor {
+                let f = physics.pushForce
+                let mN = f.isFinite ? (f > 1e6 ? 1e6 : f < -1e6 ? -1e6 : f) * 1000 : 0
+                SharedIndex.store(sensor, Int64(mN))
+            }
         } else {
             fault = physics.write(command, now: patientNow)
         }

@@ -224,7 +224,8 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         let controller = LiveController(scene.makeController(start: start, measurements: mailbox.receiver, historyLength: 4096), shared: shared)
         if settings.countCycleAllocations { SharedIndex.store(shared.flags + LiveShared.countFromFlag, max(1, settings.warmUpCycles)) }
         runner = CycleRunner(hardware: LivePatient(physics: physics, shared: shared, link: link, watchdog: settings.safetyWatchdog,
-                                                   drives: drives, patientForce: settings.drives.isEmulated),
+                                                   drives: drives, patientForce: settings.drives.isEmulated,
+                                                   forceSensor: opened.emulated?.emulator?.loadCell),
                              controller: controller, period: period,
                              faultPolicy: settings.drives.isLink ? CycleFaultPolicy(maxConsecutiveReadFaults: settings.linkLossCycles) : CycleFaultPolicy())
         let source: LiveFrameSource?

@@ -87,6 +87,9 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
     private var simulatedNow: Nanoseconds = 1_000_000_000
     private var faultResets = 0
     private var injectedForceMN: Int32 = 0
+    /// The load cell's reading of a simulated patient (mN), written by whoever steps that
+    /// patient: see `loadCell`.
+    private let sensedForceMN: UnsafeMutablePointer<Int64>
     private var quickStop = false
     private let peek = UnsafeMutableRawBufferPointer.allocate(byteCount: DriveLink.maxFrame + 16, alignment: 8)
 
@@ -95,6 +98,8 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
                 firmwareID: String = "lumen-sim", impairment: LinkImpairment = .none, seed: UInt64 = 1,
                 dynamics: DriveDynamics = .ideal, stepPerFrame: Nanoseconds? = nil, latchedFault: UInt16 = 0) {
         self.stepPerFrame = stepPerFrame
+        sensedForceMN = .allocate(capacity: 1)
+        sensedForceMN.initialize(to: 0)
         axes = SimulatedDriveAxes(axes: specs, start: start, dynamics: dynamics)
         transport = DescriptorTransport(fd: deviceFD, owns: true, name: "emulated drive")
         self.impairment = impairment
@@ -113,6 +118,7 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
         stop()
         device.deallocate()
         peek.deallocate()
+        sensedForceMN.deallocate()
     }
 
     /// Latches a fault as the drive's own protection would (`dl_device_fault`): the power goes
@@ -177,6 +183,14 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
         quickStop = on
         lock.unlock()
     }
+
+    /// The cell (mN, read and written with `SharedIndex`) through which a simulated patient's
+    /// catheter presses on this drive's insertion force sensor: the process that steps the
+    /// patient writes its contact force there every cycle, and the drive reports it, in its
+    /// STATE and to the safety monitor, as hardware reports what its load cell measures.
+    /// Without it the monitor's force check would read 0 N whatever the catheter pushed on.
+    /// Valid while the emulator lives; the sensor reads this plus any `setForce`.
+    public var loadCell: UnsafeMutablePointer<Int64> { sensedForceMN }
 
     /// A force the drive's insertion force sensor reads from now on (N; 0: none), as a catheter
     /// pushed against a wall would: what a safety scenario exceeds on purpose.
@@ -425,7 +439,8 @@ public final class DriveLinkDriveEmulator: @unchecked Sendable {
             let s = raw.bindMemory(to: UInt16.self)
             for i in 0..<axes.count { s[i] = axes.atLimit(i) ? DriveStatus.atLimit.rawValue : 0 }
         }
-        device.pointee.force_mn = injectedForceMN
+        let sensed = Int64(injectedForceMN) + SharedIndex.load(sensedForceMN)
+        device.pointee.force_mn = Int32(clamping: sensed)
         device.pointee.sample_time_ns = UInt64(now)
     }
 }

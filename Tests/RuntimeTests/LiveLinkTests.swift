@@ -76,6 +76,31 @@ import Testing
         #expect(name.hasPrefix("serial"))
     }
 
+    /// The emulated drives stand beside a simulated patient: their insertion force sensor must
+    /// read what that patient's catheter pushes on, in the STATE the cycle reads and in the
+    /// samples the monitor judges (its force check, hazard H1). It read 0 N whatever the
+    /// catheter met, so the monitor's force limit could not trip on a link.
+    @Test func theEmulatedDrivesForceSensorReadsTheSimulatedPatient() throws {
+        let (runtime, client, drives) = try startPowered()
+        defer {
+            client.stop()
+            _ = runtime.finish(.completed)
+        }
+        let emulator = try #require(drives.emulator)
+        var sensed: [Double] = [], patient: [Double] = []
+        let end = Date().addingTimeInterval(2)
+        while Date() < end {
+            _ = client.submit(.jointJog(JointVector([1, 0, 0, 0])))
+            usleep(20_000)
+            sensed.append(emulator.safetySample().force)
+            patient.append(runtime.snapshot().joints.insertionForce)
+        }
+        let sensedPeak = sensed.map(abs).max() ?? 0, patientPeak = patient.map(abs).max() ?? 0
+        #expect(patientPeak > 1e-3, "the catheter met no resistance: \(patient)")
+        #expect(sensedPeak > 0.5 * patientPeak && sensedPeak < 2 * patientPeak,
+                "the drives' sensor read at most \(sensedPeak) N, the patient's catheter pushed \(patientPeak) N")
+    }
+
     /// Before the operator's first acknowledge the monitor permits no power, and the cycle must
     /// not ask the link's drives for it: asked, the unpowered stage read as a drive fault and
     /// ended a console's run before anyone had logged in. Once acknowledged, they power up.
