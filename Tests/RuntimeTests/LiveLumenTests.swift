@@ -90,8 +90,10 @@ import Testing
         s.monitorDepth = 80
         let robot = try loadRobot()
         do {
-            _ = try LiveNavigation.run(s, robot: robot, maxSeconds: 20)
-            Issue.record("the monitor permitted power to a catheter outside its lumen")
+            let (result, _) = try LiveNavigation.run(s, robot: robot, maxSeconds: 20)
+            // What the monitor latched, to tell a permit it should not have given from one the
+            // length check never asked to withhold.
+            Issue.record("the monitor permitted power to a catheter outside its lumen; ending \(result.ending), its faults: \(result.monitor_faults)")
         } catch {
             guard case .monitorNeverPowered(let log) = error else {
                 Issue.record("\(error)")
