@@ -24,7 +24,7 @@ fi
 LUMEN_WALL_CLOCK_SUITES=later swift test --skip-build
 swift test --skip-build --no-parallel --filter "$(printf '%s|' DriveLinkLoopTests ConsoleServerTests HILLibraryTests \
     HilRunCommandTests ConsoleBrowserTests ConformanceCommandTests LiveLumenTests MonitorProcessTests LiveConsoleTests \
-    LiveRuntimeTests LiveLinkTests | sed 's/|$//')"
+    LiveRuntimeTests LiveLinkTests HILLiveRunnerTests | sed 's/|$//')"
 # The HIL scenario library against the emulators (each fault scenario with its faults off is in
 # swift test): DriveLink over a pty with the C reference, EtherCAT over UDP, and over a veth pair as root.
 .build/debug/lumen hil run hil/scenarios/*.yaml --link serial --junit .build/hil/serial.xml --report .build/hil/serial

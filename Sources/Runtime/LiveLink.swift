@@ -80,6 +80,9 @@ public struct LinkDrives: ~Copyable, RobotHardware {
     /// The link's counters: DriveLink's as of the last cycle, EtherCAT's as of the run's end.
     public private(set) var driveLinkStats: DriveLinkStats?
     public private(set) var etherCATStats: EtherCATStats?
+    /// Where the cycle publishes the link's counters each cycle, for readers while the run goes
+    /// on (nil: not published).
+    var counters: LinkCounterWriter?
 
     /// No link: the simulated patient's own drives.
     public init(none joints: Int) {
@@ -171,6 +174,9 @@ public struct LinkDrives: ~Copyable, RobotHardware {
     mutating func refresh() {
         if let f = driveLink?.driveFault { fault = f } else if let f = etherCAT?.driveFault { fault = f } else { fault = nil }
         if let s = driveLink?.stats { driveLinkStats = s }
+        if let w = counters {
+            if let s = driveLink?.stats { w.publish(s) } else if let s = etherCAT?.stats { w.publish(s) }
+        }
     }
 }
 

@@ -40,7 +40,8 @@ public struct EtherCATRobot: ~Copyable, RobotHardware {
         controlwords.deallocate(); statuswords.deallocate(); positions.deallocate()
     }
 
-    public var stats: EtherCATStats { master.stats }
+    /// A copy of the master's counters: readable from the cycle (live counters publish it there).
+    public var stats: EtherCATStats { @_noAllocation @_noLocks get { master.stats } }
 
     /// Waits up to `timeout` (ns) for the drives' reply (for tests and measurements).
     public func waitReadableForTests(timeout: Nanoseconds) -> Bool { master.waitReadable(timeout: timeout) }
