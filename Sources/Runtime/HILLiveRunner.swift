@@ -28,6 +28,11 @@ public enum HILLiveRunner {
             return "its step '\(step.action.rawValue)' has no counterpart on the live runtime's operator port"
         }
         if s.setup.rate_hz != 1000 { return "the live runtime's cycle runs at 1000 Hz, not \(s.setup.rate_hz)" }
+        // Measured: encoder-freeze passed with its freeze switched off (a following error of
+        // 1.2 mm mid-move, its band 0.5 mm), so its verdict here would say nothing.
+        if s.setup.drives == "emulated" {
+            return "on the live runtime the emulated drive dynamics lag its command by more than the bands these scenarios judge a fault by"
+        }
         return nil
     }
 
