@@ -24,11 +24,16 @@ fi
 LUMEN_WALL_CLOCK_SUITES=later swift test --skip-build
 swift test --skip-build --no-parallel --filter "$(printf '%s|' DriveLinkLoopTests ConsoleServerTests HILLibraryTests \
     HilRunCommandTests ConsoleBrowserTests ConformanceCommandTests LiveLumenTests MonitorProcessTests LiveConsoleTests \
-    LiveRuntimeTests LiveLinkTests | sed 's/|$//')"
+    LiveRuntimeTests LiveLinkTests HILLiveRunnerTests | sed 's/|$//')"
 # The HIL scenario library against the emulators (each fault scenario with its faults off is in
 # swift test): DriveLink over a pty with the C reference, EtherCAT over UDP, and over a veth pair as root.
 .build/debug/lumen hil run hil/scenarios/*.yaml --link serial --junit .build/hil/serial.xml --report .build/hil/serial
 .build/debug/lumen hil run hil/scenarios/*.yaml --link ethercat-udp --junit .build/hil/ethercat-udp.xml --report .build/hil/ethercat-udp
+# The scenarios the live runtime runs through its operator port (`--runtime live`, hil/README.md).
+for link in serial ethercat-udp; do
+    .build/debug/lumen hil run hil/scenarios/{bring-up,following-accuracy,deadman,overcurrent}.yaml --runtime live --link $link \
+        --junit .build/hil/live-$link.xml --report .build/hil/live-$link
+done
 if [ "$(id -u)" -eq 0 ]; then
     ns=lumenhil$$; ip netns add $ns; ip link add lhm$$ type veth peer name lhs$$; ip link set lhs$$ netns $ns
     ip link set lhm$$ up; ip netns exec $ns ip link set lhs$$ up

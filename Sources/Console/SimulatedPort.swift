@@ -275,6 +275,9 @@ public final class SimulatedPort: OperatorPort {
                 event(&s, who, .faultsAcknowledged)
                 setMode(&s, .hold, .none, who)
             }
+        case .jointMove:
+            // The simulated console robot has no joint profiles: the intent is for automation.
+            break
         }
     }
 

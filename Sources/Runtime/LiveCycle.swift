@@ -2,6 +2,7 @@ import CAllocCount
 import Control
 import Core
 import Glibc
+import Scenarios
 import Sim
 import Synchronization
 
@@ -24,6 +25,8 @@ public final class LiveShared: @unchecked Sendable {
     public let catheter: CatheterSnapshot
     /// The newest image-measured 3D tip, which the cycle relays to the safety monitor.
     public let imageTip = ImageTipCell()
+    /// The drive link's counters, published by the cycle after each read (DriveLink and EtherCAT).
+    public let linkCounters = LinkCounterCells()
     /// The cycle's record under construction: the controller fills its part, the patient
     /// completes it after the write. Touched by the cycle thread only.
     let record: UnsafeMutablePointer<CycleRecord>
@@ -105,6 +108,16 @@ public struct LiveController: ~Copyable, CycleController {
     var targetIndex = -1
     var reachedTarget = false
     let zeroJoints: JointVector
+    /// Joint moves along a profile (`OperatorIntent.jointMove`), per axis: where each began and
+    /// ends, when it began (ns), how long it takes (ns; 0: none on that axis), minimum jerk (1).
+    var moving = false
+    var moveFrom: JointVector
+    var moveGoal: JointVector
+    var moveStart: JointVector
+    var moveDuration: JointVector
+    var moveSmooth: JointVector
+    /// 1/s — how fast a joint move's reference pulls the limiter's back onto its profile.
+    static let moveGain = 20.0
     /// A jog demand not repeated within this is dropped (the console repeats it with every heartbeat).
     public static let jogLifetime: Nanoseconds = 250_000_000
     /// 1/s — a tip jog asks for this share of the remaining tip error per second.
@@ -124,6 +137,11 @@ public struct LiveController: ~Copyable, CycleController {
         model = inner.servo.model
         zeroJoints = JointVector(count: inner.servo.model.jointCount)
         jogDemand = zeroJoints
+        moveFrom = zeroJoints
+        moveGoal = zeroJoints
+        moveStart = zeroJoints
+        moveDuration = zeroJoints
+        moveSmooth = zeroJoints
         sample = TeleopSample(deadman: false, axes: JointVector(count: inner.servo.model.jointCount))
         teleop = TeleopMapping(settings: settings, maxVelocity: inner.servo.model.maxVelocity, dt: Double(period) * 1e-9)
         self.inner = inner
@@ -151,6 +169,8 @@ public struct LiveController: ~Copyable, CycleController {
             SharedIndex.store(rings.flags + LiveShared.deadmanTimeoutsFlag, rings.flags[LiveShared.deadmanTimeoutsFlag] + 1)
         }
         SharedIndex.store(rings.flags + LiveShared.deadmanFlag, deadmanHeld ? 1 : 0)
+        // A joint move ends where it stands when the deadman is let go: it does not resume.
+        if moving, !deadmanHeld { endMoves() }
         // The monitor stopping the drives while the robot moves (any category) is this
         // controller's stop too: the drives no longer follow the command, and a servo that went
         // on commanding would run its reference ahead of the catheter, pushing on where it is
@@ -245,6 +265,7 @@ public struct LiveController: ~Copyable, CycleController {
             }
         case .mode:
             if stopLatched { return }
+            endMoves()
             if intent.mode == .jog {
                 enterJog(state: state)
                 return
@@ -256,6 +277,7 @@ public struct LiveController: ~Copyable, CycleController {
             ask(intent.mode, state.position)
         case .jointJog:
             if stopLatched { return }
+            endMoves()
             jogDemand = intent.joints
             jogAt = now
             tipJogging = false
@@ -279,9 +301,14 @@ public struct LiveController: ~Copyable, CycleController {
             }
             tipHand = intent.point
             jogAt = now
+            endMoves()
             enterJog(state: state)
+        case .jointMove:
+            if stopLatched { return }
+            startMove(intent, state: state, now: now)
         case .target:
             if stopLatched { return }
+            endMoves()
             target = intent.point
             targetIndex = intent.routeIndex
             reachedTarget = false
@@ -305,6 +332,7 @@ extension LiveController {
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
     mutating func latchStop() {
+        endMoves()
         stopLatched = true
         stopFollowsMonitor = false
         navigating = false
@@ -319,6 +347,77 @@ extension LiveController {
     @_noAllocation @_noLocks
     mutating func ask(_ mode: ControlMode, _ measured: JointVector) {
         _ = inner.attemptMode(mode, measured: measured)
+    }
+
+    /// A joint move begins on its axis from where that axis's reference is (the last command,
+    /// or the profile it was on): the other axes keep theirs. Into jog, as any jog.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    mutating func startMove(_ intent: CycleIntent, state: JointState, now: Nanoseconds) {
+        let axis = intent.routeIndex
+        guard axis >= 0, axis < moveGoal.count, axis < published.command.position.count else { return }
+        if !moving {
+            // Axes without a move of their own hold where the command stands.
+            for i in 0..<moveGoal.count {
+                let here = i < published.command.position.count ? published.command.position[i] : state.position[i]
+                moveFrom[i] = here
+                moveGoal[i] = here
+                moveDuration[i] = 0
+            }
+        }
+        let here = moveDuration[axis] > 0 ? profile(axis, now: now).position : moveGoal[axis]
+        moveFrom[axis] = here
+        moveGoal[axis] = intent.held ? here + intent.point.x : intent.point.x
+        moveStart[axis] = Double(now)
+        moveDuration[axis] = intent.point.y * 1e9
+        moveSmooth[axis] = intent.point.z
+        if !moving {
+            enterJog(state: state)
+            moving = true
+        }
+    }
+
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    mutating func endMoves() {
+        moving = false
+        for i in 0..<moveDuration.count { moveDuration[i] = 0 }
+    }
+
+    /// Where axis `i`'s profile is at `now`, and how fast it goes there (per s).
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    func profile(_ i: Int, now: Nanoseconds) -> (position: Double, velocity: Double) {
+        let duration = moveDuration[i]
+        guard duration > 0 else { return (moveGoal[i], 0) }
+        var s = (Double(now) - moveStart[i]) / duration
+        s = s < 0 ? 0 : (s > 1 ? 1 : s)
+        let span = moveGoal[i] - moveFrom[i]
+        if moveSmooth[i] > 0 {
+            // Minimum jerk: zero velocity and acceleration at both ends.
+            let p = s * s * s * (10 - 15 * s + 6 * s * s)
+            let dp = 30 * s * s * (1 - s) * (1 - s)
+            return (moveFrom[i] + span * p, span * dp / (duration * 1e-9))
+        }
+        return (moveFrom[i] + span * s, s < 1 ? span / (duration * 1e-9) : 0)
+    }
+
+    /// The jog velocities that carry the limiter's reference along the joint moves: each
+    /// profile's own speed, plus a pull back onto it of what the limiter held back (its
+    /// acceleration and speed limits stay in force: it may still hold it back).
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    mutating func moveVelocity(now: Nanoseconds) -> JointVector {
+        var v = zeroJoints
+        for i in 0..<v.count {
+            let p = profile(i, now: now)
+            let commanded = i < published.command.position.count ? published.command.position[i] : p.position
+            var want = p.velocity + Self.moveGain * (p.position - commanded)
+            let limit = i < model.maxVelocity.count ? model.maxVelocity[i] : 0
+            want = want < -limit ? -limit : (want > limit ? limit : want)
+            v[i] = want.isFinite ? want : 0
+        }
+        return v
     }
 
     /// Into jog through the supervisor (which refuses it without the deadman, from idle, or
@@ -341,6 +440,7 @@ extension LiveController {
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
     mutating func jogVelocity(state: JointState, now: Nanoseconds) -> JointVector {
+        if moving { return moveVelocity(now: now) }
         let fresh = now - jogAt <= Self.jogLifetime
         if !tipJogging {
             // A stale demand stops at once (the mapping's filters restart), not along the tremor
@@ -427,6 +527,8 @@ public struct LivePatient: ~Copyable, RobotHardware {
         rings = CycleRings(shared)
         self.snapshotEvery = max(1, snapshotEvery)
         permitWatchdog = Nanoseconds(watchdog * 1e9)
+        self.drives.counters = shared.linkCounters.writer
+        if self.drives.linked { shared.linkCounters.writer.report(.readFaults) }
     }
 
     public var jointCount: Int { physics.jointCount }
@@ -480,6 +582,9 @@ public struct LivePatient: ~Copyable, RobotHardware {
         lastWallTime = now
         if drives.linked {
             let fault = drives.read(into: &state, now: now)
+            // Counted as the cycle runner counts them (a drive fault is the drive's, not the
+            // link's), and published at once for readers while the run goes on.
+            if let f = fault, f != .driveFault, let w = drives.counters { w.increment(.readFaults) }
             if fault == nil {
                 haveState = true
             } else if primed {

@@ -80,6 +80,9 @@ public struct LinkDrives: ~Copyable, RobotHardware {
     /// The link's counters as of the last cycle.
     public private(set) var driveLinkStats: DriveLinkStats?
     public private(set) var etherCATStats: EtherCATStats?
+    /// Where the cycle publishes the link's counters each cycle, for readers while the run goes
+    /// on (nil: not published).
+    var counters: LinkCounterWriter?
 
     /// No link: the simulated patient's own drives.
     public init(none joints: Int) {
@@ -170,6 +173,9 @@ public struct LinkDrives: ~Copyable, RobotHardware {
         if let f = driveLink?.driveFault { fault = f } else if let f = etherCAT?.driveFault { fault = f } else { fault = nil }
         if let s = driveLink?.stats { driveLinkStats = s }
         if let s = etherCAT?.stats { etherCATStats = s }
+        if let w = counters {
+            if let s = driveLinkStats { w.publish(s) } else if let s = etherCATStats { w.publish(s) }
+        }
     }
 
     /// The link's error counters as the monitor's link checks take them (docs/safety/channel.md,

@@ -88,6 +88,9 @@ public struct LiveSettings: Sendable {
     /// lost (a stop; 2…1000). Shorter than the emulated drives' own watchdog (100 ms), longer than
     /// a busy non-real-time machine holds the drives' thread back.
     public var linkLossCycles = 50
+    /// µs — the emulated DriveLink drives' own watchdog (5 000…1 000 000): a host silent this
+    /// long loses their power. A drive parameter; a HIL scenario sets its own.
+    public var emulatedDriveWatchdog = LiveLinks.emulatedWatchdog
     public init() {}
 
     public func validate() throws(RuntimeError) {
@@ -100,6 +103,9 @@ public struct LiveSettings: Sendable {
         }
         if let d = monitorDepth, !(d.isFinite && (1...2000).contains(d)) {
             throw .badSetting(field: "monitor_depth", reason: "must be 1…2000 mm, got \(d)")
+        }
+        guard (5_000...1_000_000).contains(emulatedDriveWatchdog) else {
+            throw .badSetting(field: "emulated_drive_watchdog", reason: "must be 5000…1000000 µs, got \(emulatedDriveWatchdog)")
         }
         guard (2...1000).contains(linkLossCycles) else {
             throw .badSetting(field: "link_loss_cycles", reason: "must be 2…1000, got \(linkLossCycles)")
@@ -212,7 +218,8 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         }
         let physics = scene.makePhysics()
         let start = physics.measuredPositions
-        let opened = try LiveLinks.open(settings.drives, axes: scene.robot.axes, start: start, period: period, dynamics: settings.driveDynamics)
+        let opened = try LiveLinks.open(settings.drives, axes: scene.robot.axes, start: start, period: period, dynamics: settings.driveDynamics,
+                                        watchdog: settings.emulatedDriveWatchdog)
         emulatedDrives = opened.emulated
         linkName = opened.name
         if let m = monitor, let e = opened.emulated {
@@ -453,6 +460,9 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     let emulatedPowered = Atomic<Bool>(false)
     /// After `finish`: the link's counters by name (nil on the in-process drives).
     public var linkStatistics: [String: Int]? { runner.withHardware { $0.linkStatistics } }
+    /// While the run goes on: the link's counters as the cycle last published them (empty on
+    /// the in-process drives, and before the link's first cycle).
+    public var liveLinkCounters: [String: Int] { shared.linkCounters.snapshot() }
     public var imagingFigures: ImagingFigures? { imaging?.figures.withLock { $0 } }
     public var deadmanTimeouts: Int { shared.deadmanTimeouts }
     public var lifecycle: LifecycleState { runner.lifecycle }
@@ -526,6 +536,13 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
             if stopLatched { return .failure(.stopLatched) }
             guard let lift else { return .failure(.unknownTarget("this runtime has no imaging planes to lift a pixel from")) }
             return lift(plane, px).map { CycleIntent(sequence: 0, kind: .target, point: $0.point, routeIndex: $0.routeIndex) }
+        case .jointMove(let axis, let position, let relative, let duration, let smooth):
+            if axes > 0, !(0..<axes).contains(axis) { return .failure(.outOfRange("jointMove.axis")) }
+            guard (0..<JointVector.capacity).contains(axis) else { return .failure(.outOfRange("jointMove.axis")) }
+            guard position.isFinite, abs(position) <= 10_000 else { return .failure(.outOfRange("jointMove.position")) }
+            guard duration.isFinite, (0.001...600).contains(duration) else { return .failure(.outOfRange("jointMove.duration")) }
+            if stopLatched { return .failure(.stopLatched) }
+            return .success(CycleIntent(sequence: 0, kind: .jointMove, held: relative, point: Vec3(position, duration, smooth ? 1 : 0), routeIndex: axis))
         case .namedTarget(let name):
             if stopLatched { return .failure(.stopLatched) }
             guard let t = targets.first(where: { $0.name == name }) else { return .failure(.unknownTarget(name)) }

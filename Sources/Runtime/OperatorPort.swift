@@ -52,6 +52,11 @@ public enum OperatorIntent: Sendable, Equatable {
     case targetPixel(plane: UInt8, pixel: SIMD2<Double>)
     /// Navigate to one of the runtime's named targets (`RuntimeDescription.targets`).
     case namedTarget(String)
+    /// Joint move along a profile: `axis` to `position` (or by it, `relative`) over `duration` s
+    /// (0.001…600), minimum-jerk (`smooth`) or at constant speed. A jog: it moves only while the
+    /// deadman is held (a release abandons it where it stands), through the supervisor's limiter
+    /// and under the monitor like any jog. For automation that moves joints (a HIL scenario).
+    case jointMove(axis: Int, position: Double, relative: Bool, duration: Double, smooth: Bool)
     /// Category-1 stop: controlled stop, then power off. Always accepted, from any role.
     case stop
     /// Acknowledge latched faults (after their cause has gone).

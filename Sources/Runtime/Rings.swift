@@ -10,13 +10,14 @@ import Synchronization
 /// An intent as the cycle applies it: plain values only, resolved (a named target to its point)
 /// on the submitting side, so the cycle never touches a string or a reference.
 public struct CycleIntent: Sendable, Equatable {
-    public enum Kind: UInt8, Sendable { case deadman, mode, target, stop, acknowledge, jointJog, tipJog }
+    public enum Kind: UInt8, Sendable { case deadman, mode, target, stop, acknowledge, jointJog, tipJog, jointMove }
     public var sequence: UInt64
     public var kind: Kind
     /// The deadman (`deadman`), or the clutch (`tipJog`).
     public var held: Bool
     public var mode: ControlMode
-    /// mm, patient frame: a target, or a tip jog's hand displacement.
+    /// mm, patient frame: a target, or a tip jog's hand displacement. A joint move's (position or
+    /// displacement, duration in s, 1 for minimum jerk), its axis in `routeIndex`, relative in `held`.
     public var point: Vec3
     /// (nJoints) a joint jog's demand, fractions of each axis's speed limit, −1…1.
     public var joints: JointVector

@@ -3,6 +3,7 @@ import CommandSupport
 import Core
 import Drivers
 import Foundation
+import Runtime
 import Scenarios
 import Sim
 
@@ -166,10 +167,13 @@ struct HilRun: ParsableCommand {
 
     @Flag(help: "Run every fault step as a no-op (injections, a silent host, the emergency stop, a released deadman, the monitor killed or hung, a move past a limit): a fault scenario must then fail.")
     var faultsOff = false
+    @Option(help: "What runs the scenarios: cycle (each on a control cycle of its own, every scenario) or live (on the live runtime, through its operator port; scenarios with their own monitor limits, a silent host or the monitor killed or hung are skipped).")
+    var runtime = "cycle"
     @Flag(help: "Keep the cycle, the emulated drives and the monitor on SCHED_OTHER (by default they ask for SCHED_FIFO 80 and say in the report when refused).")
     var noRealtime = false
 
     func validate() throws {
+        guard ["cycle", "live"].contains(runtime) else { throw ValidationError("--runtime: cycle or live, not '\(runtime)'") }
         if let link, !["serial", "ethercat-udp"].contains(link) {
             do { _ = try LinkAddress(parsing: link) } catch { throw ValidationError("--link: \(error.description)") }
             if link == "sim" { throw ValidationError("--link: sim has no link to test; give serial, ethercat-udp or a device address") }
@@ -196,7 +200,8 @@ struct HilRun: ParsableCommand {
         if loadErrors.isEmpty {
             for s in loaded {
                 Output.progress("hil run: \(s.name) (\(s.setup.duration_s) s)\(faultsOff ? ", faults switched off" : "")")
-                let r = HILRunner.run(s, options: HILRunOptions(link: link, faultsSwitchedOff: faultsOff, fifoPriority: noRealtime ? nil : 80))
+                let options = HILRunOptions(link: link, faultsSwitchedOff: faultsOff, fifoPriority: noRealtime ? nil : 80)
+                let r = runtime == "live" ? HILLiveRunner.run(s, options: options) : HILRunner.run(s, options: options)
                 Output.progress("  \(r.status.rawValue.uppercased())\(r.message.isEmpty ? "" : ": " + r.message)")
                 results.append(r)
             }

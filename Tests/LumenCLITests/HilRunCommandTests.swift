@@ -29,11 +29,25 @@ import Testing
         #expect(xml.contains("failures=\"0\""))
         let html = try String(contentsOfFile: report + "/report.html", encoding: .utf8)
         #expect(html.contains("not real-time"))
-        // One embedded PNG per expectation (bring-up has four).
-        #expect(html.components(separatedBy: "data:image/png;base64,iVBORw0KGgo").count - 1 == 4)
+        // One embedded PNG per expectation (bring-up has five), and one of its counters over the run.
+        #expect(html.components(separatedBy: "data:image/png;base64,iVBORw0KGgo").count - 1 == 6)
+        #expect(html.contains("Counters over the run"))
+        #expect(html.contains("Ran on the scenario&apos;s own cycle"))
         #expect(FileManager.default.fileExists(atPath: report + "/summary.json"))
         let plots = try FileManager.default.contentsOfDirectory(atPath: report + "/plots")
-        #expect(plots.filter { $0.hasSuffix(".png") }.count == 4)
+        #expect(plots.filter { $0.hasSuffix(".png") }.count == 6)
+    }
+
+    @Test func onTheLiveRuntimeTheSummarySaysSoAndAnUnknownRuntimeIsAUsageError() throws {
+        let r = try Tool.run(["hil", "run", Self.bringUp, "--runtime", "live", "--link", "serial", "--json"])
+        #expect(r.status == 0, "\(r.stderr)\n\(r.stdout)")
+        let json = try #require(r.json)
+        let scenarios = json["scenarios"] as? [[String: Any]]
+        let runtime = scenarios?.first?["runtime"] as? String
+        #expect(runtime?.hasPrefix("the live runtime") == true, "\(runtime ?? "nil")")
+        let bad = try Tool.run(["hil", "run", Self.bringUp, "--runtime", "fast"])
+        #expect(bad.status == 64)
+        #expect(bad.stderr.contains("--runtime"))
     }
 
     @Test func aFaultScenarioWithItsFaultsSwitchedOffFailsWithExitOne() throws {

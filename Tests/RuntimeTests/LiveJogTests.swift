@@ -17,6 +17,11 @@ extension SimulatedCycle {
         _ = shared.intents.push(CycleIntent(sequence: sequence, kind: .tipJog, held: clutch, point: hand))
     }
 
+    func sendMove(axis: Int, _ amount: Double, relative: Bool = true, seconds: Double, smooth: Bool = true) {
+        sequence += 1
+        _ = shared.intents.push(CycleIntent(sequence: sequence, kind: .jointMove, held: relative, point: Vec3(amount, seconds, smooth ? 1 : 0), routeIndex: axis))
+    }
+
     func sendTarget(_ point: Vec3, routeIndex: Int) {
         sequence += 1
         _ = shared.intents.push(CycleIntent(sequence: sequence, kind: .target, point: point, routeIndex: routeIndex))
@@ -68,6 +73,50 @@ extension SimulatedCycle {
         #expect(r.speed[0] > 0.5 * limit)
         // The other axes were not asked to move.
         for j in 2..<4 { #expect(r.speed[j] < 1e-6) }
+    }
+
+    @Test func aJointMoveFollowsItsProfileOnItsAxisAlone() throws {
+        let c = try SimulatedCycle()
+        try c.step(50)
+        let before = c.joints
+        // 4 mm of insertion over 0.5 s, minimum jerk; then 0.5 s to settle.
+        var halfway = 0.0
+        var sent = 0
+        try c.rounds(5) { if sent == 0 { sent = 1; c.sendMove(axis: 0, 4, seconds: 0.5) } }
+        halfway = c.joints[0] - before[0]
+        try c.rounds(15)
+        let moved = c.joints[0] - before[0]
+        let mode = c.published.mode
+        #expect(mode == .jog)
+        #expect(abs(moved - 4) < 0.2, "a 4 mm move went \(moved) mm")
+        // Minimum jerk is half-way at half its time (the drives lag the command a little).
+        #expect(halfway > 0.5 && halfway < 3.5, "half-way through the move: \(halfway) mm")
+        for j in 1..<c.shared.joints { #expect(abs(c.joints[j] - before[j]) < 0.02, "axis \(j) moved \(c.joints[j] - before[j])") }
+        // An absolute move back to where it began.
+        try c.rounds(20) { if sent == 1 { sent = 2; c.sendMove(axis: 0, before[0], relative: false, seconds: 0.5, smooth: false) } }
+        #expect(abs(c.joints[0] - before[0]) < 0.2, "back at \(c.joints[0]), from \(before[0])")
+    }
+
+    @Test func aJointMoveEndsWhereItStandsWhenTheDeadmanIsLetGoAndDoesNotResume() throws {
+        let c = try SimulatedCycle()
+        try c.step(50)
+        let before = c.joints[0]
+        var sent = false
+        try c.rounds(4) { if !sent { sent = true; c.sendMove(axis: 0, 10, seconds: 2) } }
+        c.send(.deadman, held: false)
+        try c.rounds(10, deadman: false)
+        let released = c.joints[0] - before
+        // Held again: the abandoned move does not carry on.
+        try c.rounds(10)
+        let after = c.joints[0] - before
+        #expect(released > 0.05 && released < 3, "moved \(released) mm before and after the release")
+        #expect(abs(after - released) < 0.1, "moved on to \(after) mm once the deadman was held again")
+        // Without the deadman a move starts nothing.
+        let c2 = try SimulatedCycle()
+        try c2.step(50)
+        let still = c2.joints[0]
+        try c2.rounds(10, deadman: false) { c2.sendMove(axis: 0, 5, seconds: 0.2) }
+        #expect(abs(c2.joints[0] - still) < 0.05)
     }
 
     @Test func aJogWithoutTheDeadmanIsRefusedByTheSupervisorAndMovesNothing() throws {
@@ -242,6 +291,18 @@ struct LiveJogPortChecksTests {
         }
         #expect(throws: IntentRejection.outOfRange("jointJog.count")) { try check(.jointJog(JointVector([1, 0]))).get() }
         #expect(throws: IntentRejection.outOfRange("tipJog.hand")) { try check(.tipJog(hand: Vec3(0, 0, 101), clutch: true)).get() }
+    }
+
+    @Test func aJointMoveIsQueuedWithItsProfileAndRefusedOutOfRangeOrUnderAStop() throws {
+        let move = OperatorIntent.jointMove(axis: 2, position: -1.5, relative: true, duration: 0.5, smooth: false)
+        #expect(try check(move, .automation).get() == CycleIntent(sequence: 0, kind: .jointMove, held: true, point: Vec3(-1.5, 0.5, 0), routeIndex: 2))
+        #expect(throws: IntentRejection.notPermitted(role: .observer)) { try check(move, .observer).get() }
+        #expect(throws: IntentRejection.stopLatched) { try check(move, stop: true).get() }
+        #expect(throws: IntentRejection.outOfRange("jointMove.axis")) { try check(.jointMove(axis: 4, position: 1, relative: true, duration: 1, smooth: true)).get() }
+        #expect(throws: IntentRejection.outOfRange("jointMove.axis")) { try check(.jointMove(axis: -1, position: 1, relative: true, duration: 1, smooth: true)).get() }
+        #expect(throws: IntentRejection.outOfRange("jointMove.position")) { try check(.jointMove(axis: 0, position: .nan, relative: true, duration: 1, smooth: true)).get() }
+        #expect(throws: IntentRejection.outOfRange("jointMove.duration")) { try check(.jointMove(axis: 0, position: 1, relative: true, duration: 0, smooth: true)).get() }
+        #expect(throws: IntentRejection.outOfRange("jointMove.duration")) { try check(.jointMove(axis: 0, position: 1, relative: true, duration: .infinity, smooth: true)).get() }
     }
 
     @Test func aPixelTargetWithoutImagingPlanesIsRefusedWithAReason() {

@@ -205,6 +205,32 @@ import Testing
         #expect(lifecycle == .finalized)
     }
 
+    /// The link's counters are published by the cycle while it runs, EtherCAT's as DriveLink's:
+    /// a reader sees them grow during the run, not only once it ended.
+    @Test func onEtherCATTheLinkCountersCanBeReadWhileTheRunGoesOn() throws {
+        var settings = tubeSettings(monitor: false, imaging: .off)
+        settings.drives = .emulatedEtherCAT
+        let runtime = try LiveRuntime(settings, robot: try loadRobot())
+        let before = runtime.liveLinkCounters
+        try runtime.start()
+        var first: [String: Int] = [:]
+        let flowing = waitFor(seconds: 10) { first = runtime.liveLinkCounters; return (first["frames_received"] ?? 0) > 0 }
+        var later: [String: Int] = [:]
+        let grew = waitFor(seconds: 10) { later = runtime.liveLinkCounters; return (later["frames_sent"] ?? 0) >= (first["frames_sent"] ?? 0) + 100 }
+        let ending = runtime.finish(.completed)
+        let final = runtime.linkStatistics ?? [:]
+        // Before the first cycle only the faulted reads' count is there, at zero.
+        #expect(before == ["read_faults": 0], "\(before)")
+        #expect(flowing, "\(first)")
+        #expect(grew, "frames_sent \(first["frames_sent"] ?? -1) → \(later["frames_sent"] ?? -1)")
+        // Every EtherCAT counter is reported, the trouble ones too.
+        for name in ["frames_sent", "frames_received", "wkc_shortfalls", "malformed", "late", "missing"] {
+            #expect(later[name] != nil, "\(name) missing from \(later)")
+        }
+        #expect((final["frames_sent"] ?? 0) >= (later["frames_sent"] ?? .max), "\(final) after \(later)")
+        #expect(ending == .completed)
+    }
+
     @Test func theLinkSettingsAreCheckedBeforeAnythingStarts() throws {
         #expect(try LiveDrives(parsing: "serial") == .emulatedDriveLink)
         #expect(try LiveDrives(parsing: "ethercat-udp") == .emulatedEtherCAT)

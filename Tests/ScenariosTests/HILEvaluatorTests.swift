@@ -214,6 +214,77 @@ struct HILEvaluatorTests {
         #expect(missing.message.contains("does not report"))
     }
 
+    /// `rejected` sampled every 10 ms: 0 until the storm at 1.4 s, then one more per sample up to 12.
+    static func countedRecording() -> HILRecording {
+        var r = recording()
+        for i in 0..<200 {
+            let t = Double(i) * 0.01
+            r.sampleCounters(["rejected": t < 1.4 ? 0 : min(12, Int(((t - 1.4) * 100).rounded())), "frames_sent": i * 10], at: t)
+        }
+        return r
+    }
+
+    @Test func aCounterIsJudgedOverAWindowFromItsSamples() throws {
+        let r = Self.countedRecording()
+        // Nothing rejected before the storm, and at least 10 during it.
+        let before = try Self.judge("{name: c, kind: counter, counter: rejected, max: 0, to: 1.35}", r)
+        #expect(before.passed, "\(before.message)")
+        let during = try Self.judge("{name: c, kind: counter, counter: rejected, min: 10, from: 1.4}", r)
+        #expect(during.passed, "\(during.message)")
+        #expect(during.message.contains("rejected counted 12 between 1.4 and 2 s"))
+        // The plot shows the count since `from`, over the window only.
+        let plotted = during.plot.series.first
+        #expect(plotted?.v.first == 0)
+        #expect(plotted?.t.allSatisfy { $0 >= 1.4 } == true)
+        // A window over the storm fails at the first sample over the limit, not at the end.
+        let quiet = try Self.judge("{name: c, kind: counter, counter: rejected, max: 0, from: 1.0}", r)
+        #expect(!quiet.passed)
+        #expect(quiet.moment.map { abs($0 - 1.41) < 0.005 } == true, "\(String(describing: quiet.moment))")
+        #expect(quiet.message.contains("more than the 0 allowed"))
+        let few = try Self.judge("{name: c, kind: counter, counter: rejected, min: 100, from: 1.4}", r)
+        #expect(!few.passed)
+        #expect(few.message.contains("fewer than the 100 required"))
+    }
+
+    @Test func aCounterKnownOnlyAtTheEndCannotBeJudgedOverAWindow() throws {
+        var r = Self.countedRecording()
+        r.counters["fault_stops"] = 1
+        let end = try Self.judge("{name: c, kind: counter, counter: fault_stops, min: 1}", r)
+        #expect(end.passed, "\(end.message)")
+        let window = try Self.judge("{name: c, kind: counter, counter: fault_stops, min: 1, from: 1}", r)
+        #expect(!window.passed)
+        #expect(window.message.contains("was not sampled"))
+        // Without samples at all (a recording from before counters were sampled), the same.
+        let none = try Self.judge("{name: c, kind: counter, counter: rejected, min: 1, from: 1}")
+        #expect(!none.passed)
+    }
+
+    @Test func aSampledCounterIsASignalAndItsEndCheckPlotsItsCourse() throws {
+        let r = Self.countedRecording()
+        let leaves = try Self.judge("{name: l, kind: leaves, signal: counter.rejected, max: 0, after: fault, within: 0.1}", r)
+        #expect(leaves.passed, "\(leaves.message)")
+        let range = try Self.judge("{name: l, kind: range, signal: counter.rejected, max: 0}", r)
+        #expect(!range.passed)
+        #expect(r.series("counter.wkc_shortfalls") == nil)
+        #expect(r.series("counter.no_such") == nil)
+        let end = try Self.judge("{name: c, kind: counter, counter: rejected, min: 10}", r)
+        #expect(end.plot.series.first?.t.count == 200)
+        // The course plot leaves the traffic out and shows what counted trouble.
+        let course = r.counterCourse
+        #expect(course?.series.map(\.label) == ["rejected"])
+        #expect(HILRecording(axes: 1).counterCourse == nil)
+    }
+
+    @Test func aCounterFirstSeenLateCountedNothingBefore() {
+        var r = HILRecording(axes: 1)
+        r.sampleCounters(["a": 1], at: 0)
+        r.sampleCounters(["a": 2, "b": 5], at: 1)
+        r.sampleCounters(["b": 6], at: 2)
+        #expect(r.counterSeries["a"] == [1, 2, 2])
+        #expect(r.counterSeries["b"] == [0, 5, 6])
+        #expect(r.counterTimes == [0, 1, 2])
+    }
+
     @Test func reportsCarryTheVerdictsTheNoticeAndTheExitCode() throws {
         let pass = try Self.judge("{name: c, kind: counter, counter: rejected, min: 10}")
         let fail = try Self.judge("{name: d, kind: counter, counter: rejected, max: 0}")

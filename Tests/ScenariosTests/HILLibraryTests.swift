@@ -39,6 +39,36 @@ import Testing
         }
     }
 
+    /// The counters are sampled while the run goes on, EtherCAT's as DriveLink's: a storm shows
+    /// in them when it begins, not only in the end's figure.
+    @Test func theCountersAreSampledDuringTheRunOnBothLinks() throws {
+        let all = try Self.scenarios()
+        let storm = try #require(all.first { $0.name == "crc-storm" })
+        let r = HILRunner.run(storm, options: HILRunOptions(link: "serial"))
+        let rec = try #require(r.recording, "\(Self.describe(r))")
+        let rejected = try #require(rec.counterSeries["rejected"], "sampled: \(rec.counterSeries.keys.sorted())")
+        #expect(rec.counterTimes.count > 100)
+        #expect(rejected.count == rec.counterTimes.count)
+        let at = try #require(rec.stepTimes["storm"])
+        let before = rec.counterTimes.indices.filter { rec.counterTimes[$0] < at - 0.05 }.map { rejected[$0] }.max() ?? -1
+        let after = rejected.last ?? 0
+        #expect(before == 0 && after >= 10, "rejected \(before) before the storm, \(after) at the end")
+        #expect(rec.runtime.contains("sampled every"))
+        #expect(rec.counterCourse?.series.contains { $0.label == "rejected" } == true)
+
+        let bringUp = try #require(all.first { $0.name == "bring-up" })
+        let e = HILRunner.run(bringUp, options: HILRunOptions(link: "ethercat-udp"))
+        let erec = try #require(e.recording, "\(Self.describe(e))")
+        #expect(e.status == .passed, "\(Self.describe(e))")
+        for name in ["frames_sent", "frames_received", "wkc_shortfalls", "missing", "read_faults"] {
+            #expect(erec.counterSeries[name] != nil, "\(name) not sampled: \(erec.counterSeries.keys.sorted())")
+        }
+        // frames_sent grows over the run: sampled while it went on, not once at the end.
+        let sent = erec.counterSeries["frames_sent"] ?? []
+        let middle = sent.count / 2
+        #expect(sent.count > 100 && sent[middle] > 0 && sent[middle] < (sent.last ?? 0), "frames_sent \(sent.first ?? -1) … \(sent.count > middle ? sent[middle] : -1) … \(sent.last ?? -1)")
+    }
+
     @Test func theLibraryCoversTheMonitorEachLimitAndTheRemainingFaults() throws {
         let all = try Self.scenarios()
         let actions = Set(all.flatMap { $0.steps.map(\.action) })

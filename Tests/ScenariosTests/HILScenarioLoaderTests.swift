@@ -100,6 +100,21 @@ struct HILScenarioLoaderTests {
         Self.expectRefused(Self.mutated("drives: ideal", "drives: perfect"), field: "setup.drives", saying: "ideal or emulated")
     }
 
+    @Test func countersAreJudgedOverAWindowAndAsSignals() throws {
+        let windowed = Self.mutated("{name: c, kind: counter, counter: rejected, max: 0}", "{name: c, kind: counter, counter: rejected, max: 0, from: 0.1, to: 0.5}")
+        let w = try Self.load(windowed).get()
+        #expect(w.expect[2].from == 0.1)
+        #expect(w.expect[2].to == 0.5)
+        Self.expectRefused(Self.mutated("{name: c, kind: counter, counter: rejected, max: 0}", "{name: c, kind: counter, counter: rejected, max: 0, from: 1.5, to: 0.5}"),
+                           field: "expect[2].to", saying: "must not come before from")
+        Self.expectRefused(Self.mutated("{name: c, kind: counter, counter: rejected, max: 0}", "{name: c, kind: counter, counter: rejected, max: 0, to: 9}"),
+                           field: "expect[2].to", saying: "within the run")
+        let signal = try Self.load(Self.mutated("signal: following_error, axis: 0", "signal: counter.rejected")).get()
+        #expect(signal.expect[0].signalName == "counter.rejected")
+        Self.expectRefused(Self.mutated("signal: following_error, axis: 0", "signal: counter.crc"), field: "expect[0].signal", saying: "counter.COUNTER")
+        Self.expectRefused(Self.mutated("signal: following_error, axis: 0", "signal: counter.rejected, axis: 0"), field: "expect[0].axis", saying: "not a per-axis signal")
+    }
+
     @Test func fieldsThatDoNotBelongToTheActionOrKindAreRefused() {
         Self.expectRefused(Self.mutated("{at: 0.1, do: enable, label: on}", "{at: 0.1, do: enable, label: on, axis: 1}"), field: "steps[0].axis", saying: "not a field of a 'enable' step")
         Self.expectRefused(Self.mutated("{name: c, kind: counter, counter: rejected, max: 0}", "{name: c, kind: counter, counter: rejected, max: 0, within: 1}"),

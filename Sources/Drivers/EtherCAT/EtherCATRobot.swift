@@ -40,6 +40,8 @@ public struct EtherCATRobot: ~Copyable, RobotHardware {
         controlwords.deallocate(); statuswords.deallocate(); positions.deallocate()
     }
 
+    /// A copy of the master's counters: readable from the cycle (the heartbeat's link counts and
+    /// the live counters take it there).
     public var stats: EtherCATStats { @_noAllocation @_noLocks get { master.stats } }
 
     /// Waits up to `timeout` (ns) for the drives' reply (for tests and measurements).

@@ -171,14 +171,51 @@ public enum HILEvaluator {
             guard let name = e.counter else { return fail("incomplete expectation") }
             out.plot.yLabel = name
             out.plot.bandLow = e.min; out.plot.bandHigh = e.max
+            let sampled = r.counterSeries[name].map { (t: r.counterTimes, v: $0) }
+            if e.from != nil || e.to != nil {
+                return judgeCounterWindow(e, name: name, sampled, duration: r.duration, out: &out)
+            }
             guard let value = r.counters[name] else {
                 return fail("this link does not report \(name) (it reports \(r.counters.keys.sorted().joined(separator: ", ")))")
             }
-            out.plot.series = [HILPlotSeries(label: "\(name) at the end of the run", t: [r.duration], v: [Double(value)])]
+            // Sampled while the run went on: the whole course, not only the end.
+            out.plot.series = [sampled.map { HILPlotSeries(label: name, t: $0.t, v: $0.v) }
+                ?? HILPlotSeries(label: "\(name) at the end of the run", t: [r.duration], v: [Double(value)])]
             let lo = e.min ?? -.infinity, hi = e.max ?? .infinity
             if Double(value) < lo || Double(value) > hi { return fail("\(name) = \(value), outside \(band(e.min, e.max))", at: r.duration) }
             return pass("\(name) = \(value), within \(band(e.min, e.max))", at: r.duration)
         }
+    }
+
+    /// What a counter counted between `from` and `to` (its value at `to` less its value at
+    /// `from`, from the samples), judged against [min, max]. The plot shows the count since `from`.
+    static func judgeCounterWindow(_ e: HILScenario.Expectation, name: String, _ sampled: (t: [Double], v: [Double])?, duration: Double,
+                                   out: inout HILCheckResult) -> HILCheckResult {
+        func verdict(_ passed: Bool, _ m: String, at t: Double?) -> HILCheckResult {
+            out.passed = passed; out.message = m; out.moment = t; out.plot.moment = t
+            return out
+        }
+        guard let (t, v) = sampled, !t.isEmpty, t.count == v.count else {
+            return verdict(false, "\(name) was not sampled during this run (the link does not report it, or it is known only at the run's end): a window cannot be judged", at: nil)
+        }
+        let from = e.from ?? 0, to = e.to ?? duration
+        out.plot.windowStart = from; out.plot.windowEnd = to
+        out.plot.bandLow = e.min; out.plot.bandHigh = e.max
+        out.plot.yLabel = "\(name) counted since \(f(from)) s"
+        // The count at `from` is the last sample at or before it (none yet: the first sample's).
+        let base = t.indices.last(where: { t[$0] <= from }).map { v[$0] } ?? v[0]
+        let inside = t.indices.filter { t[$0] >= from && t[$0] <= to }
+        guard let last = inside.last else { return verdict(false, "no samples of \(name) between \(f(from)) and \(f(to)) s", at: nil) }
+        out.plot.series = [HILPlotSeries(label: "\(name) since \(f(from)) s", t: inside.map { t[$0] }, v: inside.map { v[$0] - base })]
+        let counted = v[last] - base
+        let lo = e.min ?? -.infinity, hi = e.max ?? .infinity
+        let span = "between \(f(from)) and \(f(to)) s"
+        if let over = inside.first(where: { v[$0] - base > hi }) {
+            return verdict(false, "\(name) counted \(f(v[over] - base)) \(span) by \(f(t[over])) s, more than the \(f(hi)) allowed", at: t[over])
+        }
+        if counted < lo { return verdict(false, "\(name) counted \(f(counted)) \(span), fewer than the \(f(lo)) required", at: t[last]) }
+        let reached = inside.first(where: { v[$0] - base >= lo && lo > -.infinity }).map { t[$0] } ?? t[last]
+        return verdict(true, "\(name) counted \(f(counted)) \(span), within \(band(e.min, e.max))", at: reached)
     }
 
     static func f(_ x: Double) -> String {

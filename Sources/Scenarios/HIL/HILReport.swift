@@ -29,7 +29,7 @@ public struct HILScenarioResult: Sendable, Equatable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case scenario, file, description, link, faultsSwitchedOff = "faults_switched_off", status, message, checks, seconds, ending, notes, counters
+        case scenario, file, description, link, faultsSwitchedOff = "faults_switched_off", status, message, checks, seconds, ending, notes, counters, runtime
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -46,6 +46,7 @@ public struct HILScenarioResult: Sendable, Equatable, Encodable {
         try c.encodeIfPresent(recording?.ending, forKey: .ending)
         try c.encodeIfPresent(recording?.notes, forKey: .notes)
         try c.encodeIfPresent(recording?.counters, forKey: .counters)
+        try c.encodeIfPresent(recording?.runtime, forKey: .runtime)
     }
 
     /// A check without its plot data, for the JSON summary.
@@ -166,6 +167,7 @@ public struct HILSuiteReport: Sendable, Encodable {
             if let rec = r.recording { h += ", ended: \(hilEscaped(rec.ending))" }
             h += ".</p>\n"
             if !r.message.isEmpty { h += "<p>\(hilEscaped(r.message))</p>\n" }
+            if let rec = r.recording, !rec.runtime.isEmpty { h += "<p>Ran on \(hilEscaped(rec.runtime)).</p>\n" }
             if let rec = r.recording, !rec.notes.isEmpty { h += "<ul>" + rec.notes.map { "<li>\(hilEscaped($0))</li>" }.joined() + "</ul>\n" }
             for c in r.checks {
                 h += "<div class=\"check\"><h3>\(c.passed ? "<span class=\"pass\">PASS</span>" : "<span class=\"fail\">FAIL</span>") \(hilEscaped(c.name)) <small>(\(hilEscaped(c.kind)))</small></h3>\n"
@@ -174,6 +176,11 @@ public struct HILSuiteReport: Sendable, Encodable {
                     h += "<img alt=\"\(hilEscaped(c.name))\" src=\"data:image/png;base64,\(png.base64EncodedString())\">\n"
                 }
                 h += "</div>\n"
+            }
+            if let rec = r.recording, let course = rec.counterCourse,
+               let png = plot(HILCheckResult(name: "\(r.scenario) counters", kind: "counters", passed: true, message: "", moment: nil, plot: course)) {
+                h += "<div class=\"check\"><h3>Counters over the run</h3><p>Sampled while the run went on; the counters that count trouble.</p>\n"
+                h += "<img alt=\"counters over the run\" src=\"data:image/png;base64,\(png.base64EncodedString())\"></div>\n"
             }
             if let counters = r.recording?.counters, !counters.isEmpty {
                 h += "<details><summary>counters</summary><table>" + counters.sorted { $0.key < $1.key }.map { "<tr><td>\(hilEscaped($0.key))</td><td>\($0.value)</td></tr>" }.joined() + "</table></details>\n"
@@ -231,9 +238,11 @@ extension HILPlotData {
         if x1 - x0 < 1e-6 { x0 -= 0.5; x1 += 0.5 }
         let pad = Swift.max(1e-6, (y1 - y0) * 0.05)
         let lo = y0 - pad, hi = y1 + pad
-        for s in series {
+        let palette: [(UInt8, UInt8, UInt8)] = [(40, 110, 220), (200, 60, 160), (20, 160, 160), (120, 80, 200), (160, 120, 20), (90, 90, 90)]
+        for (i, s) in series.enumerated() {
             // A single value (a counter) is a marker; a signal is a line.
-            p.series.append(.init(label: s.label, points: zip(s.t, s.v).map { (x: $0, y: $1) }, color: (40, 110, 220), thickness: 2, markers: s.t.count < 2))
+            p.series.append(.init(label: s.label, points: zip(s.t, s.v).map { (x: $0, y: $1) }, color: palette[i % palette.count], thickness: 2,
+                                  markers: s.t.count < 2))
         }
         if let b = bandLow { p.series.append(.init(label: "limit", points: [(x0, b), (x1, b)], color: (230, 140, 20), thickness: 1)) }
         if let b = bandHigh { p.series.append(.init(label: bandLow == nil ? "limit" : "", points: [(x0, b), (x1, b)], color: (230, 140, 20), thickness: 1)) }

@@ -55,7 +55,15 @@ public struct HILRecording: Sendable, Equatable {
     public var stopReason: HILScenario.StopReason?
     public var stopCategory: Int?
     public var stopDetail = ""
+    /// At the end of the run, every counter the link, the cycle and the device side report.
     public var counters: [String: Int] = [:]
+    /// Sampled by the timeline while the run goes on: the counters the cycle publishes each
+    /// cycle (the host's link, faulted reads and writes) and the device side's, by name.
+    /// Counters known only at the end (the cycle's stops) have no series.
+    public var counterTimes: [Double] = []
+    public var counterSeries: [String: [Double]] = [:]
+    /// What the run ran on, in words (the cycle and what drove it).
+    public var runtime = ""
     public var ending = ""
     public var notes: [String] = []
     /// Whether the cycle, the emulated drives and the timeline ran on SCHED_FIFO, in words.
@@ -87,6 +95,10 @@ public struct HILRecording: Sendable, Equatable {
             default: return nil
             }
         }
+        if let name = HILScenario.counterSignal(parsed.name) {
+            guard let v = counterSeries[name] else { return nil }
+            return (counterTimes, v)
+        }
         switch parsed.name {
         case "active": return (lifecycleTimes, active)
         case "drive_powered": return hasDeviceSide ? (deviceTimes, drivePowered) : nil
@@ -95,6 +107,94 @@ public struct HILRecording: Sendable, Equatable {
         default: return nil
         }
     }
+}
+
+extension HILRecording {
+    /// Counters that only ever grow on a healthy link (frames, states, accepted frames): left
+    /// out of `counterCourse`, whose scale is that of the trouble counted.
+    static let trafficCounters: Set<String> = ["frames_sent", "states_received", "frames_received", "device_frames_accepted"]
+
+    /// The plot of the counters that count trouble (rejected frames, CRC errors, working-counter
+    /// shortfalls, lost frames, faulted reads…) over the run; nil when none was sampled.
+    public var counterCourse: HILPlotData? {
+        let names = counterSeries.keys.filter { !Self.trafficCounters.contains($0) }.sorted()
+        guard !names.isEmpty, !counterTimes.isEmpty else { return nil }
+        // Those that counted something first (the plot's colours are few), then the rest.
+        let ordered = names.filter { (counterSeries[$0]?.last ?? 0) > 0 } + names.filter { (counterSeries[$0]?.last ?? 0) <= 0 }
+        var plot = HILPlotData(title: "counters over the run", yLabel: "count")
+        plot.series = ordered.prefix(6).map { HILPlotSeries(label: $0, t: counterTimes, v: counterSeries[$0] ?? []) }
+        return plot
+    }
+
+    /// One poll of the device side at `t`: its power stage and watchdog trips, and its counters
+    /// with `counters` (the host's, as the cycle last published them).
+    public mutating func sample(device: (any HILDeviceSide)?, counters: [String: Int], at t: Double) {
+        var sampled = counters
+        if let d = device {
+            let sample = d.sample()
+            deviceTimes.append(t)
+            drivePowered.append(sample.powered ? 1 : 0)
+            if let w = sample.watchdogTrips { driveWatchdogTrips.append(Double(w)) }
+            sampled.merge(d.counters()) { a, _ in a }
+        }
+        sampleCounters(sampled, at: t)
+    }
+
+    /// Why the host stopped: the cycle's own stop (a drive fault, a lost link), else an operator's.
+    public mutating func noteStop(_ stop: CycleStop?, operatorStop: (category: Int, detail: String)?) {
+        if let stop {
+            switch stop {
+            case .driveFault(let f):
+                stopReason = .drive_fault
+                stopCategory = f.stopCategory
+            case .linkLost:
+                stopReason = .link_lost
+                stopCategory = 0
+            }
+            stopDetail = stop.description
+        } else if let op = operatorStop {
+            stopReason = .operator
+            stopCategory = op.category
+            stopDetail = op.detail
+        }
+    }
+
+    /// The end of the run: every counter (the host's link, the cycle's, the device side's), and
+    /// the counter series closed with them at `duration`.
+    public mutating func finish(link: [String: Int], cycle c: CycleCounters, device: (any HILDeviceSide)?, duration: Double) {
+        var all = link
+        all["read_faults"] = Int(c.readFaults)
+        all["write_faults"] = Int(c.writeFaults)
+        all["fault_stops"] = Int(c.faultStops)
+        all["drive_fault_stops"] = Int(c.driveFaultStops)
+        all["invalid_commands"] = Int(c.invalidCommands)
+        if let d = device { all.merge(d.counters()) { a, _ in a } }
+        counters = all
+        self.duration = duration
+        // The series end where the run's own figures do.
+        sampleCounters(all.filter { counterSeries[$0.key] != nil }, at: duration)
+    }
+
+    /// Appends one sample of the counters at `t`. A counter first seen now counted nothing before
+    /// (the link publishes every counter it has from its set-up on): its earlier samples are 0.
+    public mutating func sampleCounters(_ values: [String: Int], at t: Double) {
+        let earlier = counterTimes.count
+        counterTimes.append(t)
+        for (name, value) in values {
+            if counterSeries[name] == nil { counterSeries[name] = Array(repeating: 0, count: earlier) }
+            counterSeries[name]?.append(Double(value))
+        }
+        // One that stopped being reported keeps its last value: every series as long as the times.
+        for (name, series) in counterSeries where series.count == earlier {
+            counterSeries[name]?.append(series.last ?? 0)
+        }
+    }
+}
+
+/// Why a runner does not run a scenario (on this link, this runtime): a skip, with the reason.
+public struct HILRunSkip: Error, Sendable {
+    public var reason: String
+    public init(reason: String) { self.reason = reason }
 }
 
 /// Why a scenario did not run to its end.
@@ -114,17 +214,25 @@ public enum HILRunError: Error, Sendable, Equatable, CustomStringConvertible {
 public enum HILRunner {
     /// Runs `scenario` and judges its expectations.
     public static func run(_ scenario: HILScenario, options: HILRunOptions = HILRunOptions()) -> HILScenarioResult {
+        judge(scenario, options: options) { try record(scenario, link: $0, options: options) }
+    }
+
+    /// Records the scenario with `record` (given the link's text; it returns the recording and
+    /// the link's description) and judges its expectations: the verdict whichever runtime ran it.
+    /// `record` throws `HILRunSkip` for a scenario it cannot run, anything else for an error.
+    public static func judge(_ scenario: HILScenario, options: HILRunOptions,
+                             record: (String) throws -> (HILRecording, String)) -> HILScenarioResult {
         let started = Date()
         let linkText = options.link ?? scenario.setup.link
         var result = HILScenarioResult(scenario: scenario.name, file: scenario.file, description: scenario.description,
                                        link: linkText, faultsSwitchedOff: options.faultsSwitchedOff)
         do {
-            let (recording, linkName) = try record(scenario, link: linkText, options: options)
+            let (recording, linkName) = try record(linkText)
             result.link = linkName
             result.recording = recording
             result.checks = scenario.expect.map { HILEvaluator.judge($0, in: recording) }
             result.status = result.checks.allSatisfy(\.passed) ? .passed : .failed
-        } catch let e as HILSkip {
+        } catch let e as HILRunSkip {
             result.status = .skipped
             result.message = e.reason
         } catch {
@@ -135,7 +243,6 @@ public enum HILRunner {
         return result
     }
 
-    struct HILSkip: Error { var reason: String }
 
     /// Opens the link (starting the emulated drives for `serial` and `ethercat-udp`), runs the
     /// timeline, and returns what was recorded and the link's description.
@@ -155,14 +262,14 @@ public enum HILRunner {
         }
         func refuseMonitor(_ where_: String) throws {
             if s.hasMonitor {
-                throw HILSkip(reason: "runs the safety monitor on the emulated DriveLink drives' safe-torque-off input, which \(where_) does not have (use --link serial)")
+                throw HILRunSkip(reason: "runs the safety monitor on the emulated DriveLink drives' safe-torque-off input, which \(where_) does not have (use --link serial)")
             }
         }
         func refuseInjections(_ where_: String) throws {
             try refuseMonitor(where_)
-            if let f = s.injectedFaults.first { throw HILSkip(reason: "injects \(f.rawValue), which needs an emulated link; \(where_) is a real one") }
+            if let f = s.injectedFaults.first { throw HILRunSkip(reason: "injects \(f.rawValue), which needs an emulated link; \(where_) is a real one") }
             if let e = s.expect.first(where: { $0.kind == .drive_unpowered || ($0.signal ?? "").hasPrefix("drive_") }) {
-                throw HILSkip(reason: "'\(e.name)' judges the drive's own power stage, which only an emulated link reports; \(where_) is a real one")
+                throw HILRunSkip(reason: "'\(e.name)' judges the drive's own power stage, which only an emulated link reports; \(where_) is a real one")
             }
         }
         switch address {
@@ -172,7 +279,7 @@ public enum HILRunner {
             let emulator = DriveLinkDriveEmulator(axes: axes, start: start, deviceFD: pty.deviceFD,
                                                   watchdogMicroseconds: UInt32(s.setup.watchdog_ms * 1000), dynamics: dynamics)
             let device = DriveLinkDeviceSide(emulator: emulator, emulatedDynamics: s.setup.drives == "emulated")
-            for f in s.injectedFaults { if let r = device.refusal(f) { throw HILSkip(reason: r) } }
+            for f in s.injectedFaults { if let r = device.refusal(f) { throw HILRunSkip(reason: r) } }
             emulator.fifoPriority = options.fifoPriority
             var monitor: HILMonitor?
             var monitorNote: String?
@@ -215,7 +322,7 @@ public enum HILRunner {
                 let server: EtherCATUDPServer
                 do { server = try EtherCATUDPServer(segment: segment) } catch { throw HILRunError.link(error.description) }
                 let d = EtherCATDeviceSide(segment: segment, server: server, axes: axes.count)
-                for f in s.injectedFaults { if let r = d.refusal(f) { throw HILSkip(reason: r) } }
+                for f in s.injectedFaults { if let r = d.refusal(f) { throw HILRunSkip(reason: r) } }
                 server.fifoPriority = options.fifoPriority
                 server.start()
                 device = d
@@ -236,7 +343,7 @@ public enum HILRunner {
             return (try execute(s, hardware: EtherCATRobot(axes: axes, master: master), device: nil, period: period, options: options) { stats($0.stats) }, linkText)
         case .sim:
             try refuseMonitor(linkText)
-            throw HILSkip(reason: "sim has no link to test: use serial (emulated DriveLink drives) or ethercat-udp (emulated EtherCAT slaves)")
+            throw HILRunSkip(reason: "sim has no link to test: use serial (emulated DriveLink drives) or ethercat-udp (emulated EtherCAT slaves)")
         }
     }
 
@@ -262,7 +369,7 @@ public enum HILRunner {
 
     /// Runs the cycle on a thread of its own and the steps on this one, polling the host's
     /// lifecycle and the device side between steps.
-    static func execute<H: RobotHardware & ~Copyable>(
+    static func execute<H: RobotHardware & LinkCounterSource & ~Copyable>(
         _ s: HILScenario, hardware: consuming H, device: (any HILDeviceSide)?, monitor: (HILMonitor, DriveLinkDriveEmulator)? = nil,
         period: Nanoseconds, options: HILRunOptions,
         hostCounters: (borrowing H) -> [String: Int]
@@ -272,7 +379,8 @@ public enum HILRunner {
         let motionSteps = faultsOff ? s.steps.filter { !($0.action == .deadman_release || $0.overrun == true) } : s.steps
         let plan = HILPlan(steps: motionSteps)
         let log = HILLog(capacity: Int(s.setup.duration_s * Double(s.setup.rate_hz)) + 2 * s.setup.rate_hz, axes: jointCount)
-        let runner = CycleRunner(hardware: hardware, controller: HILController(jointCount: jointCount, plan: plan.view, log: log.writer),
+        let liveCounters = LinkCounterCells()
+        let runner = CycleRunner(hardware: CountedHardware(hardware, counters: liveCounters.writer), controller: HILController(jointCount: jointCount, plan: plan.view, log: log.writer),
                                  clock: MonotonicCycleClock(), period: period,
                                  faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: s.setup.link_loss_cycles))
         do { try runner.configure() } catch { throw HILRunError.link(error.description) }
@@ -295,7 +403,7 @@ public enum HILRunner {
         let timeline = HILThreadPriority.raise(options.fifoPriority.map { max(1, $0 - 10) })
         defer { timeline.restore() }
         var origin = MonotonicClock.now()
-        nonisolated(unsafe) let cycle = runner
+        let cycle = runner
         var bridge: HILSafetyBridge?
         if let pair = monitor {
             let m = pair.0
@@ -359,12 +467,7 @@ public enum HILRunner {
                 rec.stopTime = operatorStop?.time ?? t
             }
             wasActive = active
-            if let d = device {
-                let sample = d.sample()
-                rec.deviceTimes.append(t)
-                rec.drivePowered.append(sample.powered ? 1 : 0)
-                if let w = sample.watchdogTrips { rec.driveWatchdogTrips.append(Double(w)) }
-            }
+            rec.sample(device: device, counters: liveCounters.snapshot(), at: t)
             if let b = bridge {
                 rec.monitorTimes.append(t)
                 rec.monitorPermit.append(b.permitBits.load(ordering: .acquiring) & 1 == 0 ? 0 : 1)
@@ -380,37 +483,18 @@ public enum HILRunner {
         do { ending = try runner.endRun() } catch { throw HILRunError.link("ending the run: \(error.description)") }
         rec.ending = ending.description
         let report = runner.report()
-        if let stop = report.counters.stop {
-            switch stop {
-            case .driveFault(let f):
-                rec.stopReason = .drive_fault
-                rec.stopCategory = f.stopCategory
-            case .linkLost:
-                rec.stopReason = .link_lost
-                rec.stopCategory = 0
-            }
-            rec.stopDetail = stop.description
-        } else if let op = operatorStop {
-            rec.stopReason = .operator
-            rec.stopCategory = op.category
-            rec.stopDetail = "an operator's stop"
-        }
-        var counters = runner.withHardware { hostCounters($0) }
-        counters["read_faults"] = Int(report.counters.readFaults)
-        counters["write_faults"] = Int(report.counters.writeFaults)
-        counters["fault_stops"] = Int(report.counters.faultStops)
-        counters["drive_fault_stops"] = Int(report.counters.driveFaultStops)
-        counters["invalid_commands"] = Int(report.counters.invalidCommands)
+        rec.noteStop(report.counters.stop, operatorStop: operatorStop.map { ($0.category, "an operator's stop") })
+        let linkCounters = runner.withHardware { hostCounters($0.inner) }
         runner.finalize()
-        if let d = device { counters.merge(d.counters()) { a, _ in a } }
-        rec.counters = counters
         if log.dropped > 0 { rec.notes.append("\(log.dropped) cycles not recorded (the log was full)") }
         rec.times = log.times
         for i in 0..<jointCount {
             rec.reference[i] = log.reference(axis: i)
             rec.position[i] = log.position(axis: i)
         }
-        rec.duration = now()
+        rec.finish(link: linkCounters, cycle: report.counters, device: device, duration: now())
+        rec.runtime = "the scenario's own cycle (CycleRunner with the scenario controller, as `lumen demo --scripted` runs it), "
+            + "not the live runtime: its counters published every cycle and sampled every \(Int(options.pollInterval * 1000)) ms"
         if let m = monitor?.0 {
             bridge?.stop()
             m.stop()
@@ -443,7 +527,7 @@ public enum HILRunner {
             + "and on a loaded machine the tolerances of the scenario may not hold"
     }
 
-    static func fmt(_ x: Double) -> String { String(format: "%.3f", x) }
+    public static func fmt(_ x: Double) -> String { String(format: "%.3f", x) }
 }
 
 /// What the cycle thread reports of its real-time set-up: written by it before its first cycle,

@@ -192,7 +192,8 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
         /// The emulated drive's power stage goes off (`cause: watchdog`: by its own watchdog)
         /// within `within` s after step `after`.
         case drive_unpowered
-        /// A counter's value at the end of the run is within [min, max].
+        /// A counter's value at the end of the run is within [min, max]; with `from` and/or `to`,
+        /// what it counted between those times (from the samples taken while the run went on).
         case counter
         /// `signal` goes outside [min, max] within `within` s after step `after`: a fault detected.
         case leaves
@@ -340,9 +341,20 @@ extension HILScenario {
         "device_dropped_to_host", "device_corrupted_to_host", "device_duplicated_to_host", "device_reordered_to_host",
     ]
 
-    /// `position[1]` → ("position", 1); `active` → ("active", nil); nil when not a signal.
+    /// A counter as a signal over time: `counter.rejected`.
+    public static let counterSignalPrefix = "counter."
+
+    /// `counter.rejected` → `rejected`; nil when `text` names no counter.
+    public static func counterSignal(_ text: String) -> String? {
+        guard text.hasPrefix(counterSignalPrefix) else { return nil }
+        let name = String(text.dropFirst(counterSignalPrefix.count))
+        return counters.contains(name) ? name : nil
+    }
+
+    /// `position[1]` → ("position", 1); `active` → ("active", nil); `counter.rejected` →
+    /// ("counter.rejected", nil); nil when not a signal.
     public static func parseSignal(_ text: String) -> (name: String, axis: Int?)? {
-        if scalarSignals.contains(text) { return (text, nil) }
+        if scalarSignals.contains(text) || counterSignal(text) != nil { return (text, nil) }
         guard let open = text.firstIndex(of: "["), text.hasSuffix("]") else { return nil }
         let name = String(text[..<open])
         let inner = text[text.index(after: open)..<text.index(before: text.endIndex)]
@@ -464,7 +476,7 @@ extension HILScenario {
                 if let c = e.check { v.check(known.contains(c), "\(f).check", "unknown check '\(c)'; known: \(known.joined(separator: ", "))") }
                 if let c = e.category { v.check(c >= 0 && c <= 2, "\(f).category", "a stop category 0, 1 or 2 (IEC 60204-1)") }
             case .counter:
-                allowed = [.name, .kind, .counter, .min, .max]
+                allowed = [.name, .kind, .counter, .min, .max, .from, .to]
                 if let c = e.counter {
                     v.check(Self.counters.contains(c), "\(f).counter", "unknown counter '\(c)'; known: \(Self.counters.joined(separator: ", "))")
                 } else {
@@ -472,6 +484,7 @@ extension HILScenario {
                 }
                 v.check(e.min != nil || e.max != nil, f, "a counter check gives min, max or both")
                 if let lo = e.min, let hi = e.max { v.check(lo <= hi, "\(f).min", "must not exceed max (\(hi))") }
+                checkWindow(e, f, &v)
             }
             for given in e.givenFields where !allowed.contains(given) {
                 v.fail("\(f).\(given.rawValue)", "not a field of a '\(e.kind.rawValue)' expectation")
@@ -487,10 +500,10 @@ extension HILScenario {
             } else {
                 v.fail("\(f).axis", "missing: \(s) is a per-axis signal")
             }
-        } else if Self.scalarSignals.contains(s) {
+        } else if Self.scalarSignals.contains(s) || Self.counterSignal(s) != nil {
             v.check(e.axis == nil, "\(f).axis", "\(s) is not a per-axis signal")
         } else {
-            v.fail("\(f).signal", "unknown signal '\(s)'; known: \((Self.axisSignals.map { "\($0) (with axis)" } + Self.scalarSignals).joined(separator: ", "))")
+            v.fail("\(f).signal", "unknown signal '\(s)'; known: \((Self.axisSignals.map { "\($0) (with axis)" } + Self.scalarSignals + ["\(Self.counterSignalPrefix)COUNTER"]).joined(separator: ", "))")
         }
     }
 
