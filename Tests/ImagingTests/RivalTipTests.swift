@@ -64,7 +64,9 @@ struct ContestScene {
     }
 
     @Test func theEndThatAdvancesWithItsShaftWinsAndThePointFixedInTheAnatomyIsNeverConfident() throws {
-        let results = try run(TrackerSettings())
+        var settings = TrackerSettings()
+        settings.rivalMayWin = true
+        let results = try run(settings)
         let first = results[0]
         #expect(first.onStub, "the acquisition takes the higher-ranked stub")
         #expect(first.track.confidence <= TrackerSettings().contestedConfidence, "a contested acquisition is not confident: \(first.track.confidence)")
@@ -78,6 +80,14 @@ struct ContestScene {
         // Uncontested again: the confidence is the model's own (this faint catheter's is near 0.5), no longer capped.
         #expect(tail.allSatisfy { !$0.contested }, "the stub, having stood still, is no rival any more")
         #expect(tail.contains { $0.track.confidence > TrackerSettings().contestedConfidence }, "\(tail.map(\.track.confidence))")
+    }
+
+    @Test func byDefaultARivalThatAdvancesKeepsTheTrackContestedNeverConfident() throws {
+        let results = try run(TrackerSettings())
+        let confidentOnStub = results.filter { $0.onStub && $0.track.confidence > 0.5 }.count
+        #expect(confidentOnStub == 0, "fixes on the stub rated above 0.5")
+        #expect(results.allSatisfy { $0.onStub }, "the track is not moved")
+        #expect(results.suffix(4).allSatisfy { $0.contested }, "the rival is kept")
     }
 
     @Test func withoutRivalsTheFixedPointIsHeldConfidently() throws {

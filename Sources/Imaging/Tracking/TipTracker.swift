@@ -83,6 +83,11 @@ public struct TrackerSettings: Sendable, Equatable {
     public var advanceToWinPx = 8.0
     /// A rival not found this many frames in a row is dropped.
     public var rivalMissesToDrop = 3
+    /// Whether a rival that advanced while the track stood still takes the track over. Off:
+    /// on the tuning split (16 sequences) switching moved three right tracks onto wrong
+    /// structures that appeared to advance (confident-wrong 3.3 → 7.9 %, one run of 29
+    /// frames); such a rival only keeps the track contested.
+    public var rivalMayWin = false
     public init() {}
 
     func validate() throws(TrackingError) {
@@ -308,7 +313,7 @@ public final class TipTracker {
             r.missed = 0
             let win = settings.advanceToWinPx
             if r.trackAdvance >= win, r.trackAdvance - r.advance >= win { continue }
-            if r.advance >= win, r.advance - r.trackAdvance >= win, winner == nil { winner = (d, r); continue }
+            if settings.rivalMayWin, r.advance >= win, r.advance - r.trackAdvance >= win, winner == nil { winner = (d, r); continue }
             kept.append(r)
         }
         if let (d, _) = winner {
