@@ -72,7 +72,9 @@ public struct TrackerSettings: Sendable, Equatable {
     /// (0 turns rivals off). Per-frame evidence cannot tell a vessel's end or a wire crossing
     /// from the catheter's end, but time can: the catheter's end moves with its shaft, a
     /// point of the anatomy does not. While a rival lives the track is contested and its
-    /// confidence stays at most `contestedConfidence`.
+    /// confidence stays at most `contestedConfidence`. Tuning split (16 sequences, 30 frames):
+    /// confident-wrong 3.3 → 2.1 %, right at confidence > 0.5 90.1 → 93.7 %, tracked and errors
+    /// unchanged; 0.3 was not tuned (one value tried).
     public var rivalShare = 0.3
     /// At most this many rivals are followed.
     public var maximumRivals = 2
