@@ -34,11 +34,16 @@ struct EvalTracking: ParsableCommand {
     @Option(help: "Randomised sequences per split (1…500; 16 when absent).") var sequences: Int?
     @Option(help: "Noise seed (any whole number 0…2⁶⁴ − 1): another value renders the same sequences with other quantum noise (0: the default noise).") var seed: UInt64 = 0
     @Flag(help: "Print JSON on stdout.") var json = false
+    @Flag(help: "Also write candidates.csv: every tip candidate the detector ranked in each frame, its evidence and its distance to the true tip.")
+    var candidates = false
+    @Option(help: "Rival tips a contested track follows until time tells which is the catheter's end (0…4; 2 when absent; 0: none, the track as acquired).")
+    var rivals: Int?
 
     func validate() throws {
         try Check.oneOf(size, "--size", [256, 384, 512, 768, 1024])
         try Check.count(frames, "--frames", in: 4...2000)
         try Check.count(sequences, "--sequences", in: 1...500)
+        try Check.count(rivals, "--rivals", in: 0...4)
         if let sp = split { try Check.oneOf(sp, "--split", TrackingSplit.allCases.map(\.rawValue)) }
         if sequences != nil, split == nil { throw ValidationError("--sequences needs --split (tuning or heldout)") }
         if selectedNames?.isEmpty == true { throw ValidationError("--only names no condition: give at least one, or leave it out for all") }
@@ -50,10 +55,11 @@ struct EvalTracking: ParsableCommand {
         if let o = overlay, !selected.contains(where: { $0.name == o }) {
             throw ValidationError("--overlay: '\(o)' is not among the conditions run; they are \(selected.map(\.name).joined(separator: ", "))")
         }
-        try Check.outputFolder(out, "--out", files: [Self.resultsName, Self.figureName, Self.framesName], folders: overlay.map { ["overlay-" + $0] } ?? [])
+        try Check.outputFolder(out, "--out", files: [Self.resultsName, Self.figureName, Self.framesName] + (candidates ? [Self.candidatesName] : []), folders: overlay.map { ["overlay-" + $0] } ?? [])
     }
 
     static let resultsName = "tracking.json", figureName = "tracking-error.png", framesName = "frames.csv"
+    static let candidatesName = "candidates.csv"
 
     var selectedNames: [String]? {
         only.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
@@ -64,6 +70,16 @@ struct EvalTracking: ParsableCommand {
         let pool = split == nil ? TrackingEvaluation.fixedConditions : drawn
         guard let names = selectedNames else { return pool }
         return pool.filter { names.contains($0.name) }
+    }
+
+    /// The tracker's settings, with `--rivals` where given.
+    var trackerSettings: TrackerSettings {
+        var s = TrackerSettings()
+        if let r = rivals {
+            s.maximumRivals = r
+            if r == 0 { s.rivalShare = 0 }
+        }
+        return s
     }
 
     /// The randomised sequences of `--split` (none without it).
@@ -78,10 +94,11 @@ struct EvalTracking: ParsableCommand {
         try OutputPath.createFolder(out)
         let selected = self.selected
         let figure = out + "/" + Self.figureName
-        let (result, rows): (TrackingEvaluation.Report, [String])
+        let (result, rows, candidateRows): (TrackingEvaluation.Report, [String], [String])
         do {
-            (result, rows) = try TrackingEvaluation.run(
+            (result, rows, candidateRows) = try TrackingEvaluation.run(
                 selected, frames: n, size: size, seed: seed, split: split, overlay: overlay.map { ($0, out + "/overlay-" + $0) }, figure: figure,
+                candidates: candidates, tracker: trackerSettings,
                 progress: { i, c in Output.status("eval tracking: \(c.name) (\(i + 1)/\(selected.count))") })
         } catch { throw CommandFailure(error.description) }
         Output.endStatus()
@@ -90,6 +107,12 @@ struct EvalTracking: ParsableCommand {
         do {
             try (TrackingEvaluation.csvHeader + "\n" + rows.joined(separator: "\n") + "\n").write(toFile: out + "/" + Self.framesName, atomically: true, encoding: .utf8)
         } catch { throw CommandFailure("cannot write \(out)/\(Self.framesName): \(error.localizedDescription); check the folder is writable") }
+        if candidates {
+            do {
+                try (TrackingEvaluation.candidateHeader + "\n" + candidateRows.joined(separator: "\n") + "\n")
+                    .write(toFile: out + "/" + Self.candidatesName, atomically: true, encoding: .utf8)
+            } catch { throw CommandFailure("cannot write \(out)/\(Self.candidatesName): \(error.localizedDescription); check the folder is writable") }
+        }
         if json {
             try Output.json(result)
         } else {

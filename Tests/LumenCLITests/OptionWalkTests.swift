@@ -68,6 +68,7 @@ import Testing
         "--frame-quality": ["0": "PNG zlib level 0 (stored), in the range of the default format, PNG"],
         "replay --tolerance": ["0": "exact reproduction", "1e-300": "a tolerance, if a tiny one"],
         "bench record --kills": ["0": "skips the kill -9 figure"],
+        "eval tracking --rivals": ["0": "no rival tips: the track as acquired, for comparison"],
     ]
 
     /// Arguments a command cannot start without, given valid, so that the walked value is the only

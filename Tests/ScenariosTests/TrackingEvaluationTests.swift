@@ -7,13 +7,30 @@ import Testing
 @Suite struct TrackingEvaluationTests {
     @Test func aShortSequenceIsTrackedAndScoredAgainstTheRenderersTruth() throws {
         let straight = try #require(TrackingEvaluation.fixedConditions.first { $0.name == "straight-ap" })
-        let (report, rows) = try TrackingEvaluation.run([straight], frames: 4, size: 512, seed: 0, split: nil, figure: "unused.png")
+        let (report, rows, _) = try TrackingEvaluation.run([straight], frames: 4, size: 512, seed: 0, split: nil, figure: "unused.png")
         #expect(report.conditions.count == 1 && report.frames_per_sequence == 4)
         let c = report.conditions[0]
         #expect(c.frames == 4 && c.err_px_per_frame.count == 4)
         #expect(c.tracked_pct == 100 && c.err_px_median < 3, "\(c.err_px_per_frame)")
         #expect(rows.count == 4 && rows.allSatisfy { $0.hasPrefix("straight-ap,") })
         #expect(rows[0].split(separator: ",", omittingEmptySubsequences: false).count == TrackingEvaluation.csvHeader.split(separator: ",").count)
+    }
+
+    @Test func theCandidateDumpHasEveryAcquisitionCandidateWithItsDistanceToTheTruth() throws {
+        let straight = try #require(TrackingEvaluation.fixedConditions.first { $0.name == "straight-ap" })
+        let (_, _, none) = try TrackingEvaluation.run([straight], frames: 2, size: 256, seed: 0, split: nil, figure: "unused.png")
+        #expect(none.isEmpty, "no dump unless asked for")
+        let (_, _, rows) = try TrackingEvaluation.run([straight], frames: 2, size: 256, seed: 0, split: nil, figure: "unused.png", candidates: true)
+        let columns = TrackingEvaluation.candidateHeader.split(separator: ",").map(String.init)
+        let table = rows.map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        #expect(!table.isEmpty && table.allSatisfy { $0.count == columns.count })
+        // Frame 0 is an acquisition: its candidates, ranked, one of them the reported tip.
+        let acquisition = table.filter { $0[1] == "0" }
+        #expect(acquisition.count >= 1)
+        #expect(acquisition.map { Int($0[3]) } == acquisition.indices.map { Int?($0) }, "ranked in order")
+        #expect(acquisition.filter { $0[4] == "1" }.count == 1, "exactly one candidate was reported")
+        let dist = try #require(columns.firstIndex(of: "dist_px"))
+        #expect(acquisition.allSatisfy { Double($0[dist]).map { $0 >= 0 } ?? false })
     }
 
     @Test func anotherNoiseSeedRendersOtherNoiseOnTheSameSequence() throws {

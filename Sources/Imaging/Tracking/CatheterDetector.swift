@@ -98,6 +98,16 @@ public final class CatheterDetector {
     public private(set) var lastChains: [[RidgePoint]] = []
     /// The compact dense spots of the last search (strongest first), for overlays.
     public private(set) var lastBlobs: [RidgeBlob] = []
+    /// When set, `detect` keeps the candidates it ranked in `lastCandidates`, each with its
+    /// evidence measured: to study which evidence tells a real tip from a wrong one. Off while
+    /// tracking: measuring every candidate's evidence costs time the cycle does not have.
+    public var recordsCandidates = false
+    /// The last search's candidates, best score first (at most `recordedCandidates`), each with
+    /// its final `score`: kept for an acquisition (no prior) and, with `recordsCandidates`, for
+    /// every search; empty otherwise.
+    public private(set) var lastCandidates: [CatheterDetection] = []
+    /// How many candidates `lastCandidates` keeps.
+    public static let recordedCandidates = 16
 
     public init(settings: DetectorSettings = DetectorSettings()) throws(TrackingError) {
         try settings.validate()
@@ -206,12 +216,19 @@ public final class CatheterDetector {
         // Dense spots no curve reaches: marker bands whose shaft is lost in the noise or seen
         // end on. Rated as a short shaft of the spot's strength, and at half the weight of a tip
         // a traced shaft leads to, which wins where it exists.
+        var loneFound: [CatheterDetection] = []
         for b in lone {
-            guard let d = loneMarker(frame, b) else { continue }
-            let relative = densest > b.strength ? b.strength / densest : 1
-            var score = 0.5 * d.confidence * (min(b.strength, 30) * 8 * b.sigma).squareRoot() * (0.5 + min(1.5, d.endSNR / 20)) * relative * relative
-            if let p = prior { score /= p.falloff(d) }
+            guard var d = loneMarker(frame, b) else { continue }
+            let score = loneScore(d, b, densest: densest, prior: prior)
+            d.score = score
+            if score > 0 { loneFound.append(d) }
             if score > 0, best == nil || score > best!.score { best = (score, d); bestTraced = nil }
+        }
+        // An acquisition keeps its runners-up (the tracker weighs them as rival tips); a study keeps all.
+        if recordsCandidates || prior == nil {
+            record(frame, ranked: ranked, lone: loneFound, prior: prior, measure: recordsCandidates)
+        } else {
+            lastCandidates = []
         }
         // The evidence is measured for the winner only: it feeds the tracker's confidence, not the ranking.
         guard var found = best?.detection else { return nil }
@@ -220,6 +237,36 @@ public final class CatheterDetector {
             found.evidence = evidence(frame, c.points, tip: (found.u, found.v), dir: outward(c.points, atEnd: true), width: found.widthPx, skip: c.beyondFrom)
         }
         return found
+    }
+
+    /// Keeps the ranked candidates (traced and lone, scored as `detect` scores them) in
+    /// `lastCandidates`, best first; with `measure`, each with its evidence where a shaft was traced.
+    func record(_ frame: Frame, ranked: [(score: Double, detection: CatheterDetection, candidate: Candidate)], lone: [CatheterDetection],
+                prior: Prior?, measure: Bool) {
+        var all: [CatheterDetection] = []
+        for (k, r) in ranked.prefix(Self.recordedCandidates).enumerated() {
+            var d = r.detection
+            let c = r.candidate
+            d.score = r.score
+            let ranks = prior == nil && settings.rankByEvidence && k < Self.evidenceRanked
+            if d.evidence == nil, c.points.count >= 3, measure || ranks {
+                d.evidence = evidence(frame, c.points, tip: (d.u, d.v), dir: outward(c.points, atEnd: true), width: d.widthPx, skip: c.beyondFrom)
+            }
+            if ranks, c.points.count >= 3 { d.score *= d.evidence?.rankFactor(widthPx: d.widthPx) ?? 0.1 }
+            all.append(d)
+        }
+        all += lone
+        all.sort { $0.score > $1.score }
+        lastCandidates = Array(all.prefix(Self.recordedCandidates))
+    }
+
+    /// The rank of a lone spot's tip: a short shaft of the spot's strength, at half the weight
+    /// of a tip a traced shaft leads to, less the more a denser spot stands out beside it.
+    func loneScore(_ d: CatheterDetection, _ b: RidgeBlob, densest: Double, prior: Prior?) -> Double {
+        let relative = densest > b.strength ? b.strength / densest : 1
+        var score = 0.5 * d.confidence * (min(b.strength, 30) * 8 * b.sigma).squareRoot() * (0.5 + min(1.5, d.endSNR / 20)) * relative * relative
+        if let p = prior { score /= p.falloff(d) }
+        return score
     }
 
     /// How many of an acquisition's best-scored traced candidates are re-ranked by their evidence.

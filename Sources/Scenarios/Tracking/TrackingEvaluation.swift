@@ -106,6 +106,29 @@ public enum TrackingEvaluation {
         /// One CSV row per frame (see `csvHeader`): what the tracker saw and reported, for
         /// calibrating its confidence.
         public var rows: [String] = []
+        /// One CSV row per candidate the detector ranked in each frame (see `candidateHeader`),
+        /// when asked for: which evidence tells the true tip from the wrong ones.
+        public var candidateRows: [String] = []
+    }
+
+    public static let candidateHeader = "sequence,frame,full_frame,rank,chosen,dist_px,score,u,v,detector_confidence,ridge_snr,end_snr,width_px,"
+        + "shaft_fwhm_px,shaft_snr,continuation,shaft_run_px,symmetry,rank_factor,pitch_mm"
+
+    /// The candidate rows of one frame: every candidate a whole-frame acquisition ranked (none
+    /// in a frame tracked from a prediction), its distance to the true tip, and whether the
+    /// tracker reported it.
+    static func candidateRows(_ name: String, _ f: Int, _ a: TipTrack, candidates: [CatheterDetection], truth: (Double, Double), pitch: Double) -> [String] {
+        func num(_ x: Double?, _ format: String = "%.3f") -> String { x.map { String(format: format, $0) } ?? "" }
+        return candidates.enumerated().map { k, d in
+            let e = d.evidence
+            let chosen = a.status == .tracked && abs(a.u - d.u) < 1e-9 && abs(a.v - d.v) < 1e-9
+            let snr: Double? = e.map { $0.shaftLevel / max(1e-6, $0.shaftNoise) }
+            let cols = [name, "\(f)", a.fullFrameSearch ? "1" : "0", "\(k)", chosen ? "1" : "0", num(hypot(d.u - truth.0, d.v - truth.1)),
+                        num(d.score, "%.4f"), num(d.u), num(d.v), num(d.confidence, "%.4f"), num(d.ridgeSNR), num(d.endSNR), num(d.widthPx),
+                        num(e?.shaftWidthPx), num(snr), num(e?.continuation), num(e?.shaftRunPx, "%.1f"), num(e?.symmetry),
+                        num(e?.rankFactor(widthPx: d.widthPx), "%.4f"), num(pitch)]
+            return cols.joined(separator: ",")
+        }
     }
 
     public static let csvHeader = "sequence,frame,status,error_px,visible,confidence,ridge_snr,end_snr,width_px,innovation_px,search_radius_px,full_frame,shaft_fwhm_px,shaft_snr,continuation,shaft_run_px,pitch_mm,detector_confidence,symmetry,"
@@ -113,7 +136,8 @@ public enum TrackingEvaluation {
 
     /// Renders and tracks one sequence of `n` frames; overlays of every frame go to `overlayDir`.
     public static func evaluate(_ c: TrackingCondition, frames n: Int, size defaultSize: Int, pitch defaultPitch: Double, seed noiseSeed: UInt64,
-                                overlayDir: String? = nil) throws(TrackingEvaluationError) -> SequenceResult {
+                                overlayDir: String? = nil, candidates: Bool = false, tracker: TrackerSettings = TrackerSettings())
+        throws(TrackingEvaluationError) -> SequenceResult {
         guard var tree = Phantoms.named(c.phantom) else { throw .unknownPhantom(c.phantom) }
         let scene = try Scene(condition: c)
         let size = c.randomised?.size ?? defaultSize, pitch = c.randomised?.pixelPitch ?? defaultPitch
@@ -138,7 +162,8 @@ public enum TrackingEvaluation {
         let rendererB = c.biplane ? FluoroRenderer(geometry: geoB, settings: settings, seed: seed &+ 1) : nil
         let matrixA = ProjectionMatrix(geoA), matrixB = ProjectionMatrix(geoB)
         let trackerA: TipTracker, trackerB: TipTracker
-        do { trackerA = try TipTracker(); trackerB = try TipTracker() } catch { throw .tracker(error) }
+        do { trackerA = try TipTracker(settings: tracker); trackerB = try TipTracker(settings: tracker) } catch { throw .tracker(error) }
+        trackerA.detector.recordsCandidates = candidates
         if let dir = overlayDir {
             do { try OutputPath.createFolder(dir) } catch { throw .output("\(error)") }
         }
@@ -168,6 +193,10 @@ public enum TrackingEvaluation {
                 && truthA.tip2D[1] <= Double(size) - 1 - margin
             result.outcomes.append(TrackOutcome(error: error, confidence: a.status == .tracked ? a.confidence : 0, visible: visible))
             result.rows.append(csvRow(c.name, f, a, error: error, visible: visible, pitch: pitch))
+            if candidates {
+                result.candidateRows += candidateRows(c.name, f, a, candidates: trackerA.acquisitionCandidates,
+                                                      truth: (truthA.tip2D[0], truthA.tip2D[1]), pitch: pitch)
+            }
             if let dir = overlayDir {
                 do {
                     if f == 0 { try TrackOverlay.writeResponse(frameA, detector: trackerA.detector, to: dir + "/response_0000.png") }
@@ -336,18 +365,22 @@ extension TrackingEvaluation {
     /// Evaluates `conditions` in order and pools them. `overlay` names the condition whose frames
     /// are drawn into `overlayDir`; `progress` hears of each sequence before it starts.
     public static func run(_ conditions: [TrackingCondition], frames n: Int, size: Int, seed: UInt64, split: String?,
-                           overlay: (name: String, dir: String)? = nil, figure: String,
-                           progress: (Int, TrackingCondition) -> Void = { _, _ in }) throws(TrackingEvaluationError) -> (report: Report, csvRows: [String]) {
+                           overlay: (name: String, dir: String)? = nil, figure: String, candidates: Bool = false,
+                           tracker: TrackerSettings = TrackerSettings(),
+                           progress: (Int, TrackingCondition) -> Void = { _, _ in }) throws(TrackingEvaluationError)
+        -> (report: Report, csvRows: [String], candidateRows: [String]) {
         let pitch = 307.2 / Double(size)
         var results: [ConditionResult] = []
         var outcomes: [[TrackOutcome]] = []
-        var rows: [String] = []
+        var rows: [String] = [], candidateRows: [String] = []
         var allErr: [Double] = [], defaultErr: [Double] = []
         var allFrames = 0, allTracked = 0, defFrames = 0, defTracked = 0, allWrong = 0, defWrong = 0
         var all3D: [Double] = []
         for (ci, c) in conditions.enumerated() {
             progress(ci, c)
-            let seq = try evaluate(c, frames: n, size: size, pitch: pitch, seed: seed, overlayDir: overlay?.name == c.name ? overlay?.dir : nil)
+            let seq = try evaluate(c, frames: n, size: size, pitch: pitch, seed: seed, overlayDir: overlay?.name == c.name ? overlay?.dir : nil,
+                                   candidates: candidates, tracker: tracker)
+            candidateRows += seq.candidateRows
             let errs = seq.errors.compactMap { $0 }
             let tracked = errs.count
             let wrong = errs.filter { $0 > TrackingScore.wrongBeyondPx }.count
@@ -390,6 +423,6 @@ extension TrackingEvaluation {
             targets: ["err_px_median": "≤ 1", "err_px_p95": "≤ 3", "tracked_pct (where visible)": "≥ 99", "err3d_mm_median": "≤ 0.5",
                       "confident_wrong_pct": "≤ 0.5", "confident_wrong_longest_run": "≤ 3", "confident_right_pct (≤ 3 px at confidence > 0.5)": "≥ 99"],
             figure: figure)
-        return (report, rows)
+        return (report, rows, candidateRows)
     }
 }
