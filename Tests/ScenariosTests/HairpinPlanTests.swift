@@ -30,15 +30,14 @@ import Testing
         #expect(bc > 110 && bc < 130, "brachiocephalic take-off \(bc)°")
     }
 
-    @Test("The scene hands the plan to the servo unless it is turned off")
+    @Test("The scene hands the plan to the servo when it is turned on, for a sharp take-off only")
     func sceneCarriesThePlan() throws {
         var setup = NavigationSetup()
         setup.vessel = "brachiocephalic"
         let robot = try loadRobot()
-        let on = try NavigationScene(setup, robot: robot)
-        setup.reverseCurve = false
         let off = try NavigationScene(setup, robot: robot)
-        setup.reverseCurve = nil
+        setup.reverseCurve = true
+        let on = try NavigationScene(setup, robot: robot)
         setup.vessel = "left_common_carotid"
         let carotid = try NavigationScene(setup, robot: robot)
         #expect(on.hairpin != nil && off.hairpin == nil && carotid.hairpin == nil)

@@ -233,6 +233,8 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     public var engageSpeed = 2.0
     /// Engagements tried (each one overshoot, hook, withdrawal) before the servo gives up.
     public var hairpinAttempts = 3
+    /// Fraction of the insertion speed once engaged in the branch.
+    public var engagedAdvance = 0.3
     public private(set) var hairpinTries = 0
     var hookLeft = 0.0
     var withdrawnWhileHooked = 0.0
@@ -449,7 +451,9 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             if arc[progress] > bestArc { bestArc = arc[progress] }
             sinceProgress = 0
             pushedSinceProgress = 0
-        } else if retreatLeft <= 0, aimLeft <= 0 {
+        } else if retreatLeft <= 0, aimLeft <= 0, hairpinStage != .engaged {
+            // Once engaged a retreat would pull the tip out of the branch it was hooked into;
+            // a tip that falls out is engaged again instead (`hairpinStep`).
             sinceProgress += dt
             if sinceProgress > stallTime || pushedSinceProgress > stallPush {
                 if retreatsHere >= maxRetreats {
@@ -601,6 +605,9 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         }
         for j in 0..<n { proposal[j] = reference[j] + z[j] * squareRootOf(jointWeight(j)) * scale }
         stepScale = scale
+        // Engaged in a hairpin branch the shaft behind the tip lies round the corner: pushed
+        // at full speed it bows into the parent and throws the tip past the target.
+        let engagedScale = hairpinStage == .engaged ? engagedAdvance : 1
         // Steer before advancing (the insertion joint is joint 0).
         proposedInsertion = (proposal[0] - reference[0]) / max(dt, 1e-9)
         if manoeuvre != nil, phase == .hooking {
@@ -635,8 +642,8 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             // Aiming: insertion stays until the tip points the way on, or the time is up.
             proposal[0] = reference[0]
             aimLeft = aimCosine >= alignment ? 0 : aimLeft - dt
-        } else if proposal[0] > reference[0] + advanceFactor * maxStep[0] {
-            proposal[0] = reference[0] + advanceFactor * maxStep[0]
+        } else if proposal[0] > reference[0] + advanceFactor * engagedScale * maxStep[0] {
+            proposal[0] = reference[0] + advanceFactor * engagedScale * maxStep[0]
         }
         let limited = model.clampToLimits(proposal)
         if retreatLeft <= 0, aimLeft <= 0, limited[0] > reference[0] { pushedSinceProgress += limited[0] - reference[0] }

@@ -25,7 +25,8 @@ public struct NavigationScene: Sendable {
     /// The tip (mm) after the start posture settled.
     public let startTip: Vec3
     /// The route's take-off too sharp for a forward push, which the servo engages with a
-    /// reverse curve (`PathServo.planHairpin`); nil when there is none or it is turned off.
+    /// reverse curve (`PathServo.planHairpin`); nil when there is none or it is off (the default:
+    /// measured, it did no better than pushing; docs/navigation-corners.md).
     public let hairpin: HairpinCorner?
     /// rad — take-offs sharper than this (as `HairpinCorner.find` measures them) are engaged
     /// with a reverse curve. In the arch the left common carotid (91°) and the left subclavian
@@ -49,7 +50,7 @@ public struct NavigationScene: Sendable {
         }
         routeWithRadii = CenterlineRoute.roundingCorners(rawRoute)
         // Found on the route as the tree gives it, where a take-off is one vertex.
-        hairpin = setup.reverseCurve == false ? nil : HairpinCorner.find(in: rawRoute, sharperThan: Self.hairpinAngle)
+        hairpin = setup.reverseCurve != true ? nil : HairpinCorner.find(in: rawRoute, sharperThan: Self.hairpinAngle)
         guard routeWithRadii.count >= 2, let goal = routeWithRadii.last?.point else { throw .route("the route has fewer than two points") }
         let route = routeWithRadii.map(\.point)
         let sheath = route[0], axis = (route[1] - route[0]) * (1 / (route[1] - route[0]).length)

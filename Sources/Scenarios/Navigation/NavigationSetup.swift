@@ -44,7 +44,8 @@ public struct NavigationSetup: Sendable, Codable, Equatable {
     public var cornerManoeuvres: Bool?
     /// A take-off sharper than a forward push turns is engaged with a reverse curve (past the
     /// opening, the bend turned back, withdrawn until the tip drops in: `PathServo.planHairpin`);
-    /// nil is on, false off (for comparisons on the same seeds).
+    /// nil is off (measured on the brachiocephalic it did no better than pushing:
+    /// docs/navigation-corners.md), true on.
     public var reverseCurve: Bool?
 
     public init() {}
