@@ -102,6 +102,17 @@ public enum PathServoPhase: UInt8, Sendable, Equatable {
     case aiming = 5
     /// The servo gave up (see `PathServo.failure`) and holds until it is reset.
     case gaveUp = 6
+    /// A hairpin branch ahead (`PathServo.planHairpin`): past its opening along the parent.
+    case overshooting = 7
+    /// Past the opening: insertion held while the bend turns the tip back at the branch.
+    case hooking = 8
+    /// Hooked: withdrawing slowly, the bend held at the branch, until the tip drops into it.
+    case engaging = 9
+}
+
+/// Where the servo is in a reverse-curve engagement of a hairpin branch.
+enum HairpinStage: UInt8, Sendable {
+    case none, pending, overshooting, hooking, engaging, engaged
 }
 
 /// Why the path servo gave up: the run should end there, not push on.
@@ -206,6 +217,31 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     /// beyond it) before the servo gives up with a typed failure and holds.
     public var maxRetreats = Int.max
     public private(set) var failure: PathServoFailure?
+    /// The reverse-curve engagement (`planHairpin`): the corner it is planned for, where the
+    /// corner lies on the route, and how far past the opening the tip goes before it is hooked
+    /// (`hairpinOvershoot` × the parent's lumen radius).
+    public private(set) var hairpin: HairpinCorner?
+    /// The same, read in the cycle (an optional of it there would need its metadata).
+    var hairpinPlan = HairpinCorner(point: .zero, incoming: Vec3(0, 0, 1), outgoing: Vec3(0, 0, 1), angle: 0, parentRadius: 1, branchRadius: 1)
+    var hairpinArc = 0.0
+    var hairpinIndex = 0
+    var hairpinStage = HairpinStage.none
+    public var hairpinOvershoot = 1.5
+    /// s the bend has to turn the tip back at the branch before the withdrawal starts.
+    public var hookTime = 3.0
+    /// mm/s — withdrawal while hooked: slow, so the tip catches on the opening's rim and drops in.
+    public var engageSpeed = 2.0
+    /// Engagements tried (each one overshoot, hook, withdrawal) before the servo gives up.
+    public var hairpinAttempts = 3
+    /// Fraction of the insertion speed once engaged in the branch.
+    public var engagedAdvance = 0.3
+    public private(set) var hairpinTries = 0
+    var hookLeft = 0.0
+    var withdrawnWhileHooked = 0.0
+    /// The furthest the tip got past the corner along the parent in this overshoot, and for how
+    /// long it got no further: a tip that cannot go further past is hooked where it is.
+    var overshootBest = -Double.infinity
+    var overshootStill = 0.0
     /// s of aiming left after the current retreat.
     var aimLeft = 0.0
     /// Route arc (mm) where the current series of retreats began, and how many in the series.
@@ -233,6 +269,26 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         aimTime = 2.0; retreatGrowth = 0.5; searchOffset = 0.5; maxRetreats = 8; finalApproach = 1.5
     }
 
+    /// Plans a reverse-curve engagement for `corner` (found by `HairpinCorner.find` on the
+    /// route before its corners were rounded): instead of pushing at an opening that turns back
+    /// further than a forward push can turn, the servo takes the tip past it along the parent,
+    /// turns the bend back at the branch with insertion held, and withdraws slowly until the
+    /// hooked tip drops into the branch (how a reverse-curve catheter is engaged); then it
+    /// follows the route up the branch. Not for the cycle.
+    public mutating func planHairpin(_ corner: HairpinCorner) {
+        let points = route.points, arc = route.arc
+        var best = 0, bestDistance = Double.infinity
+        for i in 0..<route.count {
+            let d = (points[i] - corner.point).length
+            if d < bestDistance { bestDistance = d; best = i }
+        }
+        hairpin = corner
+        hairpinPlan = corner
+        hairpinIndex = best
+        hairpinArc = arc[best]
+        hairpinStage = .pending
+    }
+
     @_noAllocation @_noLocks
     public mutating func reset(to q: JointVector) {
         reference = q
@@ -240,6 +296,94 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         phase = .following
         bestArc = 0; sinceProgress = 0; retreatLeft = 0; retreats = 0; pushedSinceProgress = 0
         aimLeft = 0; stallArc = -1; retreatsHere = 0; failure = nil
+        hairpinStage = hairpinIndex > 0 ? .pending : .none
+        hairpinTries = 0; hookLeft = 0; withdrawnWhileHooked = 0; overshootBest = -.infinity; overshootStill = 0
+    }
+
+    /// The reverse-curve engagement's step this cycle: advances its stage from where the tip is,
+    /// and gives the point the tip aims at and the heading it is turned to, or nil when the
+    /// route is followed as usual. Gives up (`failure`, phase `.gaveUp`) after
+    /// `hairpinAttempts` engagements that did not get the tip into the branch.
+    @_noAllocation @_noLocks
+    mutating func hairpinStep(tip: Vec3, dt: Double) -> (target: Vec3, heading: Vec3)? {
+        guard hairpinStage != .none else { return nil }
+        let h = hairpinPlan
+        let arc = route.arc
+        let overshoot = hairpinOvershoot * h.parentRadius
+        let along = (tip - h.point).dot(h.incoming)
+        // In the branch: at least a branch radius up its axis and within its lumen.
+        let up = (tip - h.point).dot(h.outgoing)
+        let across = ((tip - h.point) - h.outgoing * up).length
+        let inBranch = up >= h.branchRadius && across < h.branchRadius
+        switch hairpinStage {
+        case .none:
+            return nil
+        case .pending, .engaged:
+            if hairpinStage == .engaged {
+                // Fallen back out of the branch into the parent: engage again.
+                guard arc[progress] < hairpinArc - h.parentRadius, !inBranch else { return nil }
+                hairpinTries += 1
+                if hairpinTries >= hairpinAttempts { return giveUpHairpin() }
+                hairpinStage = .overshooting
+                return hairpinStep(tip: tip, dt: dt)
+            }
+            // Before the route starts its turn into the branch (its rounding begins two parent
+            // radii before the corner) with a lookahead to spare.
+            guard arc[progress] + lookahead >= hairpinArc - 2 * h.parentRadius else { return nil }
+            hairpinStage = .overshooting
+            sinceProgress = 0; pushedSinceProgress = 0
+            return hairpinStep(tip: tip, dt: dt)
+        case .overshooting:
+            if along > overshootBest + stallProgress {
+                overshootBest = along
+                overshootStill = 0
+            } else {
+                overshootStill += dt
+            }
+            if along >= overshoot - 1 || overshootStill > stallTime {
+                overshootBest = -.infinity
+                overshootStill = 0
+                hairpinStage = .hooking
+                hookLeft = hookTime
+                return hairpinStep(tip: tip, dt: dt)
+            }
+            // Along the parent's line through the corner, a lookahead beyond the tip, no further
+            // than the overshoot.
+            let aim = along + lookahead < overshoot ? along + lookahead : overshoot
+            return (h.point + h.incoming * aim, h.incoming)
+        case .hooking:
+            hookLeft -= dt
+            if hookLeft <= 0 {
+                hairpinStage = .engaging
+                withdrawnWhileHooked = 0
+            }
+            return (h.point + h.outgoing * (2 * h.branchRadius), h.outgoing)
+        case .engaging:
+            if inBranch {
+                hairpinStage = .engaged
+                // Progress counts on from the corner; a stall is measured from here.
+                progress = hairpinIndex
+                bestArc = hairpinArc
+                sinceProgress = 0; pushedSinceProgress = 0; retreatLeft = 0; aimLeft = 0
+                return nil
+            }
+            // Withdrawn past the opening and further than the overshoot took the tip beyond it:
+            // this engagement missed. Advance again for another.
+            if withdrawnWhileHooked > overshoot + 2 * h.parentRadius {
+                hairpinTries += 1
+                if hairpinTries >= hairpinAttempts { return giveUpHairpin() }
+                hairpinStage = .overshooting
+                return hairpinStep(tip: tip, dt: dt)
+            }
+            return (h.point + h.outgoing * (2 * h.branchRadius), h.outgoing)
+        }
+    }
+
+    @_noAllocation @_noLocks
+    mutating func giveUpHairpin() -> (target: Vec3, heading: Vec3)? {
+        failure = .noProgress(retreats: hairpinTries, arcMM: hairpinArc, routeMM: route.length)
+        phase = .gaveUp
+        return nil
     }
 
     /// Puts the joint reference at `q` (where the command is) and keeps the progress along the
@@ -288,16 +432,28 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             return
         }
         phase = .following
+        let manoeuvre = hairpinStep(tip: tip, dt: dt)
+        if phase == .gaveUp {
+            holdAtReference(&command)
+            return
+        }
         // Within a lookahead of the route's end progress cannot grow much more: there a stall
         // is the final approach, not a tip caught on a rim.
         let nearEnd = arc[count - 1] - arc[progress] < lookahead
         // Past the place where the series of retreats began: the way on was found.
         if stallArc >= 0, arc[progress] > stallArc + stallProgress { stallArc = -1; retreatsHere = 0 }
-        if arc[progress] > bestArc + stallProgress || nearEnd {
+        if manoeuvre != nil {
+            // The engagement moves the tip off the route and back along it by design: its own
+            // stages bound it, not the stall rules.
+            sinceProgress = 0
+            pushedSinceProgress = 0
+        } else if arc[progress] > bestArc + stallProgress || nearEnd {
             if arc[progress] > bestArc { bestArc = arc[progress] }
             sinceProgress = 0
             pushedSinceProgress = 0
-        } else if retreatLeft <= 0, aimLeft <= 0 {
+        } else if retreatLeft <= 0, aimLeft <= 0, hairpinStage != .engaged {
+            // Once engaged a retreat would pull the tip out of the branch it was hooked into;
+            // a tip that falls out is engaged again instead (`hairpinStep`).
             sinceProgress += dt
             if sinceProgress > stallTime || pushedSinceProgress > stallPush {
                 if retreatsHere >= maxRetreats {
@@ -319,6 +475,12 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             }
         }
         if retreatLeft > 0 { phase = .withdrawing } else if aimLeft > 0 { phase = .aiming }
+        switch hairpinStage {
+        case .overshooting where manoeuvre != nil: phase = .overshooting
+        case .hooking where manoeuvre != nil: phase = .hooking
+        case .engaging where manoeuvre != nil: phase = .engaging
+        default: break
+        }
         var k = progress
         let want = arc[progress] + lookahead
         while k + 1 < count, arc[k] < want { k += 1 }
@@ -341,6 +503,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             // An unknown lumen (free space) is searched as one of 10 mm.
             target += side * (searchOffset * (radius[k] < 10 ? radius[k] : 10))
         }
+        if let m = manoeuvre { target = m.target }
         let n = reference.count
         var maxStep = model.maxVelocity
         for j in 0..<n { maxStep[j] *= dt * speedScale }
@@ -359,6 +522,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         var tangent = points[ahead] - points[back]
         let tl = tangent.length
         tangent = tl > 1e-9 ? tangent * (1 / tl) : heading
+        if let m = manoeuvre { tangent = m.heading }
         headingCosine = heading.dot(tangent)
         let lumen = radius[progress]
         let toTarget = target - tip
@@ -368,7 +532,8 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         // heading (a tip 0.6 mm beside it points across it), and gating the push there
         // stalls the last fraction of a millimetre short.
         let aligned = goalDistance <= finalApproach ? 1 : ramp(aimCosine, from: alignmentStop, to: alignment)
-        let inside = 1 - ramp(bestDistance, from: max(1, steerOnly * lumen), to: max(1.5, lumen))
+        // Off the route is where the engagement takes the tip: not gated on it.
+        let inside = manoeuvre != nil ? 1 : 1 - ramp(bestDistance, from: max(1, steerOnly * lumen), to: max(1.5, lumen))
         advanceFactor = aligned * inside
         // Aim from where the estimate says the tip is (the model may lag it by the latency).
         var error = toTarget
@@ -391,7 +556,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         headingError -= heading * headingError.dot(heading)
         // The heading matters for turning into a branch; at the end of the route it would only
         // pull against the last millimetres, so it fades out over the last lookahead.
-        let headingFade = lookahead > 0 ? min(1, goalDistance / lookahead) : 1
+        let headingFade = lookahead > 0 && manoeuvre == nil ? min(1, goalDistance / lookahead) : 1
         headingError = headingError * (headingWeight * share * headingFade)
         for j in 0..<n { headingColumns[j] = headingColumns[j] * headingFade }
         // A bending section at its largest bend cannot bend further: a step that asks for more
@@ -440,9 +605,21 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         }
         for j in 0..<n { proposal[j] = reference[j] + z[j] * squareRootOf(jointWeight(j)) * scale }
         stepScale = scale
+        // Engaged in a hairpin branch the shaft behind the tip lies round the corner: pushed
+        // at full speed it bows into the parent and throws the tip past the target.
+        let engagedScale = hairpinStage == .engaged ? engagedAdvance : 1
         // Steer before advancing (the insertion joint is joint 0).
         proposedInsertion = (proposal[0] - reference[0]) / max(dt, 1e-9)
-        if retreatLeft > 0 {
+        if manoeuvre != nil, phase == .hooking {
+            proposal[0] = reference[0]
+        } else if manoeuvre != nil, phase == .engaging {
+            // Withdrawn slowly with the bend held at the branch: the hooked tip slides back
+            // along the parent's wall until it drops into the opening.
+            proposal[0] = reference[0] - engageSpeed * dt
+            withdrawnWhileHooked += engageSpeed * dt
+        } else if manoeuvre != nil {
+            if proposal[0] > reference[0] + advanceFactor * maxStep[0] { proposal[0] = reference[0] + advanceFactor * maxStep[0] }
+        } else if retreatLeft > 0 {
             let step = backOutSpeed * dt
             proposal[0] = reference[0] - step
             retreatLeft -= step
@@ -465,8 +642,8 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             // Aiming: insertion stays until the tip points the way on, or the time is up.
             proposal[0] = reference[0]
             aimLeft = aimCosine >= alignment ? 0 : aimLeft - dt
-        } else if proposal[0] > reference[0] + advanceFactor * maxStep[0] {
-            proposal[0] = reference[0] + advanceFactor * maxStep[0]
+        } else if proposal[0] > reference[0] + advanceFactor * engagedScale * maxStep[0] {
+            proposal[0] = reference[0] + advanceFactor * engagedScale * maxStep[0]
         }
         let limited = model.clampToLimits(proposal)
         if retreatLeft <= 0, aimLeft <= 0, limited[0] > reference[0] { pushedSinceProgress += limited[0] - reference[0] }
@@ -516,7 +693,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     @_noAllocation @_noLocks @inline(__always)
     func jointWeight(_ j: Int) -> Double {
         if j == 1 { return rollWeight }
-        if j == 0 { return retreatLeft > 0 || aimLeft > 0 ? 0 : 1 }
+        if j == 0 { return retreatLeft > 0 || aimLeft > 0 || hairpinStage == .hooking || hairpinStage == .engaging ? 0 : 1 }
         return 1
     }
 

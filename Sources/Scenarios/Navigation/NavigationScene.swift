@@ -24,6 +24,17 @@ public struct NavigationScene: Sendable {
     public let planes: [CArmGeometry]
     /// The tip (mm) after the start posture settled.
     public let startTip: Vec3
+    /// The route's take-off too sharp for a forward push, which the servo engages with a
+    /// reverse curve (`PathServo.planHairpin`); nil when there is none or it is off (the default:
+    /// measured, it did no better than pushing; docs/navigation-corners.md).
+    public let hairpin: HairpinCorner?
+    /// rad — take-offs sharper than this (as `HairpinCorner.find` measures them) are engaged
+    /// with a reverse curve. In the arch the left common carotid (91°) and the left subclavian
+    /// (107°) are taken by pushing in every campaign run; the brachiocephalic (115°) is not:
+    /// the 40 mm bending section at its largest bend (2 rad, 115°) turns the tip about as far
+    /// as the trunk leaves, with nothing to spare. The line between is drawn from those
+    /// three, so it is a measured boundary, not a derived one.
+    public static let hairpinAngle = 110 * Double.pi / 180
 
     /// Builds the scene; the physics catheter is made and settled once to place the C-arm.
     public init(_ setup: NavigationSetup, robot: RobotDescription) throws(NavigationError) {
@@ -33,9 +44,13 @@ public struct NavigationScene: Sendable {
             throw .badSetup(field: "robot", reason: "the physics catheter needs a bending section and four axes (insertion, roll, two tendons)")
         }
         let routeWithRadii: [(point: Vec3, radius: Double)]
-        do { routeWithRadii = CenterlineRoute.roundingCorners(try tree.routeWithRadii(toVessel: setup.vessel, depth: setup.depth)) } catch {
+        let rawRoute: [(point: Vec3, radius: Double)]
+        do { rawRoute = try tree.routeWithRadii(toVessel: setup.vessel, depth: setup.depth) } catch {
             throw .route("\(error)")
         }
+        routeWithRadii = CenterlineRoute.roundingCorners(rawRoute)
+        // Found on the route as the tree gives it, where a take-off is one vertex.
+        hairpin = setup.reverseCurve != true ? nil : HairpinCorner.find(in: rawRoute, sharperThan: Self.hairpinAngle)
         guard routeWithRadii.count >= 2, let goal = routeWithRadii.last?.point else { throw .route("the route has fewer than two points") }
         let route = routeWithRadii.map(\.point)
         let sheath = route[0], axis = (route[1] - route[0]) * (1 / (route[1] - route[0]).length)
@@ -104,6 +119,7 @@ public struct NavigationScene: Sendable {
         servo.rollWeight = 0
         // Opt-in: measured on the brachiocephalic they did worse than without (docs/navigation-corners.md).
         if setup.cornerManoeuvres == true { servo.withCornerManoeuvres() }
+        if let hairpin { servo.planHairpin(hairpin) }
         var estimatorSettings = TipEstimatorSettings()
         estimatorSettings.resetFromPixels = planes.count < 2
         return ImageGuidedController(estimator: TipEstimator(model: model, planes: planes, settings: estimatorSettings, historyLength: historyLength), servo: servo,

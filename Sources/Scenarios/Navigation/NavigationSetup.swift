@@ -42,6 +42,11 @@ public struct NavigationSetup: Sendable, Codable, Equatable {
     /// (they did worse than without on the brachiocephalic: docs/navigation-corners.md).
     /// Optional so that results recorded before it decode.
     public var cornerManoeuvres: Bool?
+    /// A take-off sharper than a forward push turns is engaged with a reverse curve (past the
+    /// opening, the bend turned back, withdrawn until the tip drops in: `PathServo.planHairpin`);
+    /// nil is off (measured on the brachiocephalic it did no better than pushing:
+    /// docs/navigation-corners.md), true on.
+    public var reverseCurve: Bool?
 
     public init() {}
 
