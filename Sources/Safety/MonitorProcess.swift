@@ -39,12 +39,6 @@ public final class MonitorProcess {
     /// Where the status goes (the control process's socket), if anywhere.
     let statusAddress: sockaddr_un?
     var statusSequence: UInt32 = 0
-    /// The status last sent and the cycle it went at: a status goes when it changes and at
-    /// least every `statusEvery` cycles, not every cycle, so that the control's cycle (which
-    /// authenticates each one) is not loaded with a thousand identical ones a second.
-    var lastStatus: MonitorStatus?
-    var lastStatusCycle: Int64 = 0
-    public static let statusEvery: Int64 = 20
     /// Statuses the control's socket did not take (absent, or its buffer full): harmless, the
     /// status grants nothing; counted for the summary.
     public private(set) var statusSendFailures: Int64 = 0
@@ -162,16 +156,9 @@ public final class MonitorProcess {
             permitSendFailures += 1
         }
         if let to = statusAddress {
-            let status = MonitorStatus(verdict)
-            var due = cycles - lastStatusCycle >= Self.statusEvery
-            if let last = lastStatus { if !last.same(as: status) { due = true } } else { due = true }
-            if due {
-                statusSequence &+= 1
-                lastStatus = status
-                lastStatusCycle = cycles
-                let n = SafetyWire.encodeStatus(sequence: statusSequence, status, counter: sealer.next(), key: sealer.key, into: tx)
-                if DescriptorIO.send(fd, UnsafeRawBufferPointer(rebasing: tx[0..<n]), to: to) { statusesSent += 1 } else { statusSendFailures += 1 }
-            }
+            statusSequence &+= 1
+            let n = SafetyWire.encodeStatus(sequence: statusSequence, MonitorStatus(verdict), counter: sealer.next(), key: sealer.key, into: tx)
+            if DescriptorIO.send(fd, UnsafeRawBufferPointer(rebasing: tx[0..<n]), to: to) { statusesSent += 1 } else { statusSendFailures += 1 }
         }
         log.append(verdict)
         cycles += 1

@@ -15,8 +15,7 @@ import Drivers
 ///   x, y, z f64 mm (zeros without bit 2), lost frames u64, CRC errors u64, WKC errors u64,
 ///   axes u8, then per axis commanded position f64 and velocity f64.
 /// - `LOP2` operator, console → monitor: deadman u8, acknowledge u8.
-/// - `LMS1` status, monitor → control, when it changes and at least every 20 monitor cycles:
-///   sequence u32, permit u8, quick stop
+/// - `LMS1` status, monitor → control, every monitor cycle: sequence u32, permit u8, quick stop
 ///   u8, stop category u8 (0, 1, 2; 255 none), latched checks u32, checks present u32 (bits of
 ///   `SafetyCheck.bit`, no undefined bit).
 ///
@@ -393,7 +392,7 @@ public enum SafetyWire {
     }
 }
 
-/// What the monitor tells the control process when it changes and at least every 20 cycles (`LMS1`): whether it permits power,
+/// What the monitor tells the control process every cycle (`LMS1`): whether it permits power,
 /// whether the drives must make a controlled stop, the stop category in effect and which checks
 /// are latched and present. The control's console and stop reporting take it from here, not from
 /// the monitor's log; it grants nothing (the drives' permits do).
@@ -419,18 +418,6 @@ public struct MonitorStatus: Sendable, Equatable {
     public init(_ verdict: Verdict) {
         self.init(permit: verdict.permit, quickStop: verdict.controlledStop, category: verdict.category,
                   latched: verdict.latched, active: verdict.active)
-    }
-
-    /// Field by field (the synthesized `==` is not usable in the monitor's cycle).
-    @_noAllocation @_noLocks
-    public func same(as other: MonitorStatus) -> Bool {
-        var sameCategory: Bool
-        switch (category, other.category) {
-        case (nil, nil), (.zero?, .zero?), (.one?, .one?), (.two?, .two?): sameCategory = true
-        default: sameCategory = false
-        }
-        if permit != other.permit || quickStop != other.quickStop { sameCategory = false }
-        return sameCategory && latched == other.latched && active == other.active
     }
 
     /// Whether a stop the operator must acknowledge is latched: a check whose stop latches

@@ -35,23 +35,6 @@ import Testing
         #expect(SafetyWire.decodeStatus(UnsafeRawBufferPointer(start: nil, count: 0)) == nil)
     }
 
-    @Test func aStatusIsTheSameOnlyWhenEveryFieldIs() {
-        let s = Self.stopped
-        #expect(s.same(as: s))
-        var other = s
-        other.category = .zero
-        #expect(!s.same(as: other))
-        other = s
-        other.latched |= SafetyCheck.heartbeat.bit
-        #expect(!s.same(as: other))
-        other = s
-        other.permit = true
-        #expect(!s.same(as: other))
-        other = s
-        other.category = nil
-        #expect(!s.same(as: other))
-    }
-
     @Test func everyCheckHasABitInTheDefinedMask() {
         let all = SafetyCheck.allCases.reduce(UInt32(0)) { $0 | $1.bit }
         #expect(SafetyCheck.definedBits == all)
@@ -87,11 +70,8 @@ import Testing
         let monitor = try MonitorProcess(model: try Fixture.model(), listen: dir + "/m.sock", drives: dir + "/d.sock",
                                          status: dir + "/s.sock", policy: try ChannelPolicy(key: Fixture.key))
         let control = try DatagramSocket(bindTo: dir + "/s.sock", passCredentials: true)
-        // Sent when it changes and at least every 20 cycles: 45 cycles send 3 or more (the
-        // first, then at least at cycles 21 and 41), never one per cycle.
-        for k in 0..<45 { _ = monitor.cycle(now: Nanoseconds(1_000_000_000 + k * 1_000_000)) }
-        let sent = monitor.statusesSent
-        #expect(sent >= 3 && sent < 45, "\(sent) statuses in 45 cycles")
+        for k in 0..<5 { _ = monitor.cycle(now: Nanoseconds(1_000_000_000 + k * 1_000_000)) }
+        #expect(monitor.statusesSent == 5)
         var gate = StatusGate(key: Fixture.key, monitorUIDs: UIDSet([geteuid()])!)
         let receiver = CredentialReceiver()
         defer { receiver.deallocate() }
@@ -105,7 +85,7 @@ import Testing
                 statuses.append(s)
             }
         }
-        #expect(Int64(statuses.count) == sent)
+        #expect(statuses.count == 5)
         // Fresh from start-up: nothing permitted, the start-up latch held until an acknowledge.
         let last = try #require(statuses.last)
         #expect(!last.permit)
