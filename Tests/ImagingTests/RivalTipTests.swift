@@ -37,6 +37,14 @@ struct ContestScene {
 }
 
 @Suite struct RivalTipTests {
+    /// Rivals are off by default (in the live runtime they kept the navigation's fixes below the
+    /// confidence it needs); these tests turn them on.
+    static var withRivals: TrackerSettings {
+        var s = TrackerSettings()
+        s.maximumRivals = 2
+        return s
+    }
+
     func run(_ settings: TrackerSettings, frames: Int = 12, scene: ContestScene = ContestScene())
         throws -> [(track: TipTrack, onCatheter: Bool, onStub: Bool, contested: Bool)] {
         let tracker = try TipTracker(settings: settings)
@@ -64,7 +72,7 @@ struct ContestScene {
     }
 
     @Test func theEndThatAdvancesWithItsShaftWinsAndThePointFixedInTheAnatomyIsNeverConfident() throws {
-        var settings = TrackerSettings()
+        var settings = Self.withRivals
         settings.rivalMayWin = true
         let results = try run(settings)
         let first = results[0]
@@ -83,7 +91,7 @@ struct ContestScene {
     }
 
     @Test func byDefaultARivalThatAdvancesKeepsTheTrackContestedNeverConfident() throws {
-        let results = try run(TrackerSettings())
+        let results = try run(Self.withRivals)
         let confidentOnStub = results.filter { $0.onStub && $0.track.confidence > 0.5 }.count
         #expect(confidentOnStub == 0, "fixes on the stub rated above 0.5")
         #expect(results.allSatisfy { $0.onStub }, "the track is not moved")
@@ -92,7 +100,7 @@ struct ContestScene {
 
     @Test func withoutRivalsTheFixedPointIsHeldConfidently() throws {
         // The failure the rivals exist for: the same scene, no rivals.
-        var settings = TrackerSettings()
+        var settings = Self.withRivals
         settings.rivalShare = 0
         let results = try run(settings)
         let confidentOnStub = results.filter { $0.onStub && $0.track.confidence > 0.5 }.count
@@ -103,7 +111,7 @@ struct ContestScene {
         // Nothing moves relative to the anatomy: time cannot tell them apart, so no fix is trusted.
         var scene = ContestScene()
         scene.advance = 0
-        let results = try run(TrackerSettings(), scene: scene)
+        let results = try run(Self.withRivals, scene: scene)
         let confident = results.filter { $0.track.status == .tracked && $0.track.confidence > 0.5 }.count
         #expect(confident == 0, "\(confident) fixes rated above 0.5 while two ends stand still")
         #expect(results.allSatisfy { $0.track.status == .tracked }, "contested fixes are still reported, with low confidence")
@@ -118,13 +126,13 @@ struct ContestScene {
         let winner = candidate(100, 100, score: 10)
         let list = [winner, candidate(105, 100, score: 9), candidate(200, 50, score: 2), candidate(150, 150, score: 5),
                     candidate(50, 200, score: 4), candidate(155, 150, score: 4.5)]
-        let rivals = TipTracker.rivals(of: winner, among: list, settings: TrackerSettings())
+        let rivals = TipTracker.rivals(of: winner, among: list, settings: Self.withRivals)
         // Too close to the winner (105, 100), too weak (score share 0.2), too close to a taken rival (155, 150).
         #expect(rivals.map(\.u) == [150, 50], "\(rivals.map { ($0.u, $0.v) })")
         var off = TrackerSettings()
         off.rivalShare = 0
         #expect(TipTracker.rivals(of: winner, among: list, settings: off).isEmpty)
-        var one = TrackerSettings()
+        var one = Self.withRivals
         one.maximumRivals = 1
         #expect(TipTracker.rivals(of: winner, among: list, settings: one).count == 1)
     }
