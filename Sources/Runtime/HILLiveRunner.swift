@@ -109,11 +109,7 @@ public enum HILLiveRunner {
         }
         while true {
             let t = now()
-            while next < s.steps.count, s.steps[next].at <= t {
-                let step = s.steps[next]
-                next += 1
-                if let l = step.label { rec.stepTimes[l] = now() }
-                if faultsOff, step.isFault { rec.notes.append("step \(next - 1) (\(step.action.rawValue)) switched off"); continue }
+            while let step = rec.takeDueStep(s.steps, next: &next, at: t, faultsOff: faultsOff, now: now) {
                 switch step.action {
                 case .enable:
                     // Power on the drives and hold still, the deadman held from now on.

@@ -28,17 +28,10 @@ public struct HairpinCorner: Sendable, Equatable {
     /// turns ~10° in 5 mm) adds little. Not for the cycle: it allocates.
     public static func find(in route: [(point: Vec3, radius: Double)], sharperThan threshold: Double, window: Double = 5) -> HairpinCorner? {
         guard route.count >= 3, window > 0, threshold.isFinite else { return nil }
-        var arc = [0.0]
-        for i in 1..<route.count { arc.append(arc[i - 1] + (route[i].point - route[i - 1].point).length) }
+        let polyline = RoutePolyline(route)
+        let arc = polyline.arc
+        let at = polyline.at
         guard let total = arc.last, total.isFinite, total > 0 else { return nil }
-        func at(_ s: Double) -> (point: Vec3, radius: Double) {
-            var i = 1
-            while i < route.count - 1, arc[i] < s { i += 1 }
-            let span = arc[i] - arc[i - 1]
-            let f = span > 0 ? max(0, min(1, (s - arc[i - 1]) / span)) : 0
-            return (route[i - 1].point + (route[i].point - route[i - 1].point) * f,
-                    route[i - 1].radius + (route[i].radius - route[i - 1].radius) * f)
-        }
         var best: HairpinCorner?
         for i in 1..<(route.count - 1) {
             // Too near either end of the route for a whole window: not a take-off to plan for.

@@ -42,17 +42,9 @@ public struct CenterlineRoute: ~Copyable, @unchecked Sendable {
     /// branch's opening.
     public static func roundingCorners(_ route: [(point: Vec3, radius: Double)], minAngle: Double = 0.5) -> [(point: Vec3, radius: Double)] {
         guard route.count >= 3 else { return route }
-        var arc = [0.0]
-        for i in 1..<route.count { arc.append(arc[i - 1] + (route[i].point - route[i - 1].point).length) }
-        /// The point and radius at arc length s.
-        func at(_ s: Double) -> (point: Vec3, radius: Double) {
-            var i = 1
-            while i < route.count - 1, arc[i] < s { i += 1 }
-            let span = arc[i] - arc[i - 1]
-            let f = span > 0 ? max(0, min(1, (s - arc[i - 1]) / span)) : 0
-            return (route[i - 1].point + (route[i].point - route[i - 1].point) * f,
-                    route[i - 1].radius + (route[i].radius - route[i - 1].radius) * f)
-        }
+        let polyline = RoutePolyline(route)
+        let arc = polyline.arc
+        let at = polyline.at
         var out: [(point: Vec3, radius: Double, arc: Double)] = []
         var skipUntil = -1.0
         for i in 0..<route.count {
@@ -703,5 +695,31 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         for j in 0..<reference.count { command.velocity[j] = 0 }
         command.mode = .position
         command.enable = true
+    }
+}
+
+/// A route's vertices by arc length (mm from its first point), and the point and radius at any
+/// arc length between them: what route planning (rounding corners, finding hairpins) walks.
+/// Not for the cycle: it allocates.
+struct RoutePolyline {
+    let route: [(point: Vec3, radius: Double)]
+    /// Arc length at each vertex.
+    let arc: [Double]
+
+    init(_ route: [(point: Vec3, radius: Double)]) {
+        self.route = route
+        var arc = route.isEmpty ? [] : [0.0]
+        for i in route.indices.dropFirst() { arc.append(arc[i - 1] + (route[i].point - route[i - 1].point).length) }
+        self.arc = arc
+    }
+
+    /// The point and radius at arc length `s`, clamped to the route (at least two vertices).
+    func at(_ s: Double) -> (point: Vec3, radius: Double) {
+        var i = 1
+        while i < route.count - 1, arc[i] < s { i += 1 }
+        let span = arc[i] - arc[i - 1]
+        let f = span > 0 ? max(0, min(1, (s - arc[i - 1]) / span)) : 0
+        return (route[i - 1].point + (route[i].point - route[i - 1].point) * f,
+                route[i - 1].radius + (route[i].radius - route[i - 1].radius) * f)
     }
 }

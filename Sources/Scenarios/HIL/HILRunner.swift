@@ -76,6 +76,24 @@ public struct HILRecording: Sendable, Equatable {
         position = Array(repeating: [], count: axes)
     }
 
+    /// The next of `steps` due at `t` (from index `next`, which it advances), its label's time
+    /// recorded; a fault step while faults are switched off is noted and passed over. nil when
+    /// none is due. Both runners' timelines take their steps through it.
+    public mutating func takeDueStep(_ steps: [HILScenario.Step], next: inout Int, at t: Double, faultsOff: Bool,
+                                     now: () -> Double) -> HILScenario.Step? {
+        while next < steps.count, steps[next].at <= t {
+            let step = steps[next]
+            next += 1
+            if let l = step.label { stepTimes[l] = now() }
+            if faultsOff, step.isFault {
+                notes.append("step \(next - 1) (\(step.action.rawValue)) switched off")
+                continue
+            }
+            return step
+        }
+        return nil
+    }
+
     /// A signal over time by its expectation name, or nil when this run does not have it.
     public func series(_ name: String) -> (t: [Double], v: [Double])? {
         guard let parsed = HILScenario.parseSignal(name) else { return nil }
@@ -435,11 +453,7 @@ public enum HILRunner {
         let poll = Nanoseconds(options.pollInterval * 1e9)
         while true {
             let t = now()
-            while next < s.steps.count, s.steps[next].at <= t {
-                let step = s.steps[next]
-                next += 1
-                if let l = step.label { rec.stepTimes[l] = now() }
-                if faultsOff, step.isFault { rec.notes.append("step \(next - 1) (\(step.action.rawValue)) switched off"); continue }
+            while let step = rec.takeDueStep(s.steps, next: &next, at: t, faultsOff: faultsOff, now: now) {
                 switch step.action {
                 case .enable:
                     do { try runner.activate() } catch { rec.notes.append("enable at \(fmt(t)) s refused: \(error.description)") }
