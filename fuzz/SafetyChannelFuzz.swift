@@ -1,6 +1,6 @@
 // libFuzzer target for the safety monitor's channel: the gate (credentials, HMAC tag, replay
 // counter), the classifier, every decoder and the rule engine on what they let through, as the
-// monitor's cycle runs them; and the drives' permit gate. Any input must leave the monitor
+// monitor's cycle runs them; the drives' permit gate and the control's status gate. Any input must leave the monitor
 // running: no trap, no out-of-bounds read, no allocation growth; a refused datagram changes
 // nothing, and nothing the gate refuses reaches the rule engine.
 //
@@ -53,6 +53,7 @@ let ownUID: UInt32 = 1000
 let policy = try! ChannelPolicy(key: key, drives: [ownUID], control: [ownUID], operatorConsole: [ownUID])
 nonisolated(unsafe) var gate = ChannelGate(policy: policy, floor: 1)
 nonisolated(unsafe) var permits = PermitGate(key: key, monitorUIDs: UIDSet([ownUID])!)
+nonisolated(unsafe) var statuses = StatusGate(key: key, monitorUIDs: UIDSet([ownUID])!)
 nonisolated(unsafe) var state = MonitorState(model: model)
 nonisolated(unsafe) var inputs = MonitorInputs(jointCount: 6)
 nonisolated(unsafe) var now: Nanoseconds = 1_000_000_000
@@ -99,8 +100,15 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     _ = SafetyWire.decodeHeartbeat(datagram, into: &probe)
     _ = SafetyWire.decodeOperator(datagram, into: &probe)
     _ = SafetyWire.decodePermit(datagram)
+    if let s = SafetyWire.decodeStatus(datagram) {
+        precondition(s.status.latched & ~SafetyCheck.definedBits == 0 && s.status.active & ~SafetyCheck.definedBits == 0,
+                     "a status with an undefined check bit was decoded")
+    }
     _ = SafetyWire.counter(datagram)
     _ = permits.admit(datagram, uid: uid, hasCredentials: credentials)
+    if statuses.admit(datagram, uid: uid, hasCredentials: credentials) != nil {
+        precondition(uid == ownUID && credentials, "a status from the wrong user was taken")
+    }
 
     now += model.period
     inputs.now = now

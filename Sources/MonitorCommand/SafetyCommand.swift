@@ -44,6 +44,8 @@ public struct SafetyOptions: ParsableArguments {
     var listen: String?
     @Option(help: "Unix datagram socket of the drives' safety channel (permits are sent there).")
     var drives: String?
+    @Option(help: "Unix datagram socket of the control process: the monitor's status (permit, stop category, latched checks) is sent there every cycle (default: none).")
+    var status: String?
     @Option(help: "Stop after this many seconds (0.01…10000000; default: until SIGINT/SIGTERM).") var seconds: Double?
     @Option(help: "Channel key file (32…4096 random bytes, mode 0600, ours), shared with the drives, the control and the console; refused (exit 2) if missing, short or readable by others.")
     var key: String?
@@ -75,6 +77,8 @@ public struct SafetyOptions: ParsableArguments {
         var rejected_replay: Int64
         var permits_sent: Int64
         var permits_with_power: Int64
+        var statuses_sent: Int64
+        var status_send_failures: Int64
         var faults: [[String: String]]
         var latched_at_exit: [String]
     }
@@ -107,7 +111,7 @@ public struct SafetyOptions: ParsableArguments {
         let model = MonitorModel(limits)
         let process: MonitorProcess
         do {
-            process = try MonitorProcess(model: model, listen: listen, drives: drives, policy: policy)
+            process = try MonitorProcess(model: model, listen: listen, drives: drives, status: status, policy: policy)
         } catch {
             Output.progress("\(tool): \(error.description)")
             throw error.isAlreadyRunning ? ExitCode(3) : ExitCode.failure
@@ -131,6 +135,7 @@ public struct SafetyOptions: ParsableArguments {
                               invalid_datagrams: process.invalidDatagrams, rejected_credentials: process.rejectedCredentials,
                               rejected_tag: process.rejectedTag, rejected_replay: process.rejectedReplay,
                               permits_sent: process.permitsSent, permits_with_power: process.permitsWithPower,
+                              statuses_sent: process.statusesSent, status_send_failures: process.statusSendFailures,
                               faults: all.map(\.json), latched_at_exit: latched)
         if json {
             try Output.json(summary)

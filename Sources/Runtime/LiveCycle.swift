@@ -573,6 +573,7 @@ public struct LivePatient: ~Copyable, RobotHardware {
     @_noAllocation @_noLocks
     public mutating func read(into state: inout JointState, now: Nanoseconds) -> HardwareFault? {
         link.takePermits(into: physics, now: now)
+        link.takeStatus(now: now)
         SharedIndex.store(rings.flags + LiveShared.monitorStopFlag, link.monitorStops ? 1 : 0)
         if lastWallTime == 0 { patientTime = now } else {
             let step = now - lastWallTime

@@ -206,9 +206,11 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
             monitorLimitsPath = m.limitsPath
             if settings.drives.isLink {
                 // The drives take the permits on their own safety input: the cycle sends the heartbeat and the operator's messages.
-                link = try SafetyLink(controlTo: m.channel.listenPath, key: m.channel.key, axes: scene.robot.axes.count, status: linkStatus)
+                link = try SafetyLink(controlTo: m.channel.listenPath, statusAt: m.channel.statusPath, key: m.channel.key,
+                                      axes: scene.robot.axes.count, status: linkStatus)
             } else {
-                link = try SafetyLink(drives: m.channel.drivesPath, monitor: m.channel.listenPath, key: m.channel.key, axes: scene.robot.axes.count, status: linkStatus)
+                link = try SafetyLink(drives: m.channel.drivesPath, monitor: m.channel.listenPath, statusAt: m.channel.statusPath,
+                                      key: m.channel.key, axes: scene.robot.axes.count, status: linkStatus)
             }
         } else {
             monitor = nil
@@ -568,12 +570,18 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
 
     public func snapshot() -> RuntimeSnapshot {
         let p = shared.published.read()
-        let permitBits = monitor == nil ? 1 : linkStatus.permitBits
-        let permitAt = linkStatus.permitAt
         let now = MonotonicClock.now()
-        let fresh = monitor == nil || (permitAt > 0 && now - permitAt < 100_000_000)
+        // The monitor's own status when it is fresh (it says what the monitor decided, whatever
+        // drives take the permits); else the permits the drives' side took here.
+        let status = monitor == nil ? nil : linkStatus.monitorStatus.flatMap { now - $0.at < 100_000_000 ? $0.status : nil }
+        let permitBits = monitor == nil ? 1 : status.map { ($0.permit ? 1 : 0) | ($0.quickStop ? 2 : 0) } ?? linkStatus.permitBits
+        let permitAt = linkStatus.permitAt
+        let fresh = monitor == nil || status != nil || (permitAt > 0 && now - permitAt < 100_000_000)
         let heartbeatAt = linkStatus.heartbeatAt
-        let (latched, alive) = eventLog.withLock { ($0.latched, $0.monitorAlive) }
+        let (latched, alive) = eventLog.withLock { log in
+            if let status { log.latched = Self.stillLatched(log.latched, status: status) }
+            return (log.latched, log.monitorAlive)
+        }
         let powered = fresh && permitBits & 1 == 1
         let safety = SafetyStatus(monitorAlive: monitor == nil ? false : (monitor?.isRunning ?? false) && fresh && alive,
                                   heartbeatAge: heartbeatAt > 0 ? now - heartbeatAt : 0, powerPermitted: powered,
@@ -613,7 +621,10 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         eventLog.withLock { log in
             switch kind {
             case .monitor(let alive): log.monitorAlive = alive
-            case .intentAccepted(.acknowledgeFaults, _): log.latched.removeAll()
+            // Without the monitor's status, an accepted acknowledge is taken to clear them; with
+            // it, each stays until the monitor says its check is no longer latched (an
+            // acknowledge while the cause is present clears nothing).
+            case .intentAccepted(.acknowledgeFaults, _): if linkStatus.monitorStatus == nil { log.latched.removeAll() }
             case .fault(let text, _): if Self.latches(text) { log.latched.append(text) }
             default: break
             }
@@ -623,8 +634,26 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
 
     /// Whether a monitor fault line is of a check whose stop latches: the deadman's ends when it
     /// is held again, so it is an event but never a latched fault to acknowledge.
-    static func latches(_ line: String) -> Bool {
-        !SafetyCheck.allCases.contains { !$0.latches && line.contains("  \($0.key)  ") }
+    static func latches(_ line: String) -> Bool { check(of: line)?.latches ?? true }
+
+    /// The check a monitor fault line names: the word after its time ("t=1.234 s  position
+    /// joint insertion  value …").
+    static func check(of line: String) -> SafetyCheck? {
+        guard let r = line.range(of: " s  ") else { return nil }
+        let key = line[r.upperBound...].prefix { $0 != " " }
+        return SafetyCheck.allCases.first { $0.key == key }
+    }
+
+    /// The fault lines whose check the monitor's status still has latched; and for a latched
+    /// check whose line the log has not delivered yet (it is read every 50 monitor cycles), its
+    /// name alone, so the console never shows a latched stop without its reason.
+    static func stillLatched(_ lines: [String], status: MonitorStatus) -> [String] {
+        var kept = lines.filter { line in check(of: line).map { status.latched & $0.bit != 0 } ?? true }
+        for c in SafetyCheck.allCases where c.latches && status.latched & c.bit != 0 && !kept.contains(where: { check(of: $0) == c }) {
+            let category = status.category?.rawValue ?? c.weakestCategory.rawValue
+            kept.append("monitor status: fault t=- s  \(c.key)  latched (its record follows in the monitor's log)  → stop category \(category)")
+        }
+        return kept
     }
 
     /// The monitor's new fault lines, as events.

@@ -5,13 +5,17 @@ import Sim
 import Synchronization
 
 /// What other threads may read of the channel: the last permit's bits (1 power, 2 quick stop)
-/// and time, the last heartbeat's time (monotonic ns). Written by the cycle, read by anyone.
+/// and time, the last heartbeat's time (monotonic ns), and the monitor's last status. Written by
+/// the cycle, read by anyone.
 public final class SafetyLinkStatus: @unchecked Sendable {
-    /// [permit bits, permit at, heartbeat at, permits taken, permits refused]
+    /// [permit bits, permit at, heartbeat at, permits taken, permits refused,
+    ///  status version (odd while written), status bits (1 permit, 2 quick stop), category (-1 none),
+    ///  latched checks, present checks, status at, statuses taken, statuses refused]
     let cells: UnsafeMutablePointer<Int64>
+    static let cellCount = 13
     public init() {
-        cells = .allocate(capacity: 5)
-        cells.initialize(repeating: 0, count: 5)
+        cells = .allocate(capacity: Self.cellCount)
+        cells.initialize(repeating: 0, count: Self.cellCount)
     }
     deinit { cells.deallocate() }
     /// A permit the drives' side took (bits: 1 power, 2 quick stop) at `at`: for drives whose
@@ -26,6 +30,20 @@ public final class SafetyLinkStatus: @unchecked Sendable {
     public var heartbeatAt: Nanoseconds { SharedIndex.load(cells + 2) }
     public var permitsTaken: Int64 { SharedIndex.load(cells + 3) }
     public var permitsRefused: Int64 { SharedIndex.load(cells + 4) }
+
+    /// The monitor's newest status and when the cycle took it (nil before the first, or while
+    /// the cycle writes it).
+    public var monitorStatus: (status: MonitorStatus, at: Nanoseconds)? {
+        let v = SharedIndex.load(cells + 5)
+        if v & 1 != 0 { return nil }
+        let bits = SharedIndex.load(cells + 6), category = SharedIndex.load(cells + 7)
+        let latched = SharedIndex.load(cells + 8), active = SharedIndex.load(cells + 9), at = SharedIndex.load(cells + 10)
+        if SharedIndex.load(cells + 5) != v || at <= 0 { return nil }
+        return (MonitorStatus(permit: bits & 1 != 0, quickStop: bits & 2 != 0, category: StopCategory(rawValue: Int(category)),
+                              latched: UInt32(truncatingIfNeeded: latched), active: UInt32(truncatingIfNeeded: active)), at)
+    }
+    public var statusesTaken: Int64 { SharedIndex.load(cells + 11) }
+    public var statusesRefused: Int64 { SharedIndex.load(cells + 12) }
 }
 
 /// A drive link's error counters since it came up, for the heartbeat's link fields.
@@ -107,6 +125,7 @@ public struct SafetyLink: ~Copyable {
     let controlFD: Int32
     let receiver = CredentialReceiver()
     var gate: PermitGate
+    var statusGate: StatusGate
     var drivesSealer: ChannelSealer
     var controlSealer: ChannelSealer
     var consoleSealer: ChannelSealer
@@ -138,6 +157,7 @@ public struct SafetyLink: ~Copyable {
         monitor = sockaddr_un()
         key = ChannelKey(secret: [UInt8](repeating: 0, count: 32))
         gate = PermitGate(key: key, monitorUIDs: UIDSet([0])!)
+        statusGate = StatusGate(key: key, monitorUIDs: UIDSet([0])!)
         drivesSealer = ChannelSealer(key: key)
         controlSealer = ChannelSealer(key: key)
         consoleSealer = ChannelSealer(key: key)
@@ -150,23 +170,28 @@ public struct SafetyLink: ~Copyable {
         cells = status.cells
     }
 
-    /// Binds the drives' socket at `drives`, and sends to the monitor at `monitor`.
-    public init(drives: String, monitor: String, key: ChannelKey, axes: Int, status: SafetyLinkStatus) throws(RuntimeError) {
+    /// Binds the drives' socket at `drives`, and sends to the monitor at `monitor`; the
+    /// monitor's status arrives at `statusAt` (nil: the control socket is unnamed, no status).
+    public init(drives: String, monitor: String, statusAt: String? = nil, key: ChannelKey, axes: Int, status: SafetyLinkStatus) throws(RuntimeError) {
         let d: DatagramSocket
         do { d = try DatagramSocket(bindTo: drives, passCredentials: true) } catch { throw .monitor("the safety channel's sockets: \(error.description)") }
-        try self.init(drivesSocket: d, monitor: monitor, key: key, axes: axes, status: status)
+        try self.init(drivesSocket: d, monitor: monitor, statusAt: statusAt, key: key, axes: axes, status: status)
     }
 
-    /// The control's side alone (heartbeat, operator), for drives that run their own side of
-    /// the channel (a link's drives: their firmware, or an emulation's thread, takes the permits
-    /// and sends their readings).
-    public init(controlTo monitor: String, key: ChannelKey, axes: Int, status: SafetyLinkStatus) throws(RuntimeError) {
-        try self.init(drivesSocket: nil, monitor: monitor, key: key, axes: axes, status: status)
+    /// The control's side alone (heartbeat, operator, the monitor's status), for drives that run
+    /// their own side of the channel (a link's drives: their firmware, or an emulation's thread,
+    /// takes the permits and sends their readings).
+    public init(controlTo monitor: String, statusAt: String? = nil, key: ChannelKey, axes: Int, status: SafetyLinkStatus) throws(RuntimeError) {
+        try self.init(drivesSocket: nil, monitor: monitor, statusAt: statusAt, key: key, axes: axes, status: status)
     }
 
-    init(drivesSocket d: DatagramSocket?, monitor: String, key: ChannelKey, axes: Int, status: SafetyLinkStatus) throws(RuntimeError) {
+    init(drivesSocket d: DatagramSocket?, monitor: String, statusAt: String?, key: ChannelKey, axes: Int, status: SafetyLinkStatus) throws(RuntimeError) {
         let c: DatagramSocket
-        do { c = try DatagramSocket(bindTo: nil) } catch { throw .monitor("the safety channel's sockets: \(error.description)") }
+        // Named (in the monitor's private directory) when the monitor sends its status there;
+        // credentials passed so that only the monitor's user is taken.
+        do { c = try DatagramSocket(bindTo: statusAt, passCredentials: statusAt != nil) } catch {
+            throw .monitor("the safety channel's sockets: \(error.description)")
+        }
         guard let address = DatagramSocket.address(monitor) else { throw .monitor("socket path too long: \(monitor)") }
         guard let uids = UIDSet([geteuid()]) else { throw .monitor("no user id for the monitor") }
         drivesSocket = d
@@ -176,6 +201,7 @@ public struct SafetyLink: ~Copyable {
         enabled = true
         self.monitor = address
         gate = PermitGate(key: key, monitorUIDs: uids)
+        statusGate = StatusGate(key: key, monitorUIDs: uids)
         drivesSealer = ChannelSealer(key: key)
         controlSealer = ChannelSealer(key: key)
         consoleSealer = ChannelSealer(key: key)
@@ -243,6 +269,42 @@ public struct SafetyLink: ~Copyable {
             SharedIndex.store(cells, (p.permit ? 1 : 0) | (p.quickStop ? 2 : 0))
             SharedIndex.store(cells + 1, now)
             SharedIndex.store(cells + 3, cells[3] + 1)
+        }
+    }
+
+    /// Takes the monitor's statuses waiting on the control socket; the newest goes to the
+    /// shared cells. They grant nothing: what the console and the run's reports show.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func takeStatus(now: Nanoseconds) {
+        if !enabled { return }
+        var taken = 0
+        while taken < 64 {
+            let got = receiver.receive(controlFD, into: rx)
+            if got.count <= 0 { break }
+            taken += 1
+            let admitted = got.truncated ? nil : statusGate.admit(UnsafeRawBufferPointer(start: UnsafeRawPointer(rx.baseAddress), count: got.count),
+                                                                  uid: got.uid, hasCredentials: got.hasCredentials)
+            guard let st = admitted else {
+                SharedIndex.store(cells + 12, cells[12] + 1)
+                continue
+            }
+            var category: Int64 = -1
+            switch st.category {
+            case .zero?: category = 0
+            case .one?: category = 1
+            case .two?: category = 2
+            case nil: break
+            }
+            let v = SharedIndex.load(cells + 5)
+            SharedIndex.store(cells + 5, v &+ 1)
+            SharedIndex.store(cells + 6, (st.permit ? 1 : 0) | (st.quickStop ? 2 : 0))
+            SharedIndex.store(cells + 7, category)
+            SharedIndex.store(cells + 8, Int64(st.latched))
+            SharedIndex.store(cells + 9, Int64(st.active))
+            SharedIndex.store(cells + 10, now)
+            SharedIndex.store(cells + 5, v &+ 2)
+            SharedIndex.store(cells + 11, cells[11] + 1)
         }
     }
 

@@ -51,7 +51,7 @@ public struct ChannelGate: Sendable {
             role = 2
             accepted = .operatorInput
             if !hasCredentials || !policy.operatorConsole.contains(uid) { return .rejectedCredentials }
-        case .permit, .invalid:
+        case .permit, .status, .invalid:
             return .invalid
         }
         if !SafetyWire.authenticate(datagram, key: policy.key) { return .rejectedTag }
@@ -78,12 +78,55 @@ public struct PermitGate: Sendable {
     /// - Important: runs in the drives' cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
     public mutating func admit(_ datagram: UnsafeRawBufferPointer, uid: UInt32, hasCredentials: Bool) -> (permit: Bool, quickStop: Bool)? {
-        guard case .permit = SafetyWire.classify(datagram), hasCredentials, monitorUIDs.contains(uid) else { return nil }
-        if !SafetyWire.authenticate(datagram, key: key) { return nil }
-        let counter = SafetyWire.counter(datagram)
-        if counter <= lastCounter { return nil }
-        guard let p = SafetyWire.decodePermit(datagram) else { return nil }
+        guard let counter = MonitorSender.check(datagram, is: .permit, uid: uid, hasCredentials: hasCredentials, key: key,
+                                                monitorUIDs: monitorUIDs, after: lastCounter),
+              let p = SafetyWire.decodePermit(datagram) else { return nil }
         lastCounter = counter
         return (p.permit, p.quickStop)
+    }
+}
+
+/// The receiving side of the monitor's status, for the control process: a status counts only
+/// when it comes from the monitor's user, carries the key's tag and a counter above the last one
+/// taken. A forged or replayed status could only mislead what the console shows (it grants no
+/// power), and is refused all the same.
+public struct StatusGate: Sendable {
+    public let key: ChannelKey
+    public let monitorUIDs: UIDSet
+    public private(set) var lastCounter: UInt64 = 0
+
+    public init(key: ChannelKey, monitorUIDs: UIDSet) {
+        self.key = key
+        self.monitorUIDs = monitorUIDs
+    }
+
+    /// The status of a datagram that passes, else nil.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func admit(_ datagram: UnsafeRawBufferPointer, uid: UInt32, hasCredentials: Bool) -> MonitorStatus? {
+        guard let counter = MonitorSender.check(datagram, is: .status, uid: uid, hasCredentials: hasCredentials, key: key,
+                                                monitorUIDs: monitorUIDs, after: lastCounter),
+              let s = SafetyWire.decodeStatus(datagram) else { return nil }
+        lastCounter = counter
+        return s.status
+    }
+}
+
+/// The checks every receiver of the monitor's datagrams makes before decoding one.
+enum MonitorSender {
+    /// The datagram's counter when it is of `kind` (a permit or a status), from one of the monitor's users (with the
+    /// kernel's credentials), carries the key's tag and a counter above `last`; else nil.
+    @_noAllocation @_noLocks
+    static func check(_ datagram: UnsafeRawBufferPointer, is kind: SafetyWire.Kind, uid: UInt32, hasCredentials: Bool, key: ChannelKey,
+                      monitorUIDs: UIDSet, after last: UInt64) -> UInt64? {
+        let same: Bool
+        switch (SafetyWire.classify(datagram), kind) {
+        case (.permit, .permit), (.status, .status): same = true
+        default: same = false
+        }
+        guard same, hasCredentials, monitorUIDs.contains(uid) else { return nil }
+        if !SafetyWire.authenticate(datagram, key: key) { return nil }
+        let counter = SafetyWire.counter(datagram)
+        return counter > last ? counter : nil
     }
 }

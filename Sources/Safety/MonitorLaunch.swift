@@ -12,6 +12,8 @@ public struct MonitorLaunch: Sendable {
     public let directory: String
     public let listenPath: String
     public let drivesPath: String
+    /// Where the monitor sends its status (the control process binds it).
+    public let statusPath: String
     public let keyPath: String
     public let logPath: String
     public let key: ChannelKey
@@ -28,6 +30,7 @@ public struct MonitorLaunch: Sendable {
         directory = dir
         listenPath = dir + "/monitor/m.sock"
         drivesPath = dir + "/d.sock"
+        statusPath = dir + "/s.sock"
         keyPath = dir + "/channel.key"
         logPath = dir + "/monitor.log"
         var secret = [UInt8](repeating: 0, count: ChannelKey.minimumLength)
@@ -44,7 +47,8 @@ public struct MonitorLaunch: Sendable {
 
     /// The monitor's command line on limits file `config`; it exits when process `parent` does.
     public func arguments(config: String, parent: Int32 = getpid()) -> [String] {
-        ["--config", config, "--listen", listenPath, "--drives", drivesPath, "--key", keyPath, "--exit-with-parent", String(parent)]
+        ["--config", config, "--listen", listenPath, "--drives", drivesPath, "--status", statusPath, "--key", keyPath,
+         "--exit-with-parent", String(parent)]
     }
 
     /// `lumen-safety` beside the running executable (or up to three folders above it: a test

@@ -36,6 +36,19 @@ public final class MonitorProcess {
     /// Permits the drives' socket did not take (absent, or its buffer full): they then get none.
     public private(set) var permitSendFailures: Int64 = 0
     let drivesAddress: sockaddr_un
+    /// Where the status goes (the control process's socket), if anywhere.
+    let statusAddress: sockaddr_un?
+    var statusSequence: UInt32 = 0
+    /// The status last sent and the cycle it went at: a status goes when it changes and at
+    /// least every `statusEvery` cycles, not every cycle, so that the control's cycle (which
+    /// authenticates each one) is not loaded with a thousand identical ones a second.
+    var lastStatus: MonitorStatus?
+    var lastStatusCycle: Int64 = 0
+    public static let statusEvery: Int64 = 20
+    /// Statuses the control's socket did not take (absent, or its buffer full): harmless, the
+    /// status grants nothing; counted for the summary.
+    public private(set) var statusSendFailures: Int64 = 0
+    public private(set) var statusesSent: Int64 = 0
 
     /// Counters for the summary.
     public private(set) var cycles: Int64 = 0
@@ -72,9 +85,16 @@ public final class MonitorProcess {
         }
     }
 
-    public init(model: MonitorModel, listen: String, drives: String, policy: ChannelPolicy) throws(StartError) {
+    /// `status`: the control process's socket, sent the monitor's status every cycle (nil: none).
+    public init(model: MonitorModel, listen: String, drives: String, status: String? = nil, policy: ChannelPolicy) throws(StartError) {
         self.model = model
         drivesPath = drives
+        if let status {
+            guard let a = DatagramSocket.address(status) else { throw .socket("status socket path too long: \(status)") }
+            statusAddress = a
+        } else {
+            statusAddress = nil
+        }
         state = MonitorState(model: model)
         inputs = MonitorInputs(jointCount: model.jointCount)
         // Not connect(2)ed: a connected Unix datagram socket takes datagrams from its peer
@@ -140,6 +160,18 @@ public final class MonitorProcess {
             if verdict.permit { permitsWithPower += 1 }
         } else {
             permitSendFailures += 1
+        }
+        if let to = statusAddress {
+            let status = MonitorStatus(verdict)
+            var due = cycles - lastStatusCycle >= Self.statusEvery
+            if let last = lastStatus { if !last.same(as: status) { due = true } } else { due = true }
+            if due {
+                statusSequence &+= 1
+                lastStatus = status
+                lastStatusCycle = cycles
+                let n = SafetyWire.encodeStatus(sequence: statusSequence, status, counter: sealer.next(), key: sealer.key, into: tx)
+                if DescriptorIO.send(fd, UnsafeRawBufferPointer(rebasing: tx[0..<n]), to: to) { statusesSent += 1 } else { statusSendFailures += 1 }
+            }
         }
         log.append(verdict)
         cycles += 1

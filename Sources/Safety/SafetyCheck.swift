@@ -134,6 +134,8 @@ public enum SafetyCheck: UInt8, CaseIterable, Sendable, Codable {
 
     /// The check's bit in the monitor's masks.
     public var bit: UInt32 { @_noAllocation @_noLocks get { UInt32(1) << UInt32(rawValue) } }
+    /// Every check's bit: a mask with any other bit set is not the monitor's.
+    public static var definedBits: UInt32 { @_noAllocation @_noLocks get { (UInt32(1) << UInt32(SafetyCheck.startup.rawValue + 1)) - 1 } }
     /// The check's slot in per-check tables.
     public var index: Int { @_noAllocation @_noLocks get { Int(rawValue) } }
 }

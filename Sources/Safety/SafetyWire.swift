@@ -15,6 +15,10 @@ import Drivers
 ///   x, y, z f64 mm (zeros without bit 2), lost frames u64, CRC errors u64, WKC errors u64,
 ///   axes u8, then per axis commanded position f64 and velocity f64.
 /// - `LOP2` operator, console → monitor: deadman u8, acknowledge u8.
+/// - `LMS1` status, monitor → control, when it changes and at least every 20 monitor cycles:
+///   sequence u32, permit u8, quick stop
+///   u8, stop category u8 (0, 1, 2; 255 none), latched checks u32, checks present u32 (bits of
+///   `SafetyCheck.bit`, no undefined bit).
 ///
 /// The decoders check every field's range before anything reads it: times in 0…`maxTime`,
 /// readings finite and within ±`maxMagnitude`, booleans 0 or 1, no undefined flag bits, the
@@ -25,6 +29,7 @@ public enum SafetyWire {
     /// "LHB3": the image tip joined the heartbeat; an `LHB2` heartbeat is refused as invalid.
     public static let heartbeatMagic: UInt32 = 0x3342_484C  // "LHB3"
     public static let operatorMagic: UInt32 = 0x3250_4F4C  // "LOP2"
+    public static let statusMagic: UInt32 = 0x3153_4D4C  // "LMS1"
 
     /// Bytes of the authentication tag: a truncated HMAC-SHA256 (see docs/safety/channel.md).
     public static var tagLength: Int { 16 }
@@ -41,10 +46,11 @@ public enum SafetyWire {
     public static var permitSize: Int { 4 + 4 + 1 + 1 + trailerSize }
     public static func heartbeatSize(axes: Int) -> Int { 4 + 8 + 8 + 1 + 8 + 32 + 24 + 1 + axes * 16 + trailerSize }
     public static var operatorSize: Int { 4 + 1 + 1 + trailerSize }
+    public static var statusSize: Int { 4 + 4 + 1 + 1 + 1 + 4 + 4 + trailerSize }
     /// Large enough for any datagram of up to `JointVector.capacity` axes.
     public static var maxSize: Int { max(driveSampleSize(axes: JointVector.capacity), heartbeatSize(axes: JointVector.capacity)) }
 
-    public enum Kind: Sendable, Equatable { case driveSample, permit, heartbeat, operatorInput, invalid }
+    public enum Kind: Sendable, Equatable { case driveSample, permit, heartbeat, operatorInput, status, invalid }
 
     /// What `bytes` is, after checking its length and CRC.
     /// - Important: runs in the monitor cycle; must not allocate, lock or log.
@@ -66,6 +72,7 @@ public enum SafetyWire {
         }
         if magic == permitMagic { return bytes.count == permitSize ? .permit : .invalid }
         if magic == operatorMagic { return bytes.count == operatorSize ? .operatorInput : .invalid }
+        if magic == statusMagic { return bytes.count == statusSize ? .status : .invalid }
         return .invalid
     }
 
@@ -339,4 +346,94 @@ public enum SafetyWire {
         inputs.acknowledge = acknowledge == 1
         return true
     }
+
+    /// Encodes the monitor's status for the control process; returns its length.
+    @_noAllocation @_noLocks
+    public static func encodeStatus(sequence: UInt32, _ status: MonitorStatus, counter: UInt64, key: ChannelKey,
+                                    into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        var w = Writer(buffer)
+        w.put(statusMagic)
+        w.put(sequence)
+        w.put(UInt8(status.permit ? 1 : 0))
+        w.put(UInt8(status.quickStop ? 1 : 0))
+        var category: UInt8 = 255
+        switch status.category {
+        case .zero?: category = 0
+        case .one?: category = 1
+        case .two?: category = 2
+        case nil: break
+        }
+        w.put(category)
+        w.put(status.latched)
+        w.put(status.active)
+        return w.seal(counter: counter, key: key)
+    }
+
+    /// The status in a status datagram (its length checked here too); nil when a flag is not 0
+    /// or 1, the category not 0, 1, 2 or 255, or a check bit undefined.
+    @_noAllocation @_noLocks
+    public static func decodeStatus(_ bytes: UnsafeRawBufferPointer) -> (sequence: UInt32, status: MonitorStatus)? {
+        if bytes.count != statusSize { return nil }
+        var r = Reader(bytes)
+        let sequence = r.u32()
+        let p = r.u8(), q = r.u8(), c = r.u8()
+        let latched = r.u32(), active = r.u32()
+        if p > 1 || q > 1 { return nil }
+        let category: StopCategory?
+        switch c {
+        case 0: category = .zero
+        case 1: category = .one
+        case 2: category = .two
+        case 255: category = nil
+        default: return nil
+        }
+        let defined = SafetyCheck.definedBits
+        if latched & ~defined != 0 || active & ~defined != 0 { return nil }
+        return (sequence, MonitorStatus(permit: p == 1, quickStop: q == 1, category: category, latched: latched, active: active))
+    }
+}
+
+/// What the monitor tells the control process when it changes and at least every 20 cycles (`LMS1`): whether it permits power,
+/// whether the drives must make a controlled stop, the stop category in effect and which checks
+/// are latched and present. The control's console and stop reporting take it from here, not from
+/// the monitor's log; it grants nothing (the drives' permits do).
+public struct MonitorStatus: Sendable, Equatable {
+    public var permit: Bool
+    public var quickStop: Bool
+    public var category: StopCategory?
+    /// Bits of `SafetyCheck.bit`.
+    public var latched: UInt32
+    public var active: UInt32
+
+    @_noAllocation @_noLocks
+    public init(permit: Bool, quickStop: Bool, category: StopCategory?, latched: UInt32, active: UInt32) {
+        self.permit = permit
+        self.quickStop = quickStop
+        self.category = category
+        self.latched = latched
+        self.active = active
+    }
+
+    /// The status a verdict gives.
+    @_noAllocation @_noLocks
+    public init(_ verdict: Verdict) {
+        self.init(permit: verdict.permit, quickStop: verdict.controlledStop, category: verdict.category,
+                  latched: verdict.latched, active: verdict.active)
+    }
+
+    /// Field by field (the synthesized `==` is not usable in the monitor's cycle).
+    @_noAllocation @_noLocks
+    public func same(as other: MonitorStatus) -> Bool {
+        var sameCategory: Bool
+        switch (category, other.category) {
+        case (nil, nil), (.zero?, .zero?), (.one?, .one?), (.two?, .two?): sameCategory = true
+        default: sameCategory = false
+        }
+        if permit != other.permit || quickStop != other.quickStop { sameCategory = false }
+        return sameCategory && latched == other.latched && active == other.active
+    }
+
+    /// Whether a stop the operator must acknowledge is latched: a check whose stop latches
+    /// (every one but the deadman's).
+    public var stopLatches: Bool { @_noAllocation @_noLocks get { latched & ~SafetyCheck.selfClearing != 0 } }
 }

@@ -28,6 +28,7 @@ import Testing
         "bench live --branch": "a branch of the arch phantom, checked when the run starts",
         "track --overlay": "a folder for overlays: walked by outputFoldersAreCheckedBeforeAnyWork",
         "safety --drives": "a socket path",
+        "safety --status": "a socket path",
         "safety --key": "a key file, loaded and checked when the monitor starts",
         "--listen": "a socket path",
         "--peer-python": "a program path; empty skips the peer",

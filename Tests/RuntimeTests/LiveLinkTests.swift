@@ -1,6 +1,7 @@
 import Control
 import Core
 import Foundation
+import Safety
 import Sim
 import Testing
 @testable import Runtime
@@ -175,6 +176,11 @@ import Testing
         let caught = waitFor(seconds: 20) { runtime.monitorLog.contains("  crc  ") }
         let log = runtime.monitorLog, stats = runtime.linkStatistics ?? [:]
         #expect(caught, "no crc fault in the monitor's log; link \(stats); log: \(log)")
+        // The operator is shown it, from the monitor's own status (not only its log).
+        let shown = waitFor(seconds: 5) { runtime.snapshot().safety.latchedFaults.contains { LiveRuntime.check(of: $0) == .crc } }
+        let statuses = runtime.linkStatus.statusesTaken, latchedBits = runtime.linkStatus.monitorStatus?.status.latched ?? 0
+        #expect(shown, "the console's latched faults: \(runtime.snapshot().safety.latchedFaults)")
+        #expect(statuses > 0 && latchedBits & SafetyCheck.crc.bit != 0, "statuses taken \(statuses), latched \(latchedBits)")
         let unpowered = waitFor(seconds: 20) { !drives.powered }
         #expect(unpowered, "the drives kept power through the CRC storm")
     }

@@ -28,10 +28,11 @@ import Testing
         let tags = message.withUnsafeBytes { (loaded.mac($0), a.key.mac($0)) }
         #expect((0..<32).allSatisfy { tags.0[$0] == tags.1[$0] })
         // Socket paths fit sun_path (107 bytes) with room for the monitor's own.
-        #expect(a.listenPath.utf8.count < 100 && a.drivesPath.utf8.count < 100)
+        #expect(a.listenPath.utf8.count < 100 && a.drivesPath.utf8.count < 100 && a.statusPath.utf8.count < 100)
+        #expect(a.statusPath.hasPrefix(a.directory + "/"), "the status socket is in the private directory")
         let args = a.arguments(config: "/x/limits.yaml", parent: 42)
-        #expect(args == ["--config", "/x/limits.yaml", "--listen", a.listenPath, "--drives", a.drivesPath, "--key", a.keyPath,
-                         "--exit-with-parent", "42"])
+        #expect(args == ["--config", "/x/limits.yaml", "--listen", a.listenPath, "--drives", a.drivesPath, "--status", a.statusPath,
+                         "--key", a.keyPath, "--exit-with-parent", "42"])
     }
 
     @Test func aDirectoryThatCannotBeMadeIsATypedError() {
