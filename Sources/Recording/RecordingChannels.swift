@@ -160,6 +160,7 @@ public enum RecordingChannels {
         case .fault(let text, let cat): ("fault", "\(text) (stop category \(cat))", 4)
         case .faultsAcknowledged: ("faults_acknowledged", "", 2)
         case .monitor(let alive): ("monitor", alive ? "alive" : "lost", alive ? 2 : 4)
+        case .servoGaveUp(let why): ("servo_gave_up", why, 3)
         case .ended(let why): ("ended", why, 2)
         }
     }

@@ -232,6 +232,7 @@ public struct LiveController: ~Copyable, CycleController {
         published.stopLatched = stopLatched
         published.stopFollowsMonitor = stopFollowsMonitor
         published.arrived = inner.servo.phase == .arrived || reachedTarget
+        published.servoFailure = inner.servo.failure
         rings.published.write(published)
 
         rings.record.pointee.cycle = cycle
@@ -315,7 +316,8 @@ public struct LiveController: ~Copyable, CycleController {
             navigating = true
             jogging = false
             tipJogging = false
-            if servoStale {
+            // A servo that gave up starts afresh on the operator's new target: that is the retry.
+            if servoStale || inner.servo.phase == .gaveUp {
                 inner.restartServo(from: state.position)
                 servoStale = false
             }

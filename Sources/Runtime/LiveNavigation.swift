@@ -116,6 +116,9 @@ public enum LiveNavigation {
         // acknowledge a fault for a person), rather than idling to the time limit.
         var safetyStopSince: Nanoseconds?
         var safetyStop: Int?
+        // A servo that spent its bounded attempts holds where it is: the run ends there, with
+        // what it says to do, rather than idling to the time limit (as a simulated-time run does).
+        var gaveUp: PathServoFailure?
         var ending = runtime.supervise(maxSeconds: maxSeconds, progress: { snap in
             let tip = runtime.trueTip ?? .zero
             let frames = snap.framesAcquired.map(String.init).joined(separator: "+")
@@ -144,6 +147,10 @@ public enum LiveNavigation {
                 arrivedAt = nil
             }
             if let a = arrivedAt, Double(now - started) * 1e-9 > a + 1 { return true }
+            if arrivedAt == nil, let f = runtime.servoFailure {
+                gaveUp = f
+                return true
+            }
             // Power removed (category 0 or 1), or kept for a category-2 stop the cycle then made
             // its own: either way nothing moves until someone acknowledges.
             if settings.monitor, snap.safety.stopCategory != nil, !snap.safety.latchedFaults.isEmpty,
@@ -173,7 +180,9 @@ public enum LiveNavigation {
         let reason: String
         switch ending {
         case .completed:
-            reason = success ? "arrived" : arrivedAt != nil ? String(format: "arrived by the estimate, but the true tip is %.3f mm off", finalError) : "time limit"
+            reason = success ? "arrived"
+                : arrivedAt != nil ? String(format: "arrived by the estimate, but the true tip is %.3f mm off", finalError)
+                : gaveUp.map { "the servo gave up: \($0)" } ?? "time limit"
         default: reason = ending.description
         }
         let g = runtime.imagingFigures ?? ImagingFigures(acquired: [], dropped: [])

@@ -370,6 +370,7 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         var lastMode = ControlMode.idle
         var monitorWasAlive = monitor != nil
         var stoppedForPower = false
+        var servoFailed = false
         while true {
             usleep(10_000)
             let snap = snapshot()
@@ -377,6 +378,9 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
                 record(.modeChanged(from: lastMode, to: snap.mode, reason: snap.holdReason), who: nil)
                 lastMode = snap.mode
             }
+            let failure = shared.published.read().servoFailure
+            if let failure, !servoFailed { record(.servoGaveUp("\(failure)"), who: nil) }
+            servoFailed = failure != nil
             readMonitorLog()
             if let progress, MonotonicClock.now() >= nextProgress {
                 progress(snap)
@@ -609,6 +613,9 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
 
     /// Whether the path servo holds its target (not in `RuntimeSnapshot`, whose fields are fixed).
     public var servoArrived: Bool { shared.published.read().arrived }
+
+    /// Why the path servo gave up, while it holds after its bounded attempts (nil otherwise).
+    public var servoFailure: PathServoFailure? { shared.published.read().servoFailure }
 
     public func latestFrame(plane: UInt8, after index: UInt64) -> LiveFrame? { frames.latest(plane: plane, after: index) }
 

@@ -208,6 +208,8 @@ public struct RuntimeEvent: Sendable, Equatable {
         case fault(String, stopCategory: Int)
         case faultsAcknowledged
         case monitor(alive: Bool)
+        /// The path servo spent its bounded attempts and holds; what it says to do next.
+        case servoGaveUp(String)
         case ended(String)
     }
     /// Increasing, from 1, without gaps; a reader that fell behind sees the gap in `events(after:)`.

@@ -212,6 +212,8 @@ public struct PublishedCycle: Sendable {
     public var stopFollowsMonitor = false
     /// The path servo holds the target.
     public var arrived = false
+    /// The path servo gave up (its bounded attempts spent) and holds: why, in its own terms.
+    public var servoFailure: PathServoFailure?
     public init(joints: Int) {
         self.joints = JointState(jointCount: joints)
         command = JointCommand(jointCount: joints)

@@ -16,6 +16,34 @@ import Testing
         #expect(c.published.appliedIntent == c.sequence)
     }
 
+    /// A servo that spent its bounded attempts holds and says why; the runtime ends a live run
+    /// on that (`LiveNavigation`) and logs it, so the cycle must publish it.
+    @Test func aServoThatGivesUpIsPublishedWithWhyAndHolds() throws {
+        // No progress ever counts (1 m asked in 0.2 s) and no retreat is allowed: it gives up at
+        // its first stall.
+        let c = try SimulatedCycle(depth: 160) { $0.maxRetreats = 0; $0.stallProgress = 1000; $0.stallTime = 0.2 }
+        c.send(.deadman, held: true)
+        c.send(.target, point: c.scene.goal)
+        try c.step(100, deadman: true)
+        let early = c.published.servoFailure
+        #expect(early == nil, "gave up before its stall time")
+        try c.step(600, deadman: true)
+        let failure = try #require(c.published.servoFailure)
+        guard case .noProgress(let retreats, let reached, let route) = failure else { return }
+        #expect(retreats == 0)
+        #expect(reached >= 0 && reached < route, "where it stalled is on the route")
+        // It holds: the command stays where it is.
+        let held = c.published.command.position[0]
+        try c.step(300, deadman: true)
+        let later = c.published.command.position[0]
+        #expect(abs(later - held) < 1e-9)
+        // A new target starts afresh.
+        c.send(.target, point: c.scene.goal)
+        try c.step(20, deadman: true)
+        let after = c.published.servoFailure
+        #expect(after == nil)
+    }
+
     @Test func aTargetWithoutTheDeadmanDoesNotMove() throws {
         let c = try SimulatedCycle()
         c.send(.target, point: c.scene.goal)

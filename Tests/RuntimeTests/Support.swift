@@ -81,7 +81,7 @@ final class SimulatedCycle {
     let images: MeasurementSender
 
     /// `depth`: how far down the tube the goal lies (mm); the catheter's tip starts about 104 mm in.
-    init(deadmanTimeout: Nanoseconds = 250_000_000, depth: Double = 90) throws {
+    init(deadmanTimeout: Nanoseconds = 250_000_000, depth: Double = 90, tuneServo: (inout PathServo) -> Void = { _ in }) throws {
         var setup = NavigationSetup()
         setup.phantom = "straight"
         setup.vessel = "tube"
@@ -92,7 +92,7 @@ final class SimulatedCycle {
         let start = physics.measuredPositions
         let mailbox = MeasurementMailbox(capacity: 64)
         images = mailbox.sender
-        let controller = LiveController(scene.makeController(start: start, measurements: mailbox.receiver), shared: shared)
+        let controller = LiveController(scene.makeController(start: start, measurements: mailbox.receiver, tune: tuneServo), shared: shared)
         runner = CycleRunner(hardware: LivePatient(physics: physics, shared: shared, link: SafetyLink(disabledWith: SafetyLinkStatus())),
                              controller: controller, clock: ManualCycleClock(start: 1_000_000_000), period: 1_000_000)
         try runner.configure()

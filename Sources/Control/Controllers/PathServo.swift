@@ -449,7 +449,8 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             sinceProgress += dt
             if sinceProgress > stallTime || pushedSinceProgress > stallPush {
                 if retreatsHere >= maxRetreats {
-                    failure = .noProgress(retreats: retreatsHere, arcMM: stallArc, routeMM: arc[count - 1])
+                    // Giving up at the first stall (no retreats allowed), no series has begun.
+                    failure = .noProgress(retreats: retreatsHere, arcMM: stallArc >= 0 ? stallArc : arc[progress], routeMM: arc[count - 1])
                     phase = .gaveUp
                     holdAtReference(&command)
                     return

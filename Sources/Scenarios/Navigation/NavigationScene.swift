@@ -111,8 +111,10 @@ public struct NavigationScene: Sendable {
 
     /// The image-guided controller for this scene (estimator, path servo, supervisor), reading
     /// its measurements from `measurements`; its estimator keeps `historyLength` cycles, the
-    /// oldest acquisition time a measurement may have and still be fused.
-    public func makeController(start: JointVector, measurements: consuming MeasurementReceiver, historyLength: Int = 1024) -> ImageGuidedController {
+    /// oldest acquisition time a measurement may have and still be fused. `tune` adjusts the
+    /// servo beyond what the setup says (a test that needs it to give up soon).
+    public func makeController(start: JointVector, measurements: consuming MeasurementReceiver, historyLength: Int = 1024,
+                               tune: (inout PathServo) -> Void = { _ in }) -> ImageGuidedController {
         var servo = PathServo(model: model, route: CenterlineRoute(route, radii: radii))
         // Two tendon pairs bend the tip any way without roll; a servo free to roll winds it
         // to its limit at branches and is left with no way to turn.
@@ -120,6 +122,7 @@ public struct NavigationScene: Sendable {
         // Opt-in: measured on the brachiocephalic they did worse than without (docs/navigation-corners.md).
         if setup.cornerManoeuvres == true { servo.withCornerManoeuvres() }
         if let hairpin { servo.planHairpin(hairpin) }
+        tune(&servo)
         var estimatorSettings = TipEstimatorSettings()
         estimatorSettings.resetFromPixels = planes.count < 2
         return ImageGuidedController(estimator: TipEstimator(model: model, planes: planes, settings: estimatorSettings, historyLength: historyLength), servo: servo,
