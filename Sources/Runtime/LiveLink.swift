@@ -185,9 +185,10 @@ public struct LinkDrives: ~Copyable, RobotHardware {
     public var errorCounts: LinkErrorCounts {
         @_noAllocation @_noLocks get {
             if let s = driveLinkStats {
-                // DriveLink has no working counter: a cycle without a fresh state is a lost frame,
-                // a frame that failed COBS, CRC, version, type or length a corrupt one.
-                return LinkErrorCounts(lost: UInt64(max(0, s.cyclesWithoutState)), corrupt: UInt64(max(0, s.rejected &+ s.wrongPayload)),
+                // DriveLink has no working counter: a COMMAND no STATE answered is a lost frame (a
+                // STATE a cycle or two late is not: the line was slow, not lossy), a frame that
+                // failed COBS, CRC, version, type or length a corrupt one.
+                return LinkErrorCounts(lost: UInt64(max(0, s.commandsLost)), corrupt: UInt64(max(0, s.rejected &+ s.wrongPayload)),
                                        workingCounter: 0)
             }
             if let s = etherCATStats {

@@ -55,6 +55,10 @@ public enum DriveLink {
     /// COMMAND, FAULT_RESET), and how often it tries HELLO (docs/protocol.md, *Timing rules*).
     public static let replyDeadline: Nanoseconds = 200_000_000
     public static let helloTries = 3
+    /// COMMANDs a slow line may still owe a STATE for before the host counts them lost (the
+    /// answers of the last two cycles): a STATE a cycle late is the host's or the drive's
+    /// scheduling, not the link losing frames.
+    @inlinable public static var lateAnswers: Int { 2 }
     /// How long a drive may take to confirm its power stage on (STATE status bit 0) after the
     /// host asked for it; longer is a fault (docs/protocol.md, *Host reaction*).
     public static let powerUpTime: Nanoseconds = 100_000_000

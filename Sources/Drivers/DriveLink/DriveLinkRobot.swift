@@ -25,8 +25,17 @@ public struct DriveLinkStats: Sendable, Equatable {
     public var enableWhileFaulted: Int = 0
     /// FAULT_RESETs sent (each on an operator's acknowledge).
     public var faultResets: Int = 0
-    /// Cycles whose read found no fresh state.
+    /// Cycles whose read found no fresh state (a late STATE counts here too).
     public var cyclesWithoutState: Int = 0
+    /// COMMANDs sent, and those a STATE answered (its ack_seq newer than every earlier one).
+    public var commandsSent: Int = 0
+    public var commandsAnswered: Int = 0
+    /// COMMANDs the link lost: those no STATE answered though a STATE answered a later one, and
+    /// those still unanswered beyond the last `DriveLink.lateAnswers` (a slow line may owe
+    /// those). Never decreases. A STATE that comes a cycle or two late answers its COMMAND and
+    /// is not counted here, though its cycle counted in `cyclesWithoutState`: this is what the
+    /// monitor's lost-frame check is given.
+    public var commandsLost: Int = 0
     /// Writes that failed at the transport.
     public var sendErrors: Int = 0
 }
@@ -67,6 +76,17 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
     /// The enable of the last COMMAND sent, and its seq.
     var askedEnable = false
     var lastCommandSeq: UInt16 = 0
+    /// The newest ack_seq a STATE carried, and the place in the order of COMMANDs sent (1 the
+    /// first) of the COMMAND it answered.
+    var lastAck: UInt16 = 0
+    var haveAck = false
+    var answeredThrough = 0
+    /// The seq and place of the last `sentWindow` COMMANDs, by place modulo the window: which
+    /// COMMAND an ack_seq answers (other messages take seq numbers too).
+    var sentSeq = InlineArray<64, UInt16>(repeating: 0)
+    var sentPlace = InlineArray<64, Int>(repeating: 0)
+    /// `DriveLink.lateAnswers`, held here so that the cycle reads a plain field.
+    let lateAnswers = DriveLink.lateAnswers
     /// Whether a STATE confirmed the power stage on since the host last asked for it, and how
     /// many STATEs came since without confirming it.
     var powerConfirmed = false
@@ -157,7 +177,7 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
         // these, and each costs a frame, not a restart.
         for _ in 0..<(3 * DriveLink.helloTries) {
             askedEnable = false
-            lastCommandSeq = txSeq
+            noteCommandSent()
             _ = send(.command, UnsafeRawBufferPointer(rebasing: payload[0..<size]))
             guard awaitFrame(.state, timeout: DriveLink.replyDeadline) != nil else { continue }
             if let latchedFault { throw HardwareError("drive fault latched: \(latchedFault)", driveFault: latchedFault) }
@@ -286,6 +306,9 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
         stats.oversized = assembler._oversized
         if n < 0 { return .linkLost }
         if case .some = latchedFault { return .driveFault }
+        // Skipped by a later answer, or owed beyond what a slow line may still owe.
+        let owed = (answeredThrough - stats.commandsAnswered) + max(0, stats.commandsSent - answeredThrough - lateAnswers)
+        if owed > stats.commandsLost { stats.commandsLost = owed }
         if fresh { return nil }
         stats.cyclesWithoutState += 1
         return rejectedNow ? .corruptFrame : .noData
@@ -308,7 +331,25 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
             }
             state.insertionForce = Double(Int32(littleEndian: body.loadUnaligned(fromByteOffset: 4 + imageSize, as: Int32.self))) * 1e-3
             stats.statesReceived += 1
-            if UInt16(littleEndian: body.loadUnaligned(as: UInt16.self)) != lastCommandSeq { stats.lateStates += 1 }
+            let ack = UInt16(littleEndian: body.loadUnaligned(as: UInt16.self))
+            if ack != lastCommandSeq { stats.lateStates += 1 }
+            if !haveAck || DriveLink.isNewer(ack, than: lastAck) {
+                stats.commandsAnswered += 1
+                lastAck = ack
+                haveAck = true
+                // The newest of the last 64 COMMANDs with this seq; older than those, the place is
+                // not known and stays where the previous answer left it.
+                var i = 0
+                while i < 64 {
+                    let slot = (stats.commandsSent - i) & 63
+                    if stats.commandsSent - i < 1 { break }
+                    if sentSeq[slot] == ack, sentPlace[slot] == stats.commandsSent - i {
+                        answeredThrough = max(answeredThrough, sentPlace[slot])
+                        break
+                    }
+                    i += 1
+                }
+            }
             checkStatus(body)
             return true
         case .fault:
@@ -379,6 +420,15 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
         }
     }
 
+    /// Counts a COMMAND about to be sent with the current seq and remembers its place.
+    @_noAllocation @_noLocks
+    mutating func noteCommandSent() {
+        lastCommandSeq = txSeq
+        stats.commandsSent += 1
+        sentSeq[stats.commandsSent & 63] = txSeq
+        sentPlace[stats.commandsSent & 63] = stats.commandsSent
+    }
+
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
     public mutating func write(_ command: JointCommand, now: Nanoseconds) -> HardwareFault? {
@@ -395,7 +445,7 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
             if case .some = latchedFault { stats.enableWhileFaulted += 1 }
         }
         askedEnable = command.enable
-        lastCommandSeq = txSeq
+        noteCommandSent()
         return send(.command, UnsafeRawBufferPointer(rebasing: payload[0..<size])) ? nil : .linkLost
     }
 }

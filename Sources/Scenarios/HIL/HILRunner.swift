@@ -376,7 +376,7 @@ public enum HILRunner {
     public static func stats(_ s: DriveLinkStats) -> [String: Int] {
         ["frames_sent": s.framesSent, "states_received": s.statesReceived, "rejected": s.rejected, "stale": s.stale,
          "cycles_without_state": s.cyclesWithoutState, "drive_faults": s.faultsReported, "send_errors": s.sendErrors,
-         "late_states": s.lateStates, "fault_resets": s.faultResets]
+         "late_states": s.lateStates, "fault_resets": s.faultResets, "commands_lost": s.commandsLost]
     }
 
     /// An EtherCAT master's link counters by the names summaries and expectations use.

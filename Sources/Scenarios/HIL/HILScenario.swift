@@ -331,7 +331,7 @@ extension HILScenario {
     public static let counters = [
         // The host's DriveLink link.
         "frames_sent", "states_received", "rejected", "stale", "cycles_without_state", "drive_faults", "late_states",
-        "send_errors", "fault_resets",
+        "send_errors", "fault_resets", "commands_lost",
         // The host's EtherCAT link.
         "frames_received", "wkc_shortfalls", "malformed", "late", "missing",
         // The cycle.

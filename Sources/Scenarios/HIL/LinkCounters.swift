@@ -6,7 +6,7 @@ import Drivers
 /// Each is a slot the cycle alone writes; a slot never written reads as not reported.
 public enum LinkCounter: Int, CaseIterable, Sendable {
     // The host's DriveLink link.
-    case framesSent, statesReceived, rejected, stale, cyclesWithoutState, driveFaults, lateStates, sendErrors, faultResets
+    case framesSent, statesReceived, rejected, stale, cyclesWithoutState, driveFaults, lateStates, sendErrors, faultResets, commandsLost
     // The host's EtherCAT link (frames_sent is shared with DriveLink's).
     case framesReceived, wkcShortfalls, malformed, late, missing
     // The cycle's reads and writes that came back with a fault.
@@ -24,6 +24,7 @@ public enum LinkCounter: Int, CaseIterable, Sendable {
         case .lateStates: "late_states"
         case .sendErrors: "send_errors"
         case .faultResets: "fault_resets"
+        case .commandsLost: "commands_lost"
         case .framesReceived: "frames_received"
         case .wkcShortfalls: "wkc_shortfalls"
         case .malformed: "malformed"
@@ -107,6 +108,7 @@ public struct LinkCounterWriter: @unchecked Sendable {
         set(.lateStates, s.lateStates)
         set(.sendErrors, s.sendErrors)
         set(.faultResets, s.faultResets)
+        set(.commandsLost, s.commandsLost)
     }
 
     /// - Important: runs in the control cycle; must not allocate, lock or log.
