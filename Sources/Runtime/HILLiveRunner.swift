@@ -8,7 +8,7 @@ import Sim
 /// Runs HIL scenarios on the live runtime — the one the demo and the console run, with its
 /// lifecycle and its operator port — on the scenario's link: the steps become an automation
 /// client's intents (enable is hold, a move a joint move, the deadman held by repetition, an
-/// emergency stop the port's stop), the signals come from its read side (the cycle's records,
+/// emergency stop the port's emergency stop), the signals come from its read side (the cycle's records,
 /// its snapshot, the link counters it publishes every cycle), and faults are injected at the
 /// emulated drives as `HILRunner` injects them. Scenarios this runtime cannot run yet are
 /// skipped with the reason (`HILRunner` runs them).
@@ -102,7 +102,10 @@ public enum HILLiveRunner {
         var lastDeadman: Nanoseconds = 0
         var next = 0
         var wasActive = false
-        var operatorStop: Double?
+        // An operator's stop through the port: when it was sent, its category, in words.
+        var operatorStop: (time: Double, category: Int, detail: String)?
+        // The stop category the runtime's snapshot showed when the host left active.
+        var shownCategory: Int?
         let poll = Nanoseconds(options.pollInterval * 1e9)
         func submit(_ intent: OperatorIntent, _ t: Double) {
             if case .failure(let r) = runtime.submit(intent, from: who) { rec.notes.append("\(intent) at \(HILRunner.fmt(t)) s refused: \(r)") }
@@ -117,9 +120,12 @@ public enum HILLiveRunner {
                     submit(.deadman(held: true), t)
                     lastDeadman = MonotonicClock.now()
                     submit(.mode(.hold), t)
-                case .disable, .estop:
+                case .disable:
                     submit(.stop, t)
-                    if operatorStop == nil { operatorStop = now() }
+                    if operatorStop == nil { operatorStop = (now(), 1, "an operator's stop through the port (category 1: controlled stop, then power off)") }
+                case .estop:
+                    submit(.emergencyStop, t)
+                    if operatorStop == nil { operatorStop = (now(), 0, "an operator's emergency stop through the port (category 0: power off at once)") }
                 case .move:
                     guard let axis = step.axis, let duration = step.duration, let amount = step.by ?? step.to else { continue }
                     submit(.jointMove(axis: axis, position: amount, relative: step.by != nil, duration: duration, smooth: step.profile != .linear), t)
@@ -146,7 +152,12 @@ public enum HILLiveRunner {
             let active = snap.lifecycle == .active && snap.mode != .idle && !runtime.shared.stopLatched
             rec.lifecycleTimes.append(t)
             rec.active.append(active ? 1 : 0)
-            if wasActive, !active, rec.stopTime == nil { rec.stopTime = operatorStop ?? t }
+            // When the runtime shows it stopped (not when the stop was sent): the intent's way
+            // through the queue and the cycle is part of the reaction.
+            if wasActive, !active, rec.stopTime == nil {
+                rec.stopTime = t
+                shownCategory = snap.safety.stopCategory
+            }
             wasActive = active
             rec.sample(device: device, counters: runtime.liveLinkCounters, at: t)
             if t >= s.setup.duration_s { break }
@@ -156,8 +167,11 @@ public enum HILLiveRunner {
         drainRecords(runtime, origin: origin, into: &rec)
         rec.ending = ending.description
         let cycle = runtime.counters
-        // The port's stop: a controlled stop, then power off.
-        rec.noteStop(cycle.stop, operatorStop: operatorStop.map { _ in (1, "an operator's stop through the port (category 1)") })
+        // The category of an operator's stop is the one the runtime showed as the host stopped.
+        rec.noteStop(cycle.stop, operatorStop: operatorStop.map { op in
+            let shown = shownCategory ?? op.category
+            return (shown, op.detail + (shown == op.category ? "" : "; the runtime showed category \(shown)"))
+        })
         rec.finish(link: runtime.linkStatistics ?? [:], cycle: cycle, device: device, duration: now())
         let lost = runtime.shared.recorderRecords.lost
         if lost > 0 { rec.notes.append("\(lost) cycles not recorded (the record ring overflowed)") }

@@ -81,6 +81,8 @@ public struct LiveController: ~Copyable, CycleController {
     var target = Vec3.zero
     var stopLatched = false
     var stopFollowsMonitor = false
+    /// The latched stop is an emergency stop (category 0).
+    var stopIsCategory0 = false
     /// The monitor was stopping the drives last cycle: its stop is judged where it begins.
     var monitorWasStopping = false
     var appliedIntent: UInt64 = 0
@@ -231,6 +233,7 @@ public struct LiveController: ~Copyable, CycleController {
         published.deadmanHeld = deadmanHeld
         published.stopLatched = stopLatched
         published.stopFollowsMonitor = stopFollowsMonitor
+        published.stopIsCategory0 = stopIsCategory0
         published.arrived = inner.servo.phase == .arrived || reachedTarget
         rings.published.write(published)
 
@@ -255,10 +258,16 @@ public struct LiveController: ~Copyable, CycleController {
             if intent.held { deadmanSeenAt = now }
         case .stop:
             latchStop()
+        case .emergencyStop:
+            // Category 0: no controlled stop first; this cycle's command already has enable 0.
+            latchStop()
+            stopIsCategory0 = true
+            inner.cutPower(measured: state.position)
         case .acknowledge:
             SharedIndex.store(rings.flags + LiveShared.acknowledgeFlag, SharedIndex.load(rings.flags + LiveShared.acknowledgeFlag) + 1)
             if stopLatched {
                 stopLatched = false
+                stopIsCategory0 = false
                 SharedIndex.store(rings.flags + LiveShared.stopFlag, 0)
                 inner.stop = false
                 ask(.hold, state.position)
@@ -333,6 +342,8 @@ extension LiveController {
     @_noAllocation @_noLocks
     mutating func latchStop() {
         endMoves()
+        // A stop on top of an emergency stop leaves it category 0.
+        if !stopLatched { stopIsCategory0 = false }
         stopLatched = true
         stopFollowsMonitor = false
         navigating = false

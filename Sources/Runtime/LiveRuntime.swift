@@ -496,11 +496,16 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
                              targets: [(name: String, position: Vec3)], axes: Int = 0,
                              lift: ((UInt8, SIMD2<Double>) -> Result<(point: Vec3, routeIndex: Int), IntentRejection>)? = nil)
         -> Result<CycleIntent, IntentRejection> {
-        if case .stop = intent { return .success(CycleIntent(sequence: 0, kind: .stop)) }
+        switch intent {
+        case .stop: return .success(CycleIntent(sequence: 0, kind: .stop))
+        case .emergencyStop: return .success(CycleIntent(sequence: 0, kind: .emergencyStop))
+        default: break
+        }
         guard running else { return .failure(.notRunning) }
         if role == .observer { return .failure(.notPermitted(role: role)) }
         switch intent {
         case .stop: return .success(CycleIntent(sequence: 0, kind: .stop))
+        case .emergencyStop: return .success(CycleIntent(sequence: 0, kind: .emergencyStop))
         case .acknowledgeFaults: return .success(CycleIntent(sequence: 0, kind: .acknowledge))
         case .deadman(let held): return .success(CycleIntent(sequence: 0, kind: .deadman, held: held))
         case .mode(let m):
@@ -578,7 +583,8 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         let safety = SafetyStatus(monitorAlive: monitor == nil ? false : (monitor?.isRunning ?? false) && fresh && alive,
                                   heartbeatAge: heartbeatAt > 0 ? now - heartbeatAt : 0, powerPermitted: powered,
                                   stopCategory: Self.stopCategory(controllerStop: p.stopLatched && !p.stopFollowsMonitor, powered: powered,
-                                                                  monitorQuickStop: permitBits & 2 == 2),
+                                                                  monitorQuickStop: permitBits & 2 == 2,
+                                                                  emergencyStop: p.stopLatched && p.stopIsCategory0),
                                   latchedFaults: latched, deadmanHeld: p.deadmanHeld, imageTipAt: shared.imageTip.latest?.acquiredAt ?? 0)
         let g = imaging?.figures.withLock { ($0.acquired, $0.dropped) }
         return RuntimeSnapshot(time: p.time, cycle: p.cycle, lifecycle: runner.lifecycle, mode: p.mode, holdReason: p.holdReason, joints: p.joints,
@@ -632,8 +638,9 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     /// own stop (the operator's stop button, its own fault) category 1; the monitor's controlled
     /// stop with power kept category 2. A stop the controller latched only because the monitor
     /// stopped the drives is the monitor's: a category-2 image_stale was shown as category 1.
-    static func stopCategory(controllerStop: Bool, powered: Bool, monitorQuickStop: Bool) -> Int? {
-        if !powered { return 0 }
+    /// An emergency stop (`OperatorIntent.emergencyStop`) is category 0 whatever the monitor permits.
+    static func stopCategory(controllerStop: Bool, powered: Bool, monitorQuickStop: Bool, emergencyStop: Bool = false) -> Int? {
+        if !powered || emergencyStop { return 0 }
         if controllerStop { return 1 }
         return monitorQuickStop ? 2 : nil
     }

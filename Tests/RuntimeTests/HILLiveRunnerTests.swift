@@ -41,6 +41,18 @@ import Testing
         }
     }
 
+    /// The emergency stop is the port's category-0 stop: the scenario that expects category 0
+    /// passes, and fails with its stop switched off.
+    @Test func theEmergencyStopIsACategory0StopOnTheLiveRuntime() throws {
+        let s = try Self.scenario("emergency-stop")
+        let on = HILLiveRunner.run(s, options: HILRunOptions(link: "serial"))
+        #expect(on.status == .passed, "\(Self.describe(on))")
+        let category = on.recording?.stopCategory
+        #expect(category == 0)
+        let off = HILLiveRunner.run(s, options: HILRunOptions(link: "serial", faultsSwitchedOff: true))
+        #expect(off.status == .failed, "\(Self.describe(off))")
+    }
+
     @Test func scenariosTheLiveRuntimeCannotRunAreSkippedWithTheReason() throws {
         let monitor = HILLiveRunner.run(try Self.scenario("monitor-killed"), options: HILRunOptions(link: "serial"))
         #expect(monitor.status == .skipped)
