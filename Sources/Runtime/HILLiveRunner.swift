@@ -52,8 +52,8 @@ public enum HILLiveRunner {
             }
         }
         var settings = LiveSettings()
-        // The scene only places the simulated patient the emulated drives move: a straight tube,
-        // no imaging, and no monitor (scenarios with one run on `HILRunner`).
+        // The scene only sets up the runtime (nothing is imaged, the patient does not follow):
+        // a straight tube, no imaging, and no monitor (scenarios with one run on `HILRunner`).
         settings.setup.phantom = "straight"
         settings.setup.vessel = "tube"
         settings.setup.depth = 90
@@ -61,6 +61,9 @@ public enum HILLiveRunner {
         settings.monitor = false
         settings.drives = drives
         settings.driveDynamics = s.setup.drives == "emulated" ? .emulated(nil) : .ideal
+        // Every signal a scenario judges is the drives' (joints, power, counters) and its force
+        // is injected at the emulated drive: the patient's rod physics would only slow the cycle.
+        settings.patientFollowsDrives = false
         settings.linkLossCycles = min(1000, max(2, s.setup.link_loss_cycles))
         // A timeline thread held back on a loaded machine must not read as a released deadman.
         settings.deadmanTimeout = 1
@@ -176,7 +179,7 @@ public enum HILLiveRunner {
         let lost = runtime.shared.recorderRecords.lost
         if lost > 0 { rec.notes.append("\(lost) cycles not recorded (the record ring overflowed)") }
         rec.runtime = "the live runtime (LiveRuntime: its lifecycle, its operator port, its cycle's records and link counters; "
-            + "imaging off, no safety monitor), its link counters published every cycle and sampled every \(Int(options.pollInterval * 1000)) ms"
+            + "imaging off, the simulated patient not following the drives, no safety monitor), its link counters published every cycle and sampled every \(Int(options.pollInterval * 1000)) ms"
         let refused = runtime.warnings
         rec.realtime = options.fifoPriority == nil
             ? "not real-time: every thread on SCHED_OTHER (asked for); timings are those of a host that is not real-time"

@@ -91,6 +91,12 @@ public struct LiveSettings: Sendable {
     /// µs — the emulated DriveLink drives' own watchdog (5 000…1 000 000): a host silent this
     /// long loses their power. A drive parameter; a HIL scenario sets its own.
     public var emulatedDriveWatchdog = LiveLinks.emulatedWatchdog
+    /// On a link: the simulated patient's catheter follows the joints the drives report, every
+    /// cycle (its rod physics), so the C-arm images it and the emulated drives' force sensor reads
+    /// its push. Off for a run that judges the drives alone (a HIL scenario: joints, power,
+    /// counters): the rod then costs the cycle nothing, and its rate is the drives'. Off needs
+    /// drives on a link and no simulated imaging.
+    public var patientFollowsDrives = true
     public init() {}
 
     public func validate() throws(RuntimeError) {
@@ -121,6 +127,14 @@ public struct LiveSettings: Sendable {
         // emulates move: a real device's catheter is not in it.
         if case .device(let a) = drives, case .simulated = imaging {
             throw .badSetting(field: "imaging", reason: "the drives on \(a) are a real device: the simulated C-arm cannot image its catheter; replay a sequence or run without imaging")
+        }
+        if !patientFollowsDrives {
+            guard drives.isLink else {
+                throw .badSetting(field: "patient_follows_drives", reason: "the simulated patient's own drives are the rod's: only drives on a link run without it")
+            }
+            if case .simulated = imaging {
+                throw .badSetting(field: "patient_follows_drives", reason: "the simulated C-arm images the simulated patient's catheter, which stands still without it")
+            }
         }
         if monitor {
             switch drives {
@@ -231,8 +245,9 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         let controller = LiveController(scene.makeController(start: start, measurements: mailbox.receiver, historyLength: 4096), shared: shared)
         if settings.countCycleAllocations { SharedIndex.store(shared.flags + LiveShared.countFromFlag, max(1, settings.warmUpCycles)) }
         runner = CycleRunner(hardware: LivePatient(physics: physics, shared: shared, link: link, watchdog: settings.safetyWatchdog,
-                                                   drives: drives, patientForce: settings.drives.isEmulated,
-                                                   forceSensor: opened.emulated?.emulator?.loadCell),
+                                                   drives: drives, patientForce: settings.drives.isEmulated && settings.patientFollowsDrives,
+                                                   forceSensor: settings.patientFollowsDrives ? opened.emulated?.emulator?.loadCell : nil,
+                                                   patientFollows: settings.patientFollowsDrives),
                              controller: controller, period: period,
                              faultPolicy: settings.drives.isLink ? CycleFaultPolicy(maxConsecutiveReadFaults: settings.linkLossCycles) : CycleFaultPolicy())
         let source: LiveFrameSource?
