@@ -61,6 +61,9 @@ public struct LiveSettings: Sendable {
     /// injection: the catheter, navigating correctly to its target, leaves the lumen the monitor
     /// allows, as a push into the wrong branch would.
     public var monitorVessel: String?
+    /// A limits file for the monitor instead of the one written for this run's robot and scene
+    /// (a HIL scenario's `setup.limits`): the monitor loads it as it is, and refuses a bad one.
+    public var monitorLimits: String?
     /// mm into that vessel the monitor's lumen ends (nil: at the vessel's end). Short of the
     /// goal is a fault injection too: the catheter pushed on where the vessel ends.
     public var monitorDepth: Double?
@@ -215,7 +218,15 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         if settings.monitor {
             let corridor = try MonitorSupervisor.vesselCorridor(tree: scene.tree, vessel: settings.monitorVessel ?? settings.setup.vessel,
                                                                 depth: settings.monitorDepth)
-            let m = try MonitorSupervisor(limits: MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor))
+            let limits: String
+            if let path = settings.monitorLimits {
+                do { limits = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                    throw .badSetting(field: "monitor_limits", reason: "cannot read \(path): \(error.localizedDescription)")
+                }
+            } else {
+                limits = MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor)
+            }
+            let m = try MonitorSupervisor(limits: limits)
             monitor = m
             monitorLimitsPath = m.limitsPath
             if settings.drives.isLink {
@@ -365,6 +376,32 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
             usleep(5000)
         }
         return false
+    }
+
+    /// A fault a HIL scenario or a test injects into the running system, beside the operator
+    /// port (which has no way to do any of these, nor should it).
+    public enum InjectedFault: Sendable, Equatable {
+        /// The monitor process killed (SIGKILL), as a crash would.
+        case monitorKilled
+        /// The monitor process hung (SIGSTOP): there, and silent.
+        case monitorHung
+        /// The host silent, as a crashed or frozen one: the cycle stops where it stands — no
+        /// last command, no enable 0, no heartbeat — and the run is over only at `finish`.
+        case hostSilent
+    }
+
+    /// Injects `fault` (HIL scenarios and tests only; the console has no way to it). False when
+    /// it cannot be done here (no monitor to kill or hang, a run that is not running).
+    public func inject(_ fault: InjectedFault) -> Bool {
+        guard phase.load(ordering: .acquiring) == 1 else { return false }
+        switch fault {
+        case .monitorKilled, .monitorHung:
+            guard let monitor, monitor.isRunning else { return false }
+            monitor.injectFault(hang: fault == .monitorHung)
+        case .hostSilent:
+            runner.requestStop()
+        }
+        return true
     }
 
     /// The monitor's log so far (empty without a monitor).
