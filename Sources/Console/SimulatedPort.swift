@@ -202,7 +202,7 @@ public final class SimulatedPort: OperatorPort {
     private func check(_ intent: OperatorIntent, _ who: OperatorIdentity, _ s: State) -> IntentRejection? {
         let d = runtimeDescription
         switch intent {
-        case .stop: return nil
+        case .stop, .emergencyStop: return nil
         case .deadman(let held): if !held { return nil }
         default: break
         }
@@ -269,6 +269,15 @@ public final class SimulatedPort: OperatorPort {
             }
             s.target = nil; s.deadmanHeld = false
             enterHold(&s, .stop)
+        case .emergencyStop:
+            // Category 0: power off at once, no controlled stop.
+            if s.stopCategory != 0 {
+                s.stopCategory = 0
+                s.faults.append("category-0 stop by \(who.name) (\(who.source))")
+                event(&s, who, .fault("emergency stop", stopCategory: 0))
+            }
+            s.target = nil; s.deadmanHeld = false
+            setMode(&s, .idle, .stop, who)
         case .acknowledgeFaults:
             if s.stopCategory != nil {
                 s.stopCategory = nil; s.faults = []

@@ -8,10 +8,13 @@ import Sim
 /// Runs HIL scenarios on the live runtime — the one the demo and the console run, with its
 /// lifecycle and its operator port — on the scenario's link: the steps become an automation
 /// client's intents (enable is hold, a move a joint move, the deadman held by repetition, an
-/// emergency stop the port's stop), the signals come from its read side (the cycle's records,
+/// emergency stop the port's emergency stop), the signals come from its read side (the cycle's records,
 /// its snapshot, the link counters it publishes every cycle), and faults are injected at the
-/// emulated drives as `HILRunner` injects them. Scenarios this runtime cannot run yet are
-/// skipped with the reason (`HILRunner` runs them).
+/// emulated drives as `HILRunner` injects them. A silent host and the monitor killed or hung
+/// have no intent (a crashed host sends none): they go through the runtime's fault hook
+/// (`LiveRuntime.inject`). With `setup.limits` the runtime starts and supervises the monitor
+/// on that file (serial only: its permits reach the emulated drives' safe-torque-off input).
+/// Scenarios this runtime cannot run yet are skipped with the reason (`HILRunner` runs them).
 public enum HILLiveRunner {
     /// Runs `scenario` on a `LiveRuntime` and judges its expectations.
     public static func run(_ scenario: HILScenario, options: HILRunOptions = HILRunOptions()) -> HILScenarioResult {
@@ -20,13 +23,6 @@ public enum HILLiveRunner {
 
     /// Why the live runtime does not run `s` (nil: it does).
     public static func refusal(_ s: HILScenario) -> String? {
-        if s.hasMonitor {
-            return "runs the safety monitor on its own limits file (setup.limits); the live runtime's monitor guards the scene's vessel"
-        }
-        let portless: [HILScenario.Action] = [.silence_host, .monitor_kill, .monitor_hang]
-        if let step = s.steps.first(where: { portless.contains($0.action) }) {
-            return "its step '\(step.action.rawValue)' has no counterpart on the live runtime's operator port"
-        }
         if s.setup.rate_hz != 1000 { return "the live runtime's cycle runs at 1000 Hz, not \(s.setup.rate_hz)" }
         // Measured: encoder-freeze passed with its freeze switched off (a following error of
         // 1.2 mm mid-move, its band 0.5 mm), so its verdict here would say nothing.
@@ -52,15 +48,27 @@ public enum HILLiveRunner {
             }
         }
         var settings = LiveSettings()
-        // The scene only places the simulated patient the emulated drives move: a straight tube,
-        // no imaging, and no monitor (scenarios with one run on `HILRunner`).
+        // The scene only sets up the runtime (nothing is imaged, the patient does not follow):
+        // a straight tube, no imaging; the monitor only with the scenario's limits file.
         settings.setup.phantom = "straight"
         settings.setup.vessel = "tube"
         settings.setup.depth = 90
         settings.imaging = .off
         settings.monitor = false
+        if let limits = s.resolvedLimitsPath {
+            // The monitor's permits reach the emulated DriveLink drives' safe-torque-off input only.
+            guard drives == .emulatedDriveLink else {
+                throw HILRunSkip(reason: "runs the safety monitor on the emulated DriveLink drives' safe-torque-off input, which \(linkText) does not have (use --link serial)")
+            }
+            settings.monitor = true
+            settings.monitorLimits = limits
+            settings.safetyWatchdog = min(1, max(0.005, s.setup.monitor_watchdog_ms / 1000))
+        }
         settings.drives = drives
         settings.driveDynamics = s.setup.drives == "emulated" ? .emulated(nil) : .ideal
+        // Every signal a scenario judges is the drives' (joints, power, counters) and its force
+        // is injected at the emulated drive: the patient's rod physics would only slow the cycle.
+        settings.patientFollowsDrives = false
         settings.linkLossCycles = min(1000, max(2, s.setup.link_loss_cycles))
         // A timeline thread held back on a loaded machine must not read as a released deadman.
         settings.deadmanTimeout = 1
@@ -95,14 +103,38 @@ public enum HILLiveRunner {
         let who = OperatorIdentity(name: s.name, role: .automation, source: "hil scenario \(s.name)")
         var rec = HILRecording(axes: axes)
         rec.hasDeviceSide = device != nil
+        rec.hasMonitor = runtime.settings.monitor
         let faultsOff = options.faultsSwitchedOff
-        let origin = MonotonicClock.now()
-        func now() -> Double { Double(MonotonicClock.now() - origin) * 1e-9 }
         var deadman = false
         var lastDeadman: Nanoseconds = 0
+        if rec.hasMonitor {
+            // The monitor permits power only with the deadman held and an operator's acknowledge
+            // (its start-up latch): both, as an operator at the console, until it does. The
+            // scenario's time starts then; the deadman stays held.
+            let end = MonotonicClock.now() + 10_000_000_000
+            var lastAcknowledge: Nanoseconds = 0
+            while !runtime.snapshot().safety.powerPermitted, MonotonicClock.now() < end {
+                _ = runtime.submit(.deadman(held: true), from: who)
+                if MonotonicClock.now() - lastAcknowledge > 100_000_000 {
+                    _ = runtime.submit(.acknowledgeFaults, from: who)
+                    lastAcknowledge = MonotonicClock.now()
+                }
+                usleep(20_000)
+            }
+            if !runtime.snapshot().safety.powerPermitted {
+                rec.notes.append("the safety monitor gave no permit within 10 s: \(runtime.monitorLog.suffix(600))")
+            }
+            deadman = true
+            lastDeadman = MonotonicClock.now()
+        }
+        let origin = MonotonicClock.now()
+        func now() -> Double { Double(MonotonicClock.now() - origin) * 1e-9 }
         var next = 0
         var wasActive = false
-        var operatorStop: Double?
+        // An operator's stop through the port: when it was sent, its category, in words.
+        var operatorStop: (time: Double, category: Int, detail: String)?
+        // The stop category the runtime's snapshot showed when the host left active.
+        var shownCategory: Int?
         let poll = Nanoseconds(options.pollInterval * 1e9)
         func submit(_ intent: OperatorIntent, _ t: Double) {
             if case .failure(let r) = runtime.submit(intent, from: who) { rec.notes.append("\(intent) at \(HILRunner.fmt(t)) s refused: \(r)") }
@@ -117,9 +149,12 @@ public enum HILLiveRunner {
                     submit(.deadman(held: true), t)
                     lastDeadman = MonotonicClock.now()
                     submit(.mode(.hold), t)
-                case .disable, .estop:
+                case .disable:
                     submit(.stop, t)
-                    if operatorStop == nil { operatorStop = now() }
+                    if operatorStop == nil { operatorStop = (now(), 1, "an operator's stop through the port (category 1: controlled stop, then power off)") }
+                case .estop:
+                    submit(.emergencyStop, t)
+                    if operatorStop == nil { operatorStop = (now(), 0, "an operator's emergency stop through the port (category 0: power off at once)") }
                 case .move:
                     guard let axis = step.axis, let duration = step.duration, let amount = step.by ?? step.to else { continue }
                     submit(.jointMove(axis: axis, position: amount, relative: step.by != nil, duration: duration, smooth: step.profile != .linear), t)
@@ -132,7 +167,13 @@ public enum HILLiveRunner {
                     lastDeadman = MonotonicClock.now()
                 case .inject: device?.inject(step)
                 case .clear: device?.clear(step.fault)
-                case .silence_host, .monitor_kill, .monitor_hang: break // refused before the run
+                case .silence_host:
+                    // Beside the port (a crashed host sends no intent): the cycle stops where it stands.
+                    if !runtime.inject(.hostSilent) { rec.notes.append("silence_host at \(HILRunner.fmt(t)) s: the runtime was not running") }
+                case .monitor_kill, .monitor_hang:
+                    if !runtime.inject(step.action == .monitor_kill ? .monitorKilled : .monitorHung) {
+                        rec.notes.append("\(step.action.rawValue) at \(HILRunner.fmt(t)) s: no monitor running")
+                    }
                 }
             }
             // Held as a console holds it: repeated well within the runtime's deadman timeout.
@@ -146,9 +187,18 @@ public enum HILLiveRunner {
             let active = snap.lifecycle == .active && snap.mode != .idle && !runtime.shared.stopLatched
             rec.lifecycleTimes.append(t)
             rec.active.append(active ? 1 : 0)
-            if wasActive, !active, rec.stopTime == nil { rec.stopTime = operatorStop ?? t }
+            // When the runtime shows it stopped (not when the stop was sent): the intent's way
+            // through the queue and the cycle is part of the reaction.
+            if wasActive, !active, rec.stopTime == nil {
+                rec.stopTime = t
+                shownCategory = snap.safety.stopCategory
+            }
             wasActive = active
             rec.sample(device: device, counters: runtime.liveLinkCounters, at: t)
+            if rec.hasMonitor {
+                rec.monitorTimes.append(t)
+                rec.monitorPermit.append(snap.safety.powerPermitted ? 1 : 0)
+            }
             if t >= s.setup.duration_s { break }
             _ = MonotonicClock.sleep(until: MonotonicClock.now() + poll)
         }
@@ -156,13 +206,30 @@ public enum HILLiveRunner {
         drainRecords(runtime, origin: origin, into: &rec)
         rec.ending = ending.description
         let cycle = runtime.counters
-        // The port's stop: a controlled stop, then power off.
-        rec.noteStop(cycle.stop, operatorStop: operatorStop.map { _ in (1, "an operator's stop through the port (category 1)") })
+        // The category of an operator's stop is the one the runtime showed as the host stopped.
+        rec.noteStop(cycle.stop, operatorStop: operatorStop.map { op in
+            let shown = shownCategory ?? op.category
+            return (shown, op.detail + (shown == op.category ? "" : "; the runtime showed category \(shown)"))
+        })
         rec.finish(link: runtime.linkStatistics ?? [:], cycle: cycle, device: device, duration: now())
+        if rec.hasMonitor {
+            // What it latched, from its log (read after it stopped), on the timeline's clock.
+            let o = Double(origin) * 1e-9
+            rec.monitorFaults = HILMonitor.faults(inLog: runtime.monitorLog).map {
+                HILMonitorFault(time: $0.monotonic - o, check: $0.check, category: $0.category, line: $0.line)
+            }
+            let atStart = rec.monitorFaults.filter { $0.time < 0 }
+            if !atStart.isEmpty { rec.notes.append("the monitor latched \(atStart.map(\.check).joined(separator: ", ")) at start-up, cleared by the first acknowledge") }
+            for f in rec.monitorFaults where f.time >= 0 { rec.notes.append(String(format: "the monitor latched at %.3f s: ", f.time) + f.line) }
+        }
         let lost = runtime.shared.recorderRecords.lost
         if lost > 0 { rec.notes.append("\(lost) cycles not recorded (the record ring overflowed)") }
+        let monitorText = rec.hasMonitor
+            ? "the safety monitor (lumen-safety, started and supervised by the runtime) on \(runtime.settings.monitorLimits ?? "")"
+            : "no safety monitor"
         rec.runtime = "the live runtime (LiveRuntime: its lifecycle, its operator port, its cycle's records and link counters; "
-            + "imaging off, no safety monitor), its link counters published every cycle and sampled every \(Int(options.pollInterval * 1000)) ms"
+            + "imaging off, the simulated patient not following the drives, \(monitorText)), "
+            + "its link counters published every cycle and sampled every \(Int(options.pollInterval * 1000)) ms"
         let refused = runtime.warnings
         rec.realtime = options.fifoPriority == nil
             ? "not real-time: every thread on SCHED_OTHER (asked for); timings are those of a host that is not real-time"

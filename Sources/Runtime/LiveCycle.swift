@@ -81,6 +81,8 @@ public struct LiveController: ~Copyable, CycleController {
     var target = Vec3.zero
     var stopLatched = false
     var stopFollowsMonitor = false
+    /// The latched stop is an emergency stop (category 0).
+    var stopIsCategory0 = false
     /// The monitor was stopping the drives last cycle: its stop is judged where it begins.
     var monitorWasStopping = false
     var appliedIntent: UInt64 = 0
@@ -231,6 +233,7 @@ public struct LiveController: ~Copyable, CycleController {
         published.deadmanHeld = deadmanHeld
         published.stopLatched = stopLatched
         published.stopFollowsMonitor = stopFollowsMonitor
+        published.stopIsCategory0 = stopIsCategory0
         published.arrived = inner.servo.phase == .arrived || reachedTarget
         published.servoFailure = inner.servo.failure
         rings.published.write(published)
@@ -256,10 +259,16 @@ public struct LiveController: ~Copyable, CycleController {
             if intent.held { deadmanSeenAt = now }
         case .stop:
             latchStop()
+        case .emergencyStop:
+            // Category 0: no controlled stop first; this cycle's command already has enable 0.
+            latchStop()
+            stopIsCategory0 = true
+            inner.cutPower(measured: state.position)
         case .acknowledge:
             SharedIndex.store(rings.flags + LiveShared.acknowledgeFlag, SharedIndex.load(rings.flags + LiveShared.acknowledgeFlag) + 1)
             if stopLatched {
                 stopLatched = false
+                stopIsCategory0 = false
                 SharedIndex.store(rings.flags + LiveShared.stopFlag, 0)
                 inner.stop = false
                 ask(.hold, state.position)
@@ -335,6 +344,8 @@ extension LiveController {
     @_noAllocation @_noLocks
     mutating func latchStop() {
         endMoves()
+        // A stop on top of an emergency stop leaves it category 0.
+        if !stopLatched { stopIsCategory0 = false }
         stopLatched = true
         stopFollowsMonitor = false
         navigating = false
@@ -494,6 +505,9 @@ public struct LivePatient: ~Copyable, RobotHardware {
     /// The emulated drives' insertion force sensor (mN; nil: none), on which the simulated
     /// patient's catheter presses: written every cycle with its contact force.
     let forceSensor: UnsafeMutablePointer<Int64>?
+    /// On a link: the physics catheter follows the drives' joints each cycle (false: it stands
+    /// where it started, and costs the cycle nothing; `LiveSettings.patientFollowsDrives`).
+    let patientFollows: Bool
     /// The link delivered a state at least once (before that the physics holds its start).
     var haveState = false
     /// Set-up fetched the drives' state; the next read passes it on if the link has none newer.
@@ -516,13 +530,15 @@ public struct LivePatient: ~Copyable, RobotHardware {
     let permitWatchdog: Nanoseconds
 
     public init(physics: consuming CatheterPhysicsRobot, shared: LiveShared, link: consuming SafetyLink, watchdog: Double = 0.1, snapshotEvery: Int = 5,
-                drives: consuming LinkDrives? = nil, patientForce: Bool = true, forceSensor: UnsafeMutablePointer<Int64>? = nil) {
+                drives: consuming LinkDrives? = nil, patientForce: Bool = true, forceSensor: UnsafeMutablePointer<Int64>? = nil,
+                patientFollows: Bool = true) {
         // On a link the drives' own safety input takes the permits (their side of the channel).
         if link.enabled, link.servesDrives { physics.armSafetyLine(watchdog: watchdog) }
         lastState = JointState(jointCount: physics.jointCount)
         self.drives = drives.take() ?? LinkDrives(none: physics.jointCount)
         self.patientForce = patientForce
         self.forceSensor = forceSensor
+        self.patientFollows = patientFollows
         self.physics = physics
         self.shared = shared
         self.link = link
@@ -620,7 +636,7 @@ public struct LivePatient: ~Copyable, RobotHardware {
             var sent = command
             if !link.powerPermitted(now: now, watchdog: permitWatchdog) { sent.enable = false }
             fault = drives.write(sent, now: now)
-            if haveState { physics.follow(lastState.position, now: patientNow) }
+            if haveState, patientFollows { physics.follow(lastState.position, now: patientNow) }
             if let sensor = forceSensor {
                 let f = physics.pushForce
                 let mN = f.isFinite ? (f > 1e6 ? 1e6 : f < -1e6 ? -1e6 : f) * 1000 : 0
@@ -638,7 +654,7 @@ public struct LivePatient: ~Copyable, RobotHardware {
             if gap > 0 { rings.heartbeatGap.push(gap) }
         }
         cycles &+= 1
-        if cycles % snapshotEvery == 0 {
+        if cycles % snapshotEvery == 0, patientFollows || !drives.linked {
             let buffer = rings.catheter.beginWrite()
             let n = physics.copyCenterline(into: buffer, capacity: rings.catheter.capacity)
             rings.catheter.endWrite(count: n, time: now, tip: n > 0 ? buffer[n - 1] : .zero)

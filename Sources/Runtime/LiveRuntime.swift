@@ -61,6 +61,9 @@ public struct LiveSettings: Sendable {
     /// injection: the catheter, navigating correctly to its target, leaves the lumen the monitor
     /// allows, as a push into the wrong branch would.
     public var monitorVessel: String?
+    /// A limits file for the monitor instead of the one written for this run's robot and scene
+    /// (a HIL scenario's `setup.limits`): the monitor loads it as it is, and refuses a bad one.
+    public var monitorLimits: String?
     /// mm into that vessel the monitor's lumen ends (nil: at the vessel's end). Short of the
     /// goal is a fault injection too: the catheter pushed on where the vessel ends.
     public var monitorDepth: Double?
@@ -91,6 +94,12 @@ public struct LiveSettings: Sendable {
     /// µs — the emulated DriveLink drives' own watchdog (5 000…1 000 000): a host silent this
     /// long loses their power. A drive parameter; a HIL scenario sets its own.
     public var emulatedDriveWatchdog = LiveLinks.emulatedWatchdog
+    /// On a link: the simulated patient's catheter follows the joints the drives report, every
+    /// cycle (its rod physics), so the C-arm images it and the emulated drives' force sensor reads
+    /// its push. Off for a run that judges the drives alone (a HIL scenario: joints, power,
+    /// counters): the rod then costs the cycle nothing, and its rate is the drives'. Off needs
+    /// drives on a link and no simulated imaging.
+    public var patientFollowsDrives = true
     public init() {}
 
     public func validate() throws(RuntimeError) {
@@ -121,6 +130,14 @@ public struct LiveSettings: Sendable {
         // emulates move: a real device's catheter is not in it.
         if case .device(let a) = drives, case .simulated = imaging {
             throw .badSetting(field: "imaging", reason: "the drives on \(a) are a real device: the simulated C-arm cannot image its catheter; replay a sequence or run without imaging")
+        }
+        if !patientFollowsDrives {
+            guard drives.isLink else {
+                throw .badSetting(field: "patient_follows_drives", reason: "the simulated patient's own drives are the rod's: only drives on a link run without it")
+            }
+            if case .simulated = imaging {
+                throw .badSetting(field: "patient_follows_drives", reason: "the simulated C-arm images the simulated patient's catheter, which stands still without it")
+            }
         }
         if monitor {
             switch drives {
@@ -201,7 +218,15 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         if settings.monitor {
             let corridor = try MonitorSupervisor.vesselCorridor(tree: scene.tree, vessel: settings.monitorVessel ?? settings.setup.vessel,
                                                                 depth: settings.monitorDepth)
-            let m = try MonitorSupervisor(limits: MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor))
+            let limits: String
+            if let path = settings.monitorLimits {
+                do { limits = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                    throw .badSetting(field: "monitor_limits", reason: "cannot read \(path): \(error.localizedDescription)")
+                }
+            } else {
+                limits = MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor)
+            }
+            let m = try MonitorSupervisor(limits: limits)
             monitor = m
             monitorLimitsPath = m.limitsPath
             if settings.drives.isLink {
@@ -233,8 +258,9 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         let controller = LiveController(scene.makeController(start: start, measurements: mailbox.receiver, historyLength: 4096), shared: shared)
         if settings.countCycleAllocations { SharedIndex.store(shared.flags + LiveShared.countFromFlag, max(1, settings.warmUpCycles)) }
         runner = CycleRunner(hardware: LivePatient(physics: physics, shared: shared, link: link, watchdog: settings.safetyWatchdog,
-                                                   drives: drives, patientForce: settings.drives.isEmulated,
-                                                   forceSensor: opened.emulated?.emulator?.loadCell),
+                                                   drives: drives, patientForce: settings.drives.isEmulated && settings.patientFollowsDrives,
+                                                   forceSensor: settings.patientFollowsDrives ? opened.emulated?.emulator?.loadCell : nil,
+                                                   patientFollows: settings.patientFollowsDrives),
                              controller: controller, period: period,
                              faultPolicy: settings.drives.isLink ? CycleFaultPolicy(maxConsecutiveReadFaults: settings.linkLossCycles) : CycleFaultPolicy())
         let source: LiveFrameSource?
@@ -352,6 +378,32 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
             usleep(5000)
         }
         return false
+    }
+
+    /// A fault a HIL scenario or a test injects into the running system, beside the operator
+    /// port (which has no way to do any of these, nor should it).
+    public enum InjectedFault: Sendable, Equatable {
+        /// The monitor process killed (SIGKILL), as a crash would.
+        case monitorKilled
+        /// The monitor process hung (SIGSTOP): there, and silent.
+        case monitorHung
+        /// The host silent, as a crashed or frozen one: the cycle stops where it stands — no
+        /// last command, no enable 0, no heartbeat — and the run is over only at `finish`.
+        case hostSilent
+    }
+
+    /// Injects `fault` (HIL scenarios and tests only; the console has no way to it). False when
+    /// it cannot be done here (no monitor to kill or hang, a run that is not running).
+    public func inject(_ fault: InjectedFault) -> Bool {
+        guard phase.load(ordering: .acquiring) == 1 else { return false }
+        switch fault {
+        case .monitorKilled, .monitorHung:
+            guard let monitor, monitor.isRunning else { return false }
+            monitor.injectFault(hang: fault == .monitorHung)
+        case .hostSilent:
+            runner.requestStop()
+        }
+        return true
     }
 
     /// The monitor's log so far (empty without a monitor).
@@ -502,11 +554,16 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
                              targets: [(name: String, position: Vec3)], axes: Int = 0,
                              lift: ((UInt8, SIMD2<Double>) -> Result<(point: Vec3, routeIndex: Int), IntentRejection>)? = nil)
         -> Result<CycleIntent, IntentRejection> {
-        if case .stop = intent { return .success(CycleIntent(sequence: 0, kind: .stop)) }
+        switch intent {
+        case .stop: return .success(CycleIntent(sequence: 0, kind: .stop))
+        case .emergencyStop: return .success(CycleIntent(sequence: 0, kind: .emergencyStop))
+        default: break
+        }
         guard running else { return .failure(.notRunning) }
         if role == .observer { return .failure(.notPermitted(role: role)) }
         switch intent {
         case .stop: return .success(CycleIntent(sequence: 0, kind: .stop))
+        case .emergencyStop: return .success(CycleIntent(sequence: 0, kind: .emergencyStop))
         case .acknowledgeFaults: return .success(CycleIntent(sequence: 0, kind: .acknowledge))
         case .deadman(let held): return .success(CycleIntent(sequence: 0, kind: .deadman, held: held))
         case .mode(let m):
@@ -590,7 +647,8 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         let safety = SafetyStatus(monitorAlive: monitor == nil ? false : (monitor?.isRunning ?? false) && fresh && alive,
                                   heartbeatAge: heartbeatAt > 0 ? now - heartbeatAt : 0, powerPermitted: powered,
                                   stopCategory: Self.stopCategory(controllerStop: p.stopLatched && !p.stopFollowsMonitor, powered: powered,
-                                                                  monitorQuickStop: permitBits & 2 == 2),
+                                                                  monitorQuickStop: permitBits & 2 == 2,
+                                                                  emergencyStop: p.stopLatched && p.stopIsCategory0),
                                   latchedFaults: latched, deadmanHeld: p.deadmanHeld, imageTipAt: shared.imageTip.latest?.acquiredAt ?? 0)
         let g = imaging?.figures.withLock { ($0.acquired, $0.dropped) }
         return RuntimeSnapshot(time: p.time, cycle: p.cycle, lifecycle: runner.lifecycle, mode: p.mode, holdReason: p.holdReason, joints: p.joints,
@@ -668,8 +726,9 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     /// own stop (the operator's stop button, its own fault) category 1; the monitor's controlled
     /// stop with power kept category 2. A stop the controller latched only because the monitor
     /// stopped the drives is the monitor's: a category-2 image_stale was shown as category 1.
-    static func stopCategory(controllerStop: Bool, powered: Bool, monitorQuickStop: Bool) -> Int? {
-        if !powered { return 0 }
+    /// An emergency stop (`OperatorIntent.emergencyStop`) is category 0 whatever the monitor permits.
+    static func stopCategory(controllerStop: Bool, powered: Bool, monitorQuickStop: Bool, emergencyStop: Bool = false) -> Int? {
+        if !powered || emergencyStop { return 0 }
         if controllerStop { return 1 }
         return monitorQuickStop ? 2 : nil
     }

@@ -3,6 +3,7 @@ import Core
 import Foundation
 import Safety
 import Sim
+import Synchronization
 
 /// The safety monitor as its own process (`lumen-safety`, the executable that links Safety,
 /// Core and Drivers only), started and watched by the runtime. It gets a private directory for
@@ -51,9 +52,21 @@ public final class MonitorSupervisor: @unchecked Sendable {
     public var terminationStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
     public var log: String { (try? String(contentsOfFile: channel.logPath, encoding: .utf8)) ?? "" }
 
+    /// Stopped by the scheduler (SIGSTOP, `hang`): resumed before it is asked to stop.
+    let hung = Atomic<Bool>(false)
+
+    /// Fault injection (HIL, tests): the monitor killed, as a crash would (SIGKILL: no last
+    /// permit), or hung (SIGSTOP: its process and socket still there, nothing answered).
+    public func injectFault(hang: Bool) {
+        guard process.isRunning else { return }
+        if hang { hung.store(true, ordering: .releasing) }
+        kill(process.processIdentifier, hang ? SIGSTOP : SIGKILL)
+    }
+
     /// Asks the monitor to stop (SIGTERM), waits up to `seconds`, then kills it.
     public func stop(seconds: Double = 2) {
         guard process.processIdentifier > 0 else { return }
+        if hung.exchange(false, ordering: .acquiringAndReleasing), process.isRunning { kill(process.processIdentifier, SIGCONT) }
         if process.isRunning { process.terminate() }
         let end = Date().addingTimeInterval(seconds)
         while process.isRunning, Date() < end { usleep(5000) }

@@ -59,6 +59,10 @@ public enum OperatorIntent: Sendable, Equatable {
     case jointMove(axis: Int, position: Double, relative: Bool, duration: Double, smooth: Bool)
     /// Category-1 stop: controlled stop, then power off. Always accepted, from any role.
     case stop
+    /// Category-0 stop (the emergency stop): the drives' power removed at once, from the next
+    /// cycle's command (enable 0, the reference where the joints stand), with no controlled stop
+    /// before it; latched like `stop` until acknowledged. Always accepted, from any role.
+    case emergencyStop
     /// Acknowledge latched faults (after their cause has gone).
     case acknowledgeFaults
 }

@@ -10,7 +10,7 @@ import Synchronization
 /// An intent as the cycle applies it: plain values only, resolved (a named target to its point)
 /// on the submitting side, so the cycle never touches a string or a reference.
 public struct CycleIntent: Sendable, Equatable {
-    public enum Kind: UInt8, Sendable { case deadman, mode, target, stop, acknowledge, jointJog, tipJog, jointMove }
+    public enum Kind: UInt8, Sendable { case deadman, mode, target, stop, acknowledge, jointJog, tipJog, jointMove, emergencyStop }
     public var sequence: UInt64
     public var kind: Kind
     /// The deadman (`deadman`), or the clutch (`tipJog`).
@@ -210,6 +210,8 @@ public struct PublishedCycle: Sendable {
     /// That stop was latched because the monitor stopped the drives while the robot moved: the
     /// stop in effect is the monitor's (its category), the controller only holds with it.
     public var stopFollowsMonitor = false
+    /// That stop is an emergency stop (category 0: power removed at once).
+    public var stopIsCategory0 = false
     /// The path servo holds the target.
     public var arrived = false
     /// The path servo gave up (its bounded attempts spent) and holds: why, in its own terms.

@@ -167,6 +167,28 @@ private func limiter(start: JointVector = JointVector([50, 0])) -> MotionLimiter
         #expect(s.mode == .tipServo)
     }
 
+    /// Category 0: mid-jog at speed, idle at once: the very next command has the power off and
+    /// the reference where the joints are measured, with no braking ramp before it.
+    @Test func cuttingPowerIsIdleAtOnceWithTheReferenceAtTheJoints() throws {
+        var s = Supervisor(limiter: limiter())
+        var c = JointCommand(jointCount: 2)
+        try s.request(.hold, held, measured: JointVector([50, 0]))
+        try s.request(.jog, held, measured: JointVector([50, 0]))
+        for _ in 0..<500 { s.update(held, jogVelocity: JointVector([10, 0]), servoTarget: JointVector(count: 2), dt: dt, command: &c) }
+        let moving = c.enable && !s.limiter.isAtRest
+        #expect(moving)
+        let measured = JointVector([53.5, 0.01])
+        s.cutPower(measured: measured)
+        s.update(SupervisorInputs(deadman: true, stop: true), jogVelocity: JointVector([10, 0]), servoTarget: JointVector(count: 2), dt: dt, command: &c)
+        let enable = c.enable, mode = s.mode, reason = s.reason, position = c.position
+        #expect(!enable)
+        #expect(mode == .idle)
+        #expect(reason == .stop)
+        #expect(position == measured)
+        // Out of it only through hold, once the stop is no longer asked for.
+        #expect(throws: ModeRequestError.notFrom(.idle, to: .jog)) { try s.request(.jog, held, measured: measured) }
+    }
+
     @Test func idleNeverCommandsPower() throws {
         var s = Supervisor(limiter: limiter())
         var c = JointCommand(jointCount: 2)

@@ -101,6 +101,64 @@ import Testing
         #expect(c.published.mode == .tipServo)
     }
 
+    /// Category 0: the very next command has the power off, with no controlled stop before it,
+    /// where a category-1 stop still commands power while it brakes.
+    @Test func anEmergencyStopRemovesPowerInTheNextCycleAndLatchesUntilAcknowledged() throws {
+        let c = try SimulatedCycle()
+        c.send(.deadman, held: true)
+        c.send(.target, point: c.scene.goal)
+        try c.step(200, deadman: true)
+        let moving = c.published.mode
+        #expect(moving == .tipServo)
+        c.send(.emergencyStop)
+        try c.step(1)
+        let enable = c.runner.command.enable
+        let mode = c.published.mode
+        let latched = c.shared.stopLatched
+        let category0 = c.published.stopIsCategory0
+        #expect(!enable, "a category-0 stop's first command has the power off")
+        #expect(mode == .idle)
+        #expect(latched)
+        #expect(category0)
+        // The reference where the joints stand: nothing asked of them when power returns.
+        let command = c.runner.command.position
+        let joints = c.published.joints.position
+        for i in 0..<joints.count { #expect(abs(command[i] - joints[i]) < 1e-9, "axis \(i)") }
+        // Latched: no target moves it, and a category-1 stop on top leaves it category 0.
+        c.send(.deadman, held: true)
+        c.send(.target, point: c.scene.goal)
+        c.send(.stop)
+        try c.step(20, deadman: true)
+        let stillIdle = c.published.mode
+        let stillOff = c.runner.command.enable
+        let stillCategory0 = c.published.stopIsCategory0
+        #expect(stillIdle == .idle)
+        #expect(!stillOff)
+        #expect(stillCategory0)
+        c.send(.acknowledge)
+        try c.step(5)
+        let after = c.published.mode
+        let afterLatched = c.shared.stopLatched
+        let afterCategory0 = c.published.stopIsCategory0
+        #expect(after == .hold)
+        #expect(!afterLatched)
+        #expect(!afterCategory0)
+    }
+
+    /// The contrast the emergency stop is judged against: a category-1 stop brakes with power on.
+    @Test func aCategory1StopStillCommandsPowerWhileItBrakes() throws {
+        let c = try SimulatedCycle()
+        c.send(.deadman, held: true)
+        c.send(.target, point: c.scene.goal)
+        try c.step(200, deadman: true)
+        c.send(.stop)
+        try c.step(1)
+        let enable = c.runner.command.enable
+        let category0 = c.published.stopIsCategory0
+        #expect(enable)
+        #expect(!category0)
+    }
+
     /// Every kind of cycle counted: idle, the servo entered, following with images, the deadman
     /// timing out, a stop braking to idle, the acknowledge; after one warm-up pass of each.
     @Test func theCycleAllocatesNothingWhateverTheOperatorDoes() throws {
@@ -117,6 +175,13 @@ import Testing
             try c.step(500, deadman: true)
             c.send(.acknowledge)
             c.send(.mode, mode: .hold)
+            try c.step(50)
+            c.send(.deadman, held: true)
+            c.send(.target, point: c.scene.goal)
+            try c.step(100, deadman: true)
+            c.send(.emergencyStop)
+            try c.step(50, deadman: true)
+            c.send(.acknowledge)
             try c.step(50)
         }
         try scenario()

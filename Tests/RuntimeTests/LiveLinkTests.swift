@@ -77,6 +77,53 @@ import Testing
         #expect(name.hasPrefix("serial"))
     }
 
+    /// A run that judges the drives alone (a HIL scenario) runs without the simulated patient:
+    /// the drives move as jogged, the catheter's rod is not stepped after them.
+    @Test func withoutThePatientFollowingTheDrivesMoveAndTheCatheterStandsStill() throws {
+        var settings = tubeSettings(monitor: false, imaging: .off, realtime: true)
+        settings.drives = .emulatedDriveLink
+        settings.patientFollowsDrives = false
+        let runtime = try LiveRuntime(settings, robot: try loadRobot())
+        let emulated = runtime.emulatedDrives
+        let drives = try #require(emulated)
+        let emulator = try #require(drives.emulator)
+        // The physics catheter's tip, read while the cycle does not run (before and after).
+        let tipBefore = runtime.runner.withHardware { $0.tip }
+        let (_, client) = try startPoweredRuntime(runtime)
+        defer {
+            client.stop()
+            _ = runtime.finish(.completed)
+        }
+        _ = client.submit(.mode(.hold))
+        let holding = waitFor(seconds: 20) { runtime.snapshot().mode == .hold && drives.powered }
+        try #require(holding, "the drives never held with power")
+        let driveBefore = emulator.report.positions[0]
+        let end = Date().addingTimeInterval(2)
+        while Date() < end {
+            _ = client.submit(.jointJog(JointVector([1, 0, 0, 0])))
+            usleep(50_000)
+        }
+        _ = waitFor(seconds: 5) { runtime.snapshot().joints.velocity[0] == 0 }
+        let moved = emulator.report.positions[0] - driveBefore
+        client.stop()
+        _ = runtime.finish(.completed)
+        let tipAfter = runtime.runner.withHardware { $0.tip }
+        let advanced = (tipAfter - tipBefore).length
+        #expect(moved > 1, "the emulated drives' insertion moved \(moved) mm in 2 s of jog")
+        #expect(advanced < 0.01, "the catheter's tip moved \(advanced) mm without the patient following")
+    }
+
+    @Test func onlyDrivesOnALinkRunWithoutThePatient() {
+        var settings = tubeSettings(monitor: false, imaging: .off)
+        settings.patientFollowsDrives = false
+        #expect(throws: RuntimeError.self) { try settings.validate() }
+        settings.drives = .emulatedDriveLink
+        settings.imaging = .simulated(planes: 1)
+        #expect(throws: RuntimeError.self) { try settings.validate() }
+        settings.imaging = .off
+        #expect(throws: Never.self) { try settings.validate() }
+    }
+
     /// The emulated drives stand beside a simulated patient: their insertion force sensor must
     /// read what that patient's catheter pushes on, in the STATE the cycle reads and in the
     /// samples the monitor judges (its force check, hazard H1). It read 0 N whatever the

@@ -17,6 +17,7 @@ struct PortChecksTests {
             #expect(throws: IntentRejection.notPermitted(role: .observer)) { try check(i, .observer).get() }
         }
         #expect(try check(.stop, .observer).get().kind == .stop)
+        #expect(try check(.emergencyStop, .observer).get().kind == .emergencyStop)
     }
 
     @Test func valuesOutOfRangeAreRefusedWithTheirField() {
@@ -52,6 +53,8 @@ struct PortChecksTests {
     @Test func nothingButStopWhenNotRunning() throws {
         #expect(throws: IntentRejection.notRunning) { try check(.deadman(held: true), running: false).get() }
         #expect(try check(.stop, running: false).get().kind == .stop)
+        #expect(try check(.emergencyStop, running: false).get().kind == .emergencyStop)
+        #expect(try check(.emergencyStop, stop: true).get().kind == .emergencyStop)
     }
 
     @Test func aFullIntentQueueSaysBusy() {
@@ -80,5 +83,7 @@ struct PortChecksTests {
         #expect(LiveRuntime.stopCategory(controllerStop: true, powered: false, monitorQuickStop: false) == 0)
         #expect(LiveRuntime.stopCategory(controllerStop: false, powered: false, monitorQuickStop: true) == 0)
         #expect(LiveRuntime.stopCategory(controllerStop: false, powered: true, monitorQuickStop: false) == nil)
+        // An emergency stop: category 0 while the monitor still permits power.
+        #expect(LiveRuntime.stopCategory(controllerStop: true, powered: true, monitorQuickStop: false, emergencyStop: true) == 0)
     }
 }

@@ -86,6 +86,13 @@ public struct ImageGuidedController: ~Copyable, CycleController {
         return supervisor.attempt(mode, inputs, measured: measured)
     }
 
+    /// A category-0 stop: the supervisor idle at once, power off from this cycle's command on
+    /// (`Supervisor.cutPower`). Cycle-safe.
+    @_noAllocation @_noLocks
+    public mutating func cutPower(measured: JointVector) {
+        supervisor.cutPower(measured: measured)
+    }
+
     /// Starts the path servo again from `q` (its joint reference, its progress along the route):
     /// after the operator jogged, the servo's own reference is where it left off, and the limiter
     /// would carry the joints back there. Cycle-safe.

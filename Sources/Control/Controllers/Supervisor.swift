@@ -122,6 +122,18 @@ public struct Supervisor: Sendable {
         }
     }
 
+    /// A category-0 stop (IEC 60204-1): power off at once, without the controlled stop: idle now,
+    /// the reference where the joints stand (`measured`), so the next command has enable 0 and
+    /// asks for no motion when power returns. Leaving it is the way out of idle: hold, once the
+    /// stop's cause is acknowledged.
+    @_noAllocation @_noLocks
+    public mutating func cutPower(measured: JointVector) {
+        limiter.reset(to: measured)
+        mode = .idle
+        reason = .stop
+        idlePending = false
+    }
+
     /// One cycle: applies the automatic transitions, then writes the limited command for the
     /// mode: jog follows `jogVelocity`, tip servo `servoTarget` (joint positions), hold brakes.
     @_noAllocation @_noLocks
