@@ -135,6 +135,8 @@ public enum HILLiveRunner {
         var operatorStop: (time: Double, category: Int, detail: String)?
         // The stop category the runtime's snapshot showed when the host left active.
         var shownCategory: Int?
+        // The host's stop followed the monitor's (a stop it sent, or its permits running out).
+        var followedMonitor = false
         let poll = Nanoseconds(options.pollInterval * 1e9)
         func submit(_ intent: OperatorIntent, _ t: Double) {
             if case .failure(let r) = runtime.submit(intent, from: who) { rec.notes.append("\(intent) at \(HILRunner.fmt(t)) s refused: \(r)") }
@@ -192,6 +194,7 @@ public enum HILLiveRunner {
             if wasActive, !active, rec.stopTime == nil {
                 rec.stopTime = t
                 shownCategory = snap.safety.stopCategory
+                followedMonitor = runtime.shared.published.read().stopFollowsMonitor
             }
             wasActive = active
             rec.sample(device: device, counters: runtime.liveLinkCounters, at: t)
@@ -221,6 +224,18 @@ public enum HILLiveRunner {
             let atStart = rec.monitorFaults.filter { $0.time < 0 }
             if !atStart.isEmpty { rec.notes.append("the monitor latched \(atStart.map(\.check).joined(separator: ", ")) at start-up, cleared by the first acknowledge") }
             for f in rec.monitorFaults where f.time >= 0 { rec.notes.append(String(format: "the monitor latched at %.3f s: ", f.time) + f.line) }
+        }
+        if rec.stopReason == nil, followedMonitor, let stop = rec.stopTime {
+            // The stop in effect is the monitor's: the most severe it latched up to the host's
+            // stop; none latched (killed, hung) is its permits running out, power off at once.
+            let latched = rec.monitorFaults.filter { $0.time >= 0 && $0.time <= stop + 0.005 }
+            let category = latched.map(\.category).min() ?? 0
+            rec.stopReason = .monitor
+            rec.stopCategory = category
+            rec.stopPowerLost = category < 2
+            rec.stopDetail = latched.isEmpty
+                ? "the host's stop follows the safety monitor's: its permits ended and the drives' safety input removed power"
+                : "the host's stop follows the safety monitor's (\(latched.map(\.check).joined(separator: ", ")), category \(category)"
         }
         let lost = runtime.shared.recorderRecords.lost
         if lost > 0 { rec.notes.append("\(lost) cycles not recorded (the record ring overflowed)") }

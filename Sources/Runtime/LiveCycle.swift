@@ -426,7 +426,16 @@ extension LiveController {
             let p = profile(i, now: now)
             let commanded = i < published.command.position.count ? published.command.position[i] : p.position
             var want = p.velocity + Self.moveGain * (p.position - commanded)
-            let limit = i < model.maxVelocity.count ? model.maxVelocity[i] : 0
+            var limit = i < model.maxVelocity.count ? model.maxVelocity[i] : 0
+            // Never faster than the profile's own peak speed: catching up what the limiter held
+            // back at the start of a linear profile (a step in speed) would otherwise run the
+            // move faster than asked, and past a velocity limit the profile itself keeps.
+            let duration = moveDuration[i] * 1e-9
+            if duration > 0 {
+                let span = moveGoal[i] - moveFrom[i]
+                let peak = (span < 0 ? -span : span) / duration * (moveSmooth[i] > 0 ? 1.875 : 1)
+                if peak < limit { limit = peak }
+            }
             want = want < -limit ? -limit : (want > limit ? limit : want)
             v[i] = want.isFinite ? want : 0
         }
@@ -592,7 +601,10 @@ public struct LivePatient: ~Copyable, RobotHardware {
     public mutating func read(into state: inout JointState, now: Nanoseconds) -> HardwareFault? {
         link.takePermits(into: physics, now: now)
         link.takeStatus(now: now)
-        SharedIndex.store(rings.flags + LiveShared.monitorStopFlag, link.monitorStops ? 1 : 0)
+        // Stopping too when its permits ran out (a monitor killed or hung): the drives' safety
+        // input removes power then, as it does on a stop the monitor sends.
+        let permitted = link.powerPermitted(now: now, watchdog: permitWatchdog)
+        SharedIndex.store(rings.flags + LiveShared.monitorStopFlag, link.monitorStops || !permitted ? 1 : 0)
         if lastWallTime == 0 { patientTime = now } else {
             let step = now - lastWallTime
             patientTime += step < 0 ? 0 : step > maxStep ? maxStep : step

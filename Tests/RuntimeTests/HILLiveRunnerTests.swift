@@ -68,7 +68,7 @@ import Testing
         // latched anything before the kill cannot say what the kill did.
         let kill = on.recording?.stepTimes["kill"] ?? 0
         let latchedBeforeKill = on.recording?.monitorFaults.contains { $0.time >= 0 && $0.time < kill } == true
-        for name in ["permits stop", "drive unpowered"] where !latchedBeforeKill {
+        for name in ["permits stop", "drive unpowered", "host stops on the lost power"] where !latchedBeforeKill {
             let passed = on.checks.first { $0.name == name }?.passed
             #expect(passed == true, "\(name): \(Self.describe(on))")
         }

@@ -97,6 +97,21 @@ extension SimulatedCycle {
         #expect(abs(c.joints[0] - before[0]) < 0.2, "back at \(c.joints[0]), from \(before[0])")
     }
 
+    /// A linear profile is a step in speed that the limiter's acceleration limit holds back:
+    /// catching that up must not run the move faster than the speed it asked for (a monitor's
+    /// velocity limit above the profile's speed latched on it).
+    @Test func aLinearJointMoveIsNeverCommandedFasterThanItsProfile() throws {
+        let c = try SimulatedCycle()
+        try c.step(50)
+        let before = c.joints[0]
+        var sent = false
+        // 5 mm over 1 s: 5 mm/s throughout.
+        let r = try c.rounds(30) { if !sent { sent = true; c.sendMove(axis: 0, 5, seconds: 1, smooth: false) } }
+        let moved = c.joints[0] - before
+        #expect(abs(moved - 5) < 0.2, "a 5 mm move went \(moved) mm")
+        #expect(r.speed[0] <= 5 * 1.001, "commanded \(r.speed[0]) mm/s on a 5 mm/s profile")
+    }
+
     @Test func aJointMoveEndsWhereItStandsWhenTheDeadmanIsLetGoAndDoesNotResume() throws {
         let c = try SimulatedCycle()
         try c.step(50)

@@ -96,6 +96,29 @@ struct HILEvaluatorTests {
         #expect(none.message.contains("did not stop"))
     }
 
+    /// `power_lost`: power the host did not remove, whichever way the host saw it go.
+    @Test func powerLostIsAPowerStageOffOrAStopFollowingTheMonitorAndNothingElse() throws {
+        let expectation = "{name: x, kind: stop, after: fault, reason: power_lost, within: 0.2}"
+        var stageOff = Self.recording()
+        stageOff.stopReason = .drive_fault
+        stageOff.stopPowerLost = true
+        let a = try Self.judge(expectation, stageOff)
+        #expect(a.passed, "\(a.message)")
+        var monitor = Self.recording()
+        monitor.stopReason = .monitor
+        monitor.stopPowerLost = true
+        let b = try Self.judge(expectation, monitor)
+        #expect(b.passed, "\(b.message)")
+        // An overcurrent is a drive fault, not lost power; nor is a link lost.
+        var overcurrent = Self.recording()
+        overcurrent.stopReason = .drive_fault
+        overcurrent.stopPowerLost = false
+        let c = try Self.judge(expectation, overcurrent)
+        #expect(!c.passed)
+        let d = try Self.judge(expectation)
+        #expect(!d.passed, "a lost link passed as lost power")
+    }
+
     @Test func driveUnpoweredPassesByTheWatchdogInTimeAndFailsOtherwise() throws {
         let ok = try Self.judge("{name: d, kind: drive_unpowered, after: fault, cause: watchdog, within: 0.1}")
         #expect(ok.passed, "\(ok.message)")

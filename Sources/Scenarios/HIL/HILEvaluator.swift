@@ -92,7 +92,7 @@ public enum HILEvaluator {
             let delay = stop - ref
             if delay < -0.001 { return fail("the host stopped at \(f(stop)) s, before '\(label)' (at \(f(ref)) s): \(r.stopDetail)", at: stop) }
             if delay > within { return fail("the host stopped \(ms(delay)) after '\(label)', later than the \(ms(within)) allowed: \(r.stopDetail)", at: stop) }
-            if let want = e.reason, want != .any, want != reason {
+            if let want = e.reason, want != .any, want == .power_lost ? !r.stopPowerLost : want != reason {
                 return fail("the host stopped \(ms(delay)) after '\(label)' but for \(reason.rawValue), not \(want.rawValue): \(r.stopDetail)", at: stop)
             }
             if let c = e.category, c != r.stopCategory {

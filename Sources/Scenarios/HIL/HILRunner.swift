@@ -53,6 +53,8 @@ public struct HILRecording: Sendable, Equatable {
     /// When the host left `active` by itself or by an operator's stop (s), and why.
     public var stopTime: Double?
     public var stopReason: HILScenario.StopReason?
+    /// The stop came of the drives losing power the host did not remove (`StopReason.power_lost`).
+    public var stopPowerLost = false
     public var stopCategory: Int?
     public var stopDetail = ""
     /// At the end of the run, every counter the link, the cycle and the device side report.
@@ -165,6 +167,7 @@ extension HILRecording {
             case .driveFault(let f):
                 stopReason = .drive_fault
                 stopCategory = f.stopCategory
+                stopPowerLost = f.kind == .powerLost
             case .linkLost:
                 stopReason = .link_lost
                 stopCategory = 0

@@ -203,7 +203,12 @@ public struct HILScenario: ValidatedConfig, Sendable, Equatable {
     }
 
     /// Why the host stopped: a drive fault, a lost link, an operator's stop (disable, estop), or any.
-    public enum StopReason: String, Codable, Sendable, CaseIterable { case drive_fault, link_lost, `operator`, any }
+    /// Why the host stopped. `monitor`: its stop follows the safety monitor's (a stop it sent, or
+    /// its permits running out), as the live runtime's does. `power_lost`, expected only: the
+    /// drives lost power the host did not remove — a drive fault of a power stage gone off (a
+    /// host that asked for power regardless), or a stop following the monitor (one that asks
+    /// only for the power the monitor permits).
+    public enum StopReason: String, Codable, Sendable, CaseIterable { case drive_fault, link_lost, `operator`, monitor, power_lost, any }
     public enum PowerCause: String, Codable, Sendable, CaseIterable { case watchdog, any }
 
     public struct Expectation: Codable, Sendable, Equatable {
@@ -457,7 +462,7 @@ extension HILScenario {
             case .stop:
                 allowed = [.name, .kind, .reason, .category, .after, .within]
                 requireAfter(e, f, labels, &v)
-                if e.reason == nil { v.fail("\(f).reason", "missing: drive_fault, link_lost, operator or any") }
+                if e.reason == nil { v.fail("\(f).reason", "missing: drive_fault, link_lost, operator, monitor, power_lost or any") }
                 if let c = e.category { v.check(c >= 0 && c <= 2, "\(f).category", "a stop category 0, 1 or 2 (IEC 60204-1)") }
             case .drive_unpowered:
                 allowed = [.name, .kind, .cause, .after, .within]
