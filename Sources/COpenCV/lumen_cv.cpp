@@ -138,6 +138,16 @@ extern "C" int lumen_cv_draw_text(uint8_t *rgb, int width, int height, const cha
     }
 }
 
+extern "C" int lumen_cv_text_width(const char *text, double scale) {
+    if (text == nullptr || !(scale > 0)) return 0;
+    try {
+        int baseline = 0;
+        return cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, 1, &baseline).width;
+    } catch (const std::exception &) {
+        return 0;
+    }
+}
+
 extern "C" int lumen_cv_encode_gray16(const uint16_t *pixels, int width, int height, int format, int quality,
                                       int low, int high, uint8_t *out, int64_t capacity, int64_t *size, char *err, int err_len) {
     if (pixels == nullptr || out == nullptr || size == nullptr || width <= 0 || height <= 0 || capacity <= 0 ||

@@ -139,7 +139,9 @@ struct EvalTracking: ParsableCommand {
         let palette: [(UInt8, UInt8, UInt8)] = [(220, 50, 47), (38, 139, 210), (133, 153, 0), (211, 54, 130), (42, 161, 152), (181, 137, 0),
                                                 (108, 113, 196), (203, 75, 22), (88, 110, 117)]
         let series = result.conditions.enumerated().map { ci, c in
-            LinePlot.Series(label: c.name, points: c.err_px_per_frame.enumerated().compactMap { i, e in e.map { (Double(i), min($0, 10)) } },
+            // A drawn sequence's name carries its tags; the legend keys it by split and index.
+            let label = split == nil ? c.name : c.name.split(separator: "-").prefix(2).joined(separator: "-")
+            return LinePlot.Series(label: label, points: c.err_px_per_frame.enumerated().compactMap { i, e in e.map { (Double(i), min($0, 10)) } },
                             color: palette[ci % palette.count], thickness: 1, markers: false)
         }
         let view = split.map { "\($0) split, \(count) sequences at their own pitch" } ?? "\(size) x \(size) px at \(round3(pitch)) mm"

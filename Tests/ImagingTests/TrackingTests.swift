@@ -221,6 +221,44 @@ struct BezierScene {
         let (_, blobs) = try detector.ridges.features(in: empty)
         for b in blobs { #expect(detector.loneMarker(empty, b) == nil, "a band made up at (\(b.u), \(b.v))") }
     }
+
+    @Test(arguments: [UInt64(41), 42, 43])
+    func aDenseStructureBeyondABlurredEndDoesNotPullTheTipBack(seed: UInt64) throws {
+        // A band whose end is blurred along the axis (as a real focal spot and detector blur
+        // it), and a contrast-filled vessel seen end on just past it: the end falls to the
+        // level of the gap, not to that of the vessel, which fills most of what lies beyond.
+        let tip = (150.0, 128.0), s = 4.5 / 2.3548, blur = 1.2
+        let frame = exposed(size: 256, photons: 8000, seed: seed) { x, y in
+            let d = y - tip.1, t = x - tip.0
+            let g = exp(-d * d / (2 * s * s)), end = 1 / (1 + exp(t / (0.6 * blur)))
+            let band = t >= -8 ? 1.0 : 0.0
+            let disk = 0.35 / (1 + exp((hypot(x - tip.0 - 14, y - tip.1) - 6) / 1))
+            return 0.9 + (0.3 + band) * g * end + disk
+        }
+        let d = try #require(try CatheterDetector().detect(frame, region: PixelRegion.around(u: tip.0 - 3, v: tip.1 - 2, half: 60, in: 256, 256),
+                                                             prior: .init(u: tip.0 - 3, v: tip.1 - 2, radius: 30)))
+        let err = hypot(d.u - tip.0, d.v - tip.1)
+        #expect(err < 0.6, "tip (\(d.u), \(d.v)) vs \(tip), error \(err) px")
+    }
+
+    @Test func theDistalEdgeIsTheHalfLevelOfTheFallNearTheGuessWhateverTheLevelsFarAway() {
+        // A band at 1.0 up to sample 60, background 0.2 after it, blurred over ±2 samples, and a
+        // denser structure from sample 80 on (which drags a background median over the far
+        // part of the profile up): the end is found at 59.5 ± 0.25 samples from guesses a few
+        // samples either side.
+        var profile = (0..<100).map { $0 < 60 ? 1.0 : ($0 < 80 ? 0.2 : 1.5) }
+        profile = profile.indices.map { i in (max(0, i - 2)...min(99, i + 2)).map { profile[$0] }.reduce(0, +) / Double(min(99, i + 2) - max(0, i - 2) + 1) }
+        for near in [55.0, 59.5, 63.0] {
+            let edge = CatheterDetector.distalEdge(profile, near: near, step: 0.5, width: 4)
+            let off = edge.map { abs($0.index - 59.5) } ?? .infinity
+            let past = edge?.past ?? .infinity
+            #expect(abs(past - 0.2) < 1e-9, "near \(near): level past the edge \(past)")
+            #expect(off <= 0.25, "near \(near): edge \(String(describing: edge))")
+        }
+        let flat = [Double](repeating: 0.5, count: 100)
+        let none = CatheterDetector.distalEdge(flat, near: 50, step: 0.5, width: 4)
+        #expect(none == nil)
+    }
 }
 
 /// A straight catheter from the left border ending in a dense marker band, on a fainter line

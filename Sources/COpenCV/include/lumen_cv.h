@@ -51,6 +51,10 @@ int lumen_cv_draw_circle(uint8_t *rgb, int width, int height, double x, double y
 int lumen_cv_draw_text(uint8_t *rgb, int width, int height, const char *text, int x, int y,
                        double scale, uint8_t r, uint8_t g, uint8_t b);
 
+/// Width in pixels that `lumen_cv_draw_text` takes for `text` at `scale` (0 for a null text or a
+/// failure). The corresponding OpenCV function is `getTextSize`.
+int lumen_cv_text_width(const char *text, double scale);
+
 /// Encodes a single-channel 16-bit image in memory: `format` 0 is PNG (lossless, 16-bit, `quality`
 /// is the zlib level 0…9, `low`/`high` unused; level 1 with the Sub filter on every row, the
 /// fastest), 1 is 8-bit JPEG of the window `low`…`high` (mapped linearly onto 0…255, clipped

@@ -779,6 +779,11 @@ public final class CatheterDetector {
             cross = Double(i) + (sm[i] - level) / (sm[i] - sm[i + 1])
             break
         }
+        // Where the level just past the end lies below the background window's (a structure
+        // beyond the end, or a band reaching into the window, lifts the window), the end is the
+        // steepest fall of the profile near that crossing, placed at the half level between what
+        // lies just behind it and just past it: both read at the edge.
+        if let edge = Self.distalEdge(sm, near: cross, step: step, width: width), edge.past < background { cross = edge.index }
         let ci = min(Int(cross), where_.count - 2), frac = cross - Double(ci)
         let tu = where_[ci].0 + frac * (where_[ci + 1].0 - where_[ci].0)
         let tv = where_[ci].1 + frac * (where_[ci + 1].1 - where_[ci].1)
@@ -808,6 +813,43 @@ public final class CatheterDetector {
         centerline.append((tu, tv))
         return CatheterDetection(u: tu, v: tv, confidence: confidence, centerline: centerline, widthPx: width,
                                  ridgeSNR: ridgeSNR, endSNR: endSNR)
+    }
+}
+
+extension CatheterDetector {
+    /// The sample index (fractional) of a catheter's distal end on `profile`, an attenuation
+    /// profile along the catheter's axis sampled every `step` px, proximal → distal: the steepest
+    /// fall of the mean level over an edge's reach (a quarter `width`, at least 2.5 px) within a
+    /// reach of sample `near`, then the point where the profile crosses halfway between the
+    /// highest level within three reaches behind that fall and the median level from one to
+    /// three reaches past it (`past`, that median level). Nil where nothing falls there. Local on
+    /// both sides of the edge, so its error does not grow with the length of a marker band in pixels.
+    static func distalEdge(_ profile: [Double], near: Double, step: Double, width: Double) -> (index: Double, past: Double)? {
+        let reach = max(1, Int((max(2.5, 0.25 * width) / step).rounded()))
+        let n = profile.count
+        guard step > 0, near.isFinite, n >= 4 * reach else { return nil }
+        let c = Int(near.rounded())
+        let lo = max(reach, c - reach), hi = min(n - reach, c + reach)
+        guard lo <= hi else { return nil }
+        var sums = [Double](repeating: 0, count: n + 1)
+        for i in 0..<n { sums[i + 1] = sums[i] + profile[i] }
+        func mean(_ a: Int, _ b: Int) -> Double { (sums[b] - sums[a]) / Double(b - a) }
+        var edge = -1, fall = 0.0
+        for i in lo...hi {
+            let d = mean(i - reach, i) - mean(i, i + reach)
+            if d > fall { fall = d; edge = i }
+        }
+        guard edge > 0 else { return nil }
+        var peak = max(0, edge - 3 * reach)
+        for i in peak..<edge where profile[i] > profile[peak] { peak = i }
+        let past = Array(profile[min(n - 1, edge + reach)..<min(n, edge + 3 * reach)]).sorted()
+        let inner = profile[peak], outer = past[past.count / 2]
+        guard inner > outer else { return nil }
+        let level = 0.5 * (inner + outer)
+        for i in max(peak, edge - reach)..<min(n - 1, edge + 2 * reach) where profile[i] >= level && profile[i + 1] < level {
+            return (Double(i) + (profile[i] - level) / (profile[i] - profile[i + 1]), outer)
+        }
+        return (Double(edge), outer)
     }
 }
 

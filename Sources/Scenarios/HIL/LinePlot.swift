@@ -49,12 +49,38 @@ public struct LinePlot {
         self.yLabel = yLabel
     }
 
-    private let margin = (left: 90.0, right: 30.0, top: 66.0, bottom: 70.0)
+    /// px — the text width the plot font takes (at `scale`, ASCII as drawn).
+    static func textWidth(_ s: String, _ scale: Double) -> Double { Double(lumen_cv_text_width(plotASCII(s), scale)) }
+
+    /// The scale at which the title fits `room` px: 0.7, smaller for a long title (not below 0.35).
+    static func titleScale(_ title: String, room: Double) -> Double {
+        let full = textWidth(title, 0.7)
+        return full <= room || full <= 0 ? 0.7 : max(0.35, 0.7 * room / full)
+    }
+
+    /// The legend's entries: series without a label share the entry of a labelled one.
+    var legend: [Series] { series.filter { !$0.label.isEmpty } }
+
+    /// The legend's text scale: 0.5, smaller (not below 0.3) where the longest label would not
+    /// fit a column of 40 % of the plot's width.
+    var legendScale: Double {
+        let longest = legend.map { Self.textWidth($0.label, 0.5) }.max() ?? 0
+        let room = Double(width) * 0.4 - 54
+        return longest <= room || longest <= 0 ? 0.5 : max(0.3, 0.5 * room / longest)
+    }
+
+    /// px — the plot's margins; the right one holds the legend, beside the data rather than over it.
+    var margin: (left: Double, right: Double, top: Double, bottom: Double) {
+        let labels = legend.map { Self.textWidth($0.label, legendScale) }.max() ?? 0
+        let legendWidth = labels > 0 ? min(Double(width) * 0.4, 38 + labels + 16) : 0
+        return (90.0, 30.0 + legendWidth, 66.0, 70.0)
+    }
 
     public func write(to path: String) throws {
         var rgb = [UInt8](repeating: 255, count: width * height * 3)
         let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
         guard !all.isEmpty else { throw PlotError.noData(path) }
+        let margin = self.margin
         var xr = Self.niceRange(all.map(\.x))
         var yr = Self.niceRange(all.map(\.y))
         let plotW = Double(width) - margin.left - margin.right
@@ -89,7 +115,8 @@ public struct LinePlot {
             }
             line([margin.left, margin.top, margin.left, margin.top + plotH, margin.left + plotW, margin.top + plotH,
                   margin.left + plotW, margin.top, margin.left, margin.top], (60, 60, 60), 1)
-            text(title, margin.left, 28, 0.7)
+            let titleX = min(margin.left, 10 + max(0, Double(width) - 20 - Self.textWidth(title, 0.7)))
+            text(title, titleX, 28, Self.titleScale(title, room: Double(width) - titleX - 10))
             text(xLabel, margin.left + plotW / 2 - 40, Double(height) - 20, 0.55)
             text(yLabel, 10, margin.top - 12, 0.55)
             // Data.
@@ -101,12 +128,14 @@ public struct LinePlot {
                     line(pts.flatMap { [px($0.x), py($0.y)] }, s.color, s.thickness)
                 }
             }
-            // Legend: series without a label share the entry of a labelled one.
-            for (i, s) in series.filter({ !$0.label.isEmpty }).enumerated() {
+            // Legend, right of the plot frame, as many entries as fit its height.
+            let scale = legendScale
+            for (i, s) in legend.enumerated() {
                 let y = margin.top + 20 + Double(i) * 22
-                let x = margin.left + plotW - 260
+                if y > margin.top + plotH { break }
+                let x = margin.left + plotW + 12
                 line([x, y - 5, x + 30, y - 5], s.color, 3)
-                text(s.label, x + 38, y)
+                text(s.label, x + 38, y, scale)
             }
         }
         var err = [CChar](repeating: 0, count: 256)

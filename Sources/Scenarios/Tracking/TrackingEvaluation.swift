@@ -132,7 +132,7 @@ public enum TrackingEvaluation {
     }
 
     public static let csvHeader = "sequence,frame,status,error_px,visible,confidence,ridge_snr,end_snr,width_px,innovation_px,search_radius_px,full_frame,shaft_fwhm_px,shaft_snr,continuation,shaft_run_px,pitch_mm,detector_confidence,symmetry,"
-        + ConfidenceModel.featureNames.map { "f_" + $0 }.joined(separator: ",")
+        + ConfidenceModel.featureNames.map { "f_" + $0 }.joined(separator: ",") + ",truth_u,truth_v,along_px,across_px"
 
     /// Renders and tracks one sequence of `n` frames; overlays of every frame go to `overlayDir`.
     public static func evaluate(_ c: TrackingCondition, frames n: Int, size defaultSize: Int, pitch defaultPitch: Double, seed noiseSeed: UInt64,
@@ -192,7 +192,7 @@ public enum TrackingEvaluation {
             let visible = truthA.tip2D[0] >= margin && truthA.tip2D[1] >= margin && truthA.tip2D[0] <= Double(size) - 1 - margin
                 && truthA.tip2D[1] <= Double(size) - 1 - margin
             result.outcomes.append(TrackOutcome(error: error, confidence: a.status == .tracked ? a.confidence : 0, visible: visible))
-            result.rows.append(csvRow(c.name, f, a, error: error, visible: visible, pitch: pitch))
+            result.rows.append(csvRow(c.name, f, a, error: error, visible: visible, pitch: pitch, truth: (truthA.tip2D[0], truthA.tip2D[1])))
             if candidates {
                 result.candidateRows += candidateRows(c.name, f, a, candidates: trackerA.acquisitionCandidates,
                                                       truth: (truthA.tip2D[0], truthA.tip2D[1]), pitch: pitch)
@@ -228,7 +228,7 @@ public enum TrackingEvaluation {
     }
 
     /// One frames.csv row (see `csvHeader`): what the tracker saw and reported.
-    static func csvRow(_ name: String, _ f: Int, _ a: TipTrack, error: Double?, visible: Bool, pitch: Double) -> String {
+    static func csvRow(_ name: String, _ f: Int, _ a: TipTrack, error: Double?, visible: Bool, pitch: Double, truth: (u: Double, v: Double)) -> String {
         func num(_ x: Double?, _ format: String = "%.3f") -> String { x.map { String(format: format, $0) } ?? "" }
         let d = a.detection, e = d?.evidence
         var cols: [String] = [name, "\(f)", a.status.rawValue, num(error), visible ? "1" : "0", num(a.confidence, "%.4f")]
@@ -238,6 +238,11 @@ public enum TrackingEvaluation {
         // The confidence model's features, as it saw them: what a refit is fitted on.
         let features = d.map { ConfidenceModel.features($0, innovation: a.innovationPx, radius: a.searchRadiusPx) }
         cols += ConfidenceModel.featureNames.indices.map { i in num(features?[i], "%.5f") }
+        // The error split along the reported tip's heading (> 0: past the true tip) and across it:
+        // a placement error at the end shows as a steady along-offset.
+        let h = a.status == .tracked ? d?.heading() : nil
+        let du = a.u - truth.u, dv = a.v - truth.v
+        cols += [num(truth.u), num(truth.v), num(h.map { du * $0.u + dv * $0.v }), num(h.map { dv * $0.u - du * $0.v })]
         return cols.joined(separator: ",")
     }
 
