@@ -194,7 +194,9 @@ public enum HILLiveRunner {
             if wasActive, !active, rec.stopTime == nil {
                 rec.stopTime = t
                 shownCategory = snap.safety.stopCategory
-                followedMonitor = runtime.shared.published.read().stopFollowsMonitor
+                // A stop the monitor sent, or its permits that ran out (the cycle latches that as
+                // its own stop: nothing of the monitor's to show).
+                followedMonitor = runtime.shared.published.read().stopFollowsMonitor || !snap.safety.powerPermitted
             }
             wasActive = active
             rec.sample(device: device, counters: runtime.liveLinkCounters, at: t)

@@ -181,11 +181,16 @@ public struct LiveController: ~Copyable, CycleController {
         // deadman stop begins after a release (which already holds this controller) and ends,
         // unlatched, when the deadman is held again — latching it here would make the operator
         // acknowledge the normal way to stop.
-        let monitorStopping = rings.flags[LiveShared.monitorStopFlag] != 0
+        // Permits that ran out (a monitor killed, hung or starved) latch it too, but as this
+        // controller's own stop: the monitor has latched nothing to show or clear, and a stop
+        // that follows the monitor is shown with the monitor's category, so it would not show
+        // at all once the permits came back.
+        let monitorFlag = rings.flags[LiveShared.monitorStopFlag]
+        let monitorStopping = monitorFlag != 0
         if monitorStopping, !monitorWasStopping, deadmanHeld, !stopLatched,
            inner.supervisor.mode == .tipServo || inner.supervisor.mode == .jog {
             latchStop()
-            stopFollowsMonitor = true
+            stopFollowsMonitor = monitorFlag == 1
         }
         monitorWasStopping = monitorStopping
         inner.deadman = deadmanHeld ? navigating || jogging : false
@@ -593,6 +598,7 @@ public struct LivePatient: ~Copyable, RobotHardware {
     /// The true tip (mm), for figures.
     public var tip: Vec3 { physics.tip }
     public var peakContactForce: Double { physics.peakContactForce }
+    public var peakPushForce: Double { physics.peakPushForce }
     /// Whether any drive's power stage is on.
     public var anyPowered: Bool { (0..<physics.jointCount).contains { physics.safetySample(axis: $0).powered } }
 
@@ -604,7 +610,7 @@ public struct LivePatient: ~Copyable, RobotHardware {
         // Stopping too when its permits ran out (a monitor killed or hung): the drives' safety
         // input removes power then, as it does on a stop the monitor sends.
         let permitted = link.powerPermitted(now: now, watchdog: permitWatchdog)
-        SharedIndex.store(rings.flags + LiveShared.monitorStopFlag, link.monitorStops || !permitted ? 1 : 0)
+        SharedIndex.store(rings.flags + LiveShared.monitorStopFlag, link.monitorStops ? 1 : !permitted ? 2 : 0)
         if lastWallTime == 0 { patientTime = now } else {
             let step = now - lastWallTime
             patientTime += step < 0 ? 0 : step > maxStep ? maxStep : step

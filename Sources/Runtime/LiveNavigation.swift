@@ -39,6 +39,8 @@ public struct LiveNavigationResult: Encodable, Sendable {
     public var time_to_target_s: Double?
     public var final_err_mm: Double
     public var peak_contact_n: Double
+    /// N — the largest axial push at the sheath (what the monitor's insertion-force check reads).
+    public var peak_insertion_n: Double
     public var fused: ErrorFigures
     public var image_only: ErrorFigures
     public var frames_acquired: [UInt64]
@@ -196,7 +198,8 @@ public enum LiveNavigation {
         var result = LiveNavigationResult(
             setup: settings.setup, success: success, reason: reason, ending: ending.key, exit_code: ending.exitCode,
             wall_s: round3(Double(MonotonicClock.now() - started) * 1e-9), time_to_target_s: arrivedAt.map(round3),
-            final_err_mm: round3(finalError), peak_contact_n: round3(runtime.peakContactForce), fused: ErrorFigures(fusedErr),
+            final_err_mm: round3(finalError), peak_contact_n: round3(runtime.peakContactForce),
+            peak_insertion_n: round3(runtime.peakPushForce), fused: ErrorFigures(fusedErr),
             image_only: ErrorFigures(g.imageErrors), frames_acquired: g.acquired, frames_dropped: g.dropped,
             tracked_pct: frames > 0 ? round1(100 * Double(g.tracked) / Double(frames)) : 0, timing: timing,
             deadman_timeouts: runtime.deadmanTimeouts, monitor: settings.monitor, monitor_faults: Array(faults.prefix(50)),

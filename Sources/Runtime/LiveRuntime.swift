@@ -505,6 +505,8 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     public var counters: CycleCounters { runner.counters }
     public var trueTip: Vec3? { shared.catheter.read()?.tip }
     public var peakContactForce: Double { runner.withHardware { $0.peakContactForce } }
+    /// N — the largest axial push of the simulated patient's catheter at the sheath.
+    public var peakPushForce: Double { runner.withHardware { $0.peakPushForce } }
     /// After `finish`: whether any drive's power stage is on.
     /// On an emulated link, the drives' own power stages (as they stopped, after `finish`); on a
     /// device, whether the host still asks for power (the lifecycle is active).

@@ -49,6 +49,9 @@ public struct CatheterPhysicsRobot: ~Copyable, RobotHardware {
     private var rod: RodState
     private var lastStep: Nanoseconds = 0
     public private(set) var peakContactForce = 0.0
+    /// N — the largest axial force the drive pushed (or pulled) the catheter with at the sheath:
+    /// what the insertion-force sensor reads and the safety monitor limits (`max_insertion_force_n`).
+    public private(set) var peakPushForce = 0.0
     public private(set) var physicsFaults = 0
 
     public init(axes: [AxisSpec], start: JointVector, dynamics: DriveDynamics, model: RodModel, coupling: RodCoupling) {
@@ -114,6 +117,8 @@ public struct CatheterPhysicsRobot: ~Copyable, RobotHardware {
             let h = remaining > 0.001 ? 0.001 : remaining
             // The parameters are borrowed from the model this robot holds: no reference counting.
             if !ElasticRod.step(model.parameters, &rod, input, dt: h) { failed = true; break }
+            let push = rod.pushForce < 0 ? -rod.pushForce : rod.pushForce
+            if push > peakPushForce { peakPushForce = push }
             remaining -= h
         }
         if failed { physicsFaults += 1 }

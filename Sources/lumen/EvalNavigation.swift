@@ -97,7 +97,7 @@ struct EvalNavigation: ParsableCommand {
         if json {
             try Output.json(summary)
         } else {
-            print("navigation: \(summary.successes)/\(summary.runs) reached the target within 1 mm; final error median \(summary.final_err_mm_median) mm; peak contact \(summary.peak_contact_n_max) N")
+            print("navigation: \(summary.successes)/\(summary.runs) reached the target within 1 mm; final error median \(summary.final_err_mm_median) mm; peak contact \(summary.peak_contact_n_max) N; peak push at the sheath \(summary.peak_insertion_n_max) N")
             for row in summary.per_target {
                 print("  \(row.phantom) \(row.vessel ?? "") at \(row.depth_mm.map { "\($0)" } ?? "") mm: \(row.successes)/\(row.runs)\(row.failed_runs.isEmpty ? "" : ", failed runs \(row.failed_runs.map(String.init).joined(separator: " "))")")
             }

@@ -35,14 +35,20 @@ struct CatheterPhysicsRobotTests {
         var target = JointVector(count: 4)
         target[0] = 80; target[1] = 0.6; target[2] = 0.25; target[3] = -0.1
         var now: Nanoseconds = 1_000_000
+        var largestReading = 0.0
         for k in 0..<6000 {
             // Ramp to the target over 4 s, then hold 2 s.
             let f = min(1, Double(k) / 4000)
             for i in 0..<4 { command.position[i] = start[i] + (target[i] - start[i]) * f }
             #expect(robot.read(into: &state, now: now) == nil)
+            largestReading = max(largestReading, abs(state.insertionForce))
             #expect(robot.write(command, now: now) == nil)
             now += 1_000_000
         }
+        // The peak push is the force sensor's largest reading, or a larger one between two.
+        let peak = robot.peakPushForce
+        #expect(largestReading > 0 && peak >= largestReading && peak < largestReading * 2 + 0.05,
+                "peak push \(peak) N, largest reading \(largestReading) N")
         let q = robot.measuredPositions
         let predicted = kin.calcTipPose(q).translation
         let error = (robot.tip - predicted).length

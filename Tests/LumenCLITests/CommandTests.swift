@@ -161,7 +161,7 @@ struct Tool {
         let r = try Tool.run(["demo", "--navigate", "left_subclavian", "--time-limit", "1", "--json", "--out", out])
         #expect(r.status == 0, "\(r.stderr)")
         let json = try #require(r.json)
-        for key in ["success", "time_s", "final_err_mm", "peak_contact_n", "fused", "kinematic_only", "image_only", "overruns"] {
+        for key in ["success", "time_s", "final_err_mm", "peak_contact_n", "peak_insertion_n", "fused", "kinematic_only", "image_only", "overruns"] {
             #expect(json[key] != nil, "summary lacks \(key)")
         }
         #expect(json["success"] as? Bool == false)  // one simulated second cannot reach the branch

@@ -428,8 +428,10 @@ class LiveConsoleTest(ConsoleTest):
         self.fail(f"the monitor never permitted power; state: {json.dumps(self.state(d))[:600]}")
 
     def monitor_stopped(self, d):
-        """A latched fault shown by the monitor (on a loaded machine: late heartbeats or images)."""
-        return bool(self.state(d)["safety"]["faults"])
+        """A latched fault shown by the monitor (on a loaded machine: late heartbeats or images), or
+        a stop the runtime latched when the monitor's permits ran out (a starved monitor)."""
+        safety = self.state(d)["safety"]
+        return bool(safety["faults"]) or safety.get("stopCategory") is not None
 
     def jog_until(self, d, button, moved, what, attempts=3):
         """Holds `button` (the deadman held) until `moved(d)`; a monitor stop the machine's load
@@ -440,7 +442,9 @@ class LiveConsoleTest(ConsoleTest):
             try:
                 WebDriverWait(d, 30, poll_frequency=0.05).until(lambda d: moved(d) or self.monitor_stopped(d))
             except TimeoutException:
-                self.fail(f"timed out waiting for {what}; state: {json.dumps(self.state(d))[:600]}")
+                s = self.state(d)
+                self.fail(f"timed out waiting for {what}; mode {s.get('mode')}, hold {s.get('holdReason')}, "
+                          f"safety {json.dumps(s.get('safety'))[:400]}; state: {json.dumps(s)[:600]}")
             if moved(d):
                 return
             self.shot(d, f"live-monitor-stop-{what.replace(' ', '-')}-{attempt}")

@@ -15,6 +15,8 @@ public struct NavigationSummary: Codable, Sendable {
     public var time_to_target_s_median: Double?
     /// The largest contact force between catheter and wall in any run (N).
     public var peak_contact_n_max: Double
+    /// The largest axial push at the sheath in any run (N): what the monitor limits.
+    public var peak_insertion_n_max: Double
     /// Medians over the runs of each run's median error.
     public var fused: ErrorFigures
     public var kinematic_only: ErrorFigures
@@ -27,7 +29,7 @@ public struct NavigationSummary: Codable, Sendable {
     public var per_run: [NavigationResult]
 
     enum CodingKeys: String, CodingKey {
-        case campaign, shards, runs, success_rate, final_err_mm_median, time_to_target_s_median, peak_contact_n_max, fused, kinematic_only,
+        case campaign, shards, runs, success_rate, final_err_mm_median, time_to_target_s_median, peak_contact_n_max, peak_insertion_n_max, fused, kinematic_only,
              image_only, overruns, per_phantom, per_target, failures, timing, per_run
     }
 
@@ -41,6 +43,7 @@ public struct NavigationSummary: Codable, Sendable {
         final_err_mm_median = pooled.final_err_mm_median
         time_to_target_s_median = pooled.time_to_target_s_median
         peak_contact_n_max = pooled.peak_contact_n_max
+        peak_insertion_n_max = pooled.peak_insertion_n_max
         fused = ErrorFigures(results.map(\.fused.median))
         kinematic_only = ErrorFigures(results.map(\.kinematic_only.median))
         image_only = ErrorFigures(results.map(\.image_only.median))
@@ -167,6 +170,7 @@ public struct NavigationRow: Codable, Sendable, Equatable {
     public var final_err_mm_median: Double
     public var time_to_target_s_median: Double?
     public var peak_contact_n_max: Double
+    public var peak_insertion_n_max: Double
     public var fused_err_mm_median: Double
     /// Runs (their index within the phantom's campaign) that did not reach the target.
     public var failed_runs: [Int]
@@ -183,6 +187,7 @@ public struct NavigationRow: Codable, Sendable, Equatable {
         final_err_mm_median = round3(percentile(results.map(\.final_err_mm), 50))
         time_to_target_s_median = times.isEmpty ? nil : round3(percentile(times, 50))
         peak_contact_n_max = round3(results.map(\.peak_contact_n).max() ?? 0)
+        peak_insertion_n_max = round3(results.map(\.peak_insertion_n).max() ?? 0)
         fused_err_mm_median = round3(percentile(results.map(\.fused.median), 50))
         failed_runs = results.filter { !$0.success }.map(\.run)
     }
@@ -198,10 +203,11 @@ public struct NavigationFailure: Codable, Sendable, Equatable {
     public var reason: String
     public var final_err_mm: Double
     public var peak_contact_n: Double
+    public var peak_insertion_n: Double
 
     init(_ r: NavigationResult) {
         phantom = r.setup.phantom; vessel = r.setup.vessel; depth_mm = r.setup.depth; run = r.run; seed = r.setup.seed
-        reason = r.reason; final_err_mm = r.final_err_mm; peak_contact_n = r.peak_contact_n
+        reason = r.reason; final_err_mm = r.final_err_mm; peak_contact_n = r.peak_contact_n; peak_insertion_n = r.peak_insertion_n
     }
 }
 

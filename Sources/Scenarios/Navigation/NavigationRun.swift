@@ -47,6 +47,9 @@ public struct NavigationResult: Codable, Sendable, Equatable {
     public var time_to_target_s: Double?
     public var final_err_mm: Double
     public var peak_contact_n: Double
+    /// N — the largest axial push at the sheath (what the monitor's insertion-force check reads).
+    /// The wall contact force above is capped by the simulator's wall model; this is not.
+    public var peak_insertion_n: Double
     public var fused: ErrorFigures
     public var kinematic_only: ErrorFigures
     public var image_only: ErrorFigures
@@ -77,7 +80,7 @@ public struct NavigationResult: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case run, wall_s, end
-        case setup, success, reason, time_s, time_to_target_s, final_err_mm, peak_contact_n, fused, kinematic_only, image_only,
+        case setup, success, reason, time_s, time_to_target_s, final_err_mm, peak_contact_n, peak_insertion_n, fused, kinematic_only, image_only,
              overruns, compute_us_p50, compute_us_p99, frames, tracked_pct, fused_measurements, rejected_measurements,
              lost_cycles, inconsistent_pairs, whole_frame_pairs, outcomes, invalid_commands, mode_at_end, lifecycle_at_end
     }
@@ -328,7 +331,8 @@ public enum NavigationRun {
         let counters = runner.counters
         let result = NavigationResult(
             setup: setup, end: end, success: success, reason: end.description, time_s: round3(Double(now) * 1e-9), time_to_target_s: arrivedAt.map(round3),
-            final_err_mm: round3(finalError), peak_contact_n: round3(runner.withHardware { $0.peakContactForce }), fused: ErrorFigures(fusedErr),
+            final_err_mm: round3(finalError), peak_contact_n: round3(runner.withHardware { $0.peakContactForce }),
+            peak_insertion_n: round3(runner.withHardware { $0.peakPushForce }), fused: ErrorFigures(fusedErr),
             kinematic_only: ErrorFigures(kinErr), image_only: ErrorFigures(imageErr), overruns: overruns,
             compute_us_p50: round1(percentile(compute, 50)), compute_us_p99: round1(percentile(compute, 99)), frames: frames,
             tracked_pct: frames > 0 ? round1(100 * Double(tracked) / Double(2 * frames)) : 0, fused_measurements: runner.controller.estimator.fused,
