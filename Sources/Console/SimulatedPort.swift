@@ -58,8 +58,9 @@ public final class SimulatedPort: OperatorPort {
     static let baseHeading = Vec3(0, 1, 0)
     /// Heading change per mm of tendon difference (rad/mm).
     static let bendPerTendon = 0.16
-    /// A jog demand older than this is dropped (the page repeats it while a button is down).
-    static let jogLifetime: Nanoseconds = 250 * .perMillisecond
+    /// A jog demand older than the deadman's timeout is dropped: the page repeats it with every
+    /// deadman heartbeat while a button is down (as the live cycle does).
+    var jogLifetime: Nanoseconds { max(runtimeDescription.deadmanTimeout, 250 * .perMillisecond) }
     static let queueCapacity = 64
     static let eventCapacity = 1000
     /// Tip servo: speed (mm/s) and the distance that counts as arrived (mm).
@@ -320,7 +321,7 @@ public final class SimulatedPort: OperatorPort {
         var v = JointVector(count: 4)
         var guided: Vec3?
         switch s.mode {
-        case .jog where s.deadmanHeld && now - s.jogAt < Self.jogLifetime:
+        case .jog where s.deadmanHeld && now - s.jogAt < jogLifetime:
             for i in 0..<4 { v[i] = s.jog[i] * d.velocityMax[i] }
         case .tipServo where s.deadmanHeld:
             guard let target = s.target, let tip = s.catheter.trail.last?.point else { break }

@@ -120,8 +120,11 @@ public struct LiveController: ~Copyable, CycleController {
     var moveSmooth: JointVector
     /// 1/s — how fast a joint move's reference pulls the limiter's back onto its profile.
     static let moveGain = 20.0
-    /// A jog demand not repeated within this is dropped (the console repeats it with every heartbeat).
-    public static let jogLifetime: Nanoseconds = 250_000_000
+    /// A jog demand not repeated within this is dropped. The console repeats it with every
+    /// deadman heartbeat, so it lives as long as the deadman does without news (its timeout): a
+    /// shorter life let a late browser timer restart the jog's filters from zero again and again,
+    /// and a held jog crawled while the deadman, rightly, stayed held.
+    let jogLifetime: Nanoseconds
     /// 1/s — a tip jog asks for this share of the remaining tip error per second.
     static let tipGain = 2.0
     /// mm — a target on the route counts as reached this near.
@@ -136,6 +139,7 @@ public struct LiveController: ~Copyable, CycleController {
     public init(_ inner: consuming ImageGuidedController, shared: LiveShared, teleop settings: TeleopSettings = LiveController.defaultTeleop,
                 period: Nanoseconds = 1_000_000) {
         deadmanTimeout = shared.deadmanTimeout
+        jogLifetime = shared.deadmanTimeout
         model = inner.servo.model
         zeroJoints = JointVector(count: inner.servo.model.jointCount)
         jogDemand = zeroJoints
@@ -468,7 +472,7 @@ extension LiveController {
     @_noAllocation @_noLocks
     mutating func jogVelocity(state: JointState, now: Nanoseconds) -> JointVector {
         if moving { return moveVelocity(now: now) }
-        let fresh = now - jogAt <= Self.jogLifetime
+        let fresh = now - jogAt <= jogLifetime
         if !tipJogging {
             // A stale demand stops at once (the mapping's filters restart), not along the tremor
             // filter's tail: the limiter then brakes at its acceleration limit.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandSupport
 import Console
+import Control
 import Core
 import Foundation
 import Recording
@@ -20,16 +21,19 @@ struct ConsoleCLI: ParsableCommand {
 /// runtime (the physics catheter in the arch phantom, biplane fluoroscopy, the tracker, the
 /// estimator, the supervised path servo and the monitor process), or the light simulated port
 /// (a kinematic catheter in two branches, synthetic frames) for trying the page and its tests.
-func makeConsolePort(system: String, branch: String, deadmanTimeout: Nanoseconds, attachments: AttachmentSettings, link: LinkFlags? = nil)
+func makeConsolePort(system: String, branch: String, fps: Double = 15, realtime: RealtimeOptions = RealtimeOptions(), deadmanTimeout: Nanoseconds,
+                     attachments: AttachmentSettings, link: LinkFlags? = nil)
     throws -> (port: any OperatorPort, stop: @Sendable () -> Void)
 {
     if system == "simulated" {
-        let sim = SimulatedPort(deadmanTimeout: deadmanTimeout)
+        let sim = SimulatedPort(deadmanTimeout: deadmanTimeout, framesPerSecond: fps)
         sim.start()
         return (sim, { sim.stop() })
     }
     var settings = LiveSettings()
     settings.setup.vessel = branch
+    settings.setup.fps = fps
+    settings.realtime = realtime
     settings.deadmanTimeout = min(5, max(0.05, Double(deadmanTimeout) * 1e-9))
     if let link {
         settings.drives = try link.liveDrives()
@@ -86,11 +90,18 @@ struct ConsoleServe: ParsableCommand {
     @Option(help: "Live: the branch of the arch phantom offered as the target (left_subclavian, left_common_carotid, brachiocephalic, right_subclavian, right_common_carotid).")
     var branch = "left_subclavian"
 
+    @Option(help: "Live: the fluoroscopy frame rate (7.5, 15 or 30 fps). Fewer frames mean less dose, and less work for the tracker on a slow machine.")
+    var fps = 15.0
+
     @OptionGroup var attachments: AttachmentFlags
     @OptionGroup var drivesLink: LinkFlags
+    /// Live: the cycle, the monitor and the emulated drives on SCHED_FIFO, so a busy machine
+    /// (a browser, a build) cannot make the heartbeat late enough for the monitor to stop.
+    @OptionGroup var realtime: RealtimeFlags
 
     func validate() throws {
         try Check.oneOf(system, "--system", ["live", "simulated"])
+        try Check.oneOf(fps, "--fps", [7.5, 15, 30])
         if system == "simulated", drivesLink.link != "sim" { throw ValidationError("--link: the simulated stand-in has no drives; use --system live") }
         do { _ = try Phantoms.aorticArch().route(toVessel: branch, depth: 25) } catch {
             throw ValidationError("--branch: \(error.description) in the arch phantom")
@@ -122,7 +133,7 @@ struct ConsoleServe: ParsableCommand {
         do { userList = try ConsoleUsers.load(path: usersPath) } catch {
             throw CommandFailure("\(error)\n  make one: lumen console add-user --users \(usersPath) --name NAME --role operator")
         }
-        let (port, stopPort) = try makeConsolePort(system: system, branch: branch, deadmanTimeout: c.settings.deadmanTimeout,
+        let (port, stopPort) = try makeConsolePort(system: system, branch: branch, fps: fps, realtime: realtime.options, deadmanTimeout: c.settings.deadmanTimeout,
                                                    attachments: attachments.settings(configurationFiles: [config].compactMap { $0 }), link: drivesLink)
         defer { stopPort() }
         let server: ConsoleServer

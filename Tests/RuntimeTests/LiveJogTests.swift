@@ -173,6 +173,20 @@ extension SimulatedCycle {
         #expect(c.shared.deadmanTimeouts == 1)
     }
 
+    @Test func aJogDemandLivesAsLongAsTheDeadmansTimeout() throws {
+        // A loose deadman (1 s, as a console on a slow network is set): a jog demand 600 ms old
+        // still moves, as the deadman it came with still counts as held; one 1.2 s old does not.
+        let c = try SimulatedCycle(deadmanTimeout: 1_000_000_000)
+        try c.rounds(10) { c.sendJog([1, 0, 0, 0]) }
+        try c.rounds(12)
+        let late = try c.rounds(1)
+        #expect(late.speed[0] > 1, "a 600 ms old demand no longer moves: \(late.speed[0]) mm/s")
+        try c.rounds(12)
+        let stale = try c.rounds(2)
+        #expect(stale.speed[0] < 1e-6, "a 1.2 s old demand still commands \(stale.speed[0]) mm/s")
+        #expect(c.published.mode == .jog)
+    }
+
     @Test func aJogDemandThatIsNotRepeatedStops() throws {
         let c = try SimulatedCycle()
         try c.rounds(10) { c.sendJog([1, 0, 0, 0]) }

@@ -38,7 +38,7 @@ class Server:
     # timers on a loaded CI machine miss 50 ms heartbeats for longer than 300 ms at times, which
     # (correctly) stopped test_02's jog at 5 mm of its 10. The timeout itself is tested on a
     # simulated clock (ConsoleGateTests).
-    def __init__(self, name, extra_config="deadman_timeout_ms: 1000\n", system="simulated"):
+    def __init__(self, name, extra_config="deadman_timeout_ms: 1000\n", system="simulated", args=()):
         self.dir = os.path.join(ARGS.out, name)
         os.makedirs(self.dir, exist_ok=True)
         self.users = os.path.join(self.dir, "users")
@@ -54,7 +54,7 @@ class Server:
             f.write(extra_config)
         self.log = open(os.path.join(self.dir, "server.log"), "w+")
         self.proc = subprocess.Popen([ARGS.lumen, "console", "--system", system, "--config", config, "--bind", "127.0.0.1:0", "--users", self.users,
-                                      "--audit-log", self.audit], stdout=self.log, stderr=subprocess.STDOUT)
+                                      "--audit-log", self.audit, *args], stdout=self.log, stderr=subprocess.STDOUT)
         # The live runtime builds its scene and starts the monitor first.
         deadline = time.time() + (60 if system == "simulated" else 180)
         self.url = None
@@ -145,7 +145,15 @@ class ConsoleTest(unittest.TestCase):
         try:
             return WebDriverWait(d, timeout, poll_frequency=0.05).until(lambda d: cond(d))
         except TimeoutException:
-            self.fail(f"timed out waiting for {what}; state: {json.dumps(self.state(d))[:600]}")
+            self.fail(f"timed out waiting for {what}; {self.describe(d)}")
+
+    def describe(self, d):
+        """The state a failure needs first (mode, why it holds, the estimate's health, target,
+        safety), then the rest: a dump cut at a fixed length used to end in the axes."""
+        s = dict(self.state(d) or {})
+        head = {k: s.pop(k, None) for k in ("mode", "holdReason", "health", "target", "safety", "console")}
+        s.pop("axes", None)
+        return f"state: {json.dumps(head)}; rest: {json.dumps(s)[:800]}"
 
     def wait_at_rest(self, d, what):
         """Until two readings of the insertion 0.7 s apart agree: the drive's own lag may still
@@ -395,9 +403,14 @@ class LiveConsoleTest(ConsoleTest):
     live = None
     figures = {}
 
+    fps = 7.5
+
     @classmethod
     def setUpClass(cls):
-        cls.server = Server("live", system="live")
+        # On SCHED_FIFO, as a live console is run (CI runs as root; refused elsewhere, and said
+        # so in the log), so that the browser beside it cannot make the cycle's heartbeat late;
+        # 7.5 fps, as a dose-saving run would, so that a debug build's tracker keeps up.
+        cls.server = Server("live", system="live", args=["--fifo", "20", "--fps", str(cls.fps)])
         cls.drivers = []
 
     @classmethod
@@ -416,8 +429,17 @@ class LiveConsoleTest(ConsoleTest):
         deadman; waits for power and no stop. The deadman stays held."""
         if not self.state(d)["console"]["holdsLease"]:
             self.take_lease(d)
-        ActionChains(d).key_down(Keys.SPACE).perform()
-        self.wait(d, lambda d: self.state(d)["console"]["deadmanHeld"], timeout=10, what="the deadman")
+        # A page whose timers a loaded machine holds back past the deadman's timeout is released
+        # by the heartbeat gap (rightly): the key is let go and pressed again.
+        for attempt in range(3):
+            ActionChains(d).key_down(Keys.SPACE).perform()
+            try:
+                WebDriverWait(d, 10, poll_frequency=0.05).until(lambda d: self.state(d)["console"]["deadmanHeld"])
+                break
+            except TimeoutException:
+                ActionChains(d).key_up(Keys.SPACE).perform()
+        else:
+            self.fail(f"timed out waiting for the deadman; {self.describe(d)}")
         deadline = time.time() + 60
         while time.time() < deadline:
             s = self.state(d)["safety"]
@@ -425,13 +447,19 @@ class LiveConsoleTest(ConsoleTest):
                 return
             d.find_element(By.ID, "ack").click()
             time.sleep(0.5)
-        self.fail(f"the monitor never permitted power; state: {json.dumps(self.state(d))[:600]}")
+        self.fail(f"the monitor never permitted power; {self.describe(d)}")
 
     def monitor_stopped(self, d):
         """A latched fault shown by the monitor (on a loaded machine: late heartbeats or images), or
         a stop the runtime latched when the monitor's permits ran out (a starved monitor)."""
         safety = self.state(d)["safety"]
         return bool(safety["faults"]) or safety.get("stopCategory") is not None
+
+    def stopped_for_a_fault(self, d):
+        """A latched fault, or a stop of category 0 or 1: not the monitor's category-2 stop that
+        holds the drives, power kept, while the deadman is up (the normal way to stop)."""
+        safety = self.state(d)["safety"]
+        return bool(safety["faults"]) or safety.get("stopCategory") in (0, 1)
 
     def jog_until(self, d, button, moved, what, attempts=3):
         """Holds `button` (the deadman held) until `moved(d)`; a monitor stop the machine's load
@@ -442,9 +470,7 @@ class LiveConsoleTest(ConsoleTest):
             try:
                 WebDriverWait(d, 30, poll_frequency=0.05).until(lambda d: moved(d) or self.monitor_stopped(d))
             except TimeoutException:
-                s = self.state(d)
-                self.fail(f"timed out waiting for {what}; mode {s.get('mode')}, hold {s.get('holdReason')}, "
-                          f"safety {json.dumps(s.get('safety'))[:400]}; state: {json.dumps(s)[:600]}")
+                self.fail(f"timed out waiting for {what}; {self.describe(d)}")
             if moved(d):
                 return
             self.shot(d, f"live-monitor-stop-{what.replace(' ', '-')}-{attempt}")
@@ -492,8 +518,11 @@ class LiveConsoleTest(ConsoleTest):
         released = self.state(d)["safety"]
         time.sleep(0.5)
         self.shot(d, "live-01c-deadman-released")
-        if not released["faults"]:
-            self.assertFalse(self.state(d)["safety"]["faults"], "releasing the deadman latched a fault")
+        # Releasing it latches no deadman fault. A late heartbeat or image on a loaded machine can
+        # latch another meanwhile (shown, safe); the rest is then not judged.
+        faults = self.state(d)["safety"]["faults"]
+        self.assertFalse([f for f in faults if "deadman" in f], "releasing the deadman latched a fault")
+        if not released["faults"] and not faults:
             self.assertNotIn("active", d.find_element(By.ID, "hazards").get_attribute("class"))
             acks = self.server.audit_text().count("acknowledge faults")
             middle = self.insertion(d)
@@ -519,11 +548,50 @@ class LiveConsoleTest(ConsoleTest):
 
     def test_l3_target_clicked_on_the_route_navigates_while_held(self):
         d = self.login("alice")
+        # On a loaded machine a debug build's images can go stale: then the monitor stops the run
+        # (a latched fault, shown) or the estimate is lost and the supervisor will not servo; both
+        # are the safe answer, and the stop drops the target. Such an attempt is tried again.
+        outcomes = []
+        t0, n0 = self.frames_since(d)
+        for attempt in range(3):
+            outcome = self.navigate_to_a_route_point(d)
+            if outcome == "approached":
+                return
+            outcomes.append(outcome)
+            self.shot(d, f"live-03-attempt-{attempt}-{outcome}")
+        self.fail_unless_starved(d, t0, n0, f"no attempt navigated ({outcomes})")
+
+    def frames_since(self, d):
+        """(frames acquired, all planes) and the time now: where `fail_unless_starved` counts from."""
+        return time.time(), sum(self.state(d)["framesAcquired"])
+
+    def fail_unless_starved(self, d, t0, n0, what):
+        """`what` went wrong: a failure if the C-arm's frames came at their rate since `t0` (the
+        tracker or the fusion then failed), a skip that says so if they did not (a debug build's
+        imaging on a machine too loaded for it)."""
+        planes, fps = len(self.state(d)["framesAcquired"]), LiveConsoleTest.fps
+        frames, expected = sum(self.state(d)["framesAcquired"]) - n0, planes * fps * (time.time() - t0)
+        if frames < expected / 2:
+            self.skipTest(f"{what}: the imaging acquired {frames} frames of the {expected:.0f} due at {fps} fps; "
+                          "the machine is too loaded for a debug build's imaging")
+        self.fail(f"{what} although {frames} of {expected:.0f} frames came; {self.describe(d)}")
+
+    def wait_for_an_estimate(self, d, timeout=90):
+        """Until the estimate is not lost (`fail_unless_starved` judges a timeout)."""
+        t0, n0 = self.frames_since(d)
+        try:
+            WebDriverWait(d, timeout, poll_frequency=0.05).until(lambda d: self.state(d)["health"] != "lost")
+        except TimeoutException:
+            self.fail_unless_starved(d, t0, n0, f"no tip estimate in {timeout} s")
+
+    def navigate_to_a_route_point(self, d):
+        """One attempt: a route point 15 mm ahead of the tip clicked on the frontal image, then the
+        deadman held. "approached" when the tip came 2 mm closer, else the safe answer met."""
         self.power_up(d)
         self.release_all(d)
         # The tip servo needs an estimate: the first images must have been tracked and fused
         # (slow in a debug build at the C-arm's full resolution).
-        self.wait(d, lambda d: self.state(d)["health"] != "lost", timeout=90, what="a tip estimate")
+        self.wait_for_an_estimate(d)
         # A route point 15 mm beyond the one nearest the tip, where plane 0 shows it.
         px = d.execute_script("""
             const r = ui.hello.route, e = ui.state.estimate;
@@ -537,31 +605,41 @@ class LiveConsoleTest(ConsoleTest):
         d.execute_script("arguments[0].scrollIntoView()", canvas)
         sx, sy = canvas.size["width"] / px[2], canvas.size["height"] / px[3]
         ActionChains(d).move_to_element_with_offset(canvas, (px[0] - px[2] / 2) * sx, (px[1] - px[3] / 2) * sy).click().perform()
-        self.wait(d, lambda d: self.state(d).get("target") is not None, timeout=20, what="the target")
+        self.wait(d, lambda d: self.state(d).get("target") is not None or self.stopped_for_a_fault(d), timeout=20, what="the target")
+        if self.stopped_for_a_fault(d):
+            return "stopped before the deadman"
         target = self.state(d)["target"]
         def dist(d):
             e = self.state(d)["estimate"]
             return sum((a - b) ** 2 for a, b in zip(e, target)) ** 0.5
         before = dist(d)
         time.sleep(0.5)
+        if self.stopped_for_a_fault(d):
+            return "stopped before the deadman"
         self.assertIn(self.state(d)["mode"], ("hold", "idle"), "nothing moves before the deadman is held")
-        if self.monitor_stopped(d):
-            # A stop the machine's load caused while the target was set: acknowledged first.
-            self.power_up(d)
-            self.release_all(d)
         ActionChains(d).key_down(Keys.SPACE).perform()
-        # On a loaded machine a debug build's images can go stale: then the monitor stops the run
-        # (a latched fault, shown), which is the safe answer, and the supervisor stays in hold.
-        self.wait(d, lambda d: self.state(d)["mode"] == "tip servo" or self.state(d)["safety"]["faults"], timeout=10,
-                  what="tip servo (or a monitor stop)")
-        self.wait(d, lambda d: dist(d) < before - 2 or self.state(d).get("target") is None or self.state(d)["safety"]["faults"],
+        try:
+            WebDriverWait(d, 20, poll_frequency=0.05).until(
+                lambda d: self.state(d)["mode"] == "tip servo" or self.stopped_for_a_fault(d))
+        except TimeoutException:
+            s = self.state(d)
+            self.release_all(d)
+            if s["health"] == "lost" and s["mode"] == "hold":
+                return "estimate lost"
+            self.fail(f"timed out waiting for tip servo (or a stop, or the estimate lost); {self.describe(d)}")
+        if self.state(d)["mode"] != "tip servo":
+            self.release_all(d)
+            return "stopped"
+        self.wait(d, lambda d: dist(d) < before - 2 or self.state(d).get("target") is None or self.stopped_for_a_fault(d),
                   timeout=60, what="the tip to approach the target")
         self.shot(d, "live-03a-navigating")
-        faults = self.state(d)["safety"]["faults"]
+        stopped = self.stopped_for_a_fault(d)
         self.release_all(d)
         self.wait(d, lambda d: self.state(d)["mode"] in ("hold", "idle"), timeout=20, what="hold after release")
-        if not faults:
-            self.assertLess(dist(d), before - 1, f"the tip did not approach the target {target}")
+        if stopped:
+            return "stopped while navigating"
+        self.assertLess(dist(d), before - 1, f"the tip did not approach the target {target}")
+        return "approached"
 
     def test_l4_a_click_outside_the_vessels_is_refused_with_its_reason(self):
         d = self.login("alice")
@@ -572,11 +650,21 @@ class LiveConsoleTest(ConsoleTest):
         # A target an earlier test set stays; a refused click must not replace or clear it.
         before = self.state(d).get("target")
         # The frontal image's bottom-left corner: background, far from every vessel.
-        ActionChains(d).move_to_element_with_offset(canvas, -canvas.size["width"] / 2 + 4, canvas.size["height"] / 2 - 4).click().perform()
-        try:
-            WebDriverWait(d, 10, poll_frequency=0.05).until(lambda d: "outside every vessel" in self.messages(d))
-        except TimeoutException:
-            self.fail("no refusal shown; messages: " + self.messages(d)[:500])
+        # A stop latched meanwhile (a late heartbeat on a loaded machine) refuses every target
+        # first, as it should: acknowledged, and the click tried again.
+        for attempt in range(3):
+            latched = self.messages(d).count("a stop is latched")
+            ActionChains(d).move_to_element_with_offset(canvas, -canvas.size["width"] / 2 + 4, canvas.size["height"] / 2 - 4).click().perform()
+            try:
+                WebDriverWait(d, 10, poll_frequency=0.05).until(
+                    lambda d: "outside every vessel" in self.messages(d) or self.messages(d).count("a stop is latched") > latched)
+            except TimeoutException:
+                self.fail("no refusal shown; messages: " + self.messages(d)[:500])
+            if "outside every vessel" in self.messages(d):
+                break
+            self.power_up(d)
+            self.release_all(d)
+        self.assertIn("outside every vessel", self.messages(d), "every click met a latched stop")
         # Either the earlier target still stands or it was reached meanwhile: never a new one.
         self.assertIn(self.state(d).get("target"), (before, None), "a refused click set a target")
         self.shot(d, "live-04-click-outside-refused")
