@@ -27,13 +27,12 @@ swift test --skip-build --no-parallel --filter "$(printf '%s|' DriveLinkLoopTest
     LiveRuntimeTests LiveLinkTests HILLiveRunnerTests | sed 's/|$//')"
 # The HIL scenario library against the emulators (each fault scenario with its faults off is in
 # swift test): DriveLink over a pty with the C reference, EtherCAT over UDP, and over a veth pair as root.
-.build/debug/lumen hil run hil/scenarios/*.yaml --link serial --junit .build/hil/serial.xml --report .build/hil/serial
-.build/debug/lumen hil run hil/scenarios/*.yaml --link ethercat-udp --junit .build/hil/ethercat-udp.xml --report .build/hil/ethercat-udp
-# Every scenario again on the live runtime, through its operator port (`--runtime live`,
-# hil/README.md); what it cannot run yet is skipped with the reason.
+# On the live runtime (the default: through its operator port, hil/README.md), then again each
+# on a bare control cycle of its own (`--runtime cycle`).
 for link in serial ethercat-udp; do
-    .build/debug/lumen hil run hil/scenarios/*.yaml --runtime live --link $link \
-        --junit .build/hil/live-$link.xml --report .build/hil/live-$link
+    .build/debug/lumen hil run hil/scenarios/*.yaml --link $link --junit .build/hil/$link.xml --report .build/hil/$link
+    .build/debug/lumen hil run hil/scenarios/*.yaml --runtime cycle --link $link \
+        --junit .build/hil/cycle-$link.xml --report .build/hil/cycle-$link
 done
 if [ "$(id -u)" -eq 0 ]; then
     ns=lumenhil$$; ip netns add $ns; ip link add lhm$$ type veth peer name lhs$$; ip link set lhs$$ netns $ns

@@ -14,7 +14,8 @@ import Sim
 /// have no intent (a crashed host sends none): they go through the runtime's fault hook
 /// (`LiveRuntime.inject`). With `setup.limits` the runtime starts and supervises the monitor
 /// on that file (serial only: its permits reach the emulated drives' safe-torque-off input).
-/// Scenarios this runtime cannot run yet are skipped with the reason (`HILRunner` runs them).
+/// A scenario this runtime cannot run (a cycle rate other than its 1 kHz) is skipped with the
+/// reason (`HILRunner`, `--runtime cycle`, runs it).
 public enum HILLiveRunner {
     /// Runs `scenario` on a `LiveRuntime` and judges its expectations.
     public static func run(_ scenario: HILScenario, options: HILRunOptions = HILRunOptions()) -> HILScenarioResult {
@@ -24,11 +25,6 @@ public enum HILLiveRunner {
     /// Why the live runtime does not run `s` (nil: it does).
     public static func refusal(_ s: HILScenario) -> String? {
         if s.setup.rate_hz != 1000 { return "the live runtime's cycle runs at 1000 Hz, not \(s.setup.rate_hz)" }
-        // Measured: encoder-freeze passed with its freeze switched off (a following error of
-        // 1.2 mm mid-move, its band 0.5 mm), so its verdict here would say nothing.
-        if s.setup.drives == "emulated" {
-            return "on the live runtime the emulated drive dynamics lag its command by more than the bands these scenarios judge a fault by"
-        }
         return nil
     }
 

@@ -167,8 +167,8 @@ struct HilRun: ParsableCommand {
 
     @Flag(help: "Run every fault step as a no-op (injections, a silent host, the emergency stop, a released deadman, the monitor killed or hung, a move past a limit): a fault scenario must then fail.")
     var faultsOff = false
-    @Option(help: "What runs the scenarios: cycle (each on a control cycle of its own, every scenario) or live (on the live runtime, through its operator port; the monitor on serial only, scenarios on emulated drive dynamics skipped; hil/README.md says what still fails there).")
-    var runtime = "cycle"
+    @Option(help: "What runs the scenarios: live (on the live runtime the demo and the console run, through its operator port, as an automation client; the monitor on serial only) or cycle (each on a bare control cycle of its own, at any rate).")
+    var runtime = "live"
     @Flag(help: "Keep the cycle, the emulated drives and the monitor on SCHED_OTHER (by default they ask for SCHED_FIFO 80 and say in the report when refused).")
     var noRealtime = false
 

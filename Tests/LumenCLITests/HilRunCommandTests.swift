@@ -32,7 +32,8 @@ import Testing
         // One embedded PNG per expectation (bring-up has five), and one of its counters over the run.
         #expect(html.components(separatedBy: "data:image/png;base64,iVBORw0KGgo").count - 1 == 6)
         #expect(html.contains("Counters over the run"))
-        #expect(html.contains("Ran on the scenario&apos;s own cycle"))
+        // The live runtime is the default runner.
+        #expect(html.contains("Ran on the live runtime"))
         #expect(FileManager.default.fileExists(atPath: report + "/summary.json"))
         let plots = try FileManager.default.contentsOfDirectory(atPath: report + "/plots")
         #expect(plots.filter { $0.hasSuffix(".png") }.count == 6)
@@ -74,11 +75,18 @@ import Testing
 
     @Test func theMonitorRunsBesideTheCycleAndTheReportSaysWhetherItWasRealTime() throws {
         let killed = Tool.root.appendingPathComponent("hil/scenarios/monitor-killed.yaml").path
-        let r = try Tool.run(["hil", "run", killed, "--link", "serial", "--json"])
-        #expect(r.status == 0, "\(r.stderr)\n\(r.stdout)")
-        let notes = (((r.json?["scenarios"] as? [[String: Any]])?.first)?["notes"] as? [String]) ?? []
-        #expect(notes.contains { $0.contains("safety monitor beside the cycle") }, "\(notes)")
-        #expect(notes.contains { $0.hasPrefix("real-time") || $0.hasPrefix("not real-time") }, "\(notes)")
+        // On the live runtime (the default) the runtime starts and supervises the monitor; on a
+        // bare cycle the runner starts it beside the cycle.
+        for (runtime, says) in [("live", "the safety monitor (lumen-safety, started and supervised by the runtime)"),
+                                ("cycle", "safety monitor beside the cycle")] {
+            let r = try Tool.run(["hil", "run", killed, "--link", "serial", "--runtime", runtime, "--json"])
+            #expect(r.status == 0, "\(r.stderr)\n\(r.stdout)")
+            let scenario = (r.json?["scenarios"] as? [[String: Any]])?.first
+            let notes = (scenario?["notes"] as? [String]) ?? []
+            let text = notes.joined(separator: "; ") + "; " + ((scenario?["runtime"] as? String) ?? "")
+            #expect(text.contains(says), "\(runtime): \(text)")
+            #expect(notes.contains { $0.hasPrefix("real-time") || $0.hasPrefix("not real-time") }, "\(runtime): \(notes)")
+        }
         // Asked to stay on SCHED_OTHER, the report says so (the verdict on a loaded machine is not the point here).
         let plain = try Tool.run(["hil", "run", Self.bringUp, "--link", "serial", "--no-realtime", "--json"])
         let plainNotes = (((plain.json?["scenarios"] as? [[String: Any]])?.first)?["notes"] as? [String]) ?? []
