@@ -43,6 +43,20 @@ import Testing
         }
     }
 
+    /// No check that cannot fail, on the default runner: every shipped scenario with a fault step
+    /// fails on the live runtime when its faults are switched off (each step noted as such).
+    @Test func everyFaultScenarioFailsWithItsFaultsSwitchedOffOnTheLiveRuntime() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.folder.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        let faulty = try files.map { try HILScenario.load(Self.folder.appendingPathComponent($0).path) }.filter(\.hasFaultSteps)
+        #expect(faulty.count >= 15)
+        for s in faulty {
+            let r = HILLiveRunner.run(s, options: HILRunOptions(link: "serial", faultsSwitchedOff: true))
+            #expect(r.status == .failed, "\(Self.describe(r))")
+            let noted = r.recording?.notes.contains { $0.contains("switched off") } == true
+            #expect(noted, "\(s.name): \(r.recording?.notes ?? [])")
+        }
+    }
+
     /// The emergency stop is the port's category-0 stop: the scenario that expects category 0
     /// passes, and fails with its stop switched off.
     @Test func theEmergencyStopIsACategory0StopOnTheLiveRuntime() throws {
