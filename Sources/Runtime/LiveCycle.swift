@@ -34,6 +34,9 @@ public final class LiveShared: @unchecked Sendable {
     let flags: UnsafeMutablePointer<Int64>
     static let wakeFlag = 0, deadmanFlag = 1, acknowledgeFlag = 2, imageGuidedFlag = 3, imageAtFlag = 4, stopFlag = 5,
                imagingOnFlag = 6, deadmanTimeoutsFlag = 7, countFromFlag = 8, monitorStopFlag = 9
+    /// `monitorStopFlag`: the monitor's permit stops the drives (its deadman stop, say); it does
+    /// so for a fault it latched; its permits ran out (killed, hung, starved).
+    static let monitorStops: Int64 = 1, monitorStopsLatched: Int64 = 3, monitorPermitsLapsed: Int64 = 2
     /// ns — a deadman not repeated within this is released.
     public let deadmanTimeout: Nanoseconds
 
@@ -85,6 +88,11 @@ public struct LiveController: ~Copyable, CycleController {
     var stopIsCategory0 = false
     /// The monitor was stopping the drives last cycle: its stop is judged where it begins.
     var monitorWasStopping = false
+    /// When the operator last acknowledged: the monitor's latch clears a few cycles later (the
+    /// acknowledge goes out with the next heartbeat, its status comes back), and a jog held
+    /// through the acknowledge must not read that moment as the monitor still stopping.
+    var acknowledgedAt: Nanoseconds = 0
+    static let acknowledgeGrace: Nanoseconds = 100_000_000
     var appliedIntent: UInt64 = 0
     var cycle: UInt64 = 0
     var published: PublishedCycle
@@ -189,12 +197,18 @@ public struct LiveController: ~Copyable, CycleController {
         // controller's own stop: the monitor has latched nothing to show or clear, and a stop
         // that follows the monitor is shown with the monitor's category, so it would not show
         // at all once the permits came back.
+        // A monitor that stops the drives for a fault it latched stops any motion asked for
+        // meanwhile too, not only motion under way when its stop began: a jog or a target after
+        // the monitor latched (a move a scenario starts, an operator who did not acknowledge)
+        // would command drives that have no power. A stop the runtime's supervision thread used
+        // to send, 10 ms later and only where one ran; here it is the cycle's, wherever it runs.
         let monitorFlag = rings.flags[LiveShared.monitorStopFlag]
         let monitorStopping = monitorFlag != 0
-        if monitorStopping, !monitorWasStopping, deadmanHeld, !stopLatched,
-           inner.supervisor.mode == .tipServo || inner.supervisor.mode == .jog {
+        let monitorFaulted = monitorFlag == LiveShared.monitorStopsLatched && now - acknowledgedAt > Self.acknowledgeGrace
+        if !stopLatched, inner.supervisor.mode == .tipServo || inner.supervisor.mode == .jog,
+           monitorFaulted || (monitorStopping && !monitorWasStopping && deadmanHeld) {
             latchStop()
-            stopFollowsMonitor = monitorFlag == 1
+            stopFollowsMonitor = monitorFlag != LiveShared.monitorPermitsLapsed
         }
         monitorWasStopping = monitorStopping
         inner.deadman = deadmanHeld ? navigating || jogging : false
@@ -274,6 +288,7 @@ public struct LiveController: ~Copyable, CycleController {
             stopIsCategory0 = true
             inner.cutPower(measured: state.position)
         case .acknowledge:
+            acknowledgedAt = now
             SharedIndex.store(rings.flags + LiveShared.acknowledgeFlag, SharedIndex.load(rings.flags + LiveShared.acknowledgeFlag) + 1)
             if stopLatched {
                 stopLatched = false
@@ -614,7 +629,9 @@ public struct LivePatient: ~Copyable, RobotHardware {
         // Stopping too when its permits ran out (a monitor killed or hung): the drives' safety
         // input removes power then, as it does on a stop the monitor sends.
         let permitted = link.powerPermitted(now: now, watchdog: permitWatchdog)
-        SharedIndex.store(rings.flags + LiveShared.monitorStopFlag, link.monitorStops ? 1 : !permitted ? 2 : 0)
+        let stopping = link.monitorStops ? (link.monitorLatched ? LiveShared.monitorStopsLatched : LiveShared.monitorStops)
+            : !permitted ? LiveShared.monitorPermitsLapsed : 0
+        SharedIndex.store(rings.flags + LiveShared.monitorStopFlag, stopping)
         if lastWallTime == 0 { patientTime = now } else {
             let step = now - lastWallTime
             patientTime += step < 0 ? 0 : step > maxStep ? maxStep : step

@@ -421,7 +421,6 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         var nextProgress = MonotonicClock.now()
         var lastMode = ControlMode.idle
         var monitorWasAlive = monitor != nil
-        var stoppedForPower = false
         var servoFailed = false
         while true {
             usleep(10_000)
@@ -452,16 +451,6 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
                 return .monitorLost
             }
             if runner.lifecycle != .active || !runner.isRunning { return .completed }
-            // The monitor removed power while the robot was to move: stop (category 1) so that
-            // nothing resumes when power returns until an operator acknowledges.
-            if monitor != nil, !snap.safety.powerPermitted, snap.mode == .tipServo || snap.mode == .jog, !snap.safety.latchedFaults.isEmpty {
-                if !stoppedForPower {
-                    stoppedForPower = true
-                    _ = enqueue(.stop, CycleIntent(sequence: 0, kind: .stop), who: nil)
-                }
-            } else if snap.safety.powerPermitted {
-                stoppedForPower = false
-            }
             if until(snap) { return .completed }
             if MonotonicClock.now() >= end { return .completed }
         }

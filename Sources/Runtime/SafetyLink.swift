@@ -235,6 +235,12 @@ public struct SafetyLink: ~Copyable {
         }
     }
 
+    /// The monitor's newest status names a latched fault (false before its first status, and
+    /// without a monitor). Only an operator's acknowledge clears it.
+    public var monitorLatched: Bool {
+        @_noAllocation @_noLocks get { enabled ? SharedIndex.load(cells + 8) != 0 : false }
+    }
+
     /// The monitor's last permit allowed power and is at most `watchdog` old at `now` (true
     /// without a monitor).
     /// - Important: runs in the control cycle; must not allocate, lock or log.

@@ -230,6 +230,17 @@ import Testing
         #expect(statuses > 0 && latchedBits & SafetyCheck.crc.bit != 0, "statuses taken \(statuses), latched \(latchedBits)")
         let unpowered = waitFor(seconds: 20) { !drives.powered }
         #expect(unpowered, "the drives kept power through the CRC storm")
+        // A jog asked for after the monitor latched (nothing moved when its stop began) is the
+        // cycle's own stop, with no supervision thread running: never a jog of unpowered drives.
+        let latchedBefore = runtime.shared.stopLatched
+        #expect(!latchedBefore, "a stop was latched before anything moved")
+        let stopped = waitFor(seconds: 5) {
+            _ = client.submit(.jointJog(JointVector([1, 0, 0, 0])))
+            return runtime.shared.stopLatched
+        }
+        let follows = runtime.shared.published.read().stopFollowsMonitor
+        #expect(stopped, "jogging on while the monitor holds a latched crc fault: mode \(runtime.snapshot().mode)")
+        #expect(follows, "the stop is not shown as the monitor's")
     }
 
     @Test func aKilledEmulatorEndsTheRunAsALostLink() throws {
