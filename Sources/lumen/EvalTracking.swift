@@ -126,8 +126,6 @@ struct EvalTracking: ParsableCommand {
             print(String(format: "%@: %d frames (%d visible), tracked %.1f %% where visible, median %.3f px, p95 %.3f px, confident-wrong %.2f %% (longest run %d), right at confidence > 0.5: %.2f %%",
                          result.split as NSString, sc.frames, sc.visible_frames, sc.tracked_pct, sc.err_px_median, sc.err_px_p95, sc.confident_wrong_pct,
                          sc.confident_wrong_longest_run, sc.confident_right_pct))
-            print("reliability (confidence bin: fixes, mean confidence, right ≤ 3 px): "
-                + sc.reliability.map { String(format: "%.2f–%.2f: %d, %.3f, %.1f %%", $0.from, $0.to, $0.fixes, $0.mean_confidence, $0.right_pct) }.joined(separator: "; "))
             let o = result.overall, d = result.default_dose
             print(String(format: "overall: %d frames, %.1f %% tracked, median %.3f px (%.3f mm), p95 %.3f px; default dose: %.1f %% tracked, median %.3f px, p95 %.3f px",
                          o.frames, o.tracked_pct, o.err_px_median, o.err_mm_median, o.err_px_p95, d.tracked_pct, d.err_px_median, d.err_px_p95))
