@@ -12,13 +12,18 @@ public struct Frame: Sendable, Equatable {
     public var pixels: [UInt16]
     /// When the detector acquired the frame (monotonic ns), not when it arrived.
     public var acquiredAt: Nanoseconds
+    /// mm — the pixel pitch at the detector (DICOM's ImagerPixelSpacing, else PixelSpacing; the
+    /// renderer's detector pitch); nil where the source does not say (a PNG folder). The detector
+    /// turns its physical scales (catheter width, link gaps, shaft length) into pixels with it.
+    public var pixelPitchMM: Double?
 
-    public init(width: Int, height: Int, pixels: [UInt16], acquiredAt: Nanoseconds = 0) {
+    public init(width: Int, height: Int, pixels: [UInt16], acquiredAt: Nanoseconds = 0, pixelPitchMM: Double? = nil) {
         precondition(width > 0 && height > 0 && pixels.count == width * height, "frame size and pixel count disagree")
         self.width = width
         self.height = height
         self.pixels = pixels
         self.acquiredAt = acquiredAt
+        self.pixelPitchMM = pixelPitchMM.flatMap { $0.isFinite && $0 > 0 ? $0 : nil }
     }
 
     @inlinable public subscript(u: Int, v: Int) -> UInt16 { pixels[v * width + u] }

@@ -216,7 +216,7 @@ public final class SyntheticRun: RecordingTap, OperatorPort, @unchecked Sendable
                 let item = pool[p][Int((index - 1) % UInt64(pool[p].count))]
                 var m: TipMeasurement?
                 if let tracker = trackers[p],
-                   let t = try? tracker.track(Frame(width: g.columns, height: g.rows, pixels: item.pixels, acquiredAt: now)) {
+                   let t = try? tracker.track(Frame(width: g.columns, height: g.rows, pixels: item.pixels, acquiredAt: now, pixelPitchMM: g.pixelSpacing)) {
                     m = TipMeasurement(acquiredAt: now, plane: UInt8(p), pixel: t.status == .tracked ? SIMD2(t.u, t.v) : nil,
                                        pixelCovariance: SymMat2(xx: 1, yy: 1), confidence: t.confidence)
                 }

@@ -36,6 +36,8 @@ struct EvalTracking: ParsableCommand {
     @Flag(help: "Print JSON on stdout.") var json = false
     @Flag(help: "Also write candidates.csv: every tip candidate the detector ranked in each frame, its evidence and its distance to the true tip.")
     var candidates = false
+    @Flag(help: "Ignore the frames' pixel pitch: the detector's and tracker's lengths in pixels as given at every pitch (as before the pitch reached the detector), for comparison.")
+    var pixelLengths = false
     @Option(help: "Rival tips a contested track follows until time tells which is the catheter's end (0…4; 2 when absent; 0: none, the track as acquired).")
     var rivals: Int?
 
@@ -74,7 +76,7 @@ struct EvalTracking: ParsableCommand {
 
     /// The tracker's settings, with `--rivals` where given.
     var trackerSettings: TrackerSettings {
-        var s = TrackerSettings()
+        var s = pixelLengths ? TrackerSettings().pixelLengthsOnly : TrackerSettings()
         if let r = rivals {
             s.maximumRivals = r
             if r == 0 { s.rivalShare = 0 }
@@ -126,6 +128,8 @@ struct EvalTracking: ParsableCommand {
             print(String(format: "%@: %d frames (%d visible), tracked %.1f %% where visible, median %.3f px, p95 %.3f px, confident-wrong %.2f %% (longest run %d), right at confidence > 0.5: %.2f %%",
                          result.split as NSString, sc.frames, sc.visible_frames, sc.tracked_pct, sc.err_px_median, sc.err_px_p95, sc.confident_wrong_pct,
                          sc.confident_wrong_longest_run, sc.confident_right_pct))
+            print("reliability (confidence bin: fixes, mean confidence, right ≤ 3 px): "
+                + sc.reliability.map { String(format: "%.2f–%.2f: %d, %.3f, %.1f %%", $0.from, $0.to, $0.fixes, $0.mean_confidence, $0.right_pct) }.joined(separator: "; "))
             let o = result.overall, d = result.default_dose
             print(String(format: "overall: %d frames, %.1f %% tracked, median %.3f px (%.3f mm), p95 %.3f px; default dose: %.1f %% tracked, median %.3f px, p95 %.3f px",
                          o.frames, o.tracked_pct, o.err_px_median, o.err_mm_median, o.err_px_p95, d.tracked_pct, d.err_px_median, d.err_px_p95))

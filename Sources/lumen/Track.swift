@@ -119,12 +119,17 @@ struct Track: ParsableCommand {
             Output.status("track: frame \(track.frame + 1)/\(count)")
         }
         Output.endStatus()
+        var warnings = source.warnings
+        if count > 0, tracker.detector.pitchMM == nil {
+            warnings.append(CatheterDetector.pitchUnknownNote)
+            Output.progress("track: warning: \(CatheterDetector.pitchUnknownNote)")
+        }
         let tracked = records.filter { $0.status == TrackStatus.tracked.rawValue }.count
         let spacing = source.pixelSpacing.flatMap { $0.isocenter ?? $0.detector }
         let summary = Summary(input: input, source: source.kind.rawValue, frame_interval_ms: round3(Double(source.frameInterval) * 1e-6),
                               frame_interval_assumed: source.frameIntervalAssumed,
                               pixel_spacing_mm: spacing.map { (($0[0] + $0[1]) / 2 * 1e6).rounded() / 1e6 }, pixel_spacing_tag: source.pixelSpacing?.tag,
-                              max_value: Int(source.maxValue), warnings: source.warnings, frames: records.count, tracked_pct: round1(100 * Double(tracked) / Double(max(1, records.count))),
+                              max_value: Int(source.maxValue), warnings: warnings, frames: records.count, tracked_pct: round1(100 * Double(tracked) / Double(max(1, records.count))),
                               ms_per_frame: round3(trackMs.reduce(0, +) / Double(max(1, trackMs.count))), records: records)
         if json {
             try Output.json(summary)

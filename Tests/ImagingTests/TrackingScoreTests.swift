@@ -29,6 +29,17 @@ import Testing
         #expect(abs(s.confident_wrong_pct - 33.333) < 0.01)
     }
 
+    @Test func reliabilityBinsTheFixesByConfidenceWithTheShareRight() {
+        let s = TrackingScore([.init(error: 1, confidence: 0.95, visible: true), .init(error: 20, confidence: 0.92, visible: true),
+                               .init(error: 2, confidence: 0.6, visible: true), .init(error: 2, confidence: 1, visible: false),
+                               .init(error: nil, confidence: 0, visible: true), .init(error: 5, confidence: 0.1, visible: true)])
+        let bins = s.reliability
+        #expect(bins.map(\.fixes) == [1, 0, 1, 0, 3])
+        #expect(bins.map(\.right_pct) == [0, 0, 100, 0, 33.333])
+        #expect(bins[4].mean_confidence == 0.957)
+        #expect(bins.first?.from == 0 && bins.last?.to == 1)
+    }
+
     @Test func runsDoNotContinueAcrossSequences() {
         let bad = TrackOutcome(error: 50, confidence: 0.9, visible: true)
         let s = TrackingScore(sequences: [[bad, bad], [bad, bad, bad]])

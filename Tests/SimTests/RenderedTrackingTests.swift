@@ -39,4 +39,21 @@ import Testing
         let err = try Self.detectionError(Self.engagedGuide(depth), primaryDeg: primaryDeg)
         #expect(err < 2, "tip error \(err) px")
     }
+
+    /// The same engaged guide (2 mm across, 0.6 mm band) rendered over the same 205 mm field at
+    /// 0.4 and 0.2 mm pitch: the frame's pitch sizes the detector, so the tip is found at both.
+    /// With the pixel lengths of 0.3 mm at every pitch the 0.2 mm frame gave no tip at all.
+    @Test(arguments: [0.4, 0.2])
+    func theSameGuideIsTrackedAtEitherPitch(pitch: Double) throws {
+        let catheter = Self.engagedGuide()
+        let n = Int((204.8 / pitch).rounded())
+        let geometry = CArmGeometry(sourceToDetector: 1020, sourceToIsocenter: 700, columns: n, rows: n, pixelSpacing: pitch, isocenter: catheter.last!)
+        let (frame, truth) = try FluoroRenderer(geometry: geometry, seed: 7).render(tree: Phantoms.coronaryTree(), catheter: catheter, frame: 0)
+        let tracker = try TipTracker()
+        let r = try tracker.track(frame)
+        let errMM = hypot(r.u - truth.tip2D[0], r.v - truth.tip2D[1]) * pitch
+        #expect(frame.pixelPitchMM == pitch)
+        #expect(r.status == .tracked, "pitch \(pitch)")
+        #expect(errMM < 0.6, "pitch \(pitch): tip error \(errMM) mm")
+    }
 }

@@ -80,7 +80,7 @@ public final class DICOMReader {
     public func frame(_ index: Int, acquiredAt: Nanoseconds = 0) throws(DICOMError) -> Frame {
         try load(index)
         let pixels = stored.withUnsafeBufferPointer { pixelMapping.display($0, table: voiTable) }
-        return Frame(width: header.columns, height: header.rows, pixels: pixels, acquiredAt: acquiredAt)
+        return Frame(width: header.columns, height: header.rows, pixels: pixels, acquiredAt: acquiredAt, pixelPitchMM: header.pixelPitchMM)
     }
 
     private func load(_ index: Int) throws(DICOMError) {

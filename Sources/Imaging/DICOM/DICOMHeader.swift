@@ -162,6 +162,14 @@ public struct DICOMHeader: Equatable, Sendable, Codable {
         return nil
     }
 
+    /// mm per pixel for the detector's physical scales: the mean of ImagerPixelSpacing's row and
+    /// column spacing, else of PixelSpacing's; nil when neither is given (or usable).
+    public var pixelPitchMM: Double? {
+        guard let s = spacing, let pair = s.detector ?? s.isocenter, pair.count == 2 else { return nil }
+        let mean = 0.5 * (pair[0] + pair[1])
+        return mean.isFinite && mean > 0 ? mean : nil
+    }
+
     /// What the file says that the reader does not honour, one sentence each (empty for most files).
     public var notHonoured: [String] {
         var out: [String] = []

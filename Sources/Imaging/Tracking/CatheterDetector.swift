@@ -55,7 +55,28 @@ public struct DetectorSettings: Sendable, Equatable {
     /// 10 px off; median 1.06 → 1.24 px, confident-wrong 3.3 → 6.7 %) and fixed none. The
     /// evidence is still measured for the candidates and feeds the confidence.
     public var rankByEvidence = false
+    /// The physical sizes (mm at the detector) behind the pixel lengths above, which those
+    /// lengths grow to at a frame's known pitch; nil: the pixel values at every pitch.
+    public var physical: PhysicalScales? = PhysicalScales()
     public init() {}
+
+    /// The settings for a frame of `pitchMM` mm per pixel: each length in pixels is its physical
+    /// size over the pitch, never below the pixel value given here (the finest scale the ridge
+    /// filter resolves, the lengths it was tuned with at coarse pitch) and never above
+    /// `PhysicalScales.maximumGrowth` times it. The pixel values as given where the pitch is
+    /// unknown (nil) or `physical` is nil.
+    public func atPitch(_ pitchMM: Double?) -> DetectorSettings {
+        guard let ph = physical, let pitch = pitchMM, pitch.isFinite, pitch > 0 else { return self }
+        func px(_ value: Double, _ mm: Double) -> Double { PhysicalScales.pixels(value, mm: mm, pitch: pitch) }
+        var s = self
+        s.ridge.sigmaMin = px(ridge.sigmaMin, ph.sigmaMinMM)
+        s.ridge.sigmaMax = max(s.ridge.sigmaMin, px(ridge.sigmaMax, ph.sigmaMaxMM))
+        s.ridge.tophatPx = px(ridge.tophatPx, ph.tophatMM)
+        s.linkGapPx = px(linkGapPx, ph.linkGapMM)
+        s.minLengthPx = px(minLengthPx, ph.minLengthMM)
+        s.borderPx = px(borderPx, ph.borderMM)
+        return s
+    }
 
     /// The same detector for catheters twice as wide in pixels (fine pitch, a large catheter:
     /// 10–20 px across, where the default scales and top-hat see a flat band with two edges
@@ -76,6 +97,47 @@ public struct DetectorSettings: Sendable, Equatable {
         for (v, f) in [(linkGapPx, "link_gap_px"), (linkAngleDeg, "link_angle_deg"), (minLengthPx, "min_length_px"), (borderPx, "border_px")] {
             guard v.isFinite, v >= 0 else { throw .badSetting(field: f, reason: "must be a finite number ≥ 0, got \(v)") }
         }
+        try physical?.validate()
+        // The largest growth must still be a valid ridge filter.
+        var grown = ridge
+        grown.sigmaMin *= PhysicalScales.maximumGrowth; grown.sigmaMax *= PhysicalScales.maximumGrowth; grown.tophatPx *= PhysicalScales.maximumGrowth
+        if physical != nil { try grown.validate() }
+    }
+}
+
+/// The detector's lengths as physical sizes, in mm at the detector (the pitch DICOM's
+/// ImagerPixelSpacing gives). The defaults are the pixel defaults at 0.3 mm (the geometric middle
+/// of the 0.15–0.6 mm the tuning split draws): σ 0.3–0.96 mm covers catheters about 0.9–2.9 mm
+/// across in the image (3σ), the top-hat drops structures over 5.1 mm, links span 3 mm gaps, and
+/// a tip needs 6 mm of traced shaft behind it.
+public struct PhysicalScales: Sendable, Equatable {
+    /// mm — the ridge filter's finest and widest Gaussian scale.
+    public var sigmaMinMM = 0.3, sigmaMaxMM = 0.96
+    /// mm — structures wider than this are background.
+    public var tophatMM = 5.1
+    /// mm — the largest gap a link spans; the shortest curve (the shaft a tip needs behind it);
+    /// how near the searched region's border an end leaves the field.
+    public var linkGapMM = 3.0, minLengthMM = 6.0, borderMM = 1.2
+    public init() {}
+
+    /// The most a pixel length grows (a pitch four times finer than the one the pixel values
+    /// stand for): beyond it the filter's cost grows faster than what a finer pitch shows.
+    public static let maximumGrowth = 4.0
+
+    /// px — a length of `mm` at `pitch` mm per pixel, never below `value` px nor above
+    /// `maximumGrowth` times it (`value` itself where the two differ by rounding only).
+    public static func pixels(_ value: Double, mm: Double, pitch: Double) -> Double {
+        let grown = mm / pitch
+        guard grown.isFinite, grown > value * (1 + 1e-9) else { return value }
+        return min(maximumGrowth * value, grown)
+    }
+
+    func validate() throws(TrackingError) {
+        for (v, f) in [(sigmaMinMM, "physical.sigma_min_mm"), (sigmaMaxMM, "physical.sigma_max_mm"), (tophatMM, "physical.tophat_mm"),
+                       (linkGapMM, "physical.link_gap_mm"), (minLengthMM, "physical.min_length_mm"), (borderMM, "physical.border_mm")] {
+            guard v.isFinite, v >= 0 else { throw .badSetting(field: f, reason: "must be a finite number ≥ 0, got \(v)") }
+        }
+        guard sigmaMaxMM >= sigmaMinMM else { throw .badSetting(field: "physical.sigma_max_mm", reason: "must be ≥ sigma_min_mm") }
     }
 }
 
@@ -92,8 +154,17 @@ public struct DetectorSettings: Sendable, Equatable {
 /// is then refined along the ridge direction to the half-height point of the end step in the
 /// attenuation profile (sub-pixel).
 public final class CatheterDetector {
-    public let settings: DetectorSettings
+    /// The settings as given: pixel lengths and the physical sizes behind them.
+    public let baseSettings: DetectorSettings
+    /// The settings of the last search: `baseSettings` at that frame's pitch (as given before any).
+    public private(set) var settings: DetectorSettings
     public let ridges: RidgeExtractor
+    /// mm — the pitch of the last searched frame; nil when it did not say (then the pixel
+    /// lengths were used as given: `pitchUnknownNote` says so).
+    public private(set) var pitchMM: Double?
+    /// What a frame without a pitch means for the search.
+    public static let pitchUnknownNote = "the frame carries no pixel pitch: the detector uses its pixel lengths as given (tuned at 0.3 mm); "
+        + "give frames with ImagerPixelSpacing (or PixelSpacing) for catheters sized in mm"
     /// The chains of the last search, for overlays.
     public private(set) var lastChains: [[RidgePoint]] = []
     /// The compact dense spots of the last search (strongest first), for overlays.
@@ -111,8 +182,18 @@ public final class CatheterDetector {
 
     public init(settings: DetectorSettings = DetectorSettings()) throws(TrackingError) {
         try settings.validate()
+        baseSettings = settings
         self.settings = settings
         ridges = try RidgeExtractor(settings: settings.ridge)
+    }
+
+    /// Scales the settings to the frame's pitch when it differs from the last frame's.
+    func adapt(to pitch: Double?) throws(TrackingError) {
+        guard pitch != pitchMM else { return }
+        let s = baseSettings.atPitch(pitch)
+        try ridges.retune(s.ridge)
+        settings = s
+        pitchMM = pitch
     }
 
     /// A prior for the search: the predicted tip and how far from it a tip may be.
@@ -147,6 +228,7 @@ public final class CatheterDetector {
     /// only tips within its radius count. Nil when no catheter tip is found.
     public func detect(_ frame: Frame, region: PixelRegion? = nil, downsample: Int = 1, prior: Prior? = nil) throws(TrackingError) -> CatheterDetection? {
         if let p = prior, !(p.u.isFinite && p.v.isFinite && p.radius.isFinite) { return nil }
+        try adapt(to: frame.pixelPitchMM)
         let (chains, blobs) = try ridges.features(in: frame, region: region, downsample: downsample)
         lastChains = chains
         lastBlobs = blobs

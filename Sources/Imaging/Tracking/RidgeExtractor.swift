@@ -92,7 +92,7 @@ public struct RidgeBlob: Sendable, Equatable {
 
 /// The traced dark thin ridges of one frame (or region): ordered chains of centerline points.
 public final class RidgeExtractor {
-    public let settings: RidgeSettings
+    public private(set) var settings: RidgeSettings
     private var points: [lumen_track_point]
     private var starts: [Int32]
     private var blobs: [lumen_track_blob]
@@ -105,6 +105,13 @@ public final class RidgeExtractor {
         points = [lumen_track_point](repeating: lumen_track_point(), count: max(16, pointCapacity))
         starts = [Int32](repeating: 0, count: max(2, chainCapacity) + 1)
         blobs = [lumen_track_blob](repeating: lumen_track_blob(), count: 256)
+    }
+
+    /// Searches with other settings from now on (the same buffers); refused, keeping the old
+    /// ones, when they are not valid.
+    func retune(_ s: RidgeSettings) throws(TrackingError) {
+        try s.validate()
+        settings = s
     }
 
     func params(region: PixelRegion?, downsample: Int) -> lumen_track_params {

@@ -48,6 +48,12 @@ public struct TrackerSettings: Sendable, Equatable {
     public var minimumSearchRadius = 24.0
     /// px — nor grow beyond this.
     public var maximumSearchRadius = 160.0
+    /// mm — the same two limits as physical sizes (the pixel values at 0.3 mm, as the detector's
+    /// `PhysicalScales`): at a finer known pitch the pixel limits grow to them (at most
+    /// `PhysicalScales.maximumGrowth` times), since a tip moving so many mm moves more pixels;
+    /// nil: the pixel limits at every pitch.
+    public var minimumSearchRadiusMM: Double? = 7.2
+    public var maximumSearchRadiusMM: Double? = 48
     /// Detections below this confidence are not measurements.
     public var minimumConfidence = 0.25
     /// A first fix (or a fix after loss) needs this much confidence.
@@ -104,6 +110,9 @@ public struct TrackerSettings: Sendable, Equatable {
         for (v, f) in checks {
             guard v.isFinite, v > 0 else { throw .badSetting(field: f, reason: "must be a finite number > 0, got \(v)") }
         }
+        for (v, f) in [(minimumSearchRadiusMM, "minimum_search_radius_mm"), (maximumSearchRadiusMM, "maximum_search_radius_mm")] {
+            if let v { guard v.isFinite, v > 0 else { throw .badSetting(field: f, reason: "must be a finite number > 0, got \(v)") } }
+        }
         guard maximumSearchRadius >= minimumSearchRadius else {
             throw .badSetting(field: "maximum_search_radius_px", reason: "must be ≥ minimum_search_radius_px")
         }
@@ -128,6 +137,25 @@ public struct TrackerSettings: Sendable, Equatable {
             throw .badSetting(field: "advance_to_win_px", reason: "must be a finite number > 0, got \(advanceToWinPx)")
         }
         guard rivalMissesToDrop >= 1 else { throw .badSetting(field: "rival_misses_to_drop", reason: "must be ≥ 1, got \(rivalMissesToDrop)") }
+    }
+
+    /// These settings with every length in pixels as given, whatever a frame's pitch: how the
+    /// tracker ran before frames carried their pitch (for comparison).
+    public var pixelLengthsOnly: TrackerSettings {
+        var s = self
+        s.detector.physical = nil
+        s.wideDetector?.physical = nil
+        s.minimumSearchRadiusMM = nil
+        s.maximumSearchRadiusMM = nil
+        return s
+    }
+
+    /// px — the search radius limits for a frame of `pitchMM` mm per pixel (the pixel limits where it is unknown).
+    public func searchRadii(atPitch pitchMM: Double?) -> (minimum: Double, maximum: Double) {
+        guard let pitch = pitchMM, pitch.isFinite, pitch > 0 else { return (minimumSearchRadius, maximumSearchRadius) }
+        func px(_ value: Double, _ mm: Double?) -> Double { mm.map { PhysicalScales.pixels(value, mm: $0, pitch: pitch) } ?? value }
+        let lo = px(minimumSearchRadius, minimumSearchRadiusMM)
+        return (lo, max(lo, px(maximumSearchRadius, maximumSearchRadiusMM)))
     }
 }
 
@@ -155,6 +183,8 @@ public final class TipTracker {
     private var reversals = 0
     private var lastTime: Nanoseconds?
     private var frameIndex = 0
+    /// px — the search radius limits at the current frame's pitch (`TrackerSettings.searchRadii`).
+    private var radii: (minimum: Double, maximum: Double)
     /// Consecutive frames without a measurement.
     public private(set) var missed = 0
     /// A place other than the track's that the acquisition ranked nearly as high, followed
@@ -180,6 +210,7 @@ public final class TipTracker {
     public init(settings: TrackerSettings = TrackerSettings()) throws(TrackingError) {
         try settings.validate()
         self.settings = settings
+        radii = (settings.minimumSearchRadius, settings.maximumSearchRadius)
         detector = try CatheterDetector(settings: settings.detector)
         wideDetector = try settings.wideDetector.map { s throws(TrackingError) in try CatheterDetector(settings: s) }
     }
@@ -208,6 +239,7 @@ public final class TipTracker {
             if d > 0, d < 10 { dt = d }
         }
         lastTime = frame.acquiredAt
+        radii = settings.searchRadii(atPitch: frame.pixelPitchMM)
         let full = PixelRegion(x: 0, y: 0, width: frame.width, height: frame.height)
         if initialised { predict(dt) }
         acquisitionCandidates = []
@@ -215,7 +247,7 @@ public final class TipTracker {
         if initialised, missed < settings.reacquireAfter {
             let radius = searchRadius()
             let det = activeDetector
-            let region = PixelRegion.around(u: x[0], v: x[1], half: radius + 2 * det.settings.ridge.sigmaMax * 3, in: frame.width, frame.height)
+            let region = PixelRegion.around(u: x[0], v: x[1], half: radius + 2 * det.baseSettings.atPitch(frame.pixelPitchMM).ridge.sigmaMax * 3, in: frame.width, frame.height)
             let prior = CatheterDetector.Prior(u: x[0], v: x[1], radius: radius, heading: heading)
             if let d = try det.detect(frame, region: region, downsample: wide ? 2 : 1, prior: prior), accept(d, threshold: settings.minimumConfidence) {
                 return try contest(fix(d, frame, region: region, fullFrame: false), frame)
@@ -265,7 +297,7 @@ public final class TipTracker {
         heading = d.heading()
         reversals = 0
         x = [d.u, d.v, 0, 0]
-        let r = settings.maximumSearchRadius / 3
+        let r = radii.maximum / 3
         p = [4, 0, 0, 0, 0, 4, 0, 0, 0, 0, r * r * 100, 0, 0, 0, 0, r * r * 100]
     }
 
@@ -298,10 +330,10 @@ public final class TipTracker {
         let own = heading
         var kept: [Rival] = []
         var winner: (CatheterDetection, Rival)?
-        let radius = settings.minimumSearchRadius
+        let radius = radii.minimum
         for var r in rivals {
             let pu = r.u + r.du, pv = r.v + r.dv
-            let region = PixelRegion.around(u: pu, v: pv, half: radius + 2 * detector.settings.ridge.sigmaMax * 3, in: frame.width, frame.height)
+            let region = PixelRegion.around(u: pu, v: pv, half: radius + 2 * detector.baseSettings.atPitch(frame.pixelPitchMM).ridge.sigmaMax * 3, in: frame.width, frame.height)
             let found = try detector.detect(frame, region: region, downsample: 1, prior: CatheterDetector.Prior(u: pu, v: pv, radius: radius, heading: r.heading))
             guard let d = found, d.confidence >= settings.minimumConfidence, d.u.isFinite, d.v.isFinite else {
                 r.missed += 1
@@ -346,7 +378,7 @@ public final class TipTracker {
     /// px — the search radius: the gate's extent of the predicted position, within the limits.
     func searchRadius() -> Double {
         let s = max(p[0], p[5]).squareRoot() * settings.gate.squareRoot() + 2 * settings.measurementNoise
-        return min(settings.maximumSearchRadius, max(settings.minimumSearchRadius, s.isFinite ? s : settings.maximumSearchRadius))
+        return min(radii.maximum, max(radii.minimum, s.isFinite ? s : radii.maximum))
     }
 
     func accept(_ d: CatheterDetection, threshold: Double) -> Bool {
@@ -358,7 +390,7 @@ public final class TipTracker {
         guard det > 0 else { return false }
         let du = d.u - x[0], dv = d.v - x[1]
         let m = (s11 * du * du - 2 * s01 * du * dv + s00 * dv * dv) / det
-        let floor = settings.minimumSearchRadius
+        let floor = radii.minimum
         return m <= settings.gate || du * du + dv * dv <= floor * floor
     }
 

@@ -33,6 +33,22 @@ public struct TrackingScore: Sendable, Encodable, Equatable {
     public var confident_right_pct: Double
     /// Tracked fixes more than 10 px from the truth at any confidence.
     public var wrong_pct: Double
+    /// Reliability of the reported confidence: the tracked fixes binned by it (`reliabilityEdges`),
+    /// each bin with its count, mean confidence and the share right (within `rightWithinPx`,
+    /// tip visible). A calibrated confidence has each bin's right share near its mean confidence.
+    public var reliability: [ReliabilityBin]
+
+    /// One bin of `reliability`: fixes with confidence in `from` ..< `to` (the last bin includes 1).
+    public struct ReliabilityBin: Sendable, Encodable, Equatable {
+        public var from: Double
+        public var to: Double
+        public var fixes: Int
+        public var mean_confidence: Double
+        public var right_pct: Double
+    }
+
+    /// The confidence bins of `reliability`.
+    public static let reliabilityEdges = [0, 0.25, 0.5, 0.75, 0.9, 1]
 
     public static let confidentAbove = 0.5, wrongBeyondPx = 10.0, rightWithinPx = 3.0
 
@@ -63,6 +79,26 @@ public struct TrackingScore: Sendable, Encodable, Equatable {
         confident_wrong_longest_run = longest
         confident_right_pct = confident == 0 ? 100 : pct(confidentRight, confident)
         wrong_pct = pct(wrong, outcomes.count)
+        reliability = Self.reliability(outcomes)
+    }
+
+    /// The tracked fixes binned by confidence (`reliabilityEdges`).
+    static func reliability(_ outcomes: [TrackOutcome]) -> [ReliabilityBin] {
+        let edges = reliabilityEdges
+        var fixes = [Int](repeating: 0, count: edges.count - 1), right = fixes
+        var sum = [Double](repeating: 0, count: edges.count - 1)
+        for o in outcomes {
+            guard let e = o.error, o.confidence.isFinite else { continue }
+            let c = min(1, max(0, o.confidence))
+            let k = min(edges.count - 2, max(0, (edges.lastIndex { $0 <= c } ?? 0)))
+            fixes[k] += 1
+            sum[k] += c
+            if o.visible, e <= rightWithinPx { right[k] += 1 }
+        }
+        return (0..<(edges.count - 1)).map { k in
+            ReliabilityBin(from: edges[k], to: edges[k + 1], fixes: fixes[k], mean_confidence: fixes[k] == 0 ? 0 : round3(sum[k] / Double(fixes[k])),
+                           right_pct: fixes[k] == 0 ? 0 : round3(100 * Double(right[k]) / Double(fixes[k])))
+        }
     }
 
     /// The pooled score of several sequences; runs do not continue across sequences.

@@ -444,7 +444,7 @@ public final class FluoroRenderer {
         let p = g.project(tip)
         let truth = FluoroTruth(frame: index, tip3D: [tip.x, tip.y, tip.z], tip2D: [p.u, p.v],
                                 centerline2D: moved.map { c in let q = g.project(c); return [q.u, q.v] })
-        return (Frame(width: g.columns, height: g.rows, pixels: pixels, acquiredAt: acquiredAt), truth)
+        return (Frame(width: g.columns, height: g.rows, pixels: pixels, acquiredAt: acquiredAt, pixelPitchMM: g.pixelSpacing), truth)
     }
 
     /// Quantum noise on the transmission (Poisson counts over the photon count: exact below

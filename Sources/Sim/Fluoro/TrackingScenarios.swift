@@ -150,6 +150,7 @@ extension FluoroRenderer {
     /// A MONOCHROME1 frame (dense is bright) as MONOCHROME2, the way a DICOM reader honours
     /// Photometric Interpretation: each value v becomes `maximum` − v.
     public static func monochrome2(_ f: Frame, maximum: UInt16 = 4095) -> Frame {
-        Frame(width: f.width, height: f.height, pixels: f.pixels.map { $0 >= maximum ? 0 : maximum - $0 }, acquiredAt: f.acquiredAt)
+        Frame(width: f.width, height: f.height, pixels: f.pixels.map { $0 >= maximum ? 0 : maximum - $0 }, acquiredAt: f.acquiredAt,
+              pixelPitchMM: f.pixelPitchMM)
     }
 }
