@@ -637,7 +637,7 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         let powered = fresh && permitBits & 1 == 1
         let safety = SafetyStatus(monitorAlive: monitor == nil ? false : (monitor?.isRunning ?? false) && fresh && alive,
                                   heartbeatAge: heartbeatAt > 0 ? now - heartbeatAt : 0, powerPermitted: powered,
-                                  stopCategory: Self.stopCategory(controllerStop: p.stopLatched && !p.stopFollowsMonitor, powered: powered,
+                                  stopCategory: Self.stopCategory(controllerStop: p.stopLatched, followsMonitor: p.stopFollowsMonitor, powered: powered,
                                                                   monitorQuickStop: permitBits & 2 == 2,
                                                                   emergencyStop: p.stopLatched && p.stopIsCategory0),
                                   latchedFaults: latched, deadmanHeld: p.deadmanHeld, imageTipAt: shared.imageTip.latest?.acquiredAt ?? 0)
@@ -714,13 +714,17 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
 
     /// The monitor's new fault lines, as events.
     /// The stop in effect as the operator is shown it: no power is category 0; the controller's
-    /// own stop (the operator's stop button, its own fault) category 1; the monitor's controlled
+    /// own stop (the operator's stop button, its own fault) category 1, and so is a stop it
+    /// latched behind the monitor once the monitor no longer stops (power back, no quick stop):
+    /// it still waits for an acknowledge, and shown as nothing it refused every intent unseen
+    /// (CI: "a stop is latched" on every click, the page showing no stop); the monitor's controlled
     /// stop with power kept category 2. A stop the controller latched only because the monitor
     /// stopped the drives is the monitor's: a category-2 image_stale was shown as category 1.
     /// An emergency stop (`OperatorIntent.emergencyStop`) is category 0 whatever the monitor permits.
-    static func stopCategory(controllerStop: Bool, powered: Bool, monitorQuickStop: Bool, emergencyStop: Bool = false) -> Int? {
+    static func stopCategory(controllerStop: Bool, followsMonitor: Bool = false, powered: Bool, monitorQuickStop: Bool,
+                             emergencyStop: Bool = false) -> Int? {
         if !powered || emergencyStop { return 0 }
-        if controllerStop { return 1 }
+        if controllerStop, !followsMonitor || !monitorQuickStop { return 1 }
         return monitorQuickStop ? 2 : nil
     }
 

@@ -86,4 +86,16 @@ struct PortChecksTests {
         // An emergency stop: category 0 while the monitor still permits power.
         #expect(LiveRuntime.stopCategory(controllerStop: true, powered: true, monitorQuickStop: false, emergencyStop: true) == 0)
     }
+
+    /// A stop latched behind the monitor shows the monitor's category while the monitor stops,
+    /// and the controller's own once it no longer does: it still waits for an acknowledge, and
+    /// shown as nothing it refused every click unseen ("a stop is latched", no stop on the page).
+    @Test func aStopLatchedBehindTheMonitorShowsOnceTheMonitorNoLongerStops() {
+        let whileMonitorStops = LiveRuntime.stopCategory(controllerStop: true, followsMonitor: true, powered: true, monitorQuickStop: true)
+        let afterwards = LiveRuntime.stopCategory(controllerStop: true, followsMonitor: true, powered: true, monitorQuickStop: false)
+        let unpowered = LiveRuntime.stopCategory(controllerStop: true, followsMonitor: true, powered: false, monitorQuickStop: false)
+        #expect(whileMonitorStops == 2)
+        #expect(afterwards == 1)
+        #expect(unpowered == 0)
+    }
 }
