@@ -100,6 +100,10 @@ public struct LiveSettings: Sendable {
     /// counters): the rod then costs the cycle nothing, and its rate is the drives'. Off needs
     /// drives on a link and no simulated imaging.
     public var patientFollowsDrives = true
+    /// Where emulated drives stand at start-up, joint units (nil: where the simulated patient's
+    /// catheter stands). A bench's posture (a HIL scenario's, whose moves and limits assume it):
+    /// only for emulated drives the patient does not follow.
+    public var emulatedDrivesStart: [Double]?
     public init() {}
 
     public func validate() throws(RuntimeError) {
@@ -137,6 +141,14 @@ public struct LiveSettings: Sendable {
             }
             if case .simulated = imaging {
                 throw .badSetting(field: "patient_follows_drives", reason: "the simulated C-arm images the simulated patient's catheter, which stands still without it")
+            }
+        }
+        if let q = emulatedDrivesStart {
+            guard drives.isEmulated, !patientFollowsDrives else {
+                throw .badSetting(field: "emulated_drives_start", reason: "only emulated drives the simulated patient does not follow start elsewhere than its catheter")
+            }
+            guard q.allSatisfy(\.isFinite) else {
+                throw .badSetting(field: "emulated_drives_start", reason: "must be finite, got \(q)")
             }
         }
         if monitor {
@@ -242,7 +254,13 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
             link = SafetyLink(disabledWith: linkStatus)
         }
         let physics = scene.makePhysics()
-        let start = physics.measuredPositions
+        var start = physics.measuredPositions
+        if let q = settings.emulatedDrivesStart {
+            guard q.count == start.count else {
+                throw .badSetting(field: "emulated_drives_start", reason: "\(q.count) joints for a robot of \(start.count)")
+            }
+            start = JointVector(q)
+        }
         let opened = try LiveLinks.open(settings.drives, axes: scene.robot.axes, start: start, period: period, dynamics: settings.driveDynamics,
                                         watchdog: settings.emulatedDriveWatchdog)
         emulatedDrives = opened.emulated

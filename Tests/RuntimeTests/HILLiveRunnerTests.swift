@@ -57,6 +57,26 @@ import Testing
         }
     }
 
+    /// Both runtimes start the drives at the scenarios' posture (a quarter of the insertion
+    /// travel), which their moves and the bench limits assume. From the live scene's own 60 mm,
+    /// `limit-position`'s move to 125 mm in 4.5 s ran at 14.4 mm/s against the 15 mm/s limit and
+    /// latched `velocity` on any stall of the host before `position`.
+    @Test func theDrivesStartAtTheScenariosPostureOnBothRuntimes() throws {
+        let s = try Self.scenario("limit-position")
+        let live = HILLiveRunner.run(s, options: HILRunOptions(link: "serial"))
+        let cycle = HILRunner.run(s, options: HILRunOptions(link: "serial"))
+        for r in [live, cycle] {
+            // Where the insertion stood as the move began (the cycle's first records precede the drives' first state).
+            let moveAt = r.recording?.stepTimes["overrun"] ?? .nan
+            let k = r.recording?.times.firstIndex { $0 >= moveAt }
+            let first = k.flatMap { r.recording?.position.first?[$0] } ?? .nan
+            #expect(abs(first - 100) < 0.05, "\(r.link): the insertion stood at \(first) mm as the move began")
+            let latched = r.recording?.monitorFaults.filter { $0.time >= 0 }.map(\.check) ?? []
+            #expect(latched.first == "position", "\(Self.describe(r))")
+            #expect(r.status == .passed, "\(Self.describe(r))")
+        }
+    }
+
     /// The emergency stop is the port's category-0 stop: the scenario that expects category 0
     /// passes, and fails with its stop switched off.
     @Test func theEmergencyStopIsACategory0StopOnTheLiveRuntime() throws {

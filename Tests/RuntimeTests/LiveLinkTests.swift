@@ -124,6 +124,29 @@ import Testing
         #expect(throws: Never.self) { try settings.validate() }
     }
 
+    /// A bench's posture is only for emulated drives the patient does not follow: a patient's
+    /// drives stand where its catheter does, and a real device stands where it stands.
+    @Test func onlyEmulatedDrivesWithoutThePatientStartAtABenchsPosture() throws {
+        var settings = tubeSettings(monitor: false, imaging: .off)
+        settings.emulatedDrivesStart = [100, 0, 0, 0, 0, 0]
+        #expect(throws: RuntimeError.self) { try settings.validate() }
+        settings.drives = .emulatedDriveLink
+        #expect(throws: RuntimeError.self) { try settings.validate() }
+        settings.patientFollowsDrives = false
+        try settings.validate()
+        settings.emulatedDrivesStart = [.nan, 0, 0, 0, 0, 0]
+        #expect(throws: RuntimeError.self) { try settings.validate() }
+        settings.drives = .device(.pty(path: "/dev/pts/9"))
+        settings.emulatedDrivesStart = [100, 0, 0, 0, 0, 0]
+        #expect(throws: RuntimeError.self) { try settings.validate() }
+        // The wrong number of joints is the robot's to judge: refused as the runtime is made.
+        var short = tubeSettings(monitor: false, imaging: .off)
+        short.drives = .emulatedDriveLink
+        short.patientFollowsDrives = false
+        short.emulatedDrivesStart = [100]
+        #expect(throws: RuntimeError.self) { _ = try LiveRuntime(short, robot: try loadRobot()) }
+    }
+
     /// The emulated drives stand beside a simulated patient: their insertion force sensor must
     /// read what that patient's catheter pushes on, in the STATE the cycle reads and in the
     /// samples the monitor judges (its force check, hazard H1). It read 0 N whatever the

@@ -369,7 +369,7 @@ public enum HILRunner {
     }
 
     /// A quarter of the insertion travel, everything else at zero (as the demo starts).
-    static func startPosture(_ model: CatheterModel) -> JointVector {
+    public static func startPosture(_ model: CatheterModel) -> JointVector {
         var q = JointVector(count: model.jointCount)
         q[0] = model.lowerLimit[0] + 0.25 * (model.upperLimit[0] - model.lowerLimit[0])
         return model.clampToLimits(q)
