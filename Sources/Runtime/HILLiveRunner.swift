@@ -138,6 +138,9 @@ public enum HILLiveRunner {
         // The host's stop followed the monitor's (a stop it sent, or its permits running out).
         var followedMonitor = false
         let poll = Nanoseconds(options.pollInterval * 1e9)
+        func monitorEnded(_ snap: RuntimeSnapshot) -> Bool {
+            runtime.shared.published.read().stopFollowsMonitor || !snap.safety.powerPermitted || runtime.shared.monitorStopping
+        }
         func submit(_ intent: OperatorIntent, _ t: Double) {
             if case .failure(let r) = runtime.submit(intent, from: who) { rec.notes.append("\(intent) at \(HILRunner.fmt(t)) s refused: \(r)") }
         }
@@ -195,8 +198,15 @@ public enum HILLiveRunner {
                 rec.stopTime = t
                 shownCategory = snap.safety.stopCategory
                 // A stop the monitor sent, or its permits that ran out (the cycle latches that as
-                // its own stop: nothing of the monitor's to show).
-                followedMonitor = runtime.shared.published.read().stopFollowsMonitor || !snap.safety.powerPermitted
+                // its own stop: nothing of the monitor's to show), as the cycle read them: the
+                // monitor's status in the snapshot can say it still permits power after its
+                // permits stopped reaching the cycle (a monitor starved on a loaded machine).
+                followedMonitor = monitorEnded(snap)
+            } else if rec.stopTime != nil, !followedMonitor, runtime.shared.stopLatched {
+                // The cycle raises its stop flag before it publishes why (a loaded machine can
+                // hold it back between the two): the latch is the same one (nothing acknowledges
+                // it during a scenario), read again until published.
+                followedMonitor = monitorEnded(snap)
             }
             wasActive = active
             rec.sample(device: device, counters: runtime.liveLinkCounters, at: t)

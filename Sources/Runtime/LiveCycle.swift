@@ -64,6 +64,8 @@ public final class LiveShared: @unchecked Sendable {
     }
 
     public var stopLatched: Bool { SharedIndex.load(flags + Self.stopFlag) != 0 }
+    /// The cycle last read the monitor stopping the drives, or its permits run out.
+    public var monitorStopping: Bool { SharedIndex.load(flags + Self.monitorStopFlag) != 0 }
     public var deadmanTimeouts: Int { Int(SharedIndex.load(flags + Self.deadmanTimeoutsFlag)) }
     public var imagingOn: Bool {
         get { SharedIndex.load(flags + Self.imagingOnFlag) != 0 }
