@@ -628,19 +628,23 @@ public struct LivePatient: ~Copyable, RobotHardware {
     public mutating func read(into state: inout JointState, now: Nanoseconds) -> HardwareFault? {
         link.takePermits(into: physics, now: now)
         link.takeStatus(now: now)
-        // Stopping too when its permits ran out (a monitor killed or hung): the drives' safety
-        // input removes power then, as it does on a stop the monitor sends.
-        let permitted = link.powerPermitted(now: now, watchdog: permitWatchdog)
-        let stopping = link.monitorStops ? (link.monitorLatched ? LiveShared.monitorStopsLatched : LiveShared.monitorStops)
-            : !permitted ? LiveShared.monitorPermitsLapsed : 0
-        SharedIndex.store(rings.flags + LiveShared.monitorStopFlag, stopping)
         if lastWallTime == 0 { patientTime = now } else {
             let step = now - lastWallTime
             patientTime += step < 0 ? 0 : step > maxStep ? maxStep : step
         }
         lastWallTime = now
         if drives.linked {
-            let fault = drives.read(into: &state, now: now)
+            var fault = drives.read(into: &state, now: now)
+            // The permits after the drives' state: a link's drives take them on their own safety
+            // input, which records each before it acts on it, so a state that shows the power
+            // taken comes after the permit that took it. Read before, a permit withdrawn between
+            // the two made the power stage found off a drive fault (category 0) instead of the
+            // monitor's stop (its own category).
+            let permitted = noteMonitor(now: now)
+            if fault == .driveFault, !permitted {
+                let r = drives.powerRemovedBySafetyInput()
+                if r.cleared { fault = r.outcome }
+            }
             // Counted as the cycle runner counts them (a drive fault is the drive's, not the
             // link's), and published at once for readers while the run goes on.
             if let f = fault, f != .driveFault, let w = drives.counters { w.increment(.readFaults) }
@@ -656,9 +660,24 @@ public struct LivePatient: ~Copyable, RobotHardware {
             lastState = state
             return fault
         }
+        _ = noteMonitor(now: now)
         let fault = physics.read(into: &state, now: patientTime)
         lastState = state
         return fault
+    }
+
+    /// Publishes whether the monitor stops the drives for the controller (`monitorStopFlag`):
+    /// stopping too when its permits ran out (a monitor killed or hung), as the drives' safety
+    /// input removes power then as it does on a stop the monitor sends. Returns whether it
+    /// permits power.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    func noteMonitor(now: Nanoseconds) -> Bool {
+        let permitted = link.powerPermitted(now: now, watchdog: permitWatchdog)
+        let stopping = link.monitorStops ? (link.monitorLatched ? LiveShared.monitorStopsLatched : LiveShared.monitorStops)
+            : !permitted ? LiveShared.monitorPermitsLapsed : 0
+        SharedIndex.store(rings.flags + LiveShared.monitorStopFlag, stopping)
+        return permitted
     }
 
     /// - Important: runs in the control cycle; must not allocate, lock or log.

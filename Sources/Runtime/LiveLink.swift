@@ -157,6 +157,18 @@ public struct LinkDrives: ~Copyable, RobotHardware {
         return result
     }
 
+    /// The drives' power stage found off because their safety input took the power, not a
+    /// fault of theirs (`DriveLinkRobot.powerRemovedBySafetyInput`; EtherCAT's slaves here have
+    /// no safety input). Says whether a fault was cleared, and the read's outcome without it.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func powerRemovedBySafetyInput() -> (cleared: Bool, outcome: HardwareFault?) {
+        var r: (cleared: Bool, outcome: HardwareFault?) = (false, .driveFault)
+        if kind == 1, let d = driveLink?.powerRemovedBySafetyInput() { r = d }
+        refresh()
+        return r
+    }
+
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
     public mutating func write(_ command: JointCommand, now: Nanoseconds) -> HardwareFault? {

@@ -213,6 +213,70 @@ struct LockstepClock: CycleClock {
         try expectStoppedOn(rig, axis: nil, kind: .powerLost, code: DriveFaultReport.Kind.powerLost.rawValue)
     }
 
+    /// A power stage found off while the host asked for power is a drive fault, unless the host
+    /// knows that the drives' safety input took it (the monitor's permits withdrawn: the live
+    /// cycle reads them after the drives' state). Then the inferred fault clears and the read
+    /// is the link's; a fault the drive named in a FAULT message never clears that way.
+    @Test func powerTheSafetyInputTookClearsOnlyTheInferredPowerLoss() throws {
+        let description = try loadRobot("lumen-2s.yaml")
+        let n = description.axes.count
+        var start = JointVector(count: n)
+        start[0] = 100
+        let pty = try PseudoTerminal.openPair()
+        let emulator = DriveLinkDriveEmulator(axes: description.axes, start: start, deviceFD: pty.deviceFD, seed: 3, stepPerFrame: 1_000_000)
+        emulator.start()
+        defer { emulator.stop() }
+        var host = DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path))
+        try host.configure()
+        try host.activate()
+        var command = JointCommand(jointCount: n)
+        command.position = start
+        command.enable = true
+        var state = JointState(jointCount: n)
+        var last: HardwareFault?
+        for _ in 0..<100 {
+            _ = host.write(command, now: 0)
+            _ = host.waitReadable(timeout: 1_000_000_000)
+            last = host.read(into: &state, now: 0)
+        }
+        #expect(last == nil && emulator.report.enabled, "the drive never took power: \(String(describing: last))")
+        // Nothing inferred yet: nothing to clear.
+        let early = host.powerRemovedBySafetyInput()
+        #expect(!early.cleared)
+
+        emulator.setSafeTorqueOff(true)
+        for _ in 0..<20 {
+            _ = host.write(command, now: 0)
+            _ = host.waitReadable(timeout: 1_000_000_000)
+            last = host.read(into: &state, now: 0)
+        }
+        let inferred = host.driveFault
+        #expect(last == .driveFault && inferred?.kind == .powerLost, "\(String(describing: inferred))")
+        let taken = host.powerRemovedBySafetyInput()
+        #expect(taken.cleared && taken.outcome == nil && host.driveFault == nil, "\(taken)")
+        // Power off asked for from then on: a drive without power is what the host expects.
+        command.enable = false
+        for _ in 0..<20 {
+            _ = host.write(command, now: 0)
+            _ = host.waitReadable(timeout: 1_000_000_000)
+            last = host.read(into: &state, now: 0)
+        }
+        #expect(last == nil && host.driveFault == nil)
+
+        // A fault the drive names is its own, safety input or not.
+        emulator.setSafeTorqueOff(false)
+        emulator.injectFault(axis: 1, code: 2, detail: 7, messageLost: false)
+        for _ in 0..<20 {
+            _ = host.write(command, now: 0)
+            _ = host.waitReadable(timeout: 1_000_000_000)
+            last = host.read(into: &state, now: 0)
+        }
+        let named = host.driveFault
+        #expect(last == .driveFault && named?.axis == 1 && named?.code == 2, "\(String(describing: named))")
+        let kept = host.powerRemovedBySafetyInput()
+        #expect(!kept.cleared && kept.outcome == .driveFault && host.driveFault == named)
+    }
+
     /// The drive's quick-stop input (the monitor's controlled stop): it holds where it is with
     /// power kept while the host goes on commanding motion, and follows again once released.
     @Test func theQuickStopInputHoldsTheDriveWithPowerKept() throws {

@@ -73,6 +73,12 @@ import Testing
             #expect(abs(first - 100) < 0.05, "\(r.link): the insertion stood at \(first) mm as the move began")
             let latched = r.recording?.monitorFaults.filter { $0.time >= 0 }.map(\.check) ?? []
             #expect(latched.first == "position", "\(Self.describe(r))")
+            // On the live runtime, the monitor's category-1 stop, not the power its permits took
+            // read as a drive fault (the bare cycle asks for power regardless: that is its way).
+            if r.link.hasSuffix("on the live runtime") {
+                let reason = r.recording?.stopReason
+                #expect(reason == .monitor, "\(Self.describe(r))")
+            }
             #expect(r.status == .passed, "\(Self.describe(r))")
         }
     }

@@ -73,6 +73,9 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
     /// True when `latchedFault` was inferred from status bits, so a FAULT message naming it
     /// replaces it.
     var faultInferred = false
+    /// Whether the last `read` took a fresh state, and rejected a frame.
+    var lastReadFresh = false
+    var lastReadRejected = false
     /// The enable of the last COMMAND sent, and its seq.
     var askedEnable = false
     var lastCommandSeq: UInt16 = 0
@@ -211,6 +214,23 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
         statesAwaitingPower = 0
     }
 
+    /// The host learnt that the drives' safety input took their power (a safety monitor's
+    /// permits withdrawn or run out): a power stage found off since is that, not a drive fault.
+    /// Clears a `powerLost` inferred from the drives' status (never one a FAULT message named,
+    /// nor any other fault) and says whether it did; power must be confirmed afresh.
+    /// Called after `read`; `outcome` is then what that read returns without the fault.
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    public mutating func powerRemovedBySafetyInput() -> (cleared: Bool, outcome: HardwareFault?) {
+        guard faultInferred, let f = latchedFault, f.kind == .powerLost else { return (false, .driveFault) }
+        latchedFault = nil
+        faultInferred = false
+        powerConfirmed = false
+        statesAwaitingPower = 0
+        askedEnable = false
+        return (true, linkOutcome(fresh: lastReadFresh, rejected: lastReadRejected))
+    }
+
     /// The fault behind the cycle's `.driveFault`.
     /// - Important: read by the control cycle; must not allocate, lock or log.
     public var driveFault: DriveFaultReport? { @_noAllocation @_noLocks get { latchedFault } }
@@ -305,13 +325,22 @@ public struct DriveLinkRobot: ~Copyable, RobotHardware {
         }
         stats.oversized = assembler._oversized
         if n < 0 { return .linkLost }
+        lastReadFresh = fresh
+        lastReadRejected = rejectedNow
         if case .some = latchedFault { return .driveFault }
+        return linkOutcome(fresh: fresh, rejected: rejectedNow)
+    }
+
+    /// The read's outcome for the link (no drive fault latched): the commands owed, and whether
+    /// a fresh state came.
+    @_noAllocation @_noLocks
+    mutating func linkOutcome(fresh: Bool, rejected: Bool) -> HardwareFault? {
         // Skipped by a later answer, or owed beyond what a slow line may still owe.
         let owed = (answeredThrough - stats.commandsAnswered) + max(0, stats.commandsSent - answeredThrough - lateAnswers)
         if owed > stats.commandsLost { stats.commandsLost = owed }
         if fresh { return nil }
         stats.cyclesWithoutState += 1
-        return rejectedNow ? .corruptFrame : .noData
+        return rejected ? .corruptFrame : .noData
     }
 
     /// Applies one checked frame; false when its payload does not fit its type.
