@@ -7,9 +7,13 @@ import Testing
 struct TubeScene {
     let tree = Phantoms.straightTube()
     let tip = Vec3(1.8, 0, 160)
-    let planes = [0.0, 90.0].map {
-        CArmGeometry(sourceToDetector: 1020, sourceToIsocenter: 700, columns: 256, rows: 256, pixelSpacing: 0.6,
-                     primaryAngle: $0 * .pi / 180, isocenter: Vec3(0, 0, 150))
+    let planes: [CArmGeometry]
+    /// Two planes of `size`² pixels of `pitch` mm.
+    init(pitch: Double = 0.6, size: Int = 256) {
+        planes = [0.0, 90.0].map {
+            CArmGeometry(sourceToDetector: 1020, sourceToIsocenter: 700, columns: size, rows: size, pixelSpacing: pitch,
+                         primaryAngle: $0 * .pi / 180, isocenter: Vec3(0, 0, 150))
+        }
     }
     var catheter: [Vec3] { (0...160).map { Vec3(Double($0) * 0.01125, 0, Double($0)) } }
 
@@ -23,8 +27,9 @@ struct TubeScene {
         }
     }
 
-    func measurer(roadmap: @escaping (Vec3, Double) -> Bool = { VesselTree(Phantoms.straightTube()).contains($0, within: $1) }) throws -> BiplaneTipMeasurer {
-        try BiplaneTipMeasurer(planes: planes, roadmap: roadmap)
+    func measurer(settings: BiplaneMeasurerSettings = BiplaneMeasurerSettings(),
+                  roadmap: @escaping (Vec3, Double) -> Bool = { VesselTree(Phantoms.straightTube()).contains($0, within: $1) }) throws -> BiplaneTipMeasurer {
+        try BiplaneTipMeasurer(planes: planes, settings: settings, roadmap: roadmap)
     }
 
     /// A confident estimate at `p`.
@@ -92,6 +97,38 @@ struct TubeScene {
         // may still search around it, so the pair is held to a looser bound.
         guard case .pair(let point) = m.outcome else { Issue.record("expected a pair, got \(m.outcome)"); return }
         #expect((point.position - scene.tip).length < 3)
+    }
+
+    /// The pixel lengths stand for a 0.3 mm detector: on a finer one they grow with the pitch
+    /// (at most 4×), on a coarser one they stay, and without a reference pitch they never change.
+    @Test func thePixelLengthsFollowThePlanesPitch() throws {
+        var settings = BiplaneMeasurerSettings()
+        let fine = settings.pixelLengths(atPitch: 0.15)
+        #expect(fine.searchRadius == 60 && fine.regionMargin == 80 && fine.pairAgreement == 8 && fine.minimumRegionSide == 128)
+        #expect(fine.maximumSearchRadius == 440 && fine.pixelSigma == 3)
+        #expect(settings.pixelLengths(atPitch: 0.3).searchRadius == 30)
+        #expect(settings.pixelLengths(atPitch: 0.6).searchRadius == 30)
+        #expect(settings.pixelLengths(atPitch: 0.01).searchRadius == 120)
+        settings.referencePitchMM = nil
+        #expect(settings.pixelLengths(atPitch: 0.15).searchRadius == 30)
+        settings.referencePitchMM = -1
+        #expect(throws: GuidanceError.badSetting(field: "reference_pitch_mm", reason: "must be a finite number > 0, got -1.0")) { try settings.validate() }
+    }
+
+    /// On a detector of half the pitch, a confident estimate 5.5 mm beyond the tip still finds it
+    /// in its regions: the search keeps its millimetres. With the pixel values as given it
+    /// searched half as far, missed the tip (4.5 and 7 mm too), and only the whole frames found it.
+    @Test func theSearchKeepsItsMillimetresOnAFinerDetector() throws {
+        let fine = TubeScene(pitch: 0.15, size: 384)
+        let frames = try fine.frames()
+        let prior = fine.prior(at: fine.tip + Vec3(0, 0, 5.5))
+        let scaled = try fine.measurer().measure(frames, prior: prior)
+        guard case .pair(let point) = scaled.outcome else { Issue.record("expected a pair in the regions, got \(scaled.outcome)"); return }
+        #expect((point.position - fine.tip).length < 1.5, "\(point.position)")
+        var pixels = BiplaneMeasurerSettings()
+        pixels.referencePitchMM = nil
+        let unscaled = try fine.measurer(settings: pixels).measure(frames, prior: prior)
+        guard case .wholeFramePair = unscaled.outcome else { Issue.record("expected the whole frames to find it, got \(unscaled.outcome)"); return }
     }
 
     @Test func badInputIsATypedError() throws {

@@ -27,8 +27,28 @@ public struct BiplaneMeasurerSettings: Sendable, Equatable {
     public var pixelSigmaPx = 1.5
     /// …with the confidence taken as at least this (so at most 7.5 px by default).
     public var confidenceFloor = 0.2
+    /// mm — the detector pitch the pixel lengths above stand for. On a plane of finer pitch they
+    /// grow with it, so that they keep their length on the detector (never below the pixel value,
+    /// at most `PhysicalScales.maximumGrowth` times it): 30 px at 0.15 mm searched half the
+    /// millimetres it does at 0.3. nil: the pixel values at every pitch.
+    public var referencePitchMM: Double? = 0.3
 
     public init() {}
+
+    /// These lengths at a plane of `pitch` mm per pixel (`referencePitchMM`).
+    public func pixelLengths(atPitch pitch: Double) -> PixelLengths {
+        func px(_ value: Double) -> Double {
+            guard let ref = referencePitchMM else { return value }
+            return PhysicalScales.pixels(value, mm: value * ref, pitch: pitch)
+        }
+        return PixelLengths(pairAgreement: px(pairAgreementPx), searchRadius: px(searchRadiusPx), maximumSearchRadius: px(maximumSearchRadiusPx),
+                            regionMargin: px(regionMarginPx), minimumRegionSide: px(Double(minimumRegionSidePx)), pixelSigma: px(pixelSigmaPx))
+    }
+
+    /// px — the settings' pixel lengths at one plane's pitch.
+    public struct PixelLengths: Sendable, Equatable {
+        public var pairAgreement, searchRadius, maximumSearchRadius, regionMargin, minimumRegionSide, pixelSigma: Double
+    }
 
     public func validate() throws(GuidanceError) {
         do { try detector.validate() } catch { throw .detector(error) }
@@ -48,6 +68,9 @@ public struct BiplaneMeasurerSettings: Sendable, Equatable {
         guard confidenceFloor <= 1 else { throw .badSetting(field: "confidence_floor", reason: "must be ≤ 1, got \(confidenceFloor)") }
         guard (1...4096).contains(minimumRegionSidePx) else {
             throw .badSetting(field: "minimum_region_side_px", reason: "must be 1…4096, got \(minimumRegionSidePx)")
+        }
+        if let ref = referencePitchMM, !(ref.isFinite && ref > 0) {
+            throw .badSetting(field: "reference_pitch_mm", reason: "must be a finite number > 0, got \(ref)")
         }
         guard wholeFrameDownsample == 1 || wholeFrameDownsample == 2 else {
             throw .badSetting(field: "whole_frame_downsample", reason: "must be 1 or 2, got \(wholeFrameDownsample)")
@@ -140,6 +163,9 @@ public final class BiplaneTipMeasurer {
     let matrices: [ProjectionMatrix]
     let detectors: [CatheterDetector]
     let roadmap: (Vec3, Double) -> Bool
+    /// px — each plane's lengths at its pitch; the pair's agreement at the finer plane's.
+    let lengths: [BiplaneMeasurerSettings.PixelLengths]
+    let pairAgreement: Double
 
     /// - Parameter roadmap: whether a point (mm, patient) lies inside the vessels the route is
     ///   planned on, within a margin (mm).
@@ -151,6 +177,8 @@ public final class BiplaneTipMeasurer {
         self.planes = planes
         self.roadmap = roadmap
         matrices = planes.map { ProjectionMatrix($0) }
+        lengths = planes.map { settings.pixelLengths(atPitch: $0.pixelSpacing) }
+        pairAgreement = lengths.map(\.pairAgreement).max() ?? settings.pairAgreementPx
         var detectors: [CatheterDetector] = []
         for _ in planes {
             do { detectors.append(try CatheterDetector(settings: settings.detector)) } catch { throw .detector(error) }
@@ -158,12 +186,12 @@ public final class BiplaneTipMeasurer {
         self.detectors = detectors
     }
 
-    /// px — the noise a detection claims: sure detections little, unsure ones more.
-    func pixelSigma(_ d: CatheterDetection) -> Double { settings.pixelSigmaPx / max(settings.confidenceFloor, d.confidence) }
+    /// px — the noise a detection on `plane` claims: sure detections little, unsure ones more.
+    func pixelSigma(_ d: CatheterDetection, plane: Int) -> Double { lengths[plane].pixelSigma / max(settings.confidenceFloor, d.confidence) }
 
     /// The triangulated point of detections that agree and meet inside the roadmap.
     func meetingPoint(_ views: [PixelObservation]) -> PointEstimate? {
-        guard let point = try? Triangulation.triangulate(views), point.rms <= settings.pairAgreementPx,
+        guard let point = try? Triangulation.triangulate(views), point.rms <= pairAgreement,
               roadmap(point.position, settings.roadmapMarginMM) else { return nil }
         return point
     }
@@ -178,10 +206,11 @@ public final class BiplaneTipMeasurer {
         let c = prior.covariance
         let sigmaMM = (c.c0.x + c.c1.y + c.c2.z).squareRoot()
         let pxPerMM = planes[plane].magnification / planes[plane].pixelSpacing
-        let radius = min(settings.maximumSearchRadiusPx, settings.searchRadiusPx + settings.searchSigmas * sigmaMM * pxPerMM)
+        let px = lengths[plane]
+        let radius = min(px.maximumSearchRadius, px.searchRadius + settings.searchSigmas * sigmaMM * pxPerMM)
         // The tracker's square around a prediction, clipped to the frame.
-        let region = PixelRegion.around(u: predicted.u, v: predicted.v, half: radius + settings.regionMarginPx, in: width, height)
-        guard region.width >= settings.minimumRegionSidePx, region.height >= settings.minimumRegionSidePx else { return nil }
+        let region = PixelRegion.around(u: predicted.u, v: predicted.v, half: radius + px.regionMargin, in: width, height)
+        guard Double(region.width) >= px.minimumRegionSide, Double(region.height) >= px.minimumRegionSide else { return nil }
         return (region, CatheterDetector.Prior(u: predicted.u, v: predicted.v, radius: radius))
     }
 
@@ -213,7 +242,7 @@ public final class BiplaneTipMeasurer {
                                                        downsample: search == nil ? settings.wholeFrameDownsample : 1, prior: search?.prior)
             else { continue }
             let uv = SIMD2(track.u, track.v) - shifts[shifts.count - 1]
-            let sigma = pixelSigma(track)
+            let sigma = pixelSigma(track, plane: p)
             pixels.append(TipMeasurement(acquiredAt: acquiredAt, plane: UInt8(p), pixel: uv, pixelCovariance: .isotropic(sigma),
                                          confidence: track.confidence))
             views.append(PixelObservation(matrix: matrices[p], pixel: uv, covariance: .isotropic(sigma)))
@@ -230,7 +259,7 @@ public final class BiplaneTipMeasurer {
             for (k, shot) in frames.enumerated() {
                 guard let d = try? detectors[shot.plane].detect(shot.frame, region: nil, downsample: settings.wholeFrameDownsample, prior: nil)
                 else { break }
-                whole.append(PixelObservation(matrix: matrices[shot.plane], pixel: SIMD2(d.u, d.v) - shifts[k], covariance: .isotropic(pixelSigma(d))))
+                whole.append(PixelObservation(matrix: matrices[shot.plane], pixel: SIMD2(d.u, d.v) - shifts[k], covariance: .isotropic(pixelSigma(d, plane: shot.plane))))
             }
         }
         if whole.count == 2, let point = meetingPoint(whole) {
