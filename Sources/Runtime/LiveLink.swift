@@ -196,17 +196,8 @@ public struct LinkDrives: ~Copyable, RobotHardware {
     /// would see a clean link however the traffic was corrupted. Zero without a link.
     public var errorCounts: LinkErrorCounts {
         @_noAllocation @_noLocks get {
-            if let s = driveLinkStats {
-                // DriveLink has no working counter: a COMMAND no STATE answered is a lost frame (a
-                // STATE a cycle or two late is not: the line was slow, not lossy), a frame that
-                // failed COBS, CRC, version, type or length a corrupt one.
-                return LinkErrorCounts(lost: UInt64(max(0, s.commandsLost)), corrupt: UInt64(max(0, s.rejected &+ s.wrongPayload)),
-                                       workingCounter: 0)
-            }
-            if let s = etherCATStats {
-                return LinkErrorCounts(lost: UInt64(max(0, s.missing)), corrupt: UInt64(max(0, s.malformed)),
-                                       workingCounter: UInt64(max(0, s.workingCounterShortfalls)))
-            }
+            if let s = driveLinkStats { return LinkErrorCounts(driveLink: s) }
+            if let s = etherCATStats { return LinkErrorCounts(etherCAT: s) }
             return LinkErrorCounts()
         }
     }

@@ -1,6 +1,7 @@
 import Core
 import Glibc
 import Safety
+import Scenarios
 import Sim
 import Synchronization
 
@@ -44,22 +45,6 @@ public final class SafetyLinkStatus: @unchecked Sendable {
     }
     public var statusesTaken: Int64 { SharedIndex.load(cells + 11) }
     public var statusesRefused: Int64 { SharedIndex.load(cells + 12) }
-}
-
-/// A drive link's error counters since it came up, for the heartbeat's link fields.
-public struct LinkErrorCounts: Sendable, Equatable {
-    /// Cycles or frames that brought no reply.
-    public var lost: UInt64
-    /// Replies that failed their checksum or framing.
-    public var corrupt: UInt64
-    /// EtherCAT exchanges whose working counter fell short (0 on links without one).
-    public var workingCounter: UInt64
-    @_noAllocation @_noLocks
-    public init(lost: UInt64 = 0, corrupt: UInt64 = 0, workingCounter: UInt64 = 0) {
-        self.lost = lost
-        self.corrupt = corrupt
-        self.workingCounter = workingCounter
-    }
 }
 
 /// The newest tip the images measured in 3D, from the imaging thread to the cycle, which relays

@@ -83,6 +83,24 @@ import Testing
         }
     }
 
+    /// The monitor judges the link on either runtime: a CRC storm, run with the bench limits,
+    /// latches its `crc` check (more than 3 corrupt frames in a burst) on the live runtime and on
+    /// the bare cycle, whose heartbeat carried no link counts, so that the check could not trip.
+    @Test func theMonitorSeesTheLinksErrorsOnBothRuntimes() throws {
+        var s = try Self.scenario("crc-storm")
+        s.setup.limits = "limits/lumen-2s-bench.yaml"
+        let live = HILLiveRunner.run(s, options: HILRunOptions(link: "serial"))
+        let cycle = HILRunner.run(s, options: HILRunOptions(link: "serial"))
+        for r in [live, cycle] {
+            let storm = r.recording?.stepTimes["storm"] ?? .infinity
+            let faults = r.recording?.monitorFaults.filter { $0.time >= 0 } ?? []
+            let inStorm = faults.filter { $0.time >= storm }.map(\.check)
+            let before = faults.filter { $0.time < storm }.map(\.check)
+            #expect(inStorm.contains("crc"), "\(r.link): \(Self.describe(r))")
+            #expect(before.isEmpty, "\(r.link): latched before the storm: \(before)")
+        }
+    }
+
     /// The emergency stop is the port's category-0 stop: the scenario that expects category 0
     /// passes, and fails with its stop switched off.
     @Test func theEmergencyStopIsACategory0StopOnTheLiveRuntime() throws {

@@ -30,13 +30,21 @@ try:
         time.sleep(0.001)
     op = m.state_check(pysoem.OP_STATE, 50000) == pysoem.OP_STATE
     print(f"OP reached: {op}")
-    good = 0
+    # Interoperability, not timing: each exchange waits up to 100 ms for its frame (SOEM's usual
+    # 2 ms lost 2 of 200 to a slave thread the scheduler held back on a loaded machine).
+    good = wrong = unanswered = 0
     for _ in range(200):
         m.send_processdata()
-        if m.receive_processdata(2000) == m.expected_wkc:
+        wkc = m.receive_processdata(100_000)
+        if wkc == m.expected_wkc:
             good += 1
+        elif wkc > 0:
+            wrong += 1
+        else:
+            unanswered += 1
         time.sleep(0.001)
-    print(f"cyclic exchanges with the expected working counter ({m.expected_wkc}): {good}/200")
+    print(f"cyclic exchanges with the expected working counter ({m.expected_wkc}): {good}/200"
+          f" (a wrong working counter: {wrong}, unanswered within 100 ms: {unanswered})")
     ok = n > 0 and size > 0 and safe and op and good == 200
 finally:
     m.state = pysoem.INIT_STATE

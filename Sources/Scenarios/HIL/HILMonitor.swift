@@ -139,12 +139,16 @@ public final class HILSafetyBridge: @unchecked Sendable {
     let fifoRefused = Atomic<Bool>(false)
     /// The drives' socket (permits in, samples out) and the control's (heartbeat, operator): set
     /// by `start`, then the channel thread's alone.
+    /// The host's link error counts the cycle publishes, for the heartbeat (nil: the drives'
+    /// side alone, whose host sends its own heartbeat).
+    let linkErrors: LinkCounterCells?
     private var drivesSocket: DatagramSocket?
     private var controlSocket: DatagramSocket?
 
     init(emulator: DriveLinkDriveEmulator, monitor: HILMonitor, log: HILLog, axes: Int, watchdog: Nanoseconds, origin: Nanoseconds,
-         hostActive: @escaping @Sendable () -> Bool) {
+         linkErrors: LinkCounterCells, hostActive: @escaping @Sendable () -> Bool) {
         self.emulator = emulator
+        self.linkErrors = linkErrors
         drivesPath = monitor.channel.drivesPath
         listenPath = monitor.channel.listenPath
         key = monitor.channel.key
@@ -169,6 +173,7 @@ public final class HILSafetyBridge: @unchecked Sendable {
         self.axes = axes
         self.watchdog = watchdog
         hostActive = { false }
+        linkErrors = nil
     }
 
     public func start(priority: Int32?) throws(HILRunError) {
@@ -295,8 +300,12 @@ public final class HILSafetyBridge: @unchecked Sendable {
                 lastCycles = row.count
                 heartbeatSequence &+= 1
                 let sentAt = origin + Nanoseconds(row.time * 1e9)
+                // The host's link as its cycle counted it, so that the monitor's `link` and
+                // `crc` checks judge the link on this runtime as on the live one.
+                let errors = linkErrors?.errorCounts ?? LinkErrorCounts()
                 let h = SafetyWire.encodeHeartbeat(sequence: heartbeatSequence, sentAt: sentAt, following: hostActive(), imageGuided: false,
-                                                   imageAcquiredAt: 0, lostFrames: 0, crcErrors: 0, wkcErrors: 0,
+                                                   imageAcquiredAt: 0, lostFrames: errors.lost, crcErrors: errors.corrupt,
+                                                   wkcErrors: errors.workingCounter,
                                                    position: row.reference, velocity: JointVector(count: axes),
                                                    counter: controlSealer.next(), key: key, into: tx)
                 _ = DescriptorIO.send(control.fd, UnsafeRawBufferPointer(start: tx.baseAddress, count: h), to: address)

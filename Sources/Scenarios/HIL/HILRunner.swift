@@ -429,7 +429,7 @@ public enum HILRunner {
         if let pair = monitor {
             let m = pair.0
             let b = HILSafetyBridge(emulator: pair.1, monitor: m, log: log, axes: jointCount, watchdog: Nanoseconds(s.setup.monitor_watchdog_ms * 1e6),
-                                    origin: origin) { cycle.lifecycle == .active }
+                                    origin: origin, linkErrors: liveCounters) { cycle.lifecycle == .active }
             try b.start(priority: options.fifoPriority)
             bridge = b
             // The scenario's time starts once the monitor permits power (an operator's

@@ -36,22 +36,60 @@ public enum LinkCounter: Int, CaseIterable, Sendable {
     }
 }
 
+/// A drive link's error counters since it came up, for the heartbeat's link fields.
+public struct LinkErrorCounts: Sendable, Equatable {
+    /// Cycles or frames that brought no reply.
+    public var lost: UInt64
+    /// Replies that failed their checksum or framing.
+    public var corrupt: UInt64
+    /// EtherCAT exchanges whose working counter fell short (0 on links without one).
+    public var workingCounter: UInt64
+    @_noAllocation @_noLocks
+    public init(lost: UInt64 = 0, corrupt: UInt64 = 0, workingCounter: UInt64 = 0) {
+        self.lost = lost
+        self.corrupt = corrupt
+        self.workingCounter = workingCounter
+    }
+}
+
+extension LinkErrorCounts {
+    /// DriveLink has no working counter: a COMMAND no STATE answered is a lost frame (a STATE a
+    /// cycle or two late is not: the line was slow, not lossy), a frame that failed COBS, CRC,
+    /// version, type or length a corrupt one.
+    @_noAllocation @_noLocks
+    public init(driveLink s: DriveLinkStats) {
+        self.init(lost: UInt64(max(0, s.commandsLost)), corrupt: UInt64(max(0, s.rejected &+ s.wrongPayload)), workingCounter: 0)
+    }
+
+    @_noAllocation @_noLocks
+    public init(etherCAT s: EtherCATStats) {
+        self.init(lost: UInt64(max(0, s.missing)), corrupt: UInt64(max(0, s.malformed)), workingCounter: UInt64(max(0, s.workingCounterShortfalls)))
+    }
+}
+
 /// Preallocated slots for `LinkCounter`, written by the cycle through `LinkCounterWriter` and
 /// read by any thread (`snapshot`). Each slot is stored with release and loaded with acquire: a
 /// reader sees every counter as some cycle left it, which for counters that only grow is enough.
 public final class LinkCounterCells: @unchecked Sendable {
     let cells: UnsafeMutablePointer<Int64>
+    /// The link's error counts for the monitor's heartbeat (lost, corrupt, working counter).
+    let errors: UnsafeMutablePointer<Int64>
     static var slots: Int { LinkCounter.allCases.count }
 
     public init() {
         cells = .allocate(capacity: Self.slots)
         // -1: not reported (the link in use has no such counter, or nothing was published yet).
         cells.initialize(repeating: -1, count: Self.slots)
+        errors = .allocate(capacity: 3)
+        errors.initialize(repeating: 0, count: 3)
     }
 
-    deinit { cells.deallocate() }
+    deinit {
+        cells.deallocate()
+        errors.deallocate()
+    }
 
-    public var writer: LinkCounterWriter { LinkCounterWriter(cells: cells) }
+    public var writer: LinkCounterWriter { LinkCounterWriter(cells: cells, errors: errors) }
 
     /// The counters published so far, by name (allocates: not for the cycle).
     public func snapshot() -> [String: Int] {
@@ -61,6 +99,15 @@ public final class LinkCounterCells: @unchecked Sendable {
             if v >= 0 { out[c.name] = Int(v) }
         }
         return out
+    }
+
+    /// The link's error counts as last published, for the monitor's heartbeat (zero before).
+    /// - Important: read by a thread beside the cycle; must not allocate, lock or log.
+    public var errorCounts: LinkErrorCounts {
+        @_noAllocation @_noLocks get {
+            LinkErrorCounts(lost: UInt64(max(0, SharedIndex.load(errors))), corrupt: UInt64(max(0, SharedIndex.load(errors + 1))),
+                            workingCounter: UInt64(max(0, SharedIndex.load(errors + 2))))
+        }
     }
 
     /// One counter (nil: not reported).
@@ -73,7 +120,11 @@ public final class LinkCounterCells: @unchecked Sendable {
 /// The cycle's end of `LinkCounterCells`: a plain pointer, so publishing touches no reference.
 public struct LinkCounterWriter: @unchecked Sendable {
     @usableFromInline let cells: UnsafeMutablePointer<Int64>
-    @usableFromInline init(cells: UnsafeMutablePointer<Int64>) { self.cells = cells }
+    let errors: UnsafeMutablePointer<Int64>
+    init(cells: UnsafeMutablePointer<Int64>, errors: UnsafeMutablePointer<Int64>) {
+        self.cells = cells
+        self.errors = errors
+    }
 
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
@@ -109,6 +160,7 @@ public struct LinkCounterWriter: @unchecked Sendable {
         set(.sendErrors, s.sendErrors)
         set(.faultResets, s.faultResets)
         set(.commandsLost, s.commandsLost)
+        setErrors(LinkErrorCounts(driveLink: s))
     }
 
     /// - Important: runs in the control cycle; must not allocate, lock or log.
@@ -120,6 +172,15 @@ public struct LinkCounterWriter: @unchecked Sendable {
         set(.malformed, s.malformed)
         set(.late, s.late)
         set(.missing, s.missing)
+        setErrors(LinkErrorCounts(etherCAT: s))
+    }
+
+    /// - Important: runs in the control cycle; must not allocate, lock or log.
+    @_noAllocation @_noLocks
+    func setErrors(_ e: LinkErrorCounts) {
+        SharedIndex.store(errors, Int64(truncatingIfNeeded: e.lost))
+        SharedIndex.store(errors + 1, Int64(truncatingIfNeeded: e.corrupt))
+        SharedIndex.store(errors + 2, Int64(truncatingIfNeeded: e.workingCounter))
     }
 }
 
