@@ -67,8 +67,9 @@ public enum HILLiveRunner {
         settings.patientFollowsDrives = false
         // The scenarios' posture on either runtime: their moves and the bench limits assume it
         // (from the scene's 60 mm, `limit-position`'s move to 125 mm ran at 14.4 mm/s, not its
-        // 5.6, and latched `velocity` on any stall before `position`).
-        settings.emulatedDrivesStart = HILRunner.startPosture(CatheterModel(robot)).array
+        // 5.6, and latched `velocity` on any stall before `position`). A real drive stands where
+        // it stands.
+        if drives.isEmulated { settings.emulatedDrivesStart = HILRunner.startPosture(CatheterModel(robot)).array }
         settings.linkLossCycles = min(1000, max(2, s.setup.link_loss_cycles))
         // A timeline thread held back on a loaded machine must not read as a released deadman.
         settings.deadmanTimeout = 1

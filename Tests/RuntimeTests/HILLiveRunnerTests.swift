@@ -83,6 +83,16 @@ import Testing
         }
     }
 
+    /// A real device stands where it stands: a device link gets no start posture. The runtime
+    /// refused the whole run for one ("only emulated drives … start elsewhere"), over the veth
+    /// pair in CI; here a device that does not exist fails on its link instead.
+    @Test func aDeviceLinkGetsNoStartPosture() throws {
+        let r = HILLiveRunner.run(try Self.scenario("bring-up"), options: HILRunOptions(link: "pty:/nonexistent/lumen-hil-pty"))
+        #expect(r.status == .error, "\(Self.describe(r))")
+        #expect(!r.message.contains("emulated_drives_start"), "\(r.message)")
+        #expect(r.message.contains("/nonexistent/lumen-hil-pty"), "\(r.message)")
+    }
+
     /// The monitor judges the link on either runtime: a CRC storm, run with the bench limits,
     /// latches its `crc` check (more than 3 corrupt frames in a burst) on the live runtime and on
     /// the bare cycle, whose heartbeat carried no link counts, so that the check could not trip.
