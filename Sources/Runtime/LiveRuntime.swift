@@ -236,7 +236,7 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
                     throw .badSetting(field: "monitor_limits", reason: "cannot read \(path): \(error.localizedDescription)")
                 }
             } else {
-                limits = MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor)
+                limits = NavigationMonitorLimits.yaml(robot: scene.robot, corridor: corridor)
             }
             let m = try MonitorSupervisor(limits: limits)
             monitor = m

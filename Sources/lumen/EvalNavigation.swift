@@ -102,6 +102,9 @@ struct EvalNavigation: ParsableCommand {
                 print("  \(row.phantom) \(row.vessel ?? "") at \(row.depth_mm.map { "\($0)" } ?? "") mm: \(row.successes)/\(row.runs)\(row.failed_runs.isEmpty ? "" : ", failed runs \(row.failed_runs.map(String.init).joined(separator: " "))")")
             }
             print("tip error median (mm): fused \(summary.fused.median), kinematic-only \(summary.kinematic_only.median), image-only \(summary.image_only.median)")
+            if !summary.monitor_lumen_runs.isEmpty {
+                print("safety monitor: an image tip left its corridor in runs \(summary.monitor_lumen_runs.map { "\($0.phantom) \($0.run)" }.joined(separator: ", ")) (live, a category-1 stop)")
+            }
             print("time: \(summary.timing.wall_s_per_run_median) s wall for \(summary.timing.simulated_s_per_run_median) s simulated per run (median), \(summary.timing.simulated_per_wall)× real time per core")
         }
     }

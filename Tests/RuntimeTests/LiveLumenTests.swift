@@ -22,7 +22,7 @@ import Testing
         let scene = try NavigationScene(archSettings().setup, robot: try loadRobot())
         let corridor = try MonitorSupervisor.vesselCorridor(tree: scene.tree, vessel: "left_subclavian")
         let path = NSTemporaryDirectory() + "lumen-live-limits-\(getpid()).yaml"
-        try MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor).write(toFile: path, atomically: true, encoding: .utf8)
+        try NavigationMonitorLimits.yaml(robot: scene.robot, corridor: corridor).write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let limits = try SafetyLimits.load(from: path).limits
         #expect(limits.lumen.tipEvidence == .alongLumen)
@@ -57,7 +57,7 @@ import Testing
             let scene = try NavigationScene(setup, robot: robot)
             let corridor = try MonitorSupervisor.vesselCorridor(tree: scene.tree, vessel: target.vessel)
             let path = NSTemporaryDirectory() + "lumen-live-slack-\(getpid()).yaml"
-            try MonitorSupervisor.limitsYAML(robot: scene.robot, corridor: corridor).write(toFile: path, atomically: true, encoding: .utf8)
+            try NavigationMonitorLimits.yaml(robot: scene.robot, corridor: corridor).write(toFile: path, atomically: true, encoding: .utf8)
             defer { try? FileManager.default.removeItem(atPath: path) }
             let g = MonitorModel(try SafetyLimits.load(from: path).limits).geometry
             // The way to the goal along the monitor's own corridor, and its outer walls' detour up

@@ -25,12 +25,16 @@ public struct NavigationSummary: Codable, Sendable {
     public var per_phantom: [NavigationRow]
     public var per_target: [NavigationRow]
     public var failures: [NavigationFailure]
+    /// Runs (their index within their phantom's campaign, by phantom) with an image tip outside
+    /// the safety monitor's corridor: live, the monitor would have stopped them (category 1),
+    /// successful here or not. Runs written before it was counted are not listed.
+    public var monitor_lumen_runs: [NavigationRunRef]
     public var timing: NavigationTiming
     public var per_run: [NavigationResult]
 
     enum CodingKeys: String, CodingKey {
         case campaign, shards, runs, success_rate, final_err_mm_median, time_to_target_s_median, peak_contact_n_max, peak_insertion_n_max, fused, kinematic_only,
-             image_only, overruns, per_phantom, per_target, failures, timing, per_run
+             image_only, overruns, per_phantom, per_target, failures, monitor_lumen_runs, timing, per_run
     }
 
     public init(_ results: [NavigationResult], campaign: NavigationCampaignSettings? = nil, shards: [CampaignShard] = [.whole], jobs: Int = 1,
@@ -57,6 +61,8 @@ public struct NavigationSummary: Codable, Sendable {
         per_phantom = phantoms.map { p in NavigationRow(phantom: p, vessel: nil, depthMM: nil, results.filter { $0.setup.phantom == p }) }
         per_target = targets.map { t in NavigationRow(phantom: t.phantom, vessel: t.vessel, depthMM: t.depth, results.filter { TargetKey($0.setup) == t }) }
         failures = results.filter { !$0.success }.map(NavigationFailure.init)
+        monitor_lumen_runs = results.filter { ($0.image_tip_corridor?.outside ?? 0) > 0 }
+            .map { NavigationRunRef(phantom: $0.setup.phantom, run: $0.run, vessel: $0.setup.vessel, success: $0.success) }
         timing = NavigationTiming(results, jobs: jobs, campaignWallSeconds: campaignWallSeconds)
         per_run = results
     }
@@ -261,4 +267,12 @@ public enum CampaignMergeError: Error, Equatable, Sendable, CustomStringConverti
         case .plan(let m): "the campaign cannot be planned: \(m)"
         }
     }
+}
+
+/// One run of a campaign, named.
+public struct NavigationRunRef: Codable, Sendable, Equatable {
+    public var phantom: String
+    public var run: Int
+    public var vessel: String
+    public var success: Bool
 }

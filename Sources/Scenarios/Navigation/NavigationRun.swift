@@ -2,6 +2,7 @@ import Control
 import Core
 import Foundation
 import Imaging
+import Safety
 import Sim
 
 /// How a navigation run ended.
@@ -69,6 +70,8 @@ public struct NavigationResult: Codable, Sendable, Equatable {
     public var outcomes: OutcomeCounts
     /// Commands with a NaN or infinity the cycle replaced by a hold.
     public var invalid_commands: Int
+    /// The image tips against the safety monitor's corridor (nil in results written before it was counted).
+    public var image_tip_corridor: ImageTipCorridorFigures?
     /// The supervisor's mode and the cycle's lifecycle once the run ended (the drives are then
     /// disabled: the lifecycle is left inactive).
     public var mode_at_end: String
@@ -82,7 +85,36 @@ public struct NavigationResult: Codable, Sendable, Equatable {
         case run, wall_s, end
         case setup, success, reason, time_s, time_to_target_s, final_err_mm, peak_contact_n, peak_insertion_n, fused, kinematic_only, image_only,
              overruns, compute_us_p50, compute_us_p99, frames, tracked_pct, fused_measurements, rejected_measurements,
-             lost_cycles, inconsistent_pairs, whole_frame_pairs, outcomes, invalid_commands, mode_at_end, lifecycle_at_end
+             lost_cycles, inconsistent_pairs, whole_frame_pairs, outcomes, invalid_commands, image_tip_corridor, mode_at_end, lifecycle_at_end
+    }
+}
+
+/// The run's image tips (the triangulated pairs the live runtime relays to the safety monitor)
+/// judged against the monitor's corridor as the monitor judges them: how many lay outside, the
+/// longest run of them in a row, how far out and when first. The live monitor latches a
+/// category-1 `lumen` stop on the first; a simulated-time run has no monitor and goes on, so
+/// this is what says which of its runs the monitor would have stopped.
+public struct ImageTipCorridorFigures: Codable, Sendable, Equatable {
+    public var tips = 0
+    public var outside = 0
+    public var longest_run = 0
+    public var max_outside_mm = 0.0
+    public var first_outside_s: Double?
+    var run = 0
+
+    enum CodingKeys: String, CodingKey { case tips, outside, longest_run, max_outside_mm, first_outside_s }
+
+    public init() {}
+
+    mutating func add(outsideMM: Double, at seconds: Double) {
+        tips += 1
+        // Not a number is outside, as the monitor's `!(outside <= 0)` has it.
+        guard !(outsideMM <= 0) else { run = 0; return }
+        outside += 1
+        run += 1
+        longest_run = max(longest_run, run)
+        if outsideMM.isFinite { max_outside_mm = max(max_outside_mm, round3(outsideMM)) } else { max_outside_mm = .greatestFiniteMagnitude }
+        if first_outside_s == nil { first_outside_s = round3(seconds) }
     }
 }
 
@@ -210,6 +242,14 @@ public enum NavigationRun {
         } catch { throw .lifecycle(error) }
         guard runner.controller.supervisor.mode == .tipServo else { throw .tipServoRefused }
 
+        // The corridor the live runtime gives the monitor for this target: the vessels from the
+        // tree's root (the sheath) to the end of the target vessel.
+        let monitorModel: MonitorModel
+        do {
+            let corridor = try tree.routeWithRadii(toVessel: setup.vessel, depth: .greatestFiniteMagnitude)
+            monitorModel = try NavigationMonitorLimits.model(robot: scene.robot, corridor: corridor)
+        } catch { throw .route("the safety monitor's corridor into \(setup.vessel): \(error)") }
+        var corridorFigures = ImageTipCorridorFigures()
         var trace = NavigationTrace(route: route, tree: tree)
         var fusedErr: [Double] = [], kinErr: [Double] = [], imageErr: [Double] = []
         var compute: [Double] = []
@@ -276,6 +316,7 @@ public enum NavigationRun {
                     // do with the tracker, and a success rate over seeds means something.
                     let noise = Vec3(truthNoise.gaussian(), truthNoise.gaussian(), truthNoise.gaussian()) * 0.1
                     imageErr.append(noise.length)
+                    corridorFigures.add(outsideMM: monitorModel.geometry.measuredTipOutsideLumen(truth + noise), at: Double(now) * 1e-9)
                     pending.append((now + latency, TipMeasurement(acquiredAt: now, position: truth + noise, positionCovariance: Mat3.identity * 0.01)))
                 case .tracker:
                     guard let source else { break }
@@ -286,6 +327,7 @@ public enum NavigationRun {
                     outcomes.count(measured.outcome)
                     if case .singlePlanePixels(_, true) = measured.outcome { inconsistentPairs += 1 }
                     if let point = measured.outcome.point {
+                        corridorFigures.add(outsideMM: monitorModel.geometry.measuredTipOutsideLumen(point.position), at: Double(now) * 1e-9)
                         let err = (point.position - (exposure.truthTip ?? truth)).length
                         imageErr.append(err)
                         if verbose, err > 2 {
@@ -338,7 +380,7 @@ public enum NavigationRun {
             tracked_pct: frames > 0 ? round1(100 * Double(tracked) / Double(2 * frames)) : 0, fused_measurements: runner.controller.estimator.fused,
             rejected_measurements: runner.controller.estimator.rejected, lost_cycles: lostCycles, inconsistent_pairs: inconsistentPairs,
             whole_frame_pairs: outcomes.whole_frame_pair, outcomes: outcomes, invalid_commands: Int(counters.invalidCommands),
-            mode_at_end: "\(runner.controller.supervisor.mode)", lifecycle_at_end: "\(runner.lifecycle)")
+            image_tip_corridor: corridorFigures, mode_at_end: "\(runner.controller.supervisor.mode)", lifecycle_at_end: "\(runner.lifecycle)")
         return (result, trace)
     }
 }
