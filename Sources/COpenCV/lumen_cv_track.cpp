@@ -72,6 +72,36 @@ void robustStats(const cv::Mat &m, int step, float &median, float &mad) {
     mad = s[mid];
 }
 
+/// One row of `hessianResponse`. The borders clamp their neighbours; the interior needs no
+/// clamp, so the compiler can vectorise it (the optional outputs are template flags, not branches
+/// per pixel). Every pixel's arithmetic is the same as with a clamp on every pixel.
+template <bool Normals, bool Blob>
+void hessianRow(const float *gm, const float *g0, const float *gp, int W, float norm2, float norm1, float *rr, float *xx,
+                float *yy, float *bb) {
+    auto at = [&](int x, int xm, int xp) __attribute__((always_inline)) {
+        float dxx = g0[xp] - 2 * g0[x] + g0[xm];
+        float dyy = gp[x] - 2 * g0[x] + gm[x];
+        float dxy = 0.25f * (gp[xp] - gp[xm] - gm[xp] + gm[xm]);
+        float gx = 0.5f * (g0[xp] - g0[xm]), gy = 0.5f * (gp[x] - gm[x]);
+        float root = std::sqrt(0.25f * (dxx - dyy) * (dxx - dyy) + dxy * dxy);
+        float low = 0.5f * (dxx + dyy) - root;  // most negative: across a bright ridge of attenuation
+        rr[x] = -low * norm2 - norm1 * std::sqrt(gx * gx + gy * gy);
+        if constexpr (Blob) bb[x] = -(0.5f * (dxx + dyy) + root) * norm2;
+        if constexpr (Normals) {
+            // Eigenvector of `low`: (dxy, low − dxx) or (low − dyy, dxy), the better conditioned.
+            bool first = std::fabs(low - dxx) > std::fabs(low - dyy);
+            float ex = first ? dxy : low - dyy, ey = first ? low - dxx : dxy;
+            float n = std::sqrt(ex * ex + ey * ey);
+            bool ok = n > 1e-20f;
+            xx[x] = ok ? ex / n : 1;
+            yy[x] = ok ? ey / n : 0;
+        }
+    };
+    at(0, 0, std::min(W - 1, 1));
+    for (int x = 1; x < W - 1; x++) at(x, x - 1, x + 1);
+    if (W > 1) at(W - 1, W - 2, W - 1);
+}
+
 /// Hessian ridge response at one working-resolution scale `sw`: σ²·(−λ_min) − edge·σ·|∇|, and
 /// the unit normal (eigenvector of λ_min); optionally the blob response σ²·(−λ_max).
 void hessianResponse(const cv::Mat &a, float sw, float edge, cv::Mat &g, cv::Mat &resp, cv::Mat *nx, cv::Mat *ny,
@@ -87,26 +117,10 @@ void hessianResponse(const cv::Mat &a, float sw, float edge, cv::Mat &g, cv::Mat
         float *rr = resp.ptr<float>(y);
         float *xx = nx != nullptr ? nx->ptr<float>(y) : nullptr, *yy = ny != nullptr ? ny->ptr<float>(y) : nullptr;
         float *bb = blob != nullptr ? blob->ptr<float>(y) : nullptr;
-        for (int x = 0; x < W; x++) {
-            int xm = std::max(0, x - 1), xp = std::min(W - 1, x + 1);
-            float dxx = g0[xp] - 2 * g0[x] + g0[xm];
-            float dyy = gp[x] - 2 * g0[x] + gm[x];
-            float dxy = 0.25f * (gp[xp] - gp[xm] - gm[xp] + gm[xm]);
-            float gx = 0.5f * (g0[xp] - g0[xm]), gy = 0.5f * (gp[x] - gm[x]);
-            float root = std::sqrt(0.25f * (dxx - dyy) * (dxx - dyy) + dxy * dxy);
-            float low = 0.5f * (dxx + dyy) - root;  // most negative: across a bright ridge of attenuation
-            rr[x] = -low * norm2 - norm1 * std::sqrt(gx * gx + gy * gy);
-            if (bb != nullptr) bb[x] = -(0.5f * (dxx + dyy) + root) * norm2;
-            if (xx != nullptr) {
-                // Eigenvector of `low`: (dxy, low − dxx) or (low − dyy, dxy), the better conditioned.
-                float ex, ey;
-                if (std::fabs(low - dxx) > std::fabs(low - dyy)) { ex = dxy; ey = low - dxx; }
-                else { ex = low - dyy; ey = dxy; }
-                float n = std::sqrt(ex * ex + ey * ey);
-                if (n > 1e-20f) { xx[x] = ex / n; yy[x] = ey / n; }
-                else { xx[x] = 1; yy[x] = 0; }
-            }
-        }
+        if (xx != nullptr && bb != nullptr) hessianRow<true, true>(gm, g0, gp, W, norm2, norm1, rr, xx, yy, bb);
+        else if (xx != nullptr) hessianRow<true, false>(gm, g0, gp, W, norm2, norm1, rr, xx, yy, bb);
+        else if (bb != nullptr) hessianRow<false, true>(gm, g0, gp, W, norm2, norm1, rr, xx, yy, bb);
+        else hessianRow<false, false>(gm, g0, gp, W, norm2, norm1, rr, xx, yy, bb);
     }
 }
 
@@ -191,11 +205,20 @@ void ridgeResponse(const uint16_t *pixels, int width, const Region &reg, const l
         std::vector<std::pair<float, float>> sample;  // (background, |hp|)
         for (int y = 0; y < H; y += step)
             for (int x = 0; x < W; x += step) sample.emplace_back(bg.at<float>(y, x), hp.at<float>(y, x));
-        std::sort(sample.begin(), sample.end(), [](auto &l, auto &r) { return l.first < r.first; });
+        // Equal-count bins by background level: only the bins' boundaries and middles need
+        // their sorted places, so each is selected (nth_element) rather than the whole sample
+        // sorted; the bins come out exactly as a sort would cut them.
+        auto byLevel = [](const std::pair<float, float> &l, const std::pair<float, float> &r) { return l.first < r.first; };
+        for (int b = 1; b < bins; b++) {
+            size_t from = sample.size() * (size_t)(b - 1) / bins, cut = sample.size() * (size_t)b / bins;
+            if (cut > from && cut < sample.size())
+                std::nth_element(sample.begin() + (long)from, sample.begin() + (long)cut, sample.end(), byLevel);
+        }
         std::vector<float> edges, level;
         for (int b = 0; b < bins; b++) {
             size_t i0 = sample.size() * (size_t)b / bins, i1 = sample.size() * (size_t)(b + 1) / bins;
             if (i1 <= i0) continue;
+            std::nth_element(sample.begin() + (long)i0, sample.begin() + (long)((i0 + i1) / 2), sample.begin() + (long)i1, byLevel);
             std::vector<float> v;
             for (size_t i = i0; i < i1; i++) v.push_back(sample[i].second);
             size_t mid = v.size() / 2;
