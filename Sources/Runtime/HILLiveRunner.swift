@@ -195,18 +195,19 @@ public enum HILLiveRunner {
             rec.active.append(active ? 1 : 0)
             // When the runtime shows it stopped (not when the stop was sent): the intent's way
             // through the queue and the cycle is part of the reaction.
-            if wasActive, !active, rec.stopTime == nil {
+            let stoppedNow = wasActive && !active && rec.stopTime == nil
+            if stoppedNow {
                 rec.stopTime = t
                 shownCategory = snap.safety.stopCategory
-                // A stop the monitor sent, or its permits that ran out (the cycle latches that as
-                // its own stop: nothing of the monitor's to show), as the cycle read them: the
-                // monitor's status in the snapshot can say it still permits power after its
-                // permits stopped reaching the cycle (a monitor starved on a loaded machine).
-                followedMonitor = monitorEnded(snap)
-            } else if rec.stopTime != nil, !followedMonitor, runtime.shared.stopLatched {
-                // The cycle raises its stop flag before it publishes why (a loaded machine can
-                // hold it back between the two): the latch is the same one (nothing acknowledges
-                // it during a scenario), read again until published.
+            }
+            // A stop the monitor sent, or its permits that ran out (the cycle latches that as
+            // its own stop: nothing of the monitor's to show), as the cycle read them: the
+            // monitor's status in the snapshot can say it still permits power after its
+            // permits stopped reaching the cycle (a monitor starved on a loaded machine). Read
+            // when the stop shows and, while it is latched, again until published: the cycle
+            // raises its stop flag before it publishes why (a loaded machine can hold it back
+            // between the two), and nothing acknowledges the latch during a scenario.
+            if rec.stopTime != nil, !followedMonitor, stoppedNow || runtime.shared.stopLatched {
                 followedMonitor = monitorEnded(snap)
             }
             wasActive = active

@@ -164,7 +164,7 @@ public struct LinkDrives: ~Copyable, RobotHardware {
     @_noAllocation @_noLocks
     public mutating func powerRemovedBySafetyInput() -> (cleared: Bool, outcome: HardwareFault?) {
         var r: (cleared: Bool, outcome: HardwareFault?) = (false, .driveFault)
-        if kind == 1, let d = driveLink?.powerRemovedBySafetyInput() { r = d }
+        if let d = driveLink?.powerRemovedBySafetyInput() { r = d }
         refresh()
         return r
     }

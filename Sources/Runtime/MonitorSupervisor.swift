@@ -3,6 +3,7 @@ import Core
 import Foundation
 import Safety
 import Sim
+import Scenarios
 import Synchronization
 
 /// The safety monitor as its own process (`lumen-safety`, the executable that links Safety,
@@ -91,11 +92,10 @@ public final class MonitorSupervisor: @unchecked Sendable {
     /// Removes the directory (key, limits, log, sockets).
     public func removeFiles() { try? FileManager.default.removeItem(atPath: channel.directory) }
 
-    /// The lumen the monitor guards for a run into `vessel`: the vessels' centreline from the
-    /// sheath (the root's far end) to the end of the target vessel (the catheter may go past
-    /// the goal as far as the vessel goes; `depth` mm into it when given), with their radii.
+    /// The lumen the monitor guards for a run into `vessel` (`NavigationMonitorLimits.vesselCorridor`,
+    /// which simulated-time runs judge their image tips against too), with the runtime's error.
     public static func vesselCorridor(tree: VesselTreeDescription, vessel: String, depth: Double? = nil) throws(RuntimeError) -> [(point: Vec3, radius: Double)] {
-        do { return try tree.routeWithRadii(toVessel: vessel, depth: depth ?? .greatestFiniteMagnitude) } catch {
+        do { return try NavigationMonitorLimits.vesselCorridor(tree: tree, vessel: vessel, depth: depth) } catch {
             throw .monitor("no corridor for the monitor into '\(vessel)': \(error)")
         }
     }

@@ -59,6 +59,13 @@ public enum NavigationMonitorLimits {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// The lumen the monitor guards for a run into `vessel`: the vessels' centreline from the
+    /// sheath (the root's far end) to the end of the target vessel (the catheter may go past
+    /// the goal as far as the vessel goes; `depth` mm into it when given), with their radii.
+    public static func vesselCorridor(tree: VesselTreeDescription, vessel: String, depth: Double? = nil) throws(VesselRouteError) -> [(point: Vec3, radius: Double)] {
+        try tree.routeWithRadii(toVessel: vessel, depth: depth ?? .greatestFiniteMagnitude)
+    }
+
     /// `full` in at most `n` points (the limits file's bound), each radius widened by how far
     /// the dropped points lie from the chord that replaces them, so that the corridor still
     /// holds the lumen it stands for; at most 20 mm (the limits' bound).

@@ -246,7 +246,7 @@ public enum NavigationRun {
         // tree's root (the sheath) to the end of the target vessel.
         let monitorModel: MonitorModel
         do {
-            let corridor = try tree.routeWithRadii(toVessel: setup.vessel, depth: .greatestFiniteMagnitude)
+            let corridor = try NavigationMonitorLimits.vesselCorridor(tree: tree, vessel: setup.vessel)
             monitorModel = try NavigationMonitorLimits.model(robot: scene.robot, corridor: corridor)
         } catch { throw .route("the safety monitor's corridor into \(setup.vessel): \(error)") }
         var corridorFigures = ImageTipCorridorFigures()
