@@ -10,13 +10,14 @@ import Testing
 struct PathServoManoeuvreTests {
     static let dt = 1e-3
 
-    /// A servo on a straight route from the tip of `q` along its heading, whose tip estimate
-    /// never moves (a tip caught at an ostium's rim: whatever is pushed goes into slack).
-    static func caught(_ q: JointVector, length: Int = 80) throws -> PathServo {
+    /// A servo on a straight route of `length` mm from the tip of `q` along its heading, with
+    /// the corner manoeuvres on when `manoeuvres`. With a tip estimate that never moves, a tip
+    /// caught at an ostium's rim: whatever is pushed goes into slack.
+    static func caught(_ q: JointVector, length: Int = 80, manoeuvres: Bool = true) throws -> PathServo {
         let model = CatheterModel(try loadRobot("lumen-1s.yaml"))
         let pose = model.calcTipPose(q)
         var servo = PathServo(model: model, route: CenterlineRoute((0...length).map { pose.translation + pose.rotation.c2 * Double($0) }))
-        servo.withCornerManoeuvres()
+        if manoeuvres { servo.withCornerManoeuvres() }
         servo.reset(to: q)
         return servo
     }

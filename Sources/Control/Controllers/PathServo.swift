@@ -139,6 +139,13 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     public var dls = DLSOptions()
     public var lookahead = 10.0
     public var arrivalTolerance = 0.6
+    /// mm — once arrived, the servo holds until the estimate is further than this from the
+    /// goal. The estimate of a tip at rest scatters by a few tenths of a millimetre; with one
+    /// threshold for both, a tip resting against the wall 0.6–0.7 mm from the goal flips between
+    /// holding and pushing every few frames, and each push feeds catheter into a shaft that
+    /// can no longer move the tip (it buckles behind it). Kept well inside the 1 mm a run is
+    /// judged by: with 0.9 the tip the servo held stayed at 1.017 mm from the goal in one arch run of 20.
+    public var arrivalRelease = 0.7
     /// Fraction of each joint's speed limit the servo may use.
     public var speedScale = 0.6
     /// 1/s: each cycle's step asks for `gain` × dt of the remaining error (a proportional
@@ -418,7 +425,8 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         progress = best
         offRoute = bestDistance
         let goalDistance = (points[count - 1] - tip).length
-        if goalDistance <= arrivalTolerance, progress + 5 >= count {
+        let holding = phase == .arrived && arrivalRelease > arrivalTolerance ? arrivalRelease : arrivalTolerance
+        if goalDistance <= holding, progress + 5 >= count {
             phase = .arrived
             holdAtReference(&command)
             return
