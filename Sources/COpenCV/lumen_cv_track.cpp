@@ -207,7 +207,8 @@ void ridgeResponse(const uint16_t *pixels, int width, const Region &reg, const l
             for (int x = 0; x < W; x += step) sample.emplace_back(bg.at<float>(y, x), hp.at<float>(y, x));
         // Equal-count bins by background level: only the bins' boundaries and middles need
         // their sorted places, so each is selected (nth_element) rather than the whole sample
-        // sorted; the bins come out exactly as a sort would cut them.
+        // sorted. The cuts are a sort's, except that equal background levels may fall either
+        // side of one (as an unstable sort may put them too).
         auto byLevel = [](const std::pair<float, float> &l, const std::pair<float, float> &r) { return l.first < r.first; };
         for (int b = 1; b < bins; b++) {
             size_t from = sample.size() * (size_t)(b - 1) / bins, cut = sample.size() * (size_t)b / bins;
