@@ -53,6 +53,19 @@ public struct CatheterPhysicsRobot: ~Copyable, RobotHardware {
     /// what the insertion-force sensor reads and the safety monitor limits (`max_insertion_force_n`).
     public private(set) var peakPushForce = 0.0
     public private(set) var physicsFaults = 0
+    /// s — the time constant of the insertion-force sensor (a load cell behind the insertion
+    /// drive, first-order low-pass: about 16 Hz). The rod's axial force at the sheath is the
+    /// stretch of its first free element, which jumps for a step whenever a node enters or
+    /// leaves the sheath (a node pulled back in is put on the sheath's axis at once): up to
+    /// 15 N for 1–2 ms while withdrawing through a bend, with no load on the vessel behind it.
+    /// A real load cell and drive train do not pass such a step; a push that lasts does reach
+    /// the reading within a few time constants.
+    public static let forceSensorTimeConstant = 0.01
+    /// N — the insertion-force sensor's reading (compression positive).
+    private var sensedPush = 0.0
+    /// A fault of the insertion-force sensor: from `from` on it reads `bias` N more (a load
+    /// cell's offset drift, or a catheter caught in the drive's rollers); nil: none.
+    public var forceSensorBias: (from: Nanoseconds, bias: Double)?
 
     public init(axes: [AxisSpec], start: JointVector, dynamics: DriveDynamics, model: RodModel, coupling: RodCoupling) {
         drives = KinematicRobot(axes: axes, start: start, dynamics: dynamics)
@@ -75,12 +88,15 @@ public struct CatheterPhysicsRobot: ~Copyable, RobotHardware {
     public mutating func settle(seconds: Double) {
         let input = coupling.input(drives.measuredPositions)
         for _ in 0..<Int(seconds * 1000) where !ElasticRod.step(model, &rod, input, dt: 0.001) { physicsFaults += 1; return }
+        // The sensor was zeroed before the catheter was placed: it reads the settled load.
+        if rod.pushForce.isFinite { sensedPush = rod.pushForce }
     }
 
     @_noAllocation @_noLocks
     public mutating func read(into state: inout JointState, now: Nanoseconds) -> HardwareFault? {
         let fault = drives.read(into: &state, now: now)
-        state.insertionForce = rod.pushForce
+        state.insertionForce = sensedPush
+        if case .some(let fault) = forceSensorBias, now >= fault.from { state.insertionForce += fault.bias }
         if rod.diverged { return .driveFault }
         return fault
     }
@@ -117,7 +133,9 @@ public struct CatheterPhysicsRobot: ~Copyable, RobotHardware {
             let h = remaining > 0.001 ? 0.001 : remaining
             // The parameters are borrowed from the model this robot holds: no reference counting.
             if !ElasticRod.step(model.parameters, &rod, input, dt: h) { failed = true; break }
-            let push = rod.pushForce < 0 ? -rod.pushForce : rod.pushForce
+            // Not a number stays one in the reading: the monitor must see a diverged rod.
+            sensedPush += (rod.pushForce - sensedPush) * (h / (CatheterPhysicsRobot.forceSensorTimeConstant + h))
+            let push = sensedPush < 0 ? -sensedPush : sensedPush
             if push > peakPushForce { peakPushForce = push }
             remaining -= h
         }
@@ -151,7 +169,8 @@ public struct CatheterPhysicsRobot: ~Copyable, RobotHardware {
     /// The catheter tip (mm, patient frame): the distal end of the rod's centerline.
     public var tip: Vec3 { rod.tip * 1e3 }
     public var measuredPositions: JointVector { drives.measuredPositions }
-    public var pushForce: Double { @_noAllocation @_noLocks get { rod.pushForce } }
+    /// N — the insertion-force sensor's reading (see `forceSensorTimeConstant`).
+    public var pushForce: Double { @_noAllocation @_noLocks get { sensedPush } }
     /// The centerline (mm) for the renderer (allocates; outside the cycle).
     public func centerline() -> [Vec3] { rod.centerlineMillimetres() }
 }

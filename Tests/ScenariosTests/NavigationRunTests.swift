@@ -129,3 +129,39 @@ final class DarkCArm: NavigationFrameSource {
         #expect(setups[16].primaryDeg == 0 && setups[16].vessel == "left_subclavian")
     }
 }
+
+/// The monitor's insertion-force check in simulated time: a run whose force at the sheath
+/// exceeds the limit ends there, as the live monitor would end it.
+@Suite struct NavigationForceTests {
+    @Test("A force sensor that reads over the monitor's limit ends the run with a force stop at once")
+    func forceOverTheLimitStopsTheRun() throws {
+        let setup = tubeSetup(seconds: 5)
+        let (result, _) = try NavigationRun.run(setup, robot: try loadRobot(), faults: NavigationFaults(forceSensorBias: (after: 1, biasN: 6)))
+        guard case .forceStop(let push, let limit) = result.end else {
+            Issue.record("ended \(result.end)"); return
+        }
+        #expect(limit == NavigationMonitorLimits.maxInsertionForce)
+        #expect(push > limit)
+        let t = result.time_s, success = result.success
+        #expect(t >= 1 && t < 1.01, "stopped at \(t) s")
+        #expect(!success)
+        #expect(result.lifecycle_at_end == "\(LifecycleState.inactive)")
+    }
+
+    @Test("Pushing at the servo's stall level, the catheter is withdrawn instead of advanced, and the run never reaches the monitor's limit")
+    func aPushAtTheStallLevelIsNotPushedOn() throws {
+        // 4 N: over the servo's stall level (0.7 × 5 N), under the monitor's limit. Free, the
+        // tube run arrives in about 5 s (truthMeasuredRunsReachTheirTargets).
+        let setup = tubeSetup(seconds: 8)
+        let (result, trace) = try NavigationRun.run(setup, robot: try loadRobot(), faults: NavigationFaults(forceSensorBias: (after: 0, biasN: 4)))
+        #expect(result.end == .timeLimit)
+        let success = result.success
+        #expect(!success)
+        // The catheter ends withdrawn towards the sheath (the route's start), by retreats at
+        // 3 mm/s: every push was a stall, and each stall a retreat.
+        let first = try #require(trace.truth.first), last = try #require(trace.truth.last)
+        let sheath = try #require(trace.route.first)
+        let withdrawn = (first - sheath).length - (last - sheath).length
+        #expect(withdrawn > 10, "withdrawn \(withdrawn) mm")
+    }
+}

@@ -59,7 +59,8 @@ public struct ImageGuidedController: ~Copyable, CycleController {
         }
         if fused { lastEstimate = estimator.estimate(now: now) }
         let dt = Double(tick.period) * 1e-9
-        servo.update(estimate: lastEstimate, correction: estimator.currentCorrection(), dt: dt, command: &command)
+        servo.update(estimate: lastEstimate, correction: estimator.currentCorrection(), pushForce: state.insertionForce,
+                     measuredInsertion: state.position.count > 0 ? state.position[0] : nil, dt: dt, command: &command)
         let inputs = SupervisorInputs(deadman: deadman, estimate: lastEstimate.health, stop: stop)
         if autoResume, deadman, case .hold = supervisor.mode, ImageGuidedController.resumable(supervisor.reason, lastEstimate.health) {
             // Refused under a stop that began this cycle (the supervisor then holds for it).

@@ -196,6 +196,23 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     /// not one advancing, and it is a stall at once, without waiting `stallTime`: pushing on
     /// loads the walls and feeds out catheter the tip never uses.
     public var stallPush = 10.0
+    /// N — the axial force at the sheath (the joint state's `insertionForce`, positive when
+    /// pushing) the servo keeps under, either way: the monitor's insertion-force limit, which
+    /// stops the robot when the force's size exceeds it. The advance slows from `pushEase` × the
+    /// limit and stops at `pushStall` × it, where the push is a stall at once (a retreat, as for
+    /// buckling): a tip that does not move for a rising push is caught on a wall or an ostium's
+    /// rim, and more push only loads the wall until the monitor trips. Withdrawal slows and
+    /// stops the same way under tension (a catheter caught while it is pulled back). Infinity
+    /// (the default): no limit, for drives that report no force. A force that is not a number
+    /// counts as a push at the limit: the servo does not push on what it cannot read.
+    public var pushLimit = Double.infinity
+    public var pushEase = 0.4
+    public var pushStall = 0.7
+    /// N — the push the last update saw, and the largest since the reset (diagnostics).
+    public private(set) var push = 0.0
+    public private(set) var peakPush = 0.0
+    /// Retreats the push at the sheath started (of `retreats`).
+    public private(set) var pushRetreats = 0
     public private(set) var retreats = 0
     /// Each retreat after the first goes `retreatGrowth` × `retreat` further back than the one
     /// before (at most `retreatGrowthLimit` × `retreat` in all): a tip that stalls again at the
@@ -294,6 +311,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         progress = 0
         phase = .following
         bestArc = 0; sinceProgress = 0; retreatLeft = 0; retreats = 0; pushedSinceProgress = 0
+        push = 0; peakPush = 0; pushRetreats = 0
         aimLeft = 0; stallArc = -1; retreatsHere = 0; failure = nil
         hairpinStage = hairpinIndex > 0 ? .pending : .none
         hairpinTries = 0; hookLeft = 0; withdrawnWhileHooked = 0; overshootBest = -.infinity; overshootStill = 0
@@ -393,10 +411,25 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         if q.count == reference.count { reference = q }
     }
 
+    /// - Parameters:
+    ///   - pushForce: N — the push at the sheath the drives report (the joint state's
+    ///     `insertionForce`, positive when pushing); 0 where they report none.
+    ///   - measuredInsertion: mm — where the insertion drive is (its encoder); nil when unknown.
     /// - Important: runs in the control cycle; must not allocate, lock or log.
     @_noAllocation @_noLocks
-    public mutating func update(estimate: TipEstimate, correction: KinematicCorrection, dt: Double,
-                                command: inout JointCommand) {
+    public mutating func update(estimate: TipEstimate, correction: KinematicCorrection, pushForce: Double = 0,
+                                measuredInsertion: Double? = nil, dt: Double, command: inout JointCommand) {
+        push = pushForce.isFinite ? pushForce : (pushLimit.isFinite ? pushLimit : 0)
+        if push > peakPush { peakPush = push }
+        // The reference leads the drive by what the motion limits and the drive's own lag have
+        // not yet done. Against a blocked tip a catheter is stiff along its axis (several N per
+        // mm), so that lead alone would carry the push past the limit after the servo stopped
+        // asking for more: as the push rises it is taken back towards the drive.
+        if case .some(let m) = measuredInsertion, m.isFinite, reference.count > 0 {
+            let ahead = reference[0] - m
+            let load = ahead > 0 ? push : -push
+            if load > 0 { reference[0] = m + ahead * forceGate(load) }
+        }
         if reference.count != model.jointCount {
             phase = .holdingNoState
             command.setHold(enable: true)
@@ -442,12 +475,15 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         let nearEnd = arc[count - 1] - arc[progress] < lookahead
         // Past the place where the series of retreats began: the way on was found.
         if stallArc >= 0, arc[progress] > stallArc + stallProgress { stallArc = -1; retreatsHere = 0 }
+        // Pushing at the stall level is a stall wherever the tip is, near the end too: progress
+        // made against it would not last past the monitor's stop.
+        let pushStalled = push >= pushStall * pushLimit
         if manoeuvre != nil {
             // The engagement moves the tip off the route and back along it by design: its own
             // stages bound it, not the stall rules.
             sinceProgress = 0
             pushedSinceProgress = 0
-        } else if arc[progress] > bestArc + stallProgress || nearEnd {
+        } else if !pushStalled, arc[progress] > bestArc + stallProgress || nearEnd {
             if arc[progress] > bestArc { bestArc = arc[progress] }
             sinceProgress = 0
             pushedSinceProgress = 0
@@ -455,7 +491,8 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             // Once engaged a retreat would pull the tip out of the branch it was hooked into;
             // a tip that falls out is engaged again instead (`hairpinStep`).
             sinceProgress += dt
-            if sinceProgress > stallTime || pushedSinceProgress > stallPush {
+            if sinceProgress > stallTime || pushedSinceProgress > stallPush || pushStalled {
+                if pushStalled { pushRetreats += 1 }
                 if retreatsHere >= maxRetreats {
                     // Giving up at the first stall (no retreats allowed), no series has begun.
                     failure = .noProgress(retreats: retreatsHere, arcMM: stallArc >= 0 ? stallArc : arc[progress], routeMM: arc[count - 1])
@@ -535,7 +572,8 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         let aligned = goalDistance <= finalApproach ? 1 : ramp(aimCosine, from: alignmentStop, to: alignment)
         // Off the route is where the engagement takes the tip: not gated on it.
         let inside = manoeuvre != nil ? 1 : 1 - ramp(bestDistance, from: max(1, steerOnly * lumen), to: max(1.5, lumen))
-        advanceFactor = aligned * inside
+        // The push at the sheath gates every advance, the manoeuvres' too.
+        advanceFactor = aligned * inside * forceGate(push)
         // Aim from where the estimate says the tip is (the model may lag it by the latency).
         var error = toTarget
         if targetDistance > dls.maxError { error = error * (dls.maxError / targetDistance) }
@@ -646,6 +684,15 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         } else if proposal[0] > reference[0] + advanceFactor * engagedScale * maxStep[0] {
             proposal[0] = reference[0] + advanceFactor * engagedScale * maxStep[0]
         }
+        // Withdrawal under tension, as the advance under a push above (`pushLimit`). A retreat
+        // that cannot be pulled back waits, held, until the tension eases.
+        if proposal[0] < reference[0] {
+            let pull = forceGate(-push)
+            if pull < 1 {
+                if retreatLeft > 0 { retreatLeft += (reference[0] - proposal[0]) * (1 - pull) }
+                proposal[0] = reference[0] - (reference[0] - proposal[0]) * pull
+            }
+        }
         let limited = model.clampToLimits(proposal)
         if retreatLeft <= 0, aimLeft <= 0, limited[0] > reference[0] { pushedSinceProgress += limited[0] - reference[0] }
         for j in 0..<reference.count {
@@ -681,6 +728,13 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         }
         for c in 0..<n { x[c] /= a[c * 8 + c] }
         return x
+    }
+
+    /// How much of a motion that loads the sheath by `load` N (a push advancing, a pull
+    /// withdrawing) may go on: all of it up to `pushEase` × the limit, none from `pushStall` × it.
+    @_noAllocation @_noLocks @inline(__always)
+    func forceGate(_ load: Double) -> Double {
+        1 - ramp(load, from: pushEase * pushLimit, to: pushStall * pushLimit)
     }
 
     /// 0 at or below `a`, 1 at or above `b`, linear between.

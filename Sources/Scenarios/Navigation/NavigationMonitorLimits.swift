@@ -8,6 +8,11 @@ import Sim
 /// process, and what a simulated-time run judges its image tips against, so that both guard
 /// the same corridor.
 public enum NavigationMonitorLimits {
+    /// N — the monitor's insertion-force limit (a category-1 stop above it): the path servo
+    /// keeps its push at the sheath under it (`PathServo.pushLimit`), and a simulated-time run
+    /// that exceeds it ends as the live monitor would end it.
+    public static let maxInsertionForce = 5.0
+
     /// The monitor's limits for `robot` (its base at the sheath) in the vessel `corridor` (mm:
     /// centreline points from the sheath to the end of the target vessel, with the lumen
     /// radius at each): joint limits just outside the robot's travel, speeds 10 % above, the
@@ -48,7 +53,7 @@ public enum NavigationMonitorLimits {
         lines.append("  radius_mm: [\(points.map { f($0.radius) }.joined(separator: ", "))]")
         lines.append("no_go: []")
         lines.append("heartbeat_timeout_ms: \(heartbeatTimeoutMS)")
-        lines.append("max_insertion_force_n: 5")
+        lines.append("max_insertion_force_n: \(f(maxInsertionForce))")
         lines.append("image_max_age_ms: 1000")
         lines += ["link:", "  max_consecutive_lost: 100", "  lost_burst: 50", "  lost_per_s: 100", "  crc_burst: 50", "  crc_per_s: 100",
                   "  wkc_burst: 50", "  wkc_per_s: 100"]

@@ -17,6 +17,9 @@ public enum NavigationEnd: Codable, Sendable, Equatable, CustomStringConvertible
     case faultStop
     /// The path servo gave up (`PathServoFailure`) and held: its reason.
     case servoGaveUp(reason: String)
+    /// The push at the sheath exceeded the monitor's insertion-force limit (N): live, the
+    /// monitor would have stopped the robot there (category 1), so the run ends.
+    case forceStop(pushN: Double, limitN: Double)
 
     public var description: String {
         switch self {
@@ -25,6 +28,7 @@ public enum NavigationEnd: Codable, Sendable, Equatable, CustomStringConvertible
         case .timeLimit: "time limit"
         case .faultStop: "the cycle stopped motion after failed reads"
         case .servoGaveUp(let reason): "the servo gave up: \(reason)"
+        case .forceStop(let push, let limit): "the monitor's force check: \(push) N at the sheath, limit \(limit) N"
         }
     }
 }
@@ -219,7 +223,8 @@ public enum NavigationRun {
     ) throws(NavigationError) -> (NavigationResult, NavigationTrace) {
         let scene = try NavigationScene(setup, robot: robot)
         let tree = scene.tree, route = scene.route, goal = scene.goal, planes = scene.planes, model = scene.model
-        let physics = scene.makePhysics()
+        var physics = scene.makePhysics()
+        if let fault = faults.forceSensorBias { physics.forceSensorBias = (Nanoseconds(fault.after * 1e9), fault.biasN) }
         let measurer = try scene.makeMeasurer()
         let source = setup.measurements == .tracker
             ? frameSource?(planes, tree) ?? SimulatedBiplaneCArm(planes: planes, tree: tree, photons: setup.photons, seed: setup.seed)
@@ -344,6 +349,11 @@ public enum NavigationRun {
             }
             if runner.lifecycle != .active {
                 end = .faultStop
+                break
+            }
+            // The monitor's force check, as the live monitor reads the drives' push.
+            if !(abs(state.insertionForce) <= monitorModel.maxInsertionForce) {
+                end = .forceStop(pushN: round3(state.insertionForce), limitN: monitorModel.maxInsertionForce)
                 break
             }
             if runner.controller.servo.phase == .gaveUp {

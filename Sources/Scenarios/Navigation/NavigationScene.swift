@@ -119,6 +119,8 @@ public struct NavigationScene: Sendable {
         // Two tendon pairs bend the tip any way without roll; a servo free to roll winds it
         // to its limit at branches and is left with no way to turn.
         servo.rollWeight = 0
+        // The monitor stops the robot above this push at the sheath; the servo stays under it.
+        servo.pushLimit = NavigationMonitorLimits.maxInsertionForce
         // Opt-in: measured on the brachiocephalic they did worse than without (docs/navigation-corners.md).
         if setup.cornerManoeuvres == true { servo.withCornerManoeuvres() }
         if let hairpin { servo.planHairpin(hairpin) }

@@ -83,7 +83,18 @@ public struct NavigationFaults: Sendable, Equatable {
     /// From this simulated time on (s), every tip measurement reaches the cycle with NaN in its
     /// position and pixel.
     public var corruptMeasurementsAfter: Double?
-    public init(corruptMeasurementsAfter: Double? = nil) { self.corruptMeasurementsAfter = corruptMeasurementsAfter }
+    /// From `after` (simulated s) on, the insertion-force sensor reads `biasN` N more
+    /// (`CatheterPhysicsRobot.forceSensorBias`).
+    public var forceSensorBias: (after: Double, biasN: Double)?
+    public init(corruptMeasurementsAfter: Double? = nil, forceSensorBias: (after: Double, biasN: Double)? = nil) {
+        self.corruptMeasurementsAfter = corruptMeasurementsAfter
+        self.forceSensorBias = forceSensorBias
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.corruptMeasurementsAfter == b.corruptMeasurementsAfter && a.forceSensorBias?.after == b.forceSensorBias?.after
+            && a.forceSensorBias?.biasN == b.forceSensorBias?.biasN
+    }
 }
 
 /// Why a navigation run could not start or went on no further.
