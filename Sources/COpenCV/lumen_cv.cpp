@@ -77,6 +77,25 @@ extern "C" int lumen_cv_write_png_rgb8(const char *path, const uint8_t *rgb, int
     }
 }
 
+extern "C" void lumen_cv_quantise_u16(const float *values, uint16_t *pixels, int64_t n, uint16_t max_value, int inverted) {
+    // Branch-free (clamp, then truncate value + ½), so that the loop vectorises; the same
+    // pixels as `value <= 0 ? 0 : value >= max ? max : trunc(value + ½)` for every value.
+    const float top = (float)max_value;
+    if (inverted) {
+        for (int64_t i = 0; i < n; i++) {
+            float v = values[i] > 0 ? values[i] : 0;
+            v = v < top ? v : top;
+            pixels[i] = (uint16_t)(max_value - (uint16_t)(int32_t)(v + 0.5f));
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            float v = values[i] > 0 ? values[i] : 0;
+            v = v < top ? v : top;
+            pixels[i] = (uint16_t)(int32_t)(v + 0.5f);
+        }
+    }
+}
+
 extern "C" int lumen_cv_gaussian_blur_f32(const float *src, float *dst, int width, int height,
                                           double sigma, char *err, int err_len) {
     if (src == nullptr || dst == nullptr || width <= 0 || height <= 0 || !(sigma > 0))

@@ -39,6 +39,11 @@ int lumen_cv_write_png_rgb8(const char *path, const uint8_t *rgb, int width, int
 int lumen_cv_gaussian_blur_f32(const float *src, float *dst, int width, int height,
                                double sigma, char *err, int err_len);
 
+/// Grey values to pixels: each of `n` values rounded half up and clamped to 0…`max_value`
+/// (values at or below 0 give 0), then `max_value` − it where `inverted` is non-zero
+/// (MONOCHROME1). Not a number gives 0.
+void lumen_cv_quantise_u16(const float *values, uint16_t *pixels, int64_t n, uint16_t max_value, int inverted);
+
 /// Anti-aliased polyline on an RGB8 canvas; `xy` holds `count` (x, y) pixel pairs.
 int lumen_cv_draw_polyline(uint8_t *rgb, int width, int height, const double *xy, int count,
                            uint8_t r, uint8_t g, uint8_t b, int thickness, int closed);

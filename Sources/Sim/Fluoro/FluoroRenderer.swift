@@ -357,22 +357,32 @@ public final class FluoroRenderer {
                             (u < 0 || v < 0 || u >= w || v >= h) ? 1 : vt[v * w + u]
                         }
                         let w00 = (1 - fu) * (1 - fv), w10 = fu * (1 - fv), w01 = (1 - fu) * fv, w11 = fu * fv
+                        // Columns whose four source pixels all lie in the frame: su − 1 ≥ 0 and su < w.
+                        let inner0 = max(u0, iu + 1), inner1 = min(u1, w - 1 + iu)
                         for v in v0...v1 {
                             // Bilinear sample of the cached vessels at (u − du, v − dv), 1 outside:
                             // the source point (su − fu, sv − fv) lies between su−1…su and sv−1…sv.
                             let sv = v - iv
                             let rowsInside = sv - 1 >= 0 && sv < h
-                            for u in u0...u1 {
+                            @inline(__always) func edge(_ u: Int) {
                                 let su = u - iu
-                                let value: Float
-                                if rowsInside, su - 1 >= 0, su < w {
-                                    let r0 = sv * w, r1 = r0 - w
-                                    value = vt[r0 + su] * w00 + vt[r0 + su - 1] * w10 + vt[r1 + su] * w01 + vt[r1 + su - 1] * w11
-                                } else {
-                                    value = at(su, sv) * w00 + at(su - 1, sv) * w10 + at(su, sv - 1) * w01 + at(su - 1, sv - 1) * w11
-                                }
-                                t[v * w + u] *= value
+                                t[v * w + u] *= at(su, sv) * w00 + at(su - 1, sv) * w10 + at(su, sv - 1) * w01 + at(su - 1, sv - 1) * w11
                             }
+                            guard rowsInside, inner0 <= inner1 else {
+                                for u in u0...u1 { edge(u) }
+                                continue
+                            }
+                            for u in stride(from: u0, to: inner0, by: 1) { edge(u) }
+                            // The interior without bounds tests, so that it vectorises. The sum is
+                            // taken in the order the edge pixels take it: the frames do not change.
+                            let base = t.baseAddress! + v * w
+                            let s0 = vt.baseAddress! + (sv * w - iu), s1 = s0 - w
+                            var u = inner0
+                            while u <= inner1 {
+                                base[u] *= s0[u] * w00 + s0[u &- 1] * w10 + s1[u] * w01 + s1[u &- 1] * w11
+                                u &+= 1
+                            }
+                            for u in stride(from: inner1 + 1, through: u1, by: 1) { edge(u) }
                         }
                     }
                 }
@@ -422,22 +432,24 @@ public final class FluoroRenderer {
         var rng = self.rng
         let normal = self.normal
         defer { self.rng = rng }
-        blurred.withUnsafeBufferPointer { src in
-            pixels.withUnsafeMutableBufferPointer { dst in
-                var i = 0
-                while i < n {
-                    var bits = rng.next()
-                    for _ in 0..<4 where i < n {
-                        let t = src[i]
-                        let grey = logEncoded ? 4095 * (1 + log10(max(t, 1e-4)) / 4) : t * 4095
-                        let value = grey + sigma * normal.sample(UInt16(truncatingIfNeeded: bits))
-                        bits >>= 16
-                        let g: UInt16 = value <= 0 ? 0 : (value >= 4095 ? 4095 : UInt16(value + 0.5))
-                        // Inverted after rounding, so reading MONOCHROME1 back gives the very grey values.
-                        dst[i] = inverted ? 4095 - g : g
-                        i += 1
-                    }
+        // The grey values with the electronic noise, in place (the blurred transmission is
+        // scratch from here on), then rounded to pixels in C, where the clamped conversion
+        // vectorises; Swift's checked one costs as much as the rest of the frame's pixel work.
+        blurred.withUnsafeMutableBufferPointer { buffer in
+            var i = 0
+            while i < n {
+                var bits = rng.next()
+                for _ in 0..<4 where i < n {
+                    let t = buffer[i]
+                    let grey = logEncoded ? 4095 * (1 + log10(max(t, 1e-4)) / 4) : t * 4095
+                    buffer[i] = grey + sigma * normal.sample(UInt16(truncatingIfNeeded: bits))
+                    bits >>= 16
+                    i += 1
                 }
+            }
+            // Inverted after rounding, so reading MONOCHROME1 back gives the very grey values.
+            pixels.withUnsafeMutableBufferPointer { dst in
+                lumen_cv_quantise_u16(buffer.baseAddress, dst.baseAddress, Int64(n), 4095, inverted ? 1 : 0)
             }
         }
         let tip = moved.last ?? .zero
@@ -457,23 +469,42 @@ public final class FluoroRenderer {
         let normal = self.normal
         defer { self.rng = rng }
         transmission.withUnsafeMutableBufferPointer { t in
+            // Knuth's method for small means.
+            @inline(__always) func knuth(_ lambda: Float) -> Float {
+                let limit = exp(-Double(lambda))
+                var p = rng.unit()
+                var count = 0.0
+                while p > limit { p *= rng.unit(); count += 1 }
+                return Float(count) * invN0
+            }
             var i = 0
-            while i < n {
+            // Four pixels per draw of 64 bits, as four lanes: the normal approximation for all
+            // four at once, then Knuth's method for the lanes below 30 photons in pixel order,
+            // so the draws come in the order one pixel at a time takes them.
+            while i + 4 <= n {
+                let bits = rng.next()
+                let e = SIMD4<Float>(t[i], t[i + 1], t[i + 2], t[i + 3])
+                let z = SIMD4<Float>(normal.sample(UInt16(truncatingIfNeeded: bits)), normal.sample(UInt16(truncatingIfNeeded: bits >> 16)),
+                                     normal.sample(UInt16(truncatingIfNeeded: bits >> 32)), normal.sample(UInt16(truncatingIfNeeded: bits >> 48)))
+                let lambda = n0f * e
+                var c = e + (e * invN0).squareRoot() * z
+                c.replace(with: 0, where: .!(c .> 0))
+                if any(.!(lambda .>= 30)) {
+                    for k in 0..<4 where !(lambda[k] >= 30) { c[k] = knuth(lambda[k]) }
+                }
+                t[i] = c[0]; t[i + 1] = c[1]; t[i + 2] = c[2]; t[i + 3] = c[3]
+                i += 4
+            }
+            if i < n {
                 var bits = rng.next()
-                for _ in 0..<4 where i < n {
+                while i < n {
                     let e = t[i]
                     let lambda = n0f * e
                     if lambda >= 30 {
-                        let z = normal.sample(UInt16(truncatingIfNeeded: bits))
-                        let c = e + (e * invN0).squareRoot() * z
+                        let c = e + (e * invN0).squareRoot() * normal.sample(UInt16(truncatingIfNeeded: bits))
                         t[i] = c > 0 ? c : 0
                     } else {
-                        // Knuth's method for small means.
-                        let limit = exp(-Double(lambda))
-                        var p = rng.unit()
-                        var count = 0.0
-                        while p > limit { p *= rng.unit(); count += 1 }
-                        t[i] = Float(count) * invN0
+                        t[i] = knuth(lambda)
                     }
                     bits >>= 16
                     i += 1
