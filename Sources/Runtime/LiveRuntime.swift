@@ -191,6 +191,11 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
     let submitLock = Mutex<UInt64>(0)
     let eventLog = Mutex(EventLog())
     let cycleDone = DispatchSemaphore(value: 0)
+    /// Set when the cycle thread's loop has returned. `supervise` ends the run on it, not on
+    /// the runner's `isRunning`: that is false until the new thread has entered its loop, and on
+    /// a loaded machine the supervisor's first look came before that (a console's live run then
+    /// ended as it began, after one cycle).
+    let cycleReturned = Atomic<Bool>(false)
     let phase = Atomic<UInt8>(0)  // 0 built, 1 running, 2 ending, 3 ended
     public private(set) var warnings: [String] = []
     public private(set) var cycleError: LifecycleError?
@@ -368,6 +373,7 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
                     cycleAllocationCount.store(Int(lumen_alloc_count_end()), ordering: .releasing)
                 }
             } catch { cycleError = error }
+            cycleReturned.store(true, ordering: .releasing)
             cycleDone.signal()
         }
         thread.stackSize = 1 << 20
@@ -468,7 +474,7 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
                 while runner.lifecycle == .active, MonotonicClock.now() < deadline { usleep(5000) }
                 return .monitorLost
             }
-            if runner.lifecycle != .active || !runner.isRunning { return .completed }
+            if runner.lifecycle != .active || cycleReturned.load(ordering: .acquiring) { return .completed }
             if until(snap) { return .completed }
             if MonotonicClock.now() >= end { return .completed }
         }
