@@ -260,7 +260,7 @@ public enum Monitor {
                 conditions.set(.encoder, index: i, value: mismatch, limit: model.maxEncoderMismatch[i])
             }
         }
-        if abs(inputs.insertionForce) > model.maxInsertionForce {
+        if model.insertionForceExceeded(inputs.insertionForce) {
             conditions.set(.force, index: -1, value: inputs.insertionForce, limit: model.maxInsertionForce)
         }
 

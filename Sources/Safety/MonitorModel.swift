@@ -32,6 +32,13 @@ public struct MonitorModel: Sendable {
     @usableFromInline let categories: InlineArray<16, UInt8>
     public let geometry: TipGeometry
 
+    /// Whether a reading of the force at the sheath (N, either sign) is over the insertion-force
+    /// limit. One predicate for the monitor and for anything that must stop where it would
+    /// (simulated-time runs); a reading that is not a number is the monitor's invalid-input
+    /// check, so it does not count here.
+    @_noAllocation @_noLocks @inlinable
+    public func insertionForceExceeded(_ force: Double) -> Bool { abs(force) > maxInsertionForce }
+
     /// Where joints at `q` moving at `v` come to rest if a controlled stop is asked for now:
     /// two monitor periods of reaction at `v`, then braking at the stop deceleration.
     @_noAllocation @_noLocks

@@ -351,8 +351,8 @@ public enum NavigationRun {
                 end = .faultStop
                 break
             }
-            // The monitor's force check, as the live monitor reads the drives' push.
-            if !(abs(state.insertionForce) <= monitorModel.maxInsertionForce) {
+            // The monitor's force and invalid-input checks, as the live monitor reads the drives' push.
+            if !state.insertionForce.isFinite || monitorModel.insertionForceExceeded(state.insertionForce) {
                 end = .forceStop(pushN: round3(state.insertionForce), limitN: monitorModel.maxInsertionForce)
                 break
             }
