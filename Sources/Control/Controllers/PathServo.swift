@@ -208,9 +208,8 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     public var pushLimit = Double.infinity
     public var pushEase = 0.4
     public var pushStall = 0.7
-    /// N — the push the last update saw, and the largest since the reset (diagnostics).
+    /// N — the push the last update saw (diagnostics; the peak is the robot's to report).
     public private(set) var push = 0.0
-    public private(set) var peakPush = 0.0
     /// Retreats the push at the sheath started (of `retreats`).
     public private(set) var pushRetreats = 0
     public private(set) var retreats = 0
@@ -311,7 +310,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         progress = 0
         phase = .following
         bestArc = 0; sinceProgress = 0; retreatLeft = 0; retreats = 0; pushedSinceProgress = 0
-        push = 0; peakPush = 0; pushRetreats = 0
+        push = 0; pushRetreats = 0
         aimLeft = 0; stallArc = -1; retreatsHere = 0; failure = nil
         hairpinStage = hairpinIndex > 0 ? .pending : .none
         hairpinTries = 0; hookLeft = 0; withdrawnWhileHooked = 0; overshootBest = -.infinity; overshootStill = 0
@@ -420,7 +419,6 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     public mutating func update(estimate: TipEstimate, correction: KinematicCorrection, pushForce: Double = 0,
                                 measuredInsertion: Double? = nil, dt: Double, command: inout JointCommand) {
         push = pushForce.isFinite ? pushForce : (pushLimit.isFinite ? pushLimit : 0)
-        if push > peakPush { peakPush = push }
         // The reference leads the drive by what the motion limits and the drive's own lag have
         // not yet done. Against a blocked tip a catheter is stiff along its axis (several N per
         // mm), so that lead alone would carry the push past the limit after the servo stopped
@@ -649,19 +647,21 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         let engagedScale = hairpinStage == .engaged ? engagedAdvance : 1
         // Steer before advancing (the insertion joint is joint 0).
         proposedInsertion = (proposal[0] - reference[0]) / max(dt, 1e-9)
+        var retreating = false, engaging = false
         if manoeuvre != nil, phase == .hooking {
             proposal[0] = reference[0]
         } else if manoeuvre != nil, phase == .engaging {
             // Withdrawn slowly with the bend held at the branch: the hooked tip slides back
             // along the parent's wall until it drops into the opening.
             proposal[0] = reference[0] - engageSpeed * dt
-            withdrawnWhileHooked += engageSpeed * dt
+            engaging = true
         } else if manoeuvre != nil {
             if proposal[0] > reference[0] + advanceFactor * maxStep[0] { proposal[0] = reference[0] + advanceFactor * maxStep[0] }
         } else if retreatLeft > 0 {
             let step = backOutSpeed * dt
             proposal[0] = reference[0] - step
             retreatLeft -= step
+            retreating = true
             // The bend comes out on the way back: a stalled tip is usually one the bend holds
             // against a wall, and the same bend would take it back to the same place. From
             // straight, the next approach starts from how the vessel lays the catheter.
@@ -689,11 +689,14 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         if proposal[0] < reference[0] {
             let pull = forceGate(-push)
             if pull < 1 {
-                if retreatLeft > 0 { retreatLeft += (reference[0] - proposal[0]) * (1 - pull) }
+                if retreating { retreatLeft += (reference[0] - proposal[0]) * (1 - pull) }
                 proposal[0] = reference[0] - (reference[0] - proposal[0]) * pull
             }
         }
         let limited = model.clampToLimits(proposal)
+        // What the engagement withdrew, not what it asked for: held by tension (or at the end
+        // of travel), a hooked tip has not slid back along the parent.
+        if engaging { withdrawnWhileHooked += reference[0] - limited[0] }
         if retreatLeft <= 0, aimLeft <= 0, limited[0] > reference[0] { pushedSinceProgress += limited[0] - reference[0] }
         for j in 0..<reference.count {
             command.velocity[j] = dt > 0 ? (limited[j] - reference[j]) / dt : 0
