@@ -26,11 +26,40 @@ import Testing
         #expect(p.isFinite && (0...1).contains(p))
     }
 
+    /// A bone's border ends where a rib crosses it and stands out as sharply as a catheter's
+    /// end; only its one-sidedness tells. Measured on rendered frames, not set by hand.
+    @Test(arguments: [UInt64(1), 2, 3])
+    func aStepsEndIsNeverAConfidentFixWhereACathetersIs(seed: UInt64) throws {
+        let evidence = CandidateEvidenceTests()
+        let shaft = try #require(try evidence.measure(exposed(size: 256, photons: 5000, seed: seed, attenuation: { evidence.catheter($0, $1) })))
+        let border = try #require(try evidence.measure(exposed(size: 256, photons: 5000, seed: seed, attenuation: evidence.bone)))
+        var d = detection(endSNR: 200, run: 120)
+        d.evidence = shaft
+        let catheter = ConfidenceModel.fitted.probability(d, innovation: 1, radius: 24)
+        d.evidence = border
+        let step = ConfidenceModel.fitted.probability(d, innovation: 1, radius: 24)
+        #expect(catheter > 0.5, "a sharp catheter end on a long shaft: \(catheter) (\(shaft))")
+        #expect(step < 0.5, "a bone's border: \(step) (\(border))")
+    }
+
+    @Test func aSymmetryThatIsNotANumberIsNoEvidenceOfACatheter() {
+        var d = detection(endSNR: 200, run: 120)
+        d.evidence?.symmetry = .nan
+        let p = ConfidenceModel.fitted.probability(d, innovation: 1, radius: 24)
+        #expect(p <= ConfidenceModel.fitted.stepCap, "\(p)")
+    }
+
     @Test func aModelWithTheWrongShapeIsATypedError() {
         var s = TrackerSettings()
         s.confidenceModel = ConfidenceModel(weights: [1, 2], bias: 0)
         #expect(throws: TrackingError.self) { try TipTracker(settings: s) }
         s.confidenceModel = ConfidenceModel(weights: [Double](repeating: .nan, count: ConfidenceModel.featureNames.count), bias: 0)
         #expect(throws: TrackingError.self) { try TipTracker(settings: s) }
+        for (symmetry, cap) in [(Double.nan, 0.45), (0.1, 1.5), (-0.1, 0.45), (0.1, .nan)] {
+            var m = ConfidenceModel.fitted
+            m.stepSymmetry = symmetry; m.stepCap = cap
+            s.confidenceModel = m
+            #expect(throws: TrackingError.self, "step symmetry \(symmetry), cap \(cap)") { try TipTracker(settings: s) }
+        }
     }
 }
