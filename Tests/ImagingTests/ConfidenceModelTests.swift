@@ -42,11 +42,22 @@ import Testing
         #expect(step < 0.5, "a bone's border: \(step) (\(border))")
     }
 
+    /// Beyond the end of two vessels' overlap the two part, and the gap between them is lighter
+    /// than its sides; beyond a catheter's end there is nothing, or the vessel it lies in.
+    @Test func anEndWhereTwoStructuresPartIsNeverAConfidentFix() {
+        let m = ConfidenceModel.fitted
+        let fork = m.probability(detection(endSNR: 200, run: 120, continuation: -1.5), innovation: 1, radius: 24)
+        let end = m.probability(detection(endSNR: 200, run: 120, continuation: -0.3), innovation: 1, radius: 24)
+        let inVessel = m.probability(detection(endSNR: 200, run: 120, continuation: 0.4), innovation: 1, radius: 24)
+        #expect(fork <= m.doubtCap, "a fork: \(fork)")
+        #expect(end > 0.5 && inVessel > 0.5, "a catheter's end: \(end), in a vessel: \(inVessel)")
+    }
+
     @Test func aSymmetryThatIsNotANumberIsNoEvidenceOfACatheter() {
         var d = detection(endSNR: 200, run: 120)
         d.evidence?.symmetry = .nan
         let p = ConfidenceModel.fitted.probability(d, innovation: 1, radius: 24)
-        #expect(p <= ConfidenceModel.fitted.stepCap, "\(p)")
+        #expect(p <= ConfidenceModel.fitted.doubtCap, "\(p)")
     }
 
     @Test func aModelWithTheWrongShapeIsATypedError() {
@@ -55,11 +66,11 @@ import Testing
         #expect(throws: TrackingError.self) { try TipTracker(settings: s) }
         s.confidenceModel = ConfidenceModel(weights: [Double](repeating: .nan, count: ConfidenceModel.featureNames.count), bias: 0)
         #expect(throws: TrackingError.self) { try TipTracker(settings: s) }
-        for (symmetry, cap) in [(Double.nan, 0.45), (0.1, 1.5), (-0.1, 0.45), (0.1, .nan)] {
+        for (symmetry, fork, cap) in [(Double.nan, -1.0, 0.45), (0.1, -1, 1.5), (-0.1, -1, 0.45), (0.1, -1, .nan), (0.1, 0.5, 0.45), (0.1, .nan, 0.45)] {
             var m = ConfidenceModel.fitted
-            m.stepSymmetry = symmetry; m.stepCap = cap
+            m.stepSymmetry = symmetry; m.forkContinuation = fork; m.doubtCap = cap
             s.confidenceModel = m
-            #expect(throws: TrackingError.self, "step symmetry \(symmetry), cap \(cap)") { try TipTracker(settings: s) }
+            #expect(throws: TrackingError.self, "step symmetry \(symmetry), fork \(fork), cap \(cap)") { try TipTracker(settings: s) }
         }
     }
 }

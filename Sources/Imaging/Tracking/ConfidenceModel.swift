@@ -8,15 +8,22 @@ public struct ConfidenceModel: Sendable, Equatable {
     /// Weights of the `features`, in their order.
     public var weights: [Double]
     public var bias: Double
-    /// A shaft whose drop to one side is under this fraction of its drop to the other
-    /// (`TipEvidence.symmetry`) is a step, the border of a rib, the spine or a contrast-filled
-    /// vessel, not a catheter: its fix is rated at most `stepCap`, under the 0.5 above which a fix
-    /// counts as confident. The logistic weights cannot say this: a step
-    /// and a catheter differ in it alone, and the other features of the step's end (its SNR,
-    /// its run) are those of a good fix. On the tuning split (32 sequences) 21 of the 54
-    /// confident fixes more than 10 px off were such steps, and 11 of 356 right ones.
+    /// Two shapes of a tip candidate that the logistic weights cannot tell from a catheter's end,
+    /// because its other features (the end's SNR, the shaft's run) are those of a good fix. A fix
+    /// of either shape is rated at most `doubtCap`, under the 0.5 above which a fix counts as
+    /// confident:
+    /// - a step: the shaft's drop to one side is under `stepSymmetry` of its drop to the other
+    ///   (`TipEvidence.symmetry`), the border of a rib, the spine or a contrast-filled vessel
+    ///   where a wire or a rib crosses it. On the tuning split (32 sequences) 21 of the 54
+    ///   confident fixes more than 10 px off were steps, and 11 of 356 right ones;
+    /// - a fork: what lies straight beyond the tip is lighter than its sides by more than
+    ///   `-forkContinuation` times the shaft's own level (`TipEvidence.continuation`), two dark
+    ///   structures parting there: the end of two vessels' overlap. Of the 33 confident fixes
+    ///   more than 10 px off left on the tuning split after the step rule, 7 were forks, and
+    ///   1 of 345 right ones.
     public var stepSymmetry = 0.1
-    public var stepCap = 0.45
+    public var forkContinuation = -1.0
+    public var doubtCap = 0.45
     public init(weights: [Double], bias: Double) { self.weights = weights; self.bias = bias }
 
     /// The features: detector confidence, ln end SNR, ln ridge SNR, continuation beyond the tip
@@ -37,8 +44,11 @@ public struct ConfidenceModel: Sendable, Equatable {
         guard (0...1).contains(stepSymmetry) else {
             throw .badSetting(field: "confidence_model.step_symmetry", reason: "must be within 0…1, got \(stepSymmetry)")
         }
-        guard (0...1).contains(stepCap) else {
-            throw .badSetting(field: "confidence_model.step_cap", reason: "must be within 0…1, got \(stepCap)")
+        guard forkContinuation.isFinite, forkContinuation < 0 else {
+            throw .badSetting(field: "confidence_model.fork_continuation", reason: "must be a negative number, got \(forkContinuation)")
+        }
+        guard (0...1).contains(doubtCap) else {
+            throw .badSetting(field: "confidence_model.doubt_cap", reason: "must be within 0…1, got \(doubtCap)")
         }
     }
 
@@ -56,12 +66,12 @@ public struct ConfidenceModel: Sendable, Equatable {
     }
 
     /// The probability (0…1) that the fix is right; 0 where the features are not numbers, at
-    /// most `stepCap` where the shaft is a step (or its symmetry is not a number).
+    /// most `doubtCap` where the tip is a step's or a fork's (or the shaft's symmetry is not a number).
     public func probability(_ d: CatheterDetection, innovation: Double?, radius: Double?) -> Double {
         var z = bias
         for (w, x) in zip(weights, Self.features(d, innovation: innovation, radius: radius)) { z += w * x }
         let p = z.isFinite ? 1 / (1 + exp(-z)) : 0
-        if let e = d.evidence, !(e.symmetry >= stepSymmetry) { return min(p, stepCap) }
+        if let e = d.evidence, !(e.symmetry >= stepSymmetry) || e.continuation < forkContinuation { return min(p, doubtCap) }
         return p
     }
 
