@@ -163,6 +163,8 @@ public struct MonitorState: Sendable {
     /// Link counters last seen and the leaky buckets.
     var lastLost: UInt64 = 0, lastCRC: UInt64 = 0, lastWKC: UInt64 = 0
     var countersSeen = false
+    /// Monitor time of the buckets' last leak (0: never).
+    var leakedAt: Nanoseconds = 0
     public internal(set) var lostBucket = 0.0, crcBucket = 0.0, wkcBucket = 0.0
     /// Controlled stop: when it began (0: not stopping) and whether power has been removed.
     public internal(set) var stopStartedAt: Nanoseconds = 0
@@ -202,7 +204,8 @@ public enum Monitor {
         if !finite { conditions.set(.invalidInput, index: -1, value: .nan, limit: 0) }
 
         // Control heartbeat: its sequence must keep advancing.
-        let newHeartbeat = inputs.heartbeatSequence != state.lastSequence
+        let previousSequence = state.lastSequence
+        let newHeartbeat = inputs.heartbeatSequence != previousSequence
         if newHeartbeat {
             state.lastSequence = inputs.heartbeatSequence
             state.sequenceAdvancedAt = now
@@ -231,13 +234,18 @@ public enum Monitor {
             conditions.set(.link, index: -1, value: Double(state.consecutiveLost), limit: Double(model.maxConsecutiveLost))
         }
 
-        // Link error counters, through leaky buckets.
+        // Link error counters, through leaky buckets. They leak per control cycle run (the
+        // heartbeat's sequence counts them), never faster than the nominal rate: a link that
+        // slows with its cycle is held to the same fraction of corrupt exchanges, not to a
+        // count per second that a slow link with a third of its replies corrupt stays under.
+        let cyclesRun = linkCycles(model, state, previousSequence: previousSequence, sequence: inputs.heartbeatSequence, now: now)
         if state.countersSeen {
-            state.lostBucket = leak(state.lostBucket, delta(inputs.lostFrames, state.lastLost), model.lostLeak)
-            state.crcBucket = leak(state.crcBucket, delta(inputs.crcErrors, state.lastCRC), model.crcLeak)
-            state.wkcBucket = leak(state.wkcBucket, delta(inputs.wkcErrors, state.lastWKC), model.wkcLeak)
+            state.lostBucket = leak(state.lostBucket, delta(inputs.lostFrames, state.lastLost), model.lostLeak * cyclesRun)
+            state.crcBucket = leak(state.crcBucket, delta(inputs.crcErrors, state.lastCRC), model.crcLeak * cyclesRun)
+            state.wkcBucket = leak(state.wkcBucket, delta(inputs.wkcErrors, state.lastWKC), model.wkcLeak * cyclesRun)
         }
         state.countersSeen = true
+        state.leakedAt = now
         state.lastLost = inputs.lostFrames
         state.lastCRC = inputs.crcErrors
         state.lastWKC = inputs.wkcErrors
@@ -473,6 +481,21 @@ public enum Monitor {
     @inline(__always) static func delta(_ now: UInt64, _ before: UInt64) -> Double {
         // A counter that went backwards was reset: count nothing for this step.
         now >= before ? Double(now - before) : 0
+    }
+
+    /// Control cycles since the previous step for the link's buckets: the heartbeat sequence's
+    /// advance (a sequence that went back, a restarted control, counts one), and none while no
+    /// new heartbeat arrives. At most one more than the nominal cycles in the monitor's own
+    /// time since then: a sequence that jumps cannot empty the buckets, and a step a little
+    /// early (scheduling jitter) still leaks the cycle that ran.
+    @_noAllocation @_noLocks
+    @inline(__always) static func linkCycles(_ model: MonitorModel, _ state: MonitorState, previousSequence: UInt64,
+                                             sequence: UInt64, now: Nanoseconds) -> Double {
+        if sequence == previousSequence { return 0 }
+        let advanced = sequence > previousSequence ? Double(sequence - previousSequence) : 1
+        let since = state.leakedAt == 0 ? model.period : elapsed(now, since: state.leakedAt)
+        let nominal = Double(max(0, since)) / Double(model.period)
+        return min(advanced, nominal + 1)
     }
 
     @_noAllocation @_noLocks

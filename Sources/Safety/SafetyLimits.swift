@@ -147,8 +147,9 @@ public struct SafetyLimits: ValidatedConfig, Sendable, Equatable {
     }
 
     /// Error-rate limits on the links: at most `burst` errors beyond a sustained `per_s`
-    /// (a leaky bucket), and at most `max_consecutive_lost` missing samples on the monitor's
-    /// own channel.
+    /// (a leaky bucket that leaks per control cycle run: a rate at the nominal cycle rate, so a
+    /// fraction of exchanges), and at most `max_consecutive_lost` missing samples on the
+    /// monitor's own channel.
     public struct Link: Decodable, Sendable, Equatable {
         public var maxConsecutiveLost: Int
         public var lostBurst: Double

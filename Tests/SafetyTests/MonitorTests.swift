@@ -381,4 +381,45 @@ import Testing
         _ = e.bringUp()
         #expect(e.step { $0.lostFrames = 10 }.latched & SafetyCheck.link.bit != 0)
     }
+
+    /// The link's rates are per control cycle: a cycle slowed to a quarter of its rate, with
+    /// errors at 80 % of the per-second limit in the monitor's time, has three in a hundred
+    /// exchanges corrupt, three times the limit's fraction. At the full rate the same errors
+    /// a second are within the limit.
+    @Test func aSlowedLinkIsHeldToTheSameFractionOfCorruptExchanges() throws {
+        let model = try Fixture.model()
+        let perSecond = model.crcLeak * 1e9 / Double(model.period)
+        let gap = Int((1e9 / Double(model.period)) / (0.8 * perSecond))  // monitor steps between errors
+        func run(controlEvery k: Int) -> (latchedAt: Int?, bucketPeak: Double) {
+            var b = Bench(model)
+            _ = b.bringUp()
+            var crc: UInt64 = 0, control = b.sequence, peak = 0.0
+            for i in 1...10_000 {
+                if i % k == 0 { control += 1 }
+                if i % gap == 0 { crc += 1 }
+                let v = b.step { $0.heartbeatSequence = control; $0.crcErrors = crc }
+                peak = max(peak, b.state.crcBucket)
+                if v.latched & SafetyCheck.crc.bit != 0 { return (i, peak) }
+            }
+            return (nil, peak)
+        }
+        let full = run(controlEvery: 1), slowed = run(controlEvery: 4)
+        #expect(full.latchedAt == nil, "tripped at step \(full.latchedAt ?? -1) on errors within the rate")
+        #expect(slowed.latchedAt != nil, "a quarter-rate link with 3 % corrupt exchanges was not caught (bucket peak \(slowed.bucketPeak))")
+    }
+
+    /// A heartbeat sequence that jumps does not leak the buckets for the cycles it skipped: only
+    /// as many as fit in the monitor's own time since its last step.
+    @Test func aJumpingSequenceCannotEmptyTheLinkBuckets() throws {
+        let model = try Fixture.model()
+        var b = Bench(model)
+        _ = b.bringUp()
+        var crc = UInt64(model.crcBurst)
+        let atLimit = b.step { $0.crcErrors = crc }
+        b.sequence += 1_000_000_000
+        crc += 1
+        let jumped = b.step { $0.crcErrors = crc }
+        #expect(atLimit.latched == 0)
+        #expect(jumped.latched & SafetyCheck.crc.bit != 0, "bucket \(b.state.crcBucket) after the jump")
+    }
 }

@@ -297,8 +297,10 @@ public final class HILSafetyBridge: @unchecked Sendable {
                                                    counter: controlSealer.next(), key: key, into: tx)
                 _ = DescriptorIO.send(control.fd, UnsafeRawBufferPointer(start: tx.baseAddress, count: h), to: address)
             } else if let row = log?.latest, row.count != lastCycles {
+                // The sequence counts the host's cycles, not this thread's samples of them: the
+                // monitor's link buckets leak per control cycle run.
+                heartbeatSequence &+= row.count > lastCycles && lastCycles >= 0 ? UInt64(row.count - lastCycles) : 1
                 lastCycles = row.count
-                heartbeatSequence &+= 1
                 let sentAt = origin + Nanoseconds(row.time * 1e9)
                 // The host's link as its cycle counted it, so that the monitor's `link` and
                 // `crc` checks judge the link on this runtime as on the live one.
