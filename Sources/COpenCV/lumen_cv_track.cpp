@@ -154,6 +154,39 @@ void calibration(float sw, float edge, float &median, float &spread, float &blob
     cache.push_back({sw, edge, median, spread, blobSpread});
 }
 
+/// One row of the scale selection: where this scale's response in noise units beats the best
+/// so far, it and its scale, normal and raw response are kept. Branch-free over separate rows
+/// (restrict), so the compiler vectorises it; a NaN never wins, as with a branch.
+void keepBest(int W, const float *__restrict resp, const float *__restrict nm, const float *__restrict ax,
+              const float *__restrict ay, float median, float spread, float sigma, float *__restrict rr,
+              float *__restrict ss, float *__restrict xx, float *__restrict yy, float *__restrict rb) {
+    // The rows are distinct (restrict); said again to the vectoriser, which does not see it
+    // through the conditional selects.
+#pragma clang loop vectorize(assume_safety)
+    for (int x = 0; x < W; x++) {
+        float v = (resp[x] / nm[x] - median) / spread;
+        bool take = v > rr[x];
+        rr[x] = take ? v : rr[x];
+        ss[x] = take ? sigma : ss[x];
+        xx[x] = take ? ax[x] : xx[x];
+        yy[x] = take ? ay[x] : yy[x];
+        rb[x] = take ? resp[x] : rb[x];
+    }
+}
+
+/// The same for the blob response, with the blurred attenuation at the winning scale.
+void keepBestBlob(int W, const float *__restrict bl, const float *__restrict nm, const float *__restrict gg,
+                  float blobSpread, float sigma, float *__restrict ob, float *__restrict os, float *__restrict oe) {
+#pragma clang loop vectorize(assume_safety)
+    for (int x = 0; x < W; x++) {
+        float v = bl[x] / (nm[x] * blobSpread);
+        bool take = v > ob[x];
+        ob[x] = take ? v : ob[x];
+        os[x] = take ? sigma : os[x];
+        oe[x] = take ? gg[x] : oe[x];
+    }
+}
+
 /// Log normalisation, background suppression, local noise, and the multi-scale Hessian ridge
 /// filter with scale selection against wider structures.
 void ridgeResponse(const uint16_t *pixels, int width, const Region &reg, const lumen_track_params &p, Ridge &out,
@@ -257,34 +290,37 @@ void ridgeResponse(const uint16_t *pixels, int width, const Region &reg, const l
         out.blobSigma = cv::Mat(H, W, CV_32F, cv::Scalar(0));
         out.blobExcess = cv::Mat(H, W, CV_32F, cv::Scalar(0));
     }
-    cv::Mat g, resp, nx, ny, z, blob;
+    // Each scale's response, normals and blob response are made a row at a time and selected
+    // from at once: full-size planes of them would be written and read back once per scale,
+    // and those passes are bound by memory, not arithmetic. The arithmetic is the same.
+    // Each scale's response, normals and blob response are made a row at a time and selected
+    // from at once: as full-size planes they were written and read back once per scale, and
+    // those passes are bound by memory, not arithmetic. The arithmetic is the same.
+    cv::Mat g;
+    std::vector<float> rowBuffers((size_t)W * 4);
+    float *resp = rowBuffers.data(), *ax = resp + W, *ay = ax + W, *bl = ay + W;
     for (int s = 0; s < p.scale_count; s++) {
         float sigma = p.scale_count == 1 ? p.sigma_min
                                          : p.sigma_min * std::pow(p.sigma_max / p.sigma_min, (float)s / (float)(p.scale_count - 1));
         float sw = std::max(0.7f, sigma / (float)reg.d);  // working-resolution σ
-        hessianResponse(a, sw, p.edge_penalty, g, resp, &nx, &ny, wantBlobs ? &blob : nullptr);
+        cv::GaussianBlur(a, g, cv::Size(0, 0), sw, sw, cv::BORDER_REPLICATE);
+        const float norm2 = sw * sw, norm1 = sw * p.edge_penalty;
         // Signal to noise at this scale: the response a pure-noise image of the same local
         // noise would give (calibrated on synthetic white noise, measured the same way) is
         // the unit, so every scale and every region is compared in the same units.
         float median = 0, spread = 1, blobSpread = 1;
         calibration(sw, p.edge_penalty, median, spread, blobSpread);
-        cv::divide(resp, noiseMap, z);
         for (int y = 0; y < H; y++) {
-            const float *zz = z.ptr<float>(y), *rs = resp.ptr<float>(y), *ax = nx.ptr<float>(y), *ay = ny.ptr<float>(y);
+            const float *gm = g.ptr<float>(std::max(0, y - 1)), *g0 = g.ptr<float>(y), *gp = g.ptr<float>(std::min(H - 1, y + 1));
+            if (wantBlobs) hessianRow<true, true>(gm, g0, gp, W, norm2, norm1, resp, ax, ay, bl);
+            else hessianRow<true, false>(gm, g0, gp, W, norm2, norm1, resp, ax, ay, bl);
+            const float *nm = noiseMap.ptr<float>(y);
             float *rr = out.r.ptr<float>(y), *ss = out.sigma.ptr<float>(y), *xx = out.nx.ptr<float>(y), *yy = out.ny.ptr<float>(y);
             float *rb = rawBest.ptr<float>(y);
-            for (int x = 0; x < W; x++) {
-                float v = (zz[x] - median) / spread;
-                if (v > rr[x]) { rr[x] = v; ss[x] = sigma; xx[x] = ax[x]; yy[x] = ay[x]; rb[x] = rs[x]; }
-            }
-            if (wantBlobs) {
-                const float *bl = blob.ptr<float>(y), *nm = noiseMap.ptr<float>(y), *gg = g.ptr<float>(y);
-                float *ob = out.blob.ptr<float>(y), *os = out.blobSigma.ptr<float>(y), *oe = out.blobExcess.ptr<float>(y);
-                for (int x = 0; x < W; x++) {
-                    float v = bl[x] / (nm[x] * blobSpread);
-                    if (v > ob[x]) { ob[x] = v; os[x] = sigma; oe[x] = gg[x]; }
-                }
-            }
+            keepBest(W, resp, nm, ax, ay, median, spread, sigma, rr, ss, xx, yy, rb);
+            if (wantBlobs)
+                keepBestBlob(W, bl, nm, g0, blobSpread, sigma, out.blob.ptr<float>(y), out.blobSigma.ptr<float>(y),
+                             out.blobExcess.ptr<float>(y));
         }
     }
     // Scale selection against wider structures: where a scale twice the widest catheter scale
