@@ -291,9 +291,6 @@ void ridgeResponse(const uint16_t *pixels, int width, const Region &reg, const l
         out.blobExcess = cv::Mat(H, W, CV_32F, cv::Scalar(0));
     }
     // Each scale's response, normals and blob response are made a row at a time and selected
-    // from at once: full-size planes of them would be written and read back once per scale,
-    // and those passes are bound by memory, not arithmetic. The arithmetic is the same.
-    // Each scale's response, normals and blob response are made a row at a time and selected
     // from at once: as full-size planes they were written and read back once per scale, and
     // those passes are bound by memory, not arithmetic. The arithmetic is the same.
     cv::Mat g;

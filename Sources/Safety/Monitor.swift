@@ -163,7 +163,7 @@ public struct MonitorState: Sendable {
     /// Link counters last seen and the leaky buckets.
     var lastLost: UInt64 = 0, lastCRC: UInt64 = 0, lastWKC: UInt64 = 0
     var countersSeen = false
-    /// Monitor time of the buckets' last leak (0: never).
+    /// Monitor time of the last step that leaked the buckets for new heartbeats (0: never).
     var leakedAt: Nanoseconds = 0
     public internal(set) var lostBucket = 0.0, crcBucket = 0.0, wkcBucket = 0.0
     /// Controlled stop: when it began (0: not stopping) and whether power has been removed.
@@ -245,7 +245,7 @@ public enum Monitor {
             state.wkcBucket = leak(state.wkcBucket, delta(inputs.wkcErrors, state.lastWKC), model.wkcLeak * cyclesRun)
         }
         state.countersSeen = true
-        state.leakedAt = now
+        if cyclesRun > 0 { state.leakedAt = now }
         state.lastLost = inputs.lostFrames
         state.lastCRC = inputs.crcErrors
         state.lastWKC = inputs.wkcErrors
@@ -486,8 +486,9 @@ public enum Monitor {
     /// Control cycles since the previous step for the link's buckets: the heartbeat sequence's
     /// advance (a sequence that went back, a restarted control, counts one), and none while no
     /// new heartbeat arrives. At most one more than the nominal cycles in the monitor's own
-    /// time since then: a sequence that jumps cannot empty the buckets, and a step a little
-    /// early (scheduling jitter) still leaks the cycle that ran.
+    /// time since the last heartbeat it leaked for: a sequence that jumps cannot empty the
+    /// buckets, while heartbeats that arrive together after a delay, or a step a little early
+    /// (scheduling jitter), still leak the cycles that ran.
     @_noAllocation @_noLocks
     @inline(__always) static func linkCycles(_ model: MonitorModel, _ state: MonitorState, previousSequence: UInt64,
                                              sequence: UInt64, now: Nanoseconds) -> Double {

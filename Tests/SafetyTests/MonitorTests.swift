@@ -408,6 +408,25 @@ import Testing
         #expect(slowed.latchedAt != nil, "a quarter-rate link with 3 % corrupt exchanges was not caught (bucket peak \(slowed.bucketPeak))")
     }
 
+    /// Heartbeats of a full-rate cycle that reach the monitor three at a time (a loaded
+    /// machine delivers them together) leak all three cycles: the same errors within the rate
+    /// do not trip.
+    @Test func heartbeatsArrivingTogetherStillLeakTheCyclesThatRan() throws {
+        let model = try Fixture.model()
+        let perSecond = model.crcLeak * 1e9 / Double(model.period)
+        let gap = Int((1e9 / Double(model.period)) / (0.8 * perSecond))
+        var b = Bench(model)
+        _ = b.bringUp()
+        var crc: UInt64 = 0, control = b.sequence, latchedAt: Int?
+        for i in 1...10_000 {
+            if i % 3 == 0 { control += 3 }
+            if i % gap == 0 { crc += 1 }
+            let v = b.step { $0.heartbeatSequence = control; $0.crcErrors = crc }
+            if v.latched & SafetyCheck.crc.bit != 0 { latchedAt = i; break }
+        }
+        #expect(latchedAt == nil, "tripped at step \(latchedAt ?? -1), bucket \(b.state.crcBucket)")
+    }
+
     /// A heartbeat sequence that jumps does not leak the buckets for the cycles it skipped: only
     /// as many as fit in the monitor's own time since its last step.
     @Test func aJumpingSequenceCannotEmptyTheLinkBuckets() throws {
