@@ -238,7 +238,7 @@ public enum Monitor {
         // heartbeat's sequence counts them), never faster than the nominal rate: a link that
         // slows with its cycle is held to the same fraction of corrupt exchanges, not to a
         // count per second that a slow link with a third of its replies corrupt stays under.
-        let cyclesRun = linkCycles(model, state, previousSequence: previousSequence, sequence: inputs.heartbeatSequence, now: now)
+        let cyclesRun = linkCycles(model, leakedAt: state.leakedAt, previousSequence: previousSequence, sequence: inputs.heartbeatSequence, now: now)
         if state.countersSeen {
             state.lostBucket = leak(state.lostBucket, delta(inputs.lostFrames, state.lastLost), model.lostLeak * cyclesRun)
             state.crcBucket = leak(state.crcBucket, delta(inputs.crcErrors, state.lastCRC), model.crcLeak * cyclesRun)
@@ -490,11 +490,11 @@ public enum Monitor {
     /// buckets, while heartbeats that arrive together after a delay, or a step a little early
     /// (scheduling jitter), still leak the cycles that ran.
     @_noAllocation @_noLocks
-    @inline(__always) static func linkCycles(_ model: MonitorModel, _ state: MonitorState, previousSequence: UInt64,
+    @inline(__always) static func linkCycles(_ model: MonitorModel, leakedAt: Nanoseconds, previousSequence: UInt64,
                                              sequence: UInt64, now: Nanoseconds) -> Double {
         if sequence == previousSequence { return 0 }
         let advanced = sequence > previousSequence ? Double(sequence - previousSequence) : 1
-        let since = state.leakedAt == 0 ? model.period : elapsed(now, since: state.leakedAt)
+        let since = leakedAt == 0 ? model.period : elapsed(now, since: leakedAt)
         let nominal = Double(max(0, since)) / Double(model.period)
         return min(advanced, nominal + 1)
     }

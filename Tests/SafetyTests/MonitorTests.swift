@@ -382,28 +382,32 @@ import Testing
         #expect(e.step { $0.lostFrames = 10 }.latched & SafetyCheck.link.bit != 0)
     }
 
+    /// Steps a powered monitor up to 10 000 times with CRC errors at 80 % of the per-second
+    /// limit in the monitor's time, the control's sequence advancing by `advance` every
+    /// `every`-th step; returns the step at which `crc` latched, if it did, and the bucket's peak.
+    func crcAtEightyPercent(_ model: MonitorModel, controlEvery every: Int, advance: UInt64) -> (latchedAt: Int?, bucketPeak: Double) {
+        let perSecond = model.crcLeak * 1e9 / Double(model.period)
+        let gap = Int((1e9 / Double(model.period)) / (0.8 * perSecond))  // monitor steps between errors
+        var b = Bench(model)
+        _ = b.bringUp()
+        var crc: UInt64 = 0, control = b.sequence, peak = 0.0
+        for i in 1...10_000 {
+            if i % every == 0 { control += advance }
+            if i % gap == 0 { crc += 1 }
+            let v = b.step { $0.heartbeatSequence = control; $0.crcErrors = crc }
+            peak = max(peak, b.state.crcBucket)
+            if v.latched & SafetyCheck.crc.bit != 0 { return (i, peak) }
+        }
+        return (nil, peak)
+    }
+
     /// The link's rates are per control cycle: a cycle slowed to a quarter of its rate, with
     /// errors at 80 % of the per-second limit in the monitor's time, has three in a hundred
     /// exchanges corrupt, three times the limit's fraction. At the full rate the same errors
     /// a second are within the limit.
     @Test func aSlowedLinkIsHeldToTheSameFractionOfCorruptExchanges() throws {
         let model = try Fixture.model()
-        let perSecond = model.crcLeak * 1e9 / Double(model.period)
-        let gap = Int((1e9 / Double(model.period)) / (0.8 * perSecond))  // monitor steps between errors
-        func run(controlEvery k: Int) -> (latchedAt: Int?, bucketPeak: Double) {
-            var b = Bench(model)
-            _ = b.bringUp()
-            var crc: UInt64 = 0, control = b.sequence, peak = 0.0
-            for i in 1...10_000 {
-                if i % k == 0 { control += 1 }
-                if i % gap == 0 { crc += 1 }
-                let v = b.step { $0.heartbeatSequence = control; $0.crcErrors = crc }
-                peak = max(peak, b.state.crcBucket)
-                if v.latched & SafetyCheck.crc.bit != 0 { return (i, peak) }
-            }
-            return (nil, peak)
-        }
-        let full = run(controlEvery: 1), slowed = run(controlEvery: 4)
+        let full = crcAtEightyPercent(model, controlEvery: 1, advance: 1), slowed = crcAtEightyPercent(model, controlEvery: 4, advance: 1)
         #expect(full.latchedAt == nil, "tripped at step \(full.latchedAt ?? -1) on errors within the rate")
         #expect(slowed.latchedAt != nil, "a quarter-rate link with 3 % corrupt exchanges was not caught (bucket peak \(slowed.bucketPeak))")
     }
@@ -412,23 +416,12 @@ import Testing
     /// machine delivers them together) leak all three cycles: the same errors within the rate
     /// do not trip.
     @Test func heartbeatsArrivingTogetherStillLeakTheCyclesThatRan() throws {
-        let model = try Fixture.model()
-        let perSecond = model.crcLeak * 1e9 / Double(model.period)
-        let gap = Int((1e9 / Double(model.period)) / (0.8 * perSecond))
-        var b = Bench(model)
-        _ = b.bringUp()
-        var crc: UInt64 = 0, control = b.sequence, latchedAt: Int?
-        for i in 1...10_000 {
-            if i % 3 == 0 { control += 3 }
-            if i % gap == 0 { crc += 1 }
-            let v = b.step { $0.heartbeatSequence = control; $0.crcErrors = crc }
-            if v.latched & SafetyCheck.crc.bit != 0 { latchedAt = i; break }
-        }
-        #expect(latchedAt == nil, "tripped at step \(latchedAt ?? -1), bucket \(b.state.crcBucket)")
+        let batched = crcAtEightyPercent(try Fixture.model(), controlEvery: 3, advance: 3)
+        #expect(batched.latchedAt == nil, "tripped at step \(batched.latchedAt ?? -1), bucket peak \(batched.bucketPeak)")
     }
 
     /// A heartbeat sequence that jumps does not leak the buckets for the cycles it skipped: only
-    /// as many as fit in the monitor's own time since its last step.
+    /// as many as fit in the monitor's own time since the last heartbeat it leaked for.
     @Test func aJumpingSequenceCannotEmptyTheLinkBuckets() throws {
         let model = try Fixture.model()
         var b = Bench(model)
