@@ -212,7 +212,18 @@ public enum ElasticRod {
         let axis = model.sheathAxis
         let pushSpeed = (insertion - s.insertion) / h
         let held = heldNodes(model, insertion)
-        // Nodes that left the sheath keep their state; nodes pulled back in are held again.
+        // Nodes that left the sheath keep their state; nodes pulled back in are held again. A
+        // node leaving takes its free neighbour's wall (its own was found where it lay at the
+        // set-up, on the sheath's axis behind the exit: in a tree entered at its root's start,
+        // such as a coronary ostium, the nearest vessel there can be a branch centimetres away,
+        // and the wall search, local to that hint, would throw the node onto it). No contact is
+        // carried over from before it was held.
+        if held < s.heldNodes, s.heldNodes < n {
+            for i in held..<s.heldNodes {
+                s.segment[i] = s.segment[s.heldNodes]
+                s.gap[i] = -1
+            }
+        }
         s.heldNodes = held
         let kc = model.contactStiffness
         let g = model.gravity
