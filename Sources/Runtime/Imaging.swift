@@ -46,13 +46,14 @@ public final class SimulatedCArmSource: LiveFrameSource {
     var index = 0
 
     /// `fps` 7.5, 15 or 30 as a C-arm offers; `planes` one (mono) or two (biplane).
+    /// `catheterRadius`: mm, the catheter drawn (the robot's outer diameter over 2).
     public init(planes: [CArmGeometry], tree: VesselTreeDescription, photons: Double, seed: UInt64, fps: Double,
-                catheter: CatheterSnapshot) throws(RuntimeError) {
+                catheter: CatheterSnapshot, catheterRadius: Double = RobotDescription.defaultOuterDiameterMM / 2) throws(RuntimeError) {
         guard [7.5, 15, 30].contains(fps) else { throw .badSetting(field: "fps", reason: "a C-arm runs at 7.5, 15 or 30 fps, not \(fps)") }
         guard (1...2).contains(planes.count) else { throw .badSetting(field: "planes", reason: "one or two planes, not \(planes.count)") }
         self.planes = planes
         framePeriod = Nanoseconds(1e9 / fps)
-        carm = SimulatedBiplaneCArm(planes: planes, tree: tree, photons: photons, seed: seed)
+        carm = SimulatedBiplaneCArm(planes: planes, tree: tree, photons: photons, seed: seed, catheterRadius: catheterRadius)
         self.catheter = catheter
     }
 

@@ -291,7 +291,8 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         case .off: source = nil
         case .simulated(let n):
             source = try SimulatedCArmSource(planes: Array(scene.planes.prefix(n)), tree: scene.tree, photons: settings.setup.photons,
-                                             seed: settings.setup.seed, fps: settings.setup.fps, catheter: shared.catheter)
+                                             seed: settings.setup.seed, fps: settings.setup.fps, catheter: shared.catheter,
+                                             catheterRadius: scene.robot.outerDiameterMM / 2)
         case .replay(let path): source = try ReplayFrameSource(path: path, geometry: scene.planes[0])
         }
         if let source {

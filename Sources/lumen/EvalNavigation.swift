@@ -19,7 +19,7 @@ struct EvalNavigation: ParsableCommand {
     @Option(help: "Phantoms, comma-separated, each run --runs times over its targets: \(Phantoms.navigable.joined(separator: ", ")).") var phantom = "arch"
     @Option(help: "Runs per phantom (1…10000).") var runs = 20
     @Option(help: "First seed (any whole number 0…2⁶⁴ − 1).") var seed: UInt64 = 1
-    @Option(help: "Robot file of the steerable catheter (one bending section: the physics catheter has one).") var robot = NavigationSetup().robot
+    @Option(help: "Robot file of the steerable catheter for every phantom (one bending section: the physics catheter has one); when absent, each phantom's own (\(NavigationSetup().robot); the coronary's robots/lumen-1s-micro.yaml).") var robot: String?
     @Option(help: "Index of the first run (0…1000000; runs cycle through targets and angles; to repeat one run alone).") var first = 0
     @Option(help: "Time limit per run (simulated s, 0.1…3600).") var maxSeconds = 90.0
     @Option(help: "Runs at once, each on its own thread (1…64); the results are those of --jobs 1.") var jobs = 1
@@ -51,20 +51,20 @@ struct EvalNavigation: ParsableCommand {
 
     func run() throws {
         guard let source = MeasurementSource(rawValue: measurements) else { throw ValidationError("--measurements must be tracker or truth") }
-        let description = try DemoRigFiles.loadRobot(robot)
         var base = NavigationSetup()
         base.maxSeconds = maxSeconds
-        base.robot = robot
         base.measurements = source
         if cornerManoeuvres { base.cornerManoeuvres = true }
         if reverseCurve { base.reverseCurve = true }
-        if live { return try runLive(base: base, description: description) }
-        let settings = NavigationCampaignSettings(phantoms: phantoms, seed: seed, first: first, runs: runs, base: base)
+        let settings = NavigationCampaignSettings(phantoms: phantoms, seed: seed, first: first, runs: runs, base: base, robotForAll: robot)
         let plan: [PlannedRun], part: CampaignShard
         do {
             part = try CampaignShard(parsing: shard)
             plan = try NavigationCampaign.plan(settings, shard: part)
         } catch { throw CommandFailure(error.description) }
+        var robots: [String: RobotDescription] = [:]
+        for path in Set(plan.map(\.setup.robot)) { robots[path] = try DemoRigFiles.loadRobot(path) }
+        if live { return try runLive(plan, robots: robots) }
         let total = plan.count
         let started = MonotonicClock.now()
         let (results, trace): ([NavigationResult], NavigationTrace?)
@@ -75,7 +75,7 @@ struct EvalNavigation: ParsableCommand {
                 for (n, p) in plan.enumerated() {
                     Output.status("eval navigation: run \(n + 1)/\(total): \(p.setup.phantom) \(p.setup.vessel) at \(p.setup.depth) mm")
                     let t0 = MonotonicClock.now()
-                    var (r, t) = try NavigationRun.run(p.setup, robot: description, verbose: true, progress: { Output.progress($0) })
+                    var (r, t) = try NavigationRun.run(p.setup, robot: robots[p.setup.robot]!, verbose: true, progress: { Output.progress($0) })
                     r.run = p.run
                     r.wall_s = round3(Double(MonotonicClock.now() - t0) * 1e-9)
                     if n == 0 { firstTrace = t }
@@ -84,7 +84,7 @@ struct EvalNavigation: ParsableCommand {
                 (results, trace) = (all, firstTrace)
             } else {
                 let finished = Counter()
-                (results, trace) = try NavigationCampaign.run(plan, robot: description, jobs: jobs, keepTraceOf: plan.first?.campaignIndex) { p, r in
+                (results, trace) = try NavigationCampaign.run(plan, robots: robots, jobs: jobs, keepTraceOf: plan.first?.campaignIndex) { p, r in
                     Output.status("eval navigation: \(finished.next())/\(total) done: \(p.setup.phantom) run \(p.run), \(p.setup.vessel) at \(p.setup.depth) mm: \(r.success ? "reached" : r.reason)")
                 }
             }
@@ -152,15 +152,12 @@ struct EvalNavigationMerge: ParsableCommand {
 
 extension EvalNavigation {
     /// Each setup in simulated time, then live; the two side by side.
-    func runLive(base: NavigationSetup, description: RobotDescription) throws {
+    func runLive(_ plan: [PlannedRun], robots: [String: RobotDescription]) throws {
         LiveRuntime.installSignalHandlers()
         var simulated: [NavigationResult] = [], lives: [LiveNavigationResult] = []
-        var base = base
-        base.phantom = phantoms[0]
-        let targets: [PhantomTarget]
-        do { targets = try NavigationCampaign.targets(of: base.phantom) } catch { throw CommandFailure(error.description) }
-        for r in first..<(first + runs) {
-            let setup = NavigationCampaign.setup(run: r, seed: seed, base: base, targets: targets)
+        for planned in plan {
+            let setup = planned.setup, r = planned.run
+            guard let description = robots[setup.robot] else { throw CommandFailure("no robot description for \(setup.robot)") }
             Output.status("eval navigation --live: run \(r + 1)/\(runs): \(setup.vessel) in simulated time")
             do { simulated.append(try NavigationRun.run(setup, robot: description).0) } catch { throw CommandFailure(error.description) }
             Output.status("eval navigation --live: run \(r + 1)/\(runs): \(setup.vessel) live")

@@ -330,6 +330,12 @@ extension CatheterModel {
         text = text.replacingOccurrences(of: "min_rad: -3.14159", with: "min_rad: 4")
         text = text.replacingOccurrences(of: "position_mm: [0, 0, 0]", with: "position_mm: [0, 0]")
         #expect(Set(problems(text).map(\.field)) == ["sections[1].tendon_radius_mm", "roll", "base.position_mm"])
+        // The outer diameter is optional (a 2 mm catheter when absent), and checked when given.
+        #expect(problems(valid.replacingOccurrences(of: "tip_length_mm: 5", with: "tip_length_mm: 5\nouter_diameter_mm: 0.9")).isEmpty)
+        for bad in ["0", "-1", "12", ".nan"] {
+            let thick = valid.replacingOccurrences(of: "tip_length_mm: 5", with: "tip_length_mm: 5\nouter_diameter_mm: \(bad)")
+            #expect(problems(thick).map(\.field) == ["outer_diameter_mm"], "outer_diameter_mm: \(bad)")
+        }
     }
 
     @Test func malformedYAMLIsMalformed() {

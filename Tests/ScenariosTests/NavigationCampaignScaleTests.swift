@@ -1,3 +1,4 @@
+import Control
 import Core
 import Foundation
 import Sim
@@ -44,6 +45,29 @@ import Testing
         #expect(cerebral.map(\.setup.seed) == (0..<25).map { 5 + UInt64($0) })
     }
 
+    /// The coronary phantom's runs use its microcatheter from its own start; the others the
+    /// default catheter at the default start; a robot named for the campaign is used everywhere;
+    /// a run whose robot was not given is refused before any runs.
+    @Test func eachPhantomRunsItsOwnCatheterUnlessOneIsNamed() throws {
+        let s = Self.settings(phantoms: ["arch", "coronary"], runs: 2)
+        let plan = try NavigationCampaign.plan(s)
+        let coronary = try Phantoms.load("coronary")
+        let robots = Dictionary(grouping: plan, by: \.setup.phantom).mapValues { Set($0.map(\.setup.robot)) }
+        let starts = Dictionary(grouping: plan, by: \.setup.phantom).mapValues { Set($0.map(\.setup.startInsertionMM)) }
+        #expect(robots["coronary"] == [coronary.robot ?? ""] && robots["arch"] == [NavigationSetup().robot])
+        #expect(starts["coronary"] == [coronary.startInsertionMM ?? -1] && starts["arch"] == [NavigationSetup().startInsertionMM])
+        let micro = try loadRobot("lumen-1s-micro.yaml")
+        let standard = try loadRobot()
+        #expect(micro.outerDiameterMM < 1 && standard.outerDiameterMM == RobotDescription.defaultOuterDiameterMM)
+        var one = s
+        one.robotForAll = "robots/other.yaml"
+        let named = try NavigationCampaign.plan(one)
+        #expect(named.allSatisfy { $0.setup.robot == "robots/other.yaml" })
+        #expect { try NavigationCampaign.run(plan, robots: [NavigationSetup().robot: micro], jobs: 1) } throws: {
+            ($0 as? NavigationError).map { if case .badSetup(field: "robot", _) = $0 { true } else { false } } ?? false
+        }
+    }
+
     @Test(arguments: ["0/3", "4/3", "3", "a/b", "1/0", "-1/2", "1/100001", "2/2/2", ""])
     func aBadShardIsRefused(text: String) {
         #expect { try CampaignShard(parsing: text) } throws: { ($0 as? NavigationError).map { if case .badSetup(field: "shard", _) = $0 { true } else { false } } ?? false }
@@ -61,8 +85,8 @@ import Testing
     @Test func twoJobsGiveTheResultsOfOne() throws {
         let robot = try loadRobot()
         let plan = try NavigationCampaign.plan(Self.settings(runs: 2, seconds: 1.0, measurements: .tracker))
-        let one = try NavigationCampaign.run(plan, robot: robot, jobs: 1, keepTraceOf: 0)
-        let two = try NavigationCampaign.run(plan, robot: robot, jobs: 2, keepTraceOf: 0)
+        let one = try NavigationCampaign.run(plan, robots: [NavigationSetup().robot: robot], jobs: 1, keepTraceOf: 0)
+        let two = try NavigationCampaign.run(plan, robots: [NavigationSetup().robot: robot], jobs: 2, keepTraceOf: 0)
         #expect(one.results.count == 4 && two.results.count == 4)
         #expect(one.results.map(Self.seeded) == two.results.map(Self.seeded))
         #expect(one.results.map(\.run) == plan.map(\.run))
@@ -75,14 +99,14 @@ import Testing
     @Test func shardsMergeIntoTheWholeCampaignAndBadSetsAreRefused() throws {
         let robot = try loadRobot()
         let settings = Self.settings(runs: 2, seconds: 0.3)
-        let whole = try NavigationCampaign.run(try NavigationCampaign.plan(settings), robot: robot, jobs: 2).results
+        let whole = try NavigationCampaign.run(try NavigationCampaign.plan(settings), robots: [NavigationSetup().robot: robot], jobs: 2).results
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-merge-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         var files: [String] = []
         for k in 1...3 {
             let shard = CampaignShard(index: k, count: 3)
-            let results = try NavigationCampaign.run(try NavigationCampaign.plan(settings, shard: shard), robot: robot, jobs: 1).results
+            let results = try NavigationCampaign.run(try NavigationCampaign.plan(settings, shard: shard), robots: [NavigationSetup().robot: robot], jobs: 1).results
             let file = dir.appendingPathComponent("shard\(k).json").path
             try JSONEncoder().encode(NavigationSummary(results, campaign: settings, shards: [shard])).write(to: URL(fileURLWithPath: file))
             files.append(file)

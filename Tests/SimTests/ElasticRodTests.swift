@@ -131,6 +131,41 @@ struct ElasticRodTests {
         #expect(peak < 2, "peak contact force \(peak) N")
     }
 
+    /// Entered at its root's start (a coronary ostium), the sheath's axis runs back out of the
+    /// tree, and the nearest vessel to a node held there can be a branch centimetres away. A node
+    /// leaving the sheath searched the wall from that branch and was thrown onto it: the sheath's
+    /// element stretched by most of its length, and the push read a hundred newtons and more.
+    @Test("A microcatheter fed into a coronary artery: no node leaving the sheath jumps, the push stays that of the walls")
+    func nodesLeavingTheSheathAtAnOstiumStayPut() throws {
+        let tree = Phantoms.coronaryTree()
+        let main = tree.vessels[0].points
+        let exit = Vec3(main[0][0], main[0][1], main[0][2]) * 1e-3
+        let axis = Vec3(main[1][0] - main[0][0], main[1][1] - main[0][1], main[1][2] - main[0][2])
+        let model = try RodModel(.catheter(elements: 100, length: 0.17, bendLength: 0.012, tipLength: 0.002, outerRadius: 0.45e-3),
+                                 lumen: RodLumen(VesselTree(tree)), sheathExit: exit, sheathAxis: axis)
+        var state = RodState(model: model, insertion: 0.014)
+        // Settled first: set up straight on the sheath's axis, it falls into the artery's turn.
+        for _ in 0..<300 { _ = ElasticRod.step(model, &state, RodInput(insertion: 0.014), dt: 1e-3) }
+        var largestMove = 0.0, largestPush = 0.0
+        var before = (0..<model.nodes).map { state.position($0) }
+        // 4 mm/s in for 12 s, the tendons bending the tip one way and another.
+        for k in 1...12_000 {
+            let t = Double(k) * 1e-3
+            let curvature = SIMD2(0.5 * sin(0.9 * t), 0.5 * cos(0.63 * t) - 0.5) / (0.3 * 12 * 1e-3)
+            #expect(ElasticRod.step(model, &state, RodInput(insertion: 0.014 + 0.004 * t, curvature: curvature), dt: 1e-3))
+            for i in state.heldNodes..<model.nodes {
+                let p = state.position(i)
+                largestMove = max(largestMove, (p - before[i]).length)
+                before[i] = p
+            }
+            for i in 0..<state.heldNodes { before[i] = state.position(i) }
+            largestPush = max(largestPush, abs(state.pushForce))
+        }
+        // At 4 mm/s a node moves micrometres a step; the jump was 10 mm.
+        #expect(largestMove < 0.5e-3, "a node moved \(largestMove * 1e3) mm in one step")
+        #expect(largestPush < 5, "push at the sheath \(largestPush) N")
+    }
+
     @Test("Sixty simulated seconds without input: the energy never grows")
     func noEnergyBlowUp() throws {
         var d = CatheterRodDescription.catheter(elements: 100)

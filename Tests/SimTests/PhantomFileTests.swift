@@ -62,13 +62,15 @@ import Testing
         vessels[4]["points"] = points
         object["vessels"] = vessels
         object["targets"] = [["vessel": "left_mca_m1", "depth_mm": 500], ["vessel": "basilar", "depth_mm": 10]]
+        object["start_insertion_mm"] = -5
+        object["robot"] = ""
         let file = dir.appendingPathComponent("cerebral.json").path
         try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: file))
         #expect {
             try ConfigLoader.load(VesselTreeDescription.self, from: file)
         } throws: { error in
             guard case .invalid(let f, let problems)? = error as? ConfigError else { return false }
-            return f == file && Set(problems.map(\.field)) == ["vessels[4].points[3][3]", "targets[0].depth_mm", "targets[1].vessel"]
+            return f == file && Set(problems.map(\.field)) == ["vessels[4].points[3][3]", "targets[0].depth_mm", "targets[1].vessel", "start_insertion_mm", "robot"]
         }
         // A field the format does not know is named too.
         object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: source))) as? [String: Any])

@@ -104,10 +104,16 @@ public struct RobotDescription: ValidatedConfig, Equatable, Sendable {
     public var sections: [Section]
     /// mm — the rigid tip segment beyond the last section.
     public var tipLengthMM: Double
+    /// mm — the catheter's outer diameter (optional in the file: a 6 F, 2 mm, catheter when
+    /// absent). The physics rod and the rendered catheter are this thick; the stiffness goes with
+    /// its fourth power, so a microcatheter follows a coronary artery that a 6 F one wedges in.
+    public var outerDiameterMM: Double
+
+    public static let defaultOuterDiameterMM = 2.0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, base, insertion, roll, sections
-        case tipLengthMM = "tip_length_mm"
+        case tipLengthMM = "tip_length_mm", outerDiameterMM = "outer_diameter_mm"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -119,6 +125,7 @@ public struct RobotDescription: ValidatedConfig, Equatable, Sendable {
         roll = try c.decode(Roll.self, forKey: .roll)
         sections = try c.decode([Section].self, forKey: .sections)
         tipLengthMM = try c.decode(Double.self, forKey: .tipLengthMM)
+        outerDiameterMM = try c.decodeIfPresent(Double.self, forKey: .outerDiameterMM) ?? Self.defaultOuterDiameterMM
     }
 
     public func validate(into v: inout ConfigValidator) {
@@ -150,6 +157,7 @@ public struct RobotDescription: ValidatedConfig, Equatable, Sendable {
             v.check(s.countsPerMM, in: 1...1e7, "\(f).counts_per_mm")
         }
         v.check(tipLengthMM, in: 0...100, "tip_length_mm")
+        v.check(outerDiameterMM, in: 0.2...10, "outer_diameter_mm")
     }
 
     /// The joints as the drives see them, in joint order.

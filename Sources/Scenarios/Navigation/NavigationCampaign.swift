@@ -48,6 +48,12 @@ public enum NavigationCampaign {
             let list = try targets(of: phantom)
             var base = settings.base
             base.phantom = phantom
+            // The phantom's own catheter and start, unless the campaign names one robot for all.
+            if let tree = try? Phantoms.load(phantom) {
+                if let start = tree.startInsertionMM { base.startInsertionMM = start }
+                if settings.robotForAll == nil { base.robot = tree.robot ?? NavigationSetup().robot }
+            }
+            if let robot = settings.robotForAll { base.robot = robot }
             for r in settings.first..<(settings.first + settings.runs) {
                 all.append(PlannedRun(campaignIndex: all.count, run: r, setup: setup(run: r, seed: settings.seed, base: base, targets: list)))
             }
@@ -59,14 +65,18 @@ public enum NavigationCampaign {
     /// are those of `jobs: 1`, in plan order, whatever the threads' timing. `done` is called (from
     /// the worker threads, one at a time) as each run ends; the first error stops the rest.
     public static func run(
-        _ plan: [PlannedRun], robot: RobotDescription, jobs: Int, keepTraceOf traced: Int? = nil,
+        _ plan: [PlannedRun], robots: [String: RobotDescription], jobs: Int, keepTraceOf traced: Int? = nil,
         done: (@Sendable (PlannedRun, NavigationResult) -> Void)? = nil
     ) throws(NavigationError) -> (results: [NavigationResult], trace: NavigationTrace?) {
+        for p in plan where robots[p.setup.robot] == nil {
+            throw .badSetup(field: "robot", reason: "no robot description was given for '\(p.setup.robot)' (run \(p.run) in \(p.setup.phantom))")
+        }
         let shared = CampaignState(count: plan.count)
         let work: @Sendable () -> Void = {
             while let i = shared.take(limit: plan.count) {
                 let t0 = MonotonicClock.now()
                 do throws(NavigationError) {
+                    guard let robot = robots[plan[i].setup.robot] else { throw NavigationError.badSetup(field: "robot", reason: plan[i].setup.robot) }
                     var (result, trace) = try NavigationRun.run(plan[i].setup, robot: robot)
                     result.run = plan[i].run
                     result.wall_s = round3(Double(MonotonicClock.now() - t0) * 1e-9)
@@ -170,11 +180,14 @@ public struct NavigationCampaignSettings: Codable, Equatable, Sendable {
     public var first: Int
     /// Runs per phantom.
     public var runs: Int
-    /// The setup every run starts from (time limit, robot, measurements); target, angle and seed vary.
+    /// The setup every run starts from (time limit, measurements); target, angle and seed vary,
+    /// and each phantom's runs use its own catheter (`VesselTreeDescription.robot`) and start.
     public var base: NavigationSetup
+    /// The robot file every phantom's runs use instead of their own; nil: each phantom's own.
+    public var robotForAll: String?
 
-    public init(phantoms: [String], seed: UInt64 = 1, first: Int = 0, runs: Int, base: NavigationSetup = NavigationSetup()) {
-        self.phantoms = phantoms; self.seed = seed; self.first = first; self.runs = runs; self.base = base
+    public init(phantoms: [String], seed: UInt64 = 1, first: Int = 0, runs: Int, base: NavigationSetup = NavigationSetup(), robotForAll: String? = nil) {
+        self.phantoms = phantoms; self.seed = seed; self.first = first; self.runs = runs; self.base = base; self.robotForAll = robotForAll
     }
 
     public func validate() throws(NavigationError) {

@@ -170,9 +170,12 @@ public final class SimulatedBiplaneCArm: NavigationFrameSource {
     let tree: VesselTreeDescription
     let renderers: [FluoroRenderer]
 
-    public init(planes: [CArmGeometry], tree: VesselTreeDescription, photons: Double, seed: UInt64) {
+    /// `catheterRadius`: mm, the catheter drawn (the robot's outer diameter over 2).
+    public init(planes: [CArmGeometry], tree: VesselTreeDescription, photons: Double, seed: UInt64,
+                catheterRadius: Double = RobotDescription.defaultOuterDiameterMM / 2) {
         var settings = FluoroSettings()
         settings.photonsPerPixel = photons
+        settings.catheterRadius = catheterRadius
         settings.motion = .typical
         renderers = planes.enumerated().map { FluoroRenderer(geometry: $0.element, settings: settings, seed: seed &+ UInt64($0.offset) &* 7919) }
         self.tree = tree
@@ -227,7 +230,8 @@ public enum NavigationRun {
         if let fault = faults.forceSensorBias { physics.forceSensorBias = (Nanoseconds(fault.after * 1e9), fault.biasN) }
         let measurer = try scene.makeMeasurer()
         let source = setup.measurements == .tracker
-            ? frameSource?(planes, tree) ?? SimulatedBiplaneCArm(planes: planes, tree: tree, photons: setup.photons, seed: setup.seed)
+            ? frameSource?(planes, tree) ?? SimulatedBiplaneCArm(planes: planes, tree: tree, photons: setup.photons, seed: setup.seed,
+                                                                  catheterRadius: scene.robot.outerDiameterMM / 2)
             : nil
 
         // The image-guided cycle: the estimator fuses the late measurements from the mailbox,

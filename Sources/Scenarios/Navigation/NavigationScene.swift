@@ -65,7 +65,8 @@ public struct NavigationScene: Sendable {
         let rodModel: RodModel
         do {
             rodModel = try RodModel(.catheter(elements: 100, length: rodLength, bendLength: section.lengthMM * 1e-3,
-                                              tipLength: description.tipLengthMM * 1e-3),
+                                              tipLength: description.tipLengthMM * 1e-3,
+                                              outerRadius: description.outerDiameterMM * 0.5e-3),
                                     lumen: RodLumen(roadmap), sheathExit: sheath * 1e-3, sheathAxis: axis, sheathNormal: model.basePose.rotation.c0)
         } catch { throw .rod("\(error)") }
         var start = JointVector(count: model.jointCount)

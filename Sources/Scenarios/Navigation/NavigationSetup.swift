@@ -53,11 +53,15 @@ public struct NavigationSetup: Sendable, Codable, Equatable {
     public func validate() throws(NavigationError) {
         let positive: [(Double, String, ClosedRange<Double>)] = [
             (depth, "depth", 0...500), (photons, "photons", 1...1e9), (fps, "fps", 0.1...1000),
-            (maxSeconds, "max_seconds", 0.001...3600), (startInsertionMM, "start_insertion_mm", 0...2000),
+            (maxSeconds, "max_seconds", 0.001...3600),
             (roadmapMargin, "roadmap_margin", 0...100), (pixelSpacingMM, "pixel_spacing_mm", 0.01...5),
         ]
         for (v, f, range) in positive {
             guard v.isFinite, v > 0, range.contains(v) else { throw .badSetup(field: f, reason: "must be in (0, \(range.upperBound)], got \(v)") }
+        }
+        // 0: the bending section and tip just out of the sheath.
+        guard startInsertionMM.isFinite, (0...2000).contains(startInsertionMM) else {
+            throw .badSetup(field: "start_insertion_mm", reason: "must be in [0, 2000], got \(startInsertionMM)")
         }
         guard (64...4096).contains(detectorPixels) else {
             throw .badSetup(field: "detector_pixels", reason: "must be 64…4096, got \(detectorPixels)")

@@ -33,6 +33,15 @@ public struct RodMaterial: Sendable, Equatable {
     public static let shaft = RodMaterial(name: "shaft", youngsModulus: 600e6, density: 1300, outerRadius: 1.0e-3, innerRadius: 0.7e-3)
     public static let distal = RodMaterial(name: "distal", youngsModulus: 40e6, density: 1150, outerRadius: 1.0e-3, innerRadius: 0.7e-3)
     public static let tip = RodMaterial(name: "tip", youngsModulus: 200e6, density: 3500, outerRadius: 1.0e-3, innerRadius: 0.7e-3)
+
+    /// The same tube at another outer radius (m), its wall the same fraction of it.
+    public func scaled(outerRadius r: Double) -> RodMaterial {
+        guard r != outerRadius else { return self }
+        var m = self
+        m.innerRadius = innerRadius / outerRadius * r
+        m.outerRadius = r
+        return m
+    }
 }
 
 /// What the rod is made of and how it meets its surroundings.
@@ -69,11 +78,12 @@ public struct CatheterRodDescription: Sendable {
 
     /// A 6 F steerable catheter's simulated working length (default 0.5 m): the braided shaft,
     /// a 50 mm tendon-bent distal section and a 5 mm radiopaque tip.
-    public static func catheter(elements: Int = 100, length: Double = 0.5, bendLength: Double = 0.05, tipLength: Double = 0.005) -> CatheterRodDescription {
+    public static func catheter(elements: Int = 100, length: Double = 0.5, bendLength: Double = 0.05, tipLength: Double = 0.005,
+                                outerRadius: Double = RodMaterial.shaft.outerRadius) -> CatheterRodDescription {
         CatheterRodDescription(sections: [
-            Section(length: length - bendLength - tipLength, material: .shaft),
-            Section(length: bendLength, material: .distal, bendable: true),
-            Section(length: tipLength, material: .tip),
+            Section(length: length - bendLength - tipLength, material: RodMaterial.shaft.scaled(outerRadius: outerRadius)),
+            Section(length: bendLength, material: RodMaterial.distal.scaled(outerRadius: outerRadius), bendable: true),
+            Section(length: tipLength, material: RodMaterial.tip.scaled(outerRadius: outerRadius)),
         ], elements: elements)
     }
 

@@ -139,7 +139,10 @@ public enum Phantoms {
         let diagonal = tortuous(from: Array(main[24].prefix(3)), along: Vec3(0.7, 0.7, 0), side: Vec3(-0.7, 0.7, 0), up: Vec3(0, 0, 1),
                                 length: 40, radius: (1.7, 1.5), waves: 2, amplitude: 2.5, n: 30)
         // The catheter comes in through the ostium, the main artery's first point, as a guiding
-        // catheter engaged there delivers it; the targets lie past the tortuous turns.
+        // catheter engaged there delivers it; the targets lie past the tortuous turns. It is a
+        // microcatheter, its bending section just out of the guide at the start: the 2 mm
+        // catheter wedges in the 1.5–2.2 mm lumen radius, and started 60 mm in, its distal part
+        // lies past both side branches' take-offs (6 and 36 mm).
         return VesselTreeDescription(name: "coronary", vessels: [
             VesselDescription(name: "main", parent: nil, points: main),
             VesselDescription(name: "circumflex", parent: "main", points: circumflex),
@@ -147,6 +150,6 @@ public enum Phantoms {
         ], notes: "A geometric coronary-like tree entered at the ostium (the main artery's first point).",
         targets: [PhantomTarget(vessel: "main", depthMM: 50), PhantomTarget(vessel: "circumflex", depthMM: 25),
                   PhantomTarget(vessel: "diagonal", depthMM: 20), PhantomTarget(vessel: "main", depthMM: 80)],
-        sheath: .rootStart)
+        sheath: .rootStart, robot: "robots/lumen-1s-micro.yaml", startInsertionMM: 0)
     }
 }

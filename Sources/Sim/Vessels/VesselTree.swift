@@ -66,17 +66,28 @@ public struct VesselTreeDescription: ValidatedConfig, Equatable, Sendable {
     public var sources: [String]
     public var targets: [PhantomTarget]
     public var sheath: SheathEnd
+    /// The robot file of the catheter a procedure in this phantom uses (a microcatheter in a
+    /// coronary artery, where a 6 F catheter wedges); nil: the project's default catheter.
+    public var robot: String?
+    /// mm — the insertion a navigation starts at (the robot's bending section and tip are out of
+    /// the sheath at 0); nil: the navigation's default.
+    public var startInsertionMM: Double?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, vessels, notes, sources, targets, sheath }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, vessels, notes, sources, targets, sheath, robot
+        case startInsertionMM = "start_insertion_mm"
+    }
 
     public init(name: String, vessels: [VesselDescription], notes: String = "", sources: [String] = [], targets: [PhantomTarget] = [],
-                sheath: SheathEnd = .rootEnd) {
+                sheath: SheathEnd = .rootEnd, robot: String? = nil, startInsertionMM: Double? = nil) {
         self.name = name
         self.vessels = vessels
         self.notes = notes
         self.sources = sources
         self.targets = targets
         self.sheath = sheath
+        self.robot = robot
+        self.startInsertionMM = startInsertionMM
     }
 
     public init(from decoder: any Decoder) throws {
@@ -88,6 +99,8 @@ public struct VesselTreeDescription: ValidatedConfig, Equatable, Sendable {
         sources = try c.decodeIfPresent([String].self, forKey: .sources) ?? []
         targets = try c.decodeIfPresent([PhantomTarget].self, forKey: .targets) ?? []
         sheath = try c.decodeIfPresent(SheathEnd.self, forKey: .sheath) ?? .rootEnd
+        robot = try c.decodeIfPresent(String.self, forKey: .robot)
+        startInsertionMM = try c.decodeIfPresent(Double.self, forKey: .startInsertionMM)
     }
 
     public func validate(into v: inout ConfigValidator) {
@@ -129,6 +142,8 @@ public struct VesselTreeDescription: ValidatedConfig, Equatable, Sendable {
             seen[vessel.name] = i
         }
         v.check(notes.utf8.count <= 8000, "notes", "must be at most 8000 bytes, got \(notes.utf8.count)")
+        if let robot { v.check(!robot.isEmpty && robot.utf8.count <= 1000, "robot", "must be the path of a robot file, 1…1000 bytes") }
+        if let startInsertionMM { v.check(startInsertionMM, in: 0...2000, "start_insertion_mm") }
         for (i, source) in sources.enumerated() {
             v.check(!source.isEmpty && source.utf8.count <= 2000, "sources[\(i)]", "must be 1…2000 bytes of text")
         }
