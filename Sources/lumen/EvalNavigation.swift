@@ -68,14 +68,15 @@ struct EvalNavigation: ParsableCommand {
         let total = plan.count
         let started = MonotonicClock.now()
         let (results, trace): ([NavigationResult], NavigationTrace?)
-        do {
+        do throws(NavigationError) {
             if verbose, jobs == 1 {
                 // One run at a time, with its progress lines.
                 var all: [NavigationResult] = [], firstTrace: NavigationTrace?
                 for (n, p) in plan.enumerated() {
                     Output.status("eval navigation: run \(n + 1)/\(total): \(p.setup.phantom) \(p.setup.vessel) at \(p.setup.depth) mm")
                     let t0 = MonotonicClock.now()
-                    var (r, t) = try NavigationRun.run(p.setup, robot: robots[p.setup.robot]!, verbose: true, progress: { Output.progress($0) })
+                    guard let robot = robots[p.setup.robot] else { throw NavigationError.badSetup(field: "robot", reason: "no robot description for \(p.setup.robot)") }
+                    var (r, t) = try NavigationRun.run(p.setup, robot: robot, verbose: true, progress: { Output.progress($0) })
                     r.run = p.run
                     r.wall_s = round3(Double(MonotonicClock.now() - t0) * 1e-9)
                     if n == 0 { firstTrace = t }
