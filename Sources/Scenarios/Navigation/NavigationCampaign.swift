@@ -14,13 +14,18 @@ public enum NavigationCampaign {
 
     /// The navigation targets of `phantom`.
     public static func targets(of phantom: String) throws(NavigationError) -> [PhantomTarget] {
+        try navigable(phantom).targets
+    }
+
+    /// The phantom's tree, refused unless it has navigation targets.
+    static func navigable(_ phantom: String) throws(NavigationError) -> VesselTreeDescription {
         let tree: VesselTreeDescription
         do { tree = try Phantoms.load(phantom) } catch {
             if case .unknown = error { throw .unknownPhantom(phantom) }
             throw .route("\(error)")
         }
         guard !tree.targets.isEmpty else { throw .route("phantom '\(phantom)' has no navigation targets") }
-        return tree.targets
+        return tree
     }
 
     /// The setup of run `index` (from 0) in the arch phantom (or `base.phantom` when its targets
@@ -45,17 +50,14 @@ public enum NavigationCampaign {
         try settings.validate()
         var all: [PlannedRun] = []
         for phantom in settings.phantoms {
-            let list = try targets(of: phantom)
+            let tree = try navigable(phantom)
             var base = settings.base
             base.phantom = phantom
             // The phantom's own catheter and start, unless the campaign names one robot for all.
-            if let tree = try? Phantoms.load(phantom) {
-                if let start = tree.startInsertionMM { base.startInsertionMM = start }
-                if settings.robotForAll == nil { base.robot = tree.robot ?? NavigationSetup().robot }
-            }
-            if let robot = settings.robotForAll { base.robot = robot }
+            if let start = tree.startInsertionMM { base.startInsertionMM = start }
+            base.robot = settings.robotForAll ?? tree.robot ?? NavigationSetup().robot
             for r in settings.first..<(settings.first + settings.runs) {
-                all.append(PlannedRun(campaignIndex: all.count, run: r, setup: setup(run: r, seed: settings.seed, base: base, targets: list)))
+                all.append(PlannedRun(campaignIndex: all.count, run: r, setup: setup(run: r, seed: settings.seed, base: base, targets: tree.targets)))
             }
         }
         return all.filter { $0.campaignIndex % shard.count == shard.index - 1 }
