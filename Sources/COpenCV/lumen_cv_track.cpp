@@ -72,12 +72,24 @@ void robustStats(const cv::Mat &m, int step, float &median, float &mad) {
     mad = s[mid];
 }
 
+// The per-pixel arithmetic of the ridge filter is most of an acquisition's time. Where the CPU
+// has AVX2 it runs 8 lanes wide instead of SSE's 4; the dispatch is made once at load time, and
+// other CPUs run the baseline build. No fused multiply-add (contract off), so both builds
+// round alike and a frame gives the same answer on any machine.
+#if defined(__x86_64__) && defined(__clang__) && defined(__linux__)
+#define LUMEN_WIDE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define LUMEN_WIDE_CLONES
+#endif
+
 /// One row of `hessianResponse`. The borders clamp their neighbours; the interior needs no
 /// clamp, so the compiler can vectorise it (the optional outputs are template flags, not branches
 /// per pixel). Every pixel's arithmetic is the same as with a clamp on every pixel.
 template <bool Normals, bool Blob>
-void hessianRow(const float *gm, const float *g0, const float *gp, int W, float norm2, float norm1, float *rr, float *xx,
-                float *yy, float *bb) {
+__attribute__((always_inline)) inline void hessianRow(const float *__restrict gm, const float *__restrict g0,
+                                                      const float *__restrict gp, int W, float norm2, float norm1,
+                                                      float *__restrict rr, float *__restrict xx, float *__restrict yy,
+                                                      float *__restrict bb) {
     auto at = [&](int x, int xm, int xp) __attribute__((always_inline)) {
         float dxx = g0[xp] - 2 * g0[x] + g0[xm];
         float dyy = gp[x] - 2 * g0[x] + gm[x];
@@ -98,20 +110,18 @@ void hessianRow(const float *gm, const float *g0, const float *gp, int W, float 
         }
     };
     at(0, 0, std::min(W - 1, 1));
+#pragma clang loop vectorize(assume_safety)
     for (int x = 1; x < W - 1; x++) at(x, x - 1, x + 1);
     if (W > 1) at(W - 1, W - 2, W - 1);
 }
 
 /// Hessian ridge response at one working-resolution scale `sw`: σ²·(−λ_min) − edge·σ·|∇|, and
 /// the unit normal (eigenvector of λ_min); optionally the blob response σ²·(−λ_max).
-void hessianResponse(const cv::Mat &a, float sw, float edge, cv::Mat &g, cv::Mat &resp, cv::Mat *nx, cv::Mat *ny,
-                     cv::Mat *blob = nullptr) {
-    const int W = a.cols, H = a.rows;
-    cv::GaussianBlur(a, g, cv::Size(0, 0), sw, sw, cv::BORDER_REPLICATE);
-    resp.create(H, W, CV_32F);
-    if (nx != nullptr) { nx->create(H, W, CV_32F); ny->create(H, W, CV_32F); }
-    if (blob != nullptr) blob->create(H, W, CV_32F);
-    const float norm2 = sw * sw, norm1 = sw * edge;
+/// The rows of `hessianResponse`.
+LUMEN_WIDE_CLONES
+void responseRows(const cv::Mat &g, float norm2, float norm1, cv::Mat &resp, cv::Mat *nx, cv::Mat *ny, cv::Mat *blob) {
+#pragma clang fp contract(off)
+    const int W = g.cols, H = g.rows;
     for (int y = 0; y < H; y++) {
         const float *gm = g.ptr<float>(std::max(0, y - 1)), *g0 = g.ptr<float>(y), *gp = g.ptr<float>(std::min(H - 1, y + 1));
         float *rr = resp.ptr<float>(y);
@@ -122,6 +132,16 @@ void hessianResponse(const cv::Mat &a, float sw, float edge, cv::Mat &g, cv::Mat
         else if (bb != nullptr) hessianRow<false, true>(gm, g0, gp, W, norm2, norm1, rr, xx, yy, bb);
         else hessianRow<false, false>(gm, g0, gp, W, norm2, norm1, rr, xx, yy, bb);
     }
+}
+
+void hessianResponse(const cv::Mat &a, float sw, float edge, cv::Mat &g, cv::Mat &resp, cv::Mat *nx, cv::Mat *ny,
+                     cv::Mat *blob = nullptr) {
+    const int W = a.cols, H = a.rows;
+    cv::GaussianBlur(a, g, cv::Size(0, 0), sw, sw, cv::BORDER_REPLICATE);
+    resp.create(H, W, CV_32F);
+    if (nx != nullptr) { nx->create(H, W, CV_32F); ny->create(H, W, CV_32F); }
+    if (blob != nullptr) blob->create(H, W, CV_32F);
+    responseRows(g, sw * sw, sw * edge, resp, nx, ny, blob);
 }
 
 /// The median and robust spread of the ridge response to white noise whose fine high-pass
@@ -187,30 +207,97 @@ void keepBestBlob(int W, const float *__restrict bl, const float *__restrict nm,
     }
 }
 
+/// One scale of the ridge filter over every row of `g` (that scale's blur): the Hessian response,
+/// normals and blob response, kept where they beat the scales before (`keepBest`).
+LUMEN_WIDE_CLONES
+void scaleRows(const cv::Mat &g, const cv::Mat &noiseMap, bool wantBlobs, float norm2, float norm1, float median, float spread,
+               float blobSpread, float sigma, float *buffers, Ridge &out, cv::Mat &rawBest) {
+#pragma clang fp contract(off)
+    const int W = g.cols, H = g.rows;
+    float *resp = buffers, *ax = resp + W, *ay = ax + W, *bl = ay + W;
+    for (int y = 0; y < H; y++) {
+        const float *gm = g.ptr<float>(std::max(0, y - 1)), *g0 = g.ptr<float>(y), *gp = g.ptr<float>(std::min(H - 1, y + 1));
+        if (wantBlobs) hessianRow<true, true>(gm, g0, gp, W, norm2, norm1, resp, ax, ay, bl);
+        else hessianRow<true, false>(gm, g0, gp, W, norm2, norm1, resp, ax, ay, bl);
+        const float *nm = noiseMap.ptr<float>(y);
+        float *rr = out.r.ptr<float>(y), *ss = out.sigma.ptr<float>(y), *xx = out.nx.ptr<float>(y), *yy = out.ny.ptr<float>(y);
+        float *rb = rawBest.ptr<float>(y);
+        keepBest(W, resp, nm, ax, ay, median, spread, sigma, rr, ss, xx, yy, rb);
+        if (wantBlobs)
+            keepBestBlob(W, bl, nm, g0, blobSpread, sigma, out.blob.ptr<float>(y), out.blobSigma.ptr<float>(y),
+                         out.blobExcess.ptr<float>(y));
+    }
+}
+
+/// `raw` (counts) at half size, each pixel the mean of a 2 × 2 block, plus one: the counts are
+/// read once, with no full-size float copy between.
+LUMEN_WIDE_CLONES
+void halve(const cv::Mat &raw, cv::Mat &out) {
+#pragma clang fp contract(off)
+    const int W = raw.cols / 2, H = raw.rows / 2;
+    out.create(H, W, CV_32F);
+    for (int y = 0; y < H; y++) {
+        const uint16_t *__restrict r0 = raw.ptr<uint16_t>(2 * y), *__restrict r1 = raw.ptr<uint16_t>(2 * y + 1);
+        float *__restrict o = out.ptr<float>(y);
+        for (int x = 0; x < W; x++)
+            o[x] = (float)((uint32_t)r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1]) * 0.25f + 1.0f;
+    }
+}
+
+/// The noise at every pixel: piecewise linear in the background level through the bins'
+/// (level, noise) points, flat beyond the first and the last. Written as a sum of clamped
+/// segments rather than a search for each pixel's segment, so that it runs in vector lanes.
+LUMEN_WIDE_CLONES
+void noiseRows(const cv::Mat &bg, const float *edges, const float *level, int m, cv::Mat &noiseMap) {
+#pragma clang fp contract(off)
+    const int W = bg.cols, H = bg.rows;
+    // Per segment: its start, its width (a step where two edges coincide) and its slope.
+    std::array<float, 16> start{}, width{}, slope{}, rise{};
+    for (int k = 1; k < m; k++) {
+        start[k] = edges[k - 1];
+        width[k] = edges[k] - edges[k - 1];
+        rise[k] = level[k] - level[k - 1];
+        slope[k] = width[k] > 0 ? rise[k] / width[k] : 0;
+    }
+    const float first = level[0];
+    for (int y = 0; y < H; y++) {
+        const float *__restrict b = bg.ptr<float>(y);
+        float *__restrict n = noiseMap.ptr<float>(y);
+        for (int x = 0; x < W; x++) n[x] = first;
+        // A segment at a time over the row: each pass is one short vector loop.
+        for (int k = 1; k < m; k++) {
+            const float s0 = start[k], w = width[k], sl = slope[k], r = rise[k];
+            if (w > 0) {
+                for (int x = 0; x < W; x++) n[x] += sl * std::min(std::max(b[x] - s0, 0.f), w);
+            } else {
+                for (int x = 0; x < W; x++) n[x] += b[x] > s0 ? r : 0.f;
+            }
+        }
+    }
+}
+
 /// Log normalisation, background suppression, local noise, and the multi-scale Hessian ridge
 /// filter with scale selection against wider structures.
 void ridgeResponse(const uint16_t *pixels, int width, const Region &reg, const lumen_track_params &p, Ridge &out,
                    bool wantBlobs = false) {
     cv::Mat raw(reg.h, reg.w, CV_16UC1, const_cast<uint16_t *>(pixels + (size_t)reg.y0 * (size_t)width + reg.x0),
                 (size_t)width * sizeof(uint16_t));
-    cv::Mat f;
-    raw.convertTo(f, CV_32F, 1.0, 1.0);  // +1: the log of a zero count stays finite
-    if (reg.d == 2) {
-        cv::Mat small;
-        cv::resize(f(cv::Rect(0, 0, reg.ww * 2, reg.wh * 2)), small, cv::Size(reg.ww, reg.wh), 0, 0, cv::INTER_AREA);
-        f = small;
-    }
+    // The working planes are kept from call to call on each thread: fresh ones cost the pages'
+    // first-touch faults on every frame, a tenth of a whole-frame acquisition.
+    static thread_local cv::Mat full, small, a, opened, bg, q, noiseMap, sm, hp, rawBest, g;
+    // +1: the log of a zero count stays finite.
+    if (reg.d == 2) halve(raw, small);
+    else raw.convertTo(full, CV_32F, 1.0, 1.0);
+    const cv::Mat &f = reg.d == 2 ? small : full;
     const int W = reg.ww, H = reg.wh;
     // Attenuation: −log(I). A dark catheter becomes a bright ridge; the dose scales out.
-    cv::Mat a;
     cv::log(f, a);
-    a = -a;
+    a.convertTo(a, -1, -1.0);
     cv::GaussianBlur(a, a, cv::Size(0, 0), 0.7, 0.7, cv::BORDER_REPLICATE);
     // Optional top-hat: structures wider than the element are removed.
     int k = (int)std::lround(p.tophat_px / (float)reg.d);
     if (k >= 3) {
         if (k % 2 == 0) k += 1;
-        cv::Mat opened;
         cv::morphologyEx(a, opened, cv::MORPH_OPEN, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(k, k)),
                          cv::Point(-1, -1), 1, cv::BORDER_REPLICATE);
         a -= opened;
@@ -218,9 +305,7 @@ void ridgeResponse(const uint16_t *pixels, int width, const Region &reg, const l
     // Background suppression: subtract a wide Gaussian (3 × the widest catheter scale), which
     // removes the curvature of wide structures (a contrast-filled aorta around the catheter)
     // from the fine scales. Blurred on a quarter-size copy; the background is smooth.
-    cv::Mat bg;
     {
-        cv::Mat q;
         cv::resize(a, q, cv::Size(std::max(1, W / 4), std::max(1, H / 4)), 0, 0, cv::INTER_AREA);
         float sb = 3 * p.sigma_max / (float)(4 * reg.d);
         cv::GaussianBlur(q, q, cv::Size(0, 0), sb, sb, cv::BORDER_REPLICATE);
@@ -229,11 +314,10 @@ void ridgeResponse(const uint16_t *pixels, int width, const Region &reg, const l
     // Local noise: quantum noise makes dark (dense) regions noisier in the log domain. The
     // robust spread of a fine high-pass, binned by the background level, gives the noise at
     // every pixel without assuming a detector model.
-    cv::Mat noiseMap(H, W, CV_32F);
+    noiseMap.create(H, W, CV_32F);
     {
-        cv::Mat sm, hp;
         cv::GaussianBlur(a, sm, cv::Size(0, 0), 1.5, 1.5, cv::BORDER_REPLICATE);
-        hp = a - sm;
+        cv::subtract(a, sm, hp);
         const int bins = 12, step = std::max(1, std::min(W, H) / 160);
         std::vector<std::pair<float, float>> sample;  // (background, |hp|)
         for (int y = 0; y < H; y += step)
@@ -263,39 +347,24 @@ void ridgeResponse(const uint16_t *pixels, int width, const Region &reg, const l
             edges.push_back(sample[(i0 + i1) / 2].first);
             level.push_back(std::max(1e-5f, 1.4826f * v[mid]));
         }
-        for (int y = 0; y < H; y++) {
-            const float *b = bg.ptr<float>(y);
-            float *n = noiseMap.ptr<float>(y);
-            for (int x = 0; x < W; x++) {
-                float v = b[x];
-                auto it = std::lower_bound(edges.begin(), edges.end(), v);
-                size_t j = (size_t)(it - edges.begin());
-                if (j == 0) n[x] = level.front();
-                else if (j >= edges.size()) n[x] = level.back();
-                else {
-                    float t = (v - edges[j - 1]) / std::max(1e-12f, edges[j] - edges[j - 1]);
-                    n[x] = level[j - 1] + t * (level[j] - level[j - 1]);
-                }
-            }
-        }
+        noiseRows(bg, edges.data(), level.data(), std::min(16, (int)edges.size()), noiseMap);
     }
     a -= bg;
-    out.r = cv::Mat(H, W, CV_32F, cv::Scalar(-1e30f));
-    out.sigma = cv::Mat(H, W, CV_32F, cv::Scalar(0));
-    out.nx = cv::Mat(H, W, CV_32F, cv::Scalar(0));
-    out.ny = cv::Mat(H, W, CV_32F, cv::Scalar(1));
-    cv::Mat rawBest(H, W, CV_32F, cv::Scalar(0));
+    auto plane = [H, W](cv::Mat &m, float v) { m.create(H, W, CV_32F); m.setTo(cv::Scalar(v)); };
+    plane(out.r, -1e30f);
+    plane(out.sigma, 0);
+    plane(out.nx, 0);
+    plane(out.ny, 1);
+    plane(rawBest, 0);
     if (wantBlobs) {
-        out.blob = cv::Mat(H, W, CV_32F, cv::Scalar(0));
-        out.blobSigma = cv::Mat(H, W, CV_32F, cv::Scalar(0));
-        out.blobExcess = cv::Mat(H, W, CV_32F, cv::Scalar(0));
+        plane(out.blob, 0);
+        plane(out.blobSigma, 0);
+        plane(out.blobExcess, 0);
     }
     // Each scale's response, normals and blob response are made a row at a time and selected
     // from at once: as full-size planes they were written and read back once per scale, and
     // those passes are bound by memory, not arithmetic. The arithmetic is the same.
-    cv::Mat g;
     std::vector<float> rowBuffers((size_t)W * 4);
-    float *resp = rowBuffers.data(), *ax = resp + W, *ay = ax + W, *bl = ay + W;
     for (int s = 0; s < p.scale_count; s++) {
         float sigma = p.scale_count == 1 ? p.sigma_min
                                          : p.sigma_min * std::pow(p.sigma_max / p.sigma_min, (float)s / (float)(p.scale_count - 1));
@@ -307,18 +376,7 @@ void ridgeResponse(const uint16_t *pixels, int width, const Region &reg, const l
         // the unit, so every scale and every region is compared in the same units.
         float median = 0, spread = 1, blobSpread = 1;
         calibration(sw, p.edge_penalty, median, spread, blobSpread);
-        for (int y = 0; y < H; y++) {
-            const float *gm = g.ptr<float>(std::max(0, y - 1)), *g0 = g.ptr<float>(y), *gp = g.ptr<float>(std::min(H - 1, y + 1));
-            if (wantBlobs) hessianRow<true, true>(gm, g0, gp, W, norm2, norm1, resp, ax, ay, bl);
-            else hessianRow<true, false>(gm, g0, gp, W, norm2, norm1, resp, ax, ay, bl);
-            const float *nm = noiseMap.ptr<float>(y);
-            float *rr = out.r.ptr<float>(y), *ss = out.sigma.ptr<float>(y), *xx = out.nx.ptr<float>(y), *yy = out.ny.ptr<float>(y);
-            float *rb = rawBest.ptr<float>(y);
-            keepBest(W, resp, nm, ax, ay, median, spread, sigma, rr, ss, xx, yy, rb);
-            if (wantBlobs)
-                keepBestBlob(W, bl, nm, g0, blobSpread, sigma, out.blob.ptr<float>(y), out.blobSigma.ptr<float>(y),
-                             out.blobExcess.ptr<float>(y));
-        }
+        scaleRows(g, noiseMap, wantBlobs, norm2, norm1, median, spread, blobSpread, sigma, rowBuffers.data(), out, rawBest);
     }
     // Scale selection against wider structures: where a scale twice the widest catheter scale
     // answers more strongly (scale-normalised) than the selected catheter scale, the ridge is a
@@ -551,7 +609,7 @@ extern "C" int lumen_track_features(const uint16_t *pixels, int width, int heigh
     Region reg;
     if (!makeRegion(width, height, *params, reg)) return fail(LUMEN_CV_ARGUMENT, err, err_len, "region too small (under 8 × 8 working pixels)");
     try {
-        Ridge ridge;
+        static thread_local Ridge ridge;  // its planes too are kept, as ridgeResponse's are
         ridgeResponse(pixels, width, reg, *params, ridge, blob_capacity > 0);
         if (noise != nullptr) *noise = ridge.noise;
         if (blob_count != nullptr) *blob_count = 0;
