@@ -74,8 +74,8 @@ void robustStats(const cv::Mat &m, int step, float &median, float &mad) {
 
 // The per-pixel arithmetic of the ridge filter is most of an acquisition's time. Where the CPU
 // has AVX2 it runs 8 lanes wide instead of SSE's 4; the dispatch is made once at load time, and
-// other CPUs run the baseline build. No fused multiply-add (contract off), so both builds
-// round alike and a frame gives the same answer on any machine.
+// other CPUs run the baseline build. No fused multiply-add (contract off), so both builds of
+// these passes round alike.
 #if defined(__x86_64__) && defined(__clang__) && defined(__linux__)
 #define LUMEN_WIDE_CLONES __attribute__((target_clones("avx2", "default")))
 #else
