@@ -75,7 +75,7 @@ struct EvalNavigation: ParsableCommand {
                 for (n, p) in plan.enumerated() {
                     Output.status("eval navigation: run \(n + 1)/\(total): \(p.setup.phantom) \(p.setup.vessel) at \(p.setup.depth) mm")
                     let t0 = MonotonicClock.now()
-                    guard let robot = robots[p.setup.robot] else { throw NavigationError.badSetup(field: "robot", reason: "no robot description for \(p.setup.robot)") }
+                    let robot = try NavigationCampaign.robot(for: p, in: robots)
                     var (r, t) = try NavigationRun.run(p.setup, robot: robot, verbose: true, progress: { Output.progress($0) })
                     r.run = p.run
                     r.wall_s = round3(Double(MonotonicClock.now() - t0) * 1e-9)
@@ -158,7 +158,8 @@ extension EvalNavigation {
         var simulated: [NavigationResult] = [], lives: [LiveNavigationResult] = []
         for planned in plan {
             let setup = planned.setup, r = planned.run
-            guard let description = robots[setup.robot] else { throw CommandFailure("no robot description for \(setup.robot)") }
+            let description: RobotDescription
+            do { description = try NavigationCampaign.robot(for: planned, in: robots) } catch { throw CommandFailure(error.description) }
             Output.status("eval navigation --live: run \(r + 1)/\(runs): \(setup.vessel) in simulated time")
             do { simulated.append(try NavigationRun.run(setup, robot: description).0) } catch { throw CommandFailure(error.description) }
             Output.status("eval navigation --live: run \(r + 1)/\(runs): \(setup.vessel) live")

@@ -66,6 +66,12 @@ import Testing
         #expect { try NavigationCampaign.run(plan, robots: [NavigationSetup().robot: micro], jobs: 1) } throws: {
             ($0 as? NavigationError).map { if case .badSetup(field: "robot", _) = $0 { true } else { false } } ?? false
         }
+        // The refusal names the run and its phantom, so a user can find the line of the plan.
+        let arch = try #require(plan.first { $0.setup.phantom == "arch" })
+        #expect(throws: NavigationError.badSetup(field: "robot", reason: "no robot description was given for '\(arch.setup.robot)' (run \(arch.run) in arch)")) {
+            try NavigationCampaign.robot(for: arch, in: [:])
+        }
+        #expect(try NavigationCampaign.robot(for: arch, in: [arch.setup.robot: standard]).outerDiameterMM == standard.outerDiameterMM)
     }
 
     @Test(arguments: ["0/3", "4/3", "3", "a/b", "1/0", "-1/2", "1/100001", "2/2/2", ""])

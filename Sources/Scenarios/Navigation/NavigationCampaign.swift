@@ -63,6 +63,14 @@ public enum NavigationCampaign {
         return all.filter { $0.campaignIndex % shard.count == shard.index - 1 }
     }
 
+    /// The robot description a planned run names, or `badSetup` naming the run and its phantom.
+    public static func robot(for p: PlannedRun, in robots: [String: RobotDescription]) throws(NavigationError) -> RobotDescription {
+        guard let r = robots[p.setup.robot] else {
+            throw .badSetup(field: "robot", reason: "no robot description was given for '\(p.setup.robot)' (run \(p.run) in \(p.setup.phantom))")
+        }
+        return r
+    }
+
     /// Runs `plan` on `jobs` threads. Each run is seeded and owns all its state, so the results
     /// are those of `jobs: 1`, in plan order, whatever the threads' timing. `done` is called (from
     /// the worker threads, one at a time) as each run ends; the first error stops the rest.
@@ -70,15 +78,13 @@ public enum NavigationCampaign {
         _ plan: [PlannedRun], robots: [String: RobotDescription], jobs: Int, keepTraceOf traced: Int? = nil,
         done: (@Sendable (PlannedRun, NavigationResult) -> Void)? = nil
     ) throws(NavigationError) -> (results: [NavigationResult], trace: NavigationTrace?) {
-        for p in plan where robots[p.setup.robot] == nil {
-            throw .badSetup(field: "robot", reason: "no robot description was given for '\(p.setup.robot)' (run \(p.run) in \(p.setup.phantom))")
-        }
+        for p in plan { _ = try robot(for: p, in: robots) }
         let shared = CampaignState(count: plan.count)
         let work: @Sendable () -> Void = {
             while let i = shared.take(limit: plan.count) {
                 let t0 = MonotonicClock.now()
                 do throws(NavigationError) {
-                    guard let robot = robots[plan[i].setup.robot] else { throw NavigationError.badSetup(field: "robot", reason: plan[i].setup.robot) }
+                    let robot = try robot(for: plan[i], in: robots)
                     var (result, trace) = try NavigationRun.run(plan[i].setup, robot: robot)
                     result.run = plan[i].run
                     result.wall_s = round3(Double(MonotonicClock.now() - t0) * 1e-9)
