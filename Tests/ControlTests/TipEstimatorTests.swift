@@ -240,6 +240,45 @@ struct TipEstimatorTests {
         #expect(without.gated > 0)
     }
 
+    /// The shaft pushed in 0.009 mm a cycle (9 mm/s) for 4 s while a wall holds the tip where
+    /// it is; biplane pixels at 15 fps, 100 ms late. Returns the median error (mm) over the last 2 s.
+    static func pushedAgainstAWall(_ settings: TipEstimatorSettings) throws -> Double {
+        let sc = try Scenario()
+        var e = TipEstimator(model: sc.model, planes: sc.planes, settings: settings, historyLength: 1024)
+        let held = sc.model.calcTipPose(JointVector([40, 0, 0, 0])).translation
+        var pending: [(arrive: Int, m: TipMeasurement)] = []
+        var errors: [Double] = []
+        for k in 0...4000 {
+            let now = Nanoseconds(k) * 1_000_000
+            var last = e.predict(joints: JointVector([40 + 0.009 * Double(k), 0, 0, 0]), time: now)
+            if k % 67 == 0 {
+                for p in 0..<2 {
+                    let uv = sc.planes[p].project(held)
+                    pending.append((k + 100, TipMeasurement(acquiredAt: now, plane: UInt8(p), pixel: SIMD2(uv.u, uv.v), pixelCovariance: .isotropic(1))))
+                }
+            }
+            while let first = pending.first, first.arrive <= k {
+                _ = e.fuse(first.m)
+                pending.removeFirst()
+                last = e.estimate(now: now)
+            }
+            if k >= 2000 { errors.append((last.position - held).length) }
+        }
+        return median(errors)
+    }
+
+    @Test("A tip held by a wall while the shaft is pushed stays where the late images put it")
+    func slipKeepsAHeldTipWhereItIs() throws {
+        let withSlip = try Self.pushedAgainstAWall(TipEstimatorSettings())
+        #expect(withSlip < 0.3, "median error \(withSlip) mm")
+        // The contrast: without the slip every cycle's push since the last image is taken as
+        // tip motion, and the estimate runs ahead of the held tip.
+        var none = TipEstimatorSettings()
+        none.initialSlip = 0; none.slipPerMM = 0
+        let without = try Self.pushedAgainstAWall(none)
+        #expect(without > 0.8, "median error without the slip \(without) mm")
+    }
+
     @Test("An update that would fling the mismatch out of bounds is refused; a run of them starts it afresh on the images")
     func implausibleUpdatesRestart() throws {
         let sc = try Scenario()
@@ -290,31 +329,31 @@ struct TipEstimatorTests {
             if k == 200 { _ = e.fuse(TipMeasurement(acquiredAt: now, position: est.position + Vec3(1, -0.5, 0.3), positionCovariance: Mat3.identity * 0.04)) }
         }
         let k = e.newest
-        let prior = (0..<100).map { e.covariances[k * 100 + $0] }
-        var h = InlineArray<10, Vec3>(repeating: .zero)
+        let prior = (0..<covarianceSize).map { e.covariances[k * covarianceSize + $0] }
+        var h = InlineArray<11, Vec3>(repeating: .zero)
         let tip = e.tipAndJacobian(entry: k, into: &h)
-        // H (d × 10) and R (d × d) of the measurement, built here from the plane's projection.
+        // H (d × stateSize) and R (d × d) of the measurement, built here from the plane's projection.
         var rows: [[Double]], r: [[Double]]
         let m: TipMeasurement
         if pixel {
             let pr = PlaneProjection(sc.planes[1]).project(tip)
-            rows = [(0..<10).map { pr.du.dot(h[$0]) }, (0..<10).map { pr.dv.dot(h[$0]) }]
+            rows = [(0..<stateSize).map { pr.du.dot(h[$0]) }, (0..<stateSize).map { pr.dv.dot(h[$0]) }]
             r = [[2.25, 0], [0, 2.25]]
             m = TipMeasurement(acquiredAt: e.times[k], plane: 1, pixel: pr.uv + SIMD2(3, -2), pixelCovariance: .isotropic(1.5))
         } else {
-            rows = [(0..<10).map { h[$0].x }, (0..<10).map { h[$0].y }, (0..<10).map { h[$0].z }]
+            rows = [(0..<stateSize).map { h[$0].x }, (0..<stateSize).map { h[$0].y }, (0..<stateSize).map { h[$0].z }]
             r = [[0.04, 0.01, 0], [0.01, 0.09, 0], [0, 0, 0.25]]
             m = TipMeasurement(acquiredAt: e.times[k], position: tip + Vec3(0.8, -0.6, 1.1),
                                positionCovariance: Mat3(columns: Vec3(0.04, 0.01, 0), Vec3(0.01, 0.09, 0), Vec3(0, 0, 0.25)))
         }
         #expect(e.fuse(m) == nil)
-        let posterior = (0..<100).map { e.covariances[k * 100 + $0] }
+        let posterior = (0..<covarianceSize).map { e.covariances[k * covarianceSize + $0] }
         let expected = Self.josephUpdate(prior: prior, rows: rows, noise: r)
-        let scale = (0..<10).map { prior[$0 * 11] }.max()!
-        for i in 0..<100 { #expect(abs(posterior[i] - expected[i]) <= 1e-9 * scale, "P[\(i / 10)][\(i % 10)] \(posterior[i]) ≠ \(expected[i])") }
-        for a in 0..<10 {
-            #expect(posterior[a * 11] > 0)
-            for b in 0..<10 { #expect(abs(posterior[a * 10 + b] - posterior[b * 10 + a]) <= 1e-12 * scale) }
+        let scale = (0..<stateSize).map { prior[$0 * diagonalStep] }.max()!
+        for i in 0..<covarianceSize { #expect(abs(posterior[i] - expected[i]) <= 1e-9 * scale, "P[\(i / stateSize)][\(i % stateSize)] \(posterior[i]) ≠ \(expected[i])") }
+        for a in 0..<stateSize {
+            #expect(posterior[a * diagonalStep] > 0)
+            for b in 0..<stateSize { #expect(abs(posterior[a * stateSize + b] - posterior[b * stateSize + a]) <= 1e-12 * scale) }
         }
     }
 
@@ -326,28 +365,28 @@ struct TipEstimatorTests {
             // A random covariance with variances from 1e-6 to 1e2, rows like the tip's
             // Jacobian (tens of mm per rad), and a gain that is the optimal one's rounding
             // magnified: a few per cent off, as an ill-conditioned S gives.
-            var a = [[Double]](repeating: [Double](repeating: 0, count: 10), count: 10)
-            for i in 0..<10 { for j in 0..<10 { a[i][j] = rng.gaussian() * pow(10, Double(i % 5) - 3) } }
-            var prior = [Double](repeating: 0, count: 100)
-            for i in 0..<10 { for j in 0..<10 { prior[i * 10 + j] = (0..<10).reduce(0.0) { $0 + a[i][$1] * a[j][$1] } } }
-            let rows = (0..<d).map { _ in (0..<10).map { _ in rng.gaussian() * 30 } }
+            var a = [[Double]](repeating: [Double](repeating: 0, count: stateSize), count: stateSize)
+            for i in 0..<stateSize { for j in 0..<stateSize { a[i][j] = rng.gaussian() * pow(10, Double(i % 5) - 3) } }
+            var prior = [Double](repeating: 0, count: covarianceSize)
+            for i in 0..<stateSize { for j in 0..<stateSize { prior[i * stateSize + j] = (0..<stateSize).reduce(0.0) { $0 + a[i][$1] * a[j][$1] } } }
+            let rows = (0..<d).map { _ in (0..<stateSize).map { _ in rng.gaussian() * 30 } }
             let noise = (0..<d).map { i in (0..<d).map { j in i == j ? 0.01 + rng.unit() : 0 } }
             let optimal = Self.kalmanGain(prior: prior, rows: rows, noise: noise)
             let gain = optimal.map { $0.map { $0 * (1 + 0.05 * rng.gaussian()) } }
             let expected = Self.josephUpdate(prior: prior, rows: rows, noise: noise, gain: gain)
-            var flatGain = InlineArray<30, Double>(repeating: 0), flatRows = InlineArray<30, Double>(repeating: 0)
-            for i in 0..<10 { for j in 0..<d { flatGain[i * 3 + j] = gain[i][j] } }
-            for i in 0..<d { for j in 0..<10 { flatRows[i * 10 + j] = rows[i][j] } }
+            var flatGain = InlineArray<33, Double>(repeating: 0), flatRows = InlineArray<33, Double>(repeating: 0)
+            for i in 0..<stateSize { for j in 0..<d { flatGain[i * 3 + j] = gain[i][j] } }
+            for i in 0..<d { for j in 0..<stateSize { flatRows[i * stateSize + j] = rows[i][j] } }
             func n(_ i: Int, _ j: Int) -> Double { i < d && j < d ? noise[i][j] : (i == j ? 1 : 0) }
             let r = Mat3(columns: Vec3(n(0, 0), n(1, 0), n(2, 0)), Vec3(n(0, 1), n(1, 1), n(2, 1)), Vec3(n(0, 2), n(1, 2), n(2, 2)))
-            let p = UnsafeMutablePointer<Double>.allocate(capacity: 100)
+            let p = UnsafeMutablePointer<Double>.allocate(capacity: covarianceSize)
             defer { p.deallocate() }
-            for i in 0..<100 { p[i] = prior[i] }
+            for i in 0..<covarianceSize { p[i] = prior[i] }
             TipEstimator.josephUpdate(p, gain: flatGain, rows: flatRows, noise: r, dimension: d)
-            let scale = (0..<10).map { expected[$0 * 11] }.max()!
-            let worst = (0..<100).map { abs(p[$0] - expected[$0]) }.max()!
+            let scale = (0..<stateSize).map { expected[$0 * diagonalStep] }.max()!
+            let worst = (0..<covarianceSize).map { abs(p[$0] - expected[$0]) }.max()!
             #expect(worst <= 1e-9 * scale, "trial \(trial): off by \(worst) (largest variance \(scale))")
-            for i in 0..<10 { for j in 0..<10 { #expect(p[i * 10 + j] == p[j * 10 + i]) } }
+            for i in 0..<stateSize { for j in 0..<stateSize { #expect(p[i * stateSize + j] == p[j * stateSize + i]) } }
         }
     }
 
@@ -359,7 +398,7 @@ struct TipEstimatorTests {
     }
     static func transposed(_ a: Matrix) -> Matrix { (0..<a[0].count).map { j in a.map { $0[j] } } }
     static func sum(_ a: Matrix, _ b: Matrix) -> Matrix { zip(a, b).map { zip($0, $1).map { $0 + $1 } } }
-    static func square(_ flat: [Double]) -> Matrix { (0..<10).map { Array(flat[($0 * 10)..<($0 * 10 + 10)]) } }
+    static func square(_ flat: [Double]) -> Matrix { (0..<stateSize).map { Array(flat[($0 * stateSize)..<($0 * stateSize + stateSize)]) } }
 
     /// K = P Hᵀ (H P Hᵀ + R)⁻¹, by plain matrix algebra (S⁻¹ by Gauss–Jordan).
     static func kalmanGain(prior: [Double], rows h: Matrix, noise r: Matrix) -> Matrix {
@@ -382,7 +421,7 @@ struct TipEstimatorTests {
     static func josephUpdate(prior: [Double], rows h: Matrix, noise r: Matrix, gain: Matrix? = nil) -> [Double] {
         let k = gain ?? kalmanGain(prior: prior, rows: h, noise: r)
         let kh = product(k, h)
-        let ikh: Matrix = (0..<10).map { a in (0..<10).map { b in (a == b ? 1.0 : 0.0) - kh[a][b] } }
+        let ikh: Matrix = (0..<stateSize).map { a in (0..<stateSize).map { b in (a == b ? 1.0 : 0.0) - kh[a][b] } }
         let out = sum(product(product(ikh, square(prior)), transposed(ikh)), product(product(k, r), transposed(k)))
         return out.flatMap { $0 }
     }

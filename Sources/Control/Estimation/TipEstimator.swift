@@ -48,6 +48,13 @@ public struct TipEstimatorSettings: Sendable, Equatable {
     /// without end, and the first image that sees it again would fling it hundreds of
     /// millimetres.
     public var maxInsertion = 100.0, maxRoll = 3.2, maxBend = 1.6, maxOrientation = 1.5, maxOffset = 200.0
+    /// The insertion slip: the fraction of insertion travel that does not reach the tip (a tip
+    /// held by a wall, or a shaft taking up slack in a curve). Images arrive 30–150 ms late;
+    /// without it the filter corrects the insertion offset at the image's time and then
+    /// takes all the travel since as tip motion, so a held tip pushed on comes out ahead of
+    /// itself on every cycle. Bound (a slip above 1 would be a tip moving backwards as the
+    /// shaft goes in), initial σ, and variance per mm of insertion travel.
+    public var maxSlip = 1.5, initialSlip = 0.3, slipPerMM = 0.005
     /// Slow drift when still (variance per second, every state).
     public var driftPerSecond = 1e-4
     /// Initial standard deviations of the mismatch.
@@ -83,8 +90,12 @@ public enum FusionRejection: UInt8, Sendable, Equatable {
 /// State size: insertion offset (mm), roll offset (rad), two tendon offsets (mm) — added to
 /// the measured joints —, a small rotation (rad, rotation vector) of the frame where the
 /// bending section starts, and a 3D offset of the tip (mm): the last two stand for the shape
-/// the vessels impose on a shaft the model takes to be straight.
-@usableFromInline let stateSize = 10
+/// the vessels impose on a shaft the model takes to be straight; and the insertion slip (the
+/// fraction of insertion travel that does not reach the tip).
+@usableFromInline let stateSize = 11
+/// The covariance's entries, and the step between its diagonal entries (row-major).
+@usableFromInline let covarianceSize = stateSize * stateSize
+@usableFromInline let diagonalStep = stateSize + 1
 
 /// An extended Kalman filter on the kinematic mismatch, at the cycle rate.
 ///
@@ -107,8 +118,8 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
     /// The history ring, `capacity` entries, owned here.
     let times: UnsafeMutablePointer<Nanoseconds>         // (capacity) ns
     let joints: UnsafeMutablePointer<Double>             // (capacity × 8) mm, rad
-    let states: UnsafeMutablePointer<Double>             // (capacity × 10) the mismatch
-    let covariances: UnsafeMutablePointer<Double>        // (capacity × 100) its covariance
+    let states: UnsafeMutablePointer<Double>             // (capacity × stateSize) the mismatch
+    let covariances: UnsafeMutablePointer<Double>        // (capacity × covarianceSize) its covariance
     let motion: UnsafeMutablePointer<Double>             // (capacity) |Δ insertion| (mm) into each entry
     let tendonMotion: UnsafeMutablePointer<Double>       // (capacity) Σ |Δ tendon| (mm) into each entry
     let rollMotion: UnsafeMutablePointer<Double>         // (capacity) |Δ roll| (rad) into each entry
@@ -166,12 +177,14 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
     @_noAllocation @_noLocks
     func setInitialCovariance(_ p: UnsafeMutablePointer<Double>) {
         let s = settings
-        for i in 0..<100 { p[i] = 0 }
+        let d = diagonalStep
+        for i in 0..<covarianceSize { p[i] = 0 }
         p[0] = s.initialInsertion * s.initialInsertion
-        p[11] = s.initialRoll * s.initialRoll
-        p[22] = s.initialBend * s.initialBend; p[33] = s.initialBend * s.initialBend
-        for i in 4..<7 { p[i * 11] = s.initialOrientation * s.initialOrientation }
-        for i in 7..<10 { p[i * 11] = s.initialOffset * s.initialOffset }
+        p[d] = s.initialRoll * s.initialRoll
+        p[2 * d] = s.initialBend * s.initialBend; p[3 * d] = s.initialBend * s.initialBend
+        for i in 4..<7 { p[i * d] = s.initialOrientation * s.initialOrientation }
+        for i in 7..<10 { p[i * d] = s.initialOffset * s.initialOffset }
+        p[10 * d] = s.initialSlip * s.initialSlip
     }
 
     @_noAllocation @_noLocks @inline(__always)
@@ -192,17 +205,15 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
         let s = settings
         let m = motion[k], t = tendonMotion[k]
         let drift = s.driftPerSecond * steps[k]
+        let d = diagonalStep
         p[0] += s.insertionLossPerMM * m + drift
-        p[11] += s.rollPerMM * m + s.rollLossPerRad * rollMotion[k] + drift
-        p[22] += s.bendPerMM * m + s.tendonLossPerMM * t + drift
-        p[33] += s.bendPerMM * m + s.tendonLossPerMM * t + drift
-        p[44] += s.orientationPerMM * m + drift
-        p[55] += s.orientationPerMM * m + drift
-        p[66] += s.orientationPerMM * m + drift
+        p[d] += s.rollPerMM * m + s.rollLossPerRad * rollMotion[k] + drift
+        p[2 * d] += s.bendPerMM * m + s.tendonLossPerMM * t + drift
+        p[3 * d] += s.bendPerMM * m + s.tendonLossPerMM * t + drift
+        for i in 4..<7 { p[i * d] += s.orientationPerMM * m + drift }
         let offset = s.offsetPerMM * m + s.offsetPerTendonMM * t + drift
-        p[77] += offset
-        p[88] += offset
-        p[99] += offset
+        for i in 7..<10 { p[i * d] += offset }
+        p[10 * d] += s.slipPerMM * m + drift
         capVariance(p)
     }
 
@@ -215,6 +226,7 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
         case 1: return s.maxRoll
         case 2, 3: return s.maxBend
         case 4, 5, 6: return s.maxOrientation
+        case 10: return s.maxSlip
         default: return s.maxOffset
         }
     }
@@ -225,10 +237,10 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
     func capVariance(_ p: UnsafeMutablePointer<Double>) {
         for i in 0..<stateSize {
             let cap = bound(i) * bound(i)
-            let v = p[i * 11]
+            let v = p[i * diagonalStep]
             if v > cap {
                 let f = squareRootOf(cap / v)
-                for j in 0..<stateSize { p[i * 10 + j] *= f; p[j * 10 + i] *= f }
+                for j in 0..<stateSize { p[i * stateSize + j] *= f; p[j * stateSize + i] *= f }
             }
         }
     }
@@ -256,17 +268,34 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
         times[k] = time
         storeJoints(q, at: k)
         motion[k] = m; steps[k] = dt; tendonMotion[k] = t; rollMotion[k] = roll
-        copyDoubles(from: states + previous * stateSize, to: states + k * stateSize, count: stateSize)
-        copyDoubles(from: covariances + previous * 100, to: covariances + k * 100, count: 100)
-        addProcessNoise(to: covariances + k * 100, entry: k)
+        propagate(from: previous, to: k)
         return estimate(now: time)
     }
 
-    /// The tip and its Jacobian with respect to the state (3 × 10, by columns) for entry k's
-    /// joints: the joint offsets and the rotation by forward differences of the corrected
-    /// kinematics, the offset exactly.
+    /// Entry k's mismatch and covariance from entry j's, one cycle earlier: the slip takes its
+    /// share of the insertion travel off the insertion offset (x ← F x, P ← F P Fᵀ, with F the
+    /// identity but for −Δq at (insertion, slip)), then the process noise.
     @_noAllocation @_noLocks
-    func tipAndJacobian(entry k: Int, into h: inout InlineArray<10, Vec3>) -> Vec3 {
+    func propagate(from j: Int, to k: Int) {
+        let n = stateSize
+        let x = states + k * n, P = covariances + k * covarianceSize
+        copyDoubles(from: states + j * n, to: x, count: n)
+        copyDoubles(from: covariances + j * covarianceSize, to: P, count: covarianceSize)
+        let travel = joints[k * 8] - joints[j * 8]
+        if travel.isFinite, travel != 0 {
+            x[0] -= travel * x[10]
+            // Row 0 of F P, then column 0 of (F P) Fᵀ from the row just updated.
+            for c in 0..<n { P[c] -= travel * P[10 * n + c] }
+            for r in 0..<n { P[r * n] -= travel * P[r * n + 10] }
+        }
+        addProcessNoise(to: P, entry: k)
+    }
+
+    /// The tip and its Jacobian with respect to the state (3 × stateSize, by columns) for entry
+    /// k's joints: the joint offsets and the rotation by forward differences of the corrected
+    /// kinematics, the offset exactly. The slip moves the tip only through the propagation.
+    @_noAllocation @_noLocks
+    func tipAndJacobian(entry k: Int, into h: inout InlineArray<11, Vec3>) -> Vec3 {
         let q = jointsAt(k)
         let x = states + k * stateSize
         let correction = KinematicCorrection(joints: SIMD4(x[0], x[1], x[2], x[3]), rotation: Vec3(x[4], x[5], x[6]), offset: Vec3(x[7], x[8], x[9]))
@@ -278,6 +307,7 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
             h[j] = (c.tip(model, q) - p) * (1 / step)
         }
         h[7] = Vec3(1, 0, 0); h[8] = Vec3(0, 1, 0); h[9] = Vec3(0, 0, 1)
+        h[10] = .zero
         return p
     }
 
@@ -290,14 +320,14 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
 
     @_noAllocation @_noLocks
     func estimateAt(_ k: Int, now: Nanoseconds) -> TipEstimate {
-        var h = InlineArray<10, Vec3>(repeating: .zero)
+        var h = InlineArray<11, Vec3>(repeating: .zero)
         let p = tipAndJacobian(entry: k, into: &h)
         // Σ = H P Hᵀ (3 × 3).
-        let P = covariances + k * 100
+        let P = covariances + k * covarianceSize
         var c = Mat3.zero
-        for a in 0..<10 {
+        for a in 0..<stateSize {
             var row = Vec3.zero  // Σ_b P[a][b] h_b
-            for b in 0..<10 { row += h[b] * P[a * 10 + b] }
+            for b in 0..<stateSize { row += h[b] * P[a * stateSize + b] }
             c.c0 += row * h[a].x; c.c1 += row * h[a].y; c.c2 += row * h[a].z
         }
         let trace = c.c0.x + c.c1.y + c.c2.z
@@ -342,17 +372,17 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
     mutating func fuse(_ m: TipMeasurement, afterReset: Bool) -> FusionRejection? {
         let (k, why) = entry(at: m.acquiredAt)
         if case .some(let reason) = why { return refuse(reason) }
-        var h = InlineArray<10, Vec3>(repeating: .zero)
+        var h = InlineArray<11, Vec3>(repeating: .zero)
         let p = tipAndJacobian(entry: k, into: &h)
-        // Measurement rows (up to 3) over the 10 states, residual and covariance.
-        var rows = InlineArray<30, Double>(repeating: 0)
+        // Measurement rows (up to 3) over the states, residual and covariance.
+        var rows = InlineArray<33, Double>(repeating: 0)
         var residual = Vec3.zero
         var r = Mat3.zero
         var dimension = 0
         if case .some(let x3) = m.position {
             if !x3.isFinite { return refuse(.invalid) }
             dimension = 3
-            for s in 0..<10 { rows[s] = h[s].x; rows[10 + s] = h[s].y; rows[20 + s] = h[s].z }
+            for s in 0..<stateSize { rows[s] = h[s].x; rows[stateSize + s] = h[s].y; rows[2 * stateSize + s] = h[s].z }
             residual = x3 - p
             r = m.positionCovariance
         } else if case .some(let uv) = m.pixel {
@@ -363,20 +393,20 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
             }
             let pr = plane.project(p)
             dimension = 2
-            for s in 0..<10 { rows[s] = pr.du.dot(h[s]); rows[10 + s] = pr.dv.dot(h[s]) }
+            for s in 0..<stateSize { rows[s] = pr.du.dot(h[s]); rows[stateSize + s] = pr.dv.dot(h[s]) }
             residual = Vec3(uv.x - pr.uv.x, uv.y - pr.uv.y, 0)
             let c = m.pixelCovariance
             r = Mat3(columns: Vec3(c.xx, c.xy, 0), Vec3(c.xy, c.yy, 0), Vec3(0, 0, 1))
         } else {
             return refuse(.invalid)
         }
-        let P = covariances + k * 100
-        // PHᵀ (10 × d) and S = H P Hᵀ + R (d × d, padded to 3 × 3 with identity).
-        var pht = InlineArray<30, Double>(repeating: 0)
-        for a in 0..<10 {
+        let P = covariances + k * covarianceSize
+        // PHᵀ (stateSize × d) and S = H P Hᵀ + R (d × d, padded to 3 × 3 with identity).
+        var pht = InlineArray<33, Double>(repeating: 0)
+        for a in 0..<stateSize {
             for i in 0..<dimension {
                 var sum = 0.0
-                for b in 0..<10 { sum += P[a * 10 + b] * rows[i * 10 + b] }
+                for b in 0..<stateSize { sum += P[a * stateSize + b] * rows[i * stateSize + b] }
                 pht[a * 3 + i] = sum
             }
         }
@@ -384,7 +414,7 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
         for i in 0..<dimension {
             for j in 0..<dimension {
                 var sum = 0.0
-                for a in 0..<10 { sum += rows[i * 10 + a] * pht[a * 3 + j] }
+                for a in 0..<stateSize { sum += rows[i * stateSize + a] * pht[a * 3 + j] }
                 switch j {
                 case 0: s.c0[i] += sum
                 case 1: s.c1[i] += sum
@@ -408,21 +438,19 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
             // residual pushed into roll or bending would be fitted by a linearisation far
             // from where it holds.
             P[0] += s0.initialInsertion * s0.initialInsertion * 4
-            P[77] += s0.initialOffset * s0.initialOffset * 4
-            P[88] += s0.initialOffset * s0.initialOffset * 4
-            P[99] += s0.initialOffset * s0.initialOffset * 4
+            for i in 7..<10 { P[i * diagonalStep] += s0.initialOffset * s0.initialOffset * 4 }
             return fuse(m, afterReset: true)
         }
-        // K = P Hᵀ S⁻¹ (10 × d); x += K ν; P = (I − K H) P (I − K H)ᵀ + K R Kᵀ.
-        var gain = InlineArray<30, Double>(repeating: 0)
-        for a in 0..<10 {
+        // K = P Hᵀ S⁻¹ (stateSize × d); x += K ν; P = (I − K H) P (I − K H)ᵀ + K R Kᵀ.
+        var gain = InlineArray<33, Double>(repeating: 0)
+        for a in 0..<stateSize {
             let row = Vec3(pht[a * 3], pht[a * 3 + 1], pht[a * 3 + 2])
             let g = sInv.transposed * row
             gain[a * 3] = g.x; gain[a * 3 + 1] = dimension > 1 ? g.y : 0; gain[a * 3 + 2] = dimension > 2 ? g.z : 0
         }
         let x = states + k * stateSize
-        var updated = InlineArray<10, Double>(repeating: 0)
-        for a in 0..<10 {
+        var updated = InlineArray<11, Double>(repeating: 0)
+        for a in 0..<stateSize {
             updated[a] = x[a] + gain[a * 3] * residual.x + gain[a * 3 + 1] * residual.y + gain[a * 3 + 2] * residual.z
             if !(abs(updated[a]) <= bound(a)) {
                 // Counted with the gated ones: a run of them resets the track. When even the
@@ -433,7 +461,7 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
                 return restart(entry: k, at: m)
             }
         }
-        for a in 0..<10 { x[a] = updated[a] }
+        for a in 0..<stateSize { x[a] = updated[a] }
         consecutiveGated = 0
         Self.josephUpdate(P, gain: gain, rows: rows, noise: r, dimension: dimension)
         return accept(entry: k, at: m)
@@ -457,39 +485,41 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
     /// product goes to its own buffer: the second one summed into the first, row by row, is
     /// (I − K H) P again, but only for the exact optimal gain; with a rounded one the error grew
     /// a thousandfold per image until variances went negative and every image was refused.
-    /// `gain` is 10 × 3 by rows, `rows` d × 10 (d ≤ 3; the unused rows and gain columns zero).
+    /// `gain` is stateSize × 3 by rows, `rows` d × stateSize (d ≤ 3; the unused rows and gain
+    /// columns zero).
     @_noAllocation @_noLocks
-    static func josephUpdate(_ P: UnsafeMutablePointer<Double>, gain: InlineArray<30, Double>, rows: InlineArray<30, Double>,
+    static func josephUpdate(_ P: UnsafeMutablePointer<Double>, gain: InlineArray<33, Double>, rows: InlineArray<33, Double>,
                              noise r: Mat3, dimension: Int) {
-        var ikh = InlineArray<100, Double>(repeating: 0)
-        for a in 0..<10 {
-            for b in 0..<10 {
+        let n = stateSize
+        var ikh = InlineArray<121, Double>(repeating: 0)
+        for a in 0..<n {
+            for b in 0..<n {
                 var v = a == b ? 1.0 : 0.0
-                for i in 0..<dimension { v -= gain[a * 3 + i] * rows[i * 10 + b] }
-                ikh[a * 10 + b] = v
+                for i in 0..<dimension { v -= gain[a * 3 + i] * rows[i * n + b] }
+                ikh[a * n + b] = v
             }
         }
-        var left = InlineArray<100, Double>(repeating: 0)
-        for a in 0..<10 {
-            for b in 0..<10 {
+        var left = InlineArray<121, Double>(repeating: 0)
+        for a in 0..<n {
+            for b in 0..<n {
                 var v = 0.0
-                for c in 0..<10 { v += ikh[a * 10 + c] * P[c * 10 + b] }
-                left[a * 10 + b] = v
+                for c in 0..<n { v += ikh[a * n + c] * P[c * n + b] }
+                left[a * n + b] = v
             }
         }
         // P is no longer read below, so the result goes straight into it.
-        for a in 0..<10 {
+        for a in 0..<n {
             for b in 0...a {
                 var v = 0.0
-                for c in 0..<10 { v += left[a * 10 + c] * ikh[b * 10 + c] }
+                for c in 0..<n { v += left[a * n + c] * ikh[b * n + c] }
                 var w = 0.0
-                for c in 0..<10 { w += left[b * 10 + c] * ikh[a * 10 + c] }
+                for c in 0..<n { w += left[b * n + c] * ikh[a * n + c] }
                 // K R Kᵀ. For a pixel R is padded to 3 × 3 with a unit third row; K's third
                 // column is 0 then, so the padding adds nothing.
                 let ka = Vec3(gain[a * 3], gain[a * 3 + 1], gain[a * 3 + 2]), kb = Vec3(gain[b * 3], gain[b * 3 + 1], gain[b * 3 + 2])
                 let sym = 0.5 * (v + w) + ka.dot(r * kb)
-                P[a * 10 + b] = sym
-                P[b * 10 + a] = sym
+                P[a * n + b] = sym
+                P[b * n + a] = sym
             }
         }
     }
@@ -500,9 +530,7 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
         var j = k
         while j != newest {
             let next = j + 1 == capacity ? 0 : j + 1
-            copyDoubles(from: states + j * stateSize, to: states + next * stateSize, count: stateSize)
-            copyDoubles(from: covariances + j * 100, to: covariances + next * 100, count: 100)
-            addProcessNoise(to: covariances + next * 100, entry: next)
+            propagate(from: j, to: next)
             j = next
         }
         if m.acquiredAt > lastImageAt { lastImageAt = m.acquiredAt }
@@ -524,7 +552,7 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
         }
         for i in 0..<stateSize { x[i] = 0 }
         x[7] = offset.x; x[8] = offset.y; x[9] = offset.z
-        setInitialCovariance(covariances + k * 100)
+        setInitialCovariance(covariances + k * covarianceSize)
         resets += 1
         return accept(entry: k, at: m)
     }
@@ -544,7 +572,8 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
         return KinematicCorrection(joints: SIMD4(x[0], x[1], x[2], x[3]), rotation: Vec3(x[4], x[5], x[6]), offset: Vec3(x[7], x[8], x[9]))
     }
 
-    /// The current mismatch estimate: insertion, roll, tendon x, tendon y offsets and the 3D offset.
+    /// The current mismatch estimate: insertion, roll, tendon x, tendon y offsets, the rotation,
+    /// the 3D offset and the insertion slip.
     public var mismatch: [Double] { newest < 0 ? [] : (0..<stateSize).map { states[newest * stateSize + $0] } }
 }
 
