@@ -89,44 +89,61 @@ struct PathServoTests {
         // The bend comes out on the way back (the same bend would take the tip back to the same wall).
         #expect((bendAtRetreat ?? 0) > 0.5)
         #expect(bendAfterRetreat == 0, "bend \(String(describing: bendAfterRetreat)) tendon mm after the retreat")
-        // Near the route's end a slow final approach is not a stall: no retreat there.
+        // Near the route's end a slow final approach is not a stall: a tip that comes 0.6 mm/s
+        // closer to the goal for longer than `stallTime` is not pulled back.
         let short = CenterlineRoute((0...6).map { tip + Vec3(0, 0, Double($0)) })
         var finishing = PathServo(model: model, route: short)
         finishing.reset(to: q)
-        for k in 0..<Int((finishing.stallTime + 5) * 1000) {
-            finishing.update(estimate: TipEstimate(position: tip, health: .imageFresh, time: Nanoseconds(k) * 1_000_000),
+        for k in 0..<5000 {
+            let closer = tip + Vec3(0, 0, 0.6 * Double(k) / 1000)
+            finishing.update(estimate: TipEstimate(position: closer, health: .imageFresh, time: Nanoseconds(k) * 1_000_000),
                              correction: KinematicCorrection(), dt: 1e-3, command: &command)
         }
+        #expect(5 > finishing.stallTime)
         #expect(finishing.retreats == 0)
+    }
+
+    /// A straight route of `routeMM` from a tip aligned with it, the estimate held where the tip
+    /// starts (whatever is pushed goes into slack behind it), for at most `steps` cycles. Returns
+    /// the cycle of the first retreat and the insertion pushed by then.
+    static func pushedBehindAHeldTip(routeMM: Int, steps: Int) throws -> (retreatedAt: Int?, pushed: Double, stallPush: Double, stallTime: Double) {
+        let model = CatheterModel(try loadRobot("lumen-1s.yaml"))
+        let q = JointVector([60, 0, 0, 0])
+        let tip = model.calcTipPose(q).translation, heading = model.calcTipPose(q).rotation.c2
+        var servo = PathServo(model: model, route: CenterlineRoute((0...routeMM).map { tip + heading * Double($0) }))
+        servo.reset(to: q)
+        var command = JointCommand(jointCount: 4)
+        var highest = q[0]
+        for k in 0..<steps {
+            servo.update(estimate: TipEstimate(position: tip, health: .imageFresh, time: Nanoseconds(k) * 1_000_000),
+                         correction: KinematicCorrection(), dt: 1e-3, command: &command)
+            highest = max(highest, servo.reference[0])
+            if servo.retreats > 0 { return (k, highest - q[0], servo.stallPush, servo.stallTime) }
+        }
+        return (nil, highest - q[0], servo.stallPush, servo.stallTime)
+    }
+
+    @Test("Within a lookahead of the goal, pushing behind a tip that comes no closer is buckling too")
+    func pushingWithoutProgressNearTheEndRetreats() throws {
+        // 5 mm from the goal, inside the lookahead from the start: a slow final approach is no
+        // stall, but 10 mm of shaft into a tip held 5 mm short only loads the wall.
+        let r = try Self.pushedBehindAHeldTip(routeMM: 5, steps: 20_000)
+        #expect(r.retreatedAt != nil, "no retreat in 20 s while pushing \(r.pushed) mm behind a held tip")
+        #expect(r.pushed > r.stallPush - 0.5 && r.pushed <= r.stallPush + 0.1, "pushed \(r.pushed) mm before the retreat")
     }
 
     @Test("Catheter pushed in while the tip stays put (buckling behind it) is a stall at once: pulled back after stallPush mm, not stallTime s")
     func pushingWithoutProgressRetreatsAfterTheSlackLimit() throws {
-        let model = CatheterModel(try loadRobot("lumen-1s.yaml"))
         // Straight and aligned with the route: the step pushes at full speed.
+        let r = try Self.pushedBehindAHeldTip(routeMM: 80, steps: 3000)
+        let at = try #require(r.retreatedAt, "no retreat within stallTime while pushing \(r.pushed) mm without progress")
+        #expect(Double(at) < 0.5 * r.stallTime * 1000)
+        #expect(r.pushed > r.stallPush - 0.5 && r.pushed <= r.stallPush + 0.1, "pushed \(r.pushed) mm before the retreat")
+        // A tip that follows the push is no stall: no retreat over the same push and more.
+        let model = CatheterModel(try loadRobot("lumen-1s.yaml"))
         let q = JointVector([60, 0, 0, 0])
         let tip = model.calcTipPose(q).translation, heading = model.calcTipPose(q).rotation.c2
-        let route = CenterlineRoute((0...80).map { tip + heading * Double($0) })
-        var servo = PathServo(model: model, route: route)
-        servo.reset(to: q)
         var command = JointCommand(jointCount: 4)
-        var retreatedAt: Int?, pushedAtRetreat = 0.0, highest = q[0]
-        // The estimate never moves: whatever is pushed in goes into slack behind the tip.
-        for k in 0..<Int(servo.stallTime * 1000) {
-            servo.update(estimate: TipEstimate(position: tip, health: .imageFresh, time: Nanoseconds(k) * 1_000_000),
-                         correction: KinematicCorrection(), dt: 1e-3, command: &command)
-            highest = max(highest, servo.reference[0])
-            if servo.retreats > 0 {
-                retreatedAt = k
-                pushedAtRetreat = highest - q[0]
-                break
-            }
-        }
-        let at = try #require(retreatedAt, "no retreat within stallTime while pushing \(highest - q[0]) mm without progress")
-        #expect(Double(at) < 0.5 * servo.stallTime * 1000)
-        #expect(pushedAtRetreat > servo.stallPush - 0.5 && pushedAtRetreat <= servo.stallPush + 0.1,
-                "pushed \(pushedAtRetreat) mm before the retreat")
-        // A tip that follows the push is no stall: no retreat over the same push and more.
         var following = PathServo(model: model, route: CenterlineRoute((0...80).map { tip + heading * Double($0) }))
         following.reset(to: q)
         var qf = q

@@ -196,6 +196,14 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     /// not one advancing, and it is a stall at once, without waiting `stallTime`: pushing on
     /// loads the walls and feeds out catheter the tip never uses.
     public var stallPush = 10.0
+    /// Within a lookahead of the route's end, progress is getting `finalProgress` mm closer to
+    /// the goal: the route's arc there barely grows, and counting every cycle as progress
+    /// switched the buckling rule off, so the servo pushed on behind a tip held short of the
+    /// goal until the loop sprang. A pull-back of `finalPullBack` mm starts the count afresh (a
+    /// tip that passed close by the goal cannot beat that from behind). Time without progress
+    /// is still no stall there: the final approach is slow by design.
+    public var finalProgress = 0.5
+    public var finalPullBack = 1.0
     /// N — the axial force at the sheath (the joint state's `insertionForce`, positive when
     /// pushing) the servo keeps under, either way: the monitor's insertion-force limit, which
     /// stops the robot when the force's size exceeds it. The advance slows from `pushEase` × the
@@ -266,6 +274,10 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
     public private(set) var pushedSinceProgress = 0.0
     var bestArc = 0.0
     var sinceProgress = 0.0
+    /// mm — the closest the tip has come to the goal near the route's end since the count began
+    /// (infinity: not counting), and the insertion pulled back since (`finalPullBack`).
+    var bestGoal = Double.infinity
+    var pulledNearEnd = 0.0
     var retreatLeft = 0.0
     public private(set) var reference = JointVector(count: 0)
     public private(set) var progress = 0
@@ -309,7 +321,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         reference = q
         progress = 0
         phase = .following
-        bestArc = 0; sinceProgress = 0; retreatLeft = 0; retreats = 0; pushedSinceProgress = 0
+        bestArc = 0; sinceProgress = 0; retreatLeft = 0; retreats = 0; pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0
         push = 0; pushRetreats = 0
         aimLeft = 0; stallArc = -1; retreatsHere = 0; failure = nil
         hairpinStage = hairpinIndex > 0 ? .pending : .none
@@ -347,7 +359,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             // radii before the corner) with a lookahead to spare.
             guard arc[progress] + lookahead >= hairpinArc - 2 * h.parentRadius else { return nil }
             hairpinStage = .overshooting
-            sinceProgress = 0; pushedSinceProgress = 0
+            sinceProgress = 0; pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0
             return hairpinStep(tip: tip, dt: dt)
         case .overshooting:
             if along > overshootBest + stallProgress {
@@ -380,7 +392,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
                 // Progress counts on from the corner; a stall is measured from here.
                 progress = hairpinIndex
                 bestArc = hairpinArc
-                sinceProgress = 0; pushedSinceProgress = 0; retreatLeft = 0; aimLeft = 0
+                sinceProgress = 0; pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0; retreatLeft = 0; aimLeft = 0
                 return nil
             }
             // Withdrawn past the opening and further than the overshoot took the tip beyond it:
@@ -468,8 +480,8 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             holdAtReference(&command)
             return
         }
-        // Within a lookahead of the route's end progress cannot grow much more: there a stall
-        // is the final approach, not a tip caught on a rim.
+        // Within a lookahead of the route's end progress along the route cannot grow much more:
+        // there progress is coming closer to the goal (`finalProgress`).
         let nearEnd = arc[count - 1] - arc[progress] < lookahead
         // Past the place where the series of retreats began: the way on was found.
         if stallArc >= 0, arc[progress] > stallArc + stallProgress { stallArc = -1; retreatsHere = 0 }
@@ -480,35 +492,43 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             // The engagement moves the tip off the route and back along it by design: its own
             // stages bound it, not the stall rules.
             sinceProgress = 0
-            pushedSinceProgress = 0
-        } else if !pushStalled, arc[progress] > bestArc + stallProgress || nearEnd {
-            if arc[progress] > bestArc { bestArc = arc[progress] }
+            pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0
+        } else if !pushStalled, arc[progress] > bestArc + stallProgress {
+            bestArc = arc[progress]
             sinceProgress = 0
-            pushedSinceProgress = 0
-        } else if retreatLeft <= 0, aimLeft <= 0, hairpinStage != .engaged {
-            // Once engaged a retreat would pull the tip out of the branch it was hooked into;
-            // a tip that falls out is engaged again instead (`hairpinStep`).
-            sinceProgress += dt
-            if sinceProgress > stallTime || pushedSinceProgress > stallPush || pushStalled {
-                if pushStalled { pushRetreats += 1 }
-                if retreatsHere >= maxRetreats {
-                    // Giving up at the first stall (no retreats allowed), no series has begun.
-                    failure = .noProgress(retreats: retreatsHere, arcMM: stallArc >= 0 ? stallArc : arc[progress], routeMM: arc[count - 1])
-                    phase = .gaveUp
-                    holdAtReference(&command)
-                    return
-                }
-                if stallArc < 0 { stallArc = arc[progress] }
-                pushedSinceProgress = 0
-                let further = retreatGrowth * Double(retreatsHere)
-                retreatLeft = retreat * (further + 1 < retreatGrowthLimit ? further + 1 : retreatGrowthLimit)
-                retreats += 1
-                retreatsHere += 1
-                aimLeft = aimTime
-                sinceProgress = 0
-                // Progress counts again from where the retreat ends.
-                bestArc = arc[progress] - retreatLeft
+            pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0
+        } else if !pushStalled, nearEnd {
+            // The final approach: slow is no stall, pushing behind a tip that comes no closer is.
+            sinceProgress = 0
+            if goalDistance < bestGoal - finalProgress {
+                bestGoal = goalDistance
+                pushedSinceProgress = 0; pulledNearEnd = 0
             }
+        } else if retreatLeft <= 0, aimLeft <= 0, hairpinStage != .engaged {
+            sinceProgress += dt
+        }
+        // Once engaged a retreat would pull the tip out of the branch it was hooked into; a tip
+        // that falls out is engaged again instead (`hairpinStep`).
+        if manoeuvre == nil, retreatLeft <= 0, aimLeft <= 0, hairpinStage != .engaged,
+           sinceProgress > stallTime || pushedSinceProgress > stallPush || pushStalled {
+            if pushStalled { pushRetreats += 1 }
+            if retreatsHere >= maxRetreats {
+                // Giving up at the first stall (no retreats allowed), no series has begun.
+                failure = .noProgress(retreats: retreatsHere, arcMM: stallArc >= 0 ? stallArc : arc[progress], routeMM: arc[count - 1])
+                phase = .gaveUp
+                holdAtReference(&command)
+                return
+            }
+            if stallArc < 0 { stallArc = arc[progress] }
+            pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0
+            let further = retreatGrowth * Double(retreatsHere)
+            retreatLeft = retreat * (further + 1 < retreatGrowthLimit ? further + 1 : retreatGrowthLimit)
+            retreats += 1
+            retreatsHere += 1
+            aimLeft = aimTime
+            sinceProgress = 0
+            // Progress counts again from where the retreat ends.
+            bestArc = arc[progress] - retreatLeft
         }
         if retreatLeft > 0 { phase = .withdrawing } else if aimLeft > 0 { phase = .aiming }
         switch hairpinStage {
@@ -697,7 +717,14 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         // What the engagement withdrew, not what it asked for: held by tension (or at the end
         // of travel), a hooked tip has not slid back along the parent.
         if engaging { withdrawnWhileHooked += reference[0] - limited[0] }
-        if retreatLeft <= 0, aimLeft <= 0, limited[0] > reference[0] { pushedSinceProgress += limited[0] - reference[0] }
+        if retreatLeft <= 0, aimLeft <= 0 {
+            if limited[0] > reference[0] {
+                pushedSinceProgress += limited[0] - reference[0]
+            } else if bestGoal.isFinite, limited[0] < reference[0] {
+                pulledNearEnd += reference[0] - limited[0]
+                if pulledNearEnd >= finalPullBack { pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0 }
+            }
+        }
         for j in 0..<reference.count {
             command.velocity[j] = dt > 0 ? (limited[j] - reference[j]) / dt : 0
         }
