@@ -93,6 +93,16 @@ public struct ReplayReport: Sendable, Codable, Equatable {
         public var replayFound = 0
         /// Frames where both found the tip within `tolerancePx`, or both found none.
         public var reproduced = 0
+        /// Frames the live tracker saw that the recording lacks (its frame numbers jump: left
+        /// out by decimation, lost before the recorder drained them, refused by a busy encoder,
+        /// or taken before the recording began).
+        public var framesMissing = 0
+        /// Frames re-tracked while the replay's tracker had seen every frame the live one had,
+        /// and of those the ones reproduced. Only these must agree exactly: after a missing frame
+        /// the replay's tracker starts afresh (a whole-frame acquisition) where the live one
+        /// carried its motion model and search region on.
+        public var framesInStep = 0
+        public var reproducedInStep = 0
         /// px: |replayed − recorded| where both found it.
         public var differenceP50: Double?
         public var differenceP95: Double?
@@ -107,8 +117,11 @@ public struct ReplayReport: Sendable, Codable, Equatable {
     public var tracked: Bool
     public var tolerancePx: Double
     public var planes: [Plane]
-    /// Fraction of frames reproduced, over all planes (nil when none was re-tracked).
+    /// Fraction of the frames re-tracked in step (`Plane.framesInStep`) that were reproduced,
+    /// over all planes (nil when none was): for an unchanged tracker it is 1.
     public var reproducedFraction: Double?
+    /// The same over the frames re-tracked after a missing frame (nil when there were none).
+    public var reproducedAfterGapFraction: Double? = nil
     /// The estimator re-run on the recording (`EstimatorReplay`), when asked for.
     public var estimator: EstimatorReplayReport? = nil
 }
@@ -126,7 +139,10 @@ public enum Replay {
         // the recorder writes the measurement when it drains the frame and the other two when
         // the frame is encoded, so other messages come between them.
         var pendingImage: [Int: [UInt64: [UInt8]]] = [:]
-        var pendingInfo: [Int: [UInt64: (width: Int, height: Int, format: FrameFormat)]] = [:]
+        var pendingInfo: [Int: [UInt64: (width: Int, height: Int, format: FrameFormat, pitch: Double?, index: UInt64?)]] = [:]
+        // Per plane: the frame number last re-tracked, and whether a frame has been missing since the start.
+        var lastIndex: [Int: UInt64] = [:]
+        var outOfStep: Set<Int> = []
         var pendingMeasurement: [Int: [UInt64: [String: Any]]] = [:]
         var tipCount = 0
         var lastTip: Vec3?
@@ -166,7 +182,8 @@ public enum Replay {
                 guard let w = o["width"] as? Int, let h = o["height"] as? Int, let f = (o["format"] as? String).flatMap(FrameFormat.init(rawValue:)) else {
                     throw ReplayError.badMessage(topic: topic, reason: "no width, height or format")
                 }
-                pendingInfo[plane, default: [:]][t] = (w, h, f)
+                // The pitch the live tracker was given: its search regions and ridge scales follow it.
+                pendingInfo[plane, default: [:]][t] = (w, h, f, o["pixel_spacing_mm"] as? Double, (o["index"] as? Int).flatMap { $0 > 0 ? UInt64($0) : nil })
             } else if topic.hasSuffix("/measurement") {
                 pendingMeasurement[plane, default: [:]][t] = try object(m, topic)
             } else {
@@ -181,23 +198,41 @@ public enum Replay {
             p.frames += 1
             let recorded = (o["pixel"] as? [Double]).flatMap { $0.count == 2 ? SIMD2($0[0], $0[1]) : nil }
             if recorded != nil { p.recordedFound += 1 }
+            // Frames numbered 1, 2, 3… as taken; a jump means the live tracker saw frames the
+            // replay cannot. A recording without numbers is taken as complete.
+            if let index = fi.index {
+                let expected = (lastIndex[plane] ?? 0) + 1
+                if index > expected {
+                    p.framesMissing += Int(index - expected)
+                    outOfStep.insert(plane)
+                    trackers[plane] = nil
+                }
+                lastIndex[plane] = index
+            }
+            let inStep = !outOfStep.contains(plane)
+            if inStep { p.framesInStep += 1 }
             let tracker: TipTracker
             if let tr = trackers[plane] { tracker = tr } else { tracker = try TipTracker(settings: settings); trackers[plane] = tracker }
             do {
                 let pixels = try FrameCodec.decode(bytes, width: fi.width, height: fi.height, format: fi.format)
-                let r = try tracker.track(Frame(width: fi.width, height: fi.height, pixels: pixels, acquiredAt: Nanoseconds(clamping: t)))
+                let r = try tracker.track(Frame(width: fi.width, height: fi.height, pixels: pixels, acquiredAt: Nanoseconds(clamping: t), pixelPitchMM: fi.pitch))
                 let replayed = r.status == .tracked ? SIMD2(r.u, r.v) : nil
                 if replayed != nil { p.replayFound += 1 }
+                var same = false
                 switch (recorded, replayed) {
-                case (nil, nil): p.reproduced += 1
+                case (nil, nil): same = true
                 case (let a?, let b?):
                     let d = ((a - b) * (a - b)).sum().squareRoot()
                     diffs[plane, default: []].append(d)
-                    if d <= tolerancePx { p.reproduced += 1 }
+                    same = d <= tolerancePx
                 default: break
                 }
+                if same { p.reproduced += 1; if inStep { p.reproducedInStep += 1 } }
             } catch {
+                // The live tracker saw this frame; the replay's tracker did not.
                 p.undecodable += 1
+                outOfStep.insert(plane)
+                trackers[plane] = nil
             }
             planes[plane] = p
         } channels: { c in topics[c.id] = c.topic }
@@ -209,8 +244,10 @@ public enum Replay {
                 out[k].differenceP50 = percentile(d, 50); out[k].differenceP95 = percentile(d, 95); out[k].differenceMax = d.max()
             }
         }
-        let frames = out.reduce(0) { $0 + $1.frames }
+        let inStep = out.reduce(0) { $0 + $1.framesInStep }, afterGap = out.reduce(0) { $0 + $1.frames - $1.framesInStep }
+        let reproducedInStep = out.reduce(0) { $0 + $1.reproducedInStep }, reproducedAfterGap = out.reduce(0) { $0 + $1.reproduced - $1.reproducedInStep }
         return ReplayReport(info: info, tipSamples: tipCount, tipPathLengthMm: pathLength, tracked: track, tolerancePx: tolerancePx, planes: out,
-                            reproducedFraction: frames > 0 ? Double(out.reduce(0) { $0 + $1.reproduced }) / Double(frames) : nil)
+                            reproducedFraction: inStep > 0 ? Double(reproducedInStep) / Double(inStep) : nil,
+                            reproducedAfterGapFraction: afterGap > 0 ? Double(reproducedAfterGap) / Double(afterGap) : nil)
     }
 }

@@ -206,12 +206,15 @@ public final class SyntheticRun: RecordingTap, OperatorPort, @unchecked Sendable
         guard !geometries.isEmpty else { return }
         let period = Nanoseconds.fromSeconds(1 / settings.framesPerSecond)
         var next = start
-        var index: UInt64 = 0
+        // `index` counts frame periods (it picks the pool's frame, as time passes for a detector);
+        // `published` counts the frames taken, as the runtime numbers them: a recording whose
+        // frame numbers jump lacks frames the tracker saw.
+        var index: UInt64 = 0, published: UInt64 = 0
         while running.load(ordering: .acquiring) {
             _ = MonotonicClock.sleep(until: next)
             guard running.load(ordering: .acquiring) else { break }
             let now = MonotonicClock.now()
-            index += 1
+            index += 1; published += 1
             for (p, g) in geometries.enumerated() {
                 let item = pool[p][Int((index - 1) % UInt64(pool[p].count))]
                 var m: TipMeasurement?
@@ -220,7 +223,7 @@ public final class SyntheticRun: RecordingTap, OperatorPort, @unchecked Sendable
                     m = TipMeasurement(acquiredAt: now, plane: UInt8(p), pixel: t.status == .tracked ? SIMD2(t.u, t.v) : nil,
                                        pixelCovariance: SymMat2(xx: 1, yy: 1), confidence: t.confidence)
                 }
-                let frame = LiveFrame(plane: UInt8(p), index: index, acquiredAt: now, width: g.columns, height: g.rows, pixels: item.pixels,
+                let frame = LiveFrame(plane: UInt8(p), index: published, acquiredAt: now, width: g.columns, height: g.rows, pixels: item.pixels,
                                       pixelSpacing: g.pixelSpacing, projection: g.projectionMatrix, measurement: m)
                 frameQueue.withLock { q in
                     // Bounded: a recorder that stopped draining does not grow memory.
@@ -230,7 +233,7 @@ public final class SyntheticRun: RecordingTap, OperatorPort, @unchecked Sendable
                 latest.withLock { $0[p] = frame }
             }
             lastFrameAt.store(now, ordering: .relaxed)
-            state.withLock { s in for p in 0..<s.framesAcquired.count { s.framesAcquired[p] = index } }
+            state.withLock { s in for p in 0..<s.framesAcquired.count { s.framesAcquired[p] = published } }
             next += period
             // Behind by more than a frame (tracking took too long): skip, as a detector would, and count.
             let late = (MonotonicClock.now() - next) / period

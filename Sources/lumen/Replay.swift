@@ -51,9 +51,11 @@ struct ReplayCommand: ParsableCommand {
             for p in r.planes {
                 let diff = p.differenceP50.map { String(format: "p50 %.3f px, p95 %.3f px, max %.3f px", $0, p.differenceP95 ?? 0, p.differenceMax ?? 0) } ?? "no common fixes"
                 print("plane \(p.plane): \(p.frames) frames, recorded fixes \(p.recordedFound), replayed fixes \(p.replayFound), "
-                    + "reproduced \(p.reproduced) (\(diff))" + (p.undecodable > 0 ? ", \(p.undecodable) undecodable" : ""))
+                    + "reproduced \(p.reproduced) (\(diff))" + (p.undecodable > 0 ? ", \(p.undecodable) undecodable" : "")
+                    + (p.framesMissing > 0 ? "; \(p.framesMissing) frames the tracker saw are not in the recording, \(p.frames - p.framesInStep) re-tracked after the first gap" : ""))
             }
-            if let f = r.reproducedFraction { print(String(format: "reproduced: %.1f %% of frames within %.2f px", f * 100, r.tolerancePx)) }
+            if let f = r.reproducedFraction { print(String(format: "reproduced: %.1f %% of frames within %.2f px (re-tracked with every earlier frame)", f * 100, r.tolerancePx)) }
+            if let f = r.reproducedAfterGapFraction { print(String(format: "after a missing frame: %.1f %% reproduced (the replay's tracker started afresh there)", f * 100)) }
         }
         if let e = estimator?.report {
             print(String(format: "estimator: %d cycles from cycle %llu (%llu missing), %d measurements (%d fused; arrival recorded %d, from the estimate %d, inferred %d)",

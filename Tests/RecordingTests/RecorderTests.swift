@@ -128,13 +128,38 @@ struct RecorderTests {
     @Test func replayReproducesTheRecordedTrack() throws {
         let s = try Support.Scratch()
         let path = s.path("replay.mcap")
-        _ = try Self.record(try Self.synthetic(planes: 1, size: 256, pool: 6), to: path, seconds: 1.0, frames: 6)
+        let report = try Self.record(try Self.synthetic(planes: 1, size: 256, pool: 6), to: path, seconds: 1.0, frames: 6)
         let r = try Replay.run(path, track: true)
         let plane = try #require(r.planes.first)
         #expect(plane.frames >= 3)
         #expect(plane.recordedFound > 0)
-        #expect(r.reproducedFraction == 1, "\(r.planes)")
+        // Every frame re-tracked with the same history as the live tracker's is reproduced.
+        #expect(plane.framesInStep >= 1)
+        #expect(r.reproducedFraction == 1, "\(r.planes), recorder: \(report)")
+        // A recorder that lost no frame leaves the replay nothing to miss.
+        if report.framesLost == 0, report.framesEncoderBusy == 0, report.framesNotEncoded == 0 {
+            #expect(plane.framesMissing == 0 && plane.framesInStep == plane.frames, "\(r.planes), recorder: \(report)")
+        }
         #expect(r.tipSamples > 0)
+    }
+
+    /// Frames the live tracker saw but the recording lacks (here every other one, decimated) are
+    /// counted; the replay's tracker starts afresh after each, and those frames are reported
+    /// apart from the ones re-tracked in step.
+    @Test func replayCountsFramesTheRecordingLacks() throws {
+        let s = try Support.Scratch()
+        let path = s.path("decimated.mcap")
+        var settings = RecorderSettings()
+        settings.frameDecimation = 2
+        let report = try Self.record(try Self.synthetic(planes: 1, size: 256, pool: 6), to: path, seconds: 1.0, frames: 4, settings: settings)
+        #expect(report.framesSkipped > 0)
+        let r = try Replay.run(path, track: true)
+        let plane = try #require(r.planes.first)
+        #expect(plane.frames >= 4)
+        #expect(plane.framesMissing >= plane.frames - 1, "\(r.planes)")
+        #expect(plane.framesInStep <= 1)
+        #expect(r.reproducedAfterGapFraction != nil)
+        if plane.framesInStep == 0 { #expect(r.reproducedFraction == nil) }
     }
 
     /// The comparison can fail: frames whose recorded measurement is not what the tracker finds.
