@@ -55,6 +55,12 @@ public struct TipEstimatorSettings: Sendable, Equatable {
     /// itself on every cycle. Bound (a slip above 1 would be a tip moving backwards as the
     /// shaft goes in), initial σ, and variance per mm of insertion travel.
     public var maxSlip = 1.5, initialSlip = 0.3, slipPerMM = 0.005
+    /// The bend slip: the same for the tendons (the fraction of tendon travel that does not bend
+    /// the tip: a tip pressed on a wall, or a bending section held straight by a narrow vessel).
+    /// A tendon pulled at its full speed moves the model's tip millimetres within an image's
+    /// latency; without it the estimate swings out with every pull and release at a wall.
+    /// Variance per mm of tendon travel.
+    public var maxBendSlip = 1.5, initialBendSlip = 0.3, bendSlipPerTendonMM = 0.02
     /// Slow drift when still (variance per second, every state).
     public var driftPerSecond = 1e-4
     /// Initial standard deviations of the mismatch.
@@ -91,8 +97,10 @@ public enum FusionRejection: UInt8, Sendable, Equatable {
 /// the measured joints —, a small rotation (rad, rotation vector) of the frame where the
 /// bending section starts, and a 3D offset of the tip (mm): the last two stand for the shape
 /// the vessels impose on a shaft the model takes to be straight; and the insertion slip (the
-/// fraction of insertion travel that does not reach the tip).
-@usableFromInline let stateSize = 11
+/// fraction of insertion travel that does not reach the tip) and the bend slip (that of tendon travel).
+@usableFromInline let stateSize = 12
+/// The slips' places in the state.
+@usableFromInline let insertionSlip = 10, bendSlip = 11
 /// The covariance's entries, and the step between its diagonal entries (row-major).
 @usableFromInline let covarianceSize = stateSize * stateSize
 @usableFromInline let diagonalStep = stateSize + 1
@@ -184,7 +192,8 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
         p[2 * d] = s.initialBend * s.initialBend; p[3 * d] = s.initialBend * s.initialBend
         for i in 4..<7 { p[i * d] = s.initialOrientation * s.initialOrientation }
         for i in 7..<10 { p[i * d] = s.initialOffset * s.initialOffset }
-        p[10 * d] = s.initialSlip * s.initialSlip
+        p[insertionSlip * d] = s.initialSlip * s.initialSlip
+        p[bendSlip * d] = s.initialBendSlip * s.initialBendSlip
     }
 
     @_noAllocation @_noLocks @inline(__always)
@@ -213,7 +222,8 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
         for i in 4..<7 { p[i * d] += s.orientationPerMM * m + drift }
         let offset = s.offsetPerMM * m + s.offsetPerTendonMM * t + drift
         for i in 7..<10 { p[i * d] += offset }
-        p[10 * d] += s.slipPerMM * m + drift
+        p[insertionSlip * d] += s.slipPerMM * m + drift
+        p[bendSlip * d] += s.bendSlipPerTendonMM * t + drift
         capVariance(p)
     }
 
@@ -226,7 +236,8 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
         case 1: return s.maxRoll
         case 2, 3: return s.maxBend
         case 4, 5, 6: return s.maxOrientation
-        case 10: return s.maxSlip
+        case insertionSlip: return s.maxSlip
+        case bendSlip: return s.maxBendSlip
         default: return s.maxOffset
         }
     }
@@ -272,21 +283,34 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
         return estimate(now: time)
     }
 
-    /// Entry k's mismatch and covariance from entry j's, one cycle earlier: the slip takes its
-    /// share of the insertion travel off the insertion offset (x ← F x, P ← F P Fᵀ, with F the
-    /// identity but for −Δq at (insertion, slip)), then the process noise.
+    /// Entry k's mismatch and covariance from entry j's, one cycle earlier: each slip takes its
+    /// share of the joint travel off the joint's offset (x ← F x, P ← F P Fᵀ, with F the
+    /// identity but for −Δq at (insertion, insertion slip) and at (tendon, bend slip)), then
+    /// the process noise.
     @_noAllocation @_noLocks
     func propagate(from j: Int, to k: Int) {
         let n = stateSize
         let x = states + k * n, P = covariances + k * covarianceSize
         copyDoubles(from: states + j * n, to: x, count: n)
         copyDoubles(from: covariances + j * covarianceSize, to: P, count: covarianceSize)
-        let travel = joints[k * 8] - joints[j * 8]
-        if travel.isFinite, travel != 0 {
-            x[0] -= travel * x[10]
-            // Row 0 of F P, then column 0 of (F P) Fᵀ from the row just updated.
-            for c in 0..<n { P[c] -= travel * P[10 * n + c] }
-            for r in 0..<n { P[r * n] -= travel * P[r * n + 10] }
+        // The offsets the slips act on (insertion, the two tendons), their slip and joint travel.
+        var travel = SIMD4<Double>(joints[k * 8] - joints[j * 8], 0, 0, 0)
+        for t in 2..<4 where t < model.jointCount { travel[t] = joints[k * 8 + t] - joints[j * 8 + t] }
+        var moved = false
+        for r in 0..<4 where r != 1 {
+            if !travel[r].isFinite { travel[r] = 0 }
+            moved = moved || travel[r] != 0
+        }
+        guard moved else { addProcessNoise(to: P, entry: k); return }
+        // Rows of F P first (the slips' rows are not among them), then its columns: (F P) Fᵀ.
+        for r in 0..<4 where r != 1 && travel[r] != 0 {
+            let slip = r == 0 ? insertionSlip : bendSlip
+            x[r] -= travel[r] * x[slip]
+            for c in 0..<n { P[r * n + c] -= travel[r] * P[slip * n + c] }
+        }
+        for r in 0..<4 where r != 1 && travel[r] != 0 {
+            let slip = r == 0 ? insertionSlip : bendSlip
+            for row in 0..<n { P[row * n + r] -= travel[r] * P[row * n + slip] }
         }
         addProcessNoise(to: P, entry: k)
     }
@@ -295,7 +319,7 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
     /// k's joints: the joint offsets and the rotation by forward differences of the corrected
     /// kinematics, the offset exactly. The slip moves the tip only through the propagation.
     @_noAllocation @_noLocks
-    func tipAndJacobian(entry k: Int, into h: inout InlineArray<11, Vec3>) -> Vec3 {
+    func tipAndJacobian(entry k: Int, into h: inout InlineArray<12, Vec3>) -> Vec3 {
         let q = jointsAt(k)
         let x = states + k * stateSize
         let correction = KinematicCorrection(joints: SIMD4(x[0], x[1], x[2], x[3]), rotation: Vec3(x[4], x[5], x[6]), offset: Vec3(x[7], x[8], x[9]))
@@ -307,7 +331,7 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
             h[j] = (c.tip(model, q) - p) * (1 / step)
         }
         h[7] = Vec3(1, 0, 0); h[8] = Vec3(0, 1, 0); h[9] = Vec3(0, 0, 1)
-        h[10] = .zero
+        h[insertionSlip] = .zero; h[bendSlip] = .zero
         return p
     }
 
@@ -320,7 +344,7 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
 
     @_noAllocation @_noLocks
     func estimateAt(_ k: Int, now: Nanoseconds) -> TipEstimate {
-        var h = InlineArray<11, Vec3>(repeating: .zero)
+        var h = InlineArray<12, Vec3>(repeating: .zero)
         let p = tipAndJacobian(entry: k, into: &h)
         // Σ = H P Hᵀ (3 × 3).
         let P = covariances + k * covarianceSize
@@ -372,10 +396,10 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
     mutating func fuse(_ m: TipMeasurement, afterReset: Bool) -> FusionRejection? {
         let (k, why) = entry(at: m.acquiredAt)
         if case .some(let reason) = why { return refuse(reason) }
-        var h = InlineArray<11, Vec3>(repeating: .zero)
+        var h = InlineArray<12, Vec3>(repeating: .zero)
         let p = tipAndJacobian(entry: k, into: &h)
         // Measurement rows (up to 3) over the states, residual and covariance.
-        var rows = InlineArray<33, Double>(repeating: 0)
+        var rows = InlineArray<36, Double>(repeating: 0)
         var residual = Vec3.zero
         var r = Mat3.zero
         var dimension = 0
@@ -402,7 +426,7 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
         }
         let P = covariances + k * covarianceSize
         // PHᵀ (stateSize × d) and S = H P Hᵀ + R (d × d, padded to 3 × 3 with identity).
-        var pht = InlineArray<33, Double>(repeating: 0)
+        var pht = InlineArray<36, Double>(repeating: 0)
         for a in 0..<stateSize {
             for i in 0..<dimension {
                 var sum = 0.0
@@ -442,14 +466,14 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
             return fuse(m, afterReset: true)
         }
         // K = P Hᵀ S⁻¹ (stateSize × d); x += K ν; P = (I − K H) P (I − K H)ᵀ + K R Kᵀ.
-        var gain = InlineArray<33, Double>(repeating: 0)
+        var gain = InlineArray<36, Double>(repeating: 0)
         for a in 0..<stateSize {
             let row = Vec3(pht[a * 3], pht[a * 3 + 1], pht[a * 3 + 2])
             let g = sInv.transposed * row
             gain[a * 3] = g.x; gain[a * 3 + 1] = dimension > 1 ? g.y : 0; gain[a * 3 + 2] = dimension > 2 ? g.z : 0
         }
         let x = states + k * stateSize
-        var updated = InlineArray<11, Double>(repeating: 0)
+        var updated = InlineArray<12, Double>(repeating: 0)
         for a in 0..<stateSize {
             updated[a] = x[a] + gain[a * 3] * residual.x + gain[a * 3 + 1] * residual.y + gain[a * 3 + 2] * residual.z
             if !(abs(updated[a]) <= bound(a)) {
@@ -488,10 +512,10 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
     /// `gain` is stateSize × 3 by rows, `rows` d × stateSize (d ≤ 3; the unused rows and gain
     /// columns zero).
     @_noAllocation @_noLocks
-    static func josephUpdate(_ P: UnsafeMutablePointer<Double>, gain: InlineArray<33, Double>, rows: InlineArray<33, Double>,
+    static func josephUpdate(_ P: UnsafeMutablePointer<Double>, gain: InlineArray<36, Double>, rows: InlineArray<36, Double>,
                              noise r: Mat3, dimension: Int) {
         let n = stateSize
-        var ikh = InlineArray<121, Double>(repeating: 0)
+        var ikh = InlineArray<144, Double>(repeating: 0)
         for a in 0..<n {
             for b in 0..<n {
                 var v = a == b ? 1.0 : 0.0
@@ -499,7 +523,7 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
                 ikh[a * n + b] = v
             }
         }
-        var left = InlineArray<121, Double>(repeating: 0)
+        var left = InlineArray<144, Double>(repeating: 0)
         for a in 0..<n {
             for b in 0..<n {
                 var v = 0.0
@@ -573,7 +597,7 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
     }
 
     /// The current mismatch estimate: insertion, roll, tendon x, tendon y offsets, the rotation,
-    /// the 3D offset and the insertion slip.
+    /// the 3D offset, the insertion slip and the bend slip.
     public var mismatch: [Double] { newest < 0 ? [] : (0..<stateSize).map { states[newest * stateSize + $0] } }
 }
 
