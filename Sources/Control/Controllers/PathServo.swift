@@ -321,11 +321,18 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
         reference = q
         progress = 0
         phase = .following
-        bestArc = 0; sinceProgress = 0; retreatLeft = 0; retreats = 0; pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0
+        bestArc = 0; sinceProgress = 0; retreatLeft = 0; retreats = 0; restartPushCount()
         push = 0; pushRetreats = 0
         aimLeft = 0; stallArc = -1; retreatsHere = 0; failure = nil
         hairpinStage = hairpinIndex > 0 ? .pending : .none
         hairpinTries = 0; hookLeft = 0; withdrawnWhileHooked = 0; overshootBest = -.infinity; overshootStill = 0
+    }
+
+    /// Starts the buckling rule's count afresh: no insertion pushed since progress, and near the
+    /// end no closest approach or pull-back yet.
+    @_noAllocation @_noLocks
+    mutating func restartPushCount() {
+        pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0
     }
 
     /// The reverse-curve engagement's step this cycle: advances its stage from where the tip is,
@@ -359,7 +366,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             // radii before the corner) with a lookahead to spare.
             guard arc[progress] + lookahead >= hairpinArc - 2 * h.parentRadius else { return nil }
             hairpinStage = .overshooting
-            sinceProgress = 0; pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0
+            sinceProgress = 0; restartPushCount()
             return hairpinStep(tip: tip, dt: dt)
         case .overshooting:
             if along > overshootBest + stallProgress {
@@ -392,7 +399,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
                 // Progress counts on from the corner; a stall is measured from here.
                 progress = hairpinIndex
                 bestArc = hairpinArc
-                sinceProgress = 0; pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0; retreatLeft = 0; aimLeft = 0
+                sinceProgress = 0; restartPushCount(); retreatLeft = 0; aimLeft = 0
                 return nil
             }
             // Withdrawn past the opening and further than the overshoot took the tip beyond it:
@@ -492,11 +499,11 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
             // The engagement moves the tip off the route and back along it by design: its own
             // stages bound it, not the stall rules.
             sinceProgress = 0
-            pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0
+            restartPushCount()
         } else if !pushStalled, arc[progress] > bestArc + stallProgress {
             bestArc = arc[progress]
             sinceProgress = 0
-            pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0
+            restartPushCount()
         } else if !pushStalled, nearEnd {
             // The final approach: slow is no stall, pushing behind a tip that comes no closer is.
             sinceProgress = 0
@@ -520,7 +527,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
                 return
             }
             if stallArc < 0 { stallArc = arc[progress] }
-            pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0
+            restartPushCount()
             let further = retreatGrowth * Double(retreatsHere)
             retreatLeft = retreat * (further + 1 < retreatGrowthLimit ? further + 1 : retreatGrowthLimit)
             retreats += 1
@@ -722,7 +729,7 @@ public struct PathServo: ~Copyable, @unchecked Sendable {
                 pushedSinceProgress += limited[0] - reference[0]
             } else if bestGoal.isFinite, limited[0] < reference[0] {
                 pulledNearEnd += reference[0] - limited[0]
-                if pulledNearEnd >= finalPullBack { pushedSinceProgress = 0; bestGoal = .infinity; pulledNearEnd = 0 }
+                if pulledNearEnd >= finalPullBack { restartPushCount() }
             }
         }
         for j in 0..<reference.count {

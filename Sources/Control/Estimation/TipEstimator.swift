@@ -296,12 +296,7 @@ public struct TipEstimator: ~Copyable, @unchecked Sendable {
         // The offsets the slips act on (insertion, the two tendons), their slip and joint travel.
         var travel = SIMD4<Double>(joints[k * 8] - joints[j * 8], 0, 0, 0)
         for t in 2..<4 where t < model.jointCount { travel[t] = joints[k * 8 + t] - joints[j * 8 + t] }
-        var moved = false
-        for r in 0..<4 where r != 1 {
-            if !travel[r].isFinite { travel[r] = 0 }
-            moved = moved || travel[r] != 0
-        }
-        guard moved else { addProcessNoise(to: P, entry: k); return }
+        for r in 0..<4 where r != 1 && !travel[r].isFinite { travel[r] = 0 }
         // Rows of F P first (the slips' rows are not among them), then its columns: (F P) Fᵀ.
         for r in 0..<4 where r != 1 && travel[r] != 0 {
             let slip = r == 0 ? insertionSlip : bendSlip
