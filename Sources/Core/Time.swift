@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Monotonic time and durations in integer nanoseconds (`CLOCK_MONOTONIC`).
 ///
 /// Integers, not `Duration`, because the control cycle does arithmetic on them every
@@ -15,5 +19,17 @@ public extension Nanoseconds {
     /// The duration of `seconds` seconds, rounded to the nearest nanosecond.
     @inlinable static func fromSeconds(_ seconds: Double) -> Nanoseconds {
         Nanoseconds((seconds * 1e9).rounded())
+    }
+}
+
+/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`): what a piece of work cost
+/// on its core, unlike wall time, whatever else the machine runs beside it. Not for the
+/// control cycle (it is a system call where the monotonic clock is a vDSO read).
+public enum ThreadCPUTime {
+    /// Seconds, or 0 where the clock cannot be read.
+    public static func seconds() -> Double {
+        var ts = timespec()
+        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0 else { return 0 }
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 }

@@ -326,8 +326,7 @@ public final class Recorder: @unchecked Sendable {
     }
 
     private func publish() {
-        var ts = timespec()
-        if clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0 { report.threadCPUSeconds = Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9 }
+        report.threadCPUSeconds = ThreadCPUTime.seconds()
         report.encoderQueueHighWater = encoders?.highWater ?? 0
         if let s = syncer?.figures, !s.durations.isEmpty {
             if !s.intervals.isEmpty {

@@ -284,23 +284,17 @@ public enum RecorderLiveBench {
         func cost(_ encode: () throws(FrameCodecError) -> [UInt8]) -> (ms: Double, bytes: Int)? {
             let n = 5
             var bytes = 0
-            let t0 = threadCPUSeconds()
+            let t0 = ThreadCPUTime.seconds()
             for _ in 0..<n {
                 do throws(FrameCodecError) { bytes = try encode().count } catch { return nil }
             }
-            return ((threadCPUSeconds() - t0) / Double(n) * 1000, bytes)
+            return ((ThreadCPUTime.seconds() - t0) / Double(n) * 1000, bytes)
         }
         let (w, h, px) = (frame.width, frame.height, frame.pixels)
         guard let fast = cost({ () throws(FrameCodecError) in try FrameCodec.encode(px, width: w, height: h, format: .png, quality: 1) }),
               let adaptive = cost({ () throws(FrameCodecError) in try FrameCodec.encodePNGAdaptiveFilters(px, width: w, height: h, level: 1) })
         else { return nil }
         return (fast, adaptive)
-    }
-
-    static func threadCPUSeconds() -> Double {
-        var ts = timespec()
-        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0 else { return 0 }
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
     /// Starts `lumen demo --record` (the live navigation) `kills` times and kills each with

@@ -106,7 +106,8 @@ struct EvalNavigation: ParsableCommand {
             if !summary.monitor_lumen_runs.isEmpty {
                 print("safety monitor: an image tip left its corridor in runs \(summary.monitor_lumen_runs.map { "\($0.phantom) \($0.run)" }.joined(separator: ", ")) (live, a category-1 stop)")
             }
-            print("time: \(summary.timing.wall_s_per_run_median) s wall for \(summary.timing.simulated_s_per_run_median) s simulated per run (median), \(summary.timing.simulated_per_wall)× real time per core")
+            print("time: \(summary.timing.wall_s_per_run_median) s wall for \(summary.timing.simulated_s_per_run_median) s simulated per run (median), \(summary.timing.simulated_per_wall)× real time per core"
+                + (summary.timing.simulated_per_cpu.map { " (\($0)× against the runs' own CPU time)" } ?? ""))
         }
     }
 }

@@ -8,10 +8,10 @@ import Testing
 /// Campaigns at scale: shards that split a campaign deterministically and merge back, runs on
 /// several threads with the results of one, and targets in every navigable phantom.
 @Suite struct NavigationCampaignScaleTests {
-    /// The figures that depend on the seed alone (not the wall clock: compute times, overruns, wall_s).
+    /// The figures that depend on the seed alone (not the clocks: compute times, overruns, wall and CPU seconds).
     static func seeded(_ r: NavigationResult) -> NavigationResult {
         var r = r
-        r.wall_s = 0; r.overruns = 0; r.compute_us_p50 = 0; r.compute_us_p99 = 0
+        r.wall_s = 0; r.cpu_s = nil; r.overruns = 0; r.compute_us_p50 = 0; r.compute_us_p99 = 0
         return r
     }
 
@@ -98,6 +98,40 @@ import Testing
         #expect(one.results.map(\.run) == plan.map(\.run))
         #expect(one.results.allSatisfy { $0.frames > 0 && $0.wall_s > 0 })
         #expect(one.trace?.truth == two.trace?.truth)
+    }
+
+    /// Each run's CPU time on its thread is measured beside its wall time, and the summary's
+    /// speed against it; a summary written before CPU time was measured still reads, without it.
+    @Test func runsReportTheirCPUTimeAndOlderSummariesReadWithout() throws {
+        let robot = try loadRobot()
+        let settings = Self.settings(runs: 2, seconds: 0.3)
+        let results = try NavigationCampaign.run(try NavigationCampaign.plan(settings), robots: [NavigationSetup().robot: robot], jobs: 2).results
+        for r in results {
+            let cpu = try #require(r.cpu_s, "run \(r.run)")
+            // One thread's CPU time cannot exceed the wall time it ran in (both rounded to 1 ms).
+            #expect(cpu > 0 && cpu <= r.wall_s + 0.002, "run \(r.run): cpu \(cpu) s, wall \(r.wall_s) s")
+        }
+        let summary = NavigationSummary(results, campaign: settings)
+        let perCPU = try #require(summary.timing.simulated_per_cpu)
+        #expect(perCPU >= summary.timing.simulated_per_wall * 0.99)
+        #expect(summary.timing.cpu_s_per_run_median != nil)
+
+        // The same summary as written before: no `cpu_s` in any run, no CPU figures in timing.
+        var json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(summary)) as? [String: Any])
+        json["per_run"] = (json["per_run"] as? [[String: Any]])?.map { var r = $0; r["cpu_s"] = nil; return r }
+        var timing = try #require(json["timing"] as? [String: Any])
+        timing["cpu_s_per_run_median"] = nil; timing["simulated_per_cpu"] = nil
+        json["timing"] = timing
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-cpu-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("old.json").path
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: file))
+        let old = try NavigationSummary.load(file: file)
+        #expect(old.per_run.allSatisfy { $0.cpu_s == nil })
+        #expect(old.per_run.map(Self.seeded) == results.map(Self.seeded))
+        let merged = try NavigationSummary.merge([(file, old)])
+        #expect(merged.timing.simulated_per_cpu == nil && merged.timing.cpu_s_per_run_median == nil)
     }
 
     /// Shards run apart, written and read back as files, merge into the whole campaign; a

@@ -82,12 +82,13 @@ public enum NavigationCampaign {
         let shared = CampaignState(count: plan.count)
         let work: @Sendable () -> Void = {
             while let i = shared.take(limit: plan.count) {
-                let t0 = MonotonicClock.now()
+                let t0 = MonotonicClock.now(), cpu0 = ThreadCPUTime.seconds()
                 do throws(NavigationError) {
                     let robot = try robot(for: plan[i], in: robots)
                     var (result, trace) = try NavigationRun.run(plan[i].setup, robot: robot)
                     result.run = plan[i].run
                     result.wall_s = round3(Double(MonotonicClock.now() - t0) * 1e-9)
+                    result.cpu_s = round3(ThreadCPUTime.seconds() - cpu0)
                     shared.store(i, result, trace: plan[i].campaignIndex == traced ? trace : nil) { done?(plan[i], result) }
                 } catch {
                     shared.fail(i, error)

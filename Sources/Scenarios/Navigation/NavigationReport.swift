@@ -227,6 +227,11 @@ public struct NavigationTiming: Codable, Sendable, Equatable {
     /// Simulated seconds per wall second, summed over the runs (each on one core): how much
     /// faster than real time one run goes.
     public var simulated_per_wall: Double
+    /// The same against the runs' CPU time on their threads: the speed of one run on one core
+    /// even where other work (or the campaign's other jobs) shared the cores. Nil when a run's
+    /// CPU time was not measured (results written before it was).
+    public var cpu_s_per_run_median: Double?
+    public var simulated_per_cpu: Double?
 
     init(_ results: [NavigationResult], jobs: Int, campaignWallSeconds: Double?) {
         self.jobs = jobs
@@ -235,6 +240,12 @@ public struct NavigationTiming: Codable, Sendable, Equatable {
         simulated_s_per_run_median = round3(percentile(results.map(\.time_s), 50))
         let wall = results.reduce(0) { $0 + $1.wall_s }
         simulated_per_wall = wall > 0 ? round3(results.reduce(0) { $0 + $1.time_s } / wall) : 0
+        let cpu = results.compactMap(\.cpu_s)
+        if !cpu.isEmpty, cpu.count == results.count {
+            cpu_s_per_run_median = round3(percentile(cpu, 50))
+            let total = cpu.reduce(0, +)
+            simulated_per_cpu = total > 0 ? round3(results.reduce(0) { $0 + $1.time_s } / total) : nil
+        }
     }
 }
 

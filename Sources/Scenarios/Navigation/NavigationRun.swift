@@ -84,9 +84,13 @@ public struct NavigationResult: Codable, Sendable, Equatable {
     public var run = 0
     /// Wall-clock seconds the run took (set by the campaign; 0 for a run alone).
     public var wall_s = 0.0
+    /// CPU seconds the run took on its thread (set by the campaign; nil for a run alone, and in
+    /// results written before it was measured): its cost on one core, which wall time
+    /// overstates when other work shares the machine.
+    public var cpu_s: Double?
 
     enum CodingKeys: String, CodingKey {
-        case run, wall_s, end
+        case run, wall_s, cpu_s, end
         case setup, success, reason, time_s, time_to_target_s, final_err_mm, peak_contact_n, peak_insertion_n, fused, kinematic_only, image_only,
              overruns, compute_us_p50, compute_us_p99, frames, tracked_pct, fused_measurements, rejected_measurements,
              lost_cycles, inconsistent_pairs, whole_frame_pairs, outcomes, invalid_commands, image_tip_corridor, mode_at_end, lifecycle_at_end
