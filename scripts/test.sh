@@ -38,7 +38,11 @@ if [ "$(id -u)" -eq 0 ]; then
     ns=lumenhil$$; ip netns add $ns; ip link add lhm$$ type veth peer name lhs$$; ip link set lhs$$ netns $ns
     ip link set lhm$$ up; ip netns exec $ns ip link set lhs$$ up
     # The slaves on SCHED_FIFO as the runner's cycle is: starved, they miss set-up frames and cycles.
-    chrt -f 80 .build/debug/lumen sim ethercat-slaves --interface lhs$$ --namespace $ns --seconds 30 & slaves=$!; sleep 1
+    . hil/interop/slaves.sh
+    start_slaves .build/hil/slaves-veth.log \
+        chrt -f 80 .build/debug/lumen sim ethercat-slaves --interface lhs$$ --namespace $ns --seconds 30 \
+        || { ip netns del $ns; exit 1; }
+    slaves=$SLAVES_PID
     .build/debug/lumen hil run hil/scenarios/bring-up.yaml hil/scenarios/following-accuracy.yaml --link ethercat:lhm$$ \
         --junit .build/hil/ethercat-veth.xml || { kill $slaves; ip netns del $ns; exit 1; }
     kill $slaves; ip netns del $ns

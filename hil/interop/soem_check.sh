@@ -15,16 +15,17 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import pysoem" 2>/dev
     fi
 fi
 ns=lumen-soem-$$
-cleanup() { ip netns del "$ns" 2>/dev/null || true; }
+cleanup() { ip netns del "$ns" 2>/dev/null || true; rm -f ".build-interop/slaves-$$.log"; }
 trap cleanup EXIT
 ip netns add "$ns"
 ip link add lsm$$ type veth peer name lss$$
 ip link set lss$$ netns "$ns"
 ip link set lsm$$ up
 ip netns exec "$ns" ip link set lss$$ up
-"${LUMEN:-.build/release/lumen}" sim ethercat-slaves --interface lss$$ --namespace "$ns" --seconds 20 &
-sim=$!
-sleep 1
+. hil/interop/slaves.sh
+start_slaves ".build-interop/slaves-$$.log" \
+    "${LUMEN:-.build/release/lumen}" sim ethercat-slaves --interface lss$$ --namespace "$ns" --seconds 20
+sim=$SLAVES_PID
 status=0
 timeout 18 "$venv/bin/python" hil/interop/soem_check.py lsm$$ || status=$?
 kill "$sim" 2>/dev/null || true
