@@ -115,7 +115,7 @@ let package = Package(
         // The recorder (MCAP), replay, the OpenIGTLink server and the Prometheus endpoint.
         .target(
             name: "Recording",
-            dependencies: ["Core", "Control", "Runtime", "Imaging", "Sim", "Safety", "COpenCV", .product(name: "Prometheus", package: "swift-prometheus")]
+            dependencies: ["Core", "Control", "Runtime", "Imaging", "Scenarios", "Sim", "Safety", "COpenCV", .product(name: "Prometheus", package: "swift-prometheus")]
         ),
         // What every command shares: JSON and progress output, checks of option values.
         .target(

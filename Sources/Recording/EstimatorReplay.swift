@@ -23,11 +23,7 @@ public struct EstimatorSetup: Sendable, Codable, Equatable {
         self.resetFromPixels = resetFromPixels; self.historyLength = historyLength
     }
 
-    var document: ConfigurationDocument? {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        return (try? e.encode(self)).map { ConfigurationDocument(name: Self.documentName, bytes: Array($0)) }
-    }
+    var document: ConfigurationDocument? { ConfigurationDocument.json(Self.documentName, self) }
 }
 
 /// A running system that can say how its estimator was built (the recorder records it).

@@ -56,6 +56,14 @@ public struct ConfigurationDocument: Sendable, Equatable {
     public var bytes: [UInt8]
     public init(name: String, bytes: [UInt8]) { self.name = name; self.bytes = bytes }
     public var sha256: String { SHA256.hex(SHA256.digest(bytes)) }
+
+    /// A value the run describes itself by (how its estimator or measurer was built), as JSON
+    /// with sorted keys, so that the same run records the same bytes and hash.
+    static func json(_ name: String, _ value: some Encodable) -> ConfigurationDocument? {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return (try? e.encode(value)).map { ConfigurationDocument(name: name, bytes: Array($0)) }
+    }
 }
 
 /// What was recorded and what could not be: nothing is dropped silently.
@@ -182,6 +190,7 @@ public final class Recorder: @unchecked Sendable {
         self.path = path; self.settings = settings; self.tap = tap; self.port = port
         // How the estimator was built, when the port can say, so `lumen replay --estimate` can rebuild it.
         self.configuration = configuration + ((port as? EstimatorDescribing)?.estimatorSetup.document.map { [$0] } ?? [])
+            + ((port as? MeasurerDescribing)?.measurerSetup.document.map { [$0] } ?? [])
         self.metrics = metrics
         self.encoder = encoder
         self.fileSync = fileSync
@@ -516,6 +525,7 @@ public final class Recorder: @unchecked Sendable {
                 j.field("plane", plane); j.field("index", f.index); j.field("acquired_ns", f.acquiredAt); j.field("width", f.width)
                 j.field("height", f.height); j.field("pixel_spacing_mm", f.pixelSpacing); j.field("projection", f.projection)
                 j.field("format", settings.frameFormat.rawValue); j.field("encoded_bytes", encoded.count)
+                RecordingChannels.encodeMeasurerInput(of: f, into: &j)
             }
             add(RecordingChannels.frame(plane: plane), f.acquiredAt, info.bytes, producedAt: now)
             report.frames += 1

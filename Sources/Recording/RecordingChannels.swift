@@ -16,6 +16,11 @@ public enum RecordingChannels {
     public static func image(plane: Int) -> String { "/lumen/plane\(plane)/image" }
     public static func frame(plane: Int) -> String { "/lumen/plane\(plane)/frame" }
     public static func measurement(plane: Int) -> String { "/lumen/plane\(plane)/measurement" }
+    /// The plane of a per-plane topic (`/lumen/planeN/…`), nil for any other.
+    public static func plane(ofTopic topic: String) -> Int? {
+        guard topic.hasPrefix("/lumen/plane"), let slash = topic.dropFirst(12).firstIndex(of: "/") else { return nil }
+        return Int(topic[topic.index(topic.startIndex, offsetBy: 12)..<slash])
+    }
 
     /// The metadata record holding the configuration hashes.
     public static let configurationMetadata = "lumen.configuration"
@@ -45,7 +50,9 @@ public enum RecordingChannels {
         ("lumen.FrameInfo", #"""
         {"title":"lumen.FrameInfo","type":"object","properties":{"plane":{"type":"integer"},"index":{"type":"integer"},"acquired_ns":{"type":"integer"},
         "width":{"type":"integer"},"height":{"type":"integer"},"pixel_spacing_mm":{"type":"number"},"projection":{"type":"array"},"format":{"type":"string"},
-        "encoded_bytes":{"type":"integer"}}}
+        "encoded_bytes":{"type":"integer"},"prior":{"type":"object","properties":{"position":{"type":"array"},"covariance":{"type":"array"},
+        "health":{"type":"integer"},"time_ns":{"type":"integer"},"last_image_ns":{"type":"integer"}}},"motion_mm":{"type":"array"},
+        "frame_pitch_mm":{"type":["number","null"]},"exposure_planes":{"type":"integer"}}}
         """#),
         ("lumen.TipMeasurement", #"""
         {"title":"lumen.TipMeasurement","type":"object","properties":{"plane":{"type":"integer"},"frame":{"type":"integer"},"acquired_ns":{"type":"integer"},
@@ -135,6 +142,21 @@ public enum RecordingChannels {
                 j.object("orientation") { j in j.field("x", 0.0); j.field("y", 0.0); j.field("z", 0.0); j.field("w", 1.0) }
             }
         }
+    }
+
+    /// The frame record's measurer input (what `MeasurerReplay` needs besides the image): the
+    /// estimate searched around, the scene's motion, the pitch handed over, the exposure's planes.
+    static func encodeMeasurerInput(of f: LiveFrame, into j: inout JSONOut) {
+        guard let prior = f.prior else { return }
+        j.object("prior") { j in
+            j.field("position", [prior.position.x, prior.position.y, prior.position.z])
+            j.field("covariance", prior.covariance.rowMajor)
+            j.field("health", Int(prior.health.rawValue))
+            j.field("time_ns", prior.time); j.field("last_image_ns", prior.lastImageAt)
+        }
+        j.field("motion_mm", [f.motion.x, f.motion.y, f.motion.z])
+        if let p = f.framePitch { j.field("frame_pitch_mm", p) } else { j.null("frame_pitch_mm") }
+        j.field("exposure_planes", f.exposurePlanes)
     }
 
     static func encodeMeasurement(_ m: TipMeasurement?, frame: LiveFrame, into j: inout JSONOut) {

@@ -124,6 +124,8 @@ public struct ReplayReport: Sendable, Codable, Equatable {
     public var reproducedAfterGapFraction: Double? = nil
     /// The estimator re-run on the recording (`EstimatorReplay`), when asked for.
     public var estimator: EstimatorReplayReport? = nil
+    /// The live run's biplane measurer re-run on the recording (`MeasurerReplay`), when asked for.
+    public var measurer: MeasurerReplayReport? = nil
 }
 
 /// Replays a recording: reads what it holds and, with `track`, re-runs the tracker on its frames
@@ -153,10 +155,6 @@ public enum Replay {
             }
             return o
         }
-        func planeOf(_ topic: String) -> Int? {
-            guard topic.hasPrefix("/lumen/plane"), let slash = topic.dropFirst(12).firstIndex(of: "/") else { return nil }
-            return Int(topic[topic.index(topic.startIndex, offsetBy: 12)..<slash])
-        }
         let rec = try MCAPRecording.read(path) { m in
             guard let topic = topics[m.channel] else { return }
             if topic == RecordingChannels.tip {
@@ -171,7 +169,7 @@ public enum Replay {
                 tipCount += 1
                 return
             }
-            guard track, let plane = planeOf(topic) else { return }
+            guard track, let plane = RecordingChannels.plane(ofTopic: topic) else { return }
             let t = m.logTime
             if topic.hasSuffix("/image") {
                 let o = try object(m, topic)

@@ -185,10 +185,14 @@ final class ImagingThread: @unchecked Sendable {
             var live: [LiveFrame] = []
             for f in exposure.frames where f.plane < planes.count {
                 index[f.plane] += 1
-                let m = measured.measurements.first { $0.plane == UInt8(f.plane) && $0.pixel != nil } ?? measured.measurements.first { $0.position != nil }
-                live.append(LiveFrame(plane: UInt8(f.plane), index: index[f.plane], acquiredAt: exposure.acquiredAt, width: f.frame.width,
+                var frame = LiveFrame(plane: UInt8(f.plane), index: index[f.plane], acquiredAt: exposure.acquiredAt, width: f.frame.width,
                                       height: f.frame.height, pixels: f.frame.pixels, pixelSpacing: planes[f.plane].pixelSpacing,
-                                      projection: projections[f.plane], measurement: m))
+                                      projection: projections[f.plane], measurement: measured.measurement(onPlane: f.plane))
+                frame.prior = prior
+                frame.motion = f.motion
+                frame.framePitch = f.frame.pixelPitchMM
+                frame.exposurePlanes = exposure.frames.count
+                live.append(frame)
             }
             frames.publish(live)
             // Busy past the next exposures' times: those exposures are not taken, and counted.

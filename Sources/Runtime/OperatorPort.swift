@@ -195,6 +195,14 @@ public struct LiveFrame: Sendable {
     public var projection: [Double]
     /// The tracker's measurement on this frame, nil when it found no tip.
     public var measurement: TipMeasurement?
+    /// What the measurer was given besides the pixels, so that a replay can measure the exposure
+    /// again exactly: the estimate it searched around, the scene's motion on this plane, the
+    /// pitch the frame was handed over with (nil: none), and how many planes the exposure had.
+    /// nil prior: the frame was not measured by the biplane measurer (a synthetic run).
+    public var prior: TipEstimate?
+    public var motion: Vec3 = .zero
+    public var framePitch: Double?
+    public var exposurePlanes = 1
 
     public init(plane: UInt8, index: UInt64, acquiredAt: Nanoseconds, width: Int, height: Int, pixels: [UInt16],
                 pixelSpacing: Double, projection: [Double], measurement: TipMeasurement?) {

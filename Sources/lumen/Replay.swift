@@ -10,12 +10,13 @@ import Scenarios
 struct ReplayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
-        abstract: "Replay a recording: its contents, and with --track the tracker re-run on its frames against the recorded measurements."
+        abstract: "Replay a recording: its contents, with --track the tracker re-run on its frames, with --measure the live run's biplane measurer, against the recorded measurements."
     )
 
     @Argument(help: "The MCAP file.") var file: String
     @Flag(help: "Re-run the tracker on the recorded frames and compare.") var track = false
     @Option(help: "px: a re-tracked tip within this distance of the recorded one reproduces it (0…100).") var tolerance = 0.5
+    @Flag(help: "Measure each recorded exposure again with the live run's biplane measurer (its prior, pairing, roadmap) and compare (live recordings).") var measure = false
     @Flag(help: "Re-run the estimator on the recorded joint states and measurements and compare with the recorded estimates (live recordings).") var estimate = false
     @Option(help: "With --estimate: folder for estimator.png (recorded against replayed tip paths) and estimator.csv (every sample).") var out: String?
     @Flag(help: "Print JSON on stdout.") var json = false
@@ -35,9 +36,12 @@ struct ReplayCommand: ParsableCommand {
             r = try Replay.run(file, track: track, tolerancePx: tolerance)
             if estimate { estimator = try EstimatorReplay.run(file) }
             r.estimator = estimator?.report
+            if measure { r.measurer = try MeasurerReplay.run(file, tolerancePx: tolerance) }
         } catch let e as MCAPError {
             throw CommandFailure(e.description)
-        } catch let e as ReplayError { throw CommandFailure(e.description) } catch let e as EstimatorReplayError { throw CommandFailure(e.description) }
+        } catch let e as ReplayError { throw CommandFailure(e.description) } catch let e as EstimatorReplayError { throw CommandFailure(e.description) } catch let e as MeasurerReplayError {
+            throw CommandFailure(e.description)
+        }
         var written: [String] = []
         if let out, let estimator {
             try OutputPath.createFolder(out)
@@ -56,6 +60,15 @@ struct ReplayCommand: ParsableCommand {
             }
             if let f = r.reproducedFraction { print(String(format: "reproduced: %.1f %% of frames within %.2f px (re-tracked with every earlier frame)", f * 100, r.tolerancePx)) }
             if let f = r.reproducedAfterGapFraction { print(String(format: "after a missing frame: %.1f %% reproduced (the replay's tracker started afresh there)", f * 100)) }
+        }
+        if let m = r.measurer {
+            print("measurer: \(m.exposures) exposures, \(m.measured) measured again (\(m.incomplete) incomplete in the recording"
+                + (m.undecodable > 0 ? ", \(m.undecodable) frames undecodable" : "") + (m.lossyFrames > 0 ? ", \(m.lossyFrames) lossy frames" : "") + "); "
+                + "outcomes " + m.outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            let diff = [m.pixelDifferenceMax.map { String(format: "max %.3g px", $0) }, m.positionDifferenceMaxMm.map { String(format: "max %.3g mm", $0) }]
+                .compactMap { $0 }.joined(separator: ", ")
+            print("  \(m.frames) frames: recorded tips \(m.recordedFound), replayed \(m.replayFound), reproduced \(m.reproduced)"
+                + (m.reproducedFraction.map { String(format: " (%.1f %%)", $0 * 100) } ?? "") + (diff.isEmpty ? "" : "; " + diff))
         }
         if let e = estimator?.report {
             print(String(format: "estimator: %d cycles from cycle %llu (%llu missing), %d measurements (%d fused; arrival recorded %d, from the estimate %d, inferred %d)",

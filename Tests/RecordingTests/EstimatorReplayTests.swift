@@ -72,19 +72,7 @@ struct EstimatorReplayTests {
         _ = try Self.recordLiveRun(to: path, seconds: 3)
         // Copy the recording without its measurement channels.
         let stripped = s.path("stripped.mcap")
-        var topics: [UInt16: String] = [:]
-        var messages: [(topic: String, time: UInt64, data: [UInt8])] = []
-        _ = try MCAPRecording.read(path, messages: { m in
-            if let t = topics[m.channel], !t.hasSuffix("/measurement") { messages.append((t, m.logTime, m.data)) }
-        }, channels: { topics[$0.id] = $0.topic })
-        var w = try MCAPWriter(path: stripped, library: "test")
-        var ids: [String: UInt16] = [:]
-        for (topic, time, data) in messages {
-            if ids[topic] == nil { ids[topic] = try w.addChannel(topic: topic, schema: 0) }
-            w.add(channel: ids[topic] ?? 0, logTime: time, publishTime: time, data: data)
-        }
-        try w.closeChunk(sync: false)
-        try w.finish()
+        try Support.rewrite(path, to: stripped) { topic, _, data in topic.hasSuffix("/measurement") ? nil : data }
         let (r, _) = try EstimatorReplay.run(stripped)
         #expect(r.measurements == 0)
         #expect(!r.reproduced)
@@ -94,15 +82,7 @@ struct EstimatorReplayTests {
     @Test func aRecordingWithoutItsEstimatorSetupIsRefusedWithTheReason() throws {
         let s = try Support.Scratch()
         let path = s.path("synthetic.mcap")
-        var settings = SyntheticSettings()
-        settings.planes = 0
-        let run = try SyntheticRun(settings: settings)
-        let rec = try Recorder(path: path, tap: run, port: run, configuration: [])
-        run.start()
-        rec.start()
-        Thread.sleep(forTimeInterval: 0.2)
-        run.stop()
-        _ = rec.stop()
+        try Support.recordSynthetic(to: path, planes: 0, seconds: 0.2)
         #expect(throws: EstimatorReplayError.noEstimatorSetup) { try EstimatorReplay.run(path) }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import Recording
 
 /// The repository, the built tool and a Python with the reference peers (PyPI `mcap`, `pyigtl`;
 /// scripts/test.sh installs them).
@@ -47,6 +48,37 @@ enum Support {
     }
 
     /// A fresh folder, removed at the end of the test.
+    /// Copies a recording message by message through `transform` (topic, log time, bytes → the
+    /// bytes to keep, nil to leave the message out): a recording as another run might have left it.
+    static func rewrite(_ path: String, to copy: String, _ transform: (String, UInt64, [UInt8]) -> [UInt8]?) throws {
+        var topics: [UInt16: String] = [:]
+        var messages: [(topic: String, time: UInt64, data: [UInt8])] = []
+        _ = try MCAPRecording.read(path, messages: { m in
+            if let t = topics[m.channel], let d = transform(t, m.logTime, m.data) { messages.append((t, m.logTime, d)) }
+        }, channels: { topics[$0.id] = $0.topic })
+        var w = try MCAPWriter(path: copy, library: "test")
+        var ids: [String: UInt16] = [:]
+        for (topic, time, data) in messages {
+            if ids[topic] == nil { ids[topic] = try w.addChannel(topic: topic, schema: 0) }
+            w.add(channel: ids[topic] ?? 0, logTime: time, publishTime: time, data: data)
+        }
+        try w.closeChunk(sync: false)
+        try w.finish()
+    }
+
+    /// A short synthetic run recorded to `path` (no estimator, no measurer: nothing live to replay).
+    static func recordSynthetic(to path: String, planes: Int, seconds: Double) throws {
+        var settings = SyntheticSettings()
+        settings.planes = planes
+        let run = try SyntheticRun(settings: settings)
+        let rec = try Recorder(path: path, tap: run, port: run, configuration: [])
+        run.start()
+        rec.start()
+        Thread.sleep(forTimeInterval: seconds)
+        run.stop()
+        _ = rec.stop()
+    }
+
     final class Scratch {
         let url: URL
         init() throws {

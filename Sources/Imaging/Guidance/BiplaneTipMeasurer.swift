@@ -142,6 +142,12 @@ public struct BiplaneMeasurement: Sendable {
     /// Planes whose first search (the region around the prediction, or the whole frame without
     /// one) found a tip.
     public var detections: Int
+
+    /// The measurement shown and recorded with `plane`'s frame: that plane's pixels, else the
+    /// triangulated point (the same measurement on both frames), else none.
+    public func measurement(onPlane plane: Int) -> TipMeasurement? {
+        measurements.first { $0.plane == UInt8(plane) && $0.pixel != nil } ?? measurements.first { $0.position != nil }
+    }
 }
 
 /// The image side of the guided loop: tracks the tip in one or two planes' frames with the
