@@ -32,10 +32,10 @@ public protocol EstimatorDescribing: AnyObject {
 }
 
 extension LiveRuntime: EstimatorDescribing {
-    /// As `NavigationScene.makeController` builds it, with the history `LiveRuntime` gives it.
+    /// As `NavigationScene.makeController` builds it, with the planes and history `LiveRuntime` gives it.
     public var estimatorSetup: EstimatorSetup {
         EstimatorSetup(robotName: scene.robot.name, basePositionMM: scene.robot.base.positionMM, baseRPYRad: scene.robot.base.rpyRad,
-                       planes: scene.planes, resetFromPixels: scene.planes.count < 2, historyLength: 4096)
+                       planes: imagingPlanes, resetFromPixels: imagingPlanes.count < 2, historyLength: 4096)
     }
 }
 

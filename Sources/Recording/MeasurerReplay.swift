@@ -6,15 +6,17 @@ import Runtime
 import Scenarios
 
 /// What the biplane measurer of a live run was built from, recorded as the configuration
-/// document `lumen.navigation`: the scene's setup (phantom and route give the roadmap, the C-arm
-/// its planes, the setup the measurer's settings) and the robot whose file is recorded beside it.
+/// document `lumen.navigation`: the scene's setup (phantom and route give the roadmap, the setup
+/// the measurer's settings), the robot whose file is recorded beside it, and the planes the
+/// frames came from (the frame source's, not necessarily the scene's).
 public struct MeasurerSetup: Sendable, Codable, Equatable {
     public static let documentName = "lumen.navigation"
     public var robotName: String
     public var navigation: NavigationSetup
+    public var planes: [CArmGeometry]
 
-    public init(robotName: String, navigation: NavigationSetup) {
-        self.robotName = robotName; self.navigation = navigation
+    public init(robotName: String, navigation: NavigationSetup, planes: [CArmGeometry]) {
+        self.robotName = robotName; self.navigation = navigation; self.planes = planes
     }
 
     var document: ConfigurationDocument? { ConfigurationDocument.json(Self.documentName, self) }
@@ -26,8 +28,8 @@ public protocol MeasurerDescribing: AnyObject {
 }
 
 extension LiveRuntime: MeasurerDescribing {
-    /// The scene the runtime built its measurer from (`NavigationScene.makeMeasurer`).
-    public var measurerSetup: MeasurerSetup { MeasurerSetup(robotName: scene.robot.name, navigation: scene.setup) }
+    /// The scene and planes the runtime built its measurer from (`NavigationScene.makeMeasurer`).
+    public var measurerSetup: MeasurerSetup { MeasurerSetup(robotName: scene.robot.name, navigation: scene.setup, planes: imagingPlanes) }
 }
 
 /// Why the measurer could not be replayed.
@@ -164,7 +166,7 @@ public enum MeasurerReplay {
             }
         }
         let measurer: BiplaneTipMeasurer
-        do { measurer = try NavigationScene(setup.navigation, robot: robot).makeMeasurer() } catch { throw MeasurerReplayError.scene("\(error)") }
+        do { measurer = try NavigationScene(setup.navigation, robot: robot).makeMeasurer(planes: setup.planes) } catch { throw MeasurerReplayError.scene("\(error)") }
 
         var report = MeasurerReplayReport(tolerancePx: tolerancePx, toleranceMm: toleranceMm)
         // Exposures whose frames never all arrived: counted, not measured.

@@ -175,6 +175,12 @@ public let liveSignal = Atomic<Int32>(0)
 public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable {
     public let settings: LiveSettings
     public let scene: NavigationScene
+    /// The planes the images come from, which the measurer and the estimator are built with: the
+    /// frame source's (the simulated C-arm's of the scene, a DICOM file's, a grabber's
+    /// calibration); the scene's without imaging.
+    public let imagingPlanes: [CArmGeometry]
+    /// The planes the imaging thread's measurer projects with (nil without imaging).
+    public var measurerPlanes: [CArmGeometry]? { imaging?.measurer.planes }
     public let runtimeDescription: RuntimeDescription
     public let shared: LiveShared
     /// Lifts a pixel clicked on a plane to the route (nil without imaging planes).
@@ -230,6 +236,19 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         do { scene = try NavigationScene(settings.setup, robot: robot) } catch { throw .navigation(error) }
         let period: Nanoseconds = 1_000_000
         shared = LiveShared(joints: scene.robot.axes.count, deadmanTimeout: Nanoseconds(settings.deadmanTimeout * 1e9))
+        // The frame source first: it says which planes the images come from (a DICOM file's or a
+        // frame grabber's calibrated geometry), and a source that cannot open refuses the run
+        // before any link is opened.
+        let source: LiveFrameSource?
+        switch settings.imaging {
+        case .off: source = nil
+        case .simulated(let n):
+            source = try SimulatedCArmSource(planes: Array(scene.planes.prefix(n)), tree: scene.tree, photons: settings.setup.photons,
+                                             seed: settings.setup.seed, fps: settings.setup.fps, catheter: shared.catheter,
+                                             catheterRadius: scene.robot.outerDiameterMM / 2)
+        case .replay(let path): source = try ReplayFrameSource(path: path, geometry: scene.planes[0])
+        }
+        imagingPlanes = source?.planes ?? scene.planes
         let link: SafetyLink
         var monitorLimitsPath = ""
         if settings.monitor {
@@ -278,7 +297,11 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         let sender = mailbox.sender
         // 4 s of history: at wall clock a measurement arrives as late as rendering and tracking
         // make it (a loaded machine, a debug build), and later than the history it cannot be fused.
-        let controller = LiveController(scene.makeController(start: start, measurements: mailbox.receiver, historyLength: 4096), shared: shared)
+        // The estimator projects with the planes the measurements come from, never the scene's
+        // when a source brings its own: pixels of one geometry fused through another put the tip
+        // where it is not.
+        let controller = LiveController(scene.makeController(start: start, measurements: mailbox.receiver, historyLength: 4096, planes: imagingPlanes),
+                                        shared: shared)
         if settings.countCycleAllocations { SharedIndex.store(shared.flags + LiveShared.countFromFlag, max(1, settings.warmUpCycles)) }
         runner = CycleRunner(hardware: LivePatient(physics: physics, shared: shared, link: link, watchdog: settings.safetyWatchdog,
                                                    drives: drives, patientForce: settings.drives.isEmulated && settings.patientFollowsDrives,
@@ -286,18 +309,9 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
                                                    patientFollows: settings.patientFollowsDrives),
                              controller: controller, period: period,
                              faultPolicy: settings.drives.isLink ? CycleFaultPolicy(maxConsecutiveReadFaults: settings.linkLossCycles) : CycleFaultPolicy())
-        let source: LiveFrameSource?
-        switch settings.imaging {
-        case .off: source = nil
-        case .simulated(let n):
-            source = try SimulatedCArmSource(planes: Array(scene.planes.prefix(n)), tree: scene.tree, photons: settings.setup.photons,
-                                             seed: settings.setup.seed, fps: settings.setup.fps, catheter: shared.catheter,
-                                             catheterRadius: scene.robot.outerDiameterMM / 2)
-        case .replay(let path): source = try ReplayFrameSource(path: path, geometry: scene.planes[0])
-        }
         if let source {
             let measurer: BiplaneTipMeasurer
-            do { measurer = try scene.makeMeasurer() } catch { throw .navigation(error) }
+            do { measurer = try scene.makeMeasurer(planes: imagingPlanes) } catch { throw .navigation(error) }
             imaging = ImagingThread(source: source, measurer: measurer, sender: sender, shared: shared, frames: frames)
         } else {
             imaging = nil

@@ -1,5 +1,7 @@
+import Control
 import Core
 import Foundation
+import Imaging
 import Runtime
 import Testing
 @testable import Recording
@@ -89,6 +91,42 @@ struct MeasurerReplayTests {
         let refused = try Support.tool(["replay", synthetic, "--measure"])
         #expect(refused.status != 0)
         #expect(refused.stderr.contains(MeasurerSetup.documentName), "\(refused.stderr)")
+    }
+
+    /// A frame source that brings its own geometry (a DICOM file's, a frame grabber's
+    /// calibration) is what the measurer and the estimator project with, and what is recorded:
+    /// before, both used the scene's planes, and pixels of one geometry were fused through another.
+    @Test func theFrameSourcesOwnPlanesAreTheMeasurersAndTheEstimators() throws {
+        let s = try Support.Scratch()
+        var settings = LiveSettings()
+        settings.monitor = false
+        let robot = try ConfigLoader.load(RobotDescription.self, from: EstimatorReplayTests.robotPath)
+        let sceneRuntime = try LiveRuntime(settings, robot: robot)
+        // A plane of another C-arm: another angle, pitch, distance and detector than the scene's.
+        var g = sceneRuntime.scene.planes[0]
+        g.primaryAngle += 25 * .pi / 180
+        g.pixelSpacing = 0.2
+        g.sourceToDetector += 80
+        g.columns = 256
+        g.rows = 192
+        let frames = (0..<3).map { _ in Frame(width: 256, height: 192, pixels: Array(repeating: 3000, count: 256 * 192)) }
+        let dicom = s.path("other-carm.dcm")
+        try DICOMWriter.write(frames: frames, geometry: g, frameInterval: 66_666_667, to: dicom)
+        let opened = try FrameSource.open(path: dicom)
+        let declared = try #require(opened.geometry, "\(opened.geometryNotes)")
+        #expect(declared != sceneRuntime.scene.planes[0])
+
+        settings.imaging = .replay(path: dicom)
+        let runtime = try LiveRuntime(settings, robot: robot)
+        #expect(runtime.imagingPlanes == [declared])
+        #expect(runtime.measurerPlanes == [declared])
+        #expect(runtime.estimatorSetup.planes == [declared])
+        // One plane: a lost estimate may be reset from its pixels, as in any mono set-up.
+        #expect(runtime.estimatorSetup.resetFromPixels)
+        #expect(runtime.measurerSetup.planes == [declared])
+        // Without a source of its own, the scene's planes.
+        #expect(sceneRuntime.imagingPlanes == sceneRuntime.scene.planes)
+        #expect(sceneRuntime.measurerSetup.planes == sceneRuntime.scene.planes)
     }
 
     @Test func recordingsWithoutTheMeasurerSetupOrInputAreRefusedWithTheReason() throws {

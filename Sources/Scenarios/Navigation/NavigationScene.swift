@@ -103,10 +103,11 @@ public struct NavigationScene: Sendable {
     }
 
     /// The roadmap's lumen test the measurer checks biplane pairs against.
-    public func makeMeasurer() throws(NavigationError) -> BiplaneTipMeasurer {
+    /// `planes`: the planes the frames come from, when not the scene's (a DICOM file's geometry).
+    public func makeMeasurer(planes: [CArmGeometry]? = nil) throws(NavigationError) -> BiplaneTipMeasurer {
         let roadmap = VesselTree(tree)
         do {
-            return try BiplaneTipMeasurer(planes: planes, settings: setup.measurerSettings) { roadmap.contains($0, within: $1) }
+            return try BiplaneTipMeasurer(planes: planes ?? self.planes, settings: setup.measurerSettings) { roadmap.contains($0, within: $1) }
         } catch { throw .guidance(error) }
     }
 
@@ -115,7 +116,8 @@ public struct NavigationScene: Sendable {
     /// oldest acquisition time a measurement may have and still be fused. `tune` adjusts the
     /// servo beyond what the setup says (a test that needs it to give up soon).
     public func makeController(start: JointVector, measurements: consuming MeasurementReceiver, historyLength: Int = 1024,
-                               tune: (inout PathServo) -> Void = { _ in }) -> ImageGuidedController {
+                               planes: [CArmGeometry]? = nil, tune: (inout PathServo) -> Void = { _ in }) -> ImageGuidedController {
+        let planes = planes ?? self.planes
         var servo = PathServo(model: model, route: CenterlineRoute(route, radii: radii))
         // Two tendon pairs bend the tip any way without roll; a servo free to roll winds it
         // to its limit at branches and is left with no way to turn.
