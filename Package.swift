@@ -155,7 +155,7 @@ let package = Package(
         .testTarget(name: "RecordingTests", dependencies: ["Recording", "Runtime", "Control", "Core", "Imaging", "lumen"]),
         .testTarget(name: "LumenCLITests", dependencies: ["lumen", "lumen-safety"]),
         // The live runtime; depends on lumen-safety so the monitor executable it starts is built.
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Control", "Core", "Scenarios", "Sim", "CAllocCount", "lumen-safety"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Control", "Core", "Imaging", "Scenarios", "Sim", "CAllocCount", "lumen-safety"]),
     ],
     swiftLanguageModes: [.v6],
     cxxLanguageStandard: .cxx17

@@ -27,12 +27,22 @@ public struct LiveExposure {
 ///   (CLOCK_MONOTONIC; a grabber with its own clock converts once at start and corrects drift);
 /// - non-nil, the imaging thread calls `exposure(at:)` every period, at `time`;
 /// - nil from `exposure(at:)` ends the stream; a thrown error ends it and is reported;
-/// - it runs on the imaging thread only and may allocate and block, never the cycle.
+/// - it runs on the imaging thread only and may allocate and block, never the cycle;
+/// - `imagesThisCatheter` is true (the default) for a C-arm at this patient: its measurements are
+///   fused and steer the robot. A recorded sequence is someone else's catheter: shown, tracked
+///   and recorded, never fused.
 public protocol LiveFrameSource: AnyObject {
     var planes: [CArmGeometry] { get }
     var framePeriod: Nanoseconds? { get }
     var name: String { get }
+    var imagesThisCatheter: Bool { get }
     func exposure(at time: Nanoseconds) throws(RuntimeError) -> LiveExposure?
+}
+
+extension LiveFrameSource {
+    public var imagesThisCatheter: Bool { true }
+    /// The planes whose images can steer this run: the source's, or none for a recording.
+    public var steeringPlanes: Int { imagesThisCatheter ? planes.count : 0 }
 }
 
 /// The simulated C-arm, mono- or biplane, rendering the live physics catheter as the cycle
@@ -67,11 +77,13 @@ public final class SimulatedCArmSource: LiveFrameSource {
 }
 
 /// A recorded sequence (PNG folder, DICOM file) replayed at its frame interval through Imaging's
-/// `FrameSource`, as plane 0, stamped with the time it is delivered.
+/// `FrameSource`, as plane 0, stamped with the time it is delivered. Its catheter is not this
+/// run's: tracked and shown, never fused.
 public final class ReplayFrameSource: LiveFrameSource {
     public let planes: [CArmGeometry]
     public let framePeriod: Nanoseconds?
     public var name: String { "replay of \(source.path)" }
+    public var imagesThisCatheter: Bool { false }
     let source: FrameSource
 
     /// `geometry` is used when the recording carries none.
@@ -155,6 +167,7 @@ final class ImagingThread: @unchecked Sendable {
     private func loop() {
         var next = MonotonicClock.now()
         let planes = source.planes
+        let steers = source.imagesThisCatheter
         let projections = planes.map { ProjectionMatrix($0).rowMajor }
         var index: [UInt64] = Array(repeating: 0, count: planes.count)
         while running.load(ordering: .acquiring) {
@@ -177,10 +190,13 @@ final class ImagingThread: @unchecked Sendable {
                 break
             }
             var sent = 0, refused = 0
-            for m in measured.measurements { if sender.send(m) { sent += 1 } else { refused += 1 } }
-            // A biplane pair is the monitor's second tip source (relayed by the cycle's heartbeat).
-            if case .pair = measured.outcome, let m = measured.measurements.first, let p = m.position { shared.imageTip.publish(p, acquiredAt: m.acquiredAt) }
-            if case .wholeFramePair = measured.outcome, let m = measured.measurements.first, let p = m.position { shared.imageTip.publish(p, acquiredAt: m.acquiredAt) }
+            // A recording's catheter is not this robot's: its fixes would pull the estimate, and
+            // through it the servo and the monitor's tip check, to where another catheter was.
+            if steers {
+                for m in measured.measurements { if sender.send(m) { sent += 1 } else { refused += 1 } }
+                // A biplane pair is the monitor's second tip source (relayed by the cycle's heartbeat).
+                if measured.outcome.point != nil, let m = measured.measurements.first, let p = m.position { shared.imageTip.publish(p, acquiredAt: m.acquiredAt) }
+            }
             let spent = MonotonicClock.now() - t0
             var live: [LiveFrame] = []
             for f in exposure.frames where f.plane < planes.count {

@@ -94,6 +94,14 @@ public enum LiveNavigation {
                            attach: ((LiveRuntime) throws -> LiveAttachment)? = nil,
                            progress: ((String) -> Void)? = nil) throws(RuntimeError) -> (LiveNavigationResult, LiveTrace) {
         let started = MonotonicClock.now()
+        // A replay is watched, not navigated by; anything else navigates by its images, which
+        // under the monitor takes two planes: refused here, with the reason, rather than ending
+        // in the monitor's stale-image stop a moment after the target.
+        let replaying: Bool
+        if case .replay = settings.imaging { replaying = true } else { replaying = false }
+        if !replaying, let refusal = LiveRuntime.imageTipRefusal(monitor: settings.monitor, imagingPlanes: settings.imaging.steeringPlanes) {
+            throw .badSetting(field: "planes", reason: refusal.description)
+        }
         let runtime = try LiveRuntime(settings, robot: robot)
         var attached: LiveAttachment?
         do { attached = try attach?(runtime) } catch { throw .attachment("\(error)") }
@@ -107,7 +115,11 @@ public enum LiveNavigation {
             _ = runtime.finish(.completed)
             throw .monitorNeverPowered(log: runtime.monitorLog)
         }
-        if liveSignal.load(ordering: .relaxed) == 0 { client.navigate(to: settings.setup.vessel) }
+        if replaying {
+            progress?("live: the replayed sequence is tracked and shown, not navigated by (its catheter is not this robot's): the robot holds")
+        } else if liveSignal.load(ordering: .relaxed) == 0 {
+            client.navigate(to: settings.setup.vessel)
+        }
 
         var trace = LiveTrace(route: runtime.scene.route, tree: runtime.scene.tree)
         var fusedErr: [Double] = []

@@ -43,8 +43,17 @@ public enum LiveImaging: Sendable, Equatable {
     case off
     /// The simulated C-arm rendering the live physics: one plane or two.
     case simulated(planes: Int)
-    /// A PNG folder or a DICOM file replayed at its frame interval (plane 0).
+    /// A PNG folder or a DICOM file replayed at its frame interval (plane 0): tracked and shown,
+    /// never fused (`LiveFrameSource.imagesThisCatheter`).
     case replay(path: String)
+
+    /// The planes whose images can steer the run (`LiveFrameSource.steeringPlanes`).
+    public var steeringPlanes: Int {
+        switch self {
+        case .off, .replay: 0
+        case .simulated(let n): n
+        }
+    }
 }
 
 /// What a live run is built from.
@@ -572,8 +581,19 @@ public final class LiveRuntime: OperatorPort, RecordingTap, @unchecked Sendable 
         let tip: Vec3? = published.estimate.health == .lost ? nil : published.estimate.position
         var lift: ((UInt8, SIMD2<Double>) -> Result<(point: Vec3, routeIndex: Int), IntentRejection>)?
         if let t = targeting { lift = { plane, pixel in t.lift(plane: plane, pixel: pixel, tip: tip) } }
-        return Self.check(intent, role: who.role, stopLatched: shared.stopLatched, running: phase.load(ordering: .acquiring) == 1,
-                          mode: published.mode, targets: runtimeDescription.targets, axes: shared.joints, lift: lift)
+        let checked = Self.check(intent, role: who.role, stopLatched: shared.stopLatched, running: phase.load(ordering: .acquiring) == 1,
+                                 mode: published.mode, targets: runtimeDescription.targets, axes: shared.joints, lift: lift)
+        if case .success(let c) = checked, c.kind == .target, let refusal = Self.imageTipRefusal(monitor: monitor != nil, imagingPlanes: imaging?.source.steeringPlanes ?? 0) {
+            return .failure(refusal)
+        }
+        return checked
+    }
+
+    /// Why a target is refused before it moves anything: the monitor stops an image-guided robot
+    /// without a fresh image-measured tip, which only two planes of this catheter give it (a
+    /// replayed recording gives none). Accepted, the target would end in that stop at once.
+    public static func imageTipRefusal(monitor: Bool, imagingPlanes: Int) -> IntentRejection? {
+        monitor && imagingPlanes < 2 ? .noImageTipForMonitor(planes: imagingPlanes) : nil
     }
 
     /// The port's checks as a pure function (tested alone): observers may only stop; every

@@ -83,6 +83,9 @@ public enum IntentRejection: Error, Sendable, Equatable, CustomStringConvertible
     case notRunning
     /// The intent queue is full (an attaching side sends faster than the cycle drains).
     case busy
+    /// A target with the safety monitor on and imaging that gives it no image-measured tip (one
+    /// plane, or none): the monitor stops image-guided motion without one (`image_stale`).
+    case noImageTipForMonitor(planes: Int)
 
     public var description: String {
         switch self {
@@ -93,6 +96,8 @@ public enum IntentRejection: Error, Sendable, Equatable, CustomStringConvertible
         case .unknownTarget(let t): "unknown target: \(t)"
         case .notRunning: "the runtime is not running"
         case .busy: "too many intents: try again"
+        case .noImageTipForMonitor(let n):
+            "the safety monitor stops image-guided motion without a biplane image tip, and this run has \(n == 0 ? "no image of its own catheter (imaging off, or a replayed recording)" : "one plane"): navigate with two planes, or jog"
         }
     }
 }

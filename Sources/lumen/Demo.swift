@@ -40,7 +40,7 @@ struct Demo: ParsableCommand {
     @Flag(help: "Run the scripted circle servo instead of the live navigation (with --seconds, --rate, --radius, --link, --drives).") var scripted = false
     @Option(help: "Live: the branch of the arch phantom to navigate into (left_subclavian, left_common_carotid, brachiocephalic, right_subclavian, right_common_carotid).") var branch = "left_subclavian"
     @Option(help: "Live: fluoroscopy frame rate (7.5, 15 or 30 fps).") var fps = 15.0
-    @Option(help: "Live: C-arm planes, 1 (mono) or 2 (biplane).") var planes = 2
+    @Option(help: "Live: C-arm planes, 1 (mono) or 2 (biplane); the monitor needs two to let the robot navigate by the images.") var planes = 2
     @Option(help: "Live: seed of the simulated images' noise (0…2⁶⁴ − 1).") var seed: UInt64 = 1
     @Option(help: "Live: replay a PNG folder or DICOM file as plane 0 instead of the simulated C-arm (tracked, not navigated by).") var replay: String?
     @OptionGroup var realtime: RealtimeFlags

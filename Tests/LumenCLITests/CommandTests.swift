@@ -108,7 +108,7 @@ struct Tool {
     /// having started the monitor process, and writes its summary and plots.
     @Test func theLiveDemoEndsAtItsTimeLimitAndWritesItsSummary() throws {
         let out = scratch.appendingPathComponent("demo-live").path
-        let r = try Tool.run(["demo", "--time-limit", "2", "--planes", "1", "--json", "--out", out])
+        let r = try Tool.run(["demo", "--time-limit", "2", "--json", "--out", out])
         #expect(r.status == 0, "\(r.stderr)")
         let json = try #require(r.json)
         #expect(json["ending"] as? String == "completed")
@@ -124,12 +124,23 @@ struct Tool {
         #expect(r.stderr.contains("live navigation"))
     }
 
+    /// One plane gives the safety monitor no image-measured tip, and it stops image-guided motion
+    /// without one: the demo refuses to navigate so, with the reason, before it starts anything
+    /// (it used to start, and end in the monitor's stale-image stop 3 s in).
+    @Test func theLiveDemoRefusesMonoNavigationUnderTheMonitor() throws {
+        let out = scratch.appendingPathComponent("demo-mono").path
+        let r = try Tool.run(["demo", "--time-limit", "5", "--planes", "1", "--out", out])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("biplane image tip"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out + "/summary.json"))
+    }
+
     /// SIGTERM during the live demo: a category-1 stop, the summary still written, exit code 5.
     @Test func theLiveDemoStopsCleanlyOnSIGTERM() throws {
         let out = scratch.appendingPathComponent("demo-sigterm").path
         let p = Process()
         p.executableURL = Tool.binary
-        p.arguments = ["demo", "--time-limit", "120", "--planes", "1", "--out", out]
+        p.arguments = ["demo", "--time-limit", "120", "--out", out]
         p.currentDirectoryURL = Tool.root
         p.standardOutput = FileHandle.nullDevice
         let log = scratch.appendingPathComponent("demo-sigterm.log").path

@@ -20,6 +20,20 @@ struct PortChecksTests {
         #expect(try check(.emergencyStop, .observer).get().kind == .emergencyStop)
     }
 
+    /// Under the monitor a target needs two planes of this catheter: one plane, a replay or no
+    /// imaging gives the monitor no image tip, and it would stop the robot at once.
+    @Test func targetsUnderTheMonitorNeedTwoPlanesOfThisCatheter() {
+        #expect(LiveRuntime.imageTipRefusal(monitor: true, imagingPlanes: 2) == nil)
+        #expect(LiveRuntime.imageTipRefusal(monitor: true, imagingPlanes: 1) == .noImageTipForMonitor(planes: 1))
+        #expect(LiveRuntime.imageTipRefusal(monitor: true, imagingPlanes: 0) == .noImageTipForMonitor(planes: 0))
+        #expect(LiveRuntime.imageTipRefusal(monitor: false, imagingPlanes: 0) == nil)
+        #expect(LiveRuntime.imageTipRefusal(monitor: false, imagingPlanes: 1) == nil)
+        #expect(LiveImaging.replay(path: "x.dcm").steeringPlanes == 0)
+        #expect(LiveImaging.simulated(planes: 1).steeringPlanes == 1)
+        #expect(LiveImaging.off.steeringPlanes == 0)
+        #expect(IntentRejection.noImageTipForMonitor(planes: 0).description.contains("replayed recording"))
+    }
+
     @Test func valuesOutOfRangeAreRefusedWithTheirField() {
         #expect(throws: IntentRejection.outOfRange("target")) { try check(.target(Vec3(.nan, 0, 0))).get() }
         #expect(throws: IntentRejection.outOfRange("target")) { try check(.target(Vec3(1e6, 0, 0))).get() }
