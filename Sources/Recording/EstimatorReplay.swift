@@ -144,11 +144,7 @@ public enum EstimatorReplay {
             }
             return o
         }
-        func doubles(_ v: Any?, _ n: Int) -> [Double]? {
-            guard let a = v as? [Any], a.count == n else { return nil }
-            let d = a.compactMap { ($0 as? NSNumber)?.doubleValue }
-            return d.count == n ? d : nil
-        }
+        let doubles = RecordingChannels.doubles
         func int64(_ v: Any?) -> Int64? { (v as? NSNumber)?.int64Value }
         _ = try MCAPRecording.read(path) { m in
             guard let topic = topics[m.channel] else { return }

@@ -107,7 +107,6 @@ public enum MeasurerReplay {
         var documents: [String: [UInt8]] = [:]
         var pending: [Int64: [Int: RecordedFrame]] = [:]
         var exposures: [Int64: [Int: RecordedFrame]] = [:]
-        var ready: [Int64] = []
         var sawInput = false
         func object(_ m: MCAPRecording.Message, _ topic: String) throws -> [String: Any] {
             guard let o = (try? JSONSerialization.jsonObject(with: Data(m.data))) as? [String: Any] else {
@@ -148,7 +147,6 @@ public enum MeasurerReplay {
             if let frames = pending[t], complete(frames) {
                 exposures[t] = frames
                 pending[t] = nil
-                ready.append(t)
             }
         } channels: { c in topics[c.id] = c.topic }
 
@@ -173,8 +171,8 @@ public enum MeasurerReplay {
         var incomplete = 0
         for frames in pending.values where frames.values.contains(where: { $0.info != nil || $0.image != nil }) { incomplete += 1 }
         report.incomplete = incomplete
-        report.exposures = ready.count + incomplete
-        for t in ready.sorted() {
+        report.exposures = exposures.count + incomplete
+        for t in exposures.keys.sorted() {
             guard let frames = exposures[t] else { continue }
             exposures[t] = nil
             var shots: [PlaneFrame] = []
@@ -227,9 +225,9 @@ public enum MeasurerReplay {
 
     /// The measurer input of a frame record; nil when it holds none.
     static func measurerInput(_ info: [String: Any]) -> (prior: TipEstimate, motion: Vec3, pitch: Double?)? {
-        guard let o = info["prior"] as? [String: Any], let p = doubles(o["position"], 3), let c = doubles(o["covariance"], 9),
+        guard let o = info["prior"] as? [String: Any], let p = RecordingChannels.doubles(o["position"], 3), let c = RecordingChannels.doubles(o["covariance"], 9),
               let health = (o["health"] as? NSNumber).flatMap({ EstimateHealth(rawValue: $0.uint8Value) }),
-              let m = doubles(info["motion_mm"], 3) else { return nil }
+              let m = RecordingChannels.doubles(info["motion_mm"], 3) else { return nil }
         let prior = TipEstimate(position: Vec3(p[0], p[1], p[2]), covariance: Mat3(rows: Vec3(c[0], c[1], c[2]), Vec3(c[3], c[4], c[5]), Vec3(c[6], c[7], c[8])),
                                 health: health, time: (o["time_ns"] as? NSNumber)?.int64Value ?? 0,
                                 lastImageAt: (o["last_image_ns"] as? NSNumber)?.int64Value ?? 0)
@@ -237,15 +235,9 @@ public enum MeasurerReplay {
     }
 
     static func recordedTip(_ o: [String: Any]) -> (pixel: SIMD2<Double>?, position: Vec3?) {
-        let px = doubles(o["pixel"], 2).map { SIMD2($0[0], $0[1]) }
-        let p = doubles(o["position"], 3).map { Vec3($0[0], $0[1], $0[2]) }
+        let px = RecordingChannels.doubles(o["pixel"], 2).map { SIMD2($0[0], $0[1]) }
+        let p = RecordingChannels.doubles(o["position"], 3).map { Vec3($0[0], $0[1], $0[2]) }
         return (px, p)
-    }
-
-    static func doubles(_ v: Any?, _ n: Int) -> [Double]? {
-        guard let a = v as? [Any], a.count == n else { return nil }
-        let d = a.compactMap { ($0 as? NSNumber)?.doubleValue }
-        return d.count == n ? d : nil
     }
 
     static func outcomeName(_ o: BiplaneOutcome) -> String {

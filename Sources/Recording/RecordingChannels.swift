@@ -1,5 +1,6 @@
 import Control
 import Core
+import Foundation
 import Runtime
 
 /// The schemas and topics a Lumen recording uses (docs/recording.md describes each). Foxglove's own
@@ -16,6 +17,13 @@ public enum RecordingChannels {
     public static func image(plane: Int) -> String { "/lumen/plane\(plane)/image" }
     public static func frame(plane: Int) -> String { "/lumen/plane\(plane)/frame" }
     public static func measurement(plane: Int) -> String { "/lumen/plane\(plane)/measurement" }
+    /// `n` numbers from a decoded JSON array, nil unless it holds exactly `n` numbers.
+    static func doubles(_ v: Any?, _ n: Int) -> [Double]? {
+        guard let a = v as? [Any], a.count == n else { return nil }
+        let d = a.compactMap { ($0 as? NSNumber)?.doubleValue }
+        return d.count == n ? d : nil
+    }
+
     /// The plane of a per-plane topic (`/lumen/planeN/…`), nil for any other.
     public static func plane(ofTopic topic: String) -> Int? {
         guard topic.hasPrefix("/lumen/plane"), let slash = topic.dropFirst(12).firstIndex(of: "/") else { return nil }
