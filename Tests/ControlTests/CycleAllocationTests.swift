@@ -22,7 +22,7 @@ func runOneDemoCycle(_ runner: DemoCycle) {
         var start = JointVector(count: model.jointCount)
         start[0] = 100
         let robot = KinematicRobot(axes: description.axes, start: start)
-        return CycleRunner(hardware: robot, controller: TipServo(model: model, path: TipPath(), log: log.writer),
+        return CycleRunner(hardware: robot, controller: TipServo(model: model, path: TipPath(), log: log),
                            clock: ManualCycleClock(), period: 1_000_000)
     }
 
@@ -74,7 +74,7 @@ func runOneDemoCycle(_ runner: DemoCycle) {
         let description = try loadRobot("lumen-2s.yaml")
         let model = CatheterModel(description)
         let log = TipLog(capacity: 10, decimation: 1)
-        var servo = TipServo(model: model, path: TipPath(), log: log.writer)
+        var servo = TipServo(model: model, path: TipPath(), log: log)
         var state = JointState(jointCount: model.jointCount)
         state.position[0] = 100
         var command = JointCommand(jointCount: model.jointCount)

@@ -64,7 +64,7 @@ struct LockstepClock: CycleClock {
         emulator.start()
         let host = DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path))
         let log = TipLog(capacity: 100, decimation: 100)
-        let runner = CycleRunner(hardware: host, controller: TipServo(model: model, path: TipPath(), log: log.writer),
+        let runner = CycleRunner(hardware: host, controller: TipServo(model: model, path: TipPath(), log: log),
                                  clock: LockstepClock(fd: pty.hostFD, drive: emulator, peer: pty.deviceFD), period: 1_000_000,
                                  faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: maxReadFaults))
         return Rig(runner: runner, emulator: emulator, log: log)
@@ -370,7 +370,7 @@ struct LockstepClock: CycleClock {
         #expect(path == pty.path)
         let log = TipLog(capacity: 100, decimation: 100)
         let runner = CycleRunner(hardware: DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: byPath, owns: true, name: path)),
-                                 controller: TipServo(model: CatheterModel(description), path: TipPath(), log: log.writer),
+                                 controller: TipServo(model: CatheterModel(description), path: TipPath(), log: log),
                                  clock: LockstepClock(fd: byPath, drive: emulator, peer: pty.hostFD), period: 1_000_000)
         try runner.configure()
         try runner.activate()

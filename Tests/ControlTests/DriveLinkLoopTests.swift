@@ -32,7 +32,7 @@ import Testing
         emulator.start()
         let host = DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path))
         let log = TipLog(capacity: 20_000, decimation: 1)
-        let runner = CycleRunner(hardware: host, controller: TipServo(model: model, path: TipPath(), log: log.writer),
+        let runner = CycleRunner(hardware: host, controller: TipServo(model: model, path: TipPath(), log: log),
                                  clock: lockstep ? RigClock.lockstep(LockstepClock(fd: pty.hostFD, drive: emulator, peer: pty.deviceFD)) : RigClock.wall(MonotonicCycleClock()),
                                  period: 1_000_000, faultPolicy: faultPolicy)
         return Rig(runner: runner, emulator: emulator, log: log)

@@ -16,7 +16,7 @@ import Testing
         var start = JointVector(count: model.jointCount)
         start[0] = 100
         return Cycle(hardware: KinematicRobot(axes: description.axes, start: start, dynamics: .emulated(nil)),
-                     controller: TipServo(model: model, path: TipPath(), log: log.writer), clock: ManualCycleClock(), period: 1_000_000)
+                     controller: TipServo(model: model, path: TipPath(), log: log), clock: ManualCycleClock(), period: 1_000_000)
     }
 
     @Test func theServoFollowsThePathOnDrivesWithDynamics() throws {
@@ -79,7 +79,7 @@ import Testing
         defer { emulator.stop() }
         let serialLog = TipLog(capacity: 5000, decimation: 10)
         let serial = CycleRunner(hardware: DriveLinkRobot(axes: description.axes, transport: DescriptorTransport(fd: pty.hostFD, owns: true, name: pty.path)),
-                                 controller: TipServo(model: model, path: TipPath(), log: serialLog.writer),
+                                 controller: TipServo(model: model, path: TipPath(), log: serialLog),
                                  clock: LockstepClock(fd: pty.hostFD, drive: emulator, peer: pty.deviceFD), period: 1_000_000,
                                  faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 200))
         try serial.configure()
@@ -97,7 +97,7 @@ import Testing
         let udp = try EtherCATMaster.udpTransport(host: "127.0.0.1", port: server.port)
         let udpFD = udp.fd
         let ecat = CycleRunner(hardware: EtherCATRobot(axes: description.axes, master: patientMaster(udp)),
-                               controller: TipServo(model: model, path: TipPath(), log: ecatLog.writer),
+                               controller: TipServo(model: model, path: TipPath(), log: ecatLog),
                                clock: LockstepClock(fd: udpFD), period: 1_000_000,
                                faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 200))
         try ecat.configure()

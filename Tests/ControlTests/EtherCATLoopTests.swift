@@ -26,7 +26,7 @@ import Testing
         let clock = LockstepClock(fd: udp.fd)
         let robot = EtherCATRobot(axes: description.axes, master: patientMaster(udp))
         let log = TipLog(capacity: 20_000, decimation: 1)
-        let runner = Cycle(hardware: robot, controller: TipServo(model: model, path: TipPath(), log: log.writer),
+        let runner = Cycle(hardware: robot, controller: TipServo(model: model, path: TipPath(), log: log),
                            clock: clock, period: 1_000_000, faultPolicy: faultPolicy)
         return (runner, segment, server, log)
     }

@@ -19,7 +19,8 @@ public struct TipSample: Sendable, Equatable {
 
 /// A preallocated log of tip samples for plots and reports after a run. It owns the memory;
 /// the cycle writes through a `TipLogWriter`, a plain view of pointers, so writing costs no
-/// reference counting. Keep the log alive as long as any writer is in use.
+/// reference counting. Only a holder that also keeps the log (as `TipServo` does) gets a
+/// writer, so none can write into memory freed under it.
 public final class TipLog: @unchecked Sendable {
     public let capacity: Int
     public let decimation: Int
@@ -42,8 +43,8 @@ public final class TipLog: @unchecked Sendable {
         counters.deallocate()
     }
 
-    /// The view the cycle writes through.
-    public var writer: TipLogWriter {
+    /// The view the cycle writes through; whoever takes it keeps the log too.
+    var writer: TipLogWriter {
         TipLogWriter(samples: samples, counters: counters, capacity: capacity, decimation: decimation)
     }
 

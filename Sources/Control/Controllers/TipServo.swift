@@ -29,8 +29,10 @@ public struct TipServo: CycleController {
     public let model: CatheterModel
     public let path: TipPath
     public var dls: DLSOptions
-    /// Where the cycle writes tip samples for plots (the log's owner keeps it alive).
-    public let log: TipLogWriter
+    /// Where the cycle writes tip samples for plots.
+    let log: TipLogWriter
+    /// Keeps `log`'s memory alive as long as the servo (and any copy of it) is.
+    public let logOwner: TipLog
 
     /// Tip position where the path started (mm).
     public private(set) var start: Vec3 = .zero
@@ -41,11 +43,12 @@ public struct TipServo: CycleController {
     public private(set) var reference = JointVector(count: 0)
     @usableFromInline var needsStart = true
 
-    public init(model: CatheterModel, path: TipPath, dls: DLSOptions = DLSOptions(), log: TipLogWriter) {
+    public init(model: CatheterModel, path: TipPath, dls: DLSOptions = DLSOptions(), log: TipLog) {
         self.model = model
         self.path = path
         self.dls = dls
-        self.log = log
+        self.log = log.writer
+        logOwner = log
     }
 
     public mutating func reset(to state: JointState) {

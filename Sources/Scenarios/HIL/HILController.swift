@@ -30,7 +30,8 @@ public final class HILPlan: @unchecked Sendable {
 
     deinit { storage.deallocate() }
 
-    public var view: HILPlanView { HILPlanView(storage: storage, count: count) }
+    /// The cycle's view; whoever takes it keeps the plan too.
+    var view: HILPlanView { HILPlanView(storage: storage, count: count) }
 }
 
 /// The cycle's read-only view of a plan (plain pointers: reading costs no reference counting).
@@ -74,7 +75,8 @@ public final class HILLog: @unchecked Sendable {
         counters.deallocate()
     }
 
-    public var writer: HILLogWriter { HILLogWriter(rows: rows, counters: counters, capacity: capacity, axes: axes) }
+    /// The cycle's view; whoever takes it keeps the log too.
+    var writer: HILLogWriter { HILLogWriter(rows: rows, counters: counters, capacity: capacity, axes: axes) }
 
     /// The newest row and how many the cycle kept: for the safety channel's heartbeat, read on
     /// another thread (a row is complete before the count that includes it is stored).
@@ -126,8 +128,11 @@ public struct HILLogWriter: @unchecked Sendable {
 /// while the deadman is released, and records reference and measured position every cycle.
 /// Time counts from its first cycle, which the runner starts together with the step timeline.
 public struct HILController: CycleController {
-    public let plan: HILPlanView
-    public let log: HILLogWriter
+    let plan: HILPlanView
+    let log: HILLogWriter
+    /// Keep the views' memory alive as long as the controller (and any copy of it) is.
+    public let planOwner: HILPlan
+    public let logOwner: HILLog
     /// (nJoints) the reference commanded last.
     public private(set) var reference: JointVector
     @usableFromInline var from: JointVector
@@ -140,9 +145,11 @@ public struct HILController: CycleController {
     @usableFromInline var deadmanReleased = false
     @usableFromInline var seeded = false
 
-    public init(jointCount: Int, plan: HILPlanView, log: HILLogWriter) {
-        self.plan = plan
-        self.log = log
+    public init(jointCount: Int, plan: HILPlan, log: HILLog) {
+        self.plan = plan.view
+        self.log = log.writer
+        planOwner = plan
+        logOwner = log
         reference = JointVector(count: jointCount)
         from = reference
         goal = reference

@@ -401,7 +401,7 @@ public enum HILRunner {
         let plan = HILPlan(steps: motionSteps)
         let log = HILLog(capacity: Int(s.setup.duration_s * Double(s.setup.rate_hz)) + 2 * s.setup.rate_hz, axes: jointCount)
         let liveCounters = LinkCounterCells()
-        let runner = CycleRunner(hardware: CountedHardware(hardware, counters: liveCounters.writer), controller: HILController(jointCount: jointCount, plan: plan.view, log: log.writer),
+        let runner = CycleRunner(hardware: CountedHardware(hardware, counters: liveCounters), controller: HILController(jointCount: jointCount, plan: plan, log: log),
                                  clock: MonotonicCycleClock(), period: period,
                                  faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: s.setup.link_loss_cycles))
         do { try runner.configure() } catch { throw HILRunError.link(error.description) }

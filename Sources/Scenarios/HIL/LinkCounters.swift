@@ -89,6 +89,7 @@ public final class LinkCounterCells: @unchecked Sendable {
         errors.deallocate()
     }
 
+    /// The cycle's view; whoever takes it keeps the cells too.
     public var writer: LinkCounterWriter { LinkCounterWriter(cells: cells, errors: errors) }
 
     /// The counters published so far, by name (allocates: not for the cycle).
@@ -209,14 +210,17 @@ extension EtherCATRobot: LinkCounterSource {
 public struct CountedHardware<Inner: RobotHardware & LinkCounterSource & ~Copyable>: ~Copyable, RobotHardware {
     public var inner: Inner
     public let counters: LinkCounterWriter
+    /// Keeps `counters`' memory alive as long as the hardware is.
+    public let countersOwner: LinkCounterCells
     /// The cycle runner reads once at set-up, outside any cycle, and counts no fault of it.
     @usableFromInline var setUpRead = false
 
-    public init(_ inner: consuming Inner, counters: LinkCounterWriter) {
+    public init(_ inner: consuming Inner, counters: LinkCounterCells) {
         self.inner = inner
-        self.counters = counters
-        counters.report(.readFaults)
-        counters.report(.writeFaults)
+        self.counters = counters.writer
+        countersOwner = counters
+        self.counters.report(.readFaults)
+        self.counters.report(.writeFaults)
     }
 
     public var jointCount: Int { inner.jointCount }

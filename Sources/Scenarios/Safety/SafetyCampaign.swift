@@ -189,7 +189,7 @@ public final class SafetyCampaign {
 
     static func makeRunner(plant: CampaignPlant, catheter: CatheterModel, faults: CommandFaultSwitch, log: TipLog)
         -> CycleRunner<CampaignRobot, CampaignController, CampaignClock> {
-        let servo = TipServo(model: catheter, path: TipPath(), log: log.writer)
+        let servo = TipServo(model: catheter, path: TipPath(), log: log)
         let runner = CycleRunner(hardware: CampaignRobot(plant: plant), controller: CampaignController(servo: servo, faults: faults),
                                  clock: CampaignClock(plant: plant), period: 1_000_000)
         try! runner.configure()

@@ -20,7 +20,7 @@ struct DemoRig<Hardware: RobotHardware & ~Copyable, Clock: CycleClock> {
         model = CatheterModel(description)
         // One sample every 10 ms.
         log = TipLog(capacity: logCapacity, decimation: max(1, Int(10_000_000 / period)))
-        runner = CycleRunner(hardware: hardware, controller: TipServo(model: model, path: path, log: log.writer), clock: clock, period: period)
+        runner = CycleRunner(hardware: hardware, controller: TipServo(model: model, path: path, log: log), clock: clock, period: period)
     }
 
     /// A quarter of the insertion travel, no roll, sections straight.
