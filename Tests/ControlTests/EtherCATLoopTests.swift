@@ -2,6 +2,7 @@ import Core
 import Drivers
 import Foundation
 import Sim
+import Synchronization
 import Testing
 @testable import Control
 
@@ -82,6 +83,49 @@ import Testing
         for i in 0..<6 { #expect(segment.drive(i).state == .operationEnabled) }
     }
 
+    /// On a loaded machine the slaves' replies can come later than a real segment's. An
+    /// acknowledge that took an earlier exchange's late reply for silence sent again, stayed one
+    /// reply behind for good and reported a cleared fault as kept (seen in CI under load).
+    @Test func anAcknowledgeWaitsForItsOwnReplyFromSlowSlaves() throws {
+        let description = try loadRobot("lumen-2s.yaml")
+        var start = JointVector(count: description.axes.count)
+        start[0] = 100
+        let segment = EtherCATSegment(axes: description.axes, start: start, clock: .processDataFrames(period: 1_000_000))
+        let server = try EtherCATUDPServer(segment: segment)
+        server.start()
+        defer { server.stop() }
+        let relay = try DelayingRelay(to: server.port)
+        defer { relay.stop() }
+        var robot = try faultedRobot(description, port: relay.port, segment: segment, slave: 2)
+        #expect(robot.driveFault?.axis == 2)
+        // Every reply now comes 25 ms after its frame: later than a cycle, well within patience.
+        relay.delay.store(25_000_000, ordering: .releasing)
+        try robot.acknowledgeFaults()
+        #expect(robot.driveFault == nil)
+        #expect(segment.drive(2).state != .fault)
+        #expect(robot.stats.late == 0, "\(robot.stats)")
+    }
+
+    /// Silent slaves leave the fault latched, and the error says they were silent.
+    @Test func anUnansweredAcknowledgeKeepsTheFault() throws {
+        let description = try loadRobot("lumen-2s.yaml")
+        let segment = EtherCATSegment(axes: description.axes, start: JointVector(count: description.axes.count), clock: .processDataFrames(period: 1_000_000))
+        let server = try EtherCATUDPServer(segment: segment)
+        server.start()
+        var robot = try faultedRobot(description, port: server.port, segment: segment, slave: 4)
+        #expect(robot.driveFault?.axis == 4)
+        server.stop()
+        robot.setupTimeout = 20_000_000
+        do {
+            try robot.acknowledgeFaults()
+            Issue.record("acknowledged with the slaves gone")
+        } catch {
+            #expect(error.driveFault?.axis == 4)
+            #expect(error.description.contains("no reply"), "\(error)")
+        }
+        #expect(robot.driveFault?.axis == 4)
+    }
+
     @Test func aLostSegmentEndsInASafeStop() throws {
         let (runner, _, server, _) = try makeRig(faultPolicy: CycleFaultPolicy(maxConsecutiveReadFaults: 40))
         try runner.configure()
@@ -134,4 +178,84 @@ func patientMaster(_ transport: consuming DescriptorTransport) -> EtherCATMaster
     var master = EtherCATMaster(transport: transport)
     master.setupTimeout = 10_000_000_000
     return master
+}
+
+/// A robot configured on the slaves at `port`, after a fault on `slave` and five exchanges of
+/// a hold with the power off, each waiting for its reply.
+func faultedRobot(_ description: RobotDescription, port: UInt16, segment: EtherCATSegment, slave: Int) throws -> EtherCATRobot {
+    var master = EtherCATMaster(transport: try EtherCATMaster.udpTransport(host: "127.0.0.1", port: port))
+    master.setupTimeout = 2_000_000_000
+    var robot = EtherCATRobot(axes: description.axes, master: master)
+    try robot.configure()
+    segment.injectDriveFault(slave: slave)
+    var state = JointState(jointCount: robot.jointCount)
+    var hold = JointCommand(jointCount: robot.jointCount)
+    hold.setHold(enable: false)
+    for _ in 0..<5 {
+        _ = robot.write(hold, now: 0)
+        _ = robot.waitReadableForTests(timeout: 1_000_000_000)
+        _ = robot.read(into: &state, now: 0)
+    }
+    return robot
+}
+
+/// A UDP relay between a master and the emulated slaves that holds each reply for `delay` ns:
+/// slaves on a loaded machine, without depending on the load.
+final class DelayingRelay: @unchecked Sendable {
+    let port: UInt16
+    let delay = Atomic<Int64>(0)
+    private let front: Int32
+    private let back: Int32
+    private let running = Atomic<Bool>(true)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(to serverPort: UInt16) throws {
+        let f = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let b = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(f, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(f, $0, &len) } }
+        port = UInt16(bigEndian: addr.sin_port)
+        addr.sin_port = serverPort.bigEndian
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(b, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { throw TransportError.open(what: "the relay's back socket", errno: errno) }
+        front = f
+        back = b
+        Thread { [self] in relay() }.start()
+    }
+
+    func stop() {
+        guard running.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        done.wait()
+        close(front)
+        close(back)
+    }
+
+    private func relay() {
+        var master = sockaddr_in()
+        var held: [(due: Nanoseconds, bytes: [UInt8])] = []
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        while running.load(ordering: .acquiring) {
+            var fds = [pollfd(fd: front, events: Int16(POLLIN), revents: 0), pollfd(fd: back, events: Int16(POLLIN), revents: 0)]
+            _ = poll(&fds, 2, 1)
+            if fds[0].revents & Int16(POLLIN) != 0 {
+                var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+                let n = buffer.withUnsafeMutableBytes { b in withUnsafeMutablePointer(to: &master) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(front, b.baseAddress, b.count, 0, $0, &len) } } }
+                if n > 0 { _ = buffer.withUnsafeBytes { send(back, $0.baseAddress, n, 0) } }
+            }
+            if fds[1].revents & Int16(POLLIN) != 0 {
+                let n = buffer.withUnsafeMutableBytes { recv(back, $0.baseAddress, $0.count, 0) }
+                if n > 0 { held.append((MonotonicClock.now() + delay.load(ordering: .acquiring), Array(buffer[0..<n]))) }
+            }
+            let now = MonotonicClock.now()
+            while let first = held.first, first.due <= now {
+                held.removeFirst()
+                _ = first.bytes.withUnsafeBytes { b in withUnsafePointer(to: &master) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(front, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } }
+            }
+        }
+        done.signal()
+    }
 }

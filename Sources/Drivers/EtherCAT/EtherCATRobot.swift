@@ -44,6 +44,12 @@ public struct EtherCATRobot: ~Copyable, RobotHardware {
     /// the live counters take it there).
     public var stats: EtherCATStats { @_noAllocation @_noLocks get { master.stats } }
 
+    /// How long a set-up exchange (configuration, a fault reset) waits for its reply, in ns.
+    public var setupTimeout: Nanoseconds {
+        get { master.setupTimeout }
+        set { master.setupTimeout = newValue }
+    }
+
     /// Waits up to `timeout` (ns) for the drives' reply (for tests and measurements).
     public func waitReadableForTests(timeout: Nanoseconds) -> Bool { master.waitReadable(timeout: timeout) }
 
@@ -74,21 +80,43 @@ public struct EtherCATRobot: ~Copyable, RobotHardware {
     /// - Important: read by the control cycle; must not allocate, lock or log.
     public var driveFault: DriveFaultReport? { @_noAllocation @_noLocks get { latchedFault } }
 
-    /// An operator's acknowledge: fault-reset edges (controlword bit 7) with the power off, until
-    /// no drive reports a fault or `DriveLink.replyDeadline`-like patience (20 exchanges of up to
-    /// 10 ms) runs out. Not real-time; the cycle must not be running.
+    /// An operator's acknowledge: fault-reset edges (controlword bit 7) with the power off, one
+    /// exchange after another until no drive reports a fault, for up to 20 exchanges. Each waits
+    /// for its own reply up to the master's `setupTimeout`. Not real-time; the cycle must not be
+    /// running.
     public mutating func acknowledgeFaults() throws(HardwareError) {
         var hold = JointCommand(jointCount: jointCount)
         hold.setHold(enable: false)
         var scratch = JointState(jointCount: jointCount)
+        let before = latchedFault
+        var answered = false
+        var kept: DriveFaultReport?
         for _ in 0..<20 {
             latchedFault = nil
             resetFaults = true
             _ = write(hold, now: 0)
-            _ = master.transport.waitReadable(timeout: 10_000_000)
-            if read(into: &scratch, now: 0) == nil { return }
+            // An earlier exchange's late reply wakes the wait but answers nothing. Sending again
+            // on it would leave every later exchange one reply behind, each read a late one, and
+            // a drive that cleared its fault would be reported as keeping it.
+            let deadline = MonotonicClock.now() + master.setupTimeout
+            var outcome: HardwareFault? = .noData
+            while case .noData? = outcome {
+                let now = MonotonicClock.now()
+                guard now < deadline, master.transport.waitReadable(timeout: deadline - now) else { break }
+                outcome = read(into: &scratch, now: 0)
+            }
+            guard let outcome else { return }
+            if case .noData = outcome { continue }
+            answered = true
+            if let latchedFault { kept = latchedFault }
         }
-        let left = latchedFault ?? DriveFaultReport(axis: nil, kind: .latched)
+        guard answered else {
+            // Unanswered, the fault is as it was: latched.
+            latchedFault = before ?? DriveFaultReport(axis: nil, kind: .latched)
+            throw HardwareError("no reply from the drives on \(master.transport.name) to a fault reset within \(master.setupTimeout / 1_000_000) ms; the fault stays latched", driveFault: latchedFault)
+        }
+        let left = kept ?? before ?? DriveFaultReport(axis: nil, kind: .latched)
+        latchedFault = left
         throw HardwareError("the drive keeps its fault after the reset: \(left) — its cause is still there", driveFault: left)
     }
     public mutating func deactivate() {}
