@@ -190,11 +190,13 @@ enum NavigationPlot {
     static func write(_ trace: NavigationTrace, result: NavigationResult, to path: String) throws {
         try write(tree: trace.tree, route: trace.route,
                   title: "Navigation to \(result.setup.vessel) (\(result.success ? "reached" : "not reached")): tip paths",
-                  paths: [("kinematic only", trace.kinematic, (214, 39, 40)), ("fused estimate", trace.fused, (31, 119, 180)),
-                          ("ground truth", trace.truth, (44, 160, 44))], to: path)
+                  paths: [("ground truth", trace.truth, (44, 160, 44)), ("kinematic only", trace.kinematic, (214, 39, 40)),
+                          ("fused estimate", trace.fused, (31, 119, 180))], to: path)
     }
 
     /// The phantom's centerlines, the route and `paths` (label, points, colour), in four views.
+    /// Paths are drawn in order, each thinner than the one before: one lying on another (a good
+    /// estimate on the truth) shows inside it instead of hiding it.
     static func write(tree: VesselTreeDescription, route: [Vec3], title: String, paths: [(String, [Vec3], (UInt8, UInt8, UInt8))],
                       to path: String) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -226,7 +228,9 @@ enum NavigationPlot {
                                          points: line.filter { near($0.x, $0.y) }, color: (200, 200, 200), thickness: zoom == nil ? 6 : 14))
             }
             plot.series.append(.init(label: "route", points: pts(route), color: (120, 120, 120), thickness: 1))
-            for (name, points, colour) in paths { plot.series.append(.init(label: name, points: pts(points), color: colour, thickness: 2)) }
+            for (k, (name, points, colour)) in paths.enumerated() {
+                plot.series.append(.init(label: name, points: pts(points), color: colour, thickness: Int32(2 + 2 * (paths.count - 1 - k))))
+            }
             let file = suffix.isEmpty ? path : (path as NSString).deletingPathExtension + suffix + ".png"
             try plot.write(to: file)
         }

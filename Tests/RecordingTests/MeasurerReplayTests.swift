@@ -6,12 +6,23 @@ import Runtime
 import Testing
 @testable import Recording
 
+/// Removes the suite's shared recording once all its tests have run.
+struct RemovesSharedRecording: SuiteTrait, TestScoping {
+    var isRecursive: Bool { false }
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        defer { try? FileManager.default.removeItem(at: MeasurerReplayTests.directory) }
+        try await function()
+    }
+}
+
 /// The biplane measurer re-run on a live recording reproduces the measurements the run recorded,
 /// and says so when it cannot.
-struct MeasurerReplayTests {
-    /// One live run shared by the tests (recording one takes seconds of wall clock in a debug build).
+@Suite(RemovesSharedRecording()) struct MeasurerReplayTests {
+    static let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-measurer-replay-\(UUID().uuidString)")
+    /// One live run shared by the tests (recording one takes seconds of wall clock in a debug
+    /// build), removed when the suite ends.
     static let recording: Result<String, any Error> = Result {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lumen-measurer-replay-\(UUID().uuidString)")
+        let dir = directory
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent("live.mcap").path
         let report = try EstimatorReplayTests.recordLiveRun(to: path, seconds: 3)

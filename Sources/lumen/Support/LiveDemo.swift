@@ -73,7 +73,7 @@ extension Demo {
             let path = out + "/navigation.png"
             try NavigationPlot.write(tree: tree, route: trace.route,
                                      title: "Live navigation to \(result.setup.vessel) (\(result.success ? "reached" : "not reached")): tip paths",
-                                     paths: [("fused estimate", trace.fused, (31, 119, 180)), ("ground truth", trace.truth, (44, 160, 44))], to: path)
+                                     paths: [("ground truth", trace.truth, (44, 160, 44)), ("fused estimate", trace.fused, (31, 119, 180))], to: path)
             written.append(path)
         }
         var err = LinePlot(title: "Fusion error over time (|fused - true tip|)", xLabel: "time (s)", yLabel: "error (mm)")
