@@ -135,6 +135,22 @@ struct Tool {
         #expect(!FileManager.default.fileExists(atPath: out + "/summary.json"))
     }
 
+    /// A replayed sequence is shown, never fused: the summary says the robot held, and figures
+    /// with no samples are said as none, not printed as a perfect 0.00 mm.
+    @Test func theLiveDemoOnAReplaySaysNothingWasFused() throws {
+        let frames = scratch.appendingPathComponent("demo-replay-frames").path
+        let rendered = try Tool.run(["sim", "render", "--frames", "12", "--format", "dicom", "--out", frames])
+        #expect(rendered.status == 0, "\(rendered.stderr)")
+        let out = scratch.appendingPathComponent("demo-replay").path
+        let r = try Tool.run(["demo", "--replay", frames + "/frames.dcm", "--time-limit", "3", "--out", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("never fused, so the robot held"), "\(r.stdout)")
+        #expect(r.stdout.contains("fused error median / p95 none"), "\(r.stdout)")
+        #expect(r.stdout.contains("frame to command none fused"), "\(r.stdout)")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as? [String: Any]
+        #expect((summary?["fused"] as? [String: Any])?["samples"] as? Int == 0)
+    }
+
     /// SIGTERM during the live demo: a category-1 stop, the summary still written, exit code 5.
     @Test func theLiveDemoStopsCleanlyOnSIGTERM() throws {
         let out = scratch.appendingPathComponent("demo-sigterm").path

@@ -53,13 +53,16 @@ extension Demo {
         } else {
             print(String(format: "live navigation to %@: %@ (%@), final tip error %.2f mm, %.1f s wall", branch, result.success ? "reached" : "not reached",
                          result.reason, result.final_err_mm, result.wall_s))
-            print(String(format: "  fused error median / p95 %.2f / %.2f mm; image-only %.2f / %.2f mm; frames %@ (dropped %@)",
-                         result.fused.median, result.fused.p95, result.image_only.median, result.image_only.p95,
-                         result.frames_acquired.map(String.init).joined(separator: "+"), result.frames_dropped.map(String.init).joined(separator: "+")))
+            // No samples is said as such, not printed as a perfect 0.00.
+            func figures(_ f: ErrorFigures) -> String { f.samples == 0 ? "none" : String(format: "%.2f / %.2f mm", f.median, f.p95) }
+            if let replay {
+                print("  replayed \(replay): its frames are measured and shown, never fused, so the robot held where it was")
+            }
+            print("  fused error median / p95 \(figures(result.fused)); image-only \(figures(result.image_only)); frames \(result.frames_acquired.map(String.init).joined(separator: "+")) (dropped \(result.frames_dropped.map(String.init).joined(separator: "+")))")
             let t = result.timing
-            print(String(format: "  frame to command p50 / p99 %.1f / %.1f ms; tracking p99 %.1f ms; cycle lateness p99 %.0f µs with imaging, %.0f µs without; heartbeat age p99 %.2f ms",
-                         t.frame_to_command_ms_p50, t.frame_to_command_ms_p99, t.tracking_ms_p99, t.lateness_us_p99_imaging_on,
-                         t.lateness_us_p99_imaging_off, t.heartbeat_age_ms_p99))
+            let toCommand = t.fused_measurements == 0 ? "none fused" : String(format: "p50 / p99 %.1f / %.1f ms", t.frame_to_command_ms_p50, t.frame_to_command_ms_p99)
+            print(String(format: "  frame to command %@; tracking p99 %.1f ms; cycle lateness p99 %.0f µs with imaging, %.0f µs without; heartbeat age p99 %.2f ms",
+                         toCommand, t.tracking_ms_p99, t.lateness_us_p99_imaging_on, t.lateness_us_p99_imaging_off, t.heartbeat_age_ms_p99))
             print("  drives: \(result.link)\(result.link_stats.map { f in ", " + f.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") } ?? ""); powered at the end: \(result.drives_powered_at_end ? "yes" : "no")")
             print("  ended: \(result.ending_detail) (exit code \(result.exit_code)); written: \(out)/summary.json, \(plots.joined(separator: ", "))")
             for f in result.monitor_faults.prefix(5) { print("  monitor: \(f)") }
