@@ -70,6 +70,29 @@ func runOneDemoCycle(_ runner: DemoCycle) {
         #expect(!runner.withHardware { $0.isEnabled })
     }
 
+    /// The servo writes its log through plain pointers; it keeps the log itself alive too, so
+    /// a caller that drops its own reference cannot leave it writing into freed memory (a test
+    /// that bound the log to `_` once corrupted the heap that way).
+    @Test func theServoKeepsItsLogAlive() throws {
+        let model = CatheterModel(try loadRobot("lumen-2s.yaml"))
+        weak var dropped: TipLog?
+        var servo: TipServo
+        do {
+            let log = TipLog(capacity: 10, decimation: 1)
+            dropped = log
+            servo = TipServo(model: model, path: TipPath(), log: log)
+        }
+        #expect(dropped != nil)
+        var state = JointState(jointCount: model.jointCount)
+        state.position[0] = 100
+        var command = JointCommand(jointCount: model.jointCount)
+        for k in 0..<3 {
+            let t = Nanoseconds(k + 1) * 1_000_000
+            servo.update(state: state, tick: CycleTick(index: Int64(k), deadline: t, wake: t, period: 1_000_000, readFault: nil), command: &command)
+        }
+        #expect(servo.logOwner.count == 3)
+    }
+
     @Test func aNaNMeasurementHoldsInsteadOfBecomingATarget() throws {
         let description = try loadRobot("lumen-2s.yaml")
         let model = CatheterModel(description)
