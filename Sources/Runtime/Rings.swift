@@ -60,8 +60,10 @@ public final class IntentRing: @unchecked Sendable {
         return true
     }
 
-    /// The consumer's view; valid while the ring lives (its holder keeps the ring).
-    public var consumer: Consumer { Consumer(slots: slots, indices: indices, capacity: Int64(capacity)) }
+    /// The consumer's view; valid while the ring lives (its holder keeps the ring). The views
+    /// of these rings are for this package only (the cycle, which holds `LiveShared` beside
+    /// them): code outside it cannot take a pointer view without its owner.
+    package var consumer: Consumer { Consumer(slots: slots, indices: indices, capacity: Int64(capacity)) }
 
     public struct Consumer: @unchecked Sendable {
         let slots: UnsafeMutablePointer<CycleIntent>
@@ -108,7 +110,7 @@ public final class CycleRecordRing: @unchecked Sendable {
         written.deallocate()
     }
 
-    public var producer: Producer { Producer(slots: slots, written: written, capacity: Int64(capacity)) }
+    package var producer: Producer { Producer(slots: slots, written: written, capacity: Int64(capacity)) }
 
     /// The cycle's end: plain pointers, valid while the ring lives.
     public struct Producer: @unchecked Sendable {
@@ -165,7 +167,7 @@ public final class DurationRing: @unchecked Sendable {
     }
 
     public var dropped: Int64 { SharedIndex.load(indices + 2) }
-    public var producer: Producer { Producer(slots: slots, indices: indices, capacity: Int64(capacity)) }
+    package var producer: Producer { Producer(slots: slots, indices: indices, capacity: Int64(capacity)) }
 
     public struct Producer: @unchecked Sendable {
         let slots: UnsafeMutablePointer<Int64>
@@ -239,7 +241,7 @@ public final class PublishedCycleLock: @unchecked Sendable {
         value.deallocate()
     }
 
-    public var writer: Writer { Writer(version: version, value: value) }
+    package var writer: Writer { Writer(version: version, value: value) }
 
     public struct Writer: @unchecked Sendable {
         let version: UnsafeMutablePointer<Int64>
@@ -294,7 +296,7 @@ public final class CatheterSnapshot: @unchecked Sendable {
         meta.deallocate()
     }
 
-    public var writer: Writer { Writer(version: version, nodes: nodes, meta: meta, capacity: capacity) }
+    package var writer: Writer { Writer(version: version, nodes: nodes, meta: meta, capacity: capacity) }
 
     public struct Writer: @unchecked Sendable {
         let version: UnsafeMutablePointer<Int64>

@@ -90,7 +90,7 @@ public final class LinkCounterCells: @unchecked Sendable {
     }
 
     /// The cycle's view; whoever takes it keeps the cells too.
-    public var writer: LinkCounterWriter { LinkCounterWriter(cells: cells, errors: errors) }
+    package var writer: LinkCounterWriter { LinkCounterWriter(cells: cells, errors: errors) }
 
     /// The counters published so far, by name (allocates: not for the cycle).
     public func snapshot() -> [String: Int] {
