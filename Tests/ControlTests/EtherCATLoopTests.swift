@@ -116,14 +116,23 @@ import Testing
         #expect(robot.driveFault?.axis == 4)
         server.stop()
         robot.setupTimeout = 20_000_000
-        do {
-            try robot.acknowledgeFaults()
-            Issue.record("acknowledged with the slaves gone")
-        } catch {
-            #expect(error.driveFault?.axis == 4)
-            #expect(error.description.contains("no reply"), "\(error)")
-        }
-        #expect(robot.driveFault?.axis == 4)
+        expectRefusedAcknowledge(&robot, keeping: 4, saying: "no reply")
+    }
+
+    /// Replies that never carry the slaves' processing (a working counter of 0) answer nothing:
+    /// the fault stays as it was, and the error says what came back.
+    @Test func anAcknowledgeAnsweredOnlyByCorruptRepliesKeepsTheFault() throws {
+        let description = try loadRobot("lumen-2s.yaml")
+        let segment = EtherCATSegment(axes: description.axes, start: JointVector(count: description.axes.count), clock: .processDataFrames(period: 1_000_000))
+        let server = try EtherCATUDPServer(segment: segment)
+        server.start()
+        defer { server.stop() }
+        let relay = try DelayingRelay(to: server.port)
+        defer { relay.stop() }
+        var robot = try faultedRobot(description, port: relay.port, segment: segment, slave: 1)
+        #expect(robot.driveFault?.axis == 1)
+        relay.zeroWorkingCounter.store(true, ordering: .releasing)
+        expectRefusedAcknowledge(&robot, keeping: 1, saying: "working counter")
     }
 
     @Test func aLostSegmentEndsInASafeStop() throws {
@@ -199,11 +208,26 @@ func faultedRobot(_ description: RobotDescription, port: UInt16, segment: EtherC
     return robot
 }
 
+/// The acknowledge is refused, the fault on `axis` stays latched, and the error says `reason`.
+func expectRefusedAcknowledge(_ robot: inout EtherCATRobot, keeping axis: Int, saying reason: String) {
+    do {
+        try robot.acknowledgeFaults()
+        Issue.record("acknowledged, where a refusal saying \"\(reason)\" was expected")
+    } catch {
+        #expect(error.driveFault?.axis == axis)
+        #expect(error.description.contains(reason), "\(error)")
+    }
+    #expect(robot.driveFault?.axis == axis)
+}
+
 /// A UDP relay between a master and the emulated slaves that holds each reply for `delay` ns:
-/// slaves on a loaded machine, without depending on the load.
+/// slaves on a loaded machine, without depending on the load. With `zeroWorkingCounter` it
+/// also zeroes each reply's working counter (its last two bytes): slaves that answer but never
+/// process the frame.
 final class DelayingRelay: @unchecked Sendable {
     let port: UInt16
     let delay = Atomic<Int64>(0)
+    let zeroWorkingCounter = Atomic<Bool>(false)
     private let front: Int32
     private let back: Int32
     private let running = Atomic<Bool>(true)
@@ -248,7 +272,11 @@ final class DelayingRelay: @unchecked Sendable {
             }
             if fds[1].revents & Int16(POLLIN) != 0 {
                 let n = buffer.withUnsafeMutableBytes { recv(back, $0.baseAddress, $0.count, 0) }
-                if n > 0 { held.append((MonotonicClock.now() + delay.load(ordering: .acquiring), Array(buffer[0..<n]))) }
+                if n > 0 {
+                    var reply = Array(buffer[0..<n])
+                    if zeroWorkingCounter.load(ordering: .acquiring), n >= 2 { reply[n - 2] = 0; reply[n - 1] = 0 }
+                    held.append((MonotonicClock.now() + delay.load(ordering: .acquiring), reply))
+                }
             }
             let now = MonotonicClock.now()
             while let first = held.first, first.due <= now {

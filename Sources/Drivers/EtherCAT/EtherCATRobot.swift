@@ -115,9 +115,13 @@ public struct EtherCATRobot: ~Copyable, RobotHardware {
             latchedFault = before ?? DriveFaultReport(axis: nil, kind: .latched)
             throw HardwareError("no reply from the drives on \(master.transport.name) to a fault reset within \(master.setupTimeout / 1_000_000) ms; the fault stays latched", driveFault: latchedFault)
         }
-        let left = kept ?? before ?? DriveFaultReport(axis: nil, kind: .latched)
-        latchedFault = left
-        throw HardwareError("the drive keeps its fault after the reset: \(left) — its cause is still there", driveFault: left)
+        guard let kept else {
+            // Every reply was corrupt or short of its working counter: no drive's state was read.
+            latchedFault = before ?? DriveFaultReport(axis: nil, kind: .latched)
+            throw HardwareError("the drives on \(master.transport.name) answered the fault reset only with corrupt frames or a short working counter (last \(master.stats.lastWorkingCounter), expected \(master.expectedWorkingCounter)); the fault stays latched", driveFault: latchedFault)
+        }
+        latchedFault = kept
+        throw HardwareError("the drive keeps its fault after the reset: \(kept) — its cause is still there", driveFault: kept)
     }
     public mutating func deactivate() {}
     public mutating func shutdown() {}
