@@ -88,21 +88,15 @@ import Testing
     /// reply behind for good and reported a cleared fault as kept (seen in CI under load).
     @Test func anAcknowledgeWaitsForItsOwnReplyFromSlowSlaves() throws {
         let description = try loadRobot("lumen-2s.yaml")
-        var start = JointVector(count: description.axes.count)
-        start[0] = 100
-        let segment = EtherCATSegment(axes: description.axes, start: start, clock: .processDataFrames(period: 1_000_000))
-        let server = try EtherCATUDPServer(segment: segment)
-        server.start()
-        defer { server.stop() }
-        let relay = try DelayingRelay(to: server.port)
-        defer { relay.stop() }
-        var robot = try faultedRobot(description, port: relay.port, segment: segment, slave: 2)
+        let rig = try RelayedSegment(description, insertion: 100)
+        defer { rig.stop() }
+        var robot = try faultedRobot(description, port: rig.relay.port, segment: rig.segment, slave: 2)
         #expect(robot.driveFault?.axis == 2)
         // Every reply now comes 25 ms after its frame: later than a cycle, well within patience.
-        relay.delay.store(25_000_000, ordering: .releasing)
+        rig.relay.delay.store(25_000_000, ordering: .releasing)
         try robot.acknowledgeFaults()
         #expect(robot.driveFault == nil)
-        #expect(segment.drive(2).state != .fault)
+        #expect(rig.segment.drive(2).state != .fault)
         #expect(robot.stats.late == 0, "\(robot.stats)")
     }
 
@@ -123,15 +117,11 @@ import Testing
     /// the fault stays as it was, and the error says what came back.
     @Test func anAcknowledgeAnsweredOnlyByCorruptRepliesKeepsTheFault() throws {
         let description = try loadRobot("lumen-2s.yaml")
-        let segment = EtherCATSegment(axes: description.axes, start: JointVector(count: description.axes.count), clock: .processDataFrames(period: 1_000_000))
-        let server = try EtherCATUDPServer(segment: segment)
-        server.start()
-        defer { server.stop() }
-        let relay = try DelayingRelay(to: server.port)
-        defer { relay.stop() }
-        var robot = try faultedRobot(description, port: relay.port, segment: segment, slave: 1)
+        let rig = try RelayedSegment(description)
+        defer { rig.stop() }
+        var robot = try faultedRobot(description, port: rig.relay.port, segment: rig.segment, slave: 1)
         #expect(robot.driveFault?.axis == 1)
-        relay.zeroWorkingCounter.store(true, ordering: .releasing)
+        rig.relay.zeroWorkingCounter.store(true, ordering: .releasing)
         expectRefusedAcknowledge(&robot, keeping: 1, saying: "working counter")
     }
 
@@ -224,6 +214,28 @@ func expectRefusedAcknowledge(_ robot: inout EtherCATRobot, keeping axis: Int, s
 /// slaves on a loaded machine, without depending on the load. With `zeroWorkingCounter` it
 /// also zeroes each reply's working counter (its last two bytes): slaves that answer but never
 /// process the frame.
+/// A simulated segment served over UDP, reached through a `DelayingRelay` so a test can make its
+/// replies late or corrupt.
+struct RelayedSegment {
+    let segment: EtherCATSegment
+    let server: EtherCATUDPServer
+    let relay: DelayingRelay
+
+    init(_ description: RobotDescription, insertion: Double = 0) throws {
+        var start = JointVector(count: description.axes.count)
+        start[0] = insertion
+        segment = EtherCATSegment(axes: description.axes, start: start, clock: .processDataFrames(period: 1_000_000))
+        server = try EtherCATUDPServer(segment: segment)
+        server.start()
+        do { relay = try DelayingRelay(to: server.port) } catch { server.stop(); throw error }
+    }
+
+    func stop() {
+        relay.stop()
+        server.stop()
+    }
+}
+
 final class DelayingRelay: @unchecked Sendable {
     let port: UInt16
     let delay = Atomic<Int64>(0)
