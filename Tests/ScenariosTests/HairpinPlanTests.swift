@@ -27,7 +27,7 @@ import Testing
         let planned = arch.filter(\.planned).map(\.vessel)
         #expect(Set(planned) == ["brachiocephalic"], "\(arch)")
         let bc = arch.first { $0.vessel == "brachiocephalic" }?.degrees ?? 0
-        #expect(bc > 110 && bc < 130, "brachiocephalic take-off \(bc)°")
+        #expect(bc > 100 && bc < 110, "brachiocephalic take-off \(bc)°")
     }
 
     @Test("The scene hands the plan to the servo when it is turned on, for a sharp take-off only")

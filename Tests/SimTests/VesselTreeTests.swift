@@ -107,4 +107,57 @@ struct VesselRouteTests {
         #expect(route.allSatisfy { $0.radius >= 4.5 })
         #expect(throws: VesselRouteError.unknownVessel("nowhere")) { try tree.routeWithRadii(toVessel: "nowhere", depth: 10) }
     }
+
+    /// The corners (degrees) along a route, leaving out the straight runs.
+    static func corners(_ route: [Vec3]) -> [Double] {
+        zip(zip(route, route.dropFirst()), route.dropFirst(2)).compactMap { pair, c -> Double? in
+            let u = pair.1 - pair.0, v = c - pair.1
+            let angle = acos(max(-1, min(1, u.dot(v) / (u.length * v.length)))) * 180 / .pi
+            return angle > 1e-3 ? angle : nil
+        }
+    }
+
+    /// A trunk listed every 10 mm and entered from its far end (z = 60); a side branch leaving it
+    /// at z = 24, 6 mm past a listed point, at right angles; a twig off the side branch's last
+    /// point. The route leaves the trunk where the branch does, not at the nearest listed point
+    /// (which bends the take-off back by tens of degrees), and no point comes twice.
+    @Test func aBranchLeavesItsParentWhereItStartsNotAtTheNearestListedPoint() throws {
+        let tree = VesselTreeDescription(name: "tee", vessels: [
+            VesselDescription(name: "trunk", parent: nil, points: (0...6).map { [0, 0, Double($0) * 10, 8] }),
+            VesselDescription(name: "side", parent: "trunk", points: (0...4).map { [Double($0) * 5, 0, 24, 3] }),
+            VesselDescription(name: "twig", parent: "side", points: (0...3).map { [20, Double($0) * 5, 24, 2] }),
+        ])
+        let route = try tree.route(toVessel: "twig", depth: 10)
+        #expect(route.first == Vec3(0, 0, 60))
+        #expect(route.contains(Vec3(0, 0, 30)) && !route.contains(Vec3(0, 0, 20)), "\(route)")
+        for (a, b) in zip(route, route.dropFirst()) { #expect((b - a).length > 1e-6, "a point twice in \(route)") }
+        let corners = Self.corners(route)
+        #expect(corners.count == 2 && corners.allSatisfy { abs($0 - 90) < 1e-6 }, "corners \(corners)")
+        #expect(route.last == Vec3(20, 10, 24))
+    }
+
+    /// A branch drawn from the parent's wall, 4 mm off its axis, slanting back towards the
+    /// sheath at 53°: the route meets it where its first segment, run back, meets the axis, and
+    /// takes off at the branch's own angle, not square to the parent.
+    @Test func aBranchFromTheWallTakesOffAtItsOwnAngle() throws {
+        let d = Vec3(0.8, 0, -0.6), junction = Vec3(0, 0, 24)
+        let tree = VesselTreeDescription(name: "slant", vessels: [
+            VesselDescription(name: "trunk", parent: nil, points: (0...6).map { [0, 0, Double($0) * 10, 8] }),
+            VesselDescription(name: "slant", parent: "trunk", points: (1...5).map { k -> [Double] in
+                let p = junction + d * (5 * Double(k))
+                return [p.x, p.y, p.z, 3]
+            }),
+        ])
+        let route = try tree.route(toVessel: "slant", depth: 15)
+        #expect(route.contains { ($0 - junction).length < 1e-9 }, "\(route)")
+        let corners = Self.corners(route)
+        #expect(corners.count == 1 && abs(corners[0] - acos(0.6) * 180 / .pi) < 1e-6, "corners \(corners)")
+        // A branch that curls away, so that its first segment run back misses the axis, joins at
+        // the foot of the perpendicular instead.
+        let curled = VesselTreeDescription(name: "curl", vessels: [
+            tree.vessels[0],
+            VesselDescription(name: "curl", parent: "trunk", points: [[4, 0, 26, 3], [4, 5, 26, 3], [4, 10, 26, 3]]),
+        ])
+        #expect(try curled.route(toVessel: "curl", depth: 5).contains(Vec3(0, 0, 26)))
+    }
 }

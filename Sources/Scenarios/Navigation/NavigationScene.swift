@@ -29,12 +29,14 @@ public struct NavigationScene: Sendable {
     /// measured, it did no better than pushing; docs/navigation-corners.md).
     public let hairpin: HairpinCorner?
     /// rad — take-offs sharper than this (as `HairpinCorner.find` measures them) are engaged
-    /// with a reverse curve. In the arch the left common carotid (91°) and the left subclavian
-    /// (107°) are taken by pushing in every campaign run; the brachiocephalic (115°) is not:
-    /// the 40 mm bending section at its largest bend (2 rad, 115°) turns the tip about as far
-    /// as the trunk leaves, with nothing to spare. The line between is drawn from those
-    /// three, so it is a measured boundary, not a derived one.
-    public static let hairpinAngle = 110 * Double.pi / 180
+    /// with a reverse curve. In the arch the left subclavian (82°) and the left common carotid
+    /// (92°) are taken by pushing in every campaign run; the brachiocephalic (104°) is not: the
+    /// 40 mm bending section at its largest bend turns the tip about as far as the trunk
+    /// leaves, with nothing to spare. The line between is drawn from those three, so it is a
+    /// measured boundary, not a derived one. (The angles are those of the route joining each
+    /// branch where it leaves the aorta; an earlier route joined at the nearest listed aortic
+    /// point and measured 107°, 91° and 115°.)
+    public static let hairpinAngle = 100 * Double.pi / 180
 
     /// Builds the scene; the physics catheter is made and settled once to place the C-arm.
     public init(_ setup: NavigationSetup, robot: RobotDescription) throws(NavigationError) {
