@@ -19,7 +19,7 @@ struct EvalNavigation: ParsableCommand {
     @Option(help: "Phantoms, comma-separated, each run --runs times over its targets: \(Phantoms.navigable.joined(separator: ", ")).") var phantom = "arch"
     @Option(help: "Runs per phantom (1…10000).") var runs = 20
     @Option(help: "First seed (any whole number 0…2⁶⁴ − 1).") var seed: UInt64 = 1
-    @Option(help: "Robot file of the steerable catheter for every phantom (one bending section: the physics catheter has one); when absent, each phantom's own (\(NavigationSetup().robot); the coronary's robots/lumen-1s-micro.yaml).") var robot: String?
+    @Option(help: "Robot file of the steerable catheter for every phantom (one bending section: the physics catheter has one); when absent, each phantom's own (\(NavigationSetup().robot); the coronary's robots/lumen-1s-micro.yaml, the hepatic's robots/lumen-1s-visceral.yaml).") var robot: String?
     @Option(help: "Index of the first run (0…1000000; runs cycle through targets and angles; to repeat one run alone).") var first = 0
     @Option(help: "Time limit per run (simulated s, 0.1…3600).") var maxSeconds = 90.0
     @Option(help: "Runs at once, each on its own thread (1…64); the results are those of --jobs 1.") var jobs = 1

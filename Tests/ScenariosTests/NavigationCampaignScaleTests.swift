@@ -59,6 +59,13 @@ import Testing
         let micro = try loadRobot("lumen-1s-micro.yaml")
         let standard = try loadRobot()
         #expect(micro.outerDiameterMM < 1 && standard.outerDiameterMM == RobotDescription.defaultOuterDiameterMM)
+        // The hepatic phantom's catheter: the standard one with a bending section short enough
+        // for the second turn into the common hepatic.
+        let hepatic = try NavigationCampaign.plan(Self.settings(phantoms: ["hepatic"], runs: 1))
+        #expect(hepatic.map(\.setup.robot) == ["robots/lumen-1s-visceral.yaml"])
+        let visceral = try loadRobot("lumen-1s-visceral.yaml")
+        #expect(visceral.sections.map(\.lengthMM) == [20] && standard.sections.map(\.lengthMM) == [40])
+        #expect(visceral.outerDiameterMM == standard.outerDiameterMM && visceral.axes.count == standard.axes.count)
         var one = s
         one.robotForAll = "robots/other.yaml"
         let named = try NavigationCampaign.plan(one)
