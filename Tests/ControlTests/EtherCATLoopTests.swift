@@ -210,10 +210,6 @@ func expectRefusedAcknowledge(_ robot: inout EtherCATRobot, keeping axis: Int, s
     #expect(robot.driveFault?.axis == axis)
 }
 
-/// A UDP relay between a master and the emulated slaves that holds each reply for `delay` ns:
-/// slaves on a loaded machine, without depending on the load. With `zeroWorkingCounter` it
-/// also zeroes each reply's working counter (its last two bytes): slaves that answer but never
-/// process the frame.
 /// A simulated segment served over UDP, reached through a `DelayingRelay` so a test can make its
 /// replies late or corrupt.
 struct RelayedSegment {
@@ -236,6 +232,10 @@ struct RelayedSegment {
     }
 }
 
+/// A UDP relay between a master and the emulated slaves that holds each reply for `delay` ns:
+/// slaves on a loaded machine, without depending on the load. With `zeroWorkingCounter` it
+/// also zeroes each reply's working counter (its last two bytes): slaves that answer but never
+/// process the frame.
 final class DelayingRelay: @unchecked Sendable {
     let port: UInt16
     let delay = Atomic<Int64>(0)

@@ -41,13 +41,10 @@ extension VesselTreeDescription {
             let start = point(child, 0)
             let count = vessels[parent].points.count
             guard count > 1 else { return (0, 0) }
-            func segment(_ k: Int) -> (a: Vec3, ab: Vec3) { (point(parent, k), point(parent, k + 1) - point(parent, k)) }
             var foot = (segment: 0, fraction: 0.0, distance: Double.infinity)
             for k in 0..<(count - 1) {
-                let (a, ab) = segment(k)
-                let l2 = ab.dot(ab)
-                let f = l2 > 0 ? min(1, max(0, (start - a).dot(ab) / l2)) : 0
-                let d = (a + ab * f - start).length
+                let (f, q) = VesselTree.closestOnSegment(start, point(parent, k), point(parent, k + 1))
+                let d = (q - start).length
                 if d < foot.distance { foot = (k, f, d) }
             }
             // On the axis (within a tenth of a millimetre), or no direction to run back along.
@@ -59,7 +56,7 @@ extension VesselTreeDescription {
             let reach = 3 * foot.distance
             var best = (segment: foot.segment, fraction: foot.fraction, distance: Double.infinity)
             for k in 0..<(count - 1) {
-                let (a, ab) = segment(k)
+                let a = point(parent, k), ab = point(parent, k + 1) - a
                 let l2 = ab.dot(ab)
                 guard l2 > 0 else { continue }
                 let (t, f) = closestApproach(start, u, reach, a, ab)
