@@ -222,6 +222,49 @@ struct BezierScene {
         for b in blobs { #expect(detector.loneMarker(empty, b) == nil, "a band made up at (\(b.u), \(b.v))") }
     }
 
+    @Test(arguments: [(5000.0, UInt64(9)), (1500.0, UInt64(10)), (800.0, UInt64(11))])
+    func aLongBandAlongTheTracksHeadingGivesItsDistalEnd(photons: Double, seed: UInt64) throws {
+        // Fine pitch: a band 16 px long on a catheter 7 px wide, its shaft lost. Its centroid is
+        // 8 px short of the tip; with the track's heading the band's distal end is the tip.
+        var scene = MarkerScene(photons: photons, seed: seed)
+        scene.shaft = 0; scene.line = 0; scene.width = 7; scene.markerLength = 16
+        let frame = scene.frame()
+        let detector = try CatheterDetector()
+        let (_, blobs) = try detector.ridges.features(in: frame)
+        let len = hypot(scene.tip.0 - scene.start.0, scene.tip.1 - scene.start.1)
+        let axis = ((scene.tip.0 - scene.start.0) / len, (scene.tip.1 - scene.start.1) / len)
+        let centre = (scene.tip.0 - 8 * axis.0, scene.tip.1 - 8 * axis.1)
+        let blob = try #require(blobs.min { hypot($0.u - centre.0, $0.v - centre.1) < hypot($1.u - centre.0, $1.v - centre.1) })
+        try #require(hypot(blob.u - centre.0, blob.v - centre.1) < 8, "no spot on the band: nearest at (\(blob.u), \(blob.v))")
+        let err = { (d: CatheterDetection) in hypot(d.u - scene.tip.0, d.v - scene.tip.1) }
+        // Without a heading: the centroid, half a band short.
+        let plain = try #require(detector.loneMarker(frame, blob))
+        #expect(err(plain) > 5 && err(plain) <= 0.5 * scene.markerLength + 1.5, "centroid error \(err(plain)) px")
+        // Along the heading (25° off it, as a track's last heading may be): the distal end.
+        let c = cos(25 * Double.pi / 180), s = sin(25 * Double.pi / 180)
+        let heading = (u: axis.0 * c - axis.1 * s, v: axis.0 * s + axis.1 * c)
+        let along = try #require(detector.loneMarker(frame, blob, heading: heading))
+        #expect(err(along) < 2, "photons \(photons): tip (\(along.u), \(along.v)) vs \(scene.tip), error \(err(along)) px")
+        #expect(along.confidence == plain.confidence, "the end read from a heading is no surer than the centroid")
+        // The detection points the way the band does, so the track's heading follows the band.
+        let h = try #require(along.heading())
+        #expect(h.u * axis.0 + h.v * axis.1 > 0.95)
+        // Across the heading: no end to read, the centroid stays.
+        let across = try #require(detector.loneMarker(frame, blob, heading: (u: -axis.1, v: axis.0)))
+        #expect(abs(err(across) - err(plain)) < 1e-9)
+    }
+
+    @Test func aBandWithNoLongAxisKeepsItsCentroid() {
+        // As long as wide (a short band, or one seen end on): its moments give no axis to read.
+        #expect(CatheterDetector.distalEnd(centre: (10, 10), major: 4, minor: 3, cuu: 4, cuv: 0, cvv: 3, heading: (1, 0)) == nil)
+        // Clearly longer than wide along u, heading along u: the end √(3·major) ahead.
+        let e = CatheterDetector.distalEnd(centre: (10, 10), major: 12, minor: 2, cuu: 12, cuv: 0, cvv: 2, heading: (-1, 0.1))
+        #expect(e.map { abs($0.tip.u - 4) < 1e-9 && abs($0.tip.v - 10) < 1e-9 } == true, "\(String(describing: e))")
+        // A heading with no length, or not a number: nothing to read.
+        #expect(CatheterDetector.distalEnd(centre: (10, 10), major: 12, minor: 2, cuu: 12, cuv: 0, cvv: 2, heading: (0, 0)) == nil)
+        #expect(CatheterDetector.distalEnd(centre: (10, 10), major: .nan, minor: 2, cuu: 12, cuv: 0, cvv: 2, heading: (1, 0)) == nil)
+    }
+
     @Test(arguments: [UInt64(41), 42, 43])
     func aDenseStructureBeyondABlurredEndDoesNotPullTheTipBack(seed: UInt64) throws {
         // A band whose end is blurred along the axis (as a real focal spot and detector blur

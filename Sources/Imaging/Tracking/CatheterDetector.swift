@@ -300,7 +300,7 @@ public final class CatheterDetector {
         // a traced shaft leads to, which wins where it exists.
         var loneFound: [CatheterDetection] = []
         for b in lone {
-            guard var d = loneMarker(frame, b) else { continue }
+            guard var d = loneMarker(frame, b, heading: prior?.heading) else { continue }
             let score = loneScore(d, b, densest: densest, prior: prior)
             d.score = score
             if score > 0 { loneFound.append(d) }

@@ -10,7 +10,11 @@ extension CatheterDetector {
     /// The band is the part of the spot above half its height over the surrounding background;
     /// it must be compact (inside a window of four spot scales) and stand well out of the
     /// noise. The tip is its centroid: nil when the spot is no band.
-    func loneMarker(_ f: Frame, _ b: RidgeBlob) -> CatheterDetection? {
+    ///
+    /// With a track's heading (`heading`, unit, in px), a band seen from the side (clearly
+    /// longer than wide) along that heading gives its distal end: the tip is put there, half the
+    /// band's length ahead of the centroid, instead of at the centroid.
+    func loneMarker(_ f: Frame, _ b: RidgeBlob, heading: (u: Double, v: Double)? = nil) -> CatheterDetection? {
         let r = max(5.0, 4 * b.sigma)
         let cx = Int(b.u.rounded()), cy = Int(b.v.rounded())
         let ri = Int(r.rounded(.up))
@@ -53,6 +57,7 @@ extension CatheterDetector {
         let tr = cuu + cvv, det = cuu * cvv - cuv * cuv
         let disc = max(0, tr * tr / 4 - det).squareRoot()
         let minor = max(1e-6, tr / 2 - disc)
+        let major = tr / 2 + disc
         let centre = (u: b.u + mu, v: b.v + mv)
         // The band's width: across its shorter extent (a uniform band of length L has a variance of L²/12).
         let width = max(2.5, 2 * (3 * minor).squareRoot())
@@ -65,8 +70,33 @@ extension CatheterDetector {
         // from the truth, and the confidence says so.
         let confidence = 0.5 * spotConfidence
         guard confidence > 0 else { return nil }
+        if let h = heading, let end = Self.distalEnd(centre: centre, major: major, minor: minor, cuu: cuu, cuv: cuv, cvv: cvv, heading: h) {
+            return CatheterDetection(u: end.tip.u, v: end.tip.v, confidence: confidence,
+                                     centerline: [end.proximal, end.tip], widthPx: width, ridgeSNR: 0, endSNR: peakSNR)
+        }
         return CatheterDetection(u: centre.u, v: centre.v, confidence: confidence,
                                  centerline: [(centre.u - 0.5 * width, centre.v), (centre.u, centre.v)], widthPx: width, ridgeSNR: 0, endSNR: peakSNR)
+    }
+
+    /// The distal end of a band from its half-height region's centroid and second moments,
+    /// given the track's heading: nil unless the band is clearly longer than wide (a band about
+    /// as long as wide, or seen end on, has no axis to read) and its long axis lies within 40°
+    /// of the heading (a band across the heading is no band the track knows). A uniform band of
+    /// length L has a variance of L²/12 along it: its ends lie √(3·major) from the centroid.
+    static func distalEnd(centre: (u: Double, v: Double), major: Double, minor: Double, cuu: Double, cuv: Double, cvv: Double,
+                          heading h: (u: Double, v: Double)) -> (tip: (u: Double, v: Double), proximal: (u: Double, v: Double))? {
+        let hl = hypot(h.u, h.v)
+        guard hl > 1e-9, major.isFinite, minor > 0, major >= 2.25 * minor else { return nil }
+        // The long axis: the eigenvector of the covariance for `major`.
+        var a = abs(cuv) > 1e-12 ? (u: major - cvv, v: cuv) : (cuu >= cvv ? (u: 1.0, v: 0.0) : (u: 0.0, v: 1.0))
+        let al = hypot(a.u, a.v)
+        guard al > 1e-12 else { return nil }
+        a = (a.u / al, a.v / al)
+        let along = (a.u * h.u + a.v * h.v) / hl
+        guard abs(along) >= cos(40 * .pi / 180) else { return nil }
+        if along < 0 { a = (-a.u, -a.v) }
+        let half = (3 * major).squareRoot()
+        return ((centre.u + half * a.u, centre.v + half * a.v), (centre.u - half * a.u, centre.v - half * a.v))
     }
 
     /// −log of one pixel's grey value (clamped to the frame).
