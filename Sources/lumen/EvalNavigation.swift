@@ -28,6 +28,7 @@ struct EvalNavigation: ParsableCommand {
     @Option(help: "Tip measurements: tracker (from the images) or truth (the simulated tip with a 0.1 mm σ of noise drawn from the seed, at the same rate and latency, and no images rendered: separates control failures from tracking failures).") var measurements = "tracker"
     @Flag(help: "Print JSON on stdout.") var json = false
     @Flag(help: "The path servo with its corner manoeuvres (re-aim after a retreat, deeper retreats, the search round an opening, bounded attempts, the final approach; off by default, docs/navigation-corners.md): for comparisons on the same seeds.") var cornerManoeuvres = false
+    @Flag(help: "The simulated C-arm renders every frame whole, not only the regions the tracker searches (the whole frames only when a search needs them): for comparisons on the same seeds.") var wholeFrames = false
     @Flag(help: "The path servo engages take-offs sharper than a forward push turns with a reverse curve (past the opening, bend back, withdraw until the tip drops in; off by default, docs/navigation-corners.md): for comparisons on the same seeds.") var reverseCurve = false
     @Flag(help: "Progress of each run on stderr, once a second of simulated time (with --jobs 1; live, once a second of wall clock).") var verbose = false
     @Flag(help: "Also run each setup live, at wall clock (the runtime of `lumen demo`, with the monitor process), beside its simulated-time run; --max-seconds is then also each live run's wall-clock limit.") var live = false
@@ -56,6 +57,7 @@ struct EvalNavigation: ParsableCommand {
         base.measurements = source
         if cornerManoeuvres { base.cornerManoeuvres = true }
         if reverseCurve { base.reverseCurve = true }
+        if wholeFrames { base.wholeFrames = true }
         let settings = NavigationCampaignSettings(phantoms: phantoms, seed: seed, first: first, runs: runs, base: base, robotForAll: robot)
         let plan: [PlannedRun], part: CampaignShard
         do {

@@ -27,6 +27,19 @@ struct TubeScene {
         }
     }
 
+    /// The frames of the regions `measurer` will search around `prior` (a part of each frame
+    /// where it searches one), as the simulated C-arm renders them.
+    func partialFrames(_ measurer: BiplaneTipMeasurer, prior: TipEstimate) throws -> [PlaneFrame] {
+        var settings = FluoroSettings()
+        settings.photonsPerPixel = 20000
+        return try [0, 1].map { p in
+            let r = try FluoroRenderer(geometry: planes[p], settings: settings, seed: 3 + UInt64(p))
+                .render(tree: tree, catheter: catheter, frame: 1, acquiredAt: 5_000_000,
+                        region: measurer.renderRegion(plane: p, motion: .zero, prior: prior))
+            return PlaneFrame(plane: p, frame: r.frame, rendered: r.rendered)
+        }
+    }
+
     func measurer(settings: BiplaneMeasurerSettings = BiplaneMeasurerSettings(),
                   roadmap: @escaping (Vec3, Double) -> Bool = { VesselTree(Phantoms.straightTube()).contains($0, within: $1) }) throws -> BiplaneTipMeasurer {
         try BiplaneTipMeasurer(planes: planes, settings: settings, roadmap: roadmap)
@@ -62,6 +75,77 @@ struct TubeScene {
         guard case .wholeFramePair(let point) = m.outcome else { Issue.record("expected a whole-frame pair, got \(m.outcome)"); return }
         #expect((point.position - scene.tip).length < 1.5)
         #expect(m.measurements.count == 1)
+    }
+
+    @Test func framesRenderedOnlyWhereTheSearchLooksAreMeasuredAsWholeOnes() throws {
+        let measurer = try scene.measurer()
+        let prior = scene.prior(at: scene.tip + Vec3(0.5, 0, -1))
+        let parts = try scene.partialFrames(measurer, prior: prior)
+        #expect(parts.allSatisfy { $0.rendered != nil }, "a search region is a part of a 256² frame")
+        var asked = 0
+        let m = try measurer.measure(parts, prior: prior) { () throws(GuidanceError) -> [PlaneFrame] in
+            asked += 1
+            do { return try scene.frames() } catch { throw .wholeFrames("\(error)") }
+        }
+        guard case .pair(let point) = m.outcome else { Issue.record("expected a pair, got \(m.outcome)"); return }
+        #expect((point.position - scene.tip).length < 1.5, "\(point.position)")
+        #expect(asked == 0, "the parts held what was searched")
+    }
+
+    @Test(arguments: [0.6, 0.3])
+    func aPartWithItsReachMeasuresAsTheWholeFrameDoes(pitch: Double) throws {
+        // The same pixels inside the part, a flat grey outside: the detector reads past the
+        // searched region (back along the shaft, past the end), so the part must hold that too.
+        let scene = TubeScene(pitch: pitch, size: 512)
+        let measurer = try scene.measurer()
+        let prior = scene.prior(at: scene.tip + Vec3(0.5, 0, -1))
+        let whole = try scene.frames()
+        let parts = try whole.map { f in
+            let r = try #require(measurer.renderRegion(plane: f.plane, motion: .zero, prior: prior))
+            let search = try #require(measurer.searchRegion(plane: f.plane, motion: .zero, prior: prior))
+            #expect(r.contains(search))
+            var pixels = [UInt16](repeating: 2000, count: f.frame.pixels.count)
+            for v in r.y..<(r.y + r.height) { for u in r.x..<(r.x + r.width) { pixels[v * f.frame.width + u] = f.frame.pixels[v * f.frame.width + u] } }
+            return PlaneFrame(plane: f.plane, frame: Frame(width: f.frame.width, height: f.frame.height, pixels: pixels, acquiredAt: f.frame.acquiredAt),
+                              rendered: r)
+        }
+        let a = try measurer.measure(whole, prior: prior), b = try measurer.measure(parts, prior: prior)
+        guard case .pair(let pa) = a.outcome, case .pair(let pb) = b.outcome else { Issue.record("\(a.outcome) / \(b.outcome)"); return }
+        #expect(pa.position == pb.position && pa.covariance == pb.covariance, "whole \(pa.position), part \(pb.position)")
+        #expect(a.measurements == b.measurements)
+    }
+
+    @Test func partsThatDoNotHoldTheSearchAskForTheWholeFramesOnce() throws {
+        let measurer = try scene.measurer()
+        // Rendered round a prior 40 mm beyond the tip: the parts hold no catheter, and the
+        // whole-frame search that follows needs the whole frames.
+        let off = scene.prior(at: scene.tip + Vec3(0, 0, 40))
+        let parts = try scene.partialFrames(measurer, prior: off)
+        var asked = 0
+        let m = try measurer.measure(parts, prior: off) { () throws(GuidanceError) -> [PlaneFrame] in
+            asked += 1
+            do { return try scene.frames() } catch { throw .wholeFrames("\(error)") }
+        }
+        guard case .wholeFramePair(let point) = m.outcome else { Issue.record("expected a whole-frame pair, got \(m.outcome)"); return }
+        #expect((point.position - scene.tip).length < 1.5)
+        #expect(asked == 1)
+        // Lost: nothing to search around, so the whole frames at once.
+        asked = 0
+        let lost = scene.prior(at: .zero, health: .lost)
+        let l = try measurer.measure(parts, prior: lost) { () throws(GuidanceError) -> [PlaneFrame] in
+            asked += 1
+            do { return try scene.frames() } catch { throw .wholeFrames("\(error)") }
+        }
+        guard case .pair = l.outcome else { Issue.record("expected a pair, got \(l.outcome)"); return }
+        #expect(asked == 1)
+        // Without a source of whole frames the parts are all there is: nothing beyond them is searched.
+        #expect(try measurer.measure(parts, prior: lost).outcome == .none)
+        // A source that fails says so; one that gives parts again, or other planes, is refused.
+        #expect(throws: GuidanceError.wholeFrames("no frames")) {
+            try measurer.measure(parts, prior: lost) { () throws(GuidanceError) -> [PlaneFrame] in throw .wholeFrames("no frames") }
+        }
+        #expect(throws: GuidanceError.self) { try measurer.measure(parts, prior: lost) { parts } }
+        #expect(throws: GuidanceError.self) { try measurer.measure(parts, prior: lost) { [try! scene.frames()[0]] } }
     }
 
     @Test func onePlaneGivesPixels() throws {

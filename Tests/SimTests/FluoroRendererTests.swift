@@ -35,6 +35,51 @@ import Testing
         #expect(abs(ratio - expected) < 0.01, "ratio \(ratio), Beer–Lambert \(expected)")
     }
 
+    @Test(arguments: [FluoroEncoding.linear, .log], [false, true])
+    func aRegionRenderedAloneHoldsWhatTheWholeFrameHoldsThere(encoding: FluoroEncoding, monochrome1: Bool) throws {
+        // Noise far below a grey level, so that two renders with different noise agree.
+        var settings = FluoroSettings()
+        settings.photonsPerPixel = 1e12
+        settings.electronicNoise = 0
+        settings.encoding = encoding
+        settings.monochrome1 = monochrome1
+        settings.motion = .typical
+        let catheter = (0...60).map { Vec3(Double($0) * 0.2, 0, 100 + Double($0)) }
+        let tube = Phantoms.straightTube()
+        let at: Nanoseconds = 1_300_000_000
+        let whole = try FluoroRenderer(geometry: geometry, settings: settings).render(tree: tube, catheter: catheter, frame: 2, acquiredAt: at, region: nil)
+        #expect(whole.rendered == nil)
+        let tip = geometry.project(catheter.last!)
+        let asked = PixelRegion.around(u: tip.u, v: tip.v, half: 20, in: geometry.columns, geometry.rows)
+        let renderer = try #require(Optional(FluoroRenderer(geometry: geometry, settings: settings)))
+        let part = try renderer.render(tree: tube, catheter: catheter, frame: 2, acquiredAt: at, region: asked)
+        let rendered = try #require(part.rendered)
+        #expect(rendered.contains(asked) && rendered.width < geometry.columns, "\(rendered)")
+        #expect(part.truth == whole.truth)
+        var differ = 0, outside = Set<UInt16>()
+        for v in 0..<geometry.rows {
+            for u in 0..<geometry.columns {
+                let inside = u >= rendered.x && u < rendered.x + rendered.width && v >= rendered.y && v < rendered.y + rendered.height
+                if inside {
+                    if abs(Int(part.frame[u, v]) - Int(whole.frame[u, v])) > 1 { differ += 1 }
+                } else {
+                    outside.insert(part.frame[u, v])
+                }
+            }
+        }
+        #expect(differ == 0, "\(differ) pixels of the region differ from the whole frame's")
+        // Outside: one flat grey, no structure for a search to find.
+        #expect(outside.count == 1, "\(outside.count) grey values outside the region")
+        // The same renderer renders the whole frame again after a part.
+        let again = try renderer.render(tree: tube, catheter: catheter, frame: 2, acquiredAt: at, region: nil)
+        #expect(zip(again.frame.pixels, whole.frame.pixels).allSatisfy { abs(Int($0) - Int($1)) <= 1 })
+        // A region that is the whole frame, or scatter (a veil at the whole frame's mean), renders all of it.
+        let all = PixelRegion(x: 0, y: 0, width: geometry.columns, height: geometry.rows)
+        #expect(try renderer.render(tree: tube, catheter: catheter, frame: 2, acquiredAt: at, region: all).rendered == nil)
+        settings.scatterFraction = 0.2
+        #expect(try FluoroRenderer(geometry: geometry, settings: settings).render(tree: tube, catheter: catheter, frame: 2, acquiredAt: at, region: asked).rendered == nil)
+    }
+
     @Test func theTruthIsTheProjectedDistalEndAndTheMarkerIsDarkThere() throws {
         let catheter = (0...60).map { Vec3(Double($0) * 0.2, 0, 100 + Double($0)) }
         // Fine pixels around the tip, so the 2 mm marker band spans several of them.

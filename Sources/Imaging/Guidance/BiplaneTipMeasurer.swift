@@ -18,6 +18,11 @@ public struct BiplaneMeasurerSettings: Sendable, Equatable {
     /// px — the searched region reaches this far past the search radius, so that a tip near
     /// its edge is still seen with the catheter behind it.
     public var regionMarginPx = 40.0
+    /// px — how far past the searched region a frame source that renders only part of a frame
+    /// renders (`renderRegion`): the detector reads beyond the region, back along a candidate's
+    /// shaft (how far it runs: up to 40 widths / 3 behind the tip, ~95 px for a 2 mm catheter
+    /// at 0.3 mm) and past its end. With less its shaft would end at the region's edge.
+    public var renderReachPx = 64.0
     /// px — a region clipped by the frame's edge to a narrower side than this is not searched
     /// (the whole frame is, without the prediction).
     public var minimumRegionSidePx = 64
@@ -42,12 +47,14 @@ public struct BiplaneMeasurerSettings: Sendable, Equatable {
             return PhysicalScales.pixels(value, mm: value * ref, pitch: pitch)
         }
         return PixelLengths(pairAgreement: px(pairAgreementPx), searchRadius: px(searchRadiusPx), maximumSearchRadius: px(maximumSearchRadiusPx),
-                            regionMargin: px(regionMarginPx), minimumRegionSide: px(Double(minimumRegionSidePx)), pixelSigma: px(pixelSigmaPx))
+                            regionMargin: px(regionMarginPx), minimumRegionSide: px(Double(minimumRegionSidePx)), pixelSigma: px(pixelSigmaPx),
+                            renderReach: px(renderReachPx))
     }
 
     /// px — the settings' pixel lengths at one plane's pitch.
     public struct PixelLengths: Sendable, Equatable {
         public var pairAgreement, searchRadius, maximumSearchRadius, regionMargin, minimumRegionSide, pixelSigma: Double
+        public var renderReach = 0.0
     }
 
     public func validate() throws(GuidanceError) {
@@ -59,7 +66,7 @@ public struct BiplaneMeasurerSettings: Sendable, Equatable {
         for (v, f) in positive {
             guard v.isFinite, v > 0 else { throw .badSetting(field: f, reason: "must be a finite number > 0, got \(v)") }
         }
-        for (v, f) in [(searchSigmas, "search_sigmas"), (regionMarginPx, "region_margin_px")] {
+        for (v, f) in [(searchSigmas, "search_sigmas"), (regionMarginPx, "region_margin_px"), (renderReachPx, "render_reach_px")] {
             guard v.isFinite, v >= 0 else { throw .badSetting(field: f, reason: "must be a finite number ≥ 0, got \(v)") }
         }
         guard maximumSearchRadiusPx >= searchRadiusPx else {
@@ -86,6 +93,8 @@ public enum GuidanceError: Error, Equatable, Sendable, CustomStringConvertible {
     case planeCount(Int)
     /// A frame named a plane the measurer has no geometry for, or the same plane twice.
     case unknownPlane(Int)
+    /// The frame source could not give the whole frames a search needed.
+    case wholeFrames(String)
 
     public var description: String {
         switch self {
@@ -93,6 +102,7 @@ public enum GuidanceError: Error, Equatable, Sendable, CustomStringConvertible {
         case .detector(let e): "guidance detector: \(e)"
         case .planeCount(let n): "the measurer takes one or two C-arm planes, got \(n); give the geometry of each plane"
         case .unknownPlane(let p): "frame of plane \(p): no such plane, or two frames of it; send one frame per configured plane"
+        case .wholeFrames(let why): "the whole frames a search needed could not be had: \(why)"
         }
     }
 }
@@ -106,9 +116,12 @@ public struct PlaneFrame {
     /// patient frame; the estimator works in the static patient, so pixels are mapped back by it.
     /// Zero where the motion is not known.
     public var motion: Vec3
+    /// The part of the frame that holds the image, when only a part does (a simulated C-arm
+    /// that exposed the search region alone); nil: all of it.
+    public var rendered: PixelRegion?
 
-    public init(plane: Int, frame: Frame, motion: Vec3 = .zero) {
-        self.plane = plane; self.frame = frame; self.motion = motion
+    public init(plane: Int, frame: Frame, motion: Vec3 = .zero, rendered: PixelRegion? = nil) {
+        self.plane = plane; self.frame = frame; self.motion = motion; self.rendered = rendered
     }
 }
 
@@ -192,6 +205,13 @@ public final class BiplaneTipMeasurer {
         self.detectors = detectors
     }
 
+    func checkPlanes(_ frames: [PlaneFrame]) throws(GuidanceError) {
+        var seen = Set<Int>()
+        for f in frames {
+            guard planes.indices.contains(f.plane), seen.insert(f.plane).inserted else { throw .unknownPlane(f.plane) }
+        }
+    }
+
     /// px — the noise a detection on `plane` claims: sure detections little, unsure ones more.
     func pixelSigma(_ d: CatheterDetection, plane: Int) -> Double { lengths[plane].pixelSigma / max(settings.confidenceFloor, d.confidence) }
 
@@ -220,14 +240,55 @@ public final class BiplaneTipMeasurer {
         return (region, CatheterDetector.Prior(u: predicted.u, v: predicted.v, radius: radius))
     }
 
+    /// The region of `plane` that `measure` will search, for a frame whose scene had moved by
+    /// `motion`, around `prior`: nil when it will search the whole frame.
+    public func searchRegion(plane: Int, motion: Vec3, prior: TipEstimate) -> PixelRegion? {
+        guard planes.indices.contains(plane) else { return nil }
+        let g = planes[plane]
+        let predicted = g.project(prior.position + motion)
+        return searchRegion(predicted: (predicted.u, predicted.v), prior: prior, plane: plane, width: g.columns, height: g.rows)?.region
+    }
+
+    /// What a frame source that can expose a part of a frame needs to expose for `measure`:
+    /// the search region and `renderReachPx` around it (clipped to the frame), nil for the
+    /// whole frame.
+    public func renderRegion(plane: Int, motion: Vec3, prior: TipEstimate) -> PixelRegion? {
+        guard let r = searchRegion(plane: plane, motion: motion, prior: prior) else { return nil }
+        let g = planes[plane], reach = Int(lengths[plane].renderReach.rounded(.up))
+        let x0 = max(0, r.x - reach), y0 = max(0, r.y - reach)
+        let x1 = min(g.columns, r.x + r.width + reach), y1 = min(g.rows, r.y + r.height + reach)
+        return PixelRegion(x: x0, y: y0, width: x1 - x0, height: y1 - y0)
+    }
+
     /// Measures the tip in one exposure: at most one frame per plane, all acquired together.
     /// A plane without a frame (dropped) is simply not seen. The measurements carry the frames'
     /// acquisition time.
-    public func measure(_ frames: [PlaneFrame], prior: TipEstimate) throws(GuidanceError) -> BiplaneMeasurement {
-        var seen = Set<Int>()
-        for f in frames {
-            guard planes.indices.contains(f.plane), seen.insert(f.plane).inserted else { throw .unknownPlane(f.plane) }
+    ///
+    /// Frames of which only a part was rendered (`PlaneFrame.rendered`) are searched there
+    /// alone; where the search needs more (no prediction to search around, the whole-frame
+    /// search after a failed pair), `wholeFrames` gives the exposure's whole frames, asked for
+    /// at most once. Without it such a plane is not searched beyond its part.
+    public func measure(_ frames: [PlaneFrame], prior: TipEstimate,
+                        wholeFrames: (() throws(GuidanceError) -> [PlaneFrame])? = nil) throws(GuidanceError) -> BiplaneMeasurement {
+        try checkPlanes(frames)
+        var frames = frames
+        var partial = frames.contains { $0.rendered != nil }
+        func wholeNow() throws(GuidanceError) {
+            guard partial, let give = wholeFrames else { return }
+            let whole = try give()
+            try checkPlanes(whole)
+            guard Set(whole.map(\.plane)) == Set(frames.map(\.plane)), whole.allSatisfy({ $0.rendered == nil }) else {
+                throw .wholeFrames("asked for the whole frames of planes \(frames.map(\.plane).sorted()), got \(whole.map { ($0.plane, $0.rendered == nil ? "whole" : "part") })")
+            }
+            frames = whole
+            partial = false
         }
+        // A part that does not hold the region to search: the whole frames from the start.
+        if partial, frames.contains(where: { f in
+            guard let part = f.rendered else { return false }
+            guard let region = searchRegion(plane: f.plane, motion: f.motion, prior: prior) else { return true }
+            return !part.contains(region)
+        }) { try wholeNow() }
         guard let acquiredAt = frames.first?.frame.acquiredAt else { return BiplaneMeasurement(outcome: .none, measurements: [], detections: 0) }
         var views: [PixelObservation] = []
         var pixels: [TipMeasurement] = []
@@ -243,8 +304,9 @@ public final class BiplaneTipMeasurer {
             let shift = SIMD2(predicted.u - still.u, predicted.v - still.v)
             shifts.append(shift.x.isFinite && shift.y.isFinite ? shift : .zero)
             searched.append(search != nil)
-            // A frame the detector cannot take (too small) is a plane that saw nothing.
-            guard let track = try? detectors[p].detect(shot.frame, region: search?.region,
+            // A frame the detector cannot take (too small) is a plane that saw nothing; so is a
+            // part of a frame where the whole is to be searched.
+            guard shot.rendered == nil || search != nil, let track = try? detectors[p].detect(shot.frame, region: search?.region,
                                                        downsample: search == nil ? settings.wholeFrameDownsample : 1, prior: search?.prior)
             else { continue }
             let uv = SIMD2(track.u, track.v) - shifts[shifts.count - 1]
@@ -262,8 +324,9 @@ public final class BiplaneTipMeasurer {
         }
         var whole: [PixelObservation] = []
         if frames.count == 2, searched.contains(true) {
+            try wholeNow()
             for (k, shot) in frames.enumerated() {
-                guard let d = try? detectors[shot.plane].detect(shot.frame, region: nil, downsample: settings.wholeFrameDownsample, prior: nil)
+                guard shot.rendered == nil, let d = try? detectors[shot.plane].detect(shot.frame, region: nil, downsample: settings.wholeFrameDownsample, prior: nil)
                 else { break }
                 whole.append(PixelObservation(matrix: matrices[shot.plane], pixel: SIMD2(d.u, d.v) - shifts[k], covariance: .isotropic(pixelSigma(d, plane: shot.plane))))
             }

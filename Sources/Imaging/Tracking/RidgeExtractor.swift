@@ -33,6 +33,11 @@ public struct PixelRegion: Sendable, Equatable {
         return PixelRegion(x: x0, y: y0, width: x1 - x0, height: y1 - y0)
     }
 
+    /// Whether `other` lies wholly inside this region.
+    public func contains(_ other: PixelRegion) -> Bool {
+        other.x >= x && other.y >= y && other.x + other.width <= x + width && other.y + other.height <= y + height
+    }
+
     /// Distance from (u, v) to the nearest edge of the region (negative outside).
     public func inset(u: Double, v: Double) -> Double {
         min(u - Double(x), Double(x + width - 1) - u, v - Double(y), Double(y + height - 1) - v)

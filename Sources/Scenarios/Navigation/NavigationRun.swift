@@ -166,6 +166,18 @@ public protocol NavigationFrameSource: AnyObject {
     /// The frames of exposure `index`, acquired at `time`, of the catheter whose centerline (mm,
     /// patient frame) is given. May give fewer frames than planes, or none (dropped frames).
     func exposure(index: Int, at time: Nanoseconds, catheter: [Vec3]) throws(NavigationError) -> NavigationExposure
+    /// The same exposure where only `regions(plane, motion)` of each plane need be rendered
+    /// (nil: the whole frame); the frames say which part they hold (`PlaneFrame.rendered`).
+    /// A source that cannot render a part gives whole frames.
+    func exposure(index: Int, at time: Nanoseconds, catheter: [Vec3],
+                  regions: (_ plane: Int, _ motion: Vec3) -> PixelRegion?) throws(NavigationError) -> NavigationExposure
+}
+
+extension NavigationFrameSource {
+    public func exposure(index: Int, at time: Nanoseconds, catheter: [Vec3],
+                         regions: (_ plane: Int, _ motion: Vec3) -> PixelRegion?) throws(NavigationError) -> NavigationExposure {
+        try exposure(index: index, at: time, catheter: catheter)
+    }
 }
 
 /// The simulated biplane C-arm: the phantom and the catheter rendered as fluoroscopy, with the
@@ -186,16 +198,25 @@ public final class SimulatedBiplaneCArm: NavigationFrameSource {
     }
 
     public func exposure(index: Int, at time: Nanoseconds, catheter: [Vec3]) throws(NavigationError) -> NavigationExposure {
+        try exposure(index: index, at: time, catheter: catheter) { _, _ in nil }
+    }
+
+    /// Renders only the regions asked for: the noise, blur and tubes of a whole 1024² frame
+    /// cost more than the tracking of the region around the tip that is all a tracked frame
+    /// is read for.
+    public func exposure(index: Int, at time: Nanoseconds, catheter: [Vec3],
+                         regions: (_ plane: Int, _ motion: Vec3) -> PixelRegion?) throws(NavigationError) -> NavigationExposure {
         var frames: [PlaneFrame] = []
         var tip: Vec3?
         for (p, renderer) in renderers.enumerated() {
-            let rendered: (Frame, FluoroTruth)
-            do { rendered = try renderer.render(tree: tree, catheter: catheter, frame: index, acquiredAt: time) } catch {
+            let motion = renderer.motionOffset(at: time)
+            let rendered: (frame: Frame, truth: FluoroTruth, rendered: PixelRegion?)
+            do { rendered = try renderer.render(tree: tree, catheter: catheter, frame: index, acquiredAt: time, region: regions(p, motion)) } catch {
                 throw .imaging("\(error)")
             }
-            let t = rendered.1.tip3D
+            let t = rendered.truth.tip3D
             if t.count == 3 { tip = Vec3(t[0], t[1], t[2]) }
-            frames.append(PlaneFrame(plane: p, frame: rendered.0, motion: renderer.motionOffset(at: time)))
+            frames.append(PlaneFrame(plane: p, frame: rendered.frame, motion: motion, rendered: rendered.rendered))
         }
         let motion = renderers.first?.motionOffset(at: time) ?? .zero
         return NavigationExposure(frames: frames, truthTip: tip.map { $0 - motion })
@@ -333,9 +354,19 @@ public enum NavigationRun {
                     pending.append((now + latency, TipMeasurement(acquiredAt: now, position: truth + noise, positionCovariance: Mat3.identity * 0.01)))
                 case .tracker:
                     guard let source else { break }
-                    let exposure = try source.exposure(index: frames, at: now, catheter: runner.withHardware { $0.centerline() })
+                    let catheter = runner.withHardware { $0.centerline() }
+                    let prior = lastEstimate, index = frames, at = now
+                    // Only what the measurer will search is rendered; the whole frames when it
+                    // needs them (lost, or a failed pair searched whole).
+                    let exposure = setup.wholeFrames == true
+                        ? try source.exposure(index: index, at: at, catheter: catheter)
+                        : try source.exposure(index: index, at: at, catheter: catheter) { p, motion in measurer.renderRegion(plane: p, motion: motion, prior: prior) }
                     let measured: BiplaneMeasurement
-                    do { measured = try measurer.measure(exposure.frames, prior: lastEstimate) } catch { throw .guidance(error) }
+                    do {
+                        measured = try measurer.measure(exposure.frames, prior: prior) { () throws(GuidanceError) -> [PlaneFrame] in
+                            do { return try source.exposure(index: index, at: at, catheter: catheter).frames } catch { throw .wholeFrames("\(error)") }
+                        }
+                    } catch { throw .guidance(error) }
                     tracked += measured.detections
                     outcomes.count(measured.outcome)
                     if case .singlePlanePixels(_, true) = measured.outcome { inconsistentPairs += 1 }

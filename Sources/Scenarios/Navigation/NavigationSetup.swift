@@ -47,6 +47,9 @@ public struct NavigationSetup: Sendable, Codable, Equatable {
     /// nil is off (measured on the brachiocephalic it did no better than pushing:
     /// docs/navigation-corners.md), true on.
     public var reverseCurve: Bool?
+    /// The simulated C-arm renders whole frames, not just the regions the measurer searches
+    /// (nil: the regions, and the whole frames only when a search needs them): for comparisons.
+    public var wholeFrames: Bool?
 
     public init() {}
 

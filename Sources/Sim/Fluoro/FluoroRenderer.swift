@@ -139,6 +139,9 @@ public final class FluoroRenderer {
     private var blurred: [Float]
     private var rng: SplitMix64
     private let normal = NormalTable.shared
+    /// The pixels the tubes are drawn into (u0, v0, u1, v1, inclusive): the whole frame, or
+    /// the part of it a region render computes.
+    private var clip: (Int, Int, Int, Int)
 
     public init(geometry: CArmGeometry, settings: FluoroSettings = FluoroSettings(), seed: UInt64 = 1) {
         self.geometry = geometry
@@ -151,6 +154,7 @@ public final class FluoroRenderer {
         transmission = [Float](repeating: 0, count: n)
         blurred = [Float](repeating: 0, count: n)
         rng = SplitMix64(seed: seed)
+        clip = (0, 0, geometry.columns - 1, geometry.rows - 1)
     }
 
     /// A smooth anatomy: soft tissue thicker toward the middle, a spine of vertebral bodies with
@@ -208,8 +212,8 @@ public final class FluoroRenderer {
         let pa = g.project(a), pb = g.project(b)
         guard pa.depth > 0, pb.depth > 0 else { return }
         let margin = max(ra, rb) * g.sourceToDetector / min(pa.depth, pb.depth) / g.pixelSpacing + 2
-        let u0 = max(0, Int((min(pa.u, pb.u) - margin).rounded(.down))), u1 = min(g.columns - 1, Int((max(pa.u, pb.u) + margin).rounded(.up)))
-        let v0 = max(0, Int((min(pa.v, pb.v) - margin).rounded(.down))), v1 = min(g.rows - 1, Int((max(pa.v, pb.v) + margin).rounded(.up)))
+        let u0 = max(clip.0, Int((min(pa.u, pb.u) - margin).rounded(.down))), u1 = min(clip.2, Int((max(pa.u, pb.u) + margin).rounded(.up)))
+        let v0 = max(clip.1, Int((min(pa.v, pb.v) - margin).rounded(.down))), v1 = min(clip.3, Int((max(pa.v, pb.v) + margin).rounded(.up)))
         guard u0 <= u1, v0 <= v1 else { return }
         box = (min(box.0, u0), min(box.1, v0), max(box.2, u1), max(box.3, v1))
         let axis = b - a
@@ -332,23 +336,69 @@ public final class FluoroRenderer {
     /// The vessels are rendered once per tree and, under motion, shifted on the detector by the
     /// projected displacement of the isocentre (exact for the isocentre plane; a 10 mm shift
     /// 60 mm off it is off by under a pixel); the catheter is rendered exactly, every frame.
+    ///
+    /// With a `region`, only that part of the frame is exposed (a measurer that searches around
+    /// a predicted tip reads little else: `BiplaneTipMeasurer.renderRegion`): its pixels are
+    /// those of a whole frame rendered with other noise, and every pixel outside it holds the
+    /// region's mean grey (no structure). The region comes back with the frame; nil when the whole frame was
+    /// rendered (no region asked, one covering the frame, or scatter, whose veil is the whole
+    /// frame's mean).
+    public func render(tree: VesselTreeDescription, catheter: [Vec3], frame index: Int, acquiredAt: Nanoseconds = 0,
+                       region: PixelRegion?) throws -> (frame: Frame, truth: FluoroTruth, rendered: PixelRegion?) {
+        let g = geometry
+        let w = g.columns, h = g.rows
+        // The region and a margin for the blur, which reads that far around each pixel.
+        let all = (0, 0, w - 1, h - 1)
+        var box = all, kept = all
+        if let r = region, settings.scatterFraction <= 0 {
+            let m = Int((4 * max(0, settings.blurSigma)).rounded(.up)) + 1
+            let k = (max(0, r.x), max(0, r.y), min(w - 1, r.x + r.width - 1), min(h - 1, r.y + r.height - 1))
+            if k.0 <= k.2, k.1 <= k.3, k != all {
+                kept = k
+                box = (max(0, k.0 - m), max(0, k.1 - m), min(w - 1, k.2 + m), min(h - 1, k.3 + m))
+            }
+        }
+        let partial = kept != all
+        let (frame, truth) = try draw(tree: tree, catheter: catheter, frame: index, acquiredAt: acquiredAt, box: box, kept: kept, partial: partial)
+        guard partial else { return (frame, truth, nil) }
+        return (frame, truth, PixelRegion(x: kept.0, y: kept.1, width: kept.2 - kept.0 + 1, height: kept.3 - kept.1 + 1))
+    }
+
+    /// The whole frame (see `render(tree:catheter:frame:acquiredAt:region:)`).
     public func render(tree: VesselTreeDescription, catheter: [Vec3], frame index: Int, acquiredAt: Nanoseconds = 0) throws -> (Frame, FluoroTruth) {
+        let r = try render(tree: tree, catheter: catheter, frame: index, acquiredAt: acquiredAt, region: nil)
+        return (r.frame, r.truth)
+    }
+
+    /// Draws the pixels inside `box` (all of them unless `partial`) and keeps those inside
+    /// `kept`: the box is the kept part and a margin for the blur to read.
+    private func draw(tree: VesselTreeDescription, catheter: [Vec3], frame index: Int, acquiredAt: Nanoseconds,
+                      box clipBox: (Int, Int, Int, Int), kept: (Int, Int, Int, Int), partial: Bool) throws -> (Frame, FluoroTruth) {
         let g = geometry
         let w = g.columns, n = g.columns * g.rows
+        // The vessels' cache covers the whole frame whatever part of it this frame draws.
         prepareVessels(tree)
+        clip = clipBox
+        defer { clip = (0, 0, w - 1, g.rows - 1) }
         let offset = motionOffset(at: acquiredAt)
         let moved = catheter.map { $0 + offset }
         // Static anatomy × (shifted) vessels.
         let iso = g.project(g.isocenter), shiftedIso = g.project(g.isocenter + offset)
         let du = shiftedIso.u - iso.u, dv = shiftedIso.v - iso.v
         backgroundTransmission.withUnsafeBufferPointer { bg in
-            transmission.withUnsafeMutableBufferPointer { t in _ = t.update(fromContentsOf: bg) }
+            transmission.withUnsafeMutableBufferPointer { t in
+                if !partial { _ = t.update(fromContentsOf: bg); return }
+                for v in clipBox.1...clipBox.3 {
+                    let start = v * w + clipBox.0, count = clipBox.2 - clipBox.0 + 1
+                    (t.baseAddress! + start).update(from: bg.baseAddress! + start, count: count)
+                }
+            }
         }
         if vesselBox.0 <= vesselBox.2 {
             let b = vesselBox
             let iu = Int((du).rounded(.down)), iv = Int((dv).rounded(.down))
             let fu = Float(du - Double(iu)), fv = Float(dv - Double(iv))
-            let u0 = max(0, b.0 + iu), u1 = min(w - 1, b.2 + iu + 1), v0 = max(0, b.1 + iv), v1 = min(g.rows - 1, b.3 + iv + 1)
+            let u0 = max(clipBox.0, b.0 + iu), u1 = min(clipBox.2, b.2 + iu + 1), v0 = max(clipBox.1, b.1 + iv), v1 = min(clipBox.3, b.3 + iv + 1)
             if u0 <= u1, v0 <= v1 {
                 vesselTransmission.withUnsafeBufferPointer { vt in
                     transmission.withUnsafeMutableBufferPointer { t in
@@ -424,7 +474,10 @@ public final class FluoroRenderer {
             let mean = transmission.reduce(0, +) / Float(max(1, n))
             transmission.withUnsafeMutableBufferPointer { t in for i in 0..<n { t[i] = (1 - s) * t[i] + s * mean } }
         }
-        try expose(count: n)
+        // The pixels drawn: the whole frame as one run, or the box's rows one run each.
+        func rows(_ b: (Int, Int, Int, Int)) -> [Range<Int>] { (b.1...b.3).map { v in (v * w + b.0)..<(v * w + b.2 + 1) } }
+        try expose(partial ? rows(clipBox) : [0..<n], box: partial ? clipBox : nil)
+        let spans = partial ? rows(kept) : [0..<n]
         var pixels = [UInt16](repeating: 0, count: n)
         let sigma = Float(settings.electronicNoise)
         let logEncoded = settings.encoding == .log, inverted = settings.monochrome1
@@ -436,20 +489,33 @@ public final class FluoroRenderer {
         // scratch from here on), then rounded to pixels in C, where the clamped conversion
         // vectorises; Swift's checked one costs as much as the rest of the frame's pixel work.
         blurred.withUnsafeMutableBufferPointer { buffer in
-            var i = 0
-            while i < n {
-                var bits = rng.next()
-                for _ in 0..<4 where i < n {
-                    let t = buffer[i]
-                    let grey = logEncoded ? 4095 * (1 + log10(max(t, 1e-4)) / 4) : t * 4095
-                    buffer[i] = grey + sigma * normal.sample(UInt16(truncatingIfNeeded: bits))
-                    bits >>= 16
-                    i += 1
+            var mean = 0.0
+            for span in spans {
+                var i = span.lowerBound
+                while i < span.upperBound {
+                    var bits = rng.next()
+                    for _ in 0..<4 where i < span.upperBound {
+                        let t = buffer[i]
+                        let grey = logEncoded ? 4095 * (1 + log10(max(t, 1e-4)) / 4) : t * 4095
+                        buffer[i] = grey + sigma * normal.sample(UInt16(truncatingIfNeeded: bits))
+                        if partial { mean += Double(buffer[i]) }
+                        bits >>= 16
+                        i += 1
+                    }
                 }
             }
             // Inverted after rounding, so reading MONOCHROME1 back gives the very grey values.
             pixels.withUnsafeMutableBufferPointer { dst in
-                lumen_cv_quantise_u16(buffer.baseAddress, dst.baseAddress, Int64(n), 4095, inverted ? 1 : 0)
+                if partial {
+                    // Outside the region: its mean grey, flat.
+                    var level = Float(mean / Double(max(1, spans.reduce(0) { $0 + $1.count })))
+                    var fill: UInt16 = 0
+                    lumen_cv_quantise_u16(&level, &fill, 1, 4095, inverted ? 1 : 0)
+                    dst.update(repeating: fill)
+                }
+                for span in spans {
+                    lumen_cv_quantise_u16(buffer.baseAddress! + span.lowerBound, dst.baseAddress! + span.lowerBound, Int64(span.count), 4095, inverted ? 1 : 0)
+                }
             }
         }
         let tip = moved.last ?? .zero
@@ -460,8 +526,9 @@ public final class FluoroRenderer {
     }
 
     /// Quantum noise on the transmission (Poisson counts over the photon count: exact below
-    /// 30 photons, the normal approximation above), then the detector blur.
-    private func expose(count n: Int) throws {
+    /// 30 photons, the normal approximation above), then the detector blur: of the pixels in
+    /// `spans` only, and with a `box` (the spans are its rows) the blur of the box alone.
+    private func expose(_ spans: [Range<Int>], box: (Int, Int, Int, Int)?) throws {
         let n0 = settings.photonsPerPixel
         let invN0 = Float(1 / n0)
         let n0f = Float(n0)
@@ -477,45 +544,62 @@ public final class FluoroRenderer {
                 while p > limit { p *= rng.unit(); count += 1 }
                 return Float(count) * invN0
             }
-            var i = 0
-            // Four pixels per draw of 64 bits, as four lanes: the normal approximation for all
-            // four at once, then Knuth's method for the lanes below 30 photons in pixel order,
-            // so the draws come in the order one pixel at a time takes them.
-            while i + 4 <= n {
-                let bits = rng.next()
-                let e = SIMD4<Float>(t[i], t[i + 1], t[i + 2], t[i + 3])
-                let z = SIMD4<Float>(normal.sample(UInt16(truncatingIfNeeded: bits)), normal.sample(UInt16(truncatingIfNeeded: bits >> 16)),
-                                     normal.sample(UInt16(truncatingIfNeeded: bits >> 32)), normal.sample(UInt16(truncatingIfNeeded: bits >> 48)))
-                let lambda = n0f * e
-                var c = e + (e * invN0).squareRoot() * z
-                c.replace(with: 0, where: .!(c .> 0))
-                if any(.!(lambda .>= 30)) {
-                    for k in 0..<4 where !(lambda[k] >= 30) { c[k] = knuth(lambda[k]) }
-                }
-                t[i] = c[0]; t[i + 1] = c[1]; t[i + 2] = c[2]; t[i + 3] = c[3]
-                i += 4
-            }
-            if i < n {
-                var bits = rng.next()
-                while i < n {
-                    let e = t[i]
+            for span in spans {
+                var i = span.lowerBound
+                let n = span.upperBound
+                // Four pixels per draw of 64 bits, as four lanes: the normal approximation for all
+                // four at once, then Knuth's method for the lanes below 30 photons in pixel order,
+                // so the draws come in the order one pixel at a time takes them.
+                while i + 4 <= n {
+                    let bits = rng.next()
+                    let e = SIMD4<Float>(t[i], t[i + 1], t[i + 2], t[i + 3])
+                    let z = SIMD4<Float>(normal.sample(UInt16(truncatingIfNeeded: bits)), normal.sample(UInt16(truncatingIfNeeded: bits >> 16)),
+                                         normal.sample(UInt16(truncatingIfNeeded: bits >> 32)), normal.sample(UInt16(truncatingIfNeeded: bits >> 48)))
                     let lambda = n0f * e
-                    if lambda >= 30 {
-                        let c = e + (e * invN0).squareRoot() * normal.sample(UInt16(truncatingIfNeeded: bits))
-                        t[i] = c > 0 ? c : 0
-                    } else {
-                        t[i] = knuth(lambda)
+                    var c = e + (e * invN0).squareRoot() * z
+                    c.replace(with: 0, where: .!(c .> 0))
+                    if any(.!(lambda .>= 30)) {
+                        for k in 0..<4 where !(lambda[k] >= 30) { c[k] = knuth(lambda[k]) }
                     }
-                    bits >>= 16
-                    i += 1
+                    t[i] = c[0]; t[i + 1] = c[1]; t[i + 2] = c[2]; t[i + 3] = c[3]
+                    i += 4
+                }
+                if i < n {
+                    var bits = rng.next()
+                    while i < n {
+                        let e = t[i]
+                        let lambda = n0f * e
+                        if lambda >= 30 {
+                            let c = e + (e * invN0).squareRoot() * normal.sample(UInt16(truncatingIfNeeded: bits))
+                            t[i] = c > 0 ? c : 0
+                        } else {
+                            t[i] = knuth(lambda)
+                        }
+                        bits >>= 16
+                        i += 1
+                    }
                 }
             }
         }
         var err = [CChar](repeating: 0, count: 256)
         let g = geometry
-        let rc = transmission.withUnsafeBufferPointer { src in
-            blurred.withUnsafeMutableBufferPointer { dst in
-                lumen_cv_gaussian_blur_f32(src.baseAddress, dst.baseAddress, Int32(g.columns), Int32(g.rows), settings.blurSigma, &err, Int32(err.count))
+        let rc: Int32
+        if let b = box {
+            // The box packed, blurred and put back: its border replicated as the frame's is.
+            let bw = b.2 - b.0 + 1, bh = b.3 - b.1 + 1
+            var packed = [Float](repeating: 0, count: bw * bh), out = [Float](repeating: 0, count: bw * bh)
+            transmission.withUnsafeBufferPointer { t in
+                for y in 0..<bh { for x in 0..<bw { packed[y * bw + x] = t[(b.1 + y) * g.columns + b.0 + x] } }
+            }
+            rc = lumen_cv_gaussian_blur_f32(packed, &out, Int32(bw), Int32(bh), settings.blurSigma, &err, Int32(err.count))
+            blurred.withUnsafeMutableBufferPointer { d in
+                for y in 0..<bh { for x in 0..<bw { d[(b.1 + y) * g.columns + b.0 + x] = out[y * bw + x] } }
+            }
+        } else {
+            rc = transmission.withUnsafeBufferPointer { src in
+                blurred.withUnsafeMutableBufferPointer { dst in
+                    lumen_cv_gaussian_blur_f32(src.baseAddress, dst.baseAddress, Int32(g.columns), Int32(g.rows), settings.blurSigma, &err, Int32(err.count))
+                }
             }
         }
         if rc != 0 { throw FluoroError.blur(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) }
